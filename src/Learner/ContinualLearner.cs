@@ -1,0 +1,482 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Evaluation;
+using ContinualServe.Learner.Holdout;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner;
+
+/// <summary>
+/// The learner: consumes labeled examples from Kafka, routes a fixed fraction to holdout, trains a copy
+/// of the model with replay, and in rounds evaluates every seen task, saves a version to the model store,
+/// commits the offsets the version includes, and announces it. Offsets are committed only after the
+/// version that contains their effect is on disk, so a crash re-reads uncommitted records and never
+/// skips one; the version's manifest records the same offsets, and a restart seeks to them.
+/// All Kafka and tensor work runs on one dedicated thread.
+/// </summary>
+public sealed partial class ContinualLearner : IDisposable
+{
+    private readonly LearnerOptions options;
+    private readonly ILogger logger;
+    private readonly ModelStore store;
+    private readonly ExampleRecordCodec codec;
+    private readonly HoldoutRouter holdoutRouter;
+    private readonly HoldoutEvaluator evaluator = new();
+    private readonly Dictionary<TopicPartition, long> positions = [];
+    private readonly List<LabeledExample> pending = [];
+    private readonly Lock statusLock = new();
+    private readonly ManualResetEventSlim stopped = new(initialState: true);
+    private Thread? thread;
+    private CancellationTokenSource? stopping;
+    private LearnerStatus status = new();
+    private AccuracyMatrix matrix = new();
+    private ModelVersion? latest;
+    private ContinualTrainer? trainer;
+    private Device device = torch.CPU;
+    private int currentTask;
+    private long trainedSinceRound;
+    private long heldOutSinceRound;
+    private double lossSum;
+    private double logitLossSum;
+    private double labelLossSum;
+    private int lossSteps;
+    private long invalidCount;
+    private DateTime lastRecordAt = DateTime.UtcNow;
+
+    public ContinualLearner(LearnerOptions options, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        this.options = options;
+        logger = loggerFactory.CreateLogger<ContinualLearner>();
+        store = new ModelStore(options.StoreDirectory, options.RetainedVersions, loggerFactory.CreateLogger<ModelStore>());
+        codec = new ExampleRecordCodec(options.InitialSpec.FeatureCount, options.InitialSpec.ClassCount, options.MaxRecordBytes);
+        holdoutRouter = new HoldoutRouter(options.HoldoutFraction);
+    }
+
+    /// <summary>Raised on the learner thread after a version is saved and its offsets committed.</summary>
+    public event Action<ModelVersion>? VersionPublished;
+
+    public ModelStore Store => store;
+
+    public LearnerStatus Status
+    {
+        get
+        {
+            lock (statusLock)
+            {
+                return status;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Loads (or creates) the starting version and starts the consumer thread. Returns the version the
+    /// learner starts from, which a co-located server can serve at once.
+    /// </summary>
+    public ModelVersion Start()
+    {
+        if (thread is not null)
+        {
+            throw new InvalidOperationException("The learner is already running.");
+        }
+
+        device = DeviceSelector.Resolve(options.Device);
+        latest = store.TryLoadLatest() ?? SaveInitialVersion();
+        matrix = AccuracyMatrix.FromSummary(latest.Manifest.Evaluation);
+        currentTask = matrix.Tasks.Count > 0 ? matrix.Tasks[^1] : 0;
+        using (nn.Module<Tensor, Tensor> weights = latest.LoadModule(device))
+        {
+            trainer = new ContinualTrainer(latest.Spec, weights, device, options.Trainer);
+        }
+
+        LogStarting(logger, options.Topic, options.GroupId, latest.Number, device, options.Trainer.Strategy);
+        stopping = new CancellationTokenSource();
+        stopped.Reset();
+        thread = new Thread(() => Run(stopping.Token)) { IsBackground = true, Name = "continualserve-learner" };
+        thread.Start();
+        return latest;
+    }
+
+    /// <summary>Stops the consumer thread after its current step; pending examples stay uncommitted.</summary>
+    public void Stop(TimeSpan timeout)
+    {
+        stopping?.Cancel();
+        if (!stopped.Wait(timeout))
+        {
+            LogStopTimedOut(logger, timeout.TotalSeconds);
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop(TimeSpan.FromSeconds(30));
+        trainer?.Dispose();
+        stopping?.Dispose();
+        stopped.Dispose();
+    }
+
+    private ModelVersion SaveInitialVersion()
+    {
+        torch.manual_seed(options.Trainer.Seed);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(options.InitialSpec);
+        ModelVersion version = store.Save(options.InitialSpec, module, new ModelManifest());
+        LogInitialVersion(logger, version.Number, options.InitialSpec.Architecture);
+        return version;
+    }
+
+    private void Run(CancellationToken cancellation)
+    {
+        try
+        {
+            using IConsumer<byte[]?, byte[]?> consumer = BuildConsumer();
+            using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger);
+            consumer.Subscribe(options.Topic);
+            UpdateStatus(running: true);
+            try
+            {
+                ConsumeUntilStopped(consumer, deadLetters, cancellation);
+            }
+            finally
+            {
+                consumer.Close();
+            }
+        }
+        catch (KafkaException exception) when (exception.Error.IsFatal)
+        {
+            LogFatalKafkaError(logger, exception, exception.Error.Code);
+        }
+        finally
+        {
+            UpdateStatus(running: false);
+            LogStopped(logger, Status.Trained, latest?.Number ?? 0);
+            stopped.Set();
+        }
+    }
+
+    private void ConsumeUntilStopped(IConsumer<byte[]?, byte[]?> consumer, DeadLetterPublisher deadLetters, CancellationToken cancellation)
+    {
+        while (!cancellation.IsCancellationRequested)
+        {
+            ConsumeResult<byte[]?, byte[]?>? result;
+            try
+            {
+                result = consumer.Consume(TimeSpan.FromMilliseconds(100));
+            }
+            catch (ConsumeException exception) when (exception.Error.Code == ErrorCode.Local_AutoOffsetReset)
+            {
+                SkipToRetainedRecords(consumer);
+                continue;
+            }
+            catch (ConsumeException exception) when (!exception.Error.IsFatal)
+            {
+                LogConsumeError(logger, exception, exception.Error.Code);
+                continue;
+            }
+
+            if (result is null || result.IsPartitionEOF)
+            {
+                bool idle = DateTime.UtcNow - lastRecordAt >= options.IdleRoundDelay;
+                if (idle && (trainedSinceRound > 0 || pending.Count > 0 || heldOutSinceRound > 0))
+                {
+                    RunRound(consumer, "idle");
+                }
+
+                continue;
+            }
+
+            lastRecordAt = DateTime.UtcNow;
+            Handle(consumer, deadLetters, result);
+        }
+    }
+
+    private void Handle(IConsumer<byte[]?, byte[]?> consumer, DeadLetterPublisher deadLetters, ConsumeResult<byte[]?, byte[]?> result)
+    {
+        if (!codec.TryDecode(result.Message.Value ?? [], out LabeledExample? example, out string error))
+        {
+            deadLetters.Publish(result, error);
+            invalidCount++;
+            ContinualServeMetrics.LearnerExamples.WithLabels("invalid").Inc();
+            if (invalidCount <= 10 || invalidCount % 1000 == 0)
+            {
+                LogInvalidRecord(logger, result.TopicPartitionOffset, error, invalidCount);
+            }
+
+            Advance(result);
+            return;
+        }
+
+        if (example!.Task > currentTask)
+        {
+            // The previous task is over: its row of the accuracy matrix is final once this round is done.
+            if (currentTask > 0 && (trainedSinceRound > 0 || pending.Count > 0 || heldOutSinceRound > 0))
+            {
+                RunRound(consumer, "task-end");
+            }
+
+            currentTask = example.Task;
+            LogTaskStarted(logger, currentTask, result.TopicPartitionOffset);
+        }
+
+        if (holdoutRouter.IsHoldout(example.Id))
+        {
+            evaluator.Add(example);
+            heldOutSinceRound++;
+            ContinualServeMetrics.LearnerExamples.WithLabels("holdout").Inc();
+        }
+        else
+        {
+            pending.Add(example);
+            if (pending.Count >= options.Trainer.BatchSize)
+            {
+                TrainPending();
+            }
+        }
+
+        Advance(result);
+        if (trainedSinceRound >= options.RoundExamples)
+        {
+            RunRound(consumer, "periodic");
+        }
+    }
+
+    private void Advance(ConsumeResult<byte[]?, byte[]?> result)
+    {
+        positions[result.TopicPartition] = result.Offset.Value + 1;
+        lock (statusLock)
+        {
+            status = status with
+            {
+                Consumed = status.Consumed + 1,
+                Invalid = invalidCount,
+                CurrentTask = currentTask,
+                Position = positions.Values.Sum(),
+            };
+        }
+    }
+
+    private void TrainPending()
+    {
+        if (pending.Count == 0)
+        {
+            return;
+        }
+
+        StepLosses losses = trainer!.Step(pending);
+        if (losses.Skipped)
+        {
+            LogNonFiniteLoss(logger, losses.Total, trainer.SkippedStepCount);
+        }
+        else
+        {
+            lossSum += losses.Total;
+            logitLossSum += losses.ReplayLogits;
+            labelLossSum += losses.ReplayLabels;
+            lossSteps++;
+        }
+
+        trainedSinceRound += pending.Count;
+        ContinualServeMetrics.LearnerExamples.WithLabels("trained").Inc(pending.Count);
+        pending.Clear();
+    }
+
+    private void RunRound(IConsumer<byte[]?, byte[]?> consumer, string reason)
+    {
+        long started = Stopwatch.GetTimestamp();
+        TrainPending();
+        IReadOnlyDictionary<int, double> accuracies = evaluator.Evaluate(trainer!.Module, device);
+        if (currentTask > 0)
+        {
+            matrix.Record(currentTask, accuracies);
+        }
+
+        EvaluationSummary summary = matrix.ToSummary();
+        var manifest = new ModelManifest
+        {
+            ParentVersion = latest?.Number,
+            ExamplesTrained = (latest?.Manifest.ExamplesTrained ?? 0) + trainedSinceRound,
+            TrainingOffsets = positions
+                .Select(pair => new TrainingOffset(pair.Key.Topic, pair.Key.Partition.Value, pair.Value))
+                .ToArray(),
+            Evaluation = summary,
+        };
+        latest = store.Save(trainer.Spec, trainer.Module, manifest);
+        consumer.Commit(positions.Select(pair => new TopicPartitionOffset(pair.Key, pair.Value)));
+
+        double meanLoss = lossSteps > 0 ? lossSum / lossSteps : double.NaN;
+        PublishMetrics(summary, accuracies, consumer, meanLoss);
+        LogRound(logger, latest.Number, reason, currentTask, trainedSinceRound, summary.AverageAccuracy, summary.BackwardTransfer, meanLoss);
+        lock (statusLock)
+        {
+            status = status with
+            {
+                Trained = status.Trained + trainedSinceRound,
+                HeldOut = status.HeldOut + heldOutSinceRound,
+                LatestVersion = latest.Number,
+                LastLoss = meanLoss,
+                AccuracyByTask = accuracies,
+            };
+        }
+
+        trainedSinceRound = 0;
+        heldOutSinceRound = 0;
+        lossSum = logitLossSum = labelLossSum = 0;
+        lossSteps = 0;
+        ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        ContinualServeMetrics.Promotions.WithLabels("promoted").Inc();
+        VersionPublished?.Invoke(latest);
+    }
+
+    private void PublishMetrics(EvaluationSummary summary, IReadOnlyDictionary<int, double> accuracies, IConsumer<byte[]?, byte[]?> consumer, double meanLoss)
+    {
+        foreach ((int task, double accuracy) in accuracies)
+        {
+            ContinualServeMetrics.TaskAccuracy.WithLabels(task.ToString(System.Globalization.CultureInfo.InvariantCulture)).Set(accuracy);
+        }
+
+        foreach ((int task, double forgetting) in summary.Forgetting)
+        {
+            ContinualServeMetrics.TaskForgetting.WithLabels(task.ToString(System.Globalization.CultureInfo.InvariantCulture)).Set(forgetting);
+        }
+
+        ContinualServeMetrics.AverageAccuracy.Set(summary.AverageAccuracy);
+        ContinualServeMetrics.BackwardTransfer.Set(summary.BackwardTransfer);
+        ContinualServeMetrics.ReplayBufferExamples.Set(trainer!.ReplayBuffer.Count);
+        if (lossSteps > 0)
+        {
+            ContinualServeMetrics.LearnerLoss.WithLabels("total").Set(meanLoss);
+            ContinualServeMetrics.LearnerLoss.WithLabels("replay_logits").Set(logitLossSum / lossSteps);
+            ContinualServeMetrics.LearnerLoss.WithLabels("replay_labels").Set(labelLossSum / lossSteps);
+        }
+
+        foreach ((TopicPartition partition, long position) in positions)
+        {
+            WatermarkOffsets watermarks = consumer.GetWatermarkOffsets(partition);
+            if (watermarks.High.Value >= 0)
+            {
+                ContinualServeMetrics.KafkaConsumerLag
+                    .WithLabels(partition.Partition.Value.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    .Set(Math.Max(0, watermarks.High.Value - position));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Handles an offset that fell out of the partition's retained range (retention deleted records the
+    /// learner had not read): counts and logs the lost records, then resumes at the oldest retained one.
+    /// </summary>
+    private void SkipToRetainedRecords(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        foreach (TopicPartition partition in consumer.Assignment)
+        {
+            WatermarkOffsets watermarks = consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(5));
+            bool known = positions.TryGetValue(partition, out long position);
+            if (known && position >= watermarks.Low.Value && position <= watermarks.High.Value)
+            {
+                continue;
+            }
+
+            if (known && position < watermarks.Low.Value)
+            {
+                long lost = watermarks.Low.Value - position;
+                ContinualServeMetrics.LearnerExamples.WithLabels("lost").Inc(lost);
+                lock (statusLock)
+                {
+                    status = status with { Lost = status.Lost + lost };
+                }
+
+                LogRecordsLost(logger, partition, position, watermarks.Low.Value, lost);
+            }
+
+            positions[partition] = watermarks.Low.Value;
+            consumer.Seek(new TopicPartitionOffset(partition, watermarks.Low));
+        }
+    }
+
+    private IConsumer<byte[]?, byte[]?> BuildConsumer()
+    {
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = options.BootstrapServers,
+            GroupId = options.GroupId,
+            EnableAutoCommit = false,
+            EnableAutoOffsetStore = false,
+            AutoOffsetReset = AutoOffsetReset.Error,
+            EnablePartitionEof = true,
+            FetchWaitMaxMs = 10,
+            SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds,
+            HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 6),
+        };
+        return new ConsumerBuilder<byte[]?, byte[]?>(config)
+            .SetPartitionsAssignedHandler((_, partitions) => partitions.Select(StartingOffset))
+            .SetPartitionsRevokedHandler((_, partitions) => positions.Clear())
+            .SetErrorHandler((_, error) => LogKafkaError(logger, error.Code, error.Reason, error.IsFatal))
+            .Build();
+    }
+
+    // The newest version's manifest is the source of truth: it records exactly the offsets its weights include.
+    private TopicPartitionOffset StartingOffset(TopicPartition partition)
+    {
+        TrainingOffset? recorded = latest?.Manifest.TrainingOffsets
+            .FirstOrDefault(offset => offset.Topic == partition.Topic && offset.Partition == partition.Partition.Value);
+        if (recorded is null)
+        {
+            return new TopicPartitionOffset(partition, Offset.Beginning);
+        }
+
+        positions[partition] = recorded.Offset;
+        return new TopicPartitionOffset(partition, recorded.Offset);
+    }
+
+    private void UpdateStatus(bool running)
+    {
+        lock (statusLock)
+        {
+            status = status with { IsRunning = running, LatestVersion = latest?.Number ?? 0, CurrentTask = currentTask };
+        }
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with strategy {Strategy}")]
+    private static partial void LogStarting(ILogger logger, string topic, string groupId, long version, Device device, ReplayStrategy strategy);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped after training {Trained} examples; latest version {Version}")]
+    private static partial void LogStopped(ILogger logger, long trained, long version);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Model store was empty: saved untrained {Architecture} as version {Version}")]
+    private static partial void LogInitialVersion(ILogger logger, long version, string architecture);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "Task {Task} started at {Position}")]
+    private static partial void LogTaskStarted(ILogger logger, int task, TopicPartitionOffset position);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Information, Message = "Published version {Version} ({Reason} round, task {Task}, {Trained} new examples): ACC {AverageAccuracy:F4}, BWT {BackwardTransfer:F4}, loss {Loss:F4}")]
+    private static partial void LogRound(ILogger logger, long version, string reason, int task, long trained, double averageAccuracy, double backwardTransfer, double loss);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Warning, Message = "Invalid record at {Position} sent to the dead-letter topic: {Reason} ({Count} invalid so far)")]
+    private static partial void LogInvalidRecord(ILogger logger, TopicPartitionOffset position, string reason, long count);
+
+    [LoggerMessage(EventId = 206, Level = LogLevel.Error, Message = "{Lost} records on {Partition} were deleted by retention before the learner read them (position {Position}, oldest retained {LowWatermark}); resuming at the oldest retained record")]
+    private static partial void LogRecordsLost(ILogger logger, TopicPartition partition, long position, long lowWatermark, long lost);
+
+    [LoggerMessage(EventId = 207, Level = LogLevel.Warning, Message = "Skipped a training step with a non-finite loss {Loss} ({Count} skipped so far)")]
+    private static partial void LogNonFiniteLoss(ILogger logger, double loss, long count);
+
+    [LoggerMessage(EventId = 208, Level = LogLevel.Warning, Message = "Kafka consume error {Code}; retrying")]
+    private static partial void LogConsumeError(ILogger logger, Exception exception, ErrorCode code);
+
+    [LoggerMessage(EventId = 209, Level = LogLevel.Warning, Message = "Kafka error {Code}: {Reason} (fatal: {IsFatal})")]
+    private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason, bool isFatal);
+
+    [LoggerMessage(EventId = 211, Level = LogLevel.Critical, Message = "Fatal Kafka error {Code}; the learner stopped")]
+    private static partial void LogFatalKafkaError(ILogger logger, Exception exception, ErrorCode code);
+
+    [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "The learner did not stop within {Seconds} s")]
+    private static partial void LogStopTimedOut(ILogger logger, double seconds);
+}

@@ -1,0 +1,130 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+
+namespace ContinualServe.Learner.Data;
+
+/// <summary>
+/// Images and labels read from a pair of IDX files (the MNIST and Fashion-MNIST format), optionally gzip-compressed.
+/// Pixels are stored row by row, one byte each.
+/// </summary>
+public sealed class IdxDataset
+{
+    private const int ImagesMagic = 0x00000803;
+    private const int LabelsMagic = 0x00000801;
+
+    private IdxDataset(byte[] pixels, byte[] labels, int rows, int columns)
+    {
+        Pixels = pixels;
+        Labels = labels;
+        Rows = rows;
+        Columns = columns;
+    }
+
+    public byte[] Pixels { get; }
+
+    public byte[] Labels { get; }
+
+    public int Rows { get; }
+
+    public int Columns { get; }
+
+    public int Count => Labels.Length;
+
+    public int FeatureCount => Rows * Columns;
+
+    public ReadOnlySpan<byte> Image(int index) => Pixels.AsSpan(index * FeatureCount, FeatureCount);
+
+    /// <summary>Reads an image file and its label file; a ".gz" suffix means gzip.</summary>
+    public static IdxDataset Load(string imagesPath, string labelsPath)
+    {
+        byte[] images = ReadPossiblyCompressed(imagesPath);
+        byte[] labels = ReadPossiblyCompressed(labelsPath);
+
+        int imageCount = ReadHeader(images, ImagesMagic, 3, imagesPath, out int headerBytes, out int[] dimensions);
+        int labelCount = ReadHeader(labels, LabelsMagic, 1, labelsPath, out int labelHeaderBytes, out _);
+        if (imageCount != labelCount)
+        {
+            throw new InvalidDataException($"{imagesPath} holds {imageCount} images but {labelsPath} holds {labelCount} labels.");
+        }
+
+        int featureCount = dimensions[1] * dimensions[2];
+        long expectedImageBytes = headerBytes + ((long)imageCount * featureCount);
+        if (images.Length != expectedImageBytes || labels.Length != labelHeaderBytes + labelCount)
+        {
+            throw new InvalidDataException(
+                $"IDX files {imagesPath} and {labelsPath} are truncated or too long for {imageCount} examples of {dimensions[1]}x{dimensions[2]}.");
+        }
+
+        return new IdxDataset(
+            images.AsSpan(headerBytes).ToArray(),
+            labels.AsSpan(labelHeaderBytes).ToArray(),
+            dimensions[1],
+            dimensions[2]);
+    }
+
+    /// <summary>Loads the standard file pair (train or t10k) from a Fashion-MNIST directory.</summary>
+    public static IdxDataset LoadFashionMnist(string directory, bool training)
+    {
+        string prefix = training ? "train" : "t10k";
+        return Load(
+            FindFile(directory, $"{prefix}-images-idx3-ubyte"),
+            FindFile(directory, $"{prefix}-labels-idx1-ubyte"));
+    }
+
+    private static string FindFile(string directory, string baseName)
+    {
+        foreach (string candidate in new[] { baseName + ".gz", baseName })
+        {
+            string path = Path.Combine(directory, candidate);
+            if (File.Exists(path))
+            {
+                return path;
+            }
+        }
+
+        throw new FileNotFoundException(
+            $"Neither {baseName}.gz nor {baseName} exists in {directory}. Install the Debian package dataset-fashion-mnist or pass --data.",
+            Path.Combine(directory, baseName + ".gz"));
+    }
+
+    private static byte[] ReadPossiblyCompressed(string path)
+    {
+        if (!path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
+        {
+            return File.ReadAllBytes(path);
+        }
+
+        using FileStream file = File.OpenRead(path);
+        using var gzip = new GZipStream(file, CompressionMode.Decompress);
+        using var buffer = new MemoryStream();
+        gzip.CopyTo(buffer);
+        return buffer.ToArray();
+    }
+
+    private static int ReadHeader(byte[] content, int magic, int dimensionCount, string path, out int headerBytes, out int[] dimensions)
+    {
+        headerBytes = 4 + (4 * dimensionCount);
+        if (content.Length < headerBytes)
+        {
+            throw new InvalidDataException($"{path} is too short to be an IDX file.");
+        }
+
+        int actualMagic = BinaryPrimitives.ReadInt32BigEndian(content);
+        if (actualMagic != magic)
+        {
+            throw new InvalidDataException($"{path} has IDX magic 0x{actualMagic:x8}; expected 0x{magic:x8}.");
+        }
+
+        dimensions = new int[dimensionCount];
+        for (int index = 0; index < dimensionCount; index++)
+        {
+            dimensions[index] = BinaryPrimitives.ReadInt32BigEndian(content.AsSpan(4 + (4 * index)));
+            if (dimensions[index] <= 0)
+            {
+                throw new InvalidDataException($"{path} has a non-positive dimension {dimensions[index]}.");
+            }
+        }
+
+        return dimensions[0];
+    }
+}

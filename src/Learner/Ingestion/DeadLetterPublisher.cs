@@ -1,0 +1,71 @@
+using System.Globalization;
+using System.Text;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+
+namespace ContinualServe.Learner.Ingestion;
+
+/// <summary>
+/// Sends records that failed validation to the dead-letter topic, unchanged, with the reason and the
+/// source topic, partition and offset in headers, so that no record is dropped silently.
+/// </summary>
+public sealed partial class DeadLetterPublisher : IDisposable
+{
+    public const string ReasonHeader = "dlq-reason";
+    public const string SourceTopicHeader = "dlq-source-topic";
+    public const string SourcePartitionHeader = "dlq-source-partition";
+    public const string SourceOffsetHeader = "dlq-source-offset";
+
+    private readonly IProducer<byte[]?, byte[]?> producer;
+    private readonly ILogger logger;
+    private long failures;
+
+    public DeadLetterPublisher(string bootstrapServers, string topic, ILogger logger)
+    {
+        Topic = topic;
+        this.logger = logger;
+        var config = new ProducerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            Acks = Acks.All,
+            EnableIdempotence = false,
+            LingerMs = 5,
+        };
+        producer = new ProducerBuilder<byte[]?, byte[]?>(config).Build();
+    }
+
+    public string Topic { get; }
+
+    public void Publish(ConsumeResult<byte[]?, byte[]?> source, string reason)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var headers = new Headers
+        {
+            { ReasonHeader, Encoding.UTF8.GetBytes(reason) },
+            { SourceTopicHeader, Encoding.UTF8.GetBytes(source.Topic) },
+            { SourcePartitionHeader, Encoding.UTF8.GetBytes(source.Partition.Value.ToString(CultureInfo.InvariantCulture)) },
+            { SourceOffsetHeader, Encoding.UTF8.GetBytes(source.Offset.Value.ToString(CultureInfo.InvariantCulture)) },
+        };
+        var message = new Message<byte[]?, byte[]?> { Key = source.Message.Key, Value = source.Message.Value, Headers = headers };
+        producer.Produce(Topic, message, report =>
+        {
+            if (report.Error.IsError)
+            {
+                long count = Interlocked.Increment(ref failures);
+                LogDeadLetterFailed(logger, source.TopicPartitionOffset, report.Error.Reason, count);
+            }
+        });
+    }
+
+    /// <summary>Waits until every dead letter sent so far is acknowledged, or the timeout passes.</summary>
+    public void Flush(TimeSpan timeout) => producer.Flush(timeout);
+
+    public void Dispose()
+    {
+        producer.Flush(TimeSpan.FromSeconds(5));
+        producer.Dispose();
+    }
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({Count} failures so far)")]
+    private static partial void LogDeadLetterFailed(ILogger logger, TopicPartitionOffset source, string reason, long count);
+}

@@ -1,0 +1,109 @@
+using System.Globalization;
+using Confluent.Kafka;
+using ContinualServe.Learner.Data;
+using Microsoft.Extensions.Logging;
+
+namespace ContinualServe.Learner.Ingestion;
+
+/// <summary>
+/// Streams an IDX dataset into a topic as Split Fashion-MNIST tasks, task after task, one JSON record
+/// per example keyed by its id. When a consumer position is given, the producer pauses while more
+/// than <see cref="MaxLag"/> records are ahead of it, because a topic with small retention (the embedded
+/// broker keeps about 5 MiB per partition) would otherwise delete records the consumer has not read.
+/// </summary>
+public sealed partial class ExampleProducer
+{
+    private readonly ILogger logger;
+
+    public ExampleProducer(string bootstrapServers, string topic, ILogger logger)
+    {
+        BootstrapServers = bootstrapServers;
+        Topic = topic;
+        this.logger = logger;
+    }
+
+    public string BootstrapServers { get; }
+
+    public string Topic { get; }
+
+    /// <summary>Most records allowed between the producer and the consumer position; 0 disables pacing.</summary>
+    public int MaxLag { get; init; } = 1500;
+
+    /// <summary>Prefix of example ids, e.g. "train" gives "train-00042".</summary>
+    public string IdPrefix { get; init; } = "train";
+
+    /// <summary>Number of tasks to stream, from task 1.</summary>
+    public int MaxTasks { get; init; } = int.MaxValue;
+
+    /// <summary>
+    /// Produces every example and returns how many were sent. <paramref name="consumerPosition"/> returns
+    /// the total offset the consumer has reached across partitions; null disables pacing.
+    /// </summary>
+    public async Task<long> ProduceAsync(IdxDataset dataset, Func<long>? consumerPosition, IProgress<long>? progress, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(dataset);
+        IReadOnlyList<int> order = SplitTasks.OrderByTask(dataset, MaxTasks);
+        var config = new ProducerConfig
+        {
+            BootstrapServers = BootstrapServers,
+            Acks = Acks.All,
+            LingerMs = 5,
+            MessageTimeoutMs = 30_000,
+        };
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(config).Build();
+        long startPosition = consumerPosition?.Invoke() ?? 0;
+        long sent = 0;
+        long failed = 0;
+        LogProducing(logger, order.Count, Topic, MaxLag);
+        foreach (int index in order)
+        {
+            if (consumerPosition is not null && MaxLag > 0)
+            {
+                await WaitForConsumer(producer, consumerPosition, startPosition + sent, cancellation).ConfigureAwait(false);
+            }
+
+            cancellation.ThrowIfCancellationRequested();
+            int label = dataset.Labels[index];
+            string id = IdPrefix + "-" + index.ToString("D5", CultureInfo.InvariantCulture);
+            byte[] value = ExampleRecordCodec.Encode(id, SplitTasks.TaskOf(label), label, dataset.Image(index));
+            producer.Produce(Topic, new Message<string, byte[]> { Key = id, Value = value }, report =>
+            {
+                if (report.Error.IsError)
+                {
+                    Interlocked.Increment(ref failed);
+                }
+            });
+            sent++;
+            if (sent % 1000 == 0)
+            {
+                progress?.Report(sent);
+            }
+        }
+
+        producer.Flush(cancellation);
+        progress?.Report(sent);
+        long failures = Interlocked.Read(ref failed);
+        if (failures > 0)
+        {
+            throw new KafkaException(new Error(ErrorCode.Local_MsgTimedOut, $"{failures} of {sent} records could not be delivered to {Topic}."));
+        }
+
+        LogProduced(logger, sent, Topic);
+        return sent;
+    }
+
+    private async Task WaitForConsumer(IProducer<string, byte[]> producer, Func<long> consumerPosition, long target, CancellationToken cancellation)
+    {
+        while (target - consumerPosition() > MaxLag)
+        {
+            producer.Poll(TimeSpan.Zero);
+            await Task.Delay(5, cancellation).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic} (maximum lag {MaxLag} records)")]
+    private static partial void LogProducing(ILogger logger, int count, string topic, int maxLag);
+
+    [LoggerMessage(EventId = 221, Level = LogLevel.Information, Message = "Produced {Count} examples to {Topic}")]
+    private static partial void LogProduced(ILogger logger, long count, string topic);
+}

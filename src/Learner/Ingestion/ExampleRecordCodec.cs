@@ -1,0 +1,193 @@
+using System.Buffers;
+using System.Text.Json;
+using ContinualServe.Learner.Data;
+
+namespace ContinualServe.Learner.Ingestion;
+
+/// <summary>
+/// Reads and writes the JSON record format of the training stream:
+/// <c>{"id":"train-42","task":1,"label":0,"features":[0,12,255,...]}</c>, keyed by the example id.
+/// Reading validates every field, so an invalid record yields a reason instead of an exception.
+/// </summary>
+public sealed class ExampleRecordCodec
+{
+    public ExampleRecordCodec(int featureCount, int classCount, int maxRecordBytes = 1 << 20)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(featureCount, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(classCount, 2);
+        FeatureCount = featureCount;
+        ClassCount = classCount;
+        MaxRecordBytes = maxRecordBytes;
+    }
+
+    public int FeatureCount { get; }
+
+    public int ClassCount { get; }
+
+    public int MaxRecordBytes { get; }
+
+    public static byte[] Encode(string id, int task, int label, ReadOnlySpan<byte> pixels)
+    {
+        var buffer = new ArrayBufferWriter<byte>(16 + (pixels.Length * 4));
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("id", id);
+            writer.WriteNumber("task", task);
+            writer.WriteNumber("label", label);
+            writer.WriteStartArray("features");
+            foreach (byte pixel in pixels)
+            {
+                writer.WriteNumberValue(pixel);
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Parses and validates one record; on failure <paramref name="error"/> names the field and the problem.</summary>
+    public bool TryDecode(ReadOnlySpan<byte> json, out LabeledExample? example, out string error)
+    {
+        example = null;
+        if (json.Length > MaxRecordBytes)
+        {
+            error = $"record is {json.Length} bytes; the limit is {MaxRecordBytes}";
+            return false;
+        }
+
+        try
+        {
+            return TryRead(json, out example, out error);
+        }
+        catch (JsonException exception)
+        {
+            error = $"malformed JSON: {exception.Message}";
+            return false;
+        }
+    }
+
+    private bool TryRead(ReadOnlySpan<byte> json, out LabeledExample? example, out string error)
+    {
+        example = null;
+        var reader = new Utf8JsonReader(json);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            error = "record must be a JSON object";
+            return false;
+        }
+
+        string? id = null;
+        int? task = null;
+        int? label = null;
+        float[]? features = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            string name = reader.GetString()!;
+            reader.Read();
+            switch (name)
+            {
+                case "id":
+                    id = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                    break;
+                case "task":
+                    task = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int taskValue) ? taskValue : -1;
+                    break;
+                case "label":
+                    label = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int labelValue) ? labelValue : -1;
+                    break;
+                case "features":
+                    if (!TryReadFeatures(ref reader, out features, out error))
+                    {
+                        return false;
+                    }
+
+                    break;
+                default:
+                    reader.Skip();
+                    break;
+            }
+        }
+
+        error = Validate(id, task, label, features);
+        if (error.Length > 0)
+        {
+            return false;
+        }
+
+        example = new LabeledExample(id!, task!.Value, label!.Value, features!);
+        return true;
+    }
+
+    private string Validate(string? id, int? task, int? label, float[]? features)
+    {
+        if (string.IsNullOrEmpty(id))
+        {
+            return "field 'id' is missing or not a non-empty string";
+        }
+
+        if (task is null or < 1)
+        {
+            return "field 'task' is missing or not a positive integer";
+        }
+
+        if (label is null || label < 0 || label >= ClassCount)
+        {
+            return $"field 'label' is missing or outside 0..{ClassCount - 1}";
+        }
+
+        if (features is null)
+        {
+            return "field 'features' is missing";
+        }
+
+        return string.Empty;
+    }
+
+    private bool TryReadFeatures(ref Utf8JsonReader reader, out float[]? features, out string error)
+    {
+        features = null;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            error = "field 'features' must be an array of numbers";
+            return false;
+        }
+
+        var values = new float[FeatureCount];
+        int count = 0;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetSingle(out float value))
+            {
+                error = $"field 'features' item {count} is not a number";
+                return false;
+            }
+
+            if (!float.IsFinite(value))
+            {
+                error = $"field 'features' item {count} is not finite";
+                return false;
+            }
+
+            if (count == FeatureCount)
+            {
+                error = $"field 'features' has more than the expected {FeatureCount} values";
+                return false;
+            }
+
+            values[count++] = value;
+        }
+
+        if (count != FeatureCount)
+        {
+            error = $"field 'features' has {count} values; expected {FeatureCount}";
+            return false;
+        }
+
+        features = values;
+        error = string.Empty;
+        return true;
+    }
+}

@@ -1,0 +1,141 @@
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace ContinualServe.Learner.Kafka;
+
+/// <summary>
+/// In-process Kafka cluster for development and tests, backed by librdkafka's mock cluster.
+/// The mock brokers listen on ephemeral loopback ports, keep all records in memory and do not
+/// support the admin CreateTopics request, so topics are created through <see cref="CreateTopic"/>
+/// or by producer auto-creation.
+/// </summary>
+/// <remarks>
+/// NOTE: each mock partition keeps at most 5 MiB or 100,000 message sets (rdkafka_mock.c in librdkafka 2.x)
+/// and drops the oldest beyond that, so a consumer whose committed offset falls below the new start offset
+/// gets OFFSET_OUT_OF_RANGE and auto.offset.reset applies.
+/// </remarks>
+public sealed partial class EmbeddedKafkaBroker : IDisposable
+{
+    private readonly Lock _lock = new();
+    private readonly ILogger _logger;
+    private IntPtr _handle;
+    private IntPtr _cluster;
+
+    private EmbeddedKafkaBroker(IntPtr handle, IntPtr cluster, string bootstrapServers, ILogger logger)
+    {
+        _handle = handle;
+        _cluster = cluster;
+        BootstrapServers = bootstrapServers;
+        _logger = logger;
+    }
+
+    /// <summary>Comma-separated host:port list of the mock brokers, for bootstrap.servers.</summary>
+    public string BootstrapServers { get; }
+
+    /// <summary>
+    /// Starts a mock cluster with <paramref name="brokerCount"/> brokers and a consumer group
+    /// initial rebalance delay of 0 ms, so that a group assigns partitions as soon as members join.
+    /// </summary>
+    public static EmbeddedKafkaBroker Start(int brokerCount = 1, ILogger? logger = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(brokerCount, 1);
+        logger ??= NullLogger.Instance;
+
+        IntPtr configuration = LibrdkafkaMockNative.rd_kafka_conf_new();
+        IntPtr handle;
+        try
+        {
+            LibrdkafkaMockNative.SetConfiguration(configuration, "client.id", "continualserve-embedded-kafka");
+
+            // The owning handle has no bootstrap.servers and never connects, so its notice-level
+            // "No bootstrap.servers configured" warning is noise. Warnings and errors still reach stderr.
+            LibrdkafkaMockNative.SetConfiguration(configuration, "log_level", "4");
+            handle = LibrdkafkaMockNative.CreateProducerHandle(configuration);
+        }
+        catch
+        {
+            LibrdkafkaMockNative.rd_kafka_conf_destroy(configuration);
+            throw;
+        }
+
+        IntPtr cluster = LibrdkafkaMockNative.rd_kafka_mock_cluster_new(handle, brokerCount);
+        if (cluster == IntPtr.Zero)
+        {
+            LibrdkafkaMockNative.rd_kafka_destroy(handle);
+            throw new InvalidOperationException(
+                $"rd_kafka_mock_cluster_new failed to create a mock cluster with {brokerCount} brokers; see the librdkafka log on stderr for the cause.");
+        }
+
+        LibrdkafkaMockNative.rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0);
+        string bootstrapServers = LibrdkafkaMockNative.GetBootstrapServers(cluster);
+        LogStarted(logger, brokerCount, bootstrapServers);
+        return new EmbeddedKafkaBroker(handle, cluster, bootstrapServers, logger);
+    }
+
+    /// <summary>
+    /// Creates <paramref name="topic"/> on the mock cluster.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The mock cluster returned an error code, for example because the topic exists.</exception>
+    /// <exception cref="ObjectDisposedException">The broker was disposed.</exception>
+    public void CreateTopic(string topic, int partitionCount, int replicationFactor = 1)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(topic);
+        ArgumentOutOfRangeException.ThrowIfLessThan(partitionCount, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(replicationFactor, 1);
+
+        int errorCode;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+            errorCode = LibrdkafkaMockNative.rd_kafka_mock_topic_create(_cluster, topic, partitionCount, replicationFactor);
+        }
+
+        if (errorCode != 0)
+        {
+            var error = new Error((ErrorCode)errorCode);
+            throw new InvalidOperationException(
+                $"Failed to create topic '{topic}' with {partitionCount} partitions and replication factor {replicationFactor} "
+                + $"on the mock cluster: {error.Code} ({errorCode}): {error.Reason}. "
+                + "Check that the topic does not exist yet and that the replication factor does not exceed the broker count.");
+        }
+
+        LogTopicCreated(_logger, topic, partitionCount, replicationFactor);
+    }
+
+    /// <summary>
+    /// Destroys the mock cluster, closing its listeners, and then the librdkafka handle that owns it.
+    /// Safe to call more than once and from any thread.
+    /// </summary>
+    public void Dispose()
+    {
+        IntPtr cluster;
+        IntPtr handle;
+        lock (_lock)
+        {
+            cluster = _cluster;
+            handle = _handle;
+            _cluster = IntPtr.Zero;
+            _handle = IntPtr.Zero;
+        }
+
+        if (handle == IntPtr.Zero)
+        {
+            return;
+        }
+
+        // The cluster must go before the handle because it runs on that handle's threads.
+        LibrdkafkaMockNative.rd_kafka_mock_cluster_destroy(cluster);
+        LibrdkafkaMockNative.rd_kafka_destroy(handle);
+        LogStopped(_logger, BootstrapServers);
+    }
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Started embedded Kafka mock cluster with {BrokerCount} brokers at {BootstrapServers}")]
+    private static partial void LogStarted(ILogger logger, int brokerCount, string bootstrapServers);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "Created topic {Topic} with {PartitionCount} partitions and replication factor {ReplicationFactor}")]
+    private static partial void LogTopicCreated(ILogger logger, string topic, int partitionCount, int replicationFactor);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Information, Message = "Stopped embedded Kafka mock cluster at {BootstrapServers}")]
+    private static partial void LogStopped(ILogger logger, string bootstrapServers);
+}

@@ -1,0 +1,60 @@
+using System.ComponentModel.DataAnnotations;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+
+namespace ContinualServe.Learner;
+
+/// <summary>Settings of the learner: where examples come from, where versions go, and how often.</summary>
+public sealed class LearnerOptions
+{
+    public const string SectionName = "Learner";
+
+    /// <summary>Kafka bootstrap servers, e.g. "127.0.0.1:9092".</summary>
+    [Required]
+    public string BootstrapServers { get; set; } = "";
+
+    [Required]
+    public string Topic { get; set; } = "fashion-mnist";
+
+    [Required]
+    public string GroupId { get; set; } = "continualserve-learner";
+
+    /// <summary>Topic for records that fail validation; empty means "&lt;Topic&gt;.dlq".</summary>
+    public string DeadLetterTopic { get; set; } = "";
+
+    /// <summary>Kafka consumer session timeout; a rebalance on the embedded broker waits about this long minus 1 s.</summary>
+    public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Directory of the model store the learner publishes to.</summary>
+    [Required]
+    public string StoreDirectory { get; set; } = "models";
+
+    /// <summary>Versions kept in the store; older ones are deleted.</summary>
+    [Range(1, 10_000)]
+    public int RetainedVersions { get; set; } = 20;
+
+    /// <summary>Training device: auto, cpu, cuda or cuda:N.</summary>
+    public string Device { get; set; } = "auto";
+
+    /// <summary>A round (evaluate, publish, commit offsets) runs after this many trained examples, at each task change, and when the stream goes idle.</summary>
+    [Range(1, 10_000_000)]
+    public int RoundExamples { get; set; } = 1000;
+
+    /// <summary>The stream counts as idle after this long without records; pending work is then trained and published.</summary>
+    public TimeSpan IdleRoundDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Fraction of each task routed to its holdout set by a hash of the example id.</summary>
+    [Range(0.0, 0.9)]
+    public double HoldoutFraction { get; set; } = 0.1;
+
+    /// <summary>Largest accepted record, in bytes; larger records go to the dead-letter topic.</summary>
+    [Range(1024, 64 * 1024 * 1024)]
+    public int MaxRecordBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Architecture used when the store is empty; otherwise the newest version's spec wins.</summary>
+    public ModelSpec InitialSpec { get; set; } = new();
+
+    public TrainerOptions Trainer { get; set; } = new();
+
+    public string ResolvedDeadLetterTopic => string.IsNullOrEmpty(DeadLetterTopic) ? Topic + ".dlq" : DeadLetterTopic;
+}

@@ -1,0 +1,28 @@
+namespace ContinualServe.Learner;
+
+/// <summary>A consistent snapshot of the learner's progress, for progress displays and health checks.</summary>
+public sealed record LearnerStatus
+{
+    public long Consumed { get; init; }
+
+    public long Trained { get; init; }
+
+    public long HeldOut { get; init; }
+
+    public long Invalid { get; init; }
+
+    public long Lost { get; init; }
+
+    public int CurrentTask { get; init; }
+
+    public double LastLoss { get; init; }
+
+    public long LatestVersion { get; init; }
+
+    /// <summary>Sum over assigned partitions of the next offset to consume.</summary>
+    public long Position { get; init; }
+
+    public IReadOnlyDictionary<int, double> AccuracyByTask { get; init; } = new Dictionary<int, double>();
+
+    public bool IsRunning { get; init; }
+}

@@ -1,0 +1,47 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Model.Architectures;
+
+/// <summary>Fully connected ReLU network over the flattened, scaled input; one 10-way (or N-way) head.</summary>
+public sealed class MultilayerPerceptron : nn.Module<Tensor, Tensor>
+{
+    private readonly Sequential layers;
+    private readonly double inputScale;
+
+    public MultilayerPerceptron(ModelSpec spec)
+        : base(nameof(MultilayerPerceptron))
+    {
+        inputScale = spec.InputScale;
+        var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
+        long width = spec.FeatureCount;
+        for (int index = 0; index < spec.HiddenSizes.Count; index++)
+        {
+            modules.Add(($"hidden{index}", nn.Linear(width, spec.HiddenSizes[index])));
+            modules.Add(($"relu{index}", nn.ReLU()));
+            width = spec.HiddenSizes[index];
+        }
+
+        modules.Add(("head", nn.Linear(width, spec.ClassCount)));
+        layers = nn.Sequential(modules);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor input)
+    {
+        using Tensor flat = input.flatten(1);
+        using Tensor scaled = flat.mul(inputScale);
+        return layers.forward(scaled);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            layers.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

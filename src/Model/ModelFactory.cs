@@ -1,0 +1,55 @@
+using ContinualServe.Model.Architectures;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Model;
+
+/// <summary>Builds modules from a <see cref="ModelSpec"/>, so that server and learner build the same network.</summary>
+public static class ModelFactory
+{
+    public const string MlpArchitecture = "mlp";
+    public const string CnnArchitecture = "cnn";
+
+    public static nn.Module<Tensor, Tensor> Create(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        spec.Validate();
+        return EnsureKnownArchitecture(spec.Architecture) switch
+        {
+            MlpArchitecture => new MultilayerPerceptron(spec),
+            _ => new SmallConvolutionalNetwork(spec),
+        };
+    }
+
+    /// <summary>Builds a module like <paramref name="source"/>'s on <paramref name="device"/> and copies its weights.</summary>
+    public static nn.Module<Tensor, Tensor> Clone(ModelSpec spec, nn.Module<Tensor, Tensor> source, Device device)
+    {
+        nn.Module<Tensor, Tensor> copy = Create(spec);
+        copy.to(device);
+        CopyWeights(source, copy);
+        return copy;
+    }
+
+    /// <summary>Copies every parameter and buffer of <paramref name="source"/> into <paramref name="target"/>.</summary>
+    public static void CopyWeights(nn.Module<Tensor, Tensor> source, nn.Module<Tensor, Tensor> target)
+    {
+        using var noGrad = torch.no_grad();
+        Dictionary<string, Tensor> sourceState = source.state_dict();
+        foreach ((string name, Tensor destination) in target.state_dict())
+        {
+            if (!sourceState.TryGetValue(name, out Tensor? value))
+            {
+                throw new InvalidOperationException($"Source module has no tensor named '{name}'.");
+            }
+
+            destination.copy_(value);
+        }
+    }
+
+    internal static string EnsureKnownArchitecture(string architecture) => architecture switch
+    {
+        MlpArchitecture or CnnArchitecture => architecture,
+        _ => throw new InvalidDataException(
+            $"Model architecture '{architecture}' is unknown; expected '{MlpArchitecture}' or '{CnnArchitecture}'."),
+    };
+}

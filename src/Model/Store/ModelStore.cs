@@ -1,0 +1,202 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Model.Store;
+
+/// <summary>
+/// A directory of model versions, one sub-directory per version (v00000001, v00000002, ...).
+/// A version is written into a temporary directory, flushed to disk and renamed into place, so a
+/// reader sees either a complete version or none. Weights are checked against the manifest's
+/// SHA-256 on every load; a version that fails the check is skipped, never served.
+/// </summary>
+public sealed partial class ModelStore
+{
+    public const string WeightsFileName = "weights.bin";
+    public const string SpecFileName = "spec.json";
+    public const string ManifestFileName = "manifest.json";
+    private const string VersionPrefix = "v";
+    private const string TemporaryPrefix = ".tmp-";
+
+    private readonly ILogger logger;
+    private readonly Lock writeLock = new();
+
+    public ModelStore(string rootDirectory, int retainedVersions = 20, ILogger<ModelStore>? logger = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(rootDirectory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(retainedVersions, 1);
+        RootDirectory = Path.GetFullPath(rootDirectory);
+        RetainedVersions = retainedVersions;
+        this.logger = logger ?? NullLogger<ModelStore>.Instance;
+        System.IO.Directory.CreateDirectory(RootDirectory);
+        RemoveAbandonedTemporaryDirectories();
+    }
+
+    public string RootDirectory { get; }
+
+    public int RetainedVersions { get; }
+
+    /// <summary>Version numbers present on disk, ascending. Presence does not mean the weights are intact.</summary>
+    public IReadOnlyList<long> ListVersionNumbers() =>
+        System.IO.Directory.EnumerateDirectories(RootDirectory, VersionPrefix + "*")
+            .Select(path => TryParseVersion(Path.GetFileName(path)))
+            .Where(number => number > 0)
+            .Order()
+            .ToList();
+
+    /// <summary>Returns the newest version whose files are complete and whose weights match their SHA-256.</summary>
+    public ModelVersion? TryLoadLatest()
+    {
+        foreach (long number in ListVersionNumbers().Reverse())
+        {
+            if (TryLoad(number, out ModelVersion? version))
+            {
+                return version;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Loads and verifies one version; returns false (and logs why) when it is missing or corrupt.</summary>
+    public bool TryLoad(long number, out ModelVersion? version)
+    {
+        version = null;
+        string directory = VersionDirectory(number);
+        if (!System.IO.Directory.Exists(directory))
+        {
+            return false;
+        }
+
+        try
+        {
+            version = Load(directory);
+            return true;
+        }
+        catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException)
+        {
+            LogCorruptVersion(logger, exception, number, directory);
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="module"/>'s weights as the next version and returns it.
+    /// The manifest's version number, timestamp and checksum are filled in here.
+    /// </summary>
+    public ModelVersion Save(ModelSpec spec, nn.Module<Tensor, Tensor> module, ModelManifest manifest)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(module);
+        lock (writeLock)
+        {
+            IReadOnlyList<long> existing = ListVersionNumbers();
+            long number = (existing.Count == 0 ? 0 : existing[^1]) + 1;
+            string temporary = Path.Combine(RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
+            System.IO.Directory.CreateDirectory(temporary);
+            try
+            {
+                string weightsPath = Path.Combine(temporary, WeightsFileName);
+                module.save(weightsPath);
+                FileSync.FlushFile(weightsPath);
+                ModelManifest complete = manifest with
+                {
+                    ModelName = spec.Name,
+                    Version = number,
+                    CreatedAt = DateTimeOffset.UtcNow,
+                    WeightsSha256 = ComputeSha256(weightsPath),
+                    WeightsBytes = new FileInfo(weightsPath).Length,
+                };
+                FileSync.WriteAllBytesDurably(Path.Combine(temporary, SpecFileName), JsonSerializer.SerializeToUtf8Bytes(spec, ModelSpec.JsonOptions));
+                FileSync.WriteAllBytesDurably(Path.Combine(temporary, ManifestFileName), JsonSerializer.SerializeToUtf8Bytes(complete, ModelManifest.JsonOptions));
+                FileSync.FlushDirectory(temporary);
+
+                string final = VersionDirectory(number);
+                System.IO.Directory.Move(temporary, final);
+                FileSync.FlushDirectory(RootDirectory);
+                LogVersionSaved(logger, number, complete.WeightsSha256, final);
+                ApplyRetention();
+                return new ModelVersion(spec, complete, final);
+            }
+            catch
+            {
+                TryDeleteDirectory(temporary);
+                throw;
+            }
+        }
+    }
+
+    public string VersionDirectory(long number) =>
+        Path.Combine(RootDirectory, VersionPrefix + number.ToString("D8", CultureInfo.InvariantCulture));
+
+    public static string ComputeSha256(string path)
+    {
+        using FileStream stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    private static ModelVersion Load(string directory)
+    {
+        ModelSpec spec = ModelSpec.FromJson(File.ReadAllText(Path.Combine(directory, SpecFileName)));
+        ModelManifest manifest = JsonSerializer.Deserialize<ModelManifest>(
+                File.ReadAllBytes(Path.Combine(directory, ManifestFileName)), ModelManifest.JsonOptions)
+            ?? throw new InvalidDataException("manifest.json is empty.");
+        string weightsPath = Path.Combine(directory, WeightsFileName);
+        string actual = ComputeSha256(weightsPath);
+        if (!string.Equals(actual, manifest.WeightsSha256, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException(
+                $"SHA-256 of {weightsPath} is {actual} but the manifest records {manifest.WeightsSha256}; the weights are corrupt.");
+        }
+
+        return new ModelVersion(spec, manifest, directory);
+    }
+
+    private void ApplyRetention()
+    {
+        IReadOnlyList<long> numbers = ListVersionNumbers();
+        foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)))
+        {
+            TryDeleteDirectory(VersionDirectory(number));
+        }
+    }
+
+    private void RemoveAbandonedTemporaryDirectories()
+    {
+        foreach (string path in System.IO.Directory.EnumerateDirectories(RootDirectory, TemporaryPrefix + "*"))
+        {
+            TryDeleteDirectory(path);
+        }
+    }
+
+    private void TryDeleteDirectory(string path)
+    {
+        try
+        {
+            System.IO.Directory.Delete(path, recursive: true);
+        }
+        catch (IOException exception)
+        {
+            LogDeleteFailed(logger, exception, path);
+        }
+    }
+
+    private static long TryParseVersion(string name) =>
+        name.StartsWith(VersionPrefix, StringComparison.Ordinal)
+        && long.TryParse(name.AsSpan(VersionPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long number)
+            ? number
+            : -1;
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Saved model version {Version} (sha256 {Sha256}) to {Directory}")]
+    private static partial void LogVersionSaved(ILogger logger, long version, string sha256, string directory);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Model version {Version} in {Directory} is corrupt or incomplete and will not be served")]
+    private static partial void LogCorruptVersion(ILogger logger, Exception exception, long version, string directory);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Could not delete {Path}")]
+    private static partial void LogDeleteFailed(ILogger logger, Exception exception, string path);
+}

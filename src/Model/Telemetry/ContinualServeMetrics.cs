@@ -1,0 +1,91 @@
+using Prometheus;
+
+namespace ContinualServe.Model.Telemetry;
+
+/// <summary>
+/// Prometheus metrics shared by the server and the learner, created once per process.
+/// Names follow Prometheus conventions: the continualserve_ prefix, base units, _total for counters,
+/// and only low-cardinality labels (model, task, outcome, decision, component, partition).
+/// </summary>
+public static class ContinualServeMetrics
+{
+    public static readonly Counter InferenceRequests = Metrics.CreateCounter(
+        "continualserve_inference_requests_total",
+        "Inference requests by model and outcome (ok, bad_request, not_found, unavailable, error).",
+        new CounterConfiguration { LabelNames = ["model", "outcome"] });
+
+    public static readonly Histogram InferenceDuration = Metrics.CreateHistogram(
+        "continualserve_inference_duration_seconds",
+        "Time from request start to response, in seconds.",
+        new HistogramConfiguration
+        {
+            LabelNames = ["model"],
+            Buckets = Histogram.ExponentialBuckets(0.0001, 2, 16),
+        });
+
+    public static readonly Histogram BatchSize = Metrics.CreateHistogram(
+        "continualserve_batch_size",
+        "Examples per forward pass.",
+        new HistogramConfiguration
+        {
+            LabelNames = ["model"],
+            Buckets = [1, 2, 4, 8, 16, 32, 64, 128, 256],
+        });
+
+    public static readonly Gauge ModelVersion = Metrics.CreateGauge(
+        "continualserve_model_version",
+        "Version number of the model that answers requests.",
+        new GaugeConfiguration { LabelNames = ["model"] });
+
+    public static readonly Counter ModelSwaps = Metrics.CreateCounter(
+        "continualserve_model_swaps_total",
+        "Times a new version replaced the live model.",
+        new CounterConfiguration { LabelNames = ["model"] });
+
+    public static readonly Counter LearnerExamples = Metrics.CreateCounter(
+        "continualserve_learner_examples_total",
+        "Examples consumed by the learner by outcome (trained, holdout, invalid, lost).",
+        new CounterConfiguration { LabelNames = ["outcome"] });
+
+    public static readonly Histogram LearnerRoundDuration = Metrics.CreateHistogram(
+        "continualserve_learner_round_duration_seconds",
+        "Time to evaluate and publish one round, in seconds.",
+        new HistogramConfiguration { Buckets = Histogram.ExponentialBuckets(0.01, 2, 14) });
+
+    public static readonly Gauge LearnerLoss = Metrics.CreateGauge(
+        "continualserve_learner_loss",
+        "Mean training loss over the last round by component (new, replay_logits, replay_labels, total).",
+        new GaugeConfiguration { LabelNames = ["component"] });
+
+    public static readonly Gauge TaskAccuracy = Metrics.CreateGauge(
+        "continualserve_task_accuracy",
+        "Accuracy of the newest evaluated version on each seen task's holdout, from 0 to 1.",
+        new GaugeConfiguration { LabelNames = ["task"] });
+
+    public static readonly Gauge TaskForgetting = Metrics.CreateGauge(
+        "continualserve_task_forgetting",
+        "Forgetting per task: the best earlier accuracy on the task minus the current one.",
+        new GaugeConfiguration { LabelNames = ["task"] });
+
+    public static readonly Gauge AverageAccuracy = Metrics.CreateGauge(
+        "continualserve_average_accuracy",
+        "Mean accuracy over all seen tasks' holdouts.");
+
+    public static readonly Gauge BackwardTransfer = Metrics.CreateGauge(
+        "continualserve_backward_transfer",
+        "Mean change of accuracy on earlier tasks since each was learned (negative means forgetting).");
+
+    public static readonly Counter Promotions = Metrics.CreateCounter(
+        "continualserve_promotions_total",
+        "Candidate versions by promotion decision (promoted, rejected).",
+        new CounterConfiguration { LabelNames = ["decision"] });
+
+    public static readonly Gauge ReplayBufferExamples = Metrics.CreateGauge(
+        "continualserve_replay_buffer_examples",
+        "Examples held in the replay buffer.");
+
+    public static readonly Gauge KafkaConsumerLag = Metrics.CreateGauge(
+        "continualserve_kafka_consumer_lag",
+        "Records between the learner's position and the partition's high watermark.",
+        new GaugeConfiguration { LabelNames = ["partition"] });
+}

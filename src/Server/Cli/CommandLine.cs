@@ -1,0 +1,242 @@
+using System.CommandLine;
+using ContinualServe.Learner;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Training;
+using ContinualServe.Server.Demo;
+using ContinualServe.Server.Hosting;
+using Spectre.Console;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary>The <c>continualserve</c> command line: one executable whose subcommand picks the role.</summary>
+public static class CommandLine
+{
+    private static readonly Option<string> DeviceOption = new("--device")
+    {
+        Description = "Tensor device: auto (CUDA when available), cpu, cuda or cuda:N.",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    private static readonly Option<string> BootstrapOption = new("--bootstrap-servers")
+    {
+        Description = "Kafka bootstrap servers, host:port[,host:port].",
+        Required = true,
+    };
+
+    private static readonly Option<string> TopicOption = new("--topic")
+    {
+        Description = "Kafka topic of labeled examples.",
+        DefaultValueFactory = _ => "fashion-mnist",
+    };
+
+    private static readonly Option<string> StoreOption = new("--store")
+    {
+        Description = "Model store directory.",
+        DefaultValueFactory = _ => "models",
+    };
+
+    private static readonly Option<string> DataOption = new("--data")
+    {
+        Description = "Directory with the Fashion-MNIST IDX files (.gz or plain).",
+        DefaultValueFactory = _ => DemoOptions.DefaultDataDirectory,
+    };
+
+    private static readonly Option<string> UrlsOption = new("--urls")
+    {
+        Description = "HTTP listen address of the inference server.",
+        DefaultValueFactory = _ => "http://127.0.0.1:8080",
+    };
+
+    private static readonly Option<ReplayStrategy> StrategyOption = new("--strategy")
+    {
+        Description = "Replay strategy: Naive, ExperienceReplay, Der or DerPlusPlus.",
+        DefaultValueFactory = _ => ReplayStrategy.DerPlusPlus,
+    };
+
+    private static readonly Option<int> ReplayCapacityOption = new("--replay-capacity")
+    {
+        Description = "Replay buffer capacity, in examples.",
+        DefaultValueFactory = _ => 500,
+    };
+
+    private static readonly Option<int> SeedOption = new("--seed")
+    {
+        Description = "Seed of weight initialization and replay sampling.",
+        DefaultValueFactory = _ => 1,
+    };
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var root = new RootCommand("ContinualServe: a model server that keeps learning from a Kafka stream without forgetting.")
+        {
+            DemoCommand(),
+            ServeCommand(),
+            LearnCommand(),
+            BrokerCommand(),
+            ProduceCommand(),
+        };
+        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+    }
+
+    private static Command DemoCommand()
+    {
+        var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream (1 to 5).", DefaultValueFactory = _ => 5 };
+        var clients = new Option<int>("--clients") { Description = "Concurrent inference clients during the stream.", DefaultValueFactory = _ => 2 };
+        var command = new Command("demo", "Run broker, learner and server in one process on Fashion-MNIST while load-testing inference.")
+        {
+            DataOption, UrlsOption, DeviceOption, StrategyOption, ReplayCapacityOption, SeedOption, tasks, clients,
+        };
+        command.SetAction(async (result, cancellation) =>
+        {
+            var options = new DemoOptions
+            {
+                DataDirectory = result.GetValue(DataOption)!,
+                Urls = result.GetValue(UrlsOption)!,
+                Device = result.GetValue(DeviceOption)!,
+                Tasks = result.GetValue(tasks),
+                Clients = result.GetValue(clients),
+                Trainer = TrainerFrom(result),
+            };
+            using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Warning);
+            if (Console.IsOutputRedirected)
+            {
+                // Spectre.Console wraps at 80 columns when it cannot ask a terminal; keep log lines whole.
+                AnsiConsole.Console.Profile.Width = 200;
+            }
+
+            DemoResult outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(cancellation).ConfigureAwait(false);
+            DemoReport.Print(AnsiConsole.Console, outcome);
+            AnsiConsole.MarkupLine($"Report written to [bold]{DemoReport.Save(outcome).EscapeMarkup()}[/]");
+            return outcome.RequestsFailed == 0 ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static Command ServeCommand()
+    {
+        var modelName = new Option<string>("--model-name") { Description = "Model name in the inference routes.", DefaultValueFactory = _ => "fashion-mnist" };
+        var command = new Command("serve", "Serve inference from the newest intact version in a model store, swapping in newer ones as they appear.")
+        {
+            UrlsOption, StoreOption, DeviceOption, modelName,
+        };
+        command.SetAction(async (result, cancellation) =>
+        {
+            await using WebApplication app = ServerHost.Build([], result.GetValue(UrlsOption)!, options =>
+            {
+                options.StoreDirectory = result.GetValue(StoreOption)!;
+                options.Device = result.GetValue(DeviceOption)!;
+                options.ModelName = result.GetValue(modelName)!;
+            });
+            await app.RunAsync().ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command LearnCommand()
+    {
+        var group = new Option<string>("--group") { Description = "Kafka consumer group of the learner.", DefaultValueFactory = _ => "continualserve-learner" };
+        var command = new Command("learn", "Consume labeled examples, train with replay, and publish versions to the model store.")
+        {
+            BootstrapOption, TopicOption, group, StoreOption, DeviceOption, StrategyOption, ReplayCapacityOption, SeedOption,
+        };
+        command.SetAction(async (result, cancellation) =>
+        {
+            using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Information);
+            var options = new LearnerOptions
+            {
+                BootstrapServers = result.GetValue(BootstrapOption)!,
+                Topic = result.GetValue(TopicOption)!,
+                GroupId = result.GetValue(group)!,
+                StoreDirectory = result.GetValue(StoreOption)!,
+                Device = result.GetValue(DeviceOption)!,
+                Trainer = TrainerFrom(result),
+            };
+            using var learner = new ContinualLearner(options, loggers);
+            learner.Start();
+            await WaitForCancellationAsync(cancellation).ConfigureAwait(false);
+            learner.Stop(TimeSpan.FromSeconds(30));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command BrokerCommand()
+    {
+        var partitions = new Option<int>("--partitions") { Description = "Partitions of the topic created at start.", DefaultValueFactory = _ => 1 };
+        var command = new Command("broker", "Run the embedded development Kafka broker (librdkafka's mock cluster) on 127.0.0.1 until Ctrl+C.")
+        {
+            TopicOption, partitions,
+        };
+        command.SetAction(async (result, cancellation) =>
+        {
+            using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Information);
+            using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(logger: loggers.CreateLogger<EmbeddedKafkaBroker>());
+            string topic = result.GetValue(TopicOption)!;
+            broker.CreateTopic(topic, result.GetValue(partitions));
+            broker.CreateTopic(topic + ".dlq", 1);
+            Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
+            Console.WriteLine($"topics: {topic}, {topic}.dlq. Development only: the broker keeps about 5 MiB per partition and nothing on disk. Press Ctrl+C to stop.");
+            await WaitForCancellationAsync(cancellation).ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command ProduceCommand()
+    {
+        var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream, from task 1.", DefaultValueFactory = _ => 5 };
+        var test = new Option<bool>("--test-set") { Description = "Stream the test files (t10k) instead of the training files." };
+        var command = new Command("produce", "Stream Fashion-MNIST IDX files into a topic as Split Fashion-MNIST tasks, one JSON record per example.")
+        {
+            BootstrapOption, TopicOption, DataOption, tasks, test,
+        };
+        command.SetAction(async (result, cancellation) =>
+        {
+            using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Information);
+            bool testSet = result.GetValue(test);
+            IdxDataset dataset = IdxDataset.LoadFashionMnist(result.GetValue(DataOption)!, training: !testSet);
+            // NOTE: unpaced; against the embedded broker (about 5 MiB per partition) a slow learner loses the oldest records.
+            var producer = new ExampleProducer(result.GetValue(BootstrapOption)!, result.GetValue(TopicOption)!, loggers.CreateLogger<ExampleProducer>())
+            {
+                MaxLag = 0,
+                MaxTasks = result.GetValue(tasks),
+                IdPrefix = testSet ? "test" : "train",
+            };
+            long sent = await producer.ProduceAsync(dataset, null, new Progress<long>(count => Console.WriteLine($"produced {count}")), cancellation).ConfigureAwait(false);
+            Console.WriteLine($"produced {sent} records to {producer.Topic}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static TrainerOptions TrainerFrom(ParseResult result) => new()
+    {
+        Strategy = result.GetValue(StrategyOption),
+        ReplayCapacity = result.GetValue(ReplayCapacityOption),
+        Seed = result.GetValue(SeedOption),
+    };
+
+    private static ILoggerFactory CreateLoggerFactory(LogLevel minimum) =>
+        LoggerFactory.Create(logging => logging
+            .SetMinimumLevel(minimum)
+            .AddSimpleConsole(console =>
+            {
+                console.SingleLine = true;
+                console.TimestampFormat = "HH:mm:ss ";
+            }));
+
+    private static async Task WaitForCancellationAsync(CancellationToken cancellation)
+    {
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellation).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C or SIGTERM: the caller shuts down.
+        }
+    }
+}

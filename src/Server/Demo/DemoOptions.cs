@@ -1,0 +1,43 @@
+using ContinualServe.Learner.Training;
+
+namespace ContinualServe.Server.Demo;
+
+/// <summary>Settings of <c>continualserve demo</c>.</summary>
+public sealed class DemoOptions
+{
+    public const string DefaultDataDirectory = "/usr/share/datasets/fashion-mnist";
+
+    /// <summary>Directory with the Fashion-MNIST IDX files (gzip or plain).</summary>
+    public string DataDirectory { get; set; } = DefaultDataDirectory;
+
+    /// <summary>Kestrel address; port 0 picks a free port.</summary>
+    public string Urls { get; set; } = "http://127.0.0.1:8080";
+
+    /// <summary>Directory for this run's model store and report; a fresh one is created under it.</summary>
+    public string RunsDirectory { get; set; } = "runs";
+
+    public string Device { get; set; } = "auto";
+
+    /// <summary>Number of Split Fashion-MNIST tasks to stream, from task 1 (at most 5).</summary>
+    public int Tasks { get; set; } = 5;
+
+    /// <summary>Concurrent inference clients that run during the stream.</summary>
+    public int Clients { get; set; } = 2;
+
+    /// <summary>Pause of each client between two requests.</summary>
+    public TimeSpan RequestPause { get; set; } = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>Most records the producer may be ahead of the learner (the embedded broker keeps about 5 MiB per partition).</summary>
+    public int MaxLag { get; set; } = 1500;
+
+    /// <summary>Examples between two published versions.</summary>
+    public int RoundExamples { get; set; } = 1000;
+
+    /// <summary>How often the progress line is printed.</summary>
+    public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>The whole run is abandoned after this long.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(30);
+
+    public TrainerOptions Trainer { get; set; } = new();
+}

@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using System.Globalization;
+using ContinualServe.Learner;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Evaluation;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+using ContinualServe.Server.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Spectre.Console;
+using TorchSharp;
+
+namespace ContinualServe.Server.Demo;
+
+/// <summary>
+/// Runs the whole pipeline in one process: the embedded Kafka broker, the learner, the inference server,
+/// a producer streaming Split Fashion-MNIST task after task, and inference clients that run throughout.
+/// </summary>
+public sealed class DemoRunner
+{
+    private const string Topic = "fashion-mnist";
+    private readonly DemoOptions options;
+    private readonly IAnsiConsole console;
+    private readonly ILoggerFactory loggerFactory;
+
+    public DemoRunner(DemoOptions options, IAnsiConsole console, ILoggerFactory loggerFactory)
+    {
+        this.options = options;
+        this.console = console;
+        this.loggerFactory = loggerFactory;
+    }
+
+    public async Task<DemoResult> RunAsync(CancellationToken cancellation)
+    {
+        long started = Stopwatch.GetTimestamp();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        timeout.CancelAfter(options.Timeout);
+        CancellationToken token = timeout.Token;
+
+        IdxDataset training = IdxDataset.LoadFashionMnist(options.DataDirectory, training: true);
+        IdxDataset test = IdxDataset.LoadFashionMnist(options.DataDirectory, training: false);
+        string runDirectory = Path.GetFullPath(Path.Combine(options.RunsDirectory, "demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff", CultureInfo.InvariantCulture)));
+        Directory.CreateDirectory(runDirectory);
+
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(logger: loggerFactory.CreateLogger<EmbeddedKafkaBroker>());
+        broker.CreateTopic(Topic, partitionCount: 1);
+        broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+        console.MarkupLine($"Embedded Kafka broker at [bold]{broker.BootstrapServers.EscapeMarkup()}[/], topic [bold]{Topic}[/]");
+
+        LearnerOptions learnerOptions = CreateLearnerOptions(broker.BootstrapServers, runDirectory);
+        using var learner = new ContinualLearner(learnerOptions, loggerFactory);
+        await using WebApplication server = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], options.Urls, server =>
+        {
+            server.StoreDirectory = learnerOptions.StoreDirectory;
+            server.Device = options.Device;
+        }, pollStore: false);
+
+        ModelSwapper swapper = server.Services.GetRequiredService<ModelSwapper>();
+        ModelVersion first = learner.Start();
+        swapper.TrySwap(first);
+        learner.VersionPublished += version => swapper.TrySwap(version);
+        await server.StartAsync(token).ConfigureAwait(false);
+        Uri baseUri = ListeningAddress(server);
+        console.MarkupLine($"Inference server at [bold]{baseUri}[/] (try {baseUri}v2/models/{Topic}); metrics at {baseUri}metrics");
+
+        var load = new InferenceLoad(test);
+        using var stopLoad = CancellationTokenSource.CreateLinkedTokenSource(token);
+        Task loadTask = load.RunAsync(new Uri(baseUri, $"v2/models/{Topic}/infer"), options.Clients, options.RequestPause, stopLoad.Token);
+
+        long produced = await StreamAndReportAsync(broker.BootstrapServers, training, learner, load, token).ConfigureAwait(false);
+        await WaitForFinalVersionAsync(learner, produced, token).ConfigureAwait(false);
+
+        await stopLoad.CancelAsync().ConfigureAwait(false);
+        await loadTask.ConfigureAwait(false);
+        learner.Stop(TimeSpan.FromSeconds(30));
+        await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
+
+        ModelVersion final = learner.Store.TryLoadLatest() ?? throw new InvalidOperationException("The model store has no intact version after the run.");
+        return new DemoResult
+        {
+            Evaluation = final.Manifest.Evaluation ?? new EvaluationSummary(),
+            TestAccuracyByTask = EvaluateOnTestSet(final, test),
+            FinalVersion = final.Number,
+            FirstVersion = first.Number,
+            ExamplesProduced = produced,
+            ExamplesTrained = learner.Status.Trained,
+            ExamplesLost = learner.Status.Lost,
+            RequestsSucceeded = load.Succeeded,
+            RequestsFailed = load.Failed,
+            RequestsCorrect = load.Correct,
+            Duration = Stopwatch.GetElapsedTime(started),
+            RunDirectory = runDirectory,
+        };
+    }
+
+    private LearnerOptions CreateLearnerOptions(string bootstrapServers, string runDirectory) => new()
+    {
+        BootstrapServers = bootstrapServers,
+        Topic = Topic,
+        GroupId = "continualserve-demo",
+        StoreDirectory = Path.Combine(runDirectory, "models"),
+        Device = options.Device,
+        RoundExamples = options.RoundExamples,
+        SessionTimeout = TimeSpan.FromSeconds(3),
+        Trainer = options.Trainer,
+    };
+
+    private async Task<long> StreamAndReportAsync(string bootstrapServers, IdxDataset training, ContinualLearner learner, InferenceLoad load, CancellationToken token)
+    {
+        var producer = new ExampleProducer(bootstrapServers, Topic, loggerFactory.CreateLogger<ExampleProducer>())
+        {
+            MaxLag = options.MaxLag,
+            MaxTasks = options.Tasks,
+        };
+        Task<long> producing = Task.Run(() => producer.ProduceAsync(training, () => learner.Status.Position, null, token), token);
+        using var timer = new PeriodicTimer(options.ProgressInterval);
+        while (!producing.IsCompleted)
+        {
+            await Task.WhenAny(producing, timer.WaitForNextTickAsync(token).AsTask()).ConfigureAwait(false);
+            PrintProgress(learner.Status, load);
+        }
+
+        return await producing.ConfigureAwait(false);
+    }
+
+    private static async Task WaitForFinalVersionAsync(ContinualLearner learner, long produced, CancellationToken token)
+    {
+        while (true)
+        {
+            ModelVersion? latest = learner.Store.TryLoadLatest();
+            long committed = latest?.Manifest.TrainingOffsets.Sum(offset => offset.Offset) ?? 0;
+            if (committed >= produced)
+            {
+                return;
+            }
+
+            await Task.Delay(200, token).ConfigureAwait(false);
+        }
+    }
+
+    private void PrintProgress(LearnerStatus status, InferenceLoad load)
+    {
+        string accuracies = string.Join(" ", status.AccuracyByTask.OrderBy(pair => pair.Key)
+            .Select(pair => string.Create(CultureInfo.InvariantCulture, $"t{pair.Key}={pair.Value:F3}")));
+        console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"task {status.CurrentTask} | consumed {status.Consumed,6} | trained {status.Trained,6} | loss {status.LastLoss,6:F3} | version {status.LatestVersion,3} | holdout accuracy {accuracies} | requests ok {load.Succeeded} failed {load.Failed}"));
+    }
+
+    private static Uri ListeningAddress(WebApplication server)
+    {
+        IServerAddressesFeature addresses = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()
+            ?? throw new InvalidOperationException("The server reports no listening address.");
+        string address = addresses.Addresses.First().Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal);
+        return new Uri(address.EndsWith('/') ? address : address + "/");
+    }
+
+    private static Dictionary<int, double> EvaluateOnTestSet(ModelVersion version, IdxDataset test)
+    {
+        var byTask = new Dictionary<int, List<LabeledExample>>();
+        for (int index = 0; index < test.Count; index++)
+        {
+            int label = test.Labels[index];
+            int task = SplitTasks.TaskOf(label);
+            if (!byTask.TryGetValue(task, out List<LabeledExample>? examples))
+            {
+                examples = [];
+                byTask[task] = examples;
+            }
+
+            float[] features = new float[test.FeatureCount];
+            ReadOnlySpan<byte> image = test.Image(index);
+            for (int position = 0; position < features.Length; position++)
+            {
+                features[position] = image[position];
+            }
+
+            examples.Add(new LabeledExample("test-" + index.ToString(CultureInfo.InvariantCulture), task, label, features));
+        }
+
+        using torch.nn.Module<torch.Tensor, torch.Tensor> module = version.LoadModule(torch.CPU);
+        var seenTasks = version.Manifest.Evaluation?.Tasks ?? [];
+        return byTask.Where(pair => seenTasks.Contains(pair.Key))
+            .ToDictionary(pair => pair.Key, pair => HoldoutEvaluator.Accuracy(module, torch.CPU, pair.Value));
+    }
+}

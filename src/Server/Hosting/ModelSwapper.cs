@@ -1,0 +1,70 @@
+using ContinualServe.Model;
+using ContinualServe.Model.Serving;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Options;
+using TorchSharp;
+
+namespace ContinualServe.Server.Hosting;
+
+/// <summary>
+/// Loads versions from the model store and swaps them into the <see cref="LiveModel"/>. Loads are serialized,
+/// and a version older than or equal to the live one is ignored, so announcements may arrive late or twice.
+/// </summary>
+public sealed partial class ModelSwapper
+{
+    private readonly LiveModel live;
+    private readonly ILogger<ModelSwapper> logger;
+    private readonly Lock loadLock = new();
+    private readonly string modelName;
+    private readonly torch.Device device;
+
+    public ModelSwapper(LiveModel live, IOptions<ServerOptions> options, ILogger<ModelSwapper> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        this.live = live;
+        this.logger = logger;
+        modelName = options.Value.ModelName;
+        device = DeviceSelector.Resolve(options.Value.Device);
+        Store = new ModelStore(options.Value.StoreDirectory);
+    }
+
+    public ModelStore Store { get; }
+
+    /// <summary>Verifies and loads the newest intact version if it is newer than the live one.</summary>
+    public bool TrySwapToLatest()
+    {
+        IReadOnlyList<long> numbers = Store.ListVersionNumbers();
+        if (numbers.Count == 0 || numbers[^1] <= (live.CurrentVersion ?? 0))
+        {
+            return false;
+        }
+
+        ModelVersion? version = Store.TryLoadLatest();
+        return version is not null && TrySwap(version);
+    }
+
+    /// <summary>Loads <paramref name="version"/> and makes it live unless a newer one already is.</summary>
+    public bool TrySwap(ModelVersion version)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        lock (loadLock)
+        {
+            long? previous = live.CurrentVersion;
+            if (previous >= version.Number)
+            {
+                return false;
+            }
+
+            ServedModel model = ServedModel.Load(version, device);
+            live.Swap(model);
+            ContinualServeMetrics.ModelVersion.WithLabels(modelName).Set(version.Number);
+            ContinualServeMetrics.ModelSwaps.WithLabels(modelName).Inc();
+            LogSwapped(logger, modelName, previous ?? 0, version.Number);
+            return true;
+        }
+    }
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "Model {Model} swapped from version {PreviousVersion} to {Version} (0: none)")]
+    private static partial void LogSwapped(ILogger logger, string model, long previousVersion, long version);
+}

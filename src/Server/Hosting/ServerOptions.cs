@@ -1,0 +1,31 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ContinualServe.Server.Hosting;
+
+/// <summary>Settings of the inference server.</summary>
+public sealed class ServerOptions
+{
+    public const string SectionName = "Server";
+
+    /// <summary>Model name in the inference routes (/v2/models/{name}/infer).</summary>
+    [Required]
+    public string ModelName { get; set; } = "fashion-mnist";
+
+    /// <summary>Model store directory the server loads versions from.</summary>
+    [Required]
+    public string StoreDirectory { get; set; } = "models";
+
+    /// <summary>Inference device: auto, cpu, cuda or cuda:N.</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Largest accepted request body, in bytes; larger bodies get 413.</summary>
+    [Range(1024, 1L << 30)]
+    public long MaxRequestBodyBytes { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>Most examples in one request.</summary>
+    [Range(1, 65_536)]
+    public int MaxBatchSize { get; set; } = 256;
+
+    /// <summary>How often a server without an in-process learner checks the store for a newer version; zero disables polling.</summary>
+    public TimeSpan StorePollInterval { get; set; } = TimeSpan.FromSeconds(1);
+}

@@ -1,0 +1,302 @@
+using System.Text.Json;
+
+namespace ContinualServe.Server.Inference;
+
+/// <summary>
+/// Reads a KServe Open Inference Protocol v2 JSON request with one FP32 input tensor:
+/// <c>{"id": "...", "inputs": [{"name": "input", "shape": [N, 784], "datatype": "FP32", "data": [...]}]}</c>.
+/// The data may be flat or nested row by row. Every failure names the field and the expected value.
+/// </summary>
+public sealed class InferenceRequestReader
+{
+    private readonly int featureCount;
+    private readonly int maxBatchSize;
+
+    public InferenceRequestReader(int featureCount, int maxBatchSize)
+    {
+        this.featureCount = featureCount;
+        this.maxBatchSize = maxBatchSize;
+    }
+
+    public bool TryRead(ReadOnlySpan<byte> body, out InferenceInput input, out InferenceError? error)
+    {
+        input = default;
+        try
+        {
+            return TryReadCore(body, out input, out error);
+        }
+        catch (JsonException exception)
+        {
+            error = new InferenceError($"The request body is not valid JSON: {exception.Message}", "body", "a JSON object");
+            return false;
+        }
+    }
+
+    private bool TryReadCore(ReadOnlySpan<byte> body, out InferenceInput input, out InferenceError? error)
+    {
+        input = default;
+        var reader = new Utf8JsonReader(body);
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            error = new InferenceError("The request body must be a JSON object.", "body", "a JSON object with an 'inputs' array");
+            return false;
+        }
+
+        string? id = null;
+        bool sawInputs = false;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("id"u8))
+            {
+                reader.Read();
+                id = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+            }
+            else if (reader.ValueTextEquals("inputs"u8))
+            {
+                reader.Read();
+                if (!TryReadInputs(ref reader, out input, out error))
+                {
+                    return false;
+                }
+
+                sawInputs = true;
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+
+        if (!sawInputs)
+        {
+            error = new InferenceError("The request has no inputs.", "inputs", "an array with one FP32 tensor");
+            return false;
+        }
+
+        input = input with { RequestId = id };
+        error = null;
+        return true;
+    }
+
+    private bool TryReadInputs(ref Utf8JsonReader reader, out InferenceInput input, out InferenceError? error)
+    {
+        input = default;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            error = new InferenceError("'inputs' must be an array.", "inputs", "an array with one FP32 tensor");
+            return false;
+        }
+
+        int count = 0;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (count > 0)
+            {
+                error = new InferenceError("The model takes exactly one input tensor.", "inputs", "1 tensor");
+                return false;
+            }
+
+            if (!TryReadTensor(ref reader, out input, out error))
+            {
+                return false;
+            }
+
+            count++;
+        }
+
+        if (count == 0)
+        {
+            error = new InferenceError("'inputs' is empty.", "inputs", "1 tensor");
+            return false;
+        }
+
+        error = null;
+        return true;
+    }
+
+    private bool TryReadTensor(ref Utf8JsonReader reader, out InferenceInput input, out InferenceError? error)
+    {
+        input = default;
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            error = new InferenceError("Each input must be an object.", "inputs[0]", "an object with name, shape, datatype and data");
+            return false;
+        }
+
+        string? name = null;
+        string? datatype = null;
+        List<long>? shape = null;
+        float[]? data = null;
+        int dataCount = 0;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("name"u8))
+            {
+                reader.Read();
+                name = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+            }
+            else if (reader.ValueTextEquals("datatype"u8))
+            {
+                reader.Read();
+                datatype = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+            }
+            else if (reader.ValueTextEquals("shape"u8))
+            {
+                reader.Read();
+                if (!TryReadShape(ref reader, out shape, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("data"u8))
+            {
+                reader.Read();
+                data = new float[featureCount];
+                if (!TryReadData(ref reader, ref data, ref dataCount, depth: 0, out error))
+                {
+                    return false;
+                }
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+            }
+        }
+
+        return TryValidate(name, datatype, shape, data, dataCount, out input, out error);
+    }
+
+    private bool TryValidate(string? name, string? datatype, List<long>? shape, float[]? data, int dataCount, out InferenceInput input, out InferenceError? error)
+    {
+        input = default;
+        if (datatype != "FP32")
+        {
+            error = new InferenceError($"Input datatype '{datatype ?? "(missing)"}' is not supported.", "inputs[0].datatype", "FP32");
+            return false;
+        }
+
+        string expectedShape = $"[N, {featureCount}] with 1 <= N <= {maxBatchSize}";
+        if (shape is null || shape.Count == 0)
+        {
+            error = new InferenceError("Input shape is missing.", "inputs[0].shape", expectedShape);
+            return false;
+        }
+
+        long perItem = 1;
+        for (int index = 1; index < shape.Count; index++)
+        {
+            perItem *= shape[index];
+        }
+
+        long batch = shape[0];
+        if (perItem != featureCount || (shape.Count == 1 && featureCount != 1))
+        {
+            error = new InferenceError($"Input shape [{string.Join(", ", shape)}] does not match the model.", "inputs[0].shape", expectedShape);
+            return false;
+        }
+
+        if (batch < 1 || batch > maxBatchSize)
+        {
+            error = new InferenceError($"Batch size {batch} is out of range.", "inputs[0].shape[0]", $"1 to {maxBatchSize}");
+            return false;
+        }
+
+        if (data is null)
+        {
+            error = new InferenceError("Input data is missing.", "inputs[0].data", $"{batch * featureCount} FP32 values");
+            return false;
+        }
+
+        if (dataCount != batch * featureCount)
+        {
+            error = new InferenceError($"Input data has {dataCount} values but shape [{string.Join(", ", shape)}] needs {batch * featureCount}.", "inputs[0].data", $"{batch * featureCount} values");
+            return false;
+        }
+
+        input = new InferenceInput(name ?? "input", (int)batch, data, null);
+        error = null;
+        return true;
+    }
+
+    private static bool TryReadShape(ref Utf8JsonReader reader, out List<long>? shape, out InferenceError? error)
+    {
+        shape = null;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            error = new InferenceError("Input shape must be an array of integers.", "inputs[0].shape", "an array of non-negative integers");
+            return false;
+        }
+
+        var dimensions = new List<long>(4);
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out long size) || size < 0 || dimensions.Count >= 8)
+            {
+                error = new InferenceError("Input shape must be an array of at most 8 non-negative integers.", "inputs[0].shape", "an array of non-negative integers");
+                return false;
+            }
+
+            dimensions.Add(size);
+        }
+
+        shape = dimensions;
+        error = null;
+        return true;
+    }
+
+    private bool TryReadData(ref Utf8JsonReader reader, ref float[] data, ref int count, int depth, out InferenceError? error)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray || depth > 8)
+        {
+            error = new InferenceError("Input data must be an array of numbers (flat or nested).", "inputs[0].data", "an array of FP32 values");
+            return false;
+        }
+
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType == JsonTokenType.StartArray)
+            {
+                if (!TryReadData(ref reader, ref data, ref count, depth + 1, out error))
+                {
+                    return false;
+                }
+
+                continue;
+            }
+
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetSingle(out float value))
+            {
+                error = new InferenceError($"Input data item {count} is not a number.", "inputs[0].data", "FP32 values");
+                return false;
+            }
+
+            if (!float.IsFinite(value))
+            {
+                error = new InferenceError($"Input data item {count} is not finite.", "inputs[0].data", "finite FP32 values");
+                return false;
+            }
+
+            if (count == data.Length)
+            {
+                int limit = maxBatchSize * featureCount;
+                if (count >= limit)
+                {
+                    error = new InferenceError($"Input data has more than {limit} values.", "inputs[0].data", $"at most {maxBatchSize} rows of {featureCount} values");
+                    return false;
+                }
+
+                Array.Resize(ref data, (int)Math.Min((long)data.Length * 2, limit));
+            }
+
+            data[count++] = value;
+        }
+
+        error = null;
+        return true;
+    }
+}
+
+/// <summary>A validated input tensor: <see cref="BatchSize"/> rows of features, row by row.</summary>
+public readonly record struct InferenceInput(string Name, int BatchSize, float[] Data, string? RequestId);

@@ -1,0 +1,3 @@
+using ContinualServe.Server.Cli;
+
+return await CommandLine.RunAsync(args).ConfigureAwait(false);

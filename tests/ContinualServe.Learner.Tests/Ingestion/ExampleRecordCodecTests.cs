@@ -1,0 +1,214 @@
+using System.Text;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Ingestion;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Learner.Tests.Ingestion;
+
+public sealed class ExampleRecordCodecTests
+{
+    private const int FeatureCount = 784;
+    private const int ClassCount = 10;
+
+    private readonly ExampleRecordCodec codec = new(FeatureCount, ClassCount);
+
+    [Fact]
+    public void EncodeDecodeRoundTrips()
+    {
+        IdxDataset dataset = TestData.TrainingSet;
+        byte[] record = ExampleRecordCodec.Encode("train-00003", task: 2, label: dataset.Labels[3], dataset.Image(3));
+
+        bool decoded = codec.TryDecode(record, out LabeledExample? example, out string error);
+
+        decoded.ShouldBeTrue(error);
+        error.ShouldBeEmpty();
+        example.ShouldNotBeNull();
+        example.Id.ShouldBe("train-00003");
+        example.Task.ShouldBe(2);
+        example.Label.ShouldBe(3);
+        example.Features.ShouldBe(dataset.Image(3).ToArray().Select(pixel => (float)pixel).ToArray());
+    }
+
+    [Fact]
+    public void UnknownFieldsAreSkipped()
+    {
+        string json = Record(extra: "\"source\":{\"camera\":[1,2]},");
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(json), out LabeledExample? example, out string error).ShouldBeTrue(error);
+        example.ShouldNotBeNull();
+        example.Features.Length.ShouldBe(FeatureCount);
+    }
+
+    [Fact]
+    public void MalformedJsonRejected()
+    {
+        ShouldReject("{\"id\":\"a\",\"task\":1,", "malformed JSON");
+    }
+
+    [Fact]
+    public void UnclosedObjectRejected()
+    {
+        string json = Record();
+        ShouldReject(json[..^1], "malformed JSON");
+    }
+
+    [Fact]
+    public void NonObjectRejected()
+    {
+        ShouldReject("[1,2]", "object");
+    }
+
+    [Fact]
+    public void MissingIdRejected()
+    {
+        ShouldReject(Record(id: null), "'id'");
+    }
+
+    [Fact]
+    public void EmptyIdRejected()
+    {
+        ShouldReject(Record(id: "\"\""), "'id'");
+    }
+
+    [Fact]
+    public void NumericIdRejected()
+    {
+        ShouldReject(Record(id: "42"), "'id'");
+    }
+
+    [Fact]
+    public void MissingTaskRejected()
+    {
+        ShouldReject(Record(task: null), "'task'");
+    }
+
+    [Fact]
+    public void ZeroTaskRejected()
+    {
+        ShouldReject(Record(task: "0"), "'task'");
+    }
+
+    [Fact]
+    public void MissingLabelRejected()
+    {
+        ShouldReject(Record(label: null), "'label'");
+    }
+
+    [Fact]
+    public void LabelTenRejected()
+    {
+        ShouldReject(Record(label: "10"), "'label'");
+    }
+
+    [Fact]
+    public void NegativeLabelRejected()
+    {
+        ShouldReject(Record(label: "-1"), "'label'");
+    }
+
+    [Fact]
+    public void FractionalLabelRejected()
+    {
+        ShouldReject(Record(label: "1.5"), "'label'");
+    }
+
+    [Fact]
+    public void MissingFeaturesRejected()
+    {
+        ShouldReject(Record(features: null), "'features'");
+    }
+
+    [Fact]
+    public void FeaturesNotArrayRejected()
+    {
+        ShouldReject(Record(features: "\"pixels\""), "'features'");
+    }
+
+    [Theory]
+    [InlineData(783)]
+    [InlineData(785)]
+    [InlineData(0)]
+    public void WrongFeatureCountRejected(int count)
+    {
+        ShouldReject(Record(features: Features(count)), "'features'");
+    }
+
+    [Fact]
+    public void NonNumberFeatureRejected()
+    {
+        string features = "[\"x\"," + Features(FeatureCount - 1)[1..];
+        ShouldReject(Record(features: features), "'features' item 0");
+    }
+
+    [Fact]
+    public void OverflowingFeatureRejected()
+    {
+        string features = Features(FeatureCount - 1)[..^1] + ",1e39]";
+        ShouldReject(Record(features: features), "'features' item 783");
+    }
+
+    [Fact]
+    public void OversizedRecordRejected()
+    {
+        var small = new ExampleRecordCodec(FeatureCount, ClassCount, maxRecordBytes: 1_000);
+        byte[] record = Encoding.UTF8.GetBytes(Record());
+        record.Length.ShouldBeGreaterThan(1_000);
+
+        small.TryDecode(record, out LabeledExample? example, out string error).ShouldBeFalse();
+        example.ShouldBeNull();
+        error.ShouldContain("limit is 1000");
+    }
+
+    [Fact]
+    public void RecordAtLimitAccepted()
+    {
+        byte[] record = Encoding.UTF8.GetBytes(Record());
+        var exact = new ExampleRecordCodec(FeatureCount, ClassCount, maxRecordBytes: record.Length);
+
+        exact.TryDecode(record, out _, out string error).ShouldBeTrue(error);
+    }
+
+    private void ShouldReject(string json, string expectedReason)
+    {
+        bool decoded = codec.TryDecode(Encoding.UTF8.GetBytes(json), out LabeledExample? example, out string error);
+
+        decoded.ShouldBeFalse();
+        example.ShouldBeNull();
+        error.ShouldContain(expectedReason);
+    }
+
+    // Builds a record field by field. A null argument leaves that field out.
+    private static string Record(
+        string? id = "\"train-00001\"",
+        string? task = "1",
+        string? label = "0",
+        string? features = "default",
+        string extra = "")
+    {
+        var fields = new List<string>();
+        if (id is not null)
+        {
+            fields.Add("\"id\":" + id);
+        }
+
+        if (task is not null)
+        {
+            fields.Add("\"task\":" + task);
+        }
+
+        if (label is not null)
+        {
+            fields.Add("\"label\":" + label);
+        }
+
+        if (features is not null)
+        {
+            fields.Add("\"features\":" + (features == "default" ? Features(FeatureCount) : features));
+        }
+
+        return "{" + extra + string.Join(",", fields) + "}";
+    }
+
+    private static string Features(int count) => "[" + string.Join(",", Enumerable.Range(0, count).Select(index => index % 256)) + "]";
+}

@@ -1,0 +1,144 @@
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Evaluation;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner.Tests.Training;
+
+public sealed class ContinualTrainerTests
+{
+    private const int BatchSize = 32;
+
+    private static readonly ModelSpec SmallSpec = new()
+    {
+        InputShape = [784],
+        HiddenSizes = [32],
+    };
+
+    // Task 1 of the slice: every training example labelled 0 (T-shirt/top) or 1 (Trouser), in dataset order.
+    private static readonly LabeledExample[] TaskOneExamples = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1)
+        .Select(index => TestData.Example(TestData.TrainingSet, index))
+        .ToArray();
+
+    [Fact]
+    public void TorchSharpNativeLibraryLoads()
+    {
+        // Throws when libLibTorchSharp.so cannot load, for example when the build's GLIBCXX_3.4.32 patch
+        // for Debian 12 (build/TorchSharpNativeFix.targets) was not applied.
+        using Tensor ones = torch.ones(2, 3);
+
+        ones.sum().item<float>().ShouldBe(6f);
+    }
+
+    [Fact]
+    public void TaskOneSliceHasBothLabels()
+    {
+        TaskOneExamples.Length.ShouldBe(603);
+        TaskOneExamples.Select(example => example.Label).Distinct().Order().ToArray().ShouldBe(new[] { 0, 1 });
+    }
+
+    [Fact]
+    public void TrainerLearnsTaskOne()
+    {
+        using ContinualTrainer trainer = CreateTrainer(ReplayStrategy.DerPlusPlus, replayCapacity: 500);
+
+        for (int step = 0; step < 200; step++)
+        {
+            StepLosses losses = trainer.Step(Batch(step));
+            losses.Skipped.ShouldBeFalse($"step {step} had a non-finite loss");
+        }
+
+        trainer.StepCount.ShouldBe(200);
+        trainer.SkippedStepCount.ShouldBe(0);
+        double accuracy = HoldoutEvaluator.Accuracy(trainer.Module, torch.CPU, TaskOneExamples[..200]);
+        accuracy.ShouldBeGreaterThan(0.9);
+    }
+
+    [Fact]
+    public void DerPlusPlusFillsReplayBuffer()
+    {
+        using ContinualTrainer trainer = CreateTrainer(ReplayStrategy.DerPlusPlus, replayCapacity: 100);
+
+        for (int step = 0; step < 3; step++)
+        {
+            trainer.Step(Batch(step));
+        }
+
+        trainer.ReplayBuffer.Count.ShouldBe(3 * BatchSize);
+        trainer.ReplayBuffer.Seen.ShouldBe(3 * BatchSize);
+
+        for (int step = 3; step < 10; step++)
+        {
+            trainer.Step(Batch(step));
+        }
+
+        trainer.ReplayBuffer.Count.ShouldBe(100);
+        trainer.ReplayBuffer.Seen.ShouldBe(10 * BatchSize);
+    }
+
+    [Fact]
+    public void ReplayStoresStepLogits()
+    {
+        using ContinualTrainer trainer = CreateTrainer(ReplayStrategy.DerPlusPlus, replayCapacity: 100);
+
+        trainer.Step(Batch(0));
+
+        trainer.ReplayBuffer.Examples.Count.ShouldBe(BatchSize);
+        trainer.ReplayBuffer.Examples[0].Id.ShouldBe(TaskOneExamples[0].Id);
+        trainer.ReplayBuffer.Examples[0].Logits.Length.ShouldBe(SmallSpec.ClassCount);
+    }
+
+    [Fact]
+    public void NaiveKeepsNoReplay()
+    {
+        using ContinualTrainer trainer = CreateTrainer(ReplayStrategy.Naive, replayCapacity: 500);
+
+        for (int step = 0; step < 5; step++)
+        {
+            StepLosses losses = trainer.Step(Batch(step));
+            losses.ReplayLogits.ShouldBe(0);
+            losses.ReplayLabels.ShouldBe(0);
+        }
+
+        trainer.ReplayBuffer.Count.ShouldBe(0);
+        trainer.ReplayBuffer.Capacity.ShouldBe(0);
+    }
+
+    [Fact]
+    public void EmptyBatchThrows()
+    {
+        using ContinualTrainer trainer = CreateTrainer(ReplayStrategy.Naive, replayCapacity: 0);
+
+        Should.Throw<ArgumentException>(() => trainer.Step([]));
+    }
+
+    private static ContinualTrainer CreateTrainer(ReplayStrategy strategy, int replayCapacity)
+    {
+        torch.manual_seed(1);
+        var options = new TrainerOptions
+        {
+            Strategy = strategy,
+            BatchSize = BatchSize,
+            ReplayCapacity = replayCapacity,
+        };
+
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(SmallSpec);
+        return new ContinualTrainer(SmallSpec, initial, torch.CPU, options);
+    }
+
+    // Cycles through the task-1 examples in consecutive batches.
+    private static LabeledExample[] Batch(int step)
+    {
+        var batch = new LabeledExample[BatchSize];
+        for (int index = 0; index < BatchSize; index++)
+        {
+            batch[index] = TaskOneExamples[((step * BatchSize) + index) % TaskOneExamples.Length];
+        }
+
+        return batch;
+    }
+}
