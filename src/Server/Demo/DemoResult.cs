@@ -14,6 +14,9 @@ public sealed record DemoResult
 
     public required long FirstVersion { get; init; }
 
+    /// <summary>Newest version that answered an inference request during the run.</summary>
+    public required long NewestServedVersion { get; init; }
+
     public required long ExamplesProduced { get; init; }
 
     public required long ExamplesTrained { get; init; }

@@ -72,6 +72,7 @@ public sealed class DemoRunner
 
         long produced = await StreamAndReportAsync(broker.BootstrapServers, training, learner, load, token).ConfigureAwait(false);
         await WaitForFinalVersionAsync(learner, produced, token).ConfigureAwait(false);
+        PrintProgress(learner.Status, load);
 
         await stopLoad.CancelAsync().ConfigureAwait(false);
         await loadTask.ConfigureAwait(false);
@@ -85,6 +86,7 @@ public sealed class DemoRunner
             TestAccuracyByTask = EvaluateOnTestSet(final, test),
             FinalVersion = final.Number,
             FirstVersion = first.Number,
+            NewestServedVersion = load.NewestVersion,
             ExamplesProduced = produced,
             ExamplesTrained = learner.Status.Trained,
             ExamplesLost = learner.Status.Lost,

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Restores, builds and runs every test project, one after another, then prints
+# "N passed, N failed, N skipped" and exits non-zero when any test failed or a project did not run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+results_directory=$(mktemp -d)
+trap 'rm -rf "$results_directory"' EXIT
+
+if ! dotnet build ContinualServe.sln -c Release -nologo -v quiet; then
+    echo "build failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+passed=0
+failed=0
+skipped=0
+broken_projects=0
+for project in tests/*/*.csproj; do
+    name=$(basename "$project" .csproj)
+    log="$results_directory/$name.log"
+    echo "== $name"
+    dotnet test "$project" -c Release --no-build -nologo --blame-hang-timeout 5m 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    # vstest ends each project with: "Passed!  - Failed: 0, Passed: 33, Skipped: 0, Total: 33, ..."
+    summary=$(grep -E '(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" | tail -1)
+    if [ -z "$summary" ]; then
+        echo "$name: no test summary (exit code $status)"
+        broken_projects=$((broken_projects + 1))
+        continue
+    fi
+    project_failed=$(sed -E 's/.*Failed: +([0-9]+).*/\1/' <<<"$summary")
+    project_passed=$(sed -E 's/.*Passed: +([0-9]+),.*/\1/' <<<"$summary")
+    project_skipped=$(sed -E 's/.*Skipped: +([0-9]+).*/\1/' <<<"$summary")
+    passed=$((passed + project_passed))
+    failed=$((failed + project_failed))
+    skipped=$((skipped + project_skipped))
+    if [ "$status" != 0 ] && [ "$project_failed" = 0 ]; then
+        echo "$name: dotnet test exited with $status"
+        broken_projects=$((broken_projects + 1))
+    fi
+done
+
+failed=$((failed + broken_projects))
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

@@ -1,0 +1,85 @@
+using ContinualServe.Model.Store;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Model.Tests.Store;
+
+public sealed class ModelStoreTests
+{
+    [Fact]
+    public void SaveNumbersVersionsFromOne()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(3);
+
+        store.ListVersionNumbers().ShouldBe([1L, 2L, 3L]);
+    }
+
+    [Fact]
+    public void LoadedWeightsEqualSavedWeights()
+    {
+        var store = new ModelStore(SmallModels.TemporaryDirectory());
+        torch.manual_seed(7);
+        using nn.Module<Tensor, Tensor> saved = ModelFactory.Create(SmallModels.Spec);
+        ModelVersion version = store.Save(SmallModels.Spec, saved, new ModelManifest { ExamplesTrained = 42 });
+
+        store.TryLoad(version.Number, out ModelVersion? loaded).ShouldBeTrue();
+        using nn.Module<Tensor, Tensor> module = loaded!.LoadModule(torch.CPU);
+        using Tensor input = torch.rand(4, 16);
+        using Tensor expected = saved.forward(input);
+        using Tensor actual = module.forward(input);
+
+        actual.allclose(expected).ShouldBeTrue();
+        loaded.Manifest.ExamplesTrained.ShouldBe(42);
+        loaded.Manifest.WeightsSha256.Length.ShouldBe(64);
+    }
+
+    [Fact]
+    public void CorruptNewestVersionFallsBackToPrevious()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(2);
+        string weights = Path.Combine(store.VersionDirectory(2), ModelStore.WeightsFileName);
+        byte[] content = File.ReadAllBytes(weights);
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+
+        ModelVersion? latest = store.TryLoadLatest();
+
+        latest.ShouldNotBeNull();
+        latest.Number.ShouldBe(1);
+        store.TryLoad(2, out _).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void TruncatedManifestIsRejected()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(2);
+        File.WriteAllText(Path.Combine(store.VersionDirectory(2), ModelStore.ManifestFileName), "{\"version\":");
+
+        store.TryLoad(2, out _).ShouldBeFalse();
+        store.TryLoadLatest()!.Number.ShouldBe(1);
+    }
+
+    [Fact]
+    public void RetentionKeepsNewestVersions()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(5, retained: 2);
+
+        store.ListVersionNumbers().ShouldBe([4L, 5L]);
+    }
+
+    [Fact]
+    public void AbandonedTemporaryDirectoryIsRemoved()
+    {
+        string root = SmallModels.TemporaryDirectory();
+        string abandoned = Path.Combine(root, ".tmp-crashed");
+        Directory.CreateDirectory(abandoned);
+        File.WriteAllText(Path.Combine(abandoned, ModelStore.WeightsFileName), "partial");
+
+        var store = new ModelStore(root);
+
+        Directory.Exists(abandoned).ShouldBeFalse();
+        store.ListVersionNumbers().ShouldBeEmpty();
+    }
+}

@@ -1,0 +1,118 @@
+using System.Net;
+using System.Text.Json;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Inference;
+
+public sealed class InferenceApiTests : IAsyncLifetime
+{
+    private const string InferPath = "v2/models/test-model/infer";
+    private RunningServer server = null!;
+
+    public async Task InitializeAsync() => server = await RunningServer.StartAsync(versions: 2, maxRequestBodyBytes: 64 * 1024);
+
+    public async Task DisposeAsync() => await server.DisposeAsync();
+
+    [Fact]
+    public async Task InferReturnsProbabilitiesAndVersion()
+    {
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(InferenceRequests.Body(3, 16)));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        using JsonDocument document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        JsonElement root = document.RootElement;
+        root.GetProperty("model_version").GetString().ShouldBe("2");
+        root.GetProperty("id").GetString().ShouldBe("r1");
+        JsonElement probabilities = root.GetProperty("outputs")[0];
+        probabilities.GetProperty("shape").EnumerateArray().Select(size => size.GetInt32()).ShouldBe([3, 3]);
+        float[] values = probabilities.GetProperty("data").EnumerateArray().Select(value => value.GetSingle()).ToArray();
+        values.Length.ShouldBe(9);
+        values.Take(3).Sum().ShouldBe(1f, 1e-4f);
+        root.GetProperty("outputs")[1].GetProperty("data").GetArrayLength().ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task VersionedRouteMatchesLiveVersion()
+    {
+        using HttpResponseMessage live = await server.Client.PostAsync("v2/models/test-model/versions/2/infer", InferenceRequests.Json(InferenceRequests.Body(1, 16)));
+        using HttpResponseMessage old = await server.Client.PostAsync("v2/models/test-model/versions/1/infer", InferenceRequests.Json(InferenceRequests.Body(1, 16)));
+
+        live.StatusCode.ShouldBe(HttpStatusCode.OK);
+        old.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await ErrorField(old)).ShouldBe("version");
+    }
+
+    [Theory]
+    [InlineData("{not json", "body")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,16],\"datatype\":\"FP64\",\"data\":[]}]}", "inputs[0].datatype")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,15],\"datatype\":\"FP32\",\"data\":[]}]}", "inputs[0].shape")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[0,16],\"datatype\":\"FP32\",\"data\":[]}]}", "inputs[0].shape[0]")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,16],\"datatype\":\"FP32\",\"data\":[1,2]}]}", "inputs[0].data")]
+    public async Task BadRequestsGet400WithField(string body, string field)
+    {
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(body));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await ErrorField(response)).ShouldBe(field);
+    }
+
+    [Fact]
+    public async Task UnknownModelGets404()
+    {
+        using HttpResponseMessage response = await server.Client.PostAsync("v2/models/other/infer", InferenceRequests.Json(InferenceRequests.Body(1, 16)));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await ErrorField(response)).ShouldBe("name");
+    }
+
+    [Fact]
+    public async Task OversizedBodyGets413()
+    {
+        string body = InferenceRequests.Body(64, 16, data: "[" + string.Join(",", Enumerable.Repeat("1.000000", 10_000)) + "]");
+
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(body));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.RequestEntityTooLarge);
+    }
+
+    [Fact]
+    public async Task HealthAndMetadataRoutesAnswer()
+    {
+        (await server.Client.GetAsync("v2/health/live")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await server.Client.GetAsync("v2/health/ready")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await server.Client.GetAsync("v2/models/test-model/ready")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await server.Client.GetAsync("v2/models/other/ready")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+
+        using JsonDocument metadata = JsonDocument.Parse(await server.Client.GetStringAsync("v2/models/test-model"));
+        metadata.RootElement.GetProperty("versions")[0].GetString().ShouldBe("2");
+        metadata.RootElement.GetProperty("inputs")[0].GetProperty("shape")[1].GetInt32().ShouldBe(16);
+    }
+
+    [Fact]
+    public async Task MetricsExportInferenceCounters()
+    {
+        using HttpResponseMessage _ = await server.Client.PostAsync(InferPath, InferenceRequests.Json(InferenceRequests.Body(1, 16)));
+
+        string metrics = await server.Client.GetStringAsync("metrics");
+
+        metrics.ShouldContain("continualserve_inference_requests_total{model=\"test-model\",outcome=\"ok\"}");
+        metrics.ShouldContain("continualserve_inference_duration_seconds_bucket");
+        metrics.ShouldContain("continualserve_model_version{model=\"test-model\"} 2");
+        metrics.ShouldContain("continualserve_model_swaps_total");
+    }
+
+    [Fact]
+    public async Task OpenApiDocumentIsServed()
+    {
+        string document = await server.Client.GetStringAsync("openapi/v1.json");
+
+        document.ShouldContain("/v2/models/{name}/infer");
+    }
+
+    private static async Task<string?> ErrorField(HttpResponseMessage response)
+    {
+        using JsonDocument document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return document.RootElement.GetProperty("field").GetString();
+    }
+}

@@ -1,0 +1,89 @@
+using System.Text;
+using ContinualServe.Server.Inference;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Inference;
+
+public sealed class InferenceRequestReaderTests
+{
+    private readonly InferenceRequestReader reader = new(featureCount: 4, maxBatchSize: 8);
+
+    [Fact]
+    public void FlatDataIsRead()
+    {
+        bool ok = reader.TryRead(Utf8(InferenceRequests.Body(2, 4)), out InferenceInput input, out InferenceError? error);
+
+        ok.ShouldBeTrue();
+        error.ShouldBeNull();
+        input.BatchSize.ShouldBe(2);
+        input.RequestId.ShouldBe("r1");
+        input.Data.Take(8).ShouldBe([0f, 1f, 2f, 3f, 4f, 5f, 6f, 0f]);
+    }
+
+    [Fact]
+    public void NestedDataIsRead()
+    {
+        string body = InferenceRequests.Body(2, 4, data: "[[1,2,3,4],[5,6,7,8]]");
+
+        reader.TryRead(Utf8(body), out InferenceInput input, out _).ShouldBeTrue();
+
+        input.Data.Take(8).ShouldBe([1f, 2f, 3f, 4f, 5f, 6f, 7f, 8f]);
+    }
+
+    [Fact]
+    public void ImageShapeIsAccepted()
+    {
+        var imageReader = new InferenceRequestReader(featureCount: 4, maxBatchSize: 8);
+
+        imageReader.TryRead(Utf8(InferenceRequests.Body(1, 4, shape: "[1,1,2,2]")), out InferenceInput input, out _).ShouldBeTrue();
+
+        input.BatchSize.ShouldBe(1);
+    }
+
+    [Theory]
+    [InlineData("{\"inputs\":[", "body")]
+    [InlineData("[1,2,3]", "body")]
+    [InlineData("{\"id\":\"x\"}", "inputs")]
+    [InlineData("{\"inputs\":[]}", "inputs")]
+    [InlineData("{\"inputs\":{}}", "inputs")]
+    public void MalformedBodiesNameTheField(string body, string field)
+    {
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe(field);
+    }
+
+    [Theory]
+    [InlineData("INT32", null, null, "inputs[0].datatype")]
+    [InlineData("FP32", "[1,5]", null, "inputs[0].shape")]
+    [InlineData("FP32", "[0,4]", "[]", "inputs[0].shape[0]")]
+    [InlineData("FP32", "[9,4]", null, "inputs[0].shape[0]")]
+    [InlineData("FP32", "[1,4]", "[1,2,3]", "inputs[0].data")]
+    [InlineData("FP32", "[1,4]", "[1,2,3,4,5]", "inputs[0].data")]
+    [InlineData("FP32", "[1,4]", "[1,2,\"x\",4]", "inputs[0].data")]
+    [InlineData("FP32", "[1,4]", "[1,2,1e39,4]", "inputs[0].data")]
+    [InlineData("FP32", "[-1,4]", null, "inputs[0].shape")]
+    [InlineData("FP32", "\"1x4\"", null, "inputs[0].shape")]
+    public void InvalidTensorsNameTheField(string datatype, string? shape, string? data, string field)
+    {
+        string body = InferenceRequests.Body(1, 4, datatype, shape, data ?? "[1,2,3,4]");
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe(field);
+        error.Expected.ShouldNotBeNullOrEmpty();
+    }
+
+    [Fact]
+    public void SecondInputIsRejected()
+    {
+        string tensor = "{\"name\":\"input\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]}";
+
+        reader.TryRead(Utf8($"{{\"inputs\":[{tensor},{tensor}]}}"), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("inputs");
+    }
+
+    private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
+}
