@@ -1,0 +1,71 @@
+using System.Text.Json;
+
+namespace ContinualServe.Model.Store;
+
+/// <summary>
+/// An operator's golden set: labeled examples a candidate version must keep classifying well before it
+/// is promoted. Stored as golden-set.json in the model store directory, written atomically.
+/// </summary>
+public sealed record GoldenSet
+{
+    public const string FileName = "golden-set.json";
+
+    public IReadOnlyList<GoldenExample> Examples { get; init; } = [];
+
+    public DateTimeOffset UploadedAt { get; init; }
+
+    /// <summary>Throws <see cref="InvalidDataException"/> naming the first example that does not fit <paramref name="spec"/>.</summary>
+    public void Validate(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (Examples.Count == 0)
+        {
+            throw new InvalidDataException("The golden set is empty; upload at least one example.");
+        }
+
+        for (int index = 0; index < Examples.Count; index++)
+        {
+            GoldenExample example = Examples[index];
+            if (example.Label < 0 || example.Label >= spec.ClassCount)
+            {
+                throw new InvalidDataException($"Golden example {index} has label {example.Label}; expected 0 to {spec.ClassCount - 1}.");
+            }
+
+            if (example.Features is null || example.Features.Length != spec.FeatureCount)
+            {
+                throw new InvalidDataException($"Golden example {index} has {example.Features?.Length ?? 0} features; expected {spec.FeatureCount}.");
+            }
+
+            if (example.Features.Any(value => !float.IsFinite(value)))
+            {
+                throw new InvalidDataException($"Golden example {index} has a NaN or infinite feature.");
+            }
+        }
+    }
+
+    /// <summary>Writes the set to <paramref name="directory"/> atomically (temporary file, fsync, rename).</summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        string temporary = Path.Combine(directory, $".{FileName}.{Guid.NewGuid():N}.tmp");
+        FileSync.WriteAllBytesDurably(temporary, JsonSerializer.SerializeToUtf8Bytes(this, ModelSpec.JsonOptions));
+        File.Move(temporary, Path.Combine(directory, FileName), overwrite: true);
+        FileSync.FlushDirectory(directory);
+    }
+
+    /// <summary>Reads the set from <paramref name="directory"/>, or returns null when none was uploaded.</summary>
+    public static GoldenSet? TryLoad(string directory)
+    {
+        string path = Path.Combine(directory, FileName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        return JsonSerializer.Deserialize<GoldenSet>(File.ReadAllBytes(path), ModelSpec.JsonOptions)
+            ?? throw new InvalidDataException($"{path} is empty.");
+    }
+}
+
+/// <summary>One labeled golden example; features are raw values, as in inference requests.</summary>
+public sealed record GoldenExample(int Label, float[] Features);
