@@ -91,8 +91,20 @@ public sealed class AccuracyMatrix
             return matrix;
         }
 
+        if (summary.Tasks.Count != summary.AccuracyMatrix.Count)
+        {
+            throw new InvalidDataException(
+                $"The evaluation summary lists {summary.Tasks.Count} tasks but {summary.AccuracyMatrix.Count} matrix rows.");
+        }
+
         for (int row = 0; row < summary.AccuracyMatrix.Count; row++)
         {
+            if (summary.AccuracyMatrix[row].Count != row + 1)
+            {
+                throw new InvalidDataException(
+                    $"Row {row} of the accuracy matrix has {summary.AccuracyMatrix[row].Count} entries; expected {row + 1}.");
+            }
+
             matrix.tasks.Add(summary.Tasks[row]);
             matrix.rows.Add(summary.AccuracyMatrix[row].ToArray());
         }

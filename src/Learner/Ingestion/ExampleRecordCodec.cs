@@ -111,6 +111,12 @@ public sealed class ExampleRecordCodec
             }
         }
 
+        if (reader.Read())
+        {
+            error = "record has content after the JSON object";
+            return false;
+        }
+
         error = Validate(id, task, label, features);
         if (error.Length > 0)
         {

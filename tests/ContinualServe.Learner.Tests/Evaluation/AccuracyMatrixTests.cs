@@ -173,6 +173,15 @@ public sealed class AccuracyMatrixTests
         AccuracyMatrix.FromSummary(null).RowCount.ShouldBe(0);
     }
 
+    [Fact]
+    public void MismatchedSummaryIsRejected()
+    {
+        EvaluationSummary summary = ThreeTaskMatrix().ToSummary();
+
+        Should.Throw<InvalidDataException>(() => AccuracyMatrix.FromSummary(summary with { Tasks = [1, 2] }));
+        Should.Throw<InvalidDataException>(() => AccuracyMatrix.FromSummary(summary with { AccuracyMatrix = [[0.9], [0.6], [0.5, 0.7, 0.95]] }));
+    }
+
     private static AccuracyMatrix ThreeTaskMatrix()
     {
         var matrix = new AccuracyMatrix();

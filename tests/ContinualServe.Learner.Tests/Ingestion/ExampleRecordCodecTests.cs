@@ -54,6 +54,12 @@ public sealed class ExampleRecordCodecTests
     }
 
     [Fact]
+    public void TrailingContentRejected()
+    {
+        ShouldReject(Record() + "{}", "JSON");
+    }
+
+    [Fact]
     public void NonObjectRejected()
     {
         ShouldReject("[1,2]", "object");
