@@ -1,5 +1,6 @@
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
+using ContinualServe.Server.Batching;
 using ContinualServe.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -38,7 +39,7 @@ internal sealed class RunningServer : IAsyncDisposable
     public ModelSwapper Swapper => App.Services.GetRequiredService<ModelSwapper>();
 
     /// <summary>Starts a server whose store holds <paramref name="versions"/> versions, the newest of them live.</summary>
-    public static async Task<RunningServer> StartAsync(int versions = 1, long maxRequestBodyBytes = 1024 * 1024)
+    public static async Task<RunningServer> StartAsync(int versions = 1, long maxRequestBodyBytes = 1024 * 1024, Action<BatchingOptions>? configureBatching = null)
     {
         string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
         var store = new ModelStore(directory, retainedVersions: 1000);
@@ -53,7 +54,7 @@ internal sealed class RunningServer : IAsyncDisposable
             options.StoreDirectory = directory;
             options.MaxRequestBodyBytes = maxRequestBodyBytes;
             options.MaxBatchSize = 64;
-        }, pollStore: false);
+        }, pollStore: false, configureBatching);
         app.Services.GetRequiredService<ModelSwapper>().TrySwapToLatest();
         await app.StartAsync();
         string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

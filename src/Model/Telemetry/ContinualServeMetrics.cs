@@ -32,6 +32,15 @@ public static class ContinualServeMetrics
             Buckets = [1, 2, 4, 8, 16, 32, 64, 128, 256],
         });
 
+    public static readonly Histogram QueueDuration = Metrics.CreateHistogram(
+        "continualserve_queue_duration_seconds",
+        "Time a request waited in the batching queue before its forward pass, in seconds.",
+        new HistogramConfiguration
+        {
+            LabelNames = ["model"],
+            Buckets = Histogram.ExponentialBuckets(0.00005, 2, 16),
+        });
+
     public static readonly Gauge ModelVersion = Metrics.CreateGauge(
         "continualserve_model_version",
         "Version number of the model that answers requests.",

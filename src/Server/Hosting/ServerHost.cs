@@ -1,4 +1,5 @@
 using ContinualServe.Model.Serving;
+using ContinualServe.Server.Batching;
 using ContinualServe.Server.Inference;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
@@ -12,7 +13,7 @@ public static class ServerHost
     /// Creates the web application. <paramref name="urls"/> are Kestrel listen addresses, e.g. "http://127.0.0.1:8080";
     /// <paramref name="configure"/> adjusts the options after configuration is bound.
     /// </summary>
-    public static WebApplication Build(string[] args, string urls, Action<ServerOptions>? configure = null, bool pollStore = true)
+    public static WebApplication Build(string[] args, string urls, Action<ServerOptions>? configure = null, bool pollStore = true, Action<BatchingOptions>? configureBatching = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(args);
         builder.WebHost.UseUrls(urls);
@@ -27,6 +28,12 @@ public static class ServerHost
             .Configure(options => configure?.Invoke(options))
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        builder.Services.AddOptions<BatchingOptions>()
+            .BindConfiguration(BatchingOptions.SectionName)
+            .Configure(options => configureBatching?.Invoke(options))
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        builder.Services.AddSingleton<InferenceBatcher>();
         builder.Services.Configure<KestrelServerOptions>(kestrel => kestrel.Limits.MaxRequestBodySize = null);
         builder.Services.AddSingleton<LiveModel>();
         builder.Services.AddSingleton<ModelSwapper>();

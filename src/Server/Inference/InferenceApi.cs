@@ -1,10 +1,13 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using System.IO.Pipelines;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using ContinualServe.Model.Serving;
 using ContinualServe.Model.Telemetry;
+using ContinualServe.Server.Batching;
 using ContinualServe.Server.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
@@ -18,6 +21,7 @@ namespace ContinualServe.Server.Inference;
 public static class InferenceApi
 {
     private const string JsonContentType = "application/json";
+    private const string BinaryHeaderName = "Inference-Header-Content-Length";
 
     public static IEndpointRouteBuilder MapInferenceApi(this IEndpointRouteBuilder routes)
     {
@@ -93,16 +97,92 @@ public static class InferenceApi
             return "not_found";
         }
 
+        long? version = null;
+        if (requestedVersion is not null)
+        {
+            if (!long.TryParse(requestedVersion, NumberStyles.None, CultureInfo.InvariantCulture, out long parsed))
+            {
+                await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Version '{requestedVersion}' is not a version number.", "version", "a positive integer")).ConfigureAwait(false);
+                return "not_found";
+            }
+
+            version = parsed;
+        }
+
+        InferenceBatcher batcher = context.RequestServices.GetRequiredService<InferenceBatcher>();
+        batcher.BeginReceiving();
+        bool submitted = false;
+        try
+        {
+            (InferenceInput? input, string? failure) = await ReceiveAsync(context, options).ConfigureAwait(false);
+            if (input is null)
+            {
+                return failure!;
+            }
+
+            submitted = true;
+            BatchOutcome outcome;
+            try
+            {
+                outcome = await batcher.SubmitAsync(input.Value.Data, input.Value.BatchSize, version).ConfigureAwait(false);
+            }
+            catch (Exception exception) when (exception is ExternalException or InvalidOperationException or ArgumentException)
+            {
+                // The batcher logged the failed forward pass; this request reports it without a stack trace.
+                await WriteErrorAsync(context, StatusCodes.Status500InternalServerError, new InferenceError("The forward pass failed; see the server log.", null, null)).ConfigureAwait(false);
+                return "error";
+            }
+
+            return await WriteOutcomeAsync(context, options, input.Value, outcome, requestedVersion).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!submitted)
+            {
+                batcher.EndReceiving();
+            }
+        }
+    }
+
+    // Reads and validates the body; on failure writes the error response and returns the outcome label instead.
+    private static async Task<(InferenceInput? Input, string? Failure)> ReceiveAsync(HttpContext context, ServerOptions options)
+    {
         (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);
         if (bodyError is not null)
         {
             await WriteErrorAsync(context, status, bodyError).ConfigureAwait(false);
-            return status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request";
+            return (null, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
         }
 
         try
         {
-            return await InferOnBodyAsync(context, body.AsMemory(0, length), requestedVersion, options).ConfigureAwait(false);
+            LiveModel live = context.RequestServices.GetRequiredService<LiveModel>();
+            if (!live.TryAcquire(out ModelLease lease))
+            {
+                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready")).ConfigureAwait(false);
+                return (null, "unavailable");
+            }
+
+            int featureCount;
+            using (lease)
+            {
+                featureCount = lease.Model.Spec.FeatureCount;
+            }
+
+            if (!TrySplitBinary(context, body!.AsSpan(0, length), out int headerLength, out InferenceError? splitError))
+            {
+                await WriteErrorAsync(context, StatusCodes.Status400BadRequest, splitError!).ConfigureAwait(false);
+                return (null, "bad_request");
+            }
+
+            var reader = new InferenceRequestReader(featureCount, options.MaxBatchSize);
+            if (!reader.TryRead(body.AsSpan(0, headerLength), body.AsSpan(headerLength, length - headerLength), out InferenceInput input, out InferenceError? error))
+            {
+                await WriteErrorAsync(context, StatusCodes.Status400BadRequest, error!).ConfigureAwait(false);
+                return (null, "bad_request");
+            }
+
+            return (input, null);
         }
         finally
         {
@@ -110,73 +190,119 @@ public static class InferenceApi
         }
     }
 
-    private static async Task<string> InferOnBodyAsync(HttpContext context, ReadOnlyMemory<byte> body, string? requestedVersion, ServerOptions options)
+    // The binary data extension puts the JSON header length in Inference-Header-Content-Length; without it the body is all JSON.
+    private static bool TrySplitBinary(HttpContext context, ReadOnlySpan<byte> body, out int headerLength, out InferenceError? error)
     {
-        LiveModel live = context.RequestServices.GetRequiredService<LiveModel>();
-        if (!live.TryAcquire(out ModelLease lease))
+        headerLength = body.Length;
+        error = null;
+        string? header = context.Request.Headers[BinaryHeaderName];
+        if (header is null)
         {
-            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready")).ConfigureAwait(false);
-            return "unavailable";
+            return true;
         }
 
-        InferenceInput input;
-        InferenceError? error;
-        long version;
-        float[] probabilities;
-        int classCount;
-        using (lease)
+        if (!int.TryParse(header, NumberStyles.None, CultureInfo.InvariantCulture, out int declared) || declared > body.Length)
         {
-            ServedModel model = lease.Model;
-            version = model.Version;
-            if (requestedVersion is not null && requestedVersion != version.ToString(CultureInfo.InvariantCulture))
-            {
-                await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Version '{requestedVersion}' of model '{options.ModelName}' is not loaded; the live version is {version}.", "version", version.ToString(CultureInfo.InvariantCulture))).ConfigureAwait(false);
+            error = new InferenceError($"{BinaryHeaderName} '{header}' is invalid for a {body.Length}-byte body.", BinaryHeaderName, $"0 to {body.Length}");
+            return false;
+        }
+
+        headerLength = declared;
+        return true;
+    }
+
+    private static async Task<string> WriteOutcomeAsync(HttpContext context, ServerOptions options, InferenceInput input, BatchOutcome outcome, string? requestedVersion)
+    {
+        switch (outcome.Status)
+        {
+            case BatchStatus.Completed:
+                await WriteResponseAsync(context, options.ModelName, outcome.Version, input, outcome.Probabilities!, outcome.ClassCount).ConfigureAwait(false);
+                return "ok";
+            case BatchStatus.QueueFull:
+                context.Response.Headers.RetryAfter = "1";
+                await WriteErrorAsync(context, StatusCodes.Status429TooManyRequests, new InferenceError("The inference queue is full.", null, "retry after 1 second")).ConfigureAwait(false);
+                return "rejected";
+            case BatchStatus.DeadlineExceeded:
+                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("The request waited in the queue past its deadline.", null, "retry later or lower the request rate")).ConfigureAwait(false);
+                return "timeout";
+            case BatchStatus.VersionNotLoaded:
+                await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Version '{requestedVersion}' of model '{options.ModelName}' is not loaded; the live version is {outcome.Version}.", "version", outcome.Version.ToString(CultureInfo.InvariantCulture))).ConfigureAwait(false);
                 return "not_found";
-            }
-
-            var reader = new InferenceRequestReader(model.Spec.FeatureCount, options.MaxBatchSize);
-            if (!reader.TryRead(body.Span, out input, out error))
-            {
-                await WriteErrorAsync(context, StatusCodes.Status400BadRequest, error!).ConfigureAwait(false);
-                return "bad_request";
-            }
-
-            classCount = model.Spec.ClassCount;
-            probabilities = new float[input.BatchSize * classCount];
-            model.Predict(input.Data.AsSpan(0, input.BatchSize * model.Spec.FeatureCount), input.BatchSize, probabilities);
-            ContinualServeMetrics.BatchSize.WithLabels(options.ModelName).Observe(input.BatchSize);
+            default:
+                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded, or the server is shutting down.", null, "retry after the server reports ready")).ConfigureAwait(false);
+                return "unavailable";
         }
-
-        await WriteResponseAsync(context, options.ModelName, version, input, probabilities, classCount).ConfigureAwait(false);
-        return "ok";
     }
 
     private static async Task WriteResponseAsync(HttpContext context, string modelName, long version, InferenceInput input, float[] probabilities, int classCount)
     {
         context.Response.StatusCode = StatusCodes.Status200OK;
-        context.Response.ContentType = JsonContentType;
         PipeWriter pipe = context.Response.BodyWriter;
-        using (var writer = new Utf8JsonWriter(pipe))
+        if (input.BinaryOutput)
         {
-            writer.WriteStartObject();
-            writer.WriteString("model_name", modelName);
-            writer.WriteString("model_version", version.ToString(CultureInfo.InvariantCulture));
-            if (input.RequestId is not null)
-            {
-                writer.WriteString("id", input.RequestId);
-            }
-
-            writer.WriteStartArray("outputs");
-            WriteProbabilities(writer, input.BatchSize, probabilities, classCount);
-            WriteLabels(writer, input.BatchSize, probabilities, classCount);
-            writer.WriteEndArray();
-            writer.WriteEndObject();
+            byte[] header = BuildHeader(modelName, version, input, probabilities, classCount, binary: true);
+            context.Response.ContentType = "application/octet-stream";
+            context.Response.Headers[BinaryHeaderName] = header.Length.ToString(CultureInfo.InvariantCulture);
+            pipe.Write(header);
+            WriteBinaryOutputs(pipe, input.BatchSize, probabilities, classCount);
+        }
+        else
+        {
+            context.Response.ContentType = JsonContentType;
+            using var writer = new Utf8JsonWriter(pipe);
+            WriteHeader(writer, modelName, version, input, probabilities, classCount, binary: false);
         }
 
         await pipe.FlushAsync(context.RequestAborted).ConfigureAwait(false);
     }
 
-    private static void WriteProbabilities(Utf8JsonWriter writer, int batchSize, float[] probabilities, int classCount)
+    private static byte[] BuildHeader(string modelName, long version, InferenceInput input, float[] probabilities, int classCount, bool binary)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            WriteHeader(writer, modelName, version, input, probabilities, classCount, binary);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void WriteHeader(Utf8JsonWriter writer, string modelName, long version, InferenceInput input, float[] probabilities, int classCount, bool binary)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("model_name", modelName);
+        writer.WriteString("model_version", version.ToString(CultureInfo.InvariantCulture));
+        if (input.RequestId is not null)
+        {
+            writer.WriteString("id", input.RequestId);
+        }
+
+        writer.WriteStartArray("outputs");
+        WriteProbabilities(writer, input.BatchSize, probabilities, classCount, binary);
+        WriteLabels(writer, input.BatchSize, probabilities, classCount, binary);
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+    }
+
+    private static void WriteBinaryOutputs(PipeWriter pipe, int batchSize, float[] probabilities, int classCount)
+    {
+        Span<byte> probabilityBytes = pipe.GetSpan(batchSize * classCount * sizeof(float));
+        for (int index = 0; index < batchSize * classCount; index++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(probabilityBytes[(index * sizeof(float))..], probabilities[index]);
+        }
+
+        pipe.Advance(batchSize * classCount * sizeof(float));
+        Span<byte> labelBytes = pipe.GetSpan(batchSize * sizeof(long));
+        for (int row = 0; row < batchSize; row++)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(labelBytes[(row * sizeof(long))..], ArgMax(probabilities.AsSpan(row * classCount, classCount)));
+        }
+
+        pipe.Advance(batchSize * sizeof(long));
+    }
+
+    private static void WriteProbabilities(Utf8JsonWriter writer, int batchSize, float[] probabilities, int classCount, bool binary)
     {
         writer.WriteStartObject();
         writer.WriteString("name", "probabilities");
@@ -185,17 +311,46 @@ public static class InferenceApi
         writer.WriteNumberValue(batchSize);
         writer.WriteNumberValue(classCount);
         writer.WriteEndArray();
-        writer.WriteStartArray("data");
-        foreach (float probability in probabilities)
+        if (binary)
         {
-            writer.WriteNumberValue(probability);
+            WriteBinarySize(writer, batchSize * classCount * sizeof(float));
+        }
+        else
+        {
+            writer.WriteStartArray("data");
+            foreach (float probability in probabilities.AsSpan(0, batchSize * classCount))
+            {
+                writer.WriteNumberValue(probability);
+            }
+
+            writer.WriteEndArray();
         }
 
-        writer.WriteEndArray();
         writer.WriteEndObject();
     }
 
-    private static void WriteLabels(Utf8JsonWriter writer, int batchSize, float[] probabilities, int classCount)
+    private static void WriteBinarySize(Utf8JsonWriter writer, int bytes)
+    {
+        writer.WriteStartObject("parameters");
+        writer.WriteNumber("binary_data_size", bytes);
+        writer.WriteEndObject();
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        for (int index = 1; index < values.Length; index++)
+        {
+            if (values[index] > values[best])
+            {
+                best = index;
+            }
+        }
+
+        return best;
+    }
+
+    private static void WriteLabels(Utf8JsonWriter writer, int batchSize, float[] probabilities, int classCount, bool binary)
     {
         writer.WriteStartObject();
         writer.WriteString("name", "label");
@@ -203,23 +358,21 @@ public static class InferenceApi
         writer.WriteStartArray("shape");
         writer.WriteNumberValue(batchSize);
         writer.WriteEndArray();
-        writer.WriteStartArray("data");
-        for (int row = 0; row < batchSize; row++)
+        if (binary)
         {
-            ReadOnlySpan<float> values = probabilities.AsSpan(row * classCount, classCount);
-            int best = 0;
-            for (int column = 1; column < classCount; column++)
+            WriteBinarySize(writer, batchSize * sizeof(long));
+        }
+        else
+        {
+            writer.WriteStartArray("data");
+            for (int row = 0; row < batchSize; row++)
             {
-                if (values[column] > values[best])
-                {
-                    best = column;
-                }
+                writer.WriteNumberValue(ArgMax(probabilities.AsSpan(row * classCount, classCount)));
             }
 
-            writer.WriteNumberValue(best);
+            writer.WriteEndArray();
         }
 
-        writer.WriteEndArray();
         writer.WriteEndObject();
     }
 

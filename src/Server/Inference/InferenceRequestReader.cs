@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Buffers.Binary;
 using System.Text.Json;
 
 namespace ContinualServe.Server.Inference;
@@ -5,7 +7,10 @@ namespace ContinualServe.Server.Inference;
 /// <summary>
 /// Reads a KServe Open Inference Protocol v2 JSON request with one FP32 input tensor:
 /// <c>{"id": "...", "inputs": [{"name": "input", "shape": [N, 784], "datatype": "FP32", "data": [...]}]}</c>.
-/// The data may be flat or nested row by row. Every failure names the field and the expected value.
+/// The data may be flat or nested row by row, or follow the JSON header as raw little-endian FP32 (the
+/// protocol's binary data extension: the input's <c>parameters.binary_data_size</c> gives its length).
+/// Every failure names the field and the expected value. The returned data array is rented from
+/// <see cref="ArrayPool{T}.Shared"/>; its new owner returns it.
 /// </summary>
 public sealed class InferenceRequestReader
 {
@@ -18,24 +23,38 @@ public sealed class InferenceRequestReader
         this.maxBatchSize = maxBatchSize;
     }
 
-    public bool TryRead(ReadOnlySpan<byte> body, out InferenceInput input, out InferenceError? error)
+    public bool TryRead(ReadOnlySpan<byte> body, out InferenceInput input, out InferenceError? error) =>
+        TryRead(body, ReadOnlySpan<byte>.Empty, out input, out error);
+
+    /// <summary>Reads a JSON header followed by <paramref name="binary"/>, the raw tensor data of the binary extension.</summary>
+    public bool TryRead(ReadOnlySpan<byte> json, ReadOnlySpan<byte> binary, out InferenceInput input, out InferenceError? error)
     {
         input = default;
+        bool ok = false;
         try
         {
-            return TryReadCore(body, out input, out error);
+            ok = TryReadCore(json, binary, out input, out error);
+            return ok;
         }
         catch (JsonException exception)
         {
             error = new InferenceError($"The request body is not valid JSON: {exception.Message}", "body", "a JSON object");
             return false;
         }
+        finally
+        {
+            if (!ok && input.Data is not null)
+            {
+                ArrayPool<float>.Shared.Return(input.Data);
+                input = default;
+            }
+        }
     }
 
-    private bool TryReadCore(ReadOnlySpan<byte> body, out InferenceInput input, out InferenceError? error)
+    private bool TryReadCore(ReadOnlySpan<byte> json, ReadOnlySpan<byte> binary, out InferenceInput input, out InferenceError? error)
     {
         input = default;
-        var reader = new Utf8JsonReader(body);
+        var reader = new Utf8JsonReader(json);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
             error = new InferenceError("The request body must be a JSON object.", "body", "a JSON object with an 'inputs' array");
@@ -44,6 +63,7 @@ public sealed class InferenceRequestReader
 
         string? id = null;
         bool sawInputs = false;
+        bool binaryOutput = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("id"u8))
@@ -54,12 +74,17 @@ public sealed class InferenceRequestReader
             else if (reader.ValueTextEquals("inputs"u8))
             {
                 reader.Read();
-                if (!TryReadInputs(ref reader, out input, out error))
+                if (!TryReadInputs(ref reader, binary, out input, out error))
                 {
                     return false;
                 }
 
                 sawInputs = true;
+            }
+            else if (reader.ValueTextEquals("parameters"u8) || reader.ValueTextEquals("outputs"u8))
+            {
+                reader.Read();
+                binaryOutput |= RequestsBinaryOutput(ref reader);
             }
             else
             {
@@ -74,12 +99,40 @@ public sealed class InferenceRequestReader
             return false;
         }
 
-        input = input with { RequestId = id };
+        if (!binary.IsEmpty && !input.FromBinary)
+        {
+            error = new InferenceError($"The request carries {binary.Length} bytes of binary data but no input declares parameters.binary_data_size.", "inputs[0].parameters.binary_data_size", $"{binary.Length}");
+            return false;
+        }
+
+        input = input with { RequestId = id, BinaryOutput = binaryOutput };
         error = null;
         return true;
     }
 
-    private bool TryReadInputs(ref Utf8JsonReader reader, out InferenceInput input, out InferenceError? error)
+    // True when the request-level parameters, or any requested output, ask for binary_data_output.
+    private static bool RequestsBinaryOutput(ref Utf8JsonReader reader)
+    {
+        int depth = reader.CurrentDepth;
+        bool requested = false;
+        if (reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
+        {
+            return false;
+        }
+
+        while (reader.Read() && reader.CurrentDepth > depth)
+        {
+            if (reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("binary_data_output"u8))
+            {
+                reader.Read();
+                requested |= reader.TokenType == JsonTokenType.True;
+            }
+        }
+
+        return requested;
+    }
+
+    private bool TryReadInputs(ref Utf8JsonReader reader, ReadOnlySpan<byte> binary, out InferenceInput input, out InferenceError? error)
     {
         input = default;
         if (reader.TokenType != JsonTokenType.StartArray)
@@ -97,7 +150,7 @@ public sealed class InferenceRequestReader
                 return false;
             }
 
-            if (!TryReadTensor(ref reader, out input, out error))
+            if (!TryReadTensor(ref reader, binary, out input, out error))
             {
                 return false;
             }
@@ -115,7 +168,7 @@ public sealed class InferenceRequestReader
         return true;
     }
 
-    private bool TryReadTensor(ref Utf8JsonReader reader, out InferenceInput input, out InferenceError? error)
+    private bool TryReadTensor(ref Utf8JsonReader reader, ReadOnlySpan<byte> binary, out InferenceInput input, out InferenceError? error)
     {
         input = default;
         if (reader.TokenType != JsonTokenType.StartObject)
@@ -129,6 +182,7 @@ public sealed class InferenceRequestReader
         List<long>? shape = null;
         float[]? data = null;
         int dataCount = 0;
+        long? binarySize = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("name"u8))
@@ -152,11 +206,25 @@ public sealed class InferenceRequestReader
             else if (reader.ValueTextEquals("data"u8))
             {
                 reader.Read();
-                data = new float[featureCount];
-                if (!TryReadData(ref reader, ref data, ref dataCount, depth: 0, out error))
+                if (data is not null)
                 {
+                    error = new InferenceError("Input data is given twice.", "inputs[0].data", "one data array");
+                    input = new InferenceInput("input", 0, data, null);
                     return false;
                 }
+
+                data = ArrayPool<float>.Shared.Rent(featureCount);
+                bool read = TryReadData(ref reader, ref data, ref dataCount, depth: 0, out error);
+                if (!read)
+                {
+                    input = new InferenceInput("input", 0, data, null);
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("parameters"u8))
+            {
+                reader.Read();
+                binarySize = ReadBinaryDataSize(ref reader);
             }
             else
             {
@@ -165,7 +233,92 @@ public sealed class InferenceRequestReader
             }
         }
 
-        return TryValidate(name, datatype, shape, data, dataCount, out input, out error);
+        if (binarySize is not null)
+        {
+            if (data is not null)
+            {
+                error = new InferenceError("An input cannot have both data and parameters.binary_data_size.", "inputs[0].data", "either JSON data or binary data");
+                input = new InferenceInput("input", 0, data, null);
+                return false;
+            }
+
+            if (!TryReadBinary(binary, binarySize.Value, out data, out dataCount, out error))
+            {
+                return false;
+            }
+        }
+
+        bool valid = TryValidate(name, datatype, shape, data, dataCount, out input, out error);
+        if (!valid && data is not null)
+        {
+            input = new InferenceInput("input", 0, data, null);
+        }
+
+        input = input with { FromBinary = binarySize is not null };
+        return valid;
+    }
+
+    private static long? ReadBinaryDataSize(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            reader.Skip();
+            return null;
+        }
+
+        long? size = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            bool isSize = reader.ValueTextEquals("binary_data_size"u8);
+            reader.Read();
+            if (isSize && reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out long value))
+            {
+                size = value;
+            }
+            else
+            {
+                reader.Skip();
+            }
+        }
+
+        return size;
+    }
+
+    private bool TryReadBinary(ReadOnlySpan<byte> binary, long size, out float[]? data, out int count, out InferenceError? error)
+    {
+        data = null;
+        count = 0;
+        long limit = (long)maxBatchSize * featureCount * sizeof(float);
+        if (size < 0 || size % sizeof(float) != 0 || size > limit)
+        {
+            error = new InferenceError($"parameters.binary_data_size {size} is invalid.", "inputs[0].parameters.binary_data_size", $"a multiple of 4 up to {limit}");
+            return false;
+        }
+
+        if (binary.Length != size)
+        {
+            error = new InferenceError($"The request carries {binary.Length} bytes of binary data but the input declares {size}.", "inputs[0].parameters.binary_data_size", binary.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return false;
+        }
+
+        count = (int)(size / sizeof(float));
+        data = ArrayPool<float>.Shared.Rent(Math.Max(count, 1));
+        for (int index = 0; index < count; index++)
+        {
+            float value = BinaryPrimitives.ReadSingleLittleEndian(binary.Slice(index * sizeof(float)));
+            if (!float.IsFinite(value))
+            {
+                ArrayPool<float>.Shared.Return(data);
+                data = null;
+                error = new InferenceError($"Binary input item {index} is not finite.", "inputs[0].data", "finite FP32 values");
+                return false;
+            }
+
+            data[index] = value;
+        }
+
+        error = null;
+        return true;
     }
 
     private bool TryValidate(string? name, string? datatype, List<long>? shape, float[]? data, int dataCount, out InferenceInput input, out InferenceError? error)
@@ -287,7 +440,10 @@ public sealed class InferenceRequestReader
                     return false;
                 }
 
-                Array.Resize(ref data, (int)Math.Min((long)data.Length * 2, limit));
+                float[] larger = ArrayPool<float>.Shared.Rent((int)Math.Min((long)data.Length * 2, limit));
+                data.AsSpan(0, count).CopyTo(larger);
+                ArrayPool<float>.Shared.Return(data);
+                data = larger;
             }
 
             data[count++] = value;
@@ -298,5 +454,13 @@ public sealed class InferenceRequestReader
     }
 }
 
-/// <summary>A validated input tensor: <see cref="BatchSize"/> rows of features, row by row.</summary>
-public readonly record struct InferenceInput(string Name, int BatchSize, float[] Data, string? RequestId);
+/// <summary>
+/// A validated input tensor: <see cref="BatchSize"/> rows of features, row by row, in a pooled array that
+/// may be longer than the data. <see cref="BinaryOutput"/> is set when the client asked for binary outputs.
+/// </summary>
+public readonly record struct InferenceInput(string Name, int BatchSize, float[] Data, string? RequestId)
+{
+    public bool BinaryOutput { get; init; }
+
+    public bool FromBinary { get; init; }
+}

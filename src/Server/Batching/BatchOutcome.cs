@@ -1,0 +1,15 @@
+namespace ContinualServe.Server.Batching;
+
+/// <summary>How a queued request ended.</summary>
+public enum BatchStatus
+{
+    Completed,
+    QueueFull,
+    DeadlineExceeded,
+    NoModel,
+    VersionNotLoaded,
+    ShuttingDown,
+}
+
+/// <summary>Result of one request: the version that computed it and its class probabilities, row by row.</summary>
+public readonly record struct BatchOutcome(BatchStatus Status, long Version, float[]? Probabilities, int ClassCount);

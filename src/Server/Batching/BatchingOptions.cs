@@ -1,0 +1,42 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ContinualServe.Server.Batching;
+
+/// <summary>Dynamic batching of inference requests into shared forward passes.</summary>
+public sealed class BatchingOptions : IValidatableObject
+{
+    public const string SectionName = "Batching";
+
+    /// <summary>Maximum examples (not requests) in one forward pass.</summary>
+    [Range(1, 65_536)]
+    public int MaxBatchSize { get; set; } = 64;
+
+    /// <summary>Maximum time the oldest queued request waits for others to join its forward pass.</summary>
+    public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>
+    /// When true, a batch runs at once if no other request is being received, so a lone client never waits
+    /// for <see cref="MaxQueueDelay"/>. When false, a batch waits for the delay or a full batch.
+    /// </summary>
+    public bool DispatchWhenIdle { get; set; } = true;
+
+    /// <summary>Maximum requests waiting for a forward pass; beyond it requests get 429 with Retry-After.</summary>
+    [Range(1, 1_000_000)]
+    public int QueueCapacity { get; set; } = 1024;
+
+    /// <summary>Deadline of a request from the moment it is queued; a request still queued then gets 503.</summary>
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (MaxQueueDelay < TimeSpan.Zero || MaxQueueDelay > TimeSpan.FromSeconds(10))
+        {
+            yield return new ValidationResult($"MaxQueueDelay {MaxQueueDelay} must be between 0 and 10 seconds.", [nameof(MaxQueueDelay)]);
+        }
+
+        if (RequestTimeout <= TimeSpan.Zero || RequestTimeout > TimeSpan.FromMinutes(10))
+        {
+            yield return new ValidationResult($"RequestTimeout {RequestTimeout} must be positive and at most 10 minutes.", [nameof(RequestTimeout)]);
+        }
+    }
+}

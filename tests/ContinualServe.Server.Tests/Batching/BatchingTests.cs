@@ -1,0 +1,209 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using ContinualServe.Server.Batching;
+using ContinualServe.Server.Tests.Inference;
+using Microsoft.Extensions.DependencyInjection;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Batching;
+
+public sealed class BatchingTests
+{
+    private const string InferPath = "v2/models/test-model/infer";
+
+    [Fact]
+    public async Task SixteenRequestsShareOneForwardPass()
+    {
+        await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
+        {
+            batching.MaxBatchSize = 16;
+            batching.MaxQueueDelay = TimeSpan.FromSeconds(5);
+            batching.DispatchWhenIdle = false;
+        });
+        InferenceBatcher batcher = server.App.Services.GetRequiredService<InferenceBatcher>();
+        long passesBefore = batcher.ForwardPasses;
+
+        HttpResponseMessage[] responses = await Task.WhenAll(Enumerable.Range(0, 16)
+            .Select(index => server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(index)))));
+
+        responses.ShouldAllBe(response => response.StatusCode == HttpStatusCode.OK);
+        (batcher.ForwardPasses - passesBefore).ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task BatchedOutputsEqualSingleOutputs()
+    {
+        await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
+        {
+            batching.MaxBatchSize = 16;
+            batching.MaxQueueDelay = TimeSpan.FromSeconds(5);
+            batching.DispatchWhenIdle = false;
+        });
+        float[][] batched = await Task.WhenAll(Enumerable.Range(0, 16).Select(index => Probabilities(server, Body(index))));
+
+        await using RunningServer single = await RunningServer.StartAsync();
+        for (int index = 0; index < 16; index++)
+        {
+            float[] alone = await Probabilities(single, Body(index));
+            alone.Length.ShouldBe(3);
+            for (int column = 0; column < alone.Length; column++)
+            {
+                // One forward pass over 16 rows may round differently from 16 passes of one row.
+                batched[index][column].ShouldBe(alone[column], 1e-6f);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task LoneRequestWaitsAtMostQueueDelay()
+    {
+        TimeSpan delay = TimeSpan.FromMilliseconds(300);
+        await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
+        {
+            batching.MaxQueueDelay = delay;
+            batching.DispatchWhenIdle = false;
+        });
+        using HttpResponseMessage warmup = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(0)));
+
+        var clock = Stopwatch.StartNew();
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(1)));
+        clock.Stop();
+
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        clock.Elapsed.ShouldBeGreaterThanOrEqualTo(delay - TimeSpan.FromMilliseconds(20));
+        clock.Elapsed.ShouldBeLessThan(delay + TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
+    public async Task IdleDispatchDoesNotWait()
+    {
+        await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
+        {
+            batching.MaxQueueDelay = TimeSpan.FromSeconds(5);
+            batching.DispatchWhenIdle = true;
+        });
+
+        var clock = Stopwatch.StartNew();
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(1)));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(2));
+    }
+
+    [Fact]
+    public async Task FullQueueGets429WithRetryAfter()
+    {
+        await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
+        {
+            batching.QueueCapacity = 2;
+            batching.MaxQueueDelay = TimeSpan.FromSeconds(3);
+            batching.DispatchWhenIdle = false;
+        });
+        Task<HttpResponseMessage> first = server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(0)));
+        Task<HttpResponseMessage> second = server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(1)));
+        InferenceBatcher batcher = server.App.Services.GetRequiredService<InferenceBatcher>();
+        await WaitUntil(() => batcher.WaitingRequests == 2);
+
+        using HttpResponseMessage rejected = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(2)));
+
+        rejected.StatusCode.ShouldBe(HttpStatusCode.TooManyRequests);
+        rejected.Headers.RetryAfter.ShouldNotBeNull();
+        (await first).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await second).StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task ExpiredDeadlineGets503()
+    {
+        await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
+        {
+            batching.RequestTimeout = TimeSpan.FromMilliseconds(100);
+            batching.MaxQueueDelay = TimeSpan.FromMilliseconds(400);
+            batching.DispatchWhenIdle = false;
+        });
+
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(0)));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (await response.Content.ReadAsStringAsync()).ShouldContain("deadline");
+    }
+
+    [Fact]
+    public async Task BinaryAndJsonOutputsAreIdentical()
+    {
+        await using RunningServer server = await RunningServer.StartAsync();
+        float[] features = Enumerable.Range(0, 2 * 16).Select(index => (index % 5) * 0.5f).ToArray();
+        string json = InferenceRequests.Body(2, 16, data: "[" + string.Join(",", features.Select(value => value.ToString(System.Globalization.CultureInfo.InvariantCulture))) + "]");
+        float[] fromJson = await Probabilities(server, json);
+
+        string header = "{\"inputs\":[{\"name\":\"input\",\"shape\":[2,16],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":128}}],\"parameters\":{\"binary_data_output\":true}}";
+        byte[] headerBytes = Encoding.UTF8.GetBytes(header);
+        byte[] body = new byte[headerBytes.Length + (features.Length * 4)];
+        headerBytes.CopyTo(body, 0);
+        for (int index = 0; index < features.Length; index++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(body.AsSpan(headerBytes.Length + (index * 4)), features[index]);
+        }
+
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        content.Headers.Add("Inference-Header-Content-Length", headerBytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, content);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        int responseHeaderLength = int.Parse(response.Headers.GetValues("Inference-Header-Content-Length").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        byte[] responseBody = await response.Content.ReadAsByteArrayAsync();
+        using JsonDocument responseHeader = JsonDocument.Parse(responseBody.AsMemory(0, responseHeaderLength));
+        responseHeader.RootElement.GetProperty("outputs")[0].GetProperty("parameters").GetProperty("binary_data_size").GetInt32().ShouldBe(24);
+        float[] fromBinary = Enumerable.Range(0, 6)
+            .Select(index => BinaryPrimitives.ReadSingleLittleEndian(responseBody.AsSpan(responseHeaderLength + (index * 4))))
+            .ToArray();
+        fromBinary.ShouldBe(fromJson);
+        long firstLabel = BinaryPrimitives.ReadInt64LittleEndian(responseBody.AsSpan(responseHeaderLength + 24));
+        firstLabel.ShouldBe(Array.IndexOf(fromJson, fromJson.Take(3).Max()));
+    }
+
+    [Fact]
+    public async Task BinarySizeMismatchGets400()
+    {
+        await using RunningServer server = await RunningServer.StartAsync();
+        string header = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,16],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":64}}]}";
+        byte[] headerBytes = Encoding.UTF8.GetBytes(header);
+        using var content = new ByteArrayContent([.. headerBytes, .. new byte[60]]);
+        content.Headers.Add("Inference-Header-Content-Length", headerBytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, content);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await response.Content.ReadAsStringAsync()).ShouldContain("binary_data_size");
+    }
+
+    private static string Body(int seed)
+    {
+        string data = "[" + string.Join(",", Enumerable.Range(0, 16).Select(index => ((index * (seed + 3)) % 11).ToString(System.Globalization.CultureInfo.InvariantCulture))) + "]";
+        return InferenceRequests.Body(1, 16, data: data);
+    }
+
+    private static async Task<float[]> Probabilities(RunningServer server, string body)
+    {
+        using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(body));
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        using JsonDocument document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return document.RootElement.GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(value => value.GetSingle()).ToArray();
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10));
+            await Task.Delay(5);
+        }
+    }
+}
