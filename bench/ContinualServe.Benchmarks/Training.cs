@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Globalization;
+using ContinualServe.Learner;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn.functional;
+
+namespace ContinualServe.Benchmarks;
+
+/// <summary>Learner throughput against a bare TorchSharp training loop on the same data, model and batch size.</summary>
+internal static class Training
+{
+    private const int Examples = 20_000;
+    private const int BatchSize = 32;
+
+    public static void Compare(IdxDataset training, Report report)
+    {
+        ModelSpec spec = Contenders.Spec(ModelFactory.MlpArchitecture);
+        List<LabeledExample> examples = Load(training, Examples);
+        double bare = BareLoop(spec, examples);
+        double naiveTrainer = TrainerLoop(spec, examples, ReplayStrategy.Naive);
+        double derTrainer = TrainerLoop(spec, examples, ReplayStrategy.DerPlusPlus);
+        double endToEnd = EndToEnd(training);
+
+        report.Table($"Learner throughput (MLP, batch {BatchSize}, Adam)");
+        report.Row("bare TorchSharp loop (cross-entropy only)", $"{Report.Number(bare)} examples/s", "", "");
+        report.Row("ContinualTrainer, naive", $"{Report.Number(naiveTrainer)} examples/s", Report.Ratio(naiveTrainer / bare, 0.8), ">= 0.8x bare");
+        report.Row("ContinualTrainer, DER++ (three forward passes per step)", $"{Report.Number(derTrainer)} examples/s", string.Create(CultureInfo.InvariantCulture, $"{derTrainer / bare:F2}x"), "for information");
+        report.Row("whole learner, naive: Kafka, JSON decoding, holdout, training, rounds", $"{Report.Number(endToEnd)} examples/s", Report.Ratio(endToEnd / bare, 0.8), ">= 0.8x bare");
+    }
+
+    private static double BareLoop(ModelSpec spec, List<LabeledExample> examples)
+    {
+        torch.manual_seed(1);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(spec);
+        using optim.Optimizer optimizer = optim.Adam(module.parameters(), 1e-3);
+        module.train();
+        var clock = Stopwatch.StartNew();
+        for (int start = 0; start + BatchSize <= examples.Count; start += BatchSize)
+        {
+            using var scope = torch.NewDisposeScope();
+            Tensor input = TensorBatches.Features(examples, start, BatchSize, torch.CPU);
+            Tensor labels = TensorBatches.Labels(examples, start, BatchSize, torch.CPU);
+            Tensor loss = cross_entropy(module.forward(input), labels);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.step();
+        }
+
+        return examples.Count / clock.Elapsed.TotalSeconds;
+    }
+
+    private static double TrainerLoop(ModelSpec spec, List<LabeledExample> examples, ReplayStrategy strategy)
+    {
+        torch.manual_seed(1);
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(spec);
+        using var trainer = new ContinualTrainer(spec, initial, torch.CPU, new TrainerOptions { Strategy = strategy, BatchSize = BatchSize });
+        var clock = Stopwatch.StartNew();
+        for (int start = 0; start + BatchSize <= examples.Count; start += BatchSize)
+        {
+            trainer.Step(examples.GetRange(start, BatchSize));
+        }
+
+        return examples.Count / clock.Elapsed.TotalSeconds;
+    }
+
+    // The learner on the embedded broker, fed by a producer that stays within the broker's retention.
+    private static double EndToEnd(IdxDataset training)
+    {
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("bench", 1);
+        broker.CreateTopic("bench.dlq", 1);
+        var options = new LearnerOptions
+        {
+            BootstrapServers = broker.BootstrapServers,
+            Topic = "bench",
+            StoreDirectory = Path.Combine(Path.GetTempPath(), "continualserve-bench", Guid.NewGuid().ToString("N")),
+            Device = "cpu",
+            SessionTimeout = TimeSpan.FromSeconds(3),
+            Trainer = new TrainerOptions { Strategy = ReplayStrategy.Naive, BatchSize = BatchSize },
+        };
+        using var learner = new ContinualLearner(options, NullLoggerFactory.Instance);
+        learner.Start();
+        var producer = new ExampleProducer(broker.BootstrapServers, "bench", NullLogger.Instance) { MaxTasks = 2 };
+        var clock = Stopwatch.StartNew();
+        long produced = producer.ProduceAsync(training, () => learner.Status.Position, null, CancellationToken.None).GetAwaiter().GetResult();
+        while (learner.Status.Consumed < produced && clock.Elapsed < TimeSpan.FromMinutes(5))
+        {
+            Thread.Sleep(10);
+        }
+
+        double rate = learner.Status.Consumed / clock.Elapsed.TotalSeconds;
+        learner.Stop(TimeSpan.FromSeconds(10));
+        return rate;
+    }
+
+    private static List<LabeledExample> Load(IdxDataset dataset, int count)
+    {
+        var examples = new List<LabeledExample>(count);
+        for (int index = 0; index < count; index++)
+        {
+            var features = new float[dataset.FeatureCount];
+            ReadOnlySpan<byte> image = dataset.Image(index);
+            for (int pixel = 0; pixel < features.Length; pixel++)
+            {
+                features[pixel] = image[pixel];
+            }
+
+            int label = dataset.Labels[index];
+            examples.Add(new LabeledExample(index.ToString(CultureInfo.InvariantCulture), SplitTasks.TaskOf(label), label, features));
+        }
+
+        return examples;
+    }
+}

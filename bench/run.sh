@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds in Release and runs the serving and learner benchmarks on full Fashion-MNIST (Debian package
+# dataset-fashion-mnist). Each comparison runs side by side in one run and is printed as a ratio.
+# Usage: bench/run.sh [--seconds S] [--output FILE]   (default output: bench/results/benchmarks.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+    sudo_prefix=""
+    if [ "$(id -u)" != 0 ]; then sudo_prefix="sudo"; fi
+    $sudo_prefix apt-get update -qq
+    $sudo_prefix apt-get install -y -qq dataset-fashion-mnist
+fi
+
+dotnet build bench/ContinualServe.Benchmarks -c Release -nologo -v quiet
+exec dotnet bench/ContinualServe.Benchmarks/bin/Release/net10.0/linux-x64/ContinualServe.Benchmarks.dll "$@"

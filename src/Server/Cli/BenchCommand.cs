@@ -1,0 +1,41 @@
+using System.CommandLine;
+using System.Text.Json;
+using ContinualServe.Server.Benchmarking;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary><c>continualserve bench</c>: a bounded load generator against a server on this machine.</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var url = new Option<string>("--url") { Description = "Inference URL on 127.0.0.1, e.g. http://127.0.0.1:8080/v2/models/fashion-mnist/infer.", Required = true };
+        var bodyFile = new Option<FileInfo>("--body") { Description = "File with the request body to send.", Required = true };
+        var contentType = new Option<string>("--content-type") { Description = "Content-Type of the body.", DefaultValueFactory = _ => "application/json" };
+        var headerLength = new Option<int?>("--inference-header-length") { Description = "Inference-Header-Content-Length for binary bodies (JSON header bytes)." };
+        var clients = new Option<int>("--clients") { Description = "Concurrent clients.", DefaultValueFactory = _ => 8 };
+        var seconds = new Option<double>("--seconds") { Description = "Duration of the load, in seconds.", DefaultValueFactory = _ => 10 };
+        var maxRequests = new Option<long>("--max-requests") { Description = "Upper bound on requests sent.", DefaultValueFactory = _ => 1_000_000 };
+        var json = new Option<bool>("--json") { Description = "Print the result as one JSON line." };
+        var command = new Command("bench", "Send a bounded HTTP load to a local inference server and print throughput and latency.")
+        {
+            url, bodyFile, contentType, headerLength, clients, seconds, maxRequests, json,
+        };
+        command.SetAction(async (result, cancellation) =>
+        {
+            var headers = new Dictionary<string, string>();
+            if (result.GetValue(headerLength) is int length)
+            {
+                headers["Inference-Header-Content-Length"] = length.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
+            var generator = new LoadGenerator(new Uri(result.GetValue(url)!), await File.ReadAllBytesAsync(result.GetValue(bodyFile)!.FullName, cancellation).ConfigureAwait(false), result.GetValue(contentType)!, headers);
+            LoadResult load = await generator.RunAsync(result.GetValue(clients), TimeSpan.FromSeconds(result.GetValue(seconds)), result.GetValue(maxRequests), cancellation).ConfigureAwait(false);
+            Console.WriteLine(result.GetValue(json)
+                ? JsonSerializer.Serialize(load)
+                : $"{load.Succeeded} ok, {load.Failed} failed in {load.ElapsedSeconds:F1} s: {load.RequestsPerSecond:F0} requests/s, p50 {load.P50Milliseconds:F2} ms, p99 {load.P99Milliseconds:F2} ms, client CPU {load.ClientCpuSeconds:F1} s");
+            return load.Failed == 0 ? 0 : 1;
+        });
+        return command;
+    }
+}
