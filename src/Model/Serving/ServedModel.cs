@@ -33,8 +33,14 @@ public sealed class ServedModel
 
     public bool IsDisposed => Volatile.Read(ref references) == 0;
 
-    public static ServedModel Load(ModelVersion version, Device device) =>
-        new(version.Spec, version.Manifest, version.LoadModule(device), device);
+    /// <summary>Loads a version and runs one forward pass, so the first request does not pay for lazy initialization.</summary>
+    public static ServedModel Load(ModelVersion version, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        var model = new ServedModel(version.Spec, version.Manifest, version.LoadModule(device), device);
+        model.Predict(new float[model.Spec.FeatureCount], 1, new float[model.Spec.ClassCount]);
+        return model;
+    }
 
     /// <summary>
     /// Runs a forward pass on <paramref name="count"/> examples laid out row by row in <paramref name="features"/>
@@ -94,7 +100,8 @@ public sealed class ServedModel
         int remaining = Interlocked.Decrement(ref references);
         if (remaining == 0)
         {
-            module.Dispose();
+            // The last lease often ends on a request or batching thread; free the native weights elsewhere.
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Dispose(), module, preferLocal: false);
         }
         else if (remaining < 0)
         {
