@@ -8,9 +8,9 @@ namespace ContinualServe.Server.Batching;
 
 /// <summary>
 /// Queues inference requests and runs them on one worker thread as shared forward passes of up to
-/// <see cref="BatchingOptions.MaxBatchSize"/> examples. A batch runs when it is full, when its oldest
-/// request has waited <see cref="BatchingOptions.MaxQueueDelay"/>, or (with
-/// <see cref="BatchingOptions.DispatchWhenIdle"/>) as soon as no further request is being received.
+/// <see cref="BatchingOptions.MaxBatchSize"/> examples. A batch runs when it is full or when its oldest
+/// request has waited <see cref="BatchingOptions.MaxQueueDelay"/>; with no delay it runs whatever is queued
+/// as soon as the previous pass ends.
 /// Tensor work stays on the worker thread, where TorchSharp's per-thread no_grad and dispose scopes hold.
 /// </summary>
 public sealed partial class InferenceBatcher : IDisposable
@@ -24,7 +24,6 @@ public sealed partial class InferenceBatcher : IDisposable
     private readonly SemaphoreSlim signal = new(0);
     private readonly Thread worker;
     private volatile bool stopping;
-    private int incoming;
     private int waiting;
     private long forwardPasses;
 
@@ -55,16 +54,9 @@ public sealed partial class InferenceBatcher : IDisposable
         }
     }
 
-    /// <summary>Announces a request that is being received, so an idle dispatch waits for it.</summary>
-    public void BeginReceiving() => Interlocked.Increment(ref incoming);
-
-    /// <summary>Ends <see cref="BeginReceiving"/> for a request that will not be submitted.</summary>
-    public void EndReceiving() => Interlocked.Decrement(ref incoming);
-
     /// <summary>
     /// Queues <paramref name="count"/> examples (row by row in <paramref name="features"/>, which the batcher
     /// returns to <see cref="ArrayPool{T}.Shared"/> when done) and completes when they have been computed.
-    /// Ends a preceding <see cref="BeginReceiving"/>.
     /// </summary>
     public Task<BatchOutcome> SubmitAsync(float[] features, int count, long? requestedVersion)
     {
@@ -82,7 +74,6 @@ public sealed partial class InferenceBatcher : IDisposable
             }
         }
 
-        Interlocked.Decrement(ref incoming);
         if (!queued)
         {
             ArrayPool<float>.Shared.Return(features);
@@ -167,8 +158,7 @@ public sealed partial class InferenceBatcher : IDisposable
 
             TimeSpan waited = Stopwatch.GetElapsedTime(oldest);
             bool full = examples >= options.MaxBatchSize || QueueHasWaiting();
-            bool idle = options.DispatchWhenIdle && Volatile.Read(ref incoming) == 0;
-            if (full || idle || waited >= options.MaxQueueDelay || stopping)
+            if (full || waited >= options.MaxQueueDelay || stopping)
             {
                 return true;
             }

@@ -110,38 +110,25 @@ public static class InferenceApi
         }
 
         InferenceBatcher batcher = context.RequestServices.GetRequiredService<InferenceBatcher>();
-        batcher.BeginReceiving();
-        bool submitted = false;
+        (InferenceInput? input, string? failure) = await ReceiveAsync(context, options).ConfigureAwait(false);
+        if (input is null)
+        {
+            return failure!;
+        }
+
+        BatchOutcome outcome;
         try
         {
-            (InferenceInput? input, string? failure) = await ReceiveAsync(context, options).ConfigureAwait(false);
-            if (input is null)
-            {
-                return failure!;
-            }
-
-            submitted = true;
-            BatchOutcome outcome;
-            try
-            {
-                outcome = await batcher.SubmitAsync(input.Value.Data, input.Value.BatchSize, version).ConfigureAwait(false);
-            }
-            catch (Exception exception) when (exception is ExternalException or InvalidOperationException or ArgumentException)
-            {
-                // The batcher logged the failed forward pass; this request reports it without a stack trace.
-                await WriteErrorAsync(context, StatusCodes.Status500InternalServerError, new InferenceError("The forward pass failed; see the server log.", null, null)).ConfigureAwait(false);
-                return "error";
-            }
-
-            return await WriteOutcomeAsync(context, options, input.Value, outcome, requestedVersion).ConfigureAwait(false);
+            outcome = await batcher.SubmitAsync(input.Value.Data, input.Value.BatchSize, version).ConfigureAwait(false);
         }
-        finally
+        catch (Exception exception) when (exception is ExternalException or InvalidOperationException or ArgumentException)
         {
-            if (!submitted)
-            {
-                batcher.EndReceiving();
-            }
+            // The batcher logged the failed forward pass; this request reports it without a stack trace.
+            await WriteErrorAsync(context, StatusCodes.Status500InternalServerError, new InferenceError("The forward pass failed; see the server log.", null, null)).ConfigureAwait(false);
+            return "error";
         }
+
+        return await WriteOutcomeAsync(context, options, input.Value, outcome, requestedVersion).ConfigureAwait(false);
     }
 
     // Reads and validates the body; on failure writes the error response and returns the outcome label instead.

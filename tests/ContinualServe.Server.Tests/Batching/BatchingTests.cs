@@ -23,7 +23,6 @@ public sealed class BatchingTests
         {
             batching.MaxBatchSize = 16;
             batching.MaxQueueDelay = TimeSpan.FromSeconds(5);
-            batching.DispatchWhenIdle = false;
         });
         InferenceBatcher batcher = server.App.Services.GetRequiredService<InferenceBatcher>();
         long passesBefore = batcher.ForwardPasses;
@@ -42,7 +41,6 @@ public sealed class BatchingTests
         {
             batching.MaxBatchSize = 16;
             batching.MaxQueueDelay = TimeSpan.FromSeconds(5);
-            batching.DispatchWhenIdle = false;
         });
         float[][] batched = await Task.WhenAll(Enumerable.Range(0, 16).Select(index => Probabilities(server, Body(index))));
 
@@ -66,7 +64,6 @@ public sealed class BatchingTests
         await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
         {
             batching.MaxQueueDelay = delay;
-            batching.DispatchWhenIdle = false;
         });
         using HttpResponseMessage warmup = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(0)));
 
@@ -80,13 +77,9 @@ public sealed class BatchingTests
     }
 
     [Fact]
-    public async Task IdleDispatchDoesNotWait()
+    public async Task ZeroDelayDoesNotWait()
     {
-        await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
-        {
-            batching.MaxQueueDelay = TimeSpan.FromSeconds(5);
-            batching.DispatchWhenIdle = true;
-        });
+        await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching => batching.MaxQueueDelay = TimeSpan.Zero);
 
         var clock = Stopwatch.StartNew();
         using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(1)));
@@ -98,11 +91,12 @@ public sealed class BatchingTests
     [Fact]
     public async Task FullQueueGets429WithRetryAfter()
     {
+        // The long delay keeps the first two requests waiting for batch partners until the server stops.
         await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
         {
             batching.QueueCapacity = 2;
-            batching.MaxQueueDelay = TimeSpan.FromSeconds(3);
-            batching.DispatchWhenIdle = false;
+            batching.MaxQueueDelay = TimeSpan.FromSeconds(10);
+            batching.RequestTimeout = TimeSpan.FromSeconds(30);
         });
         Task<HttpResponseMessage> first = server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(0)));
         Task<HttpResponseMessage> second = server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(1)));
@@ -113,6 +107,8 @@ public sealed class BatchingTests
 
         rejected.StatusCode.ShouldBe(HttpStatusCode.TooManyRequests);
         rejected.Headers.RetryAfter.ShouldNotBeNull();
+        first.IsCompleted.ShouldBeFalse();
+        second.IsCompleted.ShouldBeFalse();
         (await first).StatusCode.ShouldBe(HttpStatusCode.OK);
         (await second).StatusCode.ShouldBe(HttpStatusCode.OK);
     }
@@ -124,7 +120,6 @@ public sealed class BatchingTests
         {
             batching.RequestTimeout = TimeSpan.FromMilliseconds(100);
             batching.MaxQueueDelay = TimeSpan.FromMilliseconds(400);
-            batching.DispatchWhenIdle = false;
         });
 
         using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(0)));
