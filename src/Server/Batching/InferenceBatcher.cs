@@ -11,7 +11,8 @@ namespace ContinualServe.Server.Batching;
 /// <see cref="BatchingOptions.MaxBatchSize"/> examples. A batch runs when it is full or when its oldest
 /// request has waited <see cref="BatchingOptions.MaxQueueDelay"/>; with no delay it runs whatever is queued
 /// as soon as the previous pass ends.
-/// Tensor work stays on the worker thread, where TorchSharp's per-thread no_grad and dispose scopes hold.
+/// A request that finds the model idle and the queue empty runs on its own thread instead. One pass runs at a
+/// time, and each pass is synchronous on one thread, where TorchSharp's per-thread no_grad and dispose scopes hold.
 /// </summary>
 public sealed partial class InferenceBatcher : IDisposable
 {
@@ -21,6 +22,7 @@ public sealed partial class InferenceBatcher : IDisposable
     private readonly ILogger<InferenceBatcher> logger;
     private readonly Queue<PendingRequest> queue = new();
     private readonly Lock queueLock = new();
+    private readonly Lock passLock = new();
     private readonly SemaphoreSlim signal = new(0);
     private readonly Thread worker;
     private volatile bool stopping;
@@ -63,14 +65,19 @@ public sealed partial class InferenceBatcher : IDisposable
         ArgumentNullException.ThrowIfNull(features);
         var request = new PendingRequest(features, count, requestedVersion, Stopwatch.GetTimestamp(), DateTime.UtcNow + options.RequestTimeout);
         bool queued;
+        bool inline = false;
         lock (queueLock)
         {
             // Capacity counts every request not yet in a forward pass, including those collected into the next batch.
             queued = !stopping && waiting < options.QueueCapacity;
             if (queued)
             {
-                queue.Enqueue(request);
                 waiting++;
+                inline = options.MaxQueueDelay == TimeSpan.Zero && queue.Count == 0 && passLock.TryEnter();
+                if (!inline)
+                {
+                    queue.Enqueue(request);
+                }
             }
         }
 
@@ -78,6 +85,26 @@ public sealed partial class InferenceBatcher : IDisposable
         {
             ArrayPool<float>.Shared.Return(features);
             return Task.FromResult(new BatchOutcome(stopping ? BatchStatus.ShuttingDown : BatchStatus.QueueFull, 0, null, 0));
+        }
+
+        if (inline)
+        {
+            // The model is idle and nothing is queued: run on this thread and skip the handoff to the worker.
+            try
+            {
+                RunBatch([request]);
+            }
+            finally
+            {
+                passLock.Exit();
+            }
+
+            if (QueueHasWaiting())
+            {
+                signal.Release();
+            }
+
+            return request.Completion.Task;
         }
 
         signal.Release();
@@ -111,21 +138,34 @@ public sealed partial class InferenceBatcher : IDisposable
                 continue;
             }
 
+            passLock.Enter();
             try
             {
-                Execute(batch);
+                RunBatch(batch);
             }
-            catch (Exception exception) when (exception is not OutOfMemoryException)
+            finally
             {
-                // A failed forward pass must not kill the worker: fail this batch's requests and go on.
-                LogBatchFailed(logger, exception, batch.Count);
-                foreach (PendingRequest request in batch)
-                {
-                    request.Fail(exception);
-                }
+                passLock.Exit();
             }
 
             batch.Clear();
+        }
+    }
+
+    private void RunBatch(List<PendingRequest> batch)
+    {
+        try
+        {
+            Execute(batch);
+        }
+        catch (Exception exception) when (exception is not OutOfMemoryException)
+        {
+            // A failed forward pass must not kill the worker: fail this batch's requests and go on.
+            LogBatchFailed(logger, exception, batch.Count);
+            foreach (PendingRequest request in batch)
+            {
+                request.Fail(exception);
+            }
         }
     }
 
