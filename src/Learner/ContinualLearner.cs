@@ -15,8 +15,8 @@ using static TorchSharp.torch;
 namespace ContinualServe.Learner;
 
 /// <summary>
-/// The learner: consumes labeled examples from Kafka, routes a fixed fraction to holdout, trains a copy
-/// of the model with replay, and in rounds evaluates every seen task, saves a version to the model store,
+/// The learner: consumes labeled examples from Kafka, routes a fixed fraction to holdout, and trains a copy
+/// of the model with replay. In rounds it evaluates every seen task, saves a version to the model store,
 /// commits the offsets the version includes, and announces it. Offsets are committed only after the
 /// version that contains their effect is on disk, so a crash re-reads uncommitted records and never
 /// skips one; the version's manifest records the same offsets, and a restart seeks to them.

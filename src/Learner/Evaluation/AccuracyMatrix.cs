@@ -3,7 +3,7 @@ using ContinualServe.Model.Store;
 namespace ContinualServe.Learner.Evaluation;
 
 /// <summary>
-/// The continual-learning accuracy matrix R: row i holds the accuracy on every task seen so far after
+/// The continual-learning accuracy matrix R: row i contains the accuracy on every task seen so far after
 /// training on the i-th task; column j is the j-th task in order of first appearance. Rows are lower
 /// triangular (row i has i + 1 entries). While a task is still streaming its row is the running one:
 /// recording the same task again replaces the last row, and a new task appends a row.

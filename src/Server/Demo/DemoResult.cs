@@ -14,7 +14,7 @@ public sealed record DemoResult
 
     public required long FirstVersion { get; init; }
 
-    /// <summary>Newest version that answered an inference request during the run.</summary>
+    /// <summary>Newest version that served an inference request during the run.</summary>
     public required long NewestServedVersion { get; init; }
 
     public required long ExamplesProduced { get; init; }
