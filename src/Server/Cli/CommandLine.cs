@@ -226,7 +226,8 @@ public static class CommandLine
             {
                 console.SingleLine = true;
                 console.TimestampFormat = "HH:mm:ss ";
-            }));
+            })
+            .UseJsonConsoleWhenConfigured());
 
     private static async Task WaitForCancellationAsync(CancellationToken cancellation)
     {
