@@ -30,7 +30,6 @@ public static class StatusPageEndpoints
     public static IEndpointRouteBuilder MapStatusPage(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        endpoints.MapGet("/ui", () => Results.Redirect("/ui/")).ExcludeFromDescription();
         endpoints.MapGet("/ui/api/status", (StatusHistory history) => Results.Json(history.Snapshot(), JsonOptions))
             .WithName("GetStatus")
             .WithSummary("Live version, its accuracy matrix and recent traffic, for the status page.");
@@ -40,6 +39,12 @@ public static class StatusPageEndpoints
             byte[] content = ReadResource(resource);
             endpoints.MapGet("/ui/" + path, (HttpContext context) =>
             {
+                // Routing matches /ui and /ui/ alike; the page's relative links need the slash.
+                if (path.Length == 0 && !context.Request.Path.Value!.EndsWith('/'))
+                {
+                    return Results.Redirect(context.Request.PathBase + "/ui/");
+                }
+
                 context.Response.Headers.ContentSecurityPolicy = ContentSecurityPolicy;
                 context.Response.Headers.CacheControl = "no-cache";
                 return Results.Bytes(content, contentType);

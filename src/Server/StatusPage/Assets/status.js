@@ -96,7 +96,8 @@ function svgElement(name, attributes) {
 function lineChart(svgId, series, yMin, yMax, xLabel) {
   const svg = document.getElementById(svgId);
   svg.replaceChildren();
-  const left = 44, right = 630, top = 10, bottom = 190;
+  const box = svg.viewBox.baseVal;
+  const left = 44, right = box.width - 10, top = 10, bottom = box.height - 30;
   const all = series.flatMap(s => s.points);
   if (all.length === 0) {
     svg.appendChild(svgElement("text", { x: left, y: 100 })).textContent = "no data yet";
@@ -113,8 +114,8 @@ function lineChart(svgId, series, yMin, yMax, xLabel) {
   for (const tick of [yMin, (yMin + top_) / 2, top_]) {
     svg.appendChild(svgElement("text", { x: 2, y: y(tick) + 4 })).textContent = fixed(tick, top_ < 10 ? 2 : 0);
   }
-  svg.appendChild(svgElement("text", { x: left, y: 210 })).textContent = xLabel(xMin);
-  svg.appendChild(svgElement("text", { x: right - 80, y: 210 })).textContent = xLabel(xMax);
+  svg.appendChild(svgElement("text", { x: left, y: box.height - 10 })).textContent = xLabel(xMin);
+  svg.appendChild(svgElement("text", { x: right - 80, y: box.height - 10 })).textContent = xLabel(xMax);
   for (const s of series) {
     if (s.points.length === 0) continue;
     const points = s.points.map(p => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" ");
