@@ -109,6 +109,7 @@ public static class CommandLine
             DemoResult outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(cancellation).ConfigureAwait(false);
             DemoReport.Print(AnsiConsole.Console, outcome);
             AnsiConsole.MarkupLine($"Report written to [bold]{DemoReport.Save(outcome).EscapeMarkup()}[/]");
+            AnsiConsole.MarkupLine($"HTML report written to [bold]{DemoReport.SaveHtml([outcome]).EscapeMarkup()}[/]");
             return outcome.RequestsFailed == 0 ? 0 : 1;
         });
         return command;
