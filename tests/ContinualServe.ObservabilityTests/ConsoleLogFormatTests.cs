@@ -11,7 +11,7 @@ namespace ContinualServe.ObservabilityTests;
 public sealed class ConsoleLogFormatTests
 {
     [Fact]
-    public async Task JsonFormatSelectsTheJsonConsoleFormatter()
+    public async Task JsonFormatSelectsJsonFormatter()
     {
         await using WebApplication app = ServerHost.Build(["--Logging:Format=json"], "http://127.0.0.1:0", pollStore: false);
 

@@ -11,7 +11,7 @@ namespace ContinualServe.ObservabilityTests;
 public sealed partial class DemoReportTests
 {
     [Fact]
-    public void HtmlReportDrawsOneHeatmapCellPerMatrixEntryAndOneLinePerTaskForEachRun()
+    public void HtmlReportDrawsCellsAndTaskLines()
     {
         string directory = Directory.CreateTempSubdirectory("continualserve-report-").FullName;
         try
@@ -39,7 +39,7 @@ public sealed partial class DemoReportTests
     }
 
     [Fact]
-    public async Task DemoPrintsTheStatusPageAddressAndRecordsEveryVersionForTheReport()
+    public async Task DemoPrintsStatusPageAndRecordsVersions()
     {
         var options = new DemoOptions
         {

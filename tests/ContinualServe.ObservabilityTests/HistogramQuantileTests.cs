@@ -7,7 +7,7 @@ namespace ContinualServe.ObservabilityTests;
 public sealed class HistogramQuantileTests
 {
     [Fact]
-    public void InterpolatesInsideTheBucketThatHoldsTheRank()
+    public void QuantileInterpolatesInsideBucket()
     {
         // 10 observations at most 0.1, 10 more at most 0.2: the median is the top of the first bucket,
         // the 75th percentile half-way through the second.
@@ -18,7 +18,7 @@ public sealed class HistogramQuantileTests
     }
 
     [Fact]
-    public void EmptyHistogramHasNoEstimateAndOverflowReportsTheHighestBound()
+    public void EmptyAndOverflowingHistograms()
     {
         HistogramQuantile.Estimate(0.99, [(0.1, 0), (double.PositiveInfinity, 0)]).ShouldBeNull();
         HistogramQuantile.Estimate(0.99, [(0.1, 0), (double.PositiveInfinity, 4)])!.Value.ShouldBe(0.1);

@@ -8,7 +8,7 @@ namespace ContinualServe.ObservabilityTests;
 public sealed class MetricNameTests(ObservedPipeline pipeline)
 {
     [Fact]
-    public async Task EveryMetricNamedInDashboardAndRulesIsExported()
+    public async Task DashboardAndRuleMetricsAreExported()
     {
         string scrape = await pipeline.ServerClient.GetStringAsync("metrics");
         var exported = scrape.Split('\n')
@@ -38,7 +38,7 @@ public sealed class MetricNameTests(ObservedPipeline pipeline)
     }
 
     [Fact]
-    public void MetricNameExtractionFindsNamesInsideFunctionsAndSelectors()
+    public void MetricNamesFoundInsideFunctions()
     {
         MonitoringExpressions.MetricNames("histogram_quantile(0.99, sum by (le) (rate(continualserve_x_bucket{model=~\"a\"}[5m]))) / continualserve_y")
             .ShouldBe(["continualserve_x_bucket", "continualserve_y"]);

@@ -19,10 +19,10 @@ using Xunit;
 namespace ContinualServe.ObservabilityTests;
 
 /// <summary>
-/// One server+learner run on the committed slice, shared by the tests of the collection: the embedded broker,
-/// a learner streaming the first two Split Fashion-MNIST tasks (plus a few invalid records for the dead-letter
-/// path), a server that swaps in each published version, inference load including bad requests, and a real
-/// Prometheus scraping the server's /metrics and evaluating the alert rules. The load keeps running until
+/// One server+learner run on the committed slice, shared by the tests of the collection. It runs the embedded
+/// broker and a learner that streams the first two Split Fashion-MNIST tasks, after a few invalid records for
+/// the dead-letter path. A server swaps in each published version and gets inference load, bad requests included.
+/// A real Prometheus scrapes the server's /metrics and evaluates the alert rules. The load keeps running until
 /// the fixture is disposed, so rates stay defined while the tests query.
 /// </summary>
 [SuppressMessage("Design", "CA1001:Types that own disposable fields should be disposable", Justification = "xunit disposes fixtures through IAsyncLifetime.DisposeAsync.")]
@@ -123,7 +123,7 @@ public sealed class ObservedPipeline : IAsyncLifetime
         }
         catch (IOException)
         {
-            // Temp files only.
+            // Leftover temporary files are harmless.
         }
     }
 

@@ -11,7 +11,7 @@ namespace ContinualServe.ObservabilityTests;
 public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
 {
     [Fact]
-    public async Task EveryDashboardPanelQueryReturnsData()
+    public async Task EveryPanelQueryReturnsData()
     {
         IReadOnlyList<MonitoringExpression> targets = MonitoringExpressions.DashboardPanelTargets();
         targets.Count.ShouldBeGreaterThan(20);
@@ -29,7 +29,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     }
 
     [Fact]
-    public async Task LatestAccuracyMatrixPanelHasOneSeriesPerCell()
+    public async Task MatrixPanelHasOneSeriesPerCell()
     {
         MonitoringExpression matrix = MonitoringExpressions.DashboardPanelTargets().Single(target => target.Source.Contains("accuracy matrix", StringComparison.Ordinal));
         JsonElement data = await pipeline.Prometheus.QueryAsync(MonitoringExpressions.SubstituteGrafanaVariables(matrix.Expression), CancellationToken.None);
@@ -42,7 +42,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     }
 
     [Fact]
-    public async Task DashboardVariablesAndSwapAnnotationFindTheRun()
+    public async Task VariablesAndSwapAnnotationFindRun()
     {
         JsonElement models = await pipeline.Prometheus.GetAsync("api/v1/label/model/values?match[]=continualserve_model_version", CancellationToken.None);
         models.EnumerateArray().Select(model => model.GetString()).ShouldBe([ObservedPipeline.Topic]);
@@ -61,7 +61,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     }
 
     [Fact]
-    public async Task EveryAlertExpressionEvaluatesAndEveryRuleIsHealthy()
+    public async Task AlertRulesEvaluateAndAreHealthy()
     {
         IReadOnlyList<MonitoringExpression> alerts = MonitoringExpressions.AlertRules();
         alerts.Count.ShouldBe(8);
@@ -84,7 +84,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     }
 
     [Fact]
-    public async Task ForgettingAlertFiresOnAForgettingSeries()
+    public async Task ForgettingAlertSelectsForgettingTask()
     {
         // The alert's expression, evaluated on a synthetic series, proves the threshold and grouping select
         // what they should: 0.4 forgetting on task 1 passes, 0.05 on task 2 does not.
@@ -122,7 +122,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     }
 
     [Fact]
-    public void PrometheusRuleCarriesTheSameRulesAsThePlainFile()
+    public void PrometheusRuleMatchesPlainFile()
     {
         var plain = MonitoringExpressions.AlertRules(MonitoringExpressions.RulesGroups(RepositoryPaths.RulesFile, crd: false));
         var crd = MonitoringExpressions.AlertRules(MonitoringExpressions.RulesGroups(RepositoryPaths.PrometheusRule, crd: true));

@@ -6,8 +6,8 @@ using Xunit;
 namespace ContinualServe.ObservabilityTests;
 
 /// <summary>
-/// The status page in real headless Chromium (the Debian chromium executable; Playwright cannot download
-/// browsers here) against the server of the observed run.
+/// The status page of the observed run in real headless Chromium. Playwright drives the Debian chromium
+/// executable because it cannot download its own browsers on these machines.
 /// </summary>
 [Collection(ObservedPipelineGroup.Name)]
 public sealed class StatusPageBrowserTests(ObservedPipeline pipeline)
@@ -15,7 +15,7 @@ public sealed class StatusPageBrowserTests(ObservedPipeline pipeline)
     private const string Chromium = "/usr/bin/chromium";
 
     [Fact]
-    public async Task PageShowsLiveVersionAndOneHeatmapCellPerMatrixEntryWithoutConsoleErrors()
+    public async Task StatusPageShowsVersionAndHeatmap()
     {
         using JsonDocument status = JsonDocument.Parse(await pipeline.ServerClient.GetStringAsync("ui/api/status"));
         long version = status.RootElement.GetProperty("version").GetInt64();

@@ -38,6 +38,7 @@ public static class DemoReport
             throw new ArgumentException("A report needs at least one run.", nameof(runs));
         }
 
+        // NOTE: `continualserve demo` passes its one run; no command yet runs naive and replay back to back.
         string path = Path.Combine(runs[0].RunDirectory, "report.html");
         File.WriteAllText(path, DemoHtmlReport.Render(runs));
         return path;

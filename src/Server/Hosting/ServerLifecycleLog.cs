@@ -21,8 +21,12 @@ public sealed partial class ServerLifecycleLog : IHostedLifecycleService
 
     public Task StartedAsync(CancellationToken cancellationToken)
     {
-        ICollection<string> addresses = server.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-        LogStarted(logger, addresses, options.ModelName, options.StoreDirectory);
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            string addresses = string.Join(' ', server.Features.Get<IServerAddressesFeature>()?.Addresses ?? []);
+            LogStarted(logger, addresses, options.ModelName, options.StoreDirectory);
+        }
+
         return Task.CompletedTask;
     }
 
@@ -41,7 +45,7 @@ public sealed partial class ServerLifecycleLog : IHostedLifecycleService
     public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     [LoggerMessage(EventId = 420, Level = LogLevel.Information, Message = "Server listening on {Addresses} for model {Model} (store {StoreDirectory})")]
-    private static partial void LogStarted(ILogger logger, IEnumerable<string> addresses, string model, string storeDirectory);
+    private static partial void LogStarted(ILogger logger, string addresses, string model, string storeDirectory);
 
     [LoggerMessage(EventId = 421, Level = LogLevel.Information, Message = "Server for model {Model} stopped")]
     private static partial void LogStopped(ILogger logger, string model);
