@@ -4,6 +4,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# The observability tests run the Debian prometheus/promtool and chromium binaries; install them on a fresh machine.
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v chromium >/dev/null; then
+    apt-get install -y prometheus chromium || { apt-get update && apt-get install -y prometheus chromium; }
+fi
+
 results_directory=$(mktemp -d)
 trap 'rm -rf "$results_directory"' EXIT
 

@@ -203,6 +203,7 @@ public sealed partial class ContinualLearner : IDisposable
         if (!codec.TryDecode(result.Message.Value ?? [], out LabeledExample? example, out string error))
         {
             deadLetters.Publish(result, error);
+            ContinualServeMetrics.DeadLetters.Inc();
             invalidCount++;
             ContinualServeMetrics.LearnerExamples.WithLabels("invalid").Inc();
             if (invalidCount <= 10 || invalidCount % 1000 == 0)
@@ -274,6 +275,7 @@ public sealed partial class ContinualLearner : IDisposable
         if (losses.Skipped)
         {
             LogNonFiniteLoss(logger, losses.Total, trainer.SkippedStepCount);
+            ContinualServeMetrics.LearnerSkippedSteps.Inc();
         }
         else
         {
@@ -332,6 +334,7 @@ public sealed partial class ContinualLearner : IDisposable
         lossSteps = 0;
         ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
         ContinualServeMetrics.Promotions.WithLabels("promoted").Inc();
+        ContinualServeMetrics.LearnerLastVersionTimestamp.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
         VersionPublished?.Invoke(latest);
     }
 
@@ -349,6 +352,7 @@ public sealed partial class ContinualLearner : IDisposable
 
         ContinualServeMetrics.AverageAccuracy.Set(summary.AverageAccuracy);
         ContinualServeMetrics.BackwardTransfer.Set(summary.BackwardTransfer);
+        EvaluationMetrics.PublishAccuracyMatrix(summary);
         ContinualServeMetrics.ReplayBufferExamples.Set(trainer!.ReplayBuffer.Count);
         if (lossSteps > 0)
         {

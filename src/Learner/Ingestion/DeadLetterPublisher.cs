@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
+using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace ContinualServe.Learner.Ingestion;
@@ -52,6 +53,7 @@ public sealed partial class DeadLetterPublisher : IDisposable
             if (report.Error.IsError)
             {
                 long count = Interlocked.Increment(ref failures);
+                ContinualServeMetrics.DeadLetterFailures.Inc();
                 LogDeadLetterFailed(logger, source.TopicPartitionOffset, report.Error.Reason, count);
             }
         });

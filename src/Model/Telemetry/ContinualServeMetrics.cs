@@ -97,4 +97,25 @@ public static class ContinualServeMetrics
         "continualserve_kafka_consumer_lag",
         "Records between the learner's position and the partition's high watermark.",
         new GaugeConfiguration { LabelNames = ["partition"] });
+
+    public static readonly Counter DeadLetters = Metrics.CreateCounter(
+        "continualserve_dead_letters_total",
+        "Invalid records the learner sent to the dead-letter topic.");
+
+    public static readonly Counter DeadLetterFailures = Metrics.CreateCounter(
+        "continualserve_dead_letter_failures_total",
+        "Dead letters the broker did not acknowledge.");
+
+    public static readonly Counter LearnerSkippedSteps = Metrics.CreateCounter(
+        "continualserve_learner_skipped_steps_total",
+        "Training steps skipped because the loss was NaN or infinite.");
+
+    public static readonly Gauge LearnerLastVersionTimestamp = Metrics.CreateGauge(
+        "continualserve_learner_last_version_timestamp_seconds",
+        "Unix time at which the learner last published a version, in seconds.");
+
+    public static readonly Gauge AccuracyMatrix = Metrics.CreateGauge(
+        "continualserve_accuracy_matrix",
+        "Accuracy matrix R[i][j] of the newest evaluation: holdout accuracy on task j after training on task i.",
+        new GaugeConfiguration { LabelNames = ["after_task", "task"] });
 }

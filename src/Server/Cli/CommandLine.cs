@@ -110,6 +110,7 @@ public static class CommandLine
             DemoResult outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(cancellation).ConfigureAwait(false);
             DemoReport.Print(AnsiConsole.Console, outcome);
             AnsiConsole.MarkupLine($"Report written to [bold]{DemoReport.Save(outcome).EscapeMarkup()}[/]");
+            AnsiConsole.MarkupLine($"HTML report written to [bold]{DemoReport.SaveHtml([outcome]).EscapeMarkup()}[/]");
             return outcome.RequestsFailed == 0 ? 0 : 1;
         });
         return command;
@@ -227,7 +228,8 @@ public static class CommandLine
             {
                 console.SingleLine = true;
                 console.TimestampFormat = "HH:mm:ss ";
-            }));
+            })
+            .UseJsonConsoleWhenConfigured());
 
     private static async Task WaitForCancellationAsync(CancellationToken cancellation)
     {

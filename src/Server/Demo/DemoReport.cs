@@ -26,6 +26,24 @@ public static class DemoReport
         return path;
     }
 
+    /// <summary>
+    /// Writes report.html (summary, accuracy matrix heatmap, accuracy per task over the stream) in the first run's
+    /// directory and returns the path. Several runs, e.g. naive and replay on the same stream, are drawn side by side.
+    /// </summary>
+    public static string SaveHtml(IReadOnlyList<DemoResult> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        if (runs.Count == 0)
+        {
+            throw new ArgumentException("A report needs at least one run.", nameof(runs));
+        }
+
+        // NOTE: `continualserve demo` passes its one run; no command yet runs naive and replay back to back.
+        string path = Path.Combine(runs[0].RunDirectory, "report.html");
+        File.WriteAllText(path, DemoHtmlReport.Render(runs));
+        return path;
+    }
+
     private static Table AccuracyMatrixTable(DemoResult result)
     {
         var table = new Table().Title(Markup.Escape("Accuracy matrix R[i][j] on holdout (row: after training on task i; column: task j)"));

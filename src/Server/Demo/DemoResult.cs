@@ -32,4 +32,10 @@ public sealed record DemoResult
     public required TimeSpan Duration { get; init; }
 
     public required string RunDirectory { get; init; }
+
+    /// <summary>Names the run in reports that compare runs, e.g. the replay strategy.</summary>
+    public string Label { get; init; } = "";
+
+    /// <summary>Every version the learner published during the run, oldest first.</summary>
+    public IReadOnlyList<StreamPoint> Stream { get; init; } = [];
 }

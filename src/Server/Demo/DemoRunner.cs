@@ -62,9 +62,12 @@ public sealed class DemoRunner
         ModelVersion first = learner.Start();
         swapper.TrySwap(first);
         learner.VersionPublished += version => swapper.TrySwap(version);
+        var stream = new System.Collections.Concurrent.ConcurrentQueue<StreamPoint>();
+        learner.VersionPublished += version => stream.Enqueue(StreamPoint.From(version.Manifest));
         await server.StartAsync(token).ConfigureAwait(false);
         Uri baseUri = ListeningAddress(server);
         console.MarkupLine($"Inference server at [bold]{baseUri}[/] (try {baseUri}v2/models/{Topic}); metrics at {baseUri}metrics");
+        console.MarkupLine($"Status page at [bold]{baseUri}ui/[/]");
 
         var load = new InferenceLoad(test);
         using var stopLoad = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -95,6 +98,8 @@ public sealed class DemoRunner
             RequestsCorrect = load.Correct,
             Duration = Stopwatch.GetElapsedTime(started),
             RunDirectory = runDirectory,
+            Label = options.Trainer.Strategy.ToString(),
+            Stream = stream.ToArray(),
         };
     }
 

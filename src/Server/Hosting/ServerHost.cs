@@ -1,6 +1,7 @@
 using ContinualServe.Model.Serving;
 using ContinualServe.Server.Batching;
 using ContinualServe.Server.Inference;
+using ContinualServe.Server.StatusPage;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
 
@@ -23,6 +24,7 @@ public static class ServerHost
             console.TimestampFormat = "HH:mm:ss ";
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.UseJsonConsoleWhenConfigured(builder.Configuration);
         builder.Services.AddOptions<ServerOptions>()
             .BindConfiguration(ServerOptions.SectionName)
             .Configure(options => configure?.Invoke(options))
@@ -43,11 +45,14 @@ public static class ServerHost
         }
 
         builder.Services.AddOpenApi();
+        builder.Services.AddStatusPage();
+        builder.Services.AddHostedService<ServerLifecycleLog>();
 
         WebApplication app = builder.Build();
         app.MapInferenceApi();
         app.MapMetrics("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapStatusPage();
         app.Lifetime.ApplicationStopped.Register(() => app.Services.GetRequiredService<LiveModel>().Dispose());
         return app;
     }

@@ -1,0 +1,48 @@
+using ContinualServe.Model.Store;
+
+namespace ContinualServe.Server.StatusPage;
+
+/// <summary>What <c>/ui/api/status</c> returns: the live version, its evaluation, and recent history.</summary>
+public sealed record StatusSnapshot
+{
+    public required string Model { get; init; }
+
+    /// <summary>The version that answers requests now; null before the first version is loaded.</summary>
+    public long? Version { get; init; }
+
+    public long? ParentVersion { get; init; }
+
+    public DateTimeOffset? CreatedAt { get; init; }
+
+    public long ExamplesTrained { get; init; }
+
+    /// <summary>The live version's continual-learning evaluation, from its manifest.</summary>
+    public EvaluationSummary? Evaluation { get; init; }
+
+    /// <summary>One point per version that became live, oldest first.</summary>
+    public required IReadOnlyList<VersionPoint> Versions { get; init; }
+
+    /// <summary>Inference traffic per sampling interval, oldest first.</summary>
+    public required IReadOnlyList<TrafficPoint> Traffic { get; init; }
+
+    public required DateTimeOffset GeneratedAt { get; init; }
+}
+
+/// <summary>A version that became live, with the accuracy on each seen task's holdout (last matrix row).</summary>
+public sealed record VersionPoint(
+    long Version,
+    DateTimeOffset LiveSince,
+    double AverageAccuracy,
+    IReadOnlyDictionary<int, double> AccuracyByTask);
+
+/// <summary>
+/// Inference traffic during one sampling interval. Latency quantiles are estimated from the histogram
+/// buckets of <c>continualserve_inference_duration_seconds</c>, as Prometheus's histogram_quantile does;
+/// they are null when no request finished in the interval.
+/// </summary>
+public sealed record TrafficPoint(
+    DateTimeOffset Time,
+    double RequestsPerSecond,
+    double ErrorRatio,
+    double? P50Seconds,
+    double? P99Seconds);

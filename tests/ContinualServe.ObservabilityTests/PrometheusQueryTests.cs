@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Shouldly;
+using Xunit;
+using YamlDotNet.RepresentationModel;
+
+namespace ContinualServe.ObservabilityTests;
+
+/// <summary>Every dashboard and alert expression, run by a real Prometheus against a real server+learner run.</summary>
+[Collection(ObservedPipelineGroup.Name)]
+public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
+{
+    [Fact]
+    public async Task EveryPanelQueryReturnsData()
+    {
+        IReadOnlyList<MonitoringExpression> targets = MonitoringExpressions.DashboardPanelTargets();
+        targets.Count.ShouldBeGreaterThan(20);
+        var empty = new List<string>();
+        foreach (MonitoringExpression target in targets)
+        {
+            JsonElement data = await pipeline.Prometheus.QueryAsync(MonitoringExpressions.SubstituteGrafanaVariables(target.Expression), CancellationToken.None);
+            if (data.GetProperty("result").GetArrayLength() == 0)
+            {
+                empty.Add($"{target.Source}: {target.Expression}");
+            }
+        }
+
+        empty.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task MatrixPanelHasOneSeriesPerCell()
+    {
+        MonitoringExpression matrix = MonitoringExpressions.DashboardPanelTargets().Single(target => target.Source.Contains("accuracy matrix", StringComparison.Ordinal));
+        JsonElement data = await pipeline.Prometheus.QueryAsync(MonitoringExpressions.SubstituteGrafanaVariables(matrix.Expression), CancellationToken.None);
+
+        var cells = data.GetProperty("result").EnumerateArray()
+            .Select(series => series.GetProperty("metric").GetProperty("after_task").GetString() + "/" + series.GetProperty("metric").GetProperty("task").GetString())
+            .Order()
+            .ToArray();
+        cells.ShouldBe(["1/1", "2/1", "2/2"]);
+    }
+
+    [Fact]
+    public async Task VariablesAndSwapAnnotationFindRun()
+    {
+        JsonElement models = await pipeline.Prometheus.GetAsync("api/v1/label/model/values?match[]=continualserve_model_version", CancellationToken.None);
+        models.EnumerateArray().Select(model => model.GetString()).ShouldBe([ObservedPipeline.Topic]);
+        JsonElement instances = await pipeline.Prometheus.GetAsync("api/v1/label/instance/values?match[]={__name__=~\"continualserve_.%2B\"}", CancellationToken.None);
+        instances.EnumerateArray().Select(instance => instance.GetString()).ShouldBe([pipeline.ServerAddress.Authority]);
+
+        foreach (MonitoringExpression annotation in MonitoringExpressions.DashboardAnnotations())
+        {
+            JsonElement data = await pipeline.Prometheus.QueryRangeAsync(
+                MonitoringExpressions.SubstituteGrafanaVariables(annotation.Expression), pipeline.StartedAt, DateTimeOffset.UtcNow, CancellationToken.None);
+            if (annotation.Source.Contains("swaps", StringComparison.Ordinal))
+            {
+                data.GetProperty("result").GetArrayLength().ShouldBe(1, annotation.Source);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task AlertRulesEvaluateAndAreHealthy()
+    {
+        IReadOnlyList<MonitoringExpression> alerts = MonitoringExpressions.AlertRules();
+        alerts.Count.ShouldBe(8);
+        foreach (MonitoringExpression alert in alerts)
+        {
+            // Throws when Prometheus rejects the expression.
+            await pipeline.Prometheus.QueryAsync(alert.Expression, CancellationToken.None);
+        }
+
+        JsonElement rules = await pipeline.Prometheus.GetAsync("api/v1/rules", CancellationToken.None);
+        var loaded = rules.GetProperty("groups").EnumerateArray()
+            .SelectMany(group => group.GetProperty("rules").EnumerateArray())
+            .ToArray();
+        loaded.Select(rule => rule.GetProperty("name").GetString()).Order().ShouldBe(alerts.Select(alert => alert.Source["alert ".Length..]).Order());
+        foreach (JsonElement rule in loaded)
+        {
+            rule.GetProperty("health").GetString().ShouldBe("ok", rule.GetProperty("name").GetString() + ": " + rule.GetRawText());
+            rule.GetProperty("lastEvaluation").GetDateTimeOffset().ShouldBeGreaterThan(pipeline.StartedAt);
+        }
+    }
+
+    [Fact]
+    public async Task ForgettingAlertSelectsForgettingTask()
+    {
+        // The alert's expression, evaluated on a synthetic series, proves the threshold and grouping select
+        // what they should: 0.4 forgetting on task 1 passes, 0.05 on task 2 does not.
+        MonitoringExpression forgetting = MonitoringExpressions.AlertRules().Single(alert => alert.Source == "alert ContinualServeTaskForgetting");
+        string synthetic = forgetting.Expression.Replace(
+            "continualserve_task_forgetting",
+            "(label_replace(vector(0.4), \"task\", \"1\", \"\", \"\") or label_replace(vector(0.05), \"task\", \"2\", \"\", \"\"))",
+            StringComparison.Ordinal);
+        JsonElement data = await pipeline.Prometheus.QueryAsync(synthetic, CancellationToken.None);
+
+        data.GetProperty("result").EnumerateArray().Select(series => series.GetProperty("metric").GetProperty("task").GetString()).ShouldBe(["1"]);
+    }
+
+    [Fact]
+    public async Task PromtoolAcceptsBothRulesFiles()
+    {
+        string crdSpec = Path.Combine(Path.GetTempPath(), "continualserve-prometheusrule-" + Guid.NewGuid().ToString("N") + ".yaml");
+        try
+        {
+            var document = new YamlDocument(new YamlMappingNode { { "groups", MonitoringExpressions.RulesGroups(RepositoryPaths.PrometheusRule, crd: true) } });
+            await using (var writer = new StreamWriter(crdSpec))
+            {
+                new YamlStream(document).Save(writer, assignAnchors: false);
+            }
+
+            (int exitCode, string output) = await RunPromtoolAsync(RepositoryPaths.RulesFile, crdSpec);
+
+            exitCode.ShouldBe(0, output);
+            output.ShouldContain("SUCCESS: 8 rules found");
+        }
+        finally
+        {
+            File.Delete(crdSpec);
+        }
+    }
+
+    [Fact]
+    public void PrometheusRuleMatchesPlainFile()
+    {
+        var plain = MonitoringExpressions.AlertRules(MonitoringExpressions.RulesGroups(RepositoryPaths.RulesFile, crd: false));
+        var crd = MonitoringExpressions.AlertRules(MonitoringExpressions.RulesGroups(RepositoryPaths.PrometheusRule, crd: true));
+
+        crd.ShouldBe(plain);
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunPromtoolAsync(params string[] files)
+    {
+        var start = new ProcessStartInfo("/usr/bin/promtool") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("check");
+        start.ArgumentList.Add("rules");
+        foreach (string file in files)
+        {
+            start.ArgumentList.Add(file);
+        }
+
+        using Process process = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        Task<string> standardOutput = process.StandardOutput.ReadToEndAsync(timeout.Token);
+        Task<string> standardError = process.StandardError.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await standardOutput + await standardError);
+    }
+}
