@@ -12,10 +12,17 @@ public static class ServerHost
     /// Creates the web application. <paramref name="urls"/> are Kestrel listen addresses, e.g. "http://127.0.0.1:8080";
     /// <paramref name="configure"/> adjusts the options after configuration is bound.
     /// </summary>
-    public static WebApplication Build(string[] args, string urls, Action<ServerOptions>? configure = null, bool pollStore = true)
+    /// <param name="configureBuilder">Adds services before the application is built (the role commands add their own).</param>
+    public static WebApplication Build(
+        string[] args, string urls, Action<ServerOptions>? configure = null, bool pollStore = true, Action<WebApplicationBuilder>? configureBuilder = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(args);
-        builder.WebHost.UseUrls(urls);
+        // An empty value leaves the listen addresses to configuration (urls, ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS).
+        if (!string.IsNullOrEmpty(urls))
+        {
+            builder.WebHost.UseUrls(urls);
+        }
+
         builder.Logging.AddSimpleConsole(console =>
         {
             console.SingleLine = true;
@@ -36,6 +43,7 @@ public static class ServerHost
         }
 
         builder.Services.AddOpenApi();
+        configureBuilder?.Invoke(builder);
 
         WebApplication app = builder.Build();
         app.MapInferenceApi();
