@@ -3,6 +3,11 @@
 # "N passed, N failed, N skipped" and exits non-zero when any test failed or a project did not run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The deploy tests run Debian's yamllint: install it when missing (as root, or through sudo without a password).
+if ! command -v yamllint >/dev/null; then
+    $([ "$(id -u)" = 0 ] || echo sudo -n) apt-get install -y -q yamllint >/dev/null \
+        || echo "yamllint is missing and could not be installed; the deploy tests will fail"
+fi
 
 results_directory=$(mktemp -d)
 trap 'rm -rf "$results_directory"' EXIT
