@@ -26,12 +26,21 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private readonly ILogger<ModelVersionSubscriber> logger;
     private readonly Channel<bool> announced = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Lock wantedLock = new();
+    private readonly HashSet<string> ignoredModels = new(StringComparer.Ordinal);
+    private readonly string modelName;
     private ModelVersionAnnouncement? wanted;
 
-    public ModelVersionSubscriber(IOptions<DistributionOptions> options, ModelSwapper swapper, LiveModel live, ILogger<ModelVersionSubscriber> logger)
+    public ModelVersionSubscriber(
+        IOptions<DistributionOptions> options,
+        IOptions<ServerOptions> serverOptions,
+        ModelSwapper swapper,
+        LiveModel live,
+        ILogger<ModelVersionSubscriber> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(serverOptions);
         this.options = options.Value;
+        modelName = serverOptions.Value.ModelName;
         this.swapper = swapper;
         this.live = live;
         this.logger = logger;
@@ -224,6 +233,17 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return;
         }
 
+        if (!string.Equals(announcement.ModelName, modelName, StringComparison.Ordinal))
+        {
+            // The topic is keyed by model name and may carry other models; say so once per name.
+            if (ignoredModels.Add(announcement.ModelName))
+            {
+                LogOtherModel(logger, announcement.ModelName, modelName, result.TopicPartitionOffset);
+            }
+
+            return;
+        }
+
         lock (wantedLock)
         {
             if (wanted is not null && wanted.Version >= announcement.Version)
@@ -255,6 +275,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 425, Level = LogLevel.Warning, Message = "Version topic {Topic} does not exist yet; waiting for the learner to create it")]
     private static partial void LogTopicMissing(ILogger logger, string topic);
+
+    [LoggerMessage(EventId = 427, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
+    private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
 
     [LoggerMessage(EventId = 426, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);

@@ -24,6 +24,14 @@ internal sealed class ContinualServeProcess : IAsyncDisposable
 
     public bool HasExited => process.HasExited;
 
+    /// <summary>Waits for the process to exit and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        await process.WaitForExitAsync(deadline.Token);
+        return process.ExitCode;
+    }
+
     /// <summary>The last lines the process wrote to stdout and stderr.</summary>
     public string OutputTail => string.Join(Environment.NewLine, output.TakeLast(60));
 

@@ -23,8 +23,8 @@ namespace ContinualServe.IntegrationTests.Distribution;
 /// </summary>
 public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutput)
 {
-    private const string ModelName = "fashion-mnist";
-    private const string ExampleTopic = "examples";
+    internal const string ModelName = "fashion-mnist";
+    internal const string ExampleTopic = "examples";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan FollowTimeout = TimeSpan.FromSeconds(30);
 
@@ -140,7 +140,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
         return url;
     }
 
-    private static async Task ProduceTaskAsync(string bootstrapServers)
+    internal static async Task ProduceTaskAsync(string bootstrapServers)
     {
         IdxDataset dataset = IdxDataset.LoadFashionMnist(Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist"), training: true);
         var producer = new ExampleProducer(bootstrapServers, ExampleTopic, NullLogger.Instance) { MaxLag = 0, MaxTasks = 1 };
@@ -211,7 +211,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
     }
 
     /// <summary>Returns the version that answered an inference request, or null while the server is not ready.</summary>
-    private static async Task<long?> ServedVersionAsync(HttpClient http, string server)
+    internal static async Task<long?> ServedVersionAsync(HttpClient http, string server)
     {
         string body = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":["
             + string.Join(',', Enumerable.Repeat("0", 784)) + "]}]}";
