@@ -15,8 +15,8 @@ internal static partial class ChartFiles
     public static string TemplatesDirectory => Path.Combine(ChartDirectory, "templates");
 
     /// <summary>
-    /// Converts a YAML document to JSON with the YAML 1.2 core schema: plain scalars become null, booleans,
-    /// integers or floats when they look like one; quoted scalars stay strings.
+    /// Converts a YAML document to JSON with the YAML 1.2 core schema. Plain scalars that look like null, a
+    /// boolean, an integer or a float become that type, and quoted scalars stay strings.
     /// </summary>
     public static JsonNode? ReadYamlAsJson(string path)
     {

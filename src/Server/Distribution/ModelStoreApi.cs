@@ -7,6 +7,7 @@ namespace ContinualServe.Server.Distribution;
 /// Read-only HTTP access to a model store, served by the learner so that server replicas can download
 /// announced versions. Only GET routes exist, and only the three files of a version can be read.
 /// </summary>
+// NOTE: the routes have no authentication; keep the learner's port inside the cluster (the chart's learner Service is ClusterIP).
 public static class ModelStoreApi
 {
     public const string RoutePrefix = "/store/v1";

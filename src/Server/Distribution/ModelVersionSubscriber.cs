@@ -12,11 +12,11 @@ using Microsoft.Extensions.Options;
 namespace ContinualServe.Server.Distribution;
 
 /// <summary>
-/// Keeps a server replica on the newest announced version. A dedicated thread reads the whole version
-/// topic from the beginning (so a replica that starts late catches up) and then follows it; the newest
-/// announcement wins. This service downloads that version, verifies it and swaps it in through
-/// <see cref="ModelSwapper"/>. A failed or corrupt download is retried with exponential backoff until it
-/// succeeds or a newer announcement replaces it; the live version keeps serving meanwhile.
+/// Keeps a server replica on the newest announced version of its model (Server:ModelName). A dedicated
+/// thread reads the whole version topic from the beginning, so a replica that starts late catches up, and
+/// then follows it. This service downloads the newest announced version, verifies it and swaps it in
+/// through <see cref="ModelSwapper"/>. A failed or corrupt download is retried with exponential backoff
+/// until it succeeds or a newer announcement replaces it, and the live version keeps serving meanwhile.
 /// </summary>
 public sealed partial class ModelVersionSubscriber : BackgroundService
 {
@@ -25,10 +25,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private readonly LiveModel live;
     private readonly ILogger<ModelVersionSubscriber> logger;
     private readonly Channel<bool> announced = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-    private readonly Lock wantedLock = new();
+    private readonly Lock newestLock = new();
     private readonly HashSet<string> ignoredModels = new(StringComparer.Ordinal);
     private readonly string modelName;
-    private ModelVersionAnnouncement? wanted;
+    private ModelVersionAnnouncement? newest;
 
     public ModelVersionSubscriber(
         IOptions<DistributionOptions> options,
@@ -47,13 +47,13 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     }
 
     /// <summary>Newest version announced so far, or null before the first announcement.</summary>
-    public ModelVersionAnnouncement? Wanted
+    public ModelVersionAnnouncement? NewestAnnouncement
     {
         get
         {
-            lock (wantedLock)
+            lock (newestLock)
             {
-                return wanted;
+                return newest;
             }
         }
     }
@@ -75,7 +75,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         int attempts = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
-            ModelVersionAnnouncement? target = Wanted;
+            ModelVersionAnnouncement? target = NewestAnnouncement;
             if (target is null || target.Version <= (live.CurrentVersion ?? 0))
             {
                 await WaitForAnnouncementAsync(Timeout.InfiniteTimeSpan, stoppingToken).ConfigureAwait(false);
@@ -235,7 +235,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
         if (!string.Equals(announcement.ModelName, modelName, StringComparison.Ordinal))
         {
-            // The topic is keyed by model name and may carry other models; say so once per name.
+            // The topic is keyed by model name and may carry other models, so log a warning once per other name.
             if (ignoredModels.Add(announcement.ModelName))
             {
                 LogOtherModel(logger, announcement.ModelName, modelName, result.TopicPartitionOffset);
@@ -244,14 +244,14 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return;
         }
 
-        lock (wantedLock)
+        lock (newestLock)
         {
-            if (wanted is not null && wanted.Version >= announcement.Version)
+            if (newest is not null && newest.Version >= announcement.Version)
             {
                 return;
             }
 
-            wanted = announcement;
+            newest = announcement;
         }
 
         LogAnnouncementReceived(logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset);

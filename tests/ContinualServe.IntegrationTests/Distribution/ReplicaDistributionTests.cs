@@ -210,7 +210,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
         served.ShouldAllBe(pair => pair.Value == expected, $"replicas must serve version {expected} within {timeout.TotalSeconds} s");
     }
 
-    /// <summary>Returns the version that answered an inference request, or null while the server is not ready.</summary>
+    /// <summary>Returns the version that computed an inference response, or null while the server is not ready.</summary>
     internal static async Task<long?> ServedVersionAsync(HttpClient http, string server)
     {
         string body = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,784],\"datatype\":\"FP32\",\"data\":["

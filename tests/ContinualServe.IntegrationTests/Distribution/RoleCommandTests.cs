@@ -102,7 +102,7 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         }
     }
 
-    /// <summary>Waits until every server answers with the same version, at least <paramref name="minimum"/>, and returns it.</summary>
+    /// <summary>Waits until every server computes responses with the same version, at least <paramref name="minimum"/>, and returns it.</summary>
     private static async Task<long> WaitForVersionAsync(HttpClient http, string[] servers, long minimum, List<ContinualServeProcess> processes)
     {
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
