@@ -27,8 +27,12 @@ internal static class AllCommand
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (result, cancellation) =>
         {
-            string[] arguments = RoleCommandLine.ConfigurationArguments(
-                result, [(urls, ["urls"]), (modelName, ["Server:ModelName"]), .. shortcuts.Keys(includeServer: true)]);
+            if (!RoleCommandLine.TryGetConfigurationArguments(
+                result, [(urls, ["urls"]), (modelName, ["Server:ModelName"]), .. shortcuts.Keys(includeServer: true)], out string[] arguments))
+            {
+                return RoleCommandLine.InvalidArgumentExitCode;
+            }
+
             await using WebApplication app = ServerHost.Build(arguments, "", pollStore: false, configureBuilder: builder =>
             {
                 RoleCommandLine.UseDefaultUrls(builder, ServeCommand.DefaultUrls);

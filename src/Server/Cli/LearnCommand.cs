@@ -28,7 +28,12 @@ internal static class LearnCommand
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (result, cancellation) =>
         {
-            string[] arguments = RoleCommandLine.ConfigurationArguments(result, [(urls, ["urls"]), .. shortcuts.Keys(includeServer: false)]);
+            if (!RoleCommandLine.TryGetConfigurationArguments(
+                result, [(urls, ["urls"]), .. shortcuts.Keys(includeServer: false)], out string[] arguments))
+            {
+                return RoleCommandLine.InvalidArgumentExitCode;
+            }
+
             await using WebApplication app = Build(arguments);
             return await RoleCommandLine.RunAsync(app, cancellation).ConfigureAwait(false);
         });

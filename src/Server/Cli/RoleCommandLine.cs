@@ -14,16 +14,28 @@ internal static class RoleCommandLine
     /// <summary>Exit code of a start that failed on invalid configuration.</summary>
     public const int InvalidConfigurationExitCode = 2;
 
+    /// <summary>Exit code of an unrecognized command-line argument, the same as System.CommandLine's parse errors.</summary>
+    public const int InvalidArgumentExitCode = 1;
+
     public static Option<string> Shortcut(string name, string description) => new(name) { Description = description };
 
     /// <summary>
-    /// Returns the configuration arguments of a parse: unmatched tokens (already in key=value form) and
-    /// one "--Key=value" pair per key of every named option the user gave.
+    /// Builds the configuration arguments of a parse: unmatched tokens (already in key=value form) and one
+    /// "--Key=value" pair per key of every named option the user gave. Returns false, after writing the error
+    /// to stderr, when an unmatched token is not a configuration argument.
     /// </summary>
-    public static string[] ConfigurationArguments(ParseResult result, IEnumerable<(Option<string> Option, string[] Keys)> shortcuts)
+    public static bool TryGetConfigurationArguments(
+        ParseResult result, IEnumerable<(Option<string> Option, string[] Keys)> shortcuts, out string[] configurationArguments)
     {
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(shortcuts);
+        configurationArguments = [];
+        if (FindInvalidArgument(result.UnmatchedTokens) is { } error)
+        {
+            Console.Error.WriteLine(error);
+            return false;
+        }
+
         var arguments = new List<string>(result.UnmatchedTokens);
         foreach ((Option<string> option, string[] keys) in shortcuts)
         {
@@ -36,7 +48,36 @@ internal static class RoleCommandLine
             arguments.AddRange(keys.Select(key => "--" + key + "=" + value));
         }
 
-        return [.. arguments];
+        configurationArguments = [.. arguments];
+        return true;
+    }
+
+    /// <summary>
+    /// Returns an error for the first unmatched token that is not a configuration argument, so that a misspelled
+    /// option such as --stor fails instead of being ignored. Configuration arguments contain ':' in the key
+    /// (--Server:ModelName=x or --Server:ModelName x); "urls" is the one accepted key without a section.
+    /// </summary>
+    public static string? FindInvalidArgument(IReadOnlyList<string> unmatchedTokens)
+    {
+        ArgumentNullException.ThrowIfNull(unmatchedTokens);
+        for (int index = 0; index < unmatchedTokens.Count; index++)
+        {
+            string token = unmatchedTokens[index];
+            string key = token.TrimStart('-').Split('=', 2)[0];
+            bool isKey = token.StartsWith("--", StringComparison.Ordinal) && (key.Contains(':', StringComparison.Ordinal) || key == "urls");
+            if (!isKey)
+            {
+                return $"Unrecognized argument '{token}'. Use the options listed by --help, or configuration keys as --Section:Key=value.";
+            }
+
+            if (!token.Contains('=', StringComparison.Ordinal))
+            {
+                // The value follows as the next token.
+                index++;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Sets the listen address to <paramref name="fallback"/> unless configuration names one.</summary>

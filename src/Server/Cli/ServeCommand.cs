@@ -30,7 +30,7 @@ internal static class ServeCommand
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (result, cancellation) =>
         {
-            string[] arguments = RoleCommandLine.ConfigurationArguments(result,
+            if (!RoleCommandLine.TryGetConfigurationArguments(result,
             [
                 (urls, ["urls"]),
                 (store, ["Server:StoreDirectory"]),
@@ -39,7 +39,11 @@ internal static class ServeCommand
                 (bootstrap, ["Distribution:BootstrapServers"]),
                 (versionTopic, ["Distribution:Topic"]),
                 (storeUrl, ["Distribution:StoreUrl"]),
-            ]);
+            ], out string[] arguments))
+            {
+                return RoleCommandLine.InvalidArgumentExitCode;
+            }
+
             await using WebApplication app = ServerHost.Build(arguments, "", configureBuilder: builder =>
             {
                 RoleCommandLine.UseDefaultUrls(builder, DefaultUrls);
