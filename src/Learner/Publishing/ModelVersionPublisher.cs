@@ -8,8 +8,8 @@ namespace ContinualServe.Learner.Publishing;
 
 /// <summary>
 /// Announces promoted versions on the compacted version topic. Sends are asynchronous and retried by the
-/// producer; a version whose announcement fails is logged, and the next promotion supersedes it because
-/// replicas always move to the newest announced version.
+/// producer. A failed announcement is logged, and the next promotion supersedes it because replicas always
+/// move to the newest announced version.
 /// </summary>
 public sealed partial class ModelVersionPublisher : IDisposable
 {
@@ -34,8 +34,8 @@ public sealed partial class ModelVersionPublisher : IDisposable
     /// Creates the version topic with cleanup.policy=compact when metadata shows it does not exist. Failures are
     /// logged and not thrown, because a broker that auto-creates topics, or an operator who created it, still works.
     /// </summary>
-    // NOTE: librdkafka's mock cluster cannot create topics through the admin API and does not compact, so the tests
-    // create the topic beforehand and catch up from its full history; the CreateTopics path runs only on a real cluster.
+    // NOTE: librdkafka's mock cluster cannot create topics through the admin API and does not compact. The tests
+    // therefore create the topic beforehand and catch up from its full history, and CreateTopics is untested.
     public async Task EnsureTopicAsync(DistributionOptions options, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -123,6 +123,6 @@ public sealed partial class ModelVersionPublisher : IDisposable
     [LoggerMessage(EventId = 232, Level = LogLevel.Information, Message = "Announced version {Version} of {Model} at {Offset}")]
     private static partial void LogAnnounced(ILogger logger, long version, string model, TopicPartitionOffset offset);
 
-    [LoggerMessage(EventId = 233, Level = LogLevel.Error, Message = "Announcing version {Version} on {Topic} failed: {Code} {Reason}; the next promotion supersedes it")]
+    [LoggerMessage(EventId = 233, Level = LogLevel.Error, Message = "Announcing version {Version} on {Topic} failed: {Code} {Reason}. The next promotion supersedes it")]
     private static partial void LogAnnounceFailed(ILogger logger, long version, string topic, ErrorCode code, string reason);
 }

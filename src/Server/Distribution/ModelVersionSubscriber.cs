@@ -114,22 +114,31 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             ModelVersion version = await downloader.InstallAsync(target, cancellation).ConfigureAwait(false);
             swapper.TrySwap(version);
             ContinualServeMetrics.ModelDownloads.WithLabels("ok").Inc();
-            downloader.ApplyRetention(options.RetainedVersions, live.CurrentVersion ?? 0);
-            return true;
         }
         catch (InvalidDataException exception)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("corrupt").Inc();
             LogCorrupt(logger, exception, target.Version, attempt);
+            return false;
         }
         catch (Exception exception) when (exception is HttpRequestException or IOException or InvalidOperationException or ExternalException
             or TaskCanceledException && !cancellation.IsCancellationRequested)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
             LogDownloadFailed(logger, exception, target.Version, target.StoreUrl, attempt);
+            return false;
         }
 
-        return false;
+        try
+        {
+            downloader.ApplyRetention(options.RetainedVersions, live.CurrentVersion ?? 0);
+        }
+        catch (IOException exception)
+        {
+            LogRetentionFailed(logger, exception, swapper.Store.RootDirectory);
+        }
+
+        return true;
     }
 
     /// <summary>Waits for a newer announcement or until <paramref name="timeout"/>; returns true when one arrived.</summary>
@@ -264,10 +273,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     [LoggerMessage(EventId = 421, Level = LogLevel.Information, Message = "Version {Version} of {Model} announced at {Offset}")]
     private static partial void LogAnnouncementReceived(ILogger logger, long version, string model, TopicPartitionOffset offset);
 
-    [LoggerMessage(EventId = 422, Level = LogLevel.Error, Message = "Downloaded version {Version} is corrupt and was rejected (attempt {Attempt}); retrying with backoff")]
+    [LoggerMessage(EventId = 422, Level = LogLevel.Error, Message = "Downloaded version {Version} is corrupt and was rejected (attempt {Attempt}). Retrying with backoff")]
     private static partial void LogCorrupt(ILogger logger, Exception exception, long version, int attempt);
 
-    [LoggerMessage(EventId = 423, Level = LogLevel.Warning, Message = "Download of version {Version} from {StoreUrl} failed (attempt {Attempt}); retrying with backoff")]
+    [LoggerMessage(EventId = 423, Level = LogLevel.Warning, Message = "Download of version {Version} from {StoreUrl} failed (attempt {Attempt}). Retrying with backoff")]
     private static partial void LogDownloadFailed(ILogger logger, Exception exception, long version, string storeUrl, int attempt);
 
     [LoggerMessage(EventId = 424, Level = LogLevel.Warning, Message = "Ignoring invalid announcement at {Offset}: {Error}")]
@@ -275,6 +284,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 425, Level = LogLevel.Warning, Message = "Version topic {Topic} does not exist yet; waiting for the learner to create it")]
     private static partial void LogTopicMissing(ILogger logger, string topic);
+
+    [LoggerMessage(EventId = 428, Level = LogLevel.Warning, Message = "Could not delete old versions in {Directory}; retrying after the next download")]
+    private static partial void LogRetentionFailed(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 427, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
     private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
