@@ -3,10 +3,17 @@
 # "N passed, N failed, N skipped" and exits non-zero when any test failed or a project did not run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-
-# The observability tests run the Debian prometheus/promtool and chromium binaries; install them on a fresh machine.
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v chromium >/dev/null; then
-    apt-get install -y prometheus chromium || { apt-get update && apt-get install -y prometheus chromium; }
+# Debian tools the tests run: yamllint (chart checks), prometheus and promtool (observability), chromium (status page).
+missing_packages=()
+command -v yamllint >/dev/null || missing_packages+=(yamllint)
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing_packages+=(prometheus)
+command -v chromium >/dev/null || missing_packages+=(chromium)
+if [ ${#missing_packages[@]} -gt 0 ]; then
+    sudo_prefix=""
+    if [ "$(id -u)" != 0 ]; then sudo_prefix="sudo -n"; fi
+    $sudo_prefix apt-get install -y -q "${missing_packages[@]}" \
+        || { $sudo_prefix apt-get update -q && $sudo_prefix apt-get install -y -q "${missing_packages[@]}"; } \
+        || echo "could not install ${missing_packages[*]}; the tests that need them will fail"
 fi
 
 results_directory=$(mktemp -d)

@@ -51,6 +51,11 @@ public static class ContinualServeMetrics
         "Times a new version replaced the live model.",
         new CounterConfiguration { LabelNames = ["model"] });
 
+    public static readonly Counter ModelDownloads = Metrics.CreateCounter(
+        "continualserve_model_downloads_total",
+        "Version downloads by a server replica by outcome (ok, corrupt: SHA-256 mismatch, failed: transfer or load error).",
+        new CounterConfiguration { LabelNames = ["outcome"] });
+
     public static readonly Counter LearnerExamples = Metrics.CreateCounter(
         "continualserve_learner_examples_total",
         "Examples consumed by the learner by outcome (trained, holdout, invalid, lost).",

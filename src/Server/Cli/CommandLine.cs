@@ -72,8 +72,9 @@ public static class CommandLine
         var root = new RootCommand("ContinualServe: a model server that keeps learning from a Kafka stream without forgetting.")
         {
             DemoCommand(),
-            ServeCommand(),
-            LearnCommand(),
+            ServeCommand.Create(),
+            LearnCommand.Create(),
+            AllCommand.Create(),
             BrokerCommand(),
             ProduceCommand(),
             BenchCommand.Create(),
@@ -112,55 +113,6 @@ public static class CommandLine
             AnsiConsole.MarkupLine($"Report written to [bold]{DemoReport.Save(outcome).EscapeMarkup()}[/]");
             AnsiConsole.MarkupLine($"HTML report written to [bold]{DemoReport.SaveHtml([outcome]).EscapeMarkup()}[/]");
             return outcome.RequestsFailed == 0 ? 0 : 1;
-        });
-        return command;
-    }
-
-    private static Command ServeCommand()
-    {
-        var modelName = new Option<string>("--model-name") { Description = "Model name in the inference routes.", DefaultValueFactory = _ => "fashion-mnist" };
-        var command = new Command("serve", "Serve inference from the newest intact version in a model store, swapping in newer ones as they appear.")
-        {
-            UrlsOption, StoreOption, DeviceOption, modelName,
-        };
-        command.SetAction(async (result, cancellation) =>
-        {
-            await using WebApplication app = ServerHost.Build([], result.GetValue(UrlsOption)!, options =>
-            {
-                options.StoreDirectory = result.GetValue(StoreOption)!;
-                options.Device = result.GetValue(DeviceOption)!;
-                options.ModelName = result.GetValue(modelName)!;
-            });
-            await app.RunAsync().ConfigureAwait(false);
-            return 0;
-        });
-        return command;
-    }
-
-    private static Command LearnCommand()
-    {
-        var group = new Option<string>("--group") { Description = "Kafka consumer group of the learner.", DefaultValueFactory = _ => "continualserve-learner" };
-        var command = new Command("learn", "Consume labeled examples, train with replay, and publish versions to the model store.")
-        {
-            BootstrapOption, TopicOption, group, StoreOption, DeviceOption, StrategyOption, ReplayCapacityOption, SeedOption,
-        };
-        command.SetAction(async (result, cancellation) =>
-        {
-            using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Information);
-            var options = new LearnerOptions
-            {
-                BootstrapServers = result.GetValue(BootstrapOption)!,
-                Topic = result.GetValue(TopicOption)!,
-                GroupId = result.GetValue(group)!,
-                StoreDirectory = result.GetValue(StoreOption)!,
-                Device = result.GetValue(DeviceOption)!,
-                Trainer = TrainerFrom(result),
-            };
-            using var learner = new ContinualLearner(options, loggers);
-            learner.Start();
-            await WaitForCancellationAsync(cancellation).ConfigureAwait(false);
-            learner.Stop(TimeSpan.FromSeconds(30));
-            return 0;
         });
         return command;
     }

@@ -14,10 +14,22 @@ public static class ServerHost
     /// Creates the web application. <paramref name="urls"/> are Kestrel listen addresses, e.g. "http://127.0.0.1:8080";
     /// <paramref name="configure"/> adjusts the options after configuration is bound.
     /// </summary>
-    public static WebApplication Build(string[] args, string urls, Action<ServerOptions>? configure = null, bool pollStore = true, Action<BatchingOptions>? configureBatching = null)
+    /// <param name="configureBuilder">Adds services before the application is built (the role commands add their own).</param>
+    public static WebApplication Build(
+        string[] args,
+        string urls,
+        Action<ServerOptions>? configure = null,
+        bool pollStore = true,
+        Action<BatchingOptions>? configureBatching = null,
+        Action<WebApplicationBuilder>? configureBuilder = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(args);
-        builder.WebHost.UseUrls(urls);
+        // An empty value leaves the listen addresses to configuration (urls, ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS).
+        if (!string.IsNullOrEmpty(urls))
+        {
+            builder.WebHost.UseUrls(urls);
+        }
+
         builder.Logging.AddSimpleConsole(console =>
         {
             console.SingleLine = true;
@@ -47,6 +59,7 @@ public static class ServerHost
         builder.Services.AddOpenApi();
         builder.Services.AddStatusPage();
         builder.Services.AddHostedService<ServerLifecycleLog>();
+        configureBuilder?.Invoke(builder);
 
         WebApplication app = builder.Build();
         app.MapInferenceApi();

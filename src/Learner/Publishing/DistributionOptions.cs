@@ -1,0 +1,69 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ContinualServe.Learner.Publishing;
+
+/// <summary>
+/// Settings of version distribution, shared by both sides: the learner announces each promoted version on
+/// <see cref="Topic"/>, and server replicas consume the topic and download the weights over HTTP.
+/// </summary>
+public sealed class DistributionOptions
+{
+    public const string SectionName = "Distribution";
+
+    /// <summary>
+    /// Kafka bootstrap servers of the version topic. Empty on a server means "no distribution": the replica
+    /// only polls its own store directory (a shared volume). The learner falls back to its own bootstrap servers.
+    /// </summary>
+    public string BootstrapServers { get; set; } = "";
+
+    /// <summary>Compacted topic that carries one announcement per promoted version, keyed by model name.</summary>
+    [Required(ErrorMessage = "Distribution:Topic is required; the default is model-versions.")]
+    public string Topic { get; set; } = "model-versions";
+
+    /// <summary>
+    /// Base URL of the learner's read-only model store, for example http://continualserve-learner:8081.
+    /// The learner writes it into each announcement; on a server a non-empty value overrides the announced one.
+    /// </summary>
+    [Url(ErrorMessage = "Distribution:StoreUrl must be an absolute http or https URL, for example http://continualserve-learner:8081.")]
+    public string? StoreUrl { get; set; }
+
+    /// <summary>Partitions of the version topic when the learner creates it.</summary>
+    [Range(1, 1024)]
+    public int TopicPartitions { get; set; } = 1;
+
+    /// <summary>Replication factor of the version topic when the learner creates it; -1 takes the broker default.</summary>
+    [Range(-1, 32)]
+    public short TopicReplicationFactor { get; set; } = -1;
+
+    /// <summary>Wait before the first retry of a failed or corrupt download; doubled after each failure.</summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest wait between download retries.</summary>
+    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Time limit of one version download (manifest, spec and weights).</summary>
+    public TimeSpan DownloadTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Downloaded versions a server keeps in its local store; older ones are deleted after a swap.</summary>
+    [Range(1, 1000)]
+    public int RetainedVersions { get; set; } = 3;
+
+    /// <summary>Lists the cross-field errors that data annotations cannot express.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (RetryDelay <= TimeSpan.Zero)
+        {
+            yield return $"Distribution:RetryDelay must be positive; it is {RetryDelay}.";
+        }
+
+        if (MaxRetryDelay < RetryDelay)
+        {
+            yield return $"Distribution:MaxRetryDelay ({MaxRetryDelay}) must not be shorter than Distribution:RetryDelay ({RetryDelay}).";
+        }
+
+        if (DownloadTimeout <= TimeSpan.Zero)
+        {
+            yield return $"Distribution:DownloadTimeout must be positive; it is {DownloadTimeout}.";
+        }
+    }
+}

@@ -1,0 +1,79 @@
+using System.Text.Json;
+using ContinualServe.Model.Store;
+
+namespace ContinualServe.Learner.Publishing;
+
+/// <summary>
+/// The record the learner writes to the version topic for each promoted version. The key is the model
+/// name, so log compaction keeps the newest announcement per model and a replica that starts late
+/// still finds it. Replicas download the files from <see cref="StoreUrl"/> and accept the weights only
+/// when their SHA-256 equals <see cref="WeightsSha256"/>.
+/// </summary>
+public sealed record ModelVersionAnnouncement
+{
+    public string ModelName { get; init; } = "";
+
+    public long Version { get; init; }
+
+    /// <summary>Lower-case hex SHA-256 of weights.bin.</summary>
+    public string WeightsSha256 { get; init; } = "";
+
+    public long WeightsBytes { get; init; }
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Base URL of the learner's read-only model store; empty when the learner has none configured.</summary>
+    public string StoreUrl { get; init; } = "";
+
+    public static ModelVersionAnnouncement From(ModelVersion version, string storeUrl)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        return new ModelVersionAnnouncement
+        {
+            ModelName = version.Spec.Name,
+            Version = version.Number,
+            WeightsSha256 = version.Manifest.WeightsSha256,
+            WeightsBytes = version.Manifest.WeightsBytes,
+            CreatedAt = version.Manifest.CreatedAt,
+            StoreUrl = storeUrl,
+        };
+    }
+
+    public byte[] ToJsonBytes() => JsonSerializer.SerializeToUtf8Bytes(this, ModelManifest.JsonOptions);
+
+    /// <summary>Decodes a record value; returns null with an error for anything that is not a usable announcement.</summary>
+    public static ModelVersionAnnouncement? TryParse(byte[]? value, out string error)
+    {
+        error = "";
+        if (value is null || value.Length == 0)
+        {
+            error = "the record has no value";
+            return null;
+        }
+
+        ModelVersionAnnouncement? announcement;
+        try
+        {
+            announcement = JsonSerializer.Deserialize<ModelVersionAnnouncement>(value, ModelManifest.JsonOptions);
+        }
+        catch (JsonException exception)
+        {
+            error = "the value is not valid JSON: " + exception.Message;
+            return null;
+        }
+
+        if (announcement is null || announcement.Version <= 0)
+        {
+            error = "version is missing or not positive";
+            return null;
+        }
+
+        if (announcement.WeightsSha256.Length != 64 || !announcement.WeightsSha256.All(char.IsAsciiHexDigitLower))
+        {
+            error = "weightsSha256 is not 64 lower-case hex digits";
+            return null;
+        }
+
+        return announcement;
+    }
+}

@@ -1,0 +1,128 @@
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging;
+
+namespace ContinualServe.Learner.Publishing;
+
+/// <summary>
+/// Announces promoted versions on the compacted version topic. Sends are asynchronous and retried by the
+/// producer. A failed announcement is logged, and the next promotion supersedes it because replicas always
+/// move to the newest announced version.
+/// </summary>
+public sealed partial class ModelVersionPublisher : IDisposable
+{
+    private readonly IProducer<string, byte[]> producer;
+    private readonly string topic;
+    private readonly string storeUrl;
+    private readonly ILogger logger;
+
+    public ModelVersionPublisher(string bootstrapServers, DistributionOptions options, ILogger<ModelVersionPublisher> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        BootstrapServers = bootstrapServers;
+        topic = options.Topic;
+        storeUrl = options.StoreUrl ?? "";
+        this.logger = logger;
+        producer = new ProducerBuilder<string, byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
+    }
+
+    public string BootstrapServers { get; }
+
+    /// <summary>
+    /// Creates the version topic with cleanup.policy=compact when metadata shows it does not exist. Failures are
+    /// logged and not thrown, because a broker that auto-creates topics, or an operator who created it, still works.
+    /// </summary>
+    // NOTE: librdkafka's mock cluster cannot create topics through the admin API and does not compact. The tests
+    // therefore create the topic beforehand and catch up from its full history, and CreateTopics is untested.
+    public async Task EnsureTopicAsync(DistributionOptions options, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = BootstrapServers }).Build();
+        if (TopicExists(admin))
+        {
+            return;
+        }
+
+        var specification = new TopicSpecification
+        {
+            Name = topic,
+            NumPartitions = options.TopicPartitions,
+            ReplicationFactor = options.TopicReplicationFactor,
+            Configs = new Dictionary<string, string> { ["cleanup.policy"] = "compact" },
+        };
+        try
+        {
+            await admin.CreateTopicsAsync([specification], new CreateTopicsOptions { RequestTimeout = TimeSpan.FromSeconds(10) })
+                .WaitAsync(cancellation)
+                .ConfigureAwait(false);
+            LogTopicCreated(logger, topic);
+        }
+        catch (CreateTopicsException exception) when (exception.Results.All(result => result.Error.Code == ErrorCode.TopicAlreadyExists))
+        {
+            // Created earlier by this learner or by the operator.
+        }
+        catch (KafkaException exception)
+        {
+            LogTopicNotCreated(logger, exception, topic, exception.Error.Code);
+        }
+    }
+
+    private bool TopicExists(IAdminClient admin)
+    {
+        try
+        {
+            // Metadata of all topics: a request that names the topic could make the broker auto-create it uncompacted.
+            TopicMetadata? metadata = admin.GetMetadata(TimeSpan.FromSeconds(5)).Topics
+                .FirstOrDefault(candidate => candidate.Topic == topic);
+            return metadata is not null && metadata.Error.Code == ErrorCode.NoError && metadata.Partitions.Count > 0;
+        }
+        catch (KafkaException exception)
+        {
+            LogTopicNotCreated(logger, exception, topic, exception.Error.Code);
+            return false;
+        }
+    }
+
+    /// <summary>Announces <paramref name="version"/>; the store URL configured for this learner goes with it.</summary>
+    public void Publish(ModelVersion version) => Publish(ModelVersionAnnouncement.From(version, storeUrl));
+
+    public void Publish(ModelVersionAnnouncement announcement)
+    {
+        ArgumentNullException.ThrowIfNull(announcement);
+        var message = new Message<string, byte[]> { Key = announcement.ModelName, Value = announcement.ToJsonBytes() };
+        producer.Produce(topic, message, report =>
+        {
+            if (report.Error.IsError)
+            {
+                LogAnnounceFailed(logger, announcement.Version, topic, report.Error.Code, report.Error.Reason);
+            }
+            else
+            {
+                LogAnnounced(logger, announcement.Version, announcement.ModelName, report.TopicPartitionOffset);
+            }
+        });
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for outstanding announcements to be delivered.</summary>
+    public void Flush(TimeSpan timeout) => producer.Flush(timeout);
+
+    public void Dispose()
+    {
+        producer.Flush(TimeSpan.FromSeconds(5));
+        producer.Dispose();
+    }
+
+    [LoggerMessage(EventId = 230, Level = LogLevel.Information, Message = "Created compacted version topic {Topic}")]
+    private static partial void LogTopicCreated(ILogger logger, string topic);
+
+    [LoggerMessage(EventId = 231, Level = LogLevel.Warning, Message = "Could not create version topic {Topic} ({Code}); relying on the broker or the operator to create it")]
+    private static partial void LogTopicNotCreated(ILogger logger, Exception exception, string topic, ErrorCode code);
+
+    [LoggerMessage(EventId = 232, Level = LogLevel.Information, Message = "Announced version {Version} of {Model} at {Offset}")]
+    private static partial void LogAnnounced(ILogger logger, long version, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 233, Level = LogLevel.Error, Message = "Announcing version {Version} on {Topic} failed: {Code} {Reason}. The next promotion supersedes it")]
+    private static partial void LogAnnounceFailed(ILogger logger, long version, string topic, ErrorCode code, string reason);
+}

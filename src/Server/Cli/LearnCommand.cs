@@ -1,0 +1,64 @@
+using System.CommandLine;
+using ContinualServe.Learner;
+using ContinualServe.Server.Distribution;
+using Prometheus;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary>
+/// <c>continualserve learn</c>: the learner, plus a small HTTP surface with health routes, metrics and its
+/// model store served read-only for the replicas.
+/// </summary>
+internal static class LearnCommand
+{
+    public const string DefaultUrls = "http://127.0.0.1:8081";
+
+    public static Command Create()
+    {
+        var shortcuts = new LearnerShortcuts();
+        Option<string> urls = RoleCommandLine.Shortcut("--urls", "HTTP listen addresses of health, metrics and the store (urls); default " + DefaultUrls + ".");
+        var command = new Command(
+            "learn",
+            "Consume labeled examples, train with replay, publish versions to the model store, announce them on the version topic, "
+            + "and serve the store read-only over HTTP.")
+        {
+            urls,
+        };
+        shortcuts.AddTo(command);
+        command.TreatUnmatchedTokensAsErrors = false;
+        command.SetAction(async (result, cancellation) =>
+        {
+            if (!RoleCommandLine.TryGetConfigurationArguments(
+                result, [(urls, ["urls"]), .. shortcuts.Keys(includeServer: false)], out string[] arguments))
+            {
+                return RoleCommandLine.InvalidArgumentExitCode;
+            }
+
+            await using WebApplication app = Build(arguments);
+            return await RoleCommandLine.RunAsync(app, cancellation).ConfigureAwait(false);
+        });
+        return command;
+    }
+
+    private static WebApplication Build(string[] arguments)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(arguments);
+        RoleCommandLine.UseDefaultUrls(builder, DefaultUrls);
+        builder.Logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Services.AddLearnerRole();
+
+        WebApplication app = builder.Build();
+        app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
+        app.MapGet("/v2/health/ready", (ContinualLearner learner) => learner.Status.IsRunning
+            ? Results.Json(new { ready = true })
+            : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapMetrics("/metrics");
+        app.MapModelStoreApi(() => app.Services.GetRequiredService<ContinualLearner>().Store);
+        return app;
+    }
+}

@@ -1,0 +1,59 @@
+using System.CommandLine;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary>Named options of the learner roles and the configuration keys each one sets.</summary>
+internal sealed class LearnerShortcuts
+{
+    private readonly Option<string> bootstrap = RoleCommandLine.Shortcut(
+        "--bootstrap-servers", "Kafka bootstrap servers, host:port[,host:port] (Learner:BootstrapServers).");
+
+    private readonly Option<string> topic = RoleCommandLine.Shortcut("--topic", "Topic of labeled examples (Learner:Topic).");
+
+    private readonly Option<string> group = RoleCommandLine.Shortcut("--group", "Kafka consumer group of the learner (Learner:GroupId).");
+
+    private readonly Option<string> store = RoleCommandLine.Shortcut("--store", "Model store directory (Learner:StoreDirectory).");
+
+    private readonly Option<string> device = RoleCommandLine.Shortcut("--device", "Training device: auto, cpu, cuda or cuda:N (Learner:Device).");
+
+    private readonly Option<string> strategy = RoleCommandLine.Shortcut(
+        "--strategy", "Replay strategy: Naive, ExperienceReplay, Der or DerPlusPlus (Learner:Trainer:Strategy).");
+
+    private readonly Option<string> replayCapacity = RoleCommandLine.Shortcut(
+        "--replay-capacity", "Replay buffer capacity, in examples (Learner:Trainer:ReplayCapacity).");
+
+    private readonly Option<string> seed = RoleCommandLine.Shortcut("--seed", "Seed of weight initialization and replay sampling (Learner:Trainer:Seed).");
+
+    private readonly Option<string> versionTopic = RoleCommandLine.Shortcut(
+        "--version-topic", "Compacted topic of version announcements (Distribution:Topic).");
+
+    private readonly Option<string> storeUrl = RoleCommandLine.Shortcut(
+        "--store-url", "URL at which replicas reach this learner's store, announced with each version (Distribution:StoreUrl).");
+
+    public void AddTo(Command command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        foreach (Option<string> option in new[] { bootstrap, topic, group, store, device, strategy, replayCapacity, seed, versionTopic, storeUrl })
+        {
+            command.Options.Add(option);
+        }
+    }
+
+    /// <summary>
+    /// Returns each option with its keys. With <paramref name="includeServer"/> (the all role), --store and --device also
+    /// set the server's keys, so both halves of the process agree.
+    /// </summary>
+    public IEnumerable<(Option<string> Option, string[] Keys)> Keys(bool includeServer)
+    {
+        yield return (bootstrap, ["Learner:BootstrapServers"]);
+        yield return (topic, ["Learner:Topic"]);
+        yield return (group, ["Learner:GroupId"]);
+        yield return (store, includeServer ? ["Learner:StoreDirectory", "Server:StoreDirectory"] : ["Learner:StoreDirectory"]);
+        yield return (device, includeServer ? ["Learner:Device", "Server:Device"] : ["Learner:Device"]);
+        yield return (strategy, ["Learner:Trainer:Strategy"]);
+        yield return (replayCapacity, ["Learner:Trainer:ReplayCapacity"]);
+        yield return (seed, ["Learner:Trainer:Seed"]);
+        yield return (versionTopic, ["Distribution:Topic"]);
+        yield return (storeUrl, ["Distribution:StoreUrl"]);
+    }
+}

@@ -1,0 +1,126 @@
+using System.CommandLine;
+using Microsoft.Extensions.Options;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary>
+/// Shared plumbing of the deployable roles (serve, learn, all). Their settings come from standard .NET
+/// configuration, lowest precedence first: appsettings.json, appsettings.{Environment}.json, environment
+/// variables (Server__ModelName), configuration arguments (--Server:ModelName=x), and last the named options
+/// of each command, which are shortcuts for configuration keys.
+/// </summary>
+internal static class RoleCommandLine
+{
+    /// <summary>Exit code of a start that failed on invalid configuration.</summary>
+    public const int InvalidConfigurationExitCode = 2;
+
+    /// <summary>Exit code of an unrecognized command-line argument, the same as System.CommandLine's parse errors.</summary>
+    public const int InvalidArgumentExitCode = 1;
+
+    public static Option<string> Shortcut(string name, string description) => new(name) { Description = description };
+
+    /// <summary>
+    /// Builds the configuration arguments of a parse: unmatched tokens (already in key=value form) and one
+    /// "--Key=value" pair per key of every named option the user gave. Returns false, after writing the error
+    /// to stderr, when an unmatched token is not a configuration argument.
+    /// </summary>
+    public static bool TryGetConfigurationArguments(
+        ParseResult result, IEnumerable<(Option<string> Option, string[] Keys)> shortcuts, out string[] configurationArguments)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(shortcuts);
+        configurationArguments = [];
+        if (FindInvalidArgument(result.UnmatchedTokens) is { } error)
+        {
+            Console.Error.WriteLine(error);
+            return false;
+        }
+
+        var arguments = new List<string>(result.UnmatchedTokens);
+        foreach ((Option<string> option, string[] keys) in shortcuts)
+        {
+            string? value = result.GetResult(option) is null ? null : result.GetValue(option);
+            if (value is null)
+            {
+                continue;
+            }
+
+            arguments.AddRange(keys.Select(key => "--" + key + "=" + value));
+        }
+
+        configurationArguments = [.. arguments];
+        return true;
+    }
+
+    /// <summary>
+    /// Returns an error for the first unmatched token that is not a configuration argument, so that a misspelled
+    /// option such as --stor fails instead of being ignored. Configuration arguments contain ':' in the key
+    /// (--Server:ModelName=x or --Server:ModelName x); "urls" is the one accepted key without a section.
+    /// </summary>
+    public static string? FindInvalidArgument(IReadOnlyList<string> unmatchedTokens)
+    {
+        ArgumentNullException.ThrowIfNull(unmatchedTokens);
+        for (int index = 0; index < unmatchedTokens.Count; index++)
+        {
+            string token = unmatchedTokens[index];
+            string key = token.TrimStart('-').Split('=', 2)[0];
+            bool isKey = token.StartsWith("--", StringComparison.Ordinal) && (key.Contains(':', StringComparison.Ordinal) || key == "urls");
+            if (!isKey)
+            {
+                return $"Unrecognized argument '{token}'. Use the options listed by --help, or configuration keys as --Section:Key=value.";
+            }
+
+            if (!token.Contains('=', StringComparison.Ordinal))
+            {
+                // The value follows as the next token.
+                index++;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Sets the listen address to <paramref name="fallback"/> unless configuration names one.</summary>
+    public static void UseDefaultUrls(WebApplicationBuilder builder, string fallback)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ConfigurationManager configuration = builder.Configuration;
+        bool configured = !string.IsNullOrEmpty(configuration["urls"])
+            || !string.IsNullOrEmpty(configuration["http_ports"])
+            || !string.IsNullOrEmpty(configuration["https_ports"]);
+        if (!configured)
+        {
+            builder.WebHost.UseUrls(fallback);
+        }
+    }
+
+    /// <summary>Runs <paramref name="app"/> until shutdown; invalid settings end the start with a readable list of errors.</summary>
+    public static async Task<int> RunAsync(WebApplication app, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        try
+        {
+            await app.RunAsync(cancellation).ConfigureAwait(false);
+            return 0;
+        }
+        catch (OptionsValidationException exception)
+        {
+            await Console.Error.WriteLineAsync("Invalid configuration; the process did not start:").ConfigureAwait(false);
+            foreach (string failure in exception.Failures)
+            {
+                await Console.Error.WriteLineAsync("  " + failure).ConfigureAwait(false);
+            }
+
+            await Console.Error.WriteLineAsync(
+                "Set the values in appsettings.json, as environment variables (Section__Key) or as --Section:Key=value arguments.")
+                .ConfigureAwait(false);
+            return InvalidConfigurationExitCode;
+        }
+        catch (InvalidOperationException exception) when (exception.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase))
+        {
+            // ConfigurationBinder reports values it cannot convert (an unknown enum name, text in a number) this way.
+            await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);
+            return InvalidConfigurationExitCode;
+        }
+    }
+}

@@ -1,0 +1,55 @@
+using System.Globalization;
+using ContinualServe.Model.Store;
+
+namespace ContinualServe.Server.Distribution;
+
+/// <summary>
+/// Read-only HTTP access to a model store, served by the learner so that server replicas can download
+/// announced versions. Only GET routes exist, and only the three files of a version can be read.
+/// </summary>
+// NOTE: the routes have no authentication; keep the learner's port inside the cluster (the chart's learner Service is ClusterIP).
+public static class ModelStoreApi
+{
+    public const string RoutePrefix = "/store/v1";
+
+    private static readonly Dictionary<string, string> ContentTypes = new(StringComparer.Ordinal)
+    {
+        [ModelStore.ManifestFileName] = "application/json",
+        [ModelStore.SpecFileName] = "application/json",
+        [ModelStore.WeightsFileName] = "application/octet-stream",
+    };
+
+    /// <summary>Maps GET /store/v1/versions and GET /store/v1/versions/{version}/{file} over <paramref name="store"/>.</summary>
+    public static IEndpointRouteBuilder MapModelStoreApi(this IEndpointRouteBuilder routes, Func<ModelStore> store)
+    {
+        ArgumentNullException.ThrowIfNull(routes);
+        ArgumentNullException.ThrowIfNull(store);
+        RouteGroupBuilder group = routes.MapGroup(RoutePrefix).WithTags("Model store (read-only)");
+        group.MapGet("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }));
+        group.MapGet("/versions/{version:long}/{file}", (long version, string file) => ReadFile(store(), version, file));
+        return routes;
+    }
+
+    /// <summary>Relative URL of one file of a version, e.g. "store/v1/versions/7/weights.bin".</summary>
+    public static string FilePath(long version, string file) =>
+        string.Create(CultureInfo.InvariantCulture, $"{RoutePrefix.TrimStart('/')}/versions/{version}/{file}");
+
+    private static IResult ReadFile(ModelStore store, long version, string file)
+    {
+        if (!ContentTypes.TryGetValue(file, out string? contentType))
+        {
+            return Results.Json(
+                new { error = $"File '{file}' is not served.", expected = string.Join(", ", ContentTypes.Keys) },
+                statusCode: StatusCodes.Status404NotFound);
+        }
+
+        string path = Path.Combine(store.VersionDirectory(version), file);
+        if (!File.Exists(path))
+        {
+            return Results.Json(new { error = $"Version {version} has no {file} in the store; it may have been removed by retention." },
+                statusCode: StatusCodes.Status404NotFound);
+        }
+
+        return Results.File(path, contentType);
+    }
+}

@@ -1,0 +1,296 @@
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using Confluent.Kafka;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Model.Serving;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using ContinualServe.Server.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace ContinualServe.Server.Distribution;
+
+/// <summary>
+/// Keeps a server replica on the newest announced version of its model (Server:ModelName). A dedicated
+/// thread reads the whole version topic from the beginning, so a replica that starts late catches up, and
+/// then follows it. This service downloads the newest announced version, verifies it and swaps it in
+/// through <see cref="ModelSwapper"/>. A failed or corrupt download is retried with exponential backoff
+/// until it succeeds or a newer announcement replaces it, and the live version keeps serving meanwhile.
+/// </summary>
+public sealed partial class ModelVersionSubscriber : BackgroundService
+{
+    private readonly DistributionOptions options;
+    private readonly ModelSwapper swapper;
+    private readonly LiveModel live;
+    private readonly ILogger<ModelVersionSubscriber> logger;
+    private readonly Channel<bool> announced = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Lock newestLock = new();
+    private readonly HashSet<string> ignoredModels = new(StringComparer.Ordinal);
+    private readonly string modelName;
+    private ModelVersionAnnouncement? newest;
+
+    public ModelVersionSubscriber(
+        IOptions<DistributionOptions> options,
+        IOptions<ServerOptions> serverOptions,
+        ModelSwapper swapper,
+        LiveModel live,
+        ILogger<ModelVersionSubscriber> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(serverOptions);
+        this.options = options.Value;
+        modelName = serverOptions.Value.ModelName;
+        this.swapper = swapper;
+        this.live = live;
+        this.logger = logger;
+    }
+
+    /// <summary>Newest version announced so far, or null before the first announcement.</summary>
+    public ModelVersionAnnouncement? NewestAnnouncement
+    {
+        get
+        {
+            lock (newestLock)
+            {
+                return newest;
+            }
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var http = new HttpClient { Timeout = options.DownloadTimeout };
+        var downloader = new VersionDownloader(http, swapper.Store, options.StoreUrl);
+        downloader.RemoveAbandonedDownloads();
+        var consumerThread = new Thread(() => ConsumeAnnouncements(stoppingToken))
+        {
+            IsBackground = true,
+            Name = "continualserve-version-subscriber",
+        };
+        consumerThread.Start();
+        LogStarted(logger, options.Topic, options.BootstrapServers);
+
+        TimeSpan delay = options.RetryDelay;
+        int attempts = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            ModelVersionAnnouncement? target = NewestAnnouncement;
+            if (target is null || target.Version <= (live.CurrentVersion ?? 0))
+            {
+                await WaitForAnnouncementAsync(Timeout.InfiniteTimeSpan, stoppingToken).ConfigureAwait(false);
+                delay = options.RetryDelay;
+                attempts = 0;
+                continue;
+            }
+
+            attempts++;
+            if (await TryInstallAsync(downloader, target, attempts, stoppingToken).ConfigureAwait(false))
+            {
+                delay = options.RetryDelay;
+                attempts = 0;
+                continue;
+            }
+
+            // A newer announcement ends the wait early; the failed version is then skipped.
+            if (await WaitForAnnouncementAsync(delay, stoppingToken).ConfigureAwait(false))
+            {
+                delay = options.RetryDelay;
+                attempts = 0;
+            }
+            else
+            {
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.MaxRetryDelay.Ticks));
+            }
+        }
+
+        consumerThread.Join(TimeSpan.FromSeconds(10));
+    }
+
+    private async Task<bool> TryInstallAsync(VersionDownloader downloader, ModelVersionAnnouncement target, int attempt, CancellationToken cancellation)
+    {
+        try
+        {
+            ModelVersion version = await downloader.InstallAsync(target, cancellation).ConfigureAwait(false);
+            swapper.TrySwap(version);
+            ContinualServeMetrics.ModelDownloads.WithLabels("ok").Inc();
+        }
+        catch (InvalidDataException exception)
+        {
+            ContinualServeMetrics.ModelDownloads.WithLabels("corrupt").Inc();
+            LogCorrupt(logger, exception, target.Version, attempt);
+            return false;
+        }
+        catch (Exception exception) when (exception is HttpRequestException or IOException or InvalidOperationException or ExternalException
+            or TaskCanceledException && !cancellation.IsCancellationRequested)
+        {
+            ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
+            LogDownloadFailed(logger, exception, target.Version, target.StoreUrl, attempt);
+            return false;
+        }
+
+        try
+        {
+            downloader.ApplyRetention(options.RetainedVersions, live.CurrentVersion ?? 0);
+        }
+        catch (IOException exception)
+        {
+            LogRetentionFailed(logger, exception, swapper.Store.RootDirectory);
+        }
+
+        return true;
+    }
+
+    /// <summary>Waits for a newer announcement or until <paramref name="timeout"/>; returns true when one arrived.</summary>
+    private async Task<bool> WaitForAnnouncementAsync(TimeSpan timeout, CancellationToken stoppingToken)
+    {
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        waiting.CancelAfter(timeout);
+        try
+        {
+            await announced.Reader.ReadAsync(waiting.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private void ConsumeAnnouncements(CancellationToken cancellation)
+    {
+        ConsumerConfig config = KafkaDefaults.CreateConsumerConfig(options.BootstrapServers, "continualserve-replica-" + Guid.NewGuid().ToString("N"));
+        using IConsumer<string?, byte[]?> consumer = new ConsumerBuilder<string?, byte[]?>(config)
+            .SetErrorHandler((_, error) => LogKafkaError(logger, error.Code, error.Reason))
+            .Build();
+        try
+        {
+            if (!AssignFromBeginning(consumer, cancellation))
+            {
+                return;
+            }
+
+            while (!cancellation.IsCancellationRequested)
+            {
+                ConsumeOne(consumer);
+            }
+        }
+        finally
+        {
+            consumer.Close();
+        }
+    }
+
+    /// <summary>
+    /// Assigns every partition of the topic from its first retained record. Partitions are assigned rather
+    /// than subscribed so that each replica reads everything and no group rebalance delays a new replica.
+    /// </summary>
+    private bool AssignFromBeginning(IConsumer<string?, byte[]?> consumer, CancellationToken cancellation)
+    {
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = options.BootstrapServers }).Build();
+        int waits = 0;
+        while (!cancellation.IsCancellationRequested)
+        {
+            try
+            {
+                TopicMetadata? topic = admin.GetMetadata(options.Topic, TimeSpan.FromSeconds(5)).Topics.FirstOrDefault();
+                if (topic is not null && topic.Error.Code == ErrorCode.NoError && topic.Partitions.Count > 0)
+                {
+                    consumer.Assign(topic.Partitions.Select(partition =>
+                        new TopicPartitionOffset(options.Topic, partition.PartitionId, Offset.Beginning)));
+                    return true;
+                }
+            }
+            catch (KafkaException exception) when (!exception.Error.IsFatal)
+            {
+                LogKafkaError(logger, exception.Error.Code, exception.Error.Reason);
+            }
+
+            if (waits++ % 30 == 0)
+            {
+                LogTopicMissing(logger, options.Topic);
+            }
+
+            cancellation.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
+        }
+
+        return false;
+    }
+
+    private void ConsumeOne(IConsumer<string?, byte[]?> consumer)
+    {
+        ConsumeResult<string?, byte[]?>? result;
+        try
+        {
+            result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+        }
+        catch (ConsumeException exception) when (!exception.Error.IsFatal)
+        {
+            LogKafkaError(logger, exception.Error.Code, exception.Error.Reason);
+            return;
+        }
+
+        if (result is null || result.IsPartitionEOF)
+        {
+            return;
+        }
+
+        ModelVersionAnnouncement? announcement = ModelVersionAnnouncement.TryParse(result.Message.Value, out string error);
+        if (announcement is null)
+        {
+            LogInvalidAnnouncement(logger, result.TopicPartitionOffset, error);
+            return;
+        }
+
+        if (!string.Equals(announcement.ModelName, modelName, StringComparison.Ordinal))
+        {
+            // The topic is keyed by model name and may carry other models, so log a warning once per other name.
+            if (ignoredModels.Add(announcement.ModelName))
+            {
+                LogOtherModel(logger, announcement.ModelName, modelName, result.TopicPartitionOffset);
+            }
+
+            return;
+        }
+
+        lock (newestLock)
+        {
+            if (newest is not null && newest.Version >= announcement.Version)
+            {
+                return;
+            }
+
+            newest = announcement;
+        }
+
+        LogAnnouncementReceived(logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset);
+        announced.Writer.TryWrite(true);
+    }
+
+    [LoggerMessage(EventId = 420, Level = LogLevel.Information, Message = "Following version topic {Topic} on {BootstrapServers}")]
+    private static partial void LogStarted(ILogger logger, string topic, string bootstrapServers);
+
+    [LoggerMessage(EventId = 421, Level = LogLevel.Information, Message = "Version {Version} of {Model} announced at {Offset}")]
+    private static partial void LogAnnouncementReceived(ILogger logger, long version, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 422, Level = LogLevel.Error, Message = "Downloaded version {Version} is corrupt and was rejected (attempt {Attempt}). Retrying with backoff")]
+    private static partial void LogCorrupt(ILogger logger, Exception exception, long version, int attempt);
+
+    [LoggerMessage(EventId = 423, Level = LogLevel.Warning, Message = "Download of version {Version} from {StoreUrl} failed (attempt {Attempt}). Retrying with backoff")]
+    private static partial void LogDownloadFailed(ILogger logger, Exception exception, long version, string storeUrl, int attempt);
+
+    [LoggerMessage(EventId = 424, Level = LogLevel.Warning, Message = "Ignoring invalid announcement at {Offset}: {Error}")]
+    private static partial void LogInvalidAnnouncement(ILogger logger, TopicPartitionOffset offset, string error);
+
+    [LoggerMessage(EventId = 425, Level = LogLevel.Warning, Message = "Version topic {Topic} does not exist yet; waiting for the learner to create it")]
+    private static partial void LogTopicMissing(ILogger logger, string topic);
+
+    [LoggerMessage(EventId = 428, Level = LogLevel.Warning, Message = "Could not delete old versions in {Directory}; retrying after the next download")]
+    private static partial void LogRetentionFailed(ILogger logger, Exception exception, string directory);
+
+    [LoggerMessage(EventId = 427, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
+    private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 426, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
+    private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);
+}

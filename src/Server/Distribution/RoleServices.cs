@@ -1,0 +1,67 @@
+using ContinualServe.Learner;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Server.Hosting;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace ContinualServe.Server.Distribution;
+
+/// <summary>Service registrations of the deployable roles: a learner that announces versions, and replicas that follow them.</summary>
+public static class RoleServices
+{
+    /// <summary>Binds and validates the Distribution section; errors surface when the host starts.</summary>
+    public static OptionsBuilder<DistributionOptions> AddDistributionOptions(this IServiceCollection services)
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DistributionOptions>, DistributionOptionsValidator>());
+        return services.AddOptions<DistributionOptions>()
+            .BindConfiguration(DistributionOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+    }
+
+    /// <summary>
+    /// Adds the learner, its version publisher and the hosted service that runs them. The version topic
+    /// uses the learner's bootstrap servers unless Distribution:BootstrapServers names others.
+    /// </summary>
+    public static IServiceCollection AddLearnerRole(this IServiceCollection services)
+    {
+        services.AddOptions<LearnerOptions>()
+            .BindConfiguration(LearnerOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.AddDistributionOptions()
+            .PostConfigure<IOptions<LearnerOptions>>((distribution, learner) =>
+            {
+                if (string.IsNullOrWhiteSpace(distribution.BootstrapServers))
+                {
+                    distribution.BootstrapServers = learner.Value.BootstrapServers;
+                }
+            });
+        services.AddSingleton(provider => new ContinualLearner(
+            provider.GetRequiredService<IOptions<LearnerOptions>>().Value, provider.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(provider =>
+        {
+            DistributionOptions distribution = provider.GetRequiredService<IOptions<DistributionOptions>>().Value;
+            return new ModelVersionPublisher(
+                distribution.BootstrapServers, distribution, provider.GetRequiredService<ILogger<ModelVersionPublisher>>());
+        });
+        services.AddHostedService<LearnerHostedService>();
+        return services;
+    }
+
+    /// <summary>
+    /// Adds the subscriber that keeps this replica on the newest announced version when
+    /// Distribution:BootstrapServers is set; otherwise the replica only polls its store directory.
+    /// </summary>
+    public static IServiceCollection AddVersionSubscriber(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddDistributionOptions();
+        if (!string.IsNullOrWhiteSpace(configuration[DistributionOptions.SectionName + ":" + nameof(DistributionOptions.BootstrapServers)]))
+        {
+            services.AddHostedService<ModelVersionSubscriber>();
+        }
+
+        return services;
+    }
+}

@@ -1,0 +1,164 @@
+using System.Security.Cryptography;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Model.Store;
+
+namespace ContinualServe.Server.Distribution;
+
+/// <summary>
+/// Copies an announced version from the learner's HTTP model store into this replica's local store.
+/// Files are written to a hidden temporary directory and renamed into place only after the weights'
+/// SHA-256 matches the announcement and the manifest, so a corrupt or partial download never becomes a
+/// version that <see cref="ModelStore"/> could load.
+/// </summary>
+public sealed class VersionDownloader
+{
+    private const string TemporaryPrefix = ".download-";
+
+    private readonly HttpClient http;
+    private readonly ModelStore store;
+    private readonly string? storeUrlOverride;
+
+    public VersionDownloader(HttpClient http, ModelStore store, string? storeUrlOverride)
+    {
+        this.http = http;
+        this.store = store;
+        this.storeUrlOverride = string.IsNullOrWhiteSpace(storeUrlOverride) ? null : storeUrlOverride;
+    }
+
+    /// <summary>Deletes temporary directories that an interrupted download left behind.</summary>
+    public void RemoveAbandonedDownloads()
+    {
+        foreach (string path in Directory.EnumerateDirectories(store.RootDirectory, TemporaryPrefix + "*"))
+        {
+            Directory.Delete(path, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Returns the verified local copy of the announced version, downloading it first when the local store
+    /// lacks an intact copy.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The downloaded files do not match the announcement.</exception>
+    /// <exception cref="HttpRequestException">The learner's store could not be reached or returned an error.</exception>
+    public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(announcement);
+        if (store.TryLoad(announcement.Version, out ModelVersion? existing)
+            && existing!.Manifest.WeightsSha256 == announcement.WeightsSha256)
+        {
+            return existing;
+        }
+
+        Uri baseUri = ResolveBaseUri(announcement);
+        string temporary = Path.Combine(store.RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(temporary);
+        try
+        {
+            await DownloadAsync(baseUri, announcement.Version, ModelStore.SpecFileName, temporary, cancellation).ConfigureAwait(false);
+            ModelManifest manifest = await DownloadManifestAsync(baseUri, announcement, temporary, cancellation).ConfigureAwait(false);
+            string sha256 = await DownloadAsync(baseUri, announcement.Version, ModelStore.WeightsFileName, temporary, cancellation)
+                .ConfigureAwait(false);
+            if (!string.Equals(sha256, announcement.WeightsSha256, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException(
+                    $"SHA-256 of the downloaded weights of version {announcement.Version} is {sha256} but the announcement records "
+                    + $"{announcement.WeightsSha256}; the weights are corrupt and are not served.");
+            }
+
+            if (!string.Equals(manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException(
+                    $"The manifest of version {announcement.Version} records SHA-256 {manifest.WeightsSha256} but the announcement "
+                    + $"records {announcement.WeightsSha256}.");
+            }
+
+            MoveIntoStore(temporary, announcement.Version);
+        }
+        finally
+        {
+            if (Directory.Exists(temporary))
+            {
+                Directory.Delete(temporary, recursive: true);
+            }
+        }
+
+        // ModelStore checks the SHA-256 again on load, so the swapped-in weights are the verified ones.
+        return store.TryLoad(announcement.Version, out ModelVersion? installed)
+            ? installed!
+            : throw new InvalidDataException($"Version {announcement.Version} failed verification after it was moved into {store.RootDirectory}.");
+    }
+
+    /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>
+    public void ApplyRetention(int retained, long live)
+    {
+        IReadOnlyList<long> numbers = store.ListVersionNumbers();
+        foreach (long number in numbers.Take(Math.Max(0, numbers.Count - retained)).Where(number => number != live))
+        {
+            Directory.Delete(store.VersionDirectory(number), recursive: true);
+        }
+    }
+
+    private Uri ResolveBaseUri(ModelVersionAnnouncement announcement)
+    {
+        string? url = storeUrlOverride ?? (string.IsNullOrWhiteSpace(announcement.StoreUrl) ? null : announcement.StoreUrl);
+        if (url is null || !Uri.TryCreate(url.EndsWith('/') ? url : url + "/", UriKind.Absolute, out Uri? uri))
+        {
+            throw new InvalidOperationException(
+                $"Version {announcement.Version} cannot be downloaded: the announcement has no valid store URL ('{announcement.StoreUrl}') "
+                + "and Distribution:StoreUrl is not set on this server.");
+        }
+
+        return uri;
+    }
+
+    private async Task<ModelManifest> DownloadManifestAsync(
+        Uri baseUri, ModelVersionAnnouncement announcement, string directory, CancellationToken cancellation)
+    {
+        await DownloadAsync(baseUri, announcement.Version, ModelStore.ManifestFileName, directory, cancellation).ConfigureAwait(false);
+        await using FileStream stream = File.OpenRead(Path.Combine(directory, ModelStore.ManifestFileName));
+        ModelManifest manifest = await System.Text.Json.JsonSerializer
+                .DeserializeAsync<ModelManifest>(stream, ModelManifest.JsonOptions, cancellation).ConfigureAwait(false)
+            ?? throw new InvalidDataException($"The manifest of version {announcement.Version} is empty.");
+        if (manifest.Version != announcement.Version)
+        {
+            throw new InvalidDataException(
+                $"The manifest served for version {announcement.Version} describes version {manifest.Version}.");
+        }
+
+        return manifest;
+    }
+
+    /// <summary>Streams one file to disk, flushes it, and returns its lower-case hex SHA-256.</summary>
+    private async Task<string> DownloadAsync(Uri baseUri, long version, string file, string directory, CancellationToken cancellation)
+    {
+        using HttpResponseMessage response = await http
+            .GetAsync(new Uri(baseUri, ModelStoreApi.FilePath(version, file)), HttpCompletionOption.ResponseHeadersRead, cancellation)
+            .ConfigureAwait(false);
+        response.EnsureSuccessStatusCode();
+        await using Stream body = await response.Content.ReadAsStreamAsync(cancellation).ConfigureAwait(false);
+        await using var output = new FileStream(Path.Combine(directory, file), FileMode.CreateNew, FileAccess.Write);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] buffer = new byte[81_920];
+        int read;
+        while ((read = await body.ReadAsync(buffer, cancellation).ConfigureAwait(false)) > 0)
+        {
+            hash.AppendData(buffer, 0, read);
+            await output.WriteAsync(buffer.AsMemory(0, read), cancellation).ConfigureAwait(false);
+        }
+
+        output.Flush(flushToDisk: true);
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private void MoveIntoStore(string temporary, long version)
+    {
+        string final = store.VersionDirectory(version);
+        if (Directory.Exists(final))
+        {
+            // An earlier copy failed verification (TryLoad above returned false): replace it.
+            Directory.Delete(final, recursive: true);
+        }
+
+        Directory.Move(temporary, final);
+    }
+}

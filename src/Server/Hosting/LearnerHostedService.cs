@@ -1,0 +1,67 @@
+using ContinualServe.Learner;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Model.Store;
+using Microsoft.Extensions.Options;
+
+namespace ContinualServe.Server.Hosting;
+
+/// <summary>
+/// Runs the <see cref="ContinualLearner"/> inside a host and announces every version it publishes on the
+/// version topic, starting with the version it starts from. When the same process also serves inference
+/// (the <c>all</c> role), each version is swapped in directly as well.
+/// </summary>
+public sealed partial class LearnerHostedService : IHostedService
+{
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly ContinualLearner learner;
+    private readonly ModelVersionPublisher publisher;
+    private readonly DistributionOptions distribution;
+    private readonly ModelSwapper? swapper;
+    private readonly ILogger<LearnerHostedService> logger;
+
+    public LearnerHostedService(
+        ContinualLearner learner,
+        ModelVersionPublisher publisher,
+        IOptions<DistributionOptions> distribution,
+        IServiceProvider services,
+        ILogger<LearnerHostedService> logger)
+    {
+        ArgumentNullException.ThrowIfNull(distribution);
+        this.learner = learner;
+        this.publisher = publisher;
+        this.distribution = distribution.Value;
+        swapper = services.GetService<ModelSwapper>();
+        this.logger = logger;
+    }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(distribution.StoreUrl))
+        {
+            LogNoStoreUrl(logger);
+        }
+
+        await publisher.EnsureTopicAsync(distribution, cancellationToken).ConfigureAwait(false);
+        learner.VersionPublished += OnVersionPublished;
+        ModelVersion first = learner.Start();
+        OnVersionPublished(first);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        learner.VersionPublished -= OnVersionPublished;
+        learner.Stop(StopTimeout);
+        publisher.Flush(TimeSpan.FromSeconds(5));
+        return Task.CompletedTask;
+    }
+
+    private void OnVersionPublished(ModelVersion version)
+    {
+        swapper?.TrySwap(version);
+        publisher.Publish(version);
+    }
+
+    [LoggerMessage(EventId = 430, Level = LogLevel.Warning, Message = "Distribution:StoreUrl is not set, so announcements carry no store URL; replicas need their own Distribution:StoreUrl to download versions")]
+    private static partial void LogNoStoreUrl(ILogger logger);
+}

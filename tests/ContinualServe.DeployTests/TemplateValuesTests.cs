@@ -1,0 +1,73 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.DeployTests;
+
+/// <summary>
+/// Every .Values path a template reads exists in values.yaml, so a typo in a template cannot silently render
+/// an empty value. No helm binary is available to render the chart, so this reads the templates as text.
+/// </summary>
+public sealed partial class TemplateValuesTests
+{
+    [Fact]
+    public void TemplatesReadOnlyDefinedValues()
+    {
+        JsonNode values = ChartFiles.ReadYamlAsJson(Path.Combine(ChartFiles.ChartDirectory, "values.yaml")).ShouldNotBeNull();
+        string[] templates = Directory.GetFiles(ChartFiles.TemplatesDirectory);
+        templates.ShouldNotBeEmpty();
+
+        List<string> missing = templates
+            .SelectMany(path => MissingReferences(File.ReadAllText(path), values).Select(reference => $"{Path.GetFileName(path)}: {reference}"))
+            .ToList();
+
+        missing.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void TemplatesReferenceValues()
+    {
+        string text = string.Concat(Directory.GetFiles(ChartFiles.TemplatesDirectory).Select(File.ReadAllText));
+
+        ReferencePattern().Count(text).ShouldBeGreaterThan(50);
+    }
+
+    [Fact]
+    public void MisspelledReferenceIsReported()
+    {
+        JsonNode values = JsonNode.Parse("""{"server": {"service": {"port": 80}}, "image": {"tag": ""}}""")!;
+        const string template = """
+            port: {{ .Values.server.service.port }}
+            tag: {{ $.Values.image.tag }}
+            type: {{ .Values.server.servce.type }}
+            """;
+
+        MissingReferences(template, values).ShouldBe(["server.servce.type"]);
+    }
+
+    private static IEnumerable<string> MissingReferences(string template, JsonNode values) =>
+        ReferencePattern().Matches(template)
+            .Select(match => match.Groups["path"].Value)
+            .Distinct()
+            .Where(path => !Exists(values, path.Split('.')));
+
+    private static bool Exists(JsonNode values, string[] keys)
+    {
+        JsonNode? node = values;
+        foreach (string key in keys)
+        {
+            if (node is not JsonObject mapping || !mapping.ContainsKey(key))
+            {
+                return false;
+            }
+
+            node = mapping[key];
+        }
+
+        return true;
+    }
+
+    [GeneratedRegex(@"\.Values\.(?<path>[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*)")]
+    private static partial Regex ReferencePattern();
+}

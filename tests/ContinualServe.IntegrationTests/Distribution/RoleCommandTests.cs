@@ -1,0 +1,129 @@
+using System.Globalization;
+using ContinualServe.Learner.Kafka;
+using Shouldly;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ContinualServe.IntegrationTests.Distribution;
+
+/// <summary>The <c>learn</c> and <c>all</c> roles as child processes of the built executable.</summary>
+public sealed class RoleCommandTests(ITestOutputHelper testOutput)
+{
+    [Fact]
+    public async Task MissingBootstrapServersStopsLearner()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
+            "learn", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu");
+        try
+        {
+            int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            exitCode.ShouldBe(2, learner.OutputTail);
+            learner.OutputTail.ShouldContain("Invalid configuration");
+            learner.OutputTail.ShouldContain("BootstrapServers");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task InvalidDistributionSettingStopsServer()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        await using ContinualServeProcess server = ContinualServeProcess.Start("server", root,
+            "serve", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
+            "--Distribution:RetryDelay=00:00:05", "--Distribution:MaxRetryDelay=00:00:01");
+        try
+        {
+            int exitCode = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            exitCode.ShouldBe(2, server.OutputTail);
+            server.OutputTail.ShouldContain("Distribution:MaxRetryDelay");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task AllRoleServesAndAnnouncesVersions()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic + ".dlq", 1);
+        broker.CreateTopic("model-versions", 1);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        string allUrl = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        string replicaUrl = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        var processes = new List<ContinualServeProcess>();
+        try
+        {
+            processes.Add(ContinualServeProcess.Start("all", root,
+                "all", "--urls", allUrl, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+                "--store", Path.Combine(root, "all"), "--device", "cpu", "--store-url", allUrl,
+                "--Learner:IdleRoundDelay=00:00:00.300", "--Learner:RoundExamples=100000"));
+            processes.Add(ContinualServeProcess.Start("replica", root,
+                "serve", "--urls", replicaUrl, "--store", Path.Combine(root, "replica"), "--device", "cpu",
+                "--bootstrap-servers", broker.BootstrapServers));
+
+            (await WaitForVersionAsync(http, [allUrl, replicaUrl], minimum: 1, processes)).ShouldBe(1);
+            await ReplicaDistributionTests.ProduceTaskAsync(broker.BootstrapServers);
+
+            long promoted = await WaitForVersionAsync(http, [allUrl, replicaUrl], minimum: 2, processes);
+
+            promoted.ShouldBeGreaterThanOrEqualTo(2);
+        }
+        catch
+        {
+            foreach (ContinualServeProcess process in processes)
+            {
+                testOutput.WriteLine($"--- {process.Name} (exited: {process.HasExited})");
+                testOutput.WriteLine(process.OutputTail);
+            }
+
+            throw;
+        }
+        finally
+        {
+            foreach (ContinualServeProcess process in processes)
+            {
+                await process.DisposeAsync();
+            }
+
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    /// <summary>Waits until every server computes responses with the same version, at least <paramref name="minimum"/>, and returns it.</summary>
+    private static async Task<long> WaitForVersionAsync(HttpClient http, string[] servers, long minimum, List<ContinualServeProcess> processes)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        long?[] served = new long?[servers.Length];
+        while (!deadline.IsCancellationRequested)
+        {
+            for (int index = 0; index < servers.Length; index++)
+            {
+                served[index] = await ReplicaDistributionTests.ServedVersionAsync(http, servers[index]);
+            }
+
+            if (served.All(version => version >= minimum && version == served[0]))
+            {
+                return served[0]!.Value;
+            }
+
+            processes.ShouldAllBe(process => !process.HasExited);
+            await Task.Delay(200, CancellationToken.None);
+        }
+
+        throw new TimeoutException(
+            $"Servers did not agree on a version of at least {minimum} within 60 s; they served {string.Join(", ", served)}.");
+    }
+}

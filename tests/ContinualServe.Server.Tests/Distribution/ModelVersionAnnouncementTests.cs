@@ -1,0 +1,42 @@
+using System.Text;
+using ContinualServe.Learner.Publishing;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Distribution;
+
+public sealed class ModelVersionAnnouncementTests
+{
+    private static readonly ModelVersionAnnouncement Valid = new()
+    {
+        ModelName = "fashion-mnist",
+        Version = 7,
+        WeightsSha256 = new string('a', 64),
+        WeightsBytes = 1024,
+        CreatedAt = DateTimeOffset.UnixEpoch,
+        StoreUrl = "http://learner:8081",
+    };
+
+    [Fact]
+    public void JsonRoundTripKeepsEveryField()
+    {
+        ModelVersionAnnouncement? parsed = ModelVersionAnnouncement.TryParse(Valid.ToJsonBytes(), out string error);
+
+        error.ShouldBeEmpty();
+        parsed.ShouldBe(Valid);
+    }
+
+    [Theory]
+    [InlineData("", "no value")]
+    [InlineData("{not json", "not valid JSON")]
+    [InlineData("{\"version\":0,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "version")]
+    [InlineData("{\"version\":3,\"weightsSha256\":\"ABC\"}", "weightsSha256")]
+    [InlineData("{\"version\":3,\"weightsSha256\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", "weightsSha256")]
+    public void InvalidRecordIsRejected(string value, string reason)
+    {
+        ModelVersionAnnouncement? parsed = ModelVersionAnnouncement.TryParse(Encoding.UTF8.GetBytes(value), out string error);
+
+        parsed.ShouldBeNull();
+        error.ShouldContain(reason);
+    }
+}
