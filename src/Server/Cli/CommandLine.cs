@@ -117,13 +117,20 @@ public static class CommandLine
     private static Command ServeCommand()
     {
         var modelName = new Option<string>("--model-name") { Description = "Model name in the inference routes.", DefaultValueFactory = _ => "fashion-mnist" };
+        var managementUrls = new Option<string>("--management-urls") { Description = "Separate listen address of the management API, e.g. http://127.0.0.1:8081; default: the inference address." };
+        var tokenFile = new Option<string>("--management-token-file") { Description = "File with the management bearer token; default: the CONTINUALSERVE_MANAGEMENT_TOKEN variable." };
         var command = new Command("serve", "Serve inference from the newest intact version in a model store, swapping in newer ones as they appear.")
         {
-            UrlsOption, StoreOption, DeviceOption, modelName,
+            UrlsOption, StoreOption, DeviceOption, modelName, managementUrls, tokenFile,
         };
         command.SetAction(async (result, cancellation) =>
         {
-            await using WebApplication app = ServerHost.Build([], result.GetValue(UrlsOption)!, options =>
+            string[] managementArguments =
+            [
+                "--Management:Urls=" + (result.GetValue(managementUrls) ?? ""),
+                "--Management:TokenFile=" + (result.GetValue(tokenFile) ?? ""),
+            ];
+            await using WebApplication app = ServerHost.Build(managementArguments, result.GetValue(UrlsOption)!, options =>
             {
                 options.StoreDirectory = result.GetValue(StoreOption)!;
                 options.Device = result.GetValue(DeviceOption)!;
@@ -138,9 +145,14 @@ public static class CommandLine
     private static Command LearnCommand()
     {
         var group = new Option<string>("--group") { Description = "Kafka consumer group of the learner.", DefaultValueFactory = _ => "continualserve-learner" };
+        var checkpointDirectory = new Option<string>("--checkpoint-dir") { Description = "Learner checkpoint directory; default: learner-checkpoint inside the store." };
+        var trainingLog = new Option<bool>("--training-log") { Description = "Append the id of every trained example to trained-ids.log beside the checkpoints." };
+        var roundExamples = new Option<int>("--round-examples") { Description = "Trained examples per round (evaluate, publish, checkpoint, commit).", DefaultValueFactory = _ => 1000 };
+        var sessionTimeout = new Option<int>("--session-timeout-ms") { Description = "Kafka consumer session timeout, in milliseconds.", DefaultValueFactory = _ => 10_000 };
         var command = new Command("learn", "Consume labeled examples, train with replay, and publish versions to the model store.")
         {
             BootstrapOption, TopicOption, group, StoreOption, DeviceOption, StrategyOption, ReplayCapacityOption, SeedOption,
+            checkpointDirectory, trainingLog, roundExamples, sessionTimeout,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -153,6 +165,9 @@ public static class CommandLine
                 StoreDirectory = result.GetValue(StoreOption)!,
                 Device = result.GetValue(DeviceOption)!,
                 Trainer = TrainerFrom(result),
+                RoundExamples = result.GetValue(roundExamples),
+                SessionTimeout = TimeSpan.FromMilliseconds(result.GetValue(sessionTimeout)),
+                Checkpoint = { Directory = result.GetValue(checkpointDirectory) ?? "", WriteTrainingLog = result.GetValue(trainingLog) },
             };
             using var learner = new ContinualLearner(options, loggers);
             learner.Start();

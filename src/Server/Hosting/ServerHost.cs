@@ -1,5 +1,6 @@
 using ContinualServe.Model.Serving;
 using ContinualServe.Server.Inference;
+using ContinualServe.Server.Management;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
 
@@ -16,6 +17,7 @@ public static class ServerHost
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(args);
         builder.WebHost.UseUrls(urls);
+        builder.AddManagement(urls);
         builder.Logging.AddSimpleConsole(console =>
         {
             console.SingleLine = true;
@@ -28,6 +30,7 @@ public static class ServerHost
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.Configure<KestrelServerOptions>(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+        builder.AddHttpLimits();
         builder.Services.AddSingleton<LiveModel>();
         builder.Services.AddSingleton<ModelSwapper>();
         if (pollStore)
@@ -39,6 +42,7 @@ public static class ServerHost
 
         WebApplication app = builder.Build();
         app.MapInferenceApi();
+        app.MapManagement();
         app.MapMetrics("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
         app.Lifetime.ApplicationStopped.Register(() => app.Services.GetRequiredService<LiveModel>().Dispose());
