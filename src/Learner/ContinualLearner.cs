@@ -298,7 +298,7 @@ public sealed partial class ContinualLearner : IDisposable
     {
         long started = Stopwatch.GetTimestamp();
         TrainPending();
-        if (RollBackIfDiverged(consumer))
+        if (SkipRoundIfDiverged(consumer))
         {
             return;
         }
@@ -409,7 +409,7 @@ public sealed partial class ContinualLearner : IDisposable
             }
 
             positions[partition] = watermarks.Low.Value;
-            consumer.Seek(new TopicPartitionOffset(partition, watermarks.Low));
+            SeekOrReassign(consumer, new TopicPartitionOffset(partition, watermarks.Low));
         }
     }
 
@@ -430,7 +430,7 @@ public sealed partial class ContinualLearner : IDisposable
             ReconnectBackoffMaxMs = 2000,
         };
         return new ConsumerBuilder<byte[]?, byte[]?>(config)
-            .SetPartitionsAssignedHandler((_, partitions) => partitions.Select(StartingOffset))
+            .SetPartitionsAssignedHandler((assigned, partitions) => partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))))
             .SetPartitionsRevokedHandler((_, partitions) => RememberPositions())
             .SetErrorHandler((_, error) => OnKafkaError(error))
             .Build();

@@ -178,15 +178,16 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Rolls the learner back to its checkpoint when training diverged, so that no version is published from
-    /// the diverged weights, and seeks the consumer to the checkpoint's offsets to train those records again.
-    /// After <see cref="CheckpointOptions.MaxRollbacks"/> rollbacks without a published round it stops training.
+    /// Returns true when the round must not publish: while the newest training step had a non-finite loss the
+    /// round is deferred, and after repeated ones the learner rolls back to its checkpoint and seeks the consumer
+    /// to the checkpoint's offsets to train those records again. After <see cref="CheckpointOptions.MaxRollbacks"/>
+    /// rollbacks without a published round it pauses learning and reports itself diverged.
     /// </summary>
-    private bool RollBackIfDiverged(IConsumer<byte[]?, byte[]?> consumer)
+    private bool SkipRoundIfDiverged(IConsumer<byte[]?, byte[]?> consumer)
     {
         if (!rollbackRequested)
         {
-            return false;
+            return consecutiveNonFiniteSteps > 0;
         }
 
         rollbackRequested = false;
