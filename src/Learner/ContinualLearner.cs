@@ -436,8 +436,8 @@ public sealed partial class ContinualLearner : IDisposable
             .Build();
     }
 
-    // The checkpoint (or the position this process reached before a rebalance) comes first; the newest
-    // version's manifest records the same offsets for learners that predate checkpoints.
+    // The checkpoint, or the position this process reached before a rebalance, comes first. The newest
+    // version's manifest records the same offsets and serves learners that predate checkpoints.
     private TopicPartitionOffset StartingOffset(TopicPartition partition)
     {
         long? resume = ResumeOffset(partition);

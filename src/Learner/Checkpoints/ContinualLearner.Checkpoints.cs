@@ -151,7 +151,7 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Commits the round's offsets. A failure (broker unreachable, group rebalanced) is logged and counted
-    /// but not raised: the checkpoint already holds the offsets, and the next round commits newer ones.
+    /// but not raised, because the checkpoint already contains the offsets and the next round commits newer ones.
     /// </summary>
     private void CommitOffsets(IConsumer<byte[]?, byte[]?> consumer)
     {
@@ -178,9 +178,9 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Returns true when the round must not publish: while the newest training step had a non-finite loss the
-    /// round is deferred, and after repeated ones the learner rolls back to its checkpoint and seeks the consumer
-    /// to the checkpoint's offsets to train those records again. After <see cref="CheckpointOptions.MaxRollbacks"/>
+    /// Returns true when the round must not publish. While the newest training step had a non-finite loss the
+    /// round is deferred. After repeated ones the learner rolls back to its checkpoint and seeks the consumer to
+    /// the checkpoint's offsets to train those records again. After <see cref="CheckpointOptions.MaxRollbacks"/>
     /// rollbacks without a published round it pauses learning and reports itself diverged.
     /// </summary>
     private bool SkipRoundIfDiverged(IConsumer<byte[]?, byte[]?> consumer)
@@ -250,7 +250,7 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Where to resume <paramref name="partition"/>: the position this process reached (its effect is in
-    /// memory), else the checkpoint's offset; null when neither knows the partition.
+    /// memory), else the checkpoint's offset, else null.
     /// </summary>
     private long? ResumeOffset(TopicPartition partition) =>
         resumePositions.TryGetValue(partition, out long position) ? position : CheckpointOffset(partition);

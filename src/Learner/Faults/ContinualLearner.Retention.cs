@@ -47,8 +47,8 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Seeks a partition; librdkafka refuses a seek (Local_State) while the partition's fetcher is stopped by an
-    /// out-of-range error, and then the assignment is set again with the new offset.
+    /// Seeks a partition. librdkafka rejects a seek (Local_State) while an out-of-range error has stopped the
+    /// partition's fetcher, so the assignment is then set again with the new offset.
     /// </summary>
     private void SeekOrReassign(IConsumer<byte[]?, byte[]?> consumer, TopicPartitionOffset target)
     {

@@ -5,7 +5,7 @@ namespace ContinualServe.Server.Management;
 
 /// <summary>
 /// The management bearer token. Only its SHA-256 is kept, and a presented token is hashed and compared in
-/// constant time, so neither the comparison time nor the token's length tells an attacker anything.
+/// constant time, so neither the comparison time nor the token's length reveals anything to an attacker.
 /// </summary>
 public sealed class ManagementToken
 {

@@ -11,8 +11,8 @@ using Xunit;
 namespace ContinualServe.IntegrationTests.Reliability;
 
 /// <summary>
-/// Broker faults against librdkafka's mock cluster: the broker goes down mid-run (rd_kafka_mock_broker_set_down)
-/// and comes back (rd_kafka_mock_broker_set_up); records are deleted by retention while the learner is stopped.
+/// Broker faults against librdkafka's mock cluster. The broker goes down mid-run (rd_kafka_mock_broker_set_down)
+/// and comes back (rd_kafka_mock_broker_set_up), and retention deletes records while the learner is stopped.
 /// </summary>
 public sealed class BrokerFaultTests
 {
@@ -43,7 +43,7 @@ public sealed class BrokerFaultTests
                 response.StatusCode.ShouldBe(HttpStatusCode.OK);
             }
 
-            // Longer than the 3 s session timeout, so that the group also evicts the learner and rebalances.
+            // Longer than the 3 s session timeout, so the outage also spans a group session expiry.
             await Task.Delay(TimeSpan.FromSeconds(4));
             broker.SetBrokerUp();
             (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == produced, TimeSpan.FromSeconds(60)))

@@ -103,8 +103,8 @@ public sealed class LearnerKillTests(ITestOutputHelper output)
     private static long? FirstOffset(LearnerCheckpoint? checkpoint) =>
         checkpoint is { Offsets.Count: > 0 } ? checkpoint.Offsets[0].Offset : null;
 
-    // The learner renames complete checkpoints into place, so the newest c* directory with metadata is complete;
-    // retention may delete a directory while it is read, which is retried on the next poll.
+    // The learner renames complete checkpoints into place, so the newest c* directory is complete.
+    // Retention may delete a directory while it is read, and the next poll then reads again.
     private static LearnerCheckpoint? ReadNewestCheckpoint(string directory)
     {
         try

@@ -9,8 +9,8 @@ using Xunit;
 namespace ContinualServe.Server.Tests.Inference;
 
 /// <summary>
-/// Seeded fuzzing of the inference route with malformed bodies: every answer must be a 4xx with a JSON error,
-/// the server must stay healthy and answer valid requests, and its managed memory must stay bounded.
+/// Seeded fuzzing of the inference route with malformed bodies. Every response must be a 4xx with a JSON error,
+/// the server must stay healthy and serve valid requests, and its managed memory must stay bounded.
 /// </summary>
 public sealed class MalformedBodyFuzzTests
 {
@@ -81,8 +81,8 @@ public sealed class MalformedBodyFuzzTests
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
         using var request = new HttpRequestMessage(HttpMethod.Post, InferPath) { Content = content };
 
-        // A client that sends a body over the limit learns of the 413 before sending it only with
-        // "Expect: 100-continue"; without it the server closes the connection while the client writes.
+        // Only with "Expect: 100-continue" does a client receive the 413 before sending a body over the limit.
+        // Without it the server closes the connection while the client is still writing.
         request.Headers.ExpectContinue = body.Length > MaxBodyBytes;
         using HttpResponseMessage response = await server.Client.SendAsync(request);
         if (!expectOk && (int)response.StatusCode is >= 400 and < 500)
