@@ -169,7 +169,7 @@ public sealed partial class ContinualLearner : IDisposable
     {
         while (!cancellation.IsCancellationRequested)
         {
-            ApplyPauseRequest(consumer);
+            BeforeConsume(consumer);
             ConsumeResult<byte[]?, byte[]?>? result;
             try
             {
@@ -298,7 +298,7 @@ public sealed partial class ContinualLearner : IDisposable
     {
         long started = Stopwatch.GetTimestamp();
         TrainPending();
-        if (SkipRoundIfDiverged(consumer))
+        if (SkipRoundIfDiverged())
         {
             return;
         }

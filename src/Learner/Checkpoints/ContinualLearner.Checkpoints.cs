@@ -177,17 +177,20 @@ public sealed partial class ContinualLearner
         }
     }
 
+    /// <summary>Returns true while the newest training step had a non-finite loss, so that the round is deferred.</summary>
+    private bool SkipRoundIfDiverged() => rollbackRequested || consecutiveNonFiniteSteps > 0;
+
     /// <summary>
-    /// Returns true when the round must not publish. While the newest training step had a non-finite loss the
-    /// round is deferred. After repeated ones the learner rolls back to its checkpoint and seeks the consumer to
-    /// the checkpoint's offsets to train those records again. After <see cref="CheckpointOptions.MaxRollbacks"/>
-    /// rollbacks without a published round it pauses learning and reports itself diverged.
+    /// Rolls back to the checkpoint after repeated non-finite losses and seeks the consumer to the checkpoint's
+    /// offsets to train those records again. Runs between records, so no record is half handled. After
+    /// <see cref="CheckpointOptions.MaxRollbacks"/> rollbacks without a published round it pauses learning and
+    /// reports itself diverged.
     /// </summary>
-    private bool SkipRoundIfDiverged(IConsumer<byte[]?, byte[]?> consumer)
+    private void RollBackIfRequested(IConsumer<byte[]?, byte[]?> consumer)
     {
         if (!rollbackRequested)
         {
-            return consecutiveNonFiniteSteps > 0;
+            return;
         }
 
         rollbackRequested = false;
@@ -234,7 +237,6 @@ public sealed partial class ContinualLearner
         }
 
         ReportReadiness();
-        return true;
     }
 
     /// <summary>Keeps the positions of revoked partitions, whose effect is in memory, for a later reassignment.</summary>

@@ -53,6 +53,13 @@ public sealed partial class ContinualLearner
         ReportReadiness();
     }
 
+    /// <summary>Runs between records: applies a requested rollback, then the pause state.</summary>
+    private void BeforeConsume(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        RollBackIfRequested(consumer);
+        ApplyPauseRequest(consumer);
+    }
+
     /// <summary>
     /// Pauses or resumes fetching on the assigned partitions to match the operator's request, made through
     /// <see cref="PauseLearning"/> or the management API's marker file in the model store (checked twice a second).

@@ -1,7 +1,6 @@
 using ContinualServe.Model.Serving;
 using ContinualServe.Server.Inference;
 using ContinualServe.Server.Management;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
 
 namespace ContinualServe.Server.Hosting;
@@ -29,7 +28,6 @@ public static class ServerHost
             .Configure(options => configure?.Invoke(options))
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        builder.Services.Configure<KestrelServerOptions>(kestrel => kestrel.Limits.MaxRequestBodySize = null);
         builder.AddHttpLimits();
         builder.Services.AddSingleton<LiveModel>();
         builder.Services.AddSingleton<ModelSwapper>();
