@@ -9,7 +9,7 @@ namespace ContinualServe.Learner;
 /// <summary>
 /// Broker faults and operator control of the learner: readiness while the brokers are unreachable, and
 /// pausing and resuming consumption. librdkafka reconnects by itself with exponential backoff; the learner
-/// keeps polling, reports itself not ready meanwhile, and continues from its positions when a broker answers.
+/// keeps polling, reports itself not ready meanwhile, and continues from its positions when a broker responds again.
 /// </summary>
 public sealed partial class ContinualLearner
 {
