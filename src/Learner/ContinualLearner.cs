@@ -98,6 +98,8 @@ public sealed partial class ContinualLearner : IDisposable
             trainer = new ContinualTrainer(latest.Spec, weights, device, options.Trainer);
         }
 
+        RestoreCheckpoint();
+
         LogStarting(logger, options.Topic, options.GroupId, latest.Number, device, options.Trainer.Strategy);
         stopping = new CancellationTokenSource();
         stopped.Reset();
@@ -141,6 +143,7 @@ public sealed partial class ContinualLearner : IDisposable
             using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger);
             consumer.Subscribe(options.Topic);
             UpdateStatus(running: true);
+            ReportReadiness();
             try
             {
                 ConsumeUntilStopped(consumer, deadLetters, cancellation);
@@ -166,6 +169,7 @@ public sealed partial class ContinualLearner : IDisposable
     {
         while (!cancellation.IsCancellationRequested)
         {
+            BeforeConsume(consumer);
             ConsumeResult<byte[]?, byte[]?>? result;
             try
             {
@@ -182,6 +186,7 @@ public sealed partial class ContinualLearner : IDisposable
                 continue;
             }
 
+            ObserveConsume(result);
             if (result is null || result.IsPartitionEOF)
             {
                 bool idle = DateTime.UtcNow - lastRecordAt >= options.IdleRoundDelay;
@@ -272,6 +277,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         StepLosses losses = trainer!.Step(pending);
+        ObserveStep(pending, losses);
         if (losses.Skipped)
         {
             LogNonFiniteLoss(logger, losses.Total, trainer.SkippedStepCount);
@@ -294,6 +300,11 @@ public sealed partial class ContinualLearner : IDisposable
     {
         long started = Stopwatch.GetTimestamp();
         TrainPending();
+        if (SkipRoundIfDiverged())
+        {
+            return;
+        }
+
         IReadOnlyDictionary<int, double> accuracies = evaluator.Evaluate(trainer!.Module, device);
         if (currentTask > 0)
         {
@@ -311,7 +322,8 @@ public sealed partial class ContinualLearner : IDisposable
             Evaluation = summary,
         };
         latest = store.Save(trainer.Spec, trainer.Module, manifest);
-        consumer.Commit(positions.Select(pair => new TopicPartitionOffset(pair.Key, pair.Value)));
+        SaveCheckpoint();
+        CommitOffsets(consumer);
 
         double meanLoss = lossSteps > 0 ? lossSum / lossSteps : double.NaN;
         PublishMetrics(summary, accuracies, consumer, meanLoss);
@@ -401,7 +413,7 @@ public sealed partial class ContinualLearner : IDisposable
             }
 
             positions[partition] = watermarks.Low.Value;
-            consumer.Seek(new TopicPartitionOffset(partition, watermarks.Low));
+            SeekOrReassign(consumer, new TopicPartitionOffset(partition, watermarks.Low));
         }
     }
 
@@ -418,17 +430,27 @@ public sealed partial class ContinualLearner : IDisposable
             FetchWaitMaxMs = 10,
             SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds,
             HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 6),
+            ReconnectBackoffMs = 100,
+            ReconnectBackoffMaxMs = 2000,
         };
         return new ConsumerBuilder<byte[]?, byte[]?>(config)
-            .SetPartitionsAssignedHandler((_, partitions) => partitions.Select(StartingOffset))
-            .SetPartitionsRevokedHandler((_, partitions) => positions.Clear())
-            .SetErrorHandler((_, error) => LogKafkaError(logger, error.Code, error.Reason, error.IsFatal))
+            .SetPartitionsAssignedHandler((assigned, partitions) => partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))))
+            .SetPartitionsRevokedHandler((_, partitions) => RememberPositions())
+            .SetErrorHandler((_, error) => OnKafkaError(error))
             .Build();
     }
 
-    // The newest version's manifest is the source of truth: it records exactly the offsets its weights include.
+    // The checkpoint, or the position this process reached before a rebalance, comes first. The newest
+    // version's manifest records the same offsets and serves learners that predate checkpoints.
     private TopicPartitionOffset StartingOffset(TopicPartition partition)
     {
+        long? resume = ResumeOffset(partition);
+        if (resume is not null)
+        {
+            positions[partition] = resume.Value;
+            return new TopicPartitionOffset(partition, resume.Value);
+        }
+
         TrainingOffset? recorded = latest?.Manifest.TrainingOffsets
             .FirstOrDefault(offset => offset.Topic == partition.Topic && offset.Partition == partition.Partition.Value);
         if (recorded is null)

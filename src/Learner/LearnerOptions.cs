@@ -56,5 +56,7 @@ public sealed class LearnerOptions
 
     public TrainerOptions Trainer { get; set; } = new();
 
+    public Checkpoints.CheckpointOptions Checkpoint { get; set; } = new();
+
     public string ResolvedDeadLetterTopic => string.IsNullOrEmpty(DeadLetterTopic) ? Topic + ".dlq" : DeadLetterTopic;
 }

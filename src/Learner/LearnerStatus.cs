@@ -25,4 +25,15 @@ public sealed record LearnerStatus
     public IReadOnlyDictionary<int, double> AccuracyByTask { get; init; } = new Dictionary<int, double>();
 
     public bool IsRunning { get; init; }
+
+    /// <summary>False while librdkafka reports all brokers down.</summary>
+    public bool IsBrokerAvailable { get; init; } = true;
+
+    public bool IsPaused { get; init; }
+
+    /// <summary>Rollbacks to the checkpoint after repeated non-finite losses.</summary>
+    public long Rollbacks { get; init; }
+
+    /// <summary>True when training kept diverging after rollbacks; learning is paused until resumed.</summary>
+    public bool IsDiverged { get; init; }
 }

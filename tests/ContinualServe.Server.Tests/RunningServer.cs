@@ -39,7 +39,8 @@ internal sealed class RunningServer : IAsyncDisposable
     public ModelSwapper Swapper => App.Services.GetRequiredService<ModelSwapper>();
 
     /// <summary>Starts a server whose store holds <paramref name="versions"/> versions, the newest of them live.</summary>
-    public static async Task<RunningServer> StartAsync(int versions = 1, long maxRequestBodyBytes = 1024 * 1024, Action<BatchingOptions>? configureBatching = null)
+    public static async Task<RunningServer> StartAsync(
+        int versions = 1, long maxRequestBodyBytes = 1024 * 1024, Action<BatchingOptions>? configureBatching = null, params string[] arguments)
     {
         string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
         var store = new ModelStore(directory, retainedVersions: 1000);
@@ -48,7 +49,7 @@ internal sealed class RunningServer : IAsyncDisposable
             SaveVersion(store, version);
         }
 
-        WebApplication app = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], "http://127.0.0.1:0", options =>
+        WebApplication app = ServerHost.Build(["--Logging:LogLevel:Default=Warning", .. arguments], "http://127.0.0.1:0", options =>
         {
             options.ModelName = Spec.Name;
             options.StoreDirectory = directory;

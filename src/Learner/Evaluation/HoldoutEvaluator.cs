@@ -14,6 +14,13 @@ public sealed class HoldoutEvaluator
 
     public int Count(int task) => holdouts.TryGetValue(task, out List<LabeledExample>? examples) ? examples.Count : 0;
 
+    /// <summary>The holdout examples of <paramref name="task"/>, in arrival order; empty for an unknown task.</summary>
+    public IReadOnlyList<LabeledExample> Examples(int task) =>
+        holdouts.TryGetValue(task, out List<LabeledExample>? examples) ? examples : [];
+
+    /// <summary>Removes every holdout example, before a checkpoint's holdouts are restored.</summary>
+    public void Clear() => holdouts.Clear();
+
     public void Add(LabeledExample example)
     {
         ArgumentNullException.ThrowIfNull(example);

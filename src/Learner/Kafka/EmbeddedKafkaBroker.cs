@@ -104,6 +104,35 @@ public sealed partial class EmbeddedKafkaBroker : IDisposable
     }
 
     /// <summary>
+    /// Takes mock broker <paramref name="brokerId"/> (1 to the broker count) down: librdkafka's mock closes its
+    /// connections and refuses new ones until <see cref="SetBrokerUp"/>, keeping its port and its records.
+    /// </summary>
+    public void SetBrokerDown(int brokerId = 1) => SetBrokerState(brokerId, up: false);
+
+    /// <summary>Lets broker <paramref name="brokerId"/> accept connections again after <see cref="SetBrokerDown"/>.</summary>
+    public void SetBrokerUp(int brokerId = 1) => SetBrokerState(brokerId, up: true);
+
+    private void SetBrokerState(int brokerId, bool up)
+    {
+        int errorCode;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
+            errorCode = up
+                ? LibrdkafkaMockNative.rd_kafka_mock_broker_set_up(_cluster, brokerId)
+                : LibrdkafkaMockNative.rd_kafka_mock_broker_set_down(_cluster, brokerId);
+        }
+
+        if (errorCode != 0)
+        {
+            var error = new Error((ErrorCode)errorCode);
+            throw new InvalidOperationException($"Failed to set mock broker {brokerId} {(up ? "up" : "down")}: {error.Code}: {error.Reason}.");
+        }
+
+        LogBrokerState(_logger, brokerId, up);
+    }
+
+    /// <summary>
     /// Destroys the mock cluster, closing its listeners, and then the librdkafka handle that owns it.
     /// Safe to call more than once and from any thread.
     /// </summary>
@@ -135,6 +164,9 @@ public sealed partial class EmbeddedKafkaBroker : IDisposable
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "Created topic {Topic} with {PartitionCount} partitions and replication factor {ReplicationFactor}")]
     private static partial void LogTopicCreated(ILogger logger, string topic, int partitionCount, int replicationFactor);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "Mock broker {BrokerId} is up: {Up}")]
+    private static partial void LogBrokerState(ILogger logger, int brokerId, bool up);
 
     [LoggerMessage(EventId = 302, Level = LogLevel.Information, Message = "Stopped embedded Kafka mock cluster at {BootstrapServers}")]
     private static partial void LogStopped(ILogger logger, string bootstrapServers);

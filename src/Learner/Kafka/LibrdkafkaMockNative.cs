@@ -54,6 +54,12 @@ internal static partial class LibrdkafkaMockNative
     [LibraryImport(LibraryName)]
     public static partial void rd_kafka_mock_group_initial_rebalance_delay_ms(IntPtr cluster, int delayMilliseconds);
 
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_mock_broker_set_down(IntPtr cluster, int brokerId);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_mock_broker_set_up(IntPtr cluster, int brokerId);
+
     [LibraryImport(LibraryName, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int rd_kafka_mock_topic_create(IntPtr cluster, string topic, int partitionCount, int replicationFactor);
 

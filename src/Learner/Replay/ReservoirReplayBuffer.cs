@@ -53,6 +53,26 @@ public sealed class ReservoirReplayBuffer
         return false;
     }
 
+    /// <summary>
+    /// Replaces the contents with <paramref name="examples"/> and the offer count with <paramref name="seen"/>,
+    /// as saved in a learner checkpoint. The random generator is not restored, so later replacements differ
+    /// from an uninterrupted run but keep the reservoir property.
+    /// </summary>
+    public void Restore(IReadOnlyList<ReplayExample> examples, long seen)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(examples.Count, slots.Length);
+        ArgumentOutOfRangeException.ThrowIfLessThan(seen, examples.Count);
+        Array.Clear(slots);
+        for (int index = 0; index < examples.Count; index++)
+        {
+            slots[index] = examples[index];
+        }
+
+        count = examples.Count;
+        Seen = seen;
+    }
+
     /// <summary>Draws <paramref name="size"/> examples uniformly with replacement; fewer when the buffer is empty.</summary>
     public IReadOnlyList<ReplayExample> Sample(int size)
     {

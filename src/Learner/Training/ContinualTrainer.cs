@@ -101,6 +101,15 @@ public sealed class ContinualTrainer : IDisposable
         return losses;
     }
 
+    /// <summary>Writes the optimizer state (Adam moments and step counts) to <paramref name="path"/> for a learner checkpoint.</summary>
+    public void SaveOptimizerState(string path) => StatefulOptimizer.save_state_dict(path);
+
+    /// <summary>Replaces the optimizer state with one written by <see cref="SaveOptimizerState"/>.</summary>
+    public void LoadOptimizerState(string path) => StatefulOptimizer.load_state_dict(path);
+
+    private TorchSharp.Modules.OptimizerHelper StatefulOptimizer => optimizer as TorchSharp.Modules.OptimizerHelper
+        ?? throw new NotSupportedException($"{optimizer.GetType().Name} cannot save or load its state.");
+
     public void Dispose()
     {
         optimizer.Dispose();

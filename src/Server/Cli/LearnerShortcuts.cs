@@ -30,10 +30,26 @@ internal sealed class LearnerShortcuts
     private readonly Option<string> storeUrl = RoleCommandLine.Shortcut(
         "--store-url", "URL at which replicas reach this learner's store, announced with each version (Distribution:StoreUrl).");
 
+    private readonly Option<string> checkpointDirectory = RoleCommandLine.Shortcut(
+        "--checkpoint-dir", "Learner checkpoint directory; default learner-checkpoint inside the store (Learner:Checkpoint:Directory).");
+
+    private readonly Option<string> trainingLog = RoleCommandLine.Shortcut(
+        "--training-log", "true to append every trained example id to trained-ids.log beside the checkpoints (Learner:Checkpoint:WriteTrainingLog).");
+
+    private readonly Option<string> roundExamples = RoleCommandLine.Shortcut(
+        "--round-examples", "Trained examples per round: evaluate, publish, checkpoint, commit (Learner:RoundExamples).");
+
+    private readonly Option<string> sessionTimeout = RoleCommandLine.Shortcut(
+        "--session-timeout", "Kafka consumer session timeout as hh:mm:ss (Learner:SessionTimeout).");
+
     public void AddTo(Command command)
     {
         ArgumentNullException.ThrowIfNull(command);
-        foreach (Option<string> option in new[] { bootstrap, topic, group, store, device, strategy, replayCapacity, seed, versionTopic, storeUrl })
+        foreach (Option<string> option in new[]
+        {
+            bootstrap, topic, group, store, device, strategy, replayCapacity, seed, versionTopic, storeUrl,
+            checkpointDirectory, trainingLog, roundExamples, sessionTimeout,
+        })
         {
             command.Options.Add(option);
         }
@@ -55,5 +71,9 @@ internal sealed class LearnerShortcuts
         yield return (seed, ["Learner:Trainer:Seed"]);
         yield return (versionTopic, ["Distribution:Topic"]);
         yield return (storeUrl, ["Distribution:StoreUrl"]);
+        yield return (checkpointDirectory, ["Learner:Checkpoint:Directory"]);
+        yield return (trainingLog, ["Learner:Checkpoint:WriteTrainingLog"]);
+        yield return (roundExamples, ["Learner:RoundExamples"]);
+        yield return (sessionTimeout, ["Learner:SessionTimeout"]);
     }
 }

@@ -20,12 +20,16 @@ internal static class ServeCommand
         Option<string> versionTopic = RoleCommandLine.Shortcut("--version-topic", "Compacted topic of version announcements (Distribution:Topic).");
         Option<string> storeUrl = RoleCommandLine.Shortcut(
             "--store-url", "Learner store URL to download from, overriding the announced one (Distribution:StoreUrl).");
+        Option<string> managementUrls = RoleCommandLine.Shortcut(
+            "--management-urls", "Separate listen address of the management API, e.g. http://127.0.0.1:8082 (Management:Urls); default: the inference address.");
+        Option<string> tokenFile = RoleCommandLine.Shortcut(
+            "--management-token-file", "File with the management bearer token (Management:TokenFile); default: the CONTINUALSERVE_MANAGEMENT_TOKEN variable.");
         var command = new Command(
             "serve",
             "Serve inference. With Distribution:BootstrapServers set, follow the version topic and download new versions from the learner; "
             + "otherwise swap in newer versions that appear in the store directory (a shared volume).")
         {
-            urls, store, device, modelName, bootstrap, versionTopic, storeUrl,
+            urls, store, device, modelName, bootstrap, versionTopic, storeUrl, managementUrls, tokenFile,
         };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (result, cancellation) =>
@@ -39,6 +43,8 @@ internal static class ServeCommand
                 (bootstrap, ["Distribution:BootstrapServers"]),
                 (versionTopic, ["Distribution:Topic"]),
                 (storeUrl, ["Distribution:StoreUrl"]),
+                (managementUrls, ["Management:Urls"]),
+                (tokenFile, ["Management:TokenFile"]),
             ], out string[] arguments))
             {
                 return RoleCommandLine.InvalidArgumentExitCode;

@@ -31,9 +31,14 @@ public sealed partial class ModelSwapper
 
     public ModelStore Store { get; }
 
-    /// <summary>Verifies and loads the newest intact version if it is newer than the live one.</summary>
+    /// <summary>Verifies and loads the pinned version if one is pinned, else the newest intact version if it is newer than the live one.</summary>
     public bool TrySwapToLatest()
     {
+        if (TryFollowPin(out bool swappedToPin))
+        {
+            return swappedToPin;
+        }
+
         IReadOnlyList<long> numbers = Store.ListVersionNumbers();
         if (numbers.Count == 0 || numbers[^1] <= (live.CurrentVersion ?? 0))
         {

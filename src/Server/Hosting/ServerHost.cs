@@ -1,8 +1,8 @@
 using ContinualServe.Model.Serving;
 using ContinualServe.Server.Batching;
 using ContinualServe.Server.Inference;
+using ContinualServe.Server.Management;
 using ContinualServe.Server.StatusPage;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Prometheus;
 
 namespace ContinualServe.Server.Hosting;
@@ -48,7 +48,7 @@ public static class ServerHost
             .ValidateDataAnnotations()
             .ValidateOnStart();
         builder.Services.AddSingleton<InferenceBatcher>();
-        builder.Services.Configure<KestrelServerOptions>(kestrel => kestrel.Limits.MaxRequestBodySize = null);
+        builder.AddHttpLimits();
         builder.Services.AddSingleton<LiveModel>();
         builder.Services.AddSingleton<ModelSwapper>();
         if (pollStore)
@@ -61,8 +61,12 @@ public static class ServerHost
         builder.Services.AddHostedService<ServerLifecycleLog>();
         configureBuilder?.Invoke(builder);
 
+        // After the role's own listen addresses are set, so that a separate management port is added to them.
+        builder.AddManagement(urls);
+
         WebApplication app = builder.Build();
         app.MapInferenceApi();
+        app.MapManagement();
         app.MapMetrics("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapStatusPage();

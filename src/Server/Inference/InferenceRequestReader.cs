@@ -41,6 +41,12 @@ public sealed class InferenceRequestReader
             error = new InferenceError($"The request body is not valid JSON: {exception.Message}", "body", "a JSON object");
             return false;
         }
+        catch (InvalidOperationException exception)
+        {
+            // Utf8JsonReader.GetString raises this for strings that are not valid UTF-8.
+            error = new InferenceError($"The request body is not valid UTF-8 JSON: {exception.Message}", "body", "a UTF-8 JSON object");
+            return false;
+        }
         finally
         {
             if (!ok && input.Data is not null)
@@ -91,6 +97,12 @@ public sealed class InferenceRequestReader
                 reader.Read();
                 reader.Skip();
             }
+        }
+
+        if (reader.TokenType != JsonTokenType.EndObject || reader.Read())
+        {
+            error = new InferenceError("The request body has content after the JSON object.", "body", "exactly one JSON object");
+            return false;
         }
 
         if (!sawInputs)

@@ -1,0 +1,282 @@
+using Confluent.Kafka;
+using ContinualServe.Learner.Checkpoints;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Replay;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner;
+
+/// <summary>
+/// The learner's crash safety: the checkpoint written before offsets are committed and restored on start,
+/// the rollback after repeated non-finite losses, and the seek positions after a restart or a rebalance.
+/// </summary>
+public sealed partial class ContinualLearner
+{
+    private readonly Dictionary<TopicPartition, long> resumePositions = [];
+    private LearnerCheckpointStore? checkpointStore;
+    private TrainingLog? trainingLog;
+    private LearnerCheckpoint? checkpoint;
+    private int consecutiveNonFiniteSteps;
+    private int rollbacksSinceRound;
+    private bool rollbackRequested;
+
+    /// <summary>The checkpoint the learner would resume from now; null before <see cref="Start"/>.</summary>
+    public LearnerCheckpoint? Checkpoint => checkpoint;
+
+    private LearnerCheckpointStore Checkpoints => checkpointStore ??= new LearnerCheckpointStore(
+        options.Checkpoint.ResolveDirectory(options.StoreDirectory), options.Checkpoint.RetainedCheckpoints, logger);
+
+    /// <summary>
+    /// Replaces the state built from the newest version with the newest intact checkpoint, or writes a first
+    /// checkpoint when there is none, so that a rollback always has a target.
+    /// </summary>
+    private void RestoreCheckpoint()
+    {
+        if (options.Checkpoint.WriteTrainingLog)
+        {
+            trainingLog = new TrainingLog(Checkpoints.RootDirectory);
+        }
+
+        (LearnerCheckpoint Checkpoint, string Directory)? found = Checkpoints.TryLoadLatest();
+        if (found is null)
+        {
+            trainingLog?.Truncate(0);
+            SaveCheckpoint(latest!.Manifest.TrainingOffsets);
+            return;
+        }
+
+        (LearnerCheckpoint saved, string directory) = found.Value;
+        if (saved.ModelVersion != latest!.Number)
+        {
+            // A crash between saving a version and its checkpoint leaves a newer version whose optimizer and
+            // replay state are gone: continue from the checkpoint's version and train those records again.
+            if (store.TryLoad(saved.ModelVersion, out ModelVersion? matching))
+            {
+                LogResumingOlderVersion(logger, saved.ModelVersion, latest.Number);
+                latest = matching;
+            }
+            else
+            {
+                // NOTE: the checkpoint's version was deleted or is corrupt; manifests after this restart count
+                // examples and parents from the newest version instead.
+                LogCheckpointVersionMissing(logger, saved.ModelVersion, latest.Number);
+            }
+        }
+
+        LoadState(saved, directory);
+        LogCheckpointRestored(logger, saved.Sequence, saved.ModelVersion, saved.ExamplesTrained, saved.Offsets.Count);
+    }
+
+    private void LoadState(LearnerCheckpoint saved, string directory)
+    {
+        trainer!.Module.load(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
+        trainer.LoadOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+        List<ReplayExample> replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
+        trainer.ReplayBuffer.Restore(replay, saved.ReplaySeen);
+        evaluator.Clear();
+        foreach (LabeledExample example in ExampleFile.ReadExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName)))
+        {
+            evaluator.Add(example);
+        }
+
+        matrix = Evaluation.AccuracyMatrix.FromSummary(saved.Evaluation);
+        currentTask = saved.CurrentTask;
+        trainingLog?.Truncate(saved.TrainingLogBytes);
+        resumePositions.Clear();
+        checkpoint = saved;
+    }
+
+    /// <summary>
+    /// Writes the learner's state at the end of a round; runs after the version is saved and before offsets
+    /// are committed. The offsets are <paramref name="offsets"/> when given, else the positions reached.
+    /// </summary>
+    private void SaveCheckpoint(IReadOnlyList<TrainingOffset>? offsets = null)
+    {
+        long logBytes = trainingLog?.Flush() ?? 0;
+        var metadata = new LearnerCheckpoint
+        {
+            ModelVersion = latest!.Number,
+            ExamplesTrained = latest.Manifest.ExamplesTrained,
+            CurrentTask = currentTask,
+            Offsets = offsets ?? ReachedOffsets(),
+            Evaluation = matrix.ToSummary(),
+            ReplaySeen = trainer!.ReplayBuffer.Seen,
+            TrainingLogBytes = logBytes,
+        };
+        try
+        {
+            checkpoint = Checkpoints.Save(metadata, WriteStateFiles);
+        }
+        catch (IOException)
+        {
+            ReliabilityMetrics.LearnerCheckpoints.WithLabels("failed").Inc();
+            throw;
+        }
+
+        ReliabilityMetrics.LearnerCheckpoints.WithLabels("written").Inc();
+        consecutiveNonFiniteSteps = 0;
+        rollbacksSinceRound = 0;
+    }
+
+    // Partitions not assigned now keep the offset of the previous checkpoint or of the last revocation.
+    private TrainingOffset[] ReachedOffsets()
+    {
+        var reached = new Dictionary<(string Topic, int Partition), long>();
+        foreach (TrainingOffset offset in checkpoint?.Offsets ?? [])
+        {
+            reached[(offset.Topic, offset.Partition)] = offset.Offset;
+        }
+
+        foreach ((TopicPartition partition, long position) in resumePositions.Concat(positions))
+        {
+            reached[(partition.Topic, partition.Partition.Value)] = position;
+        }
+
+        return reached.Select(pair => new TrainingOffset(pair.Key.Topic, pair.Key.Partition, pair.Value)).ToArray();
+    }
+
+    private void WriteStateFiles(string directory)
+    {
+        trainer!.Module.save(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
+        trainer.SaveOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+        ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), trainer.ReplayBuffer.Examples);
+        var holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
+        ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);
+    }
+
+    /// <summary>
+    /// Commits the round's offsets. A failure (broker unreachable, group rebalanced) is logged and counted
+    /// but not raised, because the checkpoint already contains the offsets and the next round commits newer ones.
+    /// </summary>
+    private void CommitOffsets(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        try
+        {
+            consumer.Commit(positions.Select(pair => new TopicPartitionOffset(pair.Key, pair.Value)));
+        }
+        catch (KafkaException exception) when (!exception.Error.IsFatal)
+        {
+            ReliabilityMetrics.KafkaCommitFailures.Inc();
+            LogCommitFailed(logger, exception, exception.Error.Code, latest?.Number ?? 0);
+        }
+    }
+
+    /// <summary>Records a step's examples in the training log and requests a rollback after repeated non-finite losses.</summary>
+    private void ObserveStep(IReadOnlyList<LabeledExample> batch, StepLosses losses)
+    {
+        trainingLog?.Record(batch);
+        consecutiveNonFiniteSteps = losses.Skipped ? consecutiveNonFiniteSteps + 1 : 0;
+        if (consecutiveNonFiniteSteps >= options.Checkpoint.MaxConsecutiveNonFiniteSteps)
+        {
+            rollbackRequested = true;
+        }
+    }
+
+    /// <summary>Returns true while the newest training step had a non-finite loss, so that the round is deferred.</summary>
+    private bool SkipRoundIfDiverged() => rollbackRequested || consecutiveNonFiniteSteps > 0;
+
+    /// <summary>
+    /// Rolls back to the checkpoint after repeated non-finite losses and seeks the consumer to the checkpoint's
+    /// offsets to train those records again. Runs between records, so no record is half handled. After
+    /// <see cref="CheckpointOptions.MaxRollbacks"/> rollbacks without a published round it pauses learning and
+    /// reports itself diverged.
+    /// </summary>
+    private void RollBackIfRequested(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        if (!rollbackRequested)
+        {
+            return;
+        }
+
+        rollbackRequested = false;
+        consecutiveNonFiniteSteps = 0;
+        rollbacksSinceRound++;
+        ReliabilityMetrics.LearnerRollbacks.Inc();
+        (LearnerCheckpoint Checkpoint, string Directory) found = Checkpoints.TryLoadLatest()
+            ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
+        LoadState(found.Checkpoint, found.Directory);
+        pending.Clear();
+        trainedSinceRound = 0;
+        heldOutSinceRound = 0;
+        lossSum = logitLossSum = labelLossSum = 0;
+        lossSteps = 0;
+        foreach (TopicPartition partition in consumer.Assignment)
+        {
+            long? offset = CheckpointOffset(partition);
+            if (offset is null)
+            {
+                positions.Remove(partition);
+                consumer.Seek(new TopicPartitionOffset(partition, Offset.Beginning));
+                continue;
+            }
+
+            positions[partition] = offset.Value;
+            consumer.Seek(new TopicPartitionOffset(partition, offset.Value));
+        }
+
+        bool diverged = rollbacksSinceRound > options.Checkpoint.MaxRollbacks;
+        lock (statusLock)
+        {
+            status = status with { Rollbacks = status.Rollbacks + 1, IsDiverged = diverged };
+        }
+
+        if (diverged)
+        {
+            LogDiverged(logger, rollbacksSinceRound - 1, found.Checkpoint.ModelVersion);
+            StoreControlFiles.SetLearningPaused(store.RootDirectory, paused: true);
+            pausedByFile = true;
+        }
+        else
+        {
+            LogRolledBack(logger, options.Checkpoint.MaxConsecutiveNonFiniteSteps, found.Checkpoint.Sequence, found.Checkpoint.ModelVersion);
+        }
+
+        ReportReadiness();
+    }
+
+    /// <summary>Keeps the positions of revoked partitions, whose effect is in memory, for a later reassignment.</summary>
+    private void RememberPositions()
+    {
+        foreach ((TopicPartition partition, long position) in positions)
+        {
+            resumePositions[partition] = position;
+        }
+
+        positions.Clear();
+    }
+
+    /// <summary>
+    /// Where to resume <paramref name="partition"/>: the position this process reached (its effect is in
+    /// memory), else the checkpoint's offset, else null.
+    /// </summary>
+    private long? ResumeOffset(TopicPartition partition) =>
+        resumePositions.TryGetValue(partition, out long position) ? position : CheckpointOffset(partition);
+
+    private long? CheckpointOffset(TopicPartition partition) =>
+        checkpoint?.Offsets
+            .FirstOrDefault(offset => offset.Topic == partition.Topic && offset.Partition == partition.Partition.Value)
+            ?.Offset;
+
+    [LoggerMessage(EventId = 232, Level = LogLevel.Information, Message = "Restored learner checkpoint {Sequence} (version {Version}, {ExamplesTrained} examples trained, offsets of {PartitionCount} partitions)")]
+    private static partial void LogCheckpointRestored(ILogger logger, long sequence, long version, long examplesTrained, int partitionCount);
+
+    [LoggerMessage(EventId = 233, Level = LogLevel.Warning, Message = "Version {NewestVersion} was saved without its checkpoint; continuing from version {Version} and training its records again")]
+    private static partial void LogResumingOlderVersion(ILogger logger, long version, long newestVersion);
+
+    [LoggerMessage(EventId = 234, Level = LogLevel.Warning, Message = "The checkpoint's version {Version} cannot be loaded; manifests continue from version {NewestVersion}")]
+    private static partial void LogCheckpointVersionMissing(ILogger logger, long version, long newestVersion);
+
+    [LoggerMessage(EventId = 235, Level = LogLevel.Warning, Message = "Offset commit failed with {Code} after version {Version}; the checkpoint keeps the offsets and the next round commits again")]
+    private static partial void LogCommitFailed(ILogger logger, Exception exception, ErrorCode code, long version);
+
+    [LoggerMessage(EventId = 236, Level = LogLevel.Error, Message = "{Steps} consecutive training steps had a non-finite loss; rolled back to checkpoint {Sequence} (version {Version}) and re-reading its records")]
+    private static partial void LogRolledBack(ILogger logger, int steps, long sequence, long version);
+
+    [LoggerMessage(EventId = 237, Level = LogLevel.Critical, Message = "Training diverged again after {Rollbacks} rollbacks; learning is paused at version {Version} until an operator resumes it through the management API")]
+    private static partial void LogDiverged(ILogger logger, int rollbacks, long version);
+}

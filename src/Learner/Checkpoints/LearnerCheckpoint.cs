@@ -1,0 +1,47 @@
+using System.Text.Json;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+
+namespace ContinualServe.Learner.Checkpoints;
+
+/// <summary>
+/// Metadata of one learner checkpoint, stored as checkpoint.json beside its data files. The checkpoint holds
+/// everything the learner needs to continue as if it had not stopped: weights, optimizer state, replay buffer,
+/// holdout sets, accuracy matrix and the next offset to consume on each partition.
+/// </summary>
+public sealed record LearnerCheckpoint
+{
+    public const string MetadataFileName = "checkpoint.json";
+    public const string WeightsFileName = "weights.bin";
+    public const string OptimizerFileName = "optimizer.bin";
+    public const string ReplayFileName = "replay.bin";
+    public const string HoldoutsFileName = "holdouts.bin";
+
+    /// <summary>Increases by one with every checkpoint written to the same directory.</summary>
+    public long Sequence { get; init; }
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>The model store version published in the same round, whose weights equal this checkpoint's.</summary>
+    public long ModelVersion { get; init; }
+
+    public long ExamplesTrained { get; init; }
+
+    public int CurrentTask { get; init; }
+
+    /// <summary>Next offset to consume on each partition; the restarted learner seeks to these.</summary>
+    public IReadOnlyList<TrainingOffset> Offsets { get; init; } = [];
+
+    public EvaluationSummary Evaluation { get; init; } = new();
+
+    /// <summary>Examples offered to the replay buffer so far, stored or not.</summary>
+    public long ReplaySeen { get; init; }
+
+    /// <summary>Length in bytes of the training log that this checkpoint includes; 0 without a log.</summary>
+    public long TrainingLogBytes { get; init; }
+
+    /// <summary>Lower-case hex SHA-256 of each data file, by file name, checked before the checkpoint is used.</summary>
+    public IReadOnlyDictionary<string, string> FileSha256 { get; init; } = new Dictionary<string, string>();
+
+    public static JsonSerializerOptions JsonOptions => ModelSpec.JsonOptions;
+}

@@ -1,0 +1,164 @@
+using System.Globalization;
+using System.Text.Json;
+using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging;
+
+namespace ContinualServe.Learner.Checkpoints;
+
+/// <summary>
+/// A directory of learner checkpoints, one sub-directory each (c000000000001, ...). A checkpoint is written
+/// into a temporary directory, every file is flushed to disk, and the directory is renamed into place, so a
+/// crash leaves either the complete new checkpoint or only the older ones. Files are checked against their
+/// SHA-256 before use; a corrupt checkpoint is skipped in favour of the one before it.
+/// </summary>
+public sealed partial class LearnerCheckpointStore
+{
+    private const string Prefix = "c";
+    private const string TemporaryPrefix = ".tmp-";
+
+    private readonly ILogger logger;
+    private readonly int retained;
+
+    public LearnerCheckpointStore(string rootDirectory, int retainedCheckpoints, ILogger logger)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(rootDirectory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(retainedCheckpoints, 1);
+        RootDirectory = Path.GetFullPath(rootDirectory);
+        retained = retainedCheckpoints;
+        this.logger = logger;
+        Directory.CreateDirectory(RootDirectory);
+        foreach (string abandoned in Directory.EnumerateDirectories(RootDirectory, TemporaryPrefix + "*"))
+        {
+            Directory.Delete(abandoned, recursive: true);
+        }
+    }
+
+    public string RootDirectory { get; }
+
+    /// <summary>
+    /// Writes a checkpoint: <paramref name="writeFiles"/> creates the data files in the directory it is given,
+    /// then their checksums and <paramref name="metadata"/> are stored and the directory is renamed into place.
+    /// </summary>
+    public LearnerCheckpoint Save(LearnerCheckpoint metadata, Action<string> writeFiles)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        ArgumentNullException.ThrowIfNull(writeFiles);
+        List<long> existing = ListSequences();
+        long sequence = (existing.Count == 0 ? 0 : existing[^1]) + 1;
+        string temporary = Path.Combine(RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(temporary);
+        try
+        {
+            writeFiles(temporary);
+            var checksums = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            foreach (string file in Directory.EnumerateFiles(temporary))
+            {
+                FileSync.FlushFile(file);
+                checksums[Path.GetFileName(file)] = ModelStore.ComputeSha256(file);
+            }
+
+            LearnerCheckpoint complete = metadata with
+            {
+                Sequence = sequence,
+                CreatedAt = DateTimeOffset.UtcNow,
+                FileSha256 = checksums,
+            };
+            FileSync.WriteAllBytesDurably(
+                Path.Combine(temporary, LearnerCheckpoint.MetadataFileName),
+                JsonSerializer.SerializeToUtf8Bytes(complete, LearnerCheckpoint.JsonOptions));
+            FileSync.FlushDirectory(temporary);
+            Directory.Move(temporary, SequenceDirectory(sequence));
+            FileSync.FlushDirectory(RootDirectory);
+            DeleteOlderThan(sequence);
+            return complete;
+        }
+        catch
+        {
+            if (Directory.Exists(temporary))
+            {
+                Directory.Delete(temporary, recursive: true);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Returns the newest checkpoint whose metadata parses and whose files match their SHA-256, or null.</summary>
+    public (LearnerCheckpoint Checkpoint, string Directory)? TryLoadLatest()
+    {
+        foreach (long sequence in Enumerable.Reverse(ListSequences()))
+        {
+            string directory = SequenceDirectory(sequence);
+            try
+            {
+                return (Verify(directory), directory);
+            }
+            catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException)
+            {
+                LogCorruptCheckpoint(logger, exception, directory);
+            }
+        }
+
+        return null;
+    }
+
+    private static LearnerCheckpoint Verify(string directory)
+    {
+        LearnerCheckpoint checkpoint = JsonSerializer.Deserialize<LearnerCheckpoint>(
+                File.ReadAllBytes(Path.Combine(directory, LearnerCheckpoint.MetadataFileName)), LearnerCheckpoint.JsonOptions)
+            ?? throw new InvalidDataException("checkpoint.json is empty.");
+        if (checkpoint.FileSha256.Count == 0)
+        {
+            throw new InvalidDataException("checkpoint.json lists no data files.");
+        }
+
+        foreach ((string name, string expected) in checkpoint.FileSha256)
+        {
+            string path = Path.Combine(directory, Path.GetFileName(name));
+            string actual = ModelStore.ComputeSha256(path);
+            if (!string.Equals(actual, expected, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($"SHA-256 of {path} is {actual} but checkpoint.json records {expected}.");
+            }
+        }
+
+        return checkpoint;
+    }
+
+    private List<long> ListSequences() =>
+        Directory.EnumerateDirectories(RootDirectory, Prefix + "*")
+            .Select(path => ParseSequence(Path.GetFileName(path)))
+            .Where(sequence => sequence > 0)
+            .Order()
+            .ToList();
+
+    private void DeleteOlderThan(long newest)
+    {
+        foreach (long sequence in ListSequences().Where(sequence => sequence <= newest - retained))
+        {
+            try
+            {
+                Directory.Delete(SequenceDirectory(sequence), recursive: true);
+            }
+            catch (IOException exception)
+            {
+                LogDeleteFailed(logger, exception, SequenceDirectory(sequence));
+            }
+        }
+    }
+
+    private string SequenceDirectory(long sequence) =>
+        Path.Combine(RootDirectory, Prefix + sequence.ToString("D12", CultureInfo.InvariantCulture));
+
+    private static long ParseSequence(string name) =>
+        name.StartsWith(Prefix, StringComparison.Ordinal)
+        && long.TryParse(name.AsSpan(Prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out long sequence)
+            ? sequence
+            : -1;
+
+    [LoggerMessage(EventId = 230, Level = LogLevel.Error, Message = "Learner checkpoint {Directory} is corrupt or incomplete; trying an older one")]
+    private static partial void LogCorruptCheckpoint(ILogger logger, Exception exception, string directory);
+
+    [LoggerMessage(EventId = 231, Level = LogLevel.Warning, Message = "Could not delete old learner checkpoint {Directory}")]
+    private static partial void LogDeleteFailed(ILogger logger, Exception exception, string directory);
+}

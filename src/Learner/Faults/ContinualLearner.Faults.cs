@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
+
+namespace ContinualServe.Learner;
+
+/// <summary>
+/// Broker faults and operator control of the learner: readiness while the brokers are unreachable, and
+/// pausing and resuming consumption. librdkafka reconnects by itself with exponential backoff; the learner
+/// keeps polling, reports itself not ready meanwhile, and continues from its positions when a broker responds again.
+/// </summary>
+public sealed partial class ContinualLearner
+{
+    private volatile bool pauseRequested;
+    private volatile bool brokerAvailable = true;
+    private bool pauseApplied;
+    private long kafkaErrorCount;
+    private long pauseFileCheckedAt;
+    private bool pausedByFile;
+
+    /// <summary>True while the learner is running, reaches a broker, and is neither paused nor diverged.</summary>
+    public bool IsReady
+    {
+        get
+        {
+            LearnerStatus current = Status;
+            return current.IsRunning && brokerAvailable && !IsPaused && !current.IsDiverged;
+        }
+    }
+
+    public bool IsPaused => pauseRequested || pausedByFile;
+
+    /// <summary>Stops consuming after the current record; pending work is trained and published by the idle round.</summary>
+    public void PauseLearning()
+    {
+        pauseRequested = true;
+        LogPauseRequested(logger, true);
+        ReportReadiness();
+    }
+
+    /// <summary>Continues consuming; after a divergence this also clears the diverged state.</summary>
+    public void ResumeLearning()
+    {
+        pauseRequested = false;
+        lock (statusLock)
+        {
+            status = status with { IsDiverged = false };
+        }
+
+        LogPauseRequested(logger, false);
+        ReportReadiness();
+    }
+
+    /// <summary>Runs between records: applies a requested rollback, then the pause state.</summary>
+    private void BeforeConsume(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        RollBackIfRequested(consumer);
+        ApplyPauseRequest(consumer);
+    }
+
+    /// <summary>
+    /// Pauses or resumes fetching on the assigned partitions to match the operator's request, made through
+    /// <see cref="PauseLearning"/> or the management API's marker file in the model store (checked twice a second).
+    /// </summary>
+    private void ApplyPauseRequest(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        if (Stopwatch.GetElapsedTime(pauseFileCheckedAt) >= TimeSpan.FromMilliseconds(500))
+        {
+            pauseFileCheckedAt = Stopwatch.GetTimestamp();
+            bool paused = StoreControlFiles.IsLearningPaused(store.RootDirectory);
+            if (paused != pausedByFile)
+            {
+                pausedByFile = paused;
+                if (!paused)
+                {
+                    lock (statusLock)
+                    {
+                        status = status with { IsDiverged = false };
+                    }
+                }
+
+                LogPauseRequested(logger, paused);
+                ReportReadiness();
+            }
+        }
+
+        bool requested = IsPaused;
+        if (requested)
+        {
+            // Partitions assigned after a rebalance start unpaused, so pause the whole assignment every time.
+            consumer.Pause(consumer.Assignment);
+        }
+        else if (pauseApplied)
+        {
+            consumer.Resume(consumer.Assignment);
+        }
+
+        pauseApplied = requested;
+    }
+
+    private void ObserveConsume(ConsumeResult<byte[]?, byte[]?>? result)
+    {
+        if (result is not null && !brokerAvailable)
+        {
+            brokerAvailable = true;
+            long errors = Interlocked.Read(ref kafkaErrorCount);
+            LogBrokerAvailable(logger, errors);
+            ReportReadiness();
+        }
+    }
+
+    /// <summary>Handles librdkafka's error callback: logs (rate-limited) and marks the learner not ready when all brokers are down.</summary>
+    private void OnKafkaError(Error error)
+    {
+        long count = Interlocked.Increment(ref kafkaErrorCount);
+        if (count <= 10 || count % 100 == 0)
+        {
+            LogKafkaError(logger, error.Code, error.Reason, error.IsFatal);
+        }
+
+        if (error.Code == ErrorCode.Local_AllBrokersDown && brokerAvailable)
+        {
+            brokerAvailable = false;
+            LogBrokersDown(logger);
+            ReportReadiness();
+        }
+    }
+
+    private void ReportReadiness()
+    {
+        lock (statusLock)
+        {
+            status = status with { IsPaused = IsPaused, IsBrokerAvailable = brokerAvailable };
+        }
+
+        ReliabilityMetrics.LearnerReady.Set(IsReady ? 1 : 0);
+    }
+
+    [LoggerMessage(EventId = 238, Level = LogLevel.Information, Message = "Learning paused: {Paused}")]
+    private static partial void LogPauseRequested(ILogger logger, bool paused);
+
+    [LoggerMessage(EventId = 239, Level = LogLevel.Warning, Message = "All Kafka brokers are down; the learner is not ready and keeps retrying with backoff")]
+    private static partial void LogBrokersDown(ILogger logger);
+
+    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "A Kafka broker answers again after {ErrorCount} client errors; the learner resumes")]
+    private static partial void LogBrokerAvailable(ILogger logger, long errorCount);
+}

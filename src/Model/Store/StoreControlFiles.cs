@@ -1,0 +1,67 @@
+using System.Globalization;
+
+namespace ContinualServe.Model.Store;
+
+/// <summary>
+/// Operator decisions kept as small files in the model store directory, so that every server and the
+/// learner sharing the store see them and they survive restarts: a pinned version (servers serve it instead
+/// of the newest) and a learning pause (the learner stops consuming). Written atomically by rename.
+/// </summary>
+public static class StoreControlFiles
+{
+    public const string PinnedVersionFileName = "pinned-version";
+    public const string LearningPausedFileName = "learning-paused";
+
+    /// <summary>Returns the pinned version number, or null when servers follow the newest version.</summary>
+    public static long? ReadPinnedVersion(string storeDirectory)
+    {
+        string path = Path.Combine(storeDirectory, PinnedVersionFileName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        string text = File.ReadAllText(path).Trim();
+        return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long version) && version > 0
+            ? version
+            : throw new InvalidDataException($"{path} contains '{text}'; expected a positive version number.");
+    }
+
+    public static void WritePinnedVersion(string storeDirectory, long version)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(version, 1);
+        WriteAtomically(storeDirectory, PinnedVersionFileName, version.ToString(CultureInfo.InvariantCulture));
+    }
+
+    public static void ClearPinnedVersion(string storeDirectory) => Delete(storeDirectory, PinnedVersionFileName);
+
+    public static bool IsLearningPaused(string storeDirectory) =>
+        File.Exists(Path.Combine(storeDirectory, LearningPausedFileName));
+
+    public static void SetLearningPaused(string storeDirectory, bool paused)
+    {
+        if (paused)
+        {
+            WriteAtomically(storeDirectory, LearningPausedFileName, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            Delete(storeDirectory, LearningPausedFileName);
+        }
+    }
+
+    private static void WriteAtomically(string directory, string name, string content)
+    {
+        Directory.CreateDirectory(directory);
+        string temporary = Path.Combine(directory, $".{name}.{Guid.NewGuid():N}.tmp");
+        FileSync.WriteAllBytesDurably(temporary, System.Text.Encoding.UTF8.GetBytes(content));
+        File.Move(temporary, Path.Combine(directory, name), overwrite: true);
+        FileSync.FlushDirectory(directory);
+    }
+
+    private static void Delete(string directory, string name)
+    {
+        File.Delete(Path.Combine(directory, name));
+        FileSync.FlushDirectory(directory);
+    }
+}

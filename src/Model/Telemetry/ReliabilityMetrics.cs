@@ -1,0 +1,29 @@
+using Prometheus;
+
+namespace ContinualServe.Model.Telemetry;
+
+/// <summary>Metrics of the learner's fault handling and of the management API, created once and shared.</summary>
+public static class ReliabilityMetrics
+{
+    public static readonly Gauge LearnerReady = Metrics.CreateGauge(
+        "continualserve_learner_ready",
+        "1 while the learner reaches the Kafka brokers and is not paused or diverged, 0 otherwise.");
+
+    public static readonly Counter LearnerCheckpoints = Metrics.CreateCounter(
+        "continualserve_learner_checkpoints_total",
+        "Learner checkpoints written, by outcome.",
+        new CounterConfiguration { LabelNames = ["outcome"] });
+
+    public static readonly Counter LearnerRollbacks = Metrics.CreateCounter(
+        "continualserve_learner_rollbacks_total",
+        "Rollbacks of the learner to its last checkpoint after repeated non-finite losses.");
+
+    public static readonly Counter KafkaCommitFailures = Metrics.CreateCounter(
+        "continualserve_kafka_commit_failures_total",
+        "Offset commits that failed; the checkpoint keeps the offsets, so no example is lost or repeated.");
+
+    public static readonly Counter ManagementRequests = Metrics.CreateCounter(
+        "continualserve_management_requests_total",
+        "Management API requests, by outcome (ok, unauthorized, forbidden, bad_request, not_found, conflict).",
+        new CounterConfiguration { LabelNames = ["outcome"] });
+}

@@ -1,0 +1,190 @@
+using System.Text.Json;
+using ContinualServe.Model;
+using ContinualServe.Model.Serving;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using ContinualServe.Server.Hosting;
+using ContinualServe.Server.Inference;
+using Microsoft.Extensions.Options;
+
+namespace ContinualServe.Server.Management;
+
+/// <summary>
+/// Management routes under /manage/v1: list versions, promote a version, roll back, follow the newest version
+/// again, pause and resume learning, and upload the golden set. Every route needs the bearer token.
+/// Decisions are files in the model store, so that all servers and the learner sharing it follow them.
+/// </summary>
+public static partial class ManagementApi
+{
+    public const string Prefix = "/manage/v1";
+
+    public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder routes, ManagementToken token, int? managementPort)
+    {
+        ArgumentNullException.ThrowIfNull(routes);
+        ArgumentNullException.ThrowIfNull(token);
+        RouteGroupBuilder group = routes.MapGroup(Prefix).WithTags("Management");
+        group.AddEndpointFilter(new BearerTokenFilter(token, managementPort));
+        group.MapGet("/versions", ListVersions);
+        group.MapPost("/versions/{version}/promote", Promote);
+        group.MapPost("/rollback", Rollback);
+        group.MapDelete("/pin", Unpin);
+        group.MapGet("/learning", LearningState);
+        group.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true));
+        group.MapPost("/learning/resume", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: false));
+        group.MapGet("/golden-set", GetGoldenSet);
+        group.MapPut("/golden-set", UploadGoldenSetAsync);
+        return routes;
+    }
+
+    private static IResult ListVersions(ModelSwapper swapper, LiveModel live)
+    {
+        var versions = new List<object>();
+        foreach (long number in swapper.Store.ListVersionNumbers())
+        {
+            bool intact = swapper.Store.TryLoad(number, out ModelVersion? version);
+            versions.Add(new
+            {
+                version = number,
+                intact,
+                createdAt = version?.Manifest.CreatedAt,
+                parentVersion = version?.Manifest.ParentVersion,
+                examplesTrained = version?.Manifest.ExamplesTrained,
+                averageAccuracy = version?.Manifest.Evaluation?.AverageAccuracy,
+                weightsSha256 = version?.Manifest.WeightsSha256,
+            });
+        }
+
+        return Ok(new { live = live.CurrentVersion, pinned = swapper.PinnedVersion, versions });
+    }
+
+    private static IResult Promote(string version, ModelSwapper swapper, LiveModel live)
+    {
+        if (!long.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number) || number < 1)
+        {
+            return Error(StatusCodes.Status400BadRequest, new InferenceError($"Version '{version}' is not a version number.", "version", "a positive integer"));
+        }
+
+        if (!swapper.Store.ListVersionNumbers().Contains(number))
+        {
+            return Error(StatusCodes.Status404NotFound, new InferenceError($"Version {number} is not in the model store.", "version", "one of GET /manage/v1/versions"));
+        }
+
+        if (!swapper.Store.TryLoad(number, out ModelVersion? loaded))
+        {
+            return Error(StatusCodes.Status409Conflict, new InferenceError($"Version {number} is corrupt (its weights do not match their SHA-256) and cannot be served.", "version", "an intact version"));
+        }
+
+        return PinAndServe(swapper, live, loaded!);
+    }
+
+    private static IResult Rollback(ModelSwapper swapper, LiveModel live)
+    {
+        long current = live.CurrentVersion ?? long.MaxValue;
+        foreach (long number in swapper.Store.ListVersionNumbers().Where(number => number < current).Reverse())
+        {
+            if (swapper.Store.TryLoad(number, out ModelVersion? version))
+            {
+                return PinAndServe(swapper, live, version!);
+            }
+        }
+
+        return Error(StatusCodes.Status409Conflict, new InferenceError($"No intact version older than the live version {live.CurrentVersion} is in the store.", null, "an older intact version"));
+    }
+
+    private static IResult Unpin(ModelSwapper swapper, LiveModel live)
+    {
+        StoreControlFiles.ClearPinnedVersion(swapper.Store.RootDirectory);
+        ModelVersion? newest = swapper.Store.TryLoadLatest();
+        if (newest is not null)
+        {
+            swapper.SwapToAny(newest);
+        }
+
+        return Ok(new { live = live.CurrentVersion, pinned = (long?)null });
+    }
+
+    private static IResult PinAndServe(ModelSwapper swapper, LiveModel live, ModelVersion version)
+    {
+        StoreControlFiles.WritePinnedVersion(swapper.Store.RootDirectory, version.Number);
+        swapper.SwapToAny(version);
+        return Ok(new { live = live.CurrentVersion, pinned = version.Number });
+    }
+
+    private static IResult LearningState(ModelSwapper swapper) =>
+        Ok(new { paused = StoreControlFiles.IsLearningPaused(swapper.Store.RootDirectory) });
+
+    private static IResult SetLearningPaused(ModelSwapper swapper, bool paused)
+    {
+        StoreControlFiles.SetLearningPaused(swapper.Store.RootDirectory, paused);
+        return Ok(new { paused });
+    }
+
+    private static IResult GetGoldenSet(ModelSwapper swapper)
+    {
+        GoldenSet? golden = GoldenSet.TryLoad(swapper.Store.RootDirectory);
+        return golden is null
+            ? Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, "PUT /manage/v1/golden-set first"))
+            : Ok(new { examples = golden.Examples.Count, uploadedAt = golden.UploadedAt });
+    }
+
+    private static async Task<IResult> UploadGoldenSetAsync(HttpContext context, ModelSwapper swapper, LiveModel live, IOptions<ServerOptions> options)
+    {
+        GoldenSet? golden;
+        try
+        {
+            golden = await JsonSerializer.DeserializeAsync<GoldenSet>(context.Request.Body, ModelSpec.JsonOptions, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (JsonException exception)
+        {
+            return Error(StatusCodes.Status400BadRequest, new InferenceError($"The golden set is not valid JSON: {exception.Message}", "body", "{\"examples\": [{\"label\": 0, \"features\": [...]}]}"));
+        }
+        catch (BadHttpRequestException exception)
+        {
+            return Error(exception.StatusCode, new InferenceError($"The request body could not be read: {exception.Message}", "body", $"at most {options.Value.MaxRequestBodyBytes} bytes"));
+        }
+
+        if (golden is null)
+        {
+            return Error(StatusCodes.Status400BadRequest, new InferenceError("The golden set is null.", "body", "a JSON object with 'examples'"));
+        }
+
+        if (!live.TryAcquire(out ModelLease lease))
+        {
+            return Error(StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded, so the golden set cannot be checked against its spec.", null, "retry after the server reports ready"));
+        }
+
+        using (lease)
+        {
+            try
+            {
+                golden.Validate(lease.Model.Spec);
+            }
+            catch (InvalidDataException exception)
+            {
+                return Error(StatusCodes.Status400BadRequest, new InferenceError(exception.Message, "examples", $"labels 0 to {lease.Model.Spec.ClassCount - 1} and {lease.Model.Spec.FeatureCount} finite features each"));
+            }
+        }
+
+        GoldenSet stored = golden with { UploadedAt = DateTimeOffset.UtcNow };
+        stored.Save(swapper.Store.RootDirectory);
+        return Ok(new { examples = stored.Examples.Count, uploadedAt = stored.UploadedAt });
+    }
+
+    private static IResult Ok(object body)
+    {
+        ReliabilityMetrics.ManagementRequests.WithLabels("ok").Inc();
+        return Results.Json(body);
+    }
+
+    private static IResult Error(int statusCode, InferenceError error)
+    {
+        string outcome = statusCode switch
+        {
+            StatusCodes.Status404NotFound => "not_found",
+            StatusCodes.Status409Conflict => "conflict",
+            _ => "bad_request",
+        };
+        ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc();
+        return Results.Json(error, statusCode: statusCode);
+    }
+}

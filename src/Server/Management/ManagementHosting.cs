@@ -1,0 +1,73 @@
+using ContinualServe.Server.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace ContinualServe.Server.Management;
+
+/// <summary>Wires the management API into the server: its options, its own listen address, and its routes.</summary>
+public static partial class ManagementHosting
+{
+    /// <summary>Binds <see cref="ManagementOptions"/> and adds the management listen addresses to <paramref name="inferenceUrls"/>.</summary>
+    public static WebApplicationBuilder AddManagement(this WebApplicationBuilder builder, string inferenceUrls)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<ManagementOptions>().BindConfiguration(ManagementOptions.SectionName);
+        string? managementUrls = builder.Configuration[$"{ManagementOptions.SectionName}:{nameof(ManagementOptions.Urls)}"];
+        if (!string.IsNullOrWhiteSpace(managementUrls))
+        {
+            string effective = string.IsNullOrWhiteSpace(inferenceUrls)
+                ? builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey) ?? ""
+                : inferenceUrls;
+            if (string.IsNullOrWhiteSpace(effective))
+            {
+                throw new InvalidOperationException(
+                    "Management:Urls is set but the inference listen address is not; set urls (or --urls) as well.");
+            }
+
+            builder.WebHost.UseUrls(effective + ";" + managementUrls);
+        }
+
+        return builder;
+    }
+
+    /// <summary>Maps the management routes when a token is configured; without one they are absent (404) and a warning is logged.</summary>
+    public static WebApplication MapManagement(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ManagementOptions options = app.Services.GetRequiredService<IOptions<ManagementOptions>>().Value;
+        ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi));
+        ManagementToken? token = ManagementToken.TryLoad(options);
+        if (token is null)
+        {
+            LogDisabled(logger, options.TokenEnvironmentVariable);
+            return app;
+        }
+
+        int? port = ManagementPort(options.Urls);
+        app.MapManagementApi(token, port);
+        string where = port is null ? "the inference port" : "port " + port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        LogEnabled(logger, ManagementApi.Prefix, where);
+        return app;
+    }
+
+    private static int? ManagementPort(string urls)
+    {
+        if (string.IsNullOrWhiteSpace(urls))
+        {
+            return null;
+        }
+
+        string first = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[0];
+        if (!Uri.TryCreate(first.Replace("://*", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out Uri? uri) || uri.Port <= 0)
+        {
+            throw new InvalidOperationException($"Management:Urls '{urls}' needs an explicit port, e.g. http://127.0.0.1:8081.");
+        }
+
+        return uri.Port;
+    }
+
+    [LoggerMessage(EventId = 420, Level = LogLevel.Warning, Message = "Management API disabled: no token in Management:TokenFile or the environment variable {Variable}")]
+    private static partial void LogDisabled(ILogger logger, string variable);
+
+    [LoggerMessage(EventId = 421, Level = LogLevel.Information, Message = "Management API at {Prefix} on {Listener}; bearer token required")]
+    private static partial void LogEnabled(ILogger logger, string prefix, string listener);
+}

@@ -1,0 +1,107 @@
+using System.Net;
+using System.Net.Http.Json;
+using Confluent.Kafka;
+using ContinualServe.Learner;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
+using Microsoft.Extensions.Logging.Abstractions;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.IntegrationTests.Reliability;
+
+/// <summary>
+/// Broker faults against librdkafka's mock cluster. The broker goes down mid-run (rd_kafka_mock_broker_set_down)
+/// and comes back (rd_kafka_mock_broker_set_up), and retention deletes records while the learner is stopped.
+/// </summary>
+public sealed class BrokerFaultTests
+{
+    [Fact]
+    public async Task LearnerResumesAfterBrokerOutage()
+    {
+        const string topic = "broker-outage-test";
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(topic, 1);
+        broker.CreateTopic(topic + ".dlq", 1);
+        var producer = new ExampleProducer(broker.BootstrapServers, topic, NullLogger.Instance) { MaxLag = 0, MaxTasks = 2 };
+        long produced = await producer.ProduceAsync(LearnerFixture.Training, null, null, CancellationToken.None);
+        string root = LearnerFixture.TemporaryRoot();
+        LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, root);
+
+        using (ContinualLearner learner = LearnerFixture.Create(options))
+        {
+            learner.Start();
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) >= 200, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+            broker.SetBrokerDown();
+            (await LearnerFixture.WaitUntilAsync(() => !learner.IsReady, TimeSpan.FromSeconds(15))).ShouldBeTrue("the learner did not report itself not ready");
+            learner.Status.IsBrokerAvailable.ShouldBeFalse();
+            await using (RunningStoreServer server = await RunningStoreServer.StartAsync(options.StoreDirectory, options.InitialSpec.Name))
+            {
+                using HttpResponseMessage response = await server.Client.PostAsJsonAsync(
+                    $"v2/models/{options.InitialSpec.Name}/infer",
+                    new { inputs = new[] { new { name = "input", datatype = "FP32", shape = new[] { 1, 784 }, data = new float[784] } } });
+                response.StatusCode.ShouldBe(HttpStatusCode.OK);
+            }
+
+            // Longer than the 3 s session timeout, so the outage also spans a group session expiry.
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            broker.SetBrokerUp();
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == produced, TimeSpan.FromSeconds(60)))
+                .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)} of {produced}");
+            learner.IsReady.ShouldBeTrue();
+        }
+
+        IReadOnlyList<string> trained = LearnerFixture.TrainingLogIds(options);
+        trained.GroupBy(id => id).Where(group => group.Count() > 1).Select(group => group.Key).ShouldBeEmpty();
+        trained.Order(StringComparer.Ordinal).ToArray().ShouldBe(LearnerFixture.TrainedIds(2));
+    }
+
+    [Fact]
+    public async Task RecordsDeletedWhileStoppedAreReportedLost()
+    {
+        const string topic = "retention-test";
+        const int first = 200;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(topic, 1);
+        broker.CreateTopic(topic + ".dlq", 1);
+        string root = LearnerFixture.TemporaryRoot();
+        LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, root);
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 5 }).Build();
+        await ProduceAsync(producer, topic, 0, first, paddingBytes: 0);
+        using (ContinualLearner learner = LearnerFixture.Create(options))
+        {
+            learner.Start();
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == first, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+        }
+
+        // About 8 MiB while the learner is stopped: the mock keeps about 5 MiB per partition and drops the oldest.
+        await ProduceAsync(producer, topic, first, 80, paddingBytes: 100_000);
+        long lowWatermark = LearnerFixture.Watermarks(broker.BootstrapServers, topic).Low.Value;
+        lowWatermark.ShouldBeGreaterThan(first);
+
+        using (ContinualLearner restarted = LearnerFixture.Create(options))
+        {
+            restarted.Start();
+            (await LearnerFixture.WaitUntilAsync(() => restarted.Status.Lost > 0, TimeSpan.FromSeconds(30))).ShouldBeTrue("no lost records were reported");
+            restarted.Status.Lost.ShouldBe(lowWatermark - first);
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(restarted) == first + 80, TimeSpan.FromSeconds(30)))
+                .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(restarted)}");
+        }
+    }
+
+    private static async Task ProduceAsync(IProducer<string, byte[]> producer, string topic, int start, int count, int paddingBytes)
+    {
+        for (int index = start; index < start + count; index++)
+        {
+            string id = TestIds.Train(index);
+            byte[] record = ExampleRecordCodec.Encode(id, 1, LearnerFixture.Training.Labels[index] % 2, LearnerFixture.Training.Image(index));
+            if (paddingBytes > 0)
+            {
+                string text = System.Text.Encoding.UTF8.GetString(record);
+                record = System.Text.Encoding.UTF8.GetBytes(text[..^1] + ",\"padding\":\"" + new string('x', paddingBytes) + "\"}");
+            }
+
+            await producer.ProduceAsync(topic, new Message<string, byte[]> { Key = id, Value = record });
+        }
+    }
+}

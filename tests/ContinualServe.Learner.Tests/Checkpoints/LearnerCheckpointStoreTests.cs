@@ -1,0 +1,93 @@
+using ContinualServe.Learner.Checkpoints;
+using ContinualServe.Learner.Data;
+using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging.Abstractions;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Learner.Tests.Checkpoints;
+
+public sealed class LearnerCheckpointStoreTests
+{
+    private readonly string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+
+    [Fact]
+    public void NewestIntactCheckpointIsLoaded()
+    {
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        store.Save(Metadata(offset: 10), WriteData("first"));
+        store.Save(Metadata(offset: 20), WriteData("second"));
+
+        (LearnerCheckpoint checkpoint, string path) = store.TryLoadLatest()!.Value;
+
+        checkpoint.Sequence.ShouldBe(2);
+        checkpoint.Offsets.Single().Offset.ShouldBe(20);
+        File.ReadAllText(Path.Combine(path, "data.bin")).ShouldBe("second");
+    }
+
+    [Fact]
+    public void CorruptCheckpointFallsBackToOlder()
+    {
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        store.Save(Metadata(offset: 10), WriteData("first"));
+        store.Save(Metadata(offset: 20), WriteData("second"));
+        string newest = Directory.EnumerateDirectories(directory, "c*").Order(StringComparer.Ordinal).Last();
+        File.WriteAllText(Path.Combine(newest, "data.bin"), "SECOND");
+
+        LearnerCheckpoint checkpoint = store.TryLoadLatest()!.Value.Checkpoint;
+
+        checkpoint.Sequence.ShouldBe(1);
+        checkpoint.Offsets.Single().Offset.ShouldBe(10);
+    }
+
+    [Fact]
+    public void RetentionKeepsNewestCheckpoints()
+    {
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        for (int round = 1; round <= 5; round++)
+        {
+            store.Save(Metadata(offset: round), WriteData("round"));
+        }
+
+        Directory.EnumerateDirectories(directory, "c*").Select(Path.GetFileName).Order(StringComparer.Ordinal)
+            .ShouldBe(["c000000000004", "c000000000005"]);
+    }
+
+    [Fact]
+    public void AbandonedTemporaryDirectoryIsRemoved()
+    {
+        Directory.CreateDirectory(Path.Combine(directory, ".tmp-abandoned"));
+
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+
+        Directory.Exists(Path.Combine(directory, ".tmp-abandoned")).ShouldBeFalse();
+        store.TryLoadLatest().ShouldBeNull();
+    }
+
+    [Fact]
+    public void TrainingLogTruncatesToCheckpointLength()
+    {
+        var log = new TrainingLog(directory);
+        log.Record([Example("a"), Example("b")]);
+        long checkpointed = log.Flush();
+        log.Record([Example("c")]);
+        log.Flush();
+
+        log.Truncate(checkpointed);
+        log.Record([Example("d")]);
+        log.Truncate(checkpointed);
+
+        TrainingLog.ReadIds(log.Path).ShouldBe(["a", "b"]);
+    }
+
+    private static LearnerCheckpoint Metadata(long offset) => new()
+    {
+        ModelVersion = 1,
+        Offsets = [new TrainingOffset("topic", 0, offset)],
+    };
+
+    private static Action<string> WriteData(string content) =>
+        path => File.WriteAllText(Path.Combine(path, "data.bin"), content);
+
+    private static LabeledExample Example(string id) => new(id, 1, 0, [0f]);
+}

@@ -1,0 +1,166 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Inference;
+
+/// <summary>
+/// Seeded fuzzing of the inference route with malformed bodies. Every response must be a 4xx with a JSON error,
+/// the server must stay healthy and serve valid requests, and its managed memory must stay bounded.
+/// </summary>
+public sealed class MalformedBodyFuzzTests
+{
+    private const int Cases = 1200;
+    private const int Features = 16;
+    private const int MaxBodyBytes = 64 * 1024;
+    private const string InferPath = "v2/models/test-model/infer";
+
+    [Fact]
+    public async Task MalformedBodiesAllGetClientErrors()
+    {
+        await using RunningServer server = await RunningServer.StartAsync(versions: 1, maxRequestBodyBytes: MaxBodyBytes);
+        var random = new Random(4242);
+        await SendAsync(server, Encoding.UTF8.GetBytes(InferenceRequests.Body(2, Features)), expectOk: true, "warm-up");
+        long managedBefore = GC.GetTotalMemory(forceFullCollection: true);
+
+        var failures = new List<string>();
+        for (int index = 0; index < Cases; index++)
+        {
+            (string kind, byte[] body) = MalformedBody(random);
+            HttpStatusCode status;
+            try
+            {
+                status = await SendAsync(server, body, expectOk: false, kind);
+            }
+            catch (HttpRequestException exception)
+            {
+                failures.Add($"case {index} ({kind}) failed: {exception.InnerException?.Message ?? exception.Message}: {Preview(body)}");
+                continue;
+            }
+
+            if ((int)status is < 400 or > 499)
+            {
+                failures.Add($"case {index} ({kind}) got {(int)status}: {Preview(body)}");
+            }
+        }
+
+        long managedAfter = GC.GetTotalMemory(forceFullCollection: true);
+        failures.ShouldBeEmpty();
+        using HttpResponseMessage live = await server.Client.GetAsync("v2/health/live");
+        live.StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await SendAsync(server, Encoding.UTF8.GetBytes(InferenceRequests.Body(3, Features)), expectOk: true, "valid")).ShouldBe(HttpStatusCode.OK);
+        (managedAfter - managedBefore).ShouldBeLessThan(32L * 1024 * 1024, "managed heap growth over the fuzz run, in bytes");
+    }
+
+    [Fact]
+    public async Task SlowHeadersTimeOut()
+    {
+        await using RunningServer server = await RunningServer.StartAsync(versions: 1, maxRequestBodyBytes: MaxBodyBytes, arguments: "--HttpLimits:RequestHeadersTimeout=00:00:01");
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.Client.BaseAddress!.Host, server.Client.BaseAddress.Port);
+        NetworkStream stream = client.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes("POST /v2/models/test-model/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+        var started = DateTime.UtcNow;
+
+        var buffer = new byte[1024];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        int read = await stream.ReadAsync(buffer, timeout.Token);
+        string answer = Encoding.ASCII.GetString(buffer, 0, read);
+
+        (read == 0 || answer.StartsWith("HTTP/1.1 408", StringComparison.Ordinal)).ShouldBeTrue($"answer: {answer}");
+        (DateTime.UtcNow - started).ShouldBeLessThan(TimeSpan.FromSeconds(6));
+    }
+
+    private static async Task<HttpStatusCode> SendAsync(RunningServer server, byte[] body, bool expectOk, string kind)
+    {
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, InferPath) { Content = content };
+
+        // Only with "Expect: 100-continue" does a client receive the 413 before sending a body over the limit.
+        // Without it the server closes the connection while the client is still writing.
+        request.Headers.ExpectContinue = body.Length > MaxBodyBytes;
+        using HttpResponseMessage response = await server.Client.SendAsync(request);
+        if (!expectOk && (int)response.StatusCode is >= 400 and < 500)
+        {
+            string text = await response.Content.ReadAsStringAsync();
+            using JsonDocument error = JsonDocument.Parse(text);
+            error.RootElement.GetProperty("error").GetString().ShouldNotBeNullOrEmpty($"{kind}: {text}");
+        }
+
+        return response.StatusCode;
+    }
+
+    private static (string Kind, byte[] Body) MalformedBody(Random random)
+    {
+        string valid = InferenceRequests.Body(random.Next(1, 4), Features);
+        int kind = random.Next(16);
+        return kind switch
+        {
+            0 => ("truncated", Encoding.UTF8.GetBytes(valid[..random.Next(0, valid.Length - 1)])),
+            1 => ("trailing garbage", Encoding.UTF8.GetBytes(valid + RandomText(random, random.Next(1, 8)))),
+            2 => ("datatype", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, datatype: Pick(random, "INT64", "FP16", "fp32", "BYTES", "", "FP32 ")))),
+            3 => ("shape mismatch", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, shape: WrongShape(random)))),
+            4 => ("data length", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, data: Numbers(random, random.Next(0, 3 * Features) is var n && n == Features ? n + 1 : n)))),
+            5 => ("data item type", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, data: DataWithBadItem(random)))),
+            6 => ("non-finite literal", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, data: DataWith(random, Pick(random, "NaN", "Infinity", "-Infinity", "1e39", "-3.5e38", "nan"))))),
+            7 => ("empty batch", Encoding.UTF8.GetBytes(InferenceRequests.Body(0, Features, shape: $"[0,{Features}]", data: "[]"))),
+            8 => ("batch too large", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, shape: $"[{random.Next(65, 100_000)},{Features}]"))),
+            9 => ("inputs", Encoding.UTF8.GetBytes(Pick(random, "{}", "{\"inputs\":[]}", "{\"inputs\":{}}", "{\"inputs\":null}", "{\"inputs\":[1]}", "{\"inputs\":\"x\"}", "{\"inputs\":[{},{}]}"))),
+            10 => ("top level", Encoding.UTF8.GetBytes(Pick(random, "", " ", "[]", "null", "42", "\"text\"", "true", "{", "}", "[{\"inputs\":[]}]"))),
+            11 => ("deep nesting", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, data: new string('[', random.Next(9, 2000)) + "1" + new string(']', random.Next(0, 2000))))),
+            12 => ("random bytes", RandomBytes(random)),
+            13 => ("oversized", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, data: "[" + new string(' ', MaxBodyBytes + random.Next(1, 10_000)) + "1]"))),
+            14 => ("shape values", Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features, shape: Pick(random, "[-1,16]", "[1.5,16]", "[\"1\",16]", "[1,16,1,1,1,1,1,1,1]", "[9223372036854775807,16]", "[1,4294967296,4294967296]", "[]", "null", "[[1,16]]")))),
+            _ => ("invalid utf-8", [.. Encoding.UTF8.GetBytes("{\"id\":\""), 0xC3, 0x28, 0xFF, .. Encoding.UTF8.GetBytes("\",\"inputs\":[")]),
+        };
+    }
+
+    private static string WrongShape(Random random)
+    {
+        while (true)
+        {
+            int rows = random.Next(1, 4);
+            int columns = random.Next(1, 40);
+            if (columns != Features)
+            {
+                return random.Next(2) == 0 ? $"[{rows},{columns}]" : $"[{rows * columns}]";
+            }
+        }
+    }
+
+    private static string Numbers(Random random, int count) =>
+        "[" + string.Join(",", Enumerable.Range(0, count).Select(_ => random.Next(0, 255).ToString(CultureInfo.InvariantCulture))) + "]";
+
+    private static string DataWithBadItem(Random random) => DataWith(random, Pick(random, "\"1\"", "null", "true", "{}", "{\"a\":1}", "\"\"", "[]x"));
+
+    private static string DataWith(Random random, string item)
+    {
+        string[] values = Enumerable.Range(0, Features).Select(index => index.ToString(CultureInfo.InvariantCulture)).ToArray();
+        values[random.Next(Features)] = item;
+        return "[" + string.Join(",", values) + "]";
+    }
+
+    private static byte[] RandomBytes(Random random)
+    {
+        var bytes = new byte[random.Next(1, 2048)];
+        random.NextBytes(bytes);
+        bytes[0] = random.Next(2) == 0 ? (byte)'{' : bytes[0];
+        return bytes;
+    }
+
+    // Starts with a character that is not JSON whitespace, so the text is always garbage after the object.
+    private static string RandomText(Random random, int length)
+    {
+        const string characters = "x{}[],:\"1a ";
+        return new string(Enumerable.Range(0, length).Select(index => characters[random.Next(index == 0 ? characters.Length - 1 : characters.Length)]).ToArray());
+    }
+
+    private static string Pick(Random random, params string[] choices) => choices[random.Next(choices.Length)];
+
+    private static string Preview(byte[] body) => Encoding.UTF8.GetString(body, 0, Math.Min(body.Length, 160));
+}

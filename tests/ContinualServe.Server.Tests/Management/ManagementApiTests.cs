@@ -1,0 +1,150 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using ContinualServe.Model.Store;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Management;
+
+/// <summary>Bearer-token authorization and behaviour of every management route.</summary>
+public sealed class ManagementApiTests
+{
+    public static TheoryData<string, string> Routes => new()
+    {
+        { "GET", "manage/v1/versions" },
+        { "POST", "manage/v1/versions/1/promote" },
+        { "POST", "manage/v1/rollback" },
+        { "DELETE", "manage/v1/pin" },
+        { "GET", "manage/v1/learning" },
+        { "POST", "manage/v1/learning/pause" },
+        { "POST", "manage/v1/learning/resume" },
+        { "GET", "manage/v1/golden-set" },
+        { "PUT", "manage/v1/golden-set" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Routes))]
+    public async Task RouteRejectsMissingAndWrongTokens(string method, string path)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 2, separatePort: false);
+
+        using HttpResponseMessage missing = await server.Management.SendAsync(Request(method, path, token: null));
+        using HttpResponseMessage otherScheme = await server.Management.SendAsync(Request(method, path, token: null, basic: true));
+        using HttpResponseMessage wrong = await server.Management.SendAsync(Request(method, path, token: ManagementServer.Token + "x"));
+        using HttpResponseMessage truncated = await server.Management.SendAsync(Request(method, path, token: ManagementServer.Token[..^1]));
+
+        missing.StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        missing.Headers.WwwAuthenticate.ToString().ShouldBe("Bearer");
+        otherScheme.StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        wrong.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        truncated.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        StoreControlFiles.ReadPinnedVersion(server.Store.RootDirectory).ShouldBeNull();
+        StoreControlFiles.IsLearningPaused(server.Store.RootDirectory).ShouldBeFalse();
+        File.Exists(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName)).ShouldBeFalse();
+        server.App.Services.GetLiveVersion().ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task EveryRouteSucceedsWithToken()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 3, separatePort: false);
+        string store = server.Store.RootDirectory;
+
+        JsonElement versions = await SendOkAsync(server, "GET", "manage/v1/versions");
+        versions.GetProperty("live").GetInt64().ShouldBe(3);
+        versions.GetProperty("versions").GetArrayLength().ShouldBe(3);
+
+        JsonElement promoted = await SendOkAsync(server, "POST", "manage/v1/versions/1/promote");
+        promoted.GetProperty("live").GetInt64().ShouldBe(1);
+        StoreControlFiles.ReadPinnedVersion(store).ShouldBe(1);
+
+        await SendOkAsync(server, "DELETE", "manage/v1/pin");
+        StoreControlFiles.ReadPinnedVersion(store).ShouldBeNull();
+        server.App.Services.GetLiveVersion().ShouldBe(3);
+
+        JsonElement rolledBack = await SendOkAsync(server, "POST", "manage/v1/rollback");
+        rolledBack.GetProperty("live").GetInt64().ShouldBe(2);
+        StoreControlFiles.ReadPinnedVersion(store).ShouldBe(2);
+
+        (await SendOkAsync(server, "POST", "manage/v1/learning/pause")).GetProperty("paused").GetBoolean().ShouldBeTrue();
+        StoreControlFiles.IsLearningPaused(store).ShouldBeTrue();
+        (await SendOkAsync(server, "GET", "manage/v1/learning")).GetProperty("paused").GetBoolean().ShouldBeTrue();
+        (await SendOkAsync(server, "POST", "manage/v1/learning/resume")).GetProperty("paused").GetBoolean().ShouldBeFalse();
+        StoreControlFiles.IsLearningPaused(store).ShouldBeFalse();
+
+        (await SendOkAsync(server, "PUT", "manage/v1/golden-set")).GetProperty("examples").GetInt32().ShouldBe(2);
+        GoldenSet.TryLoad(store).ShouldNotBeNull().Examples.Count.ShouldBe(2);
+        (await SendOkAsync(server, "GET", "manage/v1/golden-set")).GetProperty("examples").GetInt32().ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task InvalidRequestsGetClientErrors()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+
+        using HttpResponseMessage notNumber = await server.Management.SendAsync(Request("POST", "manage/v1/versions/abc/promote", ManagementServer.Token));
+        using HttpResponseMessage missing = await server.Management.SendAsync(Request("POST", "manage/v1/versions/9/promote", ManagementServer.Token));
+        using HttpResponseMessage noOlder = await server.Management.SendAsync(Request("POST", "manage/v1/rollback", ManagementServer.Token));
+        using HttpResponseMessage badGolden = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: "{\"examples\":[{\"label\":7,\"features\":[1]}]}"));
+        using HttpResponseMessage notJson = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: "{\"examples\":["));
+
+        notNumber.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        missing.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        noOlder.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        badGolden.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await badGolden.Content.ReadAsStringAsync()).ShouldContain("label 7");
+        notJson.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+    }
+
+    [Fact]
+    public async Task SeparatePortKeepsManagementOffInference()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: true);
+
+        using HttpResponseMessage onInference = await server.Inference.SendAsync(Request("GET", "manage/v1/versions", ManagementServer.Token));
+        using HttpResponseMessage onManagement = await server.Management.SendAsync(Request("GET", "manage/v1/versions", ManagementServer.Token));
+        using HttpResponseMessage health = await server.Inference.GetAsync("v2/health/ready");
+
+        onInference.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        onManagement.StatusCode.ShouldBe(HttpStatusCode.OK);
+        health.StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    private static async Task<JsonElement> SendOkAsync(ManagementServer server, string method, string path)
+    {
+        using HttpResponseMessage response = await server.Management.SendAsync(Request(method, path, ManagementServer.Token));
+        string body = await response.Content.ReadAsStringAsync();
+        response.StatusCode.ShouldBe(HttpStatusCode.OK, $"{method} {path}: {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    private static HttpRequestMessage Request(string method, string path, string? token, bool basic = false, string? body = null)
+    {
+        var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+        else if (basic)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("admin:" + ManagementServer.Token)));
+        }
+
+        if (method == "PUT")
+        {
+            request.Content = new StringContent(body ?? GoldenSetJson(), Encoding.UTF8, "application/json");
+        }
+
+        return request;
+    }
+
+    private static string GoldenSetJson()
+    {
+        int features = RunningServer.Spec.FeatureCount;
+        var set = new { examples = new[] { new { label = 0, features = new float[features] }, new { label = 2, features = Enumerable.Repeat(1f, features).ToArray() } } };
+        return JsonSerializer.Serialize(set);
+    }
+}

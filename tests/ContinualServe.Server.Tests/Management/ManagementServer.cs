@@ -1,0 +1,75 @@
+using System.Net;
+using System.Net.Sockets;
+using ContinualServe.Model.Store;
+using ContinualServe.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ContinualServe.Server.Tests.Management;
+
+/// <summary>A server with the management API enabled by a token file, on its own port or the inference port.</summary>
+internal sealed class ManagementServer : IAsyncDisposable
+{
+    public const string Token = "test-management-token-0123456789";
+
+    private ManagementServer(WebApplication app, ModelStore store, int inferencePort, int managementPort)
+    {
+        App = app;
+        Store = store;
+        Inference = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{inferencePort}/"), Timeout = TimeSpan.FromSeconds(30) };
+        Management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}/"), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public WebApplication App { get; }
+
+    public ModelStore Store { get; }
+
+    public HttpClient Inference { get; }
+
+    public HttpClient Management { get; }
+
+    public static async Task<ManagementServer> StartAsync(int versions, bool separatePort)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        var store = new ModelStore(directory, retainedVersions: 100);
+        for (int version = 1; version <= versions; version++)
+        {
+            RunningServer.SaveVersion(store, version);
+        }
+
+        string tokenFile = Path.Combine(directory, "management-token");
+        await File.WriteAllTextAsync(tokenFile, Token + "\n");
+        int inferencePort = FreePort();
+        int managementPort = separatePort ? FreePort() : inferencePort;
+        var arguments = new List<string> { "--Logging:LogLevel:Default=Warning", "--Management:TokenFile=" + tokenFile };
+        if (separatePort)
+        {
+            arguments.Add($"--Management:Urls=http://127.0.0.1:{managementPort}");
+        }
+
+        WebApplication app = ServerHost.Build([.. arguments], $"http://127.0.0.1:{inferencePort}", options =>
+        {
+            options.ModelName = RunningServer.Spec.Name;
+            options.StoreDirectory = directory;
+        }, pollStore: false);
+        app.Services.GetRequiredService<ModelSwapper>().TrySwapToLatest();
+        await app.StartAsync();
+        return new ManagementServer(app, store, inferencePort, managementPort);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Inference.Dispose();
+        Management.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+
+    // NOTE: the port is free when probed but could be taken before Kestrel binds it; tests retry nothing.
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
