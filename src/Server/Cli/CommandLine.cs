@@ -76,6 +76,7 @@ public static class CommandLine
             LearnCommand(),
             BrokerCommand(),
             ProduceCommand(),
+            ExperimentCommand.Create(),
         };
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }
