@@ -14,9 +14,15 @@ public static class ExperimentReport
     public static string FormatRun(ExperimentResult run)
     {
         ArgumentNullException.ThrowIfNull(run);
+        string accuracies = string.Join(" ", run.FinalAccuracies.Select((accuracy, index) => Invariant($"a{index + 1}={accuracy:F3}")));
+        if (run.Matrix is null)
+        {
+            return Invariant($"{run.Strategy,-8} seed {run.Seed}: ACC {run.AverageAccuracy:F4} {accuracies} ({run.Duration.TotalSeconds:F1} s)");
+        }
+
         IReadOnlyDictionary<int, double> forgetting = run.Matrix.Forgetting();
         string perTask = string.Join(" ", run.Matrix.Tasks.Select(task => Invariant($"f{task}={forgetting[task]:F3}")));
-        return Invariant($"{run.Strategy,-8} seed {run.Seed}: ACC {run.AverageAccuracy:F4} BWT {run.Matrix.BackwardTransfer():F4} {perTask} ({run.Duration.TotalSeconds:F1} s)");
+        return Invariant($"{run.Strategy,-8} seed {run.Seed}: ACC {run.AverageAccuracy:F4} BWT {run.Matrix.BackwardTransfer():F4} {perTask} {accuracies} ({run.Duration.TotalSeconds:F1} s)");
     }
 
     public static string FormatTable(ExperimentSummary summary)

@@ -38,20 +38,20 @@ public sealed class ExperimentRunner
         torch.manual_seed(seed);
         using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(spec);
         using var trainer = new ContinualTrainer(spec, initial, device, strategy.Trainer);
-        var matrix = new AccuracyMatrix();
         List<StreamPoint> points = [];
+        AccuracyMatrix? matrix = null;
         if (strategy.IsJoint)
         {
             TrainJointly(trainer, strategy.Trainer.BatchSize, strategy.JointEpochs, seed);
-            matrix.Record(data.TaskCount, Evaluate(trainer, data.TaskCount));
-            points.Add(new StreamPoint(trainer.StepCount * strategy.Trainer.BatchSize, matrix.AverageAccuracy()));
         }
         else
         {
+            matrix = new AccuracyMatrix();
             StreamTasks(trainer, strategy.Trainer.BatchSize, matrix, points);
         }
 
-        return new ExperimentResult(strategy.Name, seed, matrix, points, started.Elapsed);
+        double[] final = Evaluate(trainer, data.TaskCount).OrderBy(pair => pair.Key).Select(pair => pair.Value).ToArray();
+        return new ExperimentResult(strategy.Name, seed, matrix, final, points, started.Elapsed);
     }
 
     private void StreamTasks(ContinualTrainer trainer, int batchSize, AccuracyMatrix matrix, List<StreamPoint> points)

@@ -30,23 +30,25 @@ public sealed record StrategySummary(
     IReadOnlyList<StreamPoint> MeanAccuracyOverStream,
     TimeSpan MeanDuration)
 {
-    /// <summary>True for a single-row matrix (the joint bound), which has no BWT or forgetting.</summary>
-    public bool HasForgetting => MeanMatrix.GetLength(0) > 1;
+    /// <summary>False for the joint bound, which has no task order and so no BWT or forgetting.</summary>
+    public bool HasForgetting => Runs[0].Matrix is not null;
 
     public static StrategySummary From(string strategy, IReadOnlyList<ExperimentResult> runs)
     {
         ArgumentNullException.ThrowIfNull(runs);
-        int rows = runs[0].Matrix.RowCount;
-        int columns = runs[0].Matrix.Rows[^1].Count;
-        var matrix = new double[rows, columns];
-        for (int row = 0; row < rows; row++)
+        int columns = runs[0].FinalAccuracies.Count;
+        double[,] matrix;
+        if (runs[0].Matrix is null)
         {
+            matrix = new double[1, columns];
             for (int column = 0; column < columns; column++)
             {
-                matrix[row, column] = column < runs[0].Matrix.Rows[row].Count
-                    ? runs.Average(run => run.Matrix.Rows[row][column])
-                    : double.NaN;
+                matrix[0, column] = runs.Average(run => run.FinalAccuracies[column]);
             }
+        }
+        else
+        {
+            matrix = MeanMatrixOf(runs, columns);
         }
 
         int pointCount = runs.Min(run => run.AccuracyOverStream.Count);
@@ -59,17 +61,39 @@ public sealed record StrategySummary(
         return new StrategySummary(
             strategy,
             runs,
-            MeanDeviation.Of(runs.Select(run => run.Matrix.AverageAccuracy())),
-            MeanDeviation.Of(runs.Select(run => run.Matrix.BackwardTransfer())),
+            MeanDeviation.Of(runs.Select(run => run.AverageAccuracy)),
+            MeanDeviation.Of(runs.Select(run => run.Matrix?.BackwardTransfer() ?? 0)),
             MeanDeviation.Of(runs.Select(MeanForgettingOf)),
-            MeanDeviation.Of(runs.Select(run => run.Matrix.Forgetting().GetValueOrDefault(run.Matrix.Tasks[0]))),
+            MeanDeviation.Of(runs.Select(run => run.Matrix is null ? 0 : run.Matrix.Forgetting().GetValueOrDefault(run.Matrix.Tasks[0]))),
             matrix,
             curve,
             TimeSpan.FromSeconds(runs.Average(run => run.Duration.TotalSeconds)));
     }
 
+    private static double[,] MeanMatrixOf(IReadOnlyList<ExperimentResult> runs, int columns)
+    {
+        int rows = runs[0].Matrix!.RowCount;
+        var matrix = new double[rows, columns];
+        for (int row = 0; row < rows; row++)
+        {
+            for (int column = 0; column < columns; column++)
+            {
+                matrix[row, column] = column < runs[0].Matrix!.Rows[row].Count
+                    ? runs.Average(run => run.Matrix!.Rows[row][column])
+                    : double.NaN;
+            }
+        }
+
+        return matrix;
+    }
+
     private static double MeanForgettingOf(ExperimentResult run)
     {
+        if (run.Matrix is null)
+        {
+            return 0;
+        }
+
         IReadOnlyDictionary<int, double> forgetting = run.Matrix.Forgetting();
         int[] earlier = run.Matrix.Tasks.Take(run.Matrix.Tasks.Count - 1).ToArray();
         return earlier.Length == 0 ? 0 : earlier.Average(task => forgetting[task]);
