@@ -51,7 +51,7 @@ public sealed record ExperimentStrategy(string Name, TrainerOptions Trainer, int
     {
         options.AsymmetricNewLoss = true;
         options.BufferKind = ReplayBufferKind.ClassBalanced;
-        options.StepsPerBatch = 3;
+        options.StepsPerBatch = Math.Max(options.StepsPerBatch, 3);
         return options;
     }
 

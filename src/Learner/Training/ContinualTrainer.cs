@@ -19,7 +19,8 @@ public sealed class ContinualTrainer : IDisposable
     private readonly TrainerOptions options;
     private readonly HashSet<int> seenClasses = [];
     private readonly Random augmentationRandom;
-    private optim.Optimizer optimizer;
+    private readonly TrainerScalars scalars;
+    private AdamOptimizer optimizer;
     private nn.Module<Tensor, Tensor>? teacher;
     private long[] teacherClasses = [];
     private int? lastTask;
@@ -34,9 +35,10 @@ public sealed class ContinualTrainer : IDisposable
         Device = device;
         Module = ModelFactory.Clone(spec, initialWeights, device);
         Module.train();
-        optimizer = optim.Adam(Module.parameters(), options.LearningRate);
+        optimizer = new AdamOptimizer(Module.parameters(), options.LearningRate);
         ReplayBuffer = ReplayBuffers.Create(options.BufferKind, options.UsesReplay ? options.ReplayCapacity : 0, options.Seed);
         augmentationRandom = new Random(options.Seed + 1);
+        scalars = new TrainerScalars(options);
     }
 
     public ModelSpec Spec { get; }
@@ -113,19 +115,20 @@ public sealed class ContinualTrainer : IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         ModelFactory.CopyWeights(weights, Module);
         optimizer.Dispose();
-        optimizer = optim.Adam(Module.parameters(), options.LearningRate);
+        optimizer = new AdamOptimizer(Module.parameters(), options.LearningRate);
     }
 
     public void Dispose()
     {
         optimizer.Dispose();
+        scalars.Dispose();
         teacher?.Dispose();
         Module.Dispose();
     }
 
     private StepLosses GradientStep(Tensor logits, Tensor labels, Tensor? presentClassMask, Tensor? teacherProbabilities)
     {
-        Tensor newLogits = presentClassMask is null ? logits : logits.masked_fill(presentClassMask.logical_not(), -1e9);
+        Tensor newLogits = presentClassMask is null ? logits : logits.masked_fill(presentClassMask.logical_not(), scalars.MaskedLogit);
         Tensor newLoss = cross_entropy(newLogits, labels);
         Tensor total = newLoss;
 
@@ -138,14 +141,14 @@ public sealed class ContinualTrainer : IDisposable
             {
                 Tensor replayLogitLoss = ReplayLogitLoss();
                 logitLoss = replayLogitLoss.item<float>();
-                total = total + (replayLogitLoss * options.EffectiveLogitWeight);
+                total = total + (replayLogitLoss * scalars.LogitWeight);
             }
 
             if (options.EffectiveLabelWeight > 0)
             {
                 Tensor replayLabelLoss = ReplayLabelLoss();
                 labelLoss = replayLabelLoss.item<float>();
-                total = total + (replayLabelLoss * options.EffectiveLabelWeight);
+                total = total + (replayLabelLoss * scalars.LabelWeight);
             }
         }
 
@@ -153,7 +156,7 @@ public sealed class ContinualTrainer : IDisposable
         {
             Tensor distillation = DistillationLoss(logits, teacherProbabilities);
             distillationLoss = distillation.item<float>();
-            total = total + (distillation * options.DistillationWeight);
+            total = total + (distillation * scalars.DistillationWeight);
         }
 
         double totalValue = total.item<float>();
@@ -166,14 +169,14 @@ public sealed class ContinualTrainer : IDisposable
             return losses;
         }
 
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         total.backward();
         if (options.GradientClipNorm > 0)
         {
             _ = nn.utils.clip_grad_norm_(Module.parameters(), options.GradientClipNorm);
         }
 
-        optimizer.step();
+        optimizer.Step();
         return losses;
     }
 
@@ -204,24 +207,23 @@ public sealed class ContinualTrainer : IDisposable
         using var noGrad = torch.no_grad();
         Tensor known = TensorBatches.ToDevice(torch.tensor(teacherClasses), Device);
         Tensor logits = teacher.forward(input).index_select(1, known);
-        return softmax(logits / options.DistillationTemperature, 1);
+        return softmax(logits / scalars.Temperature, 1);
     }
 
     // T^2 * KL(teacher || student) over the teacher's classes (Hinton et al., 2015), averaged over the batch.
     private Tensor DistillationLoss(Tensor logits, Tensor teacherProbabilities)
     {
-        double temperature = options.DistillationTemperature;
         Tensor known = TensorBatches.ToDevice(torch.tensor(teacherClasses), Device);
-        Tensor studentLogProbabilities = log_softmax(logits.index_select(1, known) / temperature, 1);
-        Tensor teacherLogProbabilities = teacherProbabilities.clamp_min(1e-8).log();
-        Tensor divergence = (teacherProbabilities * (teacherLogProbabilities - studentLogProbabilities)).sum() / logits.shape[0];
-        return divergence * (temperature * temperature);
+        Tensor studentLogProbabilities = log_softmax(logits.index_select(1, known) / scalars.Temperature, 1);
+        Tensor teacherLogProbabilities = teacherProbabilities.clamp_min(scalars.ProbabilityFloor).log();
+        Tensor divergence = (teacherProbabilities * (teacherLogProbabilities - studentLogProbabilities)).sum(1).mean();
+        return divergence * scalars.TemperatureSquared;
     }
 
     private Tensor PresentClassMask(Tensor labels)
     {
         Tensor mask = torch.zeros([Spec.ClassCount], ScalarType.Bool, Device);
-        mask.index_fill_(0, labels.unique().Item1, true);
+        mask.index_fill_(0, labels.unique().Item1, scalars.True);
         return mask.unsqueeze(0);
     }
 
