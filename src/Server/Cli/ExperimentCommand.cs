@@ -27,6 +27,7 @@ public static class ExperimentCommand
         var jointEpochs = new Option<int>("--joint-epochs") { Description = "Epochs of the joint upper bound.", DefaultValueFactory = _ => 5 };
         var capacity = new Option<int>("--replay-capacity") { Description = "Replay buffer capacity, in examples.", DefaultValueFactory = _ => 500 };
         var buffer = new Option<ReplayBufferKind>("--buffer") { Description = "Replay buffer of the replay strategies: Reservoir or ClassBalanced ('best' always uses ClassBalanced).", DefaultValueFactory = _ => ReplayBufferKind.Reservoir };
+        var replayBatch = new Option<int>("--replay-batch-size") { Description = "Replayed examples drawn per replay loss term per step.", DefaultValueFactory = _ => 32 };
         var steps = new Option<int>("--steps-per-batch") { Description = "Gradient steps per incoming batch.", DefaultValueFactory = _ => 1 };
         var asymmetric = new Option<bool>("--asymmetric") { Description = "Cross-entropy of new examples over the classes of their batch only (ER-ACE)." };
         var shift = new Option<int>("--replay-shift") { Description = "Random shift of replayed images, in pixels (0 disables).", DefaultValueFactory = _ => 0 };
@@ -38,7 +39,7 @@ public static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "libtorch CPU threads; 0 keeps libtorch's default.", DefaultValueFactory = _ => 1 };
         var command = new Command("experiment", "Measure continual-learning strategies offline on Fashion-MNIST (ACC, BWT, forgetting over seeds) and write a results page.")
         {
-            data, protocol, strategies, seeds, validation, output, jointEpochs, capacity, buffer, steps, asymmetric, shift,
+            data, protocol, strategies, seeds, validation, output, jointEpochs, capacity, buffer, replayBatch, steps, asymmetric, shift,
             alpha, beta, lwfWeight, lwfTemperature, learningRate, threads,
         };
         command.SetAction(result =>
@@ -47,6 +48,7 @@ public static class ExperimentCommand
             {
                 ReplayCapacity = result.GetValue(capacity),
                 BufferKind = result.GetValue(buffer),
+                ReplayBatchSize = result.GetValue(replayBatch),
                 StepsPerBatch = result.GetValue(steps),
                 AsymmetricNewLoss = result.GetValue(asymmetric),
                 ReplayShiftPixels = result.GetValue(shift),
