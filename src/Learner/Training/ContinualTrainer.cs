@@ -141,14 +141,14 @@ public sealed class ContinualTrainer : IDisposable
             {
                 Tensor replayLogitLoss = ReplayLogitLoss();
                 logitLoss = replayLogitLoss.item<float>();
-                total = total + (replayLogitLoss * scalars.LogitWeight);
+                total = total.add(replayLogitLoss, scalars.LogitWeight);
             }
 
             if (options.EffectiveLabelWeight > 0)
             {
                 Tensor replayLabelLoss = ReplayLabelLoss();
                 labelLoss = replayLabelLoss.item<float>();
-                total = total + (replayLabelLoss * scalars.LabelWeight);
+                total = total.add(replayLabelLoss, scalars.LabelWeight);
             }
         }
 
@@ -156,7 +156,7 @@ public sealed class ContinualTrainer : IDisposable
         {
             Tensor distillation = DistillationLoss(logits, teacherProbabilities);
             distillationLoss = distillation.item<float>();
-            total = total + (distillation * scalars.DistillationWeight);
+            total = total.add(distillation, scalars.DistillationWeight);
         }
 
         double totalValue = total.item<float>();
@@ -216,7 +216,7 @@ public sealed class ContinualTrainer : IDisposable
         Tensor known = TensorBatches.ToDevice(torch.tensor(teacherClasses), Device);
         Tensor studentLogProbabilities = log_softmax(logits.index_select(1, known) / scalars.Temperature, 1);
         Tensor teacherLogProbabilities = teacherProbabilities.clamp_min(scalars.ProbabilityFloor).log();
-        Tensor divergence = (teacherProbabilities * (teacherLogProbabilities - studentLogProbabilities)).sum(1).mean();
+        Tensor divergence = teacherProbabilities.mul(teacherLogProbabilities.add(studentLogProbabilities, scalars.MinusOne)).sum(1).mean();
         return divergence * scalars.TemperatureSquared;
     }
 

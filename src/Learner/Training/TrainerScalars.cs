@@ -5,7 +5,8 @@ namespace ContinualServe.Learner.Training;
 /// <summary>
 /// The constant Scalars of a trainer's loss, created once and disposed with the trainer. TorchSharp 0.107 hands a
 /// Scalar to native code by raw handle, so an implicitly converted one can be finalized during the call; fields
-/// keep these alive for as long as the trainer exists.
+/// keep these alive for as long as the trainer exists. Tensor operators such as + and − create such a Scalar
+/// (their alpha of 1) on every call, so the trainer calls add with one of these instead.
 /// </summary>
 internal sealed class TrainerScalars : IDisposable
 {
@@ -19,6 +20,7 @@ internal sealed class TrainerScalars : IDisposable
         ProbabilityFloor = 1e-8.ToScalar();
         MaskedLogit = (-1e9).ToScalar();
         True = true.ToScalar();
+        MinusOne = (-1.0).ToScalar();
     }
 
     public Scalar LogitWeight { get; }
@@ -38,6 +40,8 @@ internal sealed class TrainerScalars : IDisposable
 
     public Scalar True { get; }
 
+    public Scalar MinusOne { get; }
+
     public void Dispose()
     {
         LogitWeight.Dispose();
@@ -48,5 +52,6 @@ internal sealed class TrainerScalars : IDisposable
         ProbabilityFloor.Dispose();
         MaskedLogit.Dispose();
         True.Dispose();
+        MinusOne.Dispose();
     }
 }
