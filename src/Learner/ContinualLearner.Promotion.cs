@@ -34,6 +34,8 @@ public sealed partial class ContinualLearner
             {
                 HeldOut = status.HeldOut + heldOutSinceRound,
                 LatestVersion = latest.Number,
+                Rejected = status.Rejected + 1,
+                RoundPosition = positions.Values.Sum(),
             };
         }
 

@@ -333,6 +333,7 @@ public sealed partial class ContinualLearner : IDisposable
                 LatestVersion = latest.Number,
                 LastLoss = meanLoss,
                 AccuracyByTask = accuracies,
+                RoundPosition = positions.Values.Sum(),
             };
         }
 

@@ -25,4 +25,10 @@ public sealed record LearnerStatus
     public IReadOnlyDictionary<int, double> AccuracyByTask { get; init; } = new Dictionary<int, double>();
 
     public bool IsRunning { get; init; }
+
+    /// <summary>Candidates the promotion gate rejected since the learner started.</summary>
+    public long Rejected { get; init; }
+
+    /// <summary>Sum over assigned partitions of the next offset to consume when the last round ended, promoted or rejected.</summary>
+    public long RoundPosition { get; init; }
 }
