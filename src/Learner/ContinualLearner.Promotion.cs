@@ -17,6 +17,8 @@ public sealed partial class ContinualLearner
     /// version, the learner resumes from the live version's offsets and reads them once more.
     /// The replay buffer keeps what it stored during the round (examples and their logits at that time).
     /// </summary>
+    // NOTE: when every round of a new task forgets past the limits (DER++ on the 1,205-example test slice does),
+    // each candidate is rejected and the learner stays on the live version; rejected counts then keep rising.
     private void DiscardCandidate(long started)
     {
         using (nn.Module<Tensor, Tensor> live = latest!.LoadModule(device))
