@@ -10,7 +10,8 @@ namespace ContinualServe.Learner.Training;
 /// NOTE: TorchSharp 0.107's own Adam passes implicitly created Scalars to native calls by raw handle, and their
 /// finalizer can free one while the call still reads it; runs of several thousand steps intermittently failed
 /// in addcdiv_ with "Expected false to be true" from c10's Scalar::toFloat. Here every Scalar is disposed
-/// explicitly after its call, which keeps it alive until then.
+/// explicitly after its call, which keeps it alive until then; add_(Scalar) gets its alpha of 1 explicitly too,
+/// because the one-argument overload converts it implicitly.
 /// </summary>
 internal sealed class AdamOptimizer : IDisposable
 {
@@ -54,6 +55,7 @@ internal sealed class AdamOptimizer : IDisposable
         using Scalar oneMinusBeta2 = (1 - Beta2).ToScalar();
         using Scalar correction2 = Math.Sqrt(biasCorrection2).ToScalar();
         using Scalar epsilon = Epsilon.ToScalar();
+        using Scalar one = 1.0.ToScalar();
         using Scalar stepSize = (-learningRate / biasCorrection1).ToScalar();
         for (int index = 0; index < parameters.Length; index++)
         {
@@ -65,7 +67,7 @@ internal sealed class AdamOptimizer : IDisposable
 
             firstMoments[index].mul_(beta1).add_(gradient, alpha: oneMinusBeta1);
             secondMoments[index].mul_(beta2).addcmul_(gradient, gradient, value: oneMinusBeta2);
-            Tensor denominator = secondMoments[index].sqrt().div_(correction2).add_(epsilon);
+            Tensor denominator = secondMoments[index].sqrt().div_(correction2).add_(epsilon, one);
             parameters[index].addcdiv_(firstMoments[index], denominator, value: stepSize);
         }
     }
