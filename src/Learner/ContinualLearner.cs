@@ -4,6 +4,7 @@ using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Evaluation;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
@@ -29,6 +30,7 @@ public sealed partial class ContinualLearner : IDisposable
     private readonly ModelStore store;
     private readonly ExampleRecordCodec codec;
     private readonly HoldoutRouter holdoutRouter;
+    private readonly PromotionGate promotionGate;
     private readonly HoldoutEvaluator evaluator = new();
     private readonly Dictionary<TopicPartition, long> positions = [];
     private readonly List<LabeledExample> pending = [];
@@ -60,6 +62,7 @@ public sealed partial class ContinualLearner : IDisposable
         store = new ModelStore(options.StoreDirectory, options.RetainedVersions, loggerFactory.CreateLogger<ModelStore>());
         codec = new ExampleRecordCodec(options.InitialSpec.FeatureCount, options.InitialSpec.ClassCount, options.MaxRecordBytes);
         holdoutRouter = new HoldoutRouter(options.HoldoutFraction);
+        promotionGate = new PromotionGate(options.Promotion, options.InitialSpec, options.StoreDirectory, logger);
     }
 
     /// <summary>Raised on the learner thread after a version is saved and its offsets committed.</summary>
@@ -312,6 +315,13 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         EvaluationSummary summary = matrix.ToSummary();
+        PromotionDecision decision = promotionGate.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation);
+        if (!decision.Promoted)
+        {
+            DiscardCandidate(started);
+            return;
+        }
+
         var manifest = new ModelManifest
         {
             ParentVersion = latest?.Number,
@@ -337,6 +347,7 @@ public sealed partial class ContinualLearner : IDisposable
                 LatestVersion = latest.Number,
                 LastLoss = meanLoss,
                 AccuracyByTask = accuracies,
+                RoundPosition = positions.Values.Sum(),
             };
         }
 
@@ -345,7 +356,6 @@ public sealed partial class ContinualLearner : IDisposable
         lossSum = logitLossSum = labelLossSum = 0;
         lossSteps = 0;
         ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-        ContinualServeMetrics.Promotions.WithLabels("promoted").Inc();
         ContinualServeMetrics.LearnerLastVersionTimestamp.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
         VersionPublished?.Invoke(latest);
     }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 
@@ -57,6 +58,9 @@ public sealed class LearnerOptions
     public TrainerOptions Trainer { get; set; } = new();
 
     public Checkpoints.CheckpointOptions Checkpoint { get; set; } = new();
+
+    /// <summary>Limits a candidate must meet to replace the live version.</summary>
+    public PromotionOptions Promotion { get; set; } = new();
 
     public string ResolvedDeadLetterTopic => string.IsNullOrEmpty(DeadLetterTopic) ? Topic + ".dlq" : DeadLetterTopic;
 }

@@ -36,4 +36,10 @@ public sealed record LearnerStatus
 
     /// <summary>True when training kept diverging after rollbacks; learning is paused until resumed.</summary>
     public bool IsDiverged { get; init; }
+
+    /// <summary>Candidates the promotion gate rejected since the learner started.</summary>
+    public long Rejected { get; init; }
+
+    /// <summary>Sum over assigned partitions of the next offset to consume when the last round ended, promoted or rejected.</summary>
+    public long RoundPosition { get; init; }
 }

@@ -5,7 +5,7 @@ namespace ContinualServe.Learner.Replay;
 /// every offered example is held with probability capacity / n, whatever its position in the stream.
 /// Not thread-safe; the learner's training thread owns it.
 /// </summary>
-public sealed class ReservoirReplayBuffer
+public sealed class ReservoirReplayBuffer : IReplayBuffer
 {
     private readonly ReplayExample[] slots;
     private readonly Random random;

@@ -8,15 +8,22 @@ using static TorchSharp.torch.nn.functional;
 namespace ContinualServe.Learner.Training;
 
 /// <summary>
-/// Trains a private copy of the model on new examples mixed with replay: loss = CE(new)
-/// + alpha * MSE(logits on replayed examples, stored logits) + beta * CE(replayed labels).
-/// Every new example is then offered to the reservoir buffer with the logits it got in this step.
-/// Owned by one thread: TorchSharp's dispose scopes and no_grad are per thread.
+/// Trains a private copy of the model on new examples mixed with replay and distillation, one strategy per
+/// configuration: loss = CE(new) + alpha * MSE(logits on replayed examples, stored logits)
+/// + beta * CE(replayed labels) + lambda * LwF distillation toward the teacher. Each incoming batch gets
+/// <see cref="TrainerOptions.StepsPerBatch"/> gradient steps; its examples are then offered to the replay buffer
+/// with the logits of the last step. Owned by one thread: TorchSharp's dispose scopes and no_grad are per thread.
 /// </summary>
 public sealed class ContinualTrainer : IDisposable
 {
     private readonly TrainerOptions options;
-    private readonly optim.Optimizer optimizer;
+    private readonly HashSet<int> seenClasses = [];
+    private readonly Random augmentationRandom;
+    private readonly TrainerScalars scalars;
+    private AdamOptimizer optimizer;
+    private nn.Module<Tensor, Tensor>? teacher;
+    private long[] teacherClasses = [];
+    private int? lastTask;
 
     public ContinualTrainer(ModelSpec spec, nn.Module<Tensor, Tensor> initialWeights, Device device, TrainerOptions options)
     {
@@ -28,8 +35,10 @@ public sealed class ContinualTrainer : IDisposable
         Device = device;
         Module = ModelFactory.Clone(spec, initialWeights, device);
         Module.train();
-        optimizer = optim.Adam(Module.parameters(), options.LearningRate);
-        ReplayBuffer = new ReservoirReplayBuffer(options.UsesReplay ? options.ReplayCapacity : 0, options.Seed);
+        optimizer = new AdamOptimizer(Module.parameters(), options.LearningRate);
+        ReplayBuffer = ReplayBuffers.Create(options.BufferKind, options.UsesReplay ? options.ReplayCapacity : 0, options.Seed);
+        augmentationRandom = new Random(options.Seed + 1);
+        scalars = new TrainerScalars(options);
     }
 
     public ModelSpec Spec { get; }
@@ -39,13 +48,21 @@ public sealed class ContinualTrainer : IDisposable
     /// <summary>The module being trained; never the one that serves requests.</summary>
     public nn.Module<Tensor, Tensor> Module { get; }
 
-    public ReservoirReplayBuffer ReplayBuffer { get; }
+    public IReplayBuffer ReplayBuffer { get; }
 
+    /// <summary>Gradient steps taken so far.</summary>
     public long StepCount { get; private set; }
 
     public long SkippedStepCount { get; private set; }
 
-    /// <summary>Runs one gradient step on <paramref name="batch"/> and offers its examples to the replay buffer.</summary>
+    /// <summary>True once LwF has a teacher, which happens at the first task change when distillation is on.</summary>
+    public bool HasTeacher => teacher is not null;
+
+    /// <summary>
+    /// Trains on <paramref name="batch"/> and offers its examples to the replay buffer. Returns the losses of the
+    /// last gradient step, or of the step whose loss was not finite (then no update was made and training on the
+    /// batch stops).
+    /// </summary>
     public StepLosses Step(IReadOnlyList<LabeledExample> batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
@@ -54,81 +71,183 @@ public sealed class ContinualTrainer : IDisposable
             throw new ArgumentException("A training step needs at least one example.", nameof(batch));
         }
 
+        FreezeTeacherOnTaskChange(batch[0].Task);
         using var scope = torch.NewDisposeScope();
         Tensor input = TensorBatches.Features(batch, 0, batch.Count, Device);
         Tensor labels = TensorBatches.Labels(batch, 0, batch.Count, Device);
-        Tensor logits = Module.forward(input);
-        Tensor newLoss = cross_entropy(logits, labels);
+        Tensor? teacherProbabilities = TeacherProbabilities(input);
+        Tensor? presentClassMask = options.AsymmetricNewLoss ? PresentClassMask(labels) : null;
+
+        StepLosses losses = default;
+        Tensor? lastLogits = null;
+        for (int iteration = 0; iteration < options.StepsPerBatch; iteration++)
+        {
+            using var stepScope = torch.NewDisposeScope();
+            Tensor logits = Module.forward(input);
+            losses = GradientStep(logits, labels, presentClassMask, teacherProbabilities);
+            if (losses.Skipped)
+            {
+                SkippedStepCount++;
+                return losses;
+            }
+
+            StepCount++;
+            lastLogits?.Dispose();
+            lastLogits = logits.detach().MoveToOuterDisposeScope();
+        }
+
+        foreach (LabeledExample example in batch)
+        {
+            _ = seenClasses.Add(example.Label);
+        }
+
+        OfferToReplay(batch, lastLogits!);
+        return losses;
+    }
+
+    /// <summary>
+    /// Replaces the weights being trained with <paramref name="weights"/> (for example the live version after a
+    /// candidate was rejected) and restarts the optimizer, whose moments belong to the discarded weights.
+    /// The replay buffer and the LwF teacher are kept.
+    /// </summary>
+    public void ResetWeights(nn.Module<Tensor, Tensor> weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ModelFactory.CopyWeights(weights, Module);
+        optimizer.Dispose();
+        optimizer = new AdamOptimizer(Module.parameters(), options.LearningRate);
+    }
+
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        scalars.Dispose();
+        teacher?.Dispose();
+        Module.Dispose();
+    }
+
+    private StepLosses GradientStep(Tensor logits, Tensor labels, Tensor? presentClassMask, Tensor? teacherProbabilities)
+    {
+        Tensor newLogits = presentClassMask is null ? logits : logits.masked_fill(presentClassMask.logical_not(), scalars.MaskedLogit);
+        Tensor newLoss = cross_entropy(newLogits, labels);
         Tensor total = newLoss;
 
         double logitLoss = 0;
         double labelLoss = 0;
+        double distillationLoss = 0;
         if (options.UsesReplay && ReplayBuffer.Count > 0)
         {
             if (options.EffectiveLogitWeight > 0)
             {
                 Tensor replayLogitLoss = ReplayLogitLoss();
                 logitLoss = replayLogitLoss.item<float>();
-                total = total + (replayLogitLoss * options.EffectiveLogitWeight);
+                total = total.add(replayLogitLoss, scalars.LogitWeight);
             }
 
             if (options.EffectiveLabelWeight > 0)
             {
                 Tensor replayLabelLoss = ReplayLabelLoss();
                 labelLoss = replayLabelLoss.item<float>();
-                total = total + (replayLabelLoss * options.EffectiveLabelWeight);
+                total = total.add(replayLabelLoss, scalars.LabelWeight);
             }
         }
 
+        if (teacherProbabilities is not null)
+        {
+            Tensor distillation = DistillationLoss(logits, teacherProbabilities);
+            distillationLoss = distillation.item<float>();
+            total = total.add(distillation, scalars.DistillationWeight);
+        }
+
         double totalValue = total.item<float>();
-        var losses = new StepLosses(newLoss.item<float>(), logitLoss, labelLoss, totalValue, Skipped: !double.IsFinite(totalValue));
+        var losses = new StepLosses(newLoss.item<float>(), logitLoss, labelLoss, totalValue, Skipped: !double.IsFinite(totalValue))
+        {
+            Distillation = distillationLoss,
+        };
         if (losses.Skipped)
         {
-            SkippedStepCount++;
             return losses;
         }
 
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         total.backward();
         if (options.GradientClipNorm > 0)
         {
             _ = nn.utils.clip_grad_norm_(Module.parameters(), options.GradientClipNorm);
         }
 
-        optimizer.step();
-        StepCount++;
-        OfferToReplay(batch, logits);
+        optimizer.Step();
         return losses;
     }
 
-    /// <summary>Writes the optimizer state (Adam moments and step counts) to <paramref name="path"/> for a learner checkpoint.</summary>
-    public void SaveOptimizerState(string path) => StatefulOptimizer.save_state_dict(path);
+    /// <summary>Writes the optimizer state (Adam moments and step count) to <paramref name="path"/> for a learner checkpoint.</summary>
+    public void SaveOptimizerState(string path) => optimizer.Save(path);
 
     /// <summary>Replaces the optimizer state with one written by <see cref="SaveOptimizerState"/>.</summary>
-    public void LoadOptimizerState(string path) => StatefulOptimizer.load_state_dict(path);
+    public void LoadOptimizerState(string path) => optimizer.Load(path);
 
-    private TorchSharp.Modules.OptimizerHelper StatefulOptimizer => optimizer as TorchSharp.Modules.OptimizerHelper
-        ?? throw new NotSupportedException($"{optimizer.GetType().Name} cannot save or load its state.");
-
-    public void Dispose()
+    // LwF's teacher is the model as it was when the stream moved on to a new task: it knows the classes seen so far.
+    private void FreezeTeacherOnTaskChange(int task)
     {
-        optimizer.Dispose();
-        Module.Dispose();
+        bool taskChanged = lastTask is not null && lastTask != task;
+        lastTask = task;
+        if (!options.UsesDistillation || !taskChanged || seenClasses.Count == 0)
+        {
+            return;
+        }
+
+        teacher?.Dispose();
+        teacher = ModelFactory.Clone(Spec, Module, Device);
+        teacher.eval();
+        teacherClasses = seenClasses.Order().Select(label => (long)label).ToArray();
+    }
+
+    // The teacher's softened probabilities over the classes it knows; constant over the batch's gradient steps.
+    private Tensor? TeacherProbabilities(Tensor input)
+    {
+        if (teacher is null)
+        {
+            return null;
+        }
+
+        using var noGrad = torch.no_grad();
+        Tensor known = TensorBatches.ToDevice(torch.tensor(teacherClasses), Device);
+        Tensor logits = teacher.forward(input).index_select(1, known);
+        return softmax(logits / scalars.Temperature, 1);
+    }
+
+    // T^2 * KL(teacher || student) over the teacher's classes (Hinton et al., 2015), averaged over the batch.
+    private Tensor DistillationLoss(Tensor logits, Tensor teacherProbabilities)
+    {
+        Tensor known = TensorBatches.ToDevice(torch.tensor(teacherClasses), Device);
+        Tensor studentLogProbabilities = log_softmax(logits.index_select(1, known) / scalars.Temperature, 1);
+        Tensor teacherLogProbabilities = teacherProbabilities.clamp_min(scalars.ProbabilityFloor).log();
+        Tensor divergence = teacherProbabilities.mul(teacherLogProbabilities.add(studentLogProbabilities, scalars.MinusOne)).sum(1).mean();
+        return divergence * scalars.TemperatureSquared;
+    }
+
+    private Tensor PresentClassMask(Tensor labels)
+    {
+        Tensor mask = torch.zeros([Spec.ClassCount], ScalarType.Bool, Device);
+        mask.index_fill_(0, labels.unique().Item1, scalars.True);
+        return mask.unsqueeze(0);
     }
 
     private Tensor ReplayLogitLoss()
     {
         IReadOnlyList<ReplayExample> sample = ReplayBuffer.Sample(options.ReplayBatchSize);
-        Tensor input = ReplayFeatures(sample);
-        Tensor stored = ReplayLogits(sample);
+        Tensor input = ReplayTensors.Features(sample, Spec.FeatureCount, Device);
+        input = ReplayTensors.Shift(input, options.ReplayShiftPixels, augmentationRandom);
+        Tensor stored = ReplayTensors.Logits(sample, Spec.ClassCount, Device);
         return mse_loss(Module.forward(input), stored);
     }
 
     private Tensor ReplayLabelLoss()
     {
         IReadOnlyList<ReplayExample> sample = ReplayBuffer.Sample(options.ReplayBatchSize);
-        Tensor input = ReplayFeatures(sample);
-        Tensor labels = TensorBatches.ToDevice(torch.tensor(sample.Select(example => (long)example.Label).ToArray()), Device);
+        Tensor input = ReplayTensors.Features(sample, Spec.FeatureCount, Device);
+        input = ReplayTensors.Shift(input, options.ReplayShiftPixels, augmentationRandom);
+        Tensor labels = ReplayTensors.Labels(sample, Device);
         return cross_entropy(Module.forward(input), labels);
     }
 
@@ -136,10 +255,12 @@ public sealed class ContinualTrainer : IDisposable
     {
         if (!options.UsesReplay)
         {
+            logits.Dispose();
             return;
         }
 
-        float[] values = logits.detach().cpu().data<float>().ToArray();
+        float[] values = logits.cpu().data<float>().ToArray();
+        logits.Dispose();
         int classCount = Spec.ClassCount;
         for (int index = 0; index < batch.Count; index++)
         {
@@ -147,29 +268,5 @@ public sealed class ContinualTrainer : IDisposable
             float[] stored = values.AsSpan(index * classCount, classCount).ToArray();
             _ = ReplayBuffer.Offer(new ReplayExample(example.Id, example.Task, example.Label, example.Features, stored));
         }
-    }
-
-    private Tensor ReplayFeatures(IReadOnlyList<ReplayExample> sample)
-    {
-        int featureCount = Spec.FeatureCount;
-        var buffer = new float[sample.Count * featureCount];
-        for (int index = 0; index < sample.Count; index++)
-        {
-            sample[index].Features.CopyTo(buffer, index * featureCount);
-        }
-
-        return TensorBatches.ToDevice(torch.tensor(buffer, [sample.Count, featureCount]), Device);
-    }
-
-    private Tensor ReplayLogits(IReadOnlyList<ReplayExample> sample)
-    {
-        int classCount = Spec.ClassCount;
-        var buffer = new float[sample.Count * classCount];
-        for (int index = 0; index < sample.Count; index++)
-        {
-            sample[index].Logits.CopyTo(buffer, index * classCount);
-        }
-
-        return TensorBatches.ToDevice(torch.tensor(buffer, [sample.Count, classCount]), Device);
     }
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using ContinualServe.Learner.Replay;
 
 namespace ContinualServe.Learner.Training;
 
@@ -51,8 +52,39 @@ public sealed class TrainerOptions
     [Range(0.0, 1e6)]
     public double GradientClipNorm { get; set; } = 10.0;
 
+    /// <summary>How the replay buffer chooses which examples to keep.</summary>
+    public ReplayBufferKind BufferKind { get; set; } = ReplayBufferKind.Reservoir;
+
+    /// <summary>
+    /// Weight of LwF distillation (Li and Hoiem, 2016) toward the teacher, a frozen copy of the weights taken when
+    /// the stream moves to a new task; 0 disables it. Combines with any replay strategy.
+    /// </summary>
+    [Range(0.0, 100.0)]
+    public double DistillationWeight { get; set; }
+
+    /// <summary>Softmax temperature of LwF distillation; the loss is scaled by its square.</summary>
+    [Range(0.1, 100.0)]
+    public double DistillationTemperature { get; set; } = 2.0;
+
+    /// <summary>Gradient steps taken on each incoming batch, each with fresh replay samples.</summary>
+    [Range(1, 100)]
+    public int StepsPerBatch { get; set; } = 1;
+
+    /// <summary>
+    /// Asymmetric cross-entropy on new examples (ER-ACE, Caccia et al., 2022): the new examples' loss sees only the
+    /// classes present in their batch, so learning new classes does not push down the logits of earlier ones;
+    /// replayed examples keep the full cross-entropy.
+    /// </summary>
+    public bool AsymmetricNewLoss { get; set; }
+
+    /// <summary>Shifts replayed images by up to this many pixels in each direction (square inputs only); 0 disables it.</summary>
+    [Range(0, 8)]
+    public int ReplayShiftPixels { get; set; }
+
     /// <summary>Seed of weight initialization and replay sampling.</summary>
     public int Seed { get; set; } = 1;
+
+    public bool UsesDistillation => DistillationWeight > 0;
 
     public bool UsesReplay => Strategy != ReplayStrategy.Naive && ReplayCapacity > 0;
 

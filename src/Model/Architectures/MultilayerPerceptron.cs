@@ -8,12 +8,14 @@ namespace ContinualServe.Model.Architectures;
 public sealed class MultilayerPerceptron : nn.Module<Tensor, Tensor>
 {
     private readonly Sequential layers;
-    private readonly double inputScale;
+    // A field keeps the Scalar alive during each native call: TorchSharp 0.107 passes an implicitly converted
+    // Scalar by raw handle, and its finalizer can free it while the call still reads it.
+    private readonly Scalar inputScale;
 
     public MultilayerPerceptron(ModelSpec spec)
         : base(nameof(MultilayerPerceptron))
     {
-        inputScale = spec.InputScale;
+        inputScale = ((double)spec.InputScale).ToScalar();
         var modules = new List<(string, nn.Module<Tensor, Tensor>)>();
         long width = spec.FeatureCount;
         for (int index = 0; index < spec.HiddenSizes.Count; index++)
@@ -40,6 +42,7 @@ public sealed class MultilayerPerceptron : nn.Module<Tensor, Tensor>
         if (disposing)
         {
             layers.Dispose();
+            inputScale.Dispose();
         }
 
         base.Dispose(disposing);

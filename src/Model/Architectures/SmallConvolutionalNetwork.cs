@@ -12,7 +12,9 @@ public sealed class SmallConvolutionalNetwork : nn.Module<Tensor, Tensor>
 {
     private readonly Sequential features;
     private readonly Linear head;
-    private readonly double inputScale;
+    // A field keeps the Scalar alive during each native call: TorchSharp 0.107 passes an implicitly converted
+    // Scalar by raw handle, and its finalizer can free it while the call still reads it.
+    private readonly Scalar inputScale;
     private readonly long side;
 
     public SmallConvolutionalNetwork(ModelSpec spec)
@@ -25,7 +27,7 @@ public sealed class SmallConvolutionalNetwork : nn.Module<Tensor, Tensor>
                 $"The cnn architecture needs a square image whose side is a multiple of 4; got {spec.FeatureCount} features.");
         }
 
-        inputScale = spec.InputScale;
+        inputScale = ((double)spec.InputScale).ToScalar();
         long first = spec.HiddenSizes.Count > 0 ? spec.HiddenSizes[0] : 16;
         long second = spec.HiddenSizes.Count > 1 ? spec.HiddenSizes[1] : 32;
         features = nn.Sequential(
@@ -54,6 +56,7 @@ public sealed class SmallConvolutionalNetwork : nn.Module<Tensor, Tensor>
         {
             features.Dispose();
             head.Dispose();
+            inputScale.Dispose();
         }
 
         base.Dispose(disposing);

@@ -78,6 +78,7 @@ public static class CommandLine
             BrokerCommand(),
             ProduceCommand(),
             BenchCommand.Create(),
+            ExperimentCommand.Create(),
         };
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }

@@ -1,3 +1,4 @@
+using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 
 namespace ContinualServe.Server.Demo;
@@ -40,4 +41,6 @@ public sealed class DemoOptions
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(30);
 
     public TrainerOptions Trainer { get; set; } = new();
+
+    public PromotionOptions Promotion { get; set; } = new();
 }

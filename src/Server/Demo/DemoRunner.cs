@@ -113,6 +113,7 @@ public sealed class DemoRunner
         RoundExamples = options.RoundExamples,
         SessionTimeout = TimeSpan.FromSeconds(3),
         Trainer = options.Trainer,
+        Promotion = options.Promotion,
     };
 
     private async Task<long> StreamAndReportAsync(string bootstrapServers, IdxDataset training, ContinualLearner learner, InferenceLoad load, CancellationToken token)
@@ -139,7 +140,9 @@ public sealed class DemoRunner
         {
             ModelVersion? latest = learner.Store.TryLoadLatest();
             long committed = latest?.Manifest.TrainingOffsets.Sum(offset => offset.Offset) ?? 0;
-            if (committed >= produced)
+
+            // A rejected last round leaves its offsets to the next promoted version; the stream is still handled.
+            if (committed >= produced || learner.Status.RoundPosition >= produced)
             {
                 return;
             }

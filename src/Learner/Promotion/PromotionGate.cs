@@ -1,0 +1,166 @@
+using System.Globalization;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Evaluation;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner.Promotion;
+
+/// <summary>
+/// Decides whether a candidate version may replace the live one: its forgetting on every seen task, the drop of
+/// its average accuracy below the live version's, and its accuracy on the operator's golden set (read from the
+/// model store directory) must stay within <see cref="PromotionOptions"/>. Logs every decision with its numbers
+/// and counts it in <c>continualserve_promotions_total{decision}</c>.
+/// </summary>
+public sealed partial class PromotionGate
+{
+    private readonly PromotionOptions options;
+    private readonly ModelSpec spec;
+    private readonly string storeDirectory;
+    private readonly ILogger logger;
+    private GoldenSet? cachedGoldenSet;
+    private DateTime goldenSetWrittenAt;
+
+    public PromotionGate(PromotionOptions options, ModelSpec spec, string storeDirectory, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(storeDirectory);
+        ArgumentNullException.ThrowIfNull(logger);
+        this.options = options;
+        this.spec = spec;
+        this.storeDirectory = storeDirectory;
+        this.logger = logger;
+    }
+
+    /// <summary>
+    /// Measures <paramref name="candidate"/> on the golden set, decides on it against the live version's evaluation,
+    /// then logs and counts the decision.
+    /// </summary>
+    public PromotionDecision Review(nn.Module<Tensor, Tensor> candidate, Device device, EvaluationSummary candidateEvaluation, EvaluationSummary? liveEvaluation)
+    {
+        ArgumentNullException.ThrowIfNull(candidate);
+        ArgumentNullException.ThrowIfNull(candidateEvaluation);
+        double? goldenAccuracy = null;
+        string? goldenSetError = null;
+        try
+        {
+            GoldenSet? goldenSet = LoadGoldenSet();
+            goldenAccuracy = goldenSet is null ? null : GoldenAccuracy(candidate, device, goldenSet);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException or System.Text.Json.JsonException)
+        {
+            // Fail closed: without a readable golden set the floor cannot be checked.
+            goldenSetError = exception.Message;
+            LogGoldenSetUnreadable(logger, exception, storeDirectory);
+        }
+
+        PromotionDecision decision = Decide(candidateEvaluation, liveEvaluation, goldenAccuracy, goldenSetError);
+        ContinualServeMetrics.Promotions.WithLabels(decision.Label).Inc();
+        string goldenText = decision.GoldenAccuracy?.ToString("F4", CultureInfo.InvariantCulture) ?? "none";
+        string live = decision.LiveAverageAccuracy?.ToString("F4", CultureInfo.InvariantCulture) ?? "none";
+        if (decision.Promoted)
+        {
+            LogPromoted(logger, decision.AverageAccuracy, live, decision.MaxForgetting, decision.MaxForgettingTask ?? 0, goldenText);
+        }
+        else
+        {
+            LogRejected(logger, string.Join("; ", decision.Reasons), decision.AverageAccuracy, live, decision.MaxForgetting, decision.MaxForgettingTask ?? 0, goldenText);
+        }
+
+        return decision;
+    }
+
+    /// <summary>Applies the limits to the numbers alone; neither logs nor counts.</summary>
+    public PromotionDecision Decide(EvaluationSummary candidate, EvaluationSummary? live, double? goldenAccuracy, string? goldenSetError = null)
+    {
+        ArgumentNullException.ThrowIfNull(candidate);
+        List<string> reasons = [];
+        (int task, double forgetting) worst = candidate.Forgetting.Count == 0
+            ? (0, 0)
+            : candidate.Forgetting.Select(pair => (pair.Key, pair.Value)).MaxBy(pair => pair.Value);
+        double? liveAccuracy = live is null || live.AccuracyMatrix.Count == 0 ? null : live.AverageAccuracy;
+        if (worst.forgetting > options.MaxForgetting)
+        {
+            reasons.Add(Invariant($"forgetting {worst.forgetting:F4} on task {worst.task} exceeds {options.MaxForgetting:F4}"));
+        }
+
+        if (liveAccuracy is not null && liveAccuracy.Value - candidate.AverageAccuracy > options.MaxAverageAccuracyDrop)
+        {
+            reasons.Add(Invariant($"average accuracy {candidate.AverageAccuracy:F4} is more than {options.MaxAverageAccuracyDrop:F4} below the live {liveAccuracy.Value:F4}"));
+        }
+
+        if (goldenAccuracy is not null && goldenAccuracy.Value < options.MinGoldenAccuracy)
+        {
+            reasons.Add(Invariant($"golden-set accuracy {goldenAccuracy.Value:F4} is below {options.MinGoldenAccuracy:F4}"));
+        }
+
+        if (goldenSetError is not null)
+        {
+            reasons.Add("golden set unreadable: " + goldenSetError);
+        }
+
+        bool promoted = !options.Enabled || reasons.Count == 0;
+        return new PromotionDecision(
+            promoted,
+            promoted ? [] : reasons,
+            candidate.AverageAccuracy,
+            liveAccuracy,
+            worst.forgetting,
+            candidate.Forgetting.Count == 0 ? null : worst.task,
+            goldenAccuracy);
+    }
+
+    // Reads golden-set.json again only when its write time changed (an upload replaces the file atomically).
+    private GoldenSet? LoadGoldenSet()
+    {
+        string path = Path.Combine(storeDirectory, GoldenSet.FileName);
+        if (!File.Exists(path))
+        {
+            cachedGoldenSet = null;
+            return null;
+        }
+
+        DateTime writtenAt = File.GetLastWriteTimeUtc(path);
+        if (cachedGoldenSet is null || writtenAt != goldenSetWrittenAt)
+        {
+            GoldenSet? loaded = GoldenSet.TryLoad(storeDirectory);
+            loaded?.Validate(spec);
+            cachedGoldenSet = loaded;
+            goldenSetWrittenAt = writtenAt;
+        }
+
+        return cachedGoldenSet;
+    }
+
+    private static double GoldenAccuracy(nn.Module<Tensor, Tensor> candidate, Device device, GoldenSet golden)
+    {
+        LabeledExample[] examples = golden.Examples
+            .Select((example, index) => new LabeledExample("golden-" + index.ToString(CultureInfo.InvariantCulture), 0, example.Label, example.Features))
+            .ToArray();
+        bool wasTraining = candidate.training;
+        candidate.eval();
+        try
+        {
+            return HoldoutEvaluator.Accuracy(candidate, device, examples);
+        }
+        finally
+        {
+            candidate.train(wasTraining);
+        }
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    [LoggerMessage(EventId = 230, Level = LogLevel.Information, Message = "Candidate promoted: ACC {AverageAccuracy:F4} (live {LiveAverageAccuracy}), max forgetting {MaxForgetting:F4} on task {Task}, golden-set accuracy {GoldenAccuracy}")]
+    private static partial void LogPromoted(ILogger logger, double averageAccuracy, string liveAverageAccuracy, double maxForgetting, int task, string goldenAccuracy);
+
+    [LoggerMessage(EventId = 231, Level = LogLevel.Warning, Message = "Candidate rejected ({Reasons}): ACC {AverageAccuracy:F4} (live {LiveAverageAccuracy}), max forgetting {MaxForgetting:F4} on task {Task}, golden-set accuracy {GoldenAccuracy}; the live version stays")]
+    private static partial void LogRejected(ILogger logger, string reasons, double averageAccuracy, string liveAverageAccuracy, double maxForgetting, int task, string goldenAccuracy);
+
+    [LoggerMessage(EventId = 232, Level = LogLevel.Error, Message = "The golden set in {Directory} cannot be read or does not fit the model; candidates are rejected until it is fixed")]
+    private static partial void LogGoldenSetUnreadable(ILogger logger, Exception exception, string directory);
+}

@@ -1,0 +1,113 @@
+using System.CommandLine;
+using System.Globalization;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Experiments;
+using ContinualServe.Learner.Replay;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+using ContinualServe.Server.Demo;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary>
+/// <c>continualserve experiment</c>: streams Fashion-MNIST through the continual trainer without Kafka for each
+/// strategy and seed, prints ACC, BWT and forgetting, and writes the results section of a Markdown page with a
+/// heatmap of each accuracy matrix and a chart of accuracy over the stream.
+/// </summary>
+public static class ExperimentCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = "Directory with the Fashion-MNIST IDX files (.gz or plain).", DefaultValueFactory = _ => DemoOptions.DefaultDataDirectory };
+        var protocol = new Option<ExperimentProtocol>("--protocol") { Description = "ClassIncremental (Split Fashion-MNIST) or DomainIncremental (permuted Fashion-MNIST).", DefaultValueFactory = _ => ExperimentProtocol.ClassIncremental };
+        var strategies = new Option<string>("--strategies") { Description = "Comma-separated strategies: " + string.Join(", ", ExperimentStrategy.KnownNames) + ".", DefaultValueFactory = _ => "naive,er,der,derpp,lwf,er-lwf,best,joint" };
+        var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds; each strategy runs once per seed.", DefaultValueFactory = _ => "1,2,3" };
+        var validation = new Option<double>("--validation-fraction") { Description = "Hold out this fraction of the training data (by example-id hash) and evaluate on it instead of the test set; 0 uses the test set.", DefaultValueFactory = _ => 0.0 };
+        var output = new Option<string?>("--output") { Description = "Markdown page whose experiment section is written (created if missing); pictures go to a folder beside it. Omit to only print." };
+        var jointEpochs = new Option<int>("--joint-epochs") { Description = "Epochs of the joint upper bound.", DefaultValueFactory = _ => 5 };
+        var capacity = new Option<int>("--replay-capacity") { Description = "Replay buffer capacity, in examples.", DefaultValueFactory = _ => 500 };
+        var buffer = new Option<ReplayBufferKind>("--buffer") { Description = "Replay buffer of the replay strategies: Reservoir or ClassBalanced ('best' always uses ClassBalanced).", DefaultValueFactory = _ => ReplayBufferKind.Reservoir };
+        var replayBatch = new Option<int>("--replay-batch-size") { Description = "Replayed examples drawn per replay loss term per step.", DefaultValueFactory = _ => 32 };
+        var steps = new Option<int>("--steps-per-batch") { Description = "Gradient steps per incoming batch.", DefaultValueFactory = _ => 1 };
+        var asymmetric = new Option<bool>("--asymmetric") { Description = "Cross-entropy of new examples over the classes of their batch only (ER-ACE)." };
+        var shift = new Option<int>("--replay-shift") { Description = "Random shift of replayed images, in pixels (0 disables).", DefaultValueFactory = _ => 0 };
+        var alpha = new Option<double>("--alpha") { Description = "Weight of the replay logit MSE (DER, DER++).", DefaultValueFactory = _ => 0.5 };
+        var beta = new Option<double>("--beta") { Description = "Weight of the replay label cross-entropy (ER, DER++).", DefaultValueFactory = _ => 1.0 };
+        var lwfWeight = new Option<double>("--lwf-weight") { Description = "Weight of LwF distillation in the lwf strategies.", DefaultValueFactory = _ => 1.0 };
+        var lwfTemperature = new Option<double>("--lwf-temperature") { Description = "Softmax temperature of LwF distillation.", DefaultValueFactory = _ => 2.0 };
+        var learningRate = new Option<double>("--learning-rate") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
+        var threads = new Option<int>("--threads") { Description = "libtorch CPU threads; 0 keeps libtorch's default.", DefaultValueFactory = _ => 1 };
+        var command = new Command("experiment", "Measure continual-learning strategies offline on Fashion-MNIST (ACC, BWT, forgetting over seeds) and write a results page.")
+        {
+            data, protocol, strategies, seeds, validation, output, jointEpochs, capacity, buffer, replayBatch, steps, asymmetric, shift,
+            alpha, beta, lwfWeight, lwfTemperature, learningRate, threads,
+        };
+        command.SetAction(result =>
+        {
+            var baseline = new TrainerOptions
+            {
+                ReplayCapacity = result.GetValue(capacity),
+                BufferKind = result.GetValue(buffer),
+                ReplayBatchSize = result.GetValue(replayBatch),
+                StepsPerBatch = result.GetValue(steps),
+                AsymmetricNewLoss = result.GetValue(asymmetric),
+                ReplayShiftPixels = result.GetValue(shift),
+                ReplayLogitWeight = result.GetValue(alpha),
+                ReplayLabelWeight = result.GetValue(beta),
+                DistillationWeight = result.GetValue(lwfWeight),
+                DistillationTemperature = result.GetValue(lwfTemperature),
+                LearningRate = result.GetValue(learningRate),
+            };
+            var options = new ExperimentOptions
+            {
+                DataDirectory = result.GetValue(data)!,
+                Protocol = result.GetValue(protocol),
+                Strategies = SplitList(result.GetValue(strategies)!),
+                Seeds = SplitList(result.GetValue(seeds)!).Select(seed => int.Parse(seed, CultureInfo.InvariantCulture)).ToArray(),
+                ValidationFraction = result.GetValue(validation),
+                JointEpochs = result.GetValue(jointEpochs),
+                Baseline = baseline,
+                Threads = result.GetValue(threads),
+            };
+            return Run(options, result.GetValue(output));
+        });
+        return command;
+    }
+
+    private static int Run(ExperimentOptions options, string? outputPath)
+    {
+        if (options.Threads > 0)
+        {
+            TorchSharp.torch.set_num_threads(options.Threads);
+        }
+
+        IdxDataset training = IdxDataset.LoadFashionMnist(options.DataDirectory, training: true);
+        IdxDataset test = IdxDataset.LoadFashionMnist(options.DataDirectory, training: false);
+        ExperimentData data = ExperimentData.Create(training, test, options.Protocol, taskCount: 5, options.ValidationFraction);
+        var runner = new ExperimentRunner(data, new ModelSpec(), TorchSharp.torch.CPU);
+        List<ExperimentResult> results = [];
+        foreach (string name in options.Strategies)
+        {
+            foreach (int seed in options.Seeds)
+            {
+                ExperimentStrategy strategy = ExperimentStrategy.Named(name, options.Baseline, options.JointEpochs);
+                ExperimentResult run = runner.Run(strategy, seed);
+                results.Add(run);
+                Console.WriteLine(ExperimentReport.FormatRun(run));
+            }
+        }
+
+        ExperimentSummary summary = ExperimentSummary.From(options, results);
+        Console.WriteLine(ExperimentReport.FormatTable(summary));
+        if (outputPath is not null)
+        {
+            ExperimentReport.Write(summary, outputPath);
+            Console.WriteLine($"Results written to {outputPath}");
+        }
+
+        return 0;
+    }
+
+    private static string[] SplitList(string value) =>
+        value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}

@@ -1,0 +1,108 @@
+using Confluent.Kafka;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Holdout;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Promotion;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging.Abstractions;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Learner.Tests.Promotion;
+
+public sealed class LearnerPromotionTests : IDisposable
+{
+    private const string Topic = "gate-examples";
+    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(60);
+
+    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-learner-gate-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(storeDirectory))
+        {
+            Directory.Delete(storeDirectory, recursive: true);
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task ShuffledLabelsKeepLiveVersion()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic(Topic, partitionCount: 1);
+            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
+            var published = new List<long>();
+            learner.VersionPublished += version => published.Add(version.Number);
+            learner.Start();
+            int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
+
+            // Round 1: true labels. The idle round promotes version 2.
+            Produce(broker.BootstrapServers, taskOne, "good", shuffleLabels: false);
+            await WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HoldoutCount(taskOne, "good"));
+            published.ShouldBe(new long[] { 2 });
+
+            // Round 2: the same images with shuffled labels. The idle round's candidate must be rejected.
+            Produce(broker.BootstrapServers, taskOne, "bad", shuffleLabels: true);
+            long heldOut = HoldoutCount(taskOne, "good") + HoldoutCount(taskOne, "bad");
+            await WaitUntilAsync(() => learner.Status.HeldOut == heldOut);
+
+            learner.Stop(TimeSpan.FromSeconds(10));
+            published.ShouldBe(new long[] { 2 });
+            learner.Status.LatestVersion.ShouldBe(2);
+            learner.Store.ListVersionNumbers().ShouldBe(new long[] { 1, 2 });
+            learner.Store.TryLoadLatest()!.Manifest.Evaluation!.AverageAccuracy.ShouldBeGreaterThan(0.9);
+        });
+    }
+
+    private LearnerOptions Options(string bootstrapServers) => new()
+    {
+        BootstrapServers = bootstrapServers,
+        Topic = Topic,
+        GroupId = "gate-test",
+        StoreDirectory = storeDirectory,
+        SessionTimeout = TimeSpan.FromSeconds(3),
+        RoundExamples = 1_000_000,
+        IdleRoundDelay = TimeSpan.FromMilliseconds(500),
+        Device = "cpu",
+        InitialSpec = new ModelSpec { InputShape = [784], HiddenSizes = [64] },
+        Trainer = new TrainerOptions { Strategy = ReplayStrategy.Naive, StepsPerBatch = 3 },
+        Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 },
+    };
+
+    private static void Produce(string bootstrapServers, int[] indices, string prefix, bool shuffleLabels)
+    {
+        var random = new Random(11);
+        using IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
+        foreach (int index in indices)
+        {
+            int label = shuffleLabels ? random.Next(10) : TestData.TrainingSet.Labels[index];
+            string id = TestData.ExampleId(prefix, index);
+            byte[] value = ExampleRecordCodec.Encode(id, task: 1, label, TestData.TrainingSet.Image(index));
+            producer.Produce(Topic, new Message<byte[], byte[]> { Key = System.Text.Encoding.UTF8.GetBytes(id), Value = value });
+        }
+
+        producer.Flush(TimeSpan.FromSeconds(20));
+    }
+
+    private static long HoldoutCount(int[] indices, string prefix)
+    {
+        var router = new HoldoutRouter(0.1);
+        return indices.Count(index => router.IsHoldout(TestData.ExampleId(prefix, index)));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        DateTime deadline = DateTime.UtcNow + WaitLimit;
+        while (!condition())
+        {
+            DateTime.UtcNow.ShouldBeLessThan(deadline, "the learner did not reach the expected state in time");
+            await Task.Delay(100);
+        }
+    }
+}

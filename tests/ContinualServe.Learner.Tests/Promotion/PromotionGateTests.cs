@@ -1,0 +1,205 @@
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Evaluation;
+using ContinualServe.Learner.Promotion;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging.Abstractions;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner.Tests.Promotion;
+
+public sealed class PromotionGateTests : IDisposable
+{
+    private static readonly ModelSpec SmallSpec = new() { InputShape = [784], HiddenSizes = [64] };
+
+    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-gate-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(storeDirectory))
+        {
+            Directory.Delete(storeDirectory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void WithinLimitsIsPromoted()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 0.2, MaxAverageAccuracyDrop = 0.1, MinGoldenAccuracy = 0.8 });
+
+        PromotionDecision decision = gate.Decide(Summary([0.95], [0.90, 0.92]), Summary([0.95]), goldenAccuracy: 0.85);
+
+        decision.Promoted.ShouldBeTrue();
+        decision.Reasons.ShouldBeEmpty();
+        decision.MaxForgetting.ShouldBe(0.05, tolerance: 1e-12);
+        decision.MaxForgettingTask.ShouldBe(1);
+    }
+
+    [Fact]
+    public void ForgettingOverLimitIsRejected()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 0.2, MaxAverageAccuracyDrop = 1 });
+
+        PromotionDecision decision = gate.Decide(Summary([0.95], [0.70, 0.99]), Summary([0.95]), goldenAccuracy: null);
+
+        decision.Promoted.ShouldBeFalse();
+        decision.Reasons.Count.ShouldBe(1);
+        decision.Reasons[0].ShouldContain("task 1");
+        decision.MaxForgetting.ShouldBe(0.25, tolerance: 1e-12);
+    }
+
+    [Fact]
+    public void AccuracyDropOverLimitIsRejected()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 1, MaxAverageAccuracyDrop = 0.1 });
+
+        // ACC falls from 0.95 to 0.80 (0.15 > 0.1).
+        PromotionDecision decision = gate.Decide(Summary([0.95], [0.90, 0.70]), Summary([0.95]), goldenAccuracy: null);
+
+        decision.Promoted.ShouldBeFalse();
+        decision.Reasons.Single().ShouldContain("average accuracy");
+        decision.LiveAverageAccuracy.ShouldBe(0.95);
+    }
+
+    [Fact]
+    public void GoldenAccuracyBelowFloorIsRejected()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MinGoldenAccuracy = 0.9 });
+
+        PromotionDecision decision = gate.Decide(Summary([0.95]), live: null, goldenAccuracy: 0.89);
+
+        decision.Promoted.ShouldBeFalse();
+        decision.Reasons.Single().ShouldContain("golden-set accuracy");
+    }
+
+    [Fact]
+    public void DisabledGatePromotesAll()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { Enabled = false, MaxForgetting = 0 });
+
+        PromotionDecision decision = gate.Decide(Summary([0.95], [0.10, 0.99]), Summary([0.95]), goldenAccuracy: 0);
+
+        decision.Promoted.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void DamagedCandidateIsRejected()
+    {
+        LabeledExample[] training = TaskExamples(TestData.TrainingSet, "train");
+        LabeledExample[] holdout = TaskExamples(TestData.TestSet, "test");
+        WriteGoldenSet(holdout);
+        using ContinualTrainer live = TrainOnTaskOne(training, shuffleLabels: false, steps: 60);
+        var matrix = new AccuracyMatrix();
+        matrix.Record(1, new Dictionary<int, double> { [1] = HoldoutEvaluator.Accuracy(live.Module, torch.CPU, holdout) });
+        EvaluationSummary liveSummary = matrix.ToSummary();
+        liveSummary.AverageAccuracy.ShouldBeGreaterThan(0.9);
+
+        // The candidate starts from the live weights and learns task 1 again with shuffled labels.
+        using ContinualTrainer damaged = Continue(live, training, shuffleLabels: true, steps: 60);
+        PromotionDecision rejected = Review(damaged, matrix, holdout, liveSummary);
+
+        // A good candidate from the same live weights keeps learning with true labels.
+        using ContinualTrainer good = Continue(live, training, shuffleLabels: false, steps: 20);
+        PromotionDecision promoted = Review(good, AccuracyMatrix.FromSummary(liveSummary), holdout, liveSummary);
+
+        rejected.Promoted.ShouldBeFalse();
+        rejected.GoldenAccuracy!.Value.ShouldBeLessThan(0.8);
+        // Both rows are task 1's, so the current task's forgetting is 0 by definition; the ACC drop catches it.
+        rejected.Reasons.ShouldContain(reason => reason.Contains("average accuracy", StringComparison.Ordinal));
+        rejected.Reasons.ShouldContain(reason => reason.Contains("golden-set", StringComparison.Ordinal));
+        promoted.Promoted.ShouldBeTrue();
+        promoted.GoldenAccuracy!.Value.ShouldBeGreaterThan(0.9);
+    }
+
+    [Fact]
+    public void ReviewCountsDecisions()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 0.2 });
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallSpec);
+        double rejectedBefore = ContinualServeMetrics.Promotions.WithLabels("rejected").Value;
+        double promotedBefore = ContinualServeMetrics.Promotions.WithLabels("promoted").Value;
+
+        gate.Review(module, torch.CPU, Summary([0.95], [0.5, 0.9]), Summary([0.95])).Promoted.ShouldBeFalse();
+        gate.Review(module, torch.CPU, Summary([0.95], [0.9, 0.9]), Summary([0.95])).Promoted.ShouldBeTrue();
+
+        // Other tests in this process may count too, so only a lower bound holds.
+        ContinualServeMetrics.Promotions.WithLabels("rejected").Value.ShouldBeGreaterThanOrEqualTo(rejectedBefore + 1);
+        ContinualServeMetrics.Promotions.WithLabels("promoted").Value.ShouldBeGreaterThanOrEqualTo(promotedBefore + 1);
+    }
+
+    [Fact]
+    public void InvalidGoldenSetRejects()
+    {
+        new GoldenSet { Examples = [new GoldenExample(3, new float[5])] }.Save(storeDirectory);
+        PromotionGate gate = CreateGate(new PromotionOptions());
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallSpec);
+
+        PromotionDecision decision = gate.Review(module, torch.CPU, Summary([0.95]), liveEvaluation: null);
+
+        decision.Promoted.ShouldBeFalse();
+        decision.Reasons.Single().ShouldContain("golden set unreadable");
+    }
+
+    private PromotionGate CreateGate(PromotionOptions options) =>
+        new(options, SmallSpec, storeDirectory, NullLogger.Instance);
+
+    private PromotionDecision Review(ContinualTrainer candidate, AccuracyMatrix matrix, LabeledExample[] holdout, EvaluationSummary live)
+    {
+        matrix.Record(1, new Dictionary<int, double> { [1] = HoldoutEvaluator.Accuracy(candidate.Module, torch.CPU, holdout) });
+        PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 0.2, MaxAverageAccuracyDrop = 0.1, MinGoldenAccuracy = 0.8 });
+        return gate.Review(candidate.Module, torch.CPU, matrix.ToSummary(), live);
+    }
+
+    private void WriteGoldenSet(LabeledExample[] examples) =>
+        new GoldenSet
+        {
+            Examples = examples.Select(example => new GoldenExample(example.Label, example.Features)).ToArray(),
+            UploadedAt = DateTimeOffset.UtcNow,
+        }.Save(storeDirectory);
+
+    private static ContinualTrainer TrainOnTaskOne(LabeledExample[] training, bool shuffleLabels, int steps)
+    {
+        torch.manual_seed(1);
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(SmallSpec);
+        return Continue(initial, training, shuffleLabels, steps);
+    }
+
+    private static ContinualTrainer Continue(ContinualTrainer from, LabeledExample[] training, bool shuffleLabels, int steps) =>
+        Continue(from.Module, training, shuffleLabels, steps);
+
+    private static ContinualTrainer Continue(nn.Module<Tensor, Tensor> from, LabeledExample[] training, bool shuffleLabels, int steps)
+    {
+        var trainer = new ContinualTrainer(SmallSpec, from, torch.CPU, new TrainerOptions { Strategy = ReplayStrategy.Naive });
+        var random = new Random(5);
+        for (int step = 0; step < steps; step++)
+        {
+            LabeledExample[] batch = Enumerable.Range(0, 32)
+                .Select(index => training[((step * 32) + index) % training.Length])
+                .Select(example => shuffleLabels ? example with { Label = random.Next(10) } : example)
+                .ToArray();
+            trainer.Step(batch);
+        }
+
+        return trainer;
+    }
+
+    private static LabeledExample[] TaskExamples(IdxDataset dataset, string prefix) =>
+        SplitTasks.OrderByTask(dataset, maxTasks: 1).Select(index => TestData.Example(dataset, index, prefix)).ToArray();
+
+    // A summary whose matrix has the given rows, as AccuracyMatrix computes it.
+    private static EvaluationSummary Summary(params double[][] rows)
+    {
+        var matrix = new AccuracyMatrix();
+        for (int row = 0; row < rows.Length; row++)
+        {
+            matrix.Record(row + 1, rows[row].Select((accuracy, column) => (column + 1, accuracy)).ToDictionary());
+        }
+
+        return matrix.ToSummary();
+    }
+}
