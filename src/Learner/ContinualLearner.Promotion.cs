@@ -13,7 +13,7 @@ public sealed partial class ContinualLearner
     /// it, and it is never announced. The trainer goes back to the live version's weights (with a fresh optimizer)
     /// and the accuracy matrix to the live version's, so the next candidate is judged against what serves.
     /// The rejected round's offsets are not committed, but the consumer keeps its position: those examples are not
-    /// trained again, and the next promoted version's manifest and commit cover them. After a crash before that
+    /// trained again (they are counted as discarded), and the next promoted version's manifest and commit cover them. After a crash before that
     /// version, the learner resumes from the live version's offsets and reads them once more.
     /// The replay buffer keeps what it stored during the round (examples and their logits at that time).
     /// </summary>
@@ -30,6 +30,7 @@ public sealed partial class ContinualLearner
         // leaves that task out of ACC until a promoted version covers it.
         matrix = AccuracyMatrix.FromSummary(latest.Manifest.Evaluation);
         LogCandidateDiscarded(logger, trainedSinceRound, latest.Number);
+        ContinualServeMetrics.LearnerExamples.WithLabels("discarded").Inc(trainedSinceRound);
         lock (statusLock)
         {
             status = status with

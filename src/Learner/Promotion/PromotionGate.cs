@@ -88,9 +88,10 @@ public sealed partial class PromotionGate
             reasons.Add(Invariant($"forgetting {worst.forgetting:F4} on task {worst.task} exceeds {options.MaxForgetting:F4}"));
         }
 
-        if (liveAccuracy is not null && liveAccuracy.Value - candidate.AverageAccuracy > options.MaxAverageAccuracyDrop)
+        double? comparable = liveAccuracy is null ? null : AverageOverTasks(candidate, live!.Tasks);
+        if (comparable is not null && liveAccuracy!.Value - comparable.Value > options.MaxAverageAccuracyDrop)
         {
-            reasons.Add(Invariant($"average accuracy {candidate.AverageAccuracy:F4} is more than {options.MaxAverageAccuracyDrop:F4} below the live {liveAccuracy.Value:F4}"));
+            reasons.Add(Invariant($"average accuracy {comparable.Value:F4} on the live version's tasks is more than {options.MaxAverageAccuracyDrop:F4} below the live {liveAccuracy.Value:F4}"));
         }
 
         if (goldenAccuracy is not null && goldenAccuracy.Value < options.MinGoldenAccuracy)
@@ -112,6 +113,25 @@ public sealed partial class PromotionGate
             worst.forgetting,
             candidate.Forgetting.Count == 0 ? null : worst.task,
             goldenAccuracy);
+    }
+
+    // The candidate's current accuracy averaged over the tasks the live version was evaluated on. A task that
+    // started after the live version would otherwise pull the candidate's average down while it is still being
+    // learned, and every first round of a new task would be rejected.
+    private static double? AverageOverTasks(EvaluationSummary candidate, IReadOnlyList<int> tasks)
+    {
+        if (candidate.AccuracyMatrix.Count == 0)
+        {
+            return null;
+        }
+
+        IReadOnlyList<double> current = candidate.AccuracyMatrix[^1];
+        double[] values = tasks
+            .Select(task => candidate.Tasks.ToList().IndexOf(task))
+            .Where(column => column >= 0 && column < current.Count)
+            .Select(column => current[column])
+            .ToArray();
+        return values.Length == 0 ? null : values.Average();
     }
 
     // Reads golden-set.json again only when its write time changed (an upload replaces the file atomically).

@@ -49,6 +49,8 @@ public sealed class LearnerKillTests(ITestOutputHelper output)
             "--store", storeDirectory, "--checkpoint-dir", checkpointDirectory, "--training-log", "true",
             "--device", "cpu", "--round-examples", "64", "--replay-capacity", "200", "--session-timeout", "00:00:03",
             "--urls", "http://127.0.0.1:0",
+            // A rejected candidate's examples are discarded by design; this test counts crash recovery alone.
+            "--Learner:Promotion:Enabled=false",
         ];
         var random = new Random(20261204);
         for (int kill = 1; kill <= Kills; kill++)

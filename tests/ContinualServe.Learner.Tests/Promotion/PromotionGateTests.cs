@@ -58,12 +58,23 @@ public sealed class PromotionGateTests : IDisposable
     {
         PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 1, MaxAverageAccuracyDrop = 0.1 });
 
-        // ACC falls from 0.95 to 0.80 (0.15 > 0.1).
-        PromotionDecision decision = gate.Decide(Summary([0.95], [0.90, 0.70]), Summary([0.95]), goldenAccuracy: null);
+        // On the live version's two tasks ACC falls from 0.93 to 0.775 (0.155 > 0.1).
+        PromotionDecision decision = gate.Decide(Summary([0.95], [0.80, 0.75]), Summary([0.95], [0.92, 0.94]), goldenAccuracy: null);
 
         decision.Promoted.ShouldBeFalse();
         decision.Reasons.Single().ShouldContain("average accuracy");
-        decision.LiveAverageAccuracy.ShouldBe(0.95);
+        decision.LiveAverageAccuracy!.Value.ShouldBe(0.93, tolerance: 1e-12);
+    }
+
+    [Fact]
+    public void NewTaskDoesNotCountAsDrop()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 1, MaxAverageAccuracyDrop = 0.1 });
+
+        // Task 2 has barely started (0.10), but on task 1, the live version's only task, nothing was lost.
+        PromotionDecision decision = gate.Decide(Summary([0.95], [0.93, 0.10]), Summary([0.95]), goldenAccuracy: null);
+
+        decision.Promoted.ShouldBeTrue();
     }
 
     [Fact]
