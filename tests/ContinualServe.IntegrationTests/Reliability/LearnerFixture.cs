@@ -23,6 +23,9 @@ internal static class LearnerFixture
         SessionTimeout = TimeSpan.FromSeconds(3),
         Trainer = { ReplayCapacity = 100 },
         Checkpoint = { WriteTrainingLog = true },
+
+        // These tests count each trained example; a rejected candidate's examples are discarded by design.
+        Promotion = { Enabled = false },
     };
 
     public static ContinualLearner Create(LearnerOptions options) => new(options, NullLoggerFactory.Instance);
