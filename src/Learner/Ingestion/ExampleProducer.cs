@@ -54,7 +54,15 @@ public sealed partial class ExampleProducer
         long startPosition = consumerPosition?.Invoke() ?? 0;
         long sent = 0;
         long failed = 0;
-        LogProducing(logger, order.Count, Topic, MaxLag);
+        if (consumerPosition is not null && MaxLag > 0)
+        {
+            LogProducingPaced(logger, order.Count, Topic, MaxLag);
+        }
+        else
+        {
+            LogProducing(logger, order.Count, Topic);
+        }
+
         foreach (int index in order)
         {
             if (consumerPosition is not null && MaxLag > 0)
@@ -101,8 +109,11 @@ public sealed partial class ExampleProducer
         }
     }
 
-    [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic} (maximum lag {MaxLag} records)")]
-    private static partial void LogProducing(ILogger logger, int count, string topic, int maxLag);
+    [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records ahead of the consumer")]
+    private static partial void LogProducingPaced(ILogger logger, int count, string topic, int maxLag);
+
+    [LoggerMessage(EventId = 222, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic} without pacing")]
+    private static partial void LogProducing(ILogger logger, int count, string topic);
 
     [LoggerMessage(EventId = 221, Level = LogLevel.Information, Message = "Produced {Count} examples to {Topic}")]
     private static partial void LogProduced(ILogger logger, long count, string topic);

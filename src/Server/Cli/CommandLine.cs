@@ -67,6 +67,8 @@ public static class CommandLine
         DefaultValueFactory = _ => 1,
     };
 
+    private const string VersionTopic = "model-versions";
+
     public static async Task<int> RunAsync(string[] args)
     {
         var root = new RootCommand("ContinualServe: a model server that keeps learning from a Kafka stream without forgetting.")
@@ -132,8 +134,10 @@ public static class CommandLine
             string topic = result.GetValue(TopicOption)!;
             broker.CreateTopic(topic, result.GetValue(partitions));
             broker.CreateTopic(topic + ".dlq", 1);
+            // The learner announces versions here; the mock cannot create topics through the admin API.
+            broker.CreateTopic(VersionTopic, 1);
             Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
-            Console.WriteLine($"topics: {topic}, {topic}.dlq. Development only: the broker keeps about 5 MiB per partition and nothing on disk. Press Ctrl+C to stop.");
+            Console.WriteLine($"topics: {topic}, {topic}.dlq, {VersionTopic}. Development only: the broker keeps about 5 MiB per partition and nothing on disk. Press Ctrl+C to stop.");
             await WaitForCancellationAsync(cancellation).ConfigureAwait(false);
             return 0;
         });
@@ -144,24 +148,37 @@ public static class CommandLine
     {
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream, from task 1.", DefaultValueFactory = _ => 5 };
         var test = new Option<bool>("--test-set") { Description = "Stream the test files (t10k) instead of the training files." };
+        var group = new Option<string>("--group")
+        {
+            Description = "Consumer group to pace to: stay at most --max-lag records ahead of its committed offsets. Without it the stream is not paced.",
+        };
+        var maxLag = new Option<int>("--max-lag")
+        {
+            Description = "Records the producer may be ahead of --group's committed offsets; keep it above the learner's round size (1,000 by default).",
+            DefaultValueFactory = _ => 1500,
+        };
         var command = new Command("produce", "Stream Fashion-MNIST IDX files into a topic as Split Fashion-MNIST tasks, one JSON record per example.")
         {
-            BootstrapOption, TopicOption, DataOption, tasks, test,
+            BootstrapOption, TopicOption, DataOption, tasks, test, group, maxLag,
         };
         command.SetAction(async (result, cancellation) =>
         {
             using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Information);
             bool testSet = result.GetValue(test);
             IdxDataset dataset = IdxDataset.LoadFashionMnist(result.GetValue(DataOption)!, training: !testSet);
-            // NOTE: unpaced; against the embedded broker (about 5 MiB per partition) a slow learner loses the oldest records.
-            var producer = new ExampleProducer(result.GetValue(BootstrapOption)!, result.GetValue(TopicOption)!, loggers.CreateLogger<ExampleProducer>())
+            string bootstrapServers = result.GetValue(BootstrapOption)!;
+            string topic = result.GetValue(TopicOption)!;
+            string? pacedGroup = result.GetValue(group);
+            using CommittedOffsetTracker? tracker = string.IsNullOrEmpty(pacedGroup) ? null : new CommittedOffsetTracker(bootstrapServers, pacedGroup, topic);
+            var producer = new ExampleProducer(bootstrapServers, topic, loggers.CreateLogger<ExampleProducer>())
             {
-                MaxLag = 0,
+                MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
                 MaxTasks = result.GetValue(tasks),
                 IdPrefix = testSet ? "test" : "train",
             };
-            long sent = await producer.ProduceAsync(dataset, null, new Progress<long>(count => Console.WriteLine($"produced {count}")), cancellation).ConfigureAwait(false);
-            Console.WriteLine($"produced {sent} records to {producer.Topic}");
+            Func<long>? position = tracker is null ? null : tracker.CommittedTotal;
+            long sent = await producer.ProduceAsync(dataset, position, new Progress<long>(count => Console.WriteLine($"queued {count} records")), cancellation).ConfigureAwait(false);
+            Console.WriteLine($"produced {sent} records to {producer.Topic}; the broker acknowledged every one");
             return 0;
         });
         return command;

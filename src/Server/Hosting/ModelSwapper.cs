@@ -65,11 +65,21 @@ public sealed partial class ModelSwapper
             live.Swap(model);
             ContinualServeMetrics.ModelVersion.WithLabels(modelName).Set(version.Number);
             ContinualServeMetrics.ModelSwaps.WithLabels(modelName).Inc();
-            LogSwapped(logger, modelName, previous ?? 0, version.Number);
+            if (previous is long replaced)
+            {
+                LogSwapped(logger, modelName, replaced, version.Number);
+            }
+            else
+            {
+                LogFirstLoaded(logger, modelName, version.Number);
+            }
             return true;
         }
     }
 
-    [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "Model {Model} swapped from version {PreviousVersion} to {Version} (0: none)")]
+    [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "Model {Model} swapped from version {PreviousVersion} to {Version}")]
     private static partial void LogSwapped(ILogger logger, string model, long previousVersion, long version);
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Information, Message = "Model {Model} now serves version {Version}, its first")]
+    private static partial void LogFirstLoaded(ILogger logger, string model, long version);
 }

@@ -33,6 +33,7 @@ public static class InferenceApi
             live.IsReady ? Results.Json(new { ready = true }) : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
         v2.MapGet("/models/{name}", ModelMetadata);
         v2.MapGet("/models/{name}/ready", ModelReady);
+        v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options) => VersionMetadata(name, version, live, options));
         v2.MapPost("/models/{name}/infer", (HttpContext context, string name) => InferAsync(context, name, null));
         v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version) => InferAsync(context, name, version));
         return routes;
@@ -41,16 +42,30 @@ public static class InferenceApi
     private static IResult ServerMetadata() =>
         Results.Json(new { name = "continualserve", version = typeof(InferenceApi).Assembly.GetName().Version?.ToString() ?? "0", extensions = Array.Empty<string>() });
 
-    private static IResult ModelMetadata(string name, LiveModel live, IOptions<ServerOptions> options)
+    private static IResult ModelMetadata(string name, LiveModel live, IOptions<ServerOptions> options) =>
+        VersionMetadata(name, null, live, options);
+
+    private static IResult VersionMetadata(string name, string? version, LiveModel live, IOptions<ServerOptions> options)
     {
-        if (!IsKnownModel(name, options.Value) || !live.TryAcquire(out ModelLease lease))
+        if (!IsKnownModel(name, options.Value))
         {
             return UnknownModel(name, options.Value);
+        }
+
+        if (!live.TryAcquire(out ModelLease lease))
+        {
+            return Results.Json(new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready"), statusCode: StatusCodes.Status503ServiceUnavailable);
         }
 
         using (lease)
         {
             ServedModel model = lease.Model;
+            string liveVersion = model.Version.ToString(CultureInfo.InvariantCulture);
+            if (version is not null && version != liveVersion)
+            {
+                return Results.Json(new InferenceError($"Version '{version}' of model '{options.Value.ModelName}' is not loaded; the live version is {liveVersion}.", "version", liveVersion), statusCode: StatusCodes.Status404NotFound);
+            }
+
             return Results.Json(new
             {
                 name = options.Value.ModelName,

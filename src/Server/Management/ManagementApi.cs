@@ -24,15 +24,19 @@ public static partial class ManagementApi
         ArgumentNullException.ThrowIfNull(token);
         RouteGroupBuilder group = routes.MapGroup(Prefix).WithTags("Management");
         group.AddEndpointFilter(new BearerTokenFilter(token, managementPort));
+        group.AddEndpointFilter(new ManagementAuditFilter(routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi))));
         group.MapGet("/versions", ListVersions);
         group.MapPost("/versions/{version}/promote", Promote);
         group.MapPost("/rollback", Rollback);
         group.MapDelete("/pin", Unpin);
-        group.MapGet("/learning", LearningState);
-        group.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true));
-        group.MapPost("/learning/resume", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: false));
-        group.MapGet("/golden-set", GetGoldenSet);
-        group.MapPut("/golden-set", UploadGoldenSetAsync);
+
+        RouteGroupBuilder learner = group.MapGroup("");
+        learner.AddEndpointFilter(new LearnerControlFilter(routes.ServiceProvider.GetRequiredService<IConfiguration>()));
+        learner.MapGet("/learning", LearningState);
+        learner.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true));
+        learner.MapPost("/learning/resume", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: false));
+        learner.MapGet("/golden-set", GetGoldenSet);
+        learner.MapPut("/golden-set", UploadGoldenSetAsync);
         return routes;
     }
 

@@ -16,6 +16,8 @@ public sealed class EmptyServerTests
         (await server.Client.GetAsync("v2/health/ready")).StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
         using HttpResponseMessage response = await server.Client.PostAsync("v2/models/test-model/infer", InferenceRequests.Json(InferenceRequests.Body(1, 16)));
         response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (await server.Client.GetAsync("v2/models/test-model")).StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (await server.Client.GetAsync("v2/models/other")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
     }
 
     [Fact]

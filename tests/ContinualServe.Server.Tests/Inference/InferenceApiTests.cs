@@ -84,6 +84,8 @@ public sealed class InferenceApiTests : IAsyncLifetime
         (await server.Client.GetAsync("v2/models/test-model/ready")).StatusCode.ShouldBe(HttpStatusCode.OK);
         (await server.Client.GetAsync("v2/models/other/ready")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
 
+        (await server.Client.GetAsync("v2/models/test-model/versions/2")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await server.Client.GetAsync("v2/models/test-model/versions/1")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
         using JsonDocument metadata = JsonDocument.Parse(await server.Client.GetStringAsync("v2/models/test-model"));
         metadata.RootElement.GetProperty("versions")[0].GetString().ShouldBe("2");
         metadata.RootElement.GetProperty("inputs")[0].GetProperty("shape")[1].GetInt32().ShouldBe(16);

@@ -100,6 +100,22 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public async Task ReplicaRefusesLearnerControl()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false, "--Distribution:BootstrapServers=127.0.0.1:9");
+
+        using HttpResponseMessage pause = await server.Management.SendAsync(Request("POST", "manage/v1/learning/pause", ManagementServer.Token));
+        using HttpResponseMessage golden = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: "{\"examples\":[]}"));
+        using HttpResponseMessage versions = await server.Management.SendAsync(Request("GET", "manage/v1/versions", ManagementServer.Token));
+
+        pause.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        (await pause.Content.ReadAsStringAsync()).ShouldContain("replica");
+        golden.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        versions.StatusCode.ShouldBe(HttpStatusCode.OK);
+        File.Exists(Path.Combine(server.Store.RootDirectory, "learning-paused")).ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task SeparatePortKeepsManagementOffInference()
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: true);

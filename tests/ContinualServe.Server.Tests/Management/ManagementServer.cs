@@ -28,7 +28,7 @@ internal sealed class ManagementServer : IAsyncDisposable
 
     public HttpClient Management { get; }
 
-    public static async Task<ManagementServer> StartAsync(int versions, bool separatePort)
+    public static async Task<ManagementServer> StartAsync(int versions, bool separatePort, params string[] extraArguments)
     {
         string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
         var store = new ModelStore(directory, retainedVersions: 100);
@@ -42,6 +42,7 @@ internal sealed class ManagementServer : IAsyncDisposable
         int inferencePort = FreePort();
         int managementPort = separatePort ? FreePort() : inferencePort;
         var arguments = new List<string> { "--Logging:LogLevel:Default=Warning", "--Management:TokenFile=" + tokenFile };
+        arguments.AddRange(extraArguments);
         if (separatePort)
         {
             arguments.Add($"--Management:Urls=http://127.0.0.1:{managementPort}");

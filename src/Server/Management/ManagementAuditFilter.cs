@@ -1,0 +1,23 @@
+namespace ContinualServe.Server.Management;
+
+/// <summary>Logs every management request that changes state (promote, rollback, unpin, pause, resume, golden set) with its outcome.</summary>
+internal sealed partial class ManagementAuditFilter(ILogger logger) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(next);
+        object? result = await next(context).ConfigureAwait(false);
+        HttpRequest request = context.HttpContext.Request;
+        if (!HttpMethods.IsGet(request.Method))
+        {
+            int status = (result as IStatusCodeHttpResult)?.StatusCode ?? context.HttpContext.Response.StatusCode;
+            LogManagementChange(logger, request.Method, request.Path, status, context.HttpContext.Connection.RemoteIpAddress);
+        }
+
+        return result;
+    }
+
+    [LoggerMessage(EventId = 440, Level = LogLevel.Information, Message = "Management request {Method} {Path} from {Client} returned {StatusCode}")]
+    private static partial void LogManagementChange(ILogger logger, string method, PathString path, int statusCode, System.Net.IPAddress? client);
+}
