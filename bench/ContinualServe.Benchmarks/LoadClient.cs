@@ -11,7 +11,8 @@ namespace ContinualServe.Benchmarks;
 /// </summary>
 internal sealed class LoadClient(string continualServeDll, TimeSpan duration)
 {
-    public async Task<(LoadResult Load, double ServerCpuSeconds)> RunAsync(Uri target, byte[] body, int clients, string contentType = "application/json", int? headerLength = null)
+    public async Task<(LoadResult Load, double ServerCpuSeconds)> RunAsync(
+        Uri target, byte[] body, int clients, string contentType = "application/json", int? headerLength = null, bool warmUp = false)
     {
         string bodyPath = Path.GetTempFileName();
         await File.WriteAllBytesAsync(bodyPath, body).ConfigureAwait(false);
@@ -20,7 +21,7 @@ internal sealed class LoadClient(string continualServeDll, TimeSpan duration)
         {
             continualServeDll, "bench", "--url", target.ToString(), "--body", bodyPath, "--content-type", contentType,
             "--clients", clients.ToString(CultureInfo.InvariantCulture),
-            "--seconds", duration.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--json",
+            "--seconds", (warmUp ? 2.0 : duration.TotalSeconds).ToString(CultureInfo.InvariantCulture), "--json",
         })
         {
             start.ArgumentList.Add(argument);

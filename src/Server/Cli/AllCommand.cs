@@ -33,16 +33,21 @@ internal static class AllCommand
                 return RoleCommandLine.InvalidArgumentExitCode;
             }
 
-            await using WebApplication app = ServerHost.Build(arguments, "", pollStore: false, configureBuilder: builder =>
-            {
-                RoleCommandLine.UseDefaultUrls(builder, ServeCommand.DefaultUrls);
-                builder.Services.AddLearnerRole();
-                builder.Services.AddOptions<ServerOptions>()
-                    .PostConfigure<IOptions<LearnerOptions>>((server, learner) => server.StoreDirectory = learner.Value.StoreDirectory);
-            });
-            app.MapModelStoreApi(() => app.Services.GetRequiredService<ContinualLearner>().Store);
-            return await RoleCommandLine.RunAsync(app, cancellation).ConfigureAwait(false);
+            return await RoleCommandLine.RunAsync(() => Build(arguments), cancellation).ConfigureAwait(false);
         });
         return command;
+    }
+
+    private static WebApplication Build(string[] arguments)
+    {
+        WebApplication app = ServerHost.Build(arguments, "", pollStore: false, configureBuilder: builder =>
+        {
+            RoleCommandLine.UseDefaultUrls(builder, ServeCommand.DefaultUrls);
+            builder.Services.AddLearnerRole();
+            builder.Services.AddOptions<ServerOptions>()
+                .PostConfigure<IOptions<LearnerOptions>>((server, learner) => server.StoreDirectory = learner.Value.StoreDirectory);
+        });
+        app.MapModelStoreApi(() => app.Services.GetRequiredService<ContinualLearner>().Store);
+        return app;
     }
 }

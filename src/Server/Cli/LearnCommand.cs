@@ -34,8 +34,7 @@ internal static class LearnCommand
                 return RoleCommandLine.InvalidArgumentExitCode;
             }
 
-            await using WebApplication app = Build(arguments);
-            return await RoleCommandLine.RunAsync(app, cancellation).ConfigureAwait(false);
+            return await RoleCommandLine.RunAsync(() => Build(arguments), cancellation).ConfigureAwait(false);
         });
         return command;
     }

@@ -98,8 +98,19 @@ internal static class RoleCommandLine
     public static async Task<int> RunAsync(WebApplication app, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(app);
+        return await RunAsync(() => app, cancellation).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Builds and runs the application, so that invalid settings found while building (options read by a
+    /// constructor, an unknown device) get the same summary and exit code as those found at start.
+    /// </summary>
+    public static async Task<int> RunAsync(Func<WebApplication> build, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(build);
         try
         {
+            await using WebApplication app = build();
             await app.RunAsync(cancellation).ConfigureAwait(false);
             return 0;
         }
@@ -116,7 +127,14 @@ internal static class RoleCommandLine
                 .ConfigureAwait(false);
             return InvalidConfigurationExitCode;
         }
-        catch (InvalidOperationException exception) when (exception.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase))
+        catch (ArgumentException exception) when (exception.Message.Contains("Device", StringComparison.Ordinal))
+        {
+            await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);
+            return InvalidConfigurationExitCode;
+        }
+        catch (InvalidOperationException exception) when (
+            exception.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase)
+            || exception.Message.Contains("CUDA", StringComparison.Ordinal))
         {
             // ConfigurationBinder reports values it cannot convert (an unknown enum name, text in a number) this way.
             await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);

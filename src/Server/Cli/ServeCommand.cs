@@ -50,12 +50,13 @@ internal static class ServeCommand
                 return RoleCommandLine.InvalidArgumentExitCode;
             }
 
-            await using WebApplication app = ServerHost.Build(arguments, "", configureBuilder: builder =>
-            {
-                RoleCommandLine.UseDefaultUrls(builder, DefaultUrls);
-                builder.Services.AddVersionSubscriber(builder.Configuration);
-            });
-            return await RoleCommandLine.RunAsync(app, cancellation).ConfigureAwait(false);
+            return await RoleCommandLine.RunAsync(
+                () => ServerHost.Build(arguments, "", configureBuilder: builder =>
+                {
+                    RoleCommandLine.UseDefaultUrls(builder, DefaultUrls);
+                    builder.Services.AddVersionSubscriber(builder.Configuration);
+                }),
+                cancellation).ConfigureAwait(false);
         });
         return command;
     }
