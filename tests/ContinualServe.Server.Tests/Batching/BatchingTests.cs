@@ -23,7 +23,7 @@ public sealed class BatchingTests
         {
             batching.MaxBatchSize = 16;
             // Long enough that all 16 requests arrive even on a loaded machine; a full batch runs at once.
-            batching.MaxQueueDelay = TimeSpan.FromSeconds(30);
+            batching.MaxQueueDelay = TimeSpan.FromSeconds(10);
         });
         InferenceBatcher batcher = server.App.Services.GetRequiredService<InferenceBatcher>();
         long passesBefore = batcher.ForwardPasses;
