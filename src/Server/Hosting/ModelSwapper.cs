@@ -26,6 +26,11 @@ public sealed partial class ModelSwapper
         this.logger = logger;
         modelName = options.Value.ModelName;
         device = DeviceSelector.Resolve(options.Value.Device);
+        if (options.Value.IntraOpThreads > 0)
+        {
+            torch.set_num_threads(options.Value.IntraOpThreads);
+        }
+
         Store = new ModelStore(options.Value.StoreDirectory);
     }
 

@@ -18,6 +18,15 @@ public sealed class ServerOptions
     /// <summary>Inference device: auto, cpu, cuda or cuda:N.</summary>
     public string Device { get; set; } = "cpu";
 
+    /// <summary>
+    /// libtorch intra-op threads for the process; 0 keeps libtorch's default (one per core). One thread is
+    /// best for small models on CPU: with more, libtorch's worker threads compete with Kestrel for the cores
+    /// (measured here on 2 cores: 17,700 against 7,700 one-item requests/s, and p99 12 ms against 79 ms).
+    /// The setting is process-wide, so a learner in the same process trains with it too.
+    /// </summary>
+    [Range(0, 1024)]
+    public int IntraOpThreads { get; set; } = 1;
+
     /// <summary>Largest accepted request body, in bytes; larger bodies get 413.</summary>
     [Range(1024, 1L << 30)]
     public long MaxRequestBodyBytes { get; set; } = 8 * 1024 * 1024;
