@@ -73,7 +73,7 @@ public sealed partial class InferenceBatcher : IDisposable
             if (queued)
             {
                 waiting++;
-                inline = queue.Count == 0 && passLock.TryEnter();
+                inline = options.MaxQueueDelay == TimeSpan.Zero && queue.Count == 0 && passLock.TryEnter();
                 if (!inline)
                 {
                     queue.Enqueue(request);
