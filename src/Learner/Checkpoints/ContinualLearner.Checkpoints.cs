@@ -262,21 +262,21 @@ public sealed partial class ContinualLearner
             .FirstOrDefault(offset => offset.Topic == partition.Topic && offset.Partition == partition.Partition.Value)
             ?.Offset;
 
-    [LoggerMessage(EventId = 232, Level = LogLevel.Information, Message = "Restored learner checkpoint {Sequence} (version {Version}, {ExamplesTrained} examples trained, offsets of {PartitionCount} partitions)")]
+    [LoggerMessage(EventId = 242, Level = LogLevel.Information, Message = "Restored learner checkpoint {Sequence} (version {Version}, {ExamplesTrained} examples trained, offsets of {PartitionCount} partitions)")]
     private static partial void LogCheckpointRestored(ILogger logger, long sequence, long version, long examplesTrained, int partitionCount);
 
-    [LoggerMessage(EventId = 233, Level = LogLevel.Warning, Message = "Version {NewestVersion} was saved without its checkpoint; continuing from version {Version} and training its records again")]
+    [LoggerMessage(EventId = 243, Level = LogLevel.Warning, Message = "Version {NewestVersion} was saved without its checkpoint; continuing from version {Version} and training its records again")]
     private static partial void LogResumingOlderVersion(ILogger logger, long version, long newestVersion);
 
-    [LoggerMessage(EventId = 234, Level = LogLevel.Warning, Message = "The checkpoint's version {Version} cannot be loaded; manifests continue from version {NewestVersion}")]
+    [LoggerMessage(EventId = 244, Level = LogLevel.Warning, Message = "The checkpoint's version {Version} cannot be loaded; manifests continue from version {NewestVersion}")]
     private static partial void LogCheckpointVersionMissing(ILogger logger, long version, long newestVersion);
 
-    [LoggerMessage(EventId = 235, Level = LogLevel.Warning, Message = "Offset commit failed with {Code} after version {Version}; the checkpoint keeps the offsets and the next round commits again")]
+    [LoggerMessage(EventId = 245, Level = LogLevel.Warning, Message = "Offset commit failed with {Code} after version {Version}; the checkpoint keeps the offsets and the next round commits again")]
     private static partial void LogCommitFailed(ILogger logger, Exception exception, ErrorCode code, long version);
 
-    [LoggerMessage(EventId = 236, Level = LogLevel.Error, Message = "{Steps} consecutive training steps had a non-finite loss; rolled back to checkpoint {Sequence} (version {Version}) and re-reading its records")]
+    [LoggerMessage(EventId = 246, Level = LogLevel.Error, Message = "{Steps} consecutive training steps had a non-finite loss; rolled back to checkpoint {Sequence} (version {Version}) and re-reading its records")]
     private static partial void LogRolledBack(ILogger logger, int steps, long sequence, long version);
 
-    [LoggerMessage(EventId = 237, Level = LogLevel.Critical, Message = "Training diverged again after {Rollbacks} rollbacks; learning is paused at version {Version} until an operator resumes it through the management API")]
+    [LoggerMessage(EventId = 247, Level = LogLevel.Critical, Message = "Training diverged again after {Rollbacks} rollbacks; learning is paused at version {Version} until an operator resumes it through the management API")]
     private static partial void LogDiverged(ILogger logger, int rollbacks, long version);
 }

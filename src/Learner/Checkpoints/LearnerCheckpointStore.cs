@@ -156,9 +156,9 @@ public sealed partial class LearnerCheckpointStore
             ? sequence
             : -1;
 
-    [LoggerMessage(EventId = 230, Level = LogLevel.Error, Message = "Learner checkpoint {Directory} is corrupt or incomplete; trying an older one")]
+    [LoggerMessage(EventId = 248, Level = LogLevel.Error, Message = "Learner checkpoint {Directory} is corrupt or incomplete; trying an older one")]
     private static partial void LogCorruptCheckpoint(ILogger logger, Exception exception, string directory);
 
-    [LoggerMessage(EventId = 231, Level = LogLevel.Warning, Message = "Could not delete old learner checkpoint {Directory}")]
+    [LoggerMessage(EventId = 249, Level = LogLevel.Warning, Message = "Could not delete old learner checkpoint {Directory}")]
     private static partial void LogDeleteFailed(ILogger logger, Exception exception, string directory);
 }

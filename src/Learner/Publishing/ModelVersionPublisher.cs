@@ -114,15 +114,15 @@ public sealed partial class ModelVersionPublisher : IDisposable
         producer.Dispose();
     }
 
-    [LoggerMessage(EventId = 230, Level = LogLevel.Information, Message = "Created compacted version topic {Topic}")]
+    [LoggerMessage(EventId = 250, Level = LogLevel.Information, Message = "Created compacted version topic {Topic}")]
     private static partial void LogTopicCreated(ILogger logger, string topic);
 
-    [LoggerMessage(EventId = 231, Level = LogLevel.Warning, Message = "Could not create version topic {Topic} ({Code}); relying on the broker or the operator to create it")]
+    [LoggerMessage(EventId = 251, Level = LogLevel.Warning, Message = "Could not create version topic {Topic} ({Code}); relying on the broker or the operator to create it")]
     private static partial void LogTopicNotCreated(ILogger logger, Exception exception, string topic, ErrorCode code);
 
-    [LoggerMessage(EventId = 232, Level = LogLevel.Information, Message = "Announced version {Version} of {Model} at {Offset}")]
+    [LoggerMessage(EventId = 252, Level = LogLevel.Information, Message = "Announced version {Version} of {Model} at {Offset}")]
     private static partial void LogAnnounced(ILogger logger, long version, string model, TopicPartitionOffset offset);
 
-    [LoggerMessage(EventId = 233, Level = LogLevel.Error, Message = "Announcing version {Version} on {Topic} failed: {Code} {Reason}. The next promotion supersedes it")]
+    [LoggerMessage(EventId = 253, Level = LogLevel.Error, Message = "Announcing version {Version} on {Topic} failed: {Code} {Reason}. The next promotion supersedes it")]
     private static partial void LogAnnounceFailed(ILogger logger, long version, string topic, ErrorCode code, string reason);
 }

@@ -300,7 +300,7 @@ public sealed partial class InferenceBatcher : IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 420, Level = LogLevel.Error, Message = "A forward pass over {Requests} batched requests failed; each gets a 500 response")]
+    [LoggerMessage(EventId = 450, Level = LogLevel.Error, Message = "A forward pass over {Requests} batched requests failed; each gets a 500 response")]
     private static partial void LogBatchFailed(ILogger logger, Exception exception, int requests);
 
     private sealed class PendingRequest(float[] features, int count, long? requestedVersion, long queuedAt, DateTime deadline)

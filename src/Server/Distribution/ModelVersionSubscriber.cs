@@ -267,30 +267,30 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         announced.Writer.TryWrite(true);
     }
 
-    [LoggerMessage(EventId = 420, Level = LogLevel.Information, Message = "Following version topic {Topic} on {BootstrapServers}")]
+    [LoggerMessage(EventId = 460, Level = LogLevel.Information, Message = "Following version topic {Topic} on {BootstrapServers}")]
     private static partial void LogStarted(ILogger logger, string topic, string bootstrapServers);
 
-    [LoggerMessage(EventId = 421, Level = LogLevel.Information, Message = "Version {Version} of {Model} announced at {Offset}")]
+    [LoggerMessage(EventId = 461, Level = LogLevel.Information, Message = "Version {Version} of {Model} announced at {Offset}")]
     private static partial void LogAnnouncementReceived(ILogger logger, long version, string model, TopicPartitionOffset offset);
 
-    [LoggerMessage(EventId = 422, Level = LogLevel.Error, Message = "Downloaded version {Version} is corrupt and was rejected (attempt {Attempt}). Retrying with backoff")]
+    [LoggerMessage(EventId = 462, Level = LogLevel.Error, Message = "Downloaded version {Version} is corrupt and was rejected (attempt {Attempt}). Retrying with backoff")]
     private static partial void LogCorrupt(ILogger logger, Exception exception, long version, int attempt);
 
-    [LoggerMessage(EventId = 423, Level = LogLevel.Warning, Message = "Download of version {Version} from {StoreUrl} failed (attempt {Attempt}). Retrying with backoff")]
+    [LoggerMessage(EventId = 463, Level = LogLevel.Warning, Message = "Download of version {Version} from {StoreUrl} failed (attempt {Attempt}). Retrying with backoff")]
     private static partial void LogDownloadFailed(ILogger logger, Exception exception, long version, string storeUrl, int attempt);
 
-    [LoggerMessage(EventId = 424, Level = LogLevel.Warning, Message = "Ignoring invalid announcement at {Offset}: {Error}")]
+    [LoggerMessage(EventId = 464, Level = LogLevel.Warning, Message = "Ignoring invalid announcement at {Offset}: {Error}")]
     private static partial void LogInvalidAnnouncement(ILogger logger, TopicPartitionOffset offset, string error);
 
-    [LoggerMessage(EventId = 425, Level = LogLevel.Warning, Message = "Version topic {Topic} does not exist yet; waiting for the learner to create it")]
+    [LoggerMessage(EventId = 465, Level = LogLevel.Warning, Message = "Version topic {Topic} does not exist yet; waiting for the learner to create it")]
     private static partial void LogTopicMissing(ILogger logger, string topic);
 
-    [LoggerMessage(EventId = 428, Level = LogLevel.Warning, Message = "Could not delete old versions in {Directory}; retrying after the next download")]
+    [LoggerMessage(EventId = 468, Level = LogLevel.Warning, Message = "Could not delete old versions in {Directory}; retrying after the next download")]
     private static partial void LogRetentionFailed(ILogger logger, Exception exception, string directory);
 
-    [LoggerMessage(EventId = 427, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
+    [LoggerMessage(EventId = 467, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
     private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
 
-    [LoggerMessage(EventId = 426, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
+    [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);
 }

@@ -65,9 +65,9 @@ public static partial class ManagementHosting
         return uri.Port;
     }
 
-    [LoggerMessage(EventId = 420, Level = LogLevel.Warning, Message = "Management API disabled: no token in Management:TokenFile or the environment variable {Variable}")]
+    [LoggerMessage(EventId = 441, Level = LogLevel.Warning, Message = "Management API disabled: no token in Management:TokenFile or the environment variable {Variable}")]
     private static partial void LogDisabled(ILogger logger, string variable);
 
-    [LoggerMessage(EventId = 421, Level = LogLevel.Information, Message = "Management API at {Prefix} on {Listener}; bearer token required")]
+    [LoggerMessage(EventId = 442, Level = LogLevel.Information, Message = "Management API at {Prefix} on {Listener}; bearer token required")]
     private static partial void LogEnabled(ILogger logger, string prefix, string listener);
 }
