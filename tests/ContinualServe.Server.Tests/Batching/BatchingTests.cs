@@ -12,6 +12,9 @@ using Xunit;
 
 namespace ContinualServe.Server.Tests.Batching;
 
+// Timing matters here, so these tests do not run beside the fuzz and management tests.
+[Collection(nameof(BatchingTests))]
+[CollectionDefinition(nameof(BatchingTests), DisableParallelization = true)]
 public sealed class BatchingTests
 {
     private const string InferPath = "v2/models/test-model/infer";
@@ -24,6 +27,7 @@ public sealed class BatchingTests
             batching.MaxBatchSize = 16;
             // Long enough that all 16 requests arrive even on a loaded machine; a full batch runs at once.
             batching.MaxQueueDelay = TimeSpan.FromSeconds(10);
+            batching.RequestTimeout = TimeSpan.FromSeconds(30);
         });
         InferenceBatcher batcher = server.App.Services.GetRequiredService<InferenceBatcher>();
         long passesBefore = batcher.ForwardPasses;
@@ -42,6 +46,7 @@ public sealed class BatchingTests
         {
             batching.MaxBatchSize = 16;
             batching.MaxQueueDelay = TimeSpan.FromSeconds(5);
+            batching.RequestTimeout = TimeSpan.FromSeconds(30);
         });
         float[][] batched = await Task.WhenAll(Enumerable.Range(0, 16).Select(index => Probabilities(server, Body(index))));
 
