@@ -100,9 +100,25 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public async Task GoldenSetSurvivesRestart()
+    {
+        string directory;
+        await using (ManagementServer first = await ManagementServer.StartAsync(versions: 1, separatePort: false))
+        {
+            directory = first.Store.RootDirectory;
+            (await SendOkAsync(first, "PUT", "manage/v1/golden-set")).GetProperty("examples").GetInt32().ShouldBe(2);
+        }
+
+        await using ManagementServer second = await ManagementServer.StartAsync(versions: 0, separatePort: false, storeDirectory: directory);
+
+        (await SendOkAsync(second, "GET", "manage/v1/golden-set")).GetProperty("examples").GetInt32().ShouldBe(2);
+        GoldenSet.TryLoad(directory).ShouldNotBeNull().Examples.Count.ShouldBe(2);
+    }
+
+    [Fact]
     public async Task ReplicaRefusesLearnerControl()
     {
-        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false, "--Distribution:BootstrapServers=127.0.0.1:9");
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false, extraArguments: "--Distribution:BootstrapServers=127.0.0.1:9");
 
         using HttpResponseMessage pause = await server.Management.SendAsync(Request("POST", "manage/v1/learning/pause", ManagementServer.Token));
         using HttpResponseMessage golden = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: "{\"examples\":[]}"));

@@ -28,9 +28,10 @@ internal sealed class ManagementServer : IAsyncDisposable
 
     public HttpClient Management { get; }
 
-    public static async Task<ManagementServer> StartAsync(int versions, bool separatePort, params string[] extraArguments)
+    /// <summary>Starts a server; <paramref name="storeDirectory"/> reuses an earlier server's store, as after a restart.</summary>
+    public static async Task<ManagementServer> StartAsync(int versions, bool separatePort, string? storeDirectory = null, params string[] extraArguments)
     {
-        string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        string directory = storeDirectory ?? Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
         var store = new ModelStore(directory, retainedVersions: 100);
         for (int version = 1; version <= versions; version++)
         {
