@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Replay;
@@ -102,13 +103,11 @@ internal static class ExampleFile
         return new LabeledExample(id, task, label, ReadFloats(reader));
     }
 
+    // Written as one block of little-endian floats; BitConverter.IsLittleEndian holds on every supported platform.
     private static void WriteFloats(BinaryWriter writer, float[] values)
     {
         writer.Write(values.Length);
-        foreach (float value in values)
-        {
-            writer.Write(value);
-        }
+        writer.Write(MemoryMarshal.AsBytes(values.AsSpan()));
     }
 
     private static float[] ReadFloats(BinaryReader reader)
@@ -120,9 +119,16 @@ internal static class ExampleFile
         }
 
         var values = new float[length];
-        for (int index = 0; index < length; index++)
+        Span<byte> bytes = MemoryMarshal.AsBytes(values.AsSpan());
+        for (int total = 0; total < bytes.Length;)
         {
-            values[index] = reader.ReadSingle();
+            int read = reader.Read(bytes[total..]);
+            if (read == 0)
+            {
+                throw new InvalidDataException($"A checkpoint example ends before its {length} values.");
+            }
+
+            total += read;
         }
 
         return values;

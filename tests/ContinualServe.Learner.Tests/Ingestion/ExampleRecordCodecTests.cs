@@ -31,6 +31,17 @@ public sealed class ExampleRecordCodecTests
     }
 
     [Fact]
+    public void NonIntegerFeaturesKeepTheirValue()
+    {
+        string values = "[" + string.Join(",", Enumerable.Repeat("0", FeatureCount - 5)) + ",0.5,-3,1e2,255,1234]";
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(Record(features: values)), out LabeledExample? example, out string error).ShouldBeTrue(error);
+
+        example.ShouldNotBeNull();
+        example.Features[^5..].ShouldBe([0.5f, -3f, 100f, 255f, 1234f]);
+    }
+
+    [Fact]
     public void UnknownFieldsAreSkipped()
     {
         string json = Record(extra: "\"source\":{\"camera\":[1,2]},");
