@@ -13,6 +13,9 @@ public sealed record PromotionDecision(
     int? MaxForgettingTask,
     double? GoldenAccuracy)
 {
+    /// <summary>Short reason labels (forgetting, accuracy_drop, golden_set, golden_set_unreadable); empty when promoted.</summary>
+    public IReadOnlyList<string> ReasonKinds { get; init; } = [];
+
     /// <summary>The label of <c>continualserve_promotions_total</c>: promoted or rejected.</summary>
     public string Label => Promoted ? "promoted" : "rejected";
 }

@@ -60,6 +60,11 @@ public sealed partial class PromotionGate
 
         PromotionDecision decision = Decide(candidateEvaluation, liveEvaluation, goldenAccuracy, goldenSetError);
         ContinualServeMetrics.Promotions.WithLabels(decision.Label).Inc();
+        foreach (string kind in decision.ReasonKinds)
+        {
+            ContinualServeMetrics.PromotionRejections.WithLabels(kind).Inc();
+        }
+
         string goldenText = decision.GoldenAccuracy?.ToString("F4", CultureInfo.InvariantCulture) ?? "none";
         string live = decision.LiveAverageAccuracy?.ToString("F4", CultureInfo.InvariantCulture) ?? "none";
         if (decision.Promoted)
@@ -79,6 +84,7 @@ public sealed partial class PromotionGate
     {
         ArgumentNullException.ThrowIfNull(candidate);
         List<string> reasons = [];
+        List<string> reasonKinds = [];
         (int task, double forgetting) worst = candidate.Forgetting.Count == 0
             ? (0, 0)
             : candidate.Forgetting.Select(pair => (pair.Key, pair.Value)).MaxBy(pair => pair.Value);
@@ -86,22 +92,26 @@ public sealed partial class PromotionGate
         if (worst.forgetting > options.MaxForgetting)
         {
             reasons.Add(Invariant($"forgetting {worst.forgetting:F4} on task {worst.task} exceeds {options.MaxForgetting:F4}"));
+            reasonKinds.Add("forgetting");
         }
 
         double? comparable = liveAccuracy is null ? null : AverageOverTasks(candidate, live!.Tasks);
         if (comparable is not null && liveAccuracy!.Value - comparable.Value > options.MaxAverageAccuracyDrop)
         {
             reasons.Add(Invariant($"average accuracy {comparable.Value:F4} on the live version's tasks is more than {options.MaxAverageAccuracyDrop:F4} below the live {liveAccuracy.Value:F4}"));
+            reasonKinds.Add("accuracy_drop");
         }
 
         if (goldenAccuracy is not null && goldenAccuracy.Value < options.MinGoldenAccuracy)
         {
             reasons.Add(Invariant($"golden-set accuracy {goldenAccuracy.Value:F4} is below {options.MinGoldenAccuracy:F4}"));
+            reasonKinds.Add("golden_set");
         }
 
         if (goldenSetError is not null)
         {
             reasons.Add("golden set unreadable: " + goldenSetError);
+            reasonKinds.Add("golden_set_unreadable");
         }
 
         bool promoted = !options.Enabled || reasons.Count == 0;
@@ -112,7 +122,10 @@ public sealed partial class PromotionGate
             liveAccuracy,
             worst.forgetting,
             candidate.Forgetting.Count == 0 ? null : worst.task,
-            goldenAccuracy);
+            goldenAccuracy)
+        {
+            ReasonKinds = promoted ? [] : reasonKinds,
+        };
     }
 
     // The candidate's current accuracy averaged over the tasks the live version was evaluated on. A task that

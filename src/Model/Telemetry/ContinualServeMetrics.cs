@@ -94,6 +94,8 @@ public static class ContinualServeMetrics
         "Candidate versions by promotion decision (promoted, rejected).",
         new CounterConfiguration { LabelNames = ["decision"] });
 
+    public static readonly Counter PromotionRejections = CreateRejections();
+
     public static readonly Gauge ReplayBufferExamples = Metrics.CreateGauge(
         "continualserve_replay_buffer_examples",
         "Examples held in the replay buffer.");
@@ -123,4 +125,19 @@ public static class ContinualServeMetrics
         "continualserve_accuracy_matrix",
         "Accuracy matrix R[i][j] of the newest evaluation: holdout accuracy on task j after training on task i.",
         new GaugeConfiguration { LabelNames = ["after_task", "task"] });
+
+    // Every reason's series starts at 0, so dashboards and alerts see it before the first rejection.
+    private static Counter CreateRejections()
+    {
+        Counter counter = Metrics.CreateCounter(
+            "continualserve_promotion_rejections_total",
+            "Rejected candidates by reason (forgetting, accuracy_drop, golden_set, golden_set_unreadable).",
+            new CounterConfiguration { LabelNames = ["reason"] });
+        foreach (string reason in new[] { "forgetting", "accuracy_drop", "golden_set", "golden_set_unreadable" })
+        {
+            counter.WithLabels(reason).Inc(0);
+        }
+
+        return counter;
+    }
 }

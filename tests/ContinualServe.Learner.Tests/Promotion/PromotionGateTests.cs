@@ -134,13 +134,17 @@ public sealed class PromotionGateTests : IDisposable
         using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallSpec);
         double rejectedBefore = ContinualServeMetrics.Promotions.WithLabels("rejected").Value;
         double promotedBefore = ContinualServeMetrics.Promotions.WithLabels("promoted").Value;
+        double forgettingBefore = ContinualServeMetrics.PromotionRejections.WithLabels("forgetting").Value;
 
-        gate.Review(module, torch.CPU, Summary([0.95], [0.5, 0.9]), Summary([0.95])).Promoted.ShouldBeFalse();
+        PromotionDecision rejected = gate.Review(module, torch.CPU, Summary([0.95], [0.5, 0.9]), Summary([0.95]));
+        rejected.Promoted.ShouldBeFalse();
+        rejected.ReasonKinds.ShouldBe(["forgetting", "accuracy_drop"]);
         gate.Review(module, torch.CPU, Summary([0.95], [0.9, 0.9]), Summary([0.95])).Promoted.ShouldBeTrue();
 
         // Other tests in this process may count too, so only a lower bound holds.
         ContinualServeMetrics.Promotions.WithLabels("rejected").Value.ShouldBeGreaterThanOrEqualTo(rejectedBefore + 1);
         ContinualServeMetrics.Promotions.WithLabels("promoted").Value.ShouldBeGreaterThanOrEqualTo(promotedBefore + 1);
+        ContinualServeMetrics.PromotionRejections.WithLabels("forgetting").Value.ShouldBeGreaterThanOrEqualTo(forgettingBefore + 1);
     }
 
     [Fact]
