@@ -461,8 +461,7 @@ public sealed partial class ContinualLearner : IDisposable
             return new TopicPartitionOffset(partition, resume.Value);
         }
 
-        TrainingOffset? recorded = latest?.Manifest.TrainingOffsets
-            .FirstOrDefault(offset => offset.Topic == partition.Topic && offset.Partition == partition.Partition.Value);
+        TrainingOffset? recorded = latest is null ? null : RecordedOffset(latest.Manifest.TrainingOffsets, partition);
         if (recorded is null)
         {
             return new TopicPartitionOffset(partition, Offset.Beginning);
@@ -471,6 +470,9 @@ public sealed partial class ContinualLearner : IDisposable
         positions[partition] = recorded.Offset;
         return new TopicPartitionOffset(partition, recorded.Offset);
     }
+
+    private static TrainingOffset? RecordedOffset(IReadOnlyList<TrainingOffset> offsets, TopicPartition partition) =>
+        offsets.FirstOrDefault(offset => offset.Topic == partition.Topic && offset.Partition == partition.Partition.Value);
 
     private void UpdateStatus(bool running)
     {

@@ -258,9 +258,7 @@ public sealed partial class ContinualLearner
         resumePositions.TryGetValue(partition, out long position) ? position : CheckpointOffset(partition);
 
     private long? CheckpointOffset(TopicPartition partition) =>
-        checkpoint?.Offsets
-            .FirstOrDefault(offset => offset.Topic == partition.Topic && offset.Partition == partition.Partition.Value)
-            ?.Offset;
+        checkpoint is null ? null : RecordedOffset(checkpoint.Offsets, partition)?.Offset;
 
     [LoggerMessage(EventId = 242, Level = LogLevel.Information, Message = "Restored learner checkpoint {Sequence} (version {Version}, {ExamplesTrained} examples trained, offsets of {PartitionCount} partitions)")]
     private static partial void LogCheckpointRestored(ILogger logger, long sequence, long version, long examplesTrained, int partitionCount);
