@@ -38,7 +38,7 @@ internal sealed class RunningServer : IAsyncDisposable
 
     public ModelSwapper Swapper => App.Services.GetRequiredService<ModelSwapper>();
 
-    /// <summary>Starts a server whose store holds <paramref name="versions"/> versions, the newest of them live.</summary>
+    /// <summary>Starts a server whose store contains <paramref name="versions"/> versions, the newest of them live.</summary>
     public static async Task<RunningServer> StartAsync(
         int versions = 1, long maxRequestBodyBytes = 1024 * 1024, Action<BatchingOptions>? configureBatching = null, params string[] arguments)
     {

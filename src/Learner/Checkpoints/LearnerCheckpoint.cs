@@ -5,7 +5,7 @@ using ContinualServe.Model.Store;
 namespace ContinualServe.Learner.Checkpoints;
 
 /// <summary>
-/// Metadata of one learner checkpoint, stored as checkpoint.json beside its data files. The checkpoint holds
+/// Metadata of one learner checkpoint, stored as checkpoint.json beside its data files. The checkpoint contains
 /// everything the learner needs to continue as if it had not stopped: weights, optimizer state, replay buffer,
 /// holdout sets, accuracy matrix and the next offset to consume on each partition.
 /// </summary>

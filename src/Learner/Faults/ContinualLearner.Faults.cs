@@ -144,6 +144,6 @@ public sealed partial class ContinualLearner
     [LoggerMessage(EventId = 239, Level = LogLevel.Warning, Message = "All Kafka brokers are down; the learner is not ready and keeps retrying with backoff")]
     private static partial void LogBrokersDown(ILogger logger);
 
-    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "A Kafka broker answers again after {ErrorCount} client errors; the learner resumes")]
+    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "A Kafka broker responds again after {ErrorCount} client errors; the learner resumes")]
     private static partial void LogBrokerAvailable(ILogger logger, long errorCount);
 }

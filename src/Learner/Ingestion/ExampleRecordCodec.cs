@@ -152,8 +152,8 @@ public sealed class ExampleRecordCodec
         return string.Empty;
     }
 
-    // Pixels are small integers, and parsing up to three digits by hand is several times faster than
-    // TryGetSingle, which dominated record decoding; anything else takes the general path.
+    // Pixels are small integers, and parsing up to three digits by hand is faster than TryGetSingle.
+    // Any other number takes the general path.
     private static bool TryReadNumber(ref Utf8JsonReader reader, out float value)
     {
         ReadOnlySpan<byte> text = reader.HasValueSequence ? ReadOnlySpan<byte>.Empty : reader.ValueSpan;

@@ -186,7 +186,7 @@ public sealed class ContinualTrainer : IDisposable
     /// <summary>Replaces the optimizer state with one written by <see cref="SaveOptimizerState"/>.</summary>
     public void LoadOptimizerState(string path) => optimizer.Load(path);
 
-    // LwF's teacher is the model as it was when the stream moved on to a new task: it knows the classes seen so far.
+    // LwF's teacher is the model as it was when the stream moved on to a new task: it has learned the classes seen so far.
     private void FreezeTeacherOnTaskChange(int task)
     {
         bool taskChanged = lastTask is not null && lastTask != task;
@@ -202,7 +202,7 @@ public sealed class ContinualTrainer : IDisposable
         teacherClasses = seenClasses.Order().Select(label => (long)label).ToArray();
     }
 
-    // The teacher's softened probabilities over the classes it knows; constant over the batch's gradient steps.
+    // The teacher's softened probabilities over the classes it has learned, which stay constant over the batch's gradient steps.
     private Tensor? TeacherProbabilities(Tensor input)
     {
         if (teacher is null)

@@ -1,7 +1,7 @@
 namespace ContinualServe.Model.Serving;
 
 /// <summary>
-/// The version that answers requests now. <see cref="Swap"/> replaces it atomically without locks;
+/// The version that serves requests now. <see cref="Swap"/> replaces it atomically without locks;
 /// a request that leased the previous version keeps it until its lease ends, and the previous version
 /// is disposed when the last such lease ends.
 /// </summary>

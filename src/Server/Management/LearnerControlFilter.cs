@@ -4,7 +4,7 @@ using ContinualServe.Learner.Publishing;
 namespace ContinualServe.Server.Management;
 
 /// <summary>
-/// Answers 409 to learning and golden-set requests on a replica that follows the version topic: its model store
+/// Returns 409 for learning and golden-set requests on a replica that follows the version topic: its model store
 /// is its own copy, so a pause marker or golden set written there would never reach the learner.
 /// </summary>
 internal sealed class LearnerControlFilter(IConfiguration configuration) : IEndpointFilter

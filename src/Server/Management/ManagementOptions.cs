@@ -9,13 +9,13 @@ public sealed class ManagementOptions
 
     /// <summary>
     /// Listen addresses reserved for the management API, e.g. "http://127.0.0.1:8081". Empty: management routes
-    /// share the inference addresses. When set, management routes answer 404 on the inference addresses.
+    /// share the inference addresses. When set, management routes return 404 on the inference addresses.
     /// </summary>
     public string Urls { get; set; } = "";
 
     /// <summary>File whose content (surrounding whitespace removed) is the bearer token; takes precedence over the variable.</summary>
     public string TokenFile { get; set; } = "";
 
-    /// <summary>Environment variable that holds the bearer token when no file is given.</summary>
+    /// <summary>Environment variable that contains the bearer token when no file is given.</summary>
     public string TokenEnvironmentVariable { get; set; } = DefaultTokenVariable;
 }

@@ -2,7 +2,7 @@ namespace ContinualServe.Server.StatusPage;
 
 /// <summary>
 /// Estimates a quantile from cumulative histogram buckets by linear interpolation inside the bucket that
-/// holds it, the method of Prometheus's histogram_quantile.
+/// contains it, the method of Prometheus's histogram_quantile.
 /// </summary>
 public static class HistogramQuantile
 {

@@ -5,7 +5,7 @@ using Prometheus;
 namespace ContinualServe.Server.StatusPage;
 
 /// <summary>
-/// Reads this process's own metrics through the Prometheus text exposition, the same numbers a scrape sees.
+/// Reads this process's own metrics through the Prometheus text exposition, the same numbers a scrape returns.
 /// prometheus-net exposes no per-bucket counts through its API, so the histogram is read from the text.
 /// </summary>
 internal static class MetricsText

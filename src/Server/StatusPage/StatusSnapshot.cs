@@ -7,7 +7,7 @@ public sealed record StatusSnapshot
 {
     public required string Model { get; init; }
 
-    /// <summary>The version that answers requests now; null before the first version is loaded.</summary>
+    /// <summary>The version that serves requests now; null before the first version is loaded.</summary>
     public long? Version { get; init; }
 
     public long? ParentVersion { get; init; }
