@@ -11,6 +11,9 @@ namespace ContinualServe.Benchmarks;
 /// </summary>
 internal sealed class LoadClient(string continualServeDll, TimeSpan duration)
 {
+    /// <summary>Length of each measured load window.</summary>
+    public TimeSpan Duration => duration;
+
     public async Task<(LoadResult Load, double ServerCpuSeconds)> RunAsync(
         Uri target, byte[] body, int clients, string contentType = "application/json", int? headerLength = null, bool warmUp = false)
     {
