@@ -13,9 +13,8 @@ public sealed class BatchingOptions : IValidatableObject
 
     /// <summary>
     /// Maximum time the oldest queued request waits for others to join its forward pass. Zero (the default)
-    /// runs whatever is queued as soon as the model is free, so batches form only while a pass is running:
-    /// best on CPU, where a pass costs about the same per example at any batch size. On a GPU a millisecond
-    /// or two buys larger batches for little latency.
+    /// runs whatever is queued as soon as the model is free, so batches form only while a pass is running and no
+    /// request waits while the model is idle. On a GPU a millisecond or two buys larger batches for little latency.
     /// </summary>
     public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.Zero;
 

@@ -72,8 +72,10 @@ public sealed partial class InferenceBatcher : IDisposable
             queued = !stopping && waiting < options.QueueCapacity;
             if (queued)
             {
+                // No waiting request means none queued and none collected by the worker for its next pass, so a
+                // request that runs inline never overtakes an earlier one.
+                inline = options.MaxQueueDelay == TimeSpan.Zero && waiting == 0 && passLock.TryEnter();
                 waiting++;
-                inline = options.MaxQueueDelay == TimeSpan.Zero && queue.Count == 0 && passLock.TryEnter();
                 if (!inline)
                 {
                     queue.Enqueue(request);
