@@ -21,7 +21,8 @@ namespace ContinualServe.Learner;
 /// commits the offsets the version includes, and announces it. Offsets are committed only after the
 /// version that contains their effect is on disk, so a crash re-reads uncommitted records and never
 /// skips one; the version's manifest records the same offsets, and a restart seeks to them.
-/// All Kafka and tensor work runs on one dedicated thread.
+/// All Kafka work and training run on one dedicated thread. Writing a round's version and checkpoint to disk
+/// runs on a thread-pool task (see ContinualLearner.Publishing.cs).
 /// </summary>
 public sealed partial class ContinualLearner : IDisposable
 {
@@ -125,6 +126,7 @@ public sealed partial class ContinualLearner : IDisposable
     {
         Stop(TimeSpan.FromSeconds(30));
         trainer?.Dispose();
+        publishedWeights?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
     }
@@ -150,9 +152,11 @@ public sealed partial class ContinualLearner : IDisposable
             try
             {
                 ConsumeUntilStopped(consumer, deadLetters, cancellation);
+                CompletePublishing(consumer, wait: true);
             }
             finally
             {
+                WaitForPublishing();
                 consumer.Close();
             }
         }
@@ -190,6 +194,7 @@ public sealed partial class ContinualLearner : IDisposable
             }
 
             ObserveConsume(result);
+            CompletePublishing(consumer, wait: false);
             if (result is null || result.IsPartitionEOF)
             {
                 bool idle = DateTime.UtcNow - lastRecordAt >= options.IdleRoundDelay;
@@ -308,6 +313,8 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
+        // The gate compares with the live version and a rejection reloads it, so the previous round must be on disk.
+        CompletePublishing(consumer, wait: true);
         IReadOnlyDictionary<int, double> accuracies = evaluator.Evaluate(trainer!.Module, device);
         if (currentTask > 0)
         {
@@ -322,65 +329,58 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
+        TopicPartitionOffset[] offsets = positions
+            .Select(pair => new TopicPartitionOffset(pair.Key, pair.Value))
+            .ToArray();
         var manifest = new ModelManifest
         {
             ParentVersion = latest?.Number,
             ExamplesTrained = (latest?.Manifest.ExamplesTrained ?? 0) + trainedSinceRound,
-            TrainingOffsets = positions
-                .Select(pair => new TrainingOffset(pair.Key.Topic, pair.Key.Partition.Value, pair.Value))
+            TrainingOffsets = offsets
+                .Select(offset => new TrainingOffset(offset.Topic, offset.Partition.Value, offset.Offset.Value))
                 .ToArray(),
             Evaluation = summary,
         };
-        latest = store.Save(trainer.Spec, trainer.Module, manifest);
-        SaveCheckpoint();
-        CommitOffsets(consumer);
-
-        double meanLoss = lossSteps > 0 ? lossSum / lossSteps : double.NaN;
-        PublishMetrics(summary, accuracies, consumer, meanLoss);
-        LogRound(logger, latest.Number, reason, currentTask, trainedSinceRound, summary.AverageAccuracy, summary.BackwardTransfer, meanLoss);
-        lock (statusLock)
-        {
-            status = status with
-            {
-                Trained = status.Trained + trainedSinceRound,
-                HeldOut = status.HeldOut + heldOutSinceRound,
-                LatestVersion = latest.Number,
-                LastLoss = meanLoss,
-                AccuracyByTask = accuracies,
-                RoundPosition = positions.Values.Sum(),
-            };
-        }
-
+        var round = new PromotedRound(
+            reason,
+            currentTask,
+            trainedSinceRound,
+            heldOutSinceRound,
+            summary,
+            accuracies,
+            lossSteps > 0 ? lossSum / lossSteps : double.NaN,
+            lossSteps > 0 ? logitLossSum / lossSteps : null,
+            lossSteps > 0 ? labelLossSum / lossSteps : null,
+            offsets,
+            started);
+        StartPublishing(round, manifest);
         trainedSinceRound = 0;
         heldOutSinceRound = 0;
         lossSum = logitLossSum = labelLossSum = 0;
         lossSteps = 0;
-        ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-        ContinualServeMetrics.LearnerLastVersionTimestamp.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
-        VersionPublished?.Invoke(latest);
     }
 
-    private void PublishMetrics(EvaluationSummary summary, IReadOnlyDictionary<int, double> accuracies, IConsumer<byte[]?, byte[]?> consumer, double meanLoss)
+    private void PublishMetrics(PromotedRound round, IConsumer<byte[]?, byte[]?> consumer)
     {
-        foreach ((int task, double accuracy) in accuracies)
+        foreach ((int task, double accuracy) in round.Accuracies)
         {
             ContinualServeMetrics.TaskAccuracy.WithLabels(task.ToString(System.Globalization.CultureInfo.InvariantCulture)).Set(accuracy);
         }
 
-        foreach ((int task, double forgetting) in summary.Forgetting)
+        foreach ((int task, double forgetting) in round.Summary.Forgetting)
         {
             ContinualServeMetrics.TaskForgetting.WithLabels(task.ToString(System.Globalization.CultureInfo.InvariantCulture)).Set(forgetting);
         }
 
-        ContinualServeMetrics.AverageAccuracy.Set(summary.AverageAccuracy);
-        ContinualServeMetrics.BackwardTransfer.Set(summary.BackwardTransfer);
-        EvaluationMetrics.PublishAccuracyMatrix(summary);
+        ContinualServeMetrics.AverageAccuracy.Set(round.Summary.AverageAccuracy);
+        ContinualServeMetrics.BackwardTransfer.Set(round.Summary.BackwardTransfer);
+        EvaluationMetrics.PublishAccuracyMatrix(round.Summary);
         ContinualServeMetrics.ReplayBufferExamples.Set(trainer!.ReplayBuffer.Count);
-        if (lossSteps > 0)
+        if (round.MeanLogitLoss is not null && round.MeanLabelLoss is not null)
         {
-            ContinualServeMetrics.LearnerLoss.WithLabels("total").Set(meanLoss);
-            ContinualServeMetrics.LearnerLoss.WithLabels("replay_logits").Set(logitLossSum / lossSteps);
-            ContinualServeMetrics.LearnerLoss.WithLabels("replay_labels").Set(labelLossSum / lossSteps);
+            ContinualServeMetrics.LearnerLoss.WithLabels("total").Set(round.MeanLoss);
+            ContinualServeMetrics.LearnerLoss.WithLabels("replay_logits").Set(round.MeanLogitLoss.Value);
+            ContinualServeMetrics.LearnerLoss.WithLabels("replay_labels").Set(round.MeanLabelLoss.Value);
         }
 
         foreach ((TopicPartition partition, long position) in positions)
