@@ -13,26 +13,37 @@ using static TorchSharp.torch.nn.functional;
 
 namespace ContinualServe.Benchmarks;
 
-/// <summary>Learner throughput against a bare TorchSharp training loop on the same data, model and batch size.</summary>
+/// <summary>
+/// Learner throughput against a bare TorchSharp training loop on the same data, model and batch size. Every
+/// contender runs on the thread settings Program.cs sets (one libtorch intra-op thread) and runs once unmeasured
+/// first, so that JIT compilation and libtorch's first calls are not counted for any of them.
+/// </summary>
 internal static class Training
 {
     private const int Examples = 20_000;
+    private const int WarmUpExamples = 3_200;
     private const int BatchSize = 32;
 
     public static void Compare(IdxDataset training, Report report)
     {
         ModelSpec spec = Contenders.Spec(ModelFactory.MlpArchitecture);
         List<LabeledExample> examples = Load(training, Examples);
+        List<LabeledExample> warmUp = examples.GetRange(0, WarmUpExamples);
+        BareLoop(spec, warmUp);
         double bare = BareLoop(spec, examples);
+        TrainerLoop(spec, warmUp, ReplayStrategy.Naive);
         double naiveTrainer = TrainerLoop(spec, examples, ReplayStrategy.Naive);
+        TrainerLoop(spec, warmUp, ReplayStrategy.DerPlusPlus);
         double derTrainer = TrainerLoop(spec, examples, ReplayStrategy.DerPlusPlus);
-        double endToEnd = EndToEnd(training);
+        EndToEnd(training);
+        (double endToEnd, CpuUsage cpu) = EndToEnd(training);
 
         report.Table($"Learner throughput (MLP, batch {BatchSize}, Adam)");
         report.Row("bare TorchSharp loop (cross-entropy only)", $"{Report.Number(bare)} examples/s", "", "");
         report.Row("ContinualTrainer, naive", $"{Report.Number(naiveTrainer)} examples/s", Report.Ratio(naiveTrainer / bare, 0.8), ">= 0.8x bare");
         report.Row("ContinualTrainer, DER++ (three forward passes per step)", $"{Report.Number(derTrainer)} examples/s", string.Create(CultureInfo.InvariantCulture, $"{derTrainer / bare:F2}x"), "for information");
         report.Row("whole learner, naive: Kafka, JSON decoding, holdout, training, rounds", $"{Report.Number(endToEnd)} examples/s", Report.Ratio(endToEnd / bare, 0.8), ">= 0.8x bare");
+        report.Row("CPU during the whole-learner run (producer in this process)", cpu.ToString(), "", "for information");
     }
 
     private static double BareLoop(ModelSpec spec, List<LabeledExample> examples)
@@ -70,8 +81,9 @@ internal static class Training
         return examples.Count / clock.Elapsed.TotalSeconds;
     }
 
-    // The learner on the embedded broker, fed by a producer that stays within the broker's retention.
-    private static double EndToEnd(IdxDataset training)
+    // The learner on the embedded broker, fed by a producer that stays within the broker's retention. The
+    // producer encodes JSON on thread-pool threads of this process, so it shares the two cores with the learner.
+    private static (double Rate, CpuUsage Cpu) EndToEnd(IdxDataset training)
     {
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("bench", 1);
@@ -88,6 +100,7 @@ internal static class Training
         using var learner = new ContinualLearner(options, NullLoggerFactory.Instance);
         learner.Start();
         var producer = new ExampleProducer(broker.BootstrapServers, "bench", NullLogger.Instance) { MaxTasks = 2 };
+        ThreadTimes before = ThreadTimes.Read();
         var clock = Stopwatch.StartNew();
         long produced = producer.ProduceAsync(training, () => learner.Status.Position, null, CancellationToken.None).GetAwaiter().GetResult();
         while (learner.Status.Consumed < produced && clock.Elapsed < TimeSpan.FromMinutes(5))
@@ -96,8 +109,9 @@ internal static class Training
         }
 
         double rate = learner.Status.Consumed / clock.Elapsed.TotalSeconds;
+        CpuUsage cpu = ThreadTimes.Read().Since(before, clock.Elapsed);
         learner.Stop(TimeSpan.FromSeconds(10));
-        return rate;
+        return (rate, cpu);
     }
 
     private static List<LabeledExample> Load(IdxDataset dataset, int count)
