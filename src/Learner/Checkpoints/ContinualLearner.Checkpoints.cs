@@ -208,6 +208,7 @@ public sealed partial class ContinualLearner
         (LearnerCheckpoint Checkpoint, string Directory) found = Checkpoints.TryLoadLatest()
             ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
         LoadState(found.Checkpoint, found.Directory);
+        readGeneration++;
         pending.Clear();
         trainedSinceRound = 0;
         heldOutSinceRound = 0;
@@ -250,6 +251,7 @@ public sealed partial class ContinualLearner
     /// <summary>Keeps the positions of revoked partitions, whose effect is in memory, for a later reassignment.</summary>
     private void RememberPositions()
     {
+        readGeneration++;
         foreach ((TopicPartition partition, long position) in positions)
         {
             resumePositions[partition] = position;
