@@ -11,10 +11,17 @@ using ContinualServe.Server.Hosting;
 using TorchSharp;
 
 // Compares ContinualServe with the alternatives side by side in one run and prints ratios.
-// Usage: dotnet ContinualServe.Benchmarks.dll [--seconds S] [--data DIR] [--output FILE]
+// Usage: dotnet ContinualServe.Benchmarks.dll [--seconds S] [--data DIR] [--output FILE] [--only serving|learner]
 double seconds = ArgumentValue(args, "--seconds", 5);
 string dataDirectory = ArgumentText(args, "--data", "/usr/share/datasets/fashion-mnist");
 string output = ArgumentText(args, "--output", Path.Combine("bench", "results", "benchmarks.md"));
+string only = ArgumentText(args, "--only", "all");
+if (only is not ("all" or "serving" or "learner"))
+{
+    Console.Error.WriteLine($"Invalid --only value '{only}'; expected serving or learner.");
+    return 2;
+}
+
 torch.set_num_threads(1);
 
 IdxDataset test = IdxDataset.LoadFashionMnist(dataDirectory, training: false);
@@ -22,18 +29,26 @@ var client = new LoadClient(Path.Combine(AppContext.BaseDirectory, "continualser
 var report = new Report();
 report.Line($"Run on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {seconds} s per load, torch threads 1, load client in a separate process.");
 
-foreach (string architecture in new[] { ModelFactory.MlpArchitecture, ModelFactory.CnnArchitecture })
+if (only is "all" or "serving")
 {
-    await Serving.CompareAsync(architecture, test, client, report).ConfigureAwait(false);
+    foreach (string architecture in new[] { ModelFactory.MlpArchitecture, ModelFactory.CnnArchitecture })
+    {
+        await Serving.CompareAsync(architecture, test, client, report).ConfigureAwait(false);
+    }
+
+    await Serving.MeasureSwapsAsync(test, client, report).ConfigureAwait(false);
+    Serving.MeasureSwapMemory(report);
 }
 
-await Serving.MeasureSwapsAsync(test, client, report).ConfigureAwait(false);
-Serving.MeasureSwapMemory(report);
-Training.Compare(IdxDataset.LoadFashionMnist(dataDirectory, training: true), report);
+if (only is "all" or "learner")
+{
+    Training.Compare(IdxDataset.LoadFashionMnist(dataDirectory, training: true), report);
+}
 
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
 await File.WriteAllTextAsync(output, report.ToString()).ConfigureAwait(false);
 Console.WriteLine($"Report written to {output}");
+return 0;
 
 static double ArgumentValue(string[] args, string name, double fallback)
 {

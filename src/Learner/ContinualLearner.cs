@@ -21,7 +21,8 @@ namespace ContinualServe.Learner;
 /// commits the offsets the version includes, and announces it. Offsets are committed only after the
 /// version that contains their effect is on disk, so a crash re-reads uncommitted records and never
 /// skips one; the version's manifest records the same offsets, and a restart seeks to them.
-/// All Kafka and tensor work runs on one dedicated thread.
+/// All Kafka work and training run on one dedicated thread. Decoding records (ContinualLearner.Reading.cs) and
+/// writing a round's version and checkpoint to disk (ContinualLearner.Publishing.cs) run on thread-pool tasks.
 /// </summary>
 public sealed partial class ContinualLearner : IDisposable
 {
@@ -125,6 +126,7 @@ public sealed partial class ContinualLearner : IDisposable
     {
         Stop(TimeSpan.FromSeconds(30));
         trainer?.Dispose();
+        publishedWeights?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
     }
@@ -150,9 +152,11 @@ public sealed partial class ContinualLearner : IDisposable
             try
             {
                 ConsumeUntilStopped(consumer, deadLetters, cancellation);
+                CompletePublishing(consumer, wait: true);
             }
             finally
             {
+                WaitForPublishing();
                 consumer.Close();
             }
         }
@@ -170,46 +174,53 @@ public sealed partial class ContinualLearner : IDisposable
 
     private void ConsumeUntilStopped(IConsumer<byte[]?, byte[]?> consumer, DeadLetterPublisher deadLetters, CancellationToken cancellation)
     {
+        ReadBatch? ready = null;
         while (!cancellation.IsCancellationRequested)
         {
             BeforeConsume(consumer);
-            ConsumeResult<byte[]?, byte[]?>? result;
-            try
+
+            // Read the next batch and decode it on the thread pool while this thread handles the batch before.
+            List<ConsumeResult<byte[]?, byte[]?>> read = ReadAvailable(consumer, ready is null ? TimeSpan.FromMilliseconds(100) : TimeSpan.Zero);
+            Task<ReadBatch>? decoding = read.Count > 0 ? DecodeAsync(read) : null;
+            CompletePublishing(consumer, wait: false);
+            if (ready is not null)
             {
-                result = consumer.Consume(TimeSpan.FromMilliseconds(100));
-            }
-            catch (ConsumeException exception) when (exception.Error.Code == ErrorCode.Local_AutoOffsetReset)
-            {
-                SkipToRetainedRecords(consumer);
-                continue;
-            }
-            catch (ConsumeException exception) when (!exception.Error.IsFatal)
-            {
-                LogConsumeError(logger, exception, exception.Error.Code);
-                continue;
+                HandleBatch(consumer, deadLetters, ready, cancellation);
             }
 
-            ObserveConsume(result);
-            if (result is null || result.IsPartitionEOF)
+            ready = decoding?.GetAwaiter().GetResult();
+            if (read.Count == 0)
             {
                 bool idle = DateTime.UtcNow - lastRecordAt >= options.IdleRoundDelay;
                 if (idle && (trainedSinceRound > 0 || pending.Count > 0 || heldOutSinceRound > 0))
                 {
                     RunRound(consumer, "idle");
                 }
-
-                continue;
             }
-
-            lastRecordAt = DateTime.UtcNow;
-            Handle(consumer, deadLetters, result);
         }
     }
 
-    private void Handle(IConsumer<byte[]?, byte[]?> consumer, DeadLetterPublisher deadLetters, ConsumeResult<byte[]?, byte[]?> result)
+    private void HandleBatch(IConsumer<byte[]?, byte[]?> consumer, DeadLetterPublisher deadLetters, ReadBatch batch, CancellationToken cancellation)
     {
-        if (!codec.TryDecode(result.Message.Value ?? [], out LabeledExample? example, out string error))
+        foreach (DecodedRecord record in batch.Records)
         {
+            if (batch.Generation != readGeneration || cancellation.IsCancellationRequested)
+            {
+                return;
+            }
+
+            lastRecordAt = DateTime.UtcNow;
+            Handle(consumer, deadLetters, record);
+        }
+    }
+
+    private void Handle(IConsumer<byte[]?, byte[]?> consumer, DeadLetterPublisher deadLetters, DecodedRecord record)
+    {
+        ConsumeResult<byte[]?, byte[]?> result = record.Result;
+        LabeledExample? example = record.Example;
+        if (example is null)
+        {
+            string error = record.Error;
             deadLetters.Publish(result, error);
             ContinualServeMetrics.DeadLetters.Inc();
             invalidCount++;
@@ -223,7 +234,7 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
-        if (example!.Task > currentTask)
+        if (example.Task > currentTask)
         {
             // The previous task is over: its row of the accuracy matrix is final once this round is done.
             if (currentTask > 0 && (trainedSinceRound > 0 || pending.Count > 0 || heldOutSinceRound > 0))
@@ -235,7 +246,7 @@ public sealed partial class ContinualLearner : IDisposable
             LogTaskStarted(logger, currentTask, result.TopicPartitionOffset);
         }
 
-        if (holdoutRouter.IsHoldout(example.Id))
+        if (record.IsHoldout)
         {
             evaluator.Add(example);
             heldOutSinceRound++;
@@ -308,6 +319,8 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
+        // The gate compares with the live version and a rejection reloads it, so the previous round must be on disk.
+        CompletePublishing(consumer, wait: true);
         IReadOnlyDictionary<int, double> accuracies = evaluator.Evaluate(trainer!.Module, device);
         if (currentTask > 0)
         {
@@ -322,65 +335,58 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
+        TopicPartitionOffset[] offsets = positions
+            .Select(pair => new TopicPartitionOffset(pair.Key, pair.Value))
+            .ToArray();
         var manifest = new ModelManifest
         {
             ParentVersion = latest?.Number,
             ExamplesTrained = (latest?.Manifest.ExamplesTrained ?? 0) + trainedSinceRound,
-            TrainingOffsets = positions
-                .Select(pair => new TrainingOffset(pair.Key.Topic, pair.Key.Partition.Value, pair.Value))
+            TrainingOffsets = offsets
+                .Select(offset => new TrainingOffset(offset.Topic, offset.Partition.Value, offset.Offset.Value))
                 .ToArray(),
             Evaluation = summary,
         };
-        latest = store.Save(trainer.Spec, trainer.Module, manifest);
-        SaveCheckpoint();
-        CommitOffsets(consumer);
-
-        double meanLoss = lossSteps > 0 ? lossSum / lossSteps : double.NaN;
-        PublishMetrics(summary, accuracies, consumer, meanLoss);
-        LogRound(logger, latest.Number, reason, currentTask, trainedSinceRound, summary.AverageAccuracy, summary.BackwardTransfer, meanLoss);
-        lock (statusLock)
-        {
-            status = status with
-            {
-                Trained = status.Trained + trainedSinceRound,
-                HeldOut = status.HeldOut + heldOutSinceRound,
-                LatestVersion = latest.Number,
-                LastLoss = meanLoss,
-                AccuracyByTask = accuracies,
-                RoundPosition = positions.Values.Sum(),
-            };
-        }
-
+        var round = new PromotedRound(
+            reason,
+            currentTask,
+            trainedSinceRound,
+            heldOutSinceRound,
+            summary,
+            accuracies,
+            lossSteps > 0 ? lossSum / lossSteps : double.NaN,
+            lossSteps > 0 ? logitLossSum / lossSteps : null,
+            lossSteps > 0 ? labelLossSum / lossSteps : null,
+            offsets,
+            started);
+        StartPublishing(round, manifest);
         trainedSinceRound = 0;
         heldOutSinceRound = 0;
         lossSum = logitLossSum = labelLossSum = 0;
         lossSteps = 0;
-        ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-        ContinualServeMetrics.LearnerLastVersionTimestamp.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
-        VersionPublished?.Invoke(latest);
     }
 
-    private void PublishMetrics(EvaluationSummary summary, IReadOnlyDictionary<int, double> accuracies, IConsumer<byte[]?, byte[]?> consumer, double meanLoss)
+    private void PublishMetrics(PromotedRound round, IConsumer<byte[]?, byte[]?> consumer)
     {
-        foreach ((int task, double accuracy) in accuracies)
+        foreach ((int task, double accuracy) in round.Accuracies)
         {
             ContinualServeMetrics.TaskAccuracy.WithLabels(task.ToString(System.Globalization.CultureInfo.InvariantCulture)).Set(accuracy);
         }
 
-        foreach ((int task, double forgetting) in summary.Forgetting)
+        foreach ((int task, double forgetting) in round.Summary.Forgetting)
         {
             ContinualServeMetrics.TaskForgetting.WithLabels(task.ToString(System.Globalization.CultureInfo.InvariantCulture)).Set(forgetting);
         }
 
-        ContinualServeMetrics.AverageAccuracy.Set(summary.AverageAccuracy);
-        ContinualServeMetrics.BackwardTransfer.Set(summary.BackwardTransfer);
-        EvaluationMetrics.PublishAccuracyMatrix(summary);
+        ContinualServeMetrics.AverageAccuracy.Set(round.Summary.AverageAccuracy);
+        ContinualServeMetrics.BackwardTransfer.Set(round.Summary.BackwardTransfer);
+        EvaluationMetrics.PublishAccuracyMatrix(round.Summary);
         ContinualServeMetrics.ReplayBufferExamples.Set(trainer!.ReplayBuffer.Count);
-        if (lossSteps > 0)
+        if (round.MeanLogitLoss is not null && round.MeanLabelLoss is not null)
         {
-            ContinualServeMetrics.LearnerLoss.WithLabels("total").Set(meanLoss);
-            ContinualServeMetrics.LearnerLoss.WithLabels("replay_logits").Set(logitLossSum / lossSteps);
-            ContinualServeMetrics.LearnerLoss.WithLabels("replay_labels").Set(labelLossSum / lossSteps);
+            ContinualServeMetrics.LearnerLoss.WithLabels("total").Set(round.MeanLoss);
+            ContinualServeMetrics.LearnerLoss.WithLabels("replay_logits").Set(round.MeanLogitLoss.Value);
+            ContinualServeMetrics.LearnerLoss.WithLabels("replay_labels").Set(round.MeanLabelLoss.Value);
         }
 
         foreach ((TopicPartition partition, long position) in positions)
@@ -398,15 +404,18 @@ public sealed partial class ContinualLearner : IDisposable
     /// <summary>
     /// Handles an offset that fell out of the partition's retained range (retention deleted records the
     /// learner had not read): counts and logs the lost records, then resumes at the oldest retained one.
+    /// Partitions still in range go back to their handled position, because records read ahead are dropped.
     /// </summary>
     private void SkipToRetainedRecords(IConsumer<byte[]?, byte[]?> consumer)
     {
+        readGeneration++;
         foreach (TopicPartition partition in consumer.Assignment)
         {
             WatermarkOffsets watermarks = consumer.QueryWatermarkOffsets(partition, TimeSpan.FromSeconds(5));
             bool known = positions.TryGetValue(partition, out long position);
             if (known && position >= watermarks.Low.Value && position <= watermarks.High.Value)
             {
+                SeekOrReassign(consumer, new TopicPartitionOffset(partition, position));
                 continue;
             }
 
@@ -444,7 +453,11 @@ public sealed partial class ContinualLearner : IDisposable
             ReconnectBackoffMaxMs = 2000,
         };
         return new ConsumerBuilder<byte[]?, byte[]?>(config)
-            .SetPartitionsAssignedHandler((assigned, partitions) => partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))))
+            .SetPartitionsAssignedHandler((assigned, partitions) =>
+            {
+                readGeneration++;
+                return partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))).ToList();
+            })
             .SetPartitionsRevokedHandler((_, partitions) => RememberPositions())
             .SetErrorHandler((_, error) => OnKafkaError(error))
             .Build();

@@ -92,10 +92,10 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Writes the learner's state at the end of a round; runs after the version is saved and before offsets
-    /// are committed. The offsets are <paramref name="offsets"/> when given, else the positions reached.
+    /// Writes the learner's state with <paramref name="offsets"/> on the learner thread: the first checkpoint,
+    /// written at start. Rounds write theirs through <see cref="StartPublishing"/>.
     /// </summary>
-    private void SaveCheckpoint(IReadOnlyList<TrainingOffset>? offsets = null)
+    private void SaveCheckpoint(IReadOnlyList<TrainingOffset> offsets)
     {
         long logBytes = trainingLog?.Flush() ?? 0;
         var metadata = new LearnerCheckpoint
@@ -103,7 +103,7 @@ public sealed partial class ContinualLearner
             ModelVersion = latest!.Number,
             ExamplesTrained = latest.Manifest.ExamplesTrained,
             CurrentTask = currentTask,
-            Offsets = offsets ?? ReachedOffsets(),
+            Offsets = offsets,
             Evaluation = matrix.ToSummary(),
             ReplaySeen = trainer!.ReplayBuffer.Seen,
             TrainingLogBytes = logBytes,
@@ -150,14 +150,21 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Commits the round's offsets. A failure (broker unreachable, group rebalanced) is logged and counted
-    /// but not raised, because the checkpoint already contains the offsets and the next round commits newer ones.
+    /// Commits a round's offsets on the partitions still assigned. A failure (broker unreachable, group rebalanced)
+    /// is logged and counted but not raised, because the checkpoint already contains the offsets and the next
+    /// round commits newer ones.
     /// </summary>
-    private void CommitOffsets(IConsumer<byte[]?, byte[]?> consumer)
+    private void CommitOffsets(IConsumer<byte[]?, byte[]?> consumer, IReadOnlyList<TopicPartitionOffset> offsets)
     {
+        List<TopicPartitionOffset> assigned = offsets.Where(offset => consumer.Assignment.Contains(offset.TopicPartition)).ToList();
+        if (assigned.Count == 0)
+        {
+            return;
+        }
+
         try
         {
-            consumer.Commit(positions.Select(pair => new TopicPartitionOffset(pair.Key, pair.Value)));
+            consumer.Commit(assigned);
         }
         catch (KafkaException exception) when (!exception.Error.IsFatal)
         {
@@ -193,6 +200,7 @@ public sealed partial class ContinualLearner
             return;
         }
 
+        CompletePublishing(consumer, wait: true);
         rollbackRequested = false;
         consecutiveNonFiniteSteps = 0;
         rollbacksSinceRound++;
@@ -200,6 +208,7 @@ public sealed partial class ContinualLearner
         (LearnerCheckpoint Checkpoint, string Directory) found = Checkpoints.TryLoadLatest()
             ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
         LoadState(found.Checkpoint, found.Directory);
+        readGeneration++;
         pending.Clear();
         trainedSinceRound = 0;
         heldOutSinceRound = 0;
@@ -242,6 +251,7 @@ public sealed partial class ContinualLearner
     /// <summary>Keeps the positions of revoked partitions, whose effect is in memory, for a later reassignment.</summary>
     private void RememberPositions()
     {
+        readGeneration++;
         foreach ((TopicPartition partition, long position) in positions)
         {
             resumePositions[partition] = position;

@@ -15,7 +15,7 @@ internal static class ExampleFile
 
     public static void WriteReplay(string path, IReadOnlyList<ReplayExample> examples)
     {
-        using FileStream stream = CreateDurable(path);
+        using FileStream stream = CreateNew(path);
         using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
         {
             writer.Write(FormatTag);
@@ -27,7 +27,6 @@ internal static class ExampleFile
             }
         }
 
-        stream.Flush(flushToDisk: true);
     }
 
     public static List<ReplayExample> ReadReplay(string path)
@@ -46,7 +45,7 @@ internal static class ExampleFile
 
     public static void WriteExamples(string path, IReadOnlyList<LabeledExample> examples)
     {
-        using FileStream stream = CreateDurable(path);
+        using FileStream stream = CreateNew(path);
         using (var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true))
         {
             writer.Write(FormatTag);
@@ -57,7 +56,6 @@ internal static class ExampleFile
             }
         }
 
-        stream.Flush(flushToDisk: true);
     }
 
     public static List<LabeledExample> ReadExamples(string path)
@@ -73,7 +71,8 @@ internal static class ExampleFile
         return examples;
     }
 
-    private static FileStream CreateDurable(string path) =>
+    // Not flushed to disk here: LearnerCheckpointStore flushes every data file before it renames the checkpoint into place.
+    private static FileStream CreateNew(string path) =>
         new(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
 
     private static int ReadHeader(BinaryReader reader, string path)

@@ -39,19 +39,46 @@ public sealed partial class LearnerCheckpointStore
     /// Writes a checkpoint: <paramref name="writeFiles"/> creates the data files in the directory it is given,
     /// then their checksums and <paramref name="metadata"/> are stored and the directory is renamed into place.
     /// </summary>
-    public LearnerCheckpoint Save(LearnerCheckpoint metadata, Action<string> writeFiles)
+    public LearnerCheckpoint Save(LearnerCheckpoint metadata, Action<string> writeFiles) =>
+        Complete(Prepare(writeFiles), metadata, writeFiles: null);
+
+    /// <summary>
+    /// Creates a temporary directory and lets <paramref name="writeFiles"/> create data files in it, without
+    /// flushing them to disk. Pass the returned directory to <see cref="Complete"/> or <see cref="Abandon"/>.
+    /// </summary>
+    public string Prepare(Action<string> writeFiles)
     {
-        ArgumentNullException.ThrowIfNull(metadata);
         ArgumentNullException.ThrowIfNull(writeFiles);
-        List<long> existing = ListSequences();
-        long sequence = (existing.Count == 0 ? 0 : existing[^1]) + 1;
         string temporary = Path.Combine(RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(temporary);
         try
         {
             writeFiles(temporary);
+            return temporary;
+        }
+        catch
+        {
+            Abandon(temporary);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Finishes a checkpoint begun by <see cref="Prepare"/>: <paramref name="writeFiles"/>, when given, adds data
+    /// files, then every file is flushed to disk, the checksums and <paramref name="metadata"/> are stored, and
+    /// the directory is renamed into place. Deletes the directory if any step fails.
+    /// </summary>
+    public LearnerCheckpoint Complete(string prepared, LearnerCheckpoint metadata, Action<string>? writeFiles)
+    {
+        ArgumentNullException.ThrowIfNull(prepared);
+        ArgumentNullException.ThrowIfNull(metadata);
+        try
+        {
+            writeFiles?.Invoke(prepared);
+            List<long> existing = ListSequences();
+            long sequence = (existing.Count == 0 ? 0 : existing[^1]) + 1;
             var checksums = new SortedDictionary<string, string>(StringComparer.Ordinal);
-            foreach (string file in Directory.EnumerateFiles(temporary))
+            foreach (string file in Directory.EnumerateFiles(prepared))
             {
                 FileSync.FlushFile(file);
                 checksums[Path.GetFileName(file)] = ModelStore.ComputeSha256(file);
@@ -64,22 +91,28 @@ public sealed partial class LearnerCheckpointStore
                 FileSha256 = checksums,
             };
             FileSync.WriteAllBytesDurably(
-                Path.Combine(temporary, LearnerCheckpoint.MetadataFileName),
+                Path.Combine(prepared, LearnerCheckpoint.MetadataFileName),
                 JsonSerializer.SerializeToUtf8Bytes(complete, LearnerCheckpoint.JsonOptions));
-            FileSync.FlushDirectory(temporary);
-            Directory.Move(temporary, SequenceDirectory(sequence));
+            FileSync.FlushDirectory(prepared);
+            Directory.Move(prepared, SequenceDirectory(sequence));
             FileSync.FlushDirectory(RootDirectory);
             DeleteOlderThan(sequence);
             return complete;
         }
         catch
         {
-            if (Directory.Exists(temporary))
-            {
-                Directory.Delete(temporary, recursive: true);
-            }
-
+            Abandon(prepared);
             throw;
+        }
+    }
+
+    /// <summary>Deletes a directory returned by <see cref="Prepare"/> that will not be completed.</summary>
+    public static void Abandon(string prepared)
+    {
+        ArgumentNullException.ThrowIfNull(prepared);
+        if (Directory.Exists(prepared))
+        {
+            Directory.Delete(prepared, recursive: true);
         }
     }
 

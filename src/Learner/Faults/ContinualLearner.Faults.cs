@@ -32,7 +32,7 @@ public sealed partial class ContinualLearner
 
     public bool IsPaused => pauseRequested || pausedByFile;
 
-    /// <summary>Stops consuming after the current record; pending work is trained and published by the idle round.</summary>
+    /// <summary>Stops consuming after the records already read (at most 64). The idle round then trains and publishes pending work.</summary>
     public void PauseLearning()
     {
         pauseRequested = true;

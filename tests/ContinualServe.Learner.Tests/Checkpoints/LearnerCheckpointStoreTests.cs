@@ -54,6 +54,47 @@ public sealed class LearnerCheckpointStoreTests
     }
 
     [Fact]
+    public void PreparedCheckpointCompletesWithLaterFiles()
+    {
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        string prepared = store.Prepare(WriteData("early"));
+        store.TryLoadLatest().ShouldBeNull();
+
+        store.Complete(prepared, Metadata(offset: 30), path => File.WriteAllText(Path.Combine(path, "late.bin"), "late"));
+        (LearnerCheckpoint checkpoint, string path) = store.TryLoadLatest()!.Value;
+
+        checkpoint.Sequence.ShouldBe(1);
+        checkpoint.Offsets.Single().Offset.ShouldBe(30);
+        checkpoint.FileSha256.Keys.ShouldBe(["data.bin", "late.bin"]);
+        File.ReadAllText(Path.Combine(path, "data.bin")).ShouldBe("early");
+        Directory.Exists(prepared).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void AbandonedPreparationLeavesNoCheckpoint()
+    {
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        string prepared = store.Prepare(WriteData("never completed"));
+
+        LearnerCheckpointStore.Abandon(prepared);
+
+        Directory.Exists(prepared).ShouldBeFalse();
+        store.TryLoadLatest().ShouldBeNull();
+    }
+
+    [Fact]
+    public void FailedCompletionDeletesPreparation()
+    {
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        string prepared = store.Prepare(WriteData("first"));
+
+        Should.Throw<IOException>(() => store.Complete(prepared, Metadata(offset: 1), _ => throw new IOException("disk full")));
+
+        Directory.Exists(prepared).ShouldBeFalse();
+        store.TryLoadLatest().ShouldBeNull();
+    }
+
+    [Fact]
     public void AbandonedTemporaryDirectoryIsRemoved()
     {
         Directory.CreateDirectory(Path.Combine(directory, ".tmp-abandoned"));

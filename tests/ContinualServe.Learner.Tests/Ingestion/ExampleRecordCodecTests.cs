@@ -52,6 +52,59 @@ public sealed class ExampleRecordCodecTests
     }
 
     [Fact]
+    public void WhitespaceAndFieldOrderAccepted()
+    {
+        string json = "{\n  \"features\" : [ " + string.Join(" ,\t", Enumerable.Repeat("7", FeatureCount)) + " ],\r\n"
+            + "  \"label\": 4, \"task\": 3, \"id\": \"train-00009\"\n}\n";
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(json), out LabeledExample? example, out string error).ShouldBeTrue(error);
+
+        example.ShouldNotBeNull();
+        example.Id.ShouldBe("train-00009");
+        example.Task.ShouldBe(3);
+        example.Label.ShouldBe(4);
+        example.Features.ShouldAllBe(value => value == 7f);
+    }
+
+    [Fact]
+    public void EscapedIdUnescaped()
+    {
+        string json = Record(id: "\"train\\u002d1\"");
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(json), out LabeledExample? example, out string error).ShouldBeTrue(error);
+
+        example.ShouldNotBeNull();
+        example.Id.ShouldBe("train-1");
+    }
+
+    [Fact]
+    public void RepeatedFieldKeepsLastValue()
+    {
+        string json = Record(extra: "\"label\":7,");
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(json), out LabeledExample? example, out string error).ShouldBeTrue(error);
+
+        example.ShouldNotBeNull();
+        example.Label.ShouldBe(0);
+    }
+
+    [Fact]
+    public void LeadingZeroFeatureRejected()
+    {
+        string features = Features(FeatureCount - 1)[..^1] + ",007]";
+        ShouldReject(Record(features: features), "malformed JSON");
+    }
+
+    [Fact]
+    public void LargeTaskNumberAccepted()
+    {
+        codec.TryDecode(Encoding.UTF8.GetBytes(Record(task: "2147483647")), out LabeledExample? example, out string error).ShouldBeTrue(error);
+
+        example.ShouldNotBeNull();
+        example.Task.ShouldBe(int.MaxValue);
+    }
+
+    [Fact]
     public void MalformedJsonRejected()
     {
         ShouldReject("{\"id\":\"a\",\"task\":1,", "malformed JSON");

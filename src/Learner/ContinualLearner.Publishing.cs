@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+using ContinualServe.Learner.Checkpoints;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Replay;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner;
+
+/// <summary>
+/// Writing a promoted round to disk off the learner thread. The round copies the weights to a second module and
+/// writes the optimizer state to a temporary checkpoint directory. Training then goes on while a thread-pool task
+/// saves the version, writes the rest of the checkpoint and flushes both to disk (12 fsyncs). Once the task is
+/// done, the learner thread commits the round's offsets, so an offset is still committed only after its examples
+/// are durable. At most one round is written at a time: the next round, a rollback and a stop wait for it first.
+/// </summary>
+public sealed partial class ContinualLearner
+{
+    private nn.Module<Tensor, Tensor>? publishedWeights;
+    private Task<(ModelVersion Version, LearnerCheckpoint Checkpoint)>? publishing;
+    private PromotedRound? publishingRound;
+
+    /// <summary>Starts writing a promoted round to disk. Runs on the learner thread after the promotion gate.</summary>
+    private void StartPublishing(PromotedRound round, ModelManifest manifest)
+    {
+        Debug.Assert(publishing is null, "The previous round must be completed first.");
+        publishedWeights ??= ModelFactory.Create(trainer!.Spec);
+        ModelFactory.CopyWeights(trainer!.Module, publishedWeights);
+        ModelSpec spec = trainer.Spec;
+        var metadata = new LearnerCheckpoint
+        {
+            CurrentTask = currentTask,
+            Offsets = ReachedOffsets(),
+            Evaluation = round.Summary,
+            ReplaySeen = trainer.ReplayBuffer.Seen,
+            TrainingLogBytes = trainingLog?.Flush() ?? 0,
+        };
+        ReplayExample[] replay = [.. trainer.ReplayBuffer.Examples];
+        List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
+        string prepared = Checkpoints.Prepare(directory =>
+            trainer.SaveOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName)));
+        nn.Module<Tensor, Tensor> weights = publishedWeights;
+        LearnerCheckpointStore checkpoints = Checkpoints;
+        publishingRound = round;
+        publishing = Task.Run(() =>
+        {
+            ModelVersion version;
+            try
+            {
+                version = store.Save(spec, weights, manifest);
+            }
+            catch
+            {
+                LearnerCheckpointStore.Abandon(prepared);
+                throw;
+            }
+
+            LearnerCheckpoint saved = checkpoints.Complete(
+                prepared,
+                metadata with { ModelVersion = version.Number, ExamplesTrained = version.Manifest.ExamplesTrained },
+                directory =>
+                {
+                    weights.save(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
+                    ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), replay);
+                    ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);
+                });
+            return (version, saved);
+        });
+    }
+
+    /// <summary>
+    /// Finishes the round being written once it is on disk: commits its offsets, publishes its metrics and status,
+    /// and raises <see cref="VersionPublished"/>. With <paramref name="wait"/> false it returns at once while the
+    /// round is still being written. Rethrows the error of a failed write.
+    /// </summary>
+    private void CompletePublishing(IConsumer<byte[]?, byte[]?> consumer, bool wait)
+    {
+        if (publishing is null || (!wait && !publishing.IsCompleted))
+        {
+            return;
+        }
+
+        PromotedRound round = publishingRound!;
+        Task<(ModelVersion Version, LearnerCheckpoint Checkpoint)> written = publishing;
+        publishing = null;
+        publishingRound = null;
+        ModelVersion version;
+        try
+        {
+            (version, checkpoint) = written.GetAwaiter().GetResult();
+        }
+        catch (IOException)
+        {
+            ReliabilityMetrics.LearnerCheckpoints.WithLabels("failed").Inc();
+            throw;
+        }
+
+        latest = version;
+        ReliabilityMetrics.LearnerCheckpoints.WithLabels("written").Inc();
+        rollbacksSinceRound = 0;
+        CommitOffsets(consumer, round.Offsets);
+        PublishMetrics(round, consumer);
+        LogRound(logger, version.Number, round.Reason, round.Task, round.Trained, round.Summary.AverageAccuracy, round.Summary.BackwardTransfer, round.MeanLoss);
+        lock (statusLock)
+        {
+            status = status with
+            {
+                Trained = status.Trained + round.Trained,
+                HeldOut = status.HeldOut + round.HeldOut,
+                LatestVersion = version.Number,
+                LastLoss = round.MeanLoss,
+                AccuracyByTask = round.Accuracies,
+                RoundPosition = round.Offsets.Sum(offset => offset.Offset.Value),
+            };
+        }
+
+        ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(round.Started).TotalSeconds);
+        ContinualServeMetrics.LearnerLastVersionTimestamp.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
+        VersionPublished?.Invoke(version);
+    }
+
+    /// <summary>Waits for a round still being written when the learner thread exits with an error, and logs a failed write.</summary>
+    private void WaitForPublishing()
+    {
+        if (publishing is null)
+        {
+            return;
+        }
+
+        try
+        {
+            publishing.GetAwaiter().GetResult();
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            LogPublishingFailed(logger, exception, publishingRound?.Task ?? 0);
+        }
+    }
+
+    /// <summary>A promoted round: what its version includes and what to report once it is on disk.</summary>
+    private sealed record PromotedRound(
+        string Reason,
+        int Task,
+        long Trained,
+        long HeldOut,
+        EvaluationSummary Summary,
+        IReadOnlyDictionary<int, double> Accuracies,
+        double MeanLoss,
+        double? MeanLogitLoss,
+        double? MeanLabelLoss,
+        TopicPartitionOffset[] Offsets,
+        long Started);
+
+    [LoggerMessage(EventId = 254, Level = LogLevel.Error, Message = "Writing the version and checkpoint of a task {Task} round failed while the learner stopped")]
+    private static partial void LogPublishingFailed(ILogger logger, Exception exception, int task);
+}
