@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -72,25 +73,28 @@ internal sealed class AdamOptimizer : IDisposable
         }
     }
 
-    /// <summary>Writes the step count and both moments of every parameter, in parameter order, for a checkpoint.</summary>
+    /// <summary>
+    /// Writes the step count and both moments of every parameter, in parameter order, for a checkpoint. Does not
+    /// flush to disk, because the checkpoint store flushes every file it contains before it commits the checkpoint.
+    /// </summary>
     public void Save(string path)
     {
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("Optimizer state files are little-endian; this machine is not.");
+        }
+
+        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
         using var writer = new BinaryWriter(stream);
         writer.Write(step);
         writer.Write(parameters.Length);
         foreach (Tensor moment in firstMoments.Concat(secondMoments))
         {
             using Tensor values = moment.detach().cpu().contiguous();
-            float[] data = values.data<float>().ToArray();
+            ReadOnlySpan<float> data = values.data<float>().ToArray();
             writer.Write(data.Length);
-            foreach (float value in data)
-            {
-                writer.Write(value);
-            }
+            writer.Write(MemoryMarshal.AsBytes(data));
         }
-
-        stream.Flush(flushToDisk: true);
     }
 
     /// <summary>Restores a state written by <see cref="Save"/>; the parameters must have the same shapes.</summary>
@@ -114,11 +118,7 @@ internal sealed class AdamOptimizer : IDisposable
             }
 
             var data = new float[length];
-            for (int index = 0; index < length; index++)
-            {
-                data[index] = reader.ReadSingle();
-            }
-
+            reader.BaseStream.ReadExactly(MemoryMarshal.AsBytes(data.AsSpan()));
             using Tensor values = torch.tensor(data, moment.shape);
             using Tensor placed = values.to(moment.device);
             moment.copy_(placed);
