@@ -52,7 +52,7 @@ public sealed partial class ContinualLearner
                 generation = readGeneration;
             }
 
-            ObserveConsume(result);
+            ObserveConsume(consumer, result);
             if (result is null || result.IsPartitionEOF)
             {
                 break;

@@ -13,7 +13,11 @@ namespace ContinualServe.Learner;
 /// </summary>
 public sealed partial class ContinualLearner
 {
+    private static readonly TimeSpan BrokerProbeInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan BrokerProbeTimeout = TimeSpan.FromMilliseconds(250);
+
     private volatile bool pauseRequested;
+    private long brokerProbedAt;
     private volatile bool brokerAvailable = true;
     private bool pauseApplied;
     private long kafkaErrorCount;
@@ -100,15 +104,37 @@ public sealed partial class ContinualLearner
         pauseApplied = requested;
     }
 
-    private void ObserveConsume(ConsumeResult<byte[]?, byte[]?>? result)
+    // After all brokers went down, a consumed record does not show that one is back, because librdkafka keeps
+    // returning records it fetched before the outage. The learner therefore queries the partition leader's watermarks,
+    // at most once per probe interval, and marks the broker available only when the query succeeds. An idle poll
+    // probes too, so recovery is reported without new records.
+    private void ObserveConsume(IConsumer<byte[]?, byte[]?> consumer, ConsumeResult<byte[]?, byte[]?>? result)
     {
-        if (result is not null && !brokerAvailable)
+        if (brokerAvailable || Stopwatch.GetElapsedTime(brokerProbedAt) < BrokerProbeInterval)
         {
-            brokerAvailable = true;
-            long errors = Interlocked.Read(ref kafkaErrorCount);
-            LogBrokerAvailable(logger, errors);
-            ReportReadiness();
+            return;
         }
+
+        TopicPartition? partition = result?.TopicPartition ?? consumer.Assignment.FirstOrDefault();
+        if (partition is null)
+        {
+            return;
+        }
+
+        brokerProbedAt = Stopwatch.GetTimestamp();
+        try
+        {
+            _ = consumer.QueryWatermarkOffsets(partition, BrokerProbeTimeout);
+        }
+        catch (KafkaException)
+        {
+            return;
+        }
+
+        brokerAvailable = true;
+        long errors = Interlocked.Read(ref kafkaErrorCount);
+        LogBrokerAvailable(logger, errors);
+        ReportReadiness();
     }
 
     /// <summary>Handles librdkafka's error callback: logs (rate-limited) and marks the learner not ready when all brokers are down.</summary>

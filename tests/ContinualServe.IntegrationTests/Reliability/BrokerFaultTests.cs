@@ -45,6 +45,7 @@ public sealed class BrokerFaultTests
 
             // Longer than the 3 s session timeout, so the outage also spans a group session expiry.
             await Task.Delay(TimeSpan.FromSeconds(4));
+            learner.IsReady.ShouldBeFalse("records fetched before the outage must not mark the broker available");
             broker.SetBrokerUp();
             (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == produced, TimeSpan.FromSeconds(60)))
                 .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)} of {produced}");
