@@ -37,6 +37,7 @@ public sealed partial class ContinualLearner
             Offsets = ReachedOffsets(),
             Evaluation = round.Summary,
             ReplaySeen = trainer.ReplayBuffer.Seen,
+            ReplaySeenByClass = new Dictionary<int, long>(trainer.ReplayBuffer.SeenByClass),
             TrainingLogBytes = trainingLog?.Flush() ?? 0,
         };
         ReplayExample[] replay = [.. trainer.ReplayBuffer.Examples];

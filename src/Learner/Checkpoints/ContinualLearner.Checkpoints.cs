@@ -77,7 +77,7 @@ public sealed partial class ContinualLearner
         trainer!.Module.load(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
         trainer.LoadOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
         List<ReplayExample> replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
-        trainer.ReplayBuffer.Restore(replay, saved.ReplaySeen);
+        trainer.ReplayBuffer.Restore(replay, saved.ReplaySeen, saved.ReplaySeenByClass);
         evaluator.Clear();
         foreach (LabeledExample example in ExampleFile.ReadExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName)))
         {
@@ -106,6 +106,7 @@ public sealed partial class ContinualLearner
             Offsets = offsets,
             Evaluation = matrix.ToSummary(),
             ReplaySeen = trainer!.ReplayBuffer.Seen,
+            ReplaySeenByClass = new Dictionary<int, long>(trainer.ReplayBuffer.SeenByClass),
             TrainingLogBytes = logBytes,
         };
         try

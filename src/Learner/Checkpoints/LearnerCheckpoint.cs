@@ -37,6 +37,12 @@ public sealed record LearnerCheckpoint
     /// <summary>Examples offered to the replay buffer so far, stored or not.</summary>
     public long ReplaySeen { get; init; }
 
+    /// <summary>
+    /// Examples offered to the replay buffer per class label, for buffers that sample within each class; null in
+    /// checkpoints written before it was saved.
+    /// </summary>
+    public IReadOnlyDictionary<int, long>? ReplaySeenByClass { get; init; }
+
     /// <summary>Length in bytes of the training log that this checkpoint includes; 0 without a log.</summary>
     public long TrainingLogBytes { get; init; }
 

@@ -31,6 +31,8 @@ public sealed class ClassBalancedReplayBuffer : IReplayBuffer
 
     public IReadOnlyList<ReplayExample> Examples => slots;
 
+    public IReadOnlyDictionary<int, long> SeenByClass => seenByClass;
+
     /// <summary>Examples held per class label.</summary>
     public IReadOnlyDictionary<int, int> CountByClass =>
         slotsByClass.ToDictionary(pair => pair.Key, pair => pair.Value.Count);
@@ -93,22 +95,28 @@ public sealed class ClassBalancedReplayBuffer : IReplayBuffer
     }
 
     /// <remarks>
-    /// Seen counts per class are not in a checkpoint, so each class restarts from the number of its examples
-    /// held; within-class replacement then favours new examples a little more than an uninterrupted run would.
+    /// Without <paramref name="seenByClass"/> (a checkpoint written before it was saved), each class restarts from
+    /// the number of its examples held, and within-class replacement then favours new examples more than an
+    /// uninterrupted run would. A class's count is never set below the number of its examples held.
     /// </remarks>
-    public void Restore(IReadOnlyList<ReplayExample> examples, long seen)
+    public void Restore(IReadOnlyList<ReplayExample> examples, long seen, IReadOnlyDictionary<int, long>? seenByClass = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(examples.Count, Capacity);
         ArgumentOutOfRangeException.ThrowIfLessThan(seen, examples.Count);
         slots.Clear();
         slotsByClass.Clear();
-        seenByClass.Clear();
+        this.seenByClass.Clear();
         foreach (ReplayExample example in examples)
         {
             SlotsOf(example.Label).Add(slots.Count);
             slots.Add(example);
-            seenByClass[example.Label] = seenByClass.GetValueOrDefault(example.Label) + 1;
+            this.seenByClass[example.Label] = this.seenByClass.GetValueOrDefault(example.Label) + 1;
+        }
+
+        foreach ((int label, long count) in seenByClass ?? new Dictionary<int, long>())
+        {
+            this.seenByClass[label] = Math.Max(count, this.seenByClass.GetValueOrDefault(label));
         }
 
         Seen = seen;

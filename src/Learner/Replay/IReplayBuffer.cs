@@ -17,6 +17,9 @@ public interface IReplayBuffer
 
     IReadOnlyList<ReplayExample> Examples { get; }
 
+    /// <summary>Examples offered so far per class label, for buffers whose choices depend on them; otherwise empty.</summary>
+    IReadOnlyDictionary<int, long> SeenByClass { get; }
+
     /// <summary>Offers one example; returns true when it was stored.</summary>
     bool Offer(ReplayExample example);
 
@@ -25,7 +28,8 @@ public interface IReplayBuffer
 
     /// <summary>
     /// Replaces the contents with <paramref name="examples"/> after <paramref name="seen"/> offers, as saved in a
-    /// learner checkpoint. The random generator is not restored, so later choices differ from an uninterrupted run.
+    /// learner checkpoint. <paramref name="seenByClass"/> is the saved <see cref="SeenByClass"/>, or null when the
+    /// checkpoint lacks it. The random generator is not restored, so later choices differ from an uninterrupted run.
     /// </summary>
-    void Restore(IReadOnlyList<ReplayExample> examples, long seen);
+    void Restore(IReadOnlyList<ReplayExample> examples, long seen, IReadOnlyDictionary<int, long>? seenByClass = null);
 }

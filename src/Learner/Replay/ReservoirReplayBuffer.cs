@@ -27,6 +27,9 @@ public sealed class ReservoirReplayBuffer : IReplayBuffer
 
     public IReadOnlyList<ReplayExample> Examples => new ArraySegment<ReplayExample>(slots, 0, count);
 
+    /// <summary>Empty: reservoir sampling depends on <see cref="Seen"/> alone.</summary>
+    public IReadOnlyDictionary<int, long> SeenByClass { get; } = new Dictionary<int, long>();
+
     /// <summary>Offers one example; returns true when it was stored.</summary>
     public bool Offer(ReplayExample example)
     {
@@ -58,7 +61,7 @@ public sealed class ReservoirReplayBuffer : IReplayBuffer
     /// as saved in a learner checkpoint. The random generator is not restored, so later replacements differ
     /// from an uninterrupted run but keep the reservoir property.
     /// </summary>
-    public void Restore(IReadOnlyList<ReplayExample> examples, long seen)
+    public void Restore(IReadOnlyList<ReplayExample> examples, long seen, IReadOnlyDictionary<int, long>? seenByClass = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(examples.Count, slots.Length);

@@ -26,6 +26,19 @@ public sealed class LearnerCheckpointStoreTests
     }
 
     [Fact]
+    public void ReplaySeenByClassRoundTrips()
+    {
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        store.Save(Metadata(offset: 10) with { ReplaySeenByClass = new Dictionary<int, long> { [0] = 600, [7] = 12 } }, WriteData("first"));
+
+        LearnerCheckpoint checkpoint = store.TryLoadLatest()!.Value.Checkpoint;
+
+        checkpoint.ReplaySeenByClass.ShouldNotBeNull();
+        checkpoint.ReplaySeenByClass[0].ShouldBe(600);
+        checkpoint.ReplaySeenByClass[7].ShouldBe(12);
+    }
+
+    [Fact]
     public void CorruptCheckpointFallsBackToOlder()
     {
         var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);

@@ -83,5 +83,57 @@ public sealed class ClassBalancedReplayBufferTests
         ReplayBuffers.Create(ReplayBufferKind.ClassBalanced, 5, 1).ShouldBeOfType<ClassBalancedReplayBuffer>();
     }
 
+    [Fact]
+    public void RestoreKeepsSeenCountsPerClass()
+    {
+        var original = new ClassBalancedReplayBuffer(capacity: 20, seed: 1);
+        for (int index = 0; index < 1000; index++)
+        {
+            original.Offer(Example(index, label: index % 2));
+        }
+
+        var restored = new ClassBalancedReplayBuffer(capacity: 20, seed: 2);
+        restored.Restore(original.Examples, original.Seen, original.SeenByClass);
+
+        restored.SeenByClass[0].ShouldBe(500);
+        restored.SeenByClass[1].ShouldBe(500);
+        restored.Seen.ShouldBe(1000);
+        restored.CountByClass.ShouldBe(original.CountByClass);
+    }
+
+    [Fact]
+    public void RestoredCountsKeepWithinClassSamplingUniform()
+    {
+        // After 1,000 examples of one class, the next 1,000 should replace about half of the 50 slots. A buffer
+        // restored without its seen count (it would assume 50) would replace nearly all of them.
+        int replacedWithCounts = 0;
+        int replacedWithoutCounts = 0;
+        for (int seed = 0; seed < 10; seed++)
+        {
+            var original = new ClassBalancedReplayBuffer(capacity: 50, seed: seed);
+            for (int index = 0; index < 1000; index++)
+            {
+                original.Offer(Example(index, label: 0));
+            }
+
+            var withCounts = new ClassBalancedReplayBuffer(capacity: 50, seed: seed);
+            withCounts.Restore(original.Examples, original.Seen, original.SeenByClass);
+            var withoutCounts = new ClassBalancedReplayBuffer(capacity: 50, seed: seed);
+            withoutCounts.Restore(original.Examples, original.Seen);
+            for (int index = 1000; index < 2000; index++)
+            {
+                withCounts.Offer(Example(index, label: 0));
+                withoutCounts.Offer(Example(index, label: 0));
+            }
+
+            replacedWithCounts += withCounts.Examples.Count(example => int.Parse(example.Id[1..], System.Globalization.CultureInfo.InvariantCulture) >= 1000);
+            replacedWithoutCounts += withoutCounts.Examples.Count(example => int.Parse(example.Id[1..], System.Globalization.CultureInfo.InvariantCulture) >= 1000);
+        }
+
+        // 10 buffers of 50 slots: about 250 new examples expected with the counts, about 480 without.
+        replacedWithCounts.ShouldBeInRange(200, 300);
+        replacedWithoutCounts.ShouldBeGreaterThan(400);
+    }
+
     private static ReplayExample Example(int index, int label) => new($"e{index}", label / 2 + 1, label, [index], [0f]);
 }
