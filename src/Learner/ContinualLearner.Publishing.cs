@@ -38,12 +38,17 @@ public sealed partial class ContinualLearner
             Evaluation = round.Summary,
             ReplaySeen = trainer.ReplayBuffer.Seen,
             ReplaySeenByClass = new Dictionary<int, long>(trainer.ReplayBuffer.SeenByClass),
+            TrainerProgress = trainer.Progress,
             TrainingLogBytes = trainingLog?.Flush() ?? 0,
         };
         ReplayExample[] replay = [.. trainer.ReplayBuffer.Examples];
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
+        // The teacher can be replaced by the next round, so it is written here on the learner thread.
         string prepared = Checkpoints.Prepare(directory =>
-            trainer.SaveOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName)));
+        {
+            trainer.SaveOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+            _ = trainer.SaveTeacher(Path.Combine(directory, LearnerCheckpoint.TeacherFileName));
+        });
         nn.Module<Tensor, Tensor> weights = publishedWeights;
         LearnerCheckpointStore checkpoints = Checkpoints;
         publishingRound = round;

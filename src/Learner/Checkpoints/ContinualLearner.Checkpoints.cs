@@ -78,6 +78,12 @@ public sealed partial class ContinualLearner
         trainer.LoadOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
         List<ReplayExample> replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
         trainer.ReplayBuffer.Restore(replay, saved.ReplaySeen, saved.ReplaySeenByClass);
+        if (saved.TrainerProgress is TrainerProgress progress)
+        {
+            string teacherPath = Path.Combine(directory, LearnerCheckpoint.TeacherFileName);
+            trainer.Restore(progress, File.Exists(teacherPath) ? teacherPath : null);
+        }
+
         evaluator.Clear();
         foreach (LabeledExample example in ExampleFile.ReadExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName)))
         {
@@ -107,6 +113,7 @@ public sealed partial class ContinualLearner
             Evaluation = matrix.ToSummary(),
             ReplaySeen = trainer!.ReplayBuffer.Seen,
             ReplaySeenByClass = new Dictionary<int, long>(trainer.ReplayBuffer.SeenByClass),
+            TrainerProgress = trainer.Progress,
             TrainingLogBytes = logBytes,
         };
         try
@@ -145,6 +152,7 @@ public sealed partial class ContinualLearner
     {
         trainer!.Module.save(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
         trainer.SaveOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+        _ = trainer.SaveTeacher(Path.Combine(directory, LearnerCheckpoint.TeacherFileName));
         ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), trainer.ReplayBuffer.Examples);
         var holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
         ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
 
@@ -16,6 +17,7 @@ public sealed record LearnerCheckpoint
     public const string OptimizerFileName = "optimizer.bin";
     public const string ReplayFileName = "replay.bin";
     public const string HoldoutsFileName = "holdouts.bin";
+    public const string TeacherFileName = "teacher.bin";
 
     /// <summary>Increases by one with every checkpoint written to the same directory.</summary>
     public long Sequence { get; init; }
@@ -42,6 +44,12 @@ public sealed record LearnerCheckpoint
     /// checkpoints written before it was saved.
     /// </summary>
     public IReadOnlyDictionary<int, long>? ReplaySeenByClass { get; init; }
+
+    /// <summary>
+    /// The trainer's task, seen classes and LwF teacher classes; null in checkpoints written before it was saved.
+    /// The teacher's weights are in <see cref="TeacherFileName"/> when the trainer had a teacher.
+    /// </summary>
+    public TrainerProgress? TrainerProgress { get; init; }
 
     /// <summary>Length in bytes of the training log that this checkpoint includes; 0 without a log.</summary>
     public long TrainingLogBytes { get; init; }

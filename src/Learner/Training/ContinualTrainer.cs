@@ -59,6 +59,48 @@ public sealed class ContinualTrainer : IDisposable
     public bool HasTeacher => teacher is not null;
 
     /// <summary>
+    /// What a checkpoint needs besides weights, optimizer and replay buffer to continue distillation: the task of
+    /// the last batch, the classes trained on, and the classes the teacher has learned.
+    /// </summary>
+    public TrainerProgress Progress => new(lastTask, seenClasses.Order().ToArray(), teacherClasses.Select(label => (int)label).ToArray());
+
+    /// <summary>Writes the LwF teacher's weights to <paramref name="path"/>; returns false, writing nothing, when there is no teacher.</summary>
+    public bool SaveTeacher(string path)
+    {
+        if (teacher is null)
+        {
+            return false;
+        }
+
+        teacher.save(path);
+        return true;
+    }
+
+    /// <summary>
+    /// Restores <paramref name="progress"/> and, when <paramref name="teacherPath"/> is given, the teacher written
+    /// by <see cref="SaveTeacher"/>, so that a restarted learner distills as the stopped one did.
+    /// </summary>
+    public void Restore(TrainerProgress progress, string? teacherPath)
+    {
+        ArgumentNullException.ThrowIfNull(progress);
+        lastTask = progress.LastTask;
+        seenClasses.Clear();
+        seenClasses.UnionWith(progress.SeenClasses);
+        teacher?.Dispose();
+        teacher = null;
+        teacherClasses = [];
+        if (teacherPath is not null)
+        {
+            nn.Module<Tensor, Tensor> restored = ModelFactory.Create(Spec);
+            restored.load(teacherPath);
+            teacher = ModelFactory.Clone(Spec, restored, Device);
+            restored.Dispose();
+            teacher.eval();
+            teacherClasses = progress.TeacherClasses.Select(label => (long)label).ToArray();
+        }
+    }
+
+    /// <summary>
     /// Trains on <paramref name="batch"/> and offers its examples to the replay buffer. Returns the losses of the
     /// last gradient step, or of the step whose loss was not finite (then no update was made and training on the
     /// batch stops).

@@ -1,5 +1,6 @@
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Training;
 using ContinualServe.Model.Store;
 using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
@@ -26,16 +27,25 @@ public sealed class LearnerCheckpointStoreTests
     }
 
     [Fact]
-    public void ReplaySeenByClassRoundTrips()
+    public void TrainerStateRoundTrips()
     {
         var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
-        store.Save(Metadata(offset: 10) with { ReplaySeenByClass = new Dictionary<int, long> { [0] = 600, [7] = 12 } }, WriteData("first"));
+        LearnerCheckpoint metadata = Metadata(offset: 10) with
+        {
+            ReplaySeenByClass = new Dictionary<int, long> { [0] = 600, [7] = 12 },
+            TrainerProgress = new TrainerProgress(2, [0, 1, 2, 3], [0, 1]),
+        };
+        store.Save(metadata, WriteData("first"));
 
         LearnerCheckpoint checkpoint = store.TryLoadLatest()!.Value.Checkpoint;
 
         checkpoint.ReplaySeenByClass.ShouldNotBeNull();
         checkpoint.ReplaySeenByClass[0].ShouldBe(600);
         checkpoint.ReplaySeenByClass[7].ShouldBe(12);
+        checkpoint.TrainerProgress.ShouldNotBeNull();
+        checkpoint.TrainerProgress.LastTask.ShouldBe(2);
+        checkpoint.TrainerProgress.SeenClasses.ShouldBe([0, 1, 2, 3]);
+        checkpoint.TrainerProgress.TeacherClasses.ShouldBe([0, 1]);
     }
 
     [Fact]

@@ -168,7 +168,56 @@ public sealed class ContinualTrainerTests
         }
     }
 
-    private static ContinualTrainer CreateTrainer(ReplayStrategy strategy, int replayCapacity)
+    [Fact]
+    public void RestoredTrainerDistillsFromSavedTeacher()
+    {
+        using ContinualTrainer original = CreateTrainer(ReplayStrategy.Naive, replayCapacity: 0, distillationWeight: 1.0);
+        original.Step(Batch(0));
+        original.Step(Batch(1));
+        original.Step(TaskTwo(Batch(2)));
+        original.HasTeacher.ShouldBeTrue();
+        TrainerProgress progress = original.Progress;
+        progress.LastTask.ShouldBe(2);
+        progress.TeacherClasses.ShouldBe([0, 1]);
+
+        string path = Path.Combine(Path.GetTempPath(), $"teacher-{Guid.NewGuid():N}.bin");
+        try
+        {
+            original.SaveTeacher(path).ShouldBeTrue();
+            using ContinualTrainer restored = CreateTrainer(ReplayStrategy.Naive, replayCapacity: 0, distillationWeight: 1.0);
+            ModelFactory.CopyWeights(original.Module, restored.Module);
+            restored.Restore(progress, path);
+
+            // Same weights and the same teacher give the same distillation loss on the next batch.
+            StepLosses expected = original.Step(TaskTwo(Batch(3)));
+            StepLosses actual = restored.Step(TaskTwo(Batch(3)));
+
+            restored.HasTeacher.ShouldBeTrue();
+            expected.Distillation.ShouldBeGreaterThan(0);
+            actual.Distillation.ShouldBe(expected.Distillation, 1e-6);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void TrainerWithoutTeacherSavesNothing()
+    {
+        using ContinualTrainer trainer = CreateTrainer(ReplayStrategy.Naive, replayCapacity: 0, distillationWeight: 1.0);
+        trainer.Step(Batch(0));
+        string path = Path.Combine(Path.GetTempPath(), $"teacher-{Guid.NewGuid():N}.bin");
+
+        trainer.SaveTeacher(path).ShouldBeFalse();
+
+        File.Exists(path).ShouldBeFalse();
+        trainer.Progress.TeacherClasses.ShouldBeEmpty();
+    }
+
+    private static LabeledExample[] TaskTwo(LabeledExample[] batch) => batch.Select(example => example with { Task = 2 }).ToArray();
+
+    private static ContinualTrainer CreateTrainer(ReplayStrategy strategy, int replayCapacity, double distillationWeight = 0)
     {
         torch.manual_seed(1);
         var options = new TrainerOptions
@@ -176,6 +225,7 @@ public sealed class ContinualTrainerTests
             Strategy = strategy,
             BatchSize = BatchSize,
             ReplayCapacity = replayCapacity,
+            DistillationWeight = distillationWeight,
         };
 
         using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(SmallSpec);
