@@ -61,7 +61,7 @@ public sealed class DemoRunner
         ModelSwapper swapper = server.Services.GetRequiredService<ModelSwapper>();
         ModelVersion first = learner.Start();
         swapper.TrySwap(first);
-        learner.VersionPublished += version => swapper.TrySwap(version);
+        learner.VersionPublished += version => swapper.TrySwapToPublished(version);
         var stream = new System.Collections.Concurrent.ConcurrentQueue<StreamPoint>();
         learner.VersionPublished += version => stream.Enqueue(StreamPoint.From(version.Manifest));
         await server.StartAsync(token).ConfigureAwait(false);

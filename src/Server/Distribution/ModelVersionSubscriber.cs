@@ -112,7 +112,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         try
         {
             ModelVersion version = await downloader.InstallAsync(target, cancellation).ConfigureAwait(false);
-            swapper.TrySwap(version);
+            swapper.TrySwapToPublished(version);
             ContinualServeMetrics.ModelDownloads.WithLabels("ok").Inc();
         }
         catch (InvalidDataException exception)

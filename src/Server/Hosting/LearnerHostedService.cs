@@ -58,7 +58,7 @@ public sealed partial class LearnerHostedService : IHostedService
 
     private void OnVersionPublished(ModelVersion version)
     {
-        swapper?.TrySwap(version);
+        swapper?.TrySwapToPublished(version);
         publisher.Publish(version);
     }
 

@@ -33,6 +33,16 @@ public sealed partial class ModelSwapper
         }
     }
 
+    /// <summary>
+    /// Makes a newly published or downloaded <paramref name="version"/> live unless a version is pinned; then the
+    /// pinned version stays live, or becomes live again. Returns true when the live version changed.
+    /// </summary>
+    public bool TrySwapToPublished(ModelVersion version)
+    {
+        ArgumentNullException.ThrowIfNull(version);
+        return TryFollowPin(out bool swappedToPin) ? swappedToPin : TrySwap(version);
+    }
+
     /// <summary>Serves the pinned version when there is one; returns false when no version is pinned.</summary>
     private bool TryFollowPin(out bool swapped)
     {

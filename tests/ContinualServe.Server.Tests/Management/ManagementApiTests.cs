@@ -4,6 +4,8 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using ContinualServe.Model.Store;
+using ContinualServe.Server.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Shouldly;
 using Xunit;
 
@@ -78,6 +80,22 @@ public sealed class ManagementApiTests
         (await SendOkAsync(server, "PUT", "manage/v1/golden-set")).GetProperty("examples").GetInt32().ShouldBe(2);
         GoldenSet.TryLoad(store).ShouldNotBeNull().Examples.Count.ShouldBe(2);
         (await SendOkAsync(server, "GET", "manage/v1/golden-set")).GetProperty("examples").GetInt32().ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task PinHoldsWhenNewVersionIsPublished()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 3, separatePort: false);
+        ModelSwapper swapper = server.App.Services.GetRequiredService<ModelSwapper>();
+        await SendOkAsync(server, "POST", "manage/v1/versions/1/promote");
+        server.Store.TryLoad(3, out ModelVersion? newest).ShouldBeTrue();
+
+        // What the learner (in the all role) and the version subscriber do when a version is published.
+        swapper.TrySwapToPublished(newest!).ShouldBeFalse();
+        server.App.Services.GetLiveVersion().ShouldBe(1);
+
+        await SendOkAsync(server, "DELETE", "manage/v1/pin");
+        server.App.Services.GetLiveVersion().ShouldBe(3);
     }
 
     [Fact]
