@@ -29,7 +29,7 @@ public sealed class ConsoleLogFormatTests
     [Fact]
     public void UnknownFormatIsRejected()
     {
-        Should.Throw<InvalidOperationException>(() => ServerHost.Build(["--Logging:Format=xml"], "http://127.0.0.1:0", pollStore: false))
+        Should.Throw<InvalidConfigurationException>(() => ServerHost.Build(["--Logging:Format=xml"], "http://127.0.0.1:0", pollStore: false))
             .Message.ShouldContain("xml");
     }
 }

@@ -19,16 +19,26 @@ internal static class AllCommand
         Option<string> urls = RoleCommandLine.Shortcut(
             "--urls", "HTTP listen addresses of inference, health, metrics and the store (urls); default " + ServeCommand.DefaultUrls + ".");
         Option<string> modelName = RoleCommandLine.Shortcut("--model-name", "Model name in the inference routes (Server:ModelName).");
+        Option<string> managementUrls = RoleCommandLine.ManagementUrlsOption();
+        Option<string> tokenFile = RoleCommandLine.ManagementTokenFileOption();
         var command = new Command("all", "Run the learner and the inference server in one process against a Kafka cluster.")
         {
-            urls, modelName,
+            urls, modelName, managementUrls, tokenFile,
         };
         shortcuts.AddTo(command);
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (result, cancellation) =>
         {
             if (!RoleCommandLine.TryGetConfigurationArguments(
-                result, [(urls, ["urls"]), (modelName, ["Server:ModelName"]), .. shortcuts.Keys(includeServer: true)], out string[] arguments))
+                result,
+                [
+                    (urls, ["urls"]),
+                    (modelName, ["Server:ModelName"]),
+                    (managementUrls, ["Management:Urls"]),
+                    (tokenFile, ["Management:TokenFile"]),
+                    .. shortcuts.Keys(includeServer: true),
+                ],
+                out string[] arguments))
             {
                 return RoleCommandLine.InvalidArgumentExitCode;
             }

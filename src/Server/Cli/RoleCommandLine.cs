@@ -19,6 +19,14 @@ internal static class RoleCommandLine
 
     public static Option<string> Shortcut(string name, string description) => new(name) { Description = description };
 
+    /// <summary>The --management-urls option of the roles that host the management API (key Management:Urls).</summary>
+    public static Option<string> ManagementUrlsOption() => Shortcut(
+        "--management-urls", "Separate listen address of the management API, e.g. http://127.0.0.1:8082 (Management:Urls); default: the inference address.");
+
+    /// <summary>The --management-token-file option of the roles that host the management API (key Management:TokenFile).</summary>
+    public static Option<string> ManagementTokenFileOption() => Shortcut(
+        "--management-token-file", "File with the management bearer token (Management:TokenFile); default: the CONTINUALSERVE_MANAGEMENT_TOKEN variable.");
+
     /// <summary>
     /// Builds the configuration arguments of a parse: unmatched tokens (already in key=value form) and one
     /// "--Key=value" pair per key of every named option the user gave. Returns false, after writing the error
@@ -124,6 +132,19 @@ internal static class RoleCommandLine
 
             await Console.Error.WriteLineAsync(
                 "Set the values in appsettings.json, as environment variables (Section__Key) or as --Section:Key=value arguments.")
+                .ConfigureAwait(false);
+            return InvalidConfigurationExitCode;
+        }
+        catch (Hosting.InvalidConfigurationException exception)
+        {
+            await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);
+            return InvalidConfigurationExitCode;
+        }
+        catch (IOException exception) when (exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal))
+        {
+            // Kestrel cannot listen on a configured address, usually because another process uses the port.
+            await Console.Error.WriteLineAsync(
+                "The process did not start: " + exception.Message + " Choose another address with --urls or --Management:Urls.")
                 .ConfigureAwait(false);
             return InvalidConfigurationExitCode;
         }

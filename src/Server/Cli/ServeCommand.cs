@@ -20,10 +20,8 @@ internal static class ServeCommand
         Option<string> versionTopic = RoleCommandLine.Shortcut("--version-topic", "Compacted topic of version announcements (Distribution:Topic).");
         Option<string> storeUrl = RoleCommandLine.Shortcut(
             "--store-url", "Learner store URL to download from, overriding the announced one (Distribution:StoreUrl).");
-        Option<string> managementUrls = RoleCommandLine.Shortcut(
-            "--management-urls", "Separate listen address of the management API, e.g. http://127.0.0.1:8082 (Management:Urls); default: the inference address.");
-        Option<string> tokenFile = RoleCommandLine.Shortcut(
-            "--management-token-file", "File with the management bearer token (Management:TokenFile); default: the CONTINUALSERVE_MANAGEMENT_TOKEN variable.");
+        Option<string> managementUrls = RoleCommandLine.ManagementUrlsOption();
+        Option<string> tokenFile = RoleCommandLine.ManagementTokenFileOption();
         var command = new Command(
             "serve",
             "Serve inference. With Distribution:BootstrapServers set, follow the version topic and download new versions from the learner; "

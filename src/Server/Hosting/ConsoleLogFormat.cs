@@ -23,7 +23,7 @@ public static class ConsoleLogFormat
 
         if (!string.Equals(format, "json", StringComparison.OrdinalIgnoreCase))
         {
-            throw new InvalidOperationException($"Unknown log format '{format}' in {ConfigurationKey} or {EnvironmentVariable}; expected simple or json.");
+            throw new InvalidConfigurationException($"Unknown log format '{format}' in {ConfigurationKey} or {EnvironmentVariable}; expected simple or json.");
         }
 
         logging.ClearProviders();

@@ -16,7 +16,8 @@ public sealed class ManagementToken
 
     /// <summary>
     /// Reads the token from <see cref="ManagementOptions.TokenFile"/> or the environment variable; returns
-    /// null when neither is set. Throws when the file cannot be read or the token is shorter than 16 characters.
+    /// null when neither is set. Throws <see cref="Hosting.InvalidConfigurationException"/> when the file cannot be
+    /// read or the token is shorter than 16 characters.
     /// </summary>
     public static ManagementToken? TryLoad(ManagementOptions options)
     {
@@ -25,7 +26,16 @@ public sealed class ManagementToken
         string source = "";
         if (!string.IsNullOrEmpty(options.TokenFile))
         {
-            token = File.ReadAllText(options.TokenFile).Trim();
+            try
+            {
+                token = File.ReadAllText(options.TokenFile).Trim();
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                throw new Hosting.InvalidConfigurationException(
+                    $"The management token file {options.TokenFile} cannot be read: {exception.Message}", exception);
+            }
+
             source = "file " + options.TokenFile;
         }
         else if (!string.IsNullOrEmpty(options.TokenEnvironmentVariable))
@@ -41,7 +51,7 @@ public sealed class ManagementToken
 
         if (token.Length < MinimumLength)
         {
-            throw new InvalidOperationException($"The management token from {source} has {token.Length} characters; use at least {MinimumLength}.");
+            throw new Hosting.InvalidConfigurationException($"The management token from {source} has {token.Length} characters; use at least {MinimumLength}.");
         }
 
         return new ManagementToken(token);

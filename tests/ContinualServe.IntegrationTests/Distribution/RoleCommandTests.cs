@@ -52,6 +52,30 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
     }
 
     [Fact]
+    public async Task ShortManagementTokenStopsAllRole()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        string tokenFile = Path.Combine(root, "token");
+        await File.WriteAllTextAsync(tokenFile, "short");
+        await using ContinualServeProcess all = ContinualServeProcess.Start("all", root,
+            "all", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
+            "--bootstrap-servers", "127.0.0.1:9", "--management-token-file", tokenFile);
+        try
+        {
+            int exitCode = await all.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            exitCode.ShouldBe(2, all.OutputTail);
+            all.OutputTail.ShouldContain("has 5 characters; use at least 16");
+            all.OutputTail.ShouldNotContain("Unhandled exception");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task AllRoleServesAndAnnouncesVersions()
     {
         string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
