@@ -87,8 +87,9 @@ public static class ExperimentReport
         string evaluation = options.ValidationFraction > 0
             ? Invariant($"a validation split ({options.ValidationFraction:P0} of the training data, chosen by a hash of the example id)")
             : "the 10,000 test images, grouped by task";
+        string validation = options.ValidationFraction > 0 ? Invariant($" --validation-fraction {options.ValidationFraction}") : "";
         return Invariant(
-            $"`continualserve experiment --protocol {options.Protocol} --strategies {string.Join(',', options.Strategies)} --seeds {string.Join(',', options.Seeds)}`, ") +
+            $"`continualserve experiment --protocol {options.Protocol} --strategies {string.Join(',', options.Strategies)} --seeds {string.Join(',', options.Seeds)}{validation}`, ") +
             Invariant($"finished {summary.FinishedAt:yyyy-MM-dd HH:mm} UTC. Each continual strategy sees the stream once (batch {options.Baseline.BatchSize}, Adam {options.Baseline.LearningRate}, ") +
             Invariant($"MLP 784-256-256-10, replay buffer of {options.Baseline.ReplayCapacity} examples); joint trains on all tasks shuffled for {options.JointEpochs} epochs. ") +
             Invariant($"Accuracy is measured on {evaluation}. Values are mean ± sample standard deviation over the seeds. ") +

@@ -100,17 +100,18 @@ public sealed record StrategySummary(
     }
 }
 
-/// <summary>Mean and sample standard deviation (n − 1; 0 for one value).</summary>
+/// <summary>Mean and sample standard deviation (n − 1; NaN for one value, where it is undefined).</summary>
 public readonly record struct MeanDeviation(double Mean, double StandardDeviation)
 {
     public static MeanDeviation Of(IEnumerable<double> values)
     {
         double[] array = values.ToArray();
         double mean = array.Average();
-        double variance = array.Length > 1 ? array.Sum(value => (value - mean) * (value - mean)) / (array.Length - 1) : 0;
+        double variance = array.Length > 1 ? array.Sum(value => (value - mean) * (value - mean)) / (array.Length - 1) : double.NaN;
         return new MeanDeviation(mean, Math.Sqrt(variance));
     }
 
-    public override string ToString() =>
-        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Mean:F3} ± {StandardDeviation:F3}");
+    public override string ToString() => double.IsNaN(StandardDeviation)
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Mean:F3} (one seed)")
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Mean:F3} ± {StandardDeviation:F3}");
 }
