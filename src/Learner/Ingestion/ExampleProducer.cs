@@ -93,7 +93,9 @@ public sealed partial class ExampleProducer
         long failures = Interlocked.Read(ref failed);
         if (failures > 0)
         {
-            throw new KafkaException(new Error(ErrorCode.Local_MsgTimedOut, $"{failures} of {sent} records could not be delivered to {Topic}."));
+            throw new KafkaException(new Error(
+                ErrorCode.Local_MsgTimedOut,
+                $"{failures} of {sent} records could not be delivered to {Topic} within the delivery timeout; check that a broker at {BootstrapServers} is reachable and that the topic exists."));
         }
 
         LogProduced(logger, sent, Topic);

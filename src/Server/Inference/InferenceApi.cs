@@ -23,6 +23,9 @@ public static class InferenceApi
     private const string JsonContentType = "application/json";
     private const string BinaryHeaderName = "Inference-Header-Content-Length";
 
+    // Protocol extensions reported by the server metadata route: the binary tensor data extension.
+    private static readonly string[] Extensions = ["binary_tensor_data"];
+
     public static IEndpointRouteBuilder MapInferenceApi(this IEndpointRouteBuilder routes)
     {
         ArgumentNullException.ThrowIfNull(routes);
@@ -40,7 +43,7 @@ public static class InferenceApi
     }
 
     private static IResult ServerMetadata() =>
-        Results.Json(new { name = "continualserve", version = typeof(InferenceApi).Assembly.GetName().Version?.ToString() ?? "0", extensions = Array.Empty<string>() });
+        Results.Json(new { name = "continualserve", version = typeof(InferenceApi).Assembly.GetName().Version?.ToString() ?? "0", extensions = Extensions });
 
     private static IResult ModelMetadata(string name, LiveModel live, IOptions<ServerOptions> options) =>
         VersionMetadata(name, null, live, options);

@@ -89,6 +89,8 @@ public sealed class InferenceApiTests : IAsyncLifetime
         using JsonDocument metadata = JsonDocument.Parse(await server.Client.GetStringAsync("v2/models/test-model"));
         metadata.RootElement.GetProperty("versions")[0].GetString().ShouldBe("2");
         metadata.RootElement.GetProperty("inputs")[0].GetProperty("shape")[1].GetInt32().ShouldBe(16);
+        using JsonDocument serverMetadata = JsonDocument.Parse(await server.Client.GetStringAsync("v2"));
+        serverMetadata.RootElement.GetProperty("extensions").EnumerateArray().Select(item => item.GetString()).ShouldBe(["binary_tensor_data"]);
     }
 
     [Fact]
