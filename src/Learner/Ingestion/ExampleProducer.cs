@@ -26,6 +26,9 @@ public sealed partial class ExampleProducer
 
     public string Topic { get; }
 
+    /// <summary>Interval between log lines while the producer waits for a consumer that is too far behind.</summary>
+    public TimeSpan WaitReportInterval { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Most records allowed between the producer and the consumer position; 0 disables pacing.</summary>
     public int MaxLag { get; init; } = 1500;
 
@@ -102,14 +105,28 @@ public sealed partial class ExampleProducer
         return sent;
     }
 
+    // Logs every WaitReportInterval while the consumer stays too far behind, so a stalled or paused consumer
+    // does not look like a hung producer.
     private async Task WaitForConsumer(IProducer<string, byte[]> producer, Func<long> consumerPosition, long target, CancellationToken cancellation)
     {
-        while (target - consumerPosition() > MaxLag)
+        long waitStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+        TimeSpan nextReport = WaitReportInterval;
+        long position;
+        while (target - (position = consumerPosition()) > MaxLag)
         {
             producer.Poll(TimeSpan.Zero);
             await Task.Delay(5, cancellation).ConfigureAwait(false);
+            TimeSpan waited = System.Diagnostics.Stopwatch.GetElapsedTime(waitStarted);
+            if (waited >= nextReport)
+            {
+                LogWaitingForConsumer(logger, (long)waited.TotalSeconds, position, target - position, MaxLag);
+                nextReport += WaitReportInterval;
+            }
         }
     }
+
+    [LoggerMessage(EventId = 223, Level = LogLevel.Information, Message = "Waiting {Seconds} s for the consumer: it is at offset {Position}, {Behind} records behind; producing resumes at {MaxLag} behind. Is the learner running and not paused?")]
+    private static partial void LogWaitingForConsumer(ILogger logger, long seconds, long position, long behind, int maxLag);
 
     [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records ahead of the consumer")]
     private static partial void LogProducingPaced(ILogger logger, int count, string topic, int maxLag);
