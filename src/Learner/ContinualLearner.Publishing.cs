@@ -31,24 +31,10 @@ public sealed partial class ContinualLearner
         publishedWeights ??= ModelFactory.Create(trainer!.Spec);
         ModelFactory.CopyWeights(trainer!.Module, publishedWeights);
         ModelSpec spec = trainer.Spec;
-        var metadata = new LearnerCheckpoint
-        {
-            CurrentTask = currentTask,
-            Offsets = ReachedOffsets(),
-            Evaluation = round.Summary,
-            ReplaySeen = trainer.ReplayBuffer.Seen,
-            ReplaySeenByClass = new Dictionary<int, long>(trainer.ReplayBuffer.SeenByClass),
-            TrainerProgress = trainer.Progress,
-            TrainingLogBytes = trainingLog?.Flush() ?? 0,
-        };
+        LearnerCheckpoint metadata = CheckpointMetadata(ReachedOffsets(), round.Summary);
         ReplayExample[] replay = [.. trainer.ReplayBuffer.Examples];
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
-        // The teacher can be replaced by the next round, so it is written here on the learner thread.
-        string prepared = Checkpoints.Prepare(directory =>
-        {
-            trainer.SaveOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
-            _ = trainer.SaveTeacher(Path.Combine(directory, LearnerCheckpoint.TeacherFileName));
-        });
+        string prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
         nn.Module<Tensor, Tensor> weights = publishedWeights;
         LearnerCheckpointStore checkpoints = Checkpoints;
         publishingRound = round;

@@ -103,18 +103,10 @@ public sealed partial class ContinualLearner
     /// </summary>
     private void SaveCheckpoint(IReadOnlyList<TrainingOffset> offsets)
     {
-        long logBytes = trainingLog?.Flush() ?? 0;
-        var metadata = new LearnerCheckpoint
+        LearnerCheckpoint metadata = CheckpointMetadata(offsets, matrix.ToSummary()) with
         {
             ModelVersion = latest!.Number,
             ExamplesTrained = latest.Manifest.ExamplesTrained,
-            CurrentTask = currentTask,
-            Offsets = offsets,
-            Evaluation = matrix.ToSummary(),
-            ReplaySeen = trainer!.ReplayBuffer.Seen,
-            ReplaySeenByClass = new Dictionary<int, long>(trainer.ReplayBuffer.SeenByClass),
-            TrainerProgress = trainer.Progress,
-            TrainingLogBytes = logBytes,
         };
         try
         {
@@ -148,11 +140,32 @@ public sealed partial class ContinualLearner
         return reached.Select(pair => new TrainingOffset(pair.Key.Topic, pair.Key.Partition, pair.Value)).ToArray();
     }
 
+    /// <summary>
+    /// Builds a checkpoint's metadata from the learner's state now, without the version fields, and flushes the
+    /// training log so that the metadata records its length.
+    /// </summary>
+    private LearnerCheckpoint CheckpointMetadata(IReadOnlyList<TrainingOffset> offsets, EvaluationSummary evaluation) => new()
+    {
+        CurrentTask = currentTask,
+        Offsets = offsets,
+        Evaluation = evaluation,
+        ReplaySeen = trainer!.ReplayBuffer.Seen,
+        ReplaySeenByClass = new Dictionary<int, long>(trainer.ReplayBuffer.SeenByClass),
+        TrainerProgress = trainer.Progress,
+        TrainingLogBytes = trainingLog?.Flush() ?? 0,
+    };
+
+    // The optimizer state and the LwF teacher change with every step, so both are written on the learner thread.
+    private void WriteOptimizerAndTeacher(string directory)
+    {
+        trainer!.SaveOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+        _ = trainer.SaveTeacher(Path.Combine(directory, LearnerCheckpoint.TeacherFileName));
+    }
+
     private void WriteStateFiles(string directory)
     {
         trainer!.Module.save(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
-        trainer.SaveOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
-        _ = trainer.SaveTeacher(Path.Combine(directory, LearnerCheckpoint.TeacherFileName));
+        WriteOptimizerAndTeacher(directory);
         ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), trainer.ReplayBuffer.Examples);
         var holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
         ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);

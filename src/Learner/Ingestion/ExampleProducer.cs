@@ -111,17 +111,23 @@ public sealed partial class ExampleProducer
     {
         long waitStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         TimeSpan nextReport = WaitReportInterval;
-        long position;
-        while (target - (position = consumerPosition()) > MaxLag)
+        while (true)
         {
-            producer.Poll(TimeSpan.Zero);
-            await Task.Delay(5, cancellation).ConfigureAwait(false);
+            long position = consumerPosition();
+            if (target - position <= MaxLag)
+            {
+                return;
+            }
+
             TimeSpan waited = System.Diagnostics.Stopwatch.GetElapsedTime(waitStarted);
             if (waited >= nextReport)
             {
                 LogWaitingForConsumer(logger, (long)waited.TotalSeconds, position, target - position, MaxLag);
                 nextReport += WaitReportInterval;
             }
+
+            producer.Poll(TimeSpan.Zero);
+            await Task.Delay(5, cancellation).ConfigureAwait(false);
         }
     }
 
