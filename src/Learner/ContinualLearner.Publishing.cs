@@ -13,8 +13,8 @@ namespace ContinualServe.Learner;
 
 /// <summary>
 /// Writing a promoted round to disk off the learner thread. The round copies the weights to a second module and
-/// writes the optimizer state to a temporary checkpoint directory. Training then goes on while a thread-pool task
-/// saves the version, writes the rest of the checkpoint and flushes both to disk (12 fsyncs). Once the task is
+/// writes the optimizer state and the LwF teacher to a temporary checkpoint directory. Training then goes on while a
+/// thread-pool task saves the version, writes the rest of the checkpoint and flushes both to disk. Once the task is
 /// done, the learner thread commits the round's offsets, so an offset is still committed only after its examples
 /// are durable. At most one round is written at a time: the next round, a rollback and a stop wait for it first.
 /// </summary>
