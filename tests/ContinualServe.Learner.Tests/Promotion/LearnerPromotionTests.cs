@@ -37,15 +37,17 @@ public sealed class LearnerPromotionTests : IDisposable
             broker.CreateTopic(Topic, partitionCount: 1);
             broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
             using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
-            var published = new List<long>();
-            learner.VersionPublished += version => published.Add(version.Number);
+            // The learner thread raises VersionPublished just after it updates Status, so the test reads both through
+            // a thread-safe queue and waits for the event as well as for the status.
+            var published = new System.Collections.Concurrent.ConcurrentQueue<long>();
+            learner.VersionPublished += version => published.Enqueue(version.Number);
             learner.Start();
             int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
 
             // Round 1: true labels. The idle round promotes version 2.
             Produce(broker.BootstrapServers, taskOne, "good", shuffleLabels: false);
-            await WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HoldoutCount(taskOne, "good"));
-            published.ShouldBe(new long[] { 2 });
+            await WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HoldoutCount(taskOne, "good") && !published.IsEmpty);
+            published.ToArray().ShouldBe(new long[] { 2 });
 
             // Round 2: the same images with shuffled labels. The idle round's candidate must be rejected.
             Produce(broker.BootstrapServers, taskOne, "bad", shuffleLabels: true);
@@ -53,7 +55,7 @@ public sealed class LearnerPromotionTests : IDisposable
             await WaitUntilAsync(() => learner.Status.HeldOut == heldOut);
 
             learner.Stop(TimeSpan.FromSeconds(10));
-            published.ShouldBe(new long[] { 2 });
+            published.ToArray().ShouldBe(new long[] { 2 });
             learner.Status.LatestVersion.ShouldBe(2);
             learner.Store.ListVersionNumbers().ShouldBe(new long[] { 1, 2 });
             learner.Store.TryLoadLatest()!.Manifest.Evaluation!.AverageAccuracy.ShouldBeGreaterThan(0.9);
