@@ -389,16 +389,7 @@ public sealed partial class ContinualLearner : IDisposable
             ContinualServeMetrics.LearnerLoss.WithLabels("replay_labels").Set(round.MeanLabelLoss.Value);
         }
 
-        foreach ((TopicPartition partition, long position) in positions)
-        {
-            WatermarkOffsets watermarks = consumer.GetWatermarkOffsets(partition);
-            if (watermarks.High.Value >= 0)
-            {
-                ContinualServeMetrics.KafkaConsumerLag
-                    .WithLabels(partition.Partition.Value.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                    .Set(Math.Max(0, watermarks.High.Value - position));
-            }
-        }
+        ReportConsumerLag(consumer, positions.Keys.Select(partition => (partition, consumer.GetWatermarkOffsets(partition))).ToArray());
     }
 
     /// <summary>

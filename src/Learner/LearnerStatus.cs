@@ -22,6 +22,12 @@ public sealed record LearnerStatus
     /// <summary>Sum over assigned partitions of the next offset to consume.</summary>
     public long Position { get; init; }
 
+    /// <summary>
+    /// Records in the assigned partitions after <see cref="Position"/>, measured at each round and every 5 s
+    /// between rounds while a broker answers (paused or not).
+    /// </summary>
+    public long ConsumerLag { get; init; }
+
     public IReadOnlyDictionary<int, double> AccuracyByTask { get; init; } = new Dictionary<int, double>();
 
     public bool IsRunning { get; init; }

@@ -57,11 +57,12 @@ public sealed partial class ContinualLearner
         ReportReadiness();
     }
 
-    /// <summary>Runs between records: applies a requested rollback, then the pause state.</summary>
+    /// <summary>Runs between records: applies a requested rollback and the pause state, then measures lag when due.</summary>
     private void BeforeConsume(IConsumer<byte[]?, byte[]?> consumer)
     {
         RollBackIfRequested(consumer);
         ApplyPauseRequest(consumer);
+        RefreshConsumerLag(consumer);
     }
 
     /// <summary>
