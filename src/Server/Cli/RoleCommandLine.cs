@@ -119,21 +119,22 @@ internal static class RoleCommandLine
         try
         {
             await using WebApplication app = build();
+
+            // Validating before the start keeps the host from logging the failure with a stack trace first.
+            app.Services.GetService<IStartupValidator>()?.Validate();
             await app.RunAsync(cancellation).ConfigureAwait(false);
             return 0;
         }
         catch (OptionsValidationException exception)
         {
-            await Console.Error.WriteLineAsync("Invalid configuration; the process did not start:").ConfigureAwait(false);
-            foreach (string failure in exception.Failures)
-            {
-                await Console.Error.WriteLineAsync("  " + failure).ConfigureAwait(false);
-            }
-
-            await Console.Error.WriteLineAsync(
-                "Set the values in appsettings.json, as environment variables (Section__Key) or as --Section:Key=value arguments.")
-                .ConfigureAwait(false);
-            return InvalidConfigurationExitCode;
+            return await ReportInvalidOptionsAsync(exception.Failures).ConfigureAwait(false);
+        }
+        catch (AggregateException exception) when (exception.InnerExceptions.All(inner => inner is OptionsValidationException))
+        {
+            // The startup validator throws one exception per invalid options type, gathered when there are several.
+            // Options read by another type's validation can fail twice, so repeated failures are listed once.
+            IEnumerable<string> failures = exception.InnerExceptions.Cast<OptionsValidationException>().SelectMany(inner => inner.Failures).Distinct();
+            return await ReportInvalidOptionsAsync(failures).ConfigureAwait(false);
         }
         catch (Hosting.InvalidConfigurationException exception)
         {
@@ -161,5 +162,19 @@ internal static class RoleCommandLine
             await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);
             return InvalidConfigurationExitCode;
         }
+    }
+
+    private static async Task<int> ReportInvalidOptionsAsync(IEnumerable<string> failures)
+    {
+        await Console.Error.WriteLineAsync("Invalid configuration; the process did not start:").ConfigureAwait(false);
+        foreach (string failure in failures)
+        {
+            await Console.Error.WriteLineAsync("  " + failure).ConfigureAwait(false);
+        }
+
+        await Console.Error.WriteLineAsync(
+            "Set the values in appsettings.json, as environment variables (Section__Key) or as --Section:Key=value arguments.")
+            .ConfigureAwait(false);
+        return InvalidConfigurationExitCode;
     }
 }

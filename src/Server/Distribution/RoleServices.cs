@@ -25,6 +25,7 @@ public static class RoleServices
     /// </summary>
     public static IServiceCollection AddLearnerRole(this IServiceCollection services)
     {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LearnerOptions>, LearnerOptionsValidator>());
         services.AddOptions<LearnerOptions>()
             .BindConfiguration(LearnerOptions.SectionName)
             .ValidateDataAnnotations()

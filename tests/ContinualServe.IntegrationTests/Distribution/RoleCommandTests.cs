@@ -31,6 +31,31 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
     }
 
     [Fact]
+    public async Task InvalidNestedLearnerSettingsStopLearner()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
+            "learn", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
+            "--bootstrap-servers", "127.0.0.1:9", "--Learner:Trainer:LearningRate=-1", "--Learner:Promotion:MaxForgetting=7",
+            "--Learner:RoundExamples=0");
+        try
+        {
+            int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            exitCode.ShouldBe(2, learner.OutputTail);
+            learner.OutputTail.ShouldContain("Learner:Trainer:LearningRate");
+            learner.OutputTail.ShouldContain("Learner:Promotion:MaxForgetting");
+            learner.OutputTail.ShouldContain("RoundExamples");
+            learner.OutputTail.ShouldNotContain("Hosting failed to start");
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task InvalidDistributionSettingStopsServer()
     {
         string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
