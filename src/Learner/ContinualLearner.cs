@@ -4,6 +4,7 @@ using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Evaluation;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
@@ -451,6 +452,7 @@ public sealed partial class ContinualLearner : IDisposable
             })
             .SetPartitionsRevokedHandler((_, partitions) => RememberPositions())
             .SetErrorHandler((_, error) => OnKafkaError(error))
+            .SetLogHandler(new KafkaClientLog(logger).OnLog)
             .Build();
     }
 

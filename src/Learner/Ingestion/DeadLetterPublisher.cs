@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
 
@@ -32,7 +33,11 @@ public sealed partial class DeadLetterPublisher : IDisposable
             EnableIdempotence = false,
             LingerMs = 5,
         };
-        producer = new ProducerBuilder<byte[]?, byte[]?>(config).Build();
+        var clientLog = new KafkaClientLog(logger);
+        producer = new ProducerBuilder<byte[]?, byte[]?>(config)
+            .SetLogHandler(clientLog.OnLog)
+            .SetErrorHandler(clientLog.OnError)
+            .Build();
     }
 
     public string Topic { get; }

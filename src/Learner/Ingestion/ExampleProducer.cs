@@ -1,6 +1,7 @@
 using System.Globalization;
 using Confluent.Kafka;
 using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Kafka;
 using Microsoft.Extensions.Logging;
 
 namespace ContinualServe.Learner.Ingestion;
@@ -53,7 +54,11 @@ public sealed partial class ExampleProducer
             LingerMs = 5,
             MessageTimeoutMs = 30_000,
         };
-        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(config).Build();
+        var clientLog = new KafkaClientLog(logger);
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(config)
+            .SetLogHandler(clientLog.OnLog)
+            .SetErrorHandler(clientLog.OnError)
+            .Build();
         long startPosition = consumerPosition?.Invoke() ?? 0;
         long sent = 0;
         long failed = 0;

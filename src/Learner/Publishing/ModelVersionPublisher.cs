@@ -25,7 +25,11 @@ public sealed partial class ModelVersionPublisher : IDisposable
         topic = options.Topic;
         storeUrl = options.StoreUrl ?? "";
         this.logger = logger;
-        producer = new ProducerBuilder<string, byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
+        var clientLog = new KafkaClientLog(logger);
+        producer = new ProducerBuilder<string, byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers))
+            .SetLogHandler(clientLog.OnLog)
+            .SetErrorHandler(clientLog.OnError)
+            .Build();
     }
 
     public string BootstrapServers { get; }
@@ -39,7 +43,11 @@ public sealed partial class ModelVersionPublisher : IDisposable
     public async Task EnsureTopicAsync(DistributionOptions options, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(options);
-        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = BootstrapServers }).Build();
+        var clientLog = new KafkaClientLog(logger);
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = BootstrapServers })
+            .SetLogHandler(clientLog.OnLog)
+            .SetErrorHandler(clientLog.OnError)
+            .Build();
         if (TopicExists(admin))
         {
             return;

@@ -162,6 +162,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         ConsumerConfig config = KafkaDefaults.CreateConsumerConfig(options.BootstrapServers, "continualserve-replica-" + Guid.NewGuid().ToString("N"));
         using IConsumer<string?, byte[]?> consumer = new ConsumerBuilder<string?, byte[]?>(config)
             .SetErrorHandler((_, error) => LogKafkaError(logger, error.Code, error.Reason))
+            .SetLogHandler(new KafkaClientLog(logger).OnLog)
             .Build();
         try
         {

@@ -1,6 +1,5 @@
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
-using Microsoft.Extensions.Logging;
 using Shouldly;
 using Xunit;
 
@@ -33,34 +32,5 @@ public sealed class ExampleProducerTests
             waiting[0].ShouldContain("at offset 0");
             waiting[0].ShouldContain("Is the learner running and not paused?");
         });
-    }
-
-    private sealed class RecordingLogger : ILogger
-    {
-        private readonly List<string> messages = [];
-
-        public IReadOnlyList<string> Messages
-        {
-            get
-            {
-                lock (messages)
-                {
-                    return [.. messages];
-                }
-            }
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (messages)
-            {
-                messages.Add(formatter(state, exception));
-            }
-        }
     }
 }

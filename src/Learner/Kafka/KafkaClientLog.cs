@@ -1,0 +1,56 @@
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging;
+
+namespace ContinualServe.Learner.Kafka;
+
+/// <summary>
+/// Routes a Kafka client's librdkafka log lines and errors to an <see cref="ILogger"/>. Without a handler,
+/// librdkafka writes them to stderr in its own format, bypassing the JSON log format. While a broker is down,
+/// librdkafka repeats its reports at each reconnect attempt, so after the first 10 lines only every 100th is written.
+/// </summary>
+public sealed partial class KafkaClientLog(ILogger logger)
+{
+    private long lines;
+
+    /// <summary>Writes a librdkafka log line, mapping its syslog level to a log level.</summary>
+    public void OnLog(IClient client, LogMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (!ShouldWrite())
+        {
+            return;
+        }
+
+        // librdkafka logs a refused connection at its error level and retries it, so that level maps to a warning.
+        LogLevel level = message.Level switch
+        {
+            <= SyslogLevel.Critical => LogLevel.Error,
+            <= SyslogLevel.Warning => LogLevel.Warning,
+            SyslogLevel.Debug => LogLevel.Debug,
+            _ => LogLevel.Information,
+        };
+        LogClientLine(logger, level, message.Name, message.Facility, message.Message);
+    }
+
+    /// <summary>Writes a client error: a warning, because librdkafka retries, unless the error is fatal to the client.</summary>
+    public void OnError(IClient client, Error error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        if (ShouldWrite())
+        {
+            LogClientError(logger, error.IsFatal ? LogLevel.Error : LogLevel.Warning, error.Code, error.Reason, error.IsFatal);
+        }
+    }
+
+    private bool ShouldWrite()
+    {
+        long count = Interlocked.Increment(ref lines);
+        return count <= 10 || count % 100 == 0;
+    }
+
+    [LoggerMessage(EventId = 255, Message = "librdkafka {Client} {Facility}: {Text}")]
+    private static partial void LogClientLine(ILogger logger, LogLevel level, string client, string facility, string text);
+
+    [LoggerMessage(EventId = 256, Message = "Kafka client error {Code}: {Reason} (fatal: {Fatal})")]
+    private static partial void LogClientError(ILogger logger, LogLevel level, ErrorCode code, string reason, bool fatal);
+}
