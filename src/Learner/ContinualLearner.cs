@@ -33,7 +33,7 @@ public sealed partial class ContinualLearner : IDisposable
     private readonly ExampleRecordCodec codec;
     private readonly HoldoutRouter holdoutRouter;
     private readonly PromotionGate promotionGate;
-    private readonly HoldoutEvaluator evaluator = new();
+    private readonly HoldoutEvaluator evaluator;
     private readonly Dictionary<TopicPartition, long> positions = [];
     private readonly List<LabeledExample> pending = [];
     private readonly Lock statusLock = new();
@@ -64,6 +64,7 @@ public sealed partial class ContinualLearner : IDisposable
         store = new ModelStore(options.StoreDirectory, options.RetainedVersions, loggerFactory.CreateLogger<ModelStore>());
         codec = new ExampleRecordCodec(options.InitialSpec.FeatureCount, options.InitialSpec.ClassCount, options.MaxRecordBytes);
         holdoutRouter = new HoldoutRouter(options.HoldoutFraction);
+        evaluator = new HoldoutEvaluator(options.MaxHoldoutPerTask);
         promotionGate = new PromotionGate(options.Promotion, options.InitialSpec, options.StoreDirectory, logger);
     }
 

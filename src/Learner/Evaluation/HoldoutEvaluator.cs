@@ -1,36 +1,90 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
 using ContinualServe.Learner.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ContinualServe.Learner.Evaluation;
 
-/// <summary>Keeps each task's holdout examples and measures a module's accuracy on every one of them.</summary>
+/// <summary>
+/// Keeps a sample of each task's holdout examples and measures a module's accuracy on every one of them.
+/// A task keeps at most <see cref="CapacityPerTask"/> examples: those whose ids hash lowest (a bottom-k sample).
+/// That sample is uniform over the task's holdout examples and does not depend on their order, so a restart that
+/// restores the kept examples keeps the same ones as an uninterrupted run. Memory and the cost of a round then stop
+/// growing with the stream.
+/// </summary>
 public sealed class HoldoutEvaluator
 {
     private const int EvaluationBatchSize = 1024;
+    private static readonly IComparer<ulong> LargestFirst = Comparer<ulong>.Create((left, right) => right.CompareTo(left));
     private readonly SortedDictionary<int, List<LabeledExample>> holdouts = [];
+    private readonly Dictionary<int, PriorityQueue<int, ulong>> slotsByKey = [];
+
+    public HoldoutEvaluator(int capacityPerTask = int.MaxValue)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacityPerTask, 1);
+        CapacityPerTask = capacityPerTask;
+    }
+
+    public int CapacityPerTask { get; }
 
     public IReadOnlyCollection<int> Tasks => holdouts.Keys;
 
     public int Count(int task) => holdouts.TryGetValue(task, out List<LabeledExample>? examples) ? examples.Count : 0;
 
-    /// <summary>The holdout examples of <paramref name="task"/>, in arrival order; empty for an unknown task.</summary>
+    /// <summary>The holdout examples kept for <paramref name="task"/>, in no particular order; empty for an unknown task.</summary>
     public IReadOnlyList<LabeledExample> Examples(int task) =>
         holdouts.TryGetValue(task, out List<LabeledExample>? examples) ? examples : [];
 
     /// <summary>Removes every holdout example, before a checkpoint's holdouts are restored.</summary>
-    public void Clear() => holdouts.Clear();
+    public void Clear()
+    {
+        holdouts.Clear();
+        slotsByKey.Clear();
+    }
 
-    public void Add(LabeledExample example)
+    /// <summary>
+    /// Offers <paramref name="example"/> to its task's sample. Returns false when the task is full and every kept
+    /// example's id hashes lower, so the example is not kept.
+    /// </summary>
+    public bool Add(LabeledExample example)
     {
         ArgumentNullException.ThrowIfNull(example);
         if (!holdouts.TryGetValue(example.Task, out List<LabeledExample>? examples))
         {
             examples = [];
             holdouts[example.Task] = examples;
+            slotsByKey[example.Task] = new PriorityQueue<int, ulong>(LargestFirst);
         }
 
-        examples.Add(example);
+        PriorityQueue<int, ulong> slots = slotsByKey[example.Task];
+        ulong key = SampleKey(example.Id);
+        if (examples.Count < CapacityPerTask)
+        {
+            slots.Enqueue(examples.Count, key);
+            examples.Add(example);
+            return true;
+        }
+
+        _ = slots.TryPeek(out int slot, out ulong largest);
+        if (key >= largest)
+        {
+            return false;
+        }
+
+        examples[slot] = example;
+        _ = slots.DequeueEnqueue(slot, key);
+        return true;
+    }
+
+    // Bytes 8 to 15 of the id's SHA-256: HoldoutRouter chooses holdout examples by bytes 0 to 7, so the sample
+    // within the holdout does not depend on that choice.
+    private static ulong SampleKey(string id)
+    {
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(Encoding.UTF8.GetBytes(id), digest);
+        return BinaryPrimitives.ReadUInt64LittleEndian(digest[8..]);
     }
 
     /// <summary>Returns the accuracy, from 0 to 1, on each task that has holdout examples.</summary>
