@@ -20,6 +20,7 @@ namespace ContinualServe.Server.Inference;
 /// </summary>
 public static class InferenceApi
 {
+    internal const string JsonContentType = "application/json";
     internal const string BinaryHeaderName = "Inference-Header-Content-Length";
 
     // Protocol extensions reported by the server metadata route: the binary tensor data extension.
@@ -75,11 +76,11 @@ public static class InferenceApi
                 platform = "torchsharp",
                 architecture = model.Spec.Architecture,
                 labels = model.Spec.Labels,
-                inputs = new[] { new { name = "input", datatype = "FP32", shape = new long[] { -1, model.Spec.FeatureCount } } },
+                inputs = new[] { new { name = ModelTensors.Input, datatype = "FP32", shape = new long[] { -1, model.Spec.FeatureCount } } },
                 outputs = new[]
                 {
-                    new { name = "probabilities", datatype = "FP32", shape = new long[] { -1, model.Spec.ClassCount } },
-                    new { name = "label", datatype = "INT64", shape = new long[] { -1 } },
+                    new { name = ModelTensors.Probabilities, datatype = "FP32", shape = new long[] { -1, model.Spec.ClassCount } },
+                    new { name = ModelTensors.Label, datatype = "INT64", shape = new long[] { -1 } },
                 },
             });
         }

@@ -9,8 +9,9 @@ namespace ContinualServe.Server.Inference;
 /// <c>{"id": "...", "inputs": [{"name": "input", "shape": [N, 784], "datatype": "FP32", "data": [...]}]}</c>.
 /// The data may be flat or nested row by row, or follow the JSON header as raw little-endian FP32 (the
 /// protocol's binary data extension: the input's <c>parameters.binary_data_size</c> gives its length).
-/// Every failure names the field and the expected value. The returned data array is rented from
-/// <see cref="ArrayPool{T}.Shared"/>; its new owner returns it.
+/// The optional <c>outputs</c> array and <c>parameters.binary_data_output</c> choose the outputs of the response
+/// and which of them are binary. Every failure names the field and the expected value. The returned data array
+/// is rented from <see cref="ArrayPool{T}.Shared"/>; its new owner returns it.
 /// </summary>
 public sealed class InferenceRequestReader
 {
@@ -69,7 +70,8 @@ public sealed class InferenceRequestReader
 
         string? id = null;
         bool sawInputs = false;
-        bool binaryOutput = false;
+        bool binaryDataOutput = false;
+        List<(string Name, bool? Binary)>? outputs = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("id"u8))
@@ -87,10 +89,21 @@ public sealed class InferenceRequestReader
 
                 sawInputs = true;
             }
-            else if (reader.ValueTextEquals("parameters"u8) || reader.ValueTextEquals("outputs"u8))
+            else if (reader.ValueTextEquals("parameters"u8))
             {
                 reader.Read();
-                binaryOutput |= RequestsBinaryOutput(ref reader);
+                if (!RequestedOutputReader.TryReadParameters(ref reader, out binaryDataOutput, out error))
+                {
+                    return false;
+                }
+            }
+            else if (reader.ValueTextEquals("outputs"u8))
+            {
+                reader.Read();
+                if (!RequestedOutputReader.TryReadOutputs(ref reader, out outputs, out error))
+                {
+                    return false;
+                }
             }
             else
             {
@@ -117,31 +130,9 @@ public sealed class InferenceRequestReader
             return false;
         }
 
-        input = input with { RequestId = id, BinaryOutput = binaryOutput };
+        input = input with { RequestId = id, Outputs = RequestedOutputReader.Resolve(outputs, binaryDataOutput) };
         error = null;
         return true;
-    }
-
-    // True when the request-level parameters, or any requested output, ask for binary_data_output.
-    private static bool RequestsBinaryOutput(ref Utf8JsonReader reader)
-    {
-        int depth = reader.CurrentDepth;
-        bool requested = false;
-        if (reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray))
-        {
-            return false;
-        }
-
-        while (reader.Read() && reader.CurrentDepth > depth)
-        {
-            if (reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("binary_data_output"u8))
-            {
-                reader.Read();
-                requested |= reader.TokenType == JsonTokenType.True;
-            }
-        }
-
-        return requested;
     }
 
     private bool TryReadInputs(ref Utf8JsonReader reader, ReadOnlySpan<byte> binary, out InferenceInput input, out InferenceError? error)

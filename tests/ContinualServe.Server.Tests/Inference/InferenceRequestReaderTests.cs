@@ -85,5 +85,42 @@ public sealed class InferenceRequestReaderTests
         error!.Field.ShouldBe("inputs");
     }
 
+    [Theory]
+    [InlineData("", false)]
+    [InlineData(",\"parameters\":{\"binary_data_output\":false}", false)]
+    [InlineData(",\"parameters\":{\"binary_data_output\":true}", true)]
+    [InlineData(",\"outputs\":[],\"parameters\":{\"binary_data_output\":true}", true)]
+    public void NoOutputsMeansEveryOutput(string extra, bool binary)
+    {
+        string body = InferenceRequests.Body(1, 4)[..^1] + extra + "}";
+
+        reader.TryRead(Utf8(body), out InferenceInput input, out _).ShouldBeTrue();
+
+        input.Outputs.ShouldBe([new RequestedOutput("probabilities", binary), new RequestedOutput("label", binary)]);
+    }
+
+    [Fact]
+    public void OutputFlagOverridesRequestFlag()
+    {
+        string outputs = "[{\"name\":\"label\",\"parameters\":{\"binary_data\":false}},{\"name\":\"probabilities\"}]";
+        string body = InferenceRequests.Body(1, 4)[..^1] + ",\"outputs\":" + outputs + ",\"parameters\":{\"binary_data_output\":true}}";
+
+        reader.TryRead(Utf8(body), out InferenceInput input, out _).ShouldBeTrue();
+
+        input.Outputs.ShouldBe([new RequestedOutput("label", false), new RequestedOutput("probabilities", true)]);
+    }
+
+    [Theory]
+    [InlineData("{\"binary_data_output\":1}", "parameters.binary_data_output")]
+    [InlineData("[]", "parameters")]
+    public void InvalidParametersNameTheField(string parameters, string field)
+    {
+        string body = InferenceRequests.Body(1, 4)[..^1] + ",\"parameters\":" + parameters + "}";
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe(field);
+    }
+
     private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
 }
