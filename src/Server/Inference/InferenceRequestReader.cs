@@ -327,6 +327,11 @@ public sealed class InferenceRequestReader
     private bool TryValidate(string? name, string? datatype, List<long>? shape, float[]? data, int dataCount, out InferenceInput input, out InferenceError? error)
     {
         input = default;
+        if (!TryCheckName(name, out error))
+        {
+            return false;
+        }
+
         if (datatype != "FP32")
         {
             error = new InferenceError($"Input datatype '{datatype ?? "(missing)"}' is not supported.", "inputs[0].datatype", "FP32");
@@ -371,9 +376,24 @@ public sealed class InferenceRequestReader
             return false;
         }
 
-        input = new InferenceInput(name ?? "input", (int)batch, data, null);
+        input = new InferenceInput(name!, (int)batch, data, null);
         error = null;
         return true;
+    }
+
+    private static bool TryCheckName(string? name, out InferenceError? error)
+    {
+        error = null;
+        if (name is null)
+        {
+            error = new InferenceError($"Input name is missing or not a string. Send the tensor as input '{ModelTensors.Input}'.", "inputs[0].name", ModelTensors.Input);
+        }
+        else if (name != ModelTensors.Input)
+        {
+            error = new InferenceError($"The model has no input named '{name}'. Send the tensor as input '{ModelTensors.Input}'.", "inputs[0].name", ModelTensors.Input);
+        }
+
+        return error is null;
     }
 
     private static bool TryReadShape(ref Utf8JsonReader reader, out List<long>? shape, out InferenceError? error)

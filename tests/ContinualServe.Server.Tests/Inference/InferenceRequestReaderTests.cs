@@ -86,6 +86,21 @@ public sealed class InferenceRequestReaderTests
     }
 
     [Theory]
+    [InlineData("\"features\"")]
+    [InlineData("\"Input\"")]
+    [InlineData("null")]
+    [InlineData("7")]
+    public void WrongInputNameIsRejected(string name)
+    {
+        string body = InferenceRequests.Body(1, 4).Replace("\"name\":\"input\"", "\"name\":" + name, StringComparison.Ordinal);
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("inputs[0].name");
+        error.Expected.ShouldBe("input");
+    }
+
+    [Theory]
     [InlineData("", false)]
     [InlineData(",\"parameters\":{\"binary_data_output\":false}", false)]
     [InlineData(",\"parameters\":{\"binary_data_output\":true}", true)]
