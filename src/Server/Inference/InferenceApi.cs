@@ -11,6 +11,7 @@ using ContinualServe.Server.Batching;
 using ContinualServe.Server.Hosting;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
 
 namespace ContinualServe.Server.Inference;
 
@@ -21,6 +22,7 @@ namespace ContinualServe.Server.Inference;
 public static class InferenceApi
 {
     internal const string JsonContentType = "application/json";
+    internal const string BinaryContentType = "application/octet-stream";
     internal const string BinaryHeaderName = "Inference-Header-Content-Length";
 
     // Protocol extensions reported by the server metadata route: the binary tensor data extension.
@@ -152,6 +154,13 @@ public static class InferenceApi
     // Reads and validates the body; on failure writes the error response and returns the outcome label instead.
     private static async Task<(InferenceInput? Input, string? Failure)> ReceiveAsync(HttpContext context, ServerOptions options)
     {
+        InferenceError? contentTypeError = CheckContentType(context.Request.ContentType);
+        if (contentTypeError is not null)
+        {
+            await WriteErrorAsync(context, StatusCodes.Status415UnsupportedMediaType, contentTypeError).ConfigureAwait(false);
+            return (null, "bad_request");
+        }
+
         (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);
         if (bodyError is not null)
         {
@@ -193,6 +202,29 @@ public static class InferenceApi
         {
             ArrayPool<byte>.Shared.Return(body!);
         }
+    }
+
+    // A missing Content-Type is read as JSON, because the KServe Python client (InferenceRESTClient) sends JSON
+    // requests without one. Other types, such as text/plain or the application/x-www-form-urlencoded that curl -d
+    // sends by default, are rejected because they declare a body that is not JSON.
+    private static InferenceError? CheckContentType(string? contentType)
+    {
+        if (string.IsNullOrEmpty(contentType))
+        {
+            return null;
+        }
+
+        if (MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? mediaType)
+            && (mediaType.MediaType.Equals(JsonContentType, StringComparison.OrdinalIgnoreCase)
+                || mediaType.MediaType.Equals(BinaryContentType, StringComparison.OrdinalIgnoreCase)))
+        {
+            return null;
+        }
+
+        return new InferenceError(
+            $"Content-Type '{contentType}' is not supported. Send {JsonContentType}, or {BinaryContentType} with the binary tensor data extension.",
+            "Content-Type",
+            $"{JsonContentType} or {BinaryContentType}");
     }
 
     // The binary data extension puts the JSON header length in Inference-Header-Content-Length; without it the body is all JSON.

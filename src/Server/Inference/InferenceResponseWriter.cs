@@ -22,7 +22,7 @@ internal static class InferenceResponseWriter
         if (HasBinaryOutput(input.Outputs))
         {
             byte[] header = BuildHeader(modelName, version, input, probabilities, classCount);
-            context.Response.ContentType = "application/octet-stream";
+            context.Response.ContentType = InferenceApi.BinaryContentType;
             context.Response.Headers[InferenceApi.BinaryHeaderName] = header.Length.ToString(CultureInfo.InvariantCulture);
             pipe.Write(header);
             WriteBinaryOutputs(pipe, input, probabilities, classCount);

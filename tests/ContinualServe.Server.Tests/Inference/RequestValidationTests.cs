@@ -1,11 +1,13 @@
 using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
 using System.Text.Json;
 using Shouldly;
 using Xunit;
 
 namespace ContinualServe.Server.Tests.Inference;
 
-/// <summary>Input name checks on the inference route.</summary>
+/// <summary>Input name and Content-Type checks on the inference route.</summary>
 public sealed class RequestValidationTests : IAsyncLifetime
 {
     private const string InferPath = "v2/models/test-model/infer";
@@ -44,5 +46,48 @@ public sealed class RequestValidationTests : IAsyncLifetime
         using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(body));
 
         response.StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Theory]
+    [InlineData("text/plain")]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData("multipart/form-data; boundary=x")]
+    [InlineData("application/xml")]
+    public async Task WrongContentTypeGets415(string contentType)
+    {
+        using HttpResponseMessage response = await PostAsync(contentType);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.UnsupportedMediaType);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("field").GetString().ShouldBe("Content-Type");
+        string message = error.RootElement.GetProperty("error").GetString()!;
+        message.ShouldContain(contentType);
+        message.ShouldContain("application/json");
+        message.ShouldContain("application/octet-stream");
+    }
+
+    [Theory]
+    [InlineData("application/json")]
+    [InlineData("application/json; charset=utf-8")]
+    [InlineData("Application/JSON")]
+    [InlineData("application/octet-stream")]
+    [InlineData(null)]
+    public async Task AcceptedContentTypesAreServed(string? contentType)
+    {
+        using HttpResponseMessage response = await PostAsync(contentType);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+    }
+
+    private async Task<HttpResponseMessage> PostAsync(string? contentType)
+    {
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(InferenceRequests.Body(1, 16)));
+        if (contentType is not null)
+        {
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
+        }
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, InferPath) { Content = content };
+        return await server.Client.SendAsync(request);
     }
 }
