@@ -65,6 +65,7 @@ public static class ServerHost
         builder.AddManagement(urls);
 
         WebApplication app = builder.Build();
+        app.UseJsonMethodNotAllowed();
         app.MapInferenceApi();
         app.MapManagement();
         app.MapMetrics("/metrics");

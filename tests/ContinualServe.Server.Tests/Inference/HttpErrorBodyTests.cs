@@ -1,0 +1,62 @@
+using System.Net;
+using System.Text.Json;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Inference;
+
+/// <summary>Status codes that routing or Kestrel choose before the inference handler runs: 405 and 431.</summary>
+public sealed class HttpErrorBodyTests : IAsyncLifetime
+{
+    private const string InferPath = "v2/models/test-model/infer";
+    private RunningServer server = null!;
+
+    public async Task InitializeAsync() => server = await RunningServer.StartAsync();
+
+    public async Task DisposeAsync() => await server.DisposeAsync();
+
+    [Theory]
+    [InlineData("GET", InferPath, "POST")]
+    [InlineData("PUT", InferPath, "POST")]
+    [InlineData("DELETE", "v2/models/test-model/versions/1/infer", "POST")]
+    [InlineData("POST", "v2/health/live", "GET")]
+    public async Task WrongMethodGets405WithJson(string method, string path, string allowed)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+
+        using HttpResponseMessage response = await server.Client.SendAsync(request);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.MethodNotAllowed);
+        response.Content.Headers.Allow.ShouldBe([allowed]);
+        response.Content.Headers.ContentType.ShouldNotBeNull().MediaType.ShouldBe("application/json");
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        string message = error.RootElement.GetProperty("error").GetString()!;
+        message.ShouldContain(method);
+        message.ShouldContain("/" + path);
+        error.RootElement.GetProperty("field").GetString().ShouldBe("method");
+        error.RootElement.GetProperty("expected").GetString().ShouldBe(allowed);
+    }
+
+    [Fact]
+    public async Task OversizedHeadersGet431()
+    {
+        await using RunningServer limited = await RunningServer.StartAsync(arguments: "--HttpLimits:MaxRequestHeadersTotalBytes=4096");
+
+        using HttpRequestMessage smallRequest = RequestWithHeader(1024);
+        using HttpRequestMessage largeRequest = RequestWithHeader(8 * 1024);
+
+        using HttpResponseMessage small = await limited.Client.SendAsync(smallRequest);
+        using HttpResponseMessage large = await limited.Client.SendAsync(largeRequest);
+
+        small.StatusCode.ShouldBe(HttpStatusCode.OK);
+        // Kestrel rejects the request while parsing its headers, before any middleware runs, so the body stays empty.
+        large.StatusCode.ShouldBe(HttpStatusCode.RequestHeaderFieldsTooLarge);
+    }
+
+    private static HttpRequestMessage RequestWithHeader(int paddingBytes)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, InferPath) { Content = InferenceRequests.Json(InferenceRequests.Body(1, 16)) };
+        request.Headers.Add("X-Padding", new string('x', paddingBytes));
+        return request;
+    }
+}
