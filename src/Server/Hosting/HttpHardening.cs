@@ -6,8 +6,8 @@ using Microsoft.Extensions.Options;
 namespace ContinualServe.Server.Hosting;
 
 /// <summary>
-/// Applies <see cref="HttpLimitsOptions"/> and the request body limit to Kestrel, and gives 405 responses a JSON
-/// error body.
+/// Applies <see cref="HttpLimitsOptions"/> and the request body limit to Kestrel, and gives routing's empty 404 and
+/// 405 responses a JSON error body.
 /// </summary>
 public static class HttpHardening
 {
@@ -35,30 +35,44 @@ public static class HttpHardening
     }
 
     /// <summary>
-    /// Writes <c>{"error", "field", "expected"}</c> into the empty 405 that routing sends for a path that exists
-    /// but not for the request's method; <c>expected</c> repeats the <c>Allow</c> header.
+    /// Writes a JSON error into the empty responses that routing sends: <c>{"error", "field", "expected"}</c> for a
+    /// 405 (a path that exists, but not for the request's method; <c>expected</c> repeats the <c>Allow</c> header),
+    /// and <c>{"error"}</c> for a 404 of a path that no route matches.
     /// </summary>
     /// <remarks>
     /// A 431 for headers over <see cref="HttpLimitsOptions.MaxRequestHeadersTotalBytes"/> keeps its empty body,
     /// because Kestrel rejects such a request while parsing its headers and sends the 431 before any middleware runs.
     /// </remarks>
-    public static WebApplication UseJsonMethodNotAllowed(this WebApplication app)
+    public static WebApplication UseJsonRoutingErrors(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.UseStatusCodePages(WriteMethodNotAllowedAsync);
+        app.UseStatusCodePages(WriteRoutingErrorAsync);
         return app;
     }
 
-    private static async Task WriteMethodNotAllowedAsync(StatusCodeContext statusCodeContext)
+    private static async Task WriteRoutingErrorAsync(StatusCodeContext statusCodeContext)
     {
         HttpContext context = statusCodeContext.HttpContext;
-        if (context.Response.StatusCode != StatusCodes.Status405MethodNotAllowed || HttpMethods.IsHead(context.Request.Method))
+        if (HttpMethods.IsHead(context.Request.Method))
         {
             return;
         }
 
-        string allowed = context.Response.Headers.Allow.ToString();
-        var error = new InferenceError($"Method {context.Request.Method} is not allowed on {context.Request.Path}. Use {allowed}.", "method", allowed);
+        InferenceError error;
+        if (context.Response.StatusCode == StatusCodes.Status405MethodNotAllowed)
+        {
+            string allowed = context.Response.Headers.Allow.ToString();
+            error = new InferenceError($"Method {context.Request.Method} is not allowed on {context.Request.Path}. Use {allowed}.", "method", allowed);
+        }
+        else if (context.Response.StatusCode == StatusCodes.Status404NotFound && context.GetEndpoint() is null)
+        {
+            error = new InferenceError($"No route matches {context.Request.Path}. The inference API is under /v2 (GET /v2 describes the server).", null, null);
+        }
+        else
+        {
+            return;
+        }
+
         await context.Response.WriteAsJsonAsync(error, context.RequestAborted).ConfigureAwait(false);
     }
 }

@@ -65,7 +65,7 @@ public static class ServerHost
         builder.AddManagement(urls);
 
         WebApplication app = builder.Build();
-        app.UseJsonMethodNotAllowed();
+        app.UseJsonRoutingErrors();
         app.MapInferenceApi();
         app.MapManagement();
         app.MapMetrics("/metrics");

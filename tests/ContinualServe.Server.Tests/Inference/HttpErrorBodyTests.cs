@@ -5,7 +5,7 @@ using Xunit;
 
 namespace ContinualServe.Server.Tests.Inference;
 
-/// <summary>Status codes that routing or Kestrel choose before the inference handler runs: 405 and 431.</summary>
+/// <summary>Status codes that routing or Kestrel choose before the inference handler runs: 404, 405 and 431.</summary>
 public sealed class HttpErrorBodyTests : IAsyncLifetime
 {
     private const string InferPath = "v2/models/test-model/infer";
@@ -35,6 +35,31 @@ public sealed class HttpErrorBodyTests : IAsyncLifetime
         message.ShouldContain("/" + path);
         error.RootElement.GetProperty("field").GetString().ShouldBe("method");
         error.RootElement.GetProperty("expected").GetString().ShouldBe(allowed);
+    }
+
+    [Theory]
+    [InlineData("GET", "v3/models")]
+    [InlineData("POST", "v2/models/test-model/infer/extra")]
+    public async Task UnknownPathGets404WithJson(string method, string path)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+
+        using HttpResponseMessage response = await server.Client.SendAsync(request);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        response.Content.Headers.ContentType.ShouldNotBeNull().MediaType.ShouldBe("application/json");
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("error").GetString()!.ShouldContain("No route matches /" + path);
+    }
+
+    [Fact]
+    public async Task UnknownModelKeepsItsOwnError()
+    {
+        using HttpResponseMessage response = await server.Client.GetAsync("v2/models/other-model");
+
+        response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("error").GetString()!.ShouldContain("'other-model' is not served here");
     }
 
     [Fact]
