@@ -63,7 +63,7 @@ public sealed partial class DemoReportTests
             StatusPageLine().IsMatch(output.ToString()).ShouldBeTrue(output.ToString());
             result.Stream.Select(point => point.Version).ShouldBe(Enumerable.Range((int)result.FirstVersion + 1, (int)(result.FinalVersion - result.FirstVersion)).Select(version => (long)version));
             result.Stream[^1].AccuracyByTask.Keys.ShouldBe([1]);
-            result.Label.ShouldBe("DerPlusPlus");
+            result.Label.ShouldBe("derpp");
             string html = File.ReadAllText(DemoReport.SaveHtml([result]));
             CellPattern().Count(html).ShouldBe(1);
         }

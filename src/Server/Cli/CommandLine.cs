@@ -49,10 +49,11 @@ public static class CommandLine
         DefaultValueFactory = _ => "http://127.0.0.1:8080",
     };
 
-    private static readonly Option<ReplayStrategy> StrategyOption = new("--strategy")
+    private static readonly Option<string> StrategyOption = new("--strategy")
     {
-        Description = "Replay strategy: Naive, ExperienceReplay, Der or DerPlusPlus.",
-        DefaultValueFactory = _ => ReplayStrategy.DerPlusPlus,
+        Description = "Strategy, named as in 'experiment': naive, er, der, derpp, lwf, er-lwf, er-ace or best. "
+            + "The learner's setting names (Naive, ExperienceReplay, Der, DerPlusPlus) are accepted too.",
+        DefaultValueFactory = _ => "derpp",
     };
 
     private static readonly Option<int> ReplayCapacityOption = new("--replay-capacity")
@@ -87,6 +88,14 @@ public static class CommandLine
 
     private static Command DemoCommand()
     {
+        StrategyOption.Validators.Add(option =>
+        {
+            string? name = option.GetValueOrDefault<string>();
+            if (name is not null && DemoStrategies.Find(name) is null)
+            {
+                option.AddError(DemoStrategies.UnknownNameMessage(name));
+            }
+        });
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream (1 to 5).", DefaultValueFactory = _ => 5 };
         var clients = new Option<int>("--clients") { Description = "Concurrent inference clients during the stream.", DefaultValueFactory = _ => 2 };
         var command = new Command("demo", "Run broker, learner and server in one process on Fashion-MNIST while load-testing inference.")
@@ -103,6 +112,7 @@ public static class CommandLine
                 Tasks = result.GetValue(tasks),
                 Clients = result.GetValue(clients),
                 Trainer = TrainerFrom(result),
+                StrategyName = result.GetValue(StrategyOption)!,
             };
             using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Warning);
             if (Console.IsOutputRedirected)
@@ -184,12 +194,15 @@ public static class CommandLine
         return command;
     }
 
-    private static TrainerOptions TrainerFrom(ParseResult result) => new()
+    private static TrainerOptions TrainerFrom(ParseResult result)
     {
-        Strategy = result.GetValue(StrategyOption),
-        ReplayCapacity = result.GetValue(ReplayCapacityOption),
-        Seed = result.GetValue(SeedOption),
-    };
+        var baseline = new TrainerOptions
+        {
+            ReplayCapacity = result.GetValue(ReplayCapacityOption),
+            Seed = result.GetValue(SeedOption),
+        };
+        return DemoStrategies.Named(result.GetValue(StrategyOption)!, baseline);
+    }
 
     private static ILoggerFactory CreateLoggerFactory(LogLevel minimum) =>
         LoggerFactory.Create(logging => logging

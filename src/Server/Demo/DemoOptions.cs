@@ -40,6 +40,9 @@ public sealed class DemoOptions
     /// <summary>The whole run is abandoned after this long.</summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>The strategy's name as <c>--strategy</c> gave it, which labels the run in its report.</summary>
+    public string StrategyName { get; set; } = "derpp";
+
     public TrainerOptions Trainer { get; set; } = new();
 
     public PromotionOptions Promotion { get; set; } = new();

@@ -98,7 +98,7 @@ public sealed class DemoRunner
             RequestsCorrect = load.Correct,
             Duration = Stopwatch.GetElapsedTime(started),
             RunDirectory = runDirectory,
-            Label = options.Trainer.Strategy.ToString(),
+            Label = options.StrategyName,
             Stream = stream.ToArray(),
         };
     }
