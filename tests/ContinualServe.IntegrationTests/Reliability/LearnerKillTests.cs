@@ -51,6 +51,8 @@ public sealed class LearnerKillTests(ITestOutputHelper output)
             "--urls", "http://127.0.0.1:0",
             // A rejected candidate's examples are discarded by design; this test counts crash recovery alone.
             "--Learner:Promotion:Enabled=false",
+            // Four steps per batch slow training enough that every kill lands while records remain to be trained.
+            "--Learner:Trainer:StepsPerBatch=4",
         ];
         var random = new Random(20261204);
         for (int kill = 1; kill <= Kills; kill++)
