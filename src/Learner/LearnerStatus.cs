@@ -13,6 +13,12 @@ public sealed record LearnerStatus
 
     public long Lost { get; init; }
 
+    /// <summary>
+    /// Records that retention had deleted before this learner first read their partition, without a checkpoint to
+    /// resume from; not included in <see cref="Lost"/>.
+    /// </summary>
+    public long DeletedBeforeStart { get; init; }
+
     public int CurrentTask { get; init; }
 
     public double LastLoss { get; init; }

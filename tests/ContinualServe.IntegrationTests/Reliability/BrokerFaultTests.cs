@@ -90,6 +90,29 @@ public sealed class BrokerFaultTests
         }
     }
 
+    [Fact]
+    public async Task FreshLearnerReportsRecordsDeletedBefore()
+    {
+        const string topic = "retention-fresh-test";
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(topic, 1);
+        broker.CreateTopic(topic + ".dlq", 1);
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 5 }).Build();
+
+        // About 8 MiB before any learner exists: the mock keeps about 5 MiB per partition and drops the oldest.
+        await ProduceAsync(producer, topic, 0, 80, paddingBytes: 100_000);
+        await ProduceAsync(producer, topic, 80, 20, paddingBytes: 0);
+        long lowWatermark = LearnerFixture.Watermarks(broker.BootstrapServers, topic).Low.Value;
+        lowWatermark.ShouldBeGreaterThan(0);
+
+        using ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == 100, TimeSpan.FromSeconds(30)))
+            .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)}");
+        learner.Status.DeletedBeforeStart.ShouldBe(lowWatermark);
+        learner.Status.Lost.ShouldBe(0);
+    }
+
     private static async Task ProduceAsync(IProducer<string, byte[]> producer, string topic, int start, int count, int paddingBytes)
     {
         for (int index = start; index < start + count; index++)
