@@ -73,6 +73,6 @@ public static class HttpHardening
             return;
         }
 
-        await context.Response.WriteAsJsonAsync(error, context.RequestAborted).ConfigureAwait(false);
+        await error.WriteAsync(context, context.Response.StatusCode).ConfigureAwait(false);
     }
 }

@@ -59,7 +59,7 @@ public static class InferenceApi
 
         if (!live.TryAcquire(out ModelLease lease))
         {
-            return Results.Json(new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready"), statusCode: StatusCodes.Status503ServiceUnavailable);
+            return new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready").ToResult(StatusCodes.Status503ServiceUnavailable);
         }
 
         using (lease)
@@ -68,7 +68,7 @@ public static class InferenceApi
             string liveVersion = model.Version.ToString(CultureInfo.InvariantCulture);
             if (version is not null && version != liveVersion)
             {
-                return Results.Json(new InferenceError($"Version '{version}' of model '{options.Value.ModelName}' is not loaded; the live version is {liveVersion}.", "version", liveVersion), statusCode: StatusCodes.Status404NotFound);
+                return new InferenceError($"Version '{version}' of model '{options.Value.ModelName}' is not loaded; the live version is {liveVersion}.", "version", liveVersion).ToResult(StatusCodes.Status404NotFound);
             }
 
             return Results.Json(new
@@ -327,11 +327,7 @@ public static class InferenceApi
     private static bool IsKnownModel(string name, ServerOptions options) => string.Equals(name, options.ModelName, StringComparison.Ordinal);
 
     private static IResult UnknownModel(string name, ServerOptions options) =>
-        Results.Json(new InferenceError($"Model '{name}' is not served here.", "name", options.ModelName), statusCode: StatusCodes.Status404NotFound);
+        new InferenceError($"Model '{name}' is not served here.", "name", options.ModelName).ToResult(StatusCodes.Status404NotFound);
 
-    private static async Task WriteErrorAsync(HttpContext context, int statusCode, InferenceError error)
-    {
-        context.Response.StatusCode = statusCode;
-        await context.Response.WriteAsJsonAsync(error, context.RequestAborted).ConfigureAwait(false);
-    }
+    private static Task WriteErrorAsync(HttpContext context, int statusCode, InferenceError error) => error.WriteAsync(context, statusCode);
 }

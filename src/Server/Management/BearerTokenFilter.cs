@@ -16,7 +16,7 @@ internal sealed class BearerTokenFilter(ManagementToken token, int? managementPo
         HttpContext http = context.HttpContext;
         if (managementPort is not null && http.Connection.LocalPort != managementPort)
         {
-            return Results.Json(new InferenceError("Management routes are served on the management port only.", null, $"port {managementPort}"), statusCode: StatusCodes.Status404NotFound);
+            return new InferenceError("Management routes are served on the management port only.", null, $"port {managementPort}").ToResult(StatusCodes.Status404NotFound);
         }
 
         string? header = http.Request.Headers.Authorization;
@@ -24,13 +24,13 @@ internal sealed class BearerTokenFilter(ManagementToken token, int? managementPo
         {
             ReliabilityMetrics.ManagementRequests.WithLabels("unauthorized").Inc();
             http.Response.Headers.WWWAuthenticate = "Bearer";
-            return Results.Json(new InferenceError("The management API needs a bearer token.", "Authorization", "Bearer <token>"), statusCode: StatusCodes.Status401Unauthorized);
+            return new InferenceError("The management API needs a bearer token.", "Authorization", "Bearer <token>").ToResult(StatusCodes.Status401Unauthorized);
         }
 
         if (!token.Matches(header.AsSpan(Scheme.Length).Trim()))
         {
             ReliabilityMetrics.ManagementRequests.WithLabels("forbidden").Inc();
-            return Results.Json(new InferenceError("The bearer token is not valid for the management API.", "Authorization", "the configured management token"), statusCode: StatusCodes.Status403Forbidden);
+            return new InferenceError("The bearer token is not valid for the management API.", "Authorization", "the configured management token").ToResult(StatusCodes.Status403Forbidden);
         }
 
         return await next(context).ConfigureAwait(false);

@@ -22,6 +22,6 @@ internal sealed class LearnerControlFilter(IConfiguration configuration) : IEndp
             "This server is a replica that follows the version topic; its model store is a copy the learner never reads.",
             null,
             "send learning and golden-set requests to a server that shares the learner's model store (continualserve all, or serve on the learner's volume)");
-        return ValueTask.FromResult<object?>(Results.Json(error, statusCode: StatusCodes.Status409Conflict));
+        return ValueTask.FromResult<object?>(error.ToResult(StatusCodes.Status409Conflict));
     }
 }

@@ -189,6 +189,6 @@ public static partial class ManagementApi
             _ => "bad_request",
         };
         ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc();
-        return Results.Json(error, statusCode: statusCode);
+        return error.ToResult(statusCode);
     }
 }

@@ -62,6 +62,27 @@ public sealed class HttpErrorBodyTests : IAsyncLifetime
         error.RootElement.GetProperty("error").GetString()!.ShouldContain("'other-model' is not served here");
     }
 
+    [Theory]
+    [InlineData("POST", InferPath, "{", "application/json", HttpStatusCode.BadRequest)]
+    [InlineData("POST", InferPath, "{}", "text/plain", HttpStatusCode.UnsupportedMediaType)]
+    [InlineData("POST", "v2/models/other-model/infer", "{}", "application/json", HttpStatusCode.NotFound)]
+    [InlineData("GET", InferPath, null, null, HttpStatusCode.MethodNotAllowed)]
+    [InlineData("GET", "v3", null, null, HttpStatusCode.NotFound)]
+    public async Task ErrorContentTypeHasNoCharset(string method, string path, string? body, string? contentType, HttpStatusCode expected)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (body is not null)
+        {
+            request.Content = new StringContent(body, System.Text.Encoding.UTF8, contentType!);
+        }
+
+        using HttpResponseMessage response = await server.Client.SendAsync(request);
+
+        response.StatusCode.ShouldBe(expected);
+        // The KServe Python client reads the error text only when Content-Type is exactly application/json.
+        response.Content.Headers.ContentType.ShouldNotBeNull().ToString().ShouldBe("application/json");
+    }
+
     [Fact]
     public async Task OversizedHeadersGet431()
     {
