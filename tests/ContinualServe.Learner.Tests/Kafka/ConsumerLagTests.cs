@@ -2,7 +2,6 @@ using Confluent.Kafka;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Training;
-using ContinualServe.Model;
 using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
 using Xunit;
@@ -12,7 +11,6 @@ namespace ContinualServe.Learner.Tests.Kafka;
 public sealed class ConsumerLagTests : IDisposable
 {
     private const string Topic = "lag-examples";
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(60);
 
     private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-learner-lag-" + Guid.NewGuid().ToString("N"));
 
@@ -35,35 +33,24 @@ public sealed class ConsumerLagTests : IDisposable
             using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
             learner.Start();
             Produce(broker.BootstrapServers, first: 0, count: 10);
-            await WaitUntilAsync(() => learner.Status.Consumed == 10);
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.Consumed == 10);
 
             // The learner applies a pause before its next read, within about 100 ms, and records read before that still count as consumed.
             learner.PauseLearning();
             await Task.Delay(TimeSpan.FromSeconds(1));
             Produce(broker.BootstrapServers, first: 10, count: 40);
-            await WaitUntilAsync(() => learner.Status.ConsumerLag > 0 && learner.Status.ConsumerLag + learner.Status.Consumed == 50);
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.ConsumerLag > 0 && learner.Status.ConsumerLag + learner.Status.Consumed == 50);
             await Task.Delay(TimeSpan.FromSeconds(1));
             learner.Status.Consumed.ShouldBeLessThan(50, "a paused learner kept consuming");
 
             learner.ResumeLearning();
-            await WaitUntilAsync(() => learner.Status.Consumed == 50 && learner.Status.ConsumerLag == 0);
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.Consumed == 50 && learner.Status.ConsumerLag == 0);
             learner.Stop(TimeSpan.FromSeconds(10));
         });
     }
 
-    private LearnerOptions Options(string bootstrapServers) => new()
-    {
-        BootstrapServers = bootstrapServers,
-        Topic = Topic,
-        GroupId = "lag-test",
-        StoreDirectory = storeDirectory,
-        SessionTimeout = TimeSpan.FromSeconds(3),
-        RoundExamples = 1_000_000,
-        IdleRoundDelay = TimeSpan.FromMilliseconds(500),
-        Device = "cpu",
-        InitialSpec = new ModelSpec { InputShape = [784], HiddenSizes = [16] },
-        Trainer = new TrainerOptions { Strategy = ReplayStrategy.Naive },
-    };
+    private LearnerOptions Options(string bootstrapServers) =>
+        LearnerHarness.Options(bootstrapServers, Topic, "lag-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 
     private static void Produce(string bootstrapServers, int first, int count)
     {
@@ -76,15 +63,5 @@ public sealed class ConsumerLagTests : IDisposable
         }
 
         producer.Flush(TimeSpan.FromSeconds(20));
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        DateTime deadline = DateTime.UtcNow + WaitLimit;
-        while (!condition())
-        {
-            DateTime.UtcNow.ShouldBeLessThan(deadline, "the learner did not reach the expected state in time");
-            await Task.Delay(100);
-        }
     }
 }

@@ -5,7 +5,6 @@ using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
-using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
@@ -16,7 +15,6 @@ namespace ContinualServe.Learner.Tests.Promotion;
 public sealed class LearnerPromotionTests : IDisposable
 {
     private const string Topic = "gate-examples";
-    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(60);
 
     private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-learner-gate-" + Guid.NewGuid().ToString("N"));
 
@@ -46,13 +44,13 @@ public sealed class LearnerPromotionTests : IDisposable
 
             // Round 1: true labels. The idle round promotes version 2.
             Produce(broker.BootstrapServers, taskOne, "good", shuffleLabels: false);
-            await WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HoldoutCount(taskOne, "good") && !published.IsEmpty);
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HoldoutCount(taskOne, "good") && !published.IsEmpty);
             published.ToArray().ShouldBe(new long[] { 2 });
 
             // Round 2: the same images with shuffled labels. The idle round's candidate must be rejected.
             Produce(broker.BootstrapServers, taskOne, "bad", shuffleLabels: true);
             long heldOut = HoldoutCount(taskOne, "good") + HoldoutCount(taskOne, "bad");
-            await WaitUntilAsync(() => learner.Status.HeldOut == heldOut);
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.HeldOut == heldOut);
 
             learner.Stop(TimeSpan.FromSeconds(10));
             published.ToArray().ShouldBe(new long[] { 2 });
@@ -62,20 +60,13 @@ public sealed class LearnerPromotionTests : IDisposable
         });
     }
 
-    private LearnerOptions Options(string bootstrapServers) => new()
+    private LearnerOptions Options(string bootstrapServers)
     {
-        BootstrapServers = bootstrapServers,
-        Topic = Topic,
-        GroupId = "gate-test",
-        StoreDirectory = storeDirectory,
-        SessionTimeout = TimeSpan.FromSeconds(3),
-        RoundExamples = 1_000_000,
-        IdleRoundDelay = TimeSpan.FromMilliseconds(500),
-        Device = "cpu",
-        InitialSpec = new ModelSpec { InputShape = [784], HiddenSizes = [64] },
-        Trainer = new TrainerOptions { Strategy = ReplayStrategy.Naive, StepsPerBatch = 3 },
-        Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 },
-    };
+        LearnerOptions options = LearnerHarness.Options(
+            bootstrapServers, Topic, "gate-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive, StepsPerBatch = 3 }, hiddenSize: 64);
+        options.Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 };
+        return options;
+    }
 
     private static void Produce(string bootstrapServers, int[] indices, string prefix, bool shuffleLabels)
     {
@@ -96,15 +87,5 @@ public sealed class LearnerPromotionTests : IDisposable
     {
         var router = new HoldoutRouter(0.1);
         return indices.Count(index => router.IsHoldout(TestData.ExampleId(prefix, index)));
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        DateTime deadline = DateTime.UtcNow + WaitLimit;
-        while (!condition())
-        {
-            DateTime.UtcNow.ShouldBeLessThan(deadline, "the learner did not reach the expected state in time");
-            await Task.Delay(100);
-        }
     }
 }
