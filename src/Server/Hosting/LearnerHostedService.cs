@@ -8,9 +8,11 @@ namespace ContinualServe.Server.Hosting;
 /// <summary>
 /// Runs the <see cref="ContinualLearner"/> inside a host and announces every version it publishes on the
 /// version topic, starting with the version it starts from. When the same process also serves inference
-/// (the <c>all</c> role), each version is swapped in directly as well.
+/// (the <c>all</c> role), each version is swapped in directly as well. The learner starts only once every hosted
+/// service has started, Kestrel included: a process that cannot listen must not announce a version that no
+/// store URL serves, because on a compacted topic that record would replace the live learner's newest one.
 /// </summary>
-public sealed partial class LearnerHostedService : IHostedService
+public sealed partial class LearnerHostedService : IHostedLifecycleService
 {
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
 
@@ -35,7 +37,11 @@ public sealed partial class LearnerHostedService : IHostedService
         this.logger = logger;
     }
 
-    public async Task StartAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async Task StartedAsync(CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(distribution.StoreUrl))
         {
@@ -47,6 +53,10 @@ public sealed partial class LearnerHostedService : IHostedService
         ModelVersion first = learner.Start();
         OnVersionPublished(first);
     }
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StopAsync(CancellationToken cancellationToken)
     {

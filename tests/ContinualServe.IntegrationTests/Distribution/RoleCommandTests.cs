@@ -56,6 +56,35 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
     }
 
     [Fact]
+    public async Task LearnerThatCannotListenAnnouncesNothing()
+    {
+        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("model-versions", 1);
+        using var occupied = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        occupied.Start();
+        int port = ((System.Net.IPEndPoint)occupied.LocalEndpoint).Port;
+        string store = Path.Combine(root, "models");
+        await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
+            "learn", "--urls", $"http://127.0.0.1:{port}", "--store", store, "--device", "cpu",
+            "--bootstrap-servers", broker.BootstrapServers);
+        try
+        {
+            int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            exitCode.ShouldBe(2, learner.OutputTail);
+            learner.OutputTail.ShouldContain("Failed to bind");
+            learner.OutputTail.ShouldNotContain("Announced version");
+            (Directory.Exists(store) ? Directory.GetDirectories(store, "v*") : []).ShouldBeEmpty();
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task InvalidDistributionSettingStopsServer()
     {
         string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
