@@ -9,8 +9,8 @@ namespace ContinualServe.Server.Hosting;
 /// Runs the <see cref="ContinualLearner"/> inside a host and announces every version it publishes on the
 /// version topic, starting with the version it starts from. When the same process also serves inference
 /// (the <c>all</c> role), each version is swapped in directly as well. The learner starts only once every hosted
-/// service has started, Kestrel included: a process that cannot listen must not announce a version that no
-/// store URL serves, because on a compacted topic that record would replace the live learner's newest one.
+/// service has started, Kestrel included. A process that cannot listen must not announce a version that no store
+/// URL serves: on a compacted topic, that record would replace the live learner's newest one.
 /// </summary>
 public sealed partial class LearnerHostedService : IHostedLifecycleService
 {
