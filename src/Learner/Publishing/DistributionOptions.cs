@@ -65,5 +65,12 @@ public sealed class DistributionOptions
         {
             yield return $"Distribution:DownloadTimeout must be positive; it is {DownloadTimeout}.";
         }
+
+        // [Url] also accepts ftp://, which the replica's HTTP client cannot download from.
+        if (!string.IsNullOrEmpty(StoreUrl)
+            && !(Uri.TryCreate(StoreUrl, UriKind.Absolute, out Uri? store) && (store.Scheme == Uri.UriSchemeHttp || store.Scheme == Uri.UriSchemeHttps)))
+        {
+            yield return $"Distribution:StoreUrl must be an absolute http or https URL, for example http://continualserve-learner:8081; it is '{StoreUrl}'.";
+        }
     }
 }

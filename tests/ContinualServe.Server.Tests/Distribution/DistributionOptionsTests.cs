@@ -1,0 +1,34 @@
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Server.Distribution;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Distribution;
+
+public sealed class DistributionOptionsTests
+{
+    [Theory]
+    [InlineData(null)]
+    [InlineData("http://continualserve-learner:8081")]
+    [InlineData("https://models.example.internal/store")]
+    public void HttpStoreUrlIsValid(string? storeUrl)
+    {
+        var options = new DistributionOptions { StoreUrl = storeUrl };
+
+        new DistributionOptionsValidator().Validate(null, options).Succeeded.ShouldBeTrue();
+    }
+
+    [Theory]
+    [InlineData("ftp://x")]
+    [InlineData("file:///srv/models")]
+    [InlineData("continualserve-learner:8081")]
+    public void OtherStoreUrlIsRejected(string storeUrl)
+    {
+        var options = new DistributionOptions { StoreUrl = storeUrl };
+
+        string? failure = new DistributionOptionsValidator().Validate(null, options).FailureMessage;
+
+        failure.ShouldNotBeNull().ShouldContain("Distribution:StoreUrl must be an absolute http or https URL");
+        failure.ShouldContain(storeUrl);
+    }
+}
