@@ -149,6 +149,21 @@ internal static class RoleCommandLine
                 .ConfigureAwait(false);
             return InvalidConfigurationExitCode;
         }
+        catch (FormatException exception) when (exception.Message.StartsWith("Invalid url", StringComparison.Ordinal))
+        {
+            // Kestrel parses the listen addresses only when it starts.
+            await Console.Error.WriteLineAsync(
+                "Invalid configuration; the process did not start: " + exception.Message + " Use an address such as http://127.0.0.1:8080 in --urls or --Management:Urls.")
+                .ConfigureAwait(false);
+            return InvalidConfigurationExitCode;
+        }
+        catch (ArgumentOutOfRangeException exception) when (exception.ParamName == "port")
+        {
+            await Console.Error.WriteLineAsync(
+                "Invalid configuration; the process did not start: a port in --urls or --Management:Urls is outside 0 to 65535.")
+                .ConfigureAwait(false);
+            return InvalidConfigurationExitCode;
+        }
         catch (ArgumentException exception) when (exception.Message.Contains("Device", StringComparison.Ordinal))
         {
             await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);

@@ -6,7 +6,7 @@ namespace ContinualServe.Server.Distribution;
 
 /// <summary>
 /// Checks the attributes of the nested sections of <see cref="LearnerOptions"/> (Trainer, Checkpoint, Promotion,
-/// InitialSpec). ValidateDataAnnotations checks only the top-level properties, so without this a value such as
+/// InitialSpec) and the initial model spec's own rules (a known architecture, a positive input scale). ValidateDataAnnotations checks only the top-level properties, so without this a value such as
 /// Learner:Trainer:LearningRate=-1 would start a learner.
 /// </summary>
 public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
@@ -19,6 +19,15 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
         AddErrors(errors, nameof(LearnerOptions.Checkpoint), options.Checkpoint);
         AddErrors(errors, nameof(LearnerOptions.Promotion), options.Promotion);
         AddErrors(errors, nameof(LearnerOptions.InitialSpec), options.InitialSpec);
+        try
+        {
+            options.InitialSpec.Validate();
+        }
+        catch (InvalidDataException exception)
+        {
+            errors.Add($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.InitialSpec)}: {exception.Message}");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

@@ -38,8 +38,11 @@ public static class RoleServices
                     distribution.BootstrapServers = learner.Value.BootstrapServers;
                 }
             });
-        services.AddSingleton(provider => new ContinualLearner(
-            provider.GetRequiredService<IOptions<LearnerOptions>>().Value, provider.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(provider =>
+        {
+            LearnerOptions learner = provider.GetRequiredService<IOptions<LearnerOptions>>().Value;
+            return ModelSwapper.OpenStore(learner.StoreDirectory, () => new ContinualLearner(learner, provider.GetRequiredService<ILoggerFactory>()));
+        });
         services.AddSingleton(provider =>
         {
             DistributionOptions distribution = provider.GetRequiredService<IOptions<DistributionOptions>>().Value;

@@ -31,7 +31,26 @@ public sealed partial class ModelSwapper
             torch.set_num_threads(options.Value.IntraOpThreads);
         }
 
-        Store = new ModelStore(options.Value.StoreDirectory);
+        Store = OpenStore(options.Value.StoreDirectory, () => new ModelStore(options.Value.StoreDirectory));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="open"/> and reports a directory that cannot be created or read as invalid configuration,
+    /// naming the directory, rather than as an unhandled exception.
+    /// </summary>
+    public static T OpenStore<T>(string directory, Func<T> open)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        try
+        {
+            return open();
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidConfigurationException(
+                $"The model store directory '{directory}' cannot be used: {exception.Message} Set --store to a directory this process can write.",
+                exception);
+        }
     }
 
     public ModelStore Store { get; }

@@ -26,18 +26,25 @@ public sealed partial class StorePoller : BackgroundService
         }
 
         using var timer = new PeriodicTimer(interval);
-        do
+        try
         {
-            try
+            do
             {
-                swapper.TrySwapToLatest();
+                try
+                {
+                    swapper.TrySwapToLatest();
+                }
+                catch (Exception exception) when (exception is IOException or InvalidDataException or ExternalException)
+                {
+                    LogPollFailed(logger, exception, swapper.Store.RootDirectory);
+                }
             }
-            catch (Exception exception) when (exception is IOException or InvalidDataException or ExternalException)
-            {
-                LogPollFailed(logger, exception, swapper.Store.RootDirectory);
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // A stop, also one that ends a failed start, is not a failure of the poller.
+        }
     }
 
     [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Could not load a new version from {Directory}; the live version keeps serving")]

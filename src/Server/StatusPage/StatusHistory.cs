@@ -104,6 +104,11 @@ public sealed partial class StatusHistory : BackgroundService
             {
                 await SampleAsync(stoppingToken).ConfigureAwait(false);
             }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                // A stop during a sample, also one that ends a failed start, is not a failure of the sampler.
+                return;
+            }
             catch (Exception exception) when (exception is not OperationCanceledException)
             {
                 LogSampleFailed(logger, exception);

@@ -38,7 +38,7 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
             "learn", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
             "--bootstrap-servers", "127.0.0.1:9", "--Learner:Trainer:LearningRate=-1", "--Learner:Promotion:MaxForgetting=7",
-            "--Learner:RoundExamples=0");
+            "--Learner:RoundExamples=0", "--Learner:InitialSpec:Architecture=bogus");
         try
         {
             int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
@@ -47,6 +47,7 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
             learner.OutputTail.ShouldContain("Learner:Trainer:LearningRate");
             learner.OutputTail.ShouldContain("Learner:Promotion:MaxForgetting");
             learner.OutputTail.ShouldContain("RoundExamples");
+            learner.OutputTail.ShouldContain("Model architecture 'bogus' is unknown");
             learner.OutputTail.ShouldNotContain("Hosting failed to start");
         }
         finally
@@ -77,6 +78,32 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
             learner.OutputTail.ShouldContain("Failed to bind");
             learner.OutputTail.ShouldNotContain("Announced version");
             (Directory.Exists(store) ? Directory.GetDirectories(store, "v*") : []).ShouldBeEmpty();
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--urls", "garbage", "Invalid url: 'garbage'")]
+    [InlineData("--urls", "http://127.0.0.1:99999", "outside 0 to 65535")]
+    [InlineData("--store", "/proc/continualserve-store", "The model store directory '/proc/continualserve-store' cannot be used")]
+    public async Task UnusableAddressOrStoreStopsServer(string option, string value, string message)
+    {
+        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        var arguments = new Dictionary<string, string> { ["--urls"] = "http://127.0.0.1:0", ["--store"] = Path.Combine(root, "models") };
+        arguments[option] = value;
+        await using ContinualServeProcess server = ContinualServeProcess.Start("server", root,
+            "serve", "--urls", arguments["--urls"], "--store", arguments["--store"], "--device", "cpu");
+        try
+        {
+            int exitCode = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            exitCode.ShouldBe(2, server.OutputTail);
+            server.OutputTail.ShouldContain(message);
+            server.OutputTail.ShouldNotContain("Unhandled exception: System");
         }
         finally
         {
