@@ -29,7 +29,19 @@ public static class BenchCommand
                 headers["Inference-Header-Content-Length"] = length.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
-            var generator = new LoadGenerator(new Uri(result.GetValue(url)!), await File.ReadAllBytesAsync(result.GetValue(bodyFile)!.FullName, cancellation).ConfigureAwait(false), result.GetValue(contentType)!, headers);
+            byte[] body = await File.ReadAllBytesAsync(result.GetValue(bodyFile)!.FullName, cancellation).ConfigureAwait(false);
+            LoadGenerator generator;
+            try
+            {
+                generator = new LoadGenerator(new Uri(result.GetValue(url)!), body, result.GetValue(contentType)!, headers);
+            }
+            catch (ArgumentException exception)
+            {
+                // The generator refuses targets off this machine; say so without a stack trace.
+                await Console.Error.WriteLineAsync(exception.Message).ConfigureAwait(false);
+                return 2;
+            }
+
             LoadResult load = await generator.RunAsync(result.GetValue(clients), TimeSpan.FromSeconds(result.GetValue(seconds)), result.GetValue(maxRequests), cancellation).ConfigureAwait(false);
             Console.WriteLine(result.GetValue(json)
                 ? JsonSerializer.Serialize(load)

@@ -97,6 +97,14 @@ public static class CommandLine
             }
         });
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream (1 to 5).", DefaultValueFactory = _ => 5 };
+        tasks.Validators.Add(option =>
+        {
+            int count = option.GetValueOrDefault<int>();
+            if (count is < 1 or > 5)
+            {
+                option.AddError($"--tasks must be 1 to 5 (Split Fashion-MNIST has five tasks of two classes); it is {count}.");
+            }
+        });
         var clients = new Option<int>("--clients") { Description = "Concurrent inference clients during the stream.", DefaultValueFactory = _ => 2 };
         var command = new Command("demo", "Run broker, learner and server in one process on Fashion-MNIST while load-testing inference.")
         {

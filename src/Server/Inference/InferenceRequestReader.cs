@@ -300,7 +300,7 @@ public sealed class InferenceRequestReader
 
         if (binary.Length != size)
         {
-            error = new InferenceError($"The request carries {binary.Length} bytes of binary data but the input declares {size}.", "inputs[0].parameters.binary_data_size", binary.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            error = new InferenceError($"The request carries {binary.Length} bytes of binary data but the input declares {size}.", "inputs[0].parameters.binary_data_size", $"the number of binary bytes after the JSON header ({binary.Length})");
             return false;
         }
 
