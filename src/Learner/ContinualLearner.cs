@@ -6,6 +6,7 @@ using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
+using ContinualServe.Learner.Replay;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
@@ -106,7 +107,10 @@ public sealed partial class ContinualLearner : IDisposable
 
         RestoreCheckpoint();
 
-        LogStarting(logger, options.Topic, options.GroupId, latest.Number, device, options.Trainer.Strategy);
+        TrainerOptions trainerOptions = options.Trainer;
+        LogStarting(
+            logger, options.Topic, options.GroupId, latest.Number, device, trainerOptions.Strategy, trainerOptions.BufferKind,
+            trainerOptions.ReplayCapacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight);
         stopping = new CancellationTokenSource();
         stopped.Reset();
         thread = new Thread(() => Run(stopping.Token)) { IsBackground = true, Name = "continualserve-learner" };
@@ -489,8 +493,10 @@ public sealed partial class ContinualLearner : IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with strategy {Strategy}")]
-    private static partial void LogStarting(ILogger logger, string topic, string groupId, long version, Device device, ReplayStrategy strategy);
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with strategy {Strategy}, {BufferKind} buffer of {ReplayCapacity}, {StepsPerBatch} steps per batch, asymmetric new-example loss {Asymmetric}, LwF weight {DistillationWeight}")]
+    private static partial void LogStarting(
+        ILogger logger, string topic, string groupId, long version, Device device, ReplayStrategy strategy, ReplayBufferKind bufferKind,
+        int replayCapacity, int stepsPerBatch, bool asymmetric, double distillationWeight);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped after training {Trained} examples; latest version {Version}")]
     private static partial void LogStopped(ILogger logger, long trained, long version);

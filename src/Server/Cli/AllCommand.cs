@@ -38,9 +38,15 @@ internal static class AllCommand
                     (tokenFile, ["Management:TokenFile"]),
                     .. shortcuts.Keys(includeServer: true),
                 ],
-                out string[] arguments))
+                out string[] parsed))
             {
                 return RoleCommandLine.InvalidArgumentExitCode;
+            }
+
+            if (!StrategyPresets.TryExpand(parsed, out string[] arguments, out string? strategyError))
+            {
+                await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + strategyError).ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
             }
 
             return await RoleCommandLine.RunAsync(() => Build(arguments), cancellation).ConfigureAwait(false);

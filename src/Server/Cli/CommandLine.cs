@@ -91,9 +91,9 @@ public static class CommandLine
         StrategyOption.Validators.Add(option =>
         {
             string? name = option.GetValueOrDefault<string>();
-            if (name is not null && DemoStrategies.Find(name) is null)
+            if (name is not null && StrategyPresets.Find(name) is null)
             {
-                option.AddError(DemoStrategies.UnknownNameMessage(name));
+                option.AddError(StrategyPresets.UnknownNameMessage(name));
             }
         });
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream (1 to 5).", DefaultValueFactory = _ => 5 };
@@ -209,7 +209,7 @@ public static class CommandLine
             ReplayCapacity = result.GetValue(ReplayCapacityOption),
             Seed = result.GetValue(SeedOption),
         };
-        return DemoStrategies.Named(result.GetValue(StrategyOption)!, baseline);
+        return StrategyPresets.Named(result.GetValue(StrategyOption)!, baseline);
     }
 
     private static ILoggerFactory CreateLoggerFactory(LogLevel minimum) =>

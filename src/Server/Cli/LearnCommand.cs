@@ -29,9 +29,15 @@ internal static class LearnCommand
         command.SetAction(async (result, cancellation) =>
         {
             if (!RoleCommandLine.TryGetConfigurationArguments(
-                result, [(urls, ["urls"]), .. shortcuts.Keys(includeServer: false)], out string[] arguments))
+                result, [(urls, ["urls"]), .. shortcuts.Keys(includeServer: false)], out string[] parsed))
             {
                 return RoleCommandLine.InvalidArgumentExitCode;
+            }
+
+            if (!StrategyPresets.TryExpand(parsed, out string[] arguments, out string? strategyError))
+            {
+                await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + strategyError).ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
             }
 
             return await RoleCommandLine.RunAsync(() => Build(arguments), cancellation).ConfigureAwait(false);

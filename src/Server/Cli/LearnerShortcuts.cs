@@ -17,7 +17,9 @@ internal sealed class LearnerShortcuts
     private readonly Option<string> device = RoleCommandLine.Shortcut("--device", "Training device: auto, cpu, cuda or cuda:N (Learner:Device).");
 
     private readonly Option<string> strategy = RoleCommandLine.Shortcut(
-        "--strategy", "Replay strategy: Naive, ExperienceReplay, Der or DerPlusPlus (Learner:Trainer:Strategy).");
+        "--strategy",
+        "Strategy, named as in 'experiment' (naive, er, der, derpp, lwf, er-lwf, er-ace, best) or as Learner:Trainer:Strategy "
+        + "(Naive, ExperienceReplay, Der, DerPlusPlus); a named strategy also sets the trainer settings it changes.");
 
     private readonly Option<string> replayCapacity = RoleCommandLine.Shortcut(
         "--replay-capacity", "Replay buffer capacity, in examples (Learner:Trainer:ReplayCapacity).");

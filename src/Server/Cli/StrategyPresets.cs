@@ -1,0 +1,84 @@
+using ContinualServe.Learner.Experiments;
+using ContinualServe.Learner.Training;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary>
+/// Resolves <c>--strategy</c> of <c>demo</c>, <c>learn</c> and <c>all</c>: the names of <c>continualserve experiment</c>,
+/// so that a strategy in the results table can be watched streaming or deployed, and the learner's
+/// <see cref="ReplayStrategy"/> names, which Learner:Trainer:Strategy has always taken.
+/// </summary>
+public static class StrategyPresets
+{
+    private const string StrategyKey = "Learner:Trainer:Strategy";
+
+    private static readonly Dictionary<string, string> SettingNames = new(StringComparer.OrdinalIgnoreCase)
+    {
+        [nameof(ReplayStrategy.Naive)] = "naive",
+        [nameof(ReplayStrategy.ExperienceReplay)] = "er",
+        [nameof(ReplayStrategy.Der)] = "der",
+        [nameof(ReplayStrategy.DerPlusPlus)] = "derpp",
+    };
+
+    private static readonly string[] StreamingNames = ExperimentStrategy.KnownNames.Where(known => known != "joint").ToArray();
+
+    /// <summary>Returns the experiment name that <paramref name="name"/> stands for, or null for an unknown name and for <c>joint</c>, which does not stream.</summary>
+    public static string? Find(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        string experimentName = SettingNames.GetValueOrDefault(name, name.ToLowerInvariant());
+        return StreamingNames.Contains(experimentName) ? experimentName : null;
+    }
+
+    public static string UnknownNameMessage(string name) =>
+        $"Unknown strategy '{name}'; expected one of {string.Join(", ", StreamingNames)} (or {string.Join(", ", SettingNames.Keys)}).";
+
+    /// <summary>Returns the trainer settings of strategy <paramref name="name"/> over <paramref name="baseline"/>.</summary>
+    public static TrainerOptions Named(string name, TrainerOptions baseline)
+    {
+        string experimentName = Find(name) ?? throw new ArgumentException(UnknownNameMessage(name), nameof(name));
+        return ExperimentStrategy.Named(experimentName, baseline).Trainer;
+    }
+
+    /// <summary>
+    /// Replaces a <c>--Learner:Trainer:Strategy=NAME</c> argument (the last one wins) with the settings that strategy
+    /// changes from the trainer's defaults, placed first so that explicit <c>--Learner:Trainer:*</c> arguments still
+    /// override them. Returns false with <paramref name="error"/> for an unknown name.
+    /// </summary>
+    public static bool TryExpand(string[] arguments, out string[] expanded, out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(arguments);
+        string prefix = "--" + StrategyKey + "=";
+        string? name = arguments.LastOrDefault(argument => argument.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))?[prefix.Length..];
+        expanded = arguments;
+        error = null;
+        if (name is null)
+        {
+            return true;
+        }
+
+        if (Find(name) is null)
+        {
+            error = UnknownNameMessage(name);
+            return false;
+        }
+
+        TrainerOptions defaults = new();
+        TrainerOptions preset = Named(name, defaults);
+        var settings = new List<string> { prefix + preset.Strategy };
+        AddIfChanged(settings, nameof(TrainerOptions.AsymmetricNewLoss), preset.AsymmetricNewLoss, defaults.AsymmetricNewLoss);
+        AddIfChanged(settings, nameof(TrainerOptions.BufferKind), preset.BufferKind, defaults.BufferKind);
+        AddIfChanged(settings, nameof(TrainerOptions.StepsPerBatch), preset.StepsPerBatch, defaults.StepsPerBatch);
+        AddIfChanged(settings, nameof(TrainerOptions.DistillationWeight), preset.DistillationWeight, defaults.DistillationWeight);
+        expanded = [.. settings, .. arguments.Where(argument => !argument.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))];
+        return true;
+    }
+
+    private static void AddIfChanged<T>(List<string> settings, string key, T value, T defaultValue)
+    {
+        if (!EqualityComparer<T>.Default.Equals(value, defaultValue))
+        {
+            settings.Add(FormattableString.Invariant($"--Learner:Trainer:{key}={value}"));
+        }
+    }
+}

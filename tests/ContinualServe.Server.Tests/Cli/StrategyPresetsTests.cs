@@ -1,0 +1,101 @@
+using ContinualServe.Learner.Replay;
+using ContinualServe.Learner.Training;
+using ContinualServe.Server.Cli;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Cli;
+
+public sealed class StrategyPresetsTests
+{
+    [Theory]
+    [InlineData("derpp", ReplayStrategy.DerPlusPlus)]
+    [InlineData("DerPlusPlus", ReplayStrategy.DerPlusPlus)]
+    [InlineData("ExperienceReplay", ReplayStrategy.ExperienceReplay)]
+    [InlineData("naive", ReplayStrategy.Naive)]
+    [InlineData("NAIVE", ReplayStrategy.Naive)]
+    public void NamesSelectReplayStrategy(string name, ReplayStrategy expected)
+    {
+        TrainerOptions trainer = StrategyPresets.Named(name, new TrainerOptions { ReplayCapacity = 300, Seed = 4 });
+
+        trainer.Strategy.ShouldBe(expected);
+        trainer.ReplayCapacity.ShouldBe(300);
+        trainer.Seed.ShouldBe(4);
+    }
+
+    [Fact]
+    public void BestKeepsItsCombination()
+    {
+        TrainerOptions trainer = StrategyPresets.Named("best", new TrainerOptions());
+
+        trainer.Strategy.ShouldBe(ReplayStrategy.DerPlusPlus);
+        trainer.AsymmetricNewLoss.ShouldBeTrue();
+        trainer.BufferKind.ShouldBe(ReplayBufferKind.ClassBalanced);
+        trainer.StepsPerBatch.ShouldBe(3);
+    }
+
+    [Theory]
+    [InlineData("joint")]
+    [InlineData("derp")]
+    [InlineData("")]
+    public void UnknownNameIsRejected(string name)
+    {
+        StrategyPresets.Find(name).ShouldBeNull();
+        Should.Throw<ArgumentException>(() => StrategyPresets.Named(name, new TrainerOptions())).Message.ShouldContain("er-ace");
+    }
+
+    [Fact]
+    public void BestExpandsBeforeExplicitSettings()
+    {
+        string[] arguments = ["--Learner:Trainer:StepsPerBatch=5", "--Learner:Trainer:Strategy=best"];
+
+        StrategyPresets.TryExpand(arguments, out string[] expanded, out string? error).ShouldBeTrue();
+
+        error.ShouldBeNull();
+        expanded.ShouldBe(
+        [
+            "--Learner:Trainer:Strategy=DerPlusPlus",
+            "--Learner:Trainer:AsymmetricNewLoss=True",
+            "--Learner:Trainer:BufferKind=ClassBalanced",
+            "--Learner:Trainer:StepsPerBatch=3",
+            "--Learner:Trainer:StepsPerBatch=5",
+        ]);
+    }
+
+    [Theory]
+    [InlineData("DerPlusPlus", "DerPlusPlus")]
+    [InlineData("derpp", "DerPlusPlus")]
+    [InlineData("er", "ExperienceReplay")]
+    public void PlainStrategySetsOnlyItself(string name, string setting)
+    {
+        StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=" + name], out string[] expanded, out _).ShouldBeTrue();
+
+        expanded.ShouldBe(["--Learner:Trainer:Strategy=" + setting]);
+    }
+
+    [Fact]
+    public void LwfSetsDistillationWeight()
+    {
+        StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=lwf"], out string[] expanded, out _).ShouldBeTrue();
+
+        expanded.ShouldBe(["--Learner:Trainer:Strategy=Naive", "--Learner:Trainer:DistillationWeight=1"]);
+    }
+
+    [Fact]
+    public void UnknownStrategyArgumentFails()
+    {
+        StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=joint"], out _, out string? error).ShouldBeFalse();
+
+        error.ShouldNotBeNull().ShouldContain("Unknown strategy 'joint'");
+    }
+
+    [Fact]
+    public void ArgumentsWithoutStrategyPassThrough()
+    {
+        string[] arguments = ["--Learner:Trainer:Seed=7", "--urls=http://127.0.0.1:0"];
+
+        StrategyPresets.TryExpand(arguments, out string[] expanded, out _).ShouldBeTrue();
+
+        expanded.ShouldBe(arguments);
+    }
+}
