@@ -61,6 +61,7 @@ public sealed partial class DemoReportTests
             DemoResult result = await new DemoRunner(options, console, NullLoggerFactory.Instance).RunAsync(CancellationToken.None);
 
             StatusPageLine().IsMatch(output.ToString()).ShouldBeTrue(output.ToString());
+            output.ToString().ShouldContain("Strategy derpp: DerPlusPlus, Reservoir buffer of");
             result.Stream.Select(point => point.Version).ShouldBe(Enumerable.Range((int)result.FirstVersion + 1, (int)(result.FinalVersion - result.FirstVersion)).Select(version => (long)version));
             result.Stream[^1].AccuracyByTask.Keys.ShouldBe([1]);
             result.Label.ShouldBe("derpp");

@@ -97,7 +97,10 @@ public sealed partial class ExampleProducer
         }
 
         producer.Flush(cancellation);
-        progress?.Report(sent);
+        if (sent % 1000 != 0)
+        {
+            progress?.Report(sent);
+        }
         long failures = Interlocked.Read(ref failed);
         if (failures > 0)
         {

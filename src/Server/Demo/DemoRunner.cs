@@ -5,6 +5,7 @@ using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Evaluation;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Hosting;
@@ -68,6 +69,9 @@ public sealed class DemoRunner
         Uri baseUri = ListeningAddress(server);
         console.MarkupLine($"Inference server at [bold]{baseUri}[/] (try {baseUri}v2/models/{Topic}); metrics at {baseUri}metrics");
         console.MarkupLine($"Status page at [bold]{baseUri}ui/[/]");
+        TrainerOptions trainer = options.Trainer;
+        console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+            $"Strategy [bold]{options.StrategyName.EscapeMarkup()}[/]: {trainer.Strategy}, {trainer.BufferKind} buffer of {trainer.ReplayCapacity}, {trainer.StepsPerBatch} steps per batch, seed {trainer.Seed}"));
 
         var load = new InferenceLoad(test);
         using var stopLoad = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -142,7 +146,9 @@ public sealed class DemoRunner
             long committed = latest?.Manifest.TrainingOffsets.Sum(offset => offset.Offset) ?? 0;
 
             // A rejected last round leaves its offsets to the next promoted version; the stream is still handled.
-            if (committed >= produced || learner.Status.RoundPosition >= produced)
+            // The status reaches a version only once its checkpoint is written too, which the last progress line shows.
+            bool handled = committed >= produced || learner.Status.RoundPosition >= produced;
+            if (handled && learner.Status.LatestVersion >= (latest?.Number ?? 0))
             {
                 return;
             }
