@@ -227,7 +227,15 @@ public sealed class InferenceRequestReader
             else if (reader.ValueTextEquals("parameters"u8))
             {
                 reader.Read();
-                binarySize = ReadBinaryDataSize(ref reader);
+                if (!TryReadBinaryDataSize(ref reader, out binarySize, out error))
+                {
+                    if (data is not null)
+                    {
+                        input = new InferenceInput("input", 0, data, null);
+                    }
+
+                    return false;
+                }
             }
             else
             {
@@ -261,30 +269,38 @@ public sealed class InferenceRequestReader
         return valid;
     }
 
-    private static long? ReadBinaryDataSize(ref Utf8JsonReader reader)
+    // Reads an input's parameters object. A binary_data_size that is not a whole number, or parameters that are not an
+    // object, is an error: ignoring it would report the input's data as missing instead.
+    private static bool TryReadBinaryDataSize(ref Utf8JsonReader reader, out long? size, out InferenceError? error)
     {
+        size = null;
+        error = null;
         if (reader.TokenType != JsonTokenType.StartObject)
         {
-            reader.Skip();
-            return null;
+            error = new InferenceError("inputs[0].parameters must be a JSON object.", "inputs[0].parameters", "an object such as {\"binary_data_size\": 3136}");
+            return false;
         }
 
-        long? size = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             bool isSize = reader.ValueTextEquals("binary_data_size"u8);
             reader.Read();
-            if (isSize && reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out long value))
-            {
-                size = value;
-            }
-            else
+            if (!isSize)
             {
                 reader.Skip();
+                continue;
             }
+
+            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out long value))
+            {
+                error = new InferenceError("parameters.binary_data_size must be a whole number of bytes.", "inputs[0].parameters.binary_data_size", "an integer such as 3136");
+                return false;
+            }
+
+            size = value;
         }
 
-        return size;
+        return true;
     }
 
     private bool TryReadBinary(ReadOnlySpan<byte> binary, long size, out float[]? data, out int count, out InferenceError? error)

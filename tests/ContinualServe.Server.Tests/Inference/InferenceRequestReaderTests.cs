@@ -137,5 +137,18 @@ public sealed class InferenceRequestReaderTests
         error!.Field.ShouldBe(field);
     }
 
+    [Theory]
+    [InlineData("{\"binary_data_size\":\"3136\"}", "inputs[0].parameters.binary_data_size")]
+    [InlineData("{\"binary_data_size\":3136.5}", "inputs[0].parameters.binary_data_size")]
+    [InlineData("\"x\"", "inputs[0].parameters")]
+    public void InvalidInputParametersNameTheField(string parameters, string field)
+    {
+        string body = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"parameters\":" + parameters + "}]}";
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe(field);
+    }
+
     private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
 }
