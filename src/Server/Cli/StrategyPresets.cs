@@ -49,6 +49,7 @@ public static class StrategyPresets
     {
         ArgumentNullException.ThrowIfNull(arguments);
         string prefix = "--" + StrategyKey + "=";
+        arguments = JoinStrategyValues(arguments);
         string? name = arguments.LastOrDefault(argument => argument.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))?[prefix.Length..];
         expanded = arguments;
         error = null;
@@ -72,6 +73,19 @@ public static class StrategyPresets
         AddIfChanged(settings, nameof(TrainerOptions.DistillationWeight), preset.DistillationWeight, defaults.DistillationWeight);
         expanded = [.. settings, .. arguments.Where(argument => !argument.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))];
         return true;
+    }
+
+    // Configuration arguments may also give the value as the next token (--Learner:Trainer:Strategy best).
+    private static string[] JoinStrategyValues(string[] arguments)
+    {
+        var joined = new List<string>(arguments.Length);
+        for (int index = 0; index < arguments.Length; index++)
+        {
+            bool separated = string.Equals(arguments[index], "--" + StrategyKey, StringComparison.OrdinalIgnoreCase) && index + 1 < arguments.Length;
+            joined.Add(separated ? $"--{StrategyKey}={arguments[++index]}" : arguments[index]);
+        }
+
+        return [.. joined];
     }
 
     private static void AddIfChanged<T>(List<string> settings, string key, T value, T defaultValue)

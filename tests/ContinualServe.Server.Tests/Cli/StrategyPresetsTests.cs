@@ -74,6 +74,20 @@ public sealed class StrategyPresetsTests
     }
 
     [Fact]
+    public void SeparatedValueIsExpanded()
+    {
+        StrategyPresets.TryExpand(["--Learner:Trainer:Strategy", "er-ace", "--Learner:Trainer:Seed", "7"], out string[] expanded, out _).ShouldBeTrue();
+
+        expanded.ShouldBe(
+        [
+            "--Learner:Trainer:Strategy=ExperienceReplay",
+            "--Learner:Trainer:AsymmetricNewLoss=True",
+            "--Learner:Trainer:Seed",
+            "7",
+        ]);
+    }
+
+    [Fact]
     public void LwfSetsDistillationWeight()
     {
         StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=lwf"], out string[] expanded, out _).ShouldBeTrue();
