@@ -388,6 +388,11 @@ public sealed partial class ContinualLearner : IDisposable
         ContinualServeMetrics.BackwardTransfer.Set(round.Summary.BackwardTransfer);
         EvaluationMetrics.PublishAccuracyMatrix(round.Summary);
         ContinualServeMetrics.ReplayBufferExamples.Set(trainer!.ReplayBuffer.Count);
+        lock (statusLock)
+        {
+            status = status with { ReplayExamples = trainer.ReplayBuffer.Count };
+        }
+
         if (round.MeanLogitLoss is not null && round.MeanLabelLoss is not null)
         {
             ContinualServeMetrics.LearnerLoss.WithLabels("total").Set(round.MeanLoss);

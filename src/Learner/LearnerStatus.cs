@@ -43,6 +43,9 @@ public sealed record LearnerStatus
 
     public bool IsPaused { get; init; }
 
+    /// <summary>Examples in the replay buffer after the last promoted round or checkpoint restore.</summary>
+    public int ReplayExamples { get; init; }
+
     /// <summary>Rollbacks to the checkpoint after repeated non-finite losses.</summary>
     public long Rollbacks { get; init; }
 

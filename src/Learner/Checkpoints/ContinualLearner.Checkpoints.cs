@@ -77,7 +77,20 @@ public sealed partial class ContinualLearner
         trainer!.Module.load(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
         trainer.LoadOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
         List<ReplayExample> replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
-        trainer.ReplayBuffer.Restore(replay, saved.ReplaySeen, saved.ReplaySeenByClass);
+        int capacity = trainer.ReplayBuffer.Capacity;
+        if (replay.Count > capacity)
+        {
+            // The capacity or the strategy changed since the checkpoint (naive keeps none): keep an evenly spaced subset.
+            LogReplayShrunk(logger, replay.Count, capacity);
+            replay = Enumerable.Range(0, capacity).Select(index => replay[(int)((long)index * replay.Count / capacity)]).ToList();
+        }
+
+        trainer.ReplayBuffer.Restore(replay, Math.Max(saved.ReplaySeen, replay.Count), saved.ReplaySeenByClass);
+        lock (statusLock)
+        {
+            status = status with { ReplayExamples = trainer.ReplayBuffer.Count };
+        }
+
         if (saved.TrainerProgress is TrainerProgress progress)
         {
             string teacherPath = Path.Combine(directory, LearnerCheckpoint.TeacherFileName);
@@ -306,6 +319,9 @@ public sealed partial class ContinualLearner
 
     [LoggerMessage(EventId = 246, Level = LogLevel.Error, Message = "{Steps} consecutive training steps had a non-finite loss; rolled back to checkpoint {Sequence} (version {Version}) and re-reading its records")]
     private static partial void LogRolledBack(ILogger logger, int steps, long sequence, long version);
+
+    [LoggerMessage(EventId = 215, Level = LogLevel.Warning, Message = "The checkpoint holds {Count} replay examples but the replay buffer now holds {Capacity} (Learner:Trainer:ReplayCapacity or the strategy changed); an evenly spaced subset is kept")]
+    private static partial void LogReplayShrunk(ILogger logger, int count, int capacity);
 
     [LoggerMessage(EventId = 247, Level = LogLevel.Critical, Message = "Training diverged again after {Rollbacks} rollbacks; learning is paused at version {Version} until an operator resumes it through the management API")]
     private static partial void LogDiverged(ILogger logger, int rollbacks, long version);

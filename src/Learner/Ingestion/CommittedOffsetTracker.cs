@@ -1,5 +1,8 @@
 using System.Diagnostics;
 using Confluent.Kafka;
+using ContinualServe.Learner.Kafka;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ContinualServe.Learner.Ingestion;
 
@@ -15,7 +18,7 @@ public sealed class CommittedOffsetTracker : IDisposable
     private List<TopicPartition>? partitions;
     private long committed;
 
-    public CommittedOffsetTracker(string bootstrapServers, string groupId, string topic)
+    public CommittedOffsetTracker(string bootstrapServers, string groupId, string topic, ILogger? logger = null)
     {
         this.topic = topic;
         var config = new ConsumerConfig
@@ -24,7 +27,11 @@ public sealed class CommittedOffsetTracker : IDisposable
             GroupId = groupId,
             EnableAutoCommit = false,
         };
-        consumer = new ConsumerBuilder<Ignore, Ignore>(config).Build();
+        var clientLog = new KafkaClientLog(logger ?? NullLogger.Instance);
+        consumer = new ConsumerBuilder<Ignore, Ignore>(config)
+            .SetLogHandler(clientLog.OnLog)
+            .SetErrorHandler(clientLog.OnError)
+            .Build();
     }
 
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromMilliseconds(250);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Confluent.Kafka;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Ingestion;
@@ -187,7 +188,7 @@ public static class CommandLine
             string bootstrapServers = result.GetValue(BootstrapOption)!;
             string topic = result.GetValue(TopicOption)!;
             string? pacedGroup = result.GetValue(group);
-            using CommittedOffsetTracker? tracker = string.IsNullOrEmpty(pacedGroup) ? null : new CommittedOffsetTracker(bootstrapServers, pacedGroup, topic);
+            using CommittedOffsetTracker? tracker = string.IsNullOrEmpty(pacedGroup) ? null : new CommittedOffsetTracker(bootstrapServers, pacedGroup, topic, loggers.CreateLogger<CommittedOffsetTracker>());
             var producer = new ExampleProducer(bootstrapServers, topic, loggers.CreateLogger<ExampleProducer>())
             {
                 MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
@@ -195,7 +196,18 @@ public static class CommandLine
                 IdPrefix = testSet ? "test" : "train",
             };
             Func<long>? position = tracker is null ? null : tracker.CommittedTotal;
-            long sent = await producer.ProduceAsync(dataset, position, new Progress<long>(count => Console.WriteLine($"queued {count} records")), cancellation).ConfigureAwait(false);
+            long sent;
+            try
+            {
+                sent = await producer.ProduceAsync(dataset, position, new Progress<long>(count => Console.WriteLine($"queued {count} records")), cancellation).ConfigureAwait(false);
+            }
+            catch (KafkaException exception)
+            {
+                // The paced producer asks the broker for the group's offsets; a broker that stops answering ends the run.
+                await Console.Error.WriteLineAsync($"Producing stopped: the broker at {bootstrapServers} did not answer ({exception.Error.Code}: {exception.Error.Reason}).").ConfigureAwait(false);
+                return 1;
+            }
+
             Console.WriteLine($"produced {sent} records to {producer.Topic}; the broker acknowledged every one");
             return 0;
         });

@@ -1,3 +1,4 @@
+using ContinualServe.Server.Hosting;
 using System.CommandLine;
 using ContinualServe.Learner;
 using ContinualServe.Server.Distribution;
@@ -55,6 +56,7 @@ internal static class LearnCommand
             console.TimestampFormat = "HH:mm:ss ";
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.UseJsonConsoleWhenConfigured(builder.Configuration);
         builder.Services.AddLearnerRole();
 
         WebApplication app = builder.Build();

@@ -41,9 +41,11 @@ public static class StrategyPresets
     }
 
     /// <summary>
-    /// Replaces a <c>--Learner:Trainer:Strategy=NAME</c> argument (the last one wins) with the settings that strategy
-    /// changes from the trainer's defaults, placed first so that explicit <c>--Learner:Trainer:*</c> arguments still
-    /// override them. Returns false with <paramref name="error"/> for an unknown name.
+    /// Replaces a <c>--Learner:Trainer:Strategy=NAME</c> argument (the last one wins). A name of <c>experiment</c> becomes
+    /// every trainer setting that strategy defines (replay strategy, asymmetric loss, buffer, steps per batch, LwF
+    /// weight); a <see cref="ReplayStrategy"/> name sets only the replay strategy, as it always did. The settings are
+    /// placed first, so that explicit <c>--Learner:Trainer:*</c> arguments still override them. Returns false with
+    /// <paramref name="error"/> for an unknown name.
     /// </summary>
     public static bool TryExpand(string[] arguments, out string[] expanded, out string? error)
     {
@@ -64,13 +66,18 @@ public static class StrategyPresets
             return false;
         }
 
-        TrainerOptions defaults = new();
-        TrainerOptions preset = Named(name, defaults);
+        TrainerOptions preset = Named(name, new TrainerOptions());
         var settings = new List<string> { prefix + preset.Strategy };
-        AddIfChanged(settings, nameof(TrainerOptions.AsymmetricNewLoss), preset.AsymmetricNewLoss, defaults.AsymmetricNewLoss);
-        AddIfChanged(settings, nameof(TrainerOptions.BufferKind), preset.BufferKind, defaults.BufferKind);
-        AddIfChanged(settings, nameof(TrainerOptions.StepsPerBatch), preset.StepsPerBatch, defaults.StepsPerBatch);
-        AddIfChanged(settings, nameof(TrainerOptions.DistillationWeight), preset.DistillationWeight, defaults.DistillationWeight);
+        if (!SettingNames.ContainsKey(name))
+        {
+            // An experiment name defines the whole combination, so values from appsettings or the environment
+            // (say AsymmetricNewLoss=true left from 'best') do not mix into it.
+            settings.Add(Setting(nameof(TrainerOptions.AsymmetricNewLoss), preset.AsymmetricNewLoss));
+            settings.Add(Setting(nameof(TrainerOptions.BufferKind), preset.BufferKind));
+            settings.Add(Setting(nameof(TrainerOptions.StepsPerBatch), preset.StepsPerBatch));
+            settings.Add(Setting(nameof(TrainerOptions.DistillationWeight), preset.DistillationWeight));
+        }
+
         expanded = [.. settings, .. arguments.Where(argument => !argument.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))];
         return true;
     }
@@ -88,11 +95,5 @@ public static class StrategyPresets
         return [.. joined];
     }
 
-    private static void AddIfChanged<T>(List<string> settings, string key, T value, T defaultValue)
-    {
-        if (!EqualityComparer<T>.Default.Equals(value, defaultValue))
-        {
-            settings.Add(FormattableString.Invariant($"--Learner:Trainer:{key}={value}"));
-        }
-    }
+    private static string Setting<T>(string key, T value) => FormattableString.Invariant($"--Learner:Trainer:{key}={value}");
 }

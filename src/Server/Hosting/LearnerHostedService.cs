@@ -48,9 +48,30 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService
             LogNoStoreUrl(logger);
         }
 
-        await publisher.EnsureTopicAsync(distribution, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await publisher.EnsureTopicAsync(distribution, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // A stop while the broker is slow to answer (Ctrl-C during start) is a normal stop: the learner never starts.
+            return;
+        }
+
         learner.VersionPublished += OnVersionPublished;
-        ModelVersion first = learner.Start();
+        ModelVersion first;
+        try
+        {
+            first = learner.Start();
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidConfigurationException(
+                $"The learner could not write its model store '{learner.Store.RootDirectory}' or its checkpoint directory: {exception.Message} "
+                + "Set --store and --checkpoint-dir to directories this process can write.",
+                exception);
+        }
+
         OnVersionPublished(first);
     }
 

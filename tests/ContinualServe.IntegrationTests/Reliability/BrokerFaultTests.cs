@@ -4,6 +4,7 @@ using Confluent.Kafka;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Training;
 using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
 using Xunit;
@@ -111,6 +112,40 @@ public sealed class BrokerFaultTests
             .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)}");
         learner.Status.DeletedBeforeStart.ShouldBe(lowWatermark);
         learner.Status.Lost.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task RestartWithSmallerBufferKeepsLearning()
+    {
+        const string topic = "replay-shrink-test";
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(topic, 1);
+        broker.CreateTopic(topic + ".dlq", 1);
+        LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 5 }).Build();
+        await ProduceAsync(producer, topic, 0, 200, paddingBytes: 0);
+        using (ContinualLearner learner = LearnerFixture.Create(options))
+        {
+            learner.Start();
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == 200, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+            learner.Stop(TimeSpan.FromSeconds(10));
+            learner.Status.Trained.ShouldBeGreaterThan(options.Trainer.ReplayCapacity);
+        }
+
+        // The checkpoint holds a full buffer of 100; the restarted learner keeps 40, and a naive one none.
+        foreach ((ReplayStrategy strategy, int capacity, int expected) in new[] { (ReplayStrategy.DerPlusPlus, 40, 40), (ReplayStrategy.Naive, 100, 0) })
+        {
+            options.Trainer.Strategy = strategy;
+            options.Trainer.ReplayCapacity = capacity;
+            await ProduceAsync(producer, topic, 200, 20, paddingBytes: 0);
+            long end = LearnerFixture.Watermarks(broker.BootstrapServers, topic).High.Value;
+            using ContinualLearner restarted = LearnerFixture.Create(options);
+            restarted.Start();
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(restarted) == end, TimeSpan.FromSeconds(30)))
+                .ShouldBeTrue($"the restarted {strategy} learner reached offset {LearnerFixture.CheckpointOffset(restarted)}");
+            restarted.Stop(TimeSpan.FromSeconds(10));
+            restarted.Status.ReplayExamples.ShouldBe(expected);
+        }
     }
 
     private static async Task ProduceAsync(IProducer<string, byte[]> producer, string topic, int start, int count, int paddingBytes)

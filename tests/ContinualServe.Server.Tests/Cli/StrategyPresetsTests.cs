@@ -58,19 +58,34 @@ public sealed class StrategyPresetsTests
             "--Learner:Trainer:AsymmetricNewLoss=True",
             "--Learner:Trainer:BufferKind=ClassBalanced",
             "--Learner:Trainer:StepsPerBatch=3",
+            "--Learner:Trainer:DistillationWeight=0",
             "--Learner:Trainer:StepsPerBatch=5",
         ]);
     }
 
     [Theory]
-    [InlineData("DerPlusPlus", "DerPlusPlus")]
-    [InlineData("derpp", "DerPlusPlus")]
-    [InlineData("er", "ExperienceReplay")]
-    public void PlainStrategySetsOnlyItself(string name, string setting)
+    [InlineData("DerPlusPlus")]
+    [InlineData("experiencereplay")]
+    public void SettingNameSetsOnlyStrategy(string name)
     {
         StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=" + name], out string[] expanded, out _).ShouldBeTrue();
 
-        expanded.ShouldBe(["--Learner:Trainer:Strategy=" + setting]);
+        expanded.ShouldHaveSingleItem().ShouldStartWith("--Learner:Trainer:Strategy=");
+    }
+
+    [Fact]
+    public void ExperimentNameSetsWholeCombination()
+    {
+        StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=derpp"], out string[] expanded, out _).ShouldBeTrue();
+
+        expanded.ShouldBe(
+        [
+            "--Learner:Trainer:Strategy=DerPlusPlus",
+            "--Learner:Trainer:AsymmetricNewLoss=False",
+            "--Learner:Trainer:BufferKind=Reservoir",
+            "--Learner:Trainer:StepsPerBatch=1",
+            "--Learner:Trainer:DistillationWeight=0",
+        ]);
     }
 
     [Fact]
@@ -82,6 +97,9 @@ public sealed class StrategyPresetsTests
         [
             "--Learner:Trainer:Strategy=ExperienceReplay",
             "--Learner:Trainer:AsymmetricNewLoss=True",
+            "--Learner:Trainer:BufferKind=Reservoir",
+            "--Learner:Trainer:StepsPerBatch=1",
+            "--Learner:Trainer:DistillationWeight=0",
             "--Learner:Trainer:Seed",
             "7",
         ]);
@@ -92,7 +110,8 @@ public sealed class StrategyPresetsTests
     {
         StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=lwf"], out string[] expanded, out _).ShouldBeTrue();
 
-        expanded.ShouldBe(["--Learner:Trainer:Strategy=Naive", "--Learner:Trainer:DistillationWeight=1"]);
+        expanded.ShouldContain("--Learner:Trainer:Strategy=Naive");
+        expanded.ShouldContain("--Learner:Trainer:DistillationWeight=1");
     }
 
     [Fact]
