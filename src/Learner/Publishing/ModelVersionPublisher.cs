@@ -73,7 +73,7 @@ public sealed partial class ModelVersionPublisher : IDisposable
         }
         catch (KafkaException exception)
         {
-            LogTopicNotCreated(logger, exception, topic, exception.Error.Code);
+            LogTopicNotCreated(logger, topic, exception.Error.Code, exception.Error.Reason);
         }
     }
 
@@ -88,7 +88,7 @@ public sealed partial class ModelVersionPublisher : IDisposable
         }
         catch (KafkaException exception)
         {
-            LogTopicNotCreated(logger, exception, topic, exception.Error.Code);
+            LogTopicNotCreated(logger, topic, exception.Error.Code, exception.Error.Reason);
             return false;
         }
     }
@@ -125,8 +125,9 @@ public sealed partial class ModelVersionPublisher : IDisposable
     [LoggerMessage(EventId = 250, Level = LogLevel.Information, Message = "Created compacted version topic {Topic}")]
     private static partial void LogTopicCreated(ILogger logger, string topic);
 
-    [LoggerMessage(EventId = 251, Level = LogLevel.Warning, Message = "Could not create version topic {Topic} ({Code}); relying on the broker or the operator to create it")]
-    private static partial void LogTopicNotCreated(ILogger logger, Exception exception, string topic, ErrorCode code);
+    // Without the exception: a broker that is down is expected here, and its stack trace says nothing more than the reason.
+    [LoggerMessage(EventId = 251, Level = LogLevel.Warning, Message = "Could not create version topic {Topic} ({Code}: {Reason}); relying on the broker or the operator to create it")]
+    private static partial void LogTopicNotCreated(ILogger logger, string topic, ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 252, Level = LogLevel.Information, Message = "Announced version {Version} of {Model} at {Offset}")]
     private static partial void LogAnnounced(ILogger logger, long version, string model, TopicPartitionOffset offset);
