@@ -12,55 +12,41 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
     [Fact]
     public async Task MissingBootstrapServersStopsLearner()
     {
-        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(root);
+        using var temporary = new TemporaryDirectory();
+        string root = temporary.Path;
         await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
             "learn", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu");
-        try
-        {
-            int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
-            exitCode.ShouldBe(2, learner.OutputTail);
-            learner.OutputTail.ShouldContain("Invalid configuration");
-            learner.OutputTail.ShouldContain("BootstrapServers");
-        }
-        finally
-        {
-            Directory.Delete(root, recursive: true);
-        }
+        exitCode.ShouldBe(2, learner.OutputTail);
+        learner.OutputTail.ShouldContain("Invalid configuration");
+        learner.OutputTail.ShouldContain("BootstrapServers");
     }
 
     [Fact]
     public async Task InvalidNestedLearnerSettingsStopLearner()
     {
-        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(root);
+        using var temporary = new TemporaryDirectory();
+        string root = temporary.Path;
         await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
             "learn", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
             "--bootstrap-servers", "127.0.0.1:9", "--Learner:Trainer:LearningRate=-1", "--Learner:Promotion:MaxForgetting=7",
             "--Learner:RoundExamples=0", "--Learner:InitialSpec:Architecture=bogus");
-        try
-        {
-            int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
-            exitCode.ShouldBe(2, learner.OutputTail);
-            learner.OutputTail.ShouldContain("Learner:Trainer:LearningRate");
-            learner.OutputTail.ShouldContain("Learner:Promotion:MaxForgetting");
-            learner.OutputTail.ShouldContain("RoundExamples");
-            learner.OutputTail.ShouldContain("Model architecture 'bogus' is unknown");
-            learner.OutputTail.ShouldNotContain("Hosting failed to start");
-        }
-        finally
-        {
-            Directory.Delete(root, recursive: true);
-        }
+        exitCode.ShouldBe(2, learner.OutputTail);
+        learner.OutputTail.ShouldContain("Learner:Trainer:LearningRate");
+        learner.OutputTail.ShouldContain("Learner:Promotion:MaxForgetting");
+        learner.OutputTail.ShouldContain("RoundExamples");
+        learner.OutputTail.ShouldContain("Model architecture 'bogus' is unknown");
+        learner.OutputTail.ShouldNotContain("Hosting failed to start");
     }
 
     [Fact]
     public async Task LearnerThatCannotListenAnnouncesNothing()
     {
-        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(root);
+        using var temporary = new TemporaryDirectory();
+        string root = temporary.Path;
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("model-versions", 1);
         using var occupied = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
@@ -70,19 +56,12 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
             "learn", "--urls", $"http://127.0.0.1:{port}", "--store", store, "--device", "cpu",
             "--bootstrap-servers", broker.BootstrapServers);
-        try
-        {
-            int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
-            exitCode.ShouldBe(2, learner.OutputTail);
-            learner.OutputTail.ShouldContain("Failed to bind");
-            learner.OutputTail.ShouldNotContain("Announced version");
-            (Directory.Exists(store) ? Directory.GetDirectories(store, "v*") : []).ShouldBeEmpty();
-        }
-        finally
-        {
-            Directory.Delete(root, recursive: true);
-        }
+        exitCode.ShouldBe(2, learner.OutputTail);
+        learner.OutputTail.ShouldContain("Failed to bind");
+        learner.OutputTail.ShouldNotContain("Announced version");
+        (Directory.Exists(store) ? Directory.GetDirectories(store, "v*") : []).ShouldBeEmpty();
     }
 
     [Theory]
@@ -91,76 +70,55 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
     [InlineData("--store", "/proc/continualserve-store", "The model store directory '/proc/continualserve-store' cannot be used")]
     public async Task UnusableAddressOrStoreStopsServer(string option, string value, string message)
     {
-        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(root);
+        using var temporary = new TemporaryDirectory();
+        string root = temporary.Path;
         var arguments = new Dictionary<string, string> { ["--urls"] = "http://127.0.0.1:0", ["--store"] = Path.Combine(root, "models") };
         arguments[option] = value;
         await using ContinualServeProcess server = ContinualServeProcess.Start("server", root,
             "serve", "--urls", arguments["--urls"], "--store", arguments["--store"], "--device", "cpu");
-        try
-        {
-            int exitCode = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exitCode = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
-            exitCode.ShouldBe(2, server.OutputTail);
-            server.OutputTail.ShouldContain(message);
-            server.OutputTail.ShouldNotContain("Unhandled exception: System");
-        }
-        finally
-        {
-            Directory.Delete(root, recursive: true);
-        }
+        exitCode.ShouldBe(2, server.OutputTail);
+        server.OutputTail.ShouldContain(message);
+        server.OutputTail.ShouldNotContain("Unhandled exception: System");
     }
 
     [Fact]
     public async Task InvalidDistributionSettingStopsServer()
     {
-        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(root);
+        using var temporary = new TemporaryDirectory();
+        string root = temporary.Path;
         await using ContinualServeProcess server = ContinualServeProcess.Start("server", root,
             "serve", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
             "--Distribution:RetryDelay=00:00:05", "--Distribution:MaxRetryDelay=00:00:01");
-        try
-        {
-            int exitCode = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exitCode = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
-            exitCode.ShouldBe(2, server.OutputTail);
-            server.OutputTail.ShouldContain("Distribution:MaxRetryDelay");
-        }
-        finally
-        {
-            Directory.Delete(root, recursive: true);
-        }
+        exitCode.ShouldBe(2, server.OutputTail);
+        server.OutputTail.ShouldContain("Distribution:MaxRetryDelay");
     }
 
     [Fact]
     public async Task ShortManagementTokenStopsAllRole()
     {
-        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(root);
+        using var temporary = new TemporaryDirectory();
+        string root = temporary.Path;
         string tokenFile = Path.Combine(root, "token");
         await File.WriteAllTextAsync(tokenFile, "short");
         await using ContinualServeProcess all = ContinualServeProcess.Start("all", root,
             "all", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
             "--bootstrap-servers", "127.0.0.1:9", "--management-token-file", tokenFile);
-        try
-        {
-            int exitCode = await all.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exitCode = await all.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
-            exitCode.ShouldBe(2, all.OutputTail);
-            all.OutputTail.ShouldContain("has 5 characters; use at least 16");
-            all.OutputTail.ShouldNotContain("Unhandled exception");
-        }
-        finally
-        {
-            Directory.Delete(root, recursive: true);
-        }
+        exitCode.ShouldBe(2, all.OutputTail);
+        all.OutputTail.ShouldContain("has 5 characters; use at least 16");
+        all.OutputTail.ShouldNotContain("Unhandled exception");
     }
 
     [Fact]
     public async Task AllRoleServesAndAnnouncesVersions()
     {
-        string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(root);
+        using var temporary = new TemporaryDirectory();
+        string root = temporary.Path;
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic + ".dlq", 1);
@@ -202,8 +160,6 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
             {
                 await process.DisposeAsync();
             }
-
-            Directory.Delete(root, recursive: true);
         }
     }
 
@@ -230,5 +186,14 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
 
         throw new TimeoutException(
             $"Servers did not agree on a version of at least {minimum} within 60 s; they served {string.Join(", ", served)}.");
+    }
+
+    /// <summary>A fresh directory under the temporary folder, deleted with everything in it on dispose.</summary>
+    private sealed class TemporaryDirectory : IDisposable
+    {
+        public string Path { get; } = Directory.CreateDirectory(
+            System.IO.Path.Combine(System.IO.Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 }
