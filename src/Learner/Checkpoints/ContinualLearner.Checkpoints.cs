@@ -264,13 +264,9 @@ public sealed partial class ContinualLearner
         }
 
         bool diverged = rollbacksSinceRound > options.Checkpoint.MaxRollbacks;
-        lock (statusLock)
-        {
-            status = status with { Rollbacks = status.Rollbacks + 1, IsDiverged = diverged };
-        }
-
         if (diverged)
         {
+            // The pause marker is written before the status says diverged, so that whoever sees the status finds the marker.
             LogDiverged(logger, rollbacksSinceRound - 1, found.Checkpoint.ModelVersion);
             StoreControlFiles.SetLearningPaused(store.RootDirectory, paused: true);
             pausedByFile = true;
@@ -278,6 +274,11 @@ public sealed partial class ContinualLearner
         else
         {
             LogRolledBack(logger, options.Checkpoint.MaxConsecutiveNonFiniteSteps, found.Checkpoint.Sequence, found.Checkpoint.ModelVersion);
+        }
+
+        lock (statusLock)
+        {
+            status = status with { Rollbacks = status.Rollbacks + 1, IsDiverged = diverged };
         }
 
         ReportReadiness();
