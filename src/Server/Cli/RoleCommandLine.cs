@@ -17,6 +17,9 @@ internal static class RoleCommandLine
     /// <summary>Exit code of an unrecognized command-line argument, the same as System.CommandLine's parse errors.</summary>
     public const int InvalidArgumentExitCode = 1;
 
+    /// <summary>Exit code when a background service (store poller, version subscriber, status sampler) failed and stopped the host.</summary>
+    public const int ServiceFailedExitCode = 1;
+
     public static Option<string> Shortcut(string name, string description) => new(name) { Description = description };
 
     /// <summary>The --management-urls option of the roles that host the management API (key Management:Urls).</summary>
@@ -122,8 +125,10 @@ internal static class RoleCommandLine
 
             // Validating before the start keeps the host from logging the failure with a stack trace first.
             app.Services.GetService<IStartupValidator>()?.Validate();
+            // RunAsync disposes the services, so the background services are looked up before it (they are singletons).
+            BackgroundService[] background = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToArray();
             await app.RunAsync(cancellation).ConfigureAwait(false);
-            return 0;
+            return FailedServiceExitCode(background);
         }
         catch (OptionsValidationException exception)
         {
@@ -177,6 +182,26 @@ internal static class RoleCommandLine
             await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);
             return InvalidConfigurationExitCode;
         }
+    }
+
+    /// <summary>
+    /// Returns 1 when a background service ended with an exception. The host then stops as if asked to (its
+    /// BackgroundServiceExceptionBehavior is StopHost), and without this check the process would exit with 0,
+    /// which a supervisor reads as a normal stop.
+    /// </summary>
+    private static int FailedServiceExitCode(IEnumerable<BackgroundService> services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        foreach (BackgroundService service in services)
+        {
+            if (service.ExecuteTask is { IsFaulted: true } task)
+            {
+                Console.Error.WriteLine($"The process stopped because {service.GetType().Name} failed: {task.Exception?.GetBaseException().Message}");
+                return ServiceFailedExitCode;
+            }
+        }
+
+        return 0;
     }
 
     private static async Task<int> ReportInvalidOptionsAsync(IEnumerable<string> failures)
