@@ -53,15 +53,15 @@ public sealed class KafkaClientLogTests
                 .SetErrorHandler(clientLog.OnError)
                 .Build())
             {
+                // librdkafka logs the refused connection and reports the error through separate callbacks, in either order.
                 DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-                while (!logger.Messages.Any(message => message.Contains("Connection refused", StringComparison.Ordinal)))
+                while (!(logger.Messages.Any(message => message.Contains("Connection refused", StringComparison.Ordinal))
+                    && logger.Messages.Any(message => message.StartsWith("Kafka client error Local_Transport", StringComparison.Ordinal))))
                 {
-                    DateTime.UtcNow.ShouldBeLessThan(deadline, "no refused connection was logged");
+                    DateTime.UtcNow.ShouldBeLessThan(deadline, "no refused connection was logged, or no client error was reported: " + string.Join(" | ", logger.Messages));
                     await Task.Delay(50);
                 }
             }
-
-            logger.Entries.ShouldContain(entry => entry.Message.StartsWith("Kafka client error Local_Transport", StringComparison.Ordinal));
         });
     }
 }
