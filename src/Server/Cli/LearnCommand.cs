@@ -64,7 +64,7 @@ internal static class LearnCommand
         app.MapGet("/v2/health/ready", (ContinualLearner learner) => learner.Status.IsRunning
             ? Results.Json(new { ready = true })
             : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
-        app.MapMetrics("/metrics");
+        app.MapMetrics("/metrics").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
         app.MapModelStoreApi(() => app.Services.GetRequiredService<ContinualLearner>().Store);
         return app;
     }

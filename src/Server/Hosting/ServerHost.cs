@@ -68,7 +68,7 @@ public static class ServerHost
         app.UseJsonRoutingErrors();
         app.MapInferenceApi();
         app.MapManagement();
-        app.MapMetrics("/metrics");
+        app.MapMetrics("/metrics").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapStatusPage();
         app.Lifetime.ApplicationStopped.Register(() => app.Services.GetRequiredService<LiveModel>().Dispose());

@@ -37,6 +37,17 @@ public sealed class HttpErrorBodyTests : IAsyncLifetime
         error.RootElement.GetProperty("expected").GetString().ShouldBe(allowed);
     }
 
+    [Fact]
+    public async Task MetricsAnswerOnlyGet()
+    {
+        using HttpResponseMessage get = await server.Client.GetAsync("metrics");
+        using HttpResponseMessage post = await server.Client.PostAsync("metrics", new StringContent(""));
+
+        get.StatusCode.ShouldBe(HttpStatusCode.OK);
+        post.StatusCode.ShouldBe(HttpStatusCode.MethodNotAllowed);
+        post.Content.Headers.Allow.ShouldBe(["GET", "HEAD"]);
+    }
+
     [Theory]
     [InlineData("GET", "v3/models")]
     [InlineData("POST", "v2/models/test-model/infer/extra")]
