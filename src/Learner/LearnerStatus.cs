@@ -30,7 +30,7 @@ public sealed record LearnerStatus
 
     /// <summary>
     /// Records in the assigned partitions after <see cref="Position"/>, measured at each round and every 5 s
-    /// between rounds while a broker answers (paused or not).
+    /// between rounds while a broker responds (paused or not).
     /// </summary>
     public long ConsumerLag { get; init; }
 

@@ -266,7 +266,7 @@ public sealed partial class ContinualLearner
         bool diverged = rollbacksSinceRound > options.Checkpoint.MaxRollbacks;
         if (diverged)
         {
-            // The pause marker is written before the status says diverged, so that whoever sees the status finds the marker.
+            // The pause marker is written before the status reports divergence, so a reader of the status also finds the marker.
             LogDiverged(logger, rollbacksSinceRound - 1, found.Checkpoint.ModelVersion);
             StoreControlFiles.SetLearningPaused(store.RootDirectory, paused: true);
             pausedByFile = true;

@@ -125,7 +125,7 @@ public sealed partial class ModelVersionPublisher : IDisposable
     [LoggerMessage(EventId = 250, Level = LogLevel.Information, Message = "Created compacted version topic {Topic}")]
     private static partial void LogTopicCreated(ILogger logger, string topic);
 
-    // Without the exception: a broker that is down is expected here, and its stack trace says nothing more than the reason.
+    // Logged without the exception: a broker that is down is expected here, and its stack trace adds nothing to the reason.
     [LoggerMessage(EventId = 251, Level = LogLevel.Warning, Message = "Could not create version topic {Topic} ({Code}: {Reason}); relying on the broker or the operator to create it")]
     private static partial void LogTopicNotCreated(ILogger logger, string topic, ErrorCode code, string reason);
 

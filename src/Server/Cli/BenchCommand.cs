@@ -37,7 +37,7 @@ public static class BenchCommand
             }
             catch (ArgumentException exception)
             {
-                // The generator refuses targets off this machine; say so without a stack trace.
+                // The generator rejects targets off this machine, which is reported in one line instead of a stack trace.
                 await Console.Error.WriteLineAsync(exception.Message).ConfigureAwait(false);
                 return 2;
             }

@@ -203,8 +203,8 @@ public static class CommandLine
             }
             catch (KafkaException exception)
             {
-                // The paced producer asks the broker for the group's offsets; a broker that stops answering ends the run.
-                await Console.Error.WriteLineAsync($"Producing stopped: the broker at {bootstrapServers} did not answer ({exception.Error.Code}: {exception.Error.Reason}).").ConfigureAwait(false);
+                // The paced producer queries the broker for the group's offsets, so a broker that stops responding ends the run.
+                await Console.Error.WriteLineAsync($"Producing failed: the broker at {bootstrapServers} did not respond ({exception.Error.Code}: {exception.Error.Reason}). Check that it is running.").ConfigureAwait(false);
                 return 1;
             }
 

@@ -37,8 +37,7 @@ internal static class LearnCommand
 
             if (!StrategyPresets.TryExpand(parsed, out string[] arguments, out string? strategyError))
             {
-                await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + strategyError).ConfigureAwait(false);
-                return RoleCommandLine.InvalidConfigurationExitCode;
+                return await RoleCommandLine.ReportInvalidConfigurationAsync(strategyError).ConfigureAwait(false);
             }
 
             return await RoleCommandLine.RunAsync(() => Build(arguments), cancellation).ConfigureAwait(false);

@@ -143,8 +143,7 @@ internal static class RoleCommandLine
         }
         catch (Hosting.InvalidConfigurationException exception)
         {
-            await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);
-            return InvalidConfigurationExitCode;
+            return await ReportInvalidConfigurationAsync(exception.Message).ConfigureAwait(false);
         }
         catch (IOException exception) when (exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal))
         {
@@ -157,37 +156,30 @@ internal static class RoleCommandLine
         catch (FormatException exception) when (exception.Message.StartsWith("Invalid url", StringComparison.Ordinal))
         {
             // Kestrel parses the listen addresses only when it starts.
-            await Console.Error.WriteLineAsync(
-                "Invalid configuration; the process did not start: " + exception.Message + " Use an address such as http://127.0.0.1:8080 in --urls or --Management:Urls.")
-                .ConfigureAwait(false);
-            return InvalidConfigurationExitCode;
+            return await ReportInvalidConfigurationAsync(
+                exception.Message + " Use an address such as http://127.0.0.1:8080 in --urls or --Management:Urls.").ConfigureAwait(false);
         }
         catch (ArgumentOutOfRangeException exception) when (exception.ParamName == "port")
         {
-            await Console.Error.WriteLineAsync(
-                "Invalid configuration; the process did not start: a port in --urls or --Management:Urls is outside 0 to 65535.")
-                .ConfigureAwait(false);
-            return InvalidConfigurationExitCode;
+            return await ReportInvalidConfigurationAsync("a port in --urls or --Management:Urls is outside 0 to 65535.").ConfigureAwait(false);
         }
         catch (ArgumentException exception) when (exception.Message.Contains("Device", StringComparison.Ordinal))
         {
-            await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);
-            return InvalidConfigurationExitCode;
+            return await ReportInvalidConfigurationAsync(exception.Message).ConfigureAwait(false);
         }
         catch (InvalidOperationException exception) when (
             exception.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase)
             || exception.Message.Contains("CUDA", StringComparison.Ordinal))
         {
             // ConfigurationBinder reports values it cannot convert (an unknown enum name, text in a number) this way.
-            await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + exception.Message).ConfigureAwait(false);
-            return InvalidConfigurationExitCode;
+            return await ReportInvalidConfigurationAsync(exception.Message).ConfigureAwait(false);
         }
     }
 
     /// <summary>
-    /// Returns 1 when a background service ended with an exception. The host then stops as if asked to (its
-    /// BackgroundServiceExceptionBehavior is StopHost), and without this check the process would exit with 0,
-    /// which a supervisor reads as a normal stop.
+    /// Returns 1 when a background service ended with an exception. The host then stops as it does on a stop request
+    /// (its BackgroundServiceExceptionBehavior is StopHost), so without this check the process would exit with 0,
+    /// which a supervisor takes for a normal stop.
     /// </summary>
     private static int FailedServiceExitCode(IEnumerable<BackgroundService> services)
     {
@@ -202,6 +194,13 @@ internal static class RoleCommandLine
         }
 
         return 0;
+    }
+
+    /// <summary>Writes <paramref name="message"/> after the invalid-configuration prefix and returns the exit code for it.</summary>
+    public static async Task<int> ReportInvalidConfigurationAsync(string message)
+    {
+        await Console.Error.WriteLineAsync("Invalid configuration; the process did not start: " + message).ConfigureAwait(false);
+        return InvalidConfigurationExitCode;
     }
 
     private static async Task<int> ReportInvalidOptionsAsync(IEnumerable<string> failures)

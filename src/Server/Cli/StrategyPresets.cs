@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using ContinualServe.Learner.Experiments;
 using ContinualServe.Learner.Training;
 
@@ -22,7 +23,7 @@ public static class StrategyPresets
 
     private static readonly string[] StreamingNames = ExperimentStrategy.KnownNames.Where(known => known != "joint").ToArray();
 
-    /// <summary>Returns the experiment name that <paramref name="name"/> stands for, or null for an unknown name and for <c>joint</c>, which does not stream.</summary>
+    /// <summary>Returns the experiment name that <paramref name="name"/> maps to, or null for an unknown name and for <c>joint</c>, which does not stream.</summary>
     public static string? Find(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -47,7 +48,7 @@ public static class StrategyPresets
     /// placed first, so that explicit <c>--Learner:Trainer:*</c> arguments still override them. Returns false with
     /// <paramref name="error"/> for an unknown name.
     /// </summary>
-    public static bool TryExpand(string[] arguments, out string[] expanded, out string? error)
+    public static bool TryExpand(string[] arguments, out string[] expanded, [NotNullWhen(false)] out string? error)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         string prefix = "--" + StrategyKey + "=";
@@ -71,7 +72,7 @@ public static class StrategyPresets
         if (!SettingNames.ContainsKey(name))
         {
             // An experiment name defines the whole combination, so values from appsettings or the environment
-            // (say AsymmetricNewLoss=true left from 'best') do not mix into it.
+            // (for example AsymmetricNewLoss=true left from 'best') do not mix into it.
             settings.Add(Setting(nameof(TrainerOptions.AsymmetricNewLoss), preset.AsymmetricNewLoss));
             settings.Add(Setting(nameof(TrainerOptions.BufferKind), preset.BufferKind));
             settings.Add(Setting(nameof(TrainerOptions.StepsPerBatch), preset.StepsPerBatch));

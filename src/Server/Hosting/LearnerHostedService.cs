@@ -54,7 +54,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // A stop while the broker is slow to answer (Ctrl-C during start) is a normal stop: the learner never starts.
+            // A stop while the broker is slow to respond (Ctrl-C during start) is a normal stop, so the learner never starts.
             return;
         }
 

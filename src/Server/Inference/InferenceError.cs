@@ -9,7 +9,7 @@ public sealed record InferenceError(string Error, string? Field = null, string? 
     /// </summary>
     public const string ContentType = "application/json";
 
-    /// <summary>Returns a result that answers <paramref name="statusCode"/> with this error as its body.</summary>
+    /// <summary>Returns a result with status <paramref name="statusCode"/> and this error as its body.</summary>
     public IResult ToResult(int statusCode) => Results.Json(this, options: null, ContentType, statusCode);
 
     /// <summary>Writes <paramref name="statusCode"/> and this error as the response body.</summary>

@@ -132,7 +132,7 @@ public sealed class BrokerFaultTests
             learner.Status.Trained.ShouldBeGreaterThan(options.Trainer.ReplayCapacity);
         }
 
-        // The checkpoint holds a full buffer of 100; the restarted learner keeps 40, and a naive one none.
+        // The checkpoint contains a full buffer of 100. The restarted learner keeps 40 of them, and a naive one keeps none.
         foreach ((ReplayStrategy strategy, int capacity, int expected) in new[] { (ReplayStrategy.DerPlusPlus, 40, 40), (ReplayStrategy.Naive, 100, 0) })
         {
             options.Trainer.Strategy = strategy;
