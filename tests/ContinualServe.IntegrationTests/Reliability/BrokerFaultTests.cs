@@ -21,9 +21,7 @@ public sealed class BrokerFaultTests
     public async Task LearnerResumesAfterBrokerOutage()
     {
         const string topic = "broker-outage-test";
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(topic, 1);
-        broker.CreateTopic(topic + ".dlq", 1);
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
         var producer = new ExampleProducer(broker.BootstrapServers, topic, NullLogger.Instance) { MaxLag = 0, MaxTasks = 2 };
         long produced = await producer.ProduceAsync(LearnerFixture.Training, null, null, CancellationToken.None);
         string root = LearnerFixture.TemporaryRoot();
@@ -63,12 +61,10 @@ public sealed class BrokerFaultTests
     {
         const string topic = "retention-test";
         const int first = 200;
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(topic, 1);
-        broker.CreateTopic(topic + ".dlq", 1);
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
         string root = LearnerFixture.TemporaryRoot();
         LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, root);
-        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 5 }).Build();
+        using IProducer<string, byte[]> producer = CreateProducer(broker.BootstrapServers);
         await ProduceAsync(producer, topic, 0, first, paddingBytes: 0);
         using (ContinualLearner learner = LearnerFixture.Create(options))
         {
@@ -95,10 +91,8 @@ public sealed class BrokerFaultTests
     public async Task FreshLearnerReportsRecordsDeletedBefore()
     {
         const string topic = "retention-fresh-test";
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(topic, 1);
-        broker.CreateTopic(topic + ".dlq", 1);
-        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 5 }).Build();
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        using IProducer<string, byte[]> producer = CreateProducer(broker.BootstrapServers);
 
         // About 8 MiB before any learner exists: the mock keeps about 5 MiB per partition and drops the oldest.
         await ProduceAsync(producer, topic, 0, 80, paddingBytes: 100_000);
@@ -118,11 +112,9 @@ public sealed class BrokerFaultTests
     public async Task RestartWithSmallerBufferKeepsLearning()
     {
         const string topic = "replay-shrink-test";
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(topic, 1);
-        broker.CreateTopic(topic + ".dlq", 1);
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
         LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
-        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, LingerMs = 5 }).Build();
+        using IProducer<string, byte[]> producer = CreateProducer(broker.BootstrapServers);
         await ProduceAsync(producer, topic, 0, 200, paddingBytes: 0);
         using (ContinualLearner learner = LearnerFixture.Create(options))
         {
@@ -147,6 +139,9 @@ public sealed class BrokerFaultTests
             restarted.Status.ReplayExamples.ShouldBe(expected);
         }
     }
+
+    private static IProducer<string, byte[]> CreateProducer(string bootstrapServers) =>
+        new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = bootstrapServers, LingerMs = 5 }).Build();
 
     private static async Task ProduceAsync(IProducer<string, byte[]> producer, string topic, int start, int count, int paddingBytes)
     {

@@ -15,9 +15,7 @@ public sealed class DivergenceTests
     public async Task DivergedTrainingIsRolledBackNotPublished()
     {
         const string topic = "divergence-test";
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(topic, 1);
-        broker.CreateTopic(topic + ".dlq", 1);
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
         var producer = new ExampleProducer(broker.BootstrapServers, topic, NullLogger.Instance) { MaxLag = 0, MaxTasks = 1 };
         await producer.ProduceAsync(LearnerFixture.Training, null, null, CancellationToken.None);
         LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());

@@ -3,6 +3,7 @@ using ContinualServe.Learner;
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
+using ContinualServe.Learner.Kafka;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ContinualServe.IntegrationTests.Reliability;
@@ -29,6 +30,15 @@ internal static class LearnerFixture
     };
 
     public static ContinualLearner Create(LearnerOptions options) => new(options, NullLoggerFactory.Instance);
+
+    /// <summary>Starts an embedded broker with <paramref name="topic"/> and its dead-letter topic, one partition each.</summary>
+    public static EmbeddedKafkaBroker StartBroker(string topic)
+    {
+        EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(topic, 1);
+        broker.CreateTopic(topic + ".dlq", 1);
+        return broker;
+    }
 
     public static string TemporaryRoot() => Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
 
