@@ -63,9 +63,9 @@ public static partial class ManagementApi
 
     private static IResult Promote(string version, ModelSwapper swapper, LiveModel live)
     {
-        if (!long.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number) || number < 1)
+        if (!VersionSegment.TryParse(version, out long number, out InferenceError? versionError))
         {
-            return Error(StatusCodes.Status400BadRequest, new InferenceError($"Version '{version}' is not a version number.", "version", "a positive integer"));
+            return Error(StatusCodes.Status400BadRequest, versionError);
         }
 
         if (!swapper.Store.ListVersionNumbers().Contains(number))

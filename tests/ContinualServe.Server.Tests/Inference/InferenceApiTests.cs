@@ -44,6 +44,34 @@ public sealed class InferenceApiTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("GET", "abc")]
+    [InlineData("GET", "0")]
+    [InlineData("GET", "-1")]
+    [InlineData("GET", "1.5")]
+    [InlineData("GET", "99999999999999999999")]
+    [InlineData("POST", "abc")]
+    [InlineData("POST", "0")]
+    [InlineData("POST", "+2")]
+    public async Task InvalidVersionSegmentGets400(string method, string version)
+    {
+        string path = method == "GET" ? $"v2/models/test-model/versions/{version}" : $"v2/models/test-model/versions/{version}/infer";
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (method == "POST")
+        {
+            request.Content = InferenceRequests.Json(InferenceRequests.Body(1, 16));
+        }
+
+        using HttpResponseMessage response = await server.Client.SendAsync(request);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/json");
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("error").GetString().ShouldBe($"Version '{version}' is invalid. A version is a positive integer, such as 1.");
+        error.RootElement.GetProperty("field").GetString().ShouldBe("version");
+        error.RootElement.GetProperty("expected").GetString().ShouldBe("a positive integer");
+    }
+
+    [Theory]
     [InlineData("{not json", "body")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,16],\"datatype\":\"FP64\",\"data\":[]}]}", "inputs[0].datatype")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,15],\"datatype\":\"FP32\",\"data\":[]}]}", "inputs[0].shape")]
