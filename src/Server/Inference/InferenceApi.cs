@@ -212,7 +212,8 @@ public static class InferenceApi
 
     // A missing Content-Type is read as JSON, because the KServe Python client (InferenceRESTClient) sends JSON
     // requests without one. Other types, such as text/plain or the application/x-www-form-urlencoded that curl -d
-    // sends by default, are rejected because they declare a body that is not JSON.
+    // sends by default, are rejected because they declare a body that is not JSON. JSON declared in a charset other
+    // than UTF-8 (or its subset US-ASCII) is rejected as well, because the reader decodes every body as UTF-8.
     private static InferenceError? CheckContentType(string? contentType)
     {
         if (string.IsNullOrEmpty(contentType))
@@ -220,11 +221,17 @@ public static class InferenceApi
             return null;
         }
 
-        if (MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? mediaType)
-            && (mediaType.MediaType.Equals(JsonContentType, StringComparison.OrdinalIgnoreCase)
-                || mediaType.MediaType.Equals(BinaryContentType, StringComparison.OrdinalIgnoreCase)))
+        if (MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? mediaType))
         {
-            return null;
+            if (mediaType.MediaType.Equals(JsonContentType, StringComparison.OrdinalIgnoreCase))
+            {
+                return JsonCharset.Check(mediaType);
+            }
+
+            if (mediaType.MediaType.Equals(BinaryContentType, StringComparison.OrdinalIgnoreCase))
+            {
+                return null;
+            }
         }
 
         return new InferenceError(

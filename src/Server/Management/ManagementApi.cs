@@ -6,6 +6,7 @@ using ContinualServe.Model.Telemetry;
 using ContinualServe.Server.Hosting;
 using ContinualServe.Server.Inference;
 using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
 
 namespace ContinualServe.Server.Management;
 
@@ -133,6 +134,13 @@ public static partial class ManagementApi
 
     private static async Task<IResult> UploadGoldenSetAsync(HttpContext context, ModelSwapper swapper, LiveModel live, IOptions<ServerOptions> options)
     {
+        // The body is parsed as UTF-8 whatever its Content-Type, so only a declared charset is checked.
+        if (MediaTypeHeaderValue.TryParse(context.Request.ContentType, out MediaTypeHeaderValue? mediaType)
+            && JsonCharset.Check(mediaType) is { } charsetError)
+        {
+            return Error(StatusCodes.Status415UnsupportedMediaType, charsetError);
+        }
+
         GoldenSet? golden;
         try
         {
