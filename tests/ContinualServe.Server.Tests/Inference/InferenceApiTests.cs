@@ -75,6 +75,8 @@ public sealed class InferenceApiTests : IAsyncLifetime
     [InlineData("{not json", "body")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,16],\"datatype\":\"FP64\",\"data\":[]}]}", "inputs[0].datatype")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,15],\"datatype\":\"FP32\",\"data\":[]}]}", "inputs[0].shape")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,4,4],\"datatype\":\"FP32\",\"data\":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}", "inputs[0].shape")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[16],\"datatype\":\"FP32\",\"data\":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}", "inputs[0].shape")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[0,16],\"datatype\":\"FP32\",\"data\":[]}]}", "inputs[0].shape[0]")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,16],\"datatype\":\"FP32\",\"data\":[1,2]}]}", "inputs[0].data")]
     public async Task BadRequestsGet400WithField(string body, string field)
