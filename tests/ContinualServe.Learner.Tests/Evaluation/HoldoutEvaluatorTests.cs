@@ -73,6 +73,22 @@ public sealed class HoldoutEvaluatorTests
     }
 
     [Fact]
+    public void SampleMatchesPinnedIds()
+    {
+        // The five ids with the lowest bytes 8 to 15 of SHA-256 (little-endian), computed independently.
+        // Learner checkpoints store the sample chosen by this key, so it must not change.
+        var evaluator = new HoldoutEvaluator(capacityPerTask: 5);
+
+        foreach (LabeledExample example in Examples(task: 1, count: 500))
+        {
+            _ = evaluator.Add(example);
+        }
+
+        evaluator.Examples(1).Select(example => example.Id).Order().ShouldBe(
+            ["task1-example177", "task1-example204", "task1-example21", "task1-example218", "task1-example399"]);
+    }
+
+    [Fact]
     public void UnboundedEvaluatorKeepsEverything()
     {
         var evaluator = new HoldoutEvaluator();
