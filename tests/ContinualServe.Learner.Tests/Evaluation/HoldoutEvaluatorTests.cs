@@ -1,5 +1,6 @@
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Evaluation;
+using ContinualServe.Learner.Holdout;
 using Shouldly;
 using Xunit;
 
@@ -86,6 +87,20 @@ public sealed class HoldoutEvaluatorTests
 
         evaluator.Examples(1).Select(example => example.Id).Order().ShouldBe(
             ["task1-example177", "task1-example204", "task1-example21", "task1-example218", "task1-example399"]);
+    }
+
+    [Fact]
+    public void PrecomputedHashKeepsSameSample()
+    {
+        LabeledExample[] examples = Examples(task: 1, count: 500);
+        var evaluator = new HoldoutEvaluator(capacityPerTask: 100);
+
+        foreach (LabeledExample example in examples)
+        {
+            _ = evaluator.Add(example, ExampleIdHash.Of(example.Id));
+        }
+
+        evaluator.Examples(1).Select(example => example.Id).Order().ShouldBe(KeptIds(examples));
     }
 
     [Fact]
