@@ -1,5 +1,6 @@
 using Confluent.Kafka;
 using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Holdout;
 
 namespace ContinualServe.Learner;
 
@@ -74,16 +75,17 @@ public sealed partial class ContinualLearner
             {
                 ConsumeResult<byte[]?, byte[]?> result = read[index];
                 bool decoded = codec.TryDecode(result.Message.Value ?? [], out LabeledExample? example, out string error);
-                bool holdout = decoded && holdoutRouter.IsHoldout(example!.Id);
-                records[index] = new DecodedRecord(result, decoded ? example : null, error, holdout);
+                ExampleIdHash idHash = decoded ? ExampleIdHash.Of(example!.Id) : default;
+                bool holdout = decoded && holdoutRouter.IsHoldout(idHash);
+                records[index] = new DecodedRecord(result, decoded ? example : null, error, holdout, idHash);
             }
 
             return new ReadBatch(generation, records);
         });
     }
 
-    /// <summary>A record with its decoded example, or the reason it is invalid, and its holdout routing.</summary>
-    private sealed record DecodedRecord(ConsumeResult<byte[]?, byte[]?> Result, LabeledExample? Example, string Error, bool IsHoldout);
+    /// <summary>A record with its decoded example, or the reason it is invalid, and its holdout routing and id hash.</summary>
+    private sealed record DecodedRecord(ConsumeResult<byte[]?, byte[]?> Result, LabeledExample? Example, string Error, bool IsHoldout, ExampleIdHash IdHash);
 
     /// <summary>Records decoded together, with the <see cref="readGeneration"/> they were read under.</summary>
     private sealed record ReadBatch(long Generation, DecodedRecord[] Records);

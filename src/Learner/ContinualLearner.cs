@@ -254,7 +254,7 @@ public sealed partial class ContinualLearner : IDisposable
 
         if (record.IsHoldout)
         {
-            evaluator.Add(example);
+            evaluator.Add(example, record.IdHash);
             heldOutSinceRound++;
             ContinualServeMetrics.LearnerExamples.WithLabels("holdout").Inc();
         }

@@ -1,7 +1,5 @@
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
 using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Holdout;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -51,6 +49,13 @@ public sealed class HoldoutEvaluator
     public bool Add(LabeledExample example)
     {
         ArgumentNullException.ThrowIfNull(example);
+        return Add(example, ExampleIdHash.Of(example.Id));
+    }
+
+    /// <summary>Offers <paramref name="example"/> with <paramref name="idHash"/>, the hash of its id computed for routing.</summary>
+    public bool Add(LabeledExample example, ExampleIdHash idHash)
+    {
+        ArgumentNullException.ThrowIfNull(example);
         if (!holdouts.TryGetValue(example.Task, out List<LabeledExample>? examples))
         {
             examples = [];
@@ -59,7 +64,7 @@ public sealed class HoldoutEvaluator
         }
 
         PriorityQueue<int, ulong> slots = slotsByKey[example.Task];
-        ulong key = SampleKey(example.Id);
+        ulong key = idHash.SampleKey;
         if (examples.Count < CapacityPerTask)
         {
             slots.Enqueue(examples.Count, key);
@@ -76,15 +81,6 @@ public sealed class HoldoutEvaluator
         examples[slot] = example;
         _ = slots.DequeueEnqueue(slot, key);
         return true;
-    }
-
-    // Bytes 8 to 15 of the id's SHA-256: HoldoutRouter chooses holdout examples by bytes 0 to 7, so the sample
-    // within the holdout does not depend on that choice.
-    private static ulong SampleKey(string id)
-    {
-        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(Encoding.UTF8.GetBytes(id), digest);
-        return BinaryPrimitives.ReadUInt64LittleEndian(digest[8..]);
     }
 
     /// <summary>Returns the accuracy, from 0 to 1, on each task that has holdout examples.</summary>

@@ -1,7 +1,3 @@
-using System.Buffers.Binary;
-using System.Security.Cryptography;
-using System.Text;
-
 namespace ContinualServe.Learner.Holdout;
 
 /// <summary>
@@ -26,12 +22,8 @@ public sealed class HoldoutRouter
 
     public double HoldoutFraction { get; }
 
-    public bool IsHoldout(string exampleId)
-    {
-        ArgumentNullException.ThrowIfNull(exampleId);
-        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(Encoding.UTF8.GetBytes(exampleId), digest);
-        ulong hash = BinaryPrimitives.ReadUInt64LittleEndian(digest);
-        return hash % Buckets < threshold;
-    }
+    public bool IsHoldout(string exampleId) => IsHoldout(ExampleIdHash.Of(exampleId));
+
+    /// <summary>Routes by an id hash that the caller computed, so that its sample key can be reused without hashing again.</summary>
+    public bool IsHoldout(ExampleIdHash idHash) => idHash.RoutingKey % Buckets < threshold;
 }

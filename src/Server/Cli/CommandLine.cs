@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using Confluent.Kafka;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Data;
@@ -84,7 +85,13 @@ public static class CommandLine
             BenchCommand.Create(),
             ExperimentCommand.Create(),
         };
-        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+        ParseResult parse = root.Parse(args);
+        int exitCode = await parse.InvokeAsync().ConfigureAwait(false);
+
+        // System.CommandLine 2.0.0's ParseErrorAction writes the errors to stderr and help to stdout, then returns 1.
+        // Invalid arguments exit with the invalid-configuration code instead, so that 1 keeps meaning a failure after
+        // the start.
+        return parse.Action is ParseErrorAction ? RoleCommandLine.InvalidArgumentExitCode : exitCode;
     }
 
     private static Command DemoCommand()
@@ -100,7 +107,17 @@ public static class CommandLine
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream (1 to 5).", DefaultValueFactory = _ => 5 };
         tasks.Validators.Add(option =>
         {
-            int count = option.GetValueOrDefault<int>();
+            int count;
+            try
+            {
+                count = option.GetValueOrDefault<int>();
+            }
+            catch (InvalidOperationException)
+            {
+                // The value is not a number. The parser reports that conversion error itself.
+                return;
+            }
+
             if (count is < 1 or > 5)
             {
                 option.AddError($"--tasks must be 1 to 5 (Split Fashion-MNIST has five tasks of two classes); it is {count}.");

@@ -14,8 +14,11 @@ internal static class RoleCommandLine
     /// <summary>Exit code of a start that failed on invalid configuration.</summary>
     public const int InvalidConfigurationExitCode = 2;
 
-    /// <summary>Exit code of an unrecognized command-line argument, the same as System.CommandLine's parse errors.</summary>
-    public const int InvalidArgumentExitCode = 1;
+    /// <summary>
+    /// Exit code of an unrecognized command-line argument or another parse error. It equals
+    /// <see cref="InvalidConfigurationExitCode"/>, because both mean the process did not start as configured.
+    /// </summary>
+    public const int InvalidArgumentExitCode = InvalidConfigurationExitCode;
 
     /// <summary>Exit code when a background service (store poller, version subscriber, status sampler) failed and stopped the host.</summary>
     public const int ServiceFailedExitCode = 1;

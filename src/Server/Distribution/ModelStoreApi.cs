@@ -1,5 +1,6 @@
 using System.Globalization;
 using ContinualServe.Model.Store;
+using ContinualServe.Server.Inference;
 
 namespace ContinualServe.Server.Distribution;
 
@@ -26,7 +27,7 @@ public static class ModelStoreApi
         ArgumentNullException.ThrowIfNull(store);
         RouteGroupBuilder group = routes.MapGroup(RoutePrefix).WithTags("Model store (read-only)");
         group.MapGet("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }));
-        group.MapGet("/versions/{version:long}/{file}", (long version, string file) => ReadFile(store(), version, file));
+        group.MapGet("/versions/{version}/{file}", (string version, string file) => ReadFile(store(), version, file));
         return routes;
     }
 
@@ -34,8 +35,13 @@ public static class ModelStoreApi
     public static string FilePath(long version, string file) =>
         string.Create(CultureInfo.InvariantCulture, $"{RoutePrefix.TrimStart('/')}/versions/{version}/{file}");
 
-    private static IResult ReadFile(ModelStore store, long version, string file)
+    private static IResult ReadFile(ModelStore store, string versionSegment, string file)
     {
+        if (!VersionSegment.TryParse(versionSegment, out long version, out InferenceError? versionError))
+        {
+            return versionError.ToResult(StatusCodes.Status400BadRequest);
+        }
+
         if (!ContentTypes.TryGetValue(file, out string? contentType))
         {
             return Results.Json(

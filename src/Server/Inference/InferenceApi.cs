@@ -57,6 +57,12 @@ public static class InferenceApi
             return UnknownModel(name, options.Value);
         }
 
+        long requestedVersion = 0;
+        if (version is not null && !VersionSegment.TryParse(version, out requestedVersion, out InferenceError? versionError))
+        {
+            return versionError.ToResult(StatusCodes.Status400BadRequest);
+        }
+
         if (!live.TryAcquire(out ModelLease lease))
         {
             return new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready").ToResult(StatusCodes.Status503ServiceUnavailable);
@@ -66,7 +72,7 @@ public static class InferenceApi
         {
             ServedModel model = lease.Model;
             string liveVersion = model.Version.ToString(CultureInfo.InvariantCulture);
-            if (version is not null && version != liveVersion)
+            if (version is not null && requestedVersion != model.Version)
             {
                 return new InferenceError($"Version '{version}' of model '{options.Value.ModelName}' is not loaded; the live version is {liveVersion}.", "version", liveVersion).ToResult(StatusCodes.Status404NotFound);
             }
@@ -120,10 +126,10 @@ public static class InferenceApi
         long? version = null;
         if (requestedVersion is not null)
         {
-            if (!long.TryParse(requestedVersion, NumberStyles.None, CultureInfo.InvariantCulture, out long parsed))
+            if (!VersionSegment.TryParse(requestedVersion, out long parsed, out InferenceError? versionError))
             {
-                await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Version '{requestedVersion}' is not a version number.", "version", "a positive integer")).ConfigureAwait(false);
-                return "not_found";
+                await WriteErrorAsync(context, StatusCodes.Status400BadRequest, versionError).ConfigureAwait(false);
+                return "bad_request";
             }
 
             version = parsed;
@@ -206,7 +212,8 @@ public static class InferenceApi
 
     // A missing Content-Type is read as JSON, because the KServe Python client (InferenceRESTClient) sends JSON
     // requests without one. Other types, such as text/plain or the application/x-www-form-urlencoded that curl -d
-    // sends by default, are rejected because they declare a body that is not JSON.
+    // sends by default, are rejected because they declare a body that is not JSON. JSON declared in a charset other
+    // than UTF-8 (or its subset US-ASCII) is rejected as well, because the reader decodes every body as UTF-8.
     private static InferenceError? CheckContentType(string? contentType)
     {
         if (string.IsNullOrEmpty(contentType))
@@ -214,11 +221,17 @@ public static class InferenceApi
             return null;
         }
 
-        if (MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? mediaType)
-            && (mediaType.MediaType.Equals(JsonContentType, StringComparison.OrdinalIgnoreCase)
-                || mediaType.MediaType.Equals(BinaryContentType, StringComparison.OrdinalIgnoreCase)))
+        if (MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? mediaType))
         {
-            return null;
+            if (mediaType.MediaType.Equals(JsonContentType, StringComparison.OrdinalIgnoreCase))
+            {
+                return JsonCharset.Check(mediaType);
+            }
+
+            if (mediaType.MediaType.Equals(BinaryContentType, StringComparison.OrdinalIgnoreCase))
+            {
+                return null;
+            }
         }
 
         return new InferenceError(

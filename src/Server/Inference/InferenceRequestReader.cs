@@ -354,29 +354,8 @@ public sealed class InferenceRequestReader
             return false;
         }
 
-        string expectedShape = $"[N, {featureCount}] with 1 <= N <= {maxBatchSize}";
-        if (shape is null || shape.Count == 0)
+        if (!TryCheckShape(shape, out long batch, out error))
         {
-            error = new InferenceError("Input shape is missing.", "inputs[0].shape", expectedShape);
-            return false;
-        }
-
-        long perItem = 1;
-        for (int index = 1; index < shape.Count; index++)
-        {
-            perItem *= shape[index];
-        }
-
-        long batch = shape[0];
-        if (perItem != featureCount || (shape.Count == 1 && featureCount != 1))
-        {
-            error = new InferenceError($"Input shape [{string.Join(", ", shape)}] does not match the model.", "inputs[0].shape", expectedShape);
-            return false;
-        }
-
-        if (batch < 1 || batch > maxBatchSize)
-        {
-            error = new InferenceError($"Batch size {batch} is out of range.", "inputs[0].shape[0]", $"1 to {maxBatchSize}");
             return false;
         }
 
@@ -386,15 +365,77 @@ public sealed class InferenceRequestReader
             return false;
         }
 
-        if (dataCount != batch * featureCount)
+        if (!TryCheckDataLength(shape!, dataCount, out error))
         {
-            error = new InferenceError($"Input data has {dataCount} values but shape [{string.Join(", ", shape)}] needs {batch * featureCount}.", "inputs[0].data", $"{batch * featureCount} values");
             return false;
         }
 
         input = new InferenceInput(name!, (int)batch, data, null);
         error = null;
         return true;
+    }
+
+    // The model metadata declares the input as [-1, featureCount], and the request shape must match it, with -1
+    // matching any batch size. Image shapes such as [1, 28, 28] are rejected even with the same element count,
+    // because accepting them would hide a client that sends data in a layout the model does not read.
+    private bool TryCheckShape(List<long>? shape, out long batch, out InferenceError? error)
+    {
+        batch = 0;
+        string expectedShape = $"[N, {featureCount}] with 1 <= N <= {maxBatchSize}";
+        if (shape is null || shape.Count == 0)
+        {
+            error = new InferenceError("Input shape is missing.", "inputs[0].shape", expectedShape);
+            return false;
+        }
+
+        if (shape.Count != 2 || shape[1] != featureCount)
+        {
+            error = new InferenceError(
+                $"Input shape [{string.Join(", ", shape)}] does not match the model's input shape [-1, {featureCount}]. Send rows of {featureCount} features as [N, {featureCount}].",
+                "inputs[0].shape",
+                expectedShape);
+            return false;
+        }
+
+        batch = shape[0];
+        if (batch < 1 || batch > maxBatchSize)
+        {
+            error = new InferenceError($"Batch size {batch} is out of range.", "inputs[0].shape[0]", $"1 to {maxBatchSize}");
+            return false;
+        }
+
+        error = null;
+        return true;
+    }
+
+    // Checks that the data contains shape[0] rows. When it contains a different whole number of rows, the shape's
+    // batch size is the likely mistake, so the error names the shape that the data implies.
+    private bool TryCheckDataLength(List<long> shape, int dataCount, out InferenceError? error)
+    {
+        long batch = shape[0];
+        long expectedCount = batch * featureCount;
+        if (dataCount == expectedCount)
+        {
+            error = null;
+            return true;
+        }
+
+        string declared = $"[{string.Join(", ", shape)}]";
+        if (dataCount > 0 && dataCount % featureCount == 0)
+        {
+            int rows = dataCount / featureCount;
+            error = new InferenceError(
+                $"Input data has {dataCount} values, which is {rows} rows of {featureCount}, but shape {declared} declares {batch}.",
+                "inputs[0].shape",
+                $"[{rows}, {featureCount}]");
+            return false;
+        }
+
+        error = new InferenceError(
+            $"Input data has {dataCount} values but shape {declared} needs {expectedCount}.",
+            "inputs[0].data",
+            $"{expectedCount} values, {batch} rows of {featureCount}");
+        return false;
     }
 
     private static bool TryCheckName(string? name, out InferenceError? error)

@@ -6,6 +6,7 @@ using ContinualServe.Model.Telemetry;
 using ContinualServe.Server.Hosting;
 using ContinualServe.Server.Inference;
 using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
 
 namespace ContinualServe.Server.Management;
 
@@ -63,9 +64,9 @@ public static partial class ManagementApi
 
     private static IResult Promote(string version, ModelSwapper swapper, LiveModel live)
     {
-        if (!long.TryParse(version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long number) || number < 1)
+        if (!VersionSegment.TryParse(version, out long number, out InferenceError? versionError))
         {
-            return Error(StatusCodes.Status400BadRequest, new InferenceError($"Version '{version}' is not a version number.", "version", "a positive integer"));
+            return Error(StatusCodes.Status400BadRequest, versionError);
         }
 
         if (!swapper.Store.ListVersionNumbers().Contains(number))
@@ -133,6 +134,13 @@ public static partial class ManagementApi
 
     private static async Task<IResult> UploadGoldenSetAsync(HttpContext context, ModelSwapper swapper, LiveModel live, IOptions<ServerOptions> options)
     {
+        // The body is parsed as UTF-8 whatever its Content-Type, so only a declared charset is checked.
+        if (MediaTypeHeaderValue.TryParse(context.Request.ContentType, out MediaTypeHeaderValue? mediaType)
+            && JsonCharset.Check(mediaType) is { } charsetError)
+        {
+            return Error(StatusCodes.Status415UnsupportedMediaType, charsetError);
+        }
+
         GoldenSet? golden;
         try
         {

@@ -1,5 +1,6 @@
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Evaluation;
+using ContinualServe.Learner.Holdout;
 using Shouldly;
 using Xunit;
 
@@ -70,6 +71,36 @@ public sealed class HoldoutEvaluatorTests
         // Labels alternate 0 and 1, so a uniform sample of 1,000 contains about 500 of each (one standard deviation is 16).
         int zeros = evaluator.Examples(1).Count(example => example.Label == 0);
         zeros.ShouldBeInRange(440, 560);
+    }
+
+    [Fact]
+    public void SampleMatchesPinnedIds()
+    {
+        // The five ids with the lowest bytes 8 to 15 of SHA-256 (little-endian), computed independently.
+        // Learner checkpoints store the sample chosen by this key, so it must not change.
+        var evaluator = new HoldoutEvaluator(capacityPerTask: 5);
+
+        foreach (LabeledExample example in Examples(task: 1, count: 500))
+        {
+            _ = evaluator.Add(example);
+        }
+
+        evaluator.Examples(1).Select(example => example.Id).Order().ShouldBe(
+            ["task1-example177", "task1-example204", "task1-example21", "task1-example218", "task1-example399"]);
+    }
+
+    [Fact]
+    public void PrecomputedHashKeepsSameSample()
+    {
+        LabeledExample[] examples = Examples(task: 1, count: 500);
+        var evaluator = new HoldoutEvaluator(capacityPerTask: 100);
+
+        foreach (LabeledExample example in examples)
+        {
+            _ = evaluator.Add(example, ExampleIdHash.Of(example.Id));
+        }
+
+        evaluator.Examples(1).Select(example => example.Id).Order().ShouldBe(KeptIds(examples));
     }
 
     [Fact]

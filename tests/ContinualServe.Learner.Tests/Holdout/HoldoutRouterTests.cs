@@ -54,6 +54,19 @@ public sealed class HoldoutRouterTests
     }
 
     [Fact]
+    public void RoutingMatchesPinnedIds()
+    {
+        // Indices computed independently from bytes 0 to 7 of SHA-256 (little-endian) modulo 10,000 below 1,000.
+        // Learner checkpoints store holdout examples chosen by this routing, so it must not change.
+        int[] expected = [2, 3, 5, 24, 34, 37, 38, 40, 44, 69, 86, 89, 98, 99, 129, 139, 150, 151, 177, 197];
+        var router = new HoldoutRouter(0.1);
+
+        int[] heldOut = Enumerable.Range(0, 200).Where(index => router.IsHoldout(TestData.ExampleId("train", index))).ToArray();
+
+        heldOut.ShouldBe(expected);
+    }
+
+    [Fact]
     public void ZeroFractionHoldsOutNothing()
     {
         var router = new HoldoutRouter(0);

@@ -121,6 +121,8 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
     [InlineData("store/v1/versions/1/..%2F..%2Fmanifest.json", HttpStatusCode.NotFound)]
     [InlineData("store/v1/versions/2/weights.bin", HttpStatusCode.NotFound)]
     [InlineData("store/v1/versions/1/weights.bin", HttpStatusCode.OK)]
+    [InlineData("store/v1/versions/abc/weights.bin", HttpStatusCode.BadRequest)]
+    [InlineData("store/v1/versions/-1/weights.bin", HttpStatusCode.BadRequest)]
     public async Task StoreApiServesOnlyVersionFiles(string path, HttpStatusCode expected)
     {
         using HttpResponseMessage response = await http.GetAsync(new Uri(new Uri(storeUrl), path));

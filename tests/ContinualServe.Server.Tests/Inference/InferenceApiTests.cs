@@ -44,9 +44,39 @@ public sealed class InferenceApiTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("GET", "abc")]
+    [InlineData("GET", "0")]
+    [InlineData("GET", "-1")]
+    [InlineData("GET", "1.5")]
+    [InlineData("GET", "99999999999999999999")]
+    [InlineData("POST", "abc")]
+    [InlineData("POST", "0")]
+    [InlineData("POST", "+2")]
+    public async Task InvalidVersionSegmentGets400(string method, string version)
+    {
+        string path = method == "GET" ? $"v2/models/test-model/versions/{version}" : $"v2/models/test-model/versions/{version}/infer";
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (method == "POST")
+        {
+            request.Content = InferenceRequests.Json(InferenceRequests.Body(1, 16));
+        }
+
+        using HttpResponseMessage response = await server.Client.SendAsync(request);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/json");
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("error").GetString().ShouldBe($"Version '{version}' is invalid. A version is a positive integer, such as 1.");
+        error.RootElement.GetProperty("field").GetString().ShouldBe("version");
+        error.RootElement.GetProperty("expected").GetString().ShouldBe("a positive integer");
+    }
+
+    [Theory]
     [InlineData("{not json", "body")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,16],\"datatype\":\"FP64\",\"data\":[]}]}", "inputs[0].datatype")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,15],\"datatype\":\"FP32\",\"data\":[]}]}", "inputs[0].shape")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,4,4],\"datatype\":\"FP32\",\"data\":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}", "inputs[0].shape")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[16],\"datatype\":\"FP32\",\"data\":[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]}]}", "inputs[0].shape")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[0,16],\"datatype\":\"FP32\",\"data\":[]}]}", "inputs[0].shape[0]")]
     [InlineData("{\"inputs\":[{\"name\":\"input\",\"shape\":[1,16],\"datatype\":\"FP32\",\"data\":[1,2]}]}", "inputs[0].data")]
     public async Task BadRequestsGet400WithField(string body, string field)

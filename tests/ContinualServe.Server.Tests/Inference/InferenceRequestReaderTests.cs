@@ -31,14 +31,49 @@ public sealed class InferenceRequestReaderTests
         input.Data.Take(8).ShouldBe([1f, 2f, 3f, 4f, 5f, 6f, 7f, 8f]);
     }
 
-    [Fact]
-    public void ImageShapeIsAccepted()
+    [Theory]
+    [InlineData("[1,1,2,2]")]
+    [InlineData("[1,2,2]")]
+    [InlineData("[4]")]
+    [InlineData("[1,4,1]")]
+    [InlineData("[1,1,4]")]
+    [InlineData("[2,2]")]
+    public void ShapeOtherThanRowsIsRejected(string shape)
     {
-        var imageReader = new InferenceRequestReader(featureCount: 4, maxBatchSize: 8);
+        bool ok = reader.TryRead(Utf8(InferenceRequests.Body(1, 4, shape: shape)), out _, out InferenceError? error);
 
-        imageReader.TryRead(Utf8(InferenceRequests.Body(1, 4, shape: "[1,1,2,2]")), out InferenceInput input, out _).ShouldBeTrue();
+        ok.ShouldBeFalse();
+        error!.Field.ShouldBe("inputs[0].shape");
+        error.Expected.ShouldBe("[N, 4] with 1 <= N <= 8");
+        error.Error.ShouldContain("[-1, 4]");
+    }
 
-        input.BatchSize.ShouldBe(1);
+    [Theory]
+    [InlineData("[1,4]", 8, "[2, 4]")]
+    [InlineData("[3,4]", 8, "[2, 4]")]
+    [InlineData("[2,4]", 4, "[1, 4]")]
+    public void BatchSizeMustMatchData(string shape, int values, string impliedShape)
+    {
+        string data = "[" + string.Join(",", Enumerable.Range(0, values)) + "]";
+
+        bool ok = reader.TryRead(Utf8(InferenceRequests.Body(1, 4, shape: shape, data: data)), out _, out InferenceError? error);
+
+        ok.ShouldBeFalse();
+        error!.Field.ShouldBe("inputs[0].shape");
+        error.Expected.ShouldBe(impliedShape);
+    }
+
+    [Fact]
+    public void SingleFeatureRowsNeedRankTwo()
+    {
+        var singleFeature = new InferenceRequestReader(featureCount: 1, maxBatchSize: 8);
+
+        bool flat = singleFeature.TryRead(Utf8(InferenceRequests.Body(3, 1, shape: "[3]", data: "[1,2,3]")), out _, out _);
+        bool rows = singleFeature.TryRead(Utf8(InferenceRequests.Body(3, 1, shape: "[3,1]", data: "[1,2,3]")), out InferenceInput input, out _);
+
+        flat.ShouldBeFalse();
+        rows.ShouldBeTrue();
+        input.BatchSize.ShouldBe(3);
     }
 
     [Theory]

@@ -67,8 +67,27 @@ public sealed class RequestValidationTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("application/json; charset=utf-16", "utf-16")]
+    [InlineData("application/json; charset=ISO-8859-1", "ISO-8859-1")]
+    [InlineData("application/json; charset=\"latin1\"", "latin1")]
+    [InlineData("application/json; charset=utf8", "utf8")]
+    public async Task NonUtf8CharsetGets415(string contentType, string charset)
+    {
+        using HttpResponseMessage response = await PostAsync(contentType);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.UnsupportedMediaType);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("field").GetString().ShouldBe("Content-Type");
+        error.RootElement.GetProperty("expected").GetString().ShouldBe("charset=utf-8, or no charset");
+        error.RootElement.GetProperty("error").GetString()!.ShouldContain($"'{charset}'");
+    }
+
+    [Theory]
     [InlineData("application/json")]
     [InlineData("application/json; charset=utf-8")]
+    [InlineData("application/json; charset=UTF-8")]
+    [InlineData("application/json; charset=\"utf-8\"")]
+    [InlineData("application/json; charset=us-ascii")]
     [InlineData("Application/JSON")]
     [InlineData("application/octet-stream")]
     [InlineData(null)]

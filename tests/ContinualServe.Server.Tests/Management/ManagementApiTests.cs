@@ -118,6 +118,21 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public async Task GoldenSetInUtf16Gets415()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        using HttpRequestMessage request = Request("PUT", "manage/v1/golden-set", ManagementServer.Token);
+        request.Content = new StringContent(GoldenSetJson(), Encoding.Unicode, "application/json");
+
+        using HttpResponseMessage response = await server.Management.SendAsync(request);
+        using HttpResponseMessage stored = await server.Management.SendAsync(Request("GET", "manage/v1/golden-set", ManagementServer.Token));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.UnsupportedMediaType);
+        (await response.Content.ReadAsStringAsync()).ShouldContain("'utf-16'");
+        stored.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
     public async Task GoldenSetSurvivesRestart()
     {
         string directory;

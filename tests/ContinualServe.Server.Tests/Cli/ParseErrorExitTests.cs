@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Cli;
+
+/// <summary>Exit codes and stderr of the built <c>continualserve</c> executable for invalid command lines.</summary>
+public sealed class ParseErrorExitTests
+{
+    [Theory]
+    [InlineData("demo --bogus", "Unrecognized command or argument '--bogus'")]
+    [InlineData("nosuch", "Unrecognized command or argument 'nosuch'")]
+    [InlineData("", "Required command was not provided")]
+    [InlineData("bench", "Option '--url' is required")]
+    [InlineData("demo --tasks x", "Cannot parse argument 'x' for option '--tasks'")]
+    [InlineData("demo --tasks 9", "--tasks must be 1 to 5")]
+    [InlineData("serve --stor models", "Unrecognized argument '--stor'")]
+    public async Task ParseErrorExitsWithTwo(string arguments, string message)
+    {
+        (int exitCode, string standardOutput, string standardError) = await RunAsync(arguments);
+
+        exitCode.ShouldBe(2, standardError);
+        standardError.ShouldContain(message);
+        standardOutput.ShouldNotContain(message);
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("serve --help")]
+    [InlineData("demo --help --bogus")]
+    public async Task HelpExitsWithZero(string arguments)
+    {
+        (int exitCode, string standardOutput, string standardError) = await RunAsync(arguments);
+
+        exitCode.ShouldBe(0, standardError);
+        standardOutput.ShouldContain("Usage:");
+        standardError.ShouldBeEmpty();
+    }
+
+    private static async Task<(int ExitCode, string StandardOutput, string StandardError)> RunAsync(string arguments)
+    {
+        string host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path && File.Exists(path) ? path : "dotnet";
+        var startInfo = new ProcessStartInfo(host)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        startInfo.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "continualserve.dll"));
+        foreach (string argument in arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        using Process process = Process.Start(startInfo)!;
+        Task<string> standardOutput = process.StandardOutput.ReadToEndAsync();
+        Task<string> standardError = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return (process.ExitCode, await standardOutput, await standardError);
+    }
+}
