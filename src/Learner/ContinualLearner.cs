@@ -110,7 +110,7 @@ public sealed partial class ContinualLearner : IDisposable
         TrainerOptions trainerOptions = options.Trainer;
         LogStarting(
             logger, options.Topic, options.GroupId, latest.Number, device, trainerOptions.Strategy, trainerOptions.BufferKind,
-            trainerOptions.ReplayCapacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight);
+            trainerOptions.ReplayCapacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight, trainerOptions.FeatureLearningRateScale);
         stopping = new CancellationTokenSource();
         stopped.Reset();
         thread = new Thread(() => Run(stopping.Token)) { IsBackground = true, Name = "continualserve-learner" };
@@ -498,10 +498,10 @@ public sealed partial class ContinualLearner : IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with strategy {Strategy}, {BufferKind} buffer of {ReplayCapacity}, {StepsPerBatch} steps per batch, asymmetric new-example loss {Asymmetric}, LwF weight {DistillationWeight}")]
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with strategy {Strategy}, {BufferKind} buffer of {ReplayCapacity}, {StepsPerBatch} steps per batch, asymmetric new-example loss {Asymmetric}, LwF weight {DistillationWeight}, feature learning-rate scale {FeatureLearningRateScale}")]
     private static partial void LogStarting(
         ILogger logger, string topic, string groupId, long version, Device device, ReplayStrategy strategy, ReplayBufferKind bufferKind,
-        int replayCapacity, int stepsPerBatch, bool asymmetric, double distillationWeight);
+        int replayCapacity, int stepsPerBatch, bool asymmetric, double distillationWeight, double featureLearningRateScale);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped after training {Trained} examples; latest version {Version}")]
     private static partial void LogStopped(ILogger logger, long trained, long version);

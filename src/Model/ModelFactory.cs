@@ -46,6 +46,18 @@ public static class ModelFactory
         }
     }
 
+    /// <summary>
+    /// Returns whether <paramref name="parameterName"/>, a name from <c>named_parameters()</c>, belongs to the classifier
+    /// head. Every architecture here names its last linear layer <c>head</c>.
+    /// </summary>
+    public static bool IsHeadParameter(string parameterName)
+    {
+        ArgumentNullException.ThrowIfNull(parameterName);
+        return parameterName.Split('.').Contains(HeadModuleName);
+    }
+
+    internal const string HeadModuleName = "head";
+
     internal static string EnsureKnownArchitecture(string architecture) => architecture switch
     {
         MlpArchitecture or CnnArchitecture => architecture,

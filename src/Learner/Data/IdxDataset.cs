@@ -71,21 +71,27 @@ public sealed class IdxDataset
             FindFile(directory, $"{prefix}-labels-idx1-ubyte"));
     }
 
-    private static string FindFile(string directory, string baseName)
+    /// <summary>
+    /// Returns the error message for the first Fashion-MNIST file (train and t10k, images and labels) missing from
+    /// <paramref name="directory"/>, or null when all four exist.
+    /// </summary>
+    public static string? FindMissingFashionMnist(string directory)
     {
-        foreach (string candidate in new[] { baseName + ".gz", baseName })
-        {
-            string path = Path.Combine(directory, candidate);
-            if (File.Exists(path))
-            {
-                return path;
-            }
-        }
-
-        throw new FileNotFoundException(
-            $"Neither {baseName}.gz nor {baseName} exists in {directory}. Install the Debian package dataset-fashion-mnist or pass --data.",
-            Path.Combine(directory, baseName + ".gz"));
+        ArgumentNullException.ThrowIfNull(directory);
+        string[] baseNames = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+        string? missing = baseNames.FirstOrDefault(baseName => TryFindFile(directory, baseName) is null);
+        return missing is null ? null : MissingFileMessage(directory, missing);
     }
+
+    private static string FindFile(string directory, string baseName) =>
+        TryFindFile(directory, baseName)
+        ?? throw new FileNotFoundException(MissingFileMessage(directory, baseName), Path.Combine(directory, baseName + ".gz"));
+
+    private static string? TryFindFile(string directory, string baseName) =>
+        new[] { baseName + ".gz", baseName }.Select(candidate => Path.Combine(directory, candidate)).FirstOrDefault(File.Exists);
+
+    private static string MissingFileMessage(string directory, string baseName) =>
+        $"Neither {baseName}.gz nor {baseName} exists in {directory}. Install the Debian package dataset-fashion-mnist or pass --data.";
 
     private static byte[] ReadPossiblyCompressed(string path)
     {

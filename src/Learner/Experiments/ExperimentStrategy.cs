@@ -46,12 +46,16 @@ public sealed record ExperimentStrategy(string Name, TrainerOptions Trainer, int
         return options;
     }
 
+    /// <summary>The feature layers' learning-rate scale of <c>best</c>, chosen on the validation split.</summary>
+    public const double BestFeatureLearningRateScale = 0.2;
+
     // The combination that scored best on the validation split (docs/results.md lists what each part adds).
     private static TrainerOptions Best(TrainerOptions options)
     {
         options.AsymmetricNewLoss = true;
         options.BufferKind = ReplayBufferKind.ClassBalanced;
         options.StepsPerBatch = Math.Max(options.StepsPerBatch, 3);
+        options.FeatureLearningRateScale = Math.Min(options.FeatureLearningRateScale, BestFeatureLearningRateScale);
         return options;
     }
 
@@ -62,6 +66,7 @@ public sealed record ExperimentStrategy(string Name, TrainerOptions Trainer, int
         ReplayBatchSize = source.ReplayBatchSize,
         ReplayCapacity = source.ReplayCapacity,
         LearningRate = source.LearningRate,
+        FeatureLearningRateScale = source.FeatureLearningRateScale,
         ReplayLogitWeight = source.ReplayLogitWeight,
         ReplayLabelWeight = source.ReplayLabelWeight,
         GradientClipNorm = source.GradientClipNorm,

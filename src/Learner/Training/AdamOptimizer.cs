@@ -13,6 +13,7 @@ namespace ContinualServe.Learner.Training;
 /// in addcdiv_ with "Expected false to be true" from c10's Scalar::toFloat. Here every Scalar is disposed
 /// explicitly after its call, which keeps it alive until then; add_(Scalar) gets its alpha of 1 explicitly too,
 /// because the one-argument overload converts it implicitly.
+/// Each parameter has its own learning rate, so that the trainer can move the feature layers more slowly than the head.
 /// </summary>
 internal sealed class AdamOptimizer : IDisposable
 {
@@ -23,13 +24,15 @@ internal sealed class AdamOptimizer : IDisposable
     private readonly Parameter[] parameters;
     private readonly Tensor[] firstMoments;
     private readonly Tensor[] secondMoments;
-    private readonly double learningRate;
+    private readonly double[] learningRates;
     private long step;
 
-    public AdamOptimizer(IEnumerable<Parameter> parameters, double learningRate)
+    /// <summary>Creates the optimizer of <paramref name="parameters"/>, each with its learning rate, in the order of a saved state.</summary>
+    public AdamOptimizer(IEnumerable<(Parameter Parameter, double LearningRate)> parameters)
     {
-        this.parameters = parameters.ToArray();
-        this.learningRate = learningRate;
+        (Parameter Parameter, double LearningRate)[] pairs = parameters.ToArray();
+        this.parameters = pairs.Select(pair => pair.Parameter).ToArray();
+        learningRates = pairs.Select(pair => pair.LearningRate).ToArray();
         firstMoments = this.parameters.Select(parameter => torch.zeros_like(parameter).DetachFromDisposeScope()).ToArray();
         secondMoments = this.parameters.Select(parameter => torch.zeros_like(parameter).DetachFromDisposeScope()).ToArray();
     }
@@ -57,7 +60,6 @@ internal sealed class AdamOptimizer : IDisposable
         using Scalar correction2 = Math.Sqrt(biasCorrection2).ToScalar();
         using Scalar epsilon = Epsilon.ToScalar();
         using Scalar one = 1.0.ToScalar();
-        using Scalar stepSize = (-learningRate / biasCorrection1).ToScalar();
         for (int index = 0; index < parameters.Length; index++)
         {
             Tensor? gradient = parameters[index].grad;
@@ -69,6 +71,7 @@ internal sealed class AdamOptimizer : IDisposable
             firstMoments[index].mul_(beta1).add_(gradient, alpha: oneMinusBeta1);
             secondMoments[index].mul_(beta2).addcmul_(gradient, gradient, value: oneMinusBeta2);
             Tensor denominator = secondMoments[index].sqrt().div_(correction2).add_(epsilon, one);
+            using Scalar stepSize = (-learningRates[index] / biasCorrection1).ToScalar();
             parameters[index].addcdiv_(firstMoments[index], denominator, value: stepSize);
         }
     }

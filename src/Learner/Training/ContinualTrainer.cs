@@ -35,7 +35,7 @@ public sealed class ContinualTrainer : IDisposable
         Device = device;
         Module = ModelFactory.Clone(spec, initialWeights, device);
         Module.train();
-        optimizer = new AdamOptimizer(Module.parameters(), options.LearningRate);
+        optimizer = CreateOptimizer();
         ReplayBuffer = ReplayBuffers.Create(options.BufferKind, options.UsesReplay ? options.ReplayCapacity : 0, options.Seed);
         augmentationRandom = new Random(options.Seed + 1);
         scalars = new TrainerScalars(options);
@@ -157,7 +157,7 @@ public sealed class ContinualTrainer : IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         ModelFactory.CopyWeights(weights, Module);
         optimizer.Dispose();
-        optimizer = new AdamOptimizer(Module.parameters(), options.LearningRate);
+        optimizer = CreateOptimizer();
     }
 
     public void Dispose()
@@ -227,6 +227,14 @@ public sealed class ContinualTrainer : IDisposable
 
     /// <summary>Replaces the optimizer state with one written by <see cref="SaveOptimizerState"/>.</summary>
     public void LoadOptimizerState(string path) => optimizer.Load(path);
+
+    // The head learns at the configured rate and the layers below it at FeatureLearningRateScale times that rate.
+    private AdamOptimizer CreateOptimizer()
+    {
+        double featureRate = options.LearningRate * options.FeatureLearningRateScale;
+        return new AdamOptimizer(Module.named_parameters().Select(
+            pair => (pair.parameter, ModelFactory.IsHeadParameter(pair.name) ? options.LearningRate : featureRate)));
+    }
 
     // LwF's teacher is the model as it was when the stream moved on to a new task: it has learned the classes seen so far.
     private void FreezeTeacherOnTaskChange(int task)

@@ -40,6 +40,13 @@ public sealed class TrainerOptions
     [Range(1e-7, 1.0)]
     public double LearningRate { get; set; } = 1e-3;
 
+    /// <summary>
+    /// Multiplies the learning rate of every layer below the classifier head. Below 1 the features that earlier
+    /// tasks rely on drift more slowly than the head, which lowers forgetting; 1 trains all layers alike.
+    /// </summary>
+    [Range(0.0, 10.0)]
+    public double FeatureLearningRateScale { get; set; } = 1.0;
+
     /// <summary>Weight of the MSE between current logits and stored logits (DER's alpha).</summary>
     [Range(0.0, 100.0)]
     public double ReplayLogitWeight { get; set; } = 0.5;

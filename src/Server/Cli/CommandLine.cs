@@ -140,6 +140,12 @@ public static class CommandLine
                 Trainer = TrainerFrom(result),
                 StrategyName = result.GetValue(StrategyOption)!,
             };
+            if (IdxDataset.FindMissingFashionMnist(options.DataDirectory) is { } missing)
+            {
+                Console.Error.WriteLine(missing);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
             using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Warning);
             if (Console.IsOutputRedirected)
             {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Experiments;
@@ -36,11 +37,12 @@ public static class ExperimentCommand
         var lwfWeight = new Option<double>("--lwf-weight") { Description = "Weight of LwF distillation in the lwf strategies.", DefaultValueFactory = _ => 1.0 };
         var lwfTemperature = new Option<double>("--lwf-temperature") { Description = "Softmax temperature of LwF distillation.", DefaultValueFactory = _ => 2.0 };
         var learningRate = new Option<double>("--learning-rate") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
+        var featureScale = new Option<double>("--feature-lr-scale") { Description = "Learning rate of the layers below the head, as a multiple of --learning-rate ('best' uses at most " + ExperimentStrategy.BestFeatureLearningRateScale.ToString(CultureInfo.InvariantCulture) + ").", DefaultValueFactory = _ => 1.0 };
         var threads = new Option<int>("--threads") { Description = "libtorch CPU threads; 0 keeps libtorch's default.", DefaultValueFactory = _ => 1 };
         var command = new Command("experiment", "Measure continual-learning strategies offline on Fashion-MNIST (ACC, BWT, forgetting over seeds) and write a results page.")
         {
             data, protocol, strategies, seeds, validation, output, jointEpochs, capacity, buffer, replayBatch, steps, asymmetric, shift,
-            alpha, beta, lwfWeight, lwfTemperature, learningRate, threads,
+            alpha, beta, lwfWeight, lwfTemperature, learningRate, featureScale, threads,
         };
         command.SetAction(result =>
         {
@@ -57,18 +59,26 @@ public static class ExperimentCommand
                 DistillationWeight = result.GetValue(lwfWeight),
                 DistillationTemperature = result.GetValue(lwfTemperature),
                 LearningRate = result.GetValue(learningRate),
+                FeatureLearningRateScale = result.GetValue(featureScale),
             };
             var options = new ExperimentOptions
             {
                 DataDirectory = result.GetValue(data)!,
                 Protocol = result.GetValue(protocol),
                 Strategies = SplitList(result.GetValue(strategies)!),
-                Seeds = SplitList(result.GetValue(seeds)!).Select(seed => int.Parse(seed, CultureInfo.InvariantCulture)).ToArray(),
                 ValidationFraction = result.GetValue(validation),
                 JointEpochs = result.GetValue(jointEpochs),
                 Baseline = baseline,
                 Threads = result.GetValue(threads),
             };
+            string? error = CheckOptions(options, result.GetValue(seeds)!, out int[] seedList);
+            if (error is not null)
+            {
+                Console.Error.WriteLine(error);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
+            options.Seeds = seedList;
             return Run(options, result.GetValue(output));
         });
         return command;
@@ -106,6 +116,48 @@ public static class ExperimentCommand
         }
 
         return 0;
+    }
+
+    // Checks the settings before any run, because an invalid one would otherwise throw only after earlier strategies had run for minutes.
+    private static string? CheckOptions(ExperimentOptions options, string seeds, out int[] seedList)
+    {
+        seedList = [];
+        string? unknown = options.Strategies.FirstOrDefault(name => !ExperimentStrategy.KnownNames.Contains(name));
+        if (unknown is not null || options.Strategies.Count == 0)
+        {
+            return $"--strategies: unknown strategy '{unknown}'; expected a comma-separated list of {string.Join(", ", ExperimentStrategy.KnownNames)}.";
+        }
+
+        var parsed = new List<int>();
+        foreach (string seed in SplitList(seeds))
+        {
+            if (!int.TryParse(seed, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value))
+            {
+                return $"--seeds: '{seed}' is not a whole number; expected a comma-separated list such as 1,2,3.";
+            }
+
+            parsed.Add(value);
+        }
+
+        if (parsed.Count == 0)
+        {
+            return "--seeds: no seed given; expected a comma-separated list such as 1,2,3.";
+        }
+
+        if (options.ValidationFraction is < 0 or >= 1 || options.JointEpochs < 1)
+        {
+            return "--validation-fraction must be at least 0 and below 1, and --joint-epochs at least 1.";
+        }
+
+        var context = new ValidationContext(options.Baseline);
+        var problems = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(options.Baseline, context, problems, validateAllProperties: true))
+        {
+            return string.Join(" ", problems.Select(problem => problem.ErrorMessage));
+        }
+
+        seedList = [.. parsed];
+        return IdxDataset.FindMissingFashionMnist(options.DataDirectory);
     }
 
     private static string[] SplitList(string value) =>

@@ -44,7 +44,7 @@ public static class StrategyPresets
     /// <summary>
     /// Replaces a <c>--Learner:Trainer:Strategy=NAME</c> argument (the last one wins). A name of <c>experiment</c> becomes
     /// every trainer setting that strategy defines (replay strategy, asymmetric loss, buffer, steps per batch, LwF
-    /// weight); a <see cref="ReplayStrategy"/> name sets only the replay strategy, as it always did. The settings are
+    /// weight, feature learning-rate scale); a <see cref="ReplayStrategy"/> name sets only the replay strategy, as it always did. The settings are
     /// placed first, so that explicit <c>--Learner:Trainer:*</c> arguments still override them. Returns false with
     /// <paramref name="error"/> for an unknown name.
     /// </summary>
@@ -77,6 +77,7 @@ public static class StrategyPresets
             settings.Add(Setting(nameof(TrainerOptions.BufferKind), preset.BufferKind));
             settings.Add(Setting(nameof(TrainerOptions.StepsPerBatch), preset.StepsPerBatch));
             settings.Add(Setting(nameof(TrainerOptions.DistillationWeight), preset.DistillationWeight));
+            settings.Add(Setting(nameof(TrainerOptions.FeatureLearningRateScale), preset.FeatureLearningRateScale));
         }
 
         expanded = [.. settings, .. arguments.Where(argument => !argument.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))];

@@ -10,7 +10,7 @@ namespace ContinualServe.Learner.Tests.Experiments;
 /// <summary>
 /// Split Fashion-MNIST on the committed slice (3,000 training and 500 test images), seeds 1 to 3.
 /// Measured with this code: naive ACC 0.193, 0.144, 0.163 and task-1 forgetting 0.963 on every seed; DER++ ACC
-/// 0.510, 0.415, 0.545; 'best' ACC 0.766, 0.761, 0.752. The bounds leave room for libtorch's numeric drift.
+/// 0.510, 0.415, 0.545; 'best' ACC 0.728, 0.713, 0.717. The bounds leave room for libtorch's numeric drift.
 /// </summary>
 public sealed class SliceExperimentTests
 {
@@ -49,7 +49,7 @@ public sealed class SliceExperimentTests
         ExperimentResult best = Run("best", seed: 1);
         ExperimentResult derPlusPlus = Run("derpp", seed: 1);
 
-        best.AverageAccuracy.ShouldBeGreaterThan(0.7);
+        best.AverageAccuracy.ShouldBeGreaterThan(0.68);
         best.AverageAccuracy.ShouldBeGreaterThan(derPlusPlus.AverageAccuracy + 0.15);
     }
 

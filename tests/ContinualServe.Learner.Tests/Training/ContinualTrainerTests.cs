@@ -217,7 +217,28 @@ public sealed class ContinualTrainerTests
 
     private static LabeledExample[] TaskTwo(LabeledExample[] batch) => batch.Select(example => example with { Task = 2 }).ToArray();
 
-    private static ContinualTrainer CreateTrainer(ReplayStrategy strategy, int replayCapacity, double distillationWeight = 0)
+    [Fact]
+    public void FeatureScaleSlowsLayersBelowHead()
+    {
+        using ContinualTrainer full = CreateTrainer(ReplayStrategy.Naive, replayCapacity: 0);
+        using ContinualTrainer slowed = CreateTrainer(ReplayStrategy.Naive, replayCapacity: 0, featureLearningRateScale: 0.25);
+        Dictionary<string, Tensor> initial = full.Module.named_parameters().ToDictionary(pair => pair.name, pair => pair.parameter.detach().clone());
+
+        full.Step(Batch(0));
+        slowed.Step(Batch(0));
+
+        Dictionary<string, Tensor> slowedParameters = slowed.Module.named_parameters().ToDictionary(pair => pair.name, pair => (Tensor)pair.parameter);
+        foreach ((string name, Tensor parameter) in full.Module.named_parameters())
+        {
+            double fullChange = parameter.detach().sub(initial[name]).abs().sum().item<float>();
+            double slowedChange = slowedParameters[name].detach().sub(initial[name]).abs().sum().item<float>();
+            fullChange.ShouldBeGreaterThan(0, name);
+            double expected = ModelFactory.IsHeadParameter(name) ? 1.0 : 0.25;
+            (slowedChange / fullChange).ShouldBe(expected, tolerance: 1e-3, name);
+        }
+    }
+
+    private static ContinualTrainer CreateTrainer(ReplayStrategy strategy, int replayCapacity, double distillationWeight = 0, double featureLearningRateScale = 1)
     {
         torch.manual_seed(1);
         var options = new TrainerOptions
@@ -226,6 +247,7 @@ public sealed class ContinualTrainerTests
             BatchSize = BatchSize,
             ReplayCapacity = replayCapacity,
             DistillationWeight = distillationWeight,
+            FeatureLearningRateScale = featureLearningRateScale,
         };
 
         using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(SmallSpec);

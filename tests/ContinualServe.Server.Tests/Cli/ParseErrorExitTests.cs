@@ -25,6 +25,20 @@ public sealed class ParseErrorExitTests
     }
 
     [Theory]
+    [InlineData("experiment --data /nonexistent/fashion-mnist", "Install the Debian package dataset-fashion-mnist")]
+    [InlineData("demo --data /nonexistent/fashion-mnist", "Install the Debian package dataset-fashion-mnist")]
+    [InlineData("experiment --strategies best,bogus", "unknown strategy 'bogus'")]
+    [InlineData("experiment --seeds 1,x", "'x' is not a whole number")]
+    [InlineData("experiment --feature-lr-scale -1", "FeatureLearningRateScale must be between 0 and 10")]
+    public async Task InvalidRunSettingsExitWithTwo(string arguments, string message)
+    {
+        (int exitCode, _, string standardError) = await RunAsync(arguments);
+
+        exitCode.ShouldBe(2, standardError);
+        standardError.ShouldContain(message);
+    }
+
+    [Theory]
     [InlineData("--help")]
     [InlineData("serve --help")]
     [InlineData("demo --help --bogus")]

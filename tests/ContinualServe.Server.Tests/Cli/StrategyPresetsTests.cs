@@ -32,6 +32,7 @@ public sealed class StrategyPresetsTests
         trainer.AsymmetricNewLoss.ShouldBeTrue();
         trainer.BufferKind.ShouldBe(ReplayBufferKind.ClassBalanced);
         trainer.StepsPerBatch.ShouldBe(3);
+        trainer.FeatureLearningRateScale.ShouldBe(0.2);
     }
 
     [Theory]
@@ -59,6 +60,7 @@ public sealed class StrategyPresetsTests
             "--Learner:Trainer:BufferKind=ClassBalanced",
             "--Learner:Trainer:StepsPerBatch=3",
             "--Learner:Trainer:DistillationWeight=0",
+            "--Learner:Trainer:FeatureLearningRateScale=0.2",
             "--Learner:Trainer:StepsPerBatch=5",
         ]);
     }
@@ -85,6 +87,7 @@ public sealed class StrategyPresetsTests
             "--Learner:Trainer:BufferKind=Reservoir",
             "--Learner:Trainer:StepsPerBatch=1",
             "--Learner:Trainer:DistillationWeight=0",
+            "--Learner:Trainer:FeatureLearningRateScale=1",
         ]);
     }
 
@@ -100,6 +103,7 @@ public sealed class StrategyPresetsTests
             "--Learner:Trainer:BufferKind=Reservoir",
             "--Learner:Trainer:StepsPerBatch=1",
             "--Learner:Trainer:DistillationWeight=0",
+            "--Learner:Trainer:FeatureLearningRateScale=1",
             "--Learner:Trainer:Seed",
             "7",
         ]);
