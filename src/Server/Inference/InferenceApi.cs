@@ -19,7 +19,7 @@ namespace ContinualServe.Server.Inference;
 /// KServe Open Inference Protocol v2 over HTTP/JSON: health, model metadata and inference routes.
 /// Every inference response carries <c>model_version</c>, the version whose weights computed it.
 /// </summary>
-public static class InferenceApi
+public static partial class InferenceApi
 {
     internal const string JsonContentType = "application/json";
     internal const string BinaryContentType = "application/octet-stream";
@@ -41,6 +41,7 @@ public static class InferenceApi
         v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options) => VersionMetadata(name, version, live, options));
         v2.MapPost("/models/{name}/infer", (HttpContext context, string name) => InferAsync(context, name, null));
         v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version) => InferAsync(context, name, version));
+        MapV1(routes);
         return routes;
     }
 
@@ -135,22 +136,14 @@ public static class InferenceApi
             version = parsed;
         }
 
-        InferenceBatcher batcher = context.RequestServices.GetRequiredService<InferenceBatcher>();
         (InferenceInput? input, string? failure) = await ReceiveAsync(context, options).ConfigureAwait(false);
         if (input is null)
         {
             return failure!;
         }
 
-        BatchOutcome outcome;
-        try
+        if (await SubmitAsync(context, input.Value.Data, input.Value.BatchSize, version).ConfigureAwait(false) is not BatchOutcome outcome)
         {
-            outcome = await batcher.SubmitAsync(input.Value.Data, input.Value.BatchSize, version).ConfigureAwait(false);
-        }
-        catch (Exception exception) when (exception is ExternalException or InvalidOperationException or ArgumentException)
-        {
-            // The batcher logged the failed forward pass; this request reports it without a stack trace.
-            await WriteErrorAsync(context, StatusCodes.Status500InternalServerError, new InferenceError("The forward pass failed; see the server log.", null, null)).ConfigureAwait(false);
             return "error";
         }
 
@@ -176,17 +169,9 @@ public static class InferenceApi
 
         try
         {
-            LiveModel live = context.RequestServices.GetRequiredService<LiveModel>();
-            if (!live.TryAcquire(out ModelLease lease))
+            if (await LiveFeatureCountAsync(context).ConfigureAwait(false) is not int featureCount)
             {
-                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready")).ConfigureAwait(false);
                 return (null, "unavailable");
-            }
-
-            int featureCount;
-            using (lease)
-            {
-                featureCount = lease.Model.Spec.FeatureCount;
             }
 
             if (!TrySplitBinary(context, body!.AsSpan(0, length), out int headerLength, out InferenceError? splitError))
@@ -207,6 +192,37 @@ public static class InferenceApi
         finally
         {
             ArrayPool<byte>.Shared.Return(body!);
+        }
+    }
+
+    // Returns the live model's feature count, or null after writing a 503 response when no version is loaded yet.
+    private static async Task<int?> LiveFeatureCountAsync(HttpContext context)
+    {
+        LiveModel live = context.RequestServices.GetRequiredService<LiveModel>();
+        if (!live.TryAcquire(out ModelLease lease))
+        {
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready")).ConfigureAwait(false);
+            return null;
+        }
+
+        using (lease)
+        {
+            return lease.Model.Spec.FeatureCount;
+        }
+    }
+
+    // Runs the rows through the batcher; returns null after writing a 500 response when the forward pass failed.
+    private static async Task<BatchOutcome?> SubmitAsync(HttpContext context, float[] features, int rows, long? version)
+    {
+        try
+        {
+            return await context.RequestServices.GetRequiredService<InferenceBatcher>().SubmitAsync(features, rows, version).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is ExternalException or InvalidOperationException or ArgumentException)
+        {
+            // The batcher logged the failed forward pass; this request reports it without a stack trace.
+            await WriteErrorAsync(context, StatusCodes.Status500InternalServerError, new InferenceError("The forward pass failed; see the server log.", null, null)).ConfigureAwait(false);
+            return null;
         }
     }
 
@@ -268,6 +284,16 @@ public static class InferenceApi
             case BatchStatus.Completed:
                 await InferenceResponseWriter.WriteResponseAsync(context, options.ModelName, outcome.Version, input, outcome.Probabilities!, outcome.ClassCount).ConfigureAwait(false);
                 return "ok";
+            default:
+                return await WriteFailedOutcomeAsync(context, options, outcome, requestedVersion).ConfigureAwait(false);
+        }
+    }
+
+    // Writes the error response of a request the batcher did not complete and returns its outcome label.
+    private static async Task<string> WriteFailedOutcomeAsync(HttpContext context, ServerOptions options, BatchOutcome outcome, string? requestedVersion)
+    {
+        switch (outcome.Status)
+        {
             case BatchStatus.QueueFull:
                 context.Response.Headers.RetryAfter = "1";
                 await WriteErrorAsync(context, StatusCodes.Status429TooManyRequests, new InferenceError("The inference queue is full.", null, "retry after 1 second")).ConfigureAwait(false);

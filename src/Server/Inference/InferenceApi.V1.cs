@@ -1,0 +1,144 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using ContinualServe.Model.Serving;
+using ContinualServe.Model.Telemetry;
+using ContinualServe.Server.Batching;
+using ContinualServe.Server.Hosting;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+
+namespace ContinualServe.Server.Inference;
+
+/// <summary>
+/// KServe's V1 protocol shortcut: <c>GET /v1/models/{name}</c> for readiness and <c>POST /v1/models/{name}:predict</c>
+/// with <c>{"instances": [...]}</c>. Predictions go through the same batcher, metrics and error bodies as the v2 routes.
+/// </summary>
+public static partial class InferenceApi
+{
+    private static void MapV1(IEndpointRouteBuilder routes)
+    {
+        RouteGroupBuilder v1 = routes.MapGroup("/v1").WithTags("Inference (V1 predict shortcut)");
+        v1.MapGet("/models/{name}", (string name, LiveModel live, IOptions<ServerOptions> options) => V1ModelStatus(name, live, options.Value));
+        v1.MapPost("/models/{name}:predict", PredictAsync);
+    }
+
+    private static IResult V1ModelStatus(string name, LiveModel live, ServerOptions options)
+    {
+        if (!IsKnownModel(name, options))
+        {
+            return UnknownModel(name, options);
+        }
+
+        return live.IsReady
+            ? Results.Json(new { name, ready = true })
+            : Results.Json(new { name, ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable);
+    }
+
+    private static async Task PredictAsync(HttpContext context, string name)
+    {
+        long started = Stopwatch.GetTimestamp();
+        ServerOptions options = context.RequestServices.GetRequiredService<IOptions<ServerOptions>>().Value;
+        string outcome = await PredictCoreAsync(context, name, options).ConfigureAwait(false);
+        ContinualServeMetrics.InferenceRequests.WithLabels(options.ModelName, outcome).Inc();
+        ContinualServeMetrics.InferenceDuration.WithLabels(options.ModelName).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    private static async Task<string> PredictCoreAsync(HttpContext context, string name, ServerOptions options)
+    {
+        if (!IsKnownModel(name, options))
+        {
+            await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Model '{name}' is not served here.", "name", options.ModelName)).ConfigureAwait(false);
+            return "not_found";
+        }
+
+        InferenceError? contentTypeError = CheckPredictContentType(context.Request.ContentType);
+        if (contentTypeError is not null)
+        {
+            await WriteErrorAsync(context, StatusCodes.Status415UnsupportedMediaType, contentTypeError).ConfigureAwait(false);
+            return "bad_request";
+        }
+
+        (float[]? features, int rows, string? failure) = await ReceivePredictAsync(context, options).ConfigureAwait(false);
+        if (features is null)
+        {
+            return failure!;
+        }
+
+        if (await SubmitAsync(context, features, rows, null).ConfigureAwait(false) is not BatchOutcome outcome)
+        {
+            return "error";
+        }
+
+        if (outcome.Status != BatchStatus.Completed)
+        {
+            return await WriteFailedOutcomeAsync(context, options, outcome, null).ConfigureAwait(false);
+        }
+
+        await context.Response.WriteAsJsonAsync(PredictResponse(options.ModelName, outcome, rows), context.RequestAborted).ConfigureAwait(false);
+        return "ok";
+    }
+
+    // Reads and parses the body; on failure writes the error response and returns the outcome label instead.
+    private static async Task<(float[]? Features, int Rows, string? Failure)> ReceivePredictAsync(HttpContext context, ServerOptions options)
+    {
+        (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);
+        if (bodyError is not null)
+        {
+            await WriteErrorAsync(context, status, bodyError).ConfigureAwait(false);
+            return (null, 0, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
+        }
+
+        try
+        {
+            if (await LiveFeatureCountAsync(context).ConfigureAwait(false) is not int featureCount)
+            {
+                return (null, 0, "unavailable");
+            }
+
+            var reader = new PredictRequestReader(featureCount, options.MaxBatchSize);
+            if (!reader.TryRead(body.AsSpan(0, length), out float[] features, out int rows, out InferenceError? error))
+            {
+                await WriteErrorAsync(context, StatusCodes.Status400BadRequest, error!).ConfigureAwait(false);
+                return (null, 0, "bad_request");
+            }
+
+            return (features, rows, null);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(body!);
+        }
+    }
+
+    // The V1 protocol has no binary extension, so only JSON (or no Content-Type, read as JSON) is accepted.
+    private static InferenceError? CheckPredictContentType(string? contentType)
+    {
+        if (string.IsNullOrEmpty(contentType))
+        {
+            return null;
+        }
+
+        if (MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? mediaType) && mediaType.MediaType.Equals(JsonContentType, StringComparison.OrdinalIgnoreCase))
+        {
+            return JsonCharset.Check(mediaType);
+        }
+
+        return new InferenceError($"Content-Type '{contentType}' is not supported by the V1 predict route. Send {JsonContentType}.", "Content-Type", JsonContentType);
+    }
+
+    // One prediction per instance: the most probable class and the probability of every class.
+    private static object PredictResponse(string modelName, BatchOutcome outcome, int rows)
+    {
+        float[] probabilities = outcome.Probabilities!;
+        int classes = outcome.ClassCount;
+        var predictions = new object[rows];
+        for (int row = 0; row < rows; row++)
+        {
+            float[] rowProbabilities = probabilities.AsSpan(row * classes, classes).ToArray();
+            predictions[row] = new { label = Array.IndexOf(rowProbabilities, rowProbabilities.Max()), probabilities = rowProbabilities };
+        }
+
+        return new { model_name = modelName, model_version = outcome.Version.ToString(CultureInfo.InvariantCulture), predictions };
+    }
+}
