@@ -325,8 +325,16 @@ public sealed partial class InferenceBatcher : IDisposable
         {
             if (Interlocked.Exchange(ref completed, 1) == 0)
             {
-                ArrayPool<float>.Shared.Return(Features);
-                Completion.SetResult(outcome);
+                // The request completes even if returning the buffer throws (an array the pool did not rent), so the
+                // exception reaches the batch's error log without leaving the caller waiting forever.
+                try
+                {
+                    ArrayPool<float>.Shared.Return(Features);
+                }
+                finally
+                {
+                    Completion.SetResult(outcome);
+                }
             }
         }
 
@@ -334,8 +342,14 @@ public sealed partial class InferenceBatcher : IDisposable
         {
             if (Interlocked.Exchange(ref completed, 1) == 0)
             {
-                ArrayPool<float>.Shared.Return(Features);
-                Completion.SetException(exception);
+                try
+                {
+                    ArrayPool<float>.Shared.Return(Features);
+                }
+                finally
+                {
+                    Completion.SetException(exception);
+                }
             }
         }
     }

@@ -46,6 +46,18 @@ public sealed class BatchingTests
     }
 
     [Fact]
+    public async Task UnpooledBufferStillCompletes()
+    {
+        await using RunningServer server = await RunningServer.StartAsync();
+        InferenceBatcher batcher = server.App.Services.GetRequiredService<InferenceBatcher>();
+
+        // 48 values is no size that ArrayPool<float>.Shared hands out, so returning the array to it throws.
+        Task<BatchOutcome> submitted = batcher.SubmitAsync(new float[3 * 16], 3, null);
+
+        (await submitted.WaitAsync(TimeSpan.FromSeconds(30))).Status.ShouldBe(BatchStatus.Completed);
+    }
+
+    [Fact]
     public async Task BatchedOutputsEqualSingleOutputs()
     {
         await using RunningServer server = await RunningServer.StartAsync(configureBatching: batching =>
