@@ -9,7 +9,7 @@ public sealed class ExperimentOptions
 
     public ExperimentProtocol Protocol { get; set; } = ExperimentProtocol.ClassIncremental;
 
-    public IReadOnlyList<string> Strategies { get; set; } = ["naive", "er", "der", "derpp", "lwf", "er-lwf", "best", "joint"];
+    public IReadOnlyList<string> Strategies { get; set; } = ExperimentStrategy.KnownNames;
 
     public IReadOnlyList<int> Seeds { get; set; } = [1, 2, 3];
 

@@ -11,6 +11,7 @@ public static class BenchCommand
     {
         var url = new Option<string>("--url") { Description = "Inference URL on 127.0.0.1, e.g. http://127.0.0.1:8080/v2/models/fashion-mnist/infer.", Required = true };
         var bodyFile = new Option<FileInfo>("--body") { Description = "File with the request body to send.", Required = true };
+        bodyFile.AcceptExistingOnly();
         var contentType = new Option<string>("--content-type") { Description = "Content-Type of the body.", DefaultValueFactory = _ => "application/json" };
         var headerLength = new Option<int?>("--inference-header-length") { Description = "Inference-Header-Content-Length for binary bodies (JSON header bytes)." };
         var clients = new Option<int>("--clients") { Description = "Concurrent clients.", DefaultValueFactory = _ => 8 };

@@ -153,7 +153,18 @@ public static class CommandLine
                 AnsiConsole.Console.Profile.Width = 200;
             }
 
-            DemoResult outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(cancellation).ConfigureAwait(false);
+            DemoResult outcome;
+            try
+            {
+                outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(cancellation).ConfigureAwait(false);
+            }
+            catch (IOException exception) when (exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal))
+            {
+                // Another process listens on the demo's address; the other role commands report this the same way.
+                await Console.Error.WriteLineAsync("The demo did not start: " + exception.Message + " Choose another address with --urls.").ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
             DemoReport.Print(AnsiConsole.Console, outcome);
             AnsiConsole.MarkupLine($"Report written to [bold]{DemoReport.Save(outcome).EscapeMarkup()}[/]");
             AnsiConsole.MarkupLine($"HTML report written to [bold]{DemoReport.SaveHtml([outcome]).EscapeMarkup()}[/]");
@@ -207,6 +218,12 @@ public static class CommandLine
         {
             using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Information);
             bool testSet = result.GetValue(test);
+            if (IdxDataset.FindMissingFashionMnist(result.GetValue(DataOption)!) is { } missing)
+            {
+                await Console.Error.WriteLineAsync(missing).ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
             IdxDataset dataset = IdxDataset.LoadFashionMnist(result.GetValue(DataOption)!, training: !testSet);
             string bootstrapServers = result.GetValue(BootstrapOption)!;
             string topic = result.GetValue(TopicOption)!;

@@ -21,7 +21,7 @@ public static class ExperimentCommand
     {
         var data = new Option<string>("--data") { Description = "Directory with the Fashion-MNIST IDX files (.gz or plain).", DefaultValueFactory = _ => DemoOptions.DefaultDataDirectory };
         var protocol = new Option<ExperimentProtocol>("--protocol") { Description = "ClassIncremental (Split Fashion-MNIST) or DomainIncremental (permuted Fashion-MNIST).", DefaultValueFactory = _ => ExperimentProtocol.ClassIncremental };
-        var strategies = new Option<string>("--strategies") { Description = "Comma-separated strategies: " + string.Join(", ", ExperimentStrategy.KnownNames) + ".", DefaultValueFactory = _ => "naive,er,der,derpp,lwf,er-lwf,best,joint" };
+        var strategies = new Option<string>("--strategies") { Description = "Comma-separated strategies: " + string.Join(", ", ExperimentStrategy.KnownNames) + ".", DefaultValueFactory = _ => string.Join(",", ExperimentStrategy.KnownNames) };
         var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds; each strategy runs once per seed.", DefaultValueFactory = _ => "1,2,3" };
         var validation = new Option<double>("--validation-fraction") { Description = "Hold out this fraction of the training data (by example-id hash) and evaluate on it instead of the test set; 0 uses the test set.", DefaultValueFactory = _ => 0.0 };
         var output = new Option<string?>("--output") { Description = "Markdown page whose experiment section is written (created if missing); pictures go to a folder beside it. Omit to only print." };
@@ -91,6 +91,9 @@ public static class ExperimentCommand
             TorchSharp.torch.set_num_threads(options.Threads);
         }
 
+        Console.WriteLine(options.ValidationFraction > 0
+            ? FormattableString.Invariant($"Evaluating on the validation split: {options.ValidationFraction:P0} of the training images, held out by example-id hash.")
+            : "Evaluating on the test set (t10k).");
         IdxDataset training = IdxDataset.LoadFashionMnist(options.DataDirectory, training: true);
         IdxDataset test = IdxDataset.LoadFashionMnist(options.DataDirectory, training: false);
         ExperimentData data = ExperimentData.Create(training, test, options.Protocol, taskCount: 5, options.ValidationFraction);
@@ -144,9 +147,14 @@ public static class ExperimentCommand
             return "--seeds: no seed given; expected a comma-separated list such as 1,2,3.";
         }
 
-        if (options.ValidationFraction is < 0 or >= 1 || options.JointEpochs < 1)
+        if (options.ValidationFraction is < 0 or >= 1)
         {
-            return "--validation-fraction must be at least 0 and below 1, and --joint-epochs at least 1.";
+            return FormattableString.Invariant($"--validation-fraction is {options.ValidationFraction}; it must be at least 0 and below 1.");
+        }
+
+        if (options.JointEpochs < 1)
+        {
+            return FormattableString.Invariant($"--joint-epochs is {options.JointEpochs}; it must be at least 1.");
         }
 
         var context = new ValidationContext(options.Baseline);

@@ -85,6 +85,7 @@ public static class DemoReport
 
         table.AddRow("model versions published", $"{result.FirstVersion} to {result.FinalVersion}");
         table.AddRow("examples produced / trained / lost", $"{result.ExamplesProduced} / {result.ExamplesTrained} / {result.ExamplesLost}");
+        table.AddRow("candidates rejected by the promotion gate", result.CandidatesRejected.ToString(CultureInfo.InvariantCulture));
         table.AddRow("inference requests served", result.RequestsSucceeded.ToString(CultureInfo.InvariantCulture));
         table.AddRow("inference requests failed", result.RequestsFailed.ToString(CultureInfo.InvariantCulture));
         table.AddRow("online accuracy of served answers", Format(result.RequestsSucceeded == 0 ? 0 : (double)result.RequestsCorrect / result.RequestsSucceeded));

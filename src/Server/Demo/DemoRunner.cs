@@ -71,7 +71,7 @@ public sealed class DemoRunner
         console.MarkupLine($"Status page at [bold]{baseUri}ui/[/]");
         TrainerOptions trainer = options.Trainer;
         console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-            $"Strategy [bold]{options.StrategyName.EscapeMarkup()}[/]: {trainer.Strategy}, {trainer.BufferKind} buffer of {trainer.ReplayCapacity}, {trainer.StepsPerBatch} steps per batch, feature learning-rate scale {trainer.FeatureLearningRateScale}, seed {trainer.Seed}"));
+            $"Strategy [bold]{options.StrategyName.EscapeMarkup()}[/]: {trainer.Strategy}, {trainer.BufferKind} buffer of {trainer.ReplayCapacity}, {trainer.StepsPerBatch} steps per batch, asymmetric new-example loss {trainer.AsymmetricNewLoss}, LwF weight {trainer.DistillationWeight}, feature learning-rate scale {trainer.FeatureLearningRateScale}, seed {trainer.Seed}"));
 
         var load = new InferenceLoad(test);
         using var stopLoad = CancellationTokenSource.CreateLinkedTokenSource(token);
@@ -97,6 +97,7 @@ public sealed class DemoRunner
             ExamplesProduced = produced,
             ExamplesTrained = learner.Status.Trained,
             ExamplesLost = learner.Status.Lost,
+            CandidatesRejected = learner.Status.Rejected,
             RequestsSucceeded = load.Succeeded,
             RequestsFailed = load.Failed,
             RequestsCorrect = load.Correct,

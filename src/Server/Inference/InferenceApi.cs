@@ -38,6 +38,7 @@ public static partial class InferenceApi
             live.IsReady ? Results.Json(new { ready = true }) : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
         v2.MapGet("/models/{name}", ModelMetadata);
         v2.MapGet("/models/{name}/ready", ModelReady);
+        v2.MapGet("/models/{name}/versions/{version}/ready", VersionReady);
         v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options) => VersionMetadata(name, version, live, options));
         v2.MapPost("/models/{name}/infer", (HttpContext context, string name) => InferAsync(context, name, null));
         v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version) => InferAsync(context, name, version));
@@ -93,6 +94,14 @@ public static partial class InferenceApi
                 },
             });
         }
+    }
+
+    // A version is ready when it is the live one. Any other valid version gets the metadata route's 404, which names the live version.
+    private static IResult VersionReady(string name, string version, LiveModel live, IOptions<ServerOptions> options)
+    {
+        IResult metadata = VersionMetadata(name, version, live, options);
+        bool failed = metadata is IStatusCodeHttpResult { StatusCode: int status } && status != StatusCodes.Status200OK;
+        return failed ? metadata : Results.Json(new { name, version, ready = true });
     }
 
     private static IResult ModelReady(string name, LiveModel live, IOptions<ServerOptions> options)

@@ -44,6 +44,26 @@ public sealed class InferenceApiTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("2", HttpStatusCode.OK)]
+    [InlineData("1", HttpStatusCode.NotFound)]
+    [InlineData("abc", HttpStatusCode.BadRequest)]
+    public async Task VersionReadyMatchesLiveVersion(string version, HttpStatusCode expected)
+    {
+        using HttpResponseMessage response = await server.Client.GetAsync($"v2/models/test-model/versions/{version}/ready");
+
+        response.StatusCode.ShouldBe(expected);
+        using JsonDocument body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        if (expected == HttpStatusCode.OK)
+        {
+            body.RootElement.GetProperty("ready").GetBoolean().ShouldBeTrue();
+        }
+        else
+        {
+            body.RootElement.GetProperty("field").GetString().ShouldBe("version");
+        }
+    }
+
+    [Theory]
     [InlineData("GET", "abc")]
     [InlineData("GET", "0")]
     [InlineData("GET", "-1")]
