@@ -10,6 +10,11 @@ public sealed class DistributionOptionsValidator : IValidateOptions<Distribution
     {
         ArgumentNullException.ThrowIfNull(options);
         List<string> errors = options.Validate().ToList();
+        if (LearnerOptionsValidator.BootstrapServersError(options.BootstrapServers) is { } bootstrapError)
+        {
+            errors.Add($"{DistributionOptions.SectionName}:{nameof(DistributionOptions.BootstrapServers)}: {bootstrapError}");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

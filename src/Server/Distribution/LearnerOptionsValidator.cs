@@ -19,6 +19,11 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
         AddErrors(errors, nameof(LearnerOptions.Checkpoint), options.Checkpoint);
         AddErrors(errors, nameof(LearnerOptions.Promotion), options.Promotion);
         AddErrors(errors, nameof(LearnerOptions.InitialSpec), options.InitialSpec);
+        if (BootstrapServersError(options.BootstrapServers) is { } bootstrapError)
+        {
+            errors.Add($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.BootstrapServers)}: {bootstrapError}");
+        }
+
         try
         {
             options.InitialSpec.Validate();
@@ -29,6 +34,32 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>
+    /// Returns why <paramref name="bootstrapServers"/> is not a comma-separated list of host:port entries with ports
+    /// from 1 to 65535, or null when it is one or is empty (the required-value check reports an empty list).
+    /// </summary>
+    public static string? BootstrapServersError(string? bootstrapServers)
+    {
+        if (string.IsNullOrWhiteSpace(bootstrapServers))
+        {
+            return null;
+        }
+
+        foreach (string entry in bootstrapServers.Split(',', StringSplitOptions.TrimEntries))
+        {
+            int colon = entry.LastIndexOf(':');
+            bool valid = colon > 0
+                && int.TryParse(entry.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port)
+                && port is >= 1 and <= 65535;
+            if (!valid)
+            {
+                return $"'{entry}' is not host:port with a port from 1 to 65535, for example 127.0.0.1:9092.";
+            }
+        }
+
+        return null;
     }
 
     private static void AddErrors(List<string> errors, string section, object value)

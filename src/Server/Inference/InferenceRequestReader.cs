@@ -314,6 +314,15 @@ public sealed class InferenceRequestReader
             return false;
         }
 
+        if (binary.Length == 0 && size > 0)
+        {
+            error = new InferenceError(
+                $"The input declares {size} bytes of binary data, but none follow the JSON header. Send the JSON header's length in {InferenceApi.BinaryHeaderName}.",
+                "inputs[0].parameters.binary_data_size",
+                $"{size} bytes after a JSON header whose length {InferenceApi.BinaryHeaderName} gives");
+            return false;
+        }
+
         if (binary.Length != size)
         {
             error = new InferenceError($"The request carries {binary.Length} bytes of binary data but the input declares {size}.", "inputs[0].parameters.binary_data_size", $"the number of binary bytes after the JSON header ({binary.Length})");

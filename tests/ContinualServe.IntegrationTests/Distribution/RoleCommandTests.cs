@@ -43,6 +43,20 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
     }
 
     [Fact]
+    public async Task PlaceholderPortStopsLearner()
+    {
+        using var temporary = new TemporaryDirectory();
+        string root = temporary.Path;
+        await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
+            "learn", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
+            "--bootstrap-servers", "127.0.0.1:PORT");
+        int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        exitCode.ShouldBe(2, learner.OutputTail);
+        learner.OutputTail.ShouldContain("Learner:BootstrapServers: '127.0.0.1:PORT' is not host:port");
+    }
+
+    [Fact]
     public async Task LearnerThatCannotListenAnnouncesNothing()
     {
         using var temporary = new TemporaryDirectory();

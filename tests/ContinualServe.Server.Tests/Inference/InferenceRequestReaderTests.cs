@@ -185,5 +185,16 @@ public sealed class InferenceRequestReaderTests
         error!.Field.ShouldBe(field);
     }
 
+    [Fact]
+    public void MissingBinaryDataNamesHeader()
+    {
+        string body = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"parameters\":{\"binary_data_size\":16}}]}";
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Error.ShouldContain("none follow the JSON header");
+        error.Error.ShouldContain("Inference-Header-Content-Length");
+    }
+
     private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
 }
