@@ -30,6 +30,11 @@ public sealed class ParseErrorExitTests
     [InlineData("experiment --strategies best,bogus", "unknown strategy 'bogus'")]
     [InlineData("experiment --seeds 1,x", "'x' is not a whole number")]
     [InlineData("experiment --feature-lr-scale -1", "FeatureLearningRateScale must be between 0 and 10")]
+    [InlineData("experiment --strategies ,", "--strategies: no strategy given")]
+    [InlineData("experiment --validation-fraction NaN --data /nonexistent/fashion-mnist", "--validation-fraction must be")]
+    [InlineData("experiment --threads -1 --data /nonexistent/fashion-mnist", "--threads must be")]
+    [InlineData("demo --replay-capacity -5 --data /nonexistent/fashion-mnist", "ReplayCapacity must be between 0 and")]
+    [InlineData("demo --clients -1 --data /nonexistent/fashion-mnist", "--clients must be")]
     public async Task InvalidRunSettingsExitWithTwo(string arguments, string message)
     {
         (int exitCode, _, string standardError) = await RunAsync(arguments);
