@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace ContinualServe.Model.Store;
 
@@ -18,6 +19,13 @@ public sealed record GoldenSet
     public void Validate(ModelSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
+
+        // JSON null binds to the non-nullable list and its items, so the uploaded set is checked for it here.
+        if (Examples is null)
+        {
+            throw new InvalidDataException("The golden set's examples array is null; send {\"examples\": [{\"label\": 0, \"features\": [...]}]}.");
+        }
+
         if (Examples.Count == 0)
         {
             throw new InvalidDataException("The golden set is empty; upload at least one example.");
@@ -26,6 +34,11 @@ public sealed record GoldenSet
         for (int index = 0; index < Examples.Count; index++)
         {
             GoldenExample example = Examples[index];
+            if (example is null)
+            {
+                throw new InvalidDataException($"Golden example {index} is null; expected an object with label and features.");
+            }
+
             if (example.Label < 0 || example.Label >= spec.ClassCount)
             {
                 throw new InvalidDataException($"Golden example {index} has label {example.Label}; expected 0 to {spec.ClassCount - 1}.");
@@ -67,5 +80,8 @@ public sealed record GoldenSet
     }
 }
 
-/// <summary>One labeled golden example; features are raw values, as in inference requests.</summary>
-public sealed record GoldenExample(int Label, float[] Features);
+/// <summary>
+/// One labeled golden example; features are raw values, as in inference requests. The label is required, because a
+/// missing one would otherwise read as class 0.
+/// </summary>
+public sealed record GoldenExample([property: JsonRequired] int Label, float[] Features);

@@ -123,7 +123,25 @@ public static class CommandLine
                 option.AddError($"--tasks must be 1 to 5 (Split Fashion-MNIST has five tasks of two classes); it is {count}.");
             }
         });
-        var clients = new Option<int>("--clients") { Description = "Concurrent inference clients during the stream.", DefaultValueFactory = _ => 2 };
+        var clients = new Option<int>("--clients") { Description = "Concurrent inference clients during the stream; 0 sends no load.", DefaultValueFactory = _ => 2 };
+        clients.Validators.Add(option =>
+        {
+            int count;
+            try
+            {
+                count = option.GetValueOrDefault<int>();
+            }
+            catch (InvalidOperationException)
+            {
+                // The value is not a number. The parser reports that conversion error itself.
+                return;
+            }
+
+            if (count < 0)
+            {
+                option.AddError($"--clients must be 0 or more, but it is {count}.");
+            }
+        });
         var command = new Command("demo", "Run broker, learner and server in one process on Fashion-MNIST while load-testing inference.")
         {
             DataOption, UrlsOption, DeviceOption, StrategyOption, ReplayCapacityOption, SeedOption, tasks, clients,
@@ -140,9 +158,10 @@ public static class CommandLine
                 Trainer = TrainerFrom(result),
                 StrategyName = result.GetValue(StrategyOption)!,
             };
-            if (IdxDataset.FindMissingFashionMnist(options.DataDirectory) is { } missing)
+            string? invalid = ExperimentCommand.FindInvalidTrainerSetting(options.Trainer) ?? IdxDataset.FindMissingFashionMnist(options.DataDirectory);
+            if (invalid is not null)
             {
-                Console.Error.WriteLine(missing);
+                Console.Error.WriteLine(invalid);
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }
 

@@ -125,10 +125,16 @@ public static class ExperimentCommand
     private static string? CheckOptions(ExperimentOptions options, string seeds, out int[] seedList)
     {
         seedList = [];
-        string? unknown = options.Strategies.FirstOrDefault(name => !ExperimentStrategy.KnownNames.Contains(name));
-        if (unknown is not null || options.Strategies.Count == 0)
+        string knownNames = string.Join(", ", ExperimentStrategy.KnownNames);
+        if (options.Strategies.Count == 0)
         {
-            return $"--strategies: unknown strategy '{unknown}'; expected a comma-separated list of {string.Join(", ", ExperimentStrategy.KnownNames)}.";
+            return $"--strategies: no strategy given. Expected a comma-separated list of {knownNames}.";
+        }
+
+        string? unknown = options.Strategies.FirstOrDefault(name => !ExperimentStrategy.KnownNames.Contains(name));
+        if (unknown is not null)
+        {
+            return $"--strategies: unknown strategy '{unknown}'; expected a comma-separated list of {knownNames}.";
         }
 
         var parsed = new List<int>();
@@ -147,25 +153,39 @@ public static class ExperimentCommand
             return "--seeds: no seed given; expected a comma-separated list such as 1,2,3.";
         }
 
-        if (options.ValidationFraction is < 0 or >= 1)
+        // Written so that NaN fails the check too.
+        if (!(options.ValidationFraction >= 0 && options.ValidationFraction < 1))
         {
-            return FormattableString.Invariant($"--validation-fraction is {options.ValidationFraction}; it must be at least 0 and below 1.");
+            return $"--validation-fraction must be at least 0 and below 1, but it is {options.ValidationFraction.ToString(CultureInfo.InvariantCulture)}.";
         }
 
         if (options.JointEpochs < 1)
         {
-            return FormattableString.Invariant($"--joint-epochs is {options.JointEpochs}; it must be at least 1.");
+            return $"--joint-epochs must be at least 1, but it is {options.JointEpochs}.";
         }
 
-        var context = new ValidationContext(options.Baseline);
-        var problems = new List<ValidationResult>();
-        if (!Validator.TryValidateObject(options.Baseline, context, problems, validateAllProperties: true))
+        if (options.Threads < 0)
         {
-            return string.Join(" ", problems.Select(problem => problem.ErrorMessage));
+            return $"--threads must be 0 (libtorch's default) or more, but it is {options.Threads}.";
+        }
+
+        if (FindInvalidTrainerSetting(options.Baseline) is { } invalid)
+        {
+            return invalid;
         }
 
         seedList = [.. parsed];
         return IdxDataset.FindMissingFashionMnist(options.DataDirectory);
+    }
+
+    /// <summary>Returns the messages of the trainer settings outside their documented ranges, or null when all are valid.</summary>
+    internal static string? FindInvalidTrainerSetting(TrainerOptions trainer)
+    {
+        var context = new ValidationContext(trainer);
+        var problems = new List<ValidationResult>();
+        return Validator.TryValidateObject(trainer, context, problems, validateAllProperties: true)
+            ? null
+            : string.Join(" ", problems.Select(problem => problem.ErrorMessage));
     }
 
     private static string[] SplitList(string value) =>

@@ -77,7 +77,13 @@ public sealed class InferenceRequestReader
             if (reader.ValueTextEquals("id"u8))
             {
                 reader.Read();
-                id = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.Null))
+                {
+                    error = new InferenceError("The request id must be a string.", "id", "a string");
+                    return false;
+                }
+
+                id = reader.GetString();
             }
             else if (reader.ValueTextEquals("inputs"u8))
             {
@@ -191,12 +197,12 @@ public sealed class InferenceRequestReader
             if (reader.ValueTextEquals("name"u8))
             {
                 reader.Read();
-                name = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                name = ReadStringOrSkip(ref reader);
             }
             else if (reader.ValueTextEquals("datatype"u8))
             {
                 reader.Read();
-                datatype = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                datatype = ReadStringOrSkip(ref reader);
             }
             else if (reader.ValueTextEquals("shape"u8))
             {
@@ -359,7 +365,8 @@ public sealed class InferenceRequestReader
 
         if (datatype != "FP32")
         {
-            error = new InferenceError($"Input datatype '{datatype ?? "(missing)"}' is not supported.", "inputs[0].datatype", "FP32");
+            string message = datatype is null ? "Input datatype is missing or not a string." : $"Input datatype '{datatype}' is not supported.";
+            error = new InferenceError(message, "inputs[0].datatype", "FP32");
             return false;
         }
 
@@ -460,6 +467,19 @@ public sealed class InferenceRequestReader
         }
 
         return error is null;
+    }
+
+    // Returns the string value, or null after skipping any other value, so that an object or array in its place does
+    // not end the enclosing object early. The caller reports the null as a missing or invalid field.
+    private static string? ReadStringOrSkip(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            return reader.GetString();
+        }
+
+        reader.Skip();
+        return null;
     }
 
     private static bool TryReadShape(ref Utf8JsonReader reader, out List<long>? shape, out InferenceError? error)

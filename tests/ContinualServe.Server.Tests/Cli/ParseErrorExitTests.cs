@@ -29,10 +29,15 @@ public sealed class ParseErrorExitTests
     [InlineData("demo --data /nonexistent/fashion-mnist", "Install the Debian package dataset-fashion-mnist")]
     [InlineData("produce --bootstrap-servers 127.0.0.1:1 --data /nonexistent/fashion-mnist", "Install the Debian package dataset-fashion-mnist")]
     [InlineData("bench --url http://127.0.0.1:9/infer --body /nonexistent/body.json", "File does not exist")]
-    [InlineData("experiment --validation-fraction 1.5", "--validation-fraction is 1.5")]
+    [InlineData("experiment --validation-fraction 1.5", "but it is 1.5")]
     [InlineData("experiment --strategies best,bogus", "unknown strategy 'bogus'")]
     [InlineData("experiment --seeds 1,x", "'x' is not a whole number")]
     [InlineData("experiment --feature-lr-scale -1", "FeatureLearningRateScale must be between 0 and 10")]
+    [InlineData("experiment --strategies ,", "--strategies: no strategy given")]
+    [InlineData("experiment --validation-fraction NaN --data /nonexistent/fashion-mnist", "--validation-fraction must be")]
+    [InlineData("experiment --threads -1 --data /nonexistent/fashion-mnist", "--threads must be")]
+    [InlineData("demo --replay-capacity -5 --data /nonexistent/fashion-mnist", "ReplayCapacity must be between 0 and")]
+    [InlineData("demo --clients -1 --data /nonexistent/fashion-mnist", "--clients must be")]
     public async Task InvalidRunSettingsExitWithTwo(string arguments, string message)
     {
         (int exitCode, _, string standardError) = await RunAsync(arguments);

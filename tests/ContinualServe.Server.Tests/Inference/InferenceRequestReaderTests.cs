@@ -110,6 +110,43 @@ public sealed class InferenceRequestReaderTests
         error.Expected.ShouldNotBeNullOrEmpty();
     }
 
+    [Theory]
+    [InlineData("7")]
+    [InlineData("true")]
+    [InlineData("[\"r1\"]")]
+    [InlineData("{\"value\":\"r1\"}")]
+    public void NonStringIdIsRejected(string id)
+    {
+        string body = InferenceRequests.Body(1, 4).Replace("\"id\":\"r1\"", "\"id\":" + id, StringComparison.Ordinal);
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("id");
+        error.Expected.ShouldBe("a string");
+    }
+
+    [Fact]
+    public void NullIdIsRead()
+    {
+        string body = InferenceRequests.Body(1, 4).Replace("\"id\":\"r1\"", "\"id\":null", StringComparison.Ordinal);
+
+        reader.TryRead(Utf8(body), out InferenceInput input, out _).ShouldBeTrue();
+
+        input.RequestId.ShouldBeNull();
+    }
+
+    [Theory]
+    [InlineData("{\"type\":\"FP32\"}")]
+    [InlineData("[\"FP32\"]")]
+    public void StructuredDatatypeNamesDatatype(string datatype)
+    {
+        string body = "{\"inputs\":[{\"datatype\":" + datatype + ",\"name\":\"input\",\"shape\":[1,4],\"data\":[1,2,3,4]}]}";
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("inputs[0].datatype");
+    }
+
     [Fact]
     public void SecondInputIsRejected()
     {

@@ -117,6 +117,24 @@ public sealed class ManagementApiTests
         notJson.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
     }
 
+    [Theory]
+    [InlineData("{\"examples\":null}", "examples")]
+    [InlineData("{\"examples\":[null]}", "example 0")]
+    [InlineData("{\"examples\":[{\"features\":FEATURES}]}", "label")]
+    public async Task IncompleteGoldenSetGets400(string body, string named)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        string features = JsonSerializer.Serialize(new float[RunningServer.Spec.FeatureCount]);
+
+        using HttpResponseMessage response = await server.Management.SendAsync(
+            Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: body.Replace("FEATURES", features, StringComparison.Ordinal)));
+        using HttpResponseMessage stored = await server.Management.SendAsync(Request("GET", "manage/v1/golden-set", ManagementServer.Token));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString().ShouldNotBeNull().ShouldContain(named);
+        stored.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+    }
+
     [Fact]
     public async Task GoldenSetInUtf16Gets415()
     {
