@@ -30,7 +30,7 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         string root = temporary.Path;
         await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
             "learn", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
-            "--bootstrap-servers", "127.0.0.1:9", "--Learner:Trainer:LearningRate=-1", "--Learner:Promotion:MaxForgetting=7",
+            "--bootstrap-servers", "127.0.0.1:PORT", "--Learner:Trainer:LearningRate=-1", "--Learner:Promotion:MaxForgetting=7",
             "--Learner:RoundExamples=0", "--Learner:InitialSpec:Architecture=bogus");
         int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
@@ -39,21 +39,8 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         learner.OutputTail.ShouldContain("Learner:Promotion:MaxForgetting");
         learner.OutputTail.ShouldContain("RoundExamples");
         learner.OutputTail.ShouldContain("Model architecture 'bogus' is unknown");
-        learner.OutputTail.ShouldNotContain("Hosting failed to start");
-    }
-
-    [Fact]
-    public async Task PlaceholderPortStopsLearner()
-    {
-        using var temporary = new TemporaryDirectory();
-        string root = temporary.Path;
-        await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", root,
-            "learn", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "models"), "--device", "cpu",
-            "--bootstrap-servers", "127.0.0.1:PORT");
-        int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
-
-        exitCode.ShouldBe(2, learner.OutputTail);
         learner.OutputTail.ShouldContain("Learner:BootstrapServers: '127.0.0.1:PORT' is not host:port");
+        learner.OutputTail.ShouldNotContain("Hosting failed to start");
     }
 
     [Fact]
