@@ -11,7 +11,7 @@ public sealed class LearnerOptions
     public const string SectionName = "Learner";
 
     /// <summary>Kafka bootstrap servers, e.g. "127.0.0.1:9092".</summary>
-    [Required]
+    [Required(ErrorMessage = "Learner:BootstrapServers is missing. Pass --bootstrap-servers HOST:PORT, or set Learner__BootstrapServers.")]
     public string BootstrapServers { get; set; } = "";
 
     [Required]

@@ -1,3 +1,5 @@
+using System.ComponentModel.DataAnnotations;
+using ContinualServe.Learner;
 using ContinualServe.Server.Distribution;
 using Shouldly;
 using Xunit;
@@ -21,4 +23,15 @@ public sealed class BootstrapServersTests
     [InlineData("127.0.0.1:0", "'127.0.0.1:0'")]
     public void InvalidEntryIsNamed(string servers, string entry) =>
         LearnerOptionsValidator.BootstrapServersError(servers).ShouldStartWith(entry);
+
+    [Fact]
+    public void MissingServersNameTheOption()
+    {
+        var options = new LearnerOptions();
+        var results = new List<ValidationResult>();
+
+        Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true).ShouldBeFalse();
+
+        results.ShouldContain(result => result.ErrorMessage!.Contains("--bootstrap-servers HOST:PORT", StringComparison.Ordinal));
+    }
 }
