@@ -42,7 +42,7 @@ public sealed class TrainerOptions
 
     /// <summary>
     /// Multiplies the learning rate of every layer below the classifier head. Below 1 the features that earlier
-    /// tasks rely on drift more slowly than the head, which lowers forgetting; 1 trains all layers alike.
+    /// tasks rely on drift more slowly than the head, which lowers forgetting. A value of 1 trains all layers alike.
     /// </summary>
     [Range(0.0, 10.0)]
     public double FeatureLearningRateScale { get; set; } = 1.0;

@@ -23,7 +23,7 @@ public sealed record DemoResult
 
     public required long ExamplesLost { get; init; }
 
-    /// <summary>Candidate versions the promotion gate rejected; their rounds' examples are discarded, not counted as trained.</summary>
+    /// <summary>Candidate versions that the promotion gate rejected. Their rounds' examples are discarded, not counted as trained.</summary>
     public long CandidatesRejected { get; init; }
 
     public required long RequestsSucceeded { get; init; }

@@ -79,7 +79,7 @@ public static partial class InferenceApi
         return "ok";
     }
 
-    // Reads and parses the body; on failure writes the error response and returns the outcome label instead.
+    // Reads and parses the body. On failure it writes the error response and returns the outcome label instead.
     private static async Task<(float[]? Features, int Rows, string? Failure)> ReceivePredictAsync(HttpContext context, ServerOptions options)
     {
         (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);

@@ -220,7 +220,7 @@ public static partial class InferenceApi
         }
     }
 
-    // Runs the rows through the batcher; returns null after writing a 500 response when the forward pass failed.
+    // Runs the rows through the batcher. Returns null after writing a 500 response when the forward pass failed.
     private static async Task<BatchOutcome?> SubmitAsync(HttpContext context, float[] features, int rows, long? version)
     {
         try

@@ -22,7 +22,7 @@ public sealed class PredictRequestReader
 
     /// <summary>
     /// Parses <paramref name="body"/> into row-major features in an array rented from <see cref="ArrayPool{T}.Shared"/>,
-    /// which the inference batcher returns; returns false with the 400 error otherwise.
+    /// which the inference batcher returns. Returns false with the 400 error otherwise.
     /// </summary>
     public bool TryRead(ReadOnlySpan<byte> body, out float[] features, out int rows, out InferenceError? error)
     {
