@@ -77,6 +77,15 @@ public sealed class PredictApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GetOnPredictGets405()
+    {
+        using HttpResponseMessage response = await server.Client.GetAsync(PredictPath);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.MethodNotAllowed);
+        response.Content.Headers.Allow.ShouldBe(["POST"]);
+    }
+
+    [Fact]
     public async Task TooManyInstancesGets400()
     {
         using HttpResponseMessage response = await server.Client.PostAsync(PredictPath, Json(Instances(rows: 65)));
