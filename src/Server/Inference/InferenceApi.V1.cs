@@ -16,11 +16,26 @@ namespace ContinualServe.Server.Inference;
 /// </summary>
 public static partial class InferenceApi
 {
+    private const string PredictSuffix = ":predict";
+
     private static void MapV1(IEndpointRouteBuilder routes)
     {
         RouteGroupBuilder v1 = routes.MapGroup("/v1").WithTags("Inference (V1 predict shortcut)");
-        v1.MapGet("/models/{name}", (string name, LiveModel live, IOptions<ServerOptions> options) => V1ModelStatus(name, live, options.Value));
+        v1.MapGet("/models/{name}", GetV1Model);
         v1.MapPost("/models/{name}:predict", PredictAsync);
+    }
+
+    private static IResult GetV1Model(HttpContext context, string name, LiveModel live, IOptions<ServerOptions> options)
+    {
+        // The status route also matches GET on the predict path, with ":predict" in the name, so send the 405 that
+        // routing would send. The JSON routing error handler writes its body from the Allow header.
+        if (!IsKnownModel(name, options.Value) && name.EndsWith(PredictSuffix, StringComparison.Ordinal))
+        {
+            context.Response.Headers.Allow = HttpMethods.Post;
+            return Results.StatusCode(StatusCodes.Status405MethodNotAllowed);
+        }
+
+        return V1ModelStatus(name, live, options.Value);
     }
 
     private static IResult V1ModelStatus(string name, LiveModel live, ServerOptions options)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace ContinualServe.Server.Inference;
 
@@ -28,10 +29,18 @@ public sealed class PredictRequestReader
     {
         features = [];
         rows = 0;
+
+        // Utf8JsonReader does not validate UTF-8 inside strings, and GetRawText throws on such bytes when it builds an error message.
+        if (!Utf8.IsValid(body))
+        {
+            error = new InferenceError("The request body is not valid UTF-8.", "body", "a UTF-8 JSON object");
+            return false;
+        }
+
+        var reader = new Utf8JsonReader(body);
         JsonDocument document;
         try
         {
-            var reader = new Utf8JsonReader(body);
             document = JsonDocument.ParseValue(ref reader);
         }
         catch (JsonException exception)
@@ -42,7 +51,26 @@ public sealed class PredictRequestReader
 
         using (document)
         {
+            if (HasTrailingContent(ref reader))
+            {
+                error = new InferenceError("The request body has content after the JSON object.", "body", "exactly one JSON object");
+                return false;
+            }
+
             return TryReadInstances(document.RootElement, out features, out rows, out error);
+        }
+    }
+
+    // ParseValue stops after the first value, so a second value or stray text after it must be rejected here.
+    private static bool HasTrailingContent(ref Utf8JsonReader reader)
+    {
+        try
+        {
+            return reader.Read();
+        }
+        catch (JsonException)
+        {
+            return true;
         }
     }
 

@@ -50,6 +50,8 @@ public sealed class PredictApiTests : IAsyncLifetime
     [InlineData("{\"instances\":[5]}", "instances[0]")]
     [InlineData("{\"instances\":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],[0,0,0,\"x\",0,0,0,0,0,0,0,0,0,0,0,0]]}", "instances[1][3]")]
     [InlineData("{\"instances\":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1e39]]}", "instances[0][15]")]
+    [InlineData("{\"instances\":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]} trailing", "body")]
+    [InlineData("{\"instances\":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]}{}", "body")]
     public async Task InvalidBodyGets400NamingField(string body, string field)
     {
         using HttpResponseMessage response = await server.Client.PostAsync(PredictPath, Json(body));
@@ -58,6 +60,29 @@ public sealed class PredictApiTests : IAsyncLifetime
         response.Content.Headers.ContentType?.MediaType.ShouldBe("application/json");
         using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         error.RootElement.GetProperty("field").GetString().ShouldBe(field);
+    }
+
+    [Fact]
+    public async Task InvalidUtf8StringGets400()
+    {
+        byte[] body = [.. "{\"instances\":[[\""u8, 0xFF, 0xFE, .. "\",0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]}"u8];
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+
+        using HttpResponseMessage response = await server.Client.PostAsync(PredictPath, content);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("field").GetString().ShouldBe("body");
+    }
+
+    [Fact]
+    public async Task GetOnPredictGets405()
+    {
+        using HttpResponseMessage response = await server.Client.GetAsync(PredictPath);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.MethodNotAllowed);
+        response.Content.Headers.Allow.ShouldBe(["POST"]);
     }
 
     [Fact]
