@@ -9,6 +9,9 @@ public enum BatchStatus
     NoModel,
     VersionNotLoaded,
     ShuttingDown,
+
+    /// <summary>The live model's feature count changed while the request waited, so its rows no longer fit the input.</summary>
+    InputShapeChanged,
 }
 
 /// <summary>Result of one request: the version that computed it and its class probabilities, row by row.</summary>

@@ -59,11 +59,13 @@ public sealed partial class InferenceBatcher : IDisposable
     /// <summary>
     /// Queues <paramref name="count"/> examples (row by row in <paramref name="features"/>, which the batcher
     /// returns to <see cref="ArrayPool{T}.Shared"/> when done) and completes when they have been computed.
+    /// <paramref name="featureCount"/> is the row width the request was validated against. A request whose width no
+    /// longer matches the live model when its batch runs ends with <see cref="BatchStatus.InputShapeChanged"/>.
     /// </summary>
-    public Task<BatchOutcome> SubmitAsync(float[] features, int count, long? requestedVersion)
+    public Task<BatchOutcome> SubmitAsync(float[] features, int count, int featureCount, long? requestedVersion)
     {
         ArgumentNullException.ThrowIfNull(features);
-        var request = new PendingRequest(features, count, requestedVersion, Stopwatch.GetTimestamp(), DateTime.UtcNow + options.RequestTimeout);
+        var request = new PendingRequest(features, count, featureCount, requestedVersion, Stopwatch.GetTimestamp(), DateTime.UtcNow + options.RequestTimeout);
         bool queued;
         bool inline = false;
         lock (queueLock)
@@ -245,6 +247,10 @@ public sealed partial class InferenceBatcher : IDisposable
                 {
                     request.Complete(new BatchOutcome(BatchStatus.VersionNotLoaded, model.Version, null, 0));
                 }
+                else if (request.FeatureCount != model.Spec.FeatureCount)
+                {
+                    request.Complete(new BatchOutcome(BatchStatus.InputShapeChanged, model.Version, null, 0));
+                }
                 else
                 {
                     runnable.Add(request);
@@ -305,13 +311,15 @@ public sealed partial class InferenceBatcher : IDisposable
     [LoggerMessage(EventId = 450, Level = LogLevel.Error, Message = "A forward pass over {Requests} batched requests failed; each gets a 500 response")]
     private static partial void LogBatchFailed(ILogger logger, Exception exception, int requests);
 
-    private sealed class PendingRequest(float[] features, int count, long? requestedVersion, long queuedAt, DateTime deadline)
+    private sealed class PendingRequest(float[] features, int count, int featureCount, long? requestedVersion, long queuedAt, DateTime deadline)
     {
         private int completed;
 
         public float[] Features { get; } = features;
 
         public int Count { get; } = count;
+
+        public int FeatureCount { get; } = featureCount;
 
         public long? RequestedVersion { get; } = requestedVersion;
 

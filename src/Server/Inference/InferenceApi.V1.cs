@@ -74,13 +74,13 @@ public static partial class InferenceApi
             return "bad_request";
         }
 
-        (float[]? features, int rows, string? failure) = await ReceivePredictAsync(context, options).ConfigureAwait(false);
+        (float[]? features, int rows, int featureCount, string? failure) = await ReceivePredictAsync(context, options).ConfigureAwait(false);
         if (features is null)
         {
             return failure!;
         }
 
-        if (await SubmitAsync(context, features, rows, null).ConfigureAwait(false) is not BatchOutcome outcome)
+        if (await SubmitAsync(context, features, rows, featureCount, null).ConfigureAwait(false) is not BatchOutcome outcome)
         {
             return "error";
         }
@@ -95,30 +95,30 @@ public static partial class InferenceApi
     }
 
     // Reads and parses the body. On failure it writes the error response and returns the outcome label instead.
-    private static async Task<(float[]? Features, int Rows, string? Failure)> ReceivePredictAsync(HttpContext context, ServerOptions options)
+    private static async Task<(float[]? Features, int Rows, int FeatureCount, string? Failure)> ReceivePredictAsync(HttpContext context, ServerOptions options)
     {
         (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);
         if (bodyError is not null)
         {
             await WriteErrorAsync(context, status, bodyError).ConfigureAwait(false);
-            return (null, 0, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
+            return (null, 0, 0, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
         }
 
         try
         {
             if (await LiveFeatureCountAsync(context).ConfigureAwait(false) is not int featureCount)
             {
-                return (null, 0, "unavailable");
+                return (null, 0, 0, "unavailable");
             }
 
             var reader = new PredictRequestReader(featureCount, options.MaxBatchSize);
             if (!reader.TryRead(body.AsSpan(0, length), out float[] features, out int rows, out InferenceError? error))
             {
                 await WriteErrorAsync(context, StatusCodes.Status400BadRequest, error!).ConfigureAwait(false);
-                return (null, 0, "bad_request");
+                return (null, 0, 0, "bad_request");
             }
 
-            return (features, rows, null);
+            return (features, rows, featureCount, null);
         }
         finally
         {

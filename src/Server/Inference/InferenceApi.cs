@@ -145,13 +145,13 @@ public static partial class InferenceApi
             version = parsed;
         }
 
-        (InferenceInput? input, string? failure) = await ReceiveAsync(context, options).ConfigureAwait(false);
+        (InferenceInput? input, int featureCount, string? failure) = await ReceiveAsync(context, options).ConfigureAwait(false);
         if (input is null)
         {
             return failure!;
         }
 
-        if (await SubmitAsync(context, input.Value.Data, input.Value.BatchSize, version).ConfigureAwait(false) is not BatchOutcome outcome)
+        if (await SubmitAsync(context, input.Value.Data, input.Value.BatchSize, featureCount, version).ConfigureAwait(false) is not BatchOutcome outcome)
         {
             return "error";
         }
@@ -160,43 +160,43 @@ public static partial class InferenceApi
     }
 
     // Reads and validates the body; on failure writes the error response and returns the outcome label instead.
-    private static async Task<(InferenceInput? Input, string? Failure)> ReceiveAsync(HttpContext context, ServerOptions options)
+    private static async Task<(InferenceInput? Input, int FeatureCount, string? Failure)> ReceiveAsync(HttpContext context, ServerOptions options)
     {
         InferenceError? contentTypeError = CheckContentType(context.Request.ContentType);
         if (contentTypeError is not null)
         {
             await WriteErrorAsync(context, StatusCodes.Status415UnsupportedMediaType, contentTypeError).ConfigureAwait(false);
-            return (null, "bad_request");
+            return (null, 0, "bad_request");
         }
 
         (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);
         if (bodyError is not null)
         {
             await WriteErrorAsync(context, status, bodyError).ConfigureAwait(false);
-            return (null, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
+            return (null, 0, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
         }
 
         try
         {
             if (await LiveFeatureCountAsync(context).ConfigureAwait(false) is not int featureCount)
             {
-                return (null, "unavailable");
+                return (null, 0, "unavailable");
             }
 
             if (!TrySplitBinary(context, body!.AsSpan(0, length), out int headerLength, out InferenceError? splitError))
             {
                 await WriteErrorAsync(context, StatusCodes.Status400BadRequest, splitError!).ConfigureAwait(false);
-                return (null, "bad_request");
+                return (null, 0, "bad_request");
             }
 
             var reader = new InferenceRequestReader(featureCount, options.MaxBatchSize);
             if (!reader.TryRead(body.AsSpan(0, headerLength), body.AsSpan(headerLength, length - headerLength), out InferenceInput input, out InferenceError? error))
             {
                 await WriteErrorAsync(context, StatusCodes.Status400BadRequest, error!).ConfigureAwait(false);
-                return (null, "bad_request");
+                return (null, 0, "bad_request");
             }
 
-            return (input, null);
+            return (input, featureCount, null);
         }
         finally
         {
@@ -221,11 +221,11 @@ public static partial class InferenceApi
     }
 
     // Runs the rows through the batcher. Returns null after writing a 500 response when the forward pass failed.
-    private static async Task<BatchOutcome?> SubmitAsync(HttpContext context, float[] features, int rows, long? version)
+    private static async Task<BatchOutcome?> SubmitAsync(HttpContext context, float[] features, int rows, int featureCount, long? version)
     {
         try
         {
-            return await context.RequestServices.GetRequiredService<InferenceBatcher>().SubmitAsync(features, rows, version).ConfigureAwait(false);
+            return await context.RequestServices.GetRequiredService<InferenceBatcher>().SubmitAsync(features, rows, featureCount, version).ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is ExternalException or InvalidOperationException or ArgumentException)
         {
@@ -310,6 +310,10 @@ public static partial class InferenceApi
             case BatchStatus.DeadlineExceeded:
                 await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("The request waited in the queue past its deadline.", null, "retry later or lower the request rate")).ConfigureAwait(false);
                 return "timeout";
+            case BatchStatus.InputShapeChanged:
+                context.Response.Headers.RetryAfter = "1";
+                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError($"The live model changed to version {outcome.Version}, whose input has another shape, while the request waited.", "inputs[0].shape", "the shape in the model metadata, then retry")).ConfigureAwait(false);
+                return "unavailable";
             case BatchStatus.VersionNotLoaded:
                 await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Version '{requestedVersion}' of model '{options.ModelName}' is not loaded; the live version is {outcome.Version}.", "version", outcome.Version.ToString(CultureInfo.InvariantCulture))).ConfigureAwait(false);
                 return "not_found";

@@ -52,9 +52,24 @@ public sealed class BatchingTests
         InferenceBatcher batcher = server.App.Services.GetRequiredService<InferenceBatcher>();
 
         // 48 values is no size that ArrayPool<float>.Shared hands out, so returning the array to it throws.
-        Task<BatchOutcome> submitted = batcher.SubmitAsync(new float[3 * 16], 3, null);
+        Task<BatchOutcome> submitted = batcher.SubmitAsync(new float[3 * 16], 3, 16, null);
 
         (await submitted.WaitAsync(TimeSpan.FromSeconds(30))).Status.ShouldBe(BatchStatus.Completed);
+    }
+
+    [Fact]
+    public async Task RowsOfAnotherWidthAreNotRun()
+    {
+        await using RunningServer server = await RunningServer.StartAsync();
+        InferenceBatcher batcher = server.App.Services.GetRequiredService<InferenceBatcher>();
+        long passesBefore = batcher.ForwardPasses;
+
+        // Rows validated against a 15-feature model reach a batch of the 16-feature one, as after a swap between them.
+        BatchOutcome outcome = await batcher.SubmitAsync(System.Buffers.ArrayPool<float>.Shared.Rent(2 * 15), 2, 15, null).WaitAsync(TimeSpan.FromSeconds(30));
+
+        outcome.Status.ShouldBe(BatchStatus.InputShapeChanged);
+        outcome.Version.ShouldBe(1);
+        batcher.ForwardPasses.ShouldBe(passesBefore);
     }
 
     [Fact]
