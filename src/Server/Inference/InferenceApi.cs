@@ -366,6 +366,12 @@ public static partial class InferenceApi
             ArrayPool<byte>.Shared.Return(buffer);
             return (null, 0, new InferenceError($"The request body could not be read: {exception.Message}", "body", "a complete JSON body"), exception.StatusCode);
         }
+        catch (Exception exception) when (exception is OperationCanceledException or IOException)
+        {
+            // The client went away mid-body. Nobody reads a response, but the pooled buffer still goes back.
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
 
         if (length > maxBytes)
         {
