@@ -30,6 +30,7 @@ public sealed class ParseErrorExitTests
     [InlineData("produce --bootstrap-servers 127.0.0.1:1 --data /nonexistent/fashion-mnist", "Install the Debian package dataset-fashion-mnist")]
     [InlineData("bench --url http://127.0.0.1:9/infer --body /nonexistent/body.json", "File does not exist")]
     [InlineData("experiment --validation-fraction 1.5", "but it is 1.5")]
+    [InlineData("serve --device gpu --urls http://127.0.0.1:0", "expected auto, cpu, cuda or cuda:N. Pass it with --device.")]
     [InlineData("experiment --strategies best,bogus", "unknown strategy 'bogus'")]
     [InlineData("experiment --seeds 1,x", "'x' is not a whole number")]
     [InlineData("experiment --feature-lr-scale -1", "FeatureLearningRateScale must be between 0 and 10")]
