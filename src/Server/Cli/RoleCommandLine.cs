@@ -44,7 +44,8 @@ internal static class RoleCommandLine
         ArgumentNullException.ThrowIfNull(result);
         ArgumentNullException.ThrowIfNull(shortcuts);
         configurationArguments = [];
-        if (FindInvalidArgument(result.UnmatchedTokens) is { } error)
+        string[] knownOptions = result.CommandResult.Command.Options.SelectMany(option => option.Aliases.Append(option.Name)).ToArray();
+        if (FindInvalidArgument(result.UnmatchedTokens, knownOptions) is { } error)
         {
             Console.Error.WriteLine(error);
             return false;
@@ -70,8 +71,9 @@ internal static class RoleCommandLine
     /// Returns an error for the first unmatched token that is not a configuration argument, so that a misspelled
     /// option such as --stor fails instead of being ignored. Configuration arguments contain ':' in the key
     /// (--Server:ModelName=x or --Server:ModelName x); "urls" is the one accepted key without a section.
+    /// When one of <paramref name="knownOptions"/> is at most two edits away, the error suggests it.
     /// </summary>
-    public static string? FindInvalidArgument(IReadOnlyList<string> unmatchedTokens)
+    public static string? FindInvalidArgument(IReadOnlyList<string> unmatchedTokens, IReadOnlyCollection<string>? knownOptions = null)
     {
         ArgumentNullException.ThrowIfNull(unmatchedTokens);
         for (int index = 0; index < unmatchedTokens.Count; index++)
@@ -81,7 +83,9 @@ internal static class RoleCommandLine
             bool isKey = token.StartsWith("--", StringComparison.Ordinal) && (key.Contains(':', StringComparison.Ordinal) || key == "urls");
             if (!isKey)
             {
-                return $"Unrecognized argument '{token}'. Use the options listed by --help, or configuration keys as --Section:Key=value.";
+                string? suggestion = Closest(token.Split('=', 2)[0], knownOptions ?? []);
+                string hint = suggestion is null ? "" : $" Did you mean '{suggestion}'?";
+                return $"Unrecognized argument '{token}'.{hint} Use the options listed by --help, or configuration keys as --Section:Key=value.";
             }
 
             if (!token.Contains('=', StringComparison.Ordinal))
@@ -92,6 +96,35 @@ internal static class RoleCommandLine
         }
 
         return null;
+    }
+
+    // The known option with the smallest edit distance to token, if that distance is 1 or 2.
+    private static string? Closest(string token, IReadOnlyCollection<string> knownOptions) =>
+        knownOptions
+            .Select(option => (Option: option, Distance: EditDistance(token, option)))
+            .Where(pair => pair.Distance is > 0 and <= 2)
+            .OrderBy(pair => pair.Distance)
+            .Select(pair => pair.Option)
+            .FirstOrDefault();
+
+    // Levenshtein distance: the fewest single-character insertions, deletions and substitutions from one string to the other.
+    private static int EditDistance(string first, string second)
+    {
+        int[] previous = Enumerable.Range(0, second.Length + 1).ToArray();
+        int[] current = new int[second.Length + 1];
+        for (int i = 1; i <= first.Length; i++)
+        {
+            current[0] = i;
+            for (int j = 1; j <= second.Length; j++)
+            {
+                int substitution = previous[j - 1] + (first[i - 1] == second[j - 1] ? 0 : 1);
+                current[j] = Math.Min(substitution, Math.Min(previous[j] + 1, current[j - 1] + 1));
+            }
+
+            (previous, current) = (current, previous);
+        }
+
+        return previous[second.Length];
     }
 
     /// <summary>Sets the listen address to <paramref name="fallback"/> unless configuration names one.</summary>

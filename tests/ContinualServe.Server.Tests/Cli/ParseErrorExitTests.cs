@@ -15,6 +15,7 @@ public sealed class ParseErrorExitTests
     [InlineData("demo --tasks x", "Cannot parse argument 'x' for option '--tasks'")]
     [InlineData("demo --tasks 9", "--tasks must be 1 to 5")]
     [InlineData("serve --stor models", "Unrecognized argument '--stor'")]
+    [InlineData("serve --stroe models", "Did you mean '--store'?")]
     public async Task ParseErrorExitsWithTwo(string arguments, string message)
     {
         (int exitCode, string standardOutput, string standardError) = await RunAsync(arguments);

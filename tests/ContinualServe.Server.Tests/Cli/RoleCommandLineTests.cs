@@ -30,5 +30,26 @@ public sealed class RoleCommandLineTests
         error.ShouldContain($"'{reported}'");
     }
 
+    [Theory]
+    [InlineData("--stroe models", "Did you mean '--store'?")]
+    [InlineData("--stor=models", "Did you mean '--store'?")]
+    [InlineData("--bootstrap-server 127.0.0.1:9092", "Did you mean '--bootstrap-servers'?")]
+    public void NearOptionIsSuggested(string tokens, string suggestion)
+    {
+        string? error = RoleCommandLine.FindInvalidArgument(Split(tokens), ["--store", "--bootstrap-servers", "--urls"]);
+
+        error.ShouldNotBeNull();
+        error.ShouldContain(suggestion);
+    }
+
+    [Fact]
+    public void DistantOptionGetsNoSuggestion()
+    {
+        string? error = RoleCommandLine.FindInvalidArgument(["--frobnicate"], ["--store", "--urls"]);
+
+        error.ShouldNotBeNull();
+        error.ShouldNotContain("Did you mean");
+    }
+
     private static string[] Split(string tokens) => tokens.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 }
