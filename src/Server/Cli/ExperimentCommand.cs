@@ -178,14 +178,39 @@ public static class ExperimentCommand
         return IdxDataset.FindMissingFashionMnist(options.DataDirectory);
     }
 
-    /// <summary>Returns the messages of the trainer settings outside their documented ranges, or null when all are valid.</summary>
+    // The command-line option of each trainer setting that demo or experiment reads from its command line.
+    private static readonly Dictionary<string, string> TrainerOptionNames = new()
+    {
+        [nameof(TrainerOptions.ReplayCapacity)] = "--replay-capacity",
+        [nameof(TrainerOptions.ReplayBatchSize)] = "--replay-batch-size",
+        [nameof(TrainerOptions.StepsPerBatch)] = "--steps-per-batch",
+        [nameof(TrainerOptions.ReplayShiftPixels)] = "--replay-shift",
+        [nameof(TrainerOptions.ReplayLogitWeight)] = "--alpha",
+        [nameof(TrainerOptions.ReplayLabelWeight)] = "--beta",
+        [nameof(TrainerOptions.DistillationWeight)] = "--lwf-weight",
+        [nameof(TrainerOptions.DistillationTemperature)] = "--lwf-temperature",
+        [nameof(TrainerOptions.LearningRate)] = "--learning-rate",
+        [nameof(TrainerOptions.FeatureLearningRateScale)] = "--feature-lr-scale",
+    };
+
+    /// <summary>
+    /// Returns the messages of the trainer settings outside their documented ranges, each after the command-line
+    /// option that sets it, or null when all are valid.
+    /// </summary>
     internal static string? FindInvalidTrainerSetting(TrainerOptions trainer)
     {
         var context = new ValidationContext(trainer);
         var problems = new List<ValidationResult>();
-        return Validator.TryValidateObject(trainer, context, problems, validateAllProperties: true)
-            ? null
-            : string.Join(" ", problems.Select(problem => problem.ErrorMessage));
+        if (Validator.TryValidateObject(trainer, context, problems, validateAllProperties: true))
+        {
+            return null;
+        }
+
+        IEnumerable<string> messages = problems.Select(problem =>
+            problem.MemberNames.FirstOrDefault() is { } member && TrainerOptionNames.TryGetValue(member, out string? option)
+                ? $"{option}: {problem.ErrorMessage}"
+                : problem.ErrorMessage ?? "");
+        return string.Join(" ", messages);
     }
 
     private static string[] SplitList(string value) =>

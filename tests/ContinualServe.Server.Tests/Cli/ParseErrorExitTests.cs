@@ -34,11 +34,11 @@ public sealed class ParseErrorExitTests
     [InlineData("serve --device gpu --urls http://127.0.0.1:0", "expected auto, cpu, cuda or cuda:N. Pass it with --device.")]
     [InlineData("experiment --strategies best,bogus", "unknown strategy 'bogus'")]
     [InlineData("experiment --seeds 1,x", "'x' is not a whole number")]
-    [InlineData("experiment --feature-lr-scale -1", "FeatureLearningRateScale must be between 0 and 10")]
+    [InlineData("experiment --feature-lr-scale -1", "--feature-lr-scale: The field FeatureLearningRateScale must be between 0 and 10")]
     [InlineData("experiment --strategies ,", "--strategies: no strategy given")]
     [InlineData("experiment --validation-fraction NaN --data /nonexistent/fashion-mnist", "--validation-fraction must be")]
     [InlineData("experiment --threads -1 --data /nonexistent/fashion-mnist", "--threads must be")]
-    [InlineData("demo --replay-capacity -5 --data /nonexistent/fashion-mnist", "ReplayCapacity must be between 0 and")]
+    [InlineData("demo --replay-capacity -5 --data /nonexistent/fashion-mnist", "--replay-capacity: The field ReplayCapacity must be between 0 and")]
     [InlineData("demo --clients -1 --data /nonexistent/fashion-mnist", "--clients must be")]
     public async Task InvalidRunSettingsExitWithTwo(string arguments, string message)
     {
