@@ -87,6 +87,13 @@ public sealed class InferenceRequestReader
             }
             else if (reader.ValueTextEquals("inputs"u8))
             {
+                // A second "inputs" would replace the first, whose pooled data array then never went back.
+                if (sawInputs)
+                {
+                    error = new InferenceError("'inputs' is given twice.", "inputs", "one inputs array");
+                    return false;
+                }
+
                 reader.Read();
                 if (!TryReadInputs(ref reader, binary, out input, out error))
                 {

@@ -223,6 +223,17 @@ public sealed class InferenceRequestReaderTests
     }
 
     [Fact]
+    public void RepeatedInputsIsRejected()
+    {
+        string inputs = "\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}]";
+
+        reader.TryRead(Utf8("{" + inputs + "," + inputs + "}"), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("inputs");
+        error.Error.ShouldContain("given twice");
+    }
+
+    [Fact]
     public void MissingBinaryDataNamesHeader()
     {
         string body = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"parameters\":{\"binary_data_size\":16}}]}";
