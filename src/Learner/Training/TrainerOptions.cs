@@ -24,6 +24,12 @@ public sealed class TrainerOptions
 {
     public ReplayStrategy Strategy { get; set; } = ReplayStrategy.DerPlusPlus;
 
+    /// <summary>
+    /// Name of a strategy of <c>continualserve experiment</c> (for example <c>best</c>) whose settings fill every
+    /// setting it defines that configuration leaves unset; null or empty sets nothing.
+    /// </summary>
+    public string? Preset { get; set; }
+
     /// <summary>New examples per gradient step.</summary>
     [Range(1, 65_536)]
     public int BatchSize { get; set; } = 32;

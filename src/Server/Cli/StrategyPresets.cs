@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using ContinualServe.Learner.Experiments;
 using ContinualServe.Learner.Training;
+using Microsoft.Extensions.Configuration;
 
 namespace ContinualServe.Server.Cli;
 
@@ -41,6 +42,41 @@ public static class StrategyPresets
         return ExperimentStrategy.Named(experimentName, baseline).Trainer;
     }
 
+    /// <summary>Trainer settings that an experiment name defines, in the order <see cref="TryExpand"/> writes them.</summary>
+    private static readonly string[] PresetKeys =
+    [
+        nameof(TrainerOptions.AsymmetricNewLoss),
+        nameof(TrainerOptions.BufferKind),
+        nameof(TrainerOptions.StepsPerBatch),
+        nameof(TrainerOptions.DistillationWeight),
+        nameof(TrainerOptions.FeatureLearningRateScale),
+    ];
+
+    /// <summary>
+    /// Applies <see cref="TrainerOptions.Preset"/>, read from appsettings, the environment or a Helm value: each
+    /// setting the named strategy defines takes the preset's value unless <paramref name="trainerSection"/> sets it.
+    /// An unknown name changes nothing, and the options validator reports it.
+    /// </summary>
+    public static void ApplyPreset(TrainerOptions trainer, IConfiguration trainerSection)
+    {
+        ArgumentNullException.ThrowIfNull(trainer);
+        ArgumentNullException.ThrowIfNull(trainerSection);
+        if (string.IsNullOrEmpty(trainer.Preset) || Find(trainer.Preset) is null)
+        {
+            return;
+        }
+
+        TrainerOptions preset = Named(trainer.Preset, new TrainerOptions());
+        foreach (string key in PresetKeys.Prepend(nameof(TrainerOptions.Strategy)))
+        {
+            if (trainerSection[key] is null)
+            {
+                System.Reflection.PropertyInfo property = typeof(TrainerOptions).GetProperty(key)!;
+                property.SetValue(trainer, property.GetValue(preset));
+            }
+        }
+    }
+
     /// <summary>
     /// Replaces a <c>--Learner:Trainer:Strategy=NAME</c> argument (the last one wins). A name of <c>experiment</c> becomes
     /// every trainer setting that strategy defines (replay strategy, asymmetric loss, buffer, steps per batch, LwF
@@ -73,11 +109,7 @@ public static class StrategyPresets
         {
             // An experiment name defines the whole combination, so values from appsettings or the environment
             // (for example AsymmetricNewLoss=true left from 'best') do not mix into it.
-            settings.Add(Setting(nameof(TrainerOptions.AsymmetricNewLoss), preset.AsymmetricNewLoss));
-            settings.Add(Setting(nameof(TrainerOptions.BufferKind), preset.BufferKind));
-            settings.Add(Setting(nameof(TrainerOptions.StepsPerBatch), preset.StepsPerBatch));
-            settings.Add(Setting(nameof(TrainerOptions.DistillationWeight), preset.DistillationWeight));
-            settings.Add(Setting(nameof(TrainerOptions.FeatureLearningRateScale), preset.FeatureLearningRateScale));
+            settings.AddRange(PresetKeys.Select(key => Setting(key, typeof(TrainerOptions).GetProperty(key)!.GetValue(preset))));
         }
 
         expanded = [.. settings, .. arguments.Where(argument => !argument.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))];
@@ -97,5 +129,5 @@ public static class StrategyPresets
         return [.. joined];
     }
 
-    private static string Setting<T>(string key, T value) => FormattableString.Invariant($"--Learner:Trainer:{key}={value}");
+    private static string Setting(string key, object? value) => FormattableString.Invariant($"--Learner:Trainer:{key}={value}");
 }

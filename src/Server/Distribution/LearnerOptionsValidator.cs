@@ -1,5 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using ContinualServe.Learner;
+using ContinualServe.Learner.Training;
+using ContinualServe.Server.Cli;
 using Microsoft.Extensions.Options;
 
 namespace ContinualServe.Server.Distribution;
@@ -19,6 +21,11 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
         AddErrors(errors, nameof(LearnerOptions.Checkpoint), options.Checkpoint);
         AddErrors(errors, nameof(LearnerOptions.Promotion), options.Promotion);
         AddErrors(errors, nameof(LearnerOptions.InitialSpec), options.InitialSpec);
+        if (!string.IsNullOrEmpty(options.Trainer.Preset) && StrategyPresets.Find(options.Trainer.Preset) is null)
+        {
+            errors.Add($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}:{nameof(TrainerOptions.Preset)}: {StrategyPresets.UnknownNameMessage(options.Trainer.Preset)}");
+        }
+
         if (BootstrapServersError(options.BootstrapServers) is { } bootstrapError)
         {
             errors.Add($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.BootstrapServers)}: {bootstrapError}");

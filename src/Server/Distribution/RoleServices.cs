@@ -1,5 +1,6 @@
 using ContinualServe.Learner;
 using ContinualServe.Learner.Publishing;
+using ContinualServe.Server.Cli;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -28,6 +29,8 @@ public static class RoleServices
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LearnerOptions>, LearnerOptionsValidator>());
         services.AddOptions<LearnerOptions>()
             .BindConfiguration(LearnerOptions.SectionName)
+            .PostConfigure<IConfiguration>((learner, configuration) =>
+                StrategyPresets.ApplyPreset(learner.Trainer, configuration.GetSection($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}")))
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddDistributionOptions()
