@@ -26,7 +26,7 @@ public sealed class TrainerOptions
 
     /// <summary>
     /// Name of a strategy of <c>continualserve experiment</c> (for example <c>best</c>) whose settings fill every
-    /// setting it defines that configuration leaves unset; null or empty sets nothing.
+    /// setting it defines that configuration leaves unset. Null or empty sets nothing.
     /// </summary>
     public string? Preset { get; set; }
 
