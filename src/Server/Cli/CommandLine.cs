@@ -105,43 +105,11 @@ public static class CommandLine
             }
         });
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream (1 to 5).", DefaultValueFactory = _ => 5 };
-        tasks.Validators.Add(option =>
-        {
-            int count;
-            try
-            {
-                count = option.GetValueOrDefault<int>();
-            }
-            catch (InvalidOperationException)
-            {
-                // The value is not a number. The parser reports that conversion error itself.
-                return;
-            }
-
-            if (count is < 1 or > 5)
-            {
-                option.AddError($"--tasks must be 1 to 5 (Split Fashion-MNIST has five tasks of two classes); it is {count}.");
-            }
-        });
+        AddIntegerCheck(tasks, count => count is < 1 or > 5
+            ? $"--tasks must be 1 to 5 (Split Fashion-MNIST has five tasks of two classes); it is {count}."
+            : null);
         var clients = new Option<int>("--clients") { Description = "Concurrent inference clients during the stream; 0 sends no load.", DefaultValueFactory = _ => 2 };
-        clients.Validators.Add(option =>
-        {
-            int count;
-            try
-            {
-                count = option.GetValueOrDefault<int>();
-            }
-            catch (InvalidOperationException)
-            {
-                // The value is not a number. The parser reports that conversion error itself.
-                return;
-            }
-
-            if (count < 0)
-            {
-                option.AddError($"--clients must be 0 or more, but it is {count}.");
-            }
-        });
+        AddIntegerCheck(clients, count => count < 0 ? $"--clients must be 0 or more, but it is {count}." : null);
         var command = new Command("demo", "Run broker, learner and server in one process on Fashion-MNIST while load-testing inference.")
         {
             DataOption, UrlsOption, DeviceOption, StrategyOption, ReplayCapacityOption, SeedOption, tasks, clients,
@@ -191,6 +159,27 @@ public static class CommandLine
         });
         return command;
     }
+
+    // Adds check's error for a parsed value of option. A value that is not a number is skipped, because the parser
+    // reports that conversion error itself.
+    private static void AddIntegerCheck(Option<int> option, Func<int, string?> check) =>
+        option.Validators.Add(result =>
+        {
+            int value;
+            try
+            {
+                value = result.GetValueOrDefault<int>();
+            }
+            catch (InvalidOperationException)
+            {
+                return;
+            }
+
+            if (check(value) is { } error)
+            {
+                result.AddError(error);
+            }
+        });
 
     private static Command BrokerCommand()
     {
