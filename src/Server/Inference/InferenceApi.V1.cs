@@ -6,7 +6,6 @@ using ContinualServe.Model.Telemetry;
 using ContinualServe.Server.Batching;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.Options;
-using Microsoft.Net.Http.Headers;
 
 namespace ContinualServe.Server.Inference;
 
@@ -67,7 +66,7 @@ public static partial class InferenceApi
             return "not_found";
         }
 
-        InferenceError? contentTypeError = CheckPredictContentType(context.Request.ContentType);
+        InferenceError? contentTypeError = CheckContentType(context.Request.ContentType, acceptsBinary: false);
         if (contentTypeError is not null)
         {
             await WriteErrorAsync(context, StatusCodes.Status415UnsupportedMediaType, contentTypeError).ConfigureAwait(false);
@@ -124,22 +123,6 @@ public static partial class InferenceApi
         {
             ArrayPool<byte>.Shared.Return(body!);
         }
-    }
-
-    // The V1 protocol has no binary extension, so only JSON (or no Content-Type, read as JSON) is accepted.
-    private static InferenceError? CheckPredictContentType(string? contentType)
-    {
-        if (string.IsNullOrEmpty(contentType))
-        {
-            return null;
-        }
-
-        if (MediaTypeHeaderValue.TryParse(contentType, out MediaTypeHeaderValue? mediaType) && mediaType.MediaType.Equals(JsonContentType, StringComparison.OrdinalIgnoreCase))
-        {
-            return JsonCharset.Check(mediaType);
-        }
-
-        return new InferenceError($"Content-Type '{contentType}' is not supported by the V1 predict route. Send {JsonContentType}.", "Content-Type", JsonContentType);
     }
 
     // One prediction per instance: the most probable class and the probability of every class.

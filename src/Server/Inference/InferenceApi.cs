@@ -162,7 +162,7 @@ public static partial class InferenceApi
     // Reads and validates the body; on failure writes the error response and returns the outcome label instead.
     private static async Task<(InferenceInput? Input, int FeatureCount, string? Failure)> ReceiveAsync(HttpContext context, ServerOptions options)
     {
-        InferenceError? contentTypeError = CheckContentType(context.Request.ContentType);
+        InferenceError? contentTypeError = CheckContentType(context.Request.ContentType, acceptsBinary: true);
         if (contentTypeError is not null)
         {
             await WriteErrorAsync(context, StatusCodes.Status415UnsupportedMediaType, contentTypeError).ConfigureAwait(false);
@@ -239,7 +239,8 @@ public static partial class InferenceApi
     // requests without one. Other types, such as text/plain or the application/x-www-form-urlencoded that curl -d
     // sends by default, are rejected because they declare a body that is not JSON. JSON declared in a charset other
     // than UTF-8 (or its subset US-ASCII) is rejected as well, because the reader decodes every body as UTF-8.
-    private static InferenceError? CheckContentType(string? contentType)
+    // The V1 route passes acceptsBinary false, because V1 has no binary extension.
+    private static InferenceError? CheckContentType(string? contentType, bool acceptsBinary)
     {
         if (string.IsNullOrEmpty(contentType))
         {
@@ -253,16 +254,18 @@ public static partial class InferenceApi
                 return JsonCharset.Check(mediaType);
             }
 
-            if (mediaType.MediaType.Equals(BinaryContentType, StringComparison.OrdinalIgnoreCase))
+            if (acceptsBinary && mediaType.MediaType.Equals(BinaryContentType, StringComparison.OrdinalIgnoreCase))
             {
                 return null;
             }
         }
 
-        return new InferenceError(
-            $"Content-Type '{contentType}' is not supported. Send {JsonContentType}, or {BinaryContentType} with the binary tensor data extension.",
-            "Content-Type",
-            $"{JsonContentType} or {BinaryContentType}");
+        return acceptsBinary
+            ? new InferenceError(
+                $"Content-Type '{contentType}' is not supported. Send {JsonContentType}, or {BinaryContentType} with the binary tensor data extension.",
+                "Content-Type",
+                $"{JsonContentType} or {BinaryContentType}")
+            : new InferenceError($"Content-Type '{contentType}' is not supported by the V1 predict route. Send {JsonContentType}.", "Content-Type", JsonContentType);
     }
 
     // The binary data extension puts the JSON header length in Inference-Header-Content-Length; without it the body is all JSON.
@@ -368,7 +371,7 @@ public static partial class InferenceApi
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException)
         {
-            // The client went away mid-body. Nobody reads a response, but the pooled buffer still goes back.
+            // The client disconnected mid-body, so no response is written. The pooled buffer is still returned.
             ArrayPool<byte>.Shared.Return(buffer);
             throw;
         }
