@@ -23,7 +23,7 @@ public sealed record GoldenSet
         // JSON null binds to the non-nullable list and its items, so the uploaded set is checked for it here.
         if (Examples is null)
         {
-            throw new InvalidDataException("The golden set's examples array is null; send {\"examples\": [{\"label\": 0, \"features\": [...]}]}.");
+            throw new InvalidDataException("The golden set's examples array is missing or null. Send {\"examples\": [{\"label\": 0, \"features\": [...]}]}.");
         }
 
         if (Examples.Count == 0)
@@ -36,7 +36,7 @@ public sealed record GoldenSet
             GoldenExample example = Examples[index];
             if (example is null)
             {
-                throw new InvalidDataException($"Golden example {index} is null; expected an object with label and features.");
+                throw new InvalidDataException($"Golden example {index} is null. Send an object with label and features.");
             }
 
             if (example.Label < 0 || example.Label >= spec.ClassCount)
@@ -81,7 +81,7 @@ public sealed record GoldenSet
 }
 
 /// <summary>
-/// One labeled golden example; features are raw values, as in inference requests. The label is required, because a
+/// One labeled golden example, with raw feature values as in inference requests. The label is required, because a
 /// missing one would otherwise read as class 0.
 /// </summary>
 public sealed record GoldenExample([property: JsonRequired] int Label, float[] Features);
