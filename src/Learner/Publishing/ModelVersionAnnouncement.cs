@@ -62,18 +62,31 @@ public sealed record ModelVersionAnnouncement
             return null;
         }
 
-        if (announcement is null || announcement.Version <= 0)
+        if (announcement is null)
+        {
+            error = "the value is JSON null";
+            return null;
+        }
+
+        return announcement.IsValid(out error) ? announcement : null;
+    }
+
+    /// <summary>Checks the fields a replica relies on: a positive version and a SHA-256 of 64 lower-case hex digits.</summary>
+    internal bool IsValid(out string error)
+    {
+        error = "";
+        if (Version <= 0)
         {
             error = "version is missing or not positive";
-            return null;
+            return false;
         }
 
-        if (announcement.WeightsSha256.Length != 64 || !announcement.WeightsSha256.All(char.IsAsciiHexDigitLower))
+        if (WeightsSha256.Length != 64 || !WeightsSha256.All(char.IsAsciiHexDigitLower))
         {
             error = "weightsSha256 is not 64 lower-case hex digits";
-            return null;
+            return false;
         }
 
-        return announcement;
+        return true;
     }
 }

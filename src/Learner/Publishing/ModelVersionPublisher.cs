@@ -113,6 +113,32 @@ public sealed partial class ModelVersionPublisher : IDisposable
         });
     }
 
+    /// <summary>
+    /// Announces that <paramref name="pinned"/> is pinned, or that no version is pinned when it is null. Returns once the
+    /// record is queued. A failed send is logged, and the learner announces the pin again at its next start.
+    /// </summary>
+    public void PublishPin(string modelName, ModelVersion? pinned)
+    {
+        ModelPinAnnouncement pin = ModelPinAnnouncement.From(modelName, pinned, storeUrl);
+        var message = new Message<string, byte[]> { Key = modelName + ModelPinAnnouncement.KeySuffix, Value = pin.ToJsonBytes() };
+        long? version = pinned?.Number;
+        producer.Produce(topic, message, report =>
+        {
+            if (report.Error.IsError)
+            {
+                LogPinAnnounceFailed(logger, topic, report.Error.Code, report.Error.Reason);
+            }
+            else if (version is null)
+            {
+                LogUnpinAnnounced(logger, modelName, report.TopicPartitionOffset);
+            }
+            else
+            {
+                LogPinAnnounced(logger, version.Value, modelName, report.TopicPartitionOffset);
+            }
+        });
+    }
+
     /// <summary>Waits up to <paramref name="timeout"/> for outstanding announcements to be delivered.</summary>
     public void Flush(TimeSpan timeout) => producer.Flush(timeout);
 
@@ -131,6 +157,15 @@ public sealed partial class ModelVersionPublisher : IDisposable
 
     [LoggerMessage(EventId = 252, Level = LogLevel.Information, Message = "Announced version {Version} of {Model} at {Offset}")]
     private static partial void LogAnnounced(ILogger logger, long version, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 257, Level = LogLevel.Information, Message = "Announced version {Version} of {Model} as pinned at {Offset}")]
+    private static partial void LogPinAnnounced(ILogger logger, long version, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 259, Level = LogLevel.Information, Message = "Announced that no version of {Model} is pinned at {Offset}")]
+    private static partial void LogUnpinAnnounced(ILogger logger, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 258, Level = LogLevel.Error, Message = "Announcing the pin on {Topic} failed: {Code} {Reason}. Replicas keep the previous pin until the pin changes again or the learner restarts")]
+    private static partial void LogPinAnnounceFailed(ILogger logger, string topic, ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 253, Level = LogLevel.Error, Message = "Announcing version {Version} on {Topic} failed: {Code} {Reason}. The next promotion supersedes it")]
     private static partial void LogAnnounceFailed(ILogger logger, long version, string topic, ErrorCode code, string reason);

@@ -12,11 +12,12 @@ using Microsoft.Extensions.Options;
 namespace ContinualServe.Server.Distribution;
 
 /// <summary>
-/// Keeps a server replica on the newest announced version of its model (Server:ModelName). A dedicated
-/// thread reads the whole version topic from the beginning, so a replica that starts late catches up, and
-/// then follows it. This service downloads the newest announced version, verifies it and swaps it in
-/// through <see cref="ModelSwapper"/>. A failed or corrupt download is retried with exponential backoff
-/// until it succeeds or a newer announcement replaces it, and the live version keeps serving meanwhile.
+/// Keeps a server replica on the newest announced version of its model (Server:ModelName), or on the version the
+/// learner announces as pinned. A dedicated thread reads the whole version topic from the beginning, so a replica
+/// that starts late catches up, and then follows it. This service downloads the target version, verifies it and
+/// swaps it in through <see cref="ModelSwapper"/>, writing or clearing the pin in its own store to match the
+/// learner's. A failed or corrupt download is retried with exponential backoff until it succeeds or a newer
+/// announcement replaces it, and the live version keeps serving meanwhile.
 /// </summary>
 public sealed partial class ModelVersionSubscriber : BackgroundService
 {
@@ -29,6 +30,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private readonly HashSet<string> ignoredModels = new(StringComparer.Ordinal);
     private readonly string modelName;
     private ModelVersionAnnouncement? newest;
+    private ModelPinAnnouncement? pin;
 
     public ModelVersionSubscriber(
         IOptions<DistributionOptions> options,
@@ -75,8 +77,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         int attempts = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
-            ModelVersionAnnouncement? target = NewestAnnouncement;
-            if (target is null || target.Version <= (live.CurrentVersion ?? 0))
+            (ModelVersionAnnouncement? target, bool pinned) = Target();
+            if (IsOnTarget(target, pinned))
             {
                 await WaitForAnnouncementAsync(Timeout.InfiniteTimeSpan, stoppingToken).ConfigureAwait(false);
                 delay = options.RetryDelay;
@@ -84,8 +86,14 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 continue;
             }
 
+            if (!pinned && swapper.PinnedVersion is not null)
+            {
+                UnpinLocally();
+                continue;
+            }
+
             attempts++;
-            if (await TryInstallAsync(downloader, target, attempts, stoppingToken).ConfigureAwait(false))
+            if (await TryInstallAsync(downloader, target!, pinned, attempts, stoppingToken).ConfigureAwait(false))
             {
                 delay = options.RetryDelay;
                 attempts = 0;
@@ -107,12 +115,60 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         consumerThread.Join(TimeSpan.FromSeconds(10));
     }
 
-    private async Task<bool> TryInstallAsync(VersionDownloader downloader, ModelVersionAnnouncement target, int attempt, CancellationToken cancellation)
+    /// <summary>The version to serve: the pinned one while the learner announces a pin, else the newest announced.</summary>
+    private (ModelVersionAnnouncement? Target, bool Pinned) Target()
+    {
+        lock (newestLock)
+        {
+            return pin?.Pinned is { } pinnedVersion ? (pinnedVersion, true) : (newest, false);
+        }
+    }
+
+    // Pinned: the pinned version is live and pinned in this replica's store. Not pinned: nothing is pinned here, and the
+    // live version is the newest announced one or newer.
+    private bool IsOnTarget(ModelVersionAnnouncement? target, bool pinned)
+    {
+        long? pinnedHere = swapper.PinnedVersion;
+        if (pinned)
+        {
+            return live.CurrentVersion == target!.Version && pinnedHere == target.Version;
+        }
+
+        return pinnedHere is null && (target is null || target.Version <= (live.CurrentVersion ?? 0));
+    }
+
+    // The learner removed its pin: this replica removes its own and serves the newest intact version it has, until
+    // the download of a newer announced one (if any) replaces it.
+    private void UnpinLocally()
+    {
+        long? previous = swapper.PinnedVersion;
+        StoreControlFiles.ClearPinnedVersion(swapper.Store.RootDirectory);
+        ModelVersion? newestHere = swapper.Store.TryLoadLatest();
+        if (newestHere is not null)
+        {
+            swapper.SwapToAny(newestHere);
+        }
+
+        LogUnpinned(logger, previous ?? 0, live.CurrentVersion ?? 0);
+    }
+
+    private async Task<bool> TryInstallAsync(
+        VersionDownloader downloader, ModelVersionAnnouncement target, bool pinned, int attempt, CancellationToken cancellation)
     {
         try
         {
             ModelVersion version = await downloader.InstallAsync(target, cancellation).ConfigureAwait(false);
-            swapper.TrySwapToPublished(version);
+            if (pinned)
+            {
+                StoreControlFiles.WritePinnedVersion(swapper.Store.RootDirectory, version.Number);
+                swapper.SwapToAny(version);
+                LogPinned(logger, version.Number);
+            }
+            else
+            {
+                swapper.TrySwapToPublished(version);
+            }
+
             ContinualServeMetrics.ModelDownloads.WithLabels("ok").Inc();
         }
         catch (InvalidDataException exception)
@@ -236,6 +292,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return;
         }
 
+        if (ModelPinAnnouncement.IsPinKey(result.Message.Key))
+        {
+            ReceivePin(result);
+            return;
+        }
+
         ModelVersionAnnouncement? announcement = ModelVersionAnnouncement.TryParse(result.Message.Value, out string error);
         if (announcement is null)
         {
@@ -267,6 +329,50 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         LogAnnouncementReceived(logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset);
         announced.Writer.TryWrite(true);
     }
+
+    // Pin records apply in the order they were written, so the last one read is the learner's current pin.
+    private void ReceivePin(ConsumeResult<string?, byte[]?> result)
+    {
+        ModelPinAnnouncement? received = ModelPinAnnouncement.TryParse(result.Message.Value, out string error);
+        if (received is null)
+        {
+            LogInvalidAnnouncement(logger, result.TopicPartitionOffset, error);
+            return;
+        }
+
+        if (!string.Equals(received.ModelName, modelName, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        lock (newestLock)
+        {
+            pin = received;
+        }
+
+        if (received.Pinned is null)
+        {
+            LogUnpinReceived(logger, received.ModelName, result.TopicPartitionOffset);
+        }
+        else
+        {
+            LogPinReceived(logger, received.Pinned.Version, received.ModelName, result.TopicPartitionOffset);
+        }
+
+        announced.Writer.TryWrite(true);
+    }
+
+    [LoggerMessage(EventId = 469, Level = LogLevel.Information, Message = "Version {Version} of {Model} announced as pinned at {Offset}")]
+    private static partial void LogPinReceived(ILogger logger, long version, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 472, Level = LogLevel.Information, Message = "No version of {Model} pinned, as announced at {Offset}")]
+    private static partial void LogUnpinReceived(ILogger logger, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 470, Level = LogLevel.Information, Message = "Serving pinned version {Version}, as the learner announced")]
+    private static partial void LogPinned(ILogger logger, long version);
+
+    [LoggerMessage(EventId = 471, Level = LogLevel.Information, Message = "The learner removed the pin of version {Previous}; serving version {Version} and following new versions again")]
+    private static partial void LogUnpinned(ILogger logger, long previous, long version);
 
     [LoggerMessage(EventId = 460, Level = LogLevel.Information, Message = "Following version topic {Topic} on {BootstrapServers}")]
     private static partial void LogStarted(ILogger logger, string topic, string bootstrapServers);

@@ -11,16 +11,21 @@ namespace ContinualServe.Server.Hosting;
 /// (the <c>all</c> role), each version is swapped in directly as well. The learner starts only once every hosted
 /// service has started, Kestrel included. A process that cannot listen must not announce a version that no store
 /// URL serves: on a compacted topic, that record would replace the live learner's newest one.
+/// The service also watches the store's pinned-version file and announces each change, so that a promote,
+/// rollback or unpin on a server sharing the learner's store reaches every replica.
 /// </summary>
-public sealed partial class LearnerHostedService : IHostedLifecycleService
+public sealed partial class LearnerHostedService : IHostedLifecycleService, IDisposable
 {
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan PinPollInterval = TimeSpan.FromMilliseconds(500);
 
     private readonly ContinualLearner learner;
     private readonly ModelVersionPublisher publisher;
     private readonly DistributionOptions distribution;
     private readonly ModelSwapper? swapper;
     private readonly ILogger<LearnerHostedService> logger;
+    private readonly CancellationTokenSource stopping = new();
+    private Task pinWatch = Task.CompletedTask;
 
     public LearnerHostedService(
         ContinualLearner learner,
@@ -73,25 +78,94 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService
         }
 
         OnVersionPublished(first);
+        string modelName = first.Spec.Name;
+        pinWatch = Task.Run(() => WatchPinAsync(modelName, stopping.Token), CancellationToken.None);
     }
 
     public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public Task StopAsync(CancellationToken cancellationToken)
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
+        await stopping.CancelAsync().ConfigureAwait(false);
+        await pinWatch.ConfigureAwait(false);
         learner.VersionPublished -= OnVersionPublished;
         learner.Stop(StopTimeout);
         publisher.Flush(TimeSpan.FromSeconds(5));
-        return Task.CompletedTask;
     }
+
+    public void Dispose() => stopping.Dispose();
 
     private void OnVersionPublished(ModelVersion version)
     {
         swapper?.TrySwapToPublished(version);
         publisher.Publish(version);
     }
+
+    /// <summary>
+    /// Announces the store's pin at start, whatever it is, so that a pin left on the topic by an earlier deployment is
+    /// replaced, and then each change of it. A pin naming a version that is missing or corrupt is logged once and
+    /// not announced, so replicas keep the previous pin.
+    /// </summary>
+    private async Task WatchPinAsync(string modelName, CancellationToken cancellation)
+    {
+        string store = learner.Store.RootDirectory;
+        long? announced = null;
+        bool announcedOnce = false;
+        string? lastProblem = null;
+        using var timer = new PeriodicTimer(PinPollInterval);
+        try
+        {
+            do
+            {
+                long? pinned;
+                try
+                {
+                    pinned = StoreControlFiles.ReadPinnedVersion(store);
+                }
+                catch (Exception exception) when (exception is InvalidDataException or IOException)
+                {
+                    ReportPinProblem(ref lastProblem, exception.Message);
+                    continue;
+                }
+
+                if (announcedOnce && pinned == announced)
+                {
+                    continue;
+                }
+
+                ModelVersion? version = null;
+                if (pinned is not null && !learner.Store.TryLoad(pinned.Value, out version))
+                {
+                    ReportPinProblem(ref lastProblem, $"pinned version {pinned} is missing or corrupt in {store}");
+                    continue;
+                }
+
+                publisher.PublishPin(modelName, version);
+                announced = pinned;
+                announcedOnce = true;
+                lastProblem = null;
+            }
+            while (await timer.WaitForNextTickAsync(cancellation).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    private void ReportPinProblem(ref string? lastProblem, string problem)
+    {
+        if (problem != lastProblem)
+        {
+            LogPinNotAnnounced(logger, problem);
+            lastProblem = problem;
+        }
+    }
+
+    [LoggerMessage(EventId = 431, Level = LogLevel.Warning, Message = "The pin was not announced to replicas: {Problem}. Replicas keep the previous pin")]
+    private static partial void LogPinNotAnnounced(ILogger logger, string problem);
 
     [LoggerMessage(EventId = 430, Level = LogLevel.Warning, Message = "Distribution:StoreUrl is not set, so announcements carry no store URL; replicas need their own Distribution:StoreUrl to download versions")]
     private static partial void LogNoStoreUrl(ILogger logger);

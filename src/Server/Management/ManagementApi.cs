@@ -27,12 +27,14 @@ public static partial class ManagementApi
         group.AddEndpointFilter(new BearerTokenFilter(token, managementPort));
         group.AddEndpointFilter(new ManagementAuditFilter(routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi))));
         group.MapGet("/versions", ListVersions);
-        group.MapPost("/versions/{version}/promote", Promote);
-        group.MapPost("/rollback", Rollback);
-        group.MapDelete("/pin", Unpin);
 
+        // A replica takes its pin from the learner's announcements, so pins, like learning and golden-set changes,
+        // are made on a server that shares the learner's store.
         RouteGroupBuilder learner = group.MapGroup("");
         learner.AddEndpointFilter(new LearnerControlFilter(routes.ServiceProvider.GetRequiredService<IConfiguration>()));
+        learner.MapPost("/versions/{version}/promote", Promote);
+        learner.MapPost("/rollback", Rollback);
+        learner.MapDelete("/pin", Unpin);
         learner.MapGet("/learning", LearningState);
         learner.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true));
         learner.MapPost("/learning/resume", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: false));

@@ -1,4 +1,7 @@
 using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
 using ContinualServe.Learner.Kafka;
 using Shouldly;
 using Xunit;
@@ -9,6 +12,8 @@ namespace ContinualServe.IntegrationTests.Distribution;
 /// <summary>The <c>learn</c> and <c>all</c> roles as child processes of the built executable.</summary>
 public sealed class RoleCommandTests(ITestOutputHelper testOutput)
 {
+    private const string ManagementToken = "role-command-tests-management-token";
+
     [Fact]
     public async Task MissingBootstrapServersStopsLearner()
     {
@@ -116,10 +121,12 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
     }
 
     [Fact]
-    public async Task AllRoleServesAndAnnouncesVersions()
+    public async Task AllRoleAnnouncesVersionsAndPins()
     {
         using var temporary = new TemporaryDirectory();
         string root = temporary.Path;
+        string tokenFile = Path.Combine(root, "token");
+        await File.WriteAllTextAsync(tokenFile, ManagementToken);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic + ".dlq", 1);
@@ -132,11 +139,11 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         {
             processes.Add(ContinualServeProcess.Start("all", root,
                 "all", "--urls", allUrl, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
-                "--store", Path.Combine(root, "all"), "--device", "cpu", "--store-url", allUrl,
+                "--store", Path.Combine(root, "all"), "--device", "cpu", "--store-url", allUrl, "--management-token-file", tokenFile,
                 "--Learner:IdleRoundDelay=00:00:00.300", "--Learner:RoundExamples=100000"));
             processes.Add(ContinualServeProcess.Start("replica", root,
                 "serve", "--urls", replicaUrl, "--store", Path.Combine(root, "replica"), "--device", "cpu",
-                "--bootstrap-servers", broker.BootstrapServers));
+                "--bootstrap-servers", broker.BootstrapServers, "--management-token-file", tokenFile));
 
             (await WaitForVersionAsync(http, [allUrl, replicaUrl], minimum: 1, processes)).ShouldBe(1);
             await ReplicaDistributionTests.ProduceTaskAsync(broker.BootstrapServers);
@@ -144,6 +151,34 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
             long promoted = await WaitForVersionAsync(http, [allUrl, replicaUrl], minimum: 2, processes);
 
             promoted.ShouldBeGreaterThanOrEqualTo(2);
+
+            // A pin on the learner's server reaches the replica through the version topic.
+            using (HttpResponseMessage pin = await ManageAsync(http, HttpMethod.Post, allUrl, "versions/1/promote"))
+            {
+                pin.StatusCode.ShouldBe(HttpStatusCode.OK, await pin.Content.ReadAsStringAsync());
+            }
+
+            await WaitForVersionAsync(http, [allUrl, replicaUrl], minimum: 1, processes, maximum: 1);
+            using (HttpResponseMessage versions = await ManageAsync(http, HttpMethod.Get, replicaUrl, "versions"))
+            {
+                JsonElement body = JsonDocument.Parse(await versions.Content.ReadAsStringAsync()).RootElement;
+                body.GetProperty("pinned").GetInt64().ShouldBe(1, "the replica must keep the pin in its own store");
+            }
+
+            // A replica rejects pins of its own, which the next announcement from the learner would undo.
+            using (HttpResponseMessage local = await ManageAsync(http, HttpMethod.Post, replicaUrl, $"versions/{promoted}/promote"))
+            {
+                local.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+                (await local.Content.ReadAsStringAsync()).ShouldContain("replica");
+            }
+
+            // Removing the pin on the learner's server returns the replica to the newest version.
+            using (HttpResponseMessage unpin = await ManageAsync(http, HttpMethod.Delete, allUrl, "pin"))
+            {
+                unpin.StatusCode.ShouldBe(HttpStatusCode.OK, await unpin.Content.ReadAsStringAsync());
+            }
+
+            (await WaitForVersionAsync(http, [allUrl, replicaUrl], minimum: promoted, processes)).ShouldBeGreaterThanOrEqualTo(promoted);
         }
         catch
         {
@@ -164,8 +199,19 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         }
     }
 
-    /// <summary>Waits until every server computes responses with the same version, at least <paramref name="minimum"/>, and returns it.</summary>
-    private static async Task<long> WaitForVersionAsync(HttpClient http, string[] servers, long minimum, List<ContinualServeProcess> processes)
+    private static async Task<HttpResponseMessage> ManageAsync(HttpClient http, HttpMethod method, string server, string route)
+    {
+        using var request = new HttpRequestMessage(method, $"{server}/manage/v1/{route}");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ManagementToken);
+        return await http.SendAsync(request);
+    }
+
+    /// <summary>
+    /// Waits until every server computes responses with the same version, between <paramref name="minimum"/> and
+    /// <paramref name="maximum"/>, and returns it.
+    /// </summary>
+    private static async Task<long> WaitForVersionAsync(
+        HttpClient http, string[] servers, long minimum, List<ContinualServeProcess> processes, long maximum = long.MaxValue)
     {
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         long?[] served = new long?[servers.Length];
@@ -176,7 +222,7 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
                 served[index] = await ReplicaDistributionTests.ServedVersionAsync(http, servers[index]);
             }
 
-            if (served.All(version => version >= minimum && version == served[0]))
+            if (served.All(version => version >= minimum && version <= maximum && version == served[0]))
             {
                 return served[0]!.Value;
             }
@@ -186,7 +232,7 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         }
 
         throw new TimeoutException(
-            $"Servers did not agree on a version of at least {minimum} within 60 s; they served {string.Join(", ", served)}.");
+            $"Servers did not agree on a version from {minimum} to {maximum} within 60 s; they served {string.Join(", ", served)}.");
     }
 
     /// <summary>A fresh directory under the temporary folder, deleted with everything in it on dispose.</summary>

@@ -167,19 +167,27 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
-    public async Task ReplicaRefusesLearnerControl()
+    public async Task ReplicaRejectsLearnerControlAndPins()
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false, extraArguments: "--Distribution:BootstrapServers=127.0.0.1:9");
 
         using HttpResponseMessage pause = await server.Management.SendAsync(Request("POST", "manage/v1/learning/pause", ManagementServer.Token));
         using HttpResponseMessage golden = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: "{\"examples\":[]}"));
+        using HttpResponseMessage promote = await server.Management.SendAsync(Request("POST", "manage/v1/versions/1/promote", ManagementServer.Token));
+        using HttpResponseMessage rollback = await server.Management.SendAsync(Request("POST", "manage/v1/rollback", ManagementServer.Token));
+        using HttpResponseMessage unpin = await server.Management.SendAsync(Request("DELETE", "manage/v1/pin", ManagementServer.Token));
         using HttpResponseMessage versions = await server.Management.SendAsync(Request("GET", "manage/v1/versions", ManagementServer.Token));
 
         pause.StatusCode.ShouldBe(HttpStatusCode.Conflict);
         (await pause.Content.ReadAsStringAsync()).ShouldContain("replica");
         golden.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        promote.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        (await promote.Content.ReadAsStringAsync()).ShouldContain("pin");
+        rollback.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        unpin.StatusCode.ShouldBe(HttpStatusCode.Conflict);
         versions.StatusCode.ShouldBe(HttpStatusCode.OK);
         File.Exists(Path.Combine(server.Store.RootDirectory, "learning-paused")).ShouldBeFalse();
+        File.Exists(Path.Combine(server.Store.RootDirectory, "pinned-version")).ShouldBeFalse();
     }
 
     [Fact]
