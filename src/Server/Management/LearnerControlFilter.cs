@@ -1,4 +1,5 @@
 using ContinualServe.Server.Inference;
+using ContinualServe.Learner;
 using ContinualServe.Learner.Publishing;
 
 namespace ContinualServe.Server.Management;
@@ -8,13 +9,18 @@ namespace ContinualServe.Server.Management;
 /// topic. Its model store is its own copy, so a pause marker or golden set written there would never reach the
 /// learner, and a pin written there would last only until the learner's next pin announcement.
 /// </summary>
-internal sealed class LearnerControlFilter(IConfiguration configuration) : IEndpointFilter
+internal sealed class LearnerControlFilter(IServiceProvider services) : IEndpointFilter
 {
+    // A process that runs the learner (the all role) announces versions and pins even when Distribution:BootstrapServers
+    // is set, as the chart's shared configuration does, so only a server without a learner is a replica.
+    private readonly bool isReplica = services.GetService<ContinualLearner>() is null
+        && !string.IsNullOrWhiteSpace(services.GetRequiredService<IConfiguration>()[DistributionOptions.SectionName + ":" + nameof(DistributionOptions.BootstrapServers)]);
+
     public ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(next);
-        if (string.IsNullOrWhiteSpace(configuration[DistributionOptions.SectionName + ":" + nameof(DistributionOptions.BootstrapServers)]))
+        if (!isReplica)
         {
             return next(context);
         }

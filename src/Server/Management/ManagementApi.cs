@@ -31,7 +31,7 @@ public static partial class ManagementApi
         // A replica takes its pin from the learner's announcements, so pins, like learning and golden-set changes,
         // are made on a server that shares the learner's store.
         RouteGroupBuilder learner = group.MapGroup("");
-        learner.AddEndpointFilter(new LearnerControlFilter(routes.ServiceProvider.GetRequiredService<IConfiguration>()));
+        learner.AddEndpointFilter(new LearnerControlFilter(routes.ServiceProvider));
         learner.MapPost("/versions/{version}/promote", Promote);
         learner.MapPost("/rollback", Rollback);
         learner.MapDelete("/pin", Unpin);

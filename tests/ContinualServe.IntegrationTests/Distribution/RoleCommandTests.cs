@@ -140,6 +140,7 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
             processes.Add(ContinualServeProcess.Start("all", root,
                 "all", "--urls", allUrl, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
                 "--store", Path.Combine(root, "all"), "--device", "cpu", "--store-url", allUrl, "--management-token-file", tokenFile,
+                "--Distribution:BootstrapServers=" + broker.BootstrapServers,
                 "--Learner:IdleRoundDelay=00:00:00.300", "--Learner:RoundExamples=100000"));
             processes.Add(ContinualServeProcess.Start("replica", root,
                 "serve", "--urls", replicaUrl, "--store", Path.Combine(root, "replica"), "--device", "cpu",
