@@ -156,12 +156,27 @@ public sealed partial class ModelStore
         return new ModelVersion(spec, manifest, directory);
     }
 
+    // The pinned version is kept however old it is: servers restarting on the pin and replicas that download it need it.
     private void ApplyRetention()
     {
         IReadOnlyList<long> numbers = ListVersionNumbers();
-        foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)))
+        long? pinned = ReadPinnedVersionOrNull();
+        foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)).Where(number => number != pinned))
         {
             TryDeleteDirectory(VersionDirectory(number));
+        }
+    }
+
+    private long? ReadPinnedVersionOrNull()
+    {
+        try
+        {
+            return StoreControlFiles.ReadPinnedVersion(RootDirectory);
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException)
+        {
+            LogPinUnreadable(logger, exception, RootDirectory);
+            return null;
         }
     }
 
@@ -199,4 +214,7 @@ public sealed partial class ModelStore
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Could not delete {Path}")]
     private static partial void LogDeleteFailed(ILogger logger, Exception exception, string path);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read, so retention may delete the pinned version")]
+    private static partial void LogPinUnreadable(ILogger logger, Exception exception, string directory);
 }

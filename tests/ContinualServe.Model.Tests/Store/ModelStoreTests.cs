@@ -70,6 +70,21 @@ public sealed class ModelStoreTests
     }
 
     [Fact]
+    public void RetentionKeepsPinnedVersion()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(2, retained: 2);
+        StoreControlFiles.WritePinnedVersion(store.RootDirectory, 1);
+        torch.manual_seed(3);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallModels.Spec);
+
+        store.Save(SmallModels.Spec, module, new ModelManifest());
+        store.Save(SmallModels.Spec, module, new ModelManifest());
+
+        store.ListVersionNumbers().ShouldBe([1L, 3L, 4L]);
+        store.TryLoad(1, out _).ShouldBeTrue();
+    }
+
+    [Fact]
     public void AbandonedTemporaryDirectoryIsRemoved()
     {
         string root = SmallModels.TemporaryDirectory();
