@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ContinualServe.Learner.Training;
 using Microsoft.Extensions.Options;
 
 namespace ContinualServe.Server.Cli;
@@ -210,8 +211,22 @@ internal static class RoleCommandLine
             || exception.Message.Contains("CUDA", StringComparison.Ordinal))
         {
             // ConfigurationBinder reports values it cannot convert (an unknown enum name, text in a number) this way.
-            return await ReportInvalidConfigurationAsync(exception.Message).ConfigureAwait(false);
+            return await ReportInvalidConfigurationAsync(exception.Message + StrategyHint(exception.Message)).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Returns advice for a binder message about Learner:Trainer:Strategy, which takes only the loss families, when
+    /// the operator most likely meant an experiment strategy such as best; otherwise an empty string.
+    /// </summary>
+    internal static string StrategyHint(string binderMessage)
+    {
+        ArgumentNullException.ThrowIfNull(binderMessage);
+        const string strategyKey = "'Learner:Trainer:Strategy'";
+        return binderMessage.Contains(strategyKey, StringComparison.OrdinalIgnoreCase)
+            ? $" Learner:Trainer:Strategy takes {string.Join(", ", Enum.GetNames<ReplayStrategy>())}. To use a strategy of the experiment "
+                + "(best, derpp, er-ace and others), set Learner:Trainer:Preset instead (Learner__Trainer__Preset in the environment)."
+            : "";
     }
 
     /// <summary>

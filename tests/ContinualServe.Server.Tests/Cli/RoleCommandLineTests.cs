@@ -51,5 +51,19 @@ public sealed class RoleCommandLineTests
         error.ShouldNotContain("Did you mean");
     }
 
+    [Fact]
+    public void StrategyBinderErrorSuggestsPreset()
+    {
+        string hint = RoleCommandLine.StrategyHint(
+            "Failed to convert configuration value 'best' at 'Learner:Trainer:Strategy' to type 'ContinualServe.Learner.Training.ReplayStrategy'.");
+
+        hint.ShouldContain("Learner:Trainer:Preset");
+        hint.ShouldContain("DerPlusPlus");
+    }
+
+    [Fact]
+    public void OtherBinderErrorGetsNoHint() =>
+        RoleCommandLine.StrategyHint("Failed to convert configuration value 'x' at 'Learner:RoundExamples' to type 'System.Int32'.").ShouldBeEmpty();
+
     private static string[] Split(string tokens) => tokens.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 }
