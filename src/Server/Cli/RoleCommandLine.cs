@@ -216,8 +216,8 @@ internal static class RoleCommandLine
     }
 
     /// <summary>
-    /// Returns advice for a binder message about Learner:Trainer:Strategy, which takes only the loss families, when
-    /// the operator most likely meant an experiment strategy such as best; otherwise an empty string.
+    /// Returns advice for a binder message about Learner:Trainer:Strategy, or an empty string for other messages.
+    /// That key takes only the loss families, so an experiment name such as best belongs in Learner:Trainer:Preset.
     /// </summary>
     internal static string StrategyHint(string binderMessage)
     {
