@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using Confluent.Kafka;
 using ContinualServe.Learner;
+using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Training;
@@ -13,7 +14,7 @@ namespace ContinualServe.IntegrationTests.Reliability;
 
 /// <summary>
 /// Broker faults against librdkafka's mock cluster. The broker goes down mid-run (rd_kafka_mock_broker_set_down)
-/// and comes back (rd_kafka_mock_broker_set_up), and retention deletes records while the learner is stopped.
+/// and comes back (rd_kafka_mock_broker_set_up), and retention deletes records while the learner is stopped or paused.
 /// </summary>
 public sealed class BrokerFaultTests
 {
@@ -85,6 +86,53 @@ public sealed class BrokerFaultTests
             (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(restarted) == first + 80, TimeSpan.FromSeconds(30)))
                 .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(restarted)}");
         }
+    }
+
+    [Fact]
+    public async Task RecordsDeletedWhilePausedAreReportedLost()
+    {
+        const string topic = "retention-paused-test";
+        const int first = 200;
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
+        using IProducer<string, byte[]> producer = CreateProducer(broker.BootstrapServers);
+        await ProduceAsync(producer, topic, 0, first, paddingBytes: 0);
+        long lost;
+        long lowWatermark;
+        using (ContinualLearner learner = LearnerFixture.Create(options))
+        {
+            learner.Start();
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == first, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+            learner.PauseLearning();
+            (await LearnerFixture.WaitUntilAsync(() => learner.Status.IsPaused, TimeSpan.FromSeconds(10))).ShouldBeTrue("the learner did not pause");
+
+            // About 8 MiB while the paused learner keeps its assignment. The mock keeps about 5 MiB per partition, so the
+            // fetch at the learner's position fails once it resumes, and the learner seeks to the oldest retained record.
+            await ProduceAsync(producer, topic, first, 80, paddingBytes: 100_000);
+            lowWatermark = LearnerFixture.Watermarks(broker.BootstrapServers, topic).Low.Value;
+            lowWatermark.ShouldBeGreaterThan(first);
+            learner.ResumeLearning();
+
+            (await LearnerFixture.WaitUntilAsync(() => learner.Status.Lost > 0, TimeSpan.FromSeconds(30))).ShouldBeTrue("no lost records were reported");
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == first + 80, TimeSpan.FromSeconds(30)))
+                .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)}");
+            learner.Status.IsRunning.ShouldBeTrue();
+            lost = learner.Status.Lost;
+        }
+
+        // The pause reaches the consumer on its next poll, so a few of the new records may be read before it. The lost
+        // range therefore ends at the low watermark and starts at or after the first new record.
+        long firstLost = lowWatermark - lost;
+        firstLost.ShouldBeGreaterThanOrEqualTo(first);
+        IReadOnlyList<string> trained = LearnerFixture.TrainingLogIds(options);
+        trained.GroupBy(id => id).Where(group => group.Count() > 1).Select(group => group.Key).ShouldBeEmpty();
+        string[] expected = Enumerable.Range(0, first + 80)
+            .Where(index => index < firstLost || index >= lowWatermark)
+            .Select(TestIds.Train)
+            .Where(id => !new HoldoutRouter(0.1).IsHoldout(id))
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        trained.Order(StringComparer.Ordinal).ToArray().ShouldBe(expected);
     }
 
     [Fact]
