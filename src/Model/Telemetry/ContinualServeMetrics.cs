@@ -11,7 +11,7 @@ public static class ContinualServeMetrics
 {
     public static readonly Counter InferenceRequests = Metrics.CreateCounter(
         "continualserve_inference_requests_total",
-        "Inference requests by model and outcome (ok, bad_request, too_large, not_found, rejected, timeout, unavailable, error).",
+        "Inference requests by model and outcome (ok, bad_request, too_large, not_found, rejected, timeout, unavailable, aborted, error).",
         new CounterConfiguration { LabelNames = ["model", "outcome"] });
 
     public static readonly Histogram InferenceDuration = Metrics.CreateHistogram(

@@ -49,14 +49,8 @@ public static partial class InferenceApi
             : Results.Json(new { name, ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 
-    private static async Task PredictAsync(HttpContext context, string name)
-    {
-        long started = Stopwatch.GetTimestamp();
-        ServerOptions options = context.RequestServices.GetRequiredService<IOptions<ServerOptions>>().Value;
-        string outcome = await PredictCoreAsync(context, name, options).ConfigureAwait(false);
-        ContinualServeMetrics.InferenceRequests.WithLabels(options.ModelName, outcome).Inc();
-        ContinualServeMetrics.InferenceDuration.WithLabels(options.ModelName).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
-    }
+    private static Task PredictAsync(HttpContext context, string name) =>
+        MeasureAsync(context, options => PredictCoreAsync(context, name, options));
 
     private static async Task<string> PredictCoreAsync(HttpContext context, string name, ServerOptions options)
     {

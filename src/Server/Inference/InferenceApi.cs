@@ -116,11 +116,29 @@ public static partial class InferenceApi
             : Results.Json(new { name, ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable);
     }
 
-    private static async Task InferAsync(HttpContext context, string name, string? requestedVersion)
+    private static Task InferAsync(HttpContext context, string name, string? requestedVersion) =>
+        MeasureAsync(context, options => InferCoreAsync(context, name, requestedVersion, options));
+
+    /// <summary>
+    /// Runs an inference route and counts its outcome and duration. A request whose client disconnected before the
+    /// response was written counts as "aborted", and nothing more is done for it, because no client is left to receive a
+    /// response. A body cut short by a closed connection still counts as "bad_request", because Kestrel reports it as a
+    /// bad request before it reports the disconnect.
+    /// </summary>
+    private static async Task MeasureAsync(HttpContext context, Func<ServerOptions, Task<string>> route)
     {
         long started = Stopwatch.GetTimestamp();
         ServerOptions options = context.RequestServices.GetRequiredService<IOptions<ServerOptions>>().Value;
-        string outcome = await InferCoreAsync(context, name, requestedVersion, options).ConfigureAwait(false);
+        string outcome;
+        try
+        {
+            outcome = await route(options).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        {
+            outcome = "aborted";
+        }
+
         ContinualServeMetrics.InferenceRequests.WithLabels(options.ModelName, outcome).Inc();
         ContinualServeMetrics.InferenceDuration.WithLabels(options.ModelName).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
     }

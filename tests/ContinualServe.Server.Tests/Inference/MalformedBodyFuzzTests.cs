@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using ContinualServe.Model.Telemetry;
 using Shouldly;
 using Xunit;
 
@@ -73,6 +74,39 @@ public sealed class MalformedBodyFuzzTests
 
         (read == 0 || answer.StartsWith("HTTP/1.1 408", StringComparison.Ordinal)).ShouldBeTrue($"answer: {answer}");
         (DateTime.UtcNow - started).ShouldBeLessThan(TimeSpan.FromSeconds(6));
+    }
+
+    [Fact]
+    public async Task DisconnectWhileQueuedIsCountedAsAborted()
+    {
+        // A queue delay of 2 s keeps a lone request waiting for a fuller batch, long enough for its client to leave.
+        await using RunningServer server = await RunningServer.StartAsync(
+            versions: 1, maxRequestBodyBytes: MaxBodyBytes, arguments: "--Batching:MaxQueueDelay=00:00:02");
+        Prometheus.Counter.Child aborted = ContinualServeMetrics.InferenceRequests.WithLabels("test-model", "aborted");
+        double before = aborted.Value;
+
+        using (var client = new TcpClient())
+        {
+            await client.ConnectAsync(server.Client.BaseAddress!.Host, server.Client.BaseAddress.Port);
+            NetworkStream stream = client.GetStream();
+            byte[] body = Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features));
+            string head = "POST /v2/models/test-model/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + $"Content-Length: {body.Length}\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+            await stream.WriteAsync(body);
+            await stream.FlushAsync();
+            await Task.Delay(300);
+        }
+
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (aborted.Value <= before && !deadline.IsCancellationRequested)
+        {
+            await Task.Delay(50, CancellationToken.None);
+        }
+
+        aborted.Value.ShouldBe(before + 1, "requests counted with outcome aborted");
+        using HttpResponseMessage live = await server.Client.GetAsync("v2/health/live");
+        live.StatusCode.ShouldBe(HttpStatusCode.OK);
     }
 
     private static async Task<HttpStatusCode> SendAsync(RunningServer server, byte[] body, bool expectOk, string kind)
