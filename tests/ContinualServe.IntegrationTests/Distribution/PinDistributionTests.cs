@@ -1,4 +1,5 @@
 using System.Globalization;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using Shouldly;
@@ -55,6 +56,25 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         }
 
         StoreControlFiles.ReadPinnedVersion(store).ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task AllRoleStartsWithUnreadablePin()
+    {
+        string store = Path.Combine(root, "all");
+        Directory.CreateDirectory(store);
+        await File.WriteAllTextAsync(Path.Combine(store, StoreControlFiles.PinnedVersionFileName), "not-a-version");
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
+        broker.CreateTopic("model-versions", 1);
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        processes.Add(ContinualServeProcess.Start("all", root,
+            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", store, "--device", "cpu", "--store-url", url));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
+        processes[0].OutputTail.ShouldContain("not-a-version");
     }
 
     /// <summary>Saves <paramref name="count"/> untrained versions of the default model, numbered from 1.</summary>
