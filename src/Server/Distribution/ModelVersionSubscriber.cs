@@ -16,7 +16,8 @@ namespace ContinualServe.Server.Distribution;
 /// learner announces as pinned. A dedicated thread reads the whole version topic from the beginning, so a replica
 /// that starts late catches up, and then follows it. This service downloads the target version, verifies it and
 /// swaps it in through <see cref="ModelSwapper"/>, writing or clearing the pin in its own store to match the
-/// learner's. A failed or corrupt download is retried with exponential backoff until it succeeds or a newer
+/// learner's. It acts only after it has read the topic up to its end, so a restart never applies a pin record that a
+/// later record replaces. A pin in its own store stays until a pin record of the learner replaces it. A failed or corrupt download is retried with exponential backoff until it succeeds or a newer
 /// announcement replaces it, and the live version keeps serving meanwhile.
 /// </summary>
 public sealed partial class ModelVersionSubscriber : BackgroundService
@@ -29,8 +30,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private readonly Lock newestLock = new();
     private readonly HashSet<string> ignoredModels = new(StringComparer.Ordinal);
     private readonly string modelName;
+    private readonly HashSet<int> partitionsToCatchUp = [];
     private ModelVersionAnnouncement? newest;
     private ModelPinAnnouncement? pin;
+    private volatile bool caughtUp;
 
     public ModelVersionSubscriber(
         IOptions<DistributionOptions> options,
@@ -77,8 +80,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         int attempts = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
-            (ModelVersionAnnouncement? target, bool pinned) = Target();
-            if (IsOnTarget(target, pinned))
+            (ModelVersionAnnouncement? target, bool pinned, bool keepLocalPin) = Target();
+            if (!caughtUp || keepLocalPin || IsOnTarget(target, pinned))
             {
                 await WaitForAnnouncementAsync(Timeout.InfiniteTimeSpan, stoppingToken).ConfigureAwait(false);
                 delay = options.RetryDelay;
@@ -115,12 +118,21 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         consumerThread.Join(TimeSpan.FromSeconds(10));
     }
 
-    /// <summary>The version to serve: the pinned one while the learner announces a pin, else the newest announced.</summary>
-    private (ModelVersionAnnouncement? Target, bool Pinned) Target()
+    /// <summary>
+    /// The version to serve: the pinned one while the learner announces a pin, else the newest announced. Until a pin
+    /// record for this model is read, a pin in this replica's store counts as the learner's. KeepLocalPin is then true,
+    /// and the store poller serves that pin.
+    /// </summary>
+    private (ModelVersionAnnouncement? Target, bool Pinned, bool KeepLocalPin) Target()
     {
         lock (newestLock)
         {
-            return pin?.Pinned is { } pinnedVersion ? (pinnedVersion, true) : (newest, false);
+            if (pin is null && swapper.PinnedVersion is not null)
+            {
+                return (null, true, true);
+            }
+
+            return pin?.Pinned is { } pinnedVersion ? (pinnedVersion, true, false) : (newest, false, false);
         }
     }
 
@@ -216,6 +228,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private void ConsumeAnnouncements(CancellationToken cancellation)
     {
         ConsumerConfig config = KafkaDefaults.CreateConsumerConfig(options.BootstrapServers, "continualserve-replica-" + Guid.NewGuid().ToString("N"));
+        config.EnablePartitionEof = true;
         using IConsumer<string?, byte[]?> consumer = new ConsumerBuilder<string?, byte[]?>(config)
             .SetErrorHandler((_, error) => LogKafkaError(logger, error.Code, error.Reason))
             .SetLogHandler(new KafkaClientLog(logger).OnLog)
@@ -244,7 +257,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     /// </summary>
     private bool AssignFromBeginning(IConsumer<string?, byte[]?> consumer, CancellationToken cancellation)
     {
-        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = options.BootstrapServers }).Build();
+        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = options.BootstrapServers })
+            .SetLogHandler(new KafkaClientLog(logger).OnLog)
+            .Build();
         int waits = 0;
         while (!cancellation.IsCancellationRequested)
         {
@@ -253,6 +268,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 TopicMetadata? topic = admin.GetMetadata(options.Topic, TimeSpan.FromSeconds(5)).Topics.FirstOrDefault();
                 if (topic is not null && topic.Error.Code == ErrorCode.NoError && topic.Partitions.Count > 0)
                 {
+                    partitionsToCatchUp.UnionWith(topic.Partitions.Select(partition => partition.PartitionId));
                     consumer.Assign(topic.Partitions.Select(partition =>
                         new TopicPartitionOffset(options.Topic, partition.PartitionId, Offset.Beginning)));
                     return true;
@@ -287,8 +303,14 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return;
         }
 
-        if (result is null || result.IsPartitionEOF)
+        if (result is null)
         {
+            return;
+        }
+
+        if (result.IsPartitionEOF)
+        {
+            MarkCaughtUp(result.Partition.Value);
             return;
         }
 
@@ -327,6 +349,19 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
 
         LogAnnouncementReceived(logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset);
+        announced.Writer.TryWrite(true);
+    }
+
+    // librdkafka reports the end of a partition each time the consumer reaches it, so only the first report counts.
+    private void MarkCaughtUp(int partition)
+    {
+        if (caughtUp || !partitionsToCatchUp.Remove(partition) || partitionsToCatchUp.Count > 0)
+        {
+            return;
+        }
+
+        caughtUp = true;
+        LogCaughtUp(logger, options.Topic);
         announced.Writer.TryWrite(true);
     }
 
@@ -373,6 +408,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 471, Level = LogLevel.Information, Message = "The learner removed the pin of version {Previous}; serving version {Version} and following new versions again")]
     private static partial void LogUnpinned(ILogger logger, long previous, long version);
+
+    [LoggerMessage(EventId = 473, Level = LogLevel.Information, Message = "Read version topic {Topic} up to its end; following the learner's newest version and pin")]
+    private static partial void LogCaughtUp(ILogger logger, string topic);
 
     [LoggerMessage(EventId = 460, Level = LogLevel.Information, Message = "Following version topic {Topic} on {BootstrapServers}")]
     private static partial void LogStarted(ILogger logger, string topic, string bootstrapServers);

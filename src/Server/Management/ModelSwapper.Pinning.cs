@@ -7,6 +7,9 @@ namespace ContinualServe.Server.Hosting;
 /// <summary>Operator control of the served version: a version pinned in the store is served instead of the newest.</summary>
 public sealed partial class ModelSwapper
 {
+    // The message of the last unreadable-pin error, so that each distinct error is logged once.
+    private volatile string? unreadablePin;
+
     /// <summary>The version pinned in the store, or null when the server follows the newest intact version.</summary>
     public long? PinnedVersion => StoreControlFiles.ReadPinnedVersion(Store.RootDirectory);
 
@@ -43,11 +46,34 @@ public sealed partial class ModelSwapper
         return TryFollowPin(out bool swappedToPin) ? swappedToPin : TrySwap(version);
     }
 
-    /// <summary>Serves the pinned version when there is one; returns false when no version is pinned.</summary>
+    /// <summary>
+    /// Serves the pinned version when there is one; returns false when no version is pinned. An unreadable pin file
+    /// keeps the live version, as the learner's replicas keep their last pin, and before any version is live it counts
+    /// as no pin, so that the server can start.
+    /// </summary>
     private bool TryFollowPin(out bool swapped)
     {
         swapped = false;
-        long? pinned = PinnedVersion;
+        long? pinned;
+        try
+        {
+            pinned = PinnedVersion;
+            unreadablePin = null;
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException)
+        {
+            if (exception.Message != unreadablePin)
+            {
+                unreadablePin = exception.Message;
+                string action = live.CurrentVersion is long current
+                    ? $"live version {current} keeps serving"
+                    : "loading the newest version because none is live yet";
+                LogPinUnreadable(logger, exception, Store.RootDirectory, action);
+            }
+
+            return live.CurrentVersion is not null;
+        }
+
         if (pinned is null)
         {
             return false;
@@ -60,4 +86,7 @@ public sealed partial class ModelSwapper
 
         return true;
     }
+
+    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Cannot read the pinned-version file in {Directory}; {Action}. Fix or delete the file")]
+    private static partial void LogPinUnreadable(ILogger logger, Exception exception, string directory, string action);
 }

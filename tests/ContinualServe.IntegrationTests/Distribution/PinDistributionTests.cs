@@ -1,0 +1,109 @@
+using System.Globalization;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace ContinualServe.IntegrationTests.Distribution;
+
+/// <summary>Pins in model stores that servers find when they start, with real child processes of the built executable.</summary>
+public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncLifetime
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(40);
+
+    private readonly string root = Directory.CreateDirectory(
+        Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
+
+    private readonly List<ContinualServeProcess> processes = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (ContinualServeProcess process in processes)
+        {
+            testOutput.WriteLine($"--- {process.Name} (exited: {process.HasExited})");
+            testOutput.WriteLine(process.OutputTail);
+            await process.DisposeAsync();
+        }
+
+        Directory.Delete(root, recursive: true);
+    }
+
+    [Fact]
+    public async Task ReplicaKeepsPinWhileBrokerIsDown()
+    {
+        // A replica that restarts while no broker responds has not read the learner's pin record yet, so the pin in
+        // its own store is the best record of the operator's decision.
+        string store = Path.Combine(root, "replica");
+        SaveVersions(store, count: 2);
+        StoreControlFiles.WritePinnedVersion(store, 1);
+        string unreachable = "127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        processes.Add(ContinualServeProcess.Start("replica", root,
+            "serve", "--urls", url, "--store", store, "--device", "cpu", "--bootstrap-servers", unreachable));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
+        for (int sample = 0; sample < 15; sample++)
+        {
+            await Task.Delay(200);
+            (await ReplicaDistributionTests.ServedVersionAsync(http, url)).ShouldBe(1, $"sample {sample} after the replica became ready");
+        }
+
+        StoreControlFiles.ReadPinnedVersion(store).ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task AllRoleStartsWithUnreadablePin()
+    {
+        string store = Path.Combine(root, "all");
+        Directory.CreateDirectory(store);
+        await File.WriteAllTextAsync(Path.Combine(store, StoreControlFiles.PinnedVersionFileName), "not-a-version");
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
+        broker.CreateTopic("model-versions", 1);
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        processes.Add(ContinualServeProcess.Start("all", root,
+            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", store, "--device", "cpu", "--store-url", url));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
+        processes[0].OutputTail.ShouldContain("not-a-version");
+    }
+
+    /// <summary>Saves <paramref name="count"/> untrained versions of the default model, numbered from 1.</summary>
+    private static void SaveVersions(string directory, int count)
+    {
+        var store = new ModelStore(directory);
+        var spec = new ModelSpec();
+        for (int index = 0; index < count; index++)
+        {
+            torch.manual_seed(index);
+            using nn.Module<Tensor, Tensor> module = ModelFactory.Create(spec);
+            store.Save(spec, module, new ModelManifest());
+        }
+    }
+
+    private async Task<long> WaitForServedVersionAsync(HttpClient http, string url)
+    {
+        using var deadline = new CancellationTokenSource(StartTimeout);
+        while (!deadline.IsCancellationRequested)
+        {
+            if (await ReplicaDistributionTests.ServedVersionAsync(http, url) is long version)
+            {
+                return version;
+            }
+
+            processes.ShouldAllBe(process => !process.HasExited, "a server exited before it served a version");
+            await Task.Delay(200, CancellationToken.None);
+        }
+
+        throw new TimeoutException($"{url} served no version within {StartTimeout.TotalSeconds} s.");
+    }
+}
