@@ -17,8 +17,9 @@ namespace ContinualServe.Server.Distribution;
 /// that starts late catches up, and then follows it. This service downloads the target version, verifies it and
 /// swaps it in through <see cref="ModelSwapper"/>, writing or clearing the pin in its own store to match the
 /// learner's. It acts only after it has read the topic up to its end, so a restart never applies a pin record that a
-/// later record replaces. A pin in its own store stays until a pin record of the learner replaces it. A failed or corrupt download is retried with exponential backoff until it succeeds or a newer
-/// announcement replaces it, and the live version keeps serving meanwhile.
+/// later record replaces. A pin in its own store stays until a pin record of the learner replaces it. A failed or
+/// corrupt download is retried with exponential backoff until it succeeds or a newer announcement replaces it, and
+/// the live version keeps serving meanwhile.
 /// </summary>
 public sealed partial class ModelVersionSubscriber : BackgroundService
 {
@@ -30,6 +31,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private readonly Lock newestLock = new();
     private readonly HashSet<string> ignoredModels = new(StringComparer.Ordinal);
     private readonly string modelName;
+    private const long UnreadableLocalPin = -1;
+
     private readonly HashSet<int> partitionsToCatchUp = [];
     private ModelVersionAnnouncement? newest;
     private ModelPinAnnouncement? pin;
@@ -89,7 +92,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 continue;
             }
 
-            if (!pinned && swapper.PinnedVersion is not null)
+            if (!pinned && LocalPin() is not null)
             {
                 UnpinLocally();
                 continue;
@@ -127,7 +130,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     {
         lock (newestLock)
         {
-            if (pin is null && swapper.PinnedVersion is not null)
+            if (pin is null && LocalPin() is not null)
             {
                 return (null, true, true);
             }
@@ -140,7 +143,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     // live version is the newest announced one or newer.
     private bool IsOnTarget(ModelVersionAnnouncement? target, bool pinned)
     {
-        long? pinnedHere = swapper.PinnedVersion;
+        long? pinnedHere = LocalPin();
         if (pinned)
         {
             return live.CurrentVersion == target!.Version && pinnedHere == target.Version;
@@ -149,11 +152,25 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         return pinnedHere is null && (target is null || target.Version <= (live.CurrentVersion ?? 0));
     }
 
+    // The pin in this replica's store, or UnreadableLocalPin when the file exists but cannot be read. An unreadable file
+    // thus differs from every pin the learner announces, and the next pin record overwrites it or an unpin deletes it.
+    private long? LocalPin()
+    {
+        try
+        {
+            return swapper.PinnedVersion;
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException)
+        {
+            return UnreadableLocalPin;
+        }
+    }
+
     // The learner removed its pin: this replica removes its own and serves the newest intact version it has, until
     // the download of a newer announced one (if any) replaces it.
     private void UnpinLocally()
     {
-        long? previous = swapper.PinnedVersion;
+        long previous = Math.Max(LocalPin() ?? 0, 0);
         StoreControlFiles.ClearPinnedVersion(swapper.Store.RootDirectory);
         ModelVersion? newestHere = swapper.Store.TryLoadLatest();
         if (newestHere is not null)
@@ -161,7 +178,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             swapper.SwapToAny(newestHere);
         }
 
-        LogUnpinned(logger, previous ?? 0, live.CurrentVersion ?? 0);
+        long current = live.CurrentVersion ?? 0;
+        LogUnpinned(logger, previous, current);
     }
 
     private async Task<bool> TryInstallAsync(

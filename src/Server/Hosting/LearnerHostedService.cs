@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
@@ -18,6 +19,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 {
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan PinPollInterval = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan PinRetryInterval = TimeSpan.FromSeconds(30);
 
     private readonly ContinualLearner learner;
     private readonly ModelVersionPublisher publisher;
@@ -114,6 +116,8 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         long? announced = null;
         bool announcedOnce = false;
         string? lastProblem = null;
+        long? failedPin = null;
+        long failedAt = 0;
         using var timer = new PeriodicTimer(PinPollInterval);
         try
         {
@@ -135,13 +139,23 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
                     continue;
                 }
 
+                // The store logs an error on every failed load, so a pin that failed to load is tried again only every
+                // PinRetryInterval until the pin changes.
+                if (pinned is not null && pinned == failedPin && Stopwatch.GetElapsedTime(failedAt) < PinRetryInterval)
+                {
+                    continue;
+                }
+
                 ModelVersion? version = null;
                 if (pinned is not null && !learner.Store.TryLoad(pinned.Value, out version))
                 {
+                    failedPin = pinned;
+                    failedAt = Stopwatch.GetTimestamp();
                     ReportPinProblem(ref lastProblem, $"pinned version {pinned} is missing or corrupt in {store}");
                     continue;
                 }
 
+                failedPin = null;
                 publisher.PublishPin(modelName, version);
                 announced = pinned;
                 announcedOnce = true;

@@ -47,7 +47,7 @@ public sealed partial class ModelSwapper
     }
 
     /// <summary>
-    /// Serves the pinned version when there is one; returns false when no version is pinned. An unreadable pin file
+    /// Serves the pinned version when there is one, and returns false when no version is pinned. An unreadable pin file
     /// keeps the live version, as the learner's replicas keep their last pin, and before any version is live it counts
     /// as no pin, so that the server can start.
     /// </summary>

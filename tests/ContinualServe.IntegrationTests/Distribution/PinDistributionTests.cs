@@ -77,6 +77,38 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         processes[0].OutputTail.ShouldContain("not-a-version");
     }
 
+    [Fact]
+    public async Task ReplicaSurvivesUnreadableLocalPin()
+    {
+        // The subscriber reads the replica's own pin file on every pass. An unreadable one must not stop the replica.
+        string store = Path.Combine(root, "replica");
+        SaveVersions(store, count: 2);
+        await File.WriteAllTextAsync(Path.Combine(store, StoreControlFiles.PinnedVersionFileName), "not-a-version");
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("model-versions", 1);
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        processes.Add(ContinualServeProcess.Start("replica", root,
+            "serve", "--urls", url, "--store", store, "--device", "cpu", "--bootstrap-servers", broker.BootstrapServers));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(2);
+        (await WaitForLogAsync("model-versions up to its end")).ShouldBeTrue("the subscriber did not read the topic to its end");
+        await Task.Delay(1000);
+        processes[0].HasExited.ShouldBeFalse(processes[0].OutputTail);
+        (await ReplicaDistributionTests.ServedVersionAsync(http, url)).ShouldBe(2);
+    }
+
+    private async Task<bool> WaitForLogAsync(string text)
+    {
+        using var deadline = new CancellationTokenSource(StartTimeout);
+        while (!deadline.IsCancellationRequested && !processes[0].OutputTail.Contains(text, StringComparison.Ordinal))
+        {
+            await Task.Delay(200, CancellationToken.None);
+        }
+
+        return processes[0].OutputTail.Contains(text, StringComparison.Ordinal);
+    }
+
     /// <summary>Saves <paramref name="count"/> untrained versions of the default model, numbered from 1.</summary>
     private static void SaveVersions(string directory, int count)
     {

@@ -191,6 +191,23 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public async Task UnreadablePinIsReportedAndRemovable()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 2, separatePort: false);
+        string pinFile = Path.Combine(server.Store.RootDirectory, "pinned-version");
+        await File.WriteAllTextAsync(pinFile, "not-a-version");
+
+        JsonElement listed = await SendOkAsync(server, "GET", "manage/v1/versions");
+        JsonElement unpinned = await SendOkAsync(server, "DELETE", "manage/v1/pin");
+
+        listed.GetProperty("pinned").ValueKind.ShouldBe(JsonValueKind.Null);
+        listed.GetProperty("pinError").GetString().ShouldNotBeNull().ShouldContain("not-a-version");
+        listed.GetProperty("versions").GetArrayLength().ShouldBe(2);
+        unpinned.GetProperty("pinned").ValueKind.ShouldBe(JsonValueKind.Null);
+        File.Exists(pinFile).ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task SeparatePortKeepsManagementOffInference()
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: true);
