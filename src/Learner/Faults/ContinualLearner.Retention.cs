@@ -103,7 +103,7 @@ public sealed partial class ContinualLearner
         }
         catch (KafkaException exception) when (exception.Error.Code == ErrorCode.Local_State)
         {
-            // NOTE: only exercised by a running learner overtaken by retention; the restart case is handled by ClampToRetained.
+            // A running learner overtaken by retention gets here. A restarted one starts in range through ClampToRetained.
             consumer.Assign(consumer.Assignment.Select(partition => partition == target.TopicPartition
                 ? target
                 : new TopicPartitionOffset(partition, positions.TryGetValue(partition, out long position) ? position : Offset.Stored)));
