@@ -341,6 +341,8 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
+        summary = summary with { GoldenSetAccuracy = decision.GoldenAccuracy };
+
         TopicPartitionOffset[] offsets = positions
             .Select(pair => new TopicPartitionOffset(pair.Key, pair.Value))
             .ToArray();
@@ -386,6 +388,10 @@ public sealed partial class ContinualLearner : IDisposable
 
         ContinualServeMetrics.AverageAccuracy.Set(round.Summary.AverageAccuracy);
         ContinualServeMetrics.BackwardTransfer.Set(round.Summary.BackwardTransfer);
+        if (round.Summary.GoldenSetAccuracy is double goldenAccuracy)
+        {
+            ContinualServeMetrics.GoldenSetAccuracy.Set(goldenAccuracy);
+        }
         EvaluationMetrics.PublishAccuracyMatrix(round.Summary);
         ContinualServeMetrics.ReplayBufferExamples.Set(trainer!.ReplayBuffer.Count);
         lock (statusLock)

@@ -47,4 +47,7 @@ public sealed record EvaluationSummary
 
     /// <summary>Forgetting per task id, the maximum earlier accuracy minus the current one.</summary>
     public IReadOnlyDictionary<int, double> Forgetting { get; init; } = new Dictionary<int, double>();
+
+    /// <summary>Accuracy on the operator's golden set when the promotion gate reviewed the version, or null without a golden set.</summary>
+    public double? GoldenSetAccuracy { get; init; }
 }

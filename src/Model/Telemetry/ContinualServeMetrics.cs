@@ -85,6 +85,12 @@ public static class ContinualServeMetrics
         "continualserve_average_accuracy",
         "Mean accuracy over all seen tasks' holdouts.");
 
+    // Suppressed until the first promoted version with a golden set, so that a server without one exports no 0 to alert on.
+    public static readonly Gauge GoldenSetAccuracy = Metrics.CreateGauge(
+        "continualserve_golden_set_accuracy",
+        "Accuracy of the newest promoted version on the operator's golden set.",
+        new GaugeConfiguration { SuppressInitialValue = true });
+
     public static readonly Gauge BackwardTransfer = Metrics.CreateGauge(
         "continualserve_backward_transfer",
         "Mean change of accuracy on earlier tasks since each was learned (negative means forgetting).");

@@ -6,6 +6,7 @@ using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
 using Xunit;
@@ -34,6 +35,16 @@ public sealed class LearnerPromotionTests : IDisposable
             using var broker = EmbeddedKafkaBroker.Start();
             broker.CreateTopic(Topic, partitionCount: 1);
             broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            // A golden set of task 1's test images, which the good round should classify well.
+            Directory.CreateDirectory(storeDirectory);
+            new GoldenSet
+            {
+                Examples = SplitTasks.OrderByTask(TestData.TestSet, maxTasks: 1)
+                    .Select(index => TestData.Example(TestData.TestSet, index, "golden"))
+                    .Select(example => new GoldenExample(example.Label, example.Features))
+                    .ToArray(),
+                UploadedAt = DateTimeOffset.UtcNow,
+            }.Save(storeDirectory);
             using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
             // The learner thread raises VersionPublished just after it updates Status, so the test reads both through
             // a thread-safe queue and waits for the event as well as for the status.
@@ -56,7 +67,10 @@ public sealed class LearnerPromotionTests : IDisposable
             published.ToArray().ShouldBe(new long[] { 2 });
             learner.Status.LatestVersion.ShouldBe(2);
             learner.Store.ListVersionNumbers().ShouldBe(new long[] { 1, 2 });
-            learner.Store.TryLoadLatest()!.Manifest.Evaluation!.AverageAccuracy.ShouldBeGreaterThan(0.9);
+            EvaluationSummary promoted = learner.Store.TryLoadLatest()!.Manifest.Evaluation!;
+            promoted.AverageAccuracy.ShouldBeGreaterThan(0.9);
+            promoted.GoldenSetAccuracy.ShouldNotBeNull().ShouldBeGreaterThan(0.9);
+            ContinualServeMetrics.GoldenSetAccuracy.Value.ShouldBe(promoted.GoldenSetAccuracy.Value, "the gauge shows the promoted version's golden-set accuracy, not the rejected candidate's");
         });
     }
 
