@@ -55,6 +55,7 @@ internal static class LearnCommand
             console.TimestampFormat = "HH:mm:ss ";
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.ReportHostFailuresOnce();
         builder.Logging.UseJsonConsoleWhenConfigured(builder.Configuration);
         builder.Services.AddLearnerRole();
 

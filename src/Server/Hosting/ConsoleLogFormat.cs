@@ -12,6 +12,18 @@ public static class ConsoleLogFormat
     public const string ConfigurationKey = "Logging:Format";
     public const string EnvironmentVariable = "CONTINUALSERVE_LOG_FORMAT";
 
+    /// <summary>
+    /// Keeps the generic host's own error logs off the console, because they only repeated start failures as stack
+    /// traces. The role command reports a known start failure (a port in use, invalid settings) as one line with exit
+    /// code 2 and lets an unknown one end the process with its stack trace. A background service that fails after the
+    /// start is still logged, because the host reports it at Critical level with the exception.
+    /// </summary>
+    public static ILoggingBuilder ReportHostFailuresOnce(this ILoggingBuilder logging)
+    {
+        ArgumentNullException.ThrowIfNull(logging);
+        return logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+    }
+
     public static ILoggingBuilder UseJsonConsoleWhenConfigured(this ILoggingBuilder logging, IConfiguration? configuration = null)
     {
         ArgumentNullException.ThrowIfNull(logging);

@@ -36,6 +36,7 @@ public static class ServerHost
             console.TimestampFormat = "HH:mm:ss ";
         });
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.ReportHostFailuresOnce();
         builder.Logging.UseJsonConsoleWhenConfigured(builder.Configuration);
         builder.Services.AddOptions<ServerOptions>()
             .BindConfiguration(ServerOptions.SectionName)
