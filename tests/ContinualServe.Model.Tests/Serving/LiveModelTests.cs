@@ -53,6 +53,46 @@ public sealed class LiveModelTests
     }
 
     [Fact]
+    public void ResidentMemoryStaysFlatOverSwaps()
+    {
+        // About 7 MiB of weights per version, so a version that is never freed adds about 2 GiB over the last 300 swaps.
+        // The allocator keeps freed native memory, so resident memory climbs in steps for about 100 swaps and then
+        // stays within about 70 MiB (measured over 600 swaps), which the bound leaves room for.
+        var spec = SmallModels.Spec with { InputShape = [784], HiddenSizes = [1024, 1024] };
+        var store = new ModelStore(SmallModels.TemporaryDirectory());
+        for (int version = 1; version <= 2; version++)
+        {
+            torch.manual_seed(version);
+            using torch.nn.Module<torch.Tensor, torch.Tensor> module = ModelFactory.Create(spec);
+            store.Save(spec, module, new ModelManifest());
+        }
+
+        store.TryLoad(1, out ModelVersion? first).ShouldBeTrue();
+        store.TryLoad(2, out ModelVersion? second).ShouldBeTrue();
+        using var live = new LiveModel();
+        var features = new float[784];
+        var probabilities = new float[spec.ClassCount];
+        long afterWarmUp = 0;
+        for (int swap = 1; swap <= 400; swap++)
+        {
+            live.Swap(ServedModel.Load(swap % 2 == 0 ? first! : second!, torch.CPU));
+            live.TryAcquire(out ModelLease lease).ShouldBeTrue();
+            using (lease)
+            {
+                lease.Model.Predict(features, 1, probabilities);
+            }
+
+            if (swap == 100)
+            {
+                afterWarmUp = ResidentBytes();
+            }
+        }
+
+        long growth = ResidentBytes() - afterWarmUp;
+        growth.ShouldBeLessThan(512L * 1024 * 1024, "resident memory growth from swap 100 to swap 400, in bytes");
+    }
+
+    [Fact]
     public void ConcurrentLeasesDuringSwapsNeverFail()
     {
         ModelStore store = SmallModels.StoreWithVersions(30);
@@ -113,5 +153,15 @@ public sealed class LiveModelTests
     {
         store.TryLoad(version, out ModelVersion? loaded).ShouldBeTrue();
         return ServedModel.Load(loaded!, torch.CPU);
+    }
+
+    private static long ResidentBytes()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        using var process = System.Diagnostics.Process.GetCurrentProcess();
+        process.Refresh();
+        return process.WorkingSet64;
     }
 }
