@@ -40,17 +40,14 @@ internal sealed class Utf8LineReader : IDisposable
             if (newline >= 0)
             {
                 int length = searched + newline;
+                ThrowIfLonger(length);
                 line = Complete(buffer.AsSpan(start, length));
                 start += length + 1;
                 return true;
             }
 
             searched = end - start;
-            if (searched > MaxLineBytes)
-            {
-                throw new ExampleFileException(path, LineNumber + 1, $"the line is longer than {MaxLineBytes} bytes");
-            }
-
+            ThrowIfLonger(searched);
             if (endOfStream)
             {
                 if (searched == 0)
@@ -79,6 +76,15 @@ internal sealed class Utf8LineReader : IDisposable
         }
 
         return line.EndsWith((byte)'\r') ? line[..^1] : line;
+    }
+
+    // A line ending in '\r' may reach the limit plus one byte, because the limit applies to the line without its line ending.
+    private void ThrowIfLonger(int length)
+    {
+        if (length > MaxLineBytes + 1 || (length == MaxLineBytes + 1 && buffer[start + MaxLineBytes] != (byte)'\r'))
+        {
+            throw new ExampleFileException(path, LineNumber + 1, $"the line is longer than {MaxLineBytes} bytes");
+        }
     }
 
     // Moves the unread bytes to the front, grows the buffer when they fill it, and reads more.
