@@ -7,10 +7,11 @@ using Microsoft.Extensions.Logging;
 namespace ContinualServe.Learner.Ingestion;
 
 /// <summary>
-/// Streams an IDX dataset into a topic as Split Fashion-MNIST tasks, task after task, one JSON record
-/// per example keyed by its id. When a consumer position is given, the producer pauses while more
-/// than <see cref="MaxLag"/> records are ahead of it, because a topic with small retention (the embedded
-/// broker keeps about 5 MiB per partition) would otherwise delete records the consumer has not read.
+/// Streams labeled examples into a topic, one JSON record per example keyed by its id: an IDX dataset as
+/// Split Fashion-MNIST tasks, task after task, or any sequence of examples in its order. When a consumer
+/// position is given, the producer pauses while more than <see cref="MaxLag"/> records are ahead of it,
+/// because a topic with small retention (the embedded broker keeps about 5 MiB per partition) would
+/// otherwise delete records the consumer has not read.
 /// </summary>
 public sealed partial class ExampleProducer
 {
@@ -43,10 +44,35 @@ public sealed partial class ExampleProducer
     /// Produces every example and returns how many were sent. <paramref name="consumerPosition"/> returns
     /// the total offset the consumer has reached across partitions; null disables pacing.
     /// </summary>
-    public async Task<long> ProduceAsync(IdxDataset dataset, Func<long>? consumerPosition, IProgress<long>? progress, CancellationToken cancellation)
+    public Task<long> ProduceAsync(IdxDataset dataset, Func<long>? consumerPosition, IProgress<long>? progress, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(dataset);
         IReadOnlyList<int> order = SplitTasks.OrderByTask(dataset, MaxTasks);
+        IEnumerable<(string Key, byte[] Value)> records = order.Select(index =>
+        {
+            int label = dataset.Labels[index];
+            string id = IdPrefix + "-" + index.ToString("D5", CultureInfo.InvariantCulture);
+            return (id, ExampleRecordCodec.Encode(id, SplitTasks.TaskOf(label), label, dataset.Image(index)));
+        });
+        return ProduceRecordsAsync(records, order.Count, consumerPosition, progress, cancellation);
+    }
+
+    /// <summary>
+    /// Produces <paramref name="examples"/> in their order, keyed by id, and returns how many were sent.
+    /// <paramref name="count"/> is the number of examples, used in the log. <see cref="IdPrefix"/> and
+    /// <see cref="MaxTasks"/> do not apply, because the examples carry their own ids and tasks.
+    /// </summary>
+    public Task<long> ProduceAsync(IEnumerable<LabeledExample> examples, long count, Func<long>? consumerPosition, IProgress<long>? progress, CancellationToken cancellation)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        IEnumerable<(string Key, byte[] Value)> records = examples.Select(example =>
+            (example.Id, ExampleRecordCodec.Encode(example.Id, example.Task, example.Label, example.Features)));
+        return ProduceRecordsAsync(records, count, consumerPosition, progress, cancellation);
+    }
+
+    private async Task<long> ProduceRecordsAsync(
+        IEnumerable<(string Key, byte[] Value)> records, long count, Func<long>? consumerPosition, IProgress<long>? progress, CancellationToken cancellation)
+    {
         var config = new ProducerConfig
         {
             BootstrapServers = BootstrapServers,
@@ -64,14 +90,14 @@ public sealed partial class ExampleProducer
         long failed = 0;
         if (consumerPosition is not null && MaxLag > 0)
         {
-            LogProducingPaced(logger, order.Count, Topic, MaxLag);
+            LogProducingPaced(logger, count, Topic, MaxLag);
         }
         else
         {
-            LogProducing(logger, order.Count, Topic);
+            LogProducing(logger, count, Topic);
         }
 
-        foreach (int index in order)
+        foreach ((string key, byte[] value) in records)
         {
             if (consumerPosition is not null && MaxLag > 0)
             {
@@ -79,10 +105,7 @@ public sealed partial class ExampleProducer
             }
 
             cancellation.ThrowIfCancellationRequested();
-            int label = dataset.Labels[index];
-            string id = IdPrefix + "-" + index.ToString("D5", CultureInfo.InvariantCulture);
-            byte[] value = ExampleRecordCodec.Encode(id, SplitTasks.TaskOf(label), label, dataset.Image(index));
-            producer.Produce(Topic, new Message<string, byte[]> { Key = id, Value = value }, report =>
+            producer.Produce(Topic, new Message<string, byte[]> { Key = key, Value = value }, report =>
             {
                 if (report.Error.IsError)
                 {
@@ -143,10 +166,10 @@ public sealed partial class ExampleProducer
     private static partial void LogWaitingForConsumer(ILogger logger, long seconds, long position, long behind, int maxLag);
 
     [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records ahead of the consumer")]
-    private static partial void LogProducingPaced(ILogger logger, int count, string topic, int maxLag);
+    private static partial void LogProducingPaced(ILogger logger, long count, string topic, int maxLag);
 
     [LoggerMessage(EventId = 222, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic} without pacing")]
-    private static partial void LogProducing(ILogger logger, int count, string topic);
+    private static partial void LogProducing(ILogger logger, long count, string topic);
 
     [LoggerMessage(EventId = 221, Level = LogLevel.Information, Message = "Produced {Count} examples to {Topic}")]
     private static partial void LogProduced(ILogger logger, long count, string topic);

@@ -21,13 +21,13 @@ public static class CommandLine
         DefaultValueFactory = _ => "auto",
     };
 
-    private static readonly Option<string> BootstrapOption = new("--bootstrap-servers")
+    internal static readonly Option<string> BootstrapOption = new("--bootstrap-servers")
     {
         Description = "Kafka bootstrap servers, host:port[,host:port].",
         Required = true,
     };
 
-    private static readonly Option<string> TopicOption = new("--topic")
+    internal static readonly Option<string> TopicOption = new("--topic")
     {
         Description = "Kafka topic of labeled examples.",
         DefaultValueFactory = _ => "fashion-mnist",
@@ -39,7 +39,7 @@ public static class CommandLine
         DefaultValueFactory = _ => "models",
     };
 
-    private static readonly Option<string> DataOption = new("--data")
+    internal static readonly Option<string> DataOption = new("--data")
     {
         Description = "Directory with the Fashion-MNIST IDX files (.gz or plain).",
         DefaultValueFactory = _ => DemoOptions.DefaultDataDirectory,
@@ -81,7 +81,7 @@ public static class CommandLine
             LearnCommand.Create(),
             AllCommand.Create(),
             BrokerCommand(),
-            ProduceCommand(),
+            ProduceCommand.Create(),
             BenchCommand.Create(),
             ExperimentCommand.Create(),
         };
@@ -162,7 +162,7 @@ public static class CommandLine
 
     // Adds check's error for a parsed value of option. A value that is not a number is skipped, because the parser
     // reports that conversion error itself.
-    private static void AddIntegerCheck(Option<int> option, Func<int, string?> check) =>
+    internal static void AddIntegerCheck(Option<int> option, Func<int, string?> check) =>
         option.Validators.Add(result =>
         {
             int value;
@@ -205,63 +205,6 @@ public static class CommandLine
         return command;
     }
 
-    private static Command ProduceCommand()
-    {
-        var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream, from task 1.", DefaultValueFactory = _ => 5 };
-        var test = new Option<bool>("--test-set") { Description = "Stream the test files (t10k) instead of the training files." };
-        var group = new Option<string>("--group")
-        {
-            Description = "Consumer group to pace to: stay at most --max-lag records ahead of its committed offsets. Without it the stream is not paced.",
-        };
-        var maxLag = new Option<int>("--max-lag")
-        {
-            Description = "Records the producer may be ahead of --group's committed offsets; keep it above the learner's round size (1,000 by default).",
-            DefaultValueFactory = _ => 1500,
-        };
-        var command = new Command("produce", "Stream Fashion-MNIST IDX files into a topic as Split Fashion-MNIST tasks, one JSON record per example.")
-        {
-            BootstrapOption, TopicOption, DataOption, tasks, test, group, maxLag,
-        };
-        command.SetAction(async (result, cancellation) =>
-        {
-            using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Information);
-            bool testSet = result.GetValue(test);
-            if (IdxDataset.FindMissingFashionMnist(result.GetValue(DataOption)!) is { } missing)
-            {
-                await Console.Error.WriteLineAsync(missing).ConfigureAwait(false);
-                return RoleCommandLine.InvalidConfigurationExitCode;
-            }
-
-            IdxDataset dataset = IdxDataset.LoadFashionMnist(result.GetValue(DataOption)!, training: !testSet);
-            string bootstrapServers = result.GetValue(BootstrapOption)!;
-            string topic = result.GetValue(TopicOption)!;
-            string? pacedGroup = result.GetValue(group);
-            using CommittedOffsetTracker? tracker = string.IsNullOrEmpty(pacedGroup) ? null : new CommittedOffsetTracker(bootstrapServers, pacedGroup, topic, loggers.CreateLogger<CommittedOffsetTracker>());
-            var producer = new ExampleProducer(bootstrapServers, topic, loggers.CreateLogger<ExampleProducer>())
-            {
-                MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
-                MaxTasks = result.GetValue(tasks),
-                IdPrefix = testSet ? "test" : "train",
-            };
-            Func<long>? position = tracker is null ? null : tracker.CommittedTotal;
-            long sent;
-            try
-            {
-                sent = await producer.ProduceAsync(dataset, position, new Progress<long>(count => Console.WriteLine($"queued {count} records")), cancellation).ConfigureAwait(false);
-            }
-            catch (KafkaException exception)
-            {
-                // The paced producer queries the broker for the group's offsets, so a broker that stops responding ends the run.
-                await Console.Error.WriteLineAsync($"Producing failed: the broker at {bootstrapServers} did not respond ({exception.Error.Code}: {exception.Error.Reason}). Check that it is running.").ConfigureAwait(false);
-                return 1;
-            }
-
-            Console.WriteLine($"produced {sent} records to {producer.Topic}; the broker acknowledged every one");
-            return 0;
-        });
-        return command;
-    }
-
     private static TrainerOptions TrainerFrom(ParseResult result)
     {
         var baseline = new TrainerOptions
@@ -272,7 +215,7 @@ public static class CommandLine
         return StrategyPresets.Named(result.GetValue(StrategyOption)!, baseline);
     }
 
-    private static ILoggerFactory CreateLoggerFactory(LogLevel minimum) =>
+    internal static ILoggerFactory CreateLoggerFactory(LogLevel minimum) =>
         LoggerFactory.Create(logging => logging
             .SetMinimumLevel(minimum)
             .AddSimpleConsole(console =>

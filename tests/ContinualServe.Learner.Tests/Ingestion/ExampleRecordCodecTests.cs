@@ -31,6 +31,34 @@ public sealed class ExampleRecordCodecTests
     }
 
     [Fact]
+    public void FloatFeaturesEncodeDecodeRoundTrips()
+    {
+        float[] features = new float[FeatureCount];
+        float[] values = [0f, 255f, 0.1f, -3.25f, 1e-7f, 3e20f, -16_777_216f, 16_777_217.5f];
+        values.CopyTo(features, 0);
+        byte[] record = ExampleRecordCodec.Encode("csv-1", task: 4, label: 9, features);
+
+        bool decoded = codec.TryDecode(record, out LabeledExample? example, out string error);
+
+        decoded.ShouldBeTrue(error);
+        example.ShouldNotBeNull();
+        example.Id.ShouldBe("csv-1");
+        example.Task.ShouldBe(4);
+        example.Label.ShouldBe(9);
+        example.Features.ShouldBe(features);
+        Encoding.UTF8.GetString(record).ShouldStartWith("{\"id\":\"csv-1\",\"task\":4,\"label\":9,\"features\":[0,255,0.1,-3.25,");
+    }
+
+    [Fact]
+    public void NonFiniteFeatureNotEncoded()
+    {
+        float[] features = new float[FeatureCount];
+        features[3] = float.NaN;
+
+        Should.Throw<ArgumentException>(() => ExampleRecordCodec.Encode("csv-1", task: 1, label: 0, features));
+    }
+
+    [Fact]
     public void NonIntegerFeaturesKeepTheirValue()
     {
         string values = "[" + string.Join(",", Enumerable.Repeat("0", FeatureCount - 5)) + ",0.5,-3,1e2,255,1234]";

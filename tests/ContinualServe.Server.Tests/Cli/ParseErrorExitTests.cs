@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Shouldly;
 using Xunit;
 
@@ -61,35 +60,6 @@ public sealed class ParseErrorExitTests
         standardError.ShouldBeEmpty();
     }
 
-    private static async Task<(int ExitCode, string StandardOutput, string StandardError)> RunAsync(string arguments)
-    {
-        string host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path && File.Exists(path) ? path : "dotnet";
-        var startInfo = new ProcessStartInfo(host)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        startInfo.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "continualserve.dll"));
-        foreach (string argument in arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-
-        using Process process = Process.Start(startInfo)!;
-        Task<string> standardOutput = process.StandardOutput.ReadToEndAsync();
-        Task<string> standardError = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, await standardOutput, await standardError);
-    }
+    private static Task<(int ExitCode, string StandardOutput, string StandardError)> RunAsync(string arguments) =>
+        ContinualServeProcess.RunAsync(arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
 }

@@ -1,0 +1,186 @@
+using System.CommandLine;
+using Confluent.Kafka;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Ingestion;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary>
+/// <c>continualserve produce</c>: streams labeled examples into the learner's topic, from the Fashion-MNIST IDX
+/// files (--data) or from a JSON lines (--jsonl) or CSV (--csv) file. A JSON lines or CSV file is read twice:
+/// first to validate every line, so that an invalid file produces nothing, then to send the examples in file order.
+/// </summary>
+public static class ProduceCommand
+{
+    public static Command Create()
+    {
+        var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream, from task 1 (IDX files only).", DefaultValueFactory = _ => 5 };
+        var test = new Option<bool>("--test-set") { Description = "Stream the test files (t10k) instead of the training files (IDX files only)." };
+        var jsonl = new Option<string>("--jsonl")
+        {
+            Description = "JSON lines file to stream, one record per line: {\"id\":\"a-1\",\"task\":1,\"label\":0,\"features\":[...]}. Excludes --data and --csv.",
+        };
+        var csv = new Option<string>("--csv")
+        {
+            Description = "CSV file to stream: a header row naming the columns task, label, an optional id and one column per feature, then one example per row. Excludes --data and --jsonl.",
+        };
+        var features = new Option<int>("--features")
+        {
+            Description = "Features per example in a --jsonl or --csv file; must match the learner's model.",
+            DefaultValueFactory = _ => 784,
+        };
+        var classes = new Option<int>("--classes")
+        {
+            Description = "Classes of a --jsonl or --csv file: labels must be 0 to this number minus 1.",
+            DefaultValueFactory = _ => 10,
+        };
+        CommandLine.AddIntegerCheck(features, count => count < 1 ? $"--features must be 1 or more, but it is {count}." : null);
+        CommandLine.AddIntegerCheck(classes, count => count < 2 ? $"--classes must be 2 or more, but it is {count}." : null);
+        var group = new Option<string>("--group")
+        {
+            Description = "Consumer group to pace to: stay at most --max-lag records ahead of its committed offsets. Without it the stream is not paced.",
+        };
+        var maxLag = new Option<int>("--max-lag")
+        {
+            Description = "Records the producer may be ahead of --group's committed offsets; keep it above the learner's round size (1,000 by default).",
+            DefaultValueFactory = _ => 1500,
+        };
+        var command = new Command(
+            "produce",
+            "Stream labeled examples into a topic, one JSON record per example keyed by its id: the Fashion-MNIST IDX files as Split Fashion-MNIST tasks, or a JSON lines or CSV file in file order.")
+        {
+            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, group, maxLag,
+        };
+        command.SetAction(async (result, cancellation) =>
+        {
+            string? jsonlPath = result.GetValue(jsonl);
+            string? csvPath = result.GetValue(csv);
+            if (FindConflictingOptions(result, jsonl, csv, features, classes, tasks, test) is { } conflict)
+            {
+                await Console.Error.WriteLineAsync(conflict).ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
+            IdxDataset? dataset = null;
+            ExampleFile? file = null;
+            if (jsonlPath is not null || csvPath is not null)
+            {
+                (string path, ExampleFileFormat format) = jsonlPath is not null ? (jsonlPath, ExampleFileFormat.JsonLines) : (csvPath!, ExampleFileFormat.Csv);
+                var codec = new ExampleRecordCodec(result.GetValue(features), result.GetValue(classes));
+                if (ValidateFile(path, format, codec) is not long count)
+                {
+                    return RoleCommandLine.InvalidConfigurationExitCode;
+                }
+
+                Console.WriteLine($"validated {count} examples in {path}");
+                file = new ExampleFile(path, format, codec, count);
+            }
+            else
+            {
+                if (IdxDataset.FindMissingFashionMnist(result.GetValue(CommandLine.DataOption)!) is { } missing)
+                {
+                    await Console.Error.WriteLineAsync(missing).ConfigureAwait(false);
+                    return RoleCommandLine.InvalidConfigurationExitCode;
+                }
+
+                dataset = IdxDataset.LoadFashionMnist(result.GetValue(CommandLine.DataOption)!, training: !result.GetValue(test));
+            }
+
+            using ILoggerFactory loggers = CommandLine.CreateLoggerFactory(LogLevel.Information);
+            string bootstrapServers = result.GetValue(CommandLine.BootstrapOption)!;
+            string topic = result.GetValue(CommandLine.TopicOption)!;
+            string? pacedGroup = result.GetValue(group);
+            using CommittedOffsetTracker? tracker = string.IsNullOrEmpty(pacedGroup) ? null : new CommittedOffsetTracker(bootstrapServers, pacedGroup, topic, loggers.CreateLogger<CommittedOffsetTracker>());
+            var producer = new ExampleProducer(bootstrapServers, topic, loggers.CreateLogger<ExampleProducer>())
+            {
+                MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
+                MaxTasks = result.GetValue(tasks),
+                IdPrefix = result.GetValue(test) ? "test" : "train",
+            };
+            Func<long>? position = tracker is null ? null : tracker.CommittedTotal;
+            var progress = new Progress<long>(count => Console.WriteLine($"queued {count} records"));
+            long sent;
+            try
+            {
+                sent = file is null
+                    ? await producer.ProduceAsync(dataset!, position, progress, cancellation).ConfigureAwait(false)
+                    : await producer.ProduceAsync(ExampleFileReader.ReadAll(file.Path, file.Format, file.Codec), file.Count, position, progress, cancellation).ConfigureAwait(false);
+            }
+            catch (KafkaException exception)
+            {
+                // The paced producer queries the broker for the group's offsets, so a broker that stops responding ends the run.
+                await Console.Error.WriteLineAsync($"Producing failed: the broker at {bootstrapServers} did not respond ({exception.Error.Code}: {exception.Error.Reason}). Check that it is running.").ConfigureAwait(false);
+                return 1;
+            }
+            catch (Exception exception) when (exception is ExampleFileException or IOException)
+            {
+                // The file passed validation before producing started, so it changed or became unreadable while it was being sent.
+                await Console.Error.WriteLineAsync($"Producing failed after validation, and some records may already be in {topic}: {exception.Message}").ConfigureAwait(false);
+                return 1;
+            }
+
+            Console.WriteLine($"produced {sent} records to {producer.Topic}; the broker acknowledged every one");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// Returns the error for options that do not go together: more than one of --jsonl, --csv and an explicit
+    /// --data, IDX-only options with a file, or file-only options with the IDX files. Returns null when they fit.
+    /// </summary>
+    private static string? FindConflictingOptions(
+        ParseResult result, Option<string> jsonl, Option<string> csv, Option<int> features, Option<int> classes, Option<int> tasks, Option<bool> test)
+    {
+        bool fromJsonl = result.GetValue(jsonl) is not null;
+        bool fromCsv = result.GetValue(csv) is not null;
+        bool fromIdx = IsGiven(result, CommandLine.DataOption);
+        if ((fromJsonl ? 1 : 0) + (fromCsv ? 1 : 0) + (fromIdx ? 1 : 0) > 1)
+        {
+            return "--jsonl, --csv and --data are mutually exclusive; give one of them.";
+        }
+
+        if ((fromJsonl || fromCsv) && (IsGiven(result, tasks) || IsGiven(result, test)))
+        {
+            return "--tasks and --test-set apply only to the Fashion-MNIST IDX files of --data; remove them when streaming --jsonl or --csv.";
+        }
+
+        if (!fromJsonl && !fromCsv && (IsGiven(result, features) || IsGiven(result, classes)))
+        {
+            return "--features and --classes apply only to --jsonl and --csv files; the Fashion-MNIST IDX files always have 784 features and 10 classes.";
+        }
+
+        return null;
+    }
+
+    private static bool IsGiven(ParseResult result, Option option) => result.GetResult(option) is { Implicit: false };
+
+    // Returns the number of examples, or null after writing the first problem to stderr.
+    private static long? ValidateFile(string path, ExampleFileFormat format, ExampleRecordCodec codec)
+    {
+        string option = format == ExampleFileFormat.Csv ? "--csv" : "--jsonl";
+        if (!File.Exists(path))
+        {
+            Console.Error.WriteLine($"{path}: file not found. Check the {option} path.");
+            return null;
+        }
+
+        try
+        {
+            return ExampleFileReader.Validate(path, format, codec);
+        }
+        catch (ExampleFileException exception)
+        {
+            Console.Error.WriteLine(exception.Message);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"{path}: reading the {option} file failed: {exception.Message}");
+        }
+
+        return null;
+    }
+
+    // A validated file of examples.
+    private sealed record ExampleFile(string Path, ExampleFileFormat Format, ExampleRecordCodec Codec, long Count);
+}
