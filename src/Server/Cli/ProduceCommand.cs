@@ -137,17 +137,17 @@ public static class ProduceCommand
         bool fromIdx = IsGiven(result, CommandLine.DataOption);
         if ((fromJsonl ? 1 : 0) + (fromCsv ? 1 : 0) + (fromIdx ? 1 : 0) > 1)
         {
-            return "--jsonl, --csv and --data are mutually exclusive; give one of them.";
+            return "--jsonl, --csv and --data are mutually exclusive. Give one of them.";
         }
 
         if ((fromJsonl || fromCsv) && (IsGiven(result, tasks) || IsGiven(result, test)))
         {
-            return "--tasks and --test-set apply only to the Fashion-MNIST IDX files of --data; remove them when streaming --jsonl or --csv.";
+            return "--tasks and --test-set apply only to the Fashion-MNIST IDX files of --data. Remove them when streaming --jsonl or --csv.";
         }
 
         if (!fromJsonl && !fromCsv && (IsGiven(result, features) || IsGiven(result, classes)))
         {
-            return "--features and --classes apply only to --jsonl and --csv files; the Fashion-MNIST IDX files always have 784 features and 10 classes.";
+            return "--features and --classes apply only to --jsonl and --csv files. The Fashion-MNIST IDX files always have 784 features and 10 classes.";
         }
 
         return null;

@@ -79,9 +79,10 @@ public sealed class MalformedBodyFuzzTests
     [Fact]
     public async Task DisconnectWhileQueuedIsCountedAsAborted()
     {
-        // A queue delay of 2 s keeps a lone request waiting for a fuller batch, long enough for its client to leave.
+        // A queue delay of 4 s keeps a lone request waiting for a fuller batch. Its client leaves after 1.5 s, when the
+        // server has long read the whole body (a body cut short would count as bad_request instead).
         await using RunningServer server = await RunningServer.StartAsync(
-            versions: 1, maxRequestBodyBytes: MaxBodyBytes, arguments: "--Batching:MaxQueueDelay=00:00:02");
+            versions: 1, maxRequestBodyBytes: MaxBodyBytes, arguments: "--Batching:MaxQueueDelay=00:00:04");
         Prometheus.Counter.Child aborted = ContinualServeMetrics.InferenceRequests.WithLabels("test-model", "aborted");
         double before = aborted.Value;
 
@@ -95,7 +96,7 @@ public sealed class MalformedBodyFuzzTests
             await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
             await stream.WriteAsync(body);
             await stream.FlushAsync();
-            await Task.Delay(300);
+            await Task.Delay(1500);
         }
 
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
