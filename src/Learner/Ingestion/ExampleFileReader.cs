@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Text;
 using System.Text.Unicode;
 using ContinualServe.Learner.Data;
 
@@ -67,6 +68,14 @@ public abstract class ExampleFileReader : IDisposable
             if (recordBytes > codec.MaxRecordBytes)
             {
                 throw reader.Invalid($"the example encodes to a {recordBytes}-byte record; the limit is {codec.MaxRecordBytes}");
+            }
+
+            // The id is also the record's key, so a long id counts twice toward the producer's message size limit.
+            int keyBytes = Encoding.UTF8.GetByteCount(example.Id);
+            if (keyBytes + recordBytes > ExampleProducer.MaxKeyAndValueBytes)
+            {
+                throw reader.Invalid(
+                    $"the id ({keyBytes} bytes) and the record ({recordBytes} bytes) make a Kafka message of {keyBytes + recordBytes} bytes; the limit is {ExampleProducer.MaxKeyAndValueBytes}. Shorten the id or round the features to fewer digits");
             }
         }
 
