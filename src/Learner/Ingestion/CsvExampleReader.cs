@@ -13,7 +13,8 @@ namespace ContinualServe.Learner.Ingestion;
 /// are trimmed. Without an id column, the id of the Nth example is the file name without its extension, a
 /// hyphen and N, e.g. "cats-1". Numbers use the invariant culture ("0.5", "1e-3"), fields are separated by
 /// commas, and a field may be quoted with double quotes, with "" for a quote inside. A quoted field cannot
-/// contain a line break, so that every row is one line.
+/// contain a line break, so that every row is one line. Lines end with LF or CRLF, and a carriage return
+/// anywhere else in a line is invalid.
 /// </summary>
 public sealed class CsvExampleReader : ExampleFileReader
 {
@@ -40,12 +41,12 @@ public sealed class CsvExampleReader : ExampleFileReader
             ReadHeader();
         }
 
-        if (!TryReadTextLine(out ReadOnlySpan<byte> line))
+        if (!TryReadRow(out string? row))
         {
             return false;
         }
 
-        Split(Encoding.UTF8.GetString(line));
+        Split(row);
         if (fields.Count != columnNames.Length)
         {
             throw Invalid($"the row has {fields.Count} fields but the header has {columnNames.Length} columns");
@@ -79,12 +80,12 @@ public sealed class CsvExampleReader : ExampleFileReader
 
     private void ReadHeader()
     {
-        if (!TryReadTextLine(out ReadOnlySpan<byte> line))
+        if (!TryReadRow(out string? row))
         {
             throw new ExampleFileException(FilePath, 0, "the file is empty; expected a header row with the columns task, label, an optional id and one column per feature");
         }
 
-        Split(Encoding.UTF8.GetString(line));
+        Split(row);
         string[] names = fields.Select(field => field.ToString().Trim()).ToArray();
         var features = new List<int>(names.Length);
         var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
@@ -131,6 +132,24 @@ public sealed class CsvExampleReader : ExampleFileReader
 
         columnNames = names;
         featureColumns = [.. features];
+    }
+
+    // A carriage return inside a line comes from CR-only line endings, which make the whole file one line.
+    private bool TryReadRow([NotNullWhen(true)] out string? row)
+    {
+        row = null;
+        if (!TryReadTextLine(out ReadOnlySpan<byte> line))
+        {
+            return false;
+        }
+
+        if (line.Contains((byte)'\r'))
+        {
+            throw Invalid("the line contains a carriage return (CR) before its end; end lines with LF or CRLF");
+        }
+
+        row = Encoding.UTF8.GetString(line);
+        return true;
     }
 
     private int ParseInteger(int column, int minimum, int maximum, string expected)

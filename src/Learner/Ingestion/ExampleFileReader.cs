@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Text;
 using System.Text.Unicode;
 using ContinualServe.Learner.Data;
 
@@ -17,7 +18,7 @@ public enum ExampleFileFormat
 /// <summary>
 /// Streaming reader of a file of labeled examples. Every example is checked against the codec's feature count,
 /// class count and record size, and the first invalid line raises <see cref="ExampleFileException"/>. Blank
-/// lines and lines that are not valid UTF-8 are invalid in every format.
+/// lines, lines that are not valid UTF-8 and lines with a NUL byte are invalid in every format.
 /// </summary>
 public abstract class ExampleFileReader : IDisposable
 {
@@ -27,6 +28,13 @@ public abstract class ExampleFileReader : IDisposable
         FilePath = path;
         Codec = codec;
         var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        if (!stream.CanSeek)
+        {
+            stream.Dispose();
+            throw new ExampleFileException(
+                path, 0, "the file is a pipe or another stream that cannot be read twice, but the examples are validated in a first pass and sent in a second; save them to a regular file first");
+        }
+
         Lines = new Utf8LineReader(stream, path, codec.MaxRecordBytes);
     }
 
@@ -39,7 +47,10 @@ public abstract class ExampleFileReader : IDisposable
 
     private protected Utf8LineReader Lines { get; }
 
-    /// <summary>Opens <paramref name="path"/>. Throws <see cref="FileNotFoundException"/> or another <see cref="IOException"/> when it cannot be read.</summary>
+    /// <summary>
+    /// Opens <paramref name="path"/>. Throws <see cref="FileNotFoundException"/> or another <see cref="IOException"/> when
+    /// it cannot be read, and <see cref="ExampleFileException"/> for a pipe or another file that cannot be read twice.
+    /// </summary>
     public static ExampleFileReader Open(string path, ExampleFileFormat format, ExampleRecordCodec codec) => format switch
     {
         ExampleFileFormat.JsonLines => new JsonLinesExampleReader(path, codec),
@@ -67,6 +78,14 @@ public abstract class ExampleFileReader : IDisposable
             if (recordBytes > codec.MaxRecordBytes)
             {
                 throw reader.Invalid($"the example encodes to a {recordBytes}-byte record; the limit is {codec.MaxRecordBytes}");
+            }
+
+            // The id is also the record's key, so a long id counts twice toward the producer's message size limit.
+            int keyBytes = Encoding.UTF8.GetByteCount(example.Id);
+            if (keyBytes + recordBytes > ExampleProducer.MaxKeyAndValueBytes)
+            {
+                throw reader.Invalid(
+                    $"the id ({keyBytes} bytes) and the record ({recordBytes} bytes) make a Kafka message of {keyBytes + recordBytes} bytes; the limit is {ExampleProducer.MaxKeyAndValueBytes}. Shorten the id or round the features to fewer digits");
             }
         }
 
@@ -105,7 +124,7 @@ public abstract class ExampleFileReader : IDisposable
         }
     }
 
-    /// <summary>Reads the next line and rejects it when it is blank or not valid UTF-8. Returns false at the end of the file.</summary>
+    /// <summary>Reads the next line and rejects it when it is blank, not valid UTF-8 or contains a NUL byte. Returns false at the end of the file.</summary>
     private protected bool TryReadTextLine(out ReadOnlySpan<byte> line)
     {
         if (!Lines.TryReadLine(out line))
@@ -121,6 +140,13 @@ public abstract class ExampleFileReader : IDisposable
         if (!Utf8.IsValid(line))
         {
             throw Invalid("the line is not valid UTF-8");
+        }
+
+        // .NET number parsing ignores trailing NUL characters, so a CSV field such as "7\0" would otherwise read as 7.
+        int nul = line.IndexOf((byte)0);
+        if (nul >= 0)
+        {
+            throw Invalid($"byte {nul + 1} of the line is a NUL byte (0x00), which no valid line contains");
         }
 
         return true;

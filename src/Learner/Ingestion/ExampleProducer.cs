@@ -15,6 +15,15 @@ namespace ContinualServe.Learner.Ingestion;
 /// </summary>
 public sealed partial class ExampleProducer
 {
+    /// <summary>
+    /// Maximum size in bytes of the key plus the value of one record: the producer's message.max.bytes of 1,000,000
+    /// (librdkafka's default) less 36 bytes of record framing. Measured with librdkafka 2.16.0 and the embedded
+    /// broker: 999,964 bytes are sent, and Produce rejects 999,966 with MsgSizeTooLarge.
+    /// </summary>
+    public const int MaxKeyAndValueBytes = MessageMaxBytes - 36;
+
+    private const int MessageMaxBytes = 1_000_000;
+
     private readonly ILogger logger;
 
     public ExampleProducer(string bootstrapServers, string topic, ILogger logger)
@@ -79,6 +88,7 @@ public sealed partial class ExampleProducer
             Acks = Acks.All,
             LingerMs = 5,
             MessageTimeoutMs = 30_000,
+            MessageMaxBytes = MessageMaxBytes,
         };
         var clientLog = new KafkaClientLog(logger);
         using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(config)
@@ -97,6 +107,14 @@ public sealed partial class ExampleProducer
             LogProducing(logger, count, Topic);
         }
 
+        void OnDelivered(DeliveryReport<string, byte[]> report)
+        {
+            if (report.Error.IsError)
+            {
+                Interlocked.Increment(ref failed);
+            }
+        }
+
         foreach ((string key, byte[] value) in records)
         {
             if (consumerPosition is not null && MaxLag > 0)
@@ -105,13 +123,12 @@ public sealed partial class ExampleProducer
             }
 
             cancellation.ThrowIfCancellationRequested();
-            producer.Produce(Topic, new Message<string, byte[]> { Key = key, Value = value }, report =>
+            var message = new Message<string, byte[]> { Key = key, Value = value };
+            if (!await EnqueueAsync(producer, message, OnDelivered, () => Interlocked.Read(ref failed) > 0, cancellation).ConfigureAwait(false))
             {
-                if (report.Error.IsError)
-                {
-                    Interlocked.Increment(ref failed);
-                }
-            });
+                break;
+            }
+
             sent++;
             if (sent % 1000 == 0)
             {
@@ -134,6 +151,31 @@ public sealed partial class ExampleProducer
 
         LogProduced(logger, sent, Topic);
         return sent;
+    }
+
+    // Queues one record and returns false when a delivery failed while the queue was full. librdkafka queues at most
+    // queue.buffering.max.messages undelivered records (100,000 by default), so a full queue waits for deliveries to
+    // make room. Every queued record is delivered or fails within MessageTimeoutMs, which bounds the wait.
+    private async Task<bool> EnqueueAsync(
+        IProducer<string, byte[]> producer, Message<string, byte[]> message, Action<DeliveryReport<string, byte[]>> onDelivered, Func<bool> anyFailed, CancellationToken cancellation)
+    {
+        while (true)
+        {
+            try
+            {
+                producer.Produce(Topic, message, onDelivered);
+                return true;
+            }
+            catch (ProduceException<string, byte[]> exception) when (exception.Error.Code == ErrorCode.Local_QueueFull)
+            {
+                if (anyFailed())
+                {
+                    return false;
+                }
+            }
+
+            await Task.Delay(10, cancellation).ConfigureAwait(false);
+        }
     }
 
     // Logs every WaitReportInterval while the consumer stays too far behind, so a stalled or paused consumer

@@ -112,6 +112,12 @@ public sealed class ExampleRecordCodec
             error = $"malformed JSON: {exception.Message}";
             return false;
         }
+        catch (InvalidOperationException exception)
+        {
+            // GetString throws this for a \u escape of half a surrogate pair, which passes the reader's syntax check.
+            error = $"malformed JSON: {exception.Message}";
+            return false;
+        }
     }
 
     /// <summary>
@@ -213,14 +219,18 @@ public sealed class ExampleRecordCodec
             reader.Read();
             switch (name)
             {
+                // Skip moves past an array or object value, so that its contents are not read as fields of the record.
                 case "id":
                     id = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                    reader.Skip();
                     break;
                 case "task":
                     task = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int taskValue) ? taskValue : -1;
+                    reader.Skip();
                     break;
                 case "label":
                     label = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int labelValue) ? labelValue : -1;
+                    reader.Skip();
                     break;
                 case "features":
                     if (!TryReadFeatures(ref reader, out features, out error))

@@ -12,6 +12,9 @@ namespace ContinualServe.Server.Cli;
 /// </summary>
 public static class ProduceCommand
 {
+    // Larger counts can never fit in a record, and the readers allocate the features of each line up front.
+    private const int MaxFeatureCount = ExampleProducer.MaxKeyAndValueBytes / 2;
+
     public static Command Create()
     {
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream, from task 1 (IDX files only).", DefaultValueFactory = _ => 5 };
@@ -34,7 +37,12 @@ public static class ProduceCommand
             Description = "Classes of a --jsonl or --csv file: labels must be 0 to this number minus 1.",
             DefaultValueFactory = _ => 10,
         };
-        CommandLine.AddIntegerCheck(features, count => count < 1 ? $"--features must be 1 or more, but it is {count}." : null);
+        CommandLine.AddIntegerCheck(features, count => count switch
+        {
+            < 1 => $"--features must be 1 or more, but it is {count}.",
+            > MaxFeatureCount => $"--features must be at most {MaxFeatureCount}, because each feature takes at least 2 bytes of a message of at most {ExampleProducer.MaxKeyAndValueBytes} bytes; it is {count}.",
+            _ => null,
+        });
         CommandLine.AddIntegerCheck(classes, count => count < 2 ? $"--classes must be 2 or more, but it is {count}." : null);
         var group = new Option<string>("--group")
         {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Ingestion;
@@ -113,6 +114,65 @@ public sealed class CsvExampleReaderTests : IDisposable
 
         exception.LineNumber.ShouldBe(3);
         exception.Problem.ShouldBe("the line is not valid UTF-8");
+    }
+
+    [Theory]
+    [InlineData("a,1,1,0,0,0,7\0\0", 14)]
+    [InlineData("a,1\0,1,0,0,0,7", 4)]
+    [InlineData("a\0b,1,1,0,0,0,7", 2)]
+    public void NulByteRejected(string row, int position)
+    {
+        // .NET number parsing ignores trailing NUL characters, so without this check "7\0\0" would read as 7.
+        string path = Write("nul.csv", Header + "a-0,1,1,0,0,0,0\n" + row + "\n");
+
+        ExampleFileException exception = Should.Throw<ExampleFileException>(() => ExampleFileReader.Validate(path, ExampleFileFormat.Csv, codec));
+
+        exception.LineNumber.ShouldBe(3);
+        exception.Problem.ShouldBe($"byte {position} of the line is a NUL byte (0x00), which no valid line contains");
+    }
+
+    [Fact]
+    public void CarriageReturnInsideLineRejected()
+    {
+        // Classic Mac OS line endings (CR only) make the whole file one line.
+        string path = Write("mac.csv", "id,task,label,f0,f1,f2,f3\ra,1,1,0,0,0,0\rb,1,1,0,0,0,0\r");
+
+        ExampleFileException exception = Should.Throw<ExampleFileException>(() => ExampleFileReader.Validate(path, ExampleFileFormat.Csv, codec));
+
+        exception.LineNumber.ShouldBe(1);
+        exception.Problem.ShouldBe("the line contains a carriage return (CR) before its end; end lines with LF or CRLF");
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task PipeRejected()
+    {
+        // produce validates a file in a first pass and sends it in a second, and a pipe has nothing left for the second.
+        string path = Path.Combine(directory, "pipe.csv");
+        using (Process mkfifo = Process.Start("mkfifo", [path]))
+        {
+            mkfifo.WaitForExit(5_000).ShouldBeTrue("mkfifo exited within 5 s");
+            mkfifo.ExitCode.ShouldBe(0);
+        }
+
+        // Opening a FIFO blocks until the other end opens, so the writer runs on another thread.
+        Task writer = Task.Run(() =>
+        {
+            try
+            {
+                File.WriteAllText(path, Header + "a,1,1,0,0,0,0\n");
+            }
+            catch (IOException)
+            {
+                // The reader may close the pipe before the writer is done.
+            }
+        });
+
+        ExampleFileException exception = await Should.ThrowAsync<ExampleFileException>(
+            () => Task.Run(() => ExampleFileReader.Validate(path, ExampleFileFormat.Csv, codec)));
+
+        exception.LineNumber.ShouldBe(0);
+        exception.Problem.ShouldStartWith("the file is a pipe or another stream that cannot be read twice");
+        await writer.WaitAsync(TimeSpan.FromSeconds(5));
     }
 
     [Fact]

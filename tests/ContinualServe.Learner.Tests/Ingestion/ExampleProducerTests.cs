@@ -1,3 +1,4 @@
+using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using Shouldly;
@@ -32,5 +33,46 @@ public sealed class ExampleProducerTests
             waiting[0].ShouldContain("at offset 0");
             waiting[0].ShouldContain("Is the learner running and not paused?");
         });
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task FullQueueWaitsForBroker()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic("queue-full", partitionCount: 1);
+            var producer = new ExampleProducer(broker.BootstrapServers, "queue-full", new RecordingLogger());
+
+            // librdkafka queues at most 100,000 undelivered records by default (queue.buffering.max.messages), so
+            // with the broker down the producer fills its queue and must wait there instead of failing.
+            const int Count = 110_000;
+            IEnumerable<LabeledExample> examples = Enumerable.Range(0, Count).Select(index => new LabeledExample("q-" + index, 1, 0, [index % 256]));
+            var queued = new QueuedCount();
+            broker.SetBrokerDown();
+            Task<long> producing = producer.ProduceAsync(examples, Count, null, queued, CancellationToken.None);
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (queued.Value < 100_000 && !producing.IsCompleted && waited.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(50);
+            }
+
+            queued.Value.ShouldBe(100_000, "records queued while the broker is down");
+            await Task.Delay(500);
+            producing.IsCompleted.ShouldBeFalse(producing.Exception?.InnerException?.Message ?? "the producer returned while the broker was down");
+            broker.SetBrokerUp();
+
+            (await producing).ShouldBe(Count);
+        });
+    }
+
+    // Progress<T> posts to the synchronization context, so the last value is recorded directly.
+    private sealed class QueuedCount : IProgress<long>
+    {
+        private long value;
+
+        public long Value => Interlocked.Read(ref value);
+
+        public void Report(long value) => Interlocked.Exchange(ref this.value, value);
     }
 }

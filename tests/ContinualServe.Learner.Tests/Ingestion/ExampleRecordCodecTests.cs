@@ -157,6 +157,35 @@ public sealed class ExampleRecordCodecTests
         ShouldReject("[1,2]", "object");
     }
 
+    [Theory]
+    [InlineData("\"\\ud800\"", "")]
+    [InlineData("\"a\\udc00\"", "")]
+    [InlineData("\"a\"", "\"\\ud800\":1,")]
+    public void LoneSurrogateEscapeRejected(string id, string extra)
+    {
+        // A \u escape of half a surrogate pair is valid JSON syntax but no valid string, so reading it must not throw.
+        ShouldReject(Record(id: id, extra: extra), "malformed JSON");
+    }
+
+    [Theory]
+    [InlineData("id", "[\"a\"]")]
+    [InlineData("id", "{\"task\":1}")]
+    [InlineData("task", "{\"x\":1}")]
+    [InlineData("task", "[1]")]
+    [InlineData("label", "[0]")]
+    [InlineData("label", "{\"label\":0}")]
+    public void ArrayOrObjectFieldNamedInError(string field, string value)
+    {
+        string json = field switch
+        {
+            "id" => Record(id: value),
+            "task" => Record(task: value),
+            _ => Record(label: value),
+        };
+
+        ShouldReject(json, $"field '{field}'");
+    }
+
     [Fact]
     public void MissingIdRejected()
     {

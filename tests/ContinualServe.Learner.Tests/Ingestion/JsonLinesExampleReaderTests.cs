@@ -102,6 +102,24 @@ public sealed class JsonLinesExampleReaderTests : IDisposable
     }
 
     [Fact]
+    public void IdAndRecordOverMessageLimitRejected()
+    {
+        // The id is the record's key and also inside the record, so it counts twice toward the producer's limit.
+        string Line(int idLength) => "{\"id\":\"" + new string('x', idLength) + "\",\"task\":1,\"label\":0,\"features\":[0,1,2,30]}";
+        int fitting = (ExampleProducer.MaxKeyAndValueBytes - Line(0).Length) / 2;
+        string atLimit = Write("at-limit.jsonl", Line(fitting) + "\n");
+        (fitting + Line(fitting).Length).ShouldBe(ExampleProducer.MaxKeyAndValueBytes);
+        string overLimit = Write("over-limit.jsonl", Valid + Line(fitting + 1) + "\n");
+
+        ExampleFileReader.Validate(atLimit, ExampleFileFormat.JsonLines, codec).ShouldBe(1);
+        ExampleFileException exception = Should.Throw<ExampleFileException>(() => ExampleFileReader.Validate(overLimit, ExampleFileFormat.JsonLines, codec));
+
+        exception.LineNumber.ShouldBe(2);
+        exception.Problem.ShouldStartWith($"the id ({fitting + 1} bytes) and the record ({Line(fitting + 1).Length} bytes) make a Kafka message of ");
+        exception.Problem.ShouldContain($"the limit is {ExampleProducer.MaxKeyAndValueBytes}");
+    }
+
+    [Fact]
     public void LinesLongerThanBufferRead()
     {
         // 20,000 features such as 19999.5 make lines of about 150 KB, longer than the reader's first 64 KiB buffer.

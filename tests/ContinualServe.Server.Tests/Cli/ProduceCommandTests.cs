@@ -87,6 +87,25 @@ public sealed class ProduceCommandTests : IDisposable
         watermarks.High.Value.ShouldBe(0);
     }
 
+    [Fact(Timeout = 20_000)]
+    public async Task RecordAtMessageLimitProduced()
+    {
+        // Validation allows an id and record of ExampleProducer.MaxKeyAndValueBytes together, so the producer must send that much.
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("produce-limit", partitionCount: 1);
+        string Record(int idLength) => "{\"id\":\"" + new string('x', idLength) + "\",\"task\":1,\"label\":0,\"features\":[0,1,2,30]}";
+        int idLength = (ExampleProducer.MaxKeyAndValueBytes - Record(0).Length) / 2;
+        string path = Write("limit.jsonl", Record(idLength) + "\n");
+        (idLength + Record(idLength).Length).ShouldBe(ExampleProducer.MaxKeyAndValueBytes);
+
+        (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(
+            ["produce", "--bootstrap-servers", broker.BootstrapServers, "--topic", "produce-limit", "--jsonl", path, "--features", "4", "--classes", "3"]);
+
+        exitCode.ShouldBe(0, standardError);
+        standardOutput.ShouldContain("produced 1 records to produce-limit");
+        ReadTopic(broker.BootstrapServers, "produce-limit", 1)[0].Key.Length.ShouldBe(idLength);
+    }
+
     [Theory(Timeout = 20_000)]
     [InlineData("--csv /nonexistent/examples.csv", "/nonexistent/examples.csv: file not found. Check the --csv path.")]
     [InlineData("--jsonl /nonexistent/examples.jsonl", "/nonexistent/examples.jsonl: file not found. Check the --jsonl path.")]
@@ -97,6 +116,7 @@ public sealed class ProduceCommandTests : IDisposable
     [InlineData("--features 4", "--features and --classes apply only to --jsonl and --csv files")]
     [InlineData("--csv a.csv --features 0", "--features must be 1 or more, but it is 0.")]
     [InlineData("--csv a.csv --classes 1", "--classes must be 2 or more, but it is 1.")]
+    [InlineData("--jsonl a.jsonl --features 2000000000", "--features must be at most 499982, because each feature takes at least 2 bytes of a message of at most 999964 bytes; it is 2000000000.")]
     public async Task InvalidOptionsExitTwo(string arguments, string message)
     {
         // Port 1 normally has no listener, so a run that got past these checks would not exit with 2.
