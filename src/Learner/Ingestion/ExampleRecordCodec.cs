@@ -31,18 +31,13 @@ public sealed class ExampleRecordCodec
         var buffer = new ArrayBufferWriter<byte>(16 + (pixels.Length * 4));
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            writer.WriteStartObject();
-            writer.WriteString("id", id);
-            writer.WriteNumber("task", task);
-            writer.WriteNumber("label", label);
-            writer.WriteStartArray("features");
+            WriteStart(writer, id, task, label);
             foreach (byte pixel in pixels)
             {
                 writer.WriteNumberValue(pixel);
             }
 
-            writer.WriteEndArray();
-            writer.WriteEndObject();
+            WriteEnd(writer);
         }
 
         return buffer.WrittenSpan.ToArray();
@@ -58,11 +53,7 @@ public sealed class ExampleRecordCodec
         var buffer = new ArrayBufferWriter<byte>(16 + (features.Length * 4));
         using (var writer = new Utf8JsonWriter(buffer))
         {
-            writer.WriteStartObject();
-            writer.WriteString("id", id);
-            writer.WriteNumber("task", task);
-            writer.WriteNumber("label", label);
-            writer.WriteStartArray("features");
+            WriteStart(writer, id, task, label);
             foreach (float feature in features)
             {
                 if (!float.IsFinite(feature))
@@ -80,11 +71,26 @@ public sealed class ExampleRecordCodec
                 }
             }
 
-            writer.WriteEndArray();
-            writer.WriteEndObject();
+            WriteEnd(writer);
         }
 
         return buffer.WrittenSpan.ToArray();
+    }
+
+    // Writes the record's opening brace, id, task and label, and opens the features array.
+    private static void WriteStart(Utf8JsonWriter writer, string id, int task, int label)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("id", id);
+        writer.WriteNumber("task", task);
+        writer.WriteNumber("label", label);
+        writer.WriteStartArray("features");
+    }
+
+    private static void WriteEnd(Utf8JsonWriter writer)
+    {
+        writer.WriteEndArray();
+        writer.WriteEndObject();
     }
 
     /// <summary>Parses and validates one record; on failure <paramref name="error"/> names the field and the problem.</summary>
