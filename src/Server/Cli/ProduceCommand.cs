@@ -53,6 +53,9 @@ public static class ProduceCommand
             Description = "Records the producer may be ahead of --group's committed offsets; keep it above the learner's round size (1,000 by default).",
             DefaultValueFactory = _ => 1500,
         };
+
+        // A lag of 0 or less would turn pacing off without a word, because ExampleProducer reads 0 as "not paced".
+        CommandLine.AddIntegerCheck(maxLag, lag => lag < 1 ? $"--max-lag must be 1 or more, but it is {lag}." : null);
         var command = new Command(
             "produce",
             "Stream labeled examples into a topic, one JSON record per example keyed by its id: the Fashion-MNIST IDX files as Split Fashion-MNIST tasks, or a JSON lines or CSV file in file order.")
@@ -167,6 +170,12 @@ public static class ProduceCommand
     private static long? ValidateFile(string path, ExampleFileFormat format, ExampleRecordCodec codec)
     {
         string option = format == ExampleFileFormat.Csv ? "--csv" : "--jsonl";
+        if (Directory.Exists(path))
+        {
+            Console.Error.WriteLine($"{path}: is a directory. Give the {option} file itself.");
+            return null;
+        }
+
         if (!File.Exists(path))
         {
             Console.Error.WriteLine($"{path}: file not found. Check the {option} path.");
