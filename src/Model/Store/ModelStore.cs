@@ -169,15 +169,13 @@ public sealed partial class ModelStore
 
     private long? ReadPinnedVersionOrNull()
     {
-        try
+        if (StoreControlFiles.TryReadPinnedVersion(RootDirectory, out long? pinned, out string? problem))
         {
-            return StoreControlFiles.ReadPinnedVersion(RootDirectory);
+            return pinned;
         }
-        catch (Exception exception) when (exception is InvalidDataException or IOException)
-        {
-            LogPinUnreadable(logger, exception, RootDirectory);
-            return null;
-        }
+
+        LogPinUnreadable(logger, RootDirectory, problem);
+        return null;
     }
 
     private void RemoveAbandonedTemporaryDirectories()
@@ -215,6 +213,6 @@ public sealed partial class ModelStore
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Could not delete {Path}")]
     private static partial void LogDeleteFailed(ILogger logger, Exception exception, string path);
 
-    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read, so retention may delete the pinned version")]
-    private static partial void LogPinUnreadable(ILogger logger, Exception exception, string directory);
+    [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read ({Problem}), so retention may delete the pinned version")]
+    private static partial void LogPinUnreadable(ILogger logger, string directory, string problem);
 }

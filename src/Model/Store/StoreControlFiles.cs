@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 
 namespace ContinualServe.Model.Store;
@@ -25,6 +26,26 @@ public static class StoreControlFiles
         return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long version) && version > 0
             ? version
             : throw new InvalidDataException($"{path} contains '{text}'; expected a positive version number.");
+    }
+
+    /// <summary>
+    /// Reads the pinned version as <see cref="ReadPinnedVersion"/> does, but returns false with the problem, in place of
+    /// throwing, when the file cannot be read or does not contain a positive version number.
+    /// </summary>
+    public static bool TryReadPinnedVersion(string storeDirectory, out long? version, [NotNullWhen(false)] out string? problem)
+    {
+        try
+        {
+            version = ReadPinnedVersion(storeDirectory);
+            problem = null;
+            return true;
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException)
+        {
+            version = null;
+            problem = exception.Message;
+            return false;
+        }
     }
 
     public static void WritePinnedVersion(string storeDirectory, long version)

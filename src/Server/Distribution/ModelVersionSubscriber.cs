@@ -154,17 +154,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     // The pin in this replica's store, or UnreadableLocalPin when the file exists but cannot be read. An unreadable file
     // thus differs from every pin the learner announces, and the next pin record overwrites it or an unpin deletes it.
-    private long? LocalPin()
-    {
-        try
-        {
-            return swapper.PinnedVersion;
-        }
-        catch (Exception exception) when (exception is InvalidDataException or IOException)
-        {
-            return UnreadableLocalPin;
-        }
-    }
+    private long? LocalPin() =>
+        StoreControlFiles.TryReadPinnedVersion(swapper.Store.RootDirectory, out long? pinned, out _) ? pinned : UnreadableLocalPin;
 
     // The learner removed its pin: this replica removes its own and serves the newest intact version it has, until
     // the download of a newer announced one (if any) replaces it.

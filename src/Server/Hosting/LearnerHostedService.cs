@@ -123,14 +123,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         {
             do
             {
-                long? pinned;
-                try
+                if (!StoreControlFiles.TryReadPinnedVersion(store, out long? pinned, out string? problem))
                 {
-                    pinned = StoreControlFiles.ReadPinnedVersion(store);
-                }
-                catch (Exception exception) when (exception is InvalidDataException or IOException)
-                {
-                    ReportPinProblem(ref lastProblem, exception.Message);
+                    ReportPinProblem(ref lastProblem, problem);
                     continue;
                 }
 

@@ -62,14 +62,9 @@ public static partial class ManagementApi
         }
 
         // An unreadable pin file is reported rather than failing the listing, because DELETE /pin is how an operator repairs it.
-        try
-        {
-            return Ok(new { live = live.CurrentVersion, pinned = swapper.PinnedVersion, versions });
-        }
-        catch (Exception exception) when (exception is InvalidDataException or IOException)
-        {
-            return Ok(new { live = live.CurrentVersion, pinned = (long?)null, pinError = exception.Message + " Send DELETE /manage/v1/pin to remove it.", versions });
-        }
+        return StoreControlFiles.TryReadPinnedVersion(swapper.Store.RootDirectory, out long? pinned, out string? problem)
+            ? Ok(new { live = live.CurrentVersion, pinned, versions })
+            : Ok(new { live = live.CurrentVersion, pinned = (long?)null, pinError = problem + " Send DELETE /manage/v1/pin to remove it.", versions });
     }
 
     private static IResult Promote(string version, ModelSwapper swapper, LiveModel live)

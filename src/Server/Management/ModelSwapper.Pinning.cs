@@ -10,9 +10,6 @@ public sealed partial class ModelSwapper
     // The message of the last unreadable-pin error, so that each distinct error is logged once.
     private volatile string? unreadablePin;
 
-    /// <summary>The version pinned in the store, or null when the server follows the newest intact version.</summary>
-    public long? PinnedVersion => StoreControlFiles.ReadPinnedVersion(Store.RootDirectory);
-
     /// <summary>
     /// Loads <paramref name="version"/> and makes it live even when it is older than the live one, as promote and
     /// rollback do. Returns false when it is live already.
@@ -54,25 +51,21 @@ public sealed partial class ModelSwapper
     private bool TryFollowPin(out bool swapped)
     {
         swapped = false;
-        long? pinned;
-        try
+        if (!StoreControlFiles.TryReadPinnedVersion(Store.RootDirectory, out long? pinned, out string? problem))
         {
-            pinned = PinnedVersion;
-            unreadablePin = null;
-        }
-        catch (Exception exception) when (exception is InvalidDataException or IOException)
-        {
-            if (exception.Message != unreadablePin)
+            if (problem != unreadablePin)
             {
-                unreadablePin = exception.Message;
+                unreadablePin = problem;
                 string action = live.CurrentVersion is long current
-                    ? $"live version {current} keeps serving"
-                    : "loading the newest version because none is live yet";
-                LogPinUnreadable(logger, exception, Store.RootDirectory, action);
+                    ? $"the live version {current} keeps serving"
+                    : "the newest version is loaded because none is live yet";
+                LogPinUnreadable(logger, Store.RootDirectory, problem, action);
             }
 
             return live.CurrentVersion is not null;
         }
+
+        unreadablePin = null;
 
         if (pinned is null)
         {
@@ -87,6 +80,6 @@ public sealed partial class ModelSwapper
         return true;
     }
 
-    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Cannot read the pinned-version file in {Directory}; {Action}. Fix or delete the file")]
-    private static partial void LogPinUnreadable(ILogger logger, Exception exception, string directory, string action);
+    [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Cannot read the pinned-version file in {Directory} ({Problem}), so {Action}. Fix or delete the file")]
+    private static partial void LogPinUnreadable(ILogger logger, string directory, string problem, string action);
 }
