@@ -15,12 +15,17 @@ public sealed partial class ContinualLearner
 {
     private static readonly TimeSpan BrokerProbeInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan BrokerProbeTimeout = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan BrokerCheckInterval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan BrokerCheckTimeout = TimeSpan.FromSeconds(1);
+    private const int FailedChecksBeforeUnavailable = 2;
 
     private volatile bool pauseRequested;
     private long brokerProbedAt;
     private volatile bool brokerAvailable = true;
     private bool pauseApplied;
     private long kafkaErrorCount;
+    private long brokerCheckedAt;
+    private int failedBrokerChecks;
     private long pauseFileCheckedAt;
     private bool pausedByFile;
 
@@ -62,6 +67,7 @@ public sealed partial class ContinualLearner
     {
         RollBackIfRequested(consumer);
         ApplyPauseRequest(consumer);
+        CheckPartitionLeader(consumer);
         RefreshConsumerLag(consumer);
     }
 
@@ -138,6 +144,42 @@ public sealed partial class ContinualLearner
         ReportReadiness();
     }
 
+    // librdkafka reports all brokers down only when every broker connection is down, so a partition leader that is
+    // down while the group coordinator still responds goes unreported. The learner therefore queries its first
+    // partition's leader every check interval. Two failed queries in a row mark the broker unavailable, so one slow
+    // response does not flip readiness, and ObserveConsume then probes until a query succeeds.
+    private void CheckPartitionLeader(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        TimeSpan interval = failedBrokerChecks > 0 ? BrokerProbeInterval : BrokerCheckInterval;
+        if (!brokerAvailable || Stopwatch.GetElapsedTime(brokerCheckedAt) < interval)
+        {
+            return;
+        }
+
+        TopicPartition? partition = consumer.Assignment.FirstOrDefault();
+        if (partition is null)
+        {
+            return;
+        }
+
+        brokerCheckedAt = Stopwatch.GetTimestamp();
+        try
+        {
+            _ = consumer.QueryWatermarkOffsets(partition, BrokerCheckTimeout);
+            failedBrokerChecks = 0;
+        }
+        catch (KafkaException exception)
+        {
+            failedBrokerChecks++;
+            if (failedBrokerChecks >= FailedChecksBeforeUnavailable)
+            {
+                failedBrokerChecks = 0;
+                LogPartitionLeaderUnreachable(logger, partition, FailedChecksBeforeUnavailable, exception.Error.Code);
+                MarkBrokerUnavailable();
+            }
+        }
+    }
+
     /// <summary>Handles librdkafka's error callback: logs (rate-limited) and marks the learner not ready when all brokers are down.</summary>
     private void OnKafkaError(Error error)
     {
@@ -149,10 +191,16 @@ public sealed partial class ContinualLearner
 
         if (error.Code == ErrorCode.Local_AllBrokersDown && brokerAvailable)
         {
-            brokerAvailable = false;
             LogBrokersDown(logger);
-            ReportReadiness();
+            MarkBrokerUnavailable();
         }
+    }
+
+    private void MarkBrokerUnavailable()
+    {
+        brokerAvailable = false;
+        brokerProbedAt = Stopwatch.GetTimestamp();
+        ReportReadiness();
     }
 
     private void ReportReadiness()
@@ -170,6 +218,9 @@ public sealed partial class ContinualLearner
 
     [LoggerMessage(EventId = 239, Level = LogLevel.Warning, Message = "All Kafka brokers are down; the learner is not ready and keeps retrying with backoff")]
     private static partial void LogBrokersDown(ILogger logger);
+
+    [LoggerMessage(EventId = 241, Level = LogLevel.Warning, Message = "The leader of {Partition} did not respond to {Queries} watermark queries in a row ({ErrorCode}); the learner is not ready and retries every second")]
+    private static partial void LogPartitionLeaderUnreachable(ILogger logger, TopicPartition partition, int queries, ErrorCode errorCode);
 
     [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "A Kafka broker responds again after {ErrorCount} client errors; the learner resumes")]
     private static partial void LogBrokerAvailable(ILogger logger, long errorCount);

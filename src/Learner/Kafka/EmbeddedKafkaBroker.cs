@@ -112,24 +112,43 @@ public sealed partial class EmbeddedKafkaBroker : IDisposable
     /// <summary>Lets broker <paramref name="brokerId"/> accept connections again after <see cref="SetBrokerDown"/>.</summary>
     public void SetBrokerUp(int brokerId = 1) => SetBrokerState(brokerId, up: true);
 
+    /// <summary>Makes broker <paramref name="brokerId"/> the leader of one partition of <paramref name="topic"/>.</summary>
+    public void SetPartitionLeader(string topic, int partition, int brokerId) =>
+        ChangeCluster(
+            cluster => LibrdkafkaMockNative.rd_kafka_mock_partition_set_leader(cluster, topic, partition, brokerId),
+            $"make broker {brokerId} the leader of {topic} [{partition}]");
+
+    /// <summary>Makes broker <paramref name="brokerId"/> the coordinator of consumer group <paramref name="groupId"/>.</summary>
+    public void SetGroupCoordinator(string groupId, int brokerId) =>
+        ChangeCluster(
+            cluster => LibrdkafkaMockNative.rd_kafka_mock_coordinator_set(cluster, "group", groupId, brokerId),
+            $"make broker {brokerId} the coordinator of group {groupId}");
+
     private void SetBrokerState(int brokerId, bool up)
+    {
+        ChangeCluster(
+            cluster => up
+                ? LibrdkafkaMockNative.rd_kafka_mock_broker_set_up(cluster, brokerId)
+                : LibrdkafkaMockNative.rd_kafka_mock_broker_set_down(cluster, brokerId),
+            $"set mock broker {brokerId} {(up ? "up" : "down")}");
+        LogBrokerState(_logger, brokerId, up);
+    }
+
+    // Runs one mock-cluster call under the lock and turns its rd_kafka_resp_err_t into an exception.
+    private void ChangeCluster(Func<IntPtr, int> change, string action)
     {
         int errorCode;
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_cluster == IntPtr.Zero, this);
-            errorCode = up
-                ? LibrdkafkaMockNative.rd_kafka_mock_broker_set_up(_cluster, brokerId)
-                : LibrdkafkaMockNative.rd_kafka_mock_broker_set_down(_cluster, brokerId);
+            errorCode = change(_cluster);
         }
 
         if (errorCode != 0)
         {
             var error = new Error((ErrorCode)errorCode);
-            throw new InvalidOperationException($"Failed to set mock broker {brokerId} {(up ? "up" : "down")}: {error.Code}: {error.Reason}.");
+            throw new InvalidOperationException($"Failed to {action}: {error.Code}: {error.Reason}.");
         }
-
-        LogBrokerState(_logger, brokerId, up);
     }
 
     /// <summary>

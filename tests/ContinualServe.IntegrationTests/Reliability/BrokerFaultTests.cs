@@ -58,6 +58,34 @@ public sealed class BrokerFaultTests
     }
 
     [Fact]
+    public async Task LeaderOutageMarksLearnerNotReady()
+    {
+        // The group coordinator stays up, so librdkafka never reports all brokers down. Only the learner's own
+        // watermark queries show that the partition cannot be read.
+        const string topic = "leader-outage-test";
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
+        broker.CreateTopic(topic, 1);
+        broker.CreateTopic(topic + ".dlq", 1);
+        broker.SetPartitionLeader(topic, 0, brokerId: 1);
+        LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
+        broker.SetGroupCoordinator(options.GroupId, brokerId: 2);
+        var producer = new ExampleProducer(broker.BootstrapServers, topic, NullLogger.Instance) { MaxLag = 0, MaxTasks = 1 };
+        long produced = await producer.ProduceAsync(LearnerFixture.Training, null, null, CancellationToken.None);
+
+        using ContinualLearner learner = LearnerFixture.Create(options);
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) >= 200, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+        learner.IsReady.ShouldBeTrue();
+        broker.SetBrokerDown(1);
+        (await LearnerFixture.WaitUntilAsync(() => !learner.IsReady, TimeSpan.FromSeconds(15))).ShouldBeTrue("the learner did not report itself not ready");
+        learner.Status.IsBrokerAvailable.ShouldBeFalse();
+        broker.SetBrokerUp(1);
+        (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == produced, TimeSpan.FromSeconds(60)))
+            .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)} of {produced}");
+        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(10))).ShouldBeTrue("the learner did not report itself ready again");
+    }
+
+    [Fact]
     public async Task RecordsDeletedWhileStoppedAreReportedLost()
     {
         const string topic = "retention-test";
