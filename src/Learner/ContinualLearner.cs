@@ -341,6 +341,7 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
+        trainer.AcceptRound();
         summary = summary with { GoldenSetAccuracy = decision.GoldenAccuracy };
 
         TopicPartitionOffset[] offsets = positions

@@ -21,6 +21,9 @@ public sealed class ExperimentOptions
     /// <summary>Settings shared by every strategy; each strategy then sets its own loss terms.</summary>
     public TrainerOptions Baseline { get; set; } = new();
 
+    /// <summary>Hidden layer width (random features) of the <c>analytic</c> strategy.</summary>
+    public int AnalyticWidth { get; set; } = ExperimentStrategy.DefaultAnalyticWidth;
+
     /// <summary>libtorch CPU threads; 0 keeps libtorch's default.</summary>
     public int Threads { get; set; } = 1;
 }

@@ -36,8 +36,9 @@ public sealed class ExperimentRunner
         var started = System.Diagnostics.Stopwatch.StartNew();
         strategy.Trainer.Seed = seed;
         torch.manual_seed(seed);
-        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(spec);
-        using var trainer = new ContinualTrainer(spec, initial, device, strategy.Trainer);
+        ModelSpec runSpec = strategy.HiddenSizes is null ? spec : spec with { HiddenSizes = strategy.HiddenSizes };
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(runSpec);
+        using var trainer = new ContinualTrainer(runSpec, initial, device, strategy.Trainer);
         List<StreamPoint> points = [];
         AccuracyMatrix? matrix = null;
         if (strategy.IsJoint)

@@ -1,7 +1,9 @@
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Model;
+using ContinualServe.Model.Architectures;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn.functional;
 
@@ -12,14 +14,24 @@ namespace ContinualServe.Learner.Training;
 /// configuration: loss = CE(new) + alpha * MSE(logits on replayed examples, stored logits)
 /// + beta * CE(replayed labels) + lambda * LwF distillation toward the teacher. Each incoming batch gets
 /// <see cref="TrainerOptions.StepsPerBatch"/> gradient steps; its examples are then offered to the replay buffer
-/// with the logits of the last step. Owned by one thread: TorchSharp's dispose scopes and no_grad are per thread.
+/// with the logits of the last step. The <see cref="ReplayStrategy.Analytic"/> strategy takes no gradient steps: it adds
+/// each batch to an <see cref="AnalyticHead"/> and fits the head when <see cref="Module"/> is read.
+/// Owned by one thread: TorchSharp's dispose scopes and no_grad are per thread.
 /// </summary>
 public sealed class ContinualTrainer : IDisposable
 {
+    // Fitted logits lie near 0 and 1 (the one-hot targets), so this is far below any of them.
+    private const float UnseenClassLogit = -1000f;
+
     private readonly TrainerOptions options;
     private readonly HashSet<int> seenClasses = [];
     private readonly Random augmentationRandom;
     private readonly TrainerScalars scalars;
+    private readonly nn.Module<Tensor, Tensor> module;
+    private readonly AnalyticHead? analyticHead;
+    private readonly (Tensor Weight, Tensor Bias)[] hiddenLayers = [];
+    private readonly Scalar? inputScale;
+    private bool headStale;
     private AdamOptimizer optimizer;
     private nn.Module<Tensor, Tensor>? teacher;
     private long[] teacherClasses = [];
@@ -33,9 +45,16 @@ public sealed class ContinualTrainer : IDisposable
         this.options = options;
         Spec = spec;
         Device = device;
-        Module = ModelFactory.Clone(spec, initialWeights, device);
-        Module.train();
+        module = ModelFactory.Clone(spec, initialWeights, device);
+        module.train();
         optimizer = CreateOptimizer();
+        if (options.IsAnalytic)
+        {
+            hiddenLayers = HiddenLayers(spec, module, options);
+            inputScale = ((double)spec.InputScale).ToScalar();
+            analyticHead = new AnalyticHead((int)hiddenLayers[^1].Weight.shape[0], spec.ClassCount, device);
+        }
+
         ReplayBuffer = ReplayBuffers.Create(options.BufferKind, options.UsesReplay ? options.ReplayCapacity : 0, options.Seed);
         augmentationRandom = new Random(options.Seed + 1);
         scalars = new TrainerScalars(options);
@@ -45,8 +64,21 @@ public sealed class ContinualTrainer : IDisposable
 
     public Device Device { get; }
 
-    /// <summary>The module being trained; never the one that serves requests.</summary>
-    public nn.Module<Tensor, Tensor> Module { get; }
+    /// <summary>
+    /// The module being trained; never the one that serves requests. With the analytic strategy, reading it first
+    /// fits the head to every batch added since the last read.
+    /// </summary>
+    public nn.Module<Tensor, Tensor> Module
+    {
+        get
+        {
+            FitAnalyticHeadIfStale();
+            return module;
+        }
+    }
+
+    /// <summary>Bytes of the analytic head's running sums, or 0 for the other strategies.</summary>
+    public long AnalyticHeadBytes => analyticHead?.SizeInBytes ?? 0;
 
     public IReplayBuffer ReplayBuffer { get; }
 
@@ -113,6 +145,11 @@ public sealed class ContinualTrainer : IDisposable
             throw new ArgumentException("A training step needs at least one example.", nameof(batch));
         }
 
+        if (analyticHead is not null)
+        {
+            return AnalyticStep(batch, analyticHead);
+        }
+
         FreezeTeacherOnTaskChange(batch[0].Task);
         using var scope = torch.NewDisposeScope();
         Tensor input = TensorBatches.Features(batch, 0, batch.Count, Device);
@@ -125,7 +162,7 @@ public sealed class ContinualTrainer : IDisposable
         for (int iteration = 0; iteration < options.StepsPerBatch; iteration++)
         {
             using var stepScope = torch.NewDisposeScope();
-            Tensor logits = Module.forward(input);
+            Tensor logits = module.forward(input);
             losses = GradientStep(logits, labels, presentClassMask, teacherProbabilities);
             if (losses.Skipped)
             {
@@ -150,22 +187,30 @@ public sealed class ContinualTrainer : IDisposable
     /// <summary>
     /// Replaces the weights being trained with <paramref name="weights"/> (for example the live version after a
     /// candidate was rejected) and restarts the optimizer, whose moments belong to the discarded weights.
-    /// The replay buffer and the LwF teacher are kept.
+    /// The replay buffer and the LwF teacher are kept. The analytic head drops the batches added since
+    /// <see cref="AcceptRound"/>, which are the ones the discarded weights were fitted to.
     /// </summary>
     public void ResetWeights(nn.Module<Tensor, Tensor> weights)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        ModelFactory.CopyWeights(weights, Module);
+        ModelFactory.CopyWeights(weights, module);
         optimizer.Dispose();
         optimizer = CreateOptimizer();
+        analyticHead?.Revert();
+        headStale = false;
     }
+
+    /// <summary>Marks what was trained so far as promoted: <see cref="ResetWeights"/> goes back no further than this.</summary>
+    public void AcceptRound() => analyticHead?.Accept();
 
     public void Dispose()
     {
         optimizer.Dispose();
         scalars.Dispose();
         teacher?.Dispose();
-        Module.Dispose();
+        analyticHead?.Dispose();
+        inputScale?.Dispose();
+        module.Dispose();
     }
 
     private StepLosses GradientStep(Tensor logits, Tensor labels, Tensor? presentClassMask, Tensor? teacherProbabilities)
@@ -215,24 +260,132 @@ public sealed class ContinualTrainer : IDisposable
         total.backward();
         if (options.GradientClipNorm > 0)
         {
-            _ = nn.utils.clip_grad_norm_(Module.parameters(), options.GradientClipNorm);
+            _ = nn.utils.clip_grad_norm_(module.parameters(), options.GradientClipNorm);
         }
 
         optimizer.Step();
         return losses;
     }
 
-    /// <summary>Writes the optimizer state (Adam moments and step count) to <paramref name="path"/> for a learner checkpoint.</summary>
-    public void SaveOptimizerState(string path) => optimizer.Save(path);
+    /// <summary>
+    /// Writes the optimizer state (Adam moments and step count), or the analytic head's running sums, to
+    /// <paramref name="path"/> for a learner checkpoint.
+    /// </summary>
+    public void SaveOptimizerState(string path)
+    {
+        if (analyticHead is not null)
+        {
+            analyticHead.Save(path);
+            return;
+        }
 
-    /// <summary>Replaces the optimizer state with one written by <see cref="SaveOptimizerState"/>.</summary>
-    public void LoadOptimizerState(string path) => optimizer.Load(path);
+        optimizer.Save(path);
+    }
+
+    /// <summary>Replaces the optimizer state, or the analytic head's sums, with one written by <see cref="SaveOptimizerState"/>.</summary>
+    public void LoadOptimizerState(string path)
+    {
+        if (analyticHead is not null)
+        {
+            analyticHead.Load(path);
+            headStale = false;
+            return;
+        }
+
+        optimizer.Load(path);
+    }
+
+    // The hidden layers' weights and biases, which the analytic strategy keeps at their initial values.
+    private static (Tensor Weight, Tensor Bias)[] HiddenLayers(ModelSpec spec, nn.Module<Tensor, Tensor> module, TrainerOptions options)
+    {
+        if (spec.Architecture != ModelFactory.MlpArchitecture || spec.HiddenSizes.Count == 0)
+        {
+            throw new ArgumentException(
+                $"The analytic strategy needs the mlp architecture with at least one hidden layer; the model is '{spec.Architecture}' with {spec.HiddenSizes.Count}.",
+                nameof(spec));
+        }
+
+        if (options.UsesDistillation)
+        {
+            throw new ArgumentException(
+                "The analytic strategy fits its head in closed form and cannot distill; set DistillationWeight to 0.", nameof(options));
+        }
+
+        Dictionary<string, Parameter> parameters = module.named_parameters().ToDictionary(pair => pair.name, pair => pair.parameter);
+        return Enumerable.Range(0, spec.HiddenSizes.Count)
+            .Select(index => (
+                (Tensor)parameters[MultilayerPerceptron.HiddenParameterName(index, "weight")],
+                (Tensor)parameters[MultilayerPerceptron.HiddenParameterName(index, "bias")]))
+            .ToArray();
+    }
+
+    // The last hidden layer's output, as the head sees it.
+    private Tensor HiddenFeatures(Tensor input)
+    {
+        Tensor features = input.flatten(1).mul(inputScale!);
+        foreach ((Tensor weight, Tensor bias) in hiddenLayers)
+        {
+            features = relu(linear(features, weight, bias));
+        }
+
+        return features;
+    }
+
+    private StepLosses AnalyticStep(IReadOnlyList<LabeledExample> batch, AnalyticHead head)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        Tensor input = TensorBatches.Features(batch, 0, batch.Count, Device);
+        Tensor labels = TensorBatches.Labels(batch, 0, batch.Count, Device);
+        Tensor features = HiddenFeatures(input);
+
+        // The loss of the head as last fitted, for the learner's loss metric; the batch itself is not fitted yet.
+        double loss = cross_entropy(module.forward(input), labels).item<float>();
+        var losses = new StepLosses(loss, 0, 0, loss, Skipped: !double.IsFinite(loss) || !features.isfinite().all().item<bool>());
+        if (losses.Skipped)
+        {
+            SkippedStepCount++;
+            return losses;
+        }
+
+        head.Accumulate(features, labels);
+        StepCount++;
+        headStale = true;
+        foreach (LabeledExample example in batch)
+        {
+            _ = seenClasses.Add(example.Label);
+        }
+
+        lastTask = batch[0].Task;
+        return losses;
+    }
+
+    private void FitAnalyticHeadIfStale()
+    {
+        if (analyticHead is null || !headStale)
+        {
+            return;
+        }
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        (Tensor weight, Tensor bias) = analyticHead.Fit(options.AnalyticRegularization, UnseenClassLogit);
+        foreach ((string name, Parameter parameter) in module.named_parameters())
+        {
+            if (ModelFactory.IsHeadParameter(name))
+            {
+                parameter.copy_(name.EndsWith("weight", StringComparison.Ordinal) ? weight : bias);
+            }
+        }
+
+        headStale = false;
+    }
 
     // The head learns at the configured rate and the layers below it at FeatureLearningRateScale times that rate.
     private AdamOptimizer CreateOptimizer()
     {
         double featureRate = options.LearningRate * options.FeatureLearningRateScale;
-        return new AdamOptimizer(Module.named_parameters().Select(
+        return new AdamOptimizer(module.named_parameters().Select(
             pair => (pair.parameter, ModelFactory.IsHeadParameter(pair.name) ? options.LearningRate : featureRate)));
     }
 
@@ -247,7 +400,7 @@ public sealed class ContinualTrainer : IDisposable
         }
 
         teacher?.Dispose();
-        teacher = ModelFactory.Clone(Spec, Module, Device);
+        teacher = ModelFactory.Clone(Spec, module, Device);
         teacher.eval();
         teacherClasses = seenClasses.Order().Select(label => (long)label).ToArray();
     }
@@ -289,7 +442,7 @@ public sealed class ContinualTrainer : IDisposable
         Tensor input = ReplayTensors.Features(sample, Spec.FeatureCount, Device);
         input = ReplayTensors.Shift(input, options.ReplayShiftPixels, augmentationRandom);
         Tensor stored = ReplayTensors.Logits(sample, Spec.ClassCount, Device);
-        return mse_loss(Module.forward(input), stored);
+        return mse_loss(module.forward(input), stored);
     }
 
     private Tensor ReplayLabelLoss()
@@ -298,7 +451,7 @@ public sealed class ContinualTrainer : IDisposable
         Tensor input = ReplayTensors.Features(sample, Spec.FeatureCount, Device);
         input = ReplayTensors.Shift(input, options.ReplayShiftPixels, augmentationRandom);
         Tensor labels = ReplayTensors.Labels(sample, Device);
-        return cross_entropy(Module.forward(input), labels);
+        return cross_entropy(module.forward(input), labels);
     }
 
     private void OfferToReplay(IReadOnlyList<LabeledExample> batch, Tensor logits)

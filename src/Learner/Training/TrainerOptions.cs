@@ -3,7 +3,10 @@ using ContinualServe.Learner.Replay;
 
 namespace ContinualServe.Learner.Training;
 
-/// <summary>Replay strategy: which replay loss terms the trainer adds to the cross-entropy on new examples.</summary>
+/// <summary>
+/// Training strategy: which replay loss terms the trainer adds to the cross-entropy on new examples, or, for
+/// <see cref="Analytic"/>, a head fitted in closed form in place of gradient steps.
+/// </summary>
 public enum ReplayStrategy
 {
     /// <summary>Fine-tuning on new examples only; forgets earlier tasks.</summary>
@@ -17,6 +20,13 @@ public enum ReplayStrategy
 
     /// <summary>DER++: both replay terms.</summary>
     DerPlusPlus,
+
+    /// <summary>
+    /// Exemplar-free: the hidden layers keep their initial random weights, and the head is the ridge regression
+    /// from their output to one-hot labels over every example seen (weight <see cref="TrainerOptions.AnalyticRegularization"/>).
+    /// Stores no examples and forgets nothing, but its features never adapt to the data. MLP only.
+    /// </summary>
+    Analytic,
 }
 
 /// <summary>Hyperparameters of the continual trainer. Defaults are a DER++ setting for Split Fashion-MNIST.</summary>
@@ -94,12 +104,18 @@ public sealed class TrainerOptions
     [Range(0, 8)]
     public int ReplayShiftPixels { get; set; }
 
+    /// <summary>Ridge penalty of the <see cref="ReplayStrategy.Analytic"/> head; the fit barely depends on it once thousands of examples are in.</summary>
+    [Range(1e-9, 1e9)]
+    public double AnalyticRegularization { get; set; } = 1.0;
+
     /// <summary>Seed of weight initialization and replay sampling.</summary>
     public int Seed { get; set; } = 1;
 
     public bool UsesDistillation => DistillationWeight > 0;
 
-    public bool UsesReplay => Strategy != ReplayStrategy.Naive && ReplayCapacity > 0;
+    public bool UsesReplay => Strategy is not (ReplayStrategy.Naive or ReplayStrategy.Analytic) && ReplayCapacity > 0;
+
+    public bool IsAnalytic => Strategy == ReplayStrategy.Analytic;
 
     public double EffectiveLogitWeight => Strategy is ReplayStrategy.Der or ReplayStrategy.DerPlusPlus ? ReplayLogitWeight : 0;
 

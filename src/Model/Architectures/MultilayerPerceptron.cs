@@ -20,7 +20,7 @@ public sealed class MultilayerPerceptron : nn.Module<Tensor, Tensor>
         long width = spec.FeatureCount;
         for (int index = 0; index < spec.HiddenSizes.Count; index++)
         {
-            modules.Add(($"hidden{index}", nn.Linear(width, spec.HiddenSizes[index])));
+            modules.Add((HiddenLayerName(index), nn.Linear(width, spec.HiddenSizes[index])));
             modules.Add(($"relu{index}", nn.ReLU()));
             width = spec.HiddenSizes[index];
         }
@@ -29,6 +29,11 @@ public sealed class MultilayerPerceptron : nn.Module<Tensor, Tensor>
         layers = nn.Sequential(modules);
         RegisterComponents();
     }
+
+    /// <summary>Returns the name of a hidden layer's parameter in <c>named_parameters()</c>; <paramref name="kind"/> is "weight" or "bias".</summary>
+    public static string HiddenParameterName(int index, string kind) => $"layers.{HiddenLayerName(index)}.{kind}";
+
+    private static string HiddenLayerName(int index) => $"hidden{index}";
 
     public override Tensor forward(Tensor input)
     {

@@ -38,11 +38,12 @@ public static class ExperimentCommand
         var lwfTemperature = new Option<double>("--lwf-temperature") { Description = "Softmax temperature of LwF distillation.", DefaultValueFactory = _ => 2.0 };
         var learningRate = new Option<double>("--learning-rate") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
         var featureScale = new Option<double>("--feature-lr-scale") { Description = "Learning rate of the layers below the head, as a multiple of --learning-rate ('best' uses at most " + ExperimentStrategy.BestFeatureLearningRateScale.ToString(CultureInfo.InvariantCulture) + ").", DefaultValueFactory = _ => 1.0 };
+        var analyticWidth = new Option<int>("--analytic-width") { Description = "Random features (hidden units) of the analytic strategy; its running sums take about 16 x width^2 bytes.", DefaultValueFactory = _ => ExperimentStrategy.DefaultAnalyticWidth };
         var threads = new Option<int>("--threads") { Description = "libtorch CPU threads; 0 keeps libtorch's default.", DefaultValueFactory = _ => 1 };
         var command = new Command("experiment", "Measure continual-learning strategies offline on Fashion-MNIST (ACC, BWT, forgetting over seeds) and write a results page.")
         {
             data, protocol, strategies, seeds, validation, output, jointEpochs, capacity, buffer, replayBatch, steps, asymmetric, shift,
-            alpha, beta, lwfWeight, lwfTemperature, learningRate, featureScale, threads,
+            alpha, beta, lwfWeight, lwfTemperature, learningRate, featureScale, analyticWidth, threads,
         };
         command.SetAction(result =>
         {
@@ -69,6 +70,7 @@ public static class ExperimentCommand
                 ValidationFraction = result.GetValue(validation),
                 JointEpochs = result.GetValue(jointEpochs),
                 Baseline = baseline,
+                AnalyticWidth = result.GetValue(analyticWidth),
                 Threads = result.GetValue(threads),
             };
             string? error = CheckOptions(options, result.GetValue(seeds)!, out int[] seedList);
@@ -103,7 +105,7 @@ public static class ExperimentCommand
         {
             foreach (int seed in options.Seeds)
             {
-                ExperimentStrategy strategy = ExperimentStrategy.Named(name, options.Baseline, options.JointEpochs);
+                ExperimentStrategy strategy = ExperimentStrategy.Named(name, options.Baseline, options.JointEpochs, options.AnalyticWidth);
                 ExperimentResult run = runner.Run(strategy, seed);
                 results.Add(run);
                 Console.WriteLine(ExperimentReport.FormatRun(run));
@@ -162,6 +164,12 @@ public static class ExperimentCommand
         if (options.JointEpochs < 1)
         {
             return $"--joint-epochs must be at least 1, but it is {options.JointEpochs}.";
+        }
+
+        // 16,384 units take 4 GiB of sums, which is where a run stops fitting a small machine.
+        if (options.AnalyticWidth is < 1 or > 16_384)
+        {
+            return $"--analytic-width must be between 1 and 16384, but it is {options.AnalyticWidth}.";
         }
 
         if (options.Threads < 0)

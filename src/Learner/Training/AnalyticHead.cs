@@ -1,0 +1,157 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner.Training;
+
+/// <summary>
+/// Running sums of a ridge regression from fixed features to one-hot labels: the Gram matrix X^T X and the
+/// cross term X^T Y, where each row of X is one example's features followed by a constant 1 for the bias.
+/// The head fitted from the sums after any stream equals the head fitted on all of that stream at once, in any
+/// order, so the examples of earlier tasks keep their full weight without being stored. Kept in float64,
+/// because the sums grow with every example and the solve needs their precision.
+/// </summary>
+internal sealed class AnalyticHead : IDisposable
+{
+    private const int FileMagic = 0x48414353; // "SCAH", little-endian
+    private const int FileFormatVersion = 1;
+
+    private readonly int featureCount;
+    private readonly int classCount;
+    private readonly Tensor gram;
+    private readonly Tensor cross;
+    private readonly Tensor acceptedGram;
+    private readonly Tensor acceptedCross;
+
+    // TorchSharp 0.107 passes an implicitly converted Scalar by raw handle and may finalize it during the call,
+    // so the alpha of every add is this field.
+    private readonly Scalar one = 1.0.ToScalar();
+
+    public AnalyticHead(int featureCount, int classCount, Device device)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(featureCount, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(classCount, 2);
+        this.featureCount = featureCount;
+        this.classCount = classCount;
+        gram = torch.zeros([featureCount + 1, featureCount + 1], ScalarType.Float64, device).DetachFromDisposeScope();
+        cross = torch.zeros([featureCount + 1, classCount], ScalarType.Float64, device).DetachFromDisposeScope();
+        acceptedGram = torch.zeros_like(gram).DetachFromDisposeScope();
+        acceptedCross = torch.zeros_like(cross).DetachFromDisposeScope();
+    }
+
+    /// <summary>Bytes the sums take, including the copy kept for <see cref="Revert"/>.</summary>
+    public long SizeInBytes => 2 * sizeof(double) * (gram.numel() + cross.numel());
+
+    /// <summary>Adds a batch: <paramref name="features"/> is N x featureCount, <paramref name="labels"/> N class indices.</summary>
+    public void Accumulate(Tensor features, Tensor labels)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        Tensor rows = torch.cat([features.to(ScalarType.Float64), torch.ones([features.shape[0], 1], ScalarType.Float64, features.device)], 1);
+        Tensor targets = nn.functional.one_hot(labels, classCount).to(ScalarType.Float64);
+        gram.add_(rows.t().mm(rows), one);
+        cross.add_(rows.t().mm(targets), one);
+    }
+
+    /// <summary>
+    /// Solves (X^T X + <paramref name="regularization"/> I) B = X^T Y and returns the head's weight
+    /// (classes x features) and bias as float32 tensors on the sums' device. A class without examples gets
+    /// the bias <paramref name="unseenClassLogit"/>, so that the head never predicts it. The caller disposes both.
+    /// </summary>
+    public (Tensor Weight, Tensor Bias) Fit(double regularization, float unseenClassLogit)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        using Scalar penalty = regularization.ToScalar();
+        Tensor regularized = torch.eye(featureCount + 1, dtype: ScalarType.Float64, device: gram.device).mul_(penalty).add_(gram, one);
+        Tensor solution = torch.linalg.solve(regularized, cross);
+        Tensor weight = solution.narrow(0, 0, featureCount).t().to(ScalarType.Float32).contiguous();
+        Tensor bias = solution[featureCount].to(ScalarType.Float32).contiguous();
+
+        // The bias column of X is all ones, so its row of X^T Y counts the examples of each class.
+        using Scalar unseen = unseenClassLogit.ToScalar();
+        bias.masked_fill_(cross[featureCount].eq(0).to(bias.device), unseen);
+        return (weight.MoveToOuterDisposeScope(), bias.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Remembers the current sums as the ones <see cref="Revert"/> returns to.</summary>
+    public void Accept()
+    {
+        using var noGrad = torch.no_grad();
+        acceptedGram.copy_(gram);
+        acceptedCross.copy_(cross);
+    }
+
+    /// <summary>Drops every batch added since the last <see cref="Accept"/>.</summary>
+    public void Revert()
+    {
+        using var noGrad = torch.no_grad();
+        gram.copy_(acceptedGram);
+        cross.copy_(acceptedCross);
+    }
+
+    /// <summary>
+    /// Writes the sums for a checkpoint. Does not flush to disk, because the checkpoint store flushes every file
+    /// it contains before it commits the checkpoint.
+    /// </summary>
+    public void Save(string path)
+    {
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("Analytic head files are little-endian; this machine is not.");
+        }
+
+        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
+        using var writer = new BinaryWriter(stream);
+        writer.Write(FileMagic);
+        writer.Write(FileFormatVersion);
+        writer.Write(featureCount);
+        writer.Write(classCount);
+        foreach (Tensor sums in new[] { gram, cross })
+        {
+            using Tensor values = sums.cpu().contiguous();
+            writer.Write(MemoryMarshal.AsBytes<double>(values.data<double>().ToArray()));
+        }
+    }
+
+    /// <summary>Restores sums written by <see cref="Save"/> and accepts them.</summary>
+    /// <exception cref="InvalidDataException">The file is not an analytic head file or its sizes differ from this head's.</exception>
+    public void Load(string path)
+    {
+        using var reader = new BinaryReader(File.OpenRead(path));
+        if (reader.BaseStream.Length < 16 || reader.ReadInt32() != FileMagic || reader.ReadInt32() != FileFormatVersion)
+        {
+            throw new InvalidDataException(
+                $"{path} is not an analytic head file; the checkpoint was written by another training strategy.");
+        }
+
+        int savedFeatures = reader.ReadInt32();
+        int savedClasses = reader.ReadInt32();
+        if (savedFeatures != featureCount || savedClasses != classCount)
+        {
+            throw new InvalidDataException(
+                $"{path} has sums for {savedFeatures} features and {savedClasses} classes; the model has {featureCount} and {classCount}.");
+        }
+
+        using var noGrad = torch.no_grad();
+        foreach (Tensor sums in new[] { gram, cross })
+        {
+            var data = new double[sums.numel()];
+            reader.BaseStream.ReadExactly(MemoryMarshal.AsBytes(data.AsSpan()));
+            using Tensor values = torch.tensor(data, sums.shape);
+            using Tensor placed = values.to(sums.device);
+            sums.copy_(placed);
+        }
+
+        Accept();
+    }
+
+    public void Dispose()
+    {
+        gram.Dispose();
+        cross.Dispose();
+        acceptedGram.Dispose();
+        acceptedCross.Dispose();
+        one.Dispose();
+    }
+}

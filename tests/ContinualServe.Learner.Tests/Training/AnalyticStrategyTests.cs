@@ -1,0 +1,192 @@
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner.Tests.Training;
+
+/// <summary>The analytic strategy: a closed-form head over frozen random features, fitted from running sums.</summary>
+public sealed class AnalyticStrategyTests
+{
+    private static readonly ModelSpec Spec = new() { HiddenSizes = [64] };
+
+    // The slice's training examples by task (labels 2t-2 and 2t-1 in task t), in dataset order.
+    private static readonly LabeledExample[][] Tasks = Enumerable.Range(1, 5)
+        .Select(task => SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 5)
+            .Select(index => TestData.Example(TestData.TrainingSet, index))
+            .Where(example => example.Task == task)
+            .ToArray())
+        .ToArray();
+
+    private static readonly LabeledExample[] TestExamples = Enumerable.Range(0, TestData.TestSet.Count)
+        .Select(index => TestData.Example(TestData.TestSet, index, "test"))
+        .ToArray();
+
+    [Fact]
+    public void StreamOrderLeavesHeadUnchanged()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer byTask = Create(initial);
+        using ContinualTrainer shuffled = Create(initial);
+        LabeledExample[] all = Tasks.SelectMany(task => task).ToArray();
+        LabeledExample[] mixed = all.ToArray();
+        new Random(7).Shuffle(mixed);
+
+        Train(byTask, all, batchSize: 32);
+        Train(shuffled, mixed, batchSize: 50);
+
+        float[] expected = Logits(byTask);
+        float[] actual = Logits(shuffled);
+        actual.Length.ShouldBe(expected.Length);
+        for (int index = 0; index < expected.Length; index++)
+        {
+            actual[index].ShouldBe(expected[index], tolerance: 1e-3);
+        }
+    }
+
+    [Fact]
+    public void HeadMatchesLeastSquaresSolution()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer trainer = Create(initial, regularization: 1e-9);
+        LabeledExample[] all = Tasks.SelectMany(task => task).ToArray();
+        Train(trainer, all, batchSize: 32);
+
+        // Least squares from the hidden layer's output (plus a constant for the bias) to one-hot labels, solved
+        // with lstsq on the whole set, which shares no code with the trainer's running sums.
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        Dictionary<string, Tensor> weights = initial.state_dict();
+        Tensor input = TensorBatches.Features(all, 0, all.Length, CPU).flatten(1).mul(Spec.InputScale);
+        Tensor hidden = nn.functional.relu(nn.functional.linear(input, weights["layers.hidden0.weight"], weights["layers.hidden0.bias"]));
+        Tensor rows = torch.cat([hidden, torch.ones(all.Length, 1)], 1).to(ScalarType.Float64);
+        Tensor targets = nn.functional.one_hot(TensorBatches.Labels(all, 0, all.Length, CPU), 10).to(ScalarType.Float64);
+        Tensor solution = torch.linalg.lstsq(rows, targets).Solution;
+        Dictionary<string, Tensor> fitted = trainer.Module.state_dict();
+
+        double weightError = (fitted["layers.head.weight"].to(ScalarType.Float64) - solution.narrow(0, 0, 64).t()).abs().max().item<double>();
+        double biasError = (fitted["layers.head.bias"].to(ScalarType.Float64) - solution[64]).abs().max().item<double>();
+        weightError.ShouldBeLessThan(1e-3);
+        biasError.ShouldBeLessThan(1e-3);
+    }
+
+    [Fact]
+    public void UnseenClassesAreNeverPredicted()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer trainer = Create(initial);
+        Train(trainer, Tasks[0], batchSize: 32);
+
+        long[] predicted = Predictions(trainer);
+
+        predicted.Distinct().Order().ToArray().ShouldBe(new long[] { 0, 1 });
+    }
+
+    [Fact]
+    public void ResetWeightsDropsBatchesSinceAcceptedRound()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer reference = Create(initial);
+        Train(reference, Tasks[0], batchSize: 32);
+        Train(reference, Tasks[1], batchSize: 32);
+
+        using ContinualTrainer trainer = Create(initial);
+        Train(trainer, Tasks[0], batchSize: 32);
+        trainer.AcceptRound();
+        using nn.Module<Tensor, Tensor> accepted = ModelFactory.Clone(Spec, trainer.Module, CPU);
+        Train(trainer, Tasks[2], batchSize: 32);
+        trainer.ResetWeights(accepted);
+        Logits(trainer).ShouldBe(Logits(accepted), tolerance: 1e-6f);
+        Train(trainer, Tasks[1], batchSize: 32);
+
+        Logits(trainer).ShouldBe(Logits(reference), tolerance: 1e-3f);
+    }
+
+    [Fact]
+    public void CheckpointRestoresRunningSums()
+    {
+        string directory = Directory.CreateTempSubdirectory("analytic-head-").FullName;
+        string path = Path.Combine(directory, "optimizer.bin");
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer original = Create(initial);
+        Train(original, Tasks[0], batchSize: 32);
+        original.SaveOptimizerState(path);
+
+        using ContinualTrainer restored = Create(original.Module);
+        restored.Restore(original.Progress, teacherPath: null);
+        restored.LoadOptimizerState(path);
+        Train(original, Tasks[1], batchSize: 32);
+        Train(restored, Tasks[1], batchSize: 32);
+
+        Logits(restored).ShouldBe(Logits(original), tolerance: 1e-3f);
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
+    public void AdamStateIsNotReadAsSums()
+    {
+        string directory = Directory.CreateTempSubdirectory("analytic-head-").FullName;
+        string path = Path.Combine(directory, "optimizer.bin");
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using (var gradient = new ContinualTrainer(Spec, initial, CPU, new TrainerOptions { Strategy = ReplayStrategy.Naive }))
+        {
+            gradient.Step(Tasks[0][..32]);
+            gradient.SaveOptimizerState(path);
+        }
+
+        using ContinualTrainer analytic = Create(initial);
+
+        Should.Throw<InvalidDataException>(() => analytic.LoadOptimizerState(path)).Message.ShouldContain("not an analytic head file");
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
+    public void ConvolutionalModelIsRejected()
+    {
+        ModelSpec convolutional = new() { Architecture = ModelFactory.CnnArchitecture, HiddenSizes = [4, 8] };
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(convolutional);
+
+        Should.Throw<ArgumentException>(() => new ContinualTrainer(convolutional, initial, CPU, new TrainerOptions { Strategy = ReplayStrategy.Analytic }))
+            .Message.ShouldContain("mlp architecture");
+    }
+
+    [Fact]
+    public void DistillationIsRejected()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+
+        Should.Throw<ArgumentException>(() => new ContinualTrainer(Spec, initial, CPU, new TrainerOptions { Strategy = ReplayStrategy.Analytic, DistillationWeight = 1 }))
+            .Message.ShouldContain("cannot distill");
+    }
+
+    private static ContinualTrainer Create(nn.Module<Tensor, Tensor> initial, double regularization = 1.0) =>
+        new(Spec, initial, CPU, new TrainerOptions { Strategy = ReplayStrategy.Analytic, AnalyticRegularization = regularization });
+
+    private static void Train(ContinualTrainer trainer, LabeledExample[] examples, int batchSize)
+    {
+        for (int start = 0; start < examples.Length; start += batchSize)
+        {
+            StepLosses losses = trainer.Step(examples[start..Math.Min(start + batchSize, examples.Length)]);
+            losses.Skipped.ShouldBeFalse();
+        }
+    }
+
+    private static float[] Logits(ContinualTrainer trainer) => Logits(trainer.Module);
+
+    private static float[] Logits(nn.Module<Tensor, Tensor> module)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        return module.forward(TensorBatches.Features(TestExamples, 0, TestExamples.Length, CPU)).data<float>().ToArray();
+    }
+
+    private static long[] Predictions(ContinualTrainer trainer)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        return trainer.Module.forward(TensorBatches.Features(TestExamples, 0, TestExamples.Length, CPU)).argmax(1).data<long>().ToArray();
+    }
+}
