@@ -1,4 +1,5 @@
 using ContinualServe.Learner;
+using ContinualServe.Model;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Server.Cli;
 using ContinualServe.Server.Hosting;
@@ -30,7 +31,10 @@ public static class RoleServices
         services.AddOptions<LearnerOptions>()
             .BindConfiguration(LearnerOptions.SectionName)
             .PostConfigure<IConfiguration>((learner, configuration) =>
-                StrategyPresets.ApplyPreset(learner.Trainer, configuration.GetSection($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}")))
+            {
+                StrategyPresets.ApplyPreset(learner.Trainer, configuration.GetSection($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}"));
+                learner.InitialSpec = WithConfiguredLists(learner.InitialSpec, configuration.GetSection($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.InitialSpec)}"));
+            })
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddDistributionOptions()
@@ -55,6 +59,17 @@ public static class RoleServices
         services.AddHostedService<LearnerHostedService>();
         return services;
     }
+
+    /// <summary>
+    /// Replaces the spec's lists with exactly the items configuration gives. The binder appends configured items
+    /// to a list's default ones, so HiddenSizes:0=1024 over the default [256, 256] would bind as [256, 256, 1024].
+    /// </summary>
+    internal static ModelSpec WithConfiguredLists(ModelSpec spec, IConfigurationSection section) => spec with
+    {
+        InputShape = section.GetSection(nameof(ModelSpec.InputShape)).Get<int[]>() ?? spec.InputShape,
+        HiddenSizes = section.GetSection(nameof(ModelSpec.HiddenSizes)).Get<int[]>() ?? spec.HiddenSizes,
+        Labels = section.GetSection(nameof(ModelSpec.Labels)).Get<string[]>() ?? spec.Labels,
+    };
 
     /// <summary>
     /// Adds the subscriber that keeps this replica on the newest announced version when

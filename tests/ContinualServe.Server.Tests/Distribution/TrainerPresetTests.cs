@@ -1,6 +1,7 @@
 using ContinualServe.Learner;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Learner.Training;
+using ContinualServe.Model;
 using ContinualServe.Server.Distribution;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -10,7 +11,7 @@ using Xunit;
 
 namespace ContinualServe.Server.Tests.Distribution;
 
-/// <summary>Learner:Trainer:Preset, as appsettings, environment variables and the Helm chart set it.</summary>
+/// <summary>Learner:Trainer:Preset and Learner:InitialSpec, as appsettings, environment variables and the Helm chart set them.</summary>
 public sealed class TrainerPresetTests
 {
     [Fact]
@@ -43,7 +44,24 @@ public sealed class TrainerPresetTests
         exception.Message.ShouldContain("Learner:Trainer:Preset: Unknown strategy 'joint'");
     }
 
-    private static TrainerOptions Trainer(Dictionary<string, string?> settings)
+    [Fact]
+    public void ConfiguredSpecListsReplaceDefaults()
+    {
+        ModelSpec spec = Learner(new()
+        {
+            ["Learner:InitialSpec:HiddenSizes:0"] = "1024",
+            ["Learner:InitialSpec:Labels:0"] = "cat",
+            ["Learner:InitialSpec:Labels:1"] = "dog",
+        }).InitialSpec;
+
+        spec.HiddenSizes.ShouldBe([1024]);
+        spec.Labels.ShouldBe(["cat", "dog"]);
+        spec.InputShape.ShouldBe([784]);
+    }
+
+    private static TrainerOptions Trainer(Dictionary<string, string?> settings) => Learner(settings).Trainer;
+
+    private static LearnerOptions Learner(Dictionary<string, string?> settings)
     {
         settings["Learner:BootstrapServers"] = "127.0.0.1:9092";
         IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
@@ -52,6 +70,6 @@ public sealed class TrainerPresetTests
         services.AddLogging();
         services.AddLearnerRole();
         using ServiceProvider provider = services.BuildServiceProvider();
-        return provider.GetRequiredService<IOptions<LearnerOptions>>().Value.Trainer;
+        return provider.GetRequiredService<IOptions<LearnerOptions>>().Value;
     }
 }
