@@ -42,6 +42,13 @@ public static class StrategyPresets
         return ExperimentStrategy.Named(experimentName, baseline).Trainer;
     }
 
+    /// <summary>Returns the hidden layer widths that strategy <paramref name="name"/> runs on, or null when it runs on the configured model.</summary>
+    public static IReadOnlyList<int>? HiddenSizes(string name)
+    {
+        string experimentName = Find(name) ?? throw new ArgumentException(UnknownNameMessage(name), nameof(name));
+        return ExperimentStrategy.Named(experimentName, new TrainerOptions()).HiddenSizes;
+    }
+
     /// <summary>Trainer settings that an experiment name defines, in the order <see cref="TryExpand"/> writes them.</summary>
     private static readonly string[] PresetKeys =
     [
@@ -110,6 +117,13 @@ public static class StrategyPresets
             // An experiment name defines the whole combination, so values from appsettings or the environment
             // (for example AsymmetricNewLoss=true left from 'best') do not mix into it.
             settings.AddRange(PresetKeys.Select(key => Setting(key, typeof(TrainerOptions).GetProperty(key)!.GetValue(preset))));
+        }
+
+        // A strategy with its own model width (analytic) sets it unless the arguments configure one.
+        const string hiddenSizesKey = "--Learner:InitialSpec:HiddenSizes";
+        if (HiddenSizes(name) is { } hiddenSizes && !arguments.Any(argument => argument.StartsWith(hiddenSizesKey, StringComparison.OrdinalIgnoreCase)))
+        {
+            settings.AddRange(hiddenSizes.Select((size, index) => FormattableString.Invariant($"{hiddenSizesKey}:{index}={size}")));
         }
 
         expanded = [.. settings, .. arguments.Where(argument => !argument.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))];

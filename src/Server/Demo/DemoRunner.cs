@@ -8,6 +8,7 @@ using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
+using ContinualServe.Server.Cli;
 using ContinualServe.Server.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -119,6 +120,7 @@ public sealed class DemoRunner
         SessionTimeout = TimeSpan.FromSeconds(3),
         Trainer = options.Trainer,
         Promotion = options.Promotion,
+        InitialSpec = StrategyPresets.HiddenSizes(options.StrategyName) is { } hiddenSizes ? new ModelSpec { HiddenSizes = hiddenSizes } : new ModelSpec(),
     };
 
     private async Task<long> StreamAndReportAsync(string bootstrapServers, IdxDataset training, ContinualLearner learner, InferenceLoad load, CancellationToken token)

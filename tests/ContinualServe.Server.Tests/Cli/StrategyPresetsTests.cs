@@ -119,6 +119,26 @@ public sealed class StrategyPresetsTests
     }
 
     [Fact]
+    public void AnalyticSetsModelWidth()
+    {
+        StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=analytic"], out string[] expanded, out _).ShouldBeTrue();
+
+        expanded.ShouldContain("--Learner:Trainer:Strategy=Analytic");
+        expanded.ShouldContain("--Learner:InitialSpec:HiddenSizes:0=1024");
+        expanded.Count(argument => argument.Contains("HiddenSizes", StringComparison.Ordinal)).ShouldBe(1);
+    }
+
+    [Fact]
+    public void ConfiguredWidthOverridesAnalyticWidth()
+    {
+        string[] arguments = ["--Learner:Trainer:Strategy=analytic", "--Learner:InitialSpec:HiddenSizes:0=2048"];
+
+        StrategyPresets.TryExpand(arguments, out string[] expanded, out _).ShouldBeTrue();
+
+        expanded.Where(argument => argument.Contains("HiddenSizes", StringComparison.Ordinal)).ShouldBe(["--Learner:InitialSpec:HiddenSizes:0=2048"]);
+    }
+
+    [Fact]
     public void UnknownStrategyArgumentFails()
     {
         StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=joint"], out _, out string? error).ShouldBeFalse();

@@ -1,0 +1,142 @@
+using Confluent.Kafka;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Holdout;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Promotion;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging.Abstractions;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner.Tests.Training;
+
+/// <summary>The analytic strategy in a learner: promotion, a rejected round and a restart from the checkpoint.</summary>
+public sealed class AnalyticLearnerTests : IDisposable
+{
+    private const string Topic = "analytic-examples";
+    private const int HiddenSize = 64;
+
+    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-learner-analytic-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(storeDirectory))
+        {
+            Directory.Delete(storeDirectory, recursive: true);
+        }
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task HeadFitsExactlyThePromotedExamples()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic(Topic, partitionCount: 1);
+            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
+            int[] taskTwo = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 2).Except(taskOne).ToArray();
+            int[] taskTwoFirst = taskTwo[..(taskTwo.Length / 2)];
+            int[] taskTwoSecond = taskTwo[(taskTwo.Length / 2)..];
+
+            using (var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance))
+            {
+                learner.Start();
+                Produce(broker.BootstrapServers, taskOne, "good", task: 1, swapLabels: false);
+                await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2);
+
+                // Task 1 twice more with its two labels swapped: the candidate misclassifies task 1 and is rejected,
+                // and its examples must leave the head's sums with it. None of them is held out, so the holdout
+                // that later candidates are judged on keeps its true labels.
+                Produce(broker.BootstrapServers, NotHeldOut(taskOne, "bad"), "bad", task: 1, swapLabels: true);
+                Produce(broker.BootstrapServers, NotHeldOut(taskOne, "worse"), "worse", task: 1, swapLabels: true);
+                await LearnerHarness.WaitUntilAsync(() => learner.Status.Rejected == 1);
+
+                Produce(broker.BootstrapServers, taskTwoFirst, "next", task: 2, swapLabels: false);
+                await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 3);
+                learner.Stop(TimeSpan.FromSeconds(10));
+            }
+
+            // A restarted learner continues from the checkpoint's sums.
+            using (var restarted = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance))
+            {
+                restarted.Start();
+                Produce(broker.BootstrapServers, taskTwoSecond, "next", task: 2, swapLabels: false);
+                await LearnerHarness.WaitUntilAsync(() => restarted.Status.LatestVersion == 4);
+                restarted.Stop(TimeSpan.FromSeconds(10));
+            }
+
+            var store = new ModelStore(storeDirectory);
+            store.TryLoad(1, out ModelVersion? initial).ShouldBeTrue();
+            ModelVersion final = store.TryLoadLatest()!;
+            final.Number.ShouldBe(4);
+            LabeledExample[] trained = Trained(taskOne, "good", 1).Concat(Trained(taskTwo, "next", 2)).ToArray();
+            using nn.Module<Tensor, Tensor> initialModule = initial!.LoadModule(CPU);
+            using nn.Module<Tensor, Tensor> finalModule = final.LoadModule(CPU);
+            Dictionary<string, Tensor> initialWeights = initialModule.state_dict();
+            Dictionary<string, Tensor> finalWeights = finalModule.state_dict();
+
+            finalWeights["layers.hidden0.weight"].eq(initialWeights["layers.hidden0.weight"]).all().item<bool>().ShouldBeTrue("the random features changed");
+            double headError = HeadError(finalWeights, trained);
+            headError.ShouldBeLessThan(1e-3, "the final head is not the ridge head of exactly the promoted examples");
+        });
+    }
+
+    // Largest difference between the head and the ridge fit from the hidden layer's output to one-hot labels.
+    private static double HeadError(Dictionary<string, Tensor> weights, LabeledExample[] examples)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        Tensor input = TensorBatches.Features(examples, 0, examples.Length, CPU).mul(1f / 255f);
+        Tensor hidden = nn.functional.relu(nn.functional.linear(input, weights["layers.hidden0.weight"], weights["layers.hidden0.bias"]));
+        Tensor rows = torch.cat([hidden, torch.ones(examples.Length, 1)], 1).to(ScalarType.Float64);
+        Tensor targets = nn.functional.one_hot(TensorBatches.Labels(examples, 0, examples.Length, CPU), 10).to(ScalarType.Float64);
+
+        // Ridge with the trainer's default penalty of 1, as least squares over rows extended by the identity.
+        Tensor augmentedRows = torch.cat([rows, torch.eye(HiddenSize + 1, dtype: ScalarType.Float64)], 0);
+        Tensor augmentedTargets = torch.cat([targets, torch.zeros(HiddenSize + 1, 10, dtype: ScalarType.Float64)], 0);
+        Tensor solution = torch.linalg.lstsq(augmentedRows, augmentedTargets).Solution;
+
+        // Classes without examples keep the unseen-class bias, so only the four seen classes are compared.
+        Tensor seen = torch.tensor(new long[] { 0, 1, 2, 3 });
+        Tensor weightError = (weights["layers.head.weight"].to(ScalarType.Float64).index_select(0, seen) - solution.narrow(0, 0, HiddenSize).t().index_select(0, seen)).abs().max();
+        Tensor biasError = (weights["layers.head.bias"].to(ScalarType.Float64).index_select(0, seen) - solution[HiddenSize].index_select(0, seen)).abs().max();
+        return Math.Max(weightError.item<double>(), biasError.item<double>());
+    }
+
+    private static IEnumerable<LabeledExample> Trained(int[] indices, string prefix, int task) =>
+        NotHeldOut(indices, prefix).Select(index => TestData.Example(TestData.TrainingSet, index, prefix) with { Task = task });
+
+    private static int[] NotHeldOut(int[] indices, string prefix)
+    {
+        var router = new HoldoutRouter(0.1);
+        return indices.Where(index => !router.IsHoldout(TestData.ExampleId(prefix, index))).ToArray();
+    }
+
+    private LearnerOptions Options(string bootstrapServers)
+    {
+        LearnerOptions options = LearnerHarness.Options(
+            bootstrapServers, Topic, "analytic-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Analytic }, HiddenSize);
+        options.Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 };
+        return options;
+    }
+
+    private static void Produce(string bootstrapServers, int[] indices, string prefix, int task, bool swapLabels)
+    {
+        using IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
+        foreach (int index in indices)
+        {
+            // Task 1's labels are 0 and 1, so the exclusive or with 1 swaps them.
+            int label = swapLabels ? TestData.TrainingSet.Labels[index] ^ 1 : TestData.TrainingSet.Labels[index];
+            string id = TestData.ExampleId(prefix, index);
+            byte[] value = ExampleRecordCodec.Encode(id, task, label, TestData.TrainingSet.Image(index));
+            producer.Produce(Topic, new Message<byte[], byte[]> { Key = System.Text.Encoding.UTF8.GetBytes(id), Value = value });
+        }
+
+        producer.Flush(TimeSpan.FromSeconds(20));
+    }
+}
