@@ -37,7 +37,7 @@ public static class ModelStoreApi
             .WithDescription(
                 "manifest.json and spec.json are application/json, weights.bin is application/octet-stream. "
                 + "404 for another file name, or for a version without the file, for example one that retention removed.")
-            .Produces(StatusCodes.Status200OK, responseType: null, "application/json", "application/octet-stream")
+            .ProducesFile("application/json", "application/octet-stream")
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound);
         return routes;
     }

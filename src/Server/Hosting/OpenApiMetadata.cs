@@ -89,6 +89,29 @@ internal static class OpenApiMetadata
         return candidate.IsClass && candidate.Assembly == typeof(OpenApiMetadata).Assembly ? candidate : null;
     }
 
+    /// <summary>
+    /// Declares a 200 response in each of <paramref name="contentTypes"/> without a schema, for a route that sends
+    /// files. <c>Produces</c> without a response type would list no content types at all.
+    /// </summary>
+    public static RouteHandlerBuilder ProducesFile(this RouteHandlerBuilder builder, params string[] contentTypes) =>
+        builder.AddOpenApiOperationTransformer((operation, context, cancellationToken) =>
+        {
+            operation.Responses ??= new OpenApiResponses();
+            if (operation.Responses.GetValueOrDefault("200") is not OpenApiResponse ok)
+            {
+                ok = new OpenApiResponse { Description = "OK" };
+                operation.Responses["200"] = ok;
+            }
+
+            ok.Content ??= new Dictionary<string, OpenApiMediaType>();
+            foreach (string contentType in contentTypes)
+            {
+                ok.Content[contentType] = new OpenApiMediaType();
+            }
+
+            return Task.CompletedTask;
+        });
+
     /// <summary>Marks the operations as requiring <c>Authorization: Bearer &lt;token&gt;</c>, and adds that scheme to the document.</summary>
     public static TBuilder WithBearerSecurity<TBuilder>(this TBuilder builder)
         where TBuilder : IEndpointConventionBuilder =>

@@ -1,5 +1,12 @@
 using System.Text.Json.Nodes;
+using ContinualServe.Model.Store;
+using ContinualServe.Server.Distribution;
+using ContinualServe.Server.Hosting;
 using ContinualServe.Server.Tests.Management;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
 using Shouldly;
 using Xunit;
 
@@ -162,5 +169,34 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         OpenApiSchemas.RequiredNames(request).ShouldBe(["examples"]);
         OpenApiSchemas.RequiredNames(managementDocument.PropertyOrItems(request, "examples")).ShouldBe(["label", "features"], ignoreOrder: true);
         OpenApiSchemas.PropertyNames(managementDocument.ResponseSchema(operation, 200)).ShouldBe(["examples", "uploadedAt"], ignoreOrder: true);
+    }
+
+    // Mirrors the all role, which maps the store routes on the server application.
+    [Fact]
+    public async Task ModelStoreRoutesDeclareBodies()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        var store = new ModelStore(directory);
+        WebApplication app = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], "http://127.0.0.1:0", options => options.StoreDirectory = directory, pollStore: false);
+        app.MapModelStoreApi(() => store);
+        await app.StartAsync();
+        try
+        {
+            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+            using var client = new HttpClient { BaseAddress = new Uri(address + "/"), Timeout = TimeSpan.FromSeconds(30) };
+            OpenApiSchemas storeDocument = await OpenApiSchemas.FetchAsync(client);
+            JsonObject list = storeDocument.Operation("/store/v1/versions", "get");
+            JsonObject file = storeDocument.Operation("/store/v1/versions/{version}/{file}", "get");
+
+            OpenApiSchemas.PropertyNames(storeDocument.ResponseSchema(list, 200)).ShouldBe(["versions"]);
+            file["responses"]!["200"]!["content"]!.AsObject().Select(content => content.Key).ShouldBe(["application/json", "application/octet-stream"], ignoreOrder: true);
+            OpenApiSchemas.RequiredNames(storeDocument.ResponseSchema(file, 400)).ShouldBe(["error"]);
+            OpenApiSchemas.RequiredNames(storeDocument.ResponseSchema(file, 404)).ShouldBe(["error"]);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
     }
 }
