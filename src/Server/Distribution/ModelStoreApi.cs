@@ -1,5 +1,6 @@
 using System.Globalization;
 using ContinualServe.Model.Store;
+using ContinualServe.Server.Hosting;
 using ContinualServe.Server.Inference;
 
 namespace ContinualServe.Server.Distribution;
@@ -26,8 +27,18 @@ public static class ModelStoreApi
         ArgumentNullException.ThrowIfNull(routes);
         ArgumentNullException.ThrowIfNull(store);
         RouteGroupBuilder group = routes.MapGroup(RoutePrefix).WithTags("Model store (read-only)");
-        group.MapGet("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }));
-        group.MapGet("/versions/{version}/{file}", (string version, string file) => ReadFile(store(), version, file));
+        group.MapGet("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }))
+            .WithName("ListStoreVersions")
+            .WithSummary("Lists the version numbers in the learner's model store, oldest first.")
+            .Produces<StoreVersionListResponse>();
+        group.MapGet("/versions/{version}/{file}", (string version, string file) => ReadFile(store(), version, file))
+            .WithName("GetStoreFile")
+            .WithSummary("Downloads one file of a version: manifest.json, spec.json or weights.bin.")
+            .WithDescription(
+                "manifest.json and spec.json are application/json, weights.bin is application/octet-stream. "
+                + "404 for another file name, or for a version without the file, for example one that retention removed.")
+            .ProducesFile("application/json", "application/octet-stream")
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound);
         return routes;
     }
 

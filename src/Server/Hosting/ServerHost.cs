@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using ContinualServe.Model.Serving;
 using ContinualServe.Server.Batching;
 using ContinualServe.Server.Inference;
@@ -57,6 +58,10 @@ public static class ServerHost
             builder.Services.AddHostedService<StorePoller>();
         }
 
+        // The OpenAPI schemas follow these options. Under the web defaults they would admit numbers in strings,
+        // which the hand-written readers reject. No route binds a JSON body through these options, and the number
+        // handling for reading does not change what the server writes, so Strict changes only the schemas.
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.NumberHandling = JsonNumberHandling.Strict);
         builder.Services.AddOpenApi();
         builder.Services.AddStatusPage();
         builder.Services.AddHostedService<ServerLifecycleLog>();

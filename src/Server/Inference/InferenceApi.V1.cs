@@ -20,8 +20,26 @@ public static partial class InferenceApi
     private static void MapV1(IEndpointRouteBuilder routes)
     {
         RouteGroupBuilder v1 = routes.MapGroup("/v1").WithTags("Inference (V1 predict shortcut)");
-        v1.MapGet("/models/{name}", GetV1Model);
-        v1.MapPost("/models/{name}:predict", PredictAsync);
+        v1.MapGet("/models/{name}", GetV1Model)
+            .WithName("GetV1ModelStatus")
+            .WithSummary("Model readiness: 200 once a version is loaded, 503 before, 404 for another model name.")
+            .Produces<ModelReadyResponse>()
+            .Produces<ModelReadyResponse>(StatusCodes.Status503ServiceUnavailable)
+            .ProducesErrors(StatusCodes.Status404NotFound);
+        v1.MapPost("/models/{name}:predict", PredictAsync)
+            .WithName("Predict")
+            .WithSummary("Runs the live version on rows of features and returns one prediction per row.")
+            .WithDescription("Accepts application/json only. A request without Content-Type is read as JSON.")
+            .WithRequestBody<PredictRequest>(JsonContentType)
+            .Produces<PredictResponse>(StatusCodes.Status200OK, JsonContentType)
+            .ProducesErrors(
+                StatusCodes.Status400BadRequest,
+                StatusCodes.Status404NotFound,
+                StatusCodes.Status413PayloadTooLarge,
+                StatusCodes.Status415UnsupportedMediaType,
+                StatusCodes.Status429TooManyRequests,
+                StatusCodes.Status500InternalServerError,
+                StatusCodes.Status503ServiceUnavailable);
     }
 
     private static IResult GetV1Model(HttpContext context, string name, LiveModel live, IOptions<ServerOptions> options)

@@ -32,19 +32,75 @@ public static partial class InferenceApi
     {
         ArgumentNullException.ThrowIfNull(routes);
         RouteGroupBuilder v2 = routes.MapGroup("/v2").WithTags("Inference (Open Inference Protocol v2)");
-        v2.MapGet("/", ServerMetadata);
-        v2.MapGet("/health/live", () => Results.Json(new { live = true }));
+        v2.MapGet("/", ServerMetadata)
+            .WithName("GetServerMetadata")
+            .WithSummary("Server name, version and protocol extensions.")
+            .Produces<ServerMetadataResponse>();
+        v2.MapGet("/health/live", () => Results.Json(new { live = true }))
+            .WithName("GetLive")
+            .WithSummary("Liveness: 200 while the process serves HTTP.")
+            .Produces<LiveResponse>();
         v2.MapGet("/health/ready", (LiveModel live) =>
-            live.IsReady ? Results.Json(new { ready = true }) : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
-        v2.MapGet("/models/{name}", ModelMetadata);
-        v2.MapGet("/models/{name}/ready", ModelReady);
-        v2.MapGet("/models/{name}/versions/{version}/ready", VersionReady);
-        v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options) => VersionMetadata(name, version, live, options));
-        v2.MapPost("/models/{name}/infer", (HttpContext context, string name) => InferAsync(context, name, null));
-        v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version) => InferAsync(context, name, version));
+            live.IsReady ? Results.Json(new { ready = true }) : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable))
+            .WithName("GetReady")
+            .WithSummary("Readiness: 200 once a model version is loaded, 503 before.")
+            .Produces<ReadyResponse>()
+            .Produces<ReadyResponse>(StatusCodes.Status503ServiceUnavailable);
+        v2.MapGet("/models/{name}", ModelMetadata)
+            .WithName("GetModelMetadata")
+            .WithSummary("Metadata of the live version: its input and output tensors and class labels.")
+            .Produces<ModelMetadataResponse>()
+            .ProducesErrors(StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
+        v2.MapGet("/models/{name}/ready", ModelReady)
+            .WithName("GetModelReady")
+            .WithSummary("Model readiness: 200 once a version is loaded, 503 before, 404 for another model name.")
+            .Produces<ModelReadyResponse>()
+            .Produces<ModelReadyResponse>(StatusCodes.Status503ServiceUnavailable)
+            .ProducesErrors(StatusCodes.Status404NotFound);
+        v2.MapGet("/models/{name}/versions/{version}/ready", VersionReady)
+            .WithName("GetModelVersionReady")
+            .WithSummary("Version readiness: 200 for the live version, 404 naming the live version for any other.")
+            .Produces<VersionReadyResponse>()
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
+        v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options) => VersionMetadata(name, version, live, options))
+            .WithName("GetModelVersionMetadata")
+            .WithSummary("Metadata of a version, which must be the live one.")
+            .Produces<ModelMetadataResponse>()
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
+        v2.MapPost("/models/{name}/infer", (HttpContext context, string name) => InferAsync(context, name, null))
+            .WithName("Infer")
+            .WithSummary("Runs the live version on a batch of inputs.")
+            .WithInferenceMetadata();
+        v2.MapPost("/models/{name}/versions/{version}/infer", (HttpContext context, string name, string version) => InferAsync(context, name, version))
+            .WithName("InferVersion")
+            .WithSummary("Runs a batch of inputs if the version is the live one, and returns 404 naming the live version otherwise.")
+            .WithInferenceMetadata();
         MapV1(routes);
         return routes;
     }
+
+    // Request and response schemas of the two infer routes, whose bodies InferenceRequestReader and
+    // InferenceResponseWriter handle by hand.
+    private static RouteHandlerBuilder WithInferenceMetadata(this RouteHandlerBuilder builder) =>
+        builder
+            .WithDescription(
+                "The body is an Open Inference Protocol v2 request in application/json. With the binary tensor data "
+                + "extension, the body is application/octet-stream: the JSON request (the input declaring "
+                + "parameters.binary_data_size in place of data) followed by raw little-endian FP32 values, with the JSON "
+                + "length in the Inference-Header-Content-Length request header. A request without Content-Type is read as JSON. "
+                + "When the request sets binary_data on an output, or binary_data_output, the response is application/octet-stream "
+                + "in the same layout, and its Inference-Header-Content-Length header gives the JSON length.")
+            .WithRequestBody<InferenceRequest>(JsonContentType)
+            .Produces<InferenceResponse>(StatusCodes.Status200OK, JsonContentType)
+            .ProducesErrors(
+                StatusCodes.Status400BadRequest,
+                StatusCodes.Status404NotFound,
+                StatusCodes.Status413PayloadTooLarge,
+                StatusCodes.Status415UnsupportedMediaType,
+                StatusCodes.Status429TooManyRequests,
+                StatusCodes.Status500InternalServerError,
+                StatusCodes.Status503ServiceUnavailable)
+            .WithBinaryTensorData();
 
     private static IResult ServerMetadata() =>
         Results.Json(new { name = "continualserve", version = typeof(InferenceApi).Assembly.GetName().Version?.ToString() ?? "0", extensions = Extensions });

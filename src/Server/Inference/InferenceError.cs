@@ -1,7 +1,12 @@
+using System.ComponentModel;
+
 namespace ContinualServe.Server.Inference;
 
 /// <summary>A client error: which field is wrong, and what was expected. Serialized as the response body.</summary>
-public sealed record InferenceError(string Error, string? Field = null, string? Expected = null)
+public sealed record InferenceError(
+    [property: Description("What failed, as a sentence.")] string Error,
+    [property: Description("The body field, header, path segment or method that is invalid. Null when no single one is.")] string? Field = null,
+    [property: Description("The value or form that the server expects. Null when nothing specific is.")] string? Expected = null)
 {
     /// <summary>
     /// Media type of error bodies, without the charset parameter that ASP.NET Core adds by default: the KServe

@@ -26,20 +26,64 @@ public static partial class ManagementApi
         RouteGroupBuilder group = routes.MapGroup(Prefix).WithTags("Management");
         group.AddEndpointFilter(new BearerTokenFilter(token, managementPort));
         group.AddEndpointFilter(new ManagementAuditFilter(routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi))));
-        group.MapGet("/versions", ListVersions);
+
+        // 401 without a bearer token, 403 with a wrong one, and 404 on a port other than Management:Urls when it is set.
+        group.WithBearerSecurity()
+            .ProducesErrors(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound);
+        group.MapGet("/versions", ListVersions)
+            .WithName("ListVersions")
+            .WithSummary("Lists every version in the model store, and the live and pinned versions.")
+            .Produces<VersionListResponse>();
 
         // A replica takes its pin from the learner's announcements, so pins, like learning and golden-set changes,
         // are made on a server that shares the learner's store.
         RouteGroupBuilder learner = group.MapGroup("");
         learner.AddEndpointFilter(new LearnerControlFilter(routes.ServiceProvider));
-        learner.MapPost("/versions/{version}/promote", Promote);
-        learner.MapPost("/rollback", Rollback);
-        learner.MapDelete("/pin", Unpin);
-        learner.MapGet("/learning", LearningState);
-        learner.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true));
-        learner.MapPost("/learning/resume", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: false));
-        learner.MapGet("/golden-set", GetGoldenSet);
-        learner.MapPut("/golden-set", UploadGoldenSetAsync);
+        learner.ProducesErrors(StatusCodes.Status409Conflict);
+        learner.MapPost("/versions/{version}/promote", Promote)
+            .WithName("PromoteVersion")
+            .WithSummary("Serves a version from this server's store and pins it.")
+            .WithDescription("409 when the version is corrupt, or when this server is a replica that follows the version topic.")
+            .Produces<PinStateResponse>()
+            .ProducesErrors(StatusCodes.Status400BadRequest);
+        learner.MapPost("/rollback", Rollback)
+            .WithName("Rollback")
+            .WithSummary("Serves and pins the newest intact version older than the live one.")
+            .WithDescription("409 when no older intact version is in the store, or when this server is a replica.")
+            .Produces<PinStateResponse>();
+        learner.MapDelete("/pin", Unpin)
+            .WithName("Unpin")
+            .WithSummary("Removes the pin, so that servers follow the newest intact version again.")
+            .Produces<PinStateResponse>();
+        learner.MapGet("/learning", LearningState)
+            .WithName("GetLearningState")
+            .WithSummary("Returns whether learning is paused.")
+            .Produces<LearningStateResponse>();
+        learner.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true))
+            .WithName("PauseLearning")
+            .WithSummary("Pauses learning: the learner stops fetching examples after publishing the work it has consumed.")
+            .Produces<LearningStateResponse>();
+        learner.MapPost("/learning/resume", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: false))
+            .WithName("ResumeLearning")
+            .WithSummary("Resumes learning.")
+            .Produces<LearningStateResponse>();
+        learner.MapGet("/golden-set", GetGoldenSet)
+            .WithName("GetGoldenSet")
+            .WithSummary("Returns the size and upload time of the golden set, or 404 when none was uploaded.")
+            .Produces<GoldenSetSummaryResponse>();
+        learner.MapPut("/golden-set", UploadGoldenSetAsync)
+            .WithName("UploadGoldenSet")
+            .WithSummary("Validates a golden set against the live model's spec and stores it, replacing the previous one.")
+            .WithDescription(
+                "The body is read as UTF-8 JSON whatever its Content-Type. A Content-Type that declares another charset gets 415. "
+                + "503 when no version is loaded to check the examples against.")
+            .WithRequestBody<GoldenSetUpload>(InferenceApi.JsonContentType)
+            .Produces<GoldenSetSummaryResponse>()
+            .ProducesErrors(
+                StatusCodes.Status400BadRequest,
+                StatusCodes.Status413PayloadTooLarge,
+                StatusCodes.Status415UnsupportedMediaType,
+                StatusCodes.Status503ServiceUnavailable);
         return routes;
     }
 

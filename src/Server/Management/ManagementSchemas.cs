@@ -1,0 +1,91 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json.Serialization;
+
+namespace ContinualServe.Server.Management;
+
+// Schema-only types for the OpenAPI document. The management handlers return anonymous objects, so these
+// records are never serialized. Each one mirrors the JSON that a handler writes or reads.
+
+/// <summary>Body of GET /manage/v1/versions.</summary>
+internal sealed record VersionListResponse
+{
+    [Description("The live version, or null before one is loaded.")]
+    public required long? Live { get; init; }
+
+    [Description("The pinned version, or null when the server follows the newest version.")]
+    public required long? Pinned { get; init; }
+
+    [Description("Present only when the pin file cannot be read. DELETE /manage/v1/pin removes the file.")]
+    public string PinError { get; init; } = "";
+
+    [Description("Every version in the model store, oldest first.")]
+    public required IReadOnlyList<VersionSummary> Versions { get; init; }
+}
+
+/// <summary>One version in the model store. The manifest fields are null when the version is not intact.</summary>
+internal sealed record VersionSummary
+{
+    public required long Version { get; init; }
+
+    [Description("False when the version cannot be loaded, for example when its weights do not match their SHA-256.")]
+    public required bool Intact { get; init; }
+
+    public required DateTimeOffset? CreatedAt { get; init; }
+
+    public required long? ParentVersion { get; init; }
+
+    public required long? ExamplesTrained { get; init; }
+
+    [Description("Average accuracy over the tasks seen so far, from the manifest. Null when the version was not evaluated.")]
+    public required double? AverageAccuracy { get; init; }
+
+    public required string? WeightsSha256 { get; init; }
+}
+
+/// <summary>Body of promote, rollback and DELETE /manage/v1/pin: the live and pinned versions after the change.</summary>
+internal sealed record PinStateResponse
+{
+    [Description("The live version, or null when none is loaded.")]
+    public required long? Live { get; init; }
+
+    [Description("The pinned version. Null after DELETE /manage/v1/pin.")]
+    public required long? Pinned { get; init; }
+}
+
+/// <summary>Body of the learning routes: whether the learner has paused fetching examples.</summary>
+internal sealed record LearningStateResponse
+{
+    public required bool Paused { get; init; }
+}
+
+/// <summary>Body of GET and PUT /manage/v1/golden-set.</summary>
+internal sealed record GoldenSetSummaryResponse
+{
+    [Description("Number of examples in the golden set.")]
+    public required int Examples { get; init; }
+
+    public required DateTimeOffset UploadedAt { get; init; }
+}
+
+/// <summary>Body of PUT /manage/v1/golden-set. Property names are matched case-insensitively.</summary>
+internal sealed record GoldenSetUpload
+{
+    [MinLength(1)]
+    [Description("At least one example. The server sets the upload time and ignores other properties.")]
+    public required IReadOnlyList<LabeledExample> Examples { get; init; }
+}
+
+/// <summary>
+/// One labeled example of the golden set. The upload is read with the web defaults of System.Text.Json, which
+/// also accept numbers in strings.
+/// </summary>
+[JsonNumberHandling(JsonNumberHandling.AllowReadingFromString)]
+internal sealed record LabeledExample
+{
+    [Description("Class index, from 0 to the number of classes minus 1.")]
+    public required int Label { get; init; }
+
+    [Description("Raw feature values as in inference requests, as many as the model's input has, all finite.")]
+    public required IReadOnlyList<float> Features { get; init; }
+}

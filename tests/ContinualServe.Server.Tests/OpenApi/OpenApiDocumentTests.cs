@@ -1,0 +1,202 @@
+using System.Text.Json.Nodes;
+using ContinualServe.Model.Store;
+using ContinualServe.Server.Distribution;
+using ContinualServe.Server.Hosting;
+using ContinualServe.Server.Tests.Management;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.OpenApi;
+
+/// <summary>The served OpenAPI document declares the bodies and error responses of the hand-written routes.</summary>
+public sealed class OpenApiDocumentTests : IAsyncLifetime
+{
+    private static readonly int[] InferenceErrorStatusCodes = [400, 404, 413, 415, 429, 500, 503];
+
+    private RunningServer server = null!;
+    private OpenApiSchemas document = null!;
+
+    public async Task InitializeAsync()
+    {
+        server = await RunningServer.StartAsync();
+        document = await OpenApiSchemas.FetchAsync(server.Client);
+    }
+
+    public async Task DisposeAsync() => await server.DisposeAsync();
+
+    [Theory]
+    [InlineData("/v2/models/{name}/infer")]
+    [InlineData("/v2/models/{name}/versions/{version}/infer")]
+    public void InferRequestSchemaNamesFields(string path)
+    {
+        JsonObject operation = document.Operation(path, "post");
+
+        JsonObject request = document.RequestSchema(operation);
+        OpenApiSchemas.PropertyNames(request).ShouldBe(["id", "inputs", "outputs", "parameters"], ignoreOrder: true);
+        OpenApiSchemas.RequiredNames(request).ShouldBe(["inputs"]);
+        JsonObject input = document.PropertyOrItems(request, "inputs");
+        OpenApiSchemas.PropertyNames(input).ShouldBe(["name", "shape", "datatype", "data", "parameters"], ignoreOrder: true);
+        OpenApiSchemas.RequiredNames(input).ShouldBe(["name", "shape", "datatype", "data"], ignoreOrder: true);
+        OpenApiSchemas.PropertyNames(document.PropertyOrItems(input, "parameters")).ShouldBe(["binary_data_size"]);
+        JsonObject output = document.PropertyOrItems(request, "outputs");
+        OpenApiSchemas.RequiredNames(output).ShouldBe(["name"]);
+        OpenApiSchemas.PropertyNames(document.PropertyOrItems(output, "parameters")).ShouldBe(["binary_data"]);
+        OpenApiSchemas.PropertyNames(document.PropertyOrItems(request, "parameters")).ShouldBe(["binary_data_output"]);
+    }
+
+    [Theory]
+    [InlineData("/v2/models/{name}/infer")]
+    [InlineData("/v2/models/{name}/versions/{version}/infer")]
+    public void InferResponseSchemaNamesFields(string path)
+    {
+        JsonObject operation = document.Operation(path, "post");
+
+        JsonObject response = document.ResponseSchema(operation, 200);
+        OpenApiSchemas.PropertyNames(response).ShouldBe(["model_name", "model_version", "id", "outputs"], ignoreOrder: true);
+        OpenApiSchemas.RequiredNames(response).ShouldBe(["model_name", "model_version", "outputs"], ignoreOrder: true);
+        JsonObject output = document.PropertyOrItems(response, "outputs");
+        OpenApiSchemas.PropertyNames(output).ShouldBe(["name", "datatype", "shape", "data", "parameters"], ignoreOrder: true);
+        OpenApiSchemas.RequiredNames(output).ShouldBe(["name", "datatype", "shape"], ignoreOrder: true);
+    }
+
+    [Theory]
+    [InlineData("/v2/models/{name}/infer")]
+    [InlineData("/v2/models/{name}/versions/{version}/infer")]
+    public void InferDeclaresBinaryTensorData(string path)
+    {
+        JsonObject operation = document.Operation(path, "post");
+
+        operation["requestBody"]!["content"]!.AsObject().ContainsKey("application/octet-stream").ShouldBeTrue();
+        operation["responses"]!["200"]!["content"]!.AsObject().ContainsKey("application/octet-stream").ShouldBeTrue();
+        operation["responses"]!["200"]!["headers"]!.AsObject().ContainsKey("Inference-Header-Content-Length").ShouldBeTrue();
+        operation["parameters"]!.AsArray().Select(parameter => parameter!["name"]!.GetValue<string>()).ShouldContain("Inference-Header-Content-Length");
+    }
+
+    [Fact]
+    public void PredictSchemasNameFields()
+    {
+        JsonObject operation = document.Operation("/v1/models/{name}:predict", "post");
+
+        JsonObject request = document.RequestSchema(operation);
+        OpenApiSchemas.PropertyNames(request).ShouldBe(["instances"]);
+        OpenApiSchemas.RequiredNames(request).ShouldBe(["instances"]);
+        JsonObject response = document.ResponseSchema(operation, 200);
+        OpenApiSchemas.PropertyNames(response).ShouldBe(["model_name", "model_version", "predictions"], ignoreOrder: true);
+        OpenApiSchemas.PropertyNames(document.PropertyOrItems(response, "predictions")).ShouldBe(["label", "probabilities"], ignoreOrder: true);
+        operation["requestBody"]!["content"]!.AsObject().Select(content => content.Key).ShouldBe(["application/json"]);
+    }
+
+    [Theory]
+    [InlineData("/v2/models/{name}/infer")]
+    [InlineData("/v2/models/{name}/versions/{version}/infer")]
+    [InlineData("/v1/models/{name}:predict")]
+    public void InferenceRoutesDeclareErrorBodies(string path)
+    {
+        JsonObject operation = document.Operation(path, "post");
+
+        foreach (int statusCode in InferenceErrorStatusCodes)
+        {
+            JsonObject error = document.ResponseSchema(operation, statusCode);
+            OpenApiSchemas.PropertyNames(error).ShouldBe(["error", "field", "expected"], ignoreOrder: true, $"status {statusCode}");
+            OpenApiSchemas.RequiredNames(error).ShouldBe(["error"], $"status {statusCode}");
+        }
+    }
+
+    [Fact]
+    public void NumbersAreNotStrings()
+    {
+        JsonObject input = document.PropertyOrItems(document.RequestSchema(document.Operation("/v2/models/{name}/infer", "post")), "inputs");
+        JsonObject instances = document.RequestSchema(document.Operation("/v1/models/{name}:predict", "post"))["properties"]!["instances"]!.AsObject();
+
+        document.PropertyOrItems(input, "shape")["type"]!.ToJsonString().ShouldBe("\"integer\"");
+        document.PropertyOrItems(input, "data")["type"]!.ToJsonString().ShouldBe("\"number\"");
+        instances["items"]!["items"]!["type"]!.ToJsonString().ShouldBe("\"number\"");
+    }
+
+    [Fact]
+    public void InferenceOperationsHaveSummaryAndBody()
+    {
+        JsonObject paths = document.Document["paths"]!.AsObject();
+        string[] inferencePaths = [.. paths.Select(path => path.Key).Where(path => path.StartsWith("/v1/", StringComparison.Ordinal) || path.StartsWith("/v2", StringComparison.Ordinal))];
+
+        inferencePaths.Length.ShouldBe(11);
+        foreach (string path in inferencePaths)
+        {
+            foreach ((string method, JsonNode? operation) in paths[path]!.AsObject())
+            {
+                string? summary = operation!["summary"]?.GetValue<string>();
+                summary.ShouldNotBeNullOrWhiteSpace($"{method} {path}");
+                operation["responses"]!["200"]!["content"]!["application/json"]!["schema"].ShouldNotBeNull($"{method} {path}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ManagementOperationsDeclareAuthErrors()
+    {
+        await using ManagementServer management = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        OpenApiSchemas managementDocument = await OpenApiSchemas.FetchAsync(management.Inference);
+        JsonObject paths = managementDocument.Document["paths"]!.AsObject();
+        string[] managementPaths = [.. paths.Select(path => path.Key).Where(path => path.StartsWith("/manage/v1/", StringComparison.Ordinal))];
+
+        managementPaths.Length.ShouldBe(8);
+        managementDocument.Document["components"]!["securitySchemes"]!["bearer"]!["scheme"]!.GetValue<string>().ShouldBe("bearer");
+        foreach (string path in managementPaths)
+        {
+            foreach ((string method, JsonNode? node) in paths[path]!.AsObject())
+            {
+                JsonObject operation = node!.AsObject();
+                operation["security"]![0]!.AsObject().ContainsKey("bearer").ShouldBeTrue($"{method} {path}");
+                OpenApiSchemas.PropertyNames(managementDocument.ResponseSchema(operation, 401)).ShouldContain("error", $"{method} {path}");
+                OpenApiSchemas.PropertyNames(managementDocument.ResponseSchema(operation, 403)).ShouldContain("error", $"{method} {path}");
+                managementDocument.ResponseSchema(operation, 200)["properties"].ShouldNotBeNull($"{method} {path}");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task GoldenSetUploadDeclaresBody()
+    {
+        await using ManagementServer management = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        OpenApiSchemas managementDocument = await OpenApiSchemas.FetchAsync(management.Inference);
+        JsonObject operation = managementDocument.Operation("/manage/v1/golden-set", "put");
+
+        JsonObject request = managementDocument.RequestSchema(operation);
+        OpenApiSchemas.RequiredNames(request).ShouldBe(["examples"]);
+        OpenApiSchemas.RequiredNames(managementDocument.PropertyOrItems(request, "examples")).ShouldBe(["label", "features"], ignoreOrder: true);
+        OpenApiSchemas.PropertyNames(managementDocument.ResponseSchema(operation, 200)).ShouldBe(["examples", "uploadedAt"], ignoreOrder: true);
+    }
+
+    // Mirrors the all role, which maps the store routes on the server application.
+    [Fact]
+    public async Task ModelStoreRoutesDeclareBodies()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        var store = new ModelStore(directory);
+        WebApplication app = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], "http://127.0.0.1:0", options => options.StoreDirectory = directory, pollStore: false);
+        app.MapModelStoreApi(() => store);
+        await app.StartAsync();
+        try
+        {
+            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+            using var client = new HttpClient { BaseAddress = new Uri(address + "/"), Timeout = TimeSpan.FromSeconds(30) };
+            OpenApiSchemas storeDocument = await OpenApiSchemas.FetchAsync(client);
+            JsonObject list = storeDocument.Operation("/store/v1/versions", "get");
+            JsonObject file = storeDocument.Operation("/store/v1/versions/{version}/{file}", "get");
+
+            OpenApiSchemas.PropertyNames(storeDocument.ResponseSchema(list, 200)).ShouldBe(["versions"]);
+            file["responses"]!["200"]!["content"]!.AsObject().Select(content => content.Key).ShouldBe(["application/json", "application/octet-stream"], ignoreOrder: true);
+            OpenApiSchemas.RequiredNames(storeDocument.ResponseSchema(file, 400)).ShouldBe(["error"]);
+            OpenApiSchemas.RequiredNames(storeDocument.ResponseSchema(file, 404)).ShouldBe(["error"]);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+}
