@@ -28,6 +28,8 @@ namespace ContinualServe.Learner;
 /// </summary>
 public sealed partial class ContinualLearner : IDisposable
 {
+    private static readonly TimeSpan SlowLeaveThreshold = TimeSpan.FromSeconds(1);
+
     private readonly LearnerOptions options;
     private readonly ILogger logger;
     private readonly ModelStore store;
@@ -163,7 +165,7 @@ public sealed partial class ContinualLearner : IDisposable
             finally
             {
                 WaitForPublishing();
-                consumer.Close();
+                LeaveGroup(consumer);
             }
         }
         catch (KafkaException exception) when (exception.Error.IsFatal)
@@ -175,6 +177,24 @@ public sealed partial class ContinualLearner : IDisposable
             UpdateStatus(running: false);
             LogStopped(logger, Status.Trained, latest?.Number ?? 0);
             stopped.Set();
+        }
+    }
+
+    /// <summary>Closes the consumer, which revokes its partitions and leaves the group. Logs a slow leave.</summary>
+    // librdkafka's Close waits for the coordinator's LeaveGroup response. While a rebalance is in progress and this
+    // member's JoinGroup request is pending, the coordinator responds to the JoinGroup first, when the rebalance ends,
+    // and only then to the LeaveGroup. The embedded broker (librdkafka 2.16's mock coordinator, rdkafka_mock_cgrp.c)
+    // ends a rebalance of a group with members session.timeout.ms - 1000 ms after it starts, so with the default
+    // 10 s session a stop during a rebalance waits up to 9 s there. On a 2-core machine such a stop took 5.0 s when a
+    // second learner had joined 2 s before it, and a stop without a rebalance took 0.1 to 0.8 s.
+    private void LeaveGroup(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        long started = Stopwatch.GetTimestamp();
+        consumer.Close();
+        TimeSpan elapsed = Stopwatch.GetElapsedTime(started);
+        if (elapsed >= SlowLeaveThreshold)
+        {
+            LogSlowLeave(logger, options.GroupId, elapsed.TotalSeconds);
         }
     }
 
@@ -542,4 +562,7 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "The learner did not stop within {Seconds} s")]
     private static partial void LogStopTimedOut(ILogger logger, double seconds);
+
+    [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Leaving consumer group {GroupId} took {Seconds:F1} s, usually because a rebalance was in progress or the group coordinator did not respond")]
+    private static partial void LogSlowLeave(ILogger logger, string groupId, double seconds);
 }
