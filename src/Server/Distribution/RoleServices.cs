@@ -1,6 +1,6 @@
 using ContinualServe.Learner;
-using ContinualServe.Model;
 using ContinualServe.Learner.Publishing;
+using ContinualServe.Model;
 using ContinualServe.Server.Cli;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -33,7 +33,16 @@ public static class RoleServices
             .PostConfigure<IConfiguration>((learner, configuration) =>
             {
                 StrategyPresets.ApplyPreset(learner.Trainer, configuration.GetSection($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}"));
-                learner.InitialSpec = WithConfiguredLists(learner.InitialSpec, configuration.GetSection($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.InitialSpec)}"));
+                IConfigurationSection specSection = configuration.GetSection($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.InitialSpec)}");
+                learner.InitialSpec = WithConfiguredLists(learner.InitialSpec, specSection);
+
+                // A preset with its own model width (analytic) sets it unless configuration does.
+                if (!string.IsNullOrEmpty(learner.Trainer.Preset) && StrategyPresets.Find(learner.Trainer.Preset) is not null
+                    && StrategyPresets.HiddenSizes(learner.Trainer.Preset) is { } hiddenSizes
+                    && !specSection.GetSection(nameof(ModelSpec.HiddenSizes)).Exists())
+                {
+                    learner.InitialSpec = learner.InitialSpec with { HiddenSizes = hiddenSizes };
+                }
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();

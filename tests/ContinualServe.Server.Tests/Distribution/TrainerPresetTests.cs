@@ -59,6 +59,23 @@ public sealed class TrainerPresetTests
         spec.InputShape.ShouldBe([784]);
     }
 
+    [Fact]
+    public void AnalyticPresetSetsModelWidth()
+    {
+        LearnerOptions learner = Learner(new() { ["Learner:Trainer:Preset"] = "analytic" });
+
+        learner.Trainer.Strategy.ShouldBe(ReplayStrategy.Analytic);
+        learner.InitialSpec.HiddenSizes.ShouldBe([1024]);
+    }
+
+    [Fact]
+    public void ConfiguredWidthOverridesAnalyticPreset()
+    {
+        LearnerOptions learner = Learner(new() { ["Learner:Trainer:Preset"] = "analytic", ["Learner:InitialSpec:HiddenSizes:0"] = "512" });
+
+        learner.InitialSpec.HiddenSizes.ShouldBe([512]);
+    }
+
     private static TrainerOptions Trainer(Dictionary<string, string?> settings) => Learner(settings).Trainer;
 
     private static LearnerOptions Learner(Dictionary<string, string?> settings)
