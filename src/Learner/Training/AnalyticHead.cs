@@ -25,7 +25,7 @@ internal sealed class AnalyticHead : IDisposable
 
     // TorchSharp 0.107 passes an implicitly converted Scalar by raw handle and may finalize it during the call,
     // so the alpha of every add is this field.
-    private readonly Scalar one = 1.0.ToScalar();
+    private readonly Scalar addAlpha = 1.0.ToScalar();
 
     public AnalyticHead(int featureCount, int classCount, Device device)
     {
@@ -49,8 +49,8 @@ internal sealed class AnalyticHead : IDisposable
         using var scope = torch.NewDisposeScope();
         Tensor rows = torch.cat([features.to(ScalarType.Float64), torch.ones([features.shape[0], 1], ScalarType.Float64, features.device)], 1);
         Tensor targets = nn.functional.one_hot(labels, classCount).to(ScalarType.Float64);
-        gram.add_(rows.t().mm(rows), one);
-        cross.add_(rows.t().mm(targets), one);
+        gram.add_(rows.t().mm(rows), addAlpha);
+        cross.add_(rows.t().mm(targets), addAlpha);
     }
 
     /// <summary>
@@ -63,7 +63,7 @@ internal sealed class AnalyticHead : IDisposable
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         using Scalar penalty = regularization.ToScalar();
-        Tensor regularized = torch.eye(featureCount + 1, dtype: ScalarType.Float64, device: gram.device).mul_(penalty).add_(gram, one);
+        Tensor regularized = torch.eye(featureCount + 1, dtype: ScalarType.Float64, device: gram.device).mul_(penalty).add_(gram, addAlpha);
         Tensor solution = torch.linalg.solve(regularized, cross);
         Tensor weight = solution.narrow(0, 0, featureCount).t().to(ScalarType.Float32).contiguous();
         Tensor bias = solution[featureCount].to(ScalarType.Float32).contiguous();
@@ -98,7 +98,7 @@ internal sealed class AnalyticHead : IDisposable
     {
         if (!BitConverter.IsLittleEndian)
         {
-            throw new PlatformNotSupportedException("Analytic head files are little-endian; this machine is not.");
+            throw new PlatformNotSupportedException("Analytic head files are little-endian, and this machine is big-endian.");
         }
 
         using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
@@ -152,6 +152,6 @@ internal sealed class AnalyticHead : IDisposable
         cross.Dispose();
         acceptedGram.Dispose();
         acceptedCross.Dispose();
-        one.Dispose();
+        addAlpha.Dispose();
     }
 }

@@ -308,7 +308,7 @@ public sealed class ContinualTrainer : IDisposable
         if (options.UsesDistillation)
         {
             throw new ArgumentException(
-                "The analytic strategy fits its head in closed form and cannot distill; set DistillationWeight to 0.", nameof(options));
+                "The analytic strategy fits its head in closed form and cannot distill. Set DistillationWeight to 0.", nameof(options));
         }
 
         Dictionary<string, Parameter> parameters = module.named_parameters().ToDictionary(pair => pair.name, pair => pair.parameter);
@@ -319,7 +319,7 @@ public sealed class ContinualTrainer : IDisposable
             .ToArray();
     }
 
-    // The last hidden layer's output, as the head sees it.
+    // The last hidden layer's output, which is the head's input.
     private Tensor HiddenFeatures(Tensor input)
     {
         Tensor features = input.flatten(1).mul(inputScale!);
@@ -339,7 +339,7 @@ public sealed class ContinualTrainer : IDisposable
         Tensor labels = TensorBatches.Labels(batch, 0, batch.Count, Device);
         Tensor features = HiddenFeatures(input);
 
-        // The loss of the head as last fitted, for the learner's loss metric; the batch itself is not fitted yet.
+        // The loss of the head as last fitted, for the learner's loss metric. The batch itself is not fitted yet.
         double loss = cross_entropy(module.forward(input), labels).item<float>();
         var losses = new StepLosses(loss, 0, 0, loss, Skipped: !double.IsFinite(loss) || !features.isfinite().all().item<bool>());
         if (losses.Skipped)

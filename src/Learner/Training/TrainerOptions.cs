@@ -24,7 +24,7 @@ public enum ReplayStrategy
     /// <summary>
     /// Exemplar-free: the hidden layers keep their initial random weights, and the head is the ridge regression
     /// from their output to one-hot labels over every example seen (weight <see cref="TrainerOptions.AnalyticRegularization"/>).
-    /// Stores no examples and forgets nothing, but its features never adapt to the data. MLP only.
+    /// Stores no examples and keeps every fitted example's full weight, but its features never adapt to the data. MLP only.
     /// </summary>
     Analytic,
 }
@@ -104,7 +104,7 @@ public sealed class TrainerOptions
     [Range(0, 8)]
     public int ReplayShiftPixels { get; set; }
 
-    /// <summary>Ridge penalty of the <see cref="ReplayStrategy.Analytic"/> head; the fit barely depends on it once thousands of examples are in.</summary>
+    /// <summary>Ridge penalty of the <see cref="ReplayStrategy.Analytic"/> head. The fit barely depends on it once thousands of examples are in.</summary>
     [Range(1e-9, 1e9)]
     public double AnalyticRegularization { get; set; } = 1.0;
 

@@ -30,7 +30,7 @@ public sealed class MultilayerPerceptron : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>Returns the name of a hidden layer's parameter in <c>named_parameters()</c>; <paramref name="kind"/> is "weight" or "bias".</summary>
+    /// <summary>Returns the name of a hidden layer's parameter in <c>named_parameters()</c>, where <paramref name="kind"/> is "weight" or "bias".</summary>
     public static string HiddenParameterName(int index, string kind) => $"layers.{HiddenLayerName(index)}.{kind}";
 
     private static string HiddenLayerName(int index) => $"hidden{index}";
