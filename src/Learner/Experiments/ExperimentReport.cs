@@ -98,7 +98,7 @@ public static class ExperimentReport
             Invariant($"finished {summary.FinishedAt:yyyy-MM-dd HH:mm} UTC. Each continual strategy sees the stream once (batch {options.Baseline.BatchSize}, Adam {options.Baseline.LearningRate}, ") +
             Invariant($"MLP 784-256-256-10, replay buffer of {options.Baseline.ReplayCapacity} examples); joint trains on all tasks shuffled for {options.JointEpochs} epochs. ") +
             (options.Strategies.Contains("analytic")
-                ? Invariant($"analytic stores no examples: its MLP 784-{options.AnalyticWidth}-10 keeps its random hidden layer, and its head is the ridge regression fitted to running sums over every example (about {AnalyticSumBytes(options.AnalyticWidth) / 1e6:0.#} MB). ")
+                ? Invariant($"`analytic` stores no examples: its MLP 784-{options.AnalyticWidth}-10 keeps its random hidden layer, and its head is the ridge regression fitted to running sums over every example (about {AnalyticSumBytes(options.AnalyticWidth) / 1e6:0.#} MB). ")
                 : "") +
             Invariant($"Accuracy is measured on {evaluation}. Values are mean ± sample standard deviation over the seeds. ") +
             "ACC = mean_j R[T][j]; BWT = mean_{j<T} (R[T][j] − R[j][j]); forgetting f_j = max_{l<T} R[l][j] − R[T][j], averaged over tasks 1 to T − 1.";
