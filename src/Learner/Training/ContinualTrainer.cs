@@ -339,8 +339,16 @@ public sealed class ContinualTrainer : IDisposable
         Tensor labels = TensorBatches.Labels(batch, 0, batch.Count, Device);
         Tensor features = HiddenFeatures(input);
 
-        // The loss of the head as last fitted, for the learner's loss metric. The batch itself is not fitted yet.
-        double loss = cross_entropy(module.forward(input), labels).item<float>();
+        // For the learner's loss metric: the squared error of the head as last fitted against one-hot labels, summed
+        // over classes, which is what the fit minimizes. A class without examples counts as an output of 0, as the fit
+        // gives it, and not as its masking bias, so a new task's first batches do not report a loss near 1,000.
+        // The batch itself is not fitted yet.
+        using Scalar unseenThreshold = (UnseenClassLogit / 2).ToScalar();
+        using Scalar zero = 0.0.ToScalar();
+        Tensor outputs = module.forward(input);
+        Tensor fitted = outputs.masked_fill(outputs.le(unseenThreshold), zero);
+        Tensor targets = one_hot(labels, Spec.ClassCount).to(fitted.dtype);
+        double loss = fitted.add(targets, scalars.MinusOne).square().sum(1).mean().item<float>();
         var losses = new StepLosses(loss, 0, 0, loss, Skipped: !double.IsFinite(loss) || !features.isfinite().all().item<bool>());
         if (losses.Skipped)
         {

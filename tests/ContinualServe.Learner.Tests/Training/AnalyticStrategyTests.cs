@@ -86,6 +86,22 @@ public sealed class AnalyticStrategyTests
     }
 
     [Fact]
+    public void NewClassesReportBoundedLoss()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer trainer = Create(initial);
+        Train(trainer, Tasks[0], batchSize: 32);
+        _ = trainer.Module;
+
+        StepLosses losses = trainer.Step(Tasks[1][..32]);
+
+        // Each example's own class is still an output of 0, so its squared error is at least 1, and not the
+        // square of the unseen-class bias.
+        losses.Total.ShouldBeGreaterThanOrEqualTo(1.0);
+        losses.Total.ShouldBeLessThan(3.0);
+    }
+
+    [Fact]
     public void ResetWeightsDropsBatchesSinceAcceptedRound()
     {
         using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
