@@ -92,8 +92,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     {
         await stopping.CancelAsync().ConfigureAwait(false);
         await pinWatch.ConfigureAwait(false);
-        learner.VersionPublished -= OnVersionPublished;
+        // A round that finishes while the learner stops is still served here and announced to the replicas.
         learner.Stop(StopTimeout);
+        learner.VersionPublished -= OnVersionPublished;
         publisher.Flush(TimeSpan.FromSeconds(5));
     }
 

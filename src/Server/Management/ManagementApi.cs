@@ -142,7 +142,10 @@ public static partial class ManagementApi
             }
         }
 
-        return Error(StatusCodes.Status409Conflict, new InferenceError($"No intact version older than the live version {live.CurrentVersion} is in the store.", null, "an older intact version"));
+        string message = live.CurrentVersion is long liveVersion
+            ? $"No intact version older than the live version {liveVersion} is in the store."
+            : "No version is live and the store has no intact version to roll back to.";
+        return Error(StatusCodes.Status409Conflict, new InferenceError(message, null, "an older intact version"));
     }
 
     private static IResult Unpin(ModelSwapper swapper, LiveModel live)

@@ -167,6 +167,17 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public async Task RollbackOnEmptyStoreExplains()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 0, separatePort: false);
+
+        using HttpResponseMessage rollback = await server.Management.SendAsync(Request("POST", "manage/v1/rollback", ManagementServer.Token));
+
+        rollback.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        (await rollback.Content.ReadAsStringAsync()).ShouldContain("No version is live");
+    }
+
+    [Fact]
     public async Task ReplicaRejectsLearnerControlAndPins()
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false, extraArguments: "--Distribution:BootstrapServers=127.0.0.1:9");
