@@ -39,9 +39,6 @@ internal sealed class AnalyticHead : IDisposable
         acceptedCross = torch.zeros_like(cross).DetachFromDisposeScope();
     }
 
-    /// <summary>Bytes the sums take, including the copy kept for <see cref="Revert"/>.</summary>
-    public long SizeInBytes => 2 * sizeof(double) * (gram.numel() + cross.numel());
-
     /// <summary>Adds a batch: <paramref name="features"/> is N x featureCount, <paramref name="labels"/> N class indices.</summary>
     public void Accumulate(Tensor features, Tensor labels)
     {

@@ -77,9 +77,6 @@ public sealed class ContinualTrainer : IDisposable
         }
     }
 
-    /// <summary>Bytes of the analytic head's running sums, or 0 for the other strategies.</summary>
-    public long AnalyticHeadBytes => analyticHead?.SizeInBytes ?? 0;
-
     public IReplayBuffer ReplayBuffer { get; }
 
     /// <summary>Gradient steps taken so far.</summary>
