@@ -70,7 +70,8 @@ internal sealed class AnalyticHead : IDisposable
 
         // The bias column of X is all ones, so its row of X^T Y counts the examples of each class.
         using Scalar unseen = unseenClassLogit.ToScalar();
-        bias.masked_fill_(cross[featureCount].eq(0).to(bias.device), unseen);
+        using Scalar noExamples = 0.0.ToScalar();
+        bias.masked_fill_(cross[featureCount].eq(noExamples).to(bias.device), unseen);
         return (weight.MoveToOuterDisposeScope(), bias.MoveToOuterDisposeScope());
     }
 

@@ -348,7 +348,10 @@ public sealed class ContinualTrainer : IDisposable
         Tensor outputs = module.forward(input);
         Tensor fitted = outputs.masked_fill(outputs.le(unseenThreshold), zero);
         Tensor targets = one_hot(labels, Spec.ClassCount).to(fitted.dtype);
-        double loss = fitted.add(targets, scalars.MinusOne).square().sum(1).mean().item<float>();
+        // The product and not square(), because TorchSharp's square() passes an implicitly converted exponent that
+        // the finalizer may free during the call.
+        Tensor errors = fitted.add(targets, scalars.MinusOne);
+        double loss = errors.mul(errors).sum(1).mean().item<float>();
         var losses = new StepLosses(loss, 0, 0, loss, Skipped: !double.IsFinite(loss) || !features.isfinite().all().item<bool>());
         if (losses.Skipped)
         {
