@@ -115,6 +115,13 @@ internal sealed class AnalyticHead : IDisposable
         }
     }
 
+    /// <summary>Returns true when <paramref name="path"/> starts with the header that <see cref="Save"/> writes.</summary>
+    public static bool IsHeadFile(string path)
+    {
+        using var reader = new BinaryReader(File.OpenRead(path));
+        return reader.BaseStream.Length >= 16 && reader.ReadInt32() == FileMagic;
+    }
+
     /// <summary>Restores sums written by <see cref="Save"/> and accepts them.</summary>
     /// <exception cref="InvalidDataException">The file is not an analytic head file or its sizes differ from this head's.</exception>
     public void Load(string path)
