@@ -100,6 +100,13 @@ public sealed partial class ContinualLearner : IDisposable
 
         device = DeviceSelector.Resolve(options.Device);
         latest = store.TryLoadLatest() ?? SaveInitialVersion();
+        if (options.Trainer.IsAnalytic && ContinualTrainer.AnalyticModelError(latest.Spec) is { } modelError)
+        {
+            throw new IncompatibleStateException(
+                $"{modelError} The model is version {latest.Number} in {store.RootDirectory}, whose spec replaces Learner:InitialSpec. "
+                + "Start the analytic strategy with an empty store directory (--store), or keep the strategy that trained this store.");
+        }
+
         matrix = AccuracyMatrix.FromSummary(latest.Manifest.Evaluation);
         currentTask = matrix.Tasks.Count > 0 ? matrix.Tasks[^1] : 0;
         using (nn.Module<Tensor, Tensor> weights = latest.LoadModule(device))

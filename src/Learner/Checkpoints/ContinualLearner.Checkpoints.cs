@@ -45,6 +45,16 @@ public sealed partial class ContinualLearner
         (LearnerCheckpoint Checkpoint, string Directory)? found = Checkpoints.TryLoadLatest();
         if (found is null)
         {
+            // A checkpoint written now would record empty sums, and the next fit would drop every class trained so far.
+            if (options.Trainer.IsAnalytic && latest!.Manifest.ExamplesTrained > 0)
+            {
+                throw new IncompatibleStateException(
+                    $"Learner:Trainer:Strategy is Analytic, but {Checkpoints.RootDirectory} has no intact learner checkpoint with the running sums "
+                    + $"behind version {latest.Number} ({latest.Manifest.ExamplesTrained} examples trained), and the head cannot be fitted again without them. "
+                    + "Restore the checkpoint directory (Learner:Checkpoint:Directory), or start with an empty store directory (--store) "
+                    + "and a new consumer group (--group) to train on the topic from its beginning.");
+            }
+
             trainingLog?.Truncate(0);
             SaveCheckpoint(latest!.Manifest.TrainingOffsets);
             return;
@@ -75,7 +85,7 @@ public sealed partial class ContinualLearner
     private void LoadState(LearnerCheckpoint saved, string directory)
     {
         trainer!.Module.load(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
-        trainer.LoadOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+        LoadOptimizerState(saved, directory);
         List<ReplayExample> replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
         int capacity = trainer.ReplayBuffer.Capacity;
         if (replay.Count > capacity)
@@ -108,6 +118,34 @@ public sealed partial class ContinualLearner
         trainingLog?.Truncate(saved.TrainingLogBytes);
         resumePositions.Clear();
         checkpoint = saved;
+    }
+
+    /// <summary>
+    /// Loads the checkpoint's optimizer file. Adam starts over when the file contains analytic sums, because the strategy
+    /// changed since the checkpoint. The analytic strategy cannot start over, because its head is the fit of every
+    /// example behind the version, so a file without its sums ends the start.
+    /// </summary>
+    private void LoadOptimizerState(LearnerCheckpoint saved, string directory)
+    {
+        bool loaded;
+        try
+        {
+            loaded = trainer!.LoadOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+        }
+        catch (InvalidDataException exception) when (options.Trainer.IsAnalytic)
+        {
+            throw new IncompatibleStateException(
+                $"Learner:Trainer:Strategy is Analytic, but learner checkpoint {directory} cannot be used: {exception.Message} "
+                + $"The analytic head needs the running sums of every example behind version {saved.ModelVersion}. "
+                + "Set the strategy that trained this store, or start with an empty store directory (--store) "
+                + "and a new consumer group (--group) to train on the topic from its beginning.",
+                exception);
+        }
+
+        if (!loaded)
+        {
+            LogOptimizerStartsOver(logger, directory, options.Trainer.Strategy);
+        }
     }
 
     /// <summary>
@@ -317,6 +355,9 @@ public sealed partial class ContinualLearner
 
     [LoggerMessage(EventId = 245, Level = LogLevel.Warning, Message = "Offset commit failed with {Code} after version {Version}; the checkpoint keeps the offsets and the next round commits again")]
     private static partial void LogCommitFailed(ILogger logger, Exception exception, ErrorCode code, long version);
+
+    [LoggerMessage(EventId = 217, Level = LogLevel.Warning, Message = "Learner checkpoint {Directory} contains analytic head sums and not Adam state, because the strategy changed to {Strategy}, so the optimizer starts with fresh moments")]
+    private static partial void LogOptimizerStartsOver(ILogger logger, string directory, ReplayStrategy strategy);
 
     [LoggerMessage(EventId = 246, Level = LogLevel.Error, Message = "{Steps} consecutive training steps had a non-finite loss; rolled back to checkpoint {Sequence} (version {Version}) and re-reading its records")]
     private static partial void LogRolledBack(ILogger logger, int steps, long sequence, long version);

@@ -67,7 +67,8 @@ internal sealed class AnalyticHead : IDisposable
 
         // The bias column of X is all ones, so its row of X^T Y counts the examples of each class.
         using Scalar unseen = unseenClassLogit.ToScalar();
-        bias.masked_fill_(cross[featureCount].eq(0).to(bias.device), unseen);
+        using Scalar noExamples = 0.0.ToScalar();
+        bias.masked_fill_(cross[featureCount].eq(noExamples).to(bias.device), unseen);
         return (weight.MoveToOuterDisposeScope(), bias.MoveToOuterDisposeScope());
     }
 
@@ -109,6 +110,13 @@ internal sealed class AnalyticHead : IDisposable
             using Tensor values = sums.cpu().contiguous();
             writer.Write(MemoryMarshal.AsBytes<double>(values.data<double>().ToArray()));
         }
+    }
+
+    /// <summary>Returns true when <paramref name="path"/> starts with the header that <see cref="Save"/> writes.</summary>
+    public static bool IsHeadFile(string path)
+    {
+        using var reader = new BinaryReader(File.OpenRead(path));
+        return reader.BaseStream.Length >= 16 && reader.ReadInt32() == FileMagic;
     }
 
     /// <summary>Restores sums written by <see cref="Save"/> and accepts them.</summary>

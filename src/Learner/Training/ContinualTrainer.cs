@@ -279,27 +279,63 @@ public sealed class ContinualTrainer : IDisposable
         optimizer.Save(path);
     }
 
-    /// <summary>Replaces the optimizer state, or the analytic head's sums, with one written by <see cref="SaveOptimizerState"/>.</summary>
-    public void LoadOptimizerState(string path)
+    /// <summary>
+    /// Replaces the optimizer state, or the analytic head's sums, with one written by <see cref="SaveOptimizerState"/>.
+    /// Returns false, keeping fresh Adam moments, when the file contains an analytic head's sums and this trainer uses
+    /// a gradient strategy, because the strategy changed since the checkpoint and Adam can start over.
+    /// </summary>
+    /// <exception cref="InvalidDataException">This trainer is analytic and the file contains no sums of its size.</exception>
+    public bool LoadOptimizerState(string path)
     {
         if (analyticHead is not null)
         {
             analyticHead.Load(path);
             headStale = false;
-            return;
+            return true;
+        }
+
+        if (AnalyticHead.IsHeadFile(path))
+        {
+            return false;
         }
 
         optimizer.Load(path);
+        return true;
     }
+
+    /// <summary>
+    /// Returns why the analytic strategy cannot train <paramref name="spec"/>, or null when it can: it needs the mlp
+    /// architecture with at least one hidden layer, and a last hidden layer of at most <see cref="MaxAnalyticFeatures"/> units.
+    /// </summary>
+    public static string? AnalyticModelError(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (spec.Architecture != ModelFactory.MlpArchitecture || spec.HiddenSizes.Count == 0)
+        {
+            return $"The analytic strategy needs the mlp architecture with at least one hidden layer, but the model is '{spec.Architecture}' "
+                + $"with hidden sizes [{string.Join(", ", spec.HiddenSizes)}].";
+        }
+
+        int width = spec.HiddenSizes[^1];
+        if (width > MaxAnalyticFeatures)
+        {
+            double gigabytes = 2.0 * sizeof(double) * (width + 1.0) * (width + 1.0 + spec.ClassCount) / 1e9;
+            return FormattableString.Invariant(
+                $"The analytic strategy takes a last hidden layer of at most {MaxAnalyticFeatures} units, but it has {width}: its running sums would take {gigabytes:0.#} GB.");
+        }
+
+        return null;
+    }
+
+    /// <summary>Widest last hidden layer of the analytic strategy. Its sums then take about 4.3 GB, and each fit solves a system of that size.</summary>
+    public const int MaxAnalyticFeatures = 16_384;
 
     // The hidden layers' weights and biases, which the analytic strategy keeps at their initial values.
     private static (Tensor Weight, Tensor Bias)[] HiddenLayers(ModelSpec spec, nn.Module<Tensor, Tensor> module, TrainerOptions options)
     {
-        if (spec.Architecture != ModelFactory.MlpArchitecture || spec.HiddenSizes.Count == 0)
+        if (AnalyticModelError(spec) is { } error)
         {
-            throw new ArgumentException(
-                $"The analytic strategy needs the mlp architecture with at least one hidden layer; the model is '{spec.Architecture}' with {spec.HiddenSizes.Count}.",
-                nameof(spec));
+            throw new ArgumentException(error, nameof(spec));
         }
 
         if (options.UsesDistillation)
@@ -345,7 +381,10 @@ public sealed class ContinualTrainer : IDisposable
         Tensor outputs = module.forward(input);
         Tensor fitted = outputs.masked_fill(outputs.le(unseenThreshold), zero);
         Tensor targets = one_hot(labels, Spec.ClassCount).to(fitted.dtype);
-        double loss = fitted.add(targets, scalars.MinusOne).square().sum(1).mean().item<float>();
+        // The product and not square(), because TorchSharp's square() passes an implicitly converted exponent that
+        // the finalizer may free during the call.
+        Tensor errors = fitted.add(targets, scalars.MinusOne);
+        double loss = errors.mul(errors).sum(1).mean().item<float>();
         var losses = new StepLosses(loss, 0, 0, loss, Skipped: !double.IsFinite(loss) || !features.isfinite().all().item<bool>());
         if (losses.Skipped)
         {

@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Training;
+using ContinualServe.Model;
 using ContinualServe.Server.Cli;
 using Microsoft.Extensions.Options;
 
@@ -24,6 +25,11 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
         if (!string.IsNullOrEmpty(options.Trainer.Preset) && StrategyPresets.Find(options.Trainer.Preset) is null)
         {
             errors.Add($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}:{nameof(TrainerOptions.Preset)}: {StrategyPresets.UnknownNameMessage(options.Trainer.Preset)}");
+        }
+
+        if (options.Trainer.IsAnalytic)
+        {
+            AddAnalyticErrors(errors, options);
         }
 
         if (BootstrapServersError(options.BootstrapServers) is { } bootstrapError)
@@ -67,6 +73,24 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
         }
 
         return null;
+    }
+
+    // The analytic strategy trains only an MLP's head, in closed form. The learner checks the spec of a non-empty store again at start.
+    private static void AddAnalyticErrors(List<string> errors, LearnerOptions options)
+    {
+        const string specKey = $"{LearnerOptions.SectionName}:{nameof(LearnerOptions.InitialSpec)}";
+        if (ContinualTrainer.AnalyticModelError(options.InitialSpec) is { } modelError)
+        {
+            errors.Add($"{specKey}:{nameof(ModelSpec.Architecture)}, {specKey}:{nameof(ModelSpec.HiddenSizes)}: {modelError} "
+                + $"Use {specKey}:{nameof(ModelSpec.Architecture)}=mlp with {specKey}:{nameof(ModelSpec.HiddenSizes)}:0=1024, the width of the analytic preset, "
+                + "or choose another strategy.");
+        }
+
+        if (options.Trainer.UsesDistillation)
+        {
+            errors.Add(FormattableString.Invariant(
+                $"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}:{nameof(TrainerOptions.DistillationWeight)}: the analytic strategy fits its head in closed form and cannot distill, but the weight is {options.Trainer.DistillationWeight}. Set it to 0."));
+        }
     }
 
     private static void AddErrors(List<string> errors, string section, object value)

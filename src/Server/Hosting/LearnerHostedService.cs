@@ -71,6 +71,10 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         {
             first = learner.Start();
         }
+        catch (IncompatibleStateException exception)
+        {
+            throw new InvalidConfigurationException(exception.Message, exception);
+        }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             throw new InvalidConfigurationException(

@@ -160,6 +160,34 @@ public sealed class AnalyticStrategyTests
     }
 
     [Fact]
+    public void AdamStartsOverAfterAnalyticSums()
+    {
+        string directory = Directory.CreateTempSubdirectory("analytic-head-").FullName;
+        string path = Path.Combine(directory, "optimizer.bin");
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using (ContinualTrainer analytic = Create(initial))
+        {
+            analytic.Step(Tasks[0][..32]);
+            analytic.SaveOptimizerState(path);
+        }
+
+        using var gradient = new ContinualTrainer(Spec, initial, CPU, new TrainerOptions { Strategy = ReplayStrategy.DerPlusPlus });
+
+        gradient.LoadOptimizerState(path).ShouldBeFalse();
+        gradient.Step(Tasks[0][..32]).Skipped.ShouldBeFalse();
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
+    public void WideLastLayerIsRejected()
+    {
+        ModelSpec wide = new() { HiddenSizes = [8, ContinualTrainer.MaxAnalyticFeatures + 1] };
+
+        ContinualTrainer.AnalyticModelError(wide).ShouldNotBeNull().ShouldContain("at most 16384 units");
+        ContinualTrainer.AnalyticModelError(Spec).ShouldBeNull();
+    }
+
+    [Fact]
     public void ConvolutionalModelIsRejected()
     {
         ModelSpec convolutional = new() { Architecture = ModelFactory.CnnArchitecture, HiddenSizes = [4, 8] };

@@ -76,6 +76,41 @@ public sealed class TrainerPresetTests
         learner.InitialSpec.HiddenSizes.ShouldBe([512]);
     }
 
+    [Theory]
+    [InlineData("Learner:InitialSpec:Architecture", "cnn", "needs the mlp architecture")]
+    [InlineData("Learner:InitialSpec:HiddenSizes", "", "needs the mlp architecture with at least one hidden layer")]
+    [InlineData("Learner:InitialSpec:HiddenSizes:0", "16385", "at most 16384 units, but it has 16385")]
+    [InlineData("Learner:Trainer:DistillationWeight", "1", "Learner:Trainer:DistillationWeight: the analytic strategy fits its head in closed form")]
+    public void AnalyticRejectsUnfitSettings(string key, string value, string expected)
+    {
+        OptionsValidationException exception = Should.Throw<OptionsValidationException>(
+            () => Learner(new() { ["Learner:Trainer:Strategy"] = "Analytic", [key] = value }));
+
+        exception.Message.ShouldContain(expected);
+    }
+
+    [Fact]
+    public void AnalyticPresetWithCnnFailsValidation()
+    {
+        OptionsValidationException exception = Should.Throw<OptionsValidationException>(
+            () => Learner(new() { ["Learner:Trainer:Preset"] = "analytic", ["Learner:InitialSpec:Architecture"] = "cnn" }));
+
+        exception.Message.ShouldContain("Learner:InitialSpec:Architecture");
+    }
+
+    [Fact]
+    public void AnalyticAcceptsSeveralHiddenLayers()
+    {
+        LearnerOptions learner = Learner(new()
+        {
+            ["Learner:Trainer:Strategy"] = "Analytic",
+            ["Learner:InitialSpec:HiddenSizes:0"] = "64",
+            ["Learner:InitialSpec:HiddenSizes:1"] = "16384",
+        });
+
+        learner.InitialSpec.HiddenSizes.ShouldBe([64, 16384]);
+    }
+
     private static TrainerOptions Trainer(Dictionary<string, string?> settings) => Learner(settings).Trainer;
 
     private static LearnerOptions Learner(Dictionary<string, string?> settings)

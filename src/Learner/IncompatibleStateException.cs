@@ -1,0 +1,22 @@
+namespace ContinualServe.Learner;
+
+/// <summary>
+/// Error raised when the model store or the learner checkpoint does not fit the configured strategy, for example a
+/// convolutional version under the analytic strategy. A restart with the same settings fails the same way.
+/// </summary>
+public sealed class IncompatibleStateException : Exception
+{
+    public IncompatibleStateException()
+    {
+    }
+
+    public IncompatibleStateException(string message)
+        : base(message)
+    {
+    }
+
+    public IncompatibleStateException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

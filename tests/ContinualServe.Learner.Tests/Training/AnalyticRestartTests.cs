@@ -1,0 +1,135 @@
+using Confluent.Kafka;
+using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
+using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging.Abstractions;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner.Tests.Training;
+
+/// <summary>Restarts that change to or from the analytic strategy on the same store and checkpoint directory.</summary>
+public sealed class AnalyticRestartTests : IDisposable
+{
+    private const string Topic = "analytic-restart-examples";
+    private const int HiddenSize = 32;
+
+    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-analytic-restart-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(storeDirectory))
+        {
+            Directory.Delete(storeDirectory, recursive: true);
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task GradientCheckpointStopsAnalyticStart()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = StartBroker();
+            await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.DerPlusPlus);
+
+            using var analytic = new ContinualLearner(Options(broker.BootstrapServers, ReplayStrategy.Analytic), NullLoggerFactory.Instance);
+
+            IncompatibleStateException exception = Should.Throw<IncompatibleStateException>(() => analytic.Start());
+            exception.Message.ShouldContain("not an analytic head file");
+            exception.Message.ShouldContain("--store");
+            new ModelStore(storeDirectory).TryLoadLatest()!.Number.ShouldBe(2);
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task AnalyticCheckpointRestartsAdam()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = StartBroker();
+            await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
+
+            using var gradient = new ContinualLearner(Options(broker.BootstrapServers, ReplayStrategy.DerPlusPlus), NullLoggerFactory.Instance);
+            gradient.Start().Number.ShouldBe(2);
+            Produce(broker.BootstrapServers, Indices(task: 1)[..64], "second");
+            await LearnerHarness.WaitUntilAsync(() => gradient.Status.LatestVersion == 3);
+            gradient.Stop(TimeSpan.FromSeconds(10));
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task MissingSumsStopAnalyticStart()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = StartBroker();
+            await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
+            string checkpoints = Path.Combine(storeDirectory, "learner-checkpoint");
+            Directory.Delete(checkpoints, recursive: true);
+
+            // Twice, because a start that wrote a checkpoint with empty sums would let the second start pass.
+            for (int attempt = 0; attempt < 2; attempt++)
+            {
+                using var restarted = new ContinualLearner(Options(broker.BootstrapServers, ReplayStrategy.Analytic), NullLoggerFactory.Instance);
+                IncompatibleStateException exception = Should.Throw<IncompatibleStateException>(() => restarted.Start());
+                exception.Message.ShouldContain("no intact learner checkpoint");
+            }
+        });
+    }
+
+    [Fact]
+    public void ConvolutionalStoreStopsAnalyticStart()
+    {
+        ModelSpec convolutional = new() { Architecture = ModelFactory.CnnArchitecture, HiddenSizes = [4, 8] };
+        using (nn.Module<Tensor, Tensor> module = ModelFactory.Create(convolutional))
+        {
+            _ = new ModelStore(storeDirectory).Save(convolutional, module, new ModelManifest());
+        }
+
+        using var learner = new ContinualLearner(Options("127.0.0.1:1", ReplayStrategy.Analytic), NullLoggerFactory.Instance);
+
+        IncompatibleStateException exception = Should.Throw<IncompatibleStateException>(() => learner.Start());
+        exception.Message.ShouldContain("'cnn'");
+        exception.Message.ShouldContain("version 1");
+    }
+
+    private static EmbeddedKafkaBroker StartBroker()
+    {
+        EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, partitionCount: 1);
+        broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+        return broker;
+    }
+
+    private async Task TrainFirstVersionAsync(string bootstrapServers, ReplayStrategy strategy)
+    {
+        using var learner = new ContinualLearner(Options(bootstrapServers, strategy), NullLoggerFactory.Instance);
+        learner.Start();
+        Produce(bootstrapServers, Indices(task: 1)[..400], "first");
+        await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2);
+        learner.Stop(TimeSpan.FromSeconds(10));
+    }
+
+    private static int[] Indices(int task) => SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: task).ToArray();
+
+    private LearnerOptions Options(string bootstrapServers, ReplayStrategy strategy) =>
+        LearnerHarness.Options(bootstrapServers, Topic, "analytic-restart", storeDirectory, new TrainerOptions { Strategy = strategy }, HiddenSize);
+
+    private static void Produce(string bootstrapServers, int[] indices, string prefix)
+    {
+        using IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
+        foreach (int index in indices)
+        {
+            string id = TestData.ExampleId(prefix, index);
+            byte[] value = ExampleRecordCodec.Encode(id, 1, TestData.TrainingSet.Labels[index], TestData.TrainingSet.Image(index));
+            producer.Produce(Topic, new Message<byte[], byte[]> { Key = System.Text.Encoding.UTF8.GetBytes(id), Value = value });
+        }
+
+        producer.Flush(TimeSpan.FromSeconds(20));
+    }
+}
