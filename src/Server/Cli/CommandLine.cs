@@ -53,8 +53,8 @@ public static class CommandLine
 
     private static readonly Option<string> StrategyOption = new("--strategy")
     {
-        Description = "Strategy, named as in 'experiment': naive, er, der, derpp, lwf, er-lwf, er-ace or best. "
-            + "The learner's setting names (Naive, ExperienceReplay, Der, DerPlusPlus) are accepted too.",
+        Description = "Strategy, named as in 'experiment': naive, er, der, derpp, lwf, er-lwf, er-ace, best or analytic. "
+            + "The learner's setting names (Naive, ExperienceReplay, Der, DerPlusPlus, Analytic) are accepted too.",
         DefaultValueFactory = _ => "derpp",
     };
 

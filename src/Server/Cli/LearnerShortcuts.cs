@@ -18,8 +18,9 @@ internal sealed class LearnerShortcuts
 
     private readonly Option<string> strategy = RoleCommandLine.Shortcut(
         "--strategy",
-        "Strategy, named as in 'experiment' (naive, er, der, derpp, lwf, er-lwf, er-ace, best) or as Learner:Trainer:Strategy "
-        + "(Naive, ExperienceReplay, Der, DerPlusPlus); a named strategy also sets the trainer settings it changes.");
+        "Strategy, named as in 'experiment' (naive, er, der, derpp, lwf, er-lwf, er-ace, best, analytic) or as Learner:Trainer:Strategy "
+        + "(Naive, ExperienceReplay, Der, DerPlusPlus, Analytic). A named strategy also sets the trainer settings it changes, "
+        + "and analytic its model width.");
 
     private readonly Option<string> replayCapacity = RoleCommandLine.Shortcut(
         "--replay-capacity", "Replay buffer capacity, in examples (Learner:Trainer:ReplayCapacity).");

@@ -71,8 +71,10 @@ public sealed class DemoRunner
         console.MarkupLine($"Inference server at [bold]{baseUri}[/] (try {baseUri}v2/models/{Topic}); metrics at {baseUri}metrics");
         console.MarkupLine($"Status page at [bold]{baseUri}ui/[/]");
         TrainerOptions trainer = options.Trainer;
-        console.MarkupLine(string.Create(CultureInfo.InvariantCulture,
-            $"Strategy [bold]{options.StrategyName.EscapeMarkup()}[/]: {trainer.Strategy}, {trainer.BufferKind} buffer of {trainer.ReplayCapacity}, {trainer.StepsPerBatch} steps per batch, asymmetric new-example loss {trainer.AsymmetricNewLoss}, LwF weight {trainer.DistillationWeight}, feature learning-rate scale {trainer.FeatureLearningRateScale}, seed {trainer.Seed}"));
+        string settings = trainer.IsAnalytic
+            ? string.Create(CultureInfo.InvariantCulture, $"{trainer.Strategy}, a ridge head over hidden layers {string.Join('-', learnerOptions.InitialSpec.HiddenSizes)} kept as initialized, no replay buffer, seed {trainer.Seed}")
+            : string.Create(CultureInfo.InvariantCulture, $"{trainer.Strategy}, {trainer.BufferKind} buffer of {trainer.ReplayCapacity}, {trainer.StepsPerBatch} steps per batch, asymmetric new-example loss {trainer.AsymmetricNewLoss}, LwF weight {trainer.DistillationWeight}, feature learning-rate scale {trainer.FeatureLearningRateScale}, seed {trainer.Seed}");
+        console.MarkupLine($"Strategy [bold]{options.StrategyName.EscapeMarkup()}[/]: {settings}");
 
         var load = new InferenceLoad(test);
         using var stopLoad = CancellationTokenSource.CreateLinkedTokenSource(token);
