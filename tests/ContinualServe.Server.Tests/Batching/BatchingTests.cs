@@ -26,7 +26,7 @@ public sealed class BatchingTests
         {
             batching.MaxBatchSize = 16;
 
-            // The longest window the options allow, and a full batch runs at once.
+            // The maximum window the options allow, and a full batch runs at once.
             batching.MaxQueueDelay = TimeSpan.FromSeconds(10);
             batching.RequestTimeout = TimeSpan.FromSeconds(30);
         });
