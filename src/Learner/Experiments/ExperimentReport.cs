@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model;
 
 namespace ContinualServe.Learner.Experiments;
 
@@ -98,14 +100,11 @@ public static class ExperimentReport
             Invariant($"finished {summary.FinishedAt:yyyy-MM-dd HH:mm} UTC. Each continual strategy sees the stream once (batch {options.Baseline.BatchSize}, Adam {options.Baseline.LearningRate}, ") +
             Invariant($"MLP 784-256-256-10, replay buffer of {options.Baseline.ReplayCapacity} examples); joint trains on all tasks shuffled for {options.JointEpochs} epochs. ") +
             (options.Strategies.Contains("analytic")
-                ? Invariant($"`analytic` stores no examples: its MLP 784-{options.AnalyticWidth}-10 keeps its random hidden layer, and its head is the ridge regression fitted to running sums over every example (about {AnalyticSumBytes(options.AnalyticWidth) / 1e6:0.#} MB). ")
+                ? Invariant($"`analytic` stores no examples: its MLP 784-{options.AnalyticWidth}-10 keeps its random hidden layer, and its head is the ridge regression fitted to running sums over every example (about {ContinualTrainer.AnalyticSumBytes(options.AnalyticWidth, ModelSpec.FashionMnistLabels.Count) / 1e6:0.#} MB). ")
                 : "") +
             Invariant($"Accuracy is measured on {evaluation}. Values are mean ± sample standard deviation over the seeds. ") +
             "ACC = mean_j R[T][j]; BWT = mean_{j<T} (R[T][j] − R[j][j]); forgetting f_j = max_{l<T} R[l][j] − R[T][j], averaged over tasks 1 to T − 1.";
     }
-
-    // The Gram matrix and cross term in float64, plus the copy kept for reverting a rejected round.
-    private static double AnalyticSumBytes(int width) => 2.0 * sizeof(double) * (width + 1) * (width + 1 + 10);
 
     private static string MatrixTable(double[,] matrix)
     {

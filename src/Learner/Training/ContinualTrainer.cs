@@ -30,6 +30,7 @@ public sealed class ContinualTrainer : IDisposable
     private readonly nn.Module<Tensor, Tensor> module;
     private readonly AnalyticHead? analyticHead;
     private readonly (Tensor Weight, Tensor Bias)[] hiddenLayers = [];
+    private readonly (Tensor Weight, Tensor Bias) headLayer;
     private readonly Scalar? inputScale;
     private bool headStale;
     private AdamOptimizer optimizer;
@@ -50,7 +51,7 @@ public sealed class ContinualTrainer : IDisposable
         optimizer = CreateOptimizer();
         if (options.IsAnalytic)
         {
-            hiddenLayers = HiddenLayers(spec, module, options);
+            (hiddenLayers, headLayer) = AnalyticLayers(spec, module, options);
             inputScale = ((double)spec.InputScale).ToScalar();
             analyticHead = new AnalyticHead((int)hiddenLayers[^1].Weight.shape[0], spec.ClassCount, device);
         }
@@ -319,7 +320,7 @@ public sealed class ContinualTrainer : IDisposable
         int width = spec.HiddenSizes[^1];
         if (width > MaxAnalyticFeatures)
         {
-            double gigabytes = 2.0 * sizeof(double) * (width + 1.0) * (width + 1.0 + spec.ClassCount) / 1e9;
+            double gigabytes = AnalyticSumBytes(width, spec.ClassCount) / 1e9;
             return FormattableString.Invariant(
                 $"The analytic strategy takes a last hidden layer of at most {MaxAnalyticFeatures} units, but it has {width}: its running sums would take {gigabytes:0.#} GB.");
         }
@@ -330,8 +331,15 @@ public sealed class ContinualTrainer : IDisposable
     /// <summary>Widest last hidden layer of the analytic strategy. Its sums then take about 4.3 GB, and each fit solves a system of that size.</summary>
     public const int MaxAnalyticFeatures = 16_384;
 
-    // The hidden layers' weights and biases, which the analytic strategy keeps at their initial values.
-    private static (Tensor Weight, Tensor Bias)[] HiddenLayers(ModelSpec spec, nn.Module<Tensor, Tensor> module, TrainerOptions options)
+    /// <summary>
+    /// Returns the bytes of the analytic head's running sums for a last hidden layer of <paramref name="width"/> units:
+    /// X^T X and X^T Y in float64, each with a bias row, plus the copy kept for a rejected round.
+    /// </summary>
+    public static double AnalyticSumBytes(int width, int classCount) => 2.0 * sizeof(double) * (width + 1.0) * (width + 1.0 + classCount);
+
+    // The hidden layers' weights and biases, which the analytic strategy keeps at their initial values, and the head's.
+    private static ((Tensor Weight, Tensor Bias)[] Hidden, (Tensor Weight, Tensor Bias) Head) AnalyticLayers(
+        ModelSpec spec, nn.Module<Tensor, Tensor> module, TrainerOptions options)
     {
         if (AnalyticModelError(spec) is { } error)
         {
@@ -345,11 +353,13 @@ public sealed class ContinualTrainer : IDisposable
         }
 
         Dictionary<string, Parameter> parameters = module.named_parameters().ToDictionary(pair => pair.name, pair => pair.parameter);
-        return Enumerable.Range(0, spec.HiddenSizes.Count)
+        (Tensor, Tensor)[] hidden = Enumerable.Range(0, spec.HiddenSizes.Count)
             .Select(index => (
                 (Tensor)parameters[MultilayerPerceptron.HiddenParameterName(index, "weight")],
                 (Tensor)parameters[MultilayerPerceptron.HiddenParameterName(index, "bias")]))
             .ToArray();
+        (Tensor, Tensor) head = (parameters[MultilayerPerceptron.HeadParameterName("weight")], parameters[MultilayerPerceptron.HeadParameterName("bias")]);
+        return (hidden, head);
     }
 
     // The last hidden layer's output, which is the head's input.
@@ -378,7 +388,7 @@ public sealed class ContinualTrainer : IDisposable
         // The batch itself is not fitted yet.
         using Scalar unseenThreshold = (UnseenClassLogit / 2).ToScalar();
         using Scalar zero = 0.0.ToScalar();
-        Tensor outputs = module.forward(input);
+        Tensor outputs = linear(features, headLayer.Weight, headLayer.Bias);
         Tensor fitted = outputs.masked_fill(outputs.le(unseenThreshold), zero);
         Tensor targets = one_hot(labels, Spec.ClassCount).to(fitted.dtype);
         // The product and not square(), because TorchSharp's square() passes an implicitly converted exponent that
@@ -414,13 +424,8 @@ public sealed class ContinualTrainer : IDisposable
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         (Tensor weight, Tensor bias) = analyticHead.Fit(options.AnalyticRegularization, UnseenClassLogit);
-        foreach ((string name, Parameter parameter) in module.named_parameters())
-        {
-            if (ModelFactory.IsHeadParameter(name))
-            {
-                parameter.copy_(name.EndsWith("weight", StringComparison.Ordinal) ? weight : bias);
-            }
-        }
+        headLayer.Weight.copy_(weight);
+        headLayer.Bias.copy_(bias);
 
         headStale = false;
     }

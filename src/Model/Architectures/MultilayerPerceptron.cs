@@ -25,13 +25,16 @@ public sealed class MultilayerPerceptron : nn.Module<Tensor, Tensor>
             width = spec.HiddenSizes[index];
         }
 
-        modules.Add(("head", nn.Linear(width, spec.ClassCount)));
+        modules.Add((ModelFactory.HeadModuleName, nn.Linear(width, spec.ClassCount)));
         layers = nn.Sequential(modules);
         RegisterComponents();
     }
 
     /// <summary>Returns the name of a hidden layer's parameter in <c>named_parameters()</c>, where <paramref name="kind"/> is "weight" or "bias".</summary>
     public static string HiddenParameterName(int index, string kind) => $"layers.{HiddenLayerName(index)}.{kind}";
+
+    /// <summary>Returns the name of a head parameter in <c>named_parameters()</c>, where <paramref name="kind"/> is "weight" or "bias".</summary>
+    public static string HeadParameterName(string kind) => $"layers.{ModelFactory.HeadModuleName}.{kind}";
 
     private static string HiddenLayerName(int index) => $"hidden{index}";
 

@@ -166,10 +166,9 @@ public static class ExperimentCommand
             return $"--joint-epochs must be at least 1, but it is {options.JointEpochs}.";
         }
 
-        // 16,384 units take 4 GiB of sums, which is where a run stops fitting a small machine.
-        if (options.AnalyticWidth is < 1 or > 16_384)
+        if (options.AnalyticWidth is < 1 or > ContinualTrainer.MaxAnalyticFeatures)
         {
-            return $"--analytic-width must be between 1 and 16384, but it is {options.AnalyticWidth}.";
+            return $"--analytic-width must be between 1 and {ContinualTrainer.MaxAnalyticFeatures}, but it is {options.AnalyticWidth}.";
         }
 
         if (options.Threads < 0)
