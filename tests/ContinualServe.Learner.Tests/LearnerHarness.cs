@@ -1,3 +1,6 @@
+using Confluent.Kafka;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using Shouldly;
@@ -26,6 +29,33 @@ internal static class LearnerHarness
         InitialSpec = new ModelSpec { InputShape = [784], HiddenSizes = [hiddenSize] },
         Trainer = trainer,
     };
+
+    /// <summary>Starts an embedded broker with <paramref name="topic"/> and its dead-letter topic, one partition each.</summary>
+    public static EmbeddedKafkaBroker StartBroker(string topic)
+    {
+        EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(topic, partitionCount: 1);
+        broker.CreateTopic(topic + ".dlq", partitionCount: 1);
+        return broker;
+    }
+
+    /// <summary>
+    /// Sends the training slice's images at <paramref name="indices"/> to <paramref name="topic"/>, keyed by the id
+    /// <paramref name="prefix"/>-index, in task <paramref name="task"/>, labelled by <paramref name="label"/> (the true label when null).
+    /// </summary>
+    public static void Produce(string bootstrapServers, string topic, IEnumerable<int> indices, string prefix, int task = 1, Func<int, int>? label = null)
+    {
+        using IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
+        foreach (int index in indices)
+        {
+            string id = TestData.ExampleId(prefix, index);
+            int recordLabel = label?.Invoke(index) ?? TestData.TrainingSet.Labels[index];
+            byte[] value = ExampleRecordCodec.Encode(id, task, recordLabel, TestData.TrainingSet.Image(index));
+            producer.Produce(topic, new Message<byte[], byte[]> { Key = System.Text.Encoding.UTF8.GetBytes(id), Value = value });
+        }
+
+        producer.Flush(TimeSpan.FromSeconds(20));
+    }
 
     /// <summary>Polls <paramref name="condition"/> every 100 ms and fails the test after <see cref="WaitLimit"/>.</summary>
     public static async Task WaitUntilAsync(Func<bool> condition)

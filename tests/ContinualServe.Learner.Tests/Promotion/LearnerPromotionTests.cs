@@ -1,7 +1,5 @@
-using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
-using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
@@ -32,9 +30,7 @@ public sealed class LearnerPromotionTests : IDisposable
     {
         await Task.Run(async () =>
         {
-            using var broker = EmbeddedKafkaBroker.Start();
-            broker.CreateTopic(Topic, partitionCount: 1);
-            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             // A golden set of task 1's test images, which the good round should classify well.
             Directory.CreateDirectory(storeDirectory);
             new GoldenSet
@@ -54,12 +50,12 @@ public sealed class LearnerPromotionTests : IDisposable
             int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
 
             // Round 1: true labels. The idle round promotes version 2.
-            Produce(broker.BootstrapServers, taskOne, "good", shuffleLabels: false);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, taskOne, "good");
             await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HoldoutCount(taskOne, "good") && !published.IsEmpty);
             published.ToArray().ShouldBe(new long[] { 2 });
 
             // Round 2: the same images with shuffled labels. The idle round's candidate must be rejected.
-            Produce(broker.BootstrapServers, taskOne, "bad", shuffleLabels: true);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, taskOne, "bad", label: ShuffledLabels());
             long heldOut = HoldoutCount(taskOne, "good") + HoldoutCount(taskOne, "bad");
             await LearnerHarness.WaitUntilAsync(() => learner.Status.HeldOut == heldOut);
 
@@ -82,19 +78,11 @@ public sealed class LearnerPromotionTests : IDisposable
         return options;
     }
 
-    private static void Produce(string bootstrapServers, int[] indices, string prefix, bool shuffleLabels)
+    // Labels drawn from all ten classes, the same sequence on every call.
+    private static Func<int, int> ShuffledLabels()
     {
         var random = new Random(11);
-        using IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
-        foreach (int index in indices)
-        {
-            int label = shuffleLabels ? random.Next(10) : TestData.TrainingSet.Labels[index];
-            string id = TestData.ExampleId(prefix, index);
-            byte[] value = ExampleRecordCodec.Encode(id, task: 1, label, TestData.TrainingSet.Image(index));
-            producer.Produce(Topic, new Message<byte[], byte[]> { Key = System.Text.Encoding.UTF8.GetBytes(id), Value = value });
-        }
-
-        producer.Flush(TimeSpan.FromSeconds(20));
+        return _ => random.Next(10);
     }
 
     private static long HoldoutCount(int[] indices, string prefix)

@@ -1,7 +1,5 @@
-using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
-using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
@@ -35,9 +33,7 @@ public sealed class AnalyticLearnerTests : IDisposable
     {
         await Task.Run(async () =>
         {
-            using var broker = EmbeddedKafkaBroker.Start();
-            broker.CreateTopic(Topic, partitionCount: 1);
-            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
             int[] taskTwo = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 2).Except(taskOne).ToArray();
             int[] taskTwoFirst = taskTwo[..(taskTwo.Length / 2)];
@@ -46,17 +42,17 @@ public sealed class AnalyticLearnerTests : IDisposable
             using (var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance))
             {
                 learner.Start();
-                Produce(broker.BootstrapServers, taskOne, "good", task: 1, swapLabels: false);
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, taskOne, "good");
                 await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2);
 
                 // Task 1 twice more with its two labels swapped: the candidate misclassifies task 1 and is rejected,
                 // and its examples must leave the head's sums with it. None of them is held out, so the holdout
                 // that later candidates are judged on keeps its true labels.
-                Produce(broker.BootstrapServers, NotHeldOut(taskOne, "bad"), "bad", task: 1, swapLabels: true);
-                Produce(broker.BootstrapServers, NotHeldOut(taskOne, "worse"), "worse", task: 1, swapLabels: true);
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, NotHeldOut(taskOne, "bad"), "bad", label: SwappedLabel);
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, NotHeldOut(taskOne, "worse"), "worse", label: SwappedLabel);
                 await LearnerHarness.WaitUntilAsync(() => learner.Status.Rejected == 1);
 
-                Produce(broker.BootstrapServers, taskTwoFirst, "next", task: 2, swapLabels: false);
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, taskTwoFirst, "next", task: 2);
                 await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 3);
                 learner.Stop(TimeSpan.FromSeconds(10));
             }
@@ -65,7 +61,7 @@ public sealed class AnalyticLearnerTests : IDisposable
             using (var restarted = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance))
             {
                 restarted.Start();
-                Produce(broker.BootstrapServers, taskTwoSecond, "next", task: 2, swapLabels: false);
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, taskTwoSecond, "next", task: 2);
                 await LearnerHarness.WaitUntilAsync(() => restarted.Status.LatestVersion == 4);
                 restarted.Stop(TimeSpan.FromSeconds(10));
             }
@@ -125,18 +121,6 @@ public sealed class AnalyticLearnerTests : IDisposable
         return options;
     }
 
-    private static void Produce(string bootstrapServers, int[] indices, string prefix, int task, bool swapLabels)
-    {
-        using IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
-        foreach (int index in indices)
-        {
-            // Task 1's labels are 0 and 1, so the exclusive or with 1 swaps them.
-            int label = swapLabels ? TestData.TrainingSet.Labels[index] ^ 1 : TestData.TrainingSet.Labels[index];
-            string id = TestData.ExampleId(prefix, index);
-            byte[] value = ExampleRecordCodec.Encode(id, task, label, TestData.TrainingSet.Image(index));
-            producer.Produce(Topic, new Message<byte[], byte[]> { Key = System.Text.Encoding.UTF8.GetBytes(id), Value = value });
-        }
-
-        producer.Flush(TimeSpan.FromSeconds(20));
-    }
+    // Task 1's labels are 0 and 1, so the exclusive or with 1 swaps them.
+    private static int SwappedLabel(int index) => TestData.TrainingSet.Labels[index] ^ 1;
 }

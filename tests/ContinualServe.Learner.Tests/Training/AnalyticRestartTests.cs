@@ -1,6 +1,4 @@
-using Confluent.Kafka;
 using ContinualServe.Learner.Data;
-using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
@@ -34,7 +32,7 @@ public sealed class AnalyticRestartTests : IDisposable
     {
         await Task.Run(async () =>
         {
-            using var broker = StartBroker();
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.DerPlusPlus);
 
             using var analytic = new ContinualLearner(Options(broker.BootstrapServers, ReplayStrategy.Analytic), NullLoggerFactory.Instance);
@@ -51,12 +49,12 @@ public sealed class AnalyticRestartTests : IDisposable
     {
         await Task.Run(async () =>
         {
-            using var broker = StartBroker();
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
 
             using var gradient = new ContinualLearner(Options(broker.BootstrapServers, ReplayStrategy.DerPlusPlus), NullLoggerFactory.Instance);
             gradient.Start().Number.ShouldBe(2);
-            Produce(broker.BootstrapServers, Indices(task: 1)[..64], "second");
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Indices(task: 1)[..64], "second");
             await LearnerHarness.WaitUntilAsync(() => gradient.Status.LatestVersion == 3);
             gradient.Stop(TimeSpan.FromSeconds(10));
         });
@@ -67,7 +65,7 @@ public sealed class AnalyticRestartTests : IDisposable
     {
         await Task.Run(async () =>
         {
-            using var broker = StartBroker();
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
             string checkpoints = Path.Combine(storeDirectory, "learner-checkpoint");
             Directory.Delete(checkpoints, recursive: true);
@@ -98,19 +96,11 @@ public sealed class AnalyticRestartTests : IDisposable
         exception.Message.ShouldContain("version 1");
     }
 
-    private static EmbeddedKafkaBroker StartBroker()
-    {
-        EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, partitionCount: 1);
-        broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
-        return broker;
-    }
-
     private async Task TrainFirstVersionAsync(string bootstrapServers, ReplayStrategy strategy)
     {
         using var learner = new ContinualLearner(Options(bootstrapServers, strategy), NullLoggerFactory.Instance);
         learner.Start();
-        Produce(bootstrapServers, Indices(task: 1)[..400], "first");
+        LearnerHarness.Produce(bootstrapServers, Topic, Indices(task: 1)[..400], "first");
         await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2);
         learner.Stop(TimeSpan.FromSeconds(10));
     }
@@ -119,17 +109,4 @@ public sealed class AnalyticRestartTests : IDisposable
 
     private LearnerOptions Options(string bootstrapServers, ReplayStrategy strategy) =>
         LearnerHarness.Options(bootstrapServers, Topic, "analytic-restart", storeDirectory, new TrainerOptions { Strategy = strategy }, HiddenSize);
-
-    private static void Produce(string bootstrapServers, int[] indices, string prefix)
-    {
-        using IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
-        foreach (int index in indices)
-        {
-            string id = TestData.ExampleId(prefix, index);
-            byte[] value = ExampleRecordCodec.Encode(id, 1, TestData.TrainingSet.Labels[index], TestData.TrainingSet.Image(index));
-            producer.Produce(Topic, new Message<byte[], byte[]> { Key = System.Text.Encoding.UTF8.GetBytes(id), Value = value });
-        }
-
-        producer.Flush(TimeSpan.FromSeconds(20));
-    }
 }
