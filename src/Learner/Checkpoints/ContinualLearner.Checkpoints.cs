@@ -3,6 +3,7 @@ using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Learner.Training;
+using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
@@ -84,7 +85,22 @@ public sealed partial class ContinualLearner
 
     private void LoadState(LearnerCheckpoint saved, string directory)
     {
-        trainer!.Module.load(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
+        try
+        {
+            trainer!.Module.load(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
+        }
+        catch (ArgumentException exception)
+        {
+            // TorchSharp names no shapes, so the message shows the model the checkpoint had to fit.
+            ModelSpec spec = trainer!.Spec;
+            throw new IncompatibleStateException(
+                $"Learner checkpoint {directory} holds weights of another shape than the model of version {latest!.Number} in {store.RootDirectory} "
+                + $"({spec.Architecture}, hidden sizes [{string.Join(", ", spec.HiddenSizes)}], {spec.ClassCount} classes): {exception.Message} "
+                + "The checkpoint directory (Learner:Checkpoint:Directory) belongs to another store. Point it at this store's checkpoints, "
+                + "or at an empty directory to start this store's learner state afresh.",
+                exception);
+        }
+
         LoadOptimizerState(saved, directory);
         List<ReplayExample> replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
         int capacity = trainer.ReplayBuffer.Capacity;

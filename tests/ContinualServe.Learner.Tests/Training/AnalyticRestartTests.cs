@@ -80,6 +80,32 @@ public sealed class AnalyticRestartTests : IDisposable
         });
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task CheckpointOfAnotherWidthStopsStart()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
+            string otherStore = storeDirectory + "-narrower";
+            LearnerOptions narrower = LearnerHarness.Options(
+                broker.BootstrapServers, Topic, "analytic-restart", otherStore, new TrainerOptions { Strategy = ReplayStrategy.Analytic }, HiddenSize / 2);
+            narrower.Checkpoint.Directory = Path.Combine(storeDirectory, "learner-checkpoint");
+            try
+            {
+                using var learner = new ContinualLearner(narrower, NullLoggerFactory.Instance);
+
+                IncompatibleStateException exception = Should.Throw<IncompatibleStateException>(() => learner.Start());
+                exception.Message.ShouldContain(narrower.Checkpoint.Directory);
+                exception.Message.ShouldContain($"hidden sizes [{HiddenSize / 2}]");
+            }
+            finally
+            {
+                Directory.Delete(otherStore, recursive: true);
+            }
+        });
+    }
+
     [Fact]
     public void ConvolutionalStoreStopsAnalyticStart()
     {
