@@ -117,9 +117,18 @@ public sealed partial class ContinualLearner : IDisposable
         RestoreCheckpoint();
 
         TrainerOptions trainerOptions = options.Trainer;
-        LogStarting(
-            logger, options.Topic, options.GroupId, latest.Number, device, trainerOptions.Strategy, trainerOptions.BufferKind,
-            trainerOptions.ReplayCapacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight, trainerOptions.FeatureLearningRateScale);
+        if (trainerOptions.IsAnalytic)
+        {
+            LogStartingAnalytic(
+                logger, options.Topic, options.GroupId, latest.Number, device, latest.Spec.HiddenSizes[^1], trainerOptions.AnalyticRegularization);
+        }
+        else
+        {
+            LogStarting(
+                logger, options.Topic, options.GroupId, latest.Number, device, trainerOptions.Strategy, trainerOptions.BufferKind,
+                trainerOptions.ReplayCapacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight, trainerOptions.FeatureLearningRateScale);
+        }
+
         stopping = new CancellationTokenSource();
         stopped.Reset();
         thread = new Thread(() => Run(stopping.Token)) { IsBackground = true, Name = "continualserve-learner" };
@@ -533,6 +542,10 @@ public sealed partial class ContinualLearner : IDisposable
     private static partial void LogStarting(
         ILogger logger, string topic, string groupId, long version, Device device, ReplayStrategy strategy, ReplayBufferKind bufferKind,
         int replayCapacity, int stepsPerBatch, bool asymmetric, double distillationWeight, double featureLearningRateScale);
+
+    [LoggerMessage(EventId = 218, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with the analytic strategy: {Features} random features, ridge penalty {Regularization}, no replay buffer")]
+    private static partial void LogStartingAnalytic(
+        ILogger logger, string topic, string groupId, long version, Device device, int features, double regularization);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped after training {Trained} examples; latest version {Version}")]
     private static partial void LogStopped(ILogger logger, long trained, long version);

@@ -95,6 +95,11 @@ public static class ExperimentReport
             validation += Invariant($" --analytic-width {options.AnalyticWidth}");
         }
 
+        if (options.Baseline.AnalyticRegularization != new TrainerOptions().AnalyticRegularization && options.Strategies.Contains("analytic"))
+        {
+            validation += Invariant($" --analytic-regularization {options.Baseline.AnalyticRegularization}");
+        }
+
         return Invariant(
             $"`continualserve experiment --protocol {options.Protocol} --strategies {string.Join(',', options.Strategies)} --seeds {string.Join(',', options.Seeds)}{validation}`, ") +
             Invariant($"finished {summary.FinishedAt:yyyy-MM-dd HH:mm} UTC. Each continual strategy sees the stream once (batch {options.Baseline.BatchSize}, Adam {options.Baseline.LearningRate}, ") +

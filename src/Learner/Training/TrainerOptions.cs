@@ -104,8 +104,12 @@ public sealed class TrainerOptions
     [Range(0, 8)]
     public int ReplayShiftPixels { get; set; }
 
-    /// <summary>Ridge penalty of the <see cref="ReplayStrategy.Analytic"/> head. The fit barely depends on it once thousands of examples are in.</summary>
-    [Range(1e-9, 1e9)]
+    /// <summary>
+    /// Ridge penalty of the <see cref="ReplayStrategy.Analytic"/> head. It weighs against sums that grow with every example,
+    /// so its effect shrinks as the stream grows. On 54,000 Fashion-MNIST images with 1,024 features, any value from 1e-6
+    /// to 1 gives the same accuracy, 100 costs 0.02 and 1e5 costs 0.2 (docs/results.md).
+    /// </summary>
+    [Range(1e-6, 1e6)]
     public double AnalyticRegularization { get; set; } = 1.0;
 
     /// <summary>Seed of weight initialization and replay sampling.</summary>

@@ -39,11 +39,12 @@ public static class ExperimentCommand
         var learningRate = new Option<double>("--learning-rate") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
         var featureScale = new Option<double>("--feature-lr-scale") { Description = "Learning rate of the layers below the head, as a multiple of --learning-rate ('best' uses at most " + ExperimentStrategy.BestFeatureLearningRateScale.ToString(CultureInfo.InvariantCulture) + ").", DefaultValueFactory = _ => 1.0 };
         var analyticWidth = new Option<int>("--analytic-width") { Description = "Random features (hidden units) of the analytic strategy; its running sums take about 16 x width^2 bytes.", DefaultValueFactory = _ => ExperimentStrategy.DefaultAnalyticWidth };
+        var analyticRegularization = new Option<double>("--analytic-regularization") { Description = "Ridge penalty of the analytic strategy's head.", DefaultValueFactory = _ => new TrainerOptions().AnalyticRegularization };
         var threads = new Option<int>("--threads") { Description = "libtorch CPU threads; 0 keeps libtorch's default.", DefaultValueFactory = _ => 1 };
         var command = new Command("experiment", "Measure continual-learning strategies offline on Fashion-MNIST (ACC, BWT, forgetting over seeds) and write a results page.")
         {
             data, protocol, strategies, seeds, validation, output, jointEpochs, capacity, buffer, replayBatch, steps, asymmetric, shift,
-            alpha, beta, lwfWeight, lwfTemperature, learningRate, featureScale, analyticWidth, threads,
+            alpha, beta, lwfWeight, lwfTemperature, learningRate, featureScale, analyticWidth, analyticRegularization, threads,
         };
         command.SetAction(result =>
         {
@@ -61,6 +62,7 @@ public static class ExperimentCommand
                 DistillationTemperature = result.GetValue(lwfTemperature),
                 LearningRate = result.GetValue(learningRate),
                 FeatureLearningRateScale = result.GetValue(featureScale),
+                AnalyticRegularization = result.GetValue(analyticRegularization),
             };
             var options = new ExperimentOptions
             {
@@ -198,6 +200,7 @@ public static class ExperimentCommand
         [nameof(TrainerOptions.DistillationTemperature)] = "--lwf-temperature",
         [nameof(TrainerOptions.LearningRate)] = "--learning-rate",
         [nameof(TrainerOptions.FeatureLearningRateScale)] = "--feature-lr-scale",
+        [nameof(TrainerOptions.AnalyticRegularization)] = "--analytic-regularization",
     };
 
     /// <summary>

@@ -34,6 +34,7 @@ public sealed class ParseErrorExitTests
     [InlineData("experiment --strategies best,bogus", "unknown strategy 'bogus'")]
     [InlineData("experiment --seeds 1,x", "'x' is not a whole number")]
     [InlineData("experiment --feature-lr-scale -1", "--feature-lr-scale: The field FeatureLearningRateScale must be between 0 and 10")]
+    [InlineData("experiment --analytic-regularization 1e9", "--analytic-regularization: The field AnalyticRegularization must be between")]
     [InlineData("experiment --strategies ,", "--strategies: no strategy given")]
     [InlineData("experiment --validation-fraction NaN --data /nonexistent/fashion-mnist", "--validation-fraction must be")]
     [InlineData("experiment --threads -1 --data /nonexistent/fashion-mnist", "--threads must be")]
