@@ -17,6 +17,7 @@ public sealed partial class ModelVersionPublisher : IDisposable
     private readonly string topic;
     private readonly string storeUrl;
     private readonly ILogger logger;
+    private bool flushGaveUp;
 
     public ModelVersionPublisher(string bootstrapServers, DistributionOptions options, ILogger<ModelVersionPublisher> logger)
     {
@@ -139,14 +140,39 @@ public sealed partial class ModelVersionPublisher : IDisposable
         });
     }
 
-    /// <summary>Waits up to <paramref name="timeout"/> for outstanding announcements to be delivered.</summary>
-    public void Flush(TimeSpan timeout) => producer.Flush(timeout);
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for outstanding announcements to be delivered and returns how many are
+    /// still undelivered. When some are, <see cref="Dispose"/> does not wait for them again.
+    /// </summary>
+    public int Flush(TimeSpan timeout)
+    {
+        int undelivered = producer.Flush(timeout);
+        flushGaveUp = undelivered > 0;
+        if (flushGaveUp)
+        {
+            LogUndelivered(logger, undelivered, topic, timeout.TotalSeconds);
+        }
 
+        return undelivered;
+    }
+
+    /// <summary>
+    /// Waits up to 5 s for outstanding announcements, unless the last <see cref="Flush"/> already gave up on them
+    /// (a broker that is down would make a stop wait twice), and closes the producer.
+    /// </summary>
     public void Dispose()
     {
-        producer.Flush(TimeSpan.FromSeconds(5));
+        if (!flushGaveUp)
+        {
+            Flush(TimeSpan.FromSeconds(5));
+        }
+
         producer.Dispose();
     }
+
+    // The learner announces its newest version again when it starts, so replicas catch up on what was lost here.
+    [LoggerMessage(EventId = 260, Level = LogLevel.Warning, Message = "{Count} announcements on {Topic} were not delivered within {Seconds} s; replicas learn of the newest version when the learner next starts or publishes")]
+    private static partial void LogUndelivered(ILogger logger, int count, string topic, double seconds);
 
     [LoggerMessage(EventId = 250, Level = LogLevel.Information, Message = "Created compacted version topic {Topic}")]
     private static partial void LogTopicCreated(ILogger logger, string topic);
