@@ -360,6 +360,13 @@ public sealed partial class ContinualLearner : IDisposable
 
         // The gate compares with the live version and a rejection reloads it, so the previous round must be on disk.
         CompletePublishing(consumer, wait: true);
+        if (options.Trainer.IsAnalytic)
+        {
+            List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
+            double temperature = trainer!.CalibrateAnalyticHead(holdouts);
+            LogAnalyticCalibrated(logger, holdouts.Count, temperature);
+        }
+
         IReadOnlyDictionary<int, double> accuracies = evaluator.Evaluate(trainer!.Module, device);
         if (currentTask > 0)
         {
@@ -546,6 +553,9 @@ public sealed partial class ContinualLearner : IDisposable
     [LoggerMessage(EventId = 218, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with the analytic strategy: {Features} random features, ridge penalty {Regularization}, no replay buffer")]
     private static partial void LogStartingAnalytic(
         ILogger logger, string topic, string groupId, long version, Device device, int features, double regularization);
+
+    [LoggerMessage(EventId = 219, Level = LogLevel.Debug, Message = "Calibrated the analytic head on {Count} holdout examples: temperature {Temperature:G4}")]
+    private static partial void LogAnalyticCalibrated(ILogger logger, int count, double temperature);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped after training {Trained} examples; latest version {Version}")]
     private static partial void LogStopped(ILogger logger, long trained, long version);

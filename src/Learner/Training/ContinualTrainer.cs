@@ -23,6 +23,9 @@ public sealed class ContinualTrainer : IDisposable
     // Fitted logits lie near 0 and 1 (the one-hot targets), so this is far below any of them.
     private const float UnseenClassLogit = -1000f;
 
+    // Examples per forward pass while calibrating, which bounds the pixels in memory at once.
+    private const int CalibrationChunkSize = 1024;
+
     private readonly TrainerOptions options;
     private readonly HashSet<int> seenClasses = [];
     private readonly Random augmentationRandom;
@@ -32,6 +35,7 @@ public sealed class ContinualTrainer : IDisposable
     private readonly (Tensor Weight, Tensor Bias)[] hiddenLayers = [];
     private readonly (Tensor Weight, Tensor Bias) headLayer;
     private readonly Scalar? inputScale;
+    // When false, the analytic head is the fit of the sums divided by AnalyticTemperature.
     private bool headStale;
     private AdamOptimizer optimizer;
     private nn.Module<Tensor, Tensor>? teacher;
@@ -64,6 +68,12 @@ public sealed class ContinualTrainer : IDisposable
     public ModelSpec Spec { get; }
 
     public Device Device { get; }
+
+    /// <summary>
+    /// Temperature that divides the analytic head's fitted outputs, set by <see cref="CalibrateAnalyticHead"/>. It is 1
+    /// until then, and with the other strategies.
+    /// </summary>
+    public double AnalyticTemperature { get; private set; } = 1.0;
 
     /// <summary>
     /// The module being trained; never the one that serves requests. With the analytic strategy, reading it first
@@ -195,11 +205,57 @@ public sealed class ContinualTrainer : IDisposable
         optimizer.Dispose();
         optimizer = CreateOptimizer();
         analyticHead?.Revert();
-        headStale = false;
+
+        // The copied head carries the live version's temperature, so it is fitted again at this trainer's.
+        headStale = analyticHead is not null;
     }
 
     /// <summary>Marks what was trained so far as promoted: <see cref="ResetWeights"/> goes back no further than this.</summary>
     public void AcceptRound() => analyticHead?.Accept();
+
+    /// <summary>
+    /// Fits the analytic head to every batch added so far and sets the temperature of its outputs to the one whose
+    /// softmax best matches the labels of <paramref name="examples"/> (held-out examples, never trained on). The
+    /// fitted outputs lie near the one-hot targets, so their plain softmax is nearly flat. The temperature changes
+    /// no prediction. Examples of classes not yet trained are skipped. Returns the temperature, which stays as it was
+    /// when no example is left.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The strategy is not <see cref="ReplayStrategy.Analytic"/>.</exception>
+    public double CalibrateAnalyticHead(IReadOnlyList<LabeledExample> examples)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        if (analyticHead is null)
+        {
+            throw new InvalidOperationException($"Only the {nameof(ReplayStrategy.Analytic)} strategy has a head to calibrate, but this trainer uses {options.Strategy}.");
+        }
+
+        // A class never trained has an output near UnseenClassLogit, and one of its examples would outweigh all
+        // the others and flatten every softmax.
+        examples = examples.Where(example => seenClasses.Contains(example.Label)).ToList();
+        if (examples.Count == 0)
+        {
+            return AnalyticTemperature;
+        }
+
+        // The head is the fit divided by the temperature, so the outputs are multiplied back to the regression's own.
+        FitAnalyticHeadIfStale();
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var chunks = new List<Tensor>();
+        for (int start = 0; start < examples.Count; start += CalibrationChunkSize)
+        {
+            int count = Math.Min(CalibrationChunkSize, examples.Count - start);
+            chunks.Add(module.forward(TensorBatches.Features(examples, start, count, Device)));
+        }
+
+        using Scalar temperature = AnalyticTemperature.ToScalar();
+        Tensor outputs = torch.cat(chunks, 0).mul(temperature);
+        Tensor labels = TensorBatches.Labels(examples, 0, examples.Count, Device);
+        double scale = TemperatureScaling.FitScale(outputs, labels);
+        ScaleHead(scale * AnalyticTemperature);
+        AnalyticTemperature = 1.0 / scale;
+        return AnalyticTemperature;
+    }
 
     public void Dispose()
     {
@@ -283,7 +339,8 @@ public sealed class ContinualTrainer : IDisposable
     /// <summary>
     /// Replaces the optimizer state, or the analytic head's sums, with one written by <see cref="SaveOptimizerState"/>.
     /// Returns false, keeping fresh Adam moments, when the file contains an analytic head's sums and this trainer uses
-    /// a gradient strategy, because the strategy changed since the checkpoint and Adam can start over.
+    /// a gradient strategy, because the strategy changed since the checkpoint and Adam can start over. The head is then
+    /// fitted to those sums again, without the analytic head's temperature.
     /// </summary>
     /// <exception cref="InvalidDataException">This trainer is analytic and the file contains no sums of its size.</exception>
     public bool LoadOptimizerState(string path)
@@ -291,17 +348,40 @@ public sealed class ContinualTrainer : IDisposable
         if (analyticHead is not null)
         {
             analyticHead.Load(path);
-            headStale = false;
+
+            // The weights restored with the sums carry the temperature of the process that wrote them.
+            headStale = true;
             return true;
         }
 
         if (AnalyticHead.IsHeadFile(path))
         {
+            RefitHeadFromSums(path);
             return false;
         }
 
         optimizer.Load(path);
         return true;
+    }
+
+    // A gradient strategy taking over from the analytic one starts from the head fitted to the sums, without the
+    // temperature. The calibrated head multiplies every change of its inputs by 1 / temperature (7 to 11 measured), so
+    // the first Adam steps on the layers below moved the outputs that many times as far and the gate rejected the result.
+    private void RefitHeadFromSums(string path)
+    {
+        Dictionary<string, Parameter> parameters = module.named_parameters().ToDictionary(pair => pair.name, pair => pair.parameter);
+        Parameter weight = parameters[MultilayerPerceptron.HeadParameterName("weight")];
+        Parameter bias = parameters[MultilayerPerceptron.HeadParameterName("bias")];
+        using var sums = new AnalyticHead((int)weight.shape[1], Spec.ClassCount, Device);
+        sums.Load(path);
+        using var noGrad = torch.no_grad();
+        (Tensor fittedWeight, Tensor fittedBias) = sums.Fit(options.AnalyticRegularization, UnseenClassLogit);
+        using (fittedWeight)
+        using (fittedBias)
+        {
+            weight.copy_(fittedWeight);
+            bias.copy_(fittedBias);
+        }
     }
 
     /// <summary>
@@ -386,9 +466,11 @@ public sealed class ContinualTrainer : IDisposable
         // over classes, which is what the fit minimizes. A class without examples counts as an output of 0, as the fit
         // gives it, and not as its masking bias, so a new task's first batches do not report a loss near 1,000.
         // The batch itself is not fitted yet.
+        // The head's outputs are divided by the temperature, so they are multiplied back.
         using Scalar unseenThreshold = (UnseenClassLogit / 2).ToScalar();
         using Scalar zero = 0.0.ToScalar();
-        Tensor outputs = linear(features, headLayer.Weight, headLayer.Bias);
+        using Scalar temperature = AnalyticTemperature.ToScalar();
+        Tensor outputs = linear(features, headLayer.Weight, headLayer.Bias).mul(temperature);
         Tensor fitted = outputs.masked_fill(outputs.le(unseenThreshold), zero);
         Tensor targets = one_hot(labels, Spec.ClassCount).to(fitted.dtype);
         // The product and not square(), because TorchSharp's square() passes an implicitly converted exponent that
@@ -426,8 +508,21 @@ public sealed class ContinualTrainer : IDisposable
         (Tensor weight, Tensor bias) = analyticHead.Fit(options.AnalyticRegularization, UnseenClassLogit);
         headLayer.Weight.copy_(weight);
         headLayer.Bias.copy_(bias);
+        if (AnalyticTemperature != 1.0)
+        {
+            ScaleHead(1.0 / AnalyticTemperature);
+        }
 
         headStale = false;
+    }
+
+    // Multiplies the head's outputs, unseen classes' bias included, by the factor.
+    private void ScaleHead(double factor)
+    {
+        using var noGrad = torch.no_grad();
+        using Scalar scale = factor.ToScalar();
+        headLayer.Weight.mul_(scale);
+        headLayer.Bias.mul_(scale);
     }
 
     // The head learns at the configured rate and the layers below it at FeatureLearningRateScale times that rate.

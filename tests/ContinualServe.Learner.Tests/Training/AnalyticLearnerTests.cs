@@ -77,13 +77,15 @@ public sealed class AnalyticLearnerTests : IDisposable
             Dictionary<string, Tensor> finalWeights = finalModule.state_dict();
 
             finalWeights["layers.hidden0.weight"].eq(initialWeights["layers.hidden0.weight"]).all().item<bool>().ShouldBeTrue("the random features changed");
-            double headError = HeadError(finalWeights, trained);
+            (double headError, double scale) = HeadError(finalWeights, trained);
             headError.ShouldBeLessThan(1e-3, "the final head is not the ridge head of exactly the promoted examples");
+            scale.ShouldBeGreaterThan(2, "the served head was not calibrated");
         });
     }
 
-    // Largest difference between the head and the ridge fit from the hidden layer's output to one-hot labels.
-    private static double HeadError(Dictionary<string, Tensor> weights, LabeledExample[] examples)
+    // Largest difference between the head, divided by its calibration factor, and the ridge fit from the hidden layer's
+    // output to one-hot labels, and that factor: the least-squares scale from the fit to the head.
+    private static (double Error, double Scale) HeadError(Dictionary<string, Tensor> weights, LabeledExample[] examples)
     {
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
@@ -99,9 +101,11 @@ public sealed class AnalyticLearnerTests : IDisposable
 
         // Classes without examples keep the unseen-class bias, so only the four seen classes are compared.
         Tensor seen = torch.tensor(new long[] { 0, 1, 2, 3 });
-        Tensor weightError = (weights["layers.head.weight"].to(ScalarType.Float64).index_select(0, seen) - solution.narrow(0, 0, HiddenSize).t().index_select(0, seen)).abs().max();
-        Tensor biasError = (weights["layers.head.bias"].to(ScalarType.Float64).index_select(0, seen) - solution[HiddenSize].index_select(0, seen)).abs().max();
-        return Math.Max(weightError.item<double>(), biasError.item<double>());
+        Tensor head = torch.cat([weights["layers.head.weight"], weights["layers.head.bias"].unsqueeze(1)], 1).to(ScalarType.Float64).index_select(0, seen);
+        Tensor fit = solution.t().index_select(0, seen);
+        double scale = head.mul(fit).sum().item<double>() / fit.mul(fit).sum().item<double>();
+        double error = head.div(scale).sub(fit).abs().max().item<double>();
+        return (error, scale);
     }
 
     private static IEnumerable<LabeledExample> Trained(int[] indices, string prefix, int task) =>
