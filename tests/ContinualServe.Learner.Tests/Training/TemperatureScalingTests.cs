@@ -11,7 +11,7 @@ public sealed class TemperatureScalingTests
     [Theory]
     [InlineData(0.5)]
     [InlineData(4.0)]
-    [InlineData(25.0)]
+    [InlineData(20.0)]
     public void FitRecoversSamplingScale(double trueScale)
     {
         // Labels drawn from softmax(trueScale x logits): the likelihood is highest near that scale.
@@ -47,8 +47,8 @@ public sealed class TemperatureScalingTests
         using Tensor logits = torch.tensor(new float[] { 1, 0, 0, 1, 0.6f, 0.4f }, [3, 2]);
         using Tensor labels = torch.tensor(new long[] { 0, 1, 0 });
 
-        // The loss falls as the factor grows, until it rounds to 0 in float64 at a factor near 200.
-        TemperatureScaling.FitScale(logits, labels).ShouldBeGreaterThan(100);
+        // The loss falls as the factor grows, so the search ends at its upper bound.
+        TemperatureScaling.FitScale(logits, labels).ShouldBe(TemperatureScaling.MaxScale, tolerance: 1e-3);
     }
 
     [Fact]
