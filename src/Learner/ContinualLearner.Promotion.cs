@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Evaluation;
 using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
@@ -15,15 +16,20 @@ public sealed partial class ContinualLearner
     /// The rejected round's offsets are not committed, but the consumer keeps its position: those examples are not
     /// trained again (they are counted as discarded), and the next promoted version's manifest and commit cover them. After a crash before that
     /// version, the learner resumes from the live version's offsets and reads them once more.
-    /// The replay buffer keeps what it stored during the round (examples and their logits at that time).
+    /// The replay buffer keeps what it stored during the round (examples and their logits at that time). The analytic
+    /// strategy reloads its running sums from the newest checkpoint, so the rejected round's examples leave them.
     /// </summary>
     // NOTE: when every round of a new task forgets past the limits (DER++ on the 1,205-example test slice does),
     // each candidate is rejected and the learner stays on the live version; rejected counts then keep rising.
     private void DiscardCandidate(long started)
     {
+        // The analytic sums behind the live version are in the newest checkpoint, written when it was promoted.
+        string? analyticSums = options.Trainer.IsAnalytic
+            ? Path.Combine(Checkpoints.DirectoryOf(checkpoint!), LearnerCheckpoint.OptimizerFileName)
+            : null;
         using (nn.Module<Tensor, Tensor> live = latest!.LoadModule(device))
         {
-            trainer!.ResetWeights(live);
+            trainer!.ResetWeights(live, analyticSums);
         }
 
         // NOTE: if every round of a task was rejected, the live matrix has no row for it and the next task's row

@@ -381,7 +381,6 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
-        trainer.AcceptRound();
         summary = summary with { GoldenSetAccuracy = decision.GoldenAccuracy };
 
         TopicPartitionOffset[] offsets = positions

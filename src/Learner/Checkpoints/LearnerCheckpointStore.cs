@@ -116,6 +116,13 @@ public sealed partial class LearnerCheckpointStore
         }
     }
 
+    /// <summary>Returns the directory of <paramref name="checkpoint"/>, written by <see cref="Save"/> or <see cref="Complete"/>.</summary>
+    public string DirectoryOf(LearnerCheckpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        return SequenceDirectory(checkpoint.Sequence);
+    }
+
     /// <summary>Returns the newest checkpoint whose metadata parses and whose files match their SHA-256, or null.</summary>
     public (LearnerCheckpoint Checkpoint, string Directory)? TryLoadLatest()
     {

@@ -48,7 +48,7 @@ public sealed record ExperimentStrategy(string Name, TrainerOptions Trainer, int
         return options;
     }
 
-    /// <summary>Random features of <c>analytic</c>: its sums take about 17 MB, and accuracy grows with the width (docs/results.md).</summary>
+    /// <summary>Random features of <c>analytic</c>: its sums take about 8.5 MB, and accuracy grows with the width (docs/results.md).</summary>
     public const int DefaultAnalyticWidth = 1024;
 
     /// <summary>The feature layers' learning-rate scale of <c>best</c>, chosen on the validation split.</summary>

@@ -20,8 +20,6 @@ internal sealed class AnalyticHead : IDisposable
     private readonly int classCount;
     private readonly Tensor gram;
     private readonly Tensor cross;
-    private readonly Tensor acceptedGram;
-    private readonly Tensor acceptedCross;
 
     // TorchSharp 0.107 passes an implicitly converted Scalar by raw handle and may finalize it during the call,
     // so the alpha of every add is this field.
@@ -35,8 +33,6 @@ internal sealed class AnalyticHead : IDisposable
         this.classCount = classCount;
         gram = torch.zeros([featureCount + 1, featureCount + 1], ScalarType.Float64, device).DetachFromDisposeScope();
         cross = torch.zeros([featureCount + 1, classCount], ScalarType.Float64, device).DetachFromDisposeScope();
-        acceptedGram = torch.zeros_like(gram).DetachFromDisposeScope();
-        acceptedCross = torch.zeros_like(cross).DetachFromDisposeScope();
     }
 
     /// <summary>Adds a batch: <paramref name="features"/> is N x featureCount, <paramref name="labels"/> N class indices.</summary>
@@ -72,22 +68,6 @@ internal sealed class AnalyticHead : IDisposable
         return (weight.MoveToOuterDisposeScope(), bias.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Remembers the current sums as the ones <see cref="Revert"/> returns to.</summary>
-    public void Accept()
-    {
-        using var noGrad = torch.no_grad();
-        acceptedGram.copy_(gram);
-        acceptedCross.copy_(cross);
-    }
-
-    /// <summary>Drops every batch added since the last <see cref="Accept"/>.</summary>
-    public void Revert()
-    {
-        using var noGrad = torch.no_grad();
-        gram.copy_(acceptedGram);
-        cross.copy_(acceptedCross);
-    }
-
     /// <summary>
     /// Writes the sums for a checkpoint. Does not flush to disk, because the checkpoint store flushes every file
     /// it contains before it commits the checkpoint.
@@ -119,7 +99,7 @@ internal sealed class AnalyticHead : IDisposable
         return reader.BaseStream.Length >= 16 && reader.ReadInt32() == FileMagic;
     }
 
-    /// <summary>Restores sums written by <see cref="Save"/> and accepts them.</summary>
+    /// <summary>Replaces the sums with ones written by <see cref="Save"/>.</summary>
     /// <exception cref="InvalidDataException">The file is not an analytic head file or its sizes differ from this head's.</exception>
     public void Load(string path)
     {
@@ -147,16 +127,12 @@ internal sealed class AnalyticHead : IDisposable
             using Tensor placed = values.to(sums.device);
             sums.copy_(placed);
         }
-
-        Accept();
     }
 
     public void Dispose()
     {
         gram.Dispose();
         cross.Dispose();
-        acceptedGram.Dispose();
-        acceptedCross.Dispose();
         addAlpha.Dispose();
     }
 }

@@ -195,23 +195,32 @@ public sealed class ContinualTrainer : IDisposable
     /// <summary>
     /// Replaces the weights being trained with <paramref name="weights"/> (for example the live version after a
     /// candidate was rejected) and restarts the optimizer, whose moments belong to the discarded weights.
-    /// The replay buffer and the LwF teacher are kept. The analytic head drops the batches added since
-    /// <see cref="AcceptRound"/>, which are the ones the discarded weights were fitted to.
+    /// The replay buffer and the LwF teacher are kept. The analytic strategy also replaces its running sums with the
+    /// ones in <paramref name="analyticSumsPath"/>, a file written by <see cref="SaveOptimizerState"/> together with
+    /// <paramref name="weights"/>, and so drops the batches the discarded weights were fitted to.
     /// </summary>
-    public void ResetWeights(nn.Module<Tensor, Tensor> weights)
+    /// <exception cref="ArgumentException">The strategy is analytic and <paramref name="analyticSumsPath"/> is null.</exception>
+    public void ResetWeights(nn.Module<Tensor, Tensor> weights, string? analyticSumsPath = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
+        if (analyticHead is not null && analyticSumsPath is null)
+        {
+            throw new ArgumentException(
+                "The analytic strategy keeps no copy of its running sums in memory and needs the file of the sums behind the weights.",
+                nameof(analyticSumsPath));
+        }
+
         ModelFactory.CopyWeights(weights, module);
         optimizer.Dispose();
         optimizer = CreateOptimizer();
-        analyticHead?.Revert();
+        if (analyticHead is not null)
+        {
+            analyticHead.Load(analyticSumsPath!);
 
-        // The copied head carries the live version's temperature, so it is fitted again at this trainer's.
-        headStale = analyticHead is not null;
+            // The copied head carries the temperature of the version it came from, so it is fitted again at this trainer's.
+            headStale = true;
+        }
     }
-
-    /// <summary>Marks what was trained so far as promoted: <see cref="ResetWeights"/> goes back no further than this.</summary>
-    public void AcceptRound() => analyticHead?.Accept();
 
     /// <summary>
     /// Fits the analytic head to every batch added so far and sets the temperature of its outputs to the one whose
@@ -408,14 +417,14 @@ public sealed class ContinualTrainer : IDisposable
         return null;
     }
 
-    /// <summary>Widest last hidden layer of the analytic strategy. Its sums then take about 4.3 GB, and each fit solves a system of that size.</summary>
+    /// <summary>Widest last hidden layer of the analytic strategy. Its sums then take about 2.1 GB, and each fit solves a system of that size.</summary>
     public const int MaxAnalyticFeatures = 16_384;
 
     /// <summary>
     /// Returns the bytes of the analytic head's running sums for a last hidden layer of <paramref name="width"/> units:
-    /// X^T X and X^T Y in float64, each with a bias row, plus the copy kept for a rejected round.
+    /// X^T X and X^T Y in float64, each with a bias row.
     /// </summary>
-    public static double AnalyticSumBytes(int width, int classCount) => 2.0 * sizeof(double) * (width + 1.0) * (width + 1.0 + classCount);
+    public static double AnalyticSumBytes(int width, int classCount) => sizeof(double) * (width + 1.0) * (width + 1.0 + classCount);
 
     // The hidden layers' weights and biases, which the analytic strategy keeps at their initial values, and the head's.
     private static ((Tensor Weight, Tensor Bias)[] Hidden, (Tensor Weight, Tensor Bias) Head) AnalyticLayers(

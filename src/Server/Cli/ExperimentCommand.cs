@@ -38,7 +38,7 @@ public static class ExperimentCommand
         var lwfTemperature = new Option<double>("--lwf-temperature") { Description = "Softmax temperature of LwF distillation.", DefaultValueFactory = _ => 2.0 };
         var learningRate = new Option<double>("--learning-rate") { Description = "Adam learning rate.", DefaultValueFactory = _ => 1e-3 };
         var featureScale = new Option<double>("--feature-lr-scale") { Description = "Learning rate of the layers below the head, as a multiple of --learning-rate ('best' uses at most " + ExperimentStrategy.BestFeatureLearningRateScale.ToString(CultureInfo.InvariantCulture) + ").", DefaultValueFactory = _ => 1.0 };
-        var analyticWidth = new Option<int>("--analytic-width") { Description = "Random features (hidden units) of the analytic strategy; its running sums take about 16 x width^2 bytes.", DefaultValueFactory = _ => ExperimentStrategy.DefaultAnalyticWidth };
+        var analyticWidth = new Option<int>("--analytic-width") { Description = "Random features (hidden units) of the analytic strategy; its running sums take about 8 x width^2 bytes.", DefaultValueFactory = _ => ExperimentStrategy.DefaultAnalyticWidth };
         var analyticRegularization = new Option<double>("--analytic-regularization") { Description = "Ridge penalty of the analytic strategy's head.", DefaultValueFactory = _ => new TrainerOptions().AnalyticRegularization };
         var threads = new Option<int>("--threads") { Description = "libtorch CPU threads; 0 keeps libtorch's default.", DefaultValueFactory = _ => 1 };
         var command = new Command("experiment", "Measure continual-learning strategies offline on Fashion-MNIST (ACC, BWT, forgetting over seeds) and write a results page.")
