@@ -44,7 +44,9 @@ public sealed class DemoRunner
 
         IdxDataset training = IdxDataset.LoadFashionMnist(options.DataDirectory, training: true);
         IdxDataset test = IdxDataset.LoadFashionMnist(options.DataDirectory, training: false);
-        string runDirectory = Path.GetFullPath(Path.Combine(options.RunsDirectory, "demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff", CultureInfo.InvariantCulture)));
+        DeleteOlderRuns();
+
+        string runDirectory = Path.GetFullPath(Path.Combine(options.RunsDirectory, DemoRunRetention.RunName(DateTime.UtcNow)));
         Directory.CreateDirectory(runDirectory);
 
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(logger: loggerFactory.CreateLogger<EmbeddedKafkaBroker>());
@@ -109,6 +111,24 @@ public sealed class DemoRunner
             Label = options.StrategyName,
             Stream = stream.ToArray(),
         };
+    }
+
+    // Keeps one fewer than KeepRuns, because this run adds one. A run that cannot be deleted does not stop the demo.
+    private void DeleteOlderRuns()
+    {
+        string runs = Path.GetFullPath(options.RunsDirectory).EscapeMarkup();
+        try
+        {
+            IReadOnlyList<string> deleted = DemoRunRetention.DeleteOldest(options.RunsDirectory, Math.Max(0, options.KeepRuns - 1));
+            if (deleted.Count > 0)
+            {
+                console.MarkupLine($"Deleted {deleted.Count} older demo run(s) under {runs} (--keep-runs {options.KeepRuns})");
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            console.MarkupLine($"[yellow]Could not delete older demo runs under {runs}: {exception.Message.EscapeMarkup()}[/]");
+        }
     }
 
     private LearnerOptions CreateLearnerOptions(string bootstrapServers, string runDirectory) => new()

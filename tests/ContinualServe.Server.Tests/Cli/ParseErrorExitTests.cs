@@ -40,6 +40,7 @@ public sealed class ParseErrorExitTests
     [InlineData("experiment --threads -1 --data /nonexistent/fashion-mnist", "--threads must be")]
     [InlineData("demo --replay-capacity -5 --data /nonexistent/fashion-mnist", "--replay-capacity: The field ReplayCapacity must be between 0 and")]
     [InlineData("demo --clients -1 --data /nonexistent/fashion-mnist", "--clients must be")]
+    [InlineData("demo --keep-runs -1 --data /nonexistent/fashion-mnist", "--keep-runs must be 0 or more")]
     public async Task InvalidRunSettingsExitWithTwo(string arguments, string message)
     {
         (int exitCode, _, string standardError) = await RunAsync(arguments);
