@@ -217,8 +217,10 @@ public sealed class ContinualTrainer : IDisposable
         {
             analyticHead.Load(analyticSumsPath!);
 
-            // The copied head carries the temperature of the version it came from, so it is fitted again at this trainer's.
+            // The copied head carries the temperature of the version it came from. It is fitted again at this trainer's
+            // now, because the next steps' loss reads the head before any fit.
             headStale = true;
+            FitAnalyticHeadIfStale();
         }
     }
 
@@ -358,8 +360,10 @@ public sealed class ContinualTrainer : IDisposable
         {
             analyticHead.Load(path);
 
-            // The weights restored with the sums carry the temperature of the process that wrote them.
+            // The weights restored with the sums carry the temperature of the process that wrote them. The head is
+            // fitted again at this trainer's now, because the next steps' loss reads the head before any fit.
             headStale = true;
+            FitAnalyticHeadIfStale();
             return true;
         }
 
