@@ -68,6 +68,15 @@ internal sealed class AnalyticHead : IDisposable
         return (weight.MoveToOuterDisposeScope(), bias.MoveToOuterDisposeScope());
     }
 
+    /// <summary>Returns the classes with at least one example in the sums, in ascending order.</summary>
+    public int[] TrainedClasses()
+    {
+        // The bias column of X is all ones, so its row of X^T Y counts the examples of each class.
+        using Tensor counts = cross[featureCount].cpu();
+        double[] values = counts.data<double>().ToArray();
+        return Enumerable.Range(0, classCount).Where(label => values[label] > 0).ToArray();
+    }
+
     /// <summary>
     /// Writes the sums for a checkpoint. Does not flush to disk, because the checkpoint store flushes every file
     /// it contains before it commits the checkpoint.

@@ -217,6 +217,10 @@ public sealed class ContinualTrainer : IDisposable
         {
             analyticHead.Load(analyticSumsPath!);
 
+            // The classes of the dropped batches leave the progress too, so the next checkpoint lists only the classes in the sums.
+            seenClasses.Clear();
+            seenClasses.UnionWith(analyticHead.TrainedClasses());
+
             // The copied head carries the temperature of the version it came from. It is fitted again at this trainer's
             // now, because the next steps' loss reads the head before any fit.
             headStale = true;
@@ -240,9 +244,11 @@ public sealed class ContinualTrainer : IDisposable
             throw new InvalidOperationException($"Only the {nameof(ReplayStrategy.Analytic)} strategy has a head to calibrate, but this trainer uses {options.Strategy}.");
         }
 
-        // A class never trained has an output near UnseenClassLogit, and one of its examples would outweigh all
-        // the others and flatten every softmax.
-        examples = examples.Where(example => seenClasses.Contains(example.Label)).ToList();
+        // A class without examples in the sums has an output near UnseenClassLogit, and one of its examples would
+        // outweigh all the others and flatten every softmax. The sums and not seenClasses decide, because checkpoints
+        // written before ResetWeights resynced seenClasses can list a class that a revert dropped from the sums.
+        var trained = new HashSet<int>(analyticHead.TrainedClasses());
+        examples = examples.Where(example => trained.Contains(example.Label)).ToList();
         if (examples.Count == 0)
         {
             return AnalyticTemperature;

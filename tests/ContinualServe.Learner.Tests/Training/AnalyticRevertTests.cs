@@ -77,6 +77,26 @@ public sealed class AnalyticRevertTests : IDisposable
         actual.ShouldBe(expected, tolerance: 1e-3);
     }
 
+    [Fact]
+    public void RevertForgetsRejectedClasses()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer reference = Create(initial);
+        Train(reference, [.. Tasks[0], .. Tasks[1]]);
+        double expected = reference.CalibrateAnalyticHead(TestExamples);
+
+        using ContinualTrainer trainer = Create(initial);
+        Train(trainer, [.. Tasks[0], .. Tasks[1]]);
+        trainer.SaveOptimizerState(SumsPath);
+        using nn.Module<Tensor, Tensor> live = ModelFactory.Clone(Spec, trainer.Module, CPU);
+        Train(trainer, Tasks[2]);
+        trainer.ResetWeights(live, SumsPath);
+
+        // Holdouts of classes 4 and 5 sit at the unseen-class bias after the revert and would flatten the softmax.
+        trainer.Progress.SeenClasses.ShouldBe([0, 1, 2, 3]);
+        trainer.CalibrateAnalyticHead(TestExamples).ShouldBe(expected, tolerance: expected * 1e-3);
+    }
+
     private static ContinualTrainer Create(nn.Module<Tensor, Tensor> initial) =>
         new(Spec, initial, CPU, new TrainerOptions { Strategy = ReplayStrategy.Analytic });
 
