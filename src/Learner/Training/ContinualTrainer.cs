@@ -197,7 +197,9 @@ public sealed class ContinualTrainer : IDisposable
     /// candidate was rejected) and restarts the optimizer, whose moments belong to the discarded weights.
     /// The replay buffer and the LwF teacher are kept. The analytic strategy also replaces its running sums with the
     /// ones in <paramref name="analyticSumsPath"/>, a file written by <see cref="SaveOptimizerState"/> together with
-    /// <paramref name="weights"/>, and so drops the batches the discarded weights were fitted to.
+    /// <paramref name="weights"/>, and so drops the batches the discarded weights were fitted to. A gradient strategy
+    /// given a file of analytic sums (the weights came from the analytic strategy) fits its head to them again, without
+    /// the temperature, as <see cref="LoadOptimizerState"/> does, and ignores any other file.
     /// </summary>
     /// <exception cref="ArgumentException">The strategy is analytic and <paramref name="analyticSumsPath"/> is null.</exception>
     public void ResetWeights(nn.Module<Tensor, Tensor> weights, string? analyticSumsPath = null)
@@ -213,6 +215,11 @@ public sealed class ContinualTrainer : IDisposable
         ModelFactory.CopyWeights(weights, module);
         optimizer.Dispose();
         optimizer = CreateOptimizer();
+        if (analyticHead is null && analyticSumsPath is not null && AnalyticHead.IsHeadFile(analyticSumsPath))
+        {
+            RefitHeadFromSums(analyticSumsPath);
+        }
+
         if (analyticHead is not null)
         {
             analyticHead.Load(analyticSumsPath!);

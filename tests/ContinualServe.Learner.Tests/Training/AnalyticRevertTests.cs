@@ -97,6 +97,30 @@ public sealed class AnalyticRevertTests : IDisposable
         trainer.CalibrateAnalyticHead(TestExamples).ShouldBe(expected, tolerance: expected * 1e-3);
     }
 
+    [Fact]
+    public void GradientRevertRefitsAnalyticHead()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer analytic = Create(initial);
+        Train(analytic, [.. Tasks[0], .. Tasks[1]]);
+        _ = analytic.Module;
+        using nn.Module<Tensor, Tensor> fitted = ModelFactory.Clone(Spec, analytic.Module, CPU);
+        analytic.CalibrateAnalyticHead(TestExamples).ShouldBeLessThan(0.5, "the test needs a temperature far from 1");
+        analytic.SaveOptimizerState(SumsPath);
+
+        // The learner switched to DER++ after this calibrated version, and DER++'s first candidate was rejected.
+        using var gradient = new ContinualTrainer(Spec, analytic.Module, CPU, new TrainerOptions { Strategy = ReplayStrategy.DerPlusPlus });
+        gradient.LoadOptimizerState(SumsPath).ShouldBeFalse();
+        gradient.Step(Tasks[2][..32]).Skipped.ShouldBeFalse();
+        gradient.ResetWeights(analytic.Module, SumsPath);
+
+        // Compared as one number, because a failure would otherwise print every logit of the test set twice.
+        float[] expected = Logits(fitted);
+        float[] actual = Logits(gradient.Module);
+        float largestDifference = expected.Zip(actual, (left, right) => Math.Abs(left - right)).Max();
+        largestDifference.ShouldBeLessThan(1e-3f, "the head is not the unscaled fit of the sums");
+    }
+
     private static ContinualTrainer Create(nn.Module<Tensor, Tensor> initial) =>
         new(Spec, initial, CPU, new TrainerOptions { Strategy = ReplayStrategy.Analytic });
 
@@ -107,5 +131,12 @@ public sealed class AnalyticRevertTests : IDisposable
             StepLosses losses = trainer.Step(examples[start..Math.Min(start + 32, examples.Length)]);
             losses.Skipped.ShouldBeFalse();
         }
+    }
+
+    private static float[] Logits(nn.Module<Tensor, Tensor> module)
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        return module.forward(TensorBatches.Features(TestExamples, 0, TestExamples.Length, CPU)).data<float>().ToArray();
     }
 }
