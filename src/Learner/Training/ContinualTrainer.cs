@@ -202,6 +202,7 @@ public sealed class ContinualTrainer : IDisposable
     /// the temperature, as <see cref="LoadOptimizerState"/> does, and ignores any other file.
     /// </summary>
     /// <exception cref="ArgumentException">The strategy is analytic and <paramref name="analyticSumsPath"/> is null.</exception>
+    /// <exception cref="InvalidDataException">The strategy is analytic and the file contains no intact sums of its size. The trainer is then unchanged.</exception>
     public void ResetWeights(nn.Module<Tensor, Tensor> weights, string? analyticSumsPath = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
@@ -212,6 +213,8 @@ public sealed class ContinualTrainer : IDisposable
                 nameof(analyticSumsPath));
         }
 
+        // The sums are loaded first, so that a file that cannot be read leaves the trainer as it was.
+        analyticHead?.Load(analyticSumsPath!);
         ModelFactory.CopyWeights(weights, module);
         optimizer.Dispose();
         optimizer = CreateOptimizer();
@@ -222,8 +225,6 @@ public sealed class ContinualTrainer : IDisposable
 
         if (analyticHead is not null)
         {
-            analyticHead.Load(analyticSumsPath!);
-
             // The classes of the dropped batches leave the progress too, so the next checkpoint lists only the classes in the sums.
             seenClasses.Clear();
             seenClasses.UnionWith(analyticHead.TrainedClasses());

@@ -121,6 +121,28 @@ public sealed class AnalyticRevertTests : IDisposable
         largestDifference.ShouldBeLessThan(1e-3f, "the head is not the unscaled fit of the sums");
     }
 
+    [Fact]
+    public void TruncatedSumsLeaveTrainerUnchanged()
+    {
+        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(Spec);
+        using ContinualTrainer trainer = Create(initial);
+        Train(trainer, Tasks[0]);
+        trainer.SaveOptimizerState(SumsPath);
+        using nn.Module<Tensor, Tensor> live = ModelFactory.Clone(Spec, trainer.Module, CPU);
+        Train(trainer, Tasks[1]);
+        float[] candidate = Logits(trainer.Module);
+        using (var stream = new FileStream(SumsPath, FileMode.Open))
+        {
+            stream.SetLength(stream.Length / 2);
+        }
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => trainer.ResetWeights(live, SumsPath));
+
+        exception.Message.ShouldContain(SumsPath);
+        exception.Message.ShouldContain("truncated");
+        Logits(trainer.Module).ShouldBe(candidate, tolerance: 1e-5f);
+    }
+
     private static ContinualTrainer Create(nn.Module<Tensor, Tensor> initial) =>
         new(Spec, initial, CPU, new TrainerOptions { Strategy = ReplayStrategy.Analytic });
 
