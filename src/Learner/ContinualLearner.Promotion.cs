@@ -17,16 +17,16 @@ public sealed partial class ContinualLearner
     /// trained again (they are counted as discarded), and the next promoted version's manifest and commit cover them. After a crash before that
     /// version, the learner resumes from the live version's offsets and reads them once more.
     /// The replay buffer keeps what it stored during the round (examples and their logits at that time). The analytic
-    /// strategy reloads its running sums from the newest checkpoint, so the rejected round's examples leave them.
+    /// strategy reloads its running sums from the newest checkpoint, so the rejected round's examples leave them. A
+    /// gradient strategy whose live version came from the analytic strategy refits the head from those sums.
     /// </summary>
     // NOTE: when every round of a new task forgets past the limits (DER++ on the 1,205-example test slice does),
     // each candidate is rejected and the learner stays on the live version; rejected counts then keep rising.
     private void DiscardCandidate(long started)
     {
-        // The analytic sums behind the live version are in the newest checkpoint, written when it was promoted.
-        string? analyticSums = options.Trainer.IsAnalytic
-            ? Path.Combine(Checkpoints.DirectoryOf(checkpoint!), LearnerCheckpoint.OptimizerFileName)
-            : null;
+        // The analytic sums behind the live version are in the newest checkpoint, written when it was promoted. A
+        // gradient strategy gets the file too, because a live version from the analytic strategy needs its head refitted.
+        string analyticSums = Path.Combine(Checkpoints.DirectoryOf(checkpoint!), LearnerCheckpoint.OptimizerFileName);
         using (nn.Module<Tensor, Tensor> live = latest!.LoadModule(device))
         {
             trainer!.ResetWeights(live, analyticSums);

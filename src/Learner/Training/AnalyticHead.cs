@@ -68,6 +68,15 @@ internal sealed class AnalyticHead : IDisposable
         return (weight.MoveToOuterDisposeScope(), bias.MoveToOuterDisposeScope());
     }
 
+    /// <summary>Returns the classes with at least one example in the sums, in ascending order.</summary>
+    public int[] TrainedClasses()
+    {
+        // The bias column of X is all ones, so its row of X^T Y counts the examples of each class.
+        using Tensor counts = cross[featureCount].cpu();
+        double[] values = counts.data<double>().ToArray();
+        return Enumerable.Range(0, classCount).Where(label => values[label] > 0).ToArray();
+    }
+
     /// <summary>
     /// Writes the sums for a checkpoint. Does not flush to disk, because the checkpoint store flushes every file
     /// it contains before it commits the checkpoint.
@@ -100,7 +109,7 @@ internal sealed class AnalyticHead : IDisposable
     }
 
     /// <summary>Replaces the sums with ones written by <see cref="Save"/>.</summary>
-    /// <exception cref="InvalidDataException">The file is not an analytic head file or its sizes differ from this head's.</exception>
+    /// <exception cref="InvalidDataException">The file is not an analytic head file, its sizes differ from this head's, or its length does not fit them.</exception>
     public void Load(string path)
     {
         using var reader = new BinaryReader(File.OpenRead(path));
@@ -116,6 +125,14 @@ internal sealed class AnalyticHead : IDisposable
         {
             throw new InvalidDataException(
                 $"{path} has sums for {savedFeatures} features and {savedClasses} classes; the model has {featureCount} and {classCount}.");
+        }
+
+        // Checked before any sum is replaced, so that a truncated file leaves the sums as they were.
+        long expectedBytes = 16 + (sizeof(double) * (gram.numel() + cross.numel()));
+        if (reader.BaseStream.Length != expectedBytes)
+        {
+            throw new InvalidDataException(
+                $"{path} is {reader.BaseStream.Length} bytes, but sums for {featureCount} features and {classCount} classes take {expectedBytes}. The file is truncated or damaged.");
         }
 
         using var noGrad = torch.no_grad();

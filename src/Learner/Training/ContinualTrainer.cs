@@ -197,9 +197,12 @@ public sealed class ContinualTrainer : IDisposable
     /// candidate was rejected) and restarts the optimizer, whose moments belong to the discarded weights.
     /// The replay buffer and the LwF teacher are kept. The analytic strategy also replaces its running sums with the
     /// ones in <paramref name="analyticSumsPath"/>, a file written by <see cref="SaveOptimizerState"/> together with
-    /// <paramref name="weights"/>, and so drops the batches the discarded weights were fitted to.
+    /// <paramref name="weights"/>, and so drops the batches the discarded weights were fitted to. A gradient strategy
+    /// given a file of analytic sums (the weights came from the analytic strategy) fits its head to them again, without
+    /// the temperature, as <see cref="LoadOptimizerState"/> does, and ignores any other file.
     /// </summary>
     /// <exception cref="ArgumentException">The strategy is analytic and <paramref name="analyticSumsPath"/> is null.</exception>
+    /// <exception cref="InvalidDataException">The strategy is analytic and the file contains no intact sums of its size. The trainer is then unchanged.</exception>
     public void ResetWeights(nn.Module<Tensor, Tensor> weights, string? analyticSumsPath = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
@@ -210,15 +213,26 @@ public sealed class ContinualTrainer : IDisposable
                 nameof(analyticSumsPath));
         }
 
+        // The sums are loaded first, so that a file that cannot be read leaves the trainer as it was.
+        analyticHead?.Load(analyticSumsPath!);
         ModelFactory.CopyWeights(weights, module);
         optimizer.Dispose();
         optimizer = CreateOptimizer();
+        if (analyticHead is null && analyticSumsPath is not null && AnalyticHead.IsHeadFile(analyticSumsPath))
+        {
+            RefitHeadFromSums(analyticSumsPath);
+        }
+
         if (analyticHead is not null)
         {
-            analyticHead.Load(analyticSumsPath!);
+            // The classes of the dropped batches leave the progress too, so the next checkpoint lists only the classes in the sums.
+            seenClasses.Clear();
+            seenClasses.UnionWith(analyticHead.TrainedClasses());
 
-            // The copied head carries the temperature of the version it came from, so it is fitted again at this trainer's.
+            // The copied head carries the temperature of the version it came from. It is fitted again at this trainer's
+            // now, because the next steps' loss reads the head before any fit.
             headStale = true;
+            FitAnalyticHeadIfStale();
         }
     }
 
@@ -238,9 +252,11 @@ public sealed class ContinualTrainer : IDisposable
             throw new InvalidOperationException($"Only the {nameof(ReplayStrategy.Analytic)} strategy has a head to calibrate, but this trainer uses {options.Strategy}.");
         }
 
-        // A class never trained has an output near UnseenClassLogit, and one of its examples would outweigh all
-        // the others and flatten every softmax.
-        examples = examples.Where(example => seenClasses.Contains(example.Label)).ToList();
+        // A class without examples in the sums has an output near UnseenClassLogit, and one of its examples would
+        // outweigh all the others and flatten every softmax. The sums and not seenClasses decide, because checkpoints
+        // written before ResetWeights resynced seenClasses can list a class that a revert dropped from the sums.
+        var trained = new HashSet<int>(analyticHead.TrainedClasses());
+        examples = examples.Where(example => trained.Contains(example.Label)).ToList();
         if (examples.Count == 0)
         {
             return AnalyticTemperature;
@@ -358,8 +374,10 @@ public sealed class ContinualTrainer : IDisposable
         {
             analyticHead.Load(path);
 
-            // The weights restored with the sums carry the temperature of the process that wrote them.
+            // The weights restored with the sums carry the temperature of the process that wrote them. The head is
+            // fitted again at this trainer's now, because the next steps' loss reads the head before any fit.
             headStale = true;
+            FitAnalyticHeadIfStale();
             return true;
         }
 
