@@ -15,9 +15,26 @@ internal static class TestData
 
     private static readonly Lazy<IdxDataset> Test = new(() => IdxDataset.LoadFashionMnist(SliceDirectory, training: false));
 
+    private static readonly Lazy<LabeledExample[][]> TrainingByTask = new(() => Enumerable.Range(1, 5)
+        .Select(task => SplitTasks.OrderByTask(TrainingSet, maxTasks: 5)
+            .Select(index => Example(TrainingSet, index))
+            .Where(example => example.Task == task)
+            .ToArray())
+        .ToArray());
+
+    private static readonly Lazy<LabeledExample[]> TestList = new(() => Enumerable.Range(0, TestSet.Count)
+        .Select(index => Example(TestSet, index, "test"))
+        .ToArray());
+
     public static IdxDataset TrainingSet => Training.Value;
 
     public static IdxDataset TestSet => Test.Value;
+
+    /// <summary>The training slice's examples by task (labels 2t-2 and 2t-1 in task t), in dataset order.</summary>
+    public static LabeledExample[][] TrainingExamplesByTask => TrainingByTask.Value;
+
+    /// <summary>Every example of the test slice, with ids test-index.</summary>
+    public static LabeledExample[] TestExamples => TestList.Value;
 
     /// <summary>Returns the example at <paramref name="index"/> with the id format that ExampleProducer uses.</summary>
     public static LabeledExample Example(IdxDataset dataset, int index, string prefix = "train")

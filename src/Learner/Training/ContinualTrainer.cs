@@ -199,7 +199,7 @@ public sealed class ContinualTrainer : IDisposable
     /// ones in <paramref name="analyticSumsPath"/>, a file written by <see cref="SaveOptimizerState"/> together with
     /// <paramref name="weights"/>, and so drops the batches the discarded weights were fitted to. A gradient strategy
     /// given a file of analytic sums (the weights came from the analytic strategy) fits its head to them again, without
-    /// the temperature, as <see cref="LoadOptimizerState"/> does, and ignores any other file.
+    /// the temperature, as <see cref="LoadOptimizerState"/> does, and ignores any other file or a missing one.
     /// </summary>
     /// <exception cref="ArgumentException">The strategy is analytic and <paramref name="analyticSumsPath"/> is null.</exception>
     /// <exception cref="InvalidDataException">The strategy is analytic and the file contains no intact sums of its size. The trainer is then unchanged.</exception>
@@ -218,7 +218,7 @@ public sealed class ContinualTrainer : IDisposable
         ModelFactory.CopyWeights(weights, module);
         optimizer.Dispose();
         optimizer = CreateOptimizer();
-        if (analyticHead is null && analyticSumsPath is not null && AnalyticHead.IsHeadFile(analyticSumsPath))
+        if (analyticHead is null && analyticSumsPath is not null && File.Exists(analyticSumsPath) && AnalyticHead.IsHeadFile(analyticSumsPath))
         {
             RefitHeadFromSums(analyticSumsPath);
         }
@@ -253,8 +253,8 @@ public sealed class ContinualTrainer : IDisposable
         }
 
         // A class without examples in the sums has an output near UnseenClassLogit, and one of its examples would
-        // outweigh all the others and flatten every softmax. The sums and not seenClasses decide, because checkpoints
-        // written before ResetWeights resynced seenClasses can list a class that a revert dropped from the sums.
+        // outweigh all the others and flatten every softmax. The sums decide, because a restored checkpoint's progress
+        // may list a class whose examples a revert dropped from the sums.
         var trained = new HashSet<int>(analyticHead.TrainedClasses());
         examples = examples.Where(example => trained.Contains(example.Label)).ToList();
         if (examples.Count == 0)

@@ -13,17 +13,9 @@ public sealed class AnalyticStrategyTests
 {
     private static readonly ModelSpec Spec = new() { HiddenSizes = [64] };
 
-    // The slice's training examples by task (labels 2t-2 and 2t-1 in task t), in dataset order.
-    private static readonly LabeledExample[][] Tasks = Enumerable.Range(1, 5)
-        .Select(task => SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 5)
-            .Select(index => TestData.Example(TestData.TrainingSet, index))
-            .Where(example => example.Task == task)
-            .ToArray())
-        .ToArray();
+    private static readonly LabeledExample[][] Tasks = TestData.TrainingExamplesByTask;
 
-    private static readonly LabeledExample[] TestExamples = Enumerable.Range(0, TestData.TestSet.Count)
-        .Select(index => TestData.Example(TestData.TestSet, index, "test"))
-        .ToArray();
+    private static readonly LabeledExample[] TestExamples = TestData.TestExamples;
 
     [Fact]
     public void StreamOrderLeavesHeadUnchanged()
