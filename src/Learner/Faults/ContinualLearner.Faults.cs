@@ -122,12 +122,7 @@ public sealed partial class ContinualLearner
             return;
         }
 
-        TopicPartition? partition = result?.TopicPartition ?? consumer.Assignment.FirstOrDefault();
-        if (partition is null)
-        {
-            return;
-        }
-
+        TopicPartition partition = result?.TopicPartition ?? ProbedPartition(consumer);
         brokerProbedAt = Stopwatch.GetTimestamp();
         try
         {
@@ -145,8 +140,8 @@ public sealed partial class ContinualLearner
     }
 
     // librdkafka reports all brokers down only when every broker connection is down, so a partition leader that is
-    // down while the group coordinator still responds goes unreported. The learner therefore queries its first
-    // partition's leader every check interval. Two failed queries in a row mark the broker unavailable, so one slow
+    // down while the group coordinator still responds goes unreported. The learner therefore queries the leader of its
+    // first partition (see ProbedPartition) every check interval. Two failed queries in a row mark the broker unavailable, so one slow
     // response does not flip readiness, and ObserveConsume then probes until a query succeeds.
     private void CheckPartitionLeader(IConsumer<byte[]?, byte[]?> consumer)
     {
@@ -156,12 +151,7 @@ public sealed partial class ContinualLearner
             return;
         }
 
-        TopicPartition? partition = consumer.Assignment.FirstOrDefault();
-        if (partition is null)
-        {
-            return;
-        }
-
+        TopicPartition partition = ProbedPartition(consumer);
         brokerCheckedAt = Stopwatch.GetTimestamp();
         try
         {
@@ -179,6 +169,12 @@ public sealed partial class ContinualLearner
             }
         }
     }
+
+    // The first assigned partition, or else the topic's partition 0. A session that times out during an outage revokes
+    // the assignment, and an idle group member holds none. Without the fallback neither was probed, and only
+    // librdkafka's all-brokers-down error could mark the learner not ready.
+    private TopicPartition ProbedPartition(IConsumer<byte[]?, byte[]?> consumer) =>
+        consumer.Assignment.FirstOrDefault() ?? new TopicPartition(options.Topic, new Partition(0));
 
     /// <summary>Handles librdkafka's error callback: logs (rate-limited) and marks the learner not ready when all brokers are down.</summary>
     private void OnKafkaError(Error error)

@@ -86,6 +86,34 @@ public sealed class BrokerFaultTests
     }
 
     [Fact]
+    public async Task IdleMemberNotReadyWhenLeaderDown()
+    {
+        // Two learners share the group and its one partition, so one of them holds no partition. The group coordinator
+        // stays up, so only the learners' own watermark queries show that the partition's leader is down.
+        const string topic = "idle-member-test";
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
+        broker.CreateTopic(topic, 1);
+        broker.CreateTopic(topic + ".dlq", 1);
+        broker.SetPartitionLeader(topic, 0, brokerId: 1);
+        LearnerOptions firstOptions = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
+        LearnerOptions secondOptions = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
+        broker.SetGroupCoordinator(firstOptions.GroupId, brokerId: 2);
+
+        using ContinualLearner first = LearnerFixture.Create(firstOptions);
+        using ContinualLearner second = LearnerFixture.Create(secondOptions);
+        first.Start();
+        second.Start();
+        (await LearnerFixture.WaitUntilAsync(() => first.IsReady && second.IsReady, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+
+        // Longer than the mock's rebalance (about 2 s with the 3 s session), so the partition settles on one learner.
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        broker.SetBrokerDown(1);
+
+        (await LearnerFixture.WaitUntilAsync(() => !first.IsReady, TimeSpan.FromSeconds(15))).ShouldBeTrue("the first learner stayed ready");
+        (await LearnerFixture.WaitUntilAsync(() => !second.IsReady, TimeSpan.FromSeconds(15))).ShouldBeTrue("the second learner stayed ready");
+    }
+
+    [Fact]
     public async Task RecordsDeletedWhileStoppedAreReportedLost()
     {
         const string topic = "retention-test";
