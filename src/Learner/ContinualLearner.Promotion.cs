@@ -26,7 +26,18 @@ public sealed partial class ContinualLearner
     {
         // The analytic sums behind the live version are in the newest checkpoint, written when it was promoted. A
         // gradient strategy gets the file too, because a live version from the analytic strategy needs its head refitted.
-        string analyticSums = Path.Combine(Checkpoints.DirectoryOf(checkpoint!), LearnerCheckpoint.OptimizerFileName);
+        string? analyticSums;
+        try
+        {
+            analyticSums = Checkpoints.VerifiedFile(checkpoint!, LearnerCheckpoint.OptimizerFileName);
+        }
+        catch (Exception exception) when (!options.Trainer.IsAnalytic && exception is IOException or InvalidDataException)
+        {
+            // A gradient strategy reverts to the live weights without the file, as it did before strategies could switch.
+            LogRevertFileUnusable(logger, exception, checkpoint!.Sequence);
+            analyticSums = null;
+        }
+
         using (nn.Module<Tensor, Tensor> live = latest!.LoadModule(device))
         {
             trainer!.ResetWeights(live, analyticSums);
@@ -54,6 +65,9 @@ public sealed partial class ContinualLearner
         lossSteps = 0;
         ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
+
+    [LoggerMessage(EventId = 224, Level = LogLevel.Warning, Message = "The optimizer file of learner checkpoint {Sequence} is missing or damaged, so the rejected candidate is reverted to the live weights without it")]
+    private static partial void LogRevertFileUnusable(ILogger logger, Exception exception, long sequence);
 
     [LoggerMessage(EventId = 213, Level = LogLevel.Warning, Message = "Discarded a rejected candidate trained on {Trained} new examples; training goes on from live version {Version}")]
     private static partial void LogCandidateDiscarded(ILogger logger, long trained, long version);

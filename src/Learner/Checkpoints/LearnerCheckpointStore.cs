@@ -116,11 +116,28 @@ public sealed partial class LearnerCheckpointStore
         }
     }
 
-    /// <summary>Returns the directory of <paramref name="checkpoint"/>, written by <see cref="Save"/> or <see cref="Complete"/>.</summary>
-    public string DirectoryOf(LearnerCheckpoint checkpoint)
+    /// <summary>
+    /// Returns the path of the file <paramref name="name"/> in <paramref name="checkpoint"/>, written by <see cref="Save"/>
+    /// or <see cref="Complete"/>, after checking it against the SHA-256 that the checkpoint records.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The checkpoint records no such file, or the file differs from what was written.</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
+    public string VerifiedFile(LearnerCheckpoint checkpoint, string name)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
-        return SequenceDirectory(checkpoint.Sequence);
+        string path = Path.Combine(SequenceDirectory(checkpoint.Sequence), name);
+        if (!checkpoint.FileSha256.TryGetValue(name, out string? expected))
+        {
+            throw new InvalidDataException($"Learner checkpoint {checkpoint.Sequence} records no file {name}.");
+        }
+
+        string actual = ModelStore.ComputeSha256(path);
+        if (!string.Equals(actual, expected, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"SHA-256 of {path} is {actual} but checkpoint.json records {expected}: the file changed after it was written.");
+        }
+
+        return path;
     }
 
     /// <summary>Returns the newest checkpoint whose metadata parses and whose files match their SHA-256, or null.</summary>

@@ -144,6 +144,22 @@ public sealed class LearnerCheckpointStoreTests
         TrainingLog.ReadIds(log.Path).ShouldBe(["a", "b"]);
     }
 
+    [Fact]
+    public void VerifiedFileChecksItsHash()
+    {
+        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        LearnerCheckpoint checkpoint = store.Save(Metadata(offset: 10), WriteData("first"));
+
+        string path = store.VerifiedFile(checkpoint, "data.bin");
+
+        File.ReadAllText(path).ShouldBe("first");
+        Should.Throw<InvalidDataException>(() => store.VerifiedFile(checkpoint, "missing.bin")).Message.ShouldContain("records no file missing.bin");
+
+        // Same length, other bytes: only the hash tells.
+        File.WriteAllText(path, "FIRST");
+        Should.Throw<InvalidDataException>(() => store.VerifiedFile(checkpoint, "data.bin")).Message.ShouldContain(path);
+    }
+
     private static LearnerCheckpoint Metadata(long offset) => new()
     {
         ModelVersion = 1,
