@@ -504,6 +504,10 @@ public sealed partial class ContinualLearner : IDisposable
             .SetPartitionsAssignedHandler((assigned, partitions) =>
             {
                 readGeneration++;
+
+                // The coordinator that assigned them responds, so the next read probes the leader at once when the
+                // broker is marked unavailable, instead of waiting out the probe interval.
+                brokerProbedAt = 0;
                 return partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))).ToList();
             })
             .SetPartitionsRevokedHandler((_, partitions) => RememberPositions())

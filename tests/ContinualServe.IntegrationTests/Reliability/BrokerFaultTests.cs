@@ -49,7 +49,10 @@ public sealed class BrokerFaultTests
             broker.SetBrokerUp();
             (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == produced, TimeSpan.FromSeconds(60)))
                 .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)} of {produced}");
-            learner.IsReady.ShouldBeTrue();
+
+            // The learner probes the broker at most once a second while it is marked unavailable, and it can finish
+            // the remaining records before the next probe.
+            (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(10))).ShouldBeTrue("the learner did not report itself ready again");
         }
 
         IReadOnlyList<string> trained = LearnerFixture.TrainingLogIds(options);
