@@ -33,7 +33,7 @@ public sealed partial class ContinualLearner
         }
         catch (Exception exception) when (!options.Trainer.IsAnalytic && exception is IOException or InvalidDataException)
         {
-            // A gradient strategy reverts to the live weights without the file, as it did before strategies could switch.
+            // The live weights are all a gradient strategy needs, unless its live version came from the analytic strategy.
             LogRevertFileUnusable(logger, exception, checkpoint!.Sequence);
             analyticSums = null;
         }

@@ -141,8 +141,8 @@ public sealed partial class ContinualLearner
 
     // librdkafka reports all brokers down only when every broker connection is down, so a partition leader that is
     // down while the group coordinator still responds goes unreported. The learner therefore queries the leader of its
-    // first partition (see ProbedPartition) every check interval. Two failed queries in a row mark the broker unavailable, so one slow
-    // response does not flip readiness, and ObserveConsume then probes until a query succeeds.
+    // first partition (see ProbedPartition) every check interval. Two failed queries in a row mark the broker
+    // unavailable, so one slow response does not flip readiness, and ObserveConsume then probes until a query succeeds.
     private void CheckPartitionLeader(IConsumer<byte[]?, byte[]?> consumer)
     {
         TimeSpan interval = failedBrokerChecks > 0 ? BrokerProbeInterval : BrokerCheckInterval;
@@ -171,7 +171,7 @@ public sealed partial class ContinualLearner
     }
 
     // The first assigned partition, or else the topic's partition 0. A session that times out during an outage revokes
-    // the assignment, and an idle group member holds none. Without the fallback neither was probed, and only
+    // the assignment, and an idle group member has none. Without the fallback neither was probed, and only
     // librdkafka's all-brokers-down error could mark the learner not ready.
     private TopicPartition ProbedPartition(IConsumer<byte[]?, byte[]?> consumer) =>
         consumer.Assignment.FirstOrDefault() ?? new TopicPartition(options.Topic, new Partition(0));

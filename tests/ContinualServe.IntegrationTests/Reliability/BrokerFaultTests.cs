@@ -91,7 +91,7 @@ public sealed class BrokerFaultTests
     [Fact]
     public async Task IdleMemberNotReadyWhenLeaderDown()
     {
-        // Two learners share the group and its one partition, so one of them holds no partition. The group coordinator
+        // Two learners share the group and its one partition, so one of them is assigned none. The group coordinator
         // stays up, so only the learners' own watermark queries show that the partition's leader is down.
         const string topic = "idle-member-test";
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);

@@ -155,7 +155,7 @@ public sealed class LearnerCheckpointStoreTests
         File.ReadAllText(path).ShouldBe("first");
         Should.Throw<InvalidDataException>(() => store.VerifiedFile(checkpoint, "missing.bin")).Message.ShouldContain("records no file missing.bin");
 
-        // Same length, other bytes: only the hash tells.
+        // Same length, other bytes: only the hash detects the change.
         File.WriteAllText(path, "FIRST");
         Should.Throw<InvalidDataException>(() => store.VerifiedFile(checkpoint, "data.bin")).Message.ShouldContain(path);
     }
