@@ -66,10 +66,7 @@ public sealed class BrokerFaultTests
         // The group coordinator stays up, so librdkafka never reports all brokers down. Only the learner's own
         // watermark queries show that the partition cannot be read.
         const string topic = "leader-outage-test";
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
-        broker.CreateTopic(topic, 1);
-        broker.CreateTopic(topic + ".dlq", 1);
-        broker.SetPartitionLeader(topic, 0, brokerId: 1);
+        using EmbeddedKafkaBroker broker = StartWithLeaderOnBrokerOne(topic);
         LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
         broker.SetGroupCoordinator(options.GroupId, brokerId: 2);
         var producer = new ExampleProducer(broker.BootstrapServers, topic, NullLogger.Instance) { MaxLag = 0, MaxTasks = 1 };
@@ -94,10 +91,7 @@ public sealed class BrokerFaultTests
         // Two learners share the group and its one partition, so one of them is assigned none. The group coordinator
         // stays up, so only the learners' own watermark queries show that the partition's leader is down.
         const string topic = "idle-member-test";
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
-        broker.CreateTopic(topic, 1);
-        broker.CreateTopic(topic + ".dlq", 1);
-        broker.SetPartitionLeader(topic, 0, brokerId: 1);
+        using EmbeddedKafkaBroker broker = StartWithLeaderOnBrokerOne(topic);
         LearnerOptions firstOptions = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
         LearnerOptions secondOptions = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
         broker.SetGroupCoordinator(firstOptions.GroupId, brokerId: 2);
@@ -245,6 +239,16 @@ public sealed class BrokerFaultTests
             restarted.Stop(TimeSpan.FromSeconds(10));
             restarted.Status.ReplayExamples.ShouldBe(expected);
         }
+    }
+
+    // Two brokers, with the topic's one partition led by broker 1, so that broker 2 can stay up as the group coordinator.
+    private static EmbeddedKafkaBroker StartWithLeaderOnBrokerOne(string topic)
+    {
+        EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
+        broker.CreateTopic(topic, 1);
+        broker.CreateTopic(topic + ".dlq", 1);
+        broker.SetPartitionLeader(topic, 0, brokerId: 1);
+        return broker;
     }
 
     private static IProducer<string, byte[]> CreateProducer(string bootstrapServers) =>
