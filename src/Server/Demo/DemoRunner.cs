@@ -127,7 +127,7 @@ public sealed class DemoRunner
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
-            console.MarkupLine($"[yellow]Could not delete older demo runs under {runs}: {exception.Message.EscapeMarkup()}[/]");
+            console.MarkupLine($"[yellow]Failed to delete older demo runs under {runs}: {exception.Message.EscapeMarkup()} The demo continues.[/]");
         }
     }
 

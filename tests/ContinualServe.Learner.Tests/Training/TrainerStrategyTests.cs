@@ -98,7 +98,7 @@ public sealed class TrainerStrategyTests
 
         HeadBias(trainer).ShouldNotBe(Bias(live));
 
-        // A gradient trainer reads the checkpoint's optimizer file only when it holds analytic sums, and a missing one is fine.
+        // A gradient trainer reads the checkpoint's optimizer file only when it contains analytic sums, and a missing one is fine.
         trainer.ResetWeights(live, Path.Combine(Path.GetTempPath(), "continualserve-missing-" + Guid.NewGuid().ToString("N")));
 
         HeadBias(trainer).ShouldBe(Bias(live));
