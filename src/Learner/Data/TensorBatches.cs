@@ -6,6 +6,39 @@ namespace ContinualServe.Learner.Data;
 /// <summary>Packs examples into batch tensors on a device. Callers own the returned tensors (use a dispose scope).</summary>
 public static class TensorBatches
 {
+    /// <summary>Examples per forward pass of <see cref="Outputs"/>, which bounds the inputs in memory at once.</summary>
+    public const int ForwardBatchSize = 1024;
+
+    /// <summary>
+    /// Returns <paramref name="module"/>'s outputs for <paramref name="examples"/> (one row each), computed without
+    /// gradients in batches of <see cref="ForwardBatchSize"/>.
+    /// </summary>
+    public static Tensor Outputs(nn.Module<Tensor, Tensor> module, IReadOnlyList<LabeledExample> examples, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(examples);
+        using var noGrad = torch.no_grad();
+        var batches = new List<Tensor>();
+        try
+        {
+            for (int start = 0; start < examples.Count; start += ForwardBatchSize)
+            {
+                using var scope = torch.NewDisposeScope();
+                int count = Math.Min(ForwardBatchSize, examples.Count - start);
+                batches.Add(module.forward(Features(examples, start, count, device)).DetachFromDisposeScope());
+            }
+
+            return torch.cat(batches, 0);
+        }
+        finally
+        {
+            foreach (Tensor batch in batches)
+            {
+                batch.Dispose();
+            }
+        }
+    }
+
     public static Tensor Features(IReadOnlyList<LabeledExample> examples, int start, int count, Device device)
     {
         ArgumentNullException.ThrowIfNull(examples);

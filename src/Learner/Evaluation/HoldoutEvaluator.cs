@@ -14,7 +14,6 @@ namespace ContinualServe.Learner.Evaluation;
 /// </summary>
 public sealed class HoldoutEvaluator
 {
-    private const int EvaluationBatchSize = 1024;
     private static readonly IComparer<ulong> LargestFirst = Comparer<ulong>.Create((left, right) => right.CompareTo(left));
     private readonly SortedDictionary<int, List<LabeledExample>> holdouts = [];
     private readonly Dictionary<int, PriorityQueue<int, ulong>> slotsByKey = [];
@@ -115,18 +114,10 @@ public sealed class HoldoutEvaluator
             return 0;
         }
 
-        using var noGrad = torch.no_grad();
-        long correct = 0;
-        for (int start = 0; start < examples.Count; start += EvaluationBatchSize)
-        {
-            int size = Math.Min(EvaluationBatchSize, examples.Count - start);
-            using var scope = torch.NewDisposeScope();
-            Tensor input = TensorBatches.Features(examples, start, size, device);
-            Tensor labels = TensorBatches.Labels(examples, start, size, device);
-            Tensor predicted = module.forward(input).argmax(1);
-            correct += predicted.eq(labels).sum().item<long>();
-        }
-
+        using var scope = torch.NewDisposeScope();
+        Tensor predicted = TensorBatches.Outputs(module, examples, device).argmax(1);
+        Tensor labels = TensorBatches.Labels(examples, 0, examples.Count, device);
+        long correct = predicted.eq(labels).sum().item<long>();
         return (double)correct / examples.Count;
     }
 }

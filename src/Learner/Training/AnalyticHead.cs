@@ -101,9 +101,14 @@ internal sealed class AnalyticHead : IDisposable
         }
     }
 
-    /// <summary>Returns true when <paramref name="path"/> starts with the header that <see cref="Save"/> writes.</summary>
+    /// <summary>Returns true when <paramref name="path"/> is a file that starts with the header that <see cref="Save"/> writes.</summary>
     public static bool IsHeadFile(string path)
     {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
         using var reader = new BinaryReader(File.OpenRead(path));
         return reader.BaseStream.Length >= 16 && reader.ReadInt32() == FileMagic;
     }

@@ -23,9 +23,6 @@ public sealed class ContinualTrainer : IDisposable
     // Fitted logits lie near 0 and 1 (the one-hot targets), so this is far below any of them.
     private const float UnseenClassLogit = -1000f;
 
-    // Examples per forward pass while calibrating, which bounds the pixels in memory at once.
-    private const int CalibrationChunkSize = 1024;
-
     private readonly TrainerOptions options;
     private readonly HashSet<int> seenClasses = [];
     private readonly Random augmentationRandom;
@@ -218,21 +215,16 @@ public sealed class ContinualTrainer : IDisposable
         ModelFactory.CopyWeights(weights, module);
         optimizer.Dispose();
         optimizer = CreateOptimizer();
-        if (analyticHead is null && analyticSumsPath is not null && File.Exists(analyticSumsPath) && AnalyticHead.IsHeadFile(analyticSumsPath))
-        {
-            RefitHeadFromSums(analyticSumsPath);
-        }
-
         if (analyticHead is not null)
         {
             // The classes of the dropped batches leave the progress too, so the next checkpoint lists only the classes in the sums.
             seenClasses.Clear();
             seenClasses.UnionWith(analyticHead.TrainedClasses());
-
-            // The copied head carries the temperature of the version it came from. It is fitted again at this trainer's
-            // now, because the next steps' loss reads the head before any fit.
-            headStale = true;
-            FitAnalyticHeadIfStale();
+            RefitLoadedAnalyticHead();
+        }
+        else if (analyticSumsPath is not null && AnalyticHead.IsHeadFile(analyticSumsPath))
+        {
+            RefitHeadFromSums(analyticSumsPath);
         }
     }
 
@@ -264,17 +256,9 @@ public sealed class ContinualTrainer : IDisposable
 
         // The head is the fit divided by the temperature, so the outputs are multiplied back to the regression's own.
         FitAnalyticHeadIfStale();
-        using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var chunks = new List<Tensor>();
-        for (int start = 0; start < examples.Count; start += CalibrationChunkSize)
-        {
-            int count = Math.Min(CalibrationChunkSize, examples.Count - start);
-            chunks.Add(module.forward(TensorBatches.Features(examples, start, count, Device)));
-        }
-
         using Scalar temperature = AnalyticTemperature.ToScalar();
-        Tensor outputs = torch.cat(chunks, 0).mul(temperature);
+        Tensor outputs = TensorBatches.Outputs(module, examples, Device).mul(temperature);
         Tensor labels = TensorBatches.Labels(examples, 0, examples.Count, Device);
         double scale = TemperatureScaling.FitScale(outputs, labels);
         ScaleHead(scale * AnalyticTemperature);
@@ -373,11 +357,7 @@ public sealed class ContinualTrainer : IDisposable
         if (analyticHead is not null)
         {
             analyticHead.Load(path);
-
-            // The weights restored with the sums carry the temperature of the process that wrote them. The head is
-            // fitted again at this trainer's now, because the next steps' loss reads the head before any fit.
-            headStale = true;
-            FitAnalyticHeadIfStale();
+            RefitLoadedAnalyticHead();
             return true;
         }
 
@@ -391,14 +371,20 @@ public sealed class ContinualTrainer : IDisposable
         return true;
     }
 
+    // Weights loaded with the sums carry the temperature of the trainer that wrote them, so the head is fitted again at
+    // this trainer's. It is fitted now, because the next steps' loss reads the head before any fit.
+    private void RefitLoadedAnalyticHead()
+    {
+        headStale = true;
+        FitAnalyticHeadIfStale();
+    }
+
     // A gradient strategy taking over from the analytic one starts from the head fitted to the sums, without the
     // temperature. The calibrated head multiplies every change of its inputs by 1 / temperature (7 to 11 measured), so
     // the first Adam steps on the layers below moved the outputs that many times as far and the gate rejected the result.
     private void RefitHeadFromSums(string path)
     {
-        Dictionary<string, Parameter> parameters = module.named_parameters().ToDictionary(pair => pair.name, pair => pair.parameter);
-        Parameter weight = parameters[MultilayerPerceptron.HeadParameterName("weight")];
-        Parameter bias = parameters[MultilayerPerceptron.HeadParameterName("bias")];
+        (Tensor weight, Tensor bias) = HeadParameters(module);
         using var sums = new AnalyticHead((int)weight.shape[1], Spec.ClassCount, Device);
         sums.Load(path);
         using var noGrad = torch.no_grad();
@@ -465,8 +451,14 @@ public sealed class ContinualTrainer : IDisposable
                 (Tensor)parameters[MultilayerPerceptron.HiddenParameterName(index, "weight")],
                 (Tensor)parameters[MultilayerPerceptron.HiddenParameterName(index, "bias")]))
             .ToArray();
-        (Tensor, Tensor) head = (parameters[MultilayerPerceptron.HeadParameterName("weight")], parameters[MultilayerPerceptron.HeadParameterName("bias")]);
-        return (hidden, head);
+        return (hidden, HeadParameters(module));
+    }
+
+    // The weight and bias of the mlp's head.
+    private static (Tensor Weight, Tensor Bias) HeadParameters(nn.Module<Tensor, Tensor> module)
+    {
+        Dictionary<string, Parameter> parameters = module.named_parameters().ToDictionary(pair => pair.name, pair => pair.parameter);
+        return (parameters[MultilayerPerceptron.HeadParameterName("weight")], parameters[MultilayerPerceptron.HeadParameterName("bias")]);
     }
 
     // The last hidden layer's output, which is the head's input.
