@@ -19,6 +19,30 @@ fi
 results_directory=$(mktemp -d)
 trap 'rm -rf "$results_directory"' EXIT
 
+# A process that crashes (a native fault, an abort, an unhandled exception) writes a crash report with the stack of
+# each thread. vstest prints nothing of a crashed test host's native stack, so the report is the only trace of it.
+export DOTNET_DbgEnableMiniDump=1 DOTNET_DbgMiniDumpType=1 DOTNET_EnableCrashReport=1
+
+crashes="$results_directory/crashes.txt"
+touch "$crashes"
+
+# Adds the crashing thread of each crash report in $2 to $crashes, under project $1: managed frames by method,
+# native ones by library and offset. They are printed at the end, next to the totals, where a CI log's tail shows them.
+collect_crash_reports() {
+    local report
+    for report in "$2"/*.crashreport.json; do
+        [ -e "$report" ] || continue
+        echo "$1: crash report $(basename "$report"), crashing thread:"
+        if command -v jq >/dev/null; then
+            jq -r '.payload.threads[] | select(.crashed == "true") | .stack_frames[:40][]
+                | "    " + (.method_name // ((.native_module // "?") + "+" + (.native_image_offset // "?")))' "$report"
+        else
+            head -c 4000 "$report"
+            echo
+        fi
+    done >>"$crashes"
+}
+
 if ! dotnet build ContinualServe.sln -c Release -nologo -v quiet; then
     echo "build failed"
     echo "0 passed, 1 failed"
@@ -33,8 +57,15 @@ for project in tests/*/*.csproj; do
     name=$(basename "$project" .csproj)
     log="$results_directory/$name.log"
     echo "== $name"
+    crash_directory="$results_directory/$name-crashes"
+    mkdir -p "$crash_directory"
+    export DOTNET_DbgMiniDumpName="$crash_directory/%e.%p"
     dotnet test "$project" -c Release --no-build -nologo --blame-hang-timeout 5m 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
+    collect_crash_reports "$name" "$crash_directory"
+    if grep -q "Test host process crashed" "$log" && ! compgen -G "$crash_directory/*.crashreport.json" >/dev/null; then
+        echo "$name: the test host ended without a crash report, as a process killed by a signal such as SIGKILL does" >>"$crashes"
+    fi
     # vstest ends each project with: "Passed!  - Failed: 0, Passed: 33, Skipped: 0, Total: 33, ..."
     summary=$(grep -E '(Passed|Failed)! +- Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" | tail -1)
     if [ -z "$summary" ]; then
@@ -55,5 +86,6 @@ for project in tests/*/*.csproj; do
 done
 
 failed=$((failed + broken_projects))
+cat "$crashes"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
