@@ -19,7 +19,7 @@ public sealed partial class ContinualLearner
     /// <summary>Queries the high watermarks when a measurement is due. Skipped while the brokers are down, because each query would wait for its timeout.</summary>
     private void RefreshConsumerLag(IConsumer<byte[]?, byte[]?> consumer)
     {
-        if (!brokerAvailable || Stopwatch.GetElapsedTime(lagMeasuredAt) < LagRefreshInterval)
+        if (!BrokerAvailable || Stopwatch.GetElapsedTime(lagMeasuredAt) < LagRefreshInterval)
         {
             return;
         }
@@ -30,7 +30,7 @@ public sealed partial class ContinualLearner
         {
             try
             {
-                measured.Add((partition, consumer.QueryWatermarkOffsets(partition, BrokerProbeTimeout)));
+                measured.Add((partition, consumer.QueryWatermarkOffsets(partition, LagQueryTimeout)));
             }
             catch (KafkaException)
             {

@@ -53,7 +53,6 @@ public sealed partial class ContinualLearner
                 generation = readGeneration;
             }
 
-            ObserveConsume(consumer, result);
             if (result is null || result.IsPartitionEOF)
             {
                 break;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Evaluation;
+using ContinualServe.Learner.Faults;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
@@ -168,6 +169,7 @@ public sealed partial class ContinualLearner : IDisposable
     {
         try
         {
+            using BrokerWatchdog watchdog = StartBrokerWatchdog();
             using IConsumer<byte[]?, byte[]?> consumer = BuildConsumer();
             using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger);
             consumer.Subscribe(options.Topic);
@@ -504,13 +506,17 @@ public sealed partial class ContinualLearner : IDisposable
             .SetPartitionsAssignedHandler((assigned, partitions) =>
             {
                 readGeneration++;
+                watchedPartition = partitions.FirstOrDefault();
 
-                // The coordinator that assigned them responds, so the next read probes the leader at once when the
-                // broker is marked unavailable, instead of waiting out the probe interval.
-                brokerProbedAt = 0;
+                // The coordinator that assigned them answers, so the watchdog queries the new leader now.
+                brokerWatchdog?.Wake();
                 return partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))).ToList();
             })
-            .SetPartitionsRevokedHandler((_, partitions) => RememberPositions())
+            .SetPartitionsRevokedHandler((_, partitions) =>
+            {
+                watchedPartition = null;
+                RememberPositions();
+            })
             .SetErrorHandler((_, error) => OnKafkaError(error))
             .SetLogHandler(new KafkaClientLog(logger).OnLog)
             .Build();

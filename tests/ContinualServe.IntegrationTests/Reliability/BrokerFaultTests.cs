@@ -50,8 +50,8 @@ public sealed class BrokerFaultTests
             (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == produced, TimeSpan.FromSeconds(60)))
                 .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)} of {produced}");
 
-            // The learner probes the broker at most once a second while it is marked unavailable, and it can finish
-            // the remaining records before the next probe.
+            // The watchdog queries the leader once a second while the broker is marked unavailable, and the learner
+            // can finish the remaining records before the next query.
             (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(10))).ShouldBeTrue("the learner did not report itself ready again");
         }
 

@@ -1,0 +1,202 @@
+using Confluent.Kafka;
+using ContinualServe.Learner.Kafka;
+using Microsoft.Extensions.Logging;
+
+namespace ContinualServe.Learner.Faults;
+
+/// <summary>
+/// Decides whether the learner reaches the leader of its partition, from a thread and a Kafka client of its own.
+/// The learner's consumer delivers librdkafka's errors only inside <c>Consume</c>, and its thread can spend seconds in
+/// a round, a commit or a leave while the broker is down, so readiness cannot wait for that thread.
+/// </summary>
+/// <remarks>
+/// While the leader responds, the watchdog queries it for the partition's watermarks every <see cref="BrokerWatchdogTimings.CheckInterval"/>.
+/// Two failed queries in a row, <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker unavailable,
+/// so one slow response does not flip readiness. While it is unavailable the watchdog queries every probe interval,
+/// and the first response marks it available again.
+/// </remarks>
+public sealed partial class BrokerWatchdog : IDisposable
+{
+    private const int FailedChecksBeforeUnavailable = 2;
+
+    private readonly Func<TopicPartition> partition;
+    private readonly Action availabilityChanged;
+    private readonly ILogger logger;
+    private readonly BrokerWatchdogTimings timings;
+    private readonly IConsumer<Ignore, Ignore> client;
+    private readonly CancellationTokenSource stopping = new();
+    private readonly SemaphoreSlim wakeUp = new(0, 1);
+    private readonly Lock availabilityLock = new();
+    private readonly Thread thread;
+    private volatile bool available = true;
+
+    /// <param name="bootstrapServers">The brokers of the learner's topic.</param>
+    /// <param name="partition">The partition whose leader to query, read before each query.</param>
+    /// <param name="availabilityChanged">Called on the watchdog's thread, or on the thread of <see cref="MarkUnavailable"/>, after <see cref="IsAvailable"/> changes.</param>
+    /// <param name="logger">Receives the changes and the client's librdkafka log.</param>
+    /// <param name="timings">The query intervals and timeouts; <see cref="BrokerWatchdogTimings.Default"/> when null.</param>
+    public BrokerWatchdog(string bootstrapServers, Func<TopicPartition> partition, Action availabilityChanged, ILogger logger, BrokerWatchdogTimings? timings = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(bootstrapServers);
+        this.partition = partition;
+        this.availabilityChanged = availabilityChanged;
+        this.logger = logger;
+        this.timings = timings ?? BrokerWatchdogTimings.Default;
+
+        // The client needs a group id but never subscribes, so it joins no group. The learner's consumer already logs
+        // librdkafka's errors, so this client's are dropped. (The admin client's ListOffsets returned no offset and no
+        // error from librdkafka's mock cluster, with the leader up or down, so it cannot serve here.)
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            GroupId = "continualserve-broker-watchdog",
+            EnableAutoCommit = false,
+            ReconnectBackoffMs = 100,
+            ReconnectBackoffMaxMs = 2000,
+        };
+        client = new ConsumerBuilder<Ignore, Ignore>(config)
+            .SetLogHandler(new KafkaClientLog(logger).OnLog)
+            .SetErrorHandler((_, _) => { })
+            .Build();
+        thread = new Thread(Run) { IsBackground = true, Name = "continualserve-broker-watchdog" };
+    }
+
+    /// <summary>False from two failed queries in a row, or from <see cref="MarkUnavailable"/>, until a query succeeds.</summary>
+    public bool IsAvailable => available;
+
+    public void Start() => thread.Start();
+
+    /// <summary>
+    /// Marks the broker unavailable at once, for librdkafka's report that all brokers are down, and queries the
+    /// leader every probe interval from then on.
+    /// </summary>
+    public void MarkUnavailable()
+    {
+        if (SetAvailable(false, log: null))
+        {
+            Wake();
+        }
+    }
+
+    /// <summary>Queries the leader now instead of at the end of the current interval, for example after a new assignment.</summary>
+    public void Wake()
+    {
+        try
+        {
+            wakeUp.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // A wake-up is already pending.
+        }
+    }
+
+    /// <summary>Stops the thread, waiting at most for the query in progress, and closes the client.</summary>
+    public void Dispose()
+    {
+        stopping.Cancel();
+        if (thread.IsAlive)
+        {
+            thread.Join();
+        }
+
+        client.Dispose();
+        stopping.Dispose();
+        wakeUp.Dispose();
+    }
+
+    private void Run()
+    {
+        int failedChecks = 0;
+        while (!stopping.IsCancellationRequested)
+        {
+            TimeSpan interval = !available || failedChecks > 0 ? timings.ProbeInterval : timings.CheckInterval;
+            try
+            {
+                wakeUp.Wait(interval, stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            ServeEvents();
+            TopicPartition queried = partition();
+            ErrorCode? failure = Query(queried, available ? timings.CheckTimeout : timings.ProbeTimeout);
+            if (failure is null)
+            {
+                failedChecks = 0;
+                SetAvailable(true, () => LogLeaderAnswers(logger, queried));
+            }
+            else if (available && ++failedChecks >= FailedChecksBeforeUnavailable)
+            {
+                failedChecks = 0;
+                ErrorCode code = failure.Value;
+                SetAvailable(false, () => LogLeaderUnreachable(logger, queried, FailedChecksBeforeUnavailable, code));
+            }
+        }
+    }
+
+    /// <summary>Serves the client's queued events (its errors), which otherwise pile up during an outage. It has no assignment, so it reads no record.</summary>
+    private void ServeEvents()
+    {
+        try
+        {
+            _ = client.Consume(TimeSpan.Zero);
+        }
+        catch (KafkaException)
+        {
+            // Only the queries decide availability.
+        }
+    }
+
+    /// <summary>Asks the leader of <paramref name="queried"/> for its watermarks. Returns the error, or null when the leader responded.</summary>
+    private ErrorCode? Query(TopicPartition queried, TimeSpan timeout)
+    {
+        try
+        {
+            _ = client.QueryWatermarkOffsets(queried, timeout);
+            return null;
+        }
+        catch (KafkaException exception)
+        {
+            return exception.Error.Code;
+        }
+    }
+
+    /// <summary>Sets <see cref="IsAvailable"/>. When it changed, writes <paramref name="log"/>, calls back and returns true.</summary>
+    private bool SetAvailable(bool value, Action? log)
+    {
+        lock (availabilityLock)
+        {
+            if (available == value)
+            {
+                return false;
+            }
+
+            available = value;
+        }
+
+        log?.Invoke();
+        availabilityChanged();
+        return true;
+    }
+
+    [LoggerMessage(EventId = 241, Level = LogLevel.Warning, Message = "The leader of {Partition} did not respond to {Queries} watermark queries in a row ({ErrorCode}). The learner is not ready and queries again every second")]
+    private static partial void LogLeaderUnreachable(ILogger logger, TopicPartition partition, int queries, ErrorCode errorCode);
+
+    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "The leader of {Partition} responds again, so the learner is ready")]
+    private static partial void LogLeaderAnswers(ILogger logger, TopicPartition partition);
+}
+
+/// <summary>How often and how long <see cref="BrokerWatchdog"/> waits for the partition leader.</summary>
+/// <param name="CheckInterval">Between queries while the leader responds.</param>
+/// <param name="CheckTimeout">Of a query while the leader responds.</param>
+/// <param name="ProbeInterval">Between queries after a failed one, and while the broker is unavailable.</param>
+/// <param name="ProbeTimeout">Of a query while the broker is unavailable.</param>
+public sealed record BrokerWatchdogTimings(TimeSpan CheckInterval, TimeSpan CheckTimeout, TimeSpan ProbeInterval, TimeSpan ProbeTimeout)
+{
+    /// <summary>A check every 5 s with a 1 s timeout, a probe every second with a 250 ms timeout.</summary>
+    public static BrokerWatchdogTimings Default { get; } =
+        new(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(250));
+}

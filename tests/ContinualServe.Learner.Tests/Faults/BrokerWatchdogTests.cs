@@ -1,0 +1,138 @@
+using Confluent.Kafka;
+using ContinualServe.Learner.Faults;
+using ContinualServe.Learner.Kafka;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Learner.Tests.Faults;
+
+/// <summary>The broker watchdog against the embedded broker taken down and brought back, with short intervals.</summary>
+public sealed class BrokerWatchdogTests
+{
+    private const string Topic = "watchdog-topic";
+    private static readonly TopicPartition Partition = new(Topic, new Partition(0));
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(15);
+
+    // A check every 300 ms and a probe every 100 ms: two failed checks take about 2.5 s. The 1 s timeout of a check
+    // keeps a busy 2-core machine from failing two checks in a row against a broker that is up.
+    private static readonly BrokerWatchdogTimings Fast = new(
+        CheckInterval: TimeSpan.FromMilliseconds(300),
+        CheckTimeout: TimeSpan.FromSeconds(1),
+        ProbeInterval: TimeSpan.FromMilliseconds(100),
+        ProbeTimeout: TimeSpan.FromMilliseconds(500));
+
+    [Fact(Timeout = 60_000)]
+    public async Task OutageAndRecoveryFlipAvailabilityOnceEach()
+    {
+        using EmbeddedKafkaBroker broker = StartBroker();
+        var logger = new RecordingLogger();
+        int changes = 0;
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Partition, () => Interlocked.Increment(ref changes), logger, Fast);
+        watchdog.Start();
+
+        // Several checks against a broker that responds change nothing.
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        watchdog.IsAvailable.ShouldBeTrue();
+        Volatile.Read(ref changes).ShouldBe(0);
+
+        // The watchdog logs before it calls back, so the test waits for the call.
+        broker.SetBrokerDown();
+        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 1)).ShouldBeTrue("the watchdog did not notice the outage");
+        watchdog.IsAvailable.ShouldBeFalse();
+        logger.Messages.ShouldContain(message => message.Contains("did not respond to 2 watermark queries in a row", StringComparison.Ordinal));
+
+        // Failed probes during the outage leave it unavailable without further calls.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        watchdog.IsAvailable.ShouldBeFalse();
+        Volatile.Read(ref changes).ShouldBe(1);
+
+        broker.SetBrokerUp();
+        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 2)).ShouldBeTrue("the watchdog did not notice the recovery");
+        watchdog.IsAvailable.ShouldBeTrue();
+        logger.Messages.ShouldContain(message => message.Contains("responds again", StringComparison.Ordinal));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task LeaderDownWhileCoordinatorUp()
+    {
+        // librdkafka reports all brokers down only when none responds, so here only the watchdog's queries notice.
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
+        broker.CreateTopic(Topic, 1);
+        broker.SetPartitionLeader(Topic, 0, brokerId: 1);
+        int changes = 0;
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), Fast);
+        watchdog.Start();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        watchdog.IsAvailable.ShouldBeTrue();
+
+        broker.SetBrokerDown(1);
+        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 1)).ShouldBeTrue("the watchdog did not notice the leader's outage");
+        broker.SetBrokerUp(1);
+        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 2)).ShouldBeTrue("the watchdog did not notice the leader's recovery");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task MarkedUnavailableUntilProbeSucceeds()
+    {
+        using EmbeddedKafkaBroker broker = StartBroker();
+        int changes = 0;
+        var slowChecks = Fast with { CheckInterval = TimeSpan.FromMinutes(1) };
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), slowChecks);
+        watchdog.Start();
+
+        // The broker stays up, so the first probe after the mark succeeds. A check a minute away does not delay it.
+        watchdog.MarkUnavailable();
+        watchdog.IsAvailable.ShouldBeFalse();
+        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 2)).ShouldBeTrue("a probe did not mark the broker available again");
+        watchdog.IsAvailable.ShouldBeTrue();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ReadsWatchedPartitionBeforeEachQuery()
+    {
+        using EmbeddedKafkaBroker broker = StartBroker();
+        TopicPartition watched = Partition;
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Volatile.Read(ref watched), () => { }, new RecordingLogger(), Fast);
+        watchdog.Start();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        watchdog.IsAvailable.ShouldBeTrue();
+
+        // A topic the broker does not have cannot be read, so it counts as unreachable.
+        Volatile.Write(ref watched, new TopicPartition("missing-topic", new Partition(0)));
+        (await WaitUntilAsync(() => !watchdog.IsAvailable)).ShouldBeTrue("a partition nobody leads was reported available");
+
+        Volatile.Write(ref watched, Partition);
+        (await WaitUntilAsync(() => watchdog.IsAvailable)).ShouldBeTrue();
+    }
+
+    [Fact]
+    public void DisposeWithoutStartReturns()
+    {
+        var watchdog = new BrokerWatchdog("127.0.0.1:1", () => Partition, () => { }, new RecordingLogger(), Fast);
+        watchdog.Dispose();
+        watchdog.IsAvailable.ShouldBeTrue();
+    }
+
+    private static EmbeddedKafkaBroker StartBroker()
+    {
+        EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        return broker;
+    }
+
+    private static async Task<bool> WaitUntilAsync(Func<bool> condition)
+    {
+        DateTime deadline = DateTime.UtcNow + Limit;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (condition())
+            {
+                return true;
+            }
+
+            await Task.Delay(20);
+        }
+
+        return condition();
+    }
+}
