@@ -137,19 +137,34 @@ public sealed partial class ContinualLearner : IDisposable
         return latest;
     }
 
-    /// <summary>Stops the consumer thread after its current step; pending examples stay uncommitted.</summary>
-    public void Stop(TimeSpan timeout)
+    /// <summary>
+    /// Stops the consumer thread after its current step. Pending examples stay uncommitted. Returns false, and logs,
+    /// when the thread is still running after <paramref name="timeout"/>.
+    /// </summary>
+    public bool Stop(TimeSpan timeout)
     {
         stopping?.Cancel();
-        if (!stopped.Wait(timeout))
+        if (stopped.Wait(timeout))
         {
-            LogStopTimedOut(logger, timeout.TotalSeconds);
+            return true;
         }
+
+        LogStopTimedOut(logger, timeout.TotalSeconds);
+        return false;
     }
 
+    /// <summary>
+    /// Stops the learner and frees its models. A thread that does not stop within 30 s may still be using them,
+    /// so they are then left to the process instead: freeing libtorch memory under a running step would crash it.
+    /// </summary>
     public void Dispose()
     {
-        Stop(TimeSpan.FromSeconds(30));
+        if (!Stop(TimeSpan.FromSeconds(30)))
+        {
+            LogDisposeSkipped(logger);
+            return;
+        }
+
         trainer?.Dispose();
         publishedWeights?.Dispose();
         stopping?.Dispose();
@@ -508,7 +523,7 @@ public sealed partial class ContinualLearner : IDisposable
                 readGeneration++;
                 watchedPartition = partitions.FirstOrDefault();
 
-                // The coordinator that assigned them answers, so the watchdog queries the new leader now.
+                // The coordinator that assigned them responds, so the watchdog queries the new leader now.
                 brokerWatchdog?.Wake();
                 return partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))).ToList();
             })
@@ -598,6 +613,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "The learner did not stop within {Seconds} s")]
     private static partial void LogStopTimedOut(ILogger logger, double seconds);
+
+    [LoggerMessage(EventId = 262, Level = LogLevel.Error, Message = "The learner thread is still running, so its models and buffers are not freed. The process should exit")]
+    private static partial void LogDisposeSkipped(ILogger logger);
 
     [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Leaving consumer group {GroupId} took {Seconds:F1} s, usually because a rebalance was in progress or the group coordinator did not respond")]
     private static partial void LogSlowLeave(ILogger logger, string groupId, double seconds);

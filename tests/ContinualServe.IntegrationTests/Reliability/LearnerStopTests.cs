@@ -94,6 +94,24 @@ public sealed class LearnerStopTests(ITestOutputHelper output)
         AssertEachIdTrainedOnce(options, 1000);
     }
 
+    [Fact]
+    public async Task StopReportsWhetherThreadEnded()
+    {
+        const string topic = Topic + "-result";
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
+        Produce(broker.BootstrapServers, topic, 0, 200);
+        using ContinualLearner learner = LearnerFixture.Create(options);
+        learner.Start();
+        (await WaitForCheckpointAsync(learner, offset => offset >= 64, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+
+        // The thread still has to finish its step and leave the group, which takes longer than no time at all.
+        learner.Stop(TimeSpan.Zero).ShouldBeFalse();
+        learner.Stop(TimeSpan.FromSeconds(30)).ShouldBeTrue();
+        learner.Status.IsRunning.ShouldBeFalse();
+        learner.Stop(TimeSpan.Zero).ShouldBeTrue("a stopped learner stops at once");
+    }
+
     private static TimeSpan StopAndMeasure(ContinualLearner learner)
     {
         var clock = Stopwatch.StartNew();
