@@ -57,13 +57,13 @@ internal static class LearnerHarness
         producer.Flush(TimeSpan.FromSeconds(20));
     }
 
-    /// <summary>Polls <paramref name="condition"/> every 100 ms and fails the test after <see cref="WaitLimit"/>.</summary>
-    public static async Task WaitUntilAsync(Func<bool> condition)
+    /// <summary>Polls <paramref name="condition"/> every 100 ms and fails the test with <paramref name="failure"/> after <see cref="WaitLimit"/>.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition, string failure = "the learner did not reach the expected state in time")
     {
         DateTime deadline = DateTime.UtcNow + WaitLimit;
         while (!condition())
         {
-            DateTime.UtcNow.ShouldBeLessThan(deadline, "the learner did not reach the expected state in time");
+            DateTime.UtcNow.ShouldBeLessThan(deadline, failure);
             await Task.Delay(100);
         }
     }

@@ -11,7 +11,6 @@ public sealed class BrokerWatchdogTests
 {
     private const string Topic = "watchdog-topic";
     private static readonly TopicPartition Partition = new(Topic, new Partition(0));
-    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(15);
 
     // A check every 300 ms and a probe every 100 ms: two failed checks take about 2.5 s. The 1 s timeout of a check
     // keeps a busy 2-core machine from failing two checks in a row against a broker that is up.
@@ -21,10 +20,10 @@ public sealed class BrokerWatchdogTests
         ProbeInterval: TimeSpan.FromMilliseconds(100),
         ProbeTimeout: TimeSpan.FromMilliseconds(500));
 
-    [Fact(Timeout = 60_000)]
+    [Fact(Timeout = 150_000)]
     public async Task OutageAndRecoveryFlipAvailabilityOnceEach()
     {
-        using EmbeddedKafkaBroker broker = StartBroker();
+        using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         var logger = new RecordingLogger();
         int changes = 0;
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Partition, () => Interlocked.Increment(ref changes), logger, Fast);
@@ -37,7 +36,7 @@ public sealed class BrokerWatchdogTests
 
         // The watchdog logs before it calls back, so the test waits for the call.
         broker.SetBrokerDown();
-        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 1)).ShouldBeTrue("the watchdog did not notice the outage");
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the watchdog did not notice the outage");
         watchdog.IsAvailable.ShouldBeFalse();
         logger.Messages.ShouldContain(message => message.Contains("did not respond to 2 watermark queries in a row", StringComparison.Ordinal));
 
@@ -47,12 +46,12 @@ public sealed class BrokerWatchdogTests
         Volatile.Read(ref changes).ShouldBe(1);
 
         broker.SetBrokerUp();
-        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 2)).ShouldBeTrue("the watchdog did not notice the recovery");
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 2, "the watchdog did not notice the recovery");
         watchdog.IsAvailable.ShouldBeTrue();
         logger.Messages.ShouldContain(message => message.Contains("responds again", StringComparison.Ordinal));
     }
 
-    [Fact(Timeout = 60_000)]
+    [Fact(Timeout = 150_000)]
     public async Task LeaderDownWhileCoordinatorUp()
     {
         // librdkafka reports all brokers down only when none responds, so here only the watchdog's queries notice.
@@ -66,15 +65,15 @@ public sealed class BrokerWatchdogTests
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetBrokerDown(1);
-        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 1)).ShouldBeTrue("the watchdog did not notice the leader's outage");
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the watchdog did not notice the leader's outage");
         broker.SetBrokerUp(1);
-        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 2)).ShouldBeTrue("the watchdog did not notice the leader's recovery");
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 2, "the watchdog did not notice the leader's recovery");
     }
 
-    [Fact(Timeout = 60_000)]
+    [Fact(Timeout = 150_000)]
     public async Task MarkedUnavailableUntilProbeSucceeds()
     {
-        using EmbeddedKafkaBroker broker = StartBroker();
+        using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         int changes = 0;
         var slowChecks = Fast with { CheckInterval = TimeSpan.FromMinutes(1) };
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), slowChecks);
@@ -83,14 +82,14 @@ public sealed class BrokerWatchdogTests
         // The broker stays up, so the first probe after the mark succeeds. A check a minute away does not delay it.
         watchdog.MarkUnavailable();
         watchdog.IsAvailable.ShouldBeFalse();
-        (await WaitUntilAsync(() => Volatile.Read(ref changes) == 2)).ShouldBeTrue("a probe did not mark the broker available again");
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 2, "a probe did not mark the broker available again");
         watchdog.IsAvailable.ShouldBeTrue();
     }
 
-    [Fact(Timeout = 60_000)]
+    [Fact(Timeout = 150_000)]
     public async Task ReadsWatchedPartitionBeforeEachQuery()
     {
-        using EmbeddedKafkaBroker broker = StartBroker();
+        using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         TopicPartition watched = Partition;
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Volatile.Read(ref watched), () => { }, new RecordingLogger(), Fast);
         watchdog.Start();
@@ -99,10 +98,10 @@ public sealed class BrokerWatchdogTests
 
         // A topic the broker does not have cannot be read, so it counts as unreachable.
         Volatile.Write(ref watched, new TopicPartition("missing-topic", new Partition(0)));
-        (await WaitUntilAsync(() => !watchdog.IsAvailable)).ShouldBeTrue("a partition nobody leads was reported available");
+        await LearnerHarness.WaitUntilAsync(() => !watchdog.IsAvailable, "a partition nobody leads was reported available");
 
         Volatile.Write(ref watched, Partition);
-        (await WaitUntilAsync(() => watchdog.IsAvailable)).ShouldBeTrue();
+        await LearnerHarness.WaitUntilAsync(() => watchdog.IsAvailable);
     }
 
     [Fact]
@@ -111,28 +110,5 @@ public sealed class BrokerWatchdogTests
         var watchdog = new BrokerWatchdog("127.0.0.1:1", () => Partition, () => { }, new RecordingLogger(), Fast);
         watchdog.Dispose();
         watchdog.IsAvailable.ShouldBeTrue();
-    }
-
-    private static EmbeddedKafkaBroker StartBroker()
-    {
-        EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, 1);
-        return broker;
-    }
-
-    private static async Task<bool> WaitUntilAsync(Func<bool> condition)
-    {
-        DateTime deadline = DateTime.UtcNow + Limit;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (condition())
-            {
-                return true;
-            }
-
-            await Task.Delay(20);
-        }
-
-        return condition();
     }
 }
