@@ -24,6 +24,7 @@ public sealed partial class BrokerWatchdog : IDisposable
     private readonly ILogger logger;
     private readonly BrokerWatchdogTimings timings;
     private readonly IConsumer<Ignore, Ignore> client;
+    private readonly IAdminClient metadata;
     private readonly CancellationTokenSource stopping = new();
     private readonly SemaphoreSlim wakeUp = new(0, 1);
     private readonly Lock availabilityLock = new();
@@ -31,25 +32,27 @@ public sealed partial class BrokerWatchdog : IDisposable
     private volatile bool available = true;
 
     /// <param name="bootstrapServers">The brokers of the learner's topic.</param>
+    /// <param name="groupId">The learner's consumer group, which the watchdog's client names but never joins.</param>
     /// <param name="partition">The partition whose leader to query, read before each query.</param>
     /// <param name="availabilityChanged">Called on the watchdog's thread, or on the thread of <see cref="MarkUnavailable"/>, after <see cref="IsAvailable"/> changes.</param>
     /// <param name="logger">Receives the changes and the client's librdkafka log.</param>
     /// <param name="timings">The query intervals and timeouts; <see cref="BrokerWatchdogTimings.Default"/> when null.</param>
-    public BrokerWatchdog(string bootstrapServers, Func<TopicPartition> partition, Action availabilityChanged, ILogger logger, BrokerWatchdogTimings? timings = null)
+    public BrokerWatchdog(string bootstrapServers, string groupId, Func<TopicPartition> partition, Action availabilityChanged, ILogger logger, BrokerWatchdogTimings? timings = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(bootstrapServers);
+        ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
         this.partition = partition;
         this.availabilityChanged = availabilityChanged;
         this.logger = logger;
         this.timings = timings ?? BrokerWatchdogTimings.Default;
 
-        // The client needs a group id but never subscribes, so it joins no group. The learner's consumer already logs
-        // librdkafka's errors, so this client's are dropped. (The admin client's ListOffsets returned no offset and no
-        // error from librdkafka's mock cluster, with the leader up or down, so it cannot serve here.)
+        // The client never subscribes, so it joins no group, and it takes the learner's group id because the learner's
+        // credentials may already use it. Its errors are dropped because the learner's consumer logs the same ones.
+        // The admin client's ListOffsets is not used: librdkafka's mock cluster returned neither an offset nor an error.
         var config = new ConsumerConfig
         {
             BootstrapServers = bootstrapServers,
-            GroupId = "continualserve-broker-watchdog",
+            GroupId = groupId,
             EnableAutoCommit = false,
             ReconnectBackoffMs = 100,
             ReconnectBackoffMaxMs = 2000,
@@ -58,6 +61,7 @@ public sealed partial class BrokerWatchdog : IDisposable
             .SetLogHandler(new KafkaClientLog(logger).OnLog)
             .SetErrorHandler((_, _) => { })
             .Build();
+        metadata = new DependentAdminClientBuilder(client.Handle).Build();
         thread = new Thread(Run) { IsBackground = true, Name = "continualserve-broker-watchdog" };
     }
 
@@ -100,6 +104,7 @@ public sealed partial class BrokerWatchdog : IDisposable
             thread.Join();
         }
 
+        metadata.Dispose();
         client.Dispose();
         stopping.Dispose();
         wakeUp.Dispose();
@@ -160,7 +165,23 @@ public sealed partial class BrokerWatchdog : IDisposable
         }
         catch (KafkaException exception)
         {
+            RefreshMetadata(queried.Topic, timeout);
             return exception.Error.Code;
+        }
+    }
+
+    // A watermark query reads the leader from the client's cached metadata, and a client that fetches nothing refreshes
+    // it only every 5 minutes. After the leader's outage the embedded broker's client kept failing with
+    // Local_UnknownPartition for a minute while the leader was back, so a failed query requests fresh metadata.
+    private void RefreshMetadata(string topic, TimeSpan timeout)
+    {
+        try
+        {
+            _ = metadata.GetMetadata(topic, timeout);
+        }
+        catch (KafkaException)
+        {
+            // The next query finds out whether the leader responds.
         }
     }
 

@@ -10,6 +10,7 @@ namespace ContinualServe.Learner.Tests.Faults;
 public sealed class BrokerWatchdogTests
 {
     private const string Topic = "watchdog-topic";
+    private const string Group = "watchdog-group";
     private static readonly TopicPartition Partition = new(Topic, new Partition(0));
 
     // A check every 300 ms and a probe every 100 ms: two failed checks take about 2.5 s. The 1 s timeout of a check
@@ -26,7 +27,7 @@ public sealed class BrokerWatchdogTests
         using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         var logger = new RecordingLogger();
         int changes = 0;
-        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Partition, () => Interlocked.Increment(ref changes), logger, Fast);
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Partition, () => Interlocked.Increment(ref changes), logger, Fast);
         watchdog.Start();
 
         // Several checks against a broker that responds change nothing.
@@ -59,7 +60,7 @@ public sealed class BrokerWatchdogTests
         broker.CreateTopic(Topic, 1);
         broker.SetPartitionLeader(Topic, 0, brokerId: 1);
         int changes = 0;
-        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), Fast);
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), Fast);
         watchdog.Start();
         await Task.Delay(TimeSpan.FromSeconds(1));
         watchdog.IsAvailable.ShouldBeTrue();
@@ -76,7 +77,7 @@ public sealed class BrokerWatchdogTests
         using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         int changes = 0;
         var slowChecks = Fast with { CheckInterval = TimeSpan.FromMinutes(1) };
-        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), slowChecks);
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), slowChecks);
         watchdog.Start();
 
         // The broker stays up, so the first probe after the mark succeeds. A check a minute away does not delay it.
@@ -91,7 +92,7 @@ public sealed class BrokerWatchdogTests
     {
         using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         TopicPartition watched = Partition;
-        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, () => Volatile.Read(ref watched), () => { }, new RecordingLogger(), Fast);
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Volatile.Read(ref watched), () => { }, new RecordingLogger(), Fast);
         watchdog.Start();
         await Task.Delay(TimeSpan.FromSeconds(1));
         watchdog.IsAvailable.ShouldBeTrue();
@@ -107,7 +108,7 @@ public sealed class BrokerWatchdogTests
     [Fact]
     public void DisposeWithoutStartReturns()
     {
-        var watchdog = new BrokerWatchdog("127.0.0.1:1", () => Partition, () => { }, new RecordingLogger(), Fast);
+        var watchdog = new BrokerWatchdog("127.0.0.1:1", Group, () => Partition, () => { }, new RecordingLogger(), Fast);
         watchdog.Dispose();
         watchdog.IsAvailable.ShouldBeTrue();
     }
