@@ -105,6 +105,21 @@ public sealed class BrokerWatchdogTests
         await LearnerHarness.WaitUntilAsync(() => watchdog.IsAvailable);
     }
 
+    [Fact(Timeout = 150_000)]
+    public async Task DisposeDuringOutageIsQuick()
+    {
+        using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+        var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Partition, () => { }, new RecordingLogger(), Fast);
+        watchdog.Start();
+        broker.SetBrokerDown();
+        await LearnerHarness.WaitUntilAsync(() => !watchdog.IsAvailable, "the watchdog did not notice the outage");
+
+        // Dispose waits for the query in progress and its metadata request, each bounded by a 1 s timeout here.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        watchdog.Dispose();
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10));
+    }
+
     [Fact]
     public void DisposeWithoutStartReturns()
     {
