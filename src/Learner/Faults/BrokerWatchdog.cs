@@ -30,6 +30,7 @@ public sealed partial class BrokerWatchdog : IDisposable
     private readonly Lock availabilityLock = new();
     private readonly Thread thread;
     private volatile bool available = true;
+    private bool disposed;
 
     /// <param name="bootstrapServers">The brokers of the learner's topic.</param>
     /// <param name="groupId">The learner's consumer group, which the watchdog's client names but never joins.</param>
@@ -98,6 +99,12 @@ public sealed partial class BrokerWatchdog : IDisposable
     /// <summary>Stops the thread, waiting at most for the query in progress, and closes the client.</summary>
     public void Dispose()
     {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
         stopping.Cancel();
         if (thread.IsAlive)
         {
@@ -131,7 +138,7 @@ public sealed partial class BrokerWatchdog : IDisposable
             if (failure is null)
             {
                 failedChecks = 0;
-                SetAvailable(true, () => LogLeaderAnswers(logger, queried));
+                SetAvailable(true, () => LogLeaderResponds(logger, queried));
             }
             else if (available && ++failedChecks >= FailedChecksBeforeUnavailable)
             {
@@ -207,7 +214,7 @@ public sealed partial class BrokerWatchdog : IDisposable
     private static partial void LogLeaderUnreachable(ILogger logger, TopicPartition partition, int queries, ErrorCode errorCode);
 
     [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "The leader of {Partition} responds again, so the learner is ready")]
-    private static partial void LogLeaderAnswers(ILogger logger, TopicPartition partition);
+    private static partial void LogLeaderResponds(ILogger logger, TopicPartition partition);
 }
 
 /// <summary>How often and how long <see cref="BrokerWatchdog"/> waits for the partition leader.</summary>

@@ -121,9 +121,10 @@ public sealed class BrokerWatchdogTests
     }
 
     [Fact]
-    public void DisposeWithoutStartReturns()
+    public void DisposeWithoutStartTwice()
     {
         var watchdog = new BrokerWatchdog("127.0.0.1:1", Group, () => Partition, () => { }, new RecordingLogger(), Fast);
+        watchdog.Dispose();
         watchdog.Dispose();
         watchdog.IsAvailable.ShouldBeTrue();
     }
