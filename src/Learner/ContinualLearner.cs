@@ -58,6 +58,7 @@ public sealed partial class ContinualLearner : IDisposable
     private int lossSteps;
     private long invalidCount;
     private DateTime lastRecordAt = DateTime.UtcNow;
+    private volatile bool disposed;
 
     public ContinualLearner(LearnerOptions options, ILoggerFactory loggerFactory)
     {
@@ -143,6 +144,11 @@ public sealed partial class ContinualLearner : IDisposable
     /// </summary>
     public bool Stop(TimeSpan timeout)
     {
+        if (disposed)
+        {
+            return true;
+        }
+
         stopping?.Cancel();
         if (stopped.Wait(timeout))
         {
@@ -157,14 +163,21 @@ public sealed partial class ContinualLearner : IDisposable
     /// Stops the learner and frees its models. A thread that does not stop within 30 s may still be using them,
     /// so they are then left to the process instead: freeing libtorch memory under a running step would crash it.
     /// </summary>
+    /// <remarks>A second call after a completed one does nothing, and one after a skipped one tries the stop again.</remarks>
     public void Dispose()
     {
+        if (disposed)
+        {
+            return;
+        }
+
         if (!Stop(TimeSpan.FromSeconds(30)))
         {
             LogDisposeSkipped(logger);
             return;
         }
 
+        disposed = true;
         trainer?.Dispose();
         publishedWeights?.Dispose();
         stopping?.Dispose();

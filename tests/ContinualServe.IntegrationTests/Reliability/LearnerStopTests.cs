@@ -112,6 +112,21 @@ public sealed class LearnerStopTests(ITestOutputHelper output)
         learner.Stop(TimeSpan.Zero).ShouldBeTrue("a stopped learner stops at once");
     }
 
+    [Fact]
+    public async Task DisposeTwiceThenStop()
+    {
+        const string topic = Topic + "-dispose";
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+
+        learner.Dispose();
+        learner.Dispose();
+        learner.Stop(TimeSpan.Zero).ShouldBeTrue("a disposed learner is stopped");
+        learner.Status.IsRunning.ShouldBeFalse();
+    }
+
     private static TimeSpan StopAndMeasure(ContinualLearner learner)
     {
         var clock = Stopwatch.StartNew();
