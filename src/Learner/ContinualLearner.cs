@@ -221,6 +221,7 @@ public sealed partial class ContinualLearner : IDisposable
         finally
         {
             UpdateStatus(running: false);
+            ReportReadiness();
             LogStopped(logger, Status.Trained, latest?.Number ?? 0);
             stopped.Set();
         }
