@@ -535,15 +535,16 @@ public sealed partial class ContinualLearner : IDisposable
             .SetPartitionsAssignedHandler((assigned, partitions) =>
             {
                 readGeneration++;
-                watchedPartition = partitions.FirstOrDefault();
+                // The learner keeps librdkafka's default eager assignors (range, roundrobin), so this is the whole assignment, not an increment.
+                assignedPartitions = partitions.ToArray();
 
-                // The coordinator that assigned them responds, so the watchdog queries the new leader now.
+                // The coordinator that assigned them responds, so the watchdog queries the new leaders now.
                 brokerWatchdog?.Wake();
                 return partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))).ToList();
             })
             .SetPartitionsRevokedHandler((_, partitions) =>
             {
-                watchedPartition = null;
+                assignedPartitions = null;
                 RememberPositions();
             })
             .SetErrorHandler((_, error) => OnKafkaError(error))
