@@ -93,8 +93,16 @@ public sealed partial class ContinualLearner : IDisposable
     /// Loads (or creates) the starting version and starts the consumer thread. Returns the version the
     /// learner starts from, which a co-located server can serve at once.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The learner was started before, and is running or has stopped.</exception>
+    /// <exception cref="ObjectDisposedException">The learner was disposed.</exception>
     public ModelVersion Start()
     {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (thread is not null && stopped.IsSet)
+        {
+            throw new InvalidOperationException("The learner has stopped and cannot be started again. Create a new ContinualLearner on the same options to continue.");
+        }
+
         if (thread is not null)
         {
             throw new InvalidOperationException("The learner is already running.");

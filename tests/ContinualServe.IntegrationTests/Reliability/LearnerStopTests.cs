@@ -143,6 +143,23 @@ public sealed class LearnerStopTests(ITestOutputHelper output)
         learner.Status.IsRunning.ShouldBeFalse();
     }
 
+    [Fact]
+    public async Task StartAfterStopIsRejected()
+    {
+        const string topic = Topic + "-restart";
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+        Should.Throw<InvalidOperationException>(() => learner.Start()).Message.ShouldContain("already running");
+
+        learner.Stop(TimeSpan.FromSeconds(30)).ShouldBeTrue();
+        Should.Throw<InvalidOperationException>(() => learner.Start()).Message.ShouldContain("cannot be started again");
+
+        learner.Dispose();
+        Should.Throw<ObjectDisposedException>(() => learner.Start());
+    }
+
     private static TimeSpan StopAndMeasure(ContinualLearner learner)
     {
         var clock = Stopwatch.StartNew();
