@@ -58,6 +58,7 @@ public sealed partial class ContinualLearner : IDisposable
     private int lossSteps;
     private long invalidCount;
     private DateTime lastRecordAt = DateTime.UtcNow;
+    private volatile bool disposed;
 
     public ContinualLearner(LearnerOptions options, ILoggerFactory loggerFactory)
     {
@@ -92,8 +93,16 @@ public sealed partial class ContinualLearner : IDisposable
     /// Loads (or creates) the starting version and starts the consumer thread. Returns the version the
     /// learner starts from, which a co-located server can serve at once.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The learner was started before, and is running or has stopped.</exception>
+    /// <exception cref="ObjectDisposedException">The learner was disposed.</exception>
     public ModelVersion Start()
     {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (thread is not null && stopped.IsSet)
+        {
+            throw new InvalidOperationException("The learner has stopped and cannot be started again. Create a new ContinualLearner on the same options to continue.");
+        }
+
         if (thread is not null)
         {
             throw new InvalidOperationException("The learner is already running.");
@@ -143,6 +152,11 @@ public sealed partial class ContinualLearner : IDisposable
     /// </summary>
     public bool Stop(TimeSpan timeout)
     {
+        if (disposed)
+        {
+            return true;
+        }
+
         stopping?.Cancel();
         if (stopped.Wait(timeout))
         {
@@ -157,14 +171,21 @@ public sealed partial class ContinualLearner : IDisposable
     /// Stops the learner and frees its models. A thread that does not stop within 30 s may still be using them,
     /// so they are then left to the process instead: freeing libtorch memory under a running step would crash it.
     /// </summary>
+    /// <remarks>A second call after a completed one does nothing, and one after a skipped one tries the stop again.</remarks>
     public void Dispose()
     {
+        if (disposed)
+        {
+            return;
+        }
+
         if (!Stop(TimeSpan.FromSeconds(30)))
         {
             LogDisposeSkipped(logger);
             return;
         }
 
+        disposed = true;
         trainer?.Dispose();
         publishedWeights?.Dispose();
         stopping?.Dispose();
@@ -208,6 +229,7 @@ public sealed partial class ContinualLearner : IDisposable
         finally
         {
             UpdateStatus(running: false);
+            ReportReadiness();
             LogStopped(logger, Status.Trained, latest?.Number ?? 0);
             stopped.Set();
         }
@@ -521,15 +543,16 @@ public sealed partial class ContinualLearner : IDisposable
             .SetPartitionsAssignedHandler((assigned, partitions) =>
             {
                 readGeneration++;
-                watchedPartition = partitions.FirstOrDefault();
+                // The learner keeps librdkafka's default eager assignors (range, roundrobin), so this is the whole assignment, not an increment.
+                assignedPartitions = partitions.ToArray();
 
-                // The coordinator that assigned them responds, so the watchdog queries the new leader now.
+                // The coordinator that assigned them responds, so the watchdog queries the new leaders now.
                 brokerWatchdog?.Wake();
                 return partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))).ToList();
             })
             .SetPartitionsRevokedHandler((_, partitions) =>
             {
-                watchedPartition = null;
+                assignedPartitions = null;
                 RememberPositions();
             })
             .SetErrorHandler((_, error) => OnKafkaError(error))

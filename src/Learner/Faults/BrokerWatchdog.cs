@@ -5,21 +5,24 @@ using Microsoft.Extensions.Logging;
 namespace ContinualServe.Learner.Faults;
 
 /// <summary>
-/// Decides whether the learner reaches the leader of its partition, from a thread and a Kafka client of its own.
+/// Decides whether the learner reaches the leaders of its partitions, from a thread and a Kafka client of its own.
 /// The learner's consumer delivers librdkafka's errors only inside <c>Consume</c>, and its thread can spend seconds in
 /// a round, a commit or a leave while the broker is down, so readiness cannot wait for that thread.
 /// </summary>
 /// <remarks>
-/// While the leader responds, the watchdog queries it for the partition's watermarks every <see cref="BrokerWatchdogTimings.CheckInterval"/>.
-/// Two failed queries in a row, <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker unavailable,
-/// so one slow response does not flip readiness. While it is unavailable the watchdog queries every probe interval,
-/// and the first response marks it available again.
+/// While the leaders respond, the watchdog queries each watched partition's leader for its watermarks every
+/// <see cref="BrokerWatchdogTimings.CheckInterval"/>. A check fails at the first query that fails. Two failed checks in a row,
+/// <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker unavailable, so one slow response does not flip
+/// readiness. While it is unavailable the watchdog checks every probe interval, and the first check in which every
+/// leader responds marks it available again.
+/// NOTE: a check sends one watermark request per watched partition, not one per leader, so a learner assigned
+/// hundreds of partitions sends hundreds of requests every check interval.
 /// </remarks>
 public sealed partial class BrokerWatchdog : IDisposable
 {
     private const int FailedChecksBeforeUnavailable = 2;
 
-    private readonly Func<TopicPartition> partition;
+    private readonly Func<IReadOnlyList<TopicPartition>> partitions;
     private readonly Action availabilityChanged;
     private readonly ILogger logger;
     private readonly BrokerWatchdogTimings timings;
@@ -34,15 +37,15 @@ public sealed partial class BrokerWatchdog : IDisposable
 
     /// <param name="bootstrapServers">The brokers of the learner's topic.</param>
     /// <param name="groupId">The learner's consumer group, which the watchdog's client names but never joins.</param>
-    /// <param name="partition">The partition whose leader to query, read before each query.</param>
+    /// <param name="partitions">The partitions whose leaders to query, read before each check. A check of no partitions changes nothing.</param>
     /// <param name="availabilityChanged">Called on the watchdog's thread, or on the thread of <see cref="MarkUnavailable"/>, after <see cref="IsAvailable"/> changes.</param>
     /// <param name="logger">Receives the changes and the client's librdkafka log.</param>
     /// <param name="timings">The query intervals and timeouts; <see cref="BrokerWatchdogTimings.Default"/> when null.</param>
-    public BrokerWatchdog(string bootstrapServers, string groupId, Func<TopicPartition> partition, Action availabilityChanged, ILogger logger, BrokerWatchdogTimings? timings = null)
+    public BrokerWatchdog(string bootstrapServers, string groupId, Func<IReadOnlyList<TopicPartition>> partitions, Action availabilityChanged, ILogger logger, BrokerWatchdogTimings? timings = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(bootstrapServers);
         ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
-        this.partition = partition;
+        this.partitions = partitions;
         this.availabilityChanged = availabilityChanged;
         this.logger = logger;
         this.timings = timings ?? BrokerWatchdogTimings.Default;
@@ -66,14 +69,14 @@ public sealed partial class BrokerWatchdog : IDisposable
         thread = new Thread(Run) { IsBackground = true, Name = "continualserve-broker-watchdog" };
     }
 
-    /// <summary>False from two failed queries in a row, or from <see cref="MarkUnavailable"/>, until a query succeeds.</summary>
+    /// <summary>False from two failed checks in a row, or from <see cref="MarkUnavailable"/>, until a check succeeds.</summary>
     public bool IsAvailable => available;
 
     public void Start() => thread.Start();
 
     /// <summary>
-    /// Marks the broker unavailable at once, for librdkafka's report that all brokers are down, and queries the
-    /// leader every probe interval from then on.
+    /// Marks the broker unavailable at once, for librdkafka's report that all brokers are down, and checks the
+    /// leaders every probe interval from then on.
     /// </summary>
     public void MarkUnavailable()
     {
@@ -83,7 +86,7 @@ public sealed partial class BrokerWatchdog : IDisposable
         }
     }
 
-    /// <summary>Queries the leader now instead of at the end of the current interval, for example after a new assignment.</summary>
+    /// <summary>Checks the leaders now instead of at the end of the current interval, for example after a new assignment.</summary>
     public void Wake()
     {
         try
@@ -133,20 +136,51 @@ public sealed partial class BrokerWatchdog : IDisposable
             }
 
             ServeEvents();
-            TopicPartition queried = partition();
-            ErrorCode? failure = Query(queried, available ? timings.CheckTimeout : timings.ProbeTimeout);
+            IReadOnlyList<TopicPartition> watched = partitions();
+            if (watched.Count == 0)
+            {
+                continue;
+            }
+
+            (TopicPartition queried, ErrorCode code)? failure = Check(watched, available ? timings.CheckTimeout : timings.ProbeTimeout);
+            if (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+
             if (failure is null)
             {
                 failedChecks = 0;
-                SetAvailable(true, () => LogLeaderResponds(logger, queried));
+                SetAvailable(true, () => LogLeadersRespond(logger, watched));
             }
             else if (available && ++failedChecks >= FailedChecksBeforeUnavailable)
             {
                 failedChecks = 0;
-                ErrorCode code = failure.Value;
+                (TopicPartition queried, ErrorCode code) = failure.Value;
                 SetAvailable(false, () => LogLeaderUnreachable(logger, queried, FailedChecksBeforeUnavailable, code));
             }
         }
+    }
+
+    /// <summary>Queries the leader of each partition in turn. Returns the first partition whose query failed, with its error, or null.</summary>
+    private (TopicPartition Queried, ErrorCode Code)? Check(IReadOnlyList<TopicPartition> watched, TimeSpan timeout)
+    {
+        foreach (TopicPartition queried in watched)
+        {
+            // A stop waits for the check, so it does not wait for the remaining partitions.
+            if (stopping.IsCancellationRequested)
+            {
+                return null;
+            }
+
+            ErrorCode? failure = Query(queried, timeout);
+            if (failure is not null)
+            {
+                return (queried, failure.Value);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Serves the client's queued events (its errors), which otherwise pile up during an outage. It has no assignment, so it reads no record.</summary>
@@ -210,17 +244,17 @@ public sealed partial class BrokerWatchdog : IDisposable
         return true;
     }
 
-    [LoggerMessage(EventId = 241, Level = LogLevel.Warning, Message = "The leader of {Partition} did not respond to {Queries} watermark queries in a row ({ErrorCode}). The learner is not ready and queries again every second")]
-    private static partial void LogLeaderUnreachable(ILogger logger, TopicPartition partition, int queries, ErrorCode errorCode);
+    [LoggerMessage(EventId = 241, Level = LogLevel.Warning, Message = "{Checks} leader checks in a row failed, the last one at the leader of {Partition} ({ErrorCode}). The learner is not ready and checks again every second")]
+    private static partial void LogLeaderUnreachable(ILogger logger, TopicPartition partition, int checks, ErrorCode errorCode);
 
-    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "The leader of {Partition} responds again, so the learner is ready")]
-    private static partial void LogLeaderResponds(ILogger logger, TopicPartition partition);
+    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "The leaders of {Partitions} respond again, so the learner is ready")]
+    private static partial void LogLeadersRespond(ILogger logger, IReadOnlyList<TopicPartition> partitions);
 }
 
-/// <summary>How often and how long <see cref="BrokerWatchdog"/> waits for the partition leader.</summary>
-/// <param name="CheckInterval">Between queries while the leader responds.</param>
-/// <param name="CheckTimeout">Of a query while the leader responds.</param>
-/// <param name="ProbeInterval">Between queries after a failed one, and while the broker is unavailable.</param>
+/// <summary>How often and how long <see cref="BrokerWatchdog"/> waits for the partition leaders.</summary>
+/// <param name="CheckInterval">Between checks while the leaders respond.</param>
+/// <param name="CheckTimeout">Of a query while the leaders respond.</param>
+/// <param name="ProbeInterval">Between checks after a failed one, and while the broker is unavailable.</param>
 /// <param name="ProbeTimeout">Of a query while the broker is unavailable.</param>
 public sealed record BrokerWatchdogTimings(TimeSpan CheckInterval, TimeSpan CheckTimeout, TimeSpan ProbeInterval, TimeSpan ProbeTimeout)
 {

@@ -19,7 +19,7 @@ public sealed partial class ContinualLearner
 
     private volatile bool pauseRequested;
     private volatile BrokerWatchdog? brokerWatchdog;
-    private volatile TopicPartition? watchedPartition;
+    private volatile TopicPartition[]? assignedPartitions;
     private bool pauseApplied;
     private long kafkaErrorCount;
     private long pauseFileCheckedAt;
@@ -109,16 +109,16 @@ public sealed partial class ContinualLearner
         pauseApplied = requested;
     }
 
-    // The partition whose leader the watchdog queries: the first assigned one, or else the topic's partition 0.
+    // The partitions whose leaders the watchdog queries: the assigned ones, or else the topic's partition 0.
     // A session that times out during an outage revokes the assignment, and an idle group member has none. Without
     // the fallback neither would be checked, and only librdkafka's all-brokers-down error could mark the learner not ready.
-    private TopicPartition WatchedPartition() =>
-        watchedPartition ?? new TopicPartition(options.Topic, new Partition(0));
+    private TopicPartition[] WatchedPartitions() =>
+        assignedPartitions is { Length: > 0 } assigned ? assigned : [new TopicPartition(options.Topic, new Partition(0))];
 
     /// <summary>Starts the watchdog that decides <see cref="LearnerStatus.IsBrokerAvailable"/> from its own thread.</summary>
     private BrokerWatchdog StartBrokerWatchdog()
     {
-        var started = new BrokerWatchdog(options.BootstrapServers, options.GroupId, WatchedPartition, ReportReadiness, logger);
+        var started = new BrokerWatchdog(options.BootstrapServers, options.GroupId, WatchedPartitions, ReportReadiness, logger);
         brokerWatchdog = started;
         started.Start();
         return started;

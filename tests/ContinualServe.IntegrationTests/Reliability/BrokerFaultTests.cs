@@ -111,6 +111,43 @@ public sealed class BrokerFaultTests
     }
 
     [Fact]
+    public async Task SecondPartitionLeaderOutageMarksNotReady()
+    {
+        // The learner is assigned both partitions of the topic. Partition 0's leader and the group coordinator stay up, so
+        // only a query to partition 1's leader shows that the learner cannot read all of its partitions.
+        const string topic = "second-leader-test";
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 3);
+        broker.CreateTopic(topic, 2);
+        broker.CreateTopic(topic + ".dlq", 1);
+        broker.SetPartitionLeader(topic, 0, brokerId: 1);
+        broker.SetPartitionLeader(topic, 1, brokerId: 2);
+        broker.SetPartitionLeader(topic + ".dlq", 0, brokerId: 1);
+        LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
+        broker.SetGroupCoordinator(options.GroupId, brokerId: 3);
+
+        using IProducer<string, byte[]> producer = CreateProducer(broker.BootstrapServers);
+        for (int index = 0; index < 20; index++)
+        {
+            string id = TestIds.Train(index);
+            byte[] record = ExampleRecordCodec.Encode(id, 1, LearnerFixture.Training.Labels[index] % 2, LearnerFixture.Training.Image(index));
+            await producer.ProduceAsync(new TopicPartition(topic, index % 2), new Message<string, byte[]> { Key = id, Value = record });
+        }
+
+        // A learner that consumed every record is assigned both partitions.
+        using ContinualLearner learner = LearnerFixture.Create(options);
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => learner.Status.Consumed == 20, TimeSpan.FromSeconds(30)))
+            .ShouldBeTrue($"the learner consumed {learner.Status.Consumed} of 20 records");
+        learner.IsReady.ShouldBeTrue();
+        broker.SetBrokerDown(2);
+        (await LearnerFixture.WaitUntilAsync(() => !learner.IsReady, TimeSpan.FromSeconds(15))).ShouldBeTrue("the learner stayed ready");
+        learner.Status.IsBrokerAvailable.ShouldBeFalse();
+
+        broker.SetBrokerUp(2);
+        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(15))).ShouldBeTrue("the learner did not become ready again");
+    }
+
+    [Fact]
     public async Task RecordsDeletedWhileStoppedAreReportedLost()
     {
         const string topic = "retention-test";

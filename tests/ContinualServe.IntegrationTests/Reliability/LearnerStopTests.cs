@@ -4,6 +4,7 @@ using ContinualServe.Learner;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
+using ContinualServe.Model.Telemetry;
 using Shouldly;
 using Xunit;
 using Xunit.Abstractions;
@@ -110,6 +111,53 @@ public sealed class LearnerStopTests(ITestOutputHelper output)
         learner.Stop(TimeSpan.FromSeconds(30)).ShouldBeTrue();
         learner.Status.IsRunning.ShouldBeFalse();
         learner.Stop(TimeSpan.Zero).ShouldBeTrue("a stopped learner stops at once");
+    }
+
+    [Fact]
+    public async Task StoppedLearnerSetsReadyGaugeToZero()
+    {
+        const string topic = Topic + "-gauge";
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        using ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => ReliabilityMetrics.LearnerReady.Value == 1, TimeSpan.FromSeconds(30)))
+            .ShouldBeTrue("the running learner did not set the ready gauge");
+
+        learner.Stop(TimeSpan.FromSeconds(30)).ShouldBeTrue();
+        learner.IsReady.ShouldBeFalse();
+        ReliabilityMetrics.LearnerReady.Value.ShouldBe(0, "a stopped learner is not ready");
+    }
+
+    [Fact]
+    public async Task DisposeTwiceThenStop()
+    {
+        const string topic = Topic + "-dispose";
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+
+        learner.Dispose();
+        learner.Dispose();
+        learner.Stop(TimeSpan.Zero).ShouldBeTrue("a disposed learner is stopped");
+        learner.Status.IsRunning.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task StartAfterStopIsRejected()
+    {
+        const string topic = Topic + "-restart";
+        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+        Should.Throw<InvalidOperationException>(() => learner.Start()).Message.ShouldContain("already running");
+
+        learner.Stop(TimeSpan.FromSeconds(30)).ShouldBeTrue();
+        Should.Throw<InvalidOperationException>(() => learner.Start()).Message.ShouldContain("cannot be started again");
+
+        learner.Dispose();
+        Should.Throw<ObjectDisposedException>(() => learner.Start());
     }
 
     private static TimeSpan StopAndMeasure(ContinualLearner learner)

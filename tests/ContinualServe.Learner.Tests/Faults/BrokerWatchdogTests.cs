@@ -27,7 +27,7 @@ public sealed class BrokerWatchdogTests
         using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         var logger = new RecordingLogger();
         int changes = 0;
-        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Partition, () => Interlocked.Increment(ref changes), logger, Fast);
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), logger, Fast);
         watchdog.Start();
 
         // Several checks against a broker that responds change nothing.
@@ -39,7 +39,7 @@ public sealed class BrokerWatchdogTests
         broker.SetBrokerDown();
         await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the watchdog did not notice the outage");
         watchdog.IsAvailable.ShouldBeFalse();
-        logger.Messages.ShouldContain(message => message.Contains("did not respond to 2 watermark queries in a row", StringComparison.Ordinal));
+        logger.Messages.ShouldContain(message => message.Contains("2 leader checks in a row failed", StringComparison.Ordinal));
 
         // Failed probes during the outage leave it unavailable without further calls.
         await Task.Delay(TimeSpan.FromSeconds(1));
@@ -49,7 +49,7 @@ public sealed class BrokerWatchdogTests
         broker.SetBrokerUp();
         await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 2, "the watchdog did not notice the recovery");
         watchdog.IsAvailable.ShouldBeTrue();
-        logger.Messages.ShouldContain(message => message.Contains("responds again", StringComparison.Ordinal));
+        logger.Messages.ShouldContain(message => message.Contains("respond again", StringComparison.Ordinal));
     }
 
     [Fact(Timeout = 150_000)]
@@ -60,7 +60,7 @@ public sealed class BrokerWatchdogTests
         broker.CreateTopic(Topic, 1);
         broker.SetPartitionLeader(Topic, 0, brokerId: 1);
         int changes = 0;
-        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), Fast);
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), new RecordingLogger(), Fast);
         watchdog.Start();
         await Task.Delay(TimeSpan.FromSeconds(1));
         watchdog.IsAvailable.ShouldBeTrue();
@@ -72,12 +72,38 @@ public sealed class BrokerWatchdogTests
     }
 
     [Fact(Timeout = 150_000)]
+    public async Task AnyWatchedLeaderDownMarksUnavailable()
+    {
+        // Partition 0's leader stays up, so only the query to partition 1's leader fails.
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
+        broker.CreateTopic(Topic, 2);
+        broker.SetPartitionLeader(Topic, 0, brokerId: 1);
+        broker.SetPartitionLeader(Topic, 1, brokerId: 2);
+        TopicPartition[] watched = [Partition, new TopicPartition(Topic, new Partition(1))];
+        var logger = new RecordingLogger();
+        int changes = 0;
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, Fast);
+        watchdog.Start();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        watchdog.IsAvailable.ShouldBeTrue();
+
+        broker.SetBrokerDown(2);
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the watchdog did not notice the outage of partition 1's leader");
+        watchdog.IsAvailable.ShouldBeFalse();
+        logger.Messages.ShouldContain(message => message.Contains($"the leader of {watched[1]}", StringComparison.Ordinal));
+
+        broker.SetBrokerUp(2);
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 2, "the watchdog did not notice the recovery of partition 1's leader");
+        watchdog.IsAvailable.ShouldBeTrue();
+    }
+
+    [Fact(Timeout = 150_000)]
     public async Task MarkedUnavailableUntilProbeSucceeds()
     {
         using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         int changes = 0;
         var slowChecks = Fast with { CheckInterval = TimeSpan.FromMinutes(1) };
-        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Partition, () => Interlocked.Increment(ref changes), new RecordingLogger(), slowChecks);
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), new RecordingLogger(), slowChecks);
         watchdog.Start();
 
         // The broker stays up, so the first probe after the mark succeeds. A check a minute away does not delay it.
@@ -92,7 +118,7 @@ public sealed class BrokerWatchdogTests
     {
         using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
         TopicPartition watched = Partition;
-        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Volatile.Read(ref watched), () => { }, new RecordingLogger(), Fast);
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Volatile.Read(ref watched)], () => { }, new RecordingLogger(), Fast);
         watchdog.Start();
         await Task.Delay(TimeSpan.FromSeconds(1));
         watchdog.IsAvailable.ShouldBeTrue();
@@ -109,7 +135,7 @@ public sealed class BrokerWatchdogTests
     public async Task DisposeDuringOutageIsQuick()
     {
         using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
-        var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => Partition, () => { }, new RecordingLogger(), Fast);
+        var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => { }, new RecordingLogger(), Fast);
         watchdog.Start();
         broker.SetBrokerDown();
         await LearnerHarness.WaitUntilAsync(() => !watchdog.IsAvailable, "the watchdog did not notice the outage");
@@ -123,7 +149,7 @@ public sealed class BrokerWatchdogTests
     [Fact]
     public void DisposeWithoutStartTwice()
     {
-        var watchdog = new BrokerWatchdog("127.0.0.1:1", Group, () => Partition, () => { }, new RecordingLogger(), Fast);
+        var watchdog = new BrokerWatchdog("127.0.0.1:1", Group, () => [Partition], () => { }, new RecordingLogger(), Fast);
         watchdog.Dispose();
         watchdog.Dispose();
         watchdog.IsAvailable.ShouldBeTrue();
