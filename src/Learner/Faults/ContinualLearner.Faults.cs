@@ -140,14 +140,16 @@ public sealed partial class ContinualLearner
         }
     }
 
+    // Copies the pause and broker state into the status and sets the ready gauge from it. The gauge is set under the
+    // status lock, so two threads reporting at once (the watchdog and a pause request, say) cannot leave the older value.
     private void ReportReadiness()
     {
         lock (statusLock)
         {
             status = status with { IsPaused = IsPaused, IsBrokerAvailable = BrokerAvailable };
+            bool ready = status.IsRunning && status.IsBrokerAvailable && !status.IsPaused && !status.IsDiverged;
+            ReliabilityMetrics.LearnerReady.Set(ready ? 1 : 0);
         }
-
-        ReliabilityMetrics.LearnerReady.Set(IsReady ? 1 : 0);
     }
 
     [LoggerMessage(EventId = 238, Level = LogLevel.Information, Message = "Learning paused: {Paused}")]
