@@ -49,6 +49,7 @@ public sealed partial class BrokerWatchdog : IDisposable
         this.availabilityChanged = availabilityChanged;
         this.logger = logger;
         this.timings = timings ?? BrokerWatchdogTimings.Default;
+        this.timings.Validate();
 
         // The client never subscribes, so it joins no group, and it takes the learner's group id because the learner's
         // credentials may already use it. Its errors are dropped because the learner's consumer logs the same ones.
@@ -72,7 +73,12 @@ public sealed partial class BrokerWatchdog : IDisposable
     /// <summary>False from two failed checks in a row, or from <see cref="MarkUnavailable"/>, until a check succeeds.</summary>
     public bool IsAvailable => available;
 
-    public void Start() => thread.Start();
+    /// <summary>Starts the thread, which checks the leaders at once and then every check interval.</summary>
+    public void Start()
+    {
+        Wake();
+        thread.Start();
+    }
 
     /// <summary>
     /// Marks the broker unavailable at once, for librdkafka's report that all brokers are down, and checks the
@@ -261,4 +267,14 @@ public sealed record BrokerWatchdogTimings(TimeSpan CheckInterval, TimeSpan Chec
     /// <summary>A check every 5 s with a 1 s timeout, a probe every second with a 250 ms timeout.</summary>
     public static BrokerWatchdogTimings Default { get; } =
         new(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(250));
+
+    /// <summary>Throws when an interval or a timeout is not positive, which would otherwise end the watchdog's thread.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is zero or negative.</exception>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(CheckInterval, TimeSpan.Zero, nameof(CheckInterval));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(CheckTimeout, TimeSpan.Zero, nameof(CheckTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ProbeInterval, TimeSpan.Zero, nameof(ProbeInterval));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ProbeTimeout, TimeSpan.Zero, nameof(ProbeTimeout));
+    }
 }

@@ -146,6 +146,33 @@ public sealed class BrokerWatchdogTests
         clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10));
     }
 
+    [Fact(Timeout = 150_000)]
+    public async Task BrokerDownAtStartNoticedAtOnce()
+    {
+        using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+        broker.SetBrokerDown();
+        int changes = 0;
+        var slowChecks = Fast with { CheckInterval = TimeSpan.FromMinutes(1) };
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), new RecordingLogger(), slowChecks);
+
+        // The first check runs at start and the second one a probe interval later, not a minute later.
+        watchdog.Start();
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "a broker down at start was not noticed");
+        watchdog.IsAvailable.ShouldBeFalse();
+    }
+
+    [Theory]
+    [InlineData(0, 1, 1, 1)]
+    [InlineData(1, -1, 1, 1)]
+    [InlineData(1, 1, 0, 1)]
+    [InlineData(1, 1, 1, -5)]
+    public void TimingsNotPositiveAreRejected(int checkInterval, int checkTimeout, int probeInterval, int probeTimeout)
+    {
+        var timings = new BrokerWatchdogTimings(
+            TimeSpan.FromSeconds(checkInterval), TimeSpan.FromSeconds(checkTimeout), TimeSpan.FromSeconds(probeInterval), TimeSpan.FromSeconds(probeTimeout));
+        Should.Throw<ArgumentOutOfRangeException>(() => new BrokerWatchdog("127.0.0.1:1", Group, () => [Partition], () => { }, new RecordingLogger(), timings));
+    }
+
     [Fact]
     public void DisposeWithoutStartTwice()
     {
