@@ -103,6 +103,10 @@ public sealed partial class BrokerWatchdog : IDisposable
         {
             // A wake-up is already pending.
         }
+        catch (ObjectDisposedException)
+        {
+            // A late librdkafka callback after the stop: nothing is left to check.
+        }
     }
 
     /// <summary>Stops the thread, waiting at most for the query in progress, and closes the client.</summary>

@@ -174,11 +174,15 @@ public sealed class BrokerWatchdogTests
     }
 
     [Fact]
-    public void DisposeWithoutStartTwice()
+    public void CallsAfterDisposeDoNotThrow()
     {
         var watchdog = new BrokerWatchdog("127.0.0.1:1", Group, () => [Partition], () => { }, new RecordingLogger(), Fast);
         watchdog.Dispose();
         watchdog.Dispose();
         watchdog.IsAvailable.ShouldBeTrue();
+
+        // A late all-brokers-down report after the stop changes the state but wakes nothing.
+        watchdog.MarkUnavailable();
+        watchdog.IsAvailable.ShouldBeFalse();
     }
 }
