@@ -64,7 +64,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     public async Task AlertRulesEvaluateAndAreHealthy()
     {
         IReadOnlyList<MonitoringExpression> alerts = MonitoringExpressions.AlertRules();
-        alerts.Count.ShouldBe(8);
+        alerts.Count.ShouldBe(9);
         foreach (MonitoringExpression alert in alerts)
         {
             // Throws when Prometheus rejects the expression.
@@ -81,6 +81,20 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
             rule.GetProperty("health").GetString().ShouldBe("ok", rule.GetProperty("name").GetString() + ": " + rule.GetRawText());
             rule.GetProperty("lastEvaluation").GetDateTimeOffset().ShouldBeGreaterThan(pipeline.StartedAt);
         }
+    }
+
+    [Fact]
+    public async Task NotReadyAlertSelectsNotReadyLearner()
+    {
+        // Learner a reports 0 and learner b reports 1: only a is selected.
+        MonitoringExpression notReady = MonitoringExpressions.AlertRules().Single(alert => alert.Source == "alert ContinualServeLearnerNotReady");
+        string synthetic = notReady.Expression.Replace(
+            "continualserve_learner_ready",
+            "(label_replace(vector(0), \"instance\", \"a\", \"\", \"\") or label_replace(vector(1), \"instance\", \"b\", \"\", \"\"))",
+            StringComparison.Ordinal);
+        JsonElement data = await pipeline.Prometheus.QueryAsync(synthetic, CancellationToken.None);
+
+        data.GetProperty("result").EnumerateArray().Select(series => series.GetProperty("metric").GetProperty("instance").GetString()).ShouldBe(["a"]);
     }
 
     [Fact]
@@ -113,7 +127,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
             (int exitCode, string output) = await RunPromtoolAsync(RepositoryPaths.RulesFile, crdSpec);
 
             exitCode.ShouldBe(0, output);
-            output.ShouldContain("SUCCESS: 8 rules found");
+            output.ShouldContain("SUCCESS: 9 rules found");
         }
         finally
         {

@@ -5,9 +5,11 @@ namespace ContinualServe.Model.Telemetry;
 /// <summary>Metrics of the learner's fault handling and of the management API, created once and shared.</summary>
 public static class ReliabilityMetrics
 {
+    // Without a learner, a server exports nothing here rather than a 0 that the not-ready alert would take for a learner.
     public static readonly Gauge LearnerReady = Metrics.CreateGauge(
         "continualserve_learner_ready",
-        "1 while the learner reaches the Kafka brokers and is not paused or diverged, 0 otherwise.");
+        "1 while the learner reaches the Kafka brokers and is not paused or diverged, 0 otherwise.",
+        new GaugeConfiguration { SuppressInitialValue = true });
 
     public static readonly Counter LearnerCheckpoints = Metrics.CreateCounter(
         "continualserve_learner_checkpoints_total",
