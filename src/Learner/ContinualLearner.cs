@@ -543,7 +543,8 @@ public sealed partial class ContinualLearner : IDisposable
             .SetPartitionsAssignedHandler((assigned, partitions) =>
             {
                 readGeneration++;
-                // The learner keeps librdkafka's default eager assignors (range, roundrobin), so this is the whole assignment, not an increment.
+                // The learner keeps librdkafka's default eager assignors (range, roundrobin), so this is the whole
+                // assignment, not an increment.
                 assignedPartitions = partitions.ToArray();
 
                 // The coordinator that assigned them responds, so the watchdog queries the new leaders now.

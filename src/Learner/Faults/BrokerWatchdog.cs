@@ -37,11 +37,21 @@ public sealed partial class BrokerWatchdog : IDisposable
 
     /// <param name="bootstrapServers">The brokers of the learner's topic.</param>
     /// <param name="groupId">The learner's consumer group, which the watchdog's client names but never joins.</param>
-    /// <param name="partitions">The partitions whose leaders to query, read before each check. A check of no partitions changes nothing.</param>
-    /// <param name="availabilityChanged">Called on the watchdog's thread, or on the thread of <see cref="MarkUnavailable"/>, after <see cref="IsAvailable"/> changes.</param>
+    /// <param name="partitions">
+    /// The partitions whose leaders to query, read before each check. A check of no partitions changes nothing.
+    /// </param>
+    /// <param name="availabilityChanged">
+    /// Called after <see cref="IsAvailable"/> changes, on the watchdog's thread or on the thread of <see cref="MarkUnavailable"/>.
+    /// </param>
     /// <param name="logger">Receives the changes and the client's librdkafka log.</param>
-    /// <param name="timings">The query intervals and timeouts; <see cref="BrokerWatchdogTimings.Default"/> when null.</param>
-    public BrokerWatchdog(string bootstrapServers, string groupId, Func<IReadOnlyList<TopicPartition>> partitions, Action availabilityChanged, ILogger logger, BrokerWatchdogTimings? timings = null)
+    /// <param name="timings">The query intervals and timeouts, or null for <see cref="BrokerWatchdogTimings.Default"/>.</param>
+    public BrokerWatchdog(
+        string bootstrapServers,
+        string groupId,
+        Func<IReadOnlyList<TopicPartition>> partitions,
+        Action availabilityChanged,
+        ILogger logger,
+        BrokerWatchdogTimings? timings = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(bootstrapServers);
         ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
