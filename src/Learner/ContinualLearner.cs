@@ -638,7 +638,7 @@ public sealed partial class ContinualLearner : IDisposable
     [LoggerMessage(EventId = 212, Level = LogLevel.Warning, Message = "The learner did not stop within {Seconds} s")]
     private static partial void LogStopTimedOut(ILogger logger, double seconds);
 
-    [LoggerMessage(EventId = 262, Level = LogLevel.Error, Message = "The learner thread is still running, so its models and buffers are not freed. The process should exit")]
+    [LoggerMessage(EventId = 262, Level = LogLevel.Error, Message = "The learner thread did not stop, so its models and buffers stay allocated. Restart the process to free them")]
     private static partial void LogDisposeSkipped(ILogger logger);
 
     [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Leaving consumer group {GroupId} took {Seconds:F1} s, usually because a rebalance was in progress or the group coordinator did not respond")]

@@ -87,14 +87,9 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     public async Task NotReadyAlertSelectsNotReadyLearner()
     {
         // Learner a reports 0 and learner b reports 1: only a is selected.
-        MonitoringExpression notReady = MonitoringExpressions.AlertRules().Single(alert => alert.Source == "alert ContinualServeLearnerNotReady");
-        string synthetic = notReady.Expression.Replace(
-            "continualserve_learner_ready",
-            "(label_replace(vector(0), \"instance\", \"a\", \"\", \"\") or label_replace(vector(1), \"instance\", \"b\", \"\", \"\"))",
-            StringComparison.Ordinal);
-        JsonElement data = await pipeline.Prometheus.QueryAsync(synthetic, CancellationToken.None);
+        string?[] selected = await SelectOnSyntheticSeriesAsync("ContinualServeLearnerNotReady", "continualserve_learner_ready", "instance", ("a", "0"), ("b", "1"));
 
-        data.GetProperty("result").EnumerateArray().Select(series => series.GetProperty("metric").GetProperty("instance").GetString()).ShouldBe(["a"]);
+        selected.ShouldBe(["a"]);
     }
 
     [Fact]
@@ -102,14 +97,23 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     {
         // The alert's expression, evaluated on a synthetic series, proves the threshold and grouping select
         // what they should: 0.4 forgetting on task 1 passes, 0.05 on task 2 does not.
-        MonitoringExpression forgetting = MonitoringExpressions.AlertRules().Single(alert => alert.Source == "alert ContinualServeTaskForgetting");
-        string synthetic = forgetting.Expression.Replace(
-            "continualserve_task_forgetting",
-            "(label_replace(vector(0.4), \"task\", \"1\", \"\", \"\") or label_replace(vector(0.05), \"task\", \"2\", \"\", \"\"))",
-            StringComparison.Ordinal);
-        JsonElement data = await pipeline.Prometheus.QueryAsync(synthetic, CancellationToken.None);
+        string?[] selected = await SelectOnSyntheticSeriesAsync("ContinualServeTaskForgetting", "continualserve_task_forgetting", "task", ("1", "0.4"), ("2", "0.05"));
 
-        data.GetProperty("result").EnumerateArray().Select(series => series.GetProperty("metric").GetProperty("task").GetString()).ShouldBe(["1"]);
+        selected.ShouldBe(["1"]);
+    }
+
+    /// <summary>
+    /// Evaluates an alert's expression with <paramref name="metric"/> replaced by one constant series per label value,
+    /// and returns the <paramref name="label"/> values of the series it selects.
+    /// </summary>
+    private async Task<string?[]> SelectOnSyntheticSeriesAsync(string alert, string metric, string label, params (string Value, string Sample)[] series)
+    {
+        MonitoringExpression rule = MonitoringExpressions.AlertRules().Single(candidate => candidate.Source == "alert " + alert);
+        string vectors = string.Join(
+            " or ", series.Select(one => $"label_replace(vector({one.Sample}), \"{label}\", \"{one.Value}\", \"\", \"\")"));
+        string synthetic = rule.Expression.Replace(metric, "(" + vectors + ")", StringComparison.Ordinal);
+        JsonElement data = await pipeline.Prometheus.QueryAsync(synthetic, CancellationToken.None);
+        return data.GetProperty("result").EnumerateArray().Select(selected => selected.GetProperty("metric").GetProperty(label).GetString()).ToArray();
     }
 
     [Fact]

@@ -264,7 +264,7 @@ public sealed partial class BrokerWatchdog : IDisposable
         return true;
     }
 
-    [LoggerMessage(EventId = 241, Level = LogLevel.Warning, Message = "{Checks} leader checks in a row failed, the last one at the leader of {Partition} ({ErrorCode}). The learner is not ready and checks again every second")]
+    [LoggerMessage(EventId = 241, Level = LogLevel.Warning, Message = "{Checks} leader checks in a row failed. The last failed query went to the leader of {Partition} ({ErrorCode}). The learner is not ready and checks again every second")]
     private static partial void LogLeaderUnreachable(ILogger logger, TopicPartition partition, int checks, ErrorCode errorCode);
 
     [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "The leaders of {Partitions} respond again, so the learner is ready")]
