@@ -58,6 +58,7 @@ internal static class LearnCommand
         builder.Logging.ReportHostFailuresOnce();
         builder.Logging.UseJsonConsoleWhenConfigured(builder.Configuration);
         builder.Services.AddLearnerRole();
+        builder.Services.AddOpenApi();
 
         WebApplication app = builder.Build();
         app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
@@ -66,6 +67,7 @@ internal static class LearnCommand
             : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapMetrics("/metrics").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
         app.MapModelStoreApi(() => app.Services.GetRequiredService<ContinualLearner>().Store);
+        app.MapOpenApi("/openapi/{documentName}.json");
         return app;
     }
 }

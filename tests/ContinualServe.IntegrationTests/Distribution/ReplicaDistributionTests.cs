@@ -43,6 +43,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
         try
         {
             string learnerUrl = StartLearner(root, broker.BootstrapServers);
+            await AssertLearnerDocumentsItsRoutesAsync(http, learnerUrl);
             string first = StartServer(root, "replica-a", broker.BootstrapServers);
             string second = StartServer(root, "replica-b", broker.BootstrapServers);
 
@@ -255,6 +256,31 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
 
         newest.ShouldBeGreaterThanOrEqualTo(minimum, $"the learner must publish version {minimum} within {timeout.TotalSeconds} s");
         return newest;
+    }
+
+    /// <summary>Waits for the learner to listen, then checks that its OpenAPI document lists its health and store routes.</summary>
+    private async Task AssertLearnerDocumentsItsRoutesAsync(HttpClient http, string learnerUrl)
+    {
+        using var deadline = new CancellationTokenSource(StartTimeout);
+        JsonElement? document = null;
+        while (document is null && !deadline.IsCancellationRequested)
+        {
+            AssertAllRunning();
+            try
+            {
+                document = await http.GetFromJsonAsync<JsonElement>(new Uri(learnerUrl + "/openapi/v1.json"));
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(200, CancellationToken.None);
+            }
+        }
+
+        document.ShouldNotBeNull($"the learner did not serve /openapi/v1.json within {StartTimeout.TotalSeconds} s");
+        string[] paths = document.Value.GetProperty("paths").EnumerateObject().Select(path => path.Name).ToArray();
+        paths.ShouldContain("/v2/health/ready");
+        paths.ShouldContain("/store/v1/versions");
+        paths.ShouldContain("/store/v1/versions/{version}/{file}");
     }
 
     private async Task WaitForCounterAsync(HttpClient http, string server, string outcome, double minimum, TimeSpan timeout)
