@@ -32,7 +32,8 @@ public static class StatusPageEndpoints
         ArgumentNullException.ThrowIfNull(endpoints);
         endpoints.MapGet("/ui/api/status", (StatusHistory history) => Results.Json(history.Snapshot(), JsonOptions))
             .WithName("GetStatus")
-            .WithSummary("Live version, its accuracy matrix and recent traffic, for the status page.");
+            .WithSummary("Live version, its accuracy matrix and recent traffic, for the status page.")
+            .Produces<StatusSnapshot>();
         foreach ((string path, string contentType) in Assets)
         {
             string resource = ResourcePrefix + (path.Length == 0 ? "index.html" : path);

@@ -173,6 +173,17 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
 
     // Mirrors the all role, which maps the store routes on the server application.
     [Fact]
+    public void StatusRouteDeclaresSnapshot()
+    {
+        JsonObject operation = document.Operation("/ui/api/status", "get");
+
+        JsonObject snapshot = document.ResponseSchema(operation, 200);
+        OpenApiSchemas.PropertyNames(snapshot).ShouldBe(
+            ["model", "version", "parentVersion", "createdAt", "examplesTrained", "evaluation", "versions", "traffic", "generatedAt"], ignoreOrder: true);
+        OpenApiSchemas.RequiredNames(snapshot).ShouldBe(["model", "versions", "traffic", "generatedAt"], ignoreOrder: true);
+    }
+
+    [Fact]
     public async Task ModelStoreRoutesDeclareBodies()
     {
         string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
