@@ -61,21 +61,23 @@ internal sealed class AnalyticHead : IDisposable
         Tensor weight = solution.narrow(0, 0, featureCount).t().to(ScalarType.Float32).contiguous();
         Tensor bias = solution[featureCount].to(ScalarType.Float32).contiguous();
 
-        // The bias column of X is all ones, so its row of X^T Y counts the examples of each class.
         using Scalar unseen = unseenClassLogit.ToScalar();
         using Scalar noExamples = 0.0.ToScalar();
-        bias.masked_fill_(cross[featureCount].eq(noExamples).to(bias.device), unseen);
+        bias.masked_fill_(ClassCounts().eq(noExamples).to(bias.device), unseen);
         return (weight.MoveToOuterDisposeScope(), bias.MoveToOuterDisposeScope());
     }
 
     /// <summary>Returns the classes with at least one example in the sums, in ascending order.</summary>
     public int[] TrainedClasses()
     {
-        // The bias column of X is all ones, so its row of X^T Y counts the examples of each class.
-        using Tensor counts = cross[featureCount].cpu();
+        using Tensor row = ClassCounts();
+        using Tensor counts = row.cpu();
         double[] values = counts.data<double>().ToArray();
         return Enumerable.Range(0, classCount).Where(label => values[label] > 0).ToArray();
     }
+
+    // The bias column of X is all ones, so its row of X^T Y counts the examples of each class.
+    private Tensor ClassCounts() => cross[featureCount];
 
     /// <summary>
     /// Writes the sums for a checkpoint. Does not flush to disk, because the checkpoint store flushes every file
