@@ -231,9 +231,10 @@ public sealed partial class BrokerWatchdog : IDisposable
         }
     }
 
-    // A watermark query reads the leader from the client's cached metadata, and a client that fetches nothing refreshes
-    // it only every 5 minutes. After the leader's outage the embedded broker's client kept failing with
-    // Local_UnknownPartition for a minute while the leader was back, so a failed query requests fresh metadata.
+    // A watermark query reads the leader from the client's cached metadata, which a client that fetches nothing refreshes
+    // only every topic.metadata.refresh.interval.ms (5 minutes by default). After a leader outage the embedded broker's
+    // client kept failing with Local_UnknownPartition for a minute while the leader was back, so a failed query requests
+    // fresh metadata.
     private void RefreshMetadata(string topic, TimeSpan timeout)
     {
         try

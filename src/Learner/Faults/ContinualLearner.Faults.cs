@@ -31,7 +31,7 @@ public sealed partial class ContinualLearner
         get
         {
             LearnerStatus current = Status;
-            return current.IsRunning && BrokerAvailable && !IsPaused && !current.IsDiverged;
+            return IsReadyWith(current, BrokerAvailable, IsPaused);
         }
     }
 
@@ -147,10 +147,12 @@ public sealed partial class ContinualLearner
         lock (statusLock)
         {
             status = status with { IsPaused = IsPaused, IsBrokerAvailable = BrokerAvailable };
-            bool ready = status.IsRunning && status.IsBrokerAvailable && !status.IsPaused && !status.IsDiverged;
-            ReliabilityMetrics.LearnerReady.Set(ready ? 1 : 0);
+            ReliabilityMetrics.LearnerReady.Set(IsReadyWith(status, status.IsBrokerAvailable, status.IsPaused) ? 1 : 0);
         }
     }
+
+    private static bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
+        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged;
 
     [LoggerMessage(EventId = 238, Level = LogLevel.Information, Message = "Learning paused: {Paused}")]
     private static partial void LogPauseRequested(ILogger logger, bool paused);
