@@ -43,6 +43,51 @@ collect_crash_reports() {
     done >>"$crashes"
 }
 
+# Each project's tests run in a process session of their own. The servers and brokers that tests start get no signal
+# when the test host dies, so they stay in that session, and the script stops them after the project or when it is stopped.
+
+# Prints the id and name of every process in session $1, from /proc, one per line.
+session_processes() {
+    local stat line fields
+    for stat in /proc/[0-9]*/stat; do
+        read -r line 2>/dev/null <"$stat" || continue
+        # The name is in parentheses and may contain spaces. The fields after it are state, parent, group and session.
+        read -r -a fields <<<"${line##*) }"
+        # A zombie (state Z) has ended and waits only for its parent to collect it.
+        if [ "${fields[3]}" = "$1" ] && [ "${fields[0]}" != Z ]; then
+            local name=${line#*(}
+            echo "${line%% *} ${name%)*}"
+        fi
+    done
+}
+
+# Stops every process left in session $1: SIGTERM, then SIGKILL for any still there after 5 s. Prints what it stopped.
+stop_session() {
+    local leftovers
+    leftovers=$(session_processes "$1")
+    [ -n "$leftovers" ] || return 0
+    echo "$leftovers" | sed 's/^/    /'
+    kill -TERM $(cut -d' ' -f1 <<<"$leftovers") 2>/dev/null
+    local second
+    for second in 1 2 3 4 5; do
+        [ -n "$(session_processes "$1")" ] || return 0
+        sleep 1
+    done
+    leftovers=$(session_processes "$1")
+    [ -z "$leftovers" ] || kill -KILL $(cut -d' ' -f1 <<<"$leftovers") 2>/dev/null
+}
+
+stop_current_session() {
+    local session
+    session=$(cat "${session_file:-/nonexistent}" 2>/dev/null)
+    if [ -n "$session" ]; then
+        echo "interrupted: stopping the processes of the running tests"
+        stop_session "$session"
+    fi
+    exit 130
+}
+trap stop_current_session INT TERM
+
 if ! dotnet build ContinualServe.sln -c Release -nologo -v quiet; then
     echo "build failed"
     echo "0 passed, 1 failed"
@@ -60,8 +105,23 @@ for project in tests/*/*.csproj; do
     crash_directory="$results_directory/$name-crashes"
     mkdir -p "$crash_directory"
     export DOTNET_DbgMiniDumpName="$crash_directory/%e.%p"
-    dotnet test "$project" -c Release --no-build -nologo --blame-hang-timeout 5m 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
+    session_file="$results_directory/$name.session"
+    : >"$log"
+    # setsid makes the shell the leader of a new session, so the session id is its process id, which it writes down
+    # before it becomes dotnet test. Build servers are off, because they would outlive the run in the session.
+    setsid --wait bash -c 'echo $$ >"$0" && exec "$@"' "$session_file" \
+        dotnet test "$project" -c Release --no-build -nologo --disable-build-servers --blame-hang-timeout 5m >"$log" 2>&1 &
+    test_pid=$!
+    tail -n +1 -f --pid="$test_pid" "$log" &
+    tail_pid=$!
+    wait "$test_pid"
+    status=$?
+    wait "$tail_pid"
+    session=$(cat "$session_file" 2>/dev/null)
+    if [ -n "$session" ] && [ -n "$(session_processes "$session")" ]; then
+        echo "$name: stopped these processes, which its tests left running:" >>"$crashes"
+        stop_session "$session" >>"$crashes"
+    fi
     collect_crash_reports "$name" "$crash_directory"
     if grep -q "Test host process crashed" "$log" && ! compgen -G "$crash_directory/*.crashreport.json" >/dev/null; then
         echo "$name: the test host ended without a crash report, as a process killed by a signal such as SIGKILL does" >>"$crashes"
