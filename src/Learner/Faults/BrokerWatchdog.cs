@@ -10,13 +10,14 @@ namespace ContinualServe.Learner.Faults;
 /// a round, a commit or a leave while the broker is down, so readiness cannot wait for that thread.
 /// </summary>
 /// <remarks>
-/// While the leaders respond, the watchdog queries each watched partition's leader for its watermarks every
-/// <see cref="BrokerWatchdogTimings.CheckInterval"/>. A check fails at the first query that fails. Two failed checks in a row,
-/// <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker unavailable, so one slow response does not flip
-/// readiness. While it is unavailable the watchdog checks every probe interval, and the first check in which every
-/// leader responds marks it available again.
-/// NOTE: a check sends one watermark request per watched partition, not one per leader, so a learner assigned
-/// hundreds of partitions sends hundreds of requests every check interval.
+/// While the leaders respond, the watchdog checks them every <see cref="BrokerWatchdogTimings.CheckInterval"/>: it requests from
+/// each leader broker the watermarks of one of the watched partitions it leads. A check fails at the first query that
+/// fails. Two failed checks in a row, <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker
+/// unavailable, so one slow response does not flip readiness. While it is unavailable the watchdog checks every probe
+/// interval, and the first check in which every leader responds marks it available again.
+/// With several watched partitions, a check first requests the topic's metadata to learn their leaders. It then sends
+/// one query per leader broker, not one per partition, so a learner assigned hundreds of partitions on a few brokers sends
+/// a few requests per check. Without that metadata (a timeout, an error) it queries every partition.
 /// </remarks>
 public sealed partial class BrokerWatchdog : IDisposable
 {
@@ -182,10 +183,10 @@ public sealed partial class BrokerWatchdog : IDisposable
         }
     }
 
-    /// <summary>Queries the leader of each partition in turn. Returns the first partition whose query failed, with its error, or null.</summary>
+    /// <summary>Queries each leader of the watched partitions in turn. Returns the first partition whose query failed, with its error, or null.</summary>
     private (TopicPartition Queried, ErrorCode Code)? Check(IReadOnlyList<TopicPartition> watched, TimeSpan timeout)
     {
-        foreach (TopicPartition queried in watched)
+        foreach (TopicPartition queried in OnePartitionPerLeader(watched, timeout))
         {
             // A stop waits for the check, so it does not wait for the remaining partitions.
             if (stopping.IsCancellationRequested)
@@ -201,6 +202,46 @@ public sealed partial class BrokerWatchdog : IDisposable
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Returns the watched partitions without those whose leader broker an earlier one already has, by fresh metadata of
+    /// their topics. A partition whose leader the metadata does not name stays. Returns <paramref name="watched"/> itself
+    /// when it has one partition, or when a metadata request fails.
+    /// </summary>
+    private IReadOnlyList<TopicPartition> OnePartitionPerLeader(IReadOnlyList<TopicPartition> watched, TimeSpan timeout)
+    {
+        if (watched.Count == 1)
+        {
+            return watched;
+        }
+
+        var leaders = new Dictionary<TopicPartition, int>();
+        foreach (string topic in watched.Select(partition => partition.Topic).Distinct())
+        {
+            Metadata topicMetadata;
+            try
+            {
+                topicMetadata = metadata.GetMetadata(topic, timeout);
+            }
+            catch (KafkaException)
+            {
+                return watched;
+            }
+
+            // A partition without a leader has the leader -1, and a topic that does not exist has an error and no partitions.
+            IEnumerable<PartitionMetadata> led = topicMetadata.Topics
+                .Where(described => described.Topic == topic && described.Error.Code == ErrorCode.NoError)
+                .SelectMany(described => described.Partitions)
+                .Where(partition => partition.Leader >= 0);
+            foreach (PartitionMetadata partition in led)
+            {
+                leaders[new TopicPartition(topic, partition.PartitionId)] = partition.Leader;
+            }
+        }
+
+        var queriedLeaders = new HashSet<int>();
+        return watched.Where(partition => !leaders.TryGetValue(partition, out int leader) || queriedLeaders.Add(leader)).ToList();
     }
 
     /// <summary>Serves the client's queued events (its errors), which otherwise pile up during an outage. It has no assignment, so it reads no record.</summary>

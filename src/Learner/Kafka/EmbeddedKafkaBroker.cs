@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Confluent.Kafka;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -123,6 +124,54 @@ public sealed partial class EmbeddedKafkaBroker : IDisposable
         ChangeCluster(
             cluster => LibrdkafkaMockNative.rd_kafka_mock_coordinator_set(cluster, "group", groupId, brokerId),
             $"make broker {brokerId} the coordinator of group {groupId}");
+
+    /// <summary>
+    /// Starts recording the requests that the mock brokers receive, for <see cref="CountRequests"/>, and drops any
+    /// recorded before.
+    /// </summary>
+    public void StartRequestTracking() =>
+        ChangeCluster(
+            cluster =>
+            {
+                LibrdkafkaMockNative.rd_kafka_mock_start_request_tracking(cluster);
+                LibrdkafkaMockNative.rd_kafka_mock_clear_requests(cluster);
+                return 0;
+            },
+            "start tracking requests");
+
+    /// <summary>
+    /// Returns how many requests of Kafka API <paramref name="apiKey"/> (2 is ListOffsets, 3 is Metadata) each broker
+    /// received since <see cref="StartRequestTracking"/>, by broker id. A broker that received none is left out.
+    /// </summary>
+    public IReadOnlyDictionary<int, int> CountRequests(short apiKey)
+    {
+        var counts = new Dictionary<int, int>();
+        ChangeCluster(
+            cluster =>
+            {
+                IntPtr requests = LibrdkafkaMockNative.rd_kafka_mock_get_requests(cluster, out nuint count);
+                try
+                {
+                    for (nuint index = 0; index < count; index++)
+                    {
+                        IntPtr request = Marshal.ReadIntPtr(requests, checked((int)index * IntPtr.Size));
+                        if (LibrdkafkaMockNative.rd_kafka_mock_request_api_key(request) == apiKey)
+                        {
+                            int brokerId = LibrdkafkaMockNative.rd_kafka_mock_request_id(request);
+                            counts[brokerId] = counts.GetValueOrDefault(brokerId) + 1;
+                        }
+                    }
+                }
+                finally
+                {
+                    LibrdkafkaMockNative.rd_kafka_mock_request_destroy_array(requests, count);
+                }
+
+                return 0;
+            },
+            "read the tracked requests");
+        return counts;
+    }
 
     private void SetBrokerState(int brokerId, bool up)
     {

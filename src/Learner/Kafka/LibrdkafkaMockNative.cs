@@ -69,6 +69,25 @@ internal static partial class LibrdkafkaMockNative
     [LibraryImport(LibraryName, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int rd_kafka_mock_coordinator_set(IntPtr cluster, string keyType, string key, int brokerId);
 
+    [LibraryImport(LibraryName)]
+    public static partial void rd_kafka_mock_start_request_tracking(IntPtr cluster);
+
+    [LibraryImport(LibraryName)]
+    public static partial void rd_kafka_mock_clear_requests(IntPtr cluster);
+
+    [LibraryImport(LibraryName)]
+    public static partial IntPtr rd_kafka_mock_get_requests(IntPtr cluster, out nuint count);
+
+    [LibraryImport(LibraryName)]
+    public static partial int rd_kafka_mock_request_id(IntPtr request);
+
+    [LibraryImport(LibraryName)]
+    public static partial short rd_kafka_mock_request_api_key(IntPtr request);
+
+    /// <summary>Frees each request in the array that <see cref="rd_kafka_mock_get_requests"/> returned, and then the array.</summary>
+    [LibraryImport(LibraryName)]
+    public static partial void rd_kafka_mock_request_destroy_array(IntPtr requests, nuint count);
+
     /// <summary>
     /// Sets one configuration property, throwing when librdkafka rejects it
     /// (rd_kafka_conf_res_t is 0 on success).

@@ -99,6 +99,43 @@ public sealed class BrokerWatchdogTests
     }
 
     [Fact(Timeout = 150_000)]
+    public async Task ChecksEachLeaderOnce()
+    {
+        // Six partitions on two leaders. The check interval is a minute, so only the check at start runs.
+        const short ListOffsets = 2;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
+        broker.CreateTopic(Topic, 6);
+        TopicPartition[] watched = Enumerable.Range(0, 6).Select(index => new TopicPartition(Topic, new Partition(index))).ToArray();
+        for (int index = 0; index < watched.Length; index++)
+        {
+            broker.SetPartitionLeader(Topic, index, brokerId: index < 3 ? 1 : 2);
+        }
+
+        broker.StartRequestTracking();
+        var slowChecks = Fast with { CheckInterval = TimeSpan.FromMinutes(1) };
+        using (var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => { }, new RecordingLogger(), slowChecks))
+        {
+            watchdog.Start();
+            await LearnerHarness.WaitUntilAsync(() => broker.CountRequests(ListOffsets).Count == 2, "the watchdog did not query both leaders");
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            watchdog.IsAvailable.ShouldBeTrue();
+        }
+
+        IReadOnlyDictionary<int, int> checkQueries = broker.CountRequests(ListOffsets);
+
+        // One watermark query of one partition, for the number of requests it sends (two in librdkafka 2.16).
+        broker.StartRequestTracking();
+        using (IConsumer<Ignore, Ignore> consumer = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = Group }).Build())
+        {
+            _ = consumer.QueryWatermarkOffsets(watched[0], TimeSpan.FromSeconds(10));
+        }
+
+        int requestsPerQuery = broker.CountRequests(ListOffsets).Values.Sum();
+        requestsPerQuery.ShouldBeGreaterThan(0);
+        checkQueries.ShouldBe(new Dictionary<int, int> { [1] = requestsPerQuery, [2] = requestsPerQuery });
+    }
+
+    [Fact(Timeout = 150_000)]
     public async Task MarkedUnavailableUntilProbeSucceeds()
     {
         using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
