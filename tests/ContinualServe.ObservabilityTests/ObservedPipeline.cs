@@ -74,6 +74,10 @@ public sealed class ObservedPipeline : IAsyncLifetime
             options.StoreDirectory = learner.Store.RootDirectory;
             options.Device = "cpu";
         }, pollStore: false);
+        IdxDataset training = IdxDataset.LoadFashionMnist(RepositoryPaths.DataDirectory, training: true);
+        IdxDataset test = IdxDataset.LoadFashionMnist(RepositoryPaths.DataDirectory, training: false);
+        GoldenSetOfStreamedClasses(test).Save(learner.Store.RootDirectory);
+
         ModelSwapper swapper = Server.Services.GetRequiredService<ModelSwapper>();
         swapper.TrySwap(learner.Start());
         learner.VersionPublished += version => swapper.TrySwap(version);
@@ -83,8 +87,6 @@ public sealed class ObservedPipeline : IAsyncLifetime
         ServerClient = new HttpClient { BaseAddress = ServerAddress, Timeout = TimeSpan.FromSeconds(10) };
         Prometheus = await PrometheusServer.StartAsync(ServerAddress.Authority, [RepositoryPaths.RulesFile], token);
 
-        IdxDataset training = IdxDataset.LoadFashionMnist(RepositoryPaths.DataDirectory, training: true);
-        IdxDataset test = IdxDataset.LoadFashionMnist(RepositoryPaths.DataDirectory, training: false);
         var load = new InferenceLoad(test, maxDistinctRequests: 200);
         loadTask = load.RunAsync(new Uri(ServerAddress, $"v2/models/{Topic}/infer"), 2, TimeSpan.FromMilliseconds(20), stopLoad.Token);
         await SendBadRequestsAsync(token);
@@ -126,6 +128,18 @@ public sealed class ObservedPipeline : IAsyncLifetime
             // Leftover temporary files are harmless.
         }
     }
+
+    // Test images of the first two tasks' classes (0 to 3), so that each promotion measures the golden-set accuracy.
+    // The gate's floor stays at its default of 0, so the set rejects no candidate.
+    private static GoldenSet GoldenSetOfStreamedClasses(IdxDataset test) => new()
+    {
+        Examples = Enumerable.Range(0, test.Count)
+            .Where(index => test.Labels[index] < 4)
+            .Take(40)
+            .Select(index => new GoldenExample(test.Labels[index], test.Image(index).ToArray().Select(pixel => (float)pixel).ToArray()))
+            .ToArray(),
+        UploadedAt = DateTimeOffset.UtcNow,
+    };
 
     private async Task SendBadRequestsAsync(CancellationToken token)
     {
