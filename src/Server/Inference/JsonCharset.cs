@@ -8,9 +8,12 @@ namespace ContinualServe.Server.Inference;
 /// </summary>
 public static class JsonCharset
 {
+    private static readonly HashSet<string> AcceptedCharsets = new(StringComparer.OrdinalIgnoreCase) { "utf-8", "utf8", "us-ascii" };
+
     /// <summary>
     /// Returns a 415 error when <paramref name="mediaType"/> names a charset other than utf-8 or its subset
-    /// us-ascii (compared case-insensitively), or null when it names one of those or none.
+    /// us-ascii (compared case-insensitively), or null when it names one of those or none. The label utf8 counts as
+    /// utf-8, as the WHATWG Encoding Standard lists it, because some clients send it.
     /// </summary>
     public static InferenceError? Check(MediaTypeHeaderValue mediaType)
     {
@@ -21,7 +24,7 @@ public static class JsonCharset
         }
 
         string charset = HeaderUtilities.RemoveQuotes(mediaType.Charset).ToString();
-        if (charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || charset.Equals("us-ascii", StringComparison.OrdinalIgnoreCase))
+        if (AcceptedCharsets.Contains(charset))
         {
             return null;
         }

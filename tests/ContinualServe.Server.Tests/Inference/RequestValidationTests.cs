@@ -70,7 +70,6 @@ public sealed class RequestValidationTests : IAsyncLifetime
     [InlineData("application/json; charset=utf-16", "utf-16")]
     [InlineData("application/json; charset=ISO-8859-1", "ISO-8859-1")]
     [InlineData("application/json; charset=\"latin1\"", "latin1")]
-    [InlineData("application/json; charset=utf8", "utf8")]
     public async Task NonUtf8CharsetGets415(string contentType, string charset)
     {
         using HttpResponseMessage response = await PostAsync(contentType);
@@ -87,6 +86,7 @@ public sealed class RequestValidationTests : IAsyncLifetime
     [InlineData("application/json; charset=utf-8")]
     [InlineData("application/json; charset=UTF-8")]
     [InlineData("application/json; charset=\"utf-8\"")]
+    [InlineData("application/json; charset=utf8")]
     [InlineData("application/json; charset=us-ascii")]
     [InlineData("Application/JSON")]
     [InlineData("application/octet-stream")]
