@@ -116,10 +116,9 @@ public sealed class LearnerStopTests(ITestOutputHelper output)
     [Fact]
     public async Task StoppedLearnerSetsReadyGaugeToZero()
     {
-        const string topic = Topic + "-gauge";
-        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
-        using ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
-        learner.Start();
+        (EmbeddedKafkaBroker broker, ContinualLearner learner) = await StartReadyLearnerAsync(Topic + "-gauge");
+        using var brokerScope = broker;
+        using var learnerScope = learner;
         (await LearnerFixture.WaitUntilAsync(() => ReliabilityMetrics.LearnerReady.Value == 1, TimeSpan.FromSeconds(30)))
             .ShouldBeTrue("the running learner did not set the ready gauge");
 
@@ -131,11 +130,8 @@ public sealed class LearnerStopTests(ITestOutputHelper output)
     [Fact]
     public async Task DisposeTwiceThenStop()
     {
-        const string topic = Topic + "-dispose";
-        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
-        ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
-        learner.Start();
-        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+        (EmbeddedKafkaBroker broker, ContinualLearner learner) = await StartReadyLearnerAsync(Topic + "-dispose");
+        using var brokerScope = broker;
 
         learner.Dispose();
         learner.Dispose();
@@ -146,11 +142,8 @@ public sealed class LearnerStopTests(ITestOutputHelper output)
     [Fact]
     public async Task StartAfterStopIsRejected()
     {
-        const string topic = Topic + "-restart";
-        using EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
-        ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
-        learner.Start();
-        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+        (EmbeddedKafkaBroker broker, ContinualLearner learner) = await StartReadyLearnerAsync(Topic + "-restart");
+        using var brokerScope = broker;
         Should.Throw<InvalidOperationException>(() => learner.Start()).Message.ShouldContain("already running");
 
         learner.Stop(TimeSpan.FromSeconds(30)).ShouldBeTrue();
@@ -158,6 +151,16 @@ public sealed class LearnerStopTests(ITestOutputHelper output)
 
         learner.Dispose();
         Should.Throw<ObjectDisposedException>(() => learner.Start());
+    }
+
+    /// <summary>Starts a learner on an empty topic of a new broker and waits until it is ready. The caller disposes both.</summary>
+    private static async Task<(EmbeddedKafkaBroker Broker, ContinualLearner Learner)> StartReadyLearnerAsync(string topic)
+    {
+        EmbeddedKafkaBroker broker = LearnerFixture.StartBroker(topic);
+        ContinualLearner learner = LearnerFixture.Create(LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot()));
+        learner.Start();
+        (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(30))).ShouldBeTrue("the learner did not become ready");
+        return (broker, learner);
     }
 
     private static TimeSpan StopAndMeasure(ContinualLearner learner)
