@@ -86,7 +86,9 @@ stop_current_session() {
     fi
     exit 130
 }
-trap stop_current_session INT TERM
+# The test sessions have no controlling terminal, so a hangup (a closed terminal or ssh connection) reaches only this
+# script. It stops the running project then, as it does on INT and TERM.
+trap stop_current_session HUP INT TERM
 
 if ! dotnet build ContinualServe.sln -c Release -nologo -v quiet; then
     echo "build failed"
