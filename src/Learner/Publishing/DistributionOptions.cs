@@ -27,6 +27,18 @@ public sealed class DistributionOptions
     [Url(ErrorMessage = "Distribution:StoreUrl must be an absolute http or https URL, for example http://continualserve-learner:8081.")]
     public string? StoreUrl { get; set; }
 
+    /// <summary>
+    /// File whose content (surrounding whitespace removed) is the bearer token of the learner's model store; takes
+    /// precedence over <see cref="StoreTokenEnvironmentVariable"/>. With a token the learner serves its store only to
+    /// requests that send it, and a replica sends it with each download. Without one the store is open.
+    /// </summary>
+    public string StoreTokenFile { get; set; } = "";
+
+    /// <summary>Environment variable that contains the model store's bearer token when no file is given.</summary>
+    public string StoreTokenEnvironmentVariable { get; set; } = DefaultStoreTokenVariable;
+
+    public const string DefaultStoreTokenVariable = "CONTINUALSERVE_STORE_TOKEN";
+
     /// <summary>Partitions of the version topic when the learner creates it.</summary>
     [Range(1, 1024)]
     public int TopicPartitions { get; set; } = 1;

@@ -1,4 +1,5 @@
 using ContinualServe.Learner.Publishing;
+using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace ContinualServe.Server.Distribution;
@@ -13,6 +14,16 @@ public sealed class DistributionOptionsValidator : IValidateOptions<Distribution
         if (LearnerOptionsValidator.BootstrapServersError(options.BootstrapServers) is { } bootstrapError)
         {
             errors.Add($"{DistributionOptions.SectionName}:{nameof(DistributionOptions.BootstrapServers)}: {bootstrapError}");
+        }
+
+        // Read here so that a missing file or a short token stops the start with the other settings' errors.
+        try
+        {
+            _ = BearerToken.Read(options.StoreTokenFile, options.StoreTokenEnvironmentVariable, "model store");
+        }
+        catch (InvalidConfigurationException exception)
+        {
+            errors.Add($"{DistributionOptions.SectionName}:{nameof(DistributionOptions.StoreTokenFile)}: {exception.Message}");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -1,16 +1,18 @@
 using System.Globalization;
+using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Hosting;
 using ContinualServe.Server.Inference;
+using Microsoft.Extensions.Options;
 
 namespace ContinualServe.Server.Distribution;
 
 /// <summary>
 /// Read-only HTTP access to a model store, served by the learner so that server replicas can download
-/// announced versions. Only GET routes exist, and only the three files of a version can be read.
+/// announced versions. Only GET routes exist, and only the three files of a version can be read. With a store token
+/// (Distribution:StoreTokenFile or the CONTINUALSERVE_STORE_TOKEN variable) every route needs it as a bearer token.
 /// </summary>
-// NOTE: the routes have no authentication; keep the learner's port inside the cluster (the chart's learner Service is ClusterIP).
-public static class ModelStoreApi
+public static partial class ModelStoreApi
 {
     public const string RoutePrefix = "/store/v1";
 
@@ -21,12 +23,30 @@ public static class ModelStoreApi
         [ModelStore.WeightsFileName] = "application/octet-stream",
     };
 
-    /// <summary>Maps GET /store/v1/versions and GET /store/v1/versions/{version}/{file} over <paramref name="store"/>.</summary>
+    /// <summary>
+    /// Maps GET /store/v1/versions and GET /store/v1/versions/{version}/{file} over <paramref name="store"/>, behind the
+    /// store token of <see cref="DistributionOptions"/> when one is configured. Without one the routes are open and a
+    /// warning is logged.
+    /// </summary>
+    /// <exception cref="InvalidConfigurationException">The token file cannot be read, or the token is shorter than 16 characters.</exception>
     public static IEndpointRouteBuilder MapModelStoreApi(this IEndpointRouteBuilder routes, Func<ModelStore> store)
     {
         ArgumentNullException.ThrowIfNull(routes);
         ArgumentNullException.ThrowIfNull(store);
         RouteGroupBuilder group = routes.MapGroup(RoutePrefix).WithTags("Model store (read-only)");
+        DistributionOptions options = routes.ServiceProvider.GetRequiredService<IOptions<DistributionOptions>>().Value;
+        ILogger logger = routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ModelStoreApi));
+        BearerToken? token = BearerToken.TryLoad(options.StoreTokenFile, options.StoreTokenEnvironmentVariable, "model store");
+        if (token is null)
+        {
+            LogStoreOpen(logger, options.StoreTokenEnvironmentVariable);
+        }
+        else
+        {
+            group.AddEndpointFilter(new BearerTokenFilter(token, "model store API", restrictedPort: null, countOutcome: null));
+            LogStoreGuarded(logger, RoutePrefix);
+        }
+
         group.MapGet("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }))
             .WithName("ListStoreVersions")
             .WithSummary("Lists the version numbers in the learner's model store, oldest first.")
@@ -41,6 +61,12 @@ public static class ModelStoreApi
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound);
         return routes;
     }
+
+    [LoggerMessage(EventId = 480, Level = LogLevel.Warning, Message = "The model store API is open to every client that reaches this port: no token in Distribution:StoreTokenFile or the environment variable {Variable}")]
+    private static partial void LogStoreOpen(ILogger logger, string variable);
+
+    [LoggerMessage(EventId = 481, Level = LogLevel.Information, Message = "Model store API at {Prefix} requires a bearer token")]
+    private static partial void LogStoreGuarded(ILogger logger, string prefix);
 
     /// <summary>Relative URL of one file of a version, e.g. "store/v1/versions/7/weights.bin".</summary>
     public static string FilePath(long version, string file) =>

@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Confluent.Kafka;
@@ -69,6 +70,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var http = new HttpClient { Timeout = options.DownloadTimeout };
+        string? storeToken = BearerToken.Read(options.StoreTokenFile, options.StoreTokenEnvironmentVariable, "model store");
+        if (storeToken is not null)
+        {
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", storeToken);
+        }
+
         var downloader = new VersionDownloader(http, swapper.Store, options.StoreUrl);
         downloader.RemoveAbandonedDownloads();
         var consumerThread = new Thread(() => ConsumeAnnouncements(stoppingToken))

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Security.Cryptography;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
@@ -134,6 +135,16 @@ public sealed class VersionDownloader
         using HttpResponseMessage response = await http
             .GetAsync(new Uri(baseUri, ModelStoreApi.FilePath(version, file)), HttpCompletionOption.ResponseHeadersRead, cancellation)
             .ConfigureAwait(false);
+        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+        {
+            throw new HttpRequestException(
+                $"The learner's model store rejected the download of {file} of version {version} with {(int)response.StatusCode} ({response.StatusCode}). "
+                + $"Give this server the learner's store token, in {DistributionOptions.SectionName}:{nameof(DistributionOptions.StoreTokenFile)} "
+                + $"or the {DistributionOptions.DefaultStoreTokenVariable} variable.",
+                inner: null,
+                response.StatusCode);
+        }
+
         response.EnsureSuccessStatusCode();
         await using Stream body = await response.Content.ReadAsStreamAsync(cancellation).ConfigureAwait(false);
         await using var output = new FileStream(Path.Combine(directory, file), FileMode.CreateNew, FileAccess.Write);

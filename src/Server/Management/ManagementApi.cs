@@ -19,12 +19,12 @@ public static partial class ManagementApi
 {
     public const string Prefix = "/manage/v1";
 
-    public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder routes, ManagementToken token, int? managementPort)
+    public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder routes, BearerToken token, int? managementPort)
     {
         ArgumentNullException.ThrowIfNull(routes);
         ArgumentNullException.ThrowIfNull(token);
         RouteGroupBuilder group = routes.MapGroup(Prefix).WithTags("Management");
-        group.AddEndpointFilter(new BearerTokenFilter(token, managementPort));
+        group.AddEndpointFilter(new BearerTokenFilter(token, "management API", managementPort, outcome => ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc()));
         group.AddEndpointFilter(new ManagementAuditFilter(routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi))));
 
         // 401 without a bearer token, 403 with a wrong one, and 404 on a port other than Management:Urls when it is set.

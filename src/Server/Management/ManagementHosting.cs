@@ -35,7 +35,7 @@ public static partial class ManagementHosting
         ArgumentNullException.ThrowIfNull(app);
         ManagementOptions options = app.Services.GetRequiredService<IOptions<ManagementOptions>>().Value;
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi));
-        ManagementToken? token = ManagementToken.TryLoad(options);
+        BearerToken? token = BearerToken.TryLoad(options.TokenFile, options.TokenEnvironmentVariable, "management");
         if (token is null)
         {
             LogDisabled(logger, options.TokenEnvironmentVariable);

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
@@ -28,6 +30,8 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan FollowTimeout = TimeSpan.FromSeconds(30);
 
+    private const string StoreToken = "replica-distribution-store-token";
+
     private readonly List<ContinualServeProcess> processes = [];
 
     [Fact]
@@ -35,15 +39,24 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
     {
         string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(root);
+        await File.WriteAllTextAsync(StoreTokenFile(root), StoreToken);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic(ExampleTopic, 1);
         broker.CreateTopic(ExampleTopic + ".dlq", 1);
         broker.CreateTopic("model-versions", 1);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", StoreToken);
         try
         {
+            // The learner and the replicas share a store token, so every download below also passes its check.
             string learnerUrl = StartLearner(root, broker.BootstrapServers);
             await AssertLearnerDocumentsItsRoutesAsync(http, learnerUrl);
+            using (var anonymous = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+            using (HttpResponseMessage response = await anonymous.GetAsync(new Uri(learnerUrl + "/store/v1/versions")))
+            {
+                response.StatusCode.ShouldBe(HttpStatusCode.Unauthorized, "the learner's store must require its token");
+            }
+
             string first = StartServer(root, "replica-a", broker.BootstrapServers);
             string second = StartServer(root, "replica-b", broker.BootstrapServers);
 
@@ -109,6 +122,8 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
         }
     }
 
+    private static string StoreTokenFile(string root) => Path.Combine(root, "store-token");
+
     private string StartLearner(string root, string bootstrapServers)
     {
         string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
@@ -120,6 +135,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
             "--store", Path.Combine(root, "learner"),
             "--device", "cpu",
             "--store-url", url,
+            "--Distribution:StoreTokenFile=" + StoreTokenFile(root),
             "--Learner:IdleRoundDelay=00:00:00.300",
             "--Learner:RoundExamples=100000",
             "--Learner:InitialSpec:Name=" + ModelName));
@@ -136,6 +152,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
             "--device", "cpu",
             "--model-name", ModelName,
             "--bootstrap-servers", bootstrapServers,
+            "--Distribution:StoreTokenFile=" + StoreTokenFile(root),
             "--Distribution:RetryDelay=00:00:00.200",
             "--Distribution:MaxRetryDelay=00:00:01"));
         return url;

@@ -3,11 +3,6 @@ using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Shouldly;
 using TorchSharp;
 using Xunit;
@@ -33,13 +28,7 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
         source.Save(RunningServer.Spec, module, new ModelManifest());
 
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        learner = builder.Build();
-        learner.MapModelStoreApi(() => source);
-        await learner.StartAsync();
-        storeUrl = learner.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        (learner, storeUrl) = await StoreServer.StartAsync(source);
     }
 
     public void Dispose() => http.Dispose();

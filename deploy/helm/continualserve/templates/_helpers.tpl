@@ -54,6 +54,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-management" (include "continualserve.fullname" .)) .Values.managementToken.existingSecret }}
 {{- end }}
 
+{{/* Secret that contains the model store's bearer token. */}}
+{{- define "continualserve.storeSecretName" -}}
+{{- default (printf "%s-store" (include "continualserve.fullname" .)) .Values.storeToken.existingSecret }}
+{{- end }}
+
 {{/* In-cluster URL of the learner's read-only model store, announced with every version. */}}
 {{- define "continualserve.learnerUrl" -}}
 {{- printf "http://%s-learner.%s.svc:%d" (include "continualserve.fullname" .) .Release.Namespace (int .Values.learner.containerPort) }}

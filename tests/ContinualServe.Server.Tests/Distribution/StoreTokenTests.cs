@@ -1,0 +1,122 @@
+using System.Net;
+using System.Net.Http.Headers;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Model.Store;
+using ContinualServe.Server.Distribution;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Options;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Server.Tests.Distribution;
+
+/// <summary>The learner's model store behind a store token, and a replica's download with and without it.</summary>
+public sealed class StoreTokenTests : IAsyncLifetime, IDisposable
+{
+    private const string Token = "store-token-tests-0123456789";
+    private readonly string root = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+    private readonly HttpClient http = new() { Timeout = TimeSpan.FromSeconds(30) };
+    private WebApplication? learner;
+    private ModelStore source = null!;
+    private string storeUrl = "";
+
+    public async Task InitializeAsync()
+    {
+        source = new ModelStore(Path.Combine(root, "learner"));
+        torch.manual_seed(3);
+        using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
+        source.Save(RunningServer.Spec, module, new ModelManifest());
+        string tokenFile = Path.Combine(root, "store-token");
+        await File.WriteAllTextAsync(tokenFile, Token + "\n");
+        (learner, storeUrl) = await StoreServer.StartAsync(source, tokenFile);
+    }
+
+    public void Dispose() => http.Dispose();
+
+    public async Task DisposeAsync()
+    {
+        if (learner is not null)
+        {
+            await learner.DisposeAsync();
+        }
+
+        Directory.Delete(root, recursive: true);
+    }
+
+    [Theory]
+    [InlineData(null, HttpStatusCode.Unauthorized)]
+    [InlineData("Basic dXNlcjpwYXNz", HttpStatusCode.Unauthorized)]
+    [InlineData("Bearer wrong-token-0123456789", HttpStatusCode.Forbidden)]
+    [InlineData("Bearer " + Token, HttpStatusCode.OK)]
+    public async Task StoreRoutesNeedToken(string? authorization, HttpStatusCode expected)
+    {
+        foreach (string path in new[] { "store/v1/versions", "store/v1/versions/1/weights.bin" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(storeUrl), path));
+            if (authorization is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Authorization", authorization);
+            }
+
+            using HttpResponseMessage response = await http.SendAsync(request);
+
+            response.StatusCode.ShouldBe(expected, path);
+            if (expected == HttpStatusCode.Unauthorized)
+            {
+                response.Headers.WwwAuthenticate.ToString().ShouldBe("Bearer");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task ReplicaWithTokenDownloads()
+    {
+        var local = new ModelStore(Path.Combine(root, "replica"));
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+
+        ModelVersion installed = await new VersionDownloader(http, local, null).InstallAsync(Announce(1), CancellationToken.None);
+
+        installed.Number.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task ReplicaWithoutTokenNamesSetting()
+    {
+        var local = new ModelStore(Path.Combine(root, "replica"));
+
+        HttpRequestException exception = await Should.ThrowAsync<HttpRequestException>(
+            new VersionDownloader(http, local, null).InstallAsync(Announce(1), CancellationToken.None));
+
+        exception.StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        exception.Message.ShouldContain("Distribution:StoreTokenFile");
+        exception.Message.ShouldContain(DistributionOptions.DefaultStoreTokenVariable);
+        local.ListVersionNumbers().ShouldBeEmpty();
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    [Theory]
+    [InlineData("short")]
+    [InlineData(null)]
+    public void UnusableTokenFileFailsValidation(string? content)
+    {
+        string tokenFile = Path.Combine(root, "unusable-token");
+        if (content is not null)
+        {
+            File.WriteAllText(tokenFile, content);
+        }
+
+        ValidateOptionsResult result = new DistributionOptionsValidator().Validate(null, new DistributionOptions { StoreTokenFile = tokenFile });
+
+        result.Failed.ShouldBeTrue();
+        result.FailureMessage.ShouldContain("Distribution:StoreTokenFile");
+        result.FailureMessage.ShouldContain(content is null ? "cannot be read" : "has 5 characters; use at least 16");
+    }
+
+    private ModelVersionAnnouncement Announce(long number)
+    {
+        source.TryLoad(number, out ModelVersion? version).ShouldBeTrue();
+        return ModelVersionAnnouncement.From(version!, storeUrl);
+    }
+}
