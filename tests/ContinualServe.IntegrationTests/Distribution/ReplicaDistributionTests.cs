@@ -275,7 +275,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
         return newest;
     }
 
-    /// <summary>Waits for the learner to listen, then checks that its OpenAPI document lists its health and store routes.</summary>
+    /// <summary>Waits for the learner to listen, then checks that its OpenAPI document lists its health and store routes and the store token's responses.</summary>
     private async Task AssertLearnerDocumentsItsRoutesAsync(HttpClient http, string learnerUrl)
     {
         using var deadline = new CancellationTokenSource(StartTimeout);
@@ -298,6 +298,11 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
         paths.ShouldContain("/v2/health/ready");
         paths.ShouldContain("/store/v1/versions");
         paths.ShouldContain("/store/v1/versions/{version}/{file}");
+
+        // The store token is configured, so the store routes declare its 401 and 403.
+        JsonElement responses = document.Value.GetProperty("paths").GetProperty("/store/v1/versions").GetProperty("get").GetProperty("responses");
+        responses.TryGetProperty("401", out _).ShouldBeTrue("the guarded store route does not declare 401");
+        responses.TryGetProperty("403", out _).ShouldBeTrue("the guarded store route does not declare 403");
     }
 
     private async Task WaitForCounterAsync(HttpClient http, string server, string outcome, double minimum, TimeSpan timeout)
