@@ -30,7 +30,8 @@ public sealed class DistributionOptions
     /// <summary>
     /// File whose content (surrounding whitespace removed) is the bearer token of the learner's model store; takes
     /// precedence over <see cref="StoreTokenEnvironmentVariable"/>. With a token the learner serves its store only to
-    /// requests that send it, and a replica sends it with each download. Without one the store is open.
+    /// requests that send it, and a replica sends it with each download. Without one the store is open. A blank file,
+    /// or a token with a character outside printable ASCII, fails validation at start.
     /// </summary>
     public string StoreTokenFile { get; set; } = "";
 

@@ -28,7 +28,7 @@ public static partial class ModelStoreApi
     /// store token of <see cref="DistributionOptions"/> when one is configured. Without one the routes are open and a
     /// warning is logged.
     /// </summary>
-    /// <exception cref="InvalidConfigurationException">The token file cannot be read, or the token is shorter than 16 characters.</exception>
+    /// <exception cref="InvalidConfigurationException">The token file cannot be read or is blank, or the token is unusable.</exception>
     public static IEndpointRouteBuilder MapModelStoreApi(this IEndpointRouteBuilder routes, Func<ModelStore> store)
     {
         ArgumentNullException.ThrowIfNull(routes);

@@ -20,7 +20,9 @@ public sealed class BearerToken
     /// when no file is given from the environment variable <paramref name="environmentVariable"/>, and returns null when
     /// neither is set.
     /// </summary>
-    /// <exception cref="InvalidConfigurationException">The file cannot be read, or the token is shorter than 16 characters.</exception>
+    /// <exception cref="InvalidConfigurationException">
+    /// The file cannot be read or is blank, or the token is shorter than 16 characters or holds a character outside printable ASCII.
+    /// </exception>
     public static BearerToken? TryLoad(string tokenFile, string environmentVariable, string purpose)
     {
         string? token = Read(tokenFile, environmentVariable, purpose);
@@ -31,7 +33,9 @@ public sealed class BearerToken
     /// Returns the token itself, for a client that sends it, read as <see cref="TryLoad"/> reads it, or null when
     /// neither the file nor the variable is set.
     /// </summary>
-    /// <exception cref="InvalidConfigurationException">The file cannot be read, or the token is shorter than 16 characters.</exception>
+    /// <exception cref="InvalidConfigurationException">
+    /// The file cannot be read or is blank, or the token is shorter than 16 characters or holds a character outside printable ASCII.
+    /// </exception>
     public static string? Read(string tokenFile, string environmentVariable, string purpose)
     {
         string? token = null;
@@ -58,12 +62,26 @@ public sealed class BearerToken
 
         if (string.IsNullOrEmpty(token))
         {
-            return null;
+            // A blank file means a token was meant but not written, so it stops the start instead of leaving the API open.
+            return string.IsNullOrEmpty(tokenFile)
+                ? null
+                : throw new InvalidConfigurationException(
+                    $"The {purpose} token file {tokenFile} is empty; write a token of at least {MinimumLength} characters to it, or remove the setting.");
         }
 
         if (token.Length < MinimumLength)
         {
             throw new InvalidConfigurationException($"The {purpose} token from {source} has {token.Length} characters; use at least {MinimumLength}.");
+        }
+
+        // HttpClient refuses line breaks and non-ASCII characters in header values, so a client could never send such a
+        // token. The message leaves the token out.
+        if (token.Any(character => character is < ' ' or > '~'))
+        {
+            throw new InvalidConfigurationException(
+                $"The {purpose} token from {source} contains a character outside printable ASCII (a line break, a tab, a control "
+                + "character or a non-ASCII letter), which clients cannot send in an HTTP header; use printable ASCII only, "
+                + "for example the output of 'openssl rand -hex 32'.");
         }
 
         return token;

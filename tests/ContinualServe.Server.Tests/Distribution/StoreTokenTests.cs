@@ -97,9 +97,14 @@ public sealed class StoreTokenTests : IAsyncLifetime, IDisposable
     }
 
     [Theory]
-    [InlineData("short")]
-    [InlineData(null)]
-    public void UnusableTokenFileFailsValidation(string? content)
+    [InlineData("short", "has 5 characters; use at least 16")]
+    [InlineData(null, "cannot be read")]
+    [InlineData("", "is empty")]
+    [InlineData("  \n\t\n", "is empty")]
+    [InlineData("store-token-with-\u00fcmlaut-0123", "outside printable ASCII")]
+    [InlineData("first-line-0123456789\nsecond-line-0123456789", "outside printable ASCII")]
+    [InlineData("store-token-with-tab\t0123456789", "outside printable ASCII")]
+    public void UnusableTokenFileFailsValidation(string? content, string expected)
     {
         string tokenFile = Path.Combine(root, "unusable-token");
         if (content is not null)
@@ -109,9 +114,24 @@ public sealed class StoreTokenTests : IAsyncLifetime, IDisposable
 
         ValidateOptionsResult result = new DistributionOptionsValidator().Validate(null, new DistributionOptions { StoreTokenFile = tokenFile });
 
-        result.Failed.ShouldBeTrue();
+        result.Failed.ShouldBeTrue("a token file that is set must hold a token that replicas can send");
         result.FailureMessage.ShouldContain("Distribution:StoreTokenFile");
-        result.FailureMessage.ShouldContain(content is null ? "cannot be read" : "has 5 characters; use at least 16");
+        result.FailureMessage.ShouldContain(expected);
+        if (!string.IsNullOrWhiteSpace(content))
+        {
+            result.FailureMessage.ShouldNotContain(content.Trim());
+        }
+    }
+
+    [Fact]
+    public void PrintableAsciiTokenPassesValidation()
+    {
+        string tokenFile = Path.Combine(root, "printable-token");
+        File.WriteAllText(tokenFile, "\uFEFF token with spaces ~!@#$%^&*()_+=-`[]{};':\",./<>?\r\n");
+
+        ValidateOptionsResult result = new DistributionOptionsValidator().Validate(null, new DistributionOptions { StoreTokenFile = tokenFile });
+
+        result.Succeeded.ShouldBeTrue(result.FailureMessage);
     }
 
     private ModelVersionAnnouncement Announce(long number)
