@@ -5,24 +5,28 @@ using Microsoft.Extensions.Logging;
 namespace ContinualServe.Learner.Faults;
 
 /// <summary>
-/// Decides whether the learner reaches the leaders of its partitions, from a thread and a Kafka client of its own.
+/// Decides whether the learner reaches the leaders of its partitions and its group's coordinator, from a thread and a
+/// Kafka client of its own.
 /// The learner's consumer delivers librdkafka's errors only inside <c>Consume</c>, and its thread can spend seconds in
 /// a round, a commit or a leave while the broker is down, so readiness cannot wait for that thread.
 /// </summary>
 /// <remarks>
 /// While the leaders respond, the watchdog checks them every <see cref="BrokerWatchdogTimings.CheckInterval"/>: it requests from
-/// each leader broker the watermarks of one of the watched partitions it leads. A check fails at the first query that
-/// fails. Two failed checks in a row, <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker
+/// each leader broker the watermarks of one of the watched partitions it leads, and then requests the group's committed
+/// offset of one watched partition from the group's coordinator. A check fails at the first query that fails. Two failed checks in a row, <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker
 /// unavailable, so one slow response does not flip readiness. While it is unavailable the watchdog checks every probe
 /// interval, and the first check in which every leader responds marks it available again.
 /// With several watched partitions, a check first requests the topic's metadata to learn their leaders. It then sends
 /// one query per leader broker, not one per partition, so a learner assigned hundreds of partitions on a few brokers sends
 /// a few requests per check. Without that metadata (a timeout, an error) it queries every partition.
+/// The coordinator matters as much as the leaders: without it the learner's group session expires, the learner loses
+/// its partitions and stops reading, although every leader still responds.
 /// </remarks>
 public sealed partial class BrokerWatchdog : IDisposable
 {
     private const int FailedChecksBeforeUnavailable = 2;
 
+    private readonly string groupId;
     private readonly Func<IReadOnlyList<TopicPartition>> partitions;
     private readonly Action availabilityChanged;
     private readonly ILogger logger;
@@ -37,7 +41,9 @@ public sealed partial class BrokerWatchdog : IDisposable
     private bool disposed;
 
     /// <param name="bootstrapServers">The brokers of the learner's topic.</param>
-    /// <param name="groupId">The learner's consumer group, which the watchdog's client names but never joins.</param>
+    /// <param name="groupId">
+    /// The learner's consumer group, which the watchdog's client names but never joins. Its coordinator is checked.
+    /// </param>
     /// <param name="partitions">
     /// The partitions whose leaders to query, read before each check. A check of no partitions changes nothing.
     /// </param>
@@ -56,6 +62,7 @@ public sealed partial class BrokerWatchdog : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(bootstrapServers);
         ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
+        this.groupId = groupId;
         this.partitions = partitions;
         this.availabilityChanged = availabilityChanged;
         this.logger = logger;
@@ -163,7 +170,7 @@ public sealed partial class BrokerWatchdog : IDisposable
                 continue;
             }
 
-            (TopicPartition queried, ErrorCode code)? failure = Check(watched, available ? timings.CheckTimeout : timings.ProbeTimeout);
+            CheckFailure? failure = Check(watched, available ? timings.CheckTimeout : timings.ProbeTimeout);
             if (stopping.IsCancellationRequested)
             {
                 return;
@@ -172,19 +179,21 @@ public sealed partial class BrokerWatchdog : IDisposable
             if (failure is null)
             {
                 failedChecks = 0;
-                SetAvailable(true, () => LogLeadersRespond(logger, watched));
+                SetAvailable(true, () => LogLeadersRespond(logger, watched, groupId));
             }
             else if (available && ++failedChecks >= FailedChecksBeforeUnavailable)
             {
                 failedChecks = 0;
-                (TopicPartition queried, ErrorCode code) = failure.Value;
-                SetAvailable(false, () => LogLeaderUnreachable(logger, queried, FailedChecksBeforeUnavailable, code));
+                SetAvailable(false, () => LogUnreachable(failure));
             }
         }
     }
 
-    /// <summary>Queries each leader of the watched partitions in turn. Returns the first partition whose query failed, with its error, or null.</summary>
-    private (TopicPartition Queried, ErrorCode Code)? Check(IReadOnlyList<TopicPartition> watched, TimeSpan timeout)
+    /// <summary>
+    /// Queries each leader of the watched partitions in turn, then the group's coordinator. Returns the first query that
+    /// failed, or null.
+    /// </summary>
+    private CheckFailure? Check(IReadOnlyList<TopicPartition> watched, TimeSpan timeout)
     {
         foreach (TopicPartition queried in OnePartitionPerLeader(watched, timeout))
         {
@@ -197,11 +206,17 @@ public sealed partial class BrokerWatchdog : IDisposable
             ErrorCode? failure = Query(queried, timeout);
             if (failure is not null)
             {
-                return (queried, failure.Value);
+                return new CheckFailure(queried, failure.Value);
             }
         }
 
-        return null;
+        if (stopping.IsCancellationRequested)
+        {
+            return null;
+        }
+
+        ErrorCode? coordinatorFailure = QueryCoordinator(watched[0], timeout);
+        return coordinatorFailure is null ? null : new CheckFailure(null, coordinatorFailure.Value);
     }
 
     /// <summary>
@@ -272,6 +287,35 @@ public sealed partial class BrokerWatchdog : IDisposable
         }
     }
 
+    /// <summary>
+    /// Asks the group's coordinator for the committed offset of <paramref name="partition"/>. Returns the error, or null
+    /// when the coordinator responded. The client never joins the group, so the request changes nothing in it.
+    /// </summary>
+    private ErrorCode? QueryCoordinator(TopicPartition partition, TimeSpan timeout)
+    {
+        try
+        {
+            _ = client.Committed([partition], timeout);
+            return null;
+        }
+        catch (KafkaException exception)
+        {
+            return exception.Error.Code;
+        }
+    }
+
+    private void LogUnreachable(CheckFailure failure)
+    {
+        if (failure.Leader is { } partition)
+        {
+            LogLeaderUnreachable(logger, partition, FailedChecksBeforeUnavailable, failure.Code);
+        }
+        else
+        {
+            LogCoordinatorUnreachable(logger, FailedChecksBeforeUnavailable, groupId, failure.Code);
+        }
+    }
+
     // A watermark query reads the leader from the client's cached metadata, which a client that fetches nothing refreshes
     // only every topic.metadata.refresh.interval.ms (5 minutes by default). After a leader outage the embedded broker's
     // client kept failing with Local_UnknownPartition for a minute while the leader was back, so a failed query requests
@@ -306,11 +350,17 @@ public sealed partial class BrokerWatchdog : IDisposable
         return true;
     }
 
-    [LoggerMessage(EventId = 241, Level = LogLevel.Warning, Message = "{Checks} leader checks in a row failed. The last failed query went to the leader of {Partition} ({ErrorCode}). The learner is not ready and checks again every second")]
+    [LoggerMessage(EventId = 241, Level = LogLevel.Warning, Message = "{Checks} broker checks in a row failed. The last failed query went to the leader of {Partition} ({ErrorCode}). The learner is not ready and checks again every second")]
     private static partial void LogLeaderUnreachable(ILogger logger, TopicPartition partition, int checks, ErrorCode errorCode);
 
-    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "The leaders of {Partitions} respond again, so the learner is ready")]
-    private static partial void LogLeadersRespond(ILogger logger, IReadOnlyList<TopicPartition> partitions);
+    [LoggerMessage(EventId = 233, Level = LogLevel.Warning, Message = "{Checks} broker checks in a row failed. The last failed query went to the coordinator of consumer group {GroupId} ({ErrorCode}), without which the learner loses its partitions and cannot commit. The learner is not ready and checks again every second")]
+    private static partial void LogCoordinatorUnreachable(ILogger logger, int checks, string groupId, ErrorCode errorCode);
+
+    [LoggerMessage(EventId = 240, Level = LogLevel.Information, Message = "The leaders of {Partitions} and the coordinator of group {GroupId} respond again, so the learner is ready")]
+    private static partial void LogLeadersRespond(ILogger logger, IReadOnlyList<TopicPartition> partitions, string groupId);
+
+    /// <summary>The query that failed a check: to the leader of <see cref="Leader"/>, or to the group's coordinator when it is null.</summary>
+    private sealed record CheckFailure(TopicPartition? Leader, ErrorCode Code);
 }
 
 /// <summary>How often and how long <see cref="BrokerWatchdog"/> waits for the partition leaders.</summary>

@@ -86,6 +86,37 @@ public sealed class BrokerFaultTests
     }
 
     [Fact]
+    public async Task CoordinatorOutageMarksLearnerNotReady()
+    {
+        // The partition's leader stays up, but without the group's coordinator the learner's session expires and it
+        // loses its partition, so it stops reading. Only the watchdog's query to the coordinator shows that.
+        const string topic = "coordinator-outage-test";
+        using EmbeddedKafkaBroker broker = StartWithLeaderOnBrokerOne(topic);
+        LearnerOptions options = LearnerFixture.Options(broker.BootstrapServers, topic, LearnerFixture.TemporaryRoot());
+        broker.SetGroupCoordinator(options.GroupId, brokerId: 2);
+        var producer = new ExampleProducer(broker.BootstrapServers, topic, NullLogger.Instance) { MaxLag = 0, MaxTasks = 2 };
+        long produced = await producer.ProduceAsync(LearnerFixture.Training, null, null, CancellationToken.None);
+
+        using (ContinualLearner learner = LearnerFixture.Create(options))
+        {
+            learner.Start();
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) >= 200, TimeSpan.FromSeconds(30))).ShouldBeTrue();
+            learner.IsReady.ShouldBeTrue();
+            broker.SetBrokerDown(2);
+            (await LearnerFixture.WaitUntilAsync(() => !learner.IsReady, TimeSpan.FromSeconds(15))).ShouldBeTrue("the learner did not report itself not ready");
+            learner.Status.IsBrokerAvailable.ShouldBeFalse();
+            broker.SetBrokerUp(2);
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == produced, TimeSpan.FromSeconds(60)))
+                .ShouldBeTrue($"the learner reached offset {LearnerFixture.CheckpointOffset(learner)} of {produced}");
+            (await LearnerFixture.WaitUntilAsync(() => learner.IsReady, TimeSpan.FromSeconds(10))).ShouldBeTrue("the learner did not report itself ready again");
+        }
+
+        IReadOnlyList<string> trained = LearnerFixture.TrainingLogIds(options);
+        trained.GroupBy(id => id).Where(group => group.Count() > 1).Select(group => group.Key).ShouldBeEmpty();
+        trained.Order(StringComparer.Ordinal).ToArray().ShouldBe(LearnerFixture.TrainedIds(2));
+    }
+
+    [Fact]
     public async Task IdleMemberNotReadyWhenLeaderDown()
     {
         // Two learners share the group and its one partition, so one of them is assigned none. The group coordinator

@@ -23,9 +23,10 @@ public sealed class BrokerWatchdogLeaderTests
     [Fact(Timeout = 150_000)]
     public async Task LeaderMovesToDownBroker()
     {
-        // Four partitions on broker 1. Broker 2 is down when partition 3's leader moves there.
+        // Four partitions and the group's coordinator on broker 1. Broker 2 is down when partition 3's leader moves there.
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
         broker.CreateTopic(Topic, 4);
+        broker.SetGroupCoordinator(Group, brokerId: 1);
         TopicPartition[] watched = Partitions(Topic, 4);
         for (int index = 0; index < watched.Length; index++)
         {
@@ -58,9 +59,11 @@ public sealed class BrokerWatchdogLeaderTests
     [Fact(Timeout = 150_000)]
     public async Task AllLeadersMoveThenOldLeaderDown()
     {
-        // Every partition moves from broker 1 to broker 2 and then broker 1 goes down. Every leader still responds.
+        // Every partition moves from broker 1 to broker 2 and then broker 1 goes down. Every leader and the group's
+        // coordinator on broker 2 still respond.
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
         broker.CreateTopic(Topic, 4);
+        broker.SetGroupCoordinator(Group, brokerId: 2);
         TopicPartition[] watched = Partitions(Topic, 4);
         for (int index = 0; index < watched.Length; index++)
         {
@@ -91,9 +94,10 @@ public sealed class BrokerWatchdogLeaderTests
     public async Task MoveAwayFromDownLeaderRecovers()
     {
         // Broker 1 leads every partition and goes down. Moving the partitions to broker 2 makes every leader respond
-        // again, while broker 1 stays down.
+        // again, while broker 1 stays down. The group's coordinator is on broker 2 throughout.
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
         broker.CreateTopic(Topic, 4);
+        broker.SetGroupCoordinator(Group, brokerId: 2);
         TopicPartition[] watched = Partitions(Topic, 4);
         for (int index = 0; index < watched.Length; index++)
         {
@@ -209,6 +213,8 @@ public sealed class BrokerWatchdogLeaderTests
         {
             broker.SetPartitionLeader(Topic, index, brokerId: others[index % 2]);
         }
+
+        broker.SetGroupCoordinator(Group, brokerId: others[1]);
 
         await Task.Delay(TimeSpan.FromSeconds(1));
         broker.StartRequestTracking();

@@ -41,7 +41,7 @@ public sealed class BrokerWatchdogTests
         broker.SetBrokerDown();
         await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the watchdog did not notice the outage");
         watchdog.IsAvailable.ShouldBeFalse();
-        logger.Messages.ShouldContain(message => message.Contains("2 leader checks in a row failed", StringComparison.Ordinal));
+        logger.Messages.ShouldContain(message => message.Contains("2 broker checks in a row failed", StringComparison.Ordinal));
 
         // Failed probes during the outage leave it unavailable without further calls.
         await Task.Delay(TimeSpan.FromSeconds(1));
@@ -61,6 +61,7 @@ public sealed class BrokerWatchdogTests
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
         broker.CreateTopic(Topic, 1);
         broker.SetPartitionLeader(Topic, 0, brokerId: 1);
+        broker.SetGroupCoordinator(Group, brokerId: 2);
         int changes = 0;
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), new RecordingLogger(), Fast);
         watchdog.Start();
@@ -71,6 +72,32 @@ public sealed class BrokerWatchdogTests
         await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the watchdog did not notice the leader's outage");
         broker.SetBrokerUp(1);
         await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 2, "the watchdog did not notice the leader's recovery");
+    }
+
+    [Fact(Timeout = 150_000)]
+    public async Task CoordinatorDownWhileLeaderUp()
+    {
+        // Without its coordinator the learner's group session expires and the learner loses its partitions, although
+        // the leader still responds.
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(brokerCount: 2);
+        broker.CreateTopic(Topic, 1);
+        broker.SetPartitionLeader(Topic, 0, brokerId: 1);
+        broker.SetGroupCoordinator(Group, brokerId: 2);
+        var logger = new RecordingLogger();
+        int changes = 0;
+        using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), logger, Fast);
+        watchdog.Start();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        watchdog.IsAvailable.ShouldBeTrue();
+
+        broker.SetBrokerDown(2);
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the watchdog did not notice the coordinator's outage");
+        watchdog.IsAvailable.ShouldBeFalse();
+        logger.Messages.ShouldContain(message => message.Contains($"the coordinator of consumer group {Group}", StringComparison.Ordinal));
+
+        broker.SetBrokerUp(2);
+        await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 2, "the watchdog did not notice the coordinator's recovery");
+        watchdog.IsAvailable.ShouldBeTrue();
     }
 
     [Fact(Timeout = 150_000)]
