@@ -6,8 +6,10 @@ using ContinualServe.Learner;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Demo;
+using ContinualServe.Server.Distribution;
 using ContinualServe.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -21,7 +23,9 @@ namespace ContinualServe.ObservabilityTests;
 /// <summary>
 /// One server+learner run on the committed slice, shared by the tests of the collection. It runs the embedded
 /// broker and a learner that streams the first two Split Fashion-MNIST tasks, after a few invalid records for
-/// the dead-letter path. A server swaps in each published version and gets inference load, bad requests included.
+/// the dead-letter path. The learner announces each version on the version topic, and the server follows that topic
+/// as a replica does: it downloads each version from the learner's store routes, which it maps itself, and swaps it
+/// in. It gets inference load, bad requests included, and management requests with and without the token.
 /// A real Prometheus scrapes the server's /metrics and evaluates the alert rules. The load keeps running until
 /// the fixture is disposed, so rates stay defined while the tests query.
 /// </summary>
@@ -29,10 +33,13 @@ namespace ContinualServe.ObservabilityTests;
 public sealed class ObservedPipeline : IAsyncLifetime
 {
     public const string Topic = "fashion-mnist";
+    public const string VersionTopic = "model-versions";
     public const int InvalidRecords = 5;
+    private const string ManagementToken = "observed-pipeline-management-token";
     private readonly CancellationTokenSource stopLoad = new();
     private EmbeddedKafkaBroker? broker;
     private ContinualLearner? learner;
+    private ModelVersionPublisher? publisher;
     private Task? loadTask;
     private string runDirectory = "";
 
@@ -57,6 +64,7 @@ public sealed class ObservedPipeline : IAsyncLifetime
         broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic(Topic, partitionCount: 1);
         broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+        broker.CreateTopic(VersionTopic, partitionCount: 1);
         learner = new ContinualLearner(new LearnerOptions
         {
             BootstrapServers = broker.BootstrapServers,
@@ -68,24 +76,40 @@ public sealed class ObservedPipeline : IAsyncLifetime
             SessionTimeout = TimeSpan.FromSeconds(3),
         }, NullLoggerFactory.Instance);
 
-        Server = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], "http://127.0.0.1:0", options =>
+        string tokenFile = Path.Combine(runDirectory, "management-token");
+        Directory.CreateDirectory(runDirectory);
+        await File.WriteAllTextAsync(tokenFile, ManagementToken, token);
+        string[] arguments =
+        [
+            "--Logging:LogLevel:Default=Warning",
+            "--Management:TokenFile=" + tokenFile,
+            "--Distribution:BootstrapServers=" + broker.BootstrapServers,
+            "--Distribution:Topic=" + VersionTopic,
+        ];
+        Server = ServerHost.Build(arguments, "http://127.0.0.1:0", options =>
         {
             options.ModelName = Topic;
-            options.StoreDirectory = learner.Store.RootDirectory;
+            options.StoreDirectory = Path.Combine(runDirectory, "replica");
             options.Device = "cpu";
-        }, pollStore: false);
+        }, pollStore: false, configureBuilder: builder => builder.Services.AddVersionSubscriber(builder.Configuration));
+        Server.MapModelStoreApi(() => learner.Store);
         IdxDataset training = IdxDataset.LoadFashionMnist(RepositoryPaths.DataDirectory, training: true);
         IdxDataset test = IdxDataset.LoadFashionMnist(RepositoryPaths.DataDirectory, training: false);
         GoldenSetOfStreamedClasses(test).Save(learner.Store.RootDirectory);
 
-        ModelSwapper swapper = Server.Services.GetRequiredService<ModelSwapper>();
-        swapper.TrySwap(learner.Start());
-        learner.VersionPublished += version => swapper.TrySwap(version);
         await Server.StartAsync(token);
         string address = Server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         ServerAddress = new Uri(address + "/");
         ServerClient = new HttpClient { BaseAddress = ServerAddress, Timeout = TimeSpan.FromSeconds(10) };
+
+        // The learner's side of distribution, as the learn role wires it: each version is announced with the store URL.
+        var distribution = new DistributionOptions { BootstrapServers = broker.BootstrapServers, Topic = VersionTopic, StoreUrl = address };
+        publisher = new ModelVersionPublisher(broker.BootstrapServers, distribution, NullLogger<ModelVersionPublisher>.Instance);
+        learner.VersionPublished += publisher.Publish;
+        publisher.Publish(learner.Start());
+        await WaitUntilServingAsync(token);
         Prometheus = await PrometheusServer.StartAsync(ServerAddress.Authority, [RepositoryPaths.RulesFile], token);
+        await SendManagementRequestsAsync(token);
 
         var load = new InferenceLoad(test, maxDistinctRequests: 200);
         loadTask = load.RunAsync(new Uri(ServerAddress, $"v2/models/{Topic}/infer"), 2, TimeSpan.FromMilliseconds(20), stopLoad.Token);
@@ -109,6 +133,7 @@ public sealed class ObservedPipeline : IAsyncLifetime
 
         Prometheus?.Dispose();
         learner?.Stop(TimeSpan.FromSeconds(30));
+        publisher?.Dispose();
         if (Server is not null)
         {
             await Server.StopAsync(CancellationToken.None);
@@ -147,6 +172,36 @@ public sealed class ObservedPipeline : IAsyncLifetime
         {
             using var content = new StringContent("{\"inputs\":[]}", Encoding.UTF8, "application/json");
             using HttpResponseMessage response = await ServerClient.PostAsync($"v2/models/{Topic}/infer", content, token);
+        }
+    }
+
+    // The server downloads the first version from the learner's store before it answers inference.
+    private async Task WaitUntilServingAsync(CancellationToken token)
+    {
+        while (true)
+        {
+            using HttpResponseMessage response = await ServerClient.GetAsync($"v2/models/{Topic}/ready", token);
+            if (response.IsSuccessStatusCode)
+            {
+                return;
+            }
+
+            await Task.Delay(200, token);
+        }
+    }
+
+    // One request with the token and one without, so the management panel has both outcomes.
+    private async Task SendManagementRequestsAsync(CancellationToken token)
+    {
+        foreach (string? bearer in new[] { ManagementToken, null })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "manage/v1/versions");
+            if (bearer is not null)
+            {
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+            }
+
+            using HttpResponseMessage response = await ServerClient.SendAsync(request, token);
         }
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using Shouldly;
 using Xunit;
@@ -64,7 +63,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     public async Task AlertRulesEvaluateAndAreHealthy()
     {
         IReadOnlyList<MonitoringExpression> alerts = MonitoringExpressions.AlertRules();
-        alerts.Count.ShouldBe(9);
+        alerts.Count.ShouldBe(10);
         foreach (MonitoringExpression alert in alerts)
         {
             // Throws when Prometheus rejects the expression.
@@ -128,10 +127,10 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
                 new YamlStream(document).Save(writer, assignAnchors: false);
             }
 
-            (int exitCode, string output) = await RunPromtoolAsync(RepositoryPaths.RulesFile, crdSpec);
+            (int exitCode, string output) = await Promtool.RunAsync("check", "rules", RepositoryPaths.RulesFile, crdSpec);
 
             exitCode.ShouldBe(0, output);
-            output.ShouldContain("SUCCESS: 9 rules found");
+            output.ShouldContain("SUCCESS: 10 rules found");
         }
         finally
         {
@@ -146,23 +145,5 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
         var crd = MonitoringExpressions.AlertRules(MonitoringExpressions.RulesGroups(RepositoryPaths.PrometheusRule, crd: true));
 
         crd.ShouldBe(plain);
-    }
-
-    private static async Task<(int ExitCode, string Output)> RunPromtoolAsync(params string[] files)
-    {
-        var start = new ProcessStartInfo("/usr/bin/promtool") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add("check");
-        start.ArgumentList.Add("rules");
-        foreach (string file in files)
-        {
-            start.ArgumentList.Add(file);
-        }
-
-        using Process process = Process.Start(start)!;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        Task<string> standardOutput = process.StandardOutput.ReadToEndAsync(timeout.Token);
-        Task<string> standardError = process.StandardError.ReadToEndAsync(timeout.Token);
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await standardOutput + await standardError);
     }
 }
