@@ -11,11 +11,12 @@ namespace ContinualServe.Learner.Faults;
 /// a round, a commit or a leave while the broker is down, so readiness cannot wait for that thread.
 /// </summary>
 /// <remarks>
-/// While the leaders respond, the watchdog checks them every <see cref="BrokerWatchdogTimings.CheckInterval"/>: it requests from
-/// each leader broker the watermarks of one of the watched partitions it leads, and then requests the group's committed
-/// offset of one watched partition from the group's coordinator. A check fails at the first query that fails. Two failed checks in a row, <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker
-/// unavailable, so one slow response does not flip readiness. While it is unavailable the watchdog checks every probe
-/// interval, and the first check in which every leader responds marks it available again.
+/// While the brokers respond, the watchdog checks them every <see cref="BrokerWatchdogTimings.CheckInterval"/>: it requests
+/// from each leader broker the watermarks of one of the watched partitions it leads, and then asks the group's coordinator
+/// for the committed offset of one watched partition. A check fails at the first query that fails. Two failed checks in a
+/// row, <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker unavailable, so one slow response does
+/// not flip readiness. While it is unavailable the watchdog checks every probe interval, and the first check in which
+/// every leader and the coordinator respond marks it available again.
 /// With several watched partitions, a check first requests the topic's metadata to learn their leaders. It then sends
 /// one query per leader broker, not one per partition, so a learner assigned hundreds of partitions on a few brokers sends
 /// a few requests per check. Without that metadata (a timeout, an error) it queries every partition.
