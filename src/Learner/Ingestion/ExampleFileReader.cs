@@ -61,9 +61,10 @@ public abstract class ExampleFileReader : IDisposable
     /// <summary>
     /// Reads the whole file and checks every example and that no id repeats, so that nothing is produced from a
     /// file with an invalid line. Returns the number of examples. The ids are kept in memory during the check,
-    /// so its memory grows with the number of examples but not with their size.
+    /// so its memory grows with the number of examples but not with their size. The record size is checked in
+    /// <paramref name="recordFormat"/>, the format the examples will be sent in.
     /// </summary>
-    public static long Validate(string path, ExampleFileFormat format, ExampleRecordCodec codec)
+    public static long Validate(string path, ExampleFileFormat format, ExampleRecordCodec codec, RecordFormat recordFormat = RecordFormat.Json)
     {
         using ExampleFileReader reader = Open(path, format, codec);
         var firstLines = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -74,7 +75,7 @@ public abstract class ExampleFileReader : IDisposable
                 throw reader.Invalid($"field 'id': '{example.Id}' repeats the id on line {firstLines[example.Id]}; ids must be unique");
             }
 
-            int recordBytes = ExampleRecordCodec.Encode(example.Id, example.Task, example.Label, example.Features).Length;
+            int recordBytes = ExampleProducer.Encode(recordFormat, example).Length;
             if (recordBytes > codec.MaxRecordBytes)
             {
                 throw reader.Invalid($"the example encodes to a {recordBytes}-byte record; the limit is {codec.MaxRecordBytes}");
@@ -85,7 +86,7 @@ public abstract class ExampleFileReader : IDisposable
             if (keyBytes + recordBytes > ExampleProducer.MaxKeyAndValueBytes)
             {
                 throw reader.Invalid(
-                    $"the id ({keyBytes} bytes) and the record ({recordBytes} bytes) make a Kafka message of {keyBytes + recordBytes} bytes; the limit is {ExampleProducer.MaxKeyAndValueBytes}. Shorten the id or round the features to fewer digits");
+                    $"the id ({keyBytes} bytes) and the record ({recordBytes} bytes) make a Kafka message of {keyBytes + recordBytes} bytes; the limit is {ExampleProducer.MaxKeyAndValueBytes}. Shorten the id, or in the JSON format round the features to fewer digits");
             }
         }
 

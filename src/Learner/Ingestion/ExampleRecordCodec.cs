@@ -7,6 +7,7 @@ namespace ContinualServe.Learner.Ingestion;
 /// <summary>
 /// Reads and writes the JSON record format of the training stream:
 /// <c>{"id":"train-42","task":1,"label":0,"features":[0,12,255,...]}</c>, keyed by the example id.
+/// <see cref="TryDecode"/> also reads <see cref="BinaryExampleRecord"/>'s compact format, told apart by its first byte.
 /// Reading validates every field, so an invalid record yields a reason instead of an exception.
 /// </summary>
 public sealed class ExampleRecordCodec
@@ -93,8 +94,18 @@ public sealed class ExampleRecordCodec
         writer.WriteEndObject();
     }
 
-    /// <summary>Parses and validates one record; on failure <paramref name="error"/> names the field and the problem.</summary>
-    public bool TryDecode(ReadOnlySpan<byte> json, out LabeledExample? example, out string error)
+    /// <summary>
+    /// Parses and validates one record, JSON or binary. On failure <paramref name="error"/> names the field and the problem.
+    /// </summary>
+    public bool TryDecode(ReadOnlySpan<byte> record, out LabeledExample? example, out string error)
+    {
+        return BinaryExampleRecord.HasMagic(record) && record.Length <= MaxRecordBytes
+            ? BinaryExampleRecord.TryDecode(record, FeatureCount, ClassCount, out example, out error)
+            : TryDecodeJson(record, out example, out error);
+    }
+
+    /// <summary>Parses and validates one JSON record. On failure <paramref name="error"/> names the field and the problem.</summary>
+    public bool TryDecodeJson(ReadOnlySpan<byte> json, out LabeledExample? example, out string error)
     {
         example = null;
         if (json.Length > MaxRecordBytes)

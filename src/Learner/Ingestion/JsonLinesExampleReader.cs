@@ -5,7 +5,7 @@ namespace ContinualServe.Learner.Ingestion;
 
 /// <summary>
 /// Reader of a JSON lines file: one record per line in the stream's format, validated by
-/// <see cref="ExampleRecordCodec.TryDecode"/>, so a line is accepted here exactly when the learner accepts it.
+/// <see cref="ExampleRecordCodec.TryDecodeJson"/>, so a line is accepted here exactly when the learner accepts it.
 /// </summary>
 public sealed class JsonLinesExampleReader : ExampleFileReader
 {
@@ -22,7 +22,7 @@ public sealed class JsonLinesExampleReader : ExampleFileReader
             return false;
         }
 
-        if (!Codec.TryDecode(line, out example, out string error) || example is null)
+        if (!Codec.TryDecodeJson(line, out example, out string error) || example is null)
         {
             throw Invalid(error);
         }

@@ -44,6 +44,11 @@ public static class ProduceCommand
             _ => null,
         });
         CommandLine.AddIntegerCheck(classes, count => count < 2 ? $"--classes must be 2 or more, but it is {count}." : null);
+        var recordFormat = new Option<RecordFormat>("--record-format")
+        {
+            Description = "Record format: json, or binary (one byte per pixel, about a third of the JSON size for Fashion-MNIST images). The learner reads both.",
+            DefaultValueFactory = _ => RecordFormat.Json,
+        };
         var group = new Option<string>("--group")
         {
             Description = "Consumer group to pace to: stay at most --max-lag records ahead of its committed offsets. Without it the stream is not paced.",
@@ -58,9 +63,9 @@ public static class ProduceCommand
         CommandLine.AddIntegerCheck(maxLag, lag => lag < 1 ? $"--max-lag must be 1 or more, but it is {lag}." : null);
         var command = new Command(
             "produce",
-            "Stream labeled examples into a topic, one JSON record per example keyed by its id: the Fashion-MNIST IDX files as Split Fashion-MNIST tasks, or a JSON lines or CSV file in file order.")
+            "Stream labeled examples into a topic, one record per example keyed by its id: the Fashion-MNIST IDX files as Split Fashion-MNIST tasks, or a JSON lines or CSV file in file order.")
         {
-            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, group, maxLag,
+            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, recordFormat, group, maxLag,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -78,7 +83,7 @@ public static class ProduceCommand
             {
                 (string path, ExampleFileFormat format) = jsonlPath is not null ? (jsonlPath, ExampleFileFormat.JsonLines) : (csvPath!, ExampleFileFormat.Csv);
                 var codec = new ExampleRecordCodec(result.GetValue(features), result.GetValue(classes));
-                if (ValidateFile(path, format, codec) is not long count)
+                if (ValidateFile(path, format, codec, result.GetValue(recordFormat)) is not long count)
                 {
                     return RoleCommandLine.InvalidConfigurationExitCode;
                 }
@@ -107,6 +112,7 @@ public static class ProduceCommand
                 MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
                 MaxTasks = result.GetValue(tasks),
                 IdPrefix = result.GetValue(test) ? "test" : "train",
+                Format = result.GetValue(recordFormat),
             };
             Func<long>? position = tracker is null ? null : tracker.CommittedTotal;
             var progress = new Progress<long>(count => Console.WriteLine($"queued {count} records"));
@@ -167,7 +173,7 @@ public static class ProduceCommand
     private static bool IsGiven(ParseResult result, Option option) => result.GetResult(option) is { Implicit: false };
 
     // Returns the number of examples, or null after writing the first problem to stderr.
-    private static long? ValidateFile(string path, ExampleFileFormat format, ExampleRecordCodec codec)
+    private static long? ValidateFile(string path, ExampleFileFormat format, ExampleRecordCodec codec, RecordFormat recordFormat)
     {
         string option = format == ExampleFileFormat.Csv ? "--csv" : "--jsonl";
         if (Directory.Exists(path))
@@ -184,7 +190,7 @@ public static class ProduceCommand
 
         try
         {
-            return ExampleFileReader.Validate(path, format, codec);
+            return ExampleFileReader.Validate(path, format, codec, recordFormat);
         }
         catch (ExampleFileException exception)
         {

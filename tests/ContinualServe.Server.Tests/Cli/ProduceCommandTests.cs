@@ -9,8 +9,8 @@ using Xunit;
 namespace ContinualServe.Server.Tests.Cli;
 
 /// <summary>
-/// <c>continualserve produce --csv</c> and <c>--jsonl</c> run as a child process against the embedded broker, with
-/// the topic read back to check what the broker stored.
+/// <c>continualserve produce --csv</c> and <c>--jsonl</c>, in both record formats, run as a child process against the
+/// embedded broker, with the topic read back to check what the broker stored.
 /// </summary>
 public sealed class ProduceCommandTests : IDisposable
 {
@@ -37,6 +37,7 @@ public sealed class ProduceCommandTests : IDisposable
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("produce-csv", partitionCount: 1);
         broker.CreateTopic("produce-jsonl", partitionCount: 1);
+        broker.CreateTopic("produce-binary", partitionCount: 1);
         string csv = Write("examples.csv", CsvHeader
             + "img-1,1,0,0,12,255,7\n"
             + "\"img,\"\"2\"\"\",2,2,0.5,-1e2,3.25,4\n"
@@ -45,10 +46,13 @@ public sealed class ProduceCommandTests : IDisposable
             + "{\"features\":[0.5,-100,3.25,4],\"id\":\"img,\\\"2\\\"\",\"label\":2,\"task\":2}\n"
             + "{\"id\":\"img-3\",\"task\":7,\"label\":1,\"features\":[0,0,0,0]}\n");
 
-        foreach ((string topic, string option, string path) in new[] { ("produce-csv", "--csv", csv), ("produce-jsonl", "--jsonl", jsonl) })
+        foreach ((string topic, string option, string path, string format) in new[]
+        {
+            ("produce-csv", "--csv", csv, "json"), ("produce-jsonl", "--jsonl", jsonl, "json"), ("produce-binary", "--csv", csv, "binary"),
+        })
         {
             (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(
-                ["produce", "--bootstrap-servers", broker.BootstrapServers, "--topic", topic, option, path, "--features", "4", "--classes", "3"]);
+                ["produce", "--bootstrap-servers", broker.BootstrapServers, "--topic", topic, option, path, "--features", "4", "--classes", "3", "--record-format", format]);
 
             exitCode.ShouldBe(0, standardError);
             standardOutput.ShouldContain($"validated 3 examples in {path}");
@@ -57,6 +61,7 @@ public sealed class ProduceCommandTests : IDisposable
             messages.Select(message => message.Key).ShouldBe(Expected.Select(example => example.Id), $"keys in {topic}");
             for (int index = 0; index < Expected.Length; index++)
             {
+                BinaryExampleRecord.HasMagic(messages[index].Value).ShouldBe(format == "binary", $"{topic} offset {index} is in the {format} format");
                 codec.TryDecode(messages[index].Value, out LabeledExample? decoded, out string error).ShouldBeTrue($"{topic} offset {index}: {error}");
                 decoded.ShouldNotBeNull();
                 decoded.Id.ShouldBe(Expected[index].Id);
