@@ -40,21 +40,26 @@ internal static class Training
         TrainerLoop(spec, warmUp, ReplayStrategy.Naive);
         TrainerLoop(spec, warmUp, ReplayStrategy.DerPlusPlus);
         EndToEnd(training);
+        EndToEnd(training, format: RecordFormat.Binary);
 
         var bareRates = new List<double>();
         var naiveRates = new List<double>();
         var endToEndRuns = new List<(double Rate, CpuUsage Cpu)>();
+        var binaryRates = new List<double>();
         for (int round = 0; round < Rounds; round++)
         {
             bareRates.Add(BareLoop(spec, examples));
             naiveRates.Add(TrainerLoop(spec, examples, ReplayStrategy.Naive));
             endToEndRuns.Add(EndToEnd(training));
+            binaryRates.Add(EndToEnd(training, format: RecordFormat.Binary).Rate);
         }
 
         double bare = Median(bareRates);
         double naiveTrainer = Median(naiveRates);
         double derTrainer = TrainerLoop(spec, examples, ReplayStrategy.DerPlusPlus);
         (double endToEnd, CpuUsage cpu) = endToEndRuns.OrderBy(run => run.Rate).ElementAt(Rounds / 2);
+        double binary = Median(binaryRates);
+        (double jsonDecode, double binaryDecode) = DecodeTimes(examples);
         (double largerRounds, _) = EndToEnd(training, LargeRoundExamples);
 
         report.Table($"Learner throughput (MLP, batch {BatchSize}, Adam; median of {Rounds} runs in turn)");
@@ -63,6 +68,16 @@ internal static class Training
         report.Row("ContinualTrainer, DER++ (three forward passes per step; one run)", $"{Report.Number(derTrainer)} examples/s", string.Create(CultureInfo.InvariantCulture, $"{derTrainer / bare:F2}x"), "for information");
         report.Row("whole learner, naive: Kafka, JSON decoding, holdout, training, rounds", $"{Report.Number(endToEnd)} examples/s ({Rates(endToEndRuns.Select(run => run.Rate))})", Report.Ratio(endToEnd / bare, 0.8), ">= 0.8x bare");
         report.Row("CPU during the median whole-learner run (producer in this process)", cpu.ToString(), "", "for information");
+        report.Row(
+            "whole learner, naive, binary records instead of JSON",
+            $"{Report.Number(binary)} examples/s ({Rates(binaryRates)})",
+            string.Create(CultureInfo.InvariantCulture, $"{binary / bare:F2}x bare, {binary / endToEnd:F2}x JSON"),
+            "for information");
+        report.Row(
+            "decoding one record, median of 5 passes over the examples",
+            string.Create(CultureInfo.InvariantCulture, $"JSON {jsonDecode:F2} us, binary {binaryDecode:F2} us"),
+            string.Create(CultureInfo.InvariantCulture, $"{jsonDecode / binaryDecode:F1}x faster"),
+            "for information");
         report.Row(
             $"whole learner, rounds of {LargeRoundExamples:N0} examples instead of {DefaultRoundExamples:N0} (one run)",
             $"{Report.Number(largerRounds)} examples/s",
@@ -109,9 +124,44 @@ internal static class Training
         return examples.Count / clock.Elapsed.TotalSeconds;
     }
 
+    /// <summary>
+    /// Returns the microseconds per record of <see cref="ExampleRecordCodec.TryDecode"/> on the JSON and the binary
+    /// records of <paramref name="examples"/>, each the median of five passes after one unmeasured pass.
+    /// </summary>
+    private static (double Json, double Binary) DecodeTimes(List<LabeledExample> examples)
+    {
+        var codec = new ExampleRecordCodec(examples[0].Features.Length, 10);
+        byte[][] json = examples.Select(example => ExampleProducer.Encode(RecordFormat.Json, example)).ToArray();
+        byte[][] binary = examples.Select(example => ExampleProducer.Encode(RecordFormat.Binary, example)).ToArray();
+        double PerRecord(byte[][] records)
+        {
+            var passes = new List<double>();
+            for (int pass = 0; pass <= 5; pass++)
+            {
+                var clock = Stopwatch.StartNew();
+                foreach (byte[] record in records)
+                {
+                    if (!codec.TryDecode(record, out _, out string error))
+                    {
+                        throw new InvalidOperationException("A benchmark record did not decode: " + error);
+                    }
+                }
+
+                if (pass > 0)
+                {
+                    passes.Add(clock.Elapsed.TotalMicroseconds / records.Length);
+                }
+            }
+
+            return Median(passes);
+        }
+
+        return (PerRecord(json), PerRecord(binary));
+    }
+
     // The learner on the embedded broker, fed by a producer that stays within the broker's retention. The
-    // producer encodes JSON on thread-pool threads of this process, so it shares the two cores with the learner.
-    private static (double Rate, CpuUsage Cpu) EndToEnd(IdxDataset training, int roundExamples = DefaultRoundExamples)
+    // producer encodes records on thread-pool threads of this process, so it shares the two cores with the learner.
+    private static (double Rate, CpuUsage Cpu) EndToEnd(IdxDataset training, int roundExamples = DefaultRoundExamples, RecordFormat format = RecordFormat.Json)
     {
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("bench", 1);
@@ -128,7 +178,7 @@ internal static class Training
         };
         using var learner = new ContinualLearner(options, NullLoggerFactory.Instance);
         learner.Start();
-        var producer = new ExampleProducer(broker.BootstrapServers, "bench", NullLogger.Instance) { MaxTasks = 2 };
+        var producer = new ExampleProducer(broker.BootstrapServers, "bench", NullLogger.Instance) { MaxTasks = 2, Format = format };
         Task<long> producing = Task.Run(() => producer.ProduceAsync(training, () => learner.Status.Position, null, CancellationToken.None));
 
         // The clock starts at the first consumed record, so the producer's client start-up (about 0.1 s) is not
