@@ -75,6 +75,13 @@ public abstract class ExampleFileReader : IDisposable
                 throw reader.Invalid($"field 'id': '{example.Id}' repeats the id on line {firstLines[example.Id]}; ids must be unique");
             }
 
+            // The binary format's id length field has 16 bits, so a longer id cannot be written in it.
+            int idBytes = Encoding.UTF8.GetByteCount(example.Id);
+            if (recordFormat == RecordFormat.Binary && idBytes > BinaryExampleRecord.MaxIdBytes)
+            {
+                throw reader.Invalid($"field 'id' is {idBytes} bytes in UTF-8; the binary record format allows at most {BinaryExampleRecord.MaxIdBytes}");
+            }
+
             int recordBytes = ExampleProducer.Encode(recordFormat, example).Length;
             if (recordBytes > codec.MaxRecordBytes)
             {
@@ -82,11 +89,10 @@ public abstract class ExampleFileReader : IDisposable
             }
 
             // The id is also the record's key, so a long id counts twice toward the producer's message size limit.
-            int keyBytes = Encoding.UTF8.GetByteCount(example.Id);
-            if (keyBytes + recordBytes > ExampleProducer.MaxKeyAndValueBytes)
+            if (idBytes + recordBytes > ExampleProducer.MaxKeyAndValueBytes)
             {
                 throw reader.Invalid(
-                    $"the id ({keyBytes} bytes) and the record ({recordBytes} bytes) make a Kafka message of {keyBytes + recordBytes} bytes; the limit is {ExampleProducer.MaxKeyAndValueBytes}. Shorten the id, or in the JSON format round the features to fewer digits");
+                    $"the id ({idBytes} bytes) and the record ({recordBytes} bytes) make a Kafka message of {idBytes + recordBytes} bytes; the limit is {ExampleProducer.MaxKeyAndValueBytes}. Shorten the id, or in the JSON format round the features to fewer digits");
             }
         }
 

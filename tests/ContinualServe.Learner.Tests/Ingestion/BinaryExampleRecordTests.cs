@@ -166,6 +166,24 @@ public sealed class BinaryExampleRecordTests
         }
     }
 
+    [Fact]
+    public void IdTooLongForBinaryIsInvalidLine()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "continualserve-binary-id-" + Guid.NewGuid().ToString("N") + ".csv");
+        File.WriteAllText(path, "id,task,label,f0\n" + new string('x', BinaryExampleRecord.MaxIdBytes + 1) + ",1,0,7\n");
+        var codec = new ExampleRecordCodec(1, ClassCount);
+        try
+        {
+            ExampleFileReader.Validate(path, ExampleFileFormat.Csv, codec, RecordFormat.Json).ShouldBe(1);
+            Should.Throw<ExampleFileException>(() => ExampleFileReader.Validate(path, ExampleFileFormat.Csv, codec, RecordFormat.Binary))
+                .Message.ShouldContain("line 2: field 'id' is 65536 bytes in UTF-8; the binary record format allows at most 65535");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     // A valid record of id "abc", then the damage named by the test case.
     private static byte[] Damaged(string damage)
     {
