@@ -54,6 +54,61 @@ public sealed class AlertRuleUnitTests : IDisposable
         output.ShouldContain("got:[]");
     }
 
+    [Fact]
+    public async Task DownloadAlertClearsAfterFirstSuccess()
+    {
+        // prometheus-net exports a labeled series from its first increment, so a replica's "ok" series appears with the
+        // value 1 at its first successful download, and increase() counts nothing for a series' first sample. Replica d
+        // fails from minute 1 to minute 8 and downloads a version at minute 9, so at minute 12 it must not alert.
+        string series = """
+                  - series: 'continualserve_model_downloads_total{instance="d", outcome="failed"}'
+                    values: '_ 1+1x7 8x17'
+                  - series: 'continualserve_model_downloads_total{instance="d", outcome="ok"}'
+                    values: '_x9 1x16'
+            """;
+
+        (int exitCode, string output) = await TestAsync("ContinualServeReplicaDownloadsFailing", series, evaluationMinutes: 12, firingInstance: "d");
+
+        exitCode.ShouldNotBe(0, output);
+        output.ShouldContain("got:[]");
+    }
+
+    [Fact]
+    public async Task DownloadAlertClearsAfterReplicaRestart()
+    {
+        // Replica e downloads until minute 5 and restarts, so its series are stale until the new process fails from
+        // minute 8 and then downloads at minute 11 with its counters back at 1.
+        string series = """
+                  - series: 'continualserve_model_downloads_total{instance="e", outcome="ok"}'
+                    values: '1+1x5 _x5 1x14'
+                  - series: 'continualserve_model_downloads_total{instance="e", outcome="failed"}'
+                    values: '_x8 1+1x2 3x14'
+            """;
+
+        (int exitCode, string output) = await TestAsync("ContinualServeReplicaDownloadsFailing", series, evaluationMinutes: 13, firingInstance: "e");
+
+        exitCode.ShouldNotBe(0, output);
+        output.ShouldContain("got:[]");
+    }
+
+    [Fact]
+    public async Task DownloadAlertFiresAfterRestartWithoutSuccess()
+    {
+        // Replica f downloaded until minute 5 and restarted, and the new process only fails from minute 8. At minute 22
+        // its last success lies outside the 15-minute window, and its "ok" series is stale, so the alert fires.
+        string series = """
+                  - series: 'continualserve_model_downloads_total{instance="f", outcome="ok"}'
+                    values: '1+1x5'
+                  - series: 'continualserve_model_downloads_total{instance="f", outcome="failed"}'
+                    values: '_x8 1+1x20'
+            """;
+
+        (int exitCode, string output) = await TestAsync("ContinualServeReplicaDownloadsFailing", series, evaluationMinutes: 22, firingInstance: "f");
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
     /// <summary>
     /// Writes a promtool unit test over the plain rules file that expects <paramref name="alert"/> to fire for
     /// <paramref name="firingInstance"/> alone after <paramref name="evaluationMinutes"/>, with the annotations the rules

@@ -11,6 +11,15 @@ namespace ContinualServe.Server.Hosting;
 public sealed class BearerToken
 {
     private const int MinimumLength = 16;
+
+    // Kestrel rejects a request whose headers together exceed 32 KiB (KestrelServerLimits.MaxRequestHeadersTotalSize)
+    // with 431, and nginx by default rejects a header field over 8 KiB with 400 (large_client_header_buffers 4 8k).
+    // A longer token would pass the start, but clients could not send it.
+    private const int MaximumLength = 4096;
+
+    // A token file may contain whitespace around the token. The cap keeps a setting that names a large file by mistake
+    // (a log, a device such as /dev/zero) from being read into memory whole.
+    private const int MaximumFileLength = 64 * 1024;
     private readonly byte[] expectedHash;
 
     private BearerToken(string token) => expectedHash = SHA256.HashData(Encoding.UTF8.GetBytes(token));
@@ -21,7 +30,8 @@ public sealed class BearerToken
     /// neither is set.
     /// </summary>
     /// <exception cref="InvalidConfigurationException">
-    /// The file cannot be read or is blank, or the token is shorter than 16 characters or holds a character outside printable ASCII.
+    /// The file cannot be read, is a directory, has more than 65,536 characters or is blank, or the token is shorter
+    /// than 16 or longer than 4096 characters or contains a character outside printable ASCII.
     /// </exception>
     public static BearerToken? TryLoad(string tokenFile, string environmentVariable, string purpose)
     {
@@ -34,7 +44,8 @@ public sealed class BearerToken
     /// neither the file nor the variable is set.
     /// </summary>
     /// <exception cref="InvalidConfigurationException">
-    /// The file cannot be read or is blank, or the token is shorter than 16 characters or holds a character outside printable ASCII.
+    /// The file cannot be read, is a directory, has more than 65,536 characters or is blank, or the token is shorter
+    /// than 16 or longer than 4096 characters or contains a character outside printable ASCII.
     /// </exception>
     public static string? Read(string tokenFile, string environmentVariable, string purpose)
     {
@@ -42,16 +53,7 @@ public sealed class BearerToken
         string source = "";
         if (!string.IsNullOrEmpty(tokenFile))
         {
-            try
-            {
-                token = File.ReadAllText(tokenFile).Trim();
-            }
-            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
-            {
-                throw new InvalidConfigurationException(
-                    $"The {purpose} token file {tokenFile} cannot be read: {exception.Message}", exception);
-            }
-
+            token = ReadFile(tokenFile, purpose).Trim();
             source = "file " + tokenFile;
         }
         else if (!string.IsNullOrEmpty(environmentVariable))
@@ -74,6 +76,13 @@ public sealed class BearerToken
             throw new InvalidConfigurationException($"The {purpose} token from {source} has {token.Length} characters; use at least {MinimumLength}.");
         }
 
+        if (token.Length > MaximumLength)
+        {
+            throw new InvalidConfigurationException(
+                $"The {purpose} token from {source} has {token.Length} characters; use at most {MaximumLength}, because "
+                + "servers and proxies reject longer request headers.");
+        }
+
         // HttpClient refuses line breaks and non-ASCII characters in header values, so a client could never send such a
         // token. The message leaves the token out.
         if (token.Any(character => character is < ' ' or > '~'))
@@ -85,6 +94,44 @@ public sealed class BearerToken
         }
 
         return token;
+    }
+
+    /// <summary>
+    /// Reads <paramref name="tokenFile"/> as <see cref="File.ReadAllText(string)"/> does (UTF-8 unless a byte order mark
+    /// names another encoding), but at most <see cref="MaximumFileLength"/> characters.
+    /// </summary>
+    /// <exception cref="InvalidConfigurationException">The path is a directory, the file cannot be read, or it is too large.</exception>
+    private static string ReadFile(string tokenFile, string purpose)
+    {
+        // Opening a directory fails with "Access to the path is denied", which sends the operator to the permissions.
+        if (Directory.Exists(tokenFile))
+        {
+            throw new InvalidConfigurationException(
+                $"The {purpose} token file {tokenFile} is a directory; set the path of the file that contains the token, "
+                + "for example the key's file inside a mounted Kubernetes Secret.");
+        }
+
+        var buffer = new char[MaximumFileLength + 1];
+        int length;
+        try
+        {
+            using var reader = new StreamReader(tokenFile, detectEncodingFromByteOrderMarks: true);
+            length = reader.ReadBlock(buffer, 0, buffer.Length);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidConfigurationException(
+                $"The {purpose} token file {tokenFile} cannot be read: {exception.Message}", exception);
+        }
+
+        if (length > MaximumFileLength)
+        {
+            throw new InvalidConfigurationException(
+                $"The {purpose} token file {tokenFile} is larger than {MaximumFileLength} characters, so it is not a token "
+                + $"file; set the path of a file that contains only the token (at most {MaximumLength} characters).");
+        }
+
+        return new string(buffer, 0, length);
     }
 
     public bool Matches(ReadOnlySpan<char> presented)

@@ -134,6 +134,45 @@ public sealed class StoreTokenTests : IAsyncLifetime, IDisposable
         result.Succeeded.ShouldBeTrue(result.FailureMessage);
     }
 
+    [Fact]
+    public async Task TooLongTokenFailsValidation()
+    {
+        // Kestrel rejects a request whose headers exceed 32 KiB with 431 before any endpoint runs, so a replica
+        // could never send this token.
+        string token = new('t', 40_000);
+        using (var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(storeUrl), "store/v1/versions")))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using HttpResponseMessage response = await http.SendAsync(request);
+            response.StatusCode.ShouldBe(HttpStatusCode.RequestHeaderFieldsTooLarge);
+        }
+
+        string tokenFile = Path.Combine(root, "long-token");
+        File.WriteAllText(tokenFile, token + "\n");
+        ValidateOptionsResult result = new DistributionOptionsValidator().Validate(null, new DistributionOptions { StoreTokenFile = tokenFile });
+
+        result.Failed.ShouldBeTrue("a token that no replica can send must stop the start");
+        result.FailureMessage.ShouldContain("Distribution:StoreTokenFile");
+        result.FailureMessage.ShouldContain("has 40000 characters; use at most 4096");
+        result.FailureMessage.ShouldNotContain(token);
+    }
+
+    [Fact]
+    public async Task LongestTokenDownloads()
+    {
+        string token = new('t', 4096);
+        string tokenFile = Path.Combine(root, "longest-token");
+        File.WriteAllText(tokenFile, token + "\n");
+        var (longTokenLearner, longTokenUrl) = await StoreServer.StartAsync(source, tokenFile);
+        await using (longTokenLearner)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(longTokenUrl), "store/v1/versions"));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using HttpResponseMessage response = await http.SendAsync(request);
+            response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        }
+    }
+
     private ModelVersionAnnouncement Announce(long number)
     {
         source.TryLoad(number, out ModelVersion? version).ShouldBeTrue();

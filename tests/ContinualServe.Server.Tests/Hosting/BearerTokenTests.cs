@@ -58,6 +58,30 @@ public sealed class BearerTokenTests : IDisposable
     }
 
     [Fact]
+    public void DirectoryPathNamesTheMistake()
+    {
+        // A Kubernetes Secret is mounted as a directory with one file per key, so the setting can name the directory.
+        InvalidConfigurationException exception = Should.Throw<InvalidConfigurationException>(
+            () => BearerToken.TryLoad(root, "", "management"));
+
+        exception.Message.ShouldContain($"management token file {root} is a directory");
+        exception.Message.ShouldNotContain("denied");
+    }
+
+    [Fact]
+    public void HugeTokenFileIsRejected()
+    {
+        // A setting that names a large file by mistake must not load it all into memory as a token.
+        string tokenFile = Path.Combine(root, "large-file");
+        File.WriteAllText(tokenFile, new string('x', 8 * 1024 * 1024));
+
+        InvalidConfigurationException exception = Should.Throw<InvalidConfigurationException>(
+            () => BearerToken.TryLoad(tokenFile, "", "management"));
+
+        exception.Message.ShouldContain($"management token file {tokenFile} is larger than");
+    }
+
+    [Fact]
     public void MatchesOnlyTheExactToken()
     {
         string tokenFile = Path.Combine(root, "store-token");
