@@ -33,6 +33,20 @@ public sealed partial class TemplateValuesTests
         ReferencePattern().Count(text).ShouldBeGreaterThan(50);
     }
 
+    [Theory]
+    [InlineData("server-deployment.yaml")]
+    [InlineData("learner-deployment.yaml")]
+    public void DeploymentRequiresBothTokens(string template)
+    {
+        // The chart always creates or names both Secrets, so an empty key there is a mistake that must stop the pod.
+        string text = File.ReadAllText(Path.Combine(ChartFiles.TemplatesDirectory, template));
+
+        foreach (string setting in new[] { "Management__RequireToken", "Distribution__RequireStoreToken" })
+        {
+            Regex.IsMatch(text, $@"- name: {setting}\s*\n\s*value: ""true""").ShouldBeTrue($"{template} sets {setting} to true");
+        }
+    }
+
     [Fact]
     public void MisspelledReferenceIsReported()
     {

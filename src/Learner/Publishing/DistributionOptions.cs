@@ -38,6 +38,13 @@ public sealed class DistributionOptions
     /// <summary>Environment variable that contains the model store's bearer token when no file is given.</summary>
     public string StoreTokenEnvironmentVariable { get; set; } = DefaultStoreTokenVariable;
 
+    /// <summary>
+    /// When true, a start without a store token fails validation instead of leaving the learner's store open or a
+    /// replica downloading without a token. A deployment that always means to set one (the Helm chart) sets it, so
+    /// that an empty Secret or variable stops the start.
+    /// </summary>
+    public bool RequireStoreToken { get; set; }
+
     public const string DefaultStoreTokenVariable = "CONTINUALSERVE_STORE_TOKEN";
 
     /// <summary>Partitions of the version topic when the learner creates it.</summary>

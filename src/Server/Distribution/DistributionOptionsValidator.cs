@@ -19,7 +19,15 @@ public sealed class DistributionOptionsValidator : IValidateOptions<Distribution
         // Read here so that a missing file or a short token stops the start with the other settings' errors.
         try
         {
-            _ = BearerToken.Read(options.StoreTokenFile, options.StoreTokenEnvironmentVariable, "model store");
+            string? token = BearerToken.Read(options.StoreTokenFile, options.StoreTokenEnvironmentVariable, "model store");
+            if (token is null && options.RequireStoreToken)
+            {
+                errors.Add(
+                    $"{DistributionOptions.SectionName}:{nameof(DistributionOptions.RequireStoreToken)} is true, but neither "
+                    + $"{DistributionOptions.SectionName}:{nameof(DistributionOptions.StoreTokenFile)} nor the environment variable "
+                    + $"{options.StoreTokenEnvironmentVariable} holds a model store token. Set one of them (16 to 4096 printable "
+                    + "ASCII characters), or set RequireStoreToken to false to run with an open store.");
+            }
         }
         catch (InvalidConfigurationException exception)
         {

@@ -29,13 +29,26 @@ public static partial class ManagementHosting
         return builder;
     }
 
-    /// <summary>Maps the management routes when a token is configured; without one they are absent (404) and a warning is logged.</summary>
+    /// <summary>
+    /// Maps the management routes when a token is configured. Without one they are absent (404) and a warning is logged,
+    /// or the start fails when <see cref="ManagementOptions.RequireToken"/> is set.
+    /// </summary>
+    /// <exception cref="InvalidConfigurationException">The token is unusable, or required and missing.</exception>
     public static WebApplication MapManagement(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
         ManagementOptions options = app.Services.GetRequiredService<IOptions<ManagementOptions>>().Value;
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi));
         BearerToken? token = BearerToken.TryLoad(options.TokenFile, options.TokenEnvironmentVariable, "management");
+        if (token is null && options.RequireToken)
+        {
+            throw new InvalidConfigurationException(
+                $"{ManagementOptions.SectionName}:{nameof(ManagementOptions.RequireToken)} is true, but neither "
+                + $"{ManagementOptions.SectionName}:{nameof(ManagementOptions.TokenFile)} nor the environment variable "
+                + $"{options.TokenEnvironmentVariable} holds a management token. Set one of them (16 to 4096 printable ASCII "
+                + "characters), or set RequireToken to false to run without the management API.");
+        }
+
         if (token is null)
         {
             LogDisabled(logger, options.TokenEnvironmentVariable);

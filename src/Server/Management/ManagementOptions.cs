@@ -18,4 +18,10 @@ public sealed class ManagementOptions
 
     /// <summary>Environment variable that contains the bearer token when no file is given.</summary>
     public string TokenEnvironmentVariable { get; set; } = DefaultTokenVariable;
+
+    /// <summary>
+    /// When true, a start without a token fails instead of leaving the management routes unmapped. A deployment that
+    /// always means to set a token (the Helm chart) sets it, so that an empty Secret stops the start.
+    /// </summary>
+    public bool RequireToken { get; set; }
 }
