@@ -131,6 +131,40 @@ public sealed class BinaryExampleRecordTests
     }
 
     [Fact]
+    public void RandomBytesNeverThrow()
+    {
+        // 20,000 records that start with the magic: random lengths and bytes, and valid records with random bytes
+        // overwritten. Each must decode or give a reason, and never throw.
+        var random = new Random(7);
+        byte[] valid = BinaryExampleRecord.Encode("fuzz", 1, 3, new byte[FeatureCount]);
+        int decoded = 0;
+        for (int round = 0; round < 20_000; round++)
+        {
+            byte[] record;
+            if (round % 2 == 0)
+            {
+                record = new byte[random.Next(4, 2 * valid.Length)];
+                random.NextBytes(record);
+                "\0CSE"u8.CopyTo(record);
+            }
+            else
+            {
+                record = (byte[])valid.Clone();
+                for (int change = 0; change < 3; change++)
+                {
+                    record[random.Next(4, BinaryExampleRecord.HeaderBytes + 4)] = (byte)random.Next(256);
+                }
+            }
+
+            bool ok = codec.TryDecode(record, out LabeledExample? example, out string error);
+            (ok ? example is not null && error.Length == 0 : example is null && error.Length > 0).ShouldBeTrue(error);
+            decoded += ok ? 1 : 0;
+        }
+
+        decoded.ShouldBeInRange(1, 19_999, "the records must include both valid and invalid ones");
+    }
+
+    [Fact]
     public void OversizedRecordRejected()
     {
         var small = new ExampleRecordCodec(FeatureCount, ClassCount, maxRecordBytes: 500);
