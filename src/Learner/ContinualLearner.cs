@@ -491,6 +491,8 @@ public sealed partial class ContinualLearner : IDisposable
     /// <summary>
     /// Handles an offset that fell out of the partition's retained range (retention deleted records the
     /// learner had not read): counts and logs the lost records, then resumes at the oldest retained one.
+    /// A position past the partition's end means the topic is not the one the position came from (deleted and
+    /// created again, or another cluster): that is logged as an error, and reading starts at the oldest record.
     /// Partitions still in range go back to their handled position, because records read ahead are dropped.
     /// </summary>
     private void SkipToRetainedRecords(IConsumer<byte[]?, byte[]?> consumer)
@@ -516,6 +518,11 @@ public sealed partial class ContinualLearner : IDisposable
                 }
 
                 LogRecordsLost(logger, partition, position, watermarks.Low.Value, lost);
+            }
+
+            if (known && position > watermarks.High.Value)
+            {
+                LogPositionPastEnd(logger, partition, position, watermarks.High.Value, watermarks.Low.Value);
             }
 
             positions[partition] = watermarks.Low.Value;
@@ -622,6 +629,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 206, Level = LogLevel.Error, Message = "{Lost} records on {Partition} were deleted by retention before the learner read them (position {Position}, oldest retained {LowWatermark}); resuming at the oldest retained record")]
     private static partial void LogRecordsLost(ILogger logger, TopicPartition partition, long position, long lowWatermark, long lost);
+
+    [LoggerMessage(EventId = 225, Level = LogLevel.Error, Message = "The learner's position {Position} on {Partition} is past the partition's end ({End}), so the topic is not the one the checkpoint read: it was deleted and created again, or the learner now reads another cluster. Reading starts at the oldest record, {Oldest}, and its examples are trained even where an earlier topic had the same ids")]
+    private static partial void LogPositionPastEnd(ILogger logger, TopicPartition partition, long position, long end, long oldest);
 
     [LoggerMessage(EventId = 207, Level = LogLevel.Warning, Message = "Skipped a training step with a non-finite loss {Loss} ({Count} skipped so far)")]
     private static partial void LogNonFiniteLoss(ILogger logger, double loss, long count);
