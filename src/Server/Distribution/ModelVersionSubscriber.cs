@@ -209,7 +209,19 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             or TaskCanceledException && !cancellation.IsCancellationRequested)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
-            LogDownloadFailed(logger, exception, target.Version, target.StoreUrl, attempt);
+            string storeUrl = string.IsNullOrWhiteSpace(options.StoreUrl) ? target.StoreUrl : options.StoreUrl;
+            string from = string.IsNullOrWhiteSpace(storeUrl) ? "no store URL" : storeUrl;
+            if (exception is HttpRequestException or InvalidOperationException or TaskCanceledException)
+            {
+                // Expected while the learner is away or misconfigured, and repeated on every retry, so the reason
+                // alone is logged. Its stack trace would add nothing.
+                LogDownloadFailed(logger, target.Version, from, attempt, exception.Message);
+            }
+            else
+            {
+                LogDownloadFailedLocally(logger, exception, target.Version, from, attempt);
+            }
+
             return false;
         }
 
@@ -437,8 +449,11 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     [LoggerMessage(EventId = 462, Level = LogLevel.Error, Message = "Downloaded version {Version} is corrupt and was rejected (attempt {Attempt}). Retrying with backoff")]
     private static partial void LogCorrupt(ILogger logger, Exception exception, long version, int attempt);
 
-    [LoggerMessage(EventId = 463, Level = LogLevel.Warning, Message = "Download of version {Version} from {StoreUrl} failed (attempt {Attempt}). Retrying with backoff")]
-    private static partial void LogDownloadFailed(ILogger logger, Exception exception, long version, string storeUrl, int attempt);
+    [LoggerMessage(EventId = 463, Level = LogLevel.Warning, Message = "Download of version {Version} from {StoreUrl} failed (attempt {Attempt}): {Reason} Retrying with backoff")]
+    private static partial void LogDownloadFailed(ILogger logger, long version, string storeUrl, int attempt, string reason);
+
+    [LoggerMessage(EventId = 474, Level = LogLevel.Warning, Message = "Download of version {Version} from {StoreUrl} failed on this server (attempt {Attempt}), writing or loading it. Retrying with backoff")]
+    private static partial void LogDownloadFailedLocally(ILogger logger, Exception exception, long version, string storeUrl, int attempt);
 
     [LoggerMessage(EventId = 464, Level = LogLevel.Warning, Message = "Ignoring invalid announcement at {Offset}: {Error}")]
     private static partial void LogInvalidAnnouncement(ILogger logger, TopicPartitionOffset offset, string error);

@@ -236,13 +236,4 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         throw new TimeoutException(
             $"Servers did not agree on a version from {minimum} to {maximum} within 60 s; they served {string.Join(", ", served)}.");
     }
-
-    /// <summary>A fresh directory under the temporary folder, deleted with everything in it on dispose.</summary>
-    private sealed class TemporaryDirectory : IDisposable
-    {
-        public string Path { get; } = Directory.CreateDirectory(
-            System.IO.Path.Combine(System.IO.Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
-
-        public void Dispose() => Directory.Delete(Path, recursive: true);
-    }
 }
