@@ -21,11 +21,11 @@ public static class CommandLine
         DefaultValueFactory = _ => "auto",
     };
 
-    internal static readonly Option<string> BootstrapOption = new("--bootstrap-servers")
+    internal static readonly Option<string> BootstrapOption = WithBootstrapCheck(new("--bootstrap-servers")
     {
         Description = "Kafka bootstrap servers, host:port[,host:port].",
         Required = true,
-    };
+    });
 
     internal static readonly Option<string> TopicOption = new("--topic")
     {
@@ -165,6 +165,20 @@ public static class CommandLine
 
     // Adds check's error for a parsed value of option. A value that is not a number is skipped, because the parser
     // reports that conversion error itself.
+    // librdkafka reads a port it cannot parse as 0 and retries until its timeout, so a placeholder such as
+    // 127.0.0.1:PORT is rejected when the command line is parsed, as the learn and serve roles reject it.
+    private static Option<string> WithBootstrapCheck(Option<string> option)
+    {
+        option.Validators.Add(result =>
+        {
+            if (Distribution.LearnerOptionsValidator.BootstrapServersError(result.GetValueOrDefault<string>()) is { } error)
+            {
+                result.AddError("--bootstrap-servers: " + error);
+            }
+        });
+        return option;
+    }
+
     internal static void AddIntegerCheck(Option<int> option, Func<int, string?> check) =>
         option.Validators.Add(result =>
         {

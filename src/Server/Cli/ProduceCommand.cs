@@ -44,11 +44,12 @@ public static class ProduceCommand
             _ => null,
         });
         CommandLine.AddIntegerCheck(classes, count => count < 2 ? $"--classes must be 2 or more, but it is {count}." : null);
-        var recordFormat = new Option<RecordFormat>("--record-format")
+        var recordFormat = new Option<string>("--record-format")
         {
             Description = "Record format: json, or binary (one byte per pixel, about a third of the JSON size for Fashion-MNIST images). The learner reads both.",
-            DefaultValueFactory = _ => RecordFormat.Json,
+            DefaultValueFactory = _ => "json",
         };
+        recordFormat.AcceptOnlyFromAmong("json", "binary");
         var group = new Option<string>("--group")
         {
             Description = "Consumer group to pace to: stay at most --max-lag records ahead of its committed offsets. Without it the stream is not paced.",
@@ -83,7 +84,7 @@ public static class ProduceCommand
             {
                 (string path, ExampleFileFormat format) = jsonlPath is not null ? (jsonlPath, ExampleFileFormat.JsonLines) : (csvPath!, ExampleFileFormat.Csv);
                 var codec = new ExampleRecordCodec(result.GetValue(features), result.GetValue(classes));
-                if (ValidateFile(path, format, codec, result.GetValue(recordFormat)) is not long count)
+                if (ValidateFile(path, format, codec, RecordFormatOf(result, recordFormat)) is not long count)
                 {
                     return RoleCommandLine.InvalidConfigurationExitCode;
                 }
@@ -112,7 +113,7 @@ public static class ProduceCommand
                 MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
                 MaxTasks = result.GetValue(tasks),
                 IdPrefix = result.GetValue(test) ? "test" : "train",
-                Format = result.GetValue(recordFormat),
+                Format = RecordFormatOf(result, recordFormat),
             };
             Func<long>? position = tracker is null ? null : tracker.CommittedTotal;
             var progress = new Progress<long>(count => Console.WriteLine($"queued {count} records"));
@@ -126,7 +127,10 @@ public static class ProduceCommand
             catch (KafkaException exception)
             {
                 // The paced producer queries the broker for the group's offsets, so a broker that stops responding ends the run.
-                await Console.Error.WriteLineAsync($"Producing failed: the broker at {bootstrapServers} did not respond ({exception.Error.Code}: {exception.Error.Reason}). Check that it is running.").ConfigureAwait(false);
+                // The producer's own timeout message already names the broker and what to check.
+                string reason = exception.Error.Reason.TrimEnd('.');
+                string advice = reason.Contains(bootstrapServers, StringComparison.Ordinal) ? "" : $" Check that the broker at {bootstrapServers} is running.";
+                await Console.Error.WriteLineAsync($"Producing failed ({exception.Error.Code}): {reason}.{advice}").ConfigureAwait(false);
                 return 1;
             }
             catch (Exception exception) when (exception is ExampleFileException or IOException)
@@ -171,6 +175,9 @@ public static class ProduceCommand
     }
 
     private static bool IsGiven(ParseResult result, Option option) => result.GetResult(option) is { Implicit: false };
+
+    private static RecordFormat RecordFormatOf(ParseResult result, Option<string> option) =>
+        result.GetValue(option) == "binary" ? RecordFormat.Binary : RecordFormat.Json;
 
     // Returns the number of examples, or null after writing the first problem to stderr.
     private static long? ValidateFile(string path, ExampleFileFormat format, ExampleRecordCodec codec, RecordFormat recordFormat)

@@ -15,6 +15,8 @@ public sealed class ParseErrorExitTests
     [InlineData("demo --tasks 9", "--tasks must be 1 to 5")]
     [InlineData("serve --stor models", "Unrecognized argument '--stor'")]
     [InlineData("serve --stroe models", "Did you mean '--store'?")]
+    [InlineData("produce --bootstrap-servers 127.0.0.1:PORT", "--bootstrap-servers: '127.0.0.1:PORT' is not host:port with a port from 1 to 65535")]
+    [InlineData("produce --bootstrap-servers 127.0.0.1:1 --record-format xml", "Argument 'xml' not recognized. Must be one of:")]
     public async Task ParseErrorExitsWithTwo(string arguments, string message)
     {
         (int exitCode, string standardOutput, string standardError) = await RunAsync(arguments);
