@@ -612,7 +612,7 @@ public sealed partial class ContinualLearner : IDisposable
     [LoggerMessage(EventId = 219, Level = LogLevel.Debug, Message = "Calibrated the analytic head on {Count} holdout examples: temperature {Temperature:G4}")]
     private static partial void LogAnalyticCalibrated(ILogger logger, int count, double temperature);
 
-    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped after training {Trained} examples; latest version {Version}")]
+    [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped. This process trained {Trained} examples, and the latest version is {Version}")]
     private static partial void LogStopped(ILogger logger, long trained, long version);
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Model store was empty: saved untrained {Architecture} as version {Version}")]

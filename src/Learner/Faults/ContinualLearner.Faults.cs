@@ -154,8 +154,10 @@ public sealed partial class ContinualLearner
     private static bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
         current.IsRunning && brokerAvailable && !paused && !current.IsDiverged;
 
-    [LoggerMessage(EventId = 238, Level = LogLevel.Information, Message = "Learning paused: {Paused}")]
-    private static partial void LogPauseRequested(ILogger logger, bool paused);
+    private static void LogPauseRequested(ILogger logger, bool paused) => LogPauseChanged(logger, paused ? "paused" : "resumed");
+
+    [LoggerMessage(EventId = 238, Level = LogLevel.Information, Message = "Learning {State}")]
+    private static partial void LogPauseChanged(ILogger logger, string state);
 
     [LoggerMessage(EventId = 239, Level = LogLevel.Warning, Message = "All Kafka brokers are down; the learner is not ready and keeps retrying with backoff")]
     private static partial void LogBrokersDown(ILogger logger);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using System.Runtime.InteropServices;
 using Confluent.Kafka;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Data;
@@ -201,9 +202,14 @@ public static class CommandLine
     private static Command BrokerCommand()
     {
         var partitions = new Option<int>("--partitions") { Description = "Partitions of the topic created at start.", DefaultValueFactory = _ => 1 };
+        var versionTopic = new Option<string>("--version-topic")
+        {
+            Description = "Topic of version announcements created at start, for learners and servers started with the same --version-topic.",
+            DefaultValueFactory = _ => VersionTopic,
+        };
         var command = new Command("broker", "Run the embedded development Kafka broker (librdkafka's mock cluster) on 127.0.0.1 until Ctrl+C.")
         {
-            TopicOption, partitions,
+            TopicOption, partitions, versionTopic,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -213,10 +219,20 @@ public static class CommandLine
             broker.CreateTopic(topic, result.GetValue(partitions));
             broker.CreateTopic(topic + ".dlq", 1);
             // The learner announces versions here; the mock cannot create topics through the admin API.
-            broker.CreateTopic(VersionTopic, 1);
+            string versions = result.GetValue(versionTopic)!;
+            broker.CreateTopic(versions, 1);
             Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
-            Console.WriteLine($"topics: {topic}, {topic}.dlq, {VersionTopic}. Development only: the broker keeps about 5 MiB per partition and nothing on disk. Press Ctrl+C to stop.");
-            await WaitForCancellationAsync(cancellation).ConfigureAwait(false);
+            Console.WriteLine($"topics: {topic}, {topic}.dlq, {versions}. Development only: the broker keeps about 5 MiB per partition and nothing on disk. Press Ctrl+C to stop.");
+            // SIGTERM (a container stop, kill) stops the broker as Ctrl+C does. Without this handler the process ended
+            // with code 143 and printed nothing.
+            using var terminated = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            using PosixSignalRegistration onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
+            {
+                signal.Cancel = true;
+                terminated.Cancel();
+            });
+            await WaitForCancellationAsync(terminated.Token).ConfigureAwait(false);
+            Console.WriteLine("broker stopped; its topics and records are gone");
             return 0;
         });
         return command;

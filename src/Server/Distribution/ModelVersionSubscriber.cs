@@ -198,6 +198,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             }
 
             ContinualServeMetrics.ModelDownloads.WithLabels("ok").Inc();
+            LogDownloaded(logger, version.Number, attempt);
         }
         catch (InvalidDataException exception)
         {
@@ -376,7 +377,16 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             newest = announcement;
         }
 
-        LogAnnouncementReceived(logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset);
+        // A replica that starts reads the topic's whole history, one record per earlier version where the topic is not
+        // compacted yet, so those records are logged at Debug until it has read to the end.
+        if (caughtUp)
+        {
+            LogAnnouncementReceived(logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset);
+        }
+        else
+        {
+            LogHistoricalAnnouncement(logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset);
+        }
         announced.Writer.TryWrite(true);
     }
 
@@ -442,6 +452,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 460, Level = LogLevel.Information, Message = "Following version topic {Topic} on {BootstrapServers}")]
     private static partial void LogStarted(ILogger logger, string topic, string bootstrapServers);
+
+    [LoggerMessage(EventId = 475, Level = LogLevel.Information, Message = "Downloaded and verified version {Version} (attempt {Attempt})")]
+    private static partial void LogDownloaded(ILogger logger, long version, int attempt);
+
+    [LoggerMessage(EventId = 476, Level = LogLevel.Debug, Message = "Version {Version} of {Model} was announced at {Offset}, before this replica started")]
+    private static partial void LogHistoricalAnnouncement(ILogger logger, long version, string model, TopicPartitionOffset offset);
 
     [LoggerMessage(EventId = 461, Level = LogLevel.Information, Message = "Version {Version} of {Model} announced at {Offset}")]
     private static partial void LogAnnouncementReceived(ILogger logger, long version, string model, TopicPartitionOffset offset);
