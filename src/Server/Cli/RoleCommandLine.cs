@@ -159,6 +159,7 @@ internal static class RoleCommandLine
         try
         {
             await using WebApplication app = build();
+            Hosting.UnknownSettings.ThrowIfAny(app.Configuration);
 
             // Validating before the start keeps the host from logging the failure with a stack trace first.
             app.Services.GetService<IStartupValidator>()?.Validate();

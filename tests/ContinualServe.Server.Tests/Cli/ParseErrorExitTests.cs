@@ -33,6 +33,7 @@ public sealed class ParseErrorExitTests
     [InlineData("bench --url http://127.0.0.1:9/infer --body /nonexistent/body.json", "File does not exist")]
     [InlineData("experiment --validation-fraction 1.5", "but it is 1.5")]
     [InlineData("serve --device gpu --urls http://127.0.0.1:0", "expected auto, cpu, cuda or cuda:N. Pass it with --device.")]
+    [InlineData("serve --urls http://127.0.0.1:0 --Server:StoreDirectry=/tmp/x", "'Server:StoreDirectry' (did you mean 'Server:StoreDirectory'?)")]
     [InlineData("experiment --strategies best,bogus", "unknown strategy 'bogus'")]
     [InlineData("experiment --seeds 1,x", "'x' is not a whole number")]
     [InlineData("experiment --feature-lr-scale -1", "--feature-lr-scale: The field FeatureLearningRateScale must be between 0 and 10")]

@@ -1,0 +1,96 @@
+using System.Reflection;
+using ContinualServe.Learner;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Server.Batching;
+using ContinualServe.Server.Management;
+
+namespace ContinualServe.Server.Hosting;
+
+/// <summary>
+/// Finds settings in ContinualServe's configuration sections that name no property of the section's options type,
+/// such as <c>Server:StoreDirectry</c>. The configuration binder skips such keys, so a misspelled setting would
+/// otherwise leave its default in place without a word.
+/// </summary>
+public static class UnknownSettings
+{
+    private static readonly (string Section, Type Options)[] Sections =
+    [
+        (ServerOptions.SectionName, typeof(ServerOptions)),
+        (BatchingOptions.SectionName, typeof(BatchingOptions)),
+        (HttpLimitsOptions.SectionName, typeof(HttpLimitsOptions)),
+        (ManagementOptions.SectionName, typeof(ManagementOptions)),
+        (DistributionOptions.SectionName, typeof(DistributionOptions)),
+        (LearnerOptions.SectionName, typeof(LearnerOptions)),
+    ];
+
+    /// <summary>
+    /// Throws when a key under one of the sections names no property, with each unknown key and the nearest known name.
+    /// Keys are compared without regard to letter case, as the binder does.
+    /// </summary>
+    /// <exception cref="InvalidConfigurationException">At least one key is unknown.</exception>
+    public static void ThrowIfAny(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var unknown = new List<string>();
+        foreach ((string section, Type options) in Sections)
+        {
+            Collect(configuration.GetSection(section), options, unknown);
+        }
+
+        if (unknown.Count > 0)
+        {
+            throw new InvalidConfigurationException(
+                "Unknown settings, which would be ignored: " + string.Join("; ", unknown)
+                + ". Check their spelling against docs/deploy.md#configuration, or remove them.");
+        }
+    }
+
+    private static void Collect(IConfigurationSection section, Type type, List<string> unknown)
+    {
+        PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+        foreach (IConfigurationSection child in section.GetChildren())
+        {
+            PropertyInfo? property = properties.FirstOrDefault(candidate => string.Equals(candidate.Name, child.Key, StringComparison.OrdinalIgnoreCase));
+            if (property is null)
+            {
+                string? nearest = Nearest(child.Key, properties.Select(candidate => candidate.Name));
+                unknown.Add(nearest is null ? $"'{child.Path}'" : $"'{child.Path}' (did you mean '{section.Path}:{nearest}'?)");
+            }
+            else if (IsComposite(property.PropertyType))
+            {
+                Collect(child, property.PropertyType, unknown);
+            }
+        }
+    }
+
+    // A class with settings of its own, as opposed to a value, a string or a collection, whose keys are free.
+    private static bool IsComposite(Type type) =>
+        type.IsClass && type != typeof(string) && !typeof(System.Collections.IEnumerable).IsAssignableFrom(type) && type != typeof(Uri);
+
+    // The known name within two edits of the key, if one is.
+    private static string? Nearest(string key, IEnumerable<string> names) =>
+        names.Select(name => (Name: name, Distance: EditDistance(key.ToUpperInvariant(), name.ToUpperInvariant())))
+            .Where(candidate => candidate.Distance <= 2)
+            .OrderBy(candidate => candidate.Distance)
+            .Select(candidate => candidate.Name)
+            .FirstOrDefault();
+
+    private static int EditDistance(string first, string second)
+    {
+        int[] previous = Enumerable.Range(0, second.Length + 1).ToArray();
+        int[] current = new int[second.Length + 1];
+        for (int row = 1; row <= first.Length; row++)
+        {
+            current[0] = row;
+            for (int column = 1; column <= second.Length; column++)
+            {
+                int substitution = previous[column - 1] + (first[row - 1] == second[column - 1] ? 0 : 1);
+                current[column] = Math.Min(substitution, Math.Min(previous[column] + 1, current[column - 1] + 1));
+            }
+
+            (previous, current) = (current, previous);
+        }
+
+        return previous[second.Length];
+    }
+}

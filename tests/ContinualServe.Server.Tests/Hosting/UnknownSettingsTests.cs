@@ -1,0 +1,54 @@
+using ContinualServe.Server.Hosting;
+using Microsoft.Extensions.Configuration;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Hosting;
+
+public sealed class UnknownSettingsTests
+{
+    [Fact]
+    public void KnownSettingsPass()
+    {
+        // Letter case is free, array items and nested options are settings, and other sections are not checked.
+        IConfiguration configuration = Configuration(
+            ("server:storedirectory", "/tmp/models"),
+            ("Learner:InitialSpec:HiddenSizes:0", "128"),
+            ("Learner:InitialSpec:Labels:3", "dress"),
+            ("Learner:Trainer:Preset", "best"),
+            ("Learner:Promotion:MaxForgetting", "0.3"),
+            ("Distribution:StoreTokenFile", "/run/token"),
+            ("Management:RequireToken", "true"),
+            ("Logging:LogLevel:Default", "Warning"),
+            ("Kestrel:Limits:MaxRequestBodySize", "10"));
+
+        Should.NotThrow(() => UnknownSettings.ThrowIfAny(configuration));
+    }
+
+    [Fact]
+    public void MisspelledSettingNamesNearest()
+    {
+        IConfiguration configuration = Configuration(("Server:StoreDirectry", "/tmp/x"), ("Learner:Trainer:LearningRat", "0.1"));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain("'Server:StoreDirectry' (did you mean 'Server:StoreDirectory'?)");
+        message.ShouldContain("'Learner:Trainer:LearningRat' (did you mean 'Learner:Trainer:LearningRate'?)");
+    }
+
+    [Fact]
+    public void DistantSettingHasNoSuggestion()
+    {
+        IConfiguration configuration = Configuration(("Batching:Turbo", "true"));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain("'Batching:Turbo'");
+        message.ShouldNotContain("did you mean");
+    }
+
+    private static IConfiguration Configuration(params (string Key, string Value)[] settings) =>
+        new ConfigurationBuilder()
+            .AddInMemoryCollection(settings.Select(setting => new KeyValuePair<string, string?>(setting.Key, setting.Value)))
+            .Build();
+}
