@@ -100,33 +100,7 @@ internal static class RoleCommandLine
     }
 
     // The known option with the smallest edit distance to token, if that distance is 1 or 2.
-    private static string? Closest(string token, IReadOnlyCollection<string> knownOptions) =>
-        knownOptions
-            .Select(option => (Option: option, Distance: EditDistance(token, option)))
-            .Where(pair => pair.Distance is > 0 and <= 2)
-            .OrderBy(pair => pair.Distance)
-            .Select(pair => pair.Option)
-            .FirstOrDefault();
-
-    // Levenshtein distance: the fewest single-character insertions, deletions and substitutions from one string to the other.
-    private static int EditDistance(string first, string second)
-    {
-        int[] previous = Enumerable.Range(0, second.Length + 1).ToArray();
-        int[] current = new int[second.Length + 1];
-        for (int i = 1; i <= first.Length; i++)
-        {
-            current[0] = i;
-            for (int j = 1; j <= second.Length; j++)
-            {
-                int substitution = previous[j - 1] + (first[i - 1] == second[j - 1] ? 0 : 1);
-                current[j] = Math.Min(substitution, Math.Min(previous[j] + 1, current[j - 1] + 1));
-            }
-
-            (previous, current) = (current, previous);
-        }
-
-        return previous[second.Length];
-    }
+    private static string? Closest(string token, IReadOnlyCollection<string> knownOptions) => Hosting.Spelling.Nearest(token, knownOptions);
 
     /// <summary>Sets the listen address to <paramref name="fallback"/> unless configuration names one.</summary>
     public static void UseDefaultUrls(WebApplicationBuilder builder, string fallback)

@@ -53,7 +53,7 @@ public static class UnknownSettings
             PropertyInfo? property = properties.FirstOrDefault(candidate => string.Equals(candidate.Name, child.Key, StringComparison.OrdinalIgnoreCase));
             if (property is null)
             {
-                string? nearest = Nearest(child.Key, properties.Select(candidate => candidate.Name));
+                string? nearest = Spelling.Nearest(child.Key, properties.Select(candidate => candidate.Name), ignoreCase: true);
                 unknown.Add(nearest is null ? $"'{child.Path}'" : $"'{child.Path}' (did you mean '{section.Path}:{nearest}'?)");
             }
             else if (IsComposite(property.PropertyType))
@@ -66,31 +66,4 @@ public static class UnknownSettings
     // A class with settings of its own, as opposed to a value, a string or a collection, whose keys are free.
     private static bool IsComposite(Type type) =>
         type.IsClass && type != typeof(string) && !typeof(System.Collections.IEnumerable).IsAssignableFrom(type) && type != typeof(Uri);
-
-    // The known name within two edits of the key, if one is.
-    private static string? Nearest(string key, IEnumerable<string> names) =>
-        names.Select(name => (Name: name, Distance: EditDistance(key.ToUpperInvariant(), name.ToUpperInvariant())))
-            .Where(candidate => candidate.Distance <= 2)
-            .OrderBy(candidate => candidate.Distance)
-            .Select(candidate => candidate.Name)
-            .FirstOrDefault();
-
-    private static int EditDistance(string first, string second)
-    {
-        int[] previous = Enumerable.Range(0, second.Length + 1).ToArray();
-        int[] current = new int[second.Length + 1];
-        for (int row = 1; row <= first.Length; row++)
-        {
-            current[0] = row;
-            for (int column = 1; column <= second.Length; column++)
-            {
-                int substitution = previous[column - 1] + (first[row - 1] == second[column - 1] ? 0 : 1);
-                current[column] = Math.Min(substitution, Math.Min(previous[column] + 1, current[column - 1] + 1));
-            }
-
-            (previous, current) = (current, previous);
-        }
-
-        return previous[second.Length];
-    }
 }
