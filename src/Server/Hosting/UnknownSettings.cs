@@ -24,7 +24,7 @@ public static class UnknownSettings
     ];
 
     /// <summary>
-    /// Throws when a key under one of the sections names no property, with each unknown key and the nearest known name.
+    /// Throws when a key under one of the sections names no property that the binder sets, with each unknown key and the nearest known name.
     /// Keys are compared without regard to letter case, as the binder does.
     /// </summary>
     /// <exception cref="InvalidConfigurationException">At least one key is unknown.</exception>
@@ -47,7 +47,7 @@ public static class UnknownSettings
 
     private static void Collect(IConfigurationSection section, Type type, List<string> unknown)
     {
-        PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+        PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(IsBound).ToArray();
         foreach (IConfigurationSection child in section.GetChildren())
         {
             PropertyInfo? property = properties.FirstOrDefault(candidate => string.Equals(candidate.Name, child.Key, StringComparison.OrdinalIgnoreCase));
@@ -62,6 +62,13 @@ public static class UnknownSettings
             }
         }
     }
+
+    // The binder sets a property through a public setter, and binds into the existing value of a read-only class
+    // property. It skips indexers and read-only values such as ModelSpec.FeatureCount, so a key naming one is ignored.
+    private static bool IsBound(PropertyInfo property) =>
+        property.GetIndexParameters().Length == 0
+        && property.GetMethod is { IsPublic: true }
+        && (property.SetMethod is { IsPublic: true } || IsComposite(property.PropertyType));
 
     // A class with settings of its own, as opposed to a value, a string or a collection, whose keys are free.
     private static bool IsComposite(Type type) =>

@@ -47,6 +47,21 @@ public sealed class UnknownSettingsTests
         message.ShouldNotContain("did you mean");
     }
 
+    [Theory]
+    [InlineData("Learner:InitialSpec:FeatureCount", "784")]
+    [InlineData("Learner:InitialSpec:ClassCount", "10")]
+    [InlineData("Learner:ResolvedDeadLetterTopic", "cats.dlq")]
+    [InlineData("Learner:Trainer:UsesReplay", "false")]
+    public void ReadOnlyPropertyIsUnknown(string key, string value)
+    {
+        // The binder sets no property without a public setter, so these keys would be ignored like a misspelled one.
+        IConfiguration configuration = Configuration((key, value));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain($"'{key}'");
+    }
+
     private static IConfiguration Configuration(params (string Key, string Value)[] settings) =>
         new ConfigurationBuilder()
             .AddInMemoryCollection(settings.Select(setting => new KeyValuePair<string, string?>(setting.Key, setting.Value)))
