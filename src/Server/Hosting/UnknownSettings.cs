@@ -40,7 +40,7 @@ public static class UnknownSettings
         if (unknown.Count > 0)
         {
             throw new InvalidConfigurationException(
-                "Unknown settings, which would be ignored: " + string.Join("; ", unknown)
+                "Unknown or misused settings, which would be ignored: " + string.Join("; ", unknown)
                 + ". Check their spelling against docs/deploy.md#configuration, or remove them.");
         }
     }
@@ -60,6 +60,11 @@ public static class UnknownSettings
             {
                 Collect(child, property.PropertyType, unknown);
             }
+            else if (IsCollection(property.PropertyType) && !string.IsNullOrEmpty(child.Value) && !child.GetChildren().Any())
+            {
+                // The binder reads a list only from numbered keys, so HiddenSizes=512 leaves the default list in place.
+                unknown.Add($"'{child.Path}' (a list, so set its items as '{child.Path}:0', '{child.Path}:1' and so on)");
+            }
         }
     }
 
@@ -69,6 +74,10 @@ public static class UnknownSettings
         property.GetIndexParameters().Length == 0
         && property.GetMethod is { IsPublic: true }
         && (property.SetMethod is { IsPublic: true } || IsComposite(property.PropertyType));
+
+    // byte[] is left out because the binder reads it from one base64 string.
+    private static bool IsCollection(Type type) =>
+        type != typeof(string) && type != typeof(byte[]) && typeof(System.Collections.IEnumerable).IsAssignableFrom(type);
 
     // A class with settings of its own, as opposed to a value, a string or a collection, whose keys are free.
     private static bool IsComposite(Type type) =>

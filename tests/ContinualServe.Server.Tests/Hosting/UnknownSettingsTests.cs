@@ -62,6 +62,29 @@ public sealed class UnknownSettingsTests
         message.ShouldContain($"'{key}'");
     }
 
+    [Fact]
+    public void SingleValueForListRejected()
+    {
+        // Learner__InitialSpec__HiddenSizes=512 binds nothing: the list keeps its default [256, 256].
+        IConfiguration configuration = Configuration(("Learner:InitialSpec:HiddenSizes", "512"));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain("'Learner:InitialSpec:HiddenSizes'");
+        message.ShouldContain("Learner:InitialSpec:HiddenSizes:0");
+    }
+
+    [Fact]
+    public void EmptyListValuePasses()
+    {
+        // A JSON file's empty array reads as a key without a value.
+        IConfiguration configuration = new ConfigurationBuilder()
+            .AddJsonStream(new MemoryStream("""{"Learner":{"InitialSpec":{"HiddenSizes":[]}}}"""u8.ToArray()))
+            .Build();
+
+        Should.NotThrow(() => UnknownSettings.ThrowIfAny(configuration));
+    }
+
     private static IConfiguration Configuration(params (string Key, string Value)[] settings) =>
         new ConfigurationBuilder()
             .AddInMemoryCollection(settings.Select(setting => new KeyValuePair<string, string?>(setting.Key, setting.Value)))
