@@ -58,12 +58,29 @@ public static class UnknownSettings
             }
             else if (IsComposite(property.PropertyType))
             {
+                // The binder reads only the keys below an options class, so Learner:Trainer=best is ignored.
+                if (!string.IsNullOrEmpty(child.Value))
+                {
+                    unknown.Add($"'{child.Path}' (a group of settings, so it takes no value of its own)");
+                }
+
                 Collect(child, property.PropertyType, unknown);
             }
-            else if (IsCollection(property.PropertyType) && !string.IsNullOrEmpty(child.Value) && !child.GetChildren().Any())
+            else if (IsCollection(property.PropertyType))
             {
                 // The binder reads a list only from numbered keys, so HiddenSizes=512 leaves the default list in place.
-                unknown.Add($"'{child.Path}' (a list, so set its items as '{child.Path}:0', '{child.Path}:1' and so on)");
+                if (!string.IsNullOrEmpty(child.Value) && !child.GetChildren().Any())
+                {
+                    unknown.Add($"'{child.Path}' (a list, so set its items as '{child.Path}:0', '{child.Path}:1' and so on)");
+                }
+            }
+            else
+            {
+                // The binder reads a plain value from its own key and ignores any key below it.
+                foreach (IConfigurationSection below in child.GetChildren())
+                {
+                    unknown.Add($"'{below.Path}' ('{child.Path}' is a single value with no settings below it)");
+                }
             }
         }
     }

@@ -85,6 +85,19 @@ public sealed class UnknownSettingsTests
         Should.NotThrow(() => UnknownSettings.ThrowIfAny(configuration));
     }
 
+    [Theory]
+    [InlineData("Learner:Trainer", "best")]
+    [InlineData("Learner:Topic:Name", "cats")]
+    public void ValueAtWrongLevelRejected(string key, string value)
+    {
+        // The binder reads no value of an options class and no key below a plain value, so both are ignored.
+        IConfiguration configuration = Configuration((key, value));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain($"'{key}'");
+    }
+
     private static IConfiguration Configuration(params (string Key, string Value)[] settings) =>
         new ConfigurationBuilder()
             .AddInMemoryCollection(settings.Select(setting => new KeyValuePair<string, string?>(setting.Key, setting.Value)))
