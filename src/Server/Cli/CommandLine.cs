@@ -240,14 +240,17 @@ public static class CommandLine
             broker.CreateTopic(versions, 1);
             Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
             Console.WriteLine($"topics: {topic}, {topic}.dlq, {versions}. Development only: the broker keeps about 5 MiB per partition and nothing on disk. Press Ctrl+C to stop.");
-            // SIGTERM (a container stop, kill) stops the broker as Ctrl+C does. Without this handler the process ended
-            // with code 143 and printed nothing.
+            // SIGTERM (a container stop, kill) and SIGINT (Ctrl+C) stop the broker and exit with code 0. Without these
+            // handlers System.CommandLine ended the process with code 143 or 130 before this line printed.
             using var terminated = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-            using PosixSignalRegistration onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
+            void OnStopSignal(PosixSignalContext signal)
             {
                 signal.Cancel = true;
                 terminated.Cancel();
-            });
+            }
+
+            using PosixSignalRegistration onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStopSignal);
+            using PosixSignalRegistration onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStopSignal);
             await WaitForCancellationAsync(terminated.Token).ConfigureAwait(false);
             Console.WriteLine("broker stopped; its topics and records are gone");
             return 0;
