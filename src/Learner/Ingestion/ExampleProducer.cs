@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 namespace ContinualServe.Learner.Ingestion;
 
 /// <summary>
-/// Streams labeled examples into a topic, one JSON record per example keyed by its id: an IDX dataset as
+/// Streams labeled examples into a topic, one record per example in <see cref="Format"/>, keyed by its id: an IDX dataset as
 /// Split Fashion-MNIST tasks, task after task, or any sequence of examples in its order. When a consumer
 /// position is given, the producer pauses while more than <see cref="MaxLag"/> records are ahead of it,
 /// because a topic with small retention (the embedded broker keeps about 5 MiB per partition) would

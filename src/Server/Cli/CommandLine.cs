@@ -207,30 +207,50 @@ public static class CommandLine
             Description = "Topic of version announcements created at start, for learners and servers started with the same --version-topic.",
             DefaultValueFactory = _ => VersionTopic,
         };
+        AddIntegerCheck(partitions, count => count < 1 ? $"--partitions must be 1 or more, but it is {count}." : null);
         var command = new Command("broker", "Run the embedded development Kafka broker (librdkafka's mock cluster) on 127.0.0.1 until Ctrl+C.")
         {
             TopicOption, partitions, versionTopic,
         };
+
         command.SetAction(async (result, cancellation) =>
         {
+            // The mock cluster cannot create a topic twice, so a shared name would fail after the start with a stack trace.
+            // This is no parse validator because in System.CommandLine 2.0.0 a command validator does not see default values.
+            string topic = result.GetValue(TopicOption)!;
+            string versions = result.GetValue(versionTopic)!;
+            if (string.IsNullOrWhiteSpace(topic) || string.IsNullOrWhiteSpace(versions))
+            {
+                await Console.Error.WriteLineAsync("--topic and --version-topic must not be empty.").ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
+            if (versions == topic || versions == topic + ".dlq")
+            {
+                await Console.Error.WriteLineAsync(
+                    $"--version-topic '{versions}' is also the examples topic or its dead-letter topic. Give the announcements a topic of their own.").ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
             using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Information);
             using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(logger: loggers.CreateLogger<EmbeddedKafkaBroker>());
-            string topic = result.GetValue(TopicOption)!;
             broker.CreateTopic(topic, result.GetValue(partitions));
             broker.CreateTopic(topic + ".dlq", 1);
             // The learner announces versions here; the mock cannot create topics through the admin API.
-            string versions = result.GetValue(versionTopic)!;
             broker.CreateTopic(versions, 1);
             Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
             Console.WriteLine($"topics: {topic}, {topic}.dlq, {versions}. Development only: the broker keeps about 5 MiB per partition and nothing on disk. Press Ctrl+C to stop.");
-            // SIGTERM (a container stop, kill) stops the broker as Ctrl+C does. Without this handler the process ended
-            // with code 143 and printed nothing.
+            // SIGTERM (a container stop, kill) and SIGINT (Ctrl+C) stop the broker and exit with code 0. Without these
+            // handlers System.CommandLine ended the process with code 143 or 130 before this line printed.
             using var terminated = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-            using PosixSignalRegistration onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
+            void OnStopSignal(PosixSignalContext signal)
             {
                 signal.Cancel = true;
                 terminated.Cancel();
-            });
+            }
+
+            using PosixSignalRegistration onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStopSignal);
+            using PosixSignalRegistration onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStopSignal);
             await WaitForCancellationAsync(terminated.Token).ConfigureAwait(false);
             Console.WriteLine("broker stopped; its topics and records are gone");
             return 0;

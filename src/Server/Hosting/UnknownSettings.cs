@@ -24,7 +24,7 @@ public static class UnknownSettings
     ];
 
     /// <summary>
-    /// Throws when a key under one of the sections names no property, with each unknown key and the nearest known name.
+    /// Throws when a key under one of the sections names no property that the binder sets, with each unknown key and the nearest known name.
     /// Keys are compared without regard to letter case, as the binder does.
     /// </summary>
     /// <exception cref="InvalidConfigurationException">At least one key is unknown.</exception>
@@ -40,14 +40,14 @@ public static class UnknownSettings
         if (unknown.Count > 0)
         {
             throw new InvalidConfigurationException(
-                "Unknown settings, which would be ignored: " + string.Join("; ", unknown)
+                "Unknown or misused settings, which would be ignored: " + string.Join("; ", unknown)
                 + ". Check their spelling against docs/deploy.md#configuration, or remove them.");
         }
     }
 
     private static void Collect(IConfigurationSection section, Type type, List<string> unknown)
     {
-        PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+        PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(IsBound).ToArray();
         foreach (IConfigurationSection child in section.GetChildren())
         {
             PropertyInfo? property = properties.FirstOrDefault(candidate => string.Equals(candidate.Name, child.Key, StringComparison.OrdinalIgnoreCase));
@@ -58,10 +58,43 @@ public static class UnknownSettings
             }
             else if (IsComposite(property.PropertyType))
             {
+                // The binder reads only the keys below an options class, so Learner:Trainer=best is ignored.
+                if (!string.IsNullOrEmpty(child.Value))
+                {
+                    unknown.Add($"'{child.Path}' (a group of settings, so it takes no value of its own)");
+                }
+
                 Collect(child, property.PropertyType, unknown);
+            }
+            else if (IsCollection(property.PropertyType))
+            {
+                // The binder reads a list only from numbered keys, so HiddenSizes=512 leaves the default list in place.
+                if (!string.IsNullOrEmpty(child.Value) && !child.GetChildren().Any())
+                {
+                    unknown.Add($"'{child.Path}' (a list, so set its items as '{child.Path}:0', '{child.Path}:1' and so on)");
+                }
+            }
+            else
+            {
+                // The binder reads a plain value from its own key and ignores any key below it.
+                foreach (IConfigurationSection below in child.GetChildren())
+                {
+                    unknown.Add($"'{below.Path}' ('{child.Path}' is a single value with no settings below it)");
+                }
             }
         }
     }
+
+    // The binder sets a property through a public setter, and binds into the existing value of a read-only class
+    // property. It skips indexers and read-only values such as ModelSpec.FeatureCount, so a key naming one is ignored.
+    private static bool IsBound(PropertyInfo property) =>
+        property.GetIndexParameters().Length == 0
+        && property.GetMethod is { IsPublic: true }
+        && (property.SetMethod is { IsPublic: true } || IsComposite(property.PropertyType));
+
+    // byte[] is left out because the binder reads it from one base64 string.
+    private static bool IsCollection(Type type) =>
+        type != typeof(string) && type != typeof(byte[]) && typeof(System.Collections.IEnumerable).IsAssignableFrom(type);
 
     // A class with settings of its own, as opposed to a value, a string or a collection, whose keys are free.
     private static bool IsComposite(Type type) =>

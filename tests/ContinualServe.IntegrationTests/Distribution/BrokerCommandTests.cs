@@ -6,7 +6,7 @@ using Xunit;
 
 namespace ContinualServe.IntegrationTests.Distribution;
 
-/// <summary><c>continualserve broker</c> as a child process: the topics it creates and its stop on SIGTERM.</summary>
+/// <summary><c>continualserve broker</c> as a child process: the topics it creates and its stop on SIGTERM and SIGINT.</summary>
 public sealed class BrokerCommandTests
 {
     [Fact]
@@ -30,6 +30,28 @@ public sealed class BrokerCommandTests
         }
 
         using (Process kill = Process.Start("kill", ["-TERM", broker.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        (await broker.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBe(0, broker.OutputTail);
+        broker.OutputTail.ShouldContain("broker stopped; its topics and records are gone");
+    }
+
+    [Fact]
+    public async Task BrokerStopsOnInterruptWithZero()
+    {
+        // Ctrl+C sends SIGINT, a requested stop like SIGTERM, which docs/deploy.md lists under exit code 0.
+        using var temporary = new TemporaryDirectory();
+        await using ContinualServeProcess broker = ContinualServeProcess.Start("broker", temporary.Path, "broker");
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!broker.OutputTail.Contains("Press Ctrl+C to stop.", StringComparison.Ordinal) && DateTime.UtcNow < deadline && !broker.HasExited)
+        {
+            await Task.Delay(100);
+        }
+
+        broker.OutputTail.ShouldContain("Press Ctrl+C to stop.");
+        using (Process kill = Process.Start("kill", ["-INT", broker.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             await kill.WaitForExitAsync();
         }

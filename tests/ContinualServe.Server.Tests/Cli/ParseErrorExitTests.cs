@@ -17,6 +17,7 @@ public sealed class ParseErrorExitTests
     [InlineData("serve --stroe models", "Did you mean '--store'?")]
     [InlineData("produce --bootstrap-servers 127.0.0.1:PORT", "--bootstrap-servers: '127.0.0.1:PORT' is not host:port with a port from 1 to 65535")]
     [InlineData("produce --bootstrap-servers 127.0.0.1:1 --record-format xml", "Argument 'xml' not recognized. Must be one of:")]
+    [InlineData("broker --partitions 0", "--partitions must be 1 or more, but it is 0.")]
     public async Task ParseErrorExitsWithTwo(string arguments, string message)
     {
         (int exitCode, string standardOutput, string standardError) = await RunAsync(arguments);
@@ -44,6 +45,8 @@ public sealed class ParseErrorExitTests
     [InlineData("demo --replay-capacity -5 --data /nonexistent/fashion-mnist", "--replay-capacity: The field ReplayCapacity must be between 0 and")]
     [InlineData("demo --clients -1 --data /nonexistent/fashion-mnist", "--clients must be")]
     [InlineData("demo --keep-runs -1 --data /nonexistent/fashion-mnist", "--keep-runs must be 0 or more")]
+    [InlineData("broker --topic cats --version-topic cats", "--version-topic 'cats' is also the examples topic or its dead-letter topic")]
+    [InlineData("broker --topic cats --version-topic cats.dlq", "--version-topic 'cats.dlq' is also the examples topic or its dead-letter topic")]
     public async Task InvalidRunSettingsExitWithTwo(string arguments, string message)
     {
         (int exitCode, _, string standardError) = await RunAsync(arguments);

@@ -47,6 +47,57 @@ public sealed class UnknownSettingsTests
         message.ShouldNotContain("did you mean");
     }
 
+    [Theory]
+    [InlineData("Learner:InitialSpec:FeatureCount", "784")]
+    [InlineData("Learner:InitialSpec:ClassCount", "10")]
+    [InlineData("Learner:ResolvedDeadLetterTopic", "cats.dlq")]
+    [InlineData("Learner:Trainer:UsesReplay", "false")]
+    public void ReadOnlyPropertyIsUnknown(string key, string value)
+    {
+        // The binder sets no property without a public setter, so these keys would be ignored like a misspelled one.
+        IConfiguration configuration = Configuration((key, value));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain($"'{key}'");
+    }
+
+    [Fact]
+    public void SingleValueForListRejected()
+    {
+        // Learner__InitialSpec__HiddenSizes=512 binds nothing: the list keeps its default [256, 256].
+        IConfiguration configuration = Configuration(("Learner:InitialSpec:HiddenSizes", "512"));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain("'Learner:InitialSpec:HiddenSizes'");
+        message.ShouldContain("Learner:InitialSpec:HiddenSizes:0");
+    }
+
+    [Fact]
+    public void EmptyListValuePasses()
+    {
+        // A JSON file's empty array reads as a key without a value.
+        IConfiguration configuration = new ConfigurationBuilder()
+            .AddJsonStream(new MemoryStream("""{"Learner":{"InitialSpec":{"HiddenSizes":[]}}}"""u8.ToArray()))
+            .Build();
+
+        Should.NotThrow(() => UnknownSettings.ThrowIfAny(configuration));
+    }
+
+    [Theory]
+    [InlineData("Learner:Trainer", "best")]
+    [InlineData("Learner:Topic:Name", "cats")]
+    public void ValueAtWrongLevelRejected(string key, string value)
+    {
+        // The binder reads no value of an options class and no key below a plain value, so both are ignored.
+        IConfiguration configuration = Configuration((key, value));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain($"'{key}'");
+    }
+
     private static IConfiguration Configuration(params (string Key, string Value)[] settings) =>
         new ConfigurationBuilder()
             .AddInMemoryCollection(settings.Select(setting => new KeyValuePair<string, string?>(setting.Key, setting.Value)))
