@@ -42,7 +42,7 @@ public static class BinaryExampleRecord
 
     /// <summary>
     /// Encodes an example with any finite features: one byte per feature when every feature is a whole number from 0 to
-    /// 255, otherwise a 32-bit float per feature. Both read back to the same values.
+    /// 255, otherwise a 32-bit float per feature. Both read back to equal values (a negative zero reads back as 0).
     /// </summary>
     /// <exception cref="ArgumentException">A feature is not finite, or the id is empty or too long.</exception>
     public static byte[] Encode(string id, int task, int label, ReadOnlySpan<float> features)
