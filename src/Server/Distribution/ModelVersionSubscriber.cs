@@ -210,8 +210,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             or TaskCanceledException && !cancellation.IsCancellationRequested)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
-            string storeUrl = string.IsNullOrWhiteSpace(options.StoreUrl) ? target.StoreUrl : options.StoreUrl;
-            string from = string.IsNullOrWhiteSpace(storeUrl) ? "no store URL" : storeUrl;
+            string from = downloader.StoreUrlFor(target) ?? "no store URL";
             if (exception is HttpRequestException or InvalidOperationException or TaskCanceledException)
             {
                 // Expected while the learner is away or misconfigured, and repeated on every retry, so the reason

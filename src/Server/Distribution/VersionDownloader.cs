@@ -99,9 +99,16 @@ public sealed class VersionDownloader
         }
     }
 
+    /// <summary>Returns the store URL a download of <paramref name="announcement"/> uses: this server's override, else the announced one, or null when neither is set.</summary>
+    public string? StoreUrlFor(ModelVersionAnnouncement announcement)
+    {
+        ArgumentNullException.ThrowIfNull(announcement);
+        return storeUrlOverride ?? (string.IsNullOrWhiteSpace(announcement.StoreUrl) ? null : announcement.StoreUrl);
+    }
+
     private Uri ResolveBaseUri(ModelVersionAnnouncement announcement)
     {
-        string? url = storeUrlOverride ?? (string.IsNullOrWhiteSpace(announcement.StoreUrl) ? null : announcement.StoreUrl);
+        string? url = StoreUrlFor(announcement);
         if (url is null || !Uri.TryCreate(url.EndsWith('/') ? url : url + "/", UriKind.Absolute, out Uri? uri))
         {
             throw new InvalidOperationException(
