@@ -22,11 +22,12 @@ public sealed class DistributionOptionsValidator : IValidateOptions<Distribution
             string? token = BearerToken.Read(options.StoreTokenFile, options.StoreTokenEnvironmentVariable, "model store");
             if (token is null && options.RequireStoreToken)
             {
-                errors.Add(
-                    $"{DistributionOptions.SectionName}:{nameof(DistributionOptions.RequireStoreToken)} is true, but neither "
-                    + $"{DistributionOptions.SectionName}:{nameof(DistributionOptions.StoreTokenFile)} nor the environment variable "
-                    + $"{options.StoreTokenEnvironmentVariable} holds a model store token. Set one of them (16 to 4096 printable "
-                    + "ASCII characters), or set RequireStoreToken to false to run with an open store.");
+                errors.Add(BearerToken.MissingRequiredMessage(
+                    "model store",
+                    $"{DistributionOptions.SectionName}:{nameof(DistributionOptions.RequireStoreToken)}",
+                    $"{DistributionOptions.SectionName}:{nameof(DistributionOptions.StoreTokenFile)}",
+                    options.StoreTokenEnvironmentVariable,
+                    "to run with an open store"));
             }
         }
         catch (InvalidConfigurationException exception)

@@ -83,7 +83,7 @@ public sealed class BearerToken
                 + "servers and proxies reject longer request headers.");
         }
 
-        // HttpClient refuses line breaks and non-ASCII characters in header values, so a client could never send such a
+        // HttpClient rejects line breaks and non-ASCII characters in header values, so a client could never send such a
         // token. The message leaves the token out.
         if (token.Any(character => character is < ' ' or > '~'))
         {
@@ -133,6 +133,15 @@ public sealed class BearerToken
 
         return new string(buffer, 0, length);
     }
+
+    /// <summary>
+    /// Returns the error for a <paramref name="purpose"/> token that the setting <paramref name="requireSetting"/>
+    /// requires but neither <paramref name="fileSetting"/> nor <paramref name="environmentVariable"/> contains.
+    /// </summary>
+    public static string MissingRequiredMessage(string purpose, string requireSetting, string fileSetting, string environmentVariable, string withoutToken) =>
+        $"{requireSetting} is true, but neither {fileSetting} nor the environment variable {environmentVariable} contains a {purpose} "
+        + $"token. Set one of them ({MinimumLength} to {MaximumLength} printable ASCII characters), or set {requireSetting} to false "
+        + $"{withoutToken}.";
 
     public bool Matches(ReadOnlySpan<char> presented)
     {

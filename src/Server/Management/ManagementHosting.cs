@@ -42,11 +42,12 @@ public static partial class ManagementHosting
         BearerToken? token = BearerToken.TryLoad(options.TokenFile, options.TokenEnvironmentVariable, "management");
         if (token is null && options.RequireToken)
         {
-            throw new InvalidConfigurationException(
-                $"{ManagementOptions.SectionName}:{nameof(ManagementOptions.RequireToken)} is true, but neither "
-                + $"{ManagementOptions.SectionName}:{nameof(ManagementOptions.TokenFile)} nor the environment variable "
-                + $"{options.TokenEnvironmentVariable} holds a management token. Set one of them (16 to 4096 printable ASCII "
-                + "characters), or set RequireToken to false to run without the management API.");
+            throw new InvalidConfigurationException(BearerToken.MissingRequiredMessage(
+                "management",
+                $"{ManagementOptions.SectionName}:{nameof(ManagementOptions.RequireToken)}",
+                $"{ManagementOptions.SectionName}:{nameof(ManagementOptions.TokenFile)}",
+                options.TokenEnvironmentVariable,
+                "to run without the management API"));
         }
 
         if (token is null)

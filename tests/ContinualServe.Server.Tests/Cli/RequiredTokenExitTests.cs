@@ -16,8 +16,8 @@ public sealed class RequiredTokenExitTests : IDisposable
     public void Dispose() => Directory.Delete(directory, recursive: true);
 
     [Theory(Timeout = 60_000)]
-    [InlineData("Management__RequireToken", "", ValidToken, "Management:RequireToken is true, but neither Management:TokenFile nor the environment variable CONTINUALSERVE_MANAGEMENT_TOKEN holds a management token")]
-    [InlineData("Distribution__RequireStoreToken", ValidToken, " \n", "Distribution:RequireStoreToken is true, but neither Distribution:StoreTokenFile nor the environment variable CONTINUALSERVE_STORE_TOKEN holds a model store token")]
+    [InlineData("Management__RequireToken", "", ValidToken, "Management:RequireToken is true, but neither Management:TokenFile nor the environment variable CONTINUALSERVE_MANAGEMENT_TOKEN contains a management token")]
+    [InlineData("Distribution__RequireStoreToken", ValidToken, " \n", "Distribution:RequireStoreToken is true, but neither Distribution:StoreTokenFile nor the environment variable CONTINUALSERVE_STORE_TOKEN contains a model store token")]
     public async Task MissingRequiredTokenExitsTwo(string requirement, string managementToken, string storeToken, string message)
     {
         (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(
