@@ -18,7 +18,7 @@ public sealed class BrokerWatchdogLeaderTests
     private const short MetadataApi = 3;
 
     // A stop waits for at most the query in progress and the metadata requests of one check, each bounded by 1 s here.
-    private static readonly TimeSpan StopLimit = TimeSpan.FromSeconds(10);
+    internal static readonly TimeSpan StopLimit = TimeSpan.FromSeconds(10);
 
     [Fact(Timeout = 150_000)]
     public async Task LeaderMovesToDownBroker()
@@ -257,7 +257,7 @@ public sealed class BrokerWatchdogLeaderTests
     private static TopicPartition[] Partitions(string topic, int count) =>
         Enumerable.Range(0, count).Select(index => new TopicPartition(topic, new Partition(index))).ToArray();
 
-    private static TimeSpan TimeDispose(BrokerWatchdog watchdog)
+    internal static TimeSpan TimeDispose(BrokerWatchdog watchdog)
     {
         var clock = Stopwatch.StartNew();
         watchdog.Dispose();
