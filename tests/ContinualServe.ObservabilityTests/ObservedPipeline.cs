@@ -175,7 +175,7 @@ public sealed class ObservedPipeline : IAsyncLifetime
         }
     }
 
-    // The server downloads the first version from the learner's store before it answers inference.
+    // The server downloads the first version from the learner's store before it serves inference requests.
     private async Task WaitUntilServingAsync(CancellationToken token)
     {
         while (true)

@@ -12,8 +12,8 @@ namespace ContinualServe.Learner.Faults;
 /// </summary>
 /// <remarks>
 /// While the brokers respond, the watchdog checks them every <see cref="BrokerWatchdogTimings.CheckInterval"/>: it requests
-/// from each leader broker the watermarks of one of the watched partitions it leads, and then asks the group's coordinator
-/// for the committed offset of one watched partition. A check fails at the first query that fails. Two failed checks in a
+/// from each leader broker the watermarks of one of the watched partitions it leads, and then requests the committed offset
+/// of one watched partition from the group's coordinator. A check fails at the first query that fails. Two failed checks in a
 /// row, <see cref="BrokerWatchdogTimings.ProbeInterval"/> apart, mark the broker unavailable, so one slow response does
 /// not flip readiness. While it is unavailable the watchdog checks every probe interval, and the first check in which
 /// every leader and the coordinator respond marks it available again.
@@ -289,7 +289,7 @@ public sealed partial class BrokerWatchdog : IDisposable
     }
 
     /// <summary>
-    /// Asks the group's coordinator for the committed offset of <paramref name="partition"/>. Returns the error, or null
+    /// Requests the committed offset of <paramref name="partition"/> from the group's coordinator. Returns the error, or null
     /// when the coordinator responded. The client never joins the group, so the request changes nothing in it.
     /// </summary>
     private ErrorCode? QueryCoordinator(TopicPartition partition, TimeSpan timeout)

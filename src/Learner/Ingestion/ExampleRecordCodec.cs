@@ -7,7 +7,7 @@ namespace ContinualServe.Learner.Ingestion;
 /// <summary>
 /// Reads and writes the JSON record format of the training stream:
 /// <c>{"id":"train-42","task":1,"label":0,"features":[0,12,255,...]}</c>, keyed by the example id.
-/// <see cref="TryDecode"/> also reads <see cref="BinaryExampleRecord"/>'s compact format, told apart by its first byte.
+/// <see cref="TryDecode"/> also reads <see cref="BinaryExampleRecord"/>'s compact format, recognized by its first byte.
 /// Reading validates every field, so an invalid record yields a reason instead of an exception.
 /// </summary>
 public sealed class ExampleRecordCodec

@@ -99,7 +99,7 @@ public sealed class BinaryExampleRecordTests
     [Fact]
     public void JsonLinesRefuseBinaryRecord()
     {
-        // A JSON lines file holds JSON records only, so a binary record there is an error, not a second format.
+        // A JSON lines file contains JSON records only, so a binary record there is an error, not a second format.
         byte[] binary = BinaryExampleRecord.Encode("binary-1", 1, 1, new byte[FeatureCount]);
 
         codec.TryDecodeJson(binary, out _, out string error).ShouldBeFalse();
