@@ -32,6 +32,7 @@ public sealed partial class ContinualLearner : IDisposable
     private static readonly TimeSpan SlowLeaveThreshold = TimeSpan.FromSeconds(1);
 
     private readonly LearnerOptions options;
+    private readonly KafkaClientProperties kafkaProperties;
     private readonly ILogger logger;
     private readonly ModelStore store;
     private readonly ExampleRecordCodec codec;
@@ -60,11 +61,15 @@ public sealed partial class ContinualLearner : IDisposable
     private DateTime lastRecordAt = DateTime.UtcNow;
     private volatile bool disposed;
 
-    public ContinualLearner(LearnerOptions options, ILoggerFactory loggerFactory)
+    /// <param name="options">The learner's settings.</param>
+    /// <param name="loggerFactory">Creates the learner's and the model store's loggers.</param>
+    /// <param name="kafkaProperties">Extra librdkafka properties of every Kafka client the learner builds (security, client id); none when null.</param>
+    public ContinualLearner(LearnerOptions options, ILoggerFactory loggerFactory, KafkaClientProperties? kafkaProperties = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         this.options = options;
+        this.kafkaProperties = kafkaProperties ?? KafkaClientProperties.None;
         logger = loggerFactory.CreateLogger<ContinualLearner>();
         store = new ModelStore(options.StoreDirectory, options.RetainedVersions, loggerFactory.CreateLogger<ModelStore>());
         codec = new ExampleRecordCodec(options.InitialSpec.FeatureCount, options.InitialSpec.ClassCount, options.MaxRecordBytes);
@@ -207,7 +212,7 @@ public sealed partial class ContinualLearner : IDisposable
         {
             using BrokerWatchdog watchdog = StartBrokerWatchdog();
             using IConsumer<byte[]?, byte[]?> consumer = BuildConsumer();
-            using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger);
+            using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger, kafkaProperties);
             consumer.Subscribe(options.Topic);
             UpdateStatus(running: true);
             ReportReadiness();
@@ -532,7 +537,7 @@ public sealed partial class ContinualLearner : IDisposable
 
     private IConsumer<byte[]?, byte[]?> BuildConsumer()
     {
-        var config = new ConsumerConfig
+        ConsumerConfig config = kafkaProperties.ApplyTo(new ConsumerConfig
         {
             BootstrapServers = options.BootstrapServers,
             GroupId = options.GroupId,
@@ -545,7 +550,7 @@ public sealed partial class ContinualLearner : IDisposable
             HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 6),
             ReconnectBackoffMs = 100,
             ReconnectBackoffMaxMs = 2000,
-        };
+        });
         return new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler((assigned, partitions) =>
             {

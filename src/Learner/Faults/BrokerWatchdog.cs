@@ -53,13 +53,15 @@ public sealed partial class BrokerWatchdog : IDisposable
     /// </param>
     /// <param name="logger">Receives the changes and the client's librdkafka log.</param>
     /// <param name="timings">The query intervals and timeouts, or null for <see cref="BrokerWatchdogTimings.Default"/>.</param>
+    /// <param name="kafkaProperties">Extra librdkafka properties of the learner's clients (security), or null for none.</param>
     public BrokerWatchdog(
         string bootstrapServers,
         string groupId,
         Func<IReadOnlyList<TopicPartition>> partitions,
         Action availabilityChanged,
         ILogger logger,
-        BrokerWatchdogTimings? timings = null)
+        BrokerWatchdogTimings? timings = null,
+        KafkaClientProperties? kafkaProperties = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(bootstrapServers);
         ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
@@ -73,14 +75,14 @@ public sealed partial class BrokerWatchdog : IDisposable
         // The client never subscribes, so it joins no group, and it takes the learner's group id because the learner's
         // credentials may already use it. Its errors are dropped because the learner's consumer logs the same ones.
         // The admin client's ListOffsets is not used: librdkafka's mock cluster returned neither an offset nor an error.
-        var config = new ConsumerConfig
+        ConsumerConfig config = (kafkaProperties ?? KafkaClientProperties.None).ApplyTo(new ConsumerConfig
         {
             BootstrapServers = bootstrapServers,
             GroupId = groupId,
             EnableAutoCommit = false,
             ReconnectBackoffMs = 100,
             ReconnectBackoffMaxMs = 2000,
-        };
+        });
         client = new ConsumerBuilder<Ignore, Ignore>(config)
             .SetLogHandler(new KafkaClientLog(logger).OnLog)
             .SetErrorHandler((_, _) => { })

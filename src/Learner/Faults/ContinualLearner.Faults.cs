@@ -118,7 +118,7 @@ public sealed partial class ContinualLearner
     /// <summary>Starts the watchdog that decides <see cref="LearnerStatus.IsBrokerAvailable"/> from its own thread.</summary>
     private BrokerWatchdog StartBrokerWatchdog()
     {
-        var started = new BrokerWatchdog(options.BootstrapServers, options.GroupId, WatchedPartitions, ReportReadiness, logger);
+        var started = new BrokerWatchdog(options.BootstrapServers, options.GroupId, WatchedPartitions, ReportReadiness, logger, kafkaProperties: kafkaProperties);
         brokerWatchdog = started;
         started.Start();
         return started;

@@ -18,15 +18,15 @@ public sealed class CommittedOffsetTracker : IDisposable
     private List<TopicPartition>? partitions;
     private long committed;
 
-    public CommittedOffsetTracker(string bootstrapServers, string groupId, string topic, ILogger? logger = null)
+    public CommittedOffsetTracker(string bootstrapServers, string groupId, string topic, ILogger? logger = null, KafkaClientProperties? kafkaProperties = null)
     {
         this.topic = topic;
-        var config = new ConsumerConfig
+        ConsumerConfig config = (kafkaProperties ?? KafkaClientProperties.None).ApplyTo(new ConsumerConfig
         {
             BootstrapServers = bootstrapServers,
             GroupId = groupId,
             EnableAutoCommit = false,
-        };
+        });
         var clientLog = new KafkaClientLog(logger ?? NullLogger.Instance);
         consumer = new ConsumerBuilder<Ignore, Ignore>(config)
             .SetLogHandler(clientLog.OnLog)

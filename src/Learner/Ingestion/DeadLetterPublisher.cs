@@ -22,17 +22,17 @@ public sealed partial class DeadLetterPublisher : IDisposable
     private readonly ILogger logger;
     private long failures;
 
-    public DeadLetterPublisher(string bootstrapServers, string topic, ILogger logger)
+    public DeadLetterPublisher(string bootstrapServers, string topic, ILogger logger, KafkaClientProperties? kafkaProperties = null)
     {
         Topic = topic;
         this.logger = logger;
-        var config = new ProducerConfig
+        ProducerConfig config = (kafkaProperties ?? KafkaClientProperties.None).ApplyTo(new ProducerConfig
         {
             BootstrapServers = bootstrapServers,
             Acks = Acks.All,
             EnableIdempotence = false,
             LingerMs = 5,
-        };
+        });
         var clientLog = new KafkaClientLog(logger);
         producer = new ProducerBuilder<byte[]?, byte[]?>(config)
             .SetLogHandler(clientLog.OnLog)

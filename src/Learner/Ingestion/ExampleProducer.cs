@@ -43,6 +43,9 @@ public sealed partial class ExampleProducer
     /// <summary>Most records allowed between the producer and the consumer position; 0 disables pacing.</summary>
     public int MaxLag { get; init; } = 1500;
 
+    /// <summary>Extra librdkafka properties of the producer (security, client id).</summary>
+    public KafkaClientProperties KafkaProperties { get; init; } = KafkaClientProperties.None;
+
     /// <summary>Prefix of example ids, e.g. "train" gives "train-00042".</summary>
     public string IdPrefix { get; init; } = "train";
 
@@ -98,14 +101,14 @@ public sealed partial class ExampleProducer
     private async Task<long> ProduceRecordsAsync(
         IEnumerable<(string Key, byte[] Value)> records, long count, Func<long>? consumerPosition, IProgress<long>? progress, CancellationToken cancellation)
     {
-        var config = new ProducerConfig
+        ProducerConfig config = KafkaProperties.ApplyTo(new ProducerConfig
         {
             BootstrapServers = BootstrapServers,
             Acks = Acks.All,
             LingerMs = 5,
             MessageTimeoutMs = 30_000,
             MessageMaxBytes = MessageMaxBytes,
-        };
+        });
         var clientLog = new KafkaClientLog(logger);
         using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(config)
             .SetLogHandler(clientLog.OnLog)

@@ -42,6 +42,20 @@ public sealed partial class KafkaClientLog(ILogger logger)
         }
     }
 
+    /// <summary>
+    /// Writes, once at start, which extra properties the process's Kafka clients take and where they come from. Only the
+    /// names are written, because values such as sasl.password are secret.
+    /// </summary>
+    public static void LogExtraProperties(ILogger logger, KafkaClientProperties properties)
+    {
+        ArgumentNullException.ThrowIfNull(properties);
+        if (properties.Values.Count > 0)
+        {
+            string names = string.Join(", ", properties.Values.Keys.Order(StringComparer.Ordinal));
+            LogProperties(logger, properties.Values.Count, properties.Source, names);
+        }
+    }
+
     private bool ShouldWrite()
     {
         long count = Interlocked.Increment(ref lines);
@@ -53,4 +67,7 @@ public sealed partial class KafkaClientLog(ILogger logger)
 
     [LoggerMessage(EventId = 256, Message = "Kafka client error {Code}: {Reason} (fatal: {Fatal})")]
     private static partial void LogClientError(ILogger logger, LogLevel level, ErrorCode code, string reason, bool fatal);
+
+    [LoggerMessage(EventId = 257, Level = LogLevel.Information, Message = "Kafka clients take {Count} extra properties from {Source}: {Names}")]
+    private static partial void LogProperties(ILogger logger, int count, string source, string names);
 }

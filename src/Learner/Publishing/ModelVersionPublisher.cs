@@ -17,17 +17,20 @@ public sealed partial class ModelVersionPublisher : IDisposable
     private readonly string topic;
     private readonly string storeUrl;
     private readonly ILogger logger;
+    private readonly KafkaClientProperties kafkaProperties;
     private bool flushGaveUp;
 
-    public ModelVersionPublisher(string bootstrapServers, DistributionOptions options, ILogger<ModelVersionPublisher> logger)
+    public ModelVersionPublisher(
+        string bootstrapServers, DistributionOptions options, ILogger<ModelVersionPublisher> logger, KafkaClientProperties? kafkaProperties = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         BootstrapServers = bootstrapServers;
+        this.kafkaProperties = kafkaProperties ?? KafkaClientProperties.None;
         topic = options.Topic;
         storeUrl = options.StoreUrl ?? "";
         this.logger = logger;
         var clientLog = new KafkaClientLog(logger);
-        producer = new ProducerBuilder<string, byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers))
+        producer = new ProducerBuilder<string, byte[]>(this.kafkaProperties.ApplyTo(KafkaDefaults.CreateProducerConfig(bootstrapServers)))
             .SetLogHandler(clientLog.OnLog)
             .SetErrorHandler(clientLog.OnError)
             .Build();
@@ -45,7 +48,7 @@ public sealed partial class ModelVersionPublisher : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         var clientLog = new KafkaClientLog(logger);
-        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = BootstrapServers })
+        using IAdminClient admin = new AdminClientBuilder(kafkaProperties.ApplyTo(new AdminClientConfig { BootstrapServers = BootstrapServers }))
             .SetLogHandler(clientLog.OnLog)
             .SetErrorHandler(clientLog.OnError)
             .Build();

@@ -8,6 +8,8 @@ internal sealed class LearnerShortcuts
     private readonly Option<string> bootstrap = RoleCommandLine.Shortcut(
         "--bootstrap-servers", "Kafka bootstrap servers, host:port[,host:port] (Learner:BootstrapServers).");
 
+    private readonly Option<string> kafkaConfig = RoleCommandLine.KafkaConfigOption();
+
     private readonly Option<string> topic = RoleCommandLine.Shortcut("--topic", "Topic of labeled examples (Learner:Topic).");
 
     private readonly Option<string> group = RoleCommandLine.Shortcut("--group", "Kafka consumer group of the learner (Learner:GroupId).");
@@ -50,7 +52,7 @@ internal sealed class LearnerShortcuts
         ArgumentNullException.ThrowIfNull(command);
         foreach (Option<string> option in new[]
         {
-            bootstrap, topic, group, store, device, strategy, replayCapacity, seed, versionTopic, storeUrl,
+            bootstrap, kafkaConfig, topic, group, store, device, strategy, replayCapacity, seed, versionTopic, storeUrl,
             checkpointDirectory, trainingLog, roundExamples, sessionTimeout,
         })
         {
@@ -65,6 +67,7 @@ internal sealed class LearnerShortcuts
     public IEnumerable<(Option<string> Option, string[] Keys)> Keys(bool includeServer)
     {
         yield return (bootstrap, ["Learner:BootstrapServers"]);
+        yield return (kafkaConfig, ["Kafka:ConfigFile"]);
         yield return (topic, ["Learner:Topic"]);
         yield return (group, ["Learner:GroupId"]);
         yield return (store, includeServer ? ["Learner:StoreDirectory", "Server:StoreDirectory"] : ["Learner:StoreDirectory"]);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
 
 namespace ContinualServe.Server.Cli;
 
@@ -60,13 +61,18 @@ public static class ProduceCommand
             DefaultValueFactory = _ => 1500,
         };
 
+        var kafkaConfig = new Option<string>("--kafka-config")
+        {
+            Description = "File of extra librdkafka properties, one name=value a line, e.g. security.protocol=SASL_SSL, as in the roles' --kafka-config.",
+        };
+
         // A lag of 0 or less would turn pacing off without a word, because ExampleProducer reads 0 as "not paced".
         CommandLine.AddIntegerCheck(maxLag, lag => lag < 1 ? $"--max-lag must be 1 or more, but it is {lag}." : null);
         var command = new Command(
             "produce",
             "Stream labeled examples into a topic, one record per example keyed by its id: the Fashion-MNIST IDX files as Split Fashion-MNIST tasks, or a JSON lines or CSV file in file order.")
         {
-            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, recordFormat, group, maxLag,
+            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, recordFormat, group, maxLag, kafkaConfig,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -75,6 +81,18 @@ public static class ProduceCommand
             if (FindConflictingOptions(result, jsonl, csv, features, classes, tasks, test) is { } conflict)
             {
                 await Console.Error.WriteLineAsync(conflict).ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
+            KafkaClientProperties kafkaProperties;
+            try
+            {
+                kafkaProperties = KafkaClientProperties.Load(result.GetValue(kafkaConfig), []);
+                kafkaProperties.Validate();
+            }
+            catch (InvalidDataException exception)
+            {
+                await Console.Error.WriteLineAsync(exception.Message).ConfigureAwait(false);
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }
 
@@ -107,13 +125,14 @@ public static class ProduceCommand
             string bootstrapServers = result.GetValue(CommandLine.BootstrapOption)!;
             string topic = result.GetValue(CommandLine.TopicOption)!;
             string? pacedGroup = result.GetValue(group);
-            using CommittedOffsetTracker? tracker = string.IsNullOrEmpty(pacedGroup) ? null : new CommittedOffsetTracker(bootstrapServers, pacedGroup, topic, loggers.CreateLogger<CommittedOffsetTracker>());
+            using CommittedOffsetTracker? tracker = string.IsNullOrEmpty(pacedGroup) ? null : new CommittedOffsetTracker(bootstrapServers, pacedGroup, topic, loggers.CreateLogger<CommittedOffsetTracker>(), kafkaProperties);
             var producer = new ExampleProducer(bootstrapServers, topic, loggers.CreateLogger<ExampleProducer>())
             {
                 MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
                 MaxTasks = result.GetValue(tasks),
                 IdPrefix = result.GetValue(test) ? "test" : "train",
                 Format = RecordFormatOf(result, recordFormat),
+                KafkaProperties = kafkaProperties,
             };
             Func<long>? position = tracker is null ? null : tracker.CommittedTotal;
             var progress = new Progress<long>(count => Console.WriteLine($"queued {count} records"));

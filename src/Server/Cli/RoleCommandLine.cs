@@ -34,6 +34,11 @@ internal static class RoleCommandLine
     public static Option<string> ManagementTokenFileOption() => Shortcut(
         "--management-token-file", "File with the management bearer token (Management:TokenFile); default: the CONTINUALSERVE_MANAGEMENT_TOKEN variable.");
 
+    /// <summary>The --kafka-config option of every role with a Kafka client (key Kafka:ConfigFile).</summary>
+    public static Option<string> KafkaConfigOption() => Shortcut(
+        "--kafka-config",
+        "File of extra librdkafka properties for every Kafka client, one name=value a line, e.g. security.protocol=SASL_SSL (Kafka:ConfigFile).");
+
     /// <summary>
     /// Builds the configuration arguments of a parse: unmatched tokens (already in key=value form) and one
     /// "--Key=value" pair per key of every named option the user gave. Returns false, after writing the error

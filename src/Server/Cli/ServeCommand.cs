@@ -22,12 +22,13 @@ internal static class ServeCommand
             "--store-url", "Learner store URL to download from, overriding the announced one (Distribution:StoreUrl).");
         Option<string> managementUrls = RoleCommandLine.ManagementUrlsOption();
         Option<string> tokenFile = RoleCommandLine.ManagementTokenFileOption();
+        Option<string> kafkaConfig = RoleCommandLine.KafkaConfigOption();
         var command = new Command(
             "serve",
             "Serve inference. With Distribution:BootstrapServers set, follow the version topic and download new versions from the learner; "
             + "otherwise swap in newer versions that appear in the store directory (a shared volume).")
         {
-            urls, store, device, modelName, bootstrap, versionTopic, storeUrl, managementUrls, tokenFile,
+            urls, store, device, modelName, bootstrap, versionTopic, storeUrl, managementUrls, tokenFile, kafkaConfig,
         };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (result, cancellation) =>
@@ -43,6 +44,7 @@ internal static class ServeCommand
                 (storeUrl, ["Distribution:StoreUrl"]),
                 (managementUrls, ["Management:Urls"]),
                 (tokenFile, ["Management:TokenFile"]),
+                (kafkaConfig, ["Kafka:ConfigFile"]),
             ], out string[] arguments))
             {
                 return RoleCommandLine.InvalidArgumentExitCode;

@@ -25,6 +25,7 @@ namespace ContinualServe.Server.Distribution;
 public sealed partial class ModelVersionSubscriber : BackgroundService
 {
     private readonly DistributionOptions options;
+    private readonly KafkaClientProperties kafkaProperties;
     private readonly ModelSwapper swapper;
     private readonly LiveModel live;
     private readonly ILogger<ModelVersionSubscriber> logger;
@@ -44,11 +45,14 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         IOptions<ServerOptions> serverOptions,
         ModelSwapper swapper,
         LiveModel live,
+        KafkaClientProperties kafkaProperties,
         ILogger<ModelVersionSubscriber> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(serverOptions);
+        ArgumentNullException.ThrowIfNull(kafkaProperties);
         this.options = options.Value;
+        this.kafkaProperties = kafkaProperties;
         modelName = serverOptions.Value.ModelName;
         this.swapper = swapper;
         this.live = live;
@@ -255,7 +259,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     private void ConsumeAnnouncements(CancellationToken cancellation)
     {
-        ConsumerConfig config = KafkaDefaults.CreateConsumerConfig(options.BootstrapServers, "continualserve-replica-" + Guid.NewGuid().ToString("N"));
+        ConsumerConfig config = kafkaProperties.ApplyTo(
+            KafkaDefaults.CreateConsumerConfig(options.BootstrapServers, "continualserve-replica-" + Guid.NewGuid().ToString("N")));
         config.EnablePartitionEof = true;
         using IConsumer<string?, byte[]?> consumer = new ConsumerBuilder<string?, byte[]?>(config)
             .SetErrorHandler((_, error) => LogKafkaError(logger, error.Code, error.Reason))
@@ -285,7 +290,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     /// </summary>
     private bool AssignFromBeginning(IConsumer<string?, byte[]?> consumer, CancellationToken cancellation)
     {
-        using IAdminClient admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = options.BootstrapServers })
+        using IAdminClient admin = new AdminClientBuilder(kafkaProperties.ApplyTo(new AdminClientConfig { BootstrapServers = options.BootstrapServers }))
             .SetLogHandler(new KafkaClientLog(logger).OnLog)
             .Build();
         int waits = 0;

@@ -1,4 +1,5 @@
 using ContinualServe.Learner;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model;
 using ContinualServe.Server.Cli;
@@ -19,6 +20,31 @@ public static class RoleServices
             .BindConfiguration(DistributionOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+    }
+
+    /// <summary>
+    /// Binds and validates the Kafka section, and adds the extra client properties it gives (<see cref="KafkaClientProperties"/>),
+    /// read once and logged by name when first needed.
+    /// </summary>
+    public static IServiceCollection AddKafkaClientProperties(this IServiceCollection services)
+    {
+        // The all role adds both the learner and the version subscriber, and the section is bound and checked once.
+        if (services.Any(descriptor => descriptor.ServiceType == typeof(KafkaClientProperties)))
+        {
+            return services;
+        }
+
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<KafkaOptions>, KafkaOptionsValidator>());
+        services.AddOptions<KafkaOptions>()
+            .BindConfiguration(KafkaOptions.SectionName)
+            .ValidateOnStart();
+        services.TryAddSingleton(provider =>
+        {
+            KafkaClientProperties properties = provider.GetRequiredService<IOptions<KafkaOptions>>().Value.Load();
+            KafkaClientLog.LogExtraProperties(provider.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaClientProperties>(), properties);
+            return properties;
+        });
+        return services;
     }
 
     /// <summary>
@@ -46,6 +72,7 @@ public static class RoleServices
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();
+        services.AddKafkaClientProperties();
         services.AddDistributionOptions()
             .PostConfigure<IOptions<LearnerOptions>>((distribution, learner) =>
             {
@@ -57,13 +84,18 @@ public static class RoleServices
         services.AddSingleton(provider =>
         {
             LearnerOptions learner = provider.GetRequiredService<IOptions<LearnerOptions>>().Value;
-            return ModelSwapper.OpenStore(learner.StoreDirectory, () => new ContinualLearner(learner, provider.GetRequiredService<ILoggerFactory>()));
+            return ModelSwapper.OpenStore(
+                learner.StoreDirectory,
+                () => new ContinualLearner(learner, provider.GetRequiredService<ILoggerFactory>(), provider.GetRequiredService<KafkaClientProperties>()));
         });
         services.AddSingleton(provider =>
         {
             DistributionOptions distribution = provider.GetRequiredService<IOptions<DistributionOptions>>().Value;
             return new ModelVersionPublisher(
-                distribution.BootstrapServers, distribution, provider.GetRequiredService<ILogger<ModelVersionPublisher>>());
+                distribution.BootstrapServers,
+                distribution,
+                provider.GetRequiredService<ILogger<ModelVersionPublisher>>(),
+                provider.GetRequiredService<KafkaClientProperties>());
         });
         services.AddHostedService<LearnerHostedService>();
         return services;
@@ -88,6 +120,7 @@ public static class RoleServices
     {
         ArgumentNullException.ThrowIfNull(configuration);
         services.AddDistributionOptions();
+        services.AddKafkaClientProperties();
         if (!string.IsNullOrWhiteSpace(configuration[DistributionOptions.SectionName + ":" + nameof(DistributionOptions.BootstrapServers)]))
         {
             services.AddHostedService<ModelVersionSubscriber>();

@@ -1,5 +1,6 @@
 using System.Reflection;
 using ContinualServe.Learner;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Server.Batching;
 using ContinualServe.Server.Management;
@@ -21,6 +22,7 @@ public static class UnknownSettings
         (ManagementOptions.SectionName, typeof(ManagementOptions)),
         (DistributionOptions.SectionName, typeof(DistributionOptions)),
         (LearnerOptions.SectionName, typeof(LearnerOptions)),
+        (KafkaOptions.SectionName, typeof(KafkaOptions)),
     ];
 
     /// <summary>

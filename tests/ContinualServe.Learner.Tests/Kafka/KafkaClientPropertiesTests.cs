@@ -1,0 +1,130 @@
+using Confluent.Kafka;
+using ContinualServe.Learner.Kafka;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Learner.Tests.Kafka;
+
+public sealed class KafkaClientPropertiesTests : IDisposable
+{
+    private readonly string directory = Directory.CreateTempSubdirectory("continualserve-kafka-properties-").FullName;
+
+    public void Dispose() => Directory.Delete(directory, recursive: true);
+
+    [Fact]
+    public void ParsesNameValueLinesAndSkipsCommentsAndBlankLines()
+    {
+        const string text = "# cluster\r\n! also a comment\n\n  security.protocol = SASL_SSL \r\nsasl.mechanism=SCRAM-SHA-512\nsasl.password=a=b c\n";
+
+        Dictionary<string, string> values = KafkaClientProperties.Parse(text, "client.properties");
+
+        values.ShouldBe(new Dictionary<string, string>
+        {
+            ["security.protocol"] = "SASL_SSL",
+            ["sasl.mechanism"] = "SCRAM-SHA-512",
+            ["sasl.password"] = "a=b c",
+        });
+    }
+
+    [Theory]
+    [InlineData("client.id=a\nsecurity.protocol SASL_SSL\n", "client.properties, line 2: expected a librdkafka property as name=value")]
+    [InlineData("=SASL_SSL\n", "client.properties, line 1: expected a librdkafka property as name=value")]
+    [InlineData("client.id=a\n\nclient.id=b\n", "client.properties, line 3: 'client.id' is set twice in the file.")]
+    [InlineData("bootstrap.servers=kafka:9092\n", "client.properties, line 1: 'bootstrap.servers' cannot be set here, because ContinualServe sets it (--bootstrap-servers).")]
+    [InlineData("client.id=a\nenable.auto.commit=true\n", "client.properties, line 2: 'enable.auto.commit' cannot be set here")]
+    public void RejectsInvalidLinesWithTheirNumber(string text, string message)
+    {
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Parse(text, "client.properties"));
+
+        exception.Message.ShouldStartWith(message);
+    }
+
+    [Fact]
+    public void ConfigurationReplacesTheFilesValue()
+    {
+        string file = Path.Combine(directory, "client.properties");
+        File.WriteAllText(file, "client.id=from-file\nsocket.timeout.ms=30000\n");
+
+        KafkaClientProperties properties = KafkaClientProperties.Load(file, [new("client.id", "from-configuration")]);
+
+        properties.Values.ShouldBe(new Dictionary<string, string> { ["client.id"] = "from-configuration", ["socket.timeout.ms"] = "30000" });
+        properties.Source.ShouldBe(file + " and Kafka:Properties");
+    }
+
+    [Fact]
+    public void NothingConfiguredGivesNone()
+    {
+        KafkaClientProperties.Load("", []).ShouldBeSameAs(KafkaClientProperties.None);
+    }
+
+    [Fact]
+    public void RejectsAReservedNameFromConfiguration()
+    {
+        InvalidDataException exception = Should.Throw<InvalidDataException>(
+            () => KafkaClientProperties.Load(null, [new("group.id", "other")]));
+
+        exception.Message.ShouldBe("Kafka:Properties:group.id: 'group.id' cannot be set here, because ContinualServe sets it (--group).");
+    }
+
+    [Fact]
+    public void AMissingFileNamesItsPath()
+    {
+        string file = Path.Combine(directory, "absent.properties");
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Load(file, []));
+
+        exception.Message.ShouldStartWith($"The Kafka properties file {file} cannot be read:");
+    }
+
+    [Fact]
+    public void ApplyToSetsEveryPropertyOverTheClientsOwn()
+    {
+        KafkaClientProperties properties = KafkaClientProperties.Load(null, [new("socket.timeout.ms", "45000"), new("client.id", "learner-a")]);
+
+        ConsumerConfig config = properties.ApplyTo(new ConsumerConfig { BootstrapServers = "127.0.0.1:9092", SocketTimeoutMs = 10_000 });
+
+        config.SocketTimeoutMs.ShouldBe(45_000);
+        config.ClientId.ShouldBe("learner-a");
+        config.BootstrapServers.ShouldBe("127.0.0.1:9092");
+    }
+
+    [Fact]
+    public void ValidateAcceptsASaslConfiguration()
+    {
+        KafkaClientProperties properties = KafkaClientProperties.Load(null,
+        [
+            new("security.protocol", "SASL_PLAINTEXT"),
+            new("sasl.mechanism", "SCRAM-SHA-256"),
+            new("sasl.username", "learner"),
+            new("sasl.password", "secret"),
+            new("fetch.min.bytes", "1"),
+        ]);
+
+        Should.NotThrow(properties.Validate);
+    }
+
+    [Theory]
+    [InlineData("sasl.mechanisms.typo", "PLAIN", "sasl.mechanisms.typo")]
+    [InlineData("socket.timeout.ms", "soon", "socket.timeout.ms")]
+    [InlineData("security.protocol", "TLS", "security.protocol")]
+    public void ValidateReportsWhatLibrdkafkaRejects(string name, string value, string named)
+    {
+        KafkaClientProperties properties = KafkaClientProperties.Load(null, [new(name, value)]);
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(properties.Validate);
+
+        exception.Message.ShouldStartWith("librdkafka rejected a property from Kafka:Properties: ");
+        exception.Message.ShouldContain(named);
+    }
+
+    [Fact]
+    public void ValidateReportsAMissingCertificateFile()
+    {
+        string missing = Path.Combine(directory, "absent-ca.pem");
+        KafkaClientProperties properties = KafkaClientProperties.Load(null, [new("security.protocol", "SSL"), new("ssl.ca.location", missing)]);
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(properties.Validate);
+
+        exception.Message.ShouldContain("ssl.ca.location");
+    }
+}

@@ -1,0 +1,93 @@
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Training;
+using Microsoft.Extensions.Logging;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Learner.Tests.Kafka;
+
+/// <summary>The extra librdkafka properties of <see cref="KafkaClientProperties"/> reach the clients a learner builds.</summary>
+public sealed class LearnerKafkaPropertiesTests : IDisposable
+{
+    private const string Topic = "kafka-properties-examples";
+
+    private readonly string storeDirectory = Directory.CreateTempSubdirectory("continualserve-kafka-properties-").FullName;
+
+    public void Dispose() => Directory.Delete(storeDirectory, recursive: true);
+
+    [Fact(Timeout = 90_000)]
+    public async Task TheLearnersClientsTakeTheProperties()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 100), "properties");
+            var logger = new RecordingLogger();
+
+            // librdkafka writes debug lines only when the debug property asks for them, and names each client by its client.id.
+            KafkaClientProperties properties = KafkaClientProperties.Load(null, [new("client.id", "properties-test-learner"), new("debug", "cgrp")]);
+            using (var learner = new ContinualLearner(Options(broker.BootstrapServers), new SingleLoggerFactory(logger), properties))
+            {
+                learner.Start();
+                await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 100, "the learner did not read the topic");
+                learner.Stop(TimeSpan.FromSeconds(10));
+            }
+
+            logger.Entries.ShouldContain(
+                entry => entry.Level == LogLevel.Debug && entry.Message.StartsWith("librdkafka properties-test-learner#consumer-", StringComparison.Ordinal),
+                "the learner's consumer must run with the configured client.id and debug contexts");
+        });
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task EveryClientOfTheLearnerAuthenticates()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 100), "sasl");
+            var logger = new RecordingLogger();
+
+            // The embedded broker knows no SASL, so each client that takes the properties fails its handshake and names itself.
+            KafkaClientProperties properties = KafkaClientProperties.Load(null,
+            [
+                new("security.protocol", "SASL_PLAINTEXT"), new("sasl.mechanism", "PLAIN"), new("sasl.username", "learner"), new("sasl.password", "secret"),
+            ]);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), new SingleLoggerFactory(logger), properties);
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(
+                () => FailedHandshakes(logger).Count() == 3,
+                "the broker checks, the consumer and the dead-letter producer must each try a SASL handshake");
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            FailedHandshakes(logger).Count(client => client.Contains("#consumer-", StringComparison.Ordinal)).ShouldBe(2);
+            logger.Messages.ShouldContain(
+                message => message.StartsWith("Kafka error Local_Authentication", StringComparison.Ordinal),
+                "the learner's consumer must report the failed authentication through its error handler");
+            learner.Status.Consumed.ShouldBe(0);
+        });
+    }
+
+    // The names of the clients whose librdkafka log reports a failed SASL handshake.
+    private static IEnumerable<string> FailedHandshakes(RecordingLogger logger) => logger.Messages
+        .Where(message => message.StartsWith("librdkafka ", StringComparison.Ordinal) && message.Contains("Failed to initialize SASL", StringComparison.Ordinal))
+        .Select(message => message.Split(' ')[1])
+        .Distinct();
+
+    private LearnerOptions Options(string bootstrapServers) => LearnerHarness.Options(
+        bootstrapServers, Topic, "kafka-properties-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+
+    // Sends every category's messages to one recording logger.
+    private sealed class SingleLoggerFactory(RecordingLogger logger) : ILoggerFactory
+    {
+        public ILogger CreateLogger(string categoryName) => logger;
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+}
