@@ -47,6 +47,29 @@ public sealed partial class TemplateValuesTests
         }
     }
 
+    [Theory]
+    [InlineData("server-deployment.yaml")]
+    [InlineData("learner-deployment.yaml")]
+    public void DeploymentMountsTheKafkaClientConfig(string template)
+    {
+        // Both roles run Kafka clients, so a cluster that needs credentials needs them in both pods.
+        string text = File.ReadAllText(Path.Combine(ChartFiles.TemplatesDirectory, template));
+
+        text.ShouldContain("{{- with include \"continualserve.kafkaConfigMount\" . }}");
+        text.ShouldContain("{{- with include \"continualserve.kafkaConfigVolume\" . }}");
+    }
+
+    [Fact]
+    public void KafkaConfigFileIsWhereTheSecretIsMounted()
+    {
+        string helpers = File.ReadAllText(Path.Combine(ChartFiles.TemplatesDirectory, "_helpers.tpl"));
+        string configMap = File.ReadAllText(Path.Combine(ChartFiles.TemplatesDirectory, "configmap.yaml"));
+
+        helpers.ShouldContain("mountPath: {{ include \"continualserve.kafkaConfigDirectory\" . }}");
+        helpers.ShouldContain("path: client.properties");
+        configMap.ShouldContain("(printf \"%s/client.properties\" (include \"continualserve.kafkaConfigDirectory\" .))");
+    }
+
     [Fact]
     public void MisspelledReferenceIsReported()
     {

@@ -52,7 +52,7 @@ public sealed class KafkaClientProperties
 
     /// <summary>
     /// Reads <paramref name="configFile"/> (when given) and adds <paramref name="overrides"/>, which replace the file's
-    /// value of a name they share. Checks names and layout only; <see cref="Validate"/> asks librdkafka about values.
+    /// value of a name they share. Checks names and layout only, and <see cref="Validate"/> has librdkafka check the values.
     /// </summary>
     /// <exception cref="InvalidDataException">
     /// The file is missing or unreadable, a line is not <c>name=value</c>, a name repeats in the file, or a name is reserved.
@@ -131,8 +131,8 @@ public sealed class KafkaClientProperties
     }
 
     /// <summary>
-    /// Builds a producer with the properties and no broker to reach, so that librdkafka checks every name and value (an
-    /// unknown name, a value out of range, a certificate file that does not exist) before any client of the process needs them.
+    /// Builds a producer with the properties and no broker to reach, so that librdkafka checks every name and value
+    /// before any client of the process needs them. It rejects an unknown name, an invalid value and a missing certificate file.
     /// </summary>
     /// <exception cref="InvalidDataException">librdkafka rejected a property; the message is librdkafka's.</exception>
     public void Validate()

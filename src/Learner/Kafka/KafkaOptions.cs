@@ -11,7 +11,7 @@ public sealed class KafkaOptions
 
     /// <summary>
     /// Path of a librdkafka properties file, one <c>name=value</c> a line, for example mounted from a Kubernetes Secret
-    /// because it holds <c>sasl.password</c>. Empty: no file.
+    /// because it contains <c>sasl.password</c>. Empty: no file.
     /// </summary>
     public string ConfigFile { get; set; } = "";
 

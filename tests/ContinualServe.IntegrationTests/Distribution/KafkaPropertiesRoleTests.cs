@@ -6,7 +6,7 @@ namespace ContinualServe.IntegrationTests.Distribution;
 
 /// <summary>
 /// The roles as child processes with <c>--kafka-config</c>: every Kafka client takes the file's properties. The embedded
-/// broker knows no SASL, so a client that takes them fails its handshake, and that failure shows it used them.
+/// broker does not support SASL, so a client that takes them fails its handshake, and that failure shows it used them.
 /// </summary>
 public sealed class KafkaPropertiesRoleTests
 {

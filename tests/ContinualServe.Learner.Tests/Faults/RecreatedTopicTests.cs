@@ -56,18 +56,4 @@ public sealed class RecreatedTopicTests : IDisposable
 
     private LearnerOptions Options(string bootstrapServers) => LearnerHarness.Options(
         bootstrapServers, Topic, "recreated-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
-
-    // Sends every category's messages to one recording logger.
-    private sealed class RecordingLoggerFactory(RecordingLogger logger) : ILoggerFactory
-    {
-        public ILogger CreateLogger(string categoryName) => logger;
-
-        public void AddProvider(ILoggerProvider provider)
-        {
-        }
-
-        public void Dispose()
-        {
-        }
-    }
 }

@@ -12,7 +12,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     public void Dispose() => Directory.Delete(directory, recursive: true);
 
     [Fact]
-    public void ParsesNameValueLinesAndSkipsCommentsAndBlankLines()
+    public void ParseSkipsCommentsAndBlankLines()
     {
         const string text = "# cluster\r\n! also a comment\n\n  security.protocol = SASL_SSL \r\nsasl.mechanism=SCRAM-SHA-512\nsasl.password=a=b c\n";
 
@@ -77,7 +77,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     }
 
     [Fact]
-    public void ApplyToSetsEveryPropertyOverTheClientsOwn()
+    public void ApplyToOverridesClientSettings()
     {
         KafkaClientProperties properties = KafkaClientProperties.Load(null, [new("socket.timeout.ms", "45000"), new("client.id", "learner-a")]);
 

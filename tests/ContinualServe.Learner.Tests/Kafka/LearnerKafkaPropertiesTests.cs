@@ -16,7 +16,7 @@ public sealed class LearnerKafkaPropertiesTests : IDisposable
     public void Dispose() => Directory.Delete(storeDirectory, recursive: true);
 
     [Fact(Timeout = 90_000)]
-    public async Task TheLearnersClientsTakeTheProperties()
+    public async Task LearnerTrainsWithExtraProperties()
     {
         await Task.Run(async () =>
         {
@@ -24,9 +24,9 @@ public sealed class LearnerKafkaPropertiesTests : IDisposable
             LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 100), "properties");
             var logger = new RecordingLogger();
 
-            // librdkafka writes debug lines only when the debug property asks for them, and names each client by its client.id.
+            // librdkafka writes debug lines only when the debug property requests them, and names each client by its client.id.
             KafkaClientProperties properties = KafkaClientProperties.Load(null, [new("client.id", "properties-test-learner"), new("debug", "cgrp")]);
-            using (var learner = new ContinualLearner(Options(broker.BootstrapServers), new SingleLoggerFactory(logger), properties))
+            using (var learner = new ContinualLearner(Options(broker.BootstrapServers), new RecordingLoggerFactory(logger), properties))
             {
                 learner.Start();
                 await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 100, "the learner did not read the topic");
@@ -35,7 +35,7 @@ public sealed class LearnerKafkaPropertiesTests : IDisposable
 
             logger.Entries.ShouldContain(
                 entry => entry.Level == LogLevel.Debug && entry.Message.StartsWith("librdkafka properties-test-learner#consumer-", StringComparison.Ordinal),
-                "the learner's consumer must run with the configured client.id and debug contexts");
+                "the learner's clients must run with the configured client.id and debug contexts");
         });
     }
 
@@ -48,12 +48,12 @@ public sealed class LearnerKafkaPropertiesTests : IDisposable
             LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 100), "sasl");
             var logger = new RecordingLogger();
 
-            // The embedded broker knows no SASL, so each client that takes the properties fails its handshake and names itself.
+            // The embedded broker does not support SASL, so each client that takes the properties fails its handshake and names itself.
             KafkaClientProperties properties = KafkaClientProperties.Load(null,
             [
                 new("security.protocol", "SASL_PLAINTEXT"), new("sasl.mechanism", "PLAIN"), new("sasl.username", "learner"), new("sasl.password", "secret"),
             ]);
-            using var learner = new ContinualLearner(Options(broker.BootstrapServers), new SingleLoggerFactory(logger), properties);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), new RecordingLoggerFactory(logger), properties);
             learner.Start();
             await LearnerHarness.WaitUntilAsync(
                 () => FailedHandshakes(logger).Count() == 3,
@@ -76,18 +76,4 @@ public sealed class LearnerKafkaPropertiesTests : IDisposable
 
     private LearnerOptions Options(string bootstrapServers) => LearnerHarness.Options(
         bootstrapServers, Topic, "kafka-properties-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
-
-    // Sends every category's messages to one recording logger.
-    private sealed class SingleLoggerFactory(RecordingLogger logger) : ILoggerFactory
-    {
-        public ILogger CreateLogger(string categoryName) => logger;
-
-        public void AddProvider(ILoggerProvider provider)
-        {
-        }
-
-        public void Dispose()
-        {
-        }
-    }
 }

@@ -68,3 +68,29 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "continualserve.storeDirectory" -}}
 /var/lib/continualserve/models
 {{- end }}
+
+{{/* Directory where the Secret with the librdkafka properties file is mounted in both containers. */}}
+{{- define "continualserve.kafkaConfigDirectory" -}}
+/etc/continualserve/kafka
+{{- end }}
+
+{{/* Volume mount of the librdkafka properties file, when kafka.clientConfigSecret names a Secret. */}}
+{{- define "continualserve.kafkaConfigMount" -}}
+{{- if .Values.kafka.clientConfigSecret }}
+- name: kafka-client-config
+  mountPath: {{ include "continualserve.kafkaConfigDirectory" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Volume of the librdkafka properties file: the Secret's key, as client.properties. */}}
+{{- define "continualserve.kafkaConfigVolume" -}}
+{{- if .Values.kafka.clientConfigSecret }}
+- name: kafka-client-config
+  secret:
+    secretName: {{ .Values.kafka.clientConfigSecret }}
+    items:
+      - key: {{ .Values.kafka.clientConfigSecretKey }}
+        path: client.properties
+{{- end }}
+{{- end }}
