@@ -52,7 +52,7 @@ public sealed partial class KafkaClientLog(ILogger logger)
         if (properties.Values.Count > 0)
         {
             string names = string.Join(", ", properties.Values.Keys.Order(StringComparer.Ordinal));
-            LogProperties(logger, properties.Values.Count, properties.Source, names);
+            LogProperties(logger, properties.Source, names);
         }
     }
 
@@ -68,6 +68,6 @@ public sealed partial class KafkaClientLog(ILogger logger)
     [LoggerMessage(EventId = 256, Message = "Kafka client error {Code}: {Reason} (fatal: {Fatal})")]
     private static partial void LogClientError(ILogger logger, LogLevel level, ErrorCode code, string reason, bool fatal);
 
-    [LoggerMessage(EventId = 257, Level = LogLevel.Information, Message = "Kafka clients take {Count} extra properties from {Source}: {Names}")]
-    private static partial void LogProperties(ILogger logger, int count, string source, string names);
+    [LoggerMessage(EventId = 257, Level = LogLevel.Information, Message = "Kafka clients take extra librdkafka properties from {Source}: {Names}")]
+    private static partial void LogProperties(ILogger logger, string source, string names);
 }

@@ -34,7 +34,7 @@ public sealed class KafkaPropertiesRoleTests
         }
 
         process.OutputTail.ShouldContain("Failed to initialize SASL");
-        process.OutputTail.ShouldContain($"Kafka clients take 4 extra properties from {file}: sasl.mechanism, sasl.password, sasl.username, security.protocol");
+        process.OutputTail.ShouldContain($"Kafka clients take extra librdkafka properties from {file}: sasl.mechanism, sasl.password, sasl.username, security.protocol");
         process.OutputTail.ShouldNotContain(Password);
     }
 }
