@@ -50,16 +50,17 @@ public static partial class ManagementHosting
                 "to run without the management API"));
         }
 
+        // The state is logged once the host has started, because a start that other settings stop has no management API either.
         if (token is null)
         {
-            LogDisabled(logger, options.TokenEnvironmentVariable);
+            app.Lifetime.ApplicationStarted.Register(() => LogDisabled(logger, options.TokenEnvironmentVariable));
             return app;
         }
 
         int? port = ManagementPort(options.Urls);
         app.MapManagementApi(token, port);
         string where = port is null ? "the inference port" : "port " + port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        LogEnabled(logger, ManagementApi.Prefix, where);
+        app.Lifetime.ApplicationStarted.Register(() => LogEnabled(logger, ManagementApi.Prefix, where));
         return app;
     }
 

@@ -18,6 +18,7 @@ public sealed class RequiredTokenExitTests : IDisposable
     [Theory(Timeout = 60_000)]
     [InlineData("Management__RequireToken", "", ValidToken, "Management:RequireToken is true, but neither Management:TokenFile nor the environment variable CONTINUALSERVE_MANAGEMENT_TOKEN contains a management token")]
     [InlineData("Distribution__RequireStoreToken", ValidToken, " \n", "Distribution:RequireStoreToken is true, but neither Distribution:StoreTokenFile nor the environment variable CONTINUALSERVE_STORE_TOKEN contains a model store token")]
+    [InlineData("Distribution__RequireStoreToken", "", "", "Distribution:RequireStoreToken is true, but neither Distribution:StoreTokenFile nor the environment variable CONTINUALSERVE_STORE_TOKEN contains a model store token")]
     public async Task MissingRequiredTokenExitsTwo(string requirement, string managementToken, string storeToken, string message)
     {
         (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(
@@ -32,5 +33,7 @@ public sealed class RequiredTokenExitTests : IDisposable
         exitCode.ShouldBe(2, standardOutput + standardError);
         (standardOutput + standardError).ShouldContain(message);
         (standardOutput + standardError).ShouldNotContain("Unhandled exception");
+        (standardOutput + standardError).ShouldNotContain("Management API disabled", Case.Sensitive, "a start that fails must not report the management API's state");
+        (standardOutput + standardError).ShouldNotContain("Management API at", Case.Sensitive, "a start that fails must not report the management API's state");
     }
 }
