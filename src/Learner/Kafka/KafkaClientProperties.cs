@@ -31,6 +31,8 @@ public sealed class KafkaClientProperties
         ["session.timeout.ms"] = "Learner:SessionTimeout",
         ["heartbeat.interval.ms"] = "Learner:SessionTimeout, of which it is a sixth",
         ["message.max.bytes"] = "the record size limits of produce and the dead-letter topic",
+        ["partition.assignment.strategy"] = "the learner's rebalance handling takes each assignment as the whole set of partitions",
+        ["group.protocol"] = "the learner's rebalance handling takes each assignment as the whole set of partitions",
     };
 
     private readonly Dictionary<string, string> values;

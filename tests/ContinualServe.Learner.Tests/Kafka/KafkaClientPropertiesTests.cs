@@ -32,6 +32,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [InlineData("client.id=a\n\nclient.id=b\n", "client.properties, line 3: 'client.id' is set twice in the file.")]
     [InlineData("bootstrap.servers=kafka:9092\n", "client.properties, line 1: 'bootstrap.servers' cannot be set here, because ContinualServe sets it (--bootstrap-servers).")]
     [InlineData("client.id=a\nenable.auto.commit=true\n", "client.properties, line 2: 'enable.auto.commit' cannot be set here")]
+    [InlineData("partition.assignment.strategy=cooperative-sticky\n", "client.properties, line 1: 'partition.assignment.strategy' cannot be set here")]
     public void RejectsInvalidLinesWithTheirNumber(string text, string message)
     {
         InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Parse(text, "client.properties"));
