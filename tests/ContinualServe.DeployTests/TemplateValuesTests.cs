@@ -66,8 +66,7 @@ public sealed partial class TemplateValuesTests
         string configMap = File.ReadAllText(Path.Combine(ChartFiles.TemplatesDirectory, "configmap.yaml"));
 
         helpers.ShouldContain("mountPath: {{ include \"continualserve.kafkaConfigDirectory\" . }}");
-        helpers.ShouldContain("path: client.properties");
-        configMap.ShouldContain("(printf \"%s/client.properties\" (include \"continualserve.kafkaConfigDirectory\" .))");
+        configMap.ShouldContain("(printf \"%s/%s\" (include \"continualserve.kafkaConfigDirectory\" .) .Values.kafka.clientConfigSecretKey)");
     }
 
     [Fact]

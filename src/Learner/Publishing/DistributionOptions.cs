@@ -61,6 +61,12 @@ public sealed class DistributionOptions
     /// <summary>Longest wait between download retries.</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// PEM file of the certificate authorities that a replica trusts for an https:// store URL, in place of the system's
+    /// trusted authorities, for a learner whose certificate a private authority signed. Empty: the system's authorities.
+    /// </summary>
+    public string StoreCaFile { get; set; } = "";
+
     /// <summary>Time limit of one version download (manifest, spec and weights).</summary>
     public TimeSpan DownloadTimeout { get; set; } = TimeSpan.FromMinutes(2);
 

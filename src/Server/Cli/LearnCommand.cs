@@ -48,6 +48,7 @@ internal static class LearnCommand
     private static WebApplication Build(string[] arguments)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(arguments);
+        builder.WebHost.UseKestrelHttpsConfiguration();
         RoleCommandLine.UseDefaultUrls(builder, DefaultUrls);
         builder.Logging.AddSimpleConsole(console =>
         {

@@ -24,6 +24,11 @@ internal static class RoleCommandLine
     /// <summary>Exit code when a background service (store poller, version subscriber, status sampler) failed and stopped the host.</summary>
     public const int ServiceFailedExitCode = 1;
 
+    /// <summary>What to set when an https:// listen address has no usable certificate.</summary>
+    internal const string HttpsCertificateAdvice =
+        "Set Kestrel:Certificates:Default:Path to a PEM certificate (with Kestrel:Certificates:Default:KeyPath for its key) "
+        + "or a .pfx file (with Kestrel:Certificates:Default:Password), or listen on http://.";
+
     public static Option<string> Shortcut(string name, string description) => new(name) { Description = description };
 
     /// <summary>The --management-urls option of the roles that host the management API (key Management:Urls).</summary>
@@ -185,6 +190,21 @@ internal static class RoleCommandLine
             // ArgumentException.Message ends with " (Parameter 'option')", which means nothing to an operator.
             string message = exception.ParamName is null ? exception.Message : exception.Message.Replace($" (Parameter '{exception.ParamName}')", "", StringComparison.Ordinal);
             return await ReportInvalidConfigurationAsync(message + " Pass it with --device.").ConfigureAwait(false);
+        }
+        catch (InvalidOperationException exception) when (exception.Message.StartsWith("Unable to configure HTTPS endpoint", StringComparison.Ordinal))
+        {
+            // Kestrel looks for the certificate of an https:// address only when it starts listening. Its message advises
+            // a developer certificate, which a server cannot use.
+            return await ReportInvalidConfigurationAsync("An https:// listen address has no certificate. " + HttpsCertificateAdvice).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (
+            exception is FileNotFoundException or DirectoryNotFoundException or System.Security.Cryptography.CryptographicException
+            && exception.StackTrace?.Contains("Kestrel", StringComparison.Ordinal) == true)
+        {
+            // A certificate file that is missing, unreadable, or protected by another password. Kestrel loads it while it
+            // starts, so its frames in the stack tell this apart from the other files a start reads.
+            return await ReportInvalidConfigurationAsync(
+                "The HTTPS certificate cannot be loaded: " + exception.Message + " " + HttpsCertificateAdvice).ConfigureAwait(false);
         }
         catch (InvalidOperationException exception) when (
             exception.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase)

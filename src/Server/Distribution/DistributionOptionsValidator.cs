@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.Options;
@@ -33,6 +34,21 @@ public sealed class DistributionOptionsValidator : IValidateOptions<Distribution
         catch (InvalidConfigurationException exception)
         {
             errors.Add($"{DistributionOptions.SectionName}:{nameof(DistributionOptions.StoreTokenFile)}: {exception.Message}");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.StoreCaFile))
+        {
+            try
+            {
+                foreach (X509Certificate2 authority in StoreHttpClient.LoadAuthorities(options.StoreCaFile))
+                {
+                    authority.Dispose();
+                }
+            }
+            catch (InvalidConfigurationException exception)
+            {
+                errors.Add($"{DistributionOptions.SectionName}:{nameof(DistributionOptions.StoreCaFile)}: {exception.Message}");
+            }
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

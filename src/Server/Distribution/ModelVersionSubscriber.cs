@@ -73,7 +73,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var http = new HttpClient { Timeout = options.DownloadTimeout };
+        using HttpClient http = StoreHttpClient.Create(options);
         string? storeToken = BearerToken.Read(options.StoreTokenFile, options.StoreTokenEnvironmentVariable, "model store");
         if (storeToken is not null)
         {

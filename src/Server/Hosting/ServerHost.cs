@@ -25,6 +25,10 @@ public static class ServerHost
         Action<WebApplicationBuilder>? configureBuilder = null)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(args);
+
+        // The slim builder leaves HTTPS out. With it, an https:// address takes its certificate from Kestrel:Certificates:Default.
+        builder.WebHost.UseKestrelHttpsConfiguration();
+
         // An empty value leaves the listen addresses to configuration (urls, ASPNETCORE_URLS, ASPNETCORE_HTTP_PORTS).
         if (!string.IsNullOrEmpty(urls))
         {

@@ -83,14 +83,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* Volume of the librdkafka properties file: the Secret's key, as client.properties. */}}
+{{/* Volume of the librdkafka properties file: every key of the Secret, so that a certificate file can sit beside it. */}}
 {{- define "continualserve.kafkaConfigVolume" -}}
 {{- if .Values.kafka.clientConfigSecret }}
 - name: kafka-client-config
   secret:
     secretName: {{ .Values.kafka.clientConfigSecret }}
-    items:
-      - key: {{ .Values.kafka.clientConfigSecretKey }}
-        path: client.properties
 {{- end }}
 {{- end }}

@@ -1,0 +1,85 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using ContinualServe.Learner.Kafka;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.IntegrationTests.Distribution;
+
+/// <summary>
+/// A learner that serves its model store over HTTPS with a certificate of its own authority, and replicas that
+/// download from it: one trusts that authority through Distribution:StoreCaFile, the other only the system's.
+/// </summary>
+public sealed class HttpsStoreTests
+{
+    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(60);
+
+    [Fact(Timeout = 150_000)]
+    public async Task ReplicaTrustsTheConfiguredAuthorityOnly()
+    {
+        using var temporary = new TemporaryDirectory();
+        (string certificate, string key) = WriteSelfSignedCertificate(temporary.Path);
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("fashion-mnist", 1);
+        broker.CreateTopic("fashion-mnist.dlq", 1);
+        broker.CreateTopic("model-versions", 1);
+        string storeUrl = "https://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+
+        await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", temporary.Path,
+            "learn", "--urls", storeUrl, "--store-url", storeUrl, "--bootstrap-servers", broker.BootstrapServers,
+            "--store", Path.Combine(temporary.Path, "learner"), "--device", "cpu",
+            "--Kestrel:Certificates:Default:Path=" + certificate, "--Kestrel:Certificates:Default:KeyPath=" + key);
+        await using ContinualServeProcess trusting = StartReplica(temporary.Path, "trusting", broker.BootstrapServers, "--Distribution:StoreCaFile=" + certificate);
+        await using ContinualServeProcess untrusting = StartReplica(temporary.Path, "untrusting", broker.BootstrapServers);
+
+        await WaitForOutputAsync(trusting, "Downloaded and verified version 1");
+        await WaitForOutputAsync(untrusting, "Download of version 1 from " + storeUrl + " failed (attempt 2)");
+
+        untrusting.OutputTail.ShouldContain("The SSL connection could not be established");
+        untrusting.OutputTail.ShouldNotContain("Downloaded and verified version 1");
+        learner.HasExited.ShouldBeFalse(learner.OutputTail);
+        using var client = new HttpClient();
+        (await client.GetAsync(new Uri(storeUrl.Replace("https", "http", StringComparison.Ordinal) + "/v2/health/live")).ContinueWith(task => task.IsFaulted))
+            .ShouldBeTrue("the learner must listen on HTTPS only");
+    }
+
+    private static ContinualServeProcess StartReplica(string root, string name, string bootstrapServers, params string[] extra) =>
+        ContinualServeProcess.Start(name, root,
+        [
+            "serve", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, name), "--device", "cpu",
+            "--bootstrap-servers", bootstrapServers, "--Distribution:RetryDelay=00:00:00.200", "--Distribution:MaxRetryDelay=00:00:01",
+            .. extra,
+        ]);
+
+    private static async Task WaitForOutputAsync(ContinualServeProcess process, string text)
+    {
+        DateTime deadline = DateTime.UtcNow + WaitLimit;
+        while (!process.OutputTail.Contains(text, StringComparison.Ordinal))
+        {
+            process.HasExited.ShouldBeFalse($"{process.Name} exited: {process.OutputTail}");
+            DateTime.UtcNow.ShouldBeLessThan(deadline, $"{process.Name} did not write '{text}': {process.OutputTail}");
+            await Task.Delay(200);
+        }
+    }
+
+    // A certificate for 127.0.0.1 that signs itself, so that it is its own authority.
+    private static (string Certificate, string Key) WriteSelfSignedCertificate(string directory)
+    {
+        using RSA rsa = RSA.Create(2048);
+        var request = new CertificateRequest("CN=continualserve-test-learner", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyCertSign, critical: true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        using X509Certificate2 certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        string certificatePath = Path.Combine(directory, "learner.crt");
+        string keyPath = Path.Combine(directory, "learner.key");
+        File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
+        File.WriteAllText(keyPath, rsa.ExportPkcs8PrivateKeyPem());
+        return (certificatePath, keyPath);
+    }
+}
