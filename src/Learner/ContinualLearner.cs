@@ -34,9 +34,7 @@ public sealed partial class ContinualLearner : IDisposable
     private readonly LearnerOptions options;
     private readonly ILogger logger;
     private readonly ModelStore store;
-    private readonly ExampleRecordCodec codec;
     private readonly HoldoutRouter holdoutRouter;
-    private readonly PromotionGate promotionGate;
     private readonly HoldoutEvaluator evaluator;
     private readonly Dictionary<TopicPartition, long> positions = [];
     private readonly List<LabeledExample> pending = [];
@@ -48,6 +46,10 @@ public sealed partial class ContinualLearner : IDisposable
     private AccuracyMatrix matrix = new();
     private ModelVersion? latest;
     private ContinualTrainer? trainer;
+
+    // Built in Start from the newest stored version's spec, which may differ from options.InitialSpec.
+    private ExampleRecordCodec? codec;
+    private PromotionGate? promotionGate;
     private Device device = torch.CPU;
     private int currentTask;
     private long trainedSinceRound;
@@ -67,10 +69,8 @@ public sealed partial class ContinualLearner : IDisposable
         this.options = options;
         logger = loggerFactory.CreateLogger<ContinualLearner>();
         store = new ModelStore(options.StoreDirectory, options.RetainedVersions, loggerFactory.CreateLogger<ModelStore>());
-        codec = new ExampleRecordCodec(options.InitialSpec.FeatureCount, options.InitialSpec.ClassCount, options.MaxRecordBytes);
         holdoutRouter = new HoldoutRouter(options.HoldoutFraction);
         evaluator = new HoldoutEvaluator(options.MaxHoldoutPerTask);
-        promotionGate = new PromotionGate(options.Promotion, options.InitialSpec, options.StoreDirectory, logger);
     }
 
     /// <summary>Raised on the learner thread after a version is saved and its offsets committed.</summary>
@@ -125,6 +125,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         RestoreCheckpoint();
+        UseStoredSpec(trainer.Spec);
 
         TrainerOptions trainerOptions = options.Trainer;
         if (trainerOptions.IsAnalytic)
@@ -190,6 +191,30 @@ public sealed partial class ContinualLearner : IDisposable
         publishedWeights?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
+    }
+
+    /// <summary>
+    /// Builds the record codec and the promotion gate from <paramref name="spec"/>, the spec of the version that trains,
+    /// and warns when Learner:InitialSpec differs from it, because the configured spec then has no effect.
+    /// </summary>
+    private void UseStoredSpec(ModelSpec spec)
+    {
+        codec = new ExampleRecordCodec(spec.FeatureCount, spec.ClassCount, options.MaxRecordBytes);
+        promotionGate = new PromotionGate(options.Promotion, spec, options.StoreDirectory, logger);
+        if (!string.Equals(options.InitialSpec.ToJson(), spec.ToJson(), StringComparison.Ordinal))
+        {
+            LogInitialSpecIgnored(logger, Describe(options.InitialSpec), latest!.Number, store.RootDirectory, Describe(spec));
+        }
+    }
+
+    private static string Describe(ModelSpec spec)
+    {
+        string inputShape = string.Join(", ", spec.InputShape);
+        string labels = string.Join(", ", spec.Labels);
+        string hiddenSizes = string.Join(", ", spec.HiddenSizes);
+        return string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"{spec.Name}, {spec.Architecture}, input shape [{inputShape}], labels [{labels}], hidden sizes [{hiddenSizes}], input scale {spec.InputScale}");
     }
 
     private ModelVersion SaveInitialVersion()
@@ -413,7 +438,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         EvaluationSummary summary = matrix.ToSummary();
-        PromotionDecision decision = promotionGate.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation);
+        PromotionDecision decision = promotionGate!.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation);
         if (!decision.Promoted)
         {
             DiscardCandidate(started);
@@ -611,6 +636,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 219, Level = LogLevel.Debug, Message = "Calibrated the analytic head on {Count} holdout examples: temperature {Temperature:G4}")]
     private static partial void LogAnalyticCalibrated(ILogger logger, int count, double temperature);
+
+    [LoggerMessage(EventId = 226, Level = LogLevel.Warning, Message = "Learner:InitialSpec ({Configured}) differs from the spec of version {Version} in {Directory} ({Stored}) and is ignored: the stored spec trains, validates records and checks the golden set. Learner:InitialSpec applies only to an empty store")]
+    private static partial void LogInitialSpecIgnored(ILogger logger, string configured, long version, string directory, string stored);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped. This process trained {Trained} examples, and the latest version is {Version}")]
     private static partial void LogStopped(ILogger logger, long trained, long version);
