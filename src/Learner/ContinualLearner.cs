@@ -137,7 +137,7 @@ public sealed partial class ContinualLearner : IDisposable
         {
             LogStarting(
                 logger, options.Topic, options.GroupId, latest.Number, device, trainerOptions.Strategy, trainerOptions.BufferKind,
-                trainerOptions.ReplayCapacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight, trainerOptions.FeatureLearningRateScale);
+                trainer.ReplayBuffer.Capacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight, trainerOptions.FeatureLearningRateScale);
         }
 
         stopping = new CancellationTokenSource();
