@@ -37,6 +37,7 @@ public sealed partial class ContinualLearner : IDisposable
     private readonly HoldoutRouter holdoutRouter;
     private readonly HoldoutEvaluator evaluator;
     private readonly Dictionary<TopicPartition, long> positions = [];
+    private readonly HashSet<TopicPartition> warnedNewPartitions = [];
     private readonly List<LabeledExample> pending = [];
     private readonly Lock statusLock = new();
     private readonly ManualResetEventSlim stopped = new(initialState: true);
@@ -607,11 +608,28 @@ public sealed partial class ContinualLearner : IDisposable
         TrainingOffset? recorded = latest is null ? null : RecordedOffset(latest.Manifest.TrainingOffsets, partition);
         if (recorded is null)
         {
+            WarnIfCheckpointReadOtherTopics(partition);
             return new TopicPartitionOffset(partition, Offset.Beginning);
         }
 
         positions[partition] = recorded.Offset;
         return new TopicPartitionOffset(partition, recorded.Offset);
+    }
+
+    // A store that learned from other topics (Learner:Topic changed) keeps its tasks and holdout sets, and the new
+    // topic's tasks with the same numbers join them, so the operator needs to know that the topic is new to it.
+    private void WarnIfCheckpointReadOtherTopics(TopicPartition partition)
+    {
+        string[] otherTopics = (checkpoint?.Offsets ?? [])
+            .Select(offset => offset.Topic)
+            .Where(topic => topic != partition.Topic)
+            .Distinct()
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        if (otherTopics.Length > 0 && warnedNewPartitions.Add(partition))
+        {
+            LogNewTopicOnTrainedStore(logger, partition, string.Join(", ", otherTopics), latest!.Number, currentTask);
+        }
     }
 
     private static TrainingOffset? RecordedOffset(IReadOnlyList<TrainingOffset> offsets, TopicPartition partition) =>
@@ -639,6 +657,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 226, Level = LogLevel.Warning, Message = "Learner:InitialSpec ({Configured}) differs from the spec of version {Version} in {Directory} ({Stored}) and is ignored: the stored spec trains, validates records and checks the golden set. Learner:InitialSpec applies only to an empty store")]
     private static partial void LogInitialSpecIgnored(ILogger logger, string configured, long version, string directory, string stored);
+
+    [LoggerMessage(EventId = 228, Level = LogLevel.Warning, Message = "The learner checkpoint contains offsets of topics {Topics} but none of {Partition}, so the learner reads it from its oldest record into version {Version}. Its examples continue the accuracy matrix at task {Task}, and tasks with the numbers of earlier ones share their holdout sets. Use an empty store directory (--store) to learn this topic from scratch")]
+    private static partial void LogNewTopicOnTrainedStore(ILogger logger, TopicPartition partition, string topics, long version, int task);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped. This process trained {Trained} examples, and the latest version is {Version}")]
     private static partial void LogStopped(ILogger logger, long trained, long version);
