@@ -61,8 +61,13 @@ public sealed partial class ContinualLearner
                     + "and a new consumer group (--group) to train on the topic from its beginning.");
             }
 
+            if (latest!.Manifest.ExamplesTrained > 0)
+            {
+                LogNoCheckpointForTrainedVersion(logger, Checkpoints.RootDirectory, latest.Number, latest.Manifest.ExamplesTrained);
+            }
+
             trainingLog?.Truncate(0);
-            SaveCheckpoint(latest!.Manifest.TrainingOffsets);
+            SaveCheckpoint(latest.Manifest.TrainingOffsets);
             return;
         }
 
@@ -401,6 +406,9 @@ public sealed partial class ContinualLearner
 
     [LoggerMessage(EventId = 227, Level = LogLevel.Information, Message = "Strategy {Strategy} with Learner:Trainer:ReplayCapacity {Capacity} keeps no replay buffer, so the checkpoint keeps its {Count} replay examples unused until a restart with a replay buffer")]
     private static partial void LogReplayKeptUnused(ILogger logger, ReplayStrategy strategy, int capacity, int count);
+
+    [LoggerMessage(EventId = 229, Level = LogLevel.Warning, Message = "Found no intact learner checkpoint in {Directory} although version {Version} was trained on {ExamplesTrained} examples, so the replay buffer, the holdout sets and the optimizer state start empty and reading resumes at the version's offsets. Point Learner:Checkpoint:Directory at this store's checkpoints to keep them")]
+    private static partial void LogNoCheckpointForTrainedVersion(ILogger logger, string directory, long version, long examplesTrained);
 
     [LoggerMessage(EventId = 247, Level = LogLevel.Critical, Message = "Training diverged again after {Rollbacks} rollbacks; learning is paused at version {Version} until an operator resumes it through the management API")]
     private static partial void LogDiverged(ILogger logger, int rollbacks, long version);

@@ -7,7 +7,7 @@ using Xunit;
 
 namespace ContinualServe.Learner.Tests.Restarts;
 
-/// <summary>Restarts that switch the training strategy on the same store and checkpoint directory.</summary>
+/// <summary>Restarts that switch the training strategy or the checkpoint directory on a trained store.</summary>
 public sealed class StrategySwitchRestartTests : IDisposable
 {
     private const string Topic = "strategy-switch-examples";
@@ -48,6 +48,31 @@ public sealed class StrategySwitchRestartTests : IDisposable
             replaying.Start();
             replaying.Stop(TimeSpan.FromSeconds(10));
             replaying.Status.ReplayExamples.ShouldBe(replayCount);
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task EmptyCheckpointDirectoryWarns()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
+            _ = await TrainFirstVersionAsync(broker.BootstrapServers, taskOne[..150]);
+            LearnerOptions moved = Options(broker.BootstrapServers, ReplayStrategy.DerPlusPlus);
+            moved.Checkpoint.Directory = Path.Combine(storeDirectory, "other-checkpoints");
+            var loggerFactory = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(moved, loggerFactory);
+
+            learner.Start();
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, taskOne[150..214], "second");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 3);
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            learner.Status.Consumed.ShouldBe(64, "the version's manifest offsets replace the missing checkpoint's");
+            string warning = loggerFactory.Logger.Messages.Single(message => message.Contains("no intact learner checkpoint", StringComparison.Ordinal));
+            warning.ShouldContain(moved.Checkpoint.Directory);
+            warning.ShouldContain("version 2 was trained on");
         });
     }
 
