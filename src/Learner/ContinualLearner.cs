@@ -655,7 +655,7 @@ public sealed partial class ContinualLearner : IDisposable
     [LoggerMessage(EventId = 219, Level = LogLevel.Debug, Message = "Calibrated the analytic head on {Count} holdout examples: temperature {Temperature:G4}")]
     private static partial void LogAnalyticCalibrated(ILogger logger, int count, double temperature);
 
-    [LoggerMessage(EventId = 226, Level = LogLevel.Warning, Message = "Learner:InitialSpec ({Configured}) differs from the spec of version {Version} in {Directory} ({Stored}) and is ignored: the stored spec trains, validates records and checks the golden set. Learner:InitialSpec applies only to an empty store")]
+    [LoggerMessage(EventId = 226, Level = LogLevel.Warning, Message = "Learner:InitialSpec ({Configured}) differs from the spec of version {Version} in {Directory} ({Stored}) and is ignored, because the stored spec trains, validates records and checks the golden set. Learner:InitialSpec applies only to an empty store")]
     private static partial void LogInitialSpecIgnored(ILogger logger, string configured, long version, string directory, string stored);
 
     [LoggerMessage(EventId = 228, Level = LogLevel.Warning, Message = "The learner checkpoint contains offsets of topics {Topics} but none of {Partition}, so the learner reads it from its oldest record into version {Version}. Its examples continue the accuracy matrix at task {Task}, and tasks with the numbers of earlier ones share their holdout sets. Use an empty store directory (--store) to learn this topic from scratch")]

@@ -126,7 +126,7 @@ public sealed partial class ContinualLearner
         }
         else if (replay.Count > capacity)
         {
-            // The capacity or the strategy changed since the checkpoint (naive keeps none): keep an evenly spaced subset.
+            // The capacity is smaller than the checkpoint's buffer, so an evenly spaced subset is kept.
             LogReplayShrunk(logger, replay.Count, capacity);
             replay = Enumerable.Range(0, capacity).Select(index => replay[(int)((long)index * replay.Count / capacity)]).ToList();
         }
