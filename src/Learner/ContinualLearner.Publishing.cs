@@ -32,7 +32,7 @@ public sealed partial class ContinualLearner
         ModelFactory.CopyWeights(trainer!.Module, publishedWeights);
         ModelSpec spec = trainer.Spec;
         LearnerCheckpoint metadata = CheckpointMetadata(ReachedOffsets(), round.Summary);
-        ReplayExample[] replay = [.. trainer.ReplayBuffer.Examples];
+        ReplayExample[] replay = [.. CheckpointReplay()];
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
         string prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
         nn.Module<Tensor, Tensor> weights = publishedWeights;

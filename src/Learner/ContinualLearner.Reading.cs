@@ -1,6 +1,7 @@
 using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
+using ContinualServe.Learner.Ingestion;
 
 namespace ContinualServe.Learner;
 
@@ -67,13 +68,14 @@ public sealed partial class ContinualLearner
     private Task<ReadBatch> DecodeAsync(List<ConsumeResult<byte[]?, byte[]?>> read)
     {
         long generation = readGeneration;
+        ExampleRecordCodec decoder = codec!;
         return Task.Run(() =>
         {
             var records = new DecodedRecord[read.Count];
             for (int index = 0; index < read.Count; index++)
             {
                 ConsumeResult<byte[]?, byte[]?> result = read[index];
-                bool decoded = codec.TryDecode(result.Message.Value ?? [], out LabeledExample? example, out string error);
+                bool decoded = decoder.TryDecode(result.Message.Value ?? [], out LabeledExample? example, out string error);
                 ExampleIdHash idHash = decoded ? ExampleIdHash.Of(example!.Id) : default;
                 bool holdout = decoded && holdoutRouter.IsHoldout(idHash);
                 records[index] = new DecodedRecord(result, decoded ? example : null, error, holdout, idHash);

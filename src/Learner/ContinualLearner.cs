@@ -35,11 +35,10 @@ public sealed partial class ContinualLearner : IDisposable
     private readonly KafkaClientProperties kafkaProperties;
     private readonly ILogger logger;
     private readonly ModelStore store;
-    private readonly ExampleRecordCodec codec;
     private readonly HoldoutRouter holdoutRouter;
-    private readonly PromotionGate promotionGate;
     private readonly HoldoutEvaluator evaluator;
     private readonly Dictionary<TopicPartition, long> positions = [];
+    private readonly HashSet<TopicPartition> warnedNewPartitions = [];
     private readonly List<LabeledExample> pending = [];
     private readonly Lock statusLock = new();
     private readonly ManualResetEventSlim stopped = new(initialState: true);
@@ -49,6 +48,10 @@ public sealed partial class ContinualLearner : IDisposable
     private AccuracyMatrix matrix = new();
     private ModelVersion? latest;
     private ContinualTrainer? trainer;
+
+    // Built in Start from the newest stored version's spec, which may differ from options.InitialSpec.
+    private ExampleRecordCodec? codec;
+    private PromotionGate? promotionGate;
     private Device device = torch.CPU;
     private int currentTask;
     private long trainedSinceRound;
@@ -72,10 +75,8 @@ public sealed partial class ContinualLearner : IDisposable
         this.kafkaProperties = kafkaProperties ?? KafkaClientProperties.None;
         logger = loggerFactory.CreateLogger<ContinualLearner>();
         store = new ModelStore(options.StoreDirectory, options.RetainedVersions, loggerFactory.CreateLogger<ModelStore>());
-        codec = new ExampleRecordCodec(options.InitialSpec.FeatureCount, options.InitialSpec.ClassCount, options.MaxRecordBytes);
         holdoutRouter = new HoldoutRouter(options.HoldoutFraction);
         evaluator = new HoldoutEvaluator(options.MaxHoldoutPerTask);
-        promotionGate = new PromotionGate(options.Promotion, options.InitialSpec, options.StoreDirectory, logger);
     }
 
     /// <summary>Raised on the learner thread after a version is saved and its offsets committed.</summary>
@@ -130,6 +131,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         RestoreCheckpoint();
+        UseStoredSpec(trainer.Spec);
 
         TrainerOptions trainerOptions = options.Trainer;
         if (trainerOptions.IsAnalytic)
@@ -141,7 +143,7 @@ public sealed partial class ContinualLearner : IDisposable
         {
             LogStarting(
                 logger, options.Topic, options.GroupId, latest.Number, device, trainerOptions.Strategy, trainerOptions.BufferKind,
-                trainerOptions.ReplayCapacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight, trainerOptions.FeatureLearningRateScale);
+                trainer.ReplayBuffer.Capacity, trainerOptions.StepsPerBatch, trainerOptions.AsymmetricNewLoss, trainerOptions.DistillationWeight, trainerOptions.FeatureLearningRateScale);
         }
 
         stopping = new CancellationTokenSource();
@@ -195,6 +197,30 @@ public sealed partial class ContinualLearner : IDisposable
         publishedWeights?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
+    }
+
+    /// <summary>
+    /// Builds the record codec and the promotion gate from <paramref name="spec"/>, the spec of the version that trains,
+    /// and warns when Learner:InitialSpec differs from it, because the configured spec then has no effect.
+    /// </summary>
+    private void UseStoredSpec(ModelSpec spec)
+    {
+        codec = new ExampleRecordCodec(spec.FeatureCount, spec.ClassCount, options.MaxRecordBytes);
+        promotionGate = new PromotionGate(options.Promotion, spec, options.StoreDirectory, logger);
+        if (!string.Equals(options.InitialSpec.ToJson(), spec.ToJson(), StringComparison.Ordinal))
+        {
+            LogInitialSpecIgnored(logger, Describe(options.InitialSpec), latest!.Number, store.RootDirectory, Describe(spec));
+        }
+    }
+
+    private static string Describe(ModelSpec spec)
+    {
+        string inputShape = string.Join(", ", spec.InputShape);
+        string labels = string.Join(", ", spec.Labels);
+        string hiddenSizes = string.Join(", ", spec.HiddenSizes);
+        return string.Create(
+            System.Globalization.CultureInfo.InvariantCulture,
+            $"{spec.Name}, {spec.Architecture}, input shape [{inputShape}], labels [{labels}], hidden sizes [{hiddenSizes}], input scale {spec.InputScale}");
     }
 
     private ModelVersion SaveInitialVersion()
@@ -418,7 +444,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         EvaluationSummary summary = matrix.ToSummary();
-        PromotionDecision decision = promotionGate.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation);
+        PromotionDecision decision = promotionGate!.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation);
         if (!decision.Promoted)
         {
             DiscardCandidate(started);
@@ -587,11 +613,28 @@ public sealed partial class ContinualLearner : IDisposable
         TrainingOffset? recorded = latest is null ? null : RecordedOffset(latest.Manifest.TrainingOffsets, partition);
         if (recorded is null)
         {
+            WarnIfCheckpointReadOtherTopics(partition);
             return new TopicPartitionOffset(partition, Offset.Beginning);
         }
 
         positions[partition] = recorded.Offset;
         return new TopicPartitionOffset(partition, recorded.Offset);
+    }
+
+    // A store that learned from other topics (Learner:Topic changed) keeps its tasks and holdout sets, and the new
+    // topic's tasks with the same numbers join them, so the operator needs to know that the topic is new to it.
+    private void WarnIfCheckpointReadOtherTopics(TopicPartition partition)
+    {
+        string[] otherTopics = (checkpoint?.Offsets ?? [])
+            .Select(offset => offset.Topic)
+            .Where(topic => topic != partition.Topic)
+            .Distinct()
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        if (otherTopics.Length > 0 && warnedNewPartitions.Add(partition))
+        {
+            LogNewTopicOnTrainedStore(logger, partition, string.Join(", ", otherTopics), latest!.Number, currentTask);
+        }
     }
 
     private static TrainingOffset? RecordedOffset(IReadOnlyList<TrainingOffset> offsets, TopicPartition partition) =>
@@ -616,6 +659,12 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 219, Level = LogLevel.Debug, Message = "Calibrated the analytic head on {Count} holdout examples: temperature {Temperature:G4}")]
     private static partial void LogAnalyticCalibrated(ILogger logger, int count, double temperature);
+
+    [LoggerMessage(EventId = 226, Level = LogLevel.Warning, Message = "Learner:InitialSpec ({Configured}) differs from the spec of version {Version} in {Directory} ({Stored}) and is ignored, because the stored spec trains, validates records and checks the golden set. Learner:InitialSpec applies only to an empty store")]
+    private static partial void LogInitialSpecIgnored(ILogger logger, string configured, long version, string directory, string stored);
+
+    [LoggerMessage(EventId = 228, Level = LogLevel.Warning, Message = "The learner checkpoint contains offsets of topics {Topics} but none of {Partition}, so the learner reads it from its oldest record into version {Version}. Its examples continue the accuracy matrix at task {Task}, and tasks with the numbers of earlier ones share their holdout sets. Use an empty store directory (--store) to learn this topic from scratch")]
+    private static partial void LogNewTopicOnTrainedStore(ILogger logger, TopicPartition partition, string topics, long version, int task);
 
     [LoggerMessage(EventId = 201, Level = LogLevel.Information, Message = "Learner stopped. This process trained {Trained} examples, and the latest version is {Version}")]
     private static partial void LogStopped(ILogger logger, long trained, long version);

@@ -33,17 +33,3 @@ internal sealed class RecordingLogger : ILogger
         }
     }
 }
-
-/// <summary>A logger factory that gives every category the same <see cref="RecordingLogger"/>.</summary>
-internal sealed class RecordingLoggerFactory(RecordingLogger logger) : ILoggerFactory
-{
-    public ILogger CreateLogger(string categoryName) => logger;
-
-    public void AddProvider(ILoggerProvider provider)
-    {
-    }
-
-    public void Dispose()
-    {
-    }
-}

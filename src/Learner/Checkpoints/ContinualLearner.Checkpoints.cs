@@ -22,6 +22,11 @@ public sealed partial class ContinualLearner
     private LearnerCheckpointStore? checkpointStore;
     private TrainingLog? trainingLog;
     private LearnerCheckpoint? checkpoint;
+
+    // Replay examples of the checkpoint that a strategy without a replay buffer carries unused into its own
+    // checkpoints, so that a later restart with a replaying strategy gets them back.
+    private List<ReplayExample> unusedReplay = [];
+    private IReadOnlyDictionary<int, long> unusedReplaySeenByClass = new Dictionary<int, long>();
     private int consecutiveNonFiniteSteps;
     private int rollbacksSinceRound;
     private bool rollbackRequested;
@@ -56,8 +61,13 @@ public sealed partial class ContinualLearner
                     + "and a new consumer group (--group) to train on the topic from its beginning.");
             }
 
+            if (latest!.Manifest.ExamplesTrained > 0)
+            {
+                LogNoCheckpointForTrainedVersion(logger, Checkpoints.RootDirectory, latest.Number, latest.Manifest.ExamplesTrained);
+            }
+
             trainingLog?.Truncate(0);
-            SaveCheckpoint(latest!.Manifest.TrainingOffsets);
+            SaveCheckpoint(latest.Manifest.TrainingOffsets);
             return;
         }
 
@@ -104,9 +114,19 @@ public sealed partial class ContinualLearner
         LoadOptimizerState(saved, directory);
         List<ReplayExample> replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
         int capacity = trainer.ReplayBuffer.Capacity;
-        if (replay.Count > capacity)
+        unusedReplay = [];
+        unusedReplaySeenByClass = new Dictionary<int, long>();
+        if (capacity == 0 && replay.Count > 0)
         {
-            // The capacity or the strategy changed since the checkpoint (naive keeps none): keep an evenly spaced subset.
+            // Naive, LwF and a capacity of 0 keep no buffer, so every later checkpoint would otherwise save none.
+            LogReplayKeptUnused(logger, options.Trainer.Strategy, options.Trainer.ReplayCapacity, replay.Count);
+            unusedReplay = replay;
+            unusedReplaySeenByClass = saved.ReplaySeenByClass ?? new Dictionary<int, long>();
+            replay = [];
+        }
+        else if (replay.Count > capacity)
+        {
+            // The capacity is smaller than the checkpoint's buffer, so an evenly spaced subset is kept.
             LogReplayShrunk(logger, replay.Count, capacity);
             replay = Enumerable.Range(0, capacity).Select(index => replay[(int)((long)index * replay.Count / capacity)]).ToList();
         }
@@ -217,7 +237,7 @@ public sealed partial class ContinualLearner
         Offsets = offsets,
         Evaluation = evaluation,
         ReplaySeen = trainer!.ReplayBuffer.Seen,
-        ReplaySeenByClass = new Dictionary<int, long>(trainer.ReplayBuffer.SeenByClass),
+        ReplaySeenByClass = new Dictionary<int, long>(unusedReplay.Count > 0 ? unusedReplaySeenByClass : trainer.ReplayBuffer.SeenByClass),
         TrainerProgress = trainer.Progress,
         TrainingLogBytes = trainingLog?.Flush() ?? 0,
     };
@@ -229,11 +249,14 @@ public sealed partial class ContinualLearner
         _ = trainer.SaveTeacher(Path.Combine(directory, LearnerCheckpoint.TeacherFileName));
     }
 
+    /// <summary>Returns the replay examples a checkpoint saves: the buffer's, or the unused ones of a strategy without a buffer.</summary>
+    private IReadOnlyList<ReplayExample> CheckpointReplay() => unusedReplay.Count > 0 ? unusedReplay : trainer!.ReplayBuffer.Examples;
+
     private void WriteStateFiles(string directory)
     {
         trainer!.Module.save(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
         WriteOptimizerAndTeacher(directory);
-        ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), trainer.ReplayBuffer.Examples);
+        ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), CheckpointReplay());
         var holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
         ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);
     }
@@ -380,6 +403,12 @@ public sealed partial class ContinualLearner
 
     [LoggerMessage(EventId = 215, Level = LogLevel.Warning, Message = "The checkpoint holds {Count} replay examples but the replay buffer now holds {Capacity} (Learner:Trainer:ReplayCapacity or the strategy changed); an evenly spaced subset is kept")]
     private static partial void LogReplayShrunk(ILogger logger, int count, int capacity);
+
+    [LoggerMessage(EventId = 227, Level = LogLevel.Information, Message = "Strategy {Strategy} with Learner:Trainer:ReplayCapacity {Capacity} keeps no replay buffer, so the checkpoint keeps its {Count} replay examples unused until a restart with a replay buffer")]
+    private static partial void LogReplayKeptUnused(ILogger logger, ReplayStrategy strategy, int capacity, int count);
+
+    [LoggerMessage(EventId = 229, Level = LogLevel.Warning, Message = "Found no intact learner checkpoint in {Directory} although version {Version} was trained on {ExamplesTrained} examples, so the replay buffer, the holdout sets and the optimizer state start empty and reading resumes at the version's offsets. Point Learner:Checkpoint:Directory at this store's checkpoints to keep them")]
+    private static partial void LogNoCheckpointForTrainedVersion(ILogger logger, string directory, long version, long examplesTrained);
 
     [LoggerMessage(EventId = 247, Level = LogLevel.Critical, Message = "Training diverged again after {Rollbacks} rollbacks; learning is paused at version {Version} until an operator resumes it through the management API")]
     private static partial void LogDiverged(ILogger logger, int rollbacks, long version);

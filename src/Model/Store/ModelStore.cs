@@ -161,9 +161,24 @@ public sealed partial class ModelStore
     {
         IReadOnlyList<long> numbers = ListVersionNumbers();
         long? pinned = ReadPinnedVersionOrNull();
+        List<long> deleted = [];
         foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)).Where(number => number != pinned))
         {
-            TryDeleteDirectory(VersionDirectory(number));
+            if (TryDeleteDirectory(VersionDirectory(number)))
+            {
+                deleted.Add(number);
+            }
+        }
+
+        // One line per save, so that lowering the retained count on a full store shows what went at once. A single
+        // deletion is the usual step of a full store, so it is logged at Debug level.
+        if (deleted.Count == 1)
+        {
+            LogRetentionDeletedOne(logger, deleted[0], RootDirectory, RetainedVersions);
+        }
+        else if (deleted.Count > 1)
+        {
+            LogRetentionDeleted(logger, deleted, RootDirectory, RetainedVersions);
         }
     }
 
@@ -186,15 +201,18 @@ public sealed partial class ModelStore
         }
     }
 
-    private void TryDeleteDirectory(string path)
+    // Returns false, after logging the error, when the directory could not be deleted.
+    private bool TryDeleteDirectory(string path)
     {
         try
         {
             System.IO.Directory.Delete(path, recursive: true);
+            return true;
         }
         catch (IOException exception)
         {
             LogDeleteFailed(logger, exception, path);
+            return false;
         }
     }
 
@@ -212,6 +230,12 @@ public sealed partial class ModelStore
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Could not delete {Path}")]
     private static partial void LogDeleteFailed(ILogger logger, Exception exception, string path);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Information, Message = "Retention deleted versions {Versions} from {Directory}, which keeps the newest {RetainedVersions} and the pinned version")]
+    private static partial void LogRetentionDeleted(ILogger logger, IReadOnlyList<long> versions, string directory, int retainedVersions);
+
+    [LoggerMessage(EventId = 105, Level = LogLevel.Debug, Message = "Retention deleted version {Version} from {Directory}, which keeps the newest {RetainedVersions} and the pinned version")]
+    private static partial void LogRetentionDeletedOne(ILogger logger, long version, string directory, int retainedVersions);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read ({Problem}), so retention may delete the pinned version")]
     private static partial void LogPinUnreadable(ILogger logger, string directory, string problem);

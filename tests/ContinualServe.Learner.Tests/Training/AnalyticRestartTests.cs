@@ -106,6 +106,30 @@ public sealed class AnalyticRestartTests : IDisposable
         });
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task ConfiguredWidthIgnoredOnTrainedStore()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
+            LearnerOptions wider = LearnerHarness.Options(
+                broker.BootstrapServers, Topic, "analytic-restart", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Analytic }, HiddenSize * 2);
+            var loggerFactory = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(wider, loggerFactory);
+
+            learner.Start().Spec.HiddenSizes.ShouldBe([HiddenSize]);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Indices(task: 1)[400..464], "second");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 3);
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            learner.Store.TryLoadLatest()!.Spec.HiddenSizes.ShouldBe([HiddenSize]);
+            string warning = loggerFactory.Logger.Messages.Single(message => message.StartsWith("Learner:InitialSpec", StringComparison.Ordinal));
+            warning.ShouldContain($"hidden sizes [{HiddenSize * 2}]");
+            warning.ShouldContain($"hidden sizes [{HiddenSize}]");
+        });
+    }
+
     [Fact]
     public void ConvolutionalStoreStopsAnalyticStart()
     {

@@ -1,4 +1,5 @@
 using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging;
 using Shouldly;
 using TorchSharp;
 using Xunit;
@@ -70,6 +71,21 @@ public sealed class ModelStoreTests
     }
 
     [Fact]
+    public void LoweredRetentionLogsDeletedVersions()
+    {
+        ModelStore full = SmallModels.StoreWithVersions(5);
+        var logger = new RecordingStoreLogger();
+        var store = new ModelStore(full.RootDirectory, retainedVersions: 2, logger);
+        torch.manual_seed(6);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallModels.Spec);
+
+        store.Save(SmallModels.Spec, module, new ModelManifest());
+
+        store.ListVersionNumbers().ShouldBe([5L, 6L]);
+        logger.Messages.ShouldContain(message => message.StartsWith("Retention deleted versions 1, 2, 3, 4 from", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void RetentionKeepsPinnedVersion()
     {
         ModelStore store = SmallModels.StoreWithVersions(2, retained: 2);
@@ -96,5 +112,20 @@ public sealed class ModelStoreTests
 
         Directory.Exists(abandoned).ShouldBeFalse();
         store.ListVersionNumbers().ShouldBeEmpty();
+    }
+
+    private sealed class RecordingStoreLogger : ILogger<ModelStore>
+    {
+        private readonly List<string> messages = [];
+
+        public IReadOnlyList<string> Messages => messages;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            messages.Add(formatter(state, exception));
     }
 }
