@@ -10,6 +10,10 @@ public sealed partial class ModelSwapper
     // The message of the last unreadable-pin error, so that each distinct error is logged once.
     private volatile string? unreadablePin;
 
+    // The pinned version that failed to load and the version live at the time ("pinned/live"), so that each such state
+    // is logged once.
+    private volatile string? unloadablePin;
+
     /// <summary>
     /// Loads <paramref name="version"/> and makes it live even when it is older than the live one, as promote and
     /// rollback do. Returns false when it is live already.
@@ -72,14 +76,52 @@ public sealed partial class ModelSwapper
             return false;
         }
 
-        if (live.CurrentVersion != pinned && Store.TryLoad(pinned.Value, out ModelVersion? version))
+        if (live.CurrentVersion == pinned)
         {
-            swapped = SwapToAny(version!);
+            unloadablePin = null;
+            return true;
         }
 
+        if (Store.TryLoad(pinned.Value, out ModelVersion? version))
+        {
+            unloadablePin = null;
+            swapped = SwapToAny(version!);
+            return true;
+        }
+
+        ReportUnloadablePin(pinned.Value);
         return true;
     }
 
+    /// <summary>
+    /// Describes, for GET /manage/v1/versions, a pinned version that is not live because it is missing or corrupt in
+    /// this server's store.
+    /// </summary>
+    public string DescribeUnloadablePin(long pinned) =>
+        $"Pinned version {pinned} is missing or corrupt in this server's store, so {UnloadablePinConsequence()}. "
+        + "Promote an intact version or send DELETE /manage/v1/pin to a server on the learner's store, or restore the version's files.";
+
+    // A pin names the version the operator chose, so the server never replaces it with another version on its own.
+    // Before any version is live, the server therefore stays unready until the pin changes or the version loads.
+    private void ReportUnloadablePin(long pinned)
+    {
+        string state = $"{pinned}/{live.CurrentVersion}";
+        if (unloadablePin == state)
+        {
+            return;
+        }
+
+        unloadablePin = state;
+        LogPinUnloadable(logger, pinned, Store.RootDirectory, UnloadablePinConsequence());
+    }
+
+    private string UnloadablePinConsequence() => live.CurrentVersion is long current
+        ? $"the live version {current} keeps serving"
+        : "no version is served and the server stays unready";
+
     [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Cannot read the pinned-version file in {Directory} ({Problem}), so {Action}. Fix or delete the file")]
     private static partial void LogPinUnreadable(ILogger logger, string directory, string problem, string action);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Pinned version {Pinned} is missing or corrupt in {Directory}, so {Consequence}. Promote an intact version or send DELETE /manage/v1/pin to a server on the learner's store, or restore the version's files")]
+    private static partial void LogPinUnloadable(ILogger logger, long pinned, string directory, string consequence);
 }
