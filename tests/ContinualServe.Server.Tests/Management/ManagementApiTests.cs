@@ -122,6 +122,7 @@ public sealed class ManagementApiTests
     [InlineData("{\"examples\":null}", "examples")]
     [InlineData("{\"examples\":[null]}", "example 0")]
     [InlineData("{\"examples\":[{\"features\":FEATURES}]}", "label")]
+    [InlineData("{\"exmples\":[{\"label\":1,\"features\":FEATURES}]}", "'examples'")]
     public async Task IncompleteGoldenSetGets400(string body, string named)
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
