@@ -1,4 +1,5 @@
 using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging;
 using Shouldly;
 using TorchSharp;
 using Xunit;
@@ -52,6 +53,33 @@ public sealed class ModelStoreTests
     }
 
     [Fact]
+    public void CorruptVersionIsLoggedOnce()
+    {
+        ModelStore written = SmallModels.StoreWithVersions(2);
+        string weights = Path.Combine(written.VersionDirectory(2), ModelStore.WeightsFileName);
+        byte[] content = File.ReadAllBytes(weights);
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        var logger = new ErrorRecorder();
+        var store = new ModelStore(written.RootDirectory, logger: logger);
+
+        store.TryLoad(2, out _).ShouldBeFalse();
+        store.TryLoadLatest().ShouldNotBeNull().Number.ShouldBe(1);
+        store.TryLoad(2, out _).ShouldBeFalse();
+
+        logger.Errors.ShouldBe([101], "a store polled every second logs each corrupt version once");
+
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        store.TryLoad(2, out _).ShouldBeTrue();
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        store.TryLoad(2, out _).ShouldBeFalse();
+
+        logger.Errors.ShouldBe([101, 101], "a version that loaded and then broke again is logged again");
+    }
+
+    [Fact]
     public void TruncatedManifestIsRejected()
     {
         ModelStore store = SmallModels.StoreWithVersions(2);
@@ -96,5 +124,40 @@ public sealed class ModelStoreTests
 
         Directory.Exists(abandoned).ShouldBeFalse();
         store.ListVersionNumbers().ShouldBeEmpty();
+    }
+
+    /// <summary>Keeps the event id of each error logged.</summary>
+    private sealed class ErrorRecorder : ILogger<ModelStore>
+    {
+        private readonly List<int> errors = [];
+
+        public IReadOnlyList<int> Errors
+        {
+            get
+            {
+                lock (errors)
+                {
+                    return [.. errors];
+                }
+            }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel < LogLevel.Error)
+            {
+                return;
+            }
+
+            lock (errors)
+            {
+                errors.Add(eventId.Id);
+            }
+        }
     }
 }

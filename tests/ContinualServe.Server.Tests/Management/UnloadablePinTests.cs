@@ -46,12 +46,14 @@ public sealed class UnloadablePinTests
     public void CorruptPinIsLoggedOncePerState()
     {
         string directory = StoreWithCorruptPin(versions: 2, pinned: 2);
-        var logger = new WarningRecorder();
+        var logger = new WarningRecorder<ModelSwapper>();
+        var storeLogger = new WarningRecorder<ModelStore>();
         using var live = new LiveModel();
         var swapper = new ModelSwapper(
             live,
             Options.Create(new ServerOptions { ModelName = RunningServer.Spec.Name, StoreDirectory = directory }),
-            logger);
+            logger,
+            storeLogger);
 
         swapper.TrySwapToLatest().ShouldBeFalse();
         swapper.TrySwapToLatest().ShouldBeFalse();
@@ -61,6 +63,7 @@ public sealed class UnloadablePinTests
         logger.Warnings[0].EventId.ShouldBe(403);
         logger.Warnings[0].Message.ShouldContain("Pinned version 2 is missing or corrupt");
         logger.Warnings[0].Message.ShouldContain("no version is served and the server stays unready");
+        storeLogger.Warnings.Select(warning => warning.EventId).ShouldBe([101], "the store logs the corrupt version once");
     }
 
     // A store with versions 1 to versions, the pinned one with one flipped byte in its weights.
@@ -92,7 +95,7 @@ public sealed class UnloadablePinTests
     }
 
     /// <summary>Keeps the event id and message of each warning or worse.</summary>
-    private sealed class WarningRecorder : ILogger<ModelSwapper>
+    private sealed class WarningRecorder<TCategory> : ILogger<TCategory>
     {
         private readonly List<(int EventId, string Message)> warnings = [];
 
