@@ -32,7 +32,15 @@ public sealed partial class ModelSwapper
             live.Swap(ServedModel.Load(version, device));
             ContinualServeMetrics.ModelVersion.WithLabels(modelName).Set(version.Number);
             ContinualServeMetrics.ModelSwaps.WithLabels(modelName).Inc();
-            LogSwapped(logger, modelName, previous ?? 0, version.Number);
+            if (previous is long replaced)
+            {
+                LogSwapped(logger, modelName, replaced, version.Number);
+            }
+            else
+            {
+                LogFirstLoaded(logger, modelName, version.Number);
+            }
+
             return true;
         }
     }

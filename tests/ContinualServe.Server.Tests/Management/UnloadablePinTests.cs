@@ -66,6 +66,24 @@ public sealed class UnloadablePinTests
         storeLogger.Warnings.Select(warning => warning.EventId).ShouldBe([101], "the store logs the corrupt version once");
     }
 
+    [Fact]
+    public void PinnedFirstVersionIsLoggedAsFirst()
+    {
+        string directory = StoreWithCorruptPin(versions: 2, pinned: 2);
+        StoreControlFiles.WritePinnedVersion(directory, 1);
+        var logger = new WarningRecorder<ModelSwapper>(LogLevel.Information);
+        using var live = new LiveModel();
+        var swapper = new ModelSwapper(
+            live,
+            Options.Create(new ServerOptions { ModelName = RunningServer.Spec.Name, StoreDirectory = directory }),
+            logger);
+
+        swapper.TrySwapToLatest().ShouldBeTrue();
+
+        live.CurrentVersion.ShouldBe(1);
+        logger.Warnings.Select(entry => entry.EventId).ShouldBe([401], "a pinned version that is the first one loaded is not a swap from version 0");
+    }
+
     // A store with versions 1 to versions, the pinned one with one flipped byte in its weights.
     private static string StoreWithCorruptPin(int versions, long pinned)
     {
@@ -94,8 +112,8 @@ public sealed class UnloadablePinTests
         return JsonDocument.Parse(body).RootElement.Clone();
     }
 
-    /// <summary>Keeps the event id and message of each warning or worse.</summary>
-    private sealed class WarningRecorder<TCategory> : ILogger<TCategory>
+    /// <summary>Keeps the event id and message of each entry at <paramref name="minimumLevel"/> or above, by default warnings.</summary>
+    private sealed class WarningRecorder<TCategory>(LogLevel minimumLevel = LogLevel.Warning) : ILogger<TCategory>
     {
         private readonly List<(int EventId, string Message)> warnings = [];
 
@@ -117,7 +135,7 @@ public sealed class UnloadablePinTests
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (logLevel < LogLevel.Warning)
+            if (logLevel < minimumLevel)
             {
                 return;
             }
