@@ -46,8 +46,8 @@ public sealed class UnloadablePinTests
     public void CorruptPinIsLoggedOncePerState()
     {
         string directory = StoreWithCorruptPin(versions: 2, pinned: 2);
-        var logger = new WarningRecorder<ModelSwapper>();
-        var storeLogger = new WarningRecorder<ModelStore>();
+        var logger = new LogRecorder<ModelSwapper>();
+        var storeLogger = new LogRecorder<ModelStore>();
         using var live = new LiveModel();
         var swapper = new ModelSwapper(
             live,
@@ -59,11 +59,11 @@ public sealed class UnloadablePinTests
         swapper.TrySwapToLatest().ShouldBeFalse();
 
         live.CurrentVersion.ShouldBeNull();
-        logger.Warnings.Count.ShouldBe(1);
-        logger.Warnings[0].EventId.ShouldBe(403);
-        logger.Warnings[0].Message.ShouldContain("Pinned version 2 is missing or corrupt");
-        logger.Warnings[0].Message.ShouldContain("no version is served and the server stays unready");
-        storeLogger.Warnings.Select(warning => warning.EventId).ShouldBe([101], "the store logs the corrupt version once");
+        logger.Entries.Count.ShouldBe(1);
+        logger.Entries[0].EventId.ShouldBe(403);
+        logger.Entries[0].Message.ShouldContain("Pinned version 2 is missing or corrupt");
+        logger.Entries[0].Message.ShouldContain("no version is served and the server stays unready");
+        storeLogger.Entries.Select(entry => entry.EventId).ShouldBe([101], "the store logs the corrupt version once");
     }
 
     [Fact]
@@ -71,7 +71,7 @@ public sealed class UnloadablePinTests
     {
         string directory = StoreWithCorruptPin(versions: 2, pinned: 2);
         StoreControlFiles.WritePinnedVersion(directory, 1);
-        var logger = new WarningRecorder<ModelSwapper>(LogLevel.Information);
+        var logger = new LogRecorder<ModelSwapper>(LogLevel.Information);
         using var live = new LiveModel();
         var swapper = new ModelSwapper(
             live,
@@ -81,7 +81,7 @@ public sealed class UnloadablePinTests
         swapper.TrySwapToLatest().ShouldBeTrue();
 
         live.CurrentVersion.ShouldBe(1);
-        logger.Warnings.Select(entry => entry.EventId).ShouldBe([401], "a pinned version that is the first one loaded is not a swap from version 0");
+        logger.Entries.Select(entry => entry.EventId).ShouldBe([401], "a pinned version that is the first one loaded is not a swap from version 0");
     }
 
     // A store with versions 1 to versions, the pinned one with one flipped byte in its weights.
@@ -113,17 +113,17 @@ public sealed class UnloadablePinTests
     }
 
     /// <summary>Keeps the event id and message of each entry at <paramref name="minimumLevel"/> or above, by default warnings.</summary>
-    private sealed class WarningRecorder<TCategory>(LogLevel minimumLevel = LogLevel.Warning) : ILogger<TCategory>
+    private sealed class LogRecorder<TCategory>(LogLevel minimumLevel = LogLevel.Warning) : ILogger<TCategory>
     {
-        private readonly List<(int EventId, string Message)> warnings = [];
+        private readonly List<(int EventId, string Message)> entries = [];
 
-        public IReadOnlyList<(int EventId, string Message)> Warnings
+        public IReadOnlyList<(int EventId, string Message)> Entries
         {
             get
             {
-                lock (warnings)
+                lock (entries)
                 {
-                    return [.. warnings];
+                    return [.. entries];
                 }
             }
         }
@@ -140,9 +140,9 @@ public sealed class UnloadablePinTests
                 return;
             }
 
-            lock (warnings)
+            lock (entries)
             {
-                warnings.Add((eventId.Id, formatter(state, exception)));
+                entries.Add((eventId.Id, formatter(state, exception)));
             }
         }
     }
