@@ -14,6 +14,12 @@ public sealed partial class ModelSwapper
     // is logged once.
     private volatile string? unloadablePin;
 
+    // The pinned version that failed at the last check, or 0 when the pin was followed or none is set.
+    private long unloadablePinVersion;
+
+    /// <summary>The pinned version that this server could not load at its last check, or null.</summary>
+    public long? UnloadablePinVersion => Volatile.Read(ref unloadablePinVersion) is long version and > 0 ? version : null;
+
     /// <summary>
     /// Loads <paramref name="version"/> and makes it live even when it is older than the live one, as promote and
     /// rollback do. Returns false when it is live already.
@@ -81,24 +87,31 @@ public sealed partial class ModelSwapper
 
         if (pinned is null)
         {
+            ClearUnloadablePin();
             return false;
         }
 
         if (live.CurrentVersion == pinned)
         {
-            unloadablePin = null;
+            ClearUnloadablePin();
             return true;
         }
 
         if (Store.TryLoad(pinned.Value, out ModelVersion? version))
         {
-            unloadablePin = null;
+            ClearUnloadablePin();
             swapped = SwapToAny(version!);
             return true;
         }
 
         ReportUnloadablePin(pinned.Value);
         return true;
+    }
+
+    private void ClearUnloadablePin()
+    {
+        unloadablePin = null;
+        Volatile.Write(ref unloadablePinVersion, 0);
     }
 
     /// <summary>
@@ -113,6 +126,7 @@ public sealed partial class ModelSwapper
     // Before any version is live, the server therefore stays unready until the pin changes or the version loads.
     private void ReportUnloadablePin(long pinned)
     {
+        Volatile.Write(ref unloadablePinVersion, pinned);
         string state = $"{pinned}/{live.CurrentVersion}";
         if (unloadablePin == state)
         {

@@ -35,6 +35,13 @@ public sealed class UnloadablePinTests
         pinError.ShouldContain("stays unready");
         pinError.ShouldContain("DELETE /manage/v1/pin");
 
+        string features = string.Join(',', new float[RunningServer.Spec.FeatureCount]);
+        using HttpResponseMessage infer = await server.Inference.PostAsync(
+            $"v2/models/{RunningServer.Spec.Name}/infer",
+            new StringContent($"{{\"inputs\":[{{\"name\":\"input\",\"shape\":[1,{RunningServer.Spec.FeatureCount}],\"datatype\":\"FP32\",\"data\":[{features}]}}]}}", System.Text.Encoding.UTF8, "application/json"));
+        infer.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (await infer.Content.ReadAsStringAsync()).ShouldContain("pinned version 2 is missing or corrupt", Case.Insensitive, "a client must not be told to wait for a version that cannot load");
+
         JsonElement unpinned = await SendAsync(server, HttpMethod.Delete, "manage/v1/pin");
         using HttpResponseMessage readyAfterUnpin = await server.Inference.GetAsync("v2/health/ready");
 
