@@ -68,6 +68,6 @@ public sealed partial class KafkaClientLog(ILogger logger)
     [LoggerMessage(EventId = 256, Message = "Kafka client error {Code}: {Reason} (fatal: {Fatal})")]
     private static partial void LogClientError(ILogger logger, LogLevel level, ErrorCode code, string reason, bool fatal);
 
-    [LoggerMessage(EventId = 257, Level = LogLevel.Information, Message = "Kafka clients take extra librdkafka properties from {Source}: {Names}")]
+    [LoggerMessage(EventId = 261, Level = LogLevel.Information, Message = "Kafka clients take extra librdkafka properties from {Source}: {Names}")]
     private static partial void LogProperties(ILogger logger, string source, string names);
 }

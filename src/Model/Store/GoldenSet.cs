@@ -11,6 +11,8 @@ public sealed record GoldenSet
 {
     public const string FileName = "golden-set.json";
 
+    /// <summary>The labeled examples. Required in JSON, so that a misspelled property is not read as an empty set.</summary>
+    [JsonRequired]
     public IReadOnlyList<GoldenExample> Examples { get; init; } = [];
 
     public DateTimeOffset UploadedAt { get; init; }

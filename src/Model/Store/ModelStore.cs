@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -24,6 +25,10 @@ public sealed partial class ModelStore
 
     private readonly ILogger logger;
     private readonly Lock writeLock = new();
+
+    // The problem last logged for each corrupt version. Servers load the newest version on every store poll, so each
+    // problem is logged once, and again only after the version loaded or its problem changed.
+    private readonly ConcurrentDictionary<long, string> reportedCorruptVersions = new();
 
     public ModelStore(string rootDirectory, int retainedVersions = 20, ILogger<ModelStore>? logger = null)
     {
@@ -62,7 +67,10 @@ public sealed partial class ModelStore
         return null;
     }
 
-    /// <summary>Loads and verifies one version; returns false (and logs why) when it is missing or corrupt.</summary>
+    /// <summary>
+    /// Loads and verifies one version. Returns false when it is missing or corrupt, and logs why the first time a
+    /// corrupt version fails with that problem.
+    /// </summary>
     public bool TryLoad(long number, out ModelVersion? version)
     {
         version = null;
@@ -75,11 +83,17 @@ public sealed partial class ModelStore
         try
         {
             version = Load(directory);
+            reportedCorruptVersions.TryRemove(number, out _);
             return true;
         }
         catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException)
         {
-            LogCorruptVersion(logger, exception, number, directory);
+            if (!reportedCorruptVersions.TryGetValue(number, out string? reported) || reported != exception.Message)
+            {
+                reportedCorruptVersions[number] = exception.Message;
+                LogCorruptVersion(logger, exception, number, directory);
+            }
+
             return false;
         }
     }

@@ -14,6 +14,12 @@ internal static class LearnCommand
 {
     public const string DefaultUrls = "http://127.0.0.1:8081";
 
+    // Operators send inference or management requests to the learner's port by mistake, so its 404 names the roles that serve them.
+    private const string LearnerRoutesHint =
+        "This is the learner's port (continualserve learn). It serves only /v2/health/live, /v2/health/ready, /metrics, "
+        + "/openapi/v1.json and the model store under /store/v1. Send inference and management requests to continualserve "
+        + "serve or all (http://127.0.0.1:8080 by default).";
+
     public static Command Create()
     {
         var shortcuts = new LearnerShortcuts();
@@ -45,7 +51,7 @@ internal static class LearnCommand
         return command;
     }
 
-    private static WebApplication Build(string[] arguments)
+    internal static WebApplication Build(string[] arguments)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(arguments);
         builder.WebHost.UseKestrelHttpsConfiguration();
@@ -62,6 +68,7 @@ internal static class LearnCommand
         builder.Services.AddOpenApi();
 
         WebApplication app = builder.Build();
+        app.UseJsonRoutingErrors(_ => LearnerRoutesHint);
         app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
         app.MapGet("/v2/health/ready", (ContinualLearner learner) => learner.Status.IsRunning
             ? Results.Json(new { ready = true })

@@ -34,23 +34,28 @@ public static class HttpHardening
         return builder;
     }
 
+    /// <summary>The sentence after "No route matches PATH." in a 404 of the <c>serve</c> and <c>all</c> roles.</summary>
+    public const string InferenceRoutesHint = "The inference API is under /v2 (GET /v2 describes the server).";
+
     /// <summary>
     /// Writes a JSON error into the empty responses that routing sends: <c>{"error", "field", "expected"}</c> for a
     /// 405 (a path that exists, but not for the request's method; <c>expected</c> repeats the <c>Allow</c> header),
-    /// and <c>{"error"}</c> for a 404 of a path that no route matches.
+    /// and <c>{"error"}</c> for a 404 of a path that no route matches. <paramref name="describeRoutes"/> returns the
+    /// sentence after "No route matches PATH." for a request, and <see cref="InferenceRoutesHint"/> is the default.
     /// </summary>
     /// <remarks>
     /// A 431 for headers over <see cref="HttpLimitsOptions.MaxRequestHeadersTotalBytes"/> keeps its empty body,
     /// because Kestrel rejects such a request while parsing its headers and sends the 431 before any middleware runs.
     /// </remarks>
-    public static WebApplication UseJsonRoutingErrors(this WebApplication app)
+    public static WebApplication UseJsonRoutingErrors(this WebApplication app, Func<HttpContext, string>? describeRoutes = null)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.UseStatusCodePages(WriteRoutingErrorAsync);
+        Func<HttpContext, string> describe = describeRoutes ?? (_ => InferenceRoutesHint);
+        app.UseStatusCodePages(statusCodeContext => WriteRoutingErrorAsync(statusCodeContext, describe));
         return app;
     }
 
-    private static async Task WriteRoutingErrorAsync(StatusCodeContext statusCodeContext)
+    private static async Task WriteRoutingErrorAsync(StatusCodeContext statusCodeContext, Func<HttpContext, string> describeRoutes)
     {
         HttpContext context = statusCodeContext.HttpContext;
         if (HttpMethods.IsHead(context.Request.Method))
@@ -66,7 +71,7 @@ public static class HttpHardening
         }
         else if (context.Response.StatusCode == StatusCodes.Status404NotFound && context.GetEndpoint() is null)
         {
-            error = new InferenceError($"No route matches {context.Request.Path}. The inference API is under /v2 (GET /v2 describes the server).", null, null);
+            error = new InferenceError($"No route matches {context.Request.Path}. {describeRoutes(context)}", null, null);
         }
         else
         {

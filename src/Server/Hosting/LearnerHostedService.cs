@@ -139,8 +139,8 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
                     continue;
                 }
 
-                // The store logs an error on every failed load, so a pin that failed to load is tried again only every
-                // PinRetryInterval until the pin changes.
+                // Each load hashes the weights, so a pin that failed to load is tried again only every PinRetryInterval
+                // until the pin changes.
                 if (pinned is not null && pinned == failedPin && Stopwatch.GetElapsedTime(failedAt) < PinRetryInterval)
                 {
                     continue;

@@ -19,7 +19,7 @@ public sealed partial class ModelSwapper
     private readonly string modelName;
     private readonly torch.Device device;
 
-    public ModelSwapper(LiveModel live, IOptions<ServerOptions> options, ILogger<ModelSwapper> logger)
+    public ModelSwapper(LiveModel live, IOptions<ServerOptions> options, ILogger<ModelSwapper> logger, ILogger<ModelStore>? storeLogger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         this.live = live;
@@ -31,7 +31,7 @@ public sealed partial class ModelSwapper
             torch.set_num_threads(options.Value.IntraOpThreads);
         }
 
-        Store = OpenStore(options.Value.StoreDirectory, () => new ModelStore(options.Value.StoreDirectory));
+        Store = OpenStore(options.Value.StoreDirectory, () => new ModelStore(options.Value.StoreDirectory, logger: storeLogger));
     }
 
     /// <summary>

@@ -75,7 +75,7 @@ public static class ServerHost
         builder.AddManagement(urls);
 
         WebApplication app = builder.Build();
-        app.UseJsonRoutingErrors();
+        app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes);
         app.MapInferenceApi();
         app.MapManagement();
         app.MapMetrics("/metrics").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));

@@ -278,13 +278,23 @@ public static partial class InferenceApi
         }
     }
 
+    // A server that cannot load its pinned version never loads another one, so the error names the cause instead of
+    // asking clients to wait.
+    private static InferenceError NoVersionLoadedError(IServiceProvider services) =>
+        services.GetService<ModelSwapper>()?.UnloadablePinVersion is long pinned
+            ? new InferenceError(
+                $"No model version is loaded, because pinned version {pinned} is missing or corrupt in this server's store.",
+                null,
+                "promote an intact version or remove the pin (DELETE /manage/v1/pin)")
+            : new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready");
+
     // Returns the live model's feature count, or null after writing a 503 response when no version is loaded yet.
     private static async Task<int?> LiveFeatureCountAsync(HttpContext context)
     {
         LiveModel live = context.RequestServices.GetRequiredService<LiveModel>();
         if (!live.TryAcquire(out ModelLease lease))
         {
-            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready")).ConfigureAwait(false);
+            await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, NoVersionLoadedError(context.RequestServices)).ConfigureAwait(false);
             return null;
         }
 

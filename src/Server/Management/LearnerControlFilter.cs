@@ -1,6 +1,7 @@
 using ContinualServe.Server.Inference;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Publishing;
+using ContinualServe.Model.Telemetry;
 
 namespace ContinualServe.Server.Management;
 
@@ -31,6 +32,7 @@ internal sealed class LearnerControlFilter(IServiceProvider services) : IEndpoin
             null,
             "send promote, rollback, unpin, learning and golden-set requests to a server that shares the learner's model store "
             + "(continualserve all, or serve on the learner's volume), which announces pins to every replica");
+        ReliabilityMetrics.ManagementRequests.WithLabels("conflict").Inc();
         return ValueTask.FromResult<object?>(error.ToResult(StatusCodes.Status409Conflict));
     }
 }

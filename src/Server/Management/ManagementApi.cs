@@ -90,9 +90,15 @@ public static partial class ManagementApi
     private static IResult ListVersions(ModelSwapper swapper, LiveModel live)
     {
         var versions = new List<object>();
+        var intactVersions = new HashSet<long>();
         foreach (long number in swapper.Store.ListVersionNumbers())
         {
             bool intact = swapper.Store.TryLoad(number, out ModelVersion? version);
+            if (intact)
+            {
+                intactVersions.Add(number);
+            }
+
             versions.Add(new
             {
                 version = number,
@@ -106,9 +112,15 @@ public static partial class ManagementApi
         }
 
         // An unreadable pin file is reported rather than failing the listing, because DELETE /pin is how an operator repairs it.
-        return StoreControlFiles.TryReadPinnedVersion(swapper.Store.RootDirectory, out long? pinned, out string? problem)
-            ? Ok(new { live = live.CurrentVersion, pinned, versions })
-            : Ok(new { live = live.CurrentVersion, pinned = (long?)null, pinError = problem + " Send DELETE /manage/v1/pin to remove it.", versions });
+        if (!StoreControlFiles.TryReadPinnedVersion(swapper.Store.RootDirectory, out long? pinned, out string? problem))
+        {
+            return Ok(new { live = live.CurrentVersion, pinned = (long?)null, pinError = problem + " Send DELETE /manage/v1/pin to remove it.", versions });
+        }
+
+        // A pinned version that is not live could not be loaded, because it is missing or corrupt in this store.
+        return pinned is long pinnedVersion && pinnedVersion != live.CurrentVersion && !intactVersions.Contains(pinnedVersion)
+            ? Ok(new { live = live.CurrentVersion, pinned, pinError = swapper.DescribeUnloadablePin(pinnedVersion), versions })
+            : Ok(new { live = live.CurrentVersion, pinned, versions });
     }
 
     private static IResult Promote(string version, ModelSwapper swapper, LiveModel live)

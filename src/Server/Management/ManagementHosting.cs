@@ -64,6 +64,28 @@ public static partial class ManagementHosting
         return app;
     }
 
+    /// <summary>
+    /// Returns the sentence that follows "No route matches PATH." in a 404. A management path on a server without a
+    /// management token gets the reason and the settings that enable the API, and other paths get the inference hint.
+    /// </summary>
+    public static string DescribeRoutes(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (!context.Request.Path.StartsWithSegments(ManagementApi.Prefix, StringComparison.OrdinalIgnoreCase) || HasManagementRoutes(context))
+        {
+            return HttpHardening.InferenceRoutesHint;
+        }
+
+        string variable = context.RequestServices.GetRequiredService<IOptions<ManagementOptions>>().Value.TokenEnvironmentVariable;
+        return $"The management API is off on this server because no token is configured. Set --management-token-file "
+            + $"(Management:TokenFile) or the environment variable {variable} to a token of 16 to 4096 characters, and restart the server.";
+    }
+
+    private static bool HasManagementRoutes(HttpContext context) =>
+        context.RequestServices.GetRequiredService<EndpointDataSource>().Endpoints
+            .OfType<RouteEndpoint>()
+            .Any(endpoint => endpoint.RoutePattern.RawText?.StartsWith(ManagementApi.Prefix, StringComparison.Ordinal) == true);
+
     private static int? ManagementPort(string urls)
     {
         if (string.IsNullOrWhiteSpace(urls))

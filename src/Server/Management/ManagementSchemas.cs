@@ -16,7 +16,7 @@ internal sealed record VersionListResponse
     [Description("The pinned version, or null when the server follows the newest version.")]
     public required long? Pinned { get; init; }
 
-    [Description("Present only when the pin file cannot be read. DELETE /manage/v1/pin removes the file.")]
+    [Description("Present only when the pin file cannot be read (DELETE /manage/v1/pin removes the file), or when the pinned version is missing or corrupt in this server's store and therefore not live.")]
     public string PinError { get; init; } = "";
 
     [Description("Every version in the model store, oldest first.")]

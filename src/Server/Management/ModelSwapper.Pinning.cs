@@ -10,6 +10,16 @@ public sealed partial class ModelSwapper
     // The message of the last unreadable-pin error, so that each distinct error is logged once.
     private volatile string? unreadablePin;
 
+    // The pinned version that failed to load and the version live at the time ("pinned/live"), so that each such state
+    // is logged once.
+    private volatile string? unloadablePin;
+
+    // The pinned version that failed at the last check, or 0 when the pin was followed or none is set.
+    private long unloadablePinVersion;
+
+    /// <summary>The pinned version that this server could not load at its last check, or null.</summary>
+    public long? UnloadablePinVersion => Volatile.Read(ref unloadablePinVersion) is long version and > 0 ? version : null;
+
     /// <summary>
     /// Loads <paramref name="version"/> and makes it live even when it is older than the live one, as promote and
     /// rollback do. Returns false when it is live already.
@@ -28,7 +38,15 @@ public sealed partial class ModelSwapper
             live.Swap(ServedModel.Load(version, device));
             ContinualServeMetrics.ModelVersion.WithLabels(modelName).Set(version.Number);
             ContinualServeMetrics.ModelSwaps.WithLabels(modelName).Inc();
-            LogSwapped(logger, modelName, previous ?? 0, version.Number);
+            if (previous is long replaced)
+            {
+                LogSwapped(logger, modelName, replaced, version.Number);
+            }
+            else
+            {
+                LogFirstLoaded(logger, modelName, version.Number);
+            }
+
             return true;
         }
     }
@@ -69,17 +87,63 @@ public sealed partial class ModelSwapper
 
         if (pinned is null)
         {
+            ClearUnloadablePin();
             return false;
         }
 
-        if (live.CurrentVersion != pinned && Store.TryLoad(pinned.Value, out ModelVersion? version))
+        if (live.CurrentVersion == pinned)
         {
-            swapped = SwapToAny(version!);
+            ClearUnloadablePin();
+            return true;
         }
 
+        if (Store.TryLoad(pinned.Value, out ModelVersion? version))
+        {
+            ClearUnloadablePin();
+            swapped = SwapToAny(version!);
+            return true;
+        }
+
+        ReportUnloadablePin(pinned.Value);
         return true;
     }
 
+    private void ClearUnloadablePin()
+    {
+        unloadablePin = null;
+        Volatile.Write(ref unloadablePinVersion, 0);
+    }
+
+    /// <summary>
+    /// Describes, for GET /manage/v1/versions, a pinned version that is not live because it is missing or corrupt in
+    /// this server's store.
+    /// </summary>
+    public string DescribeUnloadablePin(long pinned) =>
+        $"Pinned version {pinned} is missing or corrupt in this server's store, so {UnloadablePinConsequence()}. "
+        + "Promote an intact version or send DELETE /manage/v1/pin to a server on the learner's store, or restore the version's files.";
+
+    // A pin names the version the operator chose, so the server never replaces it with another version on its own.
+    // Before any version is live, the server therefore stays unready until the pin changes or the version loads.
+    private void ReportUnloadablePin(long pinned)
+    {
+        Volatile.Write(ref unloadablePinVersion, pinned);
+        string state = $"{pinned}/{live.CurrentVersion}";
+        if (unloadablePin == state)
+        {
+            return;
+        }
+
+        unloadablePin = state;
+        LogPinUnloadable(logger, pinned, Store.RootDirectory, UnloadablePinConsequence());
+    }
+
+    private string UnloadablePinConsequence() => live.CurrentVersion is long current
+        ? $"the live version {current} keeps serving"
+        : "no version is served and the server stays unready";
+
     [LoggerMessage(EventId = 402, Level = LogLevel.Warning, Message = "Cannot read the pinned-version file in {Directory} ({Problem}), so {Action}. Fix or delete the file")]
     private static partial void LogPinUnreadable(ILogger logger, string directory, string problem, string action);
+
+    [LoggerMessage(EventId = 403, Level = LogLevel.Warning, Message = "Pinned version {Pinned} is missing or corrupt in {Directory}, so {Consequence}. Promote an intact version or send DELETE /manage/v1/pin to a server on the learner's store, or restore the version's files")]
+    private static partial void LogPinUnloadable(ILogger logger, long pinned, string directory, string consequence);
 }

@@ -53,6 +53,33 @@ public sealed class ModelStoreTests
     }
 
     [Fact]
+    public void CorruptVersionIsLoggedOnce()
+    {
+        ModelStore written = SmallModels.StoreWithVersions(2);
+        string weights = Path.Combine(written.VersionDirectory(2), ModelStore.WeightsFileName);
+        byte[] content = File.ReadAllBytes(weights);
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        var logger = new RecordingStoreLogger();
+        var store = new ModelStore(written.RootDirectory, logger: logger);
+
+        store.TryLoad(2, out _).ShouldBeFalse();
+        store.TryLoadLatest().ShouldNotBeNull().Number.ShouldBe(1);
+        store.TryLoad(2, out _).ShouldBeFalse();
+
+        logger.Errors.ShouldBe([101], "a store polled every second logs each corrupt version once");
+
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        store.TryLoad(2, out _).ShouldBeTrue();
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        store.TryLoad(2, out _).ShouldBeFalse();
+
+        logger.Errors.ShouldBe([101, 101], "a version that loaded and then broke again is logged again");
+    }
+
+    [Fact]
     public void TruncatedManifestIsRejected()
     {
         ModelStore store = SmallModels.StoreWithVersions(2);
@@ -114,18 +141,49 @@ public sealed class ModelStoreTests
         store.ListVersionNumbers().ShouldBeEmpty();
     }
 
+    /// <summary>Keeps each message logged, and the event id of each error.</summary>
     private sealed class RecordingStoreLogger : ILogger<ModelStore>
     {
         private readonly List<string> messages = [];
+        private readonly List<int> errors = [];
 
-        public IReadOnlyList<string> Messages => messages;
+        public IReadOnlyList<string> Messages
+        {
+            get
+            {
+                lock (messages)
+                {
+                    return [.. messages];
+                }
+            }
+        }
+
+        public IReadOnlyList<int> Errors
+        {
+            get
+            {
+                lock (messages)
+                {
+                    return [.. errors];
+                }
+            }
+        }
 
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            messages.Add(formatter(state, exception));
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (messages)
+            {
+                messages.Add(formatter(state, exception));
+                if (logLevel >= LogLevel.Error)
+                {
+                    errors.Add(eventId.Id);
+                }
+            }
+        }
     }
 }

@@ -64,6 +64,19 @@ public sealed class HttpErrorBodyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ManagementPathWithoutTokenExplains()
+    {
+        using HttpResponseMessage response = await server.Client.GetAsync("manage/v1/versions");
+
+        response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        string message = error.RootElement.GetProperty("error").GetString()!;
+        message.ShouldContain("No route matches /manage/v1/versions");
+        message.ShouldContain("management API is off");
+        message.ShouldContain("--management-token-file");
+    }
+
+    [Fact]
     public async Task UnknownModelKeepsItsOwnError()
     {
         using HttpResponseMessage response = await server.Client.GetAsync("v2/models/other-model");

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using ContinualServe.Model.Store;
+using ContinualServe.Model.Telemetry;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Shouldly;
@@ -121,6 +122,7 @@ public sealed class ManagementApiTests
     [InlineData("{\"examples\":null}", "examples")]
     [InlineData("{\"examples\":[null]}", "example 0")]
     [InlineData("{\"examples\":[{\"features\":FEATURES}]}", "label")]
+    [InlineData("{\"exmples\":[{\"label\":1,\"features\":FEATURES}]}", "'examples'")]
     public async Task IncompleteGoldenSetGets400(string body, string named)
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
@@ -181,6 +183,7 @@ public sealed class ManagementApiTests
     public async Task ReplicaRejectsLearnerControlAndPins()
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false, extraArguments: "--Distribution:BootstrapServers=127.0.0.1:9");
+        double conflictsBefore = ReliabilityMetrics.ManagementRequests.WithLabels("conflict").Value;
 
         using HttpResponseMessage pause = await server.Management.SendAsync(Request("POST", "manage/v1/learning/pause", ManagementServer.Token));
         using HttpResponseMessage golden = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: "{\"examples\":[]}"));
@@ -199,6 +202,7 @@ public sealed class ManagementApiTests
         versions.StatusCode.ShouldBe(HttpStatusCode.OK);
         File.Exists(Path.Combine(server.Store.RootDirectory, "learning-paused")).ShouldBeFalse();
         File.Exists(Path.Combine(server.Store.RootDirectory, "pinned-version")).ShouldBeFalse();
+        (ReliabilityMetrics.ManagementRequests.WithLabels("conflict").Value - conflictsBefore).ShouldBeGreaterThanOrEqualTo(5, "each 409 counts as a conflict");
     }
 
     [Fact]
