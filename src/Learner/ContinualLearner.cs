@@ -84,6 +84,15 @@ public sealed partial class ContinualLearner : IDisposable
 
     public ModelStore Store => store;
 
+    /// <summary>
+    /// Raised on the learner thread, after it stopped, when an error that the learner does not handle ended it: a store or
+    /// checkpoint write that failed (a full or read-only volume), a fatal Kafka error, or any other exception.
+    /// </summary>
+    public event Action<Exception>? Failed;
+
+    /// <summary>The error that ended the learner thread, or null while it runs or after a requested stop.</summary>
+    public Exception? Failure { get; private set; }
+
     public LearnerStatus Status
     {
         get
@@ -256,6 +265,14 @@ public sealed partial class ContinualLearner : IDisposable
         catch (KafkaException exception) when (exception.Error.IsFatal)
         {
             LogFatalKafkaError(logger, exception, exception.Error.Code);
+            Failure = exception;
+        }
+        catch (Exception exception)
+        {
+            // Before this catch an unhandled error ended the whole process, and in the all role the requests in flight with
+            // it. The host now stops the process in order, and a restart continues from the newest checkpoint.
+            LogLearnerFailed(logger, exception, exception.Message);
+            Failure = exception;
         }
         finally
         {
@@ -263,6 +280,11 @@ public sealed partial class ContinualLearner : IDisposable
             ReportReadiness();
             LogStopped(logger, Status.Trained, latest?.Number ?? 0);
             stopped.Set();
+        }
+
+        if (Failure is not null)
+        {
+            Failed?.Invoke(Failure);
         }
     }
 
@@ -695,6 +717,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 209, Level = LogLevel.Warning, Message = "Kafka error {Code}: {Reason} (fatal: {IsFatal})")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason, bool isFatal);
+
+    [LoggerMessage(EventId = 263, Level = LogLevel.Critical, Message = "The learner stopped on an error it does not handle, so the process stops and a restart continues from the newest checkpoint: {Reason}")]
+    private static partial void LogLearnerFailed(ILogger logger, Exception exception, string reason);
 
     [LoggerMessage(EventId = 211, Level = LogLevel.Critical, Message = "Fatal Kafka error {Code}; the learner stopped")]
     private static partial void LogFatalKafkaError(ILogger logger, Exception exception, ErrorCode code);

@@ -21,7 +21,7 @@ internal static class RoleCommandLine
     /// </summary>
     public const int InvalidArgumentExitCode = InvalidConfigurationExitCode;
 
-    /// <summary>Exit code when a background service (store poller, version subscriber, status sampler) failed and stopped the host.</summary>
+    /// <summary>Exit code when the learner or a background service (store poller, version subscriber, status sampler) failed and stopped the host.</summary>
     public const int ServiceFailedExitCode = 1;
 
     /// <summary>What to set when an https:// listen address has no usable certificate.</summary>
@@ -148,9 +148,9 @@ internal static class RoleCommandLine
             // Validating before the start keeps the host from logging the failure with a stack trace first.
             app.Services.GetService<IStartupValidator>()?.Validate();
             // RunAsync disposes the services, so the background services are looked up before it (they are singletons).
-            BackgroundService[] background = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().ToArray();
+            IHostedService[] hostedServices = app.Services.GetServices<IHostedService>().ToArray();
             await app.RunAsync(cancellation).ConfigureAwait(false);
-            return FailedServiceExitCode(background);
+            return FailedServiceExitCode(hostedServices);
         }
         catch (OptionsValidationException exception)
         {
@@ -230,14 +230,23 @@ internal static class RoleCommandLine
     }
 
     /// <summary>
-    /// Returns 1 when a background service ended with an exception. The host then stops as it does on a stop request
-    /// (its BackgroundServiceExceptionBehavior is StopHost), so without this check the process would exit with 0,
-    /// which a supervisor takes for a normal stop.
+    /// Returns 1 when a background service or the learner ended with an exception. The host then stops as it does on a
+    /// stop request (its BackgroundServiceExceptionBehavior is StopHost, and a failed learner stops it too), so without
+    /// this check the process would exit with 0, which a supervisor takes for a normal stop.
     /// </summary>
-    private static int FailedServiceExitCode(IEnumerable<BackgroundService> services)
+    private static int FailedServiceExitCode(IEnumerable<IHostedService> services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        foreach (BackgroundService service in services)
+        foreach (IHostedService hosted in services)
+        {
+            if (hosted is Hosting.LearnerHostedService { LearnerFailure: { } failure })
+            {
+                Console.Error.WriteLine($"The process stopped because the learner failed: {failure.Message}");
+                return ServiceFailedExitCode;
+            }
+        }
+
+        foreach (BackgroundService service in services.OfType<BackgroundService>())
         {
             if (service.ExecuteTask is { IsFaulted: true } task)
             {

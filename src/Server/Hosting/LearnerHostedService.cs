@@ -25,6 +25,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     private readonly ModelVersionPublisher publisher;
     private readonly DistributionOptions distribution;
     private readonly ModelSwapper? swapper;
+    private readonly IHostApplicationLifetime lifetime;
     private readonly ILogger<LearnerHostedService> logger;
     private readonly CancellationTokenSource stopping = new();
     private Task pinWatch = Task.CompletedTask;
@@ -34,6 +35,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         ModelVersionPublisher publisher,
         IOptions<DistributionOptions> distribution,
         IServiceProvider services,
+        IHostApplicationLifetime lifetime,
         ILogger<LearnerHostedService> logger)
     {
         ArgumentNullException.ThrowIfNull(distribution);
@@ -41,8 +43,12 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         this.publisher = publisher;
         this.distribution = distribution.Value;
         swapper = services.GetService<ModelSwapper>();
+        this.lifetime = lifetime;
         this.logger = logger;
     }
+
+    /// <summary>The error that ended the learner and stopped the process, or null.</summary>
+    public Exception? LearnerFailure => learner.Failure;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -66,6 +72,10 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         }
 
         learner.VersionPublished += OnVersionPublished;
+
+        // A learner that stopped on an error is not restarted in place: the process stops, so that the orchestrator
+        // restarts it from the newest checkpoint, and the server part of the all role drains its requests first.
+        learner.Failed += _ => lifetime.StopApplication();
         ModelVersion first;
         try
         {

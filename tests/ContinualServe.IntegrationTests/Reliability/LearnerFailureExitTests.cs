@@ -1,0 +1,49 @@
+using System.Globalization;
+using ContinualServe.IntegrationTests.Distribution;
+using ContinualServe.Learner.Kafka;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.IntegrationTests.Reliability;
+
+/// <summary>
+/// <c>continualserve all</c> as a child process whose learner fails mid-run: the process stops in order with exit code 1,
+/// which an orchestrator restarts, instead of dying on an unhandled exception.
+/// </summary>
+public sealed class LearnerFailureExitTests
+{
+    [Fact(Timeout = 150_000)]
+    public async Task FailedLearnerStopsProcessWithExitOne()
+    {
+        using var temporary = new TemporaryDirectory();
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic + ".dlq", 1);
+        broker.CreateTopic("model-versions", 1);
+        string checkpoints = Path.Combine(temporary.Path, "checkpoints");
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+
+        await using ContinualServeProcess all = ContinualServeProcess.Start("all", temporary.Path,
+            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", Path.Combine(temporary.Path, "models"), "--checkpoint-dir", checkpoints, "--device", "cpu",
+            "--Learner:IdleRoundDelay=00:00:00.300");
+        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!Directory.Exists(checkpoints) || !all.OutputTail.Contains("Learner starting on topic", StringComparison.Ordinal))
+        {
+            all.HasExited.ShouldBeFalse(all.OutputTail);
+            DateTime.UtcNow.ShouldBeLessThan(deadline, "the all role did not start: " + all.OutputTail);
+            await Task.Delay(200);
+        }
+
+        Directory.Delete(checkpoints, recursive: true);
+        await File.WriteAllTextAsync(Path.Combine(temporary.Path, "checkpoints"), "a file where the checkpoint directory was");
+        await ReplicaDistributionTests.ProduceTaskAsync(broker.BootstrapServers);
+
+        int exitCode = await all.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        exitCode.ShouldBe(1, all.OutputTail);
+        all.OutputTail.ShouldContain("The learner stopped on an error it does not handle");
+        all.OutputTail.ShouldContain("The process stopped because the learner failed: ");
+        all.OutputTail.ShouldNotContain("Unhandled exception");
+    }
+}
