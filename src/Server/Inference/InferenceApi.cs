@@ -62,7 +62,7 @@ public static partial class InferenceApi
             .WithSummary("Version readiness: 200 for the live version, 404 naming the live version for any other.")
             .Produces<VersionReadyResponse>()
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
-        v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options) => VersionMetadata(name, version, live, options))
+        v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options, HttpContext context) => VersionMetadata(name, version, live, options, context))
             .WithName("GetModelVersionMetadata")
             .WithSummary("Metadata of a version, which must be the live one.")
             .Produces<ModelMetadataResponse>()
@@ -105,10 +105,10 @@ public static partial class InferenceApi
     private static IResult ServerMetadata() =>
         Results.Json(new { name = "continualserve", version = typeof(InferenceApi).Assembly.GetName().Version?.ToString() ?? "0", extensions = Extensions });
 
-    private static IResult ModelMetadata(string name, LiveModel live, IOptions<ServerOptions> options) =>
-        VersionMetadata(name, null, live, options);
+    private static IResult ModelMetadata(string name, LiveModel live, IOptions<ServerOptions> options, HttpContext context) =>
+        VersionMetadata(name, null, live, options, context);
 
-    private static IResult VersionMetadata(string name, string? version, LiveModel live, IOptions<ServerOptions> options)
+    private static IResult VersionMetadata(string name, string? version, LiveModel live, IOptions<ServerOptions> options, HttpContext context)
     {
         if (!IsKnownModel(name, options.Value))
         {
@@ -123,7 +123,7 @@ public static partial class InferenceApi
 
         if (!live.TryAcquire(out ModelLease lease))
         {
-            return new InferenceError("No model version is loaded yet.", null, "retry after the server reports ready").ToResult(StatusCodes.Status503ServiceUnavailable);
+            return NoVersionLoadedError(context.RequestServices).ToResult(StatusCodes.Status503ServiceUnavailable);
         }
 
         using (lease)
@@ -153,9 +153,9 @@ public static partial class InferenceApi
     }
 
     // A version is ready when it is the live one. Any other valid version gets the metadata route's 404, which names the live version.
-    private static IResult VersionReady(string name, string version, LiveModel live, IOptions<ServerOptions> options)
+    private static IResult VersionReady(string name, string version, LiveModel live, IOptions<ServerOptions> options, HttpContext context)
     {
-        IResult metadata = VersionMetadata(name, version, live, options);
+        IResult metadata = VersionMetadata(name, version, live, options, context);
         bool failed = metadata is IStatusCodeHttpResult { StatusCode: int status } && status != StatusCodes.Status200OK;
         return failed ? metadata : Results.Json(new { name, version, ready = true });
     }

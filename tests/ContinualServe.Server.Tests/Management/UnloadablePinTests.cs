@@ -41,6 +41,9 @@ public sealed class UnloadablePinTests
             new StringContent($"{{\"inputs\":[{{\"name\":\"input\",\"shape\":[1,{RunningServer.Spec.FeatureCount}],\"datatype\":\"FP32\",\"data\":[{features}]}}]}}", System.Text.Encoding.UTF8, "application/json"));
         infer.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
         (await infer.Content.ReadAsStringAsync()).ShouldContain("pinned version 2 is missing or corrupt", Case.Insensitive, "a client must not be told to wait for a version that cannot load");
+        using HttpResponseMessage metadata = await server.Inference.GetAsync($"v2/models/{RunningServer.Spec.Name}");
+        metadata.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (await metadata.Content.ReadAsStringAsync()).ShouldContain("pinned version 2 is missing or corrupt", Case.Insensitive, "the metadata route must name the pin too");
 
         JsonElement unpinned = await SendAsync(server, HttpMethod.Delete, "manage/v1/pin");
         using HttpResponseMessage readyAfterUnpin = await server.Inference.GetAsync("v2/health/ready");
