@@ -212,7 +212,7 @@ public static partial class ManagementApi
         }
         catch (JsonException exception)
         {
-            return Error(StatusCodes.Status400BadRequest, new InferenceError($"The golden set is not valid JSON: {exception.Message}", "body", "{\"examples\": [{\"label\": 0, \"features\": [...]}]}"));
+            return Error(StatusCodes.Status400BadRequest, new InferenceError(GoldenSetJsonError(exception), "body", "{\"examples\": [{\"label\": 0, \"features\": [...]}]}"));
         }
         catch (BadHttpRequestException exception)
         {
@@ -244,6 +244,27 @@ public static partial class ManagementApi
         GoldenSet stored = golden with { UploadedAt = DateTimeOffset.UtcNow };
         stored.Save(swapper.Store.RootDirectory);
         return Ok(new { examples = stored.Examples.Count, uploadedAt = stored.UploadedAt });
+    }
+
+    // System.Text.Json names the .NET type it could not convert to (System.Int32, or the record that holds the value),
+    // which means nothing to a client, so a wrong type gets the JSON type expected at that path instead.
+    private static string GoldenSetJsonError(JsonException exception)
+    {
+        string? path = exception.Path;
+        string? expected = path switch
+        {
+            null => null,
+            "$" => "an object with 'examples'",
+            "$.examples" => "an array of examples",
+            _ when path.EndsWith(".label", StringComparison.Ordinal) => "an integer",
+            _ when path.EndsWith(".features", StringComparison.Ordinal) => "an array of numbers",
+            _ when path.Contains(".features[", StringComparison.Ordinal) => "a finite number",
+            _ when path.StartsWith("$.examples[", StringComparison.Ordinal) => "an object with 'label' and 'features'",
+            _ => null,
+        };
+        return expected is not null && exception.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)
+            ? $"The golden set is invalid: the value at {path} is not {expected}."
+            : $"The golden set is not valid JSON: {exception.Message}";
     }
 
     private static IResult Ok(object body)

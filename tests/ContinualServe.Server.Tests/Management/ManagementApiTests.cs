@@ -123,6 +123,11 @@ public sealed class ManagementApiTests
     [InlineData("{\"examples\":[null]}", "example 0")]
     [InlineData("{\"examples\":[{\"features\":FEATURES}]}", "label")]
     [InlineData("{\"exmples\":[{\"label\":1,\"features\":FEATURES}]}", "'examples'")]
+    [InlineData("{\"examples\":[{\"label\":\"coat\",\"features\":FEATURES}]}", "the value at $.examples[0].label is not an integer")]
+    [InlineData("{\"examples\":[{\"label\":1,\"features\":\"none\"}]}", "the value at $.examples[0].features is not an array of numbers")]
+    [InlineData("{\"examples\":[{\"label\":1,\"features\":[\"a\"]}]}", "the value at $.examples[0].features[0] is not a finite number")]
+    [InlineData("{\"examples\":[7]}", "the value at $.examples[0] is not an object with 'label' and 'features'")]
+    [InlineData("[]", "the value at $ is not an object with 'examples'")]
     public async Task IncompleteGoldenSetGets400(string body, string named)
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
