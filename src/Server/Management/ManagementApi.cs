@@ -246,7 +246,7 @@ public static partial class ManagementApi
         return Ok(new { examples = stored.Examples.Count, uploadedAt = stored.UploadedAt });
     }
 
-    // System.Text.Json names the .NET type it could not convert to (System.Int32, or the record that holds the value),
+    // System.Text.Json names the .NET type it could not convert to (System.Int32, or the record that contains the value),
     // which means nothing to a client, so a wrong type gets the JSON type expected at that path instead.
     private static string GoldenSetJsonError(JsonException exception)
     {
