@@ -105,7 +105,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
             if (!pinned && LocalPin() is not null)
             {
-                UnpinLocally();
+                UnpinLocally(target);
                 continue;
             }
 
@@ -170,12 +170,15 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     // The learner removed its pin: this replica removes its own and serves the newest intact version it has, until
     // the download of a newer announced one (if any) replaces it.
-    private void UnpinLocally()
+    private void UnpinLocally(ModelVersionAnnouncement? target)
     {
         long previous = Math.Max(LocalPin() ?? 0, 0);
         StoreControlFiles.ClearPinnedVersion(swapper.Store.RootDirectory);
+
+        // The pinned version keeps serving until the announced one is here. A newer local version that the learner no
+        // longer announces, such as the one a rollback pinned away from, is never served on the way.
         ModelVersion? newestHere = swapper.Store.TryLoadLatest();
-        if (newestHere is not null)
+        if (newestHere is not null && (target is null || newestHere.Number == target.Version))
         {
             swapper.SwapToAny(newestHere);
         }
@@ -403,6 +406,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
 
         caughtUp = true;
+        swapper.FollowsVersionTopic = true;
         LogCaughtUp(logger, options.Topic);
         announced.Writer.TryWrite(true);
     }
@@ -448,7 +452,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     [LoggerMessage(EventId = 470, Level = LogLevel.Information, Message = "Serving pinned version {Version}, as the learner announced")]
     private static partial void LogPinned(ILogger logger, long version);
 
-    [LoggerMessage(EventId = 471, Level = LogLevel.Information, Message = "The learner removed the pin of version {Previous}; serving version {Version} and following new versions again")]
+    [LoggerMessage(EventId = 471, Level = LogLevel.Information, Message = "The learner removed the pin of version {Previous}; serving version {Version} until the newest announced one is here, and following new versions again")]
     private static partial void LogUnpinned(ILogger logger, long previous, long version);
 
     [LoggerMessage(EventId = 473, Level = LogLevel.Information, Message = "Read version topic {Topic} up to its end; following the learner's newest version and pin")]

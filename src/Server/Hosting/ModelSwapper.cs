@@ -18,6 +18,7 @@ public sealed partial class ModelSwapper
     private readonly Lock loadLock = new();
     private readonly string modelName;
     private readonly torch.Device device;
+    private volatile bool followsVersionTopic;
 
     public ModelSwapper(LiveModel live, IOptions<ServerOptions> options, ILogger<ModelSwapper> logger, ILogger<ModelStore>? storeLogger = null)
     {
@@ -55,12 +56,31 @@ public sealed partial class ModelSwapper
 
     public ModelStore Store { get; }
 
-    /// <summary>Verifies and loads the pinned version if one is pinned, else the newest intact version if it is newer than the live one.</summary>
+    /// <summary>
+    /// True once a replica's version subscriber has read the version topic to its end. From then on the subscriber
+    /// alone decides which unpinned version serves, because the newest version in this store may be one the learner no
+    /// longer announces (the version a rollback pinned away from).
+    /// </summary>
+    public bool FollowsVersionTopic
+    {
+        get => followsVersionTopic;
+        set => followsVersionTopic = value;
+    }
+
+    /// <summary>
+    /// Verifies and loads the pinned version if one is pinned, else, unless <see cref="FollowsVersionTopic"/>, the newest
+    /// intact version if it is newer than the live one.
+    /// </summary>
     public bool TrySwapToLatest()
     {
         if (TryFollowPin(out bool swappedToPin))
         {
             return swappedToPin;
+        }
+
+        if (FollowsVersionTopic)
+        {
+            return false;
         }
 
         IReadOnlyList<long> numbers = Store.ListVersionNumbers();

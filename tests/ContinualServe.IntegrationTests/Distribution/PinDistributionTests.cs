@@ -1,7 +1,9 @@
 using System.Globalization;
 using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Publishing;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
 using TorchSharp;
 using Xunit;
@@ -96,6 +98,44 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         await Task.Delay(1000);
         processes[0].HasExited.ShouldBeFalse(processes[0].OutputTail);
         (await ReplicaDistributionTests.ServedVersionAsync(http, url)).ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task UnpinServesPinnedUntilNewestArrives()
+    {
+        // Version 3 is the one an operator rolled back from. The learner has since announced version 4, which cannot be
+        // downloaded yet, so the replica must stay on the pinned version 2 and never serve 3.
+        string store = Path.Combine(root, "replica");
+        SaveVersions(store, count: 3);
+        StoreControlFiles.WritePinnedVersion(store, 2);
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("model-versions", 1);
+        string unreachableStore = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        using (var publisher = new ModelVersionPublisher(
+            broker.BootstrapServers, new DistributionOptions { StoreUrl = unreachableStore }, NullLogger<ModelVersionPublisher>.Instance))
+        {
+            ModelVersionAnnouncement newest = ModelVersionAnnouncement.From(new ModelStore(store).TryLoadLatest()!, unreachableStore) with { Version = 4 };
+            publisher.Publish(newest);
+            publisher.PublishPin(newest.ModelName, pinned: null);
+            publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        }
+
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        processes.Add(ContinualServeProcess.Start("replica", root,
+            "serve", "--urls", url, "--store", store, "--device", "cpu", "--bootstrap-servers", broker.BootstrapServers,
+            "--Distribution:RetryDelay=00:00:00.200", "--Distribution:MaxRetryDelay=00:00:00.500"));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(2);
+        (await WaitForLogAsync("The learner removed the pin of version 2")).ShouldBeTrue("the replica did not read the unpin record");
+        (await WaitForLogAsync("Download of version 4")).ShouldBeTrue("the replica did not try to download the newest version");
+        for (int sample = 0; sample < 10; sample++)
+        {
+            (await ReplicaDistributionTests.ServedVersionAsync(http, url)).ShouldBe(2, $"sample {sample} after the unpin");
+            await Task.Delay(100);
+        }
+
+        StoreControlFiles.ReadPinnedVersion(store).ShouldBeNull();
     }
 
     private async Task<bool> WaitForLogAsync(string text)
