@@ -117,8 +117,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 continue;
             }
 
-            // A newer announcement ends the wait early; the failed version is then skipped.
-            if (await WaitForAnnouncementAsync(delay, stoppingToken).ConfigureAwait(false))
+            // A newer announcement or another pin ends the wait early, and the failed version is then skipped. A record that
+            // changes neither (the signal of an earlier record, a record of another model) keeps the backoff and the count.
+            if (await WaitForAnnouncementAsync(delay, stoppingToken).ConfigureAwait(false) && Target() is var next
+                && (next.Target?.Version != target!.Version || next.Pinned != pinned))
             {
                 delay = options.RetryDelay;
                 attempts = 0;

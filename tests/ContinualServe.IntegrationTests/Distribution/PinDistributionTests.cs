@@ -136,6 +136,9 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         }
 
         StoreControlFiles.ReadPinnedVersion(store).ShouldBeNull();
+        (await WaitForLogAsync("Download of version 4 from " + unreachableStore + " failed (attempt 2)")).ShouldBeTrue();
+        processes[0].OutputTail.Split('\n').Count(line => line.Contains("failed (attempt 1)", StringComparison.Ordinal))
+            .ShouldBe(1, "each failed attempt is counted once");
     }
 
     private async Task<bool> WaitForLogAsync(string text)
