@@ -14,7 +14,9 @@ public sealed class KafkaClientProperties
 {
     /// <summary>
     /// Properties set by ContinualServe's own settings or fixed by its delivery guarantees, each with the setting
-    /// that governs it. Aliases that librdkafka accepts for them are listed too.
+    /// that governs it. Aliases that librdkafka accepts for them are listed too, and so are the Confluent.Kafka .NET
+    /// client's own dotnet.* properties that change how results reach ContinualServe. A name is also reserved with the
+    /// prefix "topic.", which librdkafka strips to set a topic-level property such as acks or auto.offset.reset.
     /// </summary>
     public static readonly IReadOnlyDictionary<string, string> ReservedNames = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -33,6 +35,10 @@ public sealed class KafkaClientProperties
         ["message.max.bytes"] = "the record size limits of produce and the dead-letter topic",
         ["partition.assignment.strategy"] = "the learner's rebalance handling takes each assignment as the whole set of partitions",
         ["group.protocol"] = "the learner's rebalance handling takes each assignment as the whole set of partitions",
+        ["dotnet.producer.enable.delivery.reports"] = "records, dead letters and announcements wait for their delivery reports",
+        ["dotnet.producer.enable.background.poll"] = "records, dead letters and announcements wait for their delivery reports",
+        ["dotnet.producer.delivery.report.fields"] = "records, dead letters and announcements wait for their delivery reports",
+        ["dotnet.consumer.consume.result.fields"] = "the learner and its dead-letter topic read each record's key and value",
     };
 
     /// <summary>
@@ -40,6 +46,8 @@ public sealed class KafkaClientProperties
     /// larger file is almost certainly the wrong path, and reading all of it would only delay the error.
     /// </summary>
     public const int MaxFileCharacters = 1024 * 1024;
+
+    private const string TopicPrefix = "topic.";
 
     private readonly Dictionary<string, string> values;
 
@@ -175,7 +183,8 @@ public sealed class KafkaClientProperties
         // librdkafka compares names with their letter case, and all its names are lower case, so Group.Id would
         // only be reported as unknown. The reserved check ignores case to name the setting that governs it.
         string lowerCase = name.ToLowerInvariant();
-        if (ReservedNames.TryGetValue(lowerCase, out string? governedBy))
+        string unprefixed = lowerCase.StartsWith(TopicPrefix, StringComparison.Ordinal) ? lowerCase[TopicPrefix.Length..] : lowerCase;
+        if (ReservedNames.TryGetValue(unprefixed, out string? governedBy))
         {
             throw new InvalidDataException(
                 $"{where}: '{name}' cannot be set here, because ContinualServe sets it ({governedBy}).");

@@ -33,6 +33,10 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [InlineData("bootstrap.servers=kafka:9092\n", "client.properties, line 1: 'bootstrap.servers' cannot be set here, because ContinualServe sets it (--bootstrap-servers).")]
     [InlineData("client.id=a\nenable.auto.commit=true\n", "client.properties, line 2: 'enable.auto.commit' cannot be set here")]
     [InlineData("partition.assignment.strategy=cooperative-sticky\n", "client.properties, line 1: 'partition.assignment.strategy' cannot be set here")]
+    [InlineData("topic.auto.offset.reset=latest\n", "client.properties, line 1: 'topic.auto.offset.reset' cannot be set here")]
+    [InlineData("topic.acks=1\n", "client.properties, line 1: 'topic.acks' cannot be set here")]
+    [InlineData("dotnet.producer.enable.delivery.reports=false\n", "client.properties, line 1: 'dotnet.producer.enable.delivery.reports' cannot be set here")]
+    [InlineData("dotnet.consumer.consume.result.fields=none\n", "client.properties, line 1: 'dotnet.consumer.consume.result.fields' cannot be set here")]
     public void RejectsInvalidLinesWithTheirNumber(string text, string message)
     {
         InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Parse(text, "client.properties"));
