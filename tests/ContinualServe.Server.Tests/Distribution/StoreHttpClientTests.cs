@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Server.Distribution;
+using ContinualServe.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -62,6 +63,27 @@ public sealed class StoreHttpClientTests : IDisposable
         string body = await client.GetStringAsync(new Uri(Address(app) + "/ok"));
 
         body.ShouldBe("ok");
+    }
+
+    [Fact]
+    public void AuthorityDirectoryIsRejected()
+    {
+        InvalidConfigurationException exception = Should.Throw<InvalidConfigurationException>(() => StoreHttpClient.LoadAuthorities(directory));
+
+        exception.Message.ShouldStartWith($"The store's certificate authority file {directory} is a directory.");
+    }
+
+    [Fact]
+    public void AuthorityFileWithTextAroundCertificates()
+    {
+        using X509Certificate2 certificate = CreateSelfSigned(loopbackAddress: true);
+        string file = Path.Combine(directory, "bundle.pem");
+        File.WriteAllText(file, "# private authority\n" + certificate.ExportCertificatePem() + "\ntrailing notes\n");
+
+        X509Certificate2Collection authorities = StoreHttpClient.LoadAuthorities(file);
+
+        authorities.Count.ShouldBe(1);
+        authorities[0].Thumbprint.ShouldBe(certificate.Thumbprint);
     }
 
     [Fact]
