@@ -144,6 +144,21 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     }
 
     [Fact]
+    public void OptionsReadTheFileOnce()
+    {
+        string file = Path.Combine(directory, "client.properties");
+        File.WriteAllText(file, "client.id=once\n");
+        var options = new KafkaOptions { ConfigFile = file };
+
+        KafkaClientProperties first = options.Load();
+        File.Delete(file);
+        KafkaClientProperties second = options.Load();
+
+        second.ShouldBeSameAs(first);
+        second.Values["client.id"].ShouldBe("once");
+    }
+
+    [Fact]
     public void AMissingFileNamesItsPath()
     {
         string file = Path.Combine(directory, "absent.properties");
