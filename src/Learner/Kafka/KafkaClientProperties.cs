@@ -14,7 +14,9 @@ public sealed class KafkaClientProperties
 {
     /// <summary>
     /// Properties set by ContinualServe's own settings or fixed by its delivery guarantees, each with the setting
-    /// that governs it. Aliases that librdkafka accepts for them are listed too.
+    /// that governs it. Aliases that librdkafka accepts for them are listed too, and so are the Confluent.Kafka .NET
+    /// client's own dotnet.* properties that change how results reach ContinualServe. A name is also reserved with the
+    /// prefix "topic.", which librdkafka strips to set a topic-level property such as acks or auto.offset.reset.
     /// </summary>
     public static readonly IReadOnlyDictionary<string, string> ReservedNames = new Dictionary<string, string>(StringComparer.Ordinal)
     {
@@ -33,7 +35,19 @@ public sealed class KafkaClientProperties
         ["message.max.bytes"] = "the record size limits of produce and the dead-letter topic",
         ["partition.assignment.strategy"] = "the learner's rebalance handling takes each assignment as the whole set of partitions",
         ["group.protocol"] = "the learner's rebalance handling takes each assignment as the whole set of partitions",
+        ["dotnet.producer.enable.delivery.reports"] = "records, dead letters and announcements wait for their delivery reports",
+        ["dotnet.producer.enable.background.poll"] = "records, dead letters and announcements wait for their delivery reports",
+        ["dotnet.producer.delivery.report.fields"] = "records, dead letters and announcements wait for their delivery reports",
+        ["dotnet.consumer.consume.result.fields"] = "the learner and its dead-letter topic read each record's key and value",
     };
+
+    /// <summary>
+    /// Largest properties file read, in characters (1 MiB of ASCII). A client configuration is a few dozen lines, so a
+    /// larger file is almost certainly the wrong path, and reading all of it would only delay the error.
+    /// </summary>
+    public const int MaxFileCharacters = 1024 * 1024;
+
+    private const string TopicPrefix = "topic.";
 
     private readonly Dictionary<string, string> values;
 
@@ -57,7 +71,8 @@ public sealed class KafkaClientProperties
     /// value of a name they share. Checks names and layout only, and <see cref="Validate"/> has librdkafka check the values.
     /// </summary>
     /// <exception cref="InvalidDataException">
-    /// The file is missing or unreadable, a line is not <c>name=value</c>, a name repeats in the file, or a name is reserved.
+    /// The file is missing, unreadable, a directory or larger than 1 MiB, a line is not <c>name=value</c>, a name repeats
+    /// in the file, or a name is reserved or has upper-case letters.
     /// </exception>
     public static KafkaClientProperties Load(string? configFile, IEnumerable<KeyValuePair<string, string>> overrides)
     {
@@ -86,8 +101,12 @@ public sealed class KafkaClientProperties
     /// <summary>
     /// Parses the text of a properties file: one <c>name=value</c> a line, with space around either trimmed, the value
     /// running to the end of the line (it may contain '='), and blank lines and lines that start with '#' or '!' skipped.
+    /// A value that starts or ends with a space, such as some passwords, therefore belongs in Kafka:Properties, which
+    /// keeps values as given.
     /// </summary>
-    /// <exception cref="InvalidDataException">A line has no '=' or no name, a name repeats, or a name is reserved.</exception>
+    /// <exception cref="InvalidDataException">
+    /// A line has no '=' or no name, a name repeats, is reserved, or has upper-case letters.
+    /// </exception>
     public static Dictionary<string, string> Parse(string text, string source)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -161,22 +180,51 @@ public sealed class KafkaClientProperties
 
     private static void CheckName(string name, string where)
     {
-        if (ReservedNames.TryGetValue(name, out string? governedBy))
+        // librdkafka compares names with their letter case, and all its names are lower case, so Group.Id would
+        // only be reported as unknown. The reserved check ignores case to name the setting that governs it.
+        string lowerCase = name.ToLowerInvariant();
+        string unprefixed = lowerCase.StartsWith(TopicPrefix, StringComparison.Ordinal) ? lowerCase[TopicPrefix.Length..] : lowerCase;
+        if (ReservedNames.TryGetValue(unprefixed, out string? governedBy))
         {
             throw new InvalidDataException(
                 $"{where}: '{name}' cannot be set here, because ContinualServe sets it ({governedBy}).");
+        }
+
+        if (!string.Equals(name, lowerCase, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException(
+                $"{where}: '{name}' is not a librdkafka property, because librdkafka property names are lower case. Write '{lowerCase}'.");
         }
     }
 
     private static string ReadFile(string path)
     {
+        // On Linux, opening a directory fails with "Access to the path is denied", which points at permissions.
+        if (Directory.Exists(path))
+        {
+            throw new InvalidDataException(
+                $"The Kafka properties file {path} is a directory. Name the file inside it, for example {Path.Combine(path, "client.properties")}.");
+        }
+
+        // A bounded read, because the file may be a pipe such as /dev/stdin, whose length is unknown.
+        var buffer = new char[MaxFileCharacters + 1];
+        int length;
         try
         {
-            return File.ReadAllText(path);
+            using var reader = new StreamReader(path, detectEncodingFromByteOrderMarks: true);
+            length = reader.ReadBlock(buffer, 0, buffer.Length);
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             throw new InvalidDataException($"The Kafka properties file {path} cannot be read: {exception.Message}", exception);
         }
+
+        if (length > MaxFileCharacters)
+        {
+            throw new InvalidDataException(
+                $"The Kafka properties file {path} is larger than 1 MiB, so it is not a librdkafka properties file. Check the path.");
+        }
+
+        return new string(buffer, 0, length);
     }
 }

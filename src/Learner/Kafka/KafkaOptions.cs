@@ -21,7 +21,13 @@ public sealed class KafkaOptions
     /// </summary>
     public Dictionary<string, string> Properties { get; set; } = new(StringComparer.Ordinal);
 
-    /// <summary>Reads the file and combines it with <see cref="Properties"/>.</summary>
+    private KafkaClientProperties? loaded;
+
+    /// <summary>
+    /// Reads the file and combines it with <see cref="Properties"/>. Only the first successful call reads the file, and
+    /// later calls return its result. Start validation and the clients both load the properties, and the file may be a
+    /// pipe that can be read only once, such as /dev/stdin or a shell's process substitution.
+    /// </summary>
     /// <exception cref="InvalidDataException">The file cannot be read, or a line or a name is invalid.</exception>
-    public KafkaClientProperties Load() => KafkaClientProperties.Load(ConfigFile, Properties);
+    public KafkaClientProperties Load() => loaded ??= KafkaClientProperties.Load(ConfigFile, Properties);
 }

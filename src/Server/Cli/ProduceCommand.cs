@@ -87,7 +87,7 @@ public static class ProduceCommand
             KafkaClientProperties kafkaProperties;
             try
             {
-                kafkaProperties = KafkaClientProperties.Load(result.GetValue(kafkaConfig), []);
+                kafkaProperties = KafkaClientProperties.Load(result.GetValue(kafkaConfig), EnvironmentKafkaProperties());
                 kafkaProperties.Validate();
             }
             catch (InvalidDataException exception)
@@ -192,6 +192,14 @@ public static class ProduceCommand
 
         return null;
     }
+
+    // The roles read Kafka:Properties from configuration, which includes environment variables such as
+    // Kafka__Properties__security.protocol. Produce has no configuration files, so it reads those variables only.
+    private static IEnumerable<KeyValuePair<string, string>> EnvironmentKafkaProperties() =>
+        new ConfigurationBuilder().AddEnvironmentVariables().Build()
+            .GetSection($"{KafkaOptions.SectionName}:{nameof(KafkaOptions.Properties)}")
+            .GetChildren()
+            .Select(child => new KeyValuePair<string, string>(child.Key, child.Value ?? ""));
 
     private static bool IsGiven(ParseResult result, Option option) => result.GetResult(option) is { Implicit: false };
 

@@ -144,6 +144,8 @@ internal static class RoleCommandLine
         {
             await using WebApplication app = build();
             Hosting.UnknownSettings.ThrowIfAny(app.Configuration);
+            ILogger certificateLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(Hosting.HttpsCertificateValidity));
+            Hosting.HttpsCertificateValidity.LogIfOutsideValidity(app.Configuration, certificateLogger, DateTimeOffset.UtcNow);
 
             // Validating before the start keeps the host from logging the failure with a stack trace first.
             app.Services.GetService<IStartupValidator>()?.Validate();
@@ -197,14 +199,11 @@ internal static class RoleCommandLine
             // a developer certificate, which a server cannot use.
             return await ReportInvalidConfigurationAsync("An https:// listen address has no certificate. " + HttpsCertificateAdvice).ConfigureAwait(false);
         }
-        catch (Exception exception) when (
-            exception is FileNotFoundException or DirectoryNotFoundException or System.Security.Cryptography.CryptographicException
-            && exception.StackTrace?.Contains("Kestrel", StringComparison.Ordinal) == true)
+        catch (Exception exception) when (IsCertificateLoadFailure(exception))
         {
-            // A certificate file that is missing, unreadable, or protected by another password. Kestrel loads it while it
-            // starts, so its frames in the stack tell this apart from the other files a start reads.
             return await ReportInvalidConfigurationAsync(
-                "The HTTPS certificate cannot be loaded: " + exception.Message + " " + HttpsCertificateAdvice).ConfigureAwait(false);
+                "The HTTPS certificate cannot be loaded: " + CertificateFailureReason(exception) + " " + HttpsCertificateAdvice)
+                .ConfigureAwait(false);
         }
         catch (InvalidOperationException exception) when (
             exception.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase)
@@ -228,6 +227,34 @@ internal static class RoleCommandLine
                 + "(best, derpp, er-ace and others), set Learner:Trainer:Preset instead (Learner__Trainer__Preset in the environment)."
             : "";
     }
+
+    /// <summary>
+    /// Tells whether Kestrel failed to load the certificate of an https:// address: a file that is missing, unreadable or a
+    /// directory, protected by another password, a key that does not match the certificate, or a certificate without its
+    /// key. Kestrel loads the certificate while it starts, so its frames in the stack tell this apart from the other
+    /// files a start reads.
+    /// </summary>
+    internal static bool IsCertificateLoadFailure(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        string stack = exception.StackTrace ?? "";
+        return exception switch
+        {
+            FileNotFoundException or DirectoryNotFoundException or System.Security.Cryptography.CryptographicException =>
+                stack.Contains("Kestrel", StringComparison.Ordinal),
+            UnauthorizedAccessException or InvalidOperationException =>
+                stack.Contains("Kestrel.Core.Internal.Certificates.CertificateConfigLoader", StringComparison.Ordinal),
+            NotSupportedException => stack.Contains("Kestrel.Https.Internal.HttpsConnectionMiddleware", StringComparison.Ordinal),
+            _ => false,
+        };
+    }
+
+    // Kestrel wraps a key that does not match the certificate as "Error getting private key from 'PATH'.", and the
+    // inner exception gives the cause.
+    private static string CertificateFailureReason(Exception exception) =>
+        exception.InnerException is { } inner && exception is InvalidOperationException
+            ? exception.Message.TrimEnd('.') + ": " + inner.Message
+            : exception.Message;
 
     /// <summary>
     /// Returns 1 when a background service or the learner ended with an exception. The host then stops as it does on a

@@ -224,7 +224,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             {
                 // Expected while the learner is away or misconfigured, and repeated on every retry, so the reason
                 // alone is logged. Its stack trace would add nothing.
-                LogDownloadFailed(logger, target.Version, from, attempt, exception.Message);
+                LogDownloadFailed(logger, target.Version, from, attempt, DescribeFailure(exception));
             }
             else
             {
@@ -443,6 +443,39 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
 
         announced.Writer.TryWrite(true);
+    }
+
+    /// <summary>
+    /// Joins the messages of an exception and its inner exceptions. HttpClient reports a rejected certificate as "The SSL
+    /// connection could not be established, see inner exception.", and only the inner message gives the cause, for example
+    /// RemoteCertificateNameMismatch. A message that repeats one already written is left out.
+    /// </summary>
+    internal static string DescribeFailure(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var reason = new System.Text.StringBuilder();
+        for (Exception? current = exception; current is not null; current = current.InnerException)
+        {
+            string message = current.Message.Replace(", see inner exception.", ".", StringComparison.Ordinal).Trim();
+            if (message.Length == 0 || reason.ToString().Contains(message.TrimEnd('.'), StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            if (reason.Length > 0 && reason[^1] == '.')
+            {
+                reason.Length--;
+            }
+
+            if (reason.Length > 0)
+            {
+                reason.Append(": ");
+            }
+
+            reason.Append(message);
+        }
+
+        return reason.ToString();
     }
 
     [LoggerMessage(EventId = 469, Level = LogLevel.Information, Message = "Version {Version} of {Model} announced as pinned at {Offset}")]

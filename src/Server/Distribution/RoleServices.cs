@@ -40,7 +40,9 @@ public static class RoleServices
             .ValidateOnStart();
         services.TryAddSingleton(provider =>
         {
-            KafkaClientProperties properties = provider.GetRequiredService<IOptions<KafkaOptions>>().Value.Load();
+            // The start validation reads the options through IOptionsMonitor, and IOptions would bind and validate a
+            // second instance, which reads the file again. A pipe such as /dev/stdin would then be empty the second time.
+            KafkaClientProperties properties = provider.GetRequiredService<IOptionsMonitor<KafkaOptions>>().CurrentValue.Load();
             KafkaClientLog.LogExtraProperties(provider.GetRequiredService<ILoggerFactory>().CreateLogger<KafkaClientProperties>(), properties);
             return properties;
         });

@@ -29,9 +29,16 @@ public static class StoreHttpClient
     }
 
     /// <summary>Reads the certificates of a PEM file.</summary>
-    /// <exception cref="InvalidConfigurationException">The file cannot be read or contains no certificate.</exception>
+    /// <exception cref="InvalidConfigurationException">The file cannot be read, is a directory or contains no certificate.</exception>
     public static X509Certificate2Collection LoadAuthorities(string path)
     {
+        // On Linux, opening a directory fails with "Access to the path is denied", which points at permissions.
+        if (Directory.Exists(path))
+        {
+            throw new InvalidConfigurationException(
+                $"The store's certificate authority file {path} is a directory. Name the PEM file inside it, for example {Path.Combine(path, "ca.crt")}.");
+        }
+
         var authorities = new X509Certificate2Collection();
         try
         {

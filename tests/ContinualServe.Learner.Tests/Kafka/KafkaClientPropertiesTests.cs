@@ -33,6 +33,10 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [InlineData("bootstrap.servers=kafka:9092\n", "client.properties, line 1: 'bootstrap.servers' cannot be set here, because ContinualServe sets it (--bootstrap-servers).")]
     [InlineData("client.id=a\nenable.auto.commit=true\n", "client.properties, line 2: 'enable.auto.commit' cannot be set here")]
     [InlineData("partition.assignment.strategy=cooperative-sticky\n", "client.properties, line 1: 'partition.assignment.strategy' cannot be set here")]
+    [InlineData("topic.auto.offset.reset=latest\n", "client.properties, line 1: 'topic.auto.offset.reset' cannot be set here")]
+    [InlineData("topic.acks=1\n", "client.properties, line 1: 'topic.acks' cannot be set here")]
+    [InlineData("dotnet.producer.enable.delivery.reports=false\n", "client.properties, line 1: 'dotnet.producer.enable.delivery.reports' cannot be set here")]
+    [InlineData("dotnet.consumer.consume.result.fields=none\n", "client.properties, line 1: 'dotnet.consumer.consume.result.fields' cannot be set here")]
     public void RejectsInvalidLinesWithTheirNumber(string text, string message)
     {
         InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Parse(text, "client.properties"));
@@ -65,6 +69,93 @@ public sealed class KafkaClientPropertiesTests : IDisposable
             () => KafkaClientProperties.Load(null, [new("group.id", "other")]));
 
         exception.Message.ShouldBe("Kafka:Properties:group.id: 'group.id' cannot be set here, because ContinualServe sets it (--group).");
+    }
+
+    [Theory]
+    [InlineData("Security.Protocol", "'Security.Protocol' is not a librdkafka property, because librdkafka property names are lower case. Write 'security.protocol'.")]
+    [InlineData("Group.Id", "'Group.Id' cannot be set here, because ContinualServe sets it (--group).")]
+    [InlineData(" BOOTSTRAP.SERVERS ", "'BOOTSTRAP.SERVERS' cannot be set here, because ContinualServe sets it (--bootstrap-servers).")]
+    public void RejectsUpperCaseNamesFromConfiguration(string name, string message)
+    {
+        InvalidDataException exception = Should.Throw<InvalidDataException>(
+            () => KafkaClientProperties.Load(null, [new(name, "x")]));
+
+        exception.Message.ShouldEndWith(message);
+    }
+
+    [Fact]
+    public void RejectsAnUpperCaseNameInTheFile()
+    {
+        InvalidDataException exception = Should.Throw<InvalidDataException>(
+            () => KafkaClientProperties.Parse("client.id=a\nSasl.Password=secret\n", "client.properties"));
+
+        exception.Message.ShouldBe(
+            "client.properties, line 2: 'Sasl.Password' is not a librdkafka property, because librdkafka property names are lower case. Write 'sasl.password'.");
+    }
+
+    [Fact]
+    public void LoadReadsByteOrderMarkAndCrLf()
+    {
+        string file = Path.Combine(directory, "client.properties");
+        File.WriteAllBytes(file, [0xEF, 0xBB, 0xBF, .. "security.protocol=SASL_SSL\r\nclient.id=\r\n"u8]);
+
+        KafkaClientProperties properties = KafkaClientProperties.Load(file, []);
+
+        properties.Values["security.protocol"].ShouldBe("SASL_SSL");
+        properties.Values["client.id"].ShouldBe("");
+        properties.Values.Count.ShouldBe(2);
+    }
+
+    [Fact]
+    public void ConfigurationKeepsSpacesAroundAValue()
+    {
+        KafkaClientProperties properties = KafkaClientProperties.Load(null, [new("sasl.password", " secret ")]);
+
+        properties.Values["sasl.password"].ShouldBe(" secret ");
+    }
+
+    [Fact]
+    public void RejectsADirectory()
+    {
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Load(directory, []));
+
+        exception.Message.ShouldStartWith($"The Kafka properties file {directory} is a directory.");
+    }
+
+    [Fact]
+    public void RejectsAFileLargerThanTheLimit()
+    {
+        string file = Path.Combine(directory, "weights.bin");
+        File.WriteAllText(file, "# " + new string('x', KafkaClientProperties.MaxFileCharacters) + "\n");
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Load(file, []));
+
+        exception.Message.ShouldBe($"The Kafka properties file {file} is larger than 1 MiB, so it is not a librdkafka properties file. Check the path.");
+    }
+
+    [Fact]
+    public void ReadsAFileAtTheLimit()
+    {
+        string file = Path.Combine(directory, "client.properties");
+        string line = "client.id=a\n";
+        File.WriteAllText(file, new string('#', KafkaClientProperties.MaxFileCharacters - line.Length - 1) + "\n" + line);
+
+        KafkaClientProperties.Load(file, []).Values["client.id"].ShouldBe("a");
+    }
+
+    [Fact]
+    public void OptionsReadTheFileOnce()
+    {
+        string file = Path.Combine(directory, "client.properties");
+        File.WriteAllText(file, "client.id=once\n");
+        var options = new KafkaOptions { ConfigFile = file };
+
+        KafkaClientProperties first = options.Load();
+        File.Delete(file);
+        KafkaClientProperties second = options.Load();
+
+        second.ShouldBeSameAs(first);
+        second.Values["client.id"].ShouldBe("once");
     }
 
     [Fact]

@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Shouldly;
 using Xunit;
 
@@ -34,6 +36,32 @@ public sealed class HttpsConfigExitTests : IDisposable
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task KeyOfAnotherCertificate()
+    {
+        (string certificate, _) = WriteSelfSignedCertificate("learner");
+        (_, string otherKey) = WriteSelfSignedCertificate("other");
+
+        string output = await RunExpectingExitTwoAsync(
+            ["--Kestrel:Certificates:Default:Path=" + certificate, "--Kestrel:Certificates:Default:KeyPath=" + otherKey]);
+
+        output.ShouldContain($"The HTTPS certificate cannot be loaded: Error getting private key from '{otherKey}': ");
+        output.ShouldContain("does not match the public key");
+        output.ShouldContain(Advice);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task PemCertificateWithoutKeyPath()
+    {
+        (string certificate, _) = WriteSelfSignedCertificate("learner");
+
+        string output = await RunExpectingExitTwoAsync(["--Kestrel:Certificates:Default:Path=" + certificate]);
+
+        output.ShouldContain("The HTTPS certificate cannot be loaded: ");
+        output.ShouldContain("private key");
+        output.ShouldContain(Advice);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task StoreAuthorityFileWithoutCertificate()
     {
         string file = Path.Combine(directory, "authorities.pem");
@@ -55,5 +83,17 @@ public sealed class HttpsConfigExitTests : IDisposable
         output.ShouldNotContain("Unhandled exception");
         output.ShouldNotContain("dev-certs", customMessage: "a server needs its own certificate, not a developer certificate");
         return output;
+    }
+
+    private (string Certificate, string Key) WriteSelfSignedCertificate(string name)
+    {
+        using RSA rsa = RSA.Create(2048);
+        var request = new CertificateRequest("CN=" + name, rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        using X509Certificate2 certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        string certificatePath = Path.Combine(directory, name + ".crt");
+        string keyPath = Path.Combine(directory, name + ".key");
+        File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
+        File.WriteAllText(keyPath, rsa.ExportPkcs8PrivateKeyPem());
+        return (certificatePath, keyPath);
     }
 }

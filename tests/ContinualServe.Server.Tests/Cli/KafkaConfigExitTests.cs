@@ -52,9 +52,20 @@ public sealed class KafkaConfigExitTests : IDisposable
         output.ShouldContain($"{file}, line 2: 'bootstrap.servers' cannot be set here, because ContinualServe sets it (--bootstrap-servers).");
     }
 
-    private static async Task<string> RunExpectingExitTwoAsync(string[] arguments)
+    [Fact(Timeout = 60_000)]
+    public async Task ProduceReadsPropertiesFromEnvironment()
     {
-        (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(arguments);
+        string output = await RunExpectingExitTwoAsync(
+            ["produce", "--bootstrap-servers", "127.0.0.1:9"],
+            new Dictionary<string, string> { ["Kafka__Properties__security.protocol"] = "TLS" });
+
+        output.ShouldContain("librdkafka rejected a property from Kafka:Properties: ");
+        output.ShouldContain("security.protocol");
+    }
+
+    private static async Task<string> RunExpectingExitTwoAsync(string[] arguments, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(arguments, environment);
         string output = standardOutput + standardError;
         exitCode.ShouldBe(2, output);
         output.ShouldNotContain("Unhandled exception");

@@ -1,0 +1,114 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using ContinualServe.Server.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Hosting;
+
+public sealed class HttpsCertificateValidityTests : IDisposable
+{
+    private static readonly DateTimeOffset Now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+
+    private readonly string directory = Directory.CreateTempSubdirectory("continualserve-https-validity-").FullName;
+    private readonly CapturingLogger logger = new();
+
+    public void Dispose() => Directory.Delete(directory, recursive: true);
+
+    [Fact]
+    public void ExpiredPemCertificateLogsWarning()
+    {
+        string path = WritePem(Now.AddDays(-30), Now.AddDays(-1));
+
+        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path), logger, Now);
+
+        (LogLevel level, EventId eventId, string message) = logger.Entries.ShouldHaveSingleItem();
+        level.ShouldBe(LogLevel.Warning);
+        eventId.Id.ShouldBe(422);
+        message.ShouldContain(path);
+        message.ShouldContain("2026-05-31 12:00:00Z, so clients reject it");
+        message.ShouldContain("Kestrel:Certificates:Default:Path");
+    }
+
+    [Fact]
+    public void ExpiredPfxCertificateLogsWarning()
+    {
+        using X509Certificate2 certificate = Create(Now.AddDays(-30), Now.AddDays(-1));
+        string path = Path.Combine(directory, "server.pfx");
+        File.WriteAllBytes(path, certificate.Export(X509ContentType.Pfx, "right"));
+
+        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path, password: "right"), logger, Now);
+
+        logger.Entries.ShouldHaveSingleItem().EventId.Id.ShouldBe(422);
+    }
+
+    [Fact]
+    public void NotYetValidCertificateLogsWarning()
+    {
+        string path = WritePem(Now.AddDays(1), Now.AddDays(30));
+
+        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path), logger, Now);
+
+        logger.Entries.ShouldHaveSingleItem().EventId.Id.ShouldBe(422);
+    }
+
+    [Fact]
+    public void ValidCertificateLogsNothing()
+    {
+        string path = WritePem(Now.AddDays(-1), Now.AddDays(30));
+
+        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path), logger, Now);
+
+        logger.Entries.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void UnreadableFilesAreLeftToKestrel()
+    {
+        string garbage = Path.Combine(directory, "garbage.pem");
+        File.WriteAllText(garbage, "not a certificate\n");
+
+        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(garbage), logger, Now);
+        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(Path.Combine(directory, "absent.pem")), logger, Now);
+        HttpsCertificateValidity.LogIfOutsideValidity(new ConfigurationBuilder().Build(), logger, Now);
+
+        logger.Entries.ShouldBeEmpty();
+    }
+
+    private static IConfiguration Configuration(string path, string? password = null) =>
+        new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Kestrel:Certificates:Default:Path"] = path,
+            ["Kestrel:Certificates:Default:Password"] = password,
+        }).Build();
+
+    private static X509Certificate2 Create(DateTimeOffset notBefore, DateTimeOffset notAfter)
+    {
+        using RSA rsa = RSA.Create(2048);
+        var request = new CertificateRequest("CN=continualserve-test", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        return request.CreateSelfSigned(notBefore, notAfter);
+    }
+
+    private string WritePem(DateTimeOffset notBefore, DateTimeOffset notAfter)
+    {
+        using X509Certificate2 certificate = Create(notBefore, notAfter);
+        string path = Path.Combine(directory, "server.crt");
+        File.WriteAllText(path, certificate.ExportCertificatePem());
+        return path;
+    }
+
+    private sealed class CapturingLogger : ILogger
+    {
+        public List<(LogLevel Level, EventId EventId, string Message)> Entries { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Entries.Add((logLevel, eventId, formatter(state, exception)));
+    }
+}
