@@ -376,9 +376,11 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return;
         }
 
+        // A learner announces its newest version again at each start, possibly from a new store URL (after a move to
+        // https:// or another host), so a later record of the same version replaces the earlier one.
         lock (newestLock)
         {
-            if (newest is not null && newest.Version >= announcement.Version)
+            if (newest is not null && newest.Version > announcement.Version)
             {
                 return;
             }

@@ -37,6 +37,21 @@ public sealed class StoreHttpClientTests : IDisposable
         body.ShouldBe("ok");
     }
 
+    // A private authority's certificates rarely name a revocation list, so a leaf that such an authority signed
+    // must pass without one.
+    [Fact(Timeout = 30_000)]
+    public async Task TrustsLeafSignedByAuthority()
+    {
+        using X509Certificate2 authority = CreateSelfSigned(loopbackAddress: false);
+        using X509Certificate2 leaf = CreateSignedBy(authority);
+        await using WebApplication app = await StartAsync(leaf, https: true);
+        using HttpClient client = StoreHttpClient.Create(Options(authority));
+
+        string body = await client.GetStringAsync(new Uri(Address(app) + "/ok"));
+
+        body.ShouldBe("ok");
+    }
+
     [Fact(Timeout = 30_000)]
     public async Task CertificateForAnotherHostNamesTheMismatch()
     {
@@ -121,6 +136,23 @@ public sealed class StoreHttpClientTests : IDisposable
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyCertSign, critical: true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
         return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+    }
+
+    // A certificate for 127.0.0.1 that the authority signed, with no revocation list, as openssl x509 -req issues it.
+    private static X509Certificate2 CreateSignedBy(X509Certificate2 authority)
+    {
+        using RSA rsa = RSA.Create(2048);
+        var request = new CertificateRequest("CN=127.0.0.1", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        byte[] serialNumber = RandomNumberGenerator.GetBytes(16);
+        using X509Certificate2 signed = request.Create(authority, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(12), serialNumber);
+        using X509Certificate2 withKey = signed.CopyWithPrivateKey(rsa);
+
+        // Loading a PKCS#12 copy gives the certificate a key of its own that outlives rsa.
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), password: null);
     }
 
     private static async Task<WebApplication> StartAsync(X509Certificate2 certificate, bool https)
