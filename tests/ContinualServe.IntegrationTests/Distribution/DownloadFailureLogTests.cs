@@ -18,28 +18,9 @@ public sealed class DownloadFailureLogTests
         using var temporary = new TemporaryDirectory();
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("model-versions", 1);
-        using (var publisher = new ModelVersionPublisher(broker.BootstrapServers, new DistributionOptions(), NullLogger<ModelVersionPublisher>.Instance))
-        {
-            publisher.Publish(new ModelVersionAnnouncement
-            {
-                ModelName = "fashion-mnist",
-                Version = 1,
-                WeightsSha256 = new string('0', 64),
-                WeightsBytes = 1,
-                CreatedAt = DateTimeOffset.UtcNow,
-                StoreUrl = storeUrl,
-            });
-            publisher.Flush(TimeSpan.FromSeconds(10));
-        }
+        AnnounceVersionOne(broker.BootstrapServers, storeUrl);
 
-        await using ContinualServeProcess replica = ContinualServeProcess.Start("replica", temporary.Path,
-            "serve", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(temporary.Path, "replica"), "--device", "cpu",
-            "--bootstrap-servers", broker.BootstrapServers, "--Distribution:RetryDelay=00:00:00.200");
-        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!replica.OutputTail.Contains("(attempt 2)", StringComparison.Ordinal) && DateTime.UtcNow < deadline && !replica.HasExited)
-        {
-            await Task.Delay(100);
-        }
+        await using ContinualServeProcess replica = await StartReplicaUntilSecondAttemptAsync(temporary.Path, broker.BootstrapServers);
 
         replica.OutputTail.ShouldContain(expected);
         replica.OutputTail.ShouldNotContain("   at ", customMessage: "an expected download failure must not log a stack trace");
@@ -53,34 +34,46 @@ public sealed class DownloadFailureLogTests
         using var temporary = new TemporaryDirectory();
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("model-versions", 1);
-        using (var publisher = new ModelVersionPublisher(broker.BootstrapServers, new DistributionOptions(), NullLogger<ModelVersionPublisher>.Instance))
-        {
-            foreach (string storeUrl in new[] { "http://127.0.0.1:9", "http://127.0.0.1:10" })
-            {
-                publisher.Publish(new ModelVersionAnnouncement
-                {
-                    ModelName = "fashion-mnist",
-                    Version = 1,
-                    WeightsSha256 = new string('0', 64),
-                    WeightsBytes = 1,
-                    CreatedAt = DateTimeOffset.UtcNow,
-                    StoreUrl = storeUrl,
-                });
-            }
+        AnnounceVersionOne(broker.BootstrapServers, "http://127.0.0.1:9", "http://127.0.0.1:10");
 
-            publisher.Flush(TimeSpan.FromSeconds(10));
+        await using ContinualServeProcess replica = await StartReplicaUntilSecondAttemptAsync(temporary.Path, broker.BootstrapServers);
+
+        replica.OutputTail.ShouldContain("from http://127.0.0.1:10 failed (attempt 2)");
+        replica.OutputTail.ShouldNotContain("from http://127.0.0.1:9 failed");
+    }
+
+    // Announces version 1 of fashion-mnist once for each store URL, in order, with weights that no store serves.
+    private static void AnnounceVersionOne(string bootstrapServers, params string[] storeUrls)
+    {
+        using var publisher = new ModelVersionPublisher(bootstrapServers, new DistributionOptions(), NullLogger<ModelVersionPublisher>.Instance);
+        foreach (string storeUrl in storeUrls)
+        {
+            publisher.Publish(new ModelVersionAnnouncement
+            {
+                ModelName = "fashion-mnist",
+                Version = 1,
+                WeightsSha256 = new string('0', 64),
+                WeightsBytes = 1,
+                CreatedAt = DateTimeOffset.UtcNow,
+                StoreUrl = storeUrl,
+            });
         }
 
-        await using ContinualServeProcess replica = ContinualServeProcess.Start("replica", temporary.Path,
-            "serve", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(temporary.Path, "replica"), "--device", "cpu",
-            "--bootstrap-servers", broker.BootstrapServers, "--Distribution:RetryDelay=00:00:00.200");
+        publisher.Flush(TimeSpan.FromSeconds(10));
+    }
+
+    // Starts a replica that follows the version topic and waits, at most 30 s, until it logs a second download attempt.
+    private static async Task<ContinualServeProcess> StartReplicaUntilSecondAttemptAsync(string root, string bootstrapServers)
+    {
+        ContinualServeProcess replica = ContinualServeProcess.Start("replica", root,
+            "serve", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(root, "replica"), "--device", "cpu",
+            "--bootstrap-servers", bootstrapServers, "--Distribution:RetryDelay=00:00:00.200");
         DateTime deadline = DateTime.UtcNow.AddSeconds(30);
         while (!replica.OutputTail.Contains("(attempt 2)", StringComparison.Ordinal) && DateTime.UtcNow < deadline && !replica.HasExited)
         {
             await Task.Delay(100);
         }
 
-        replica.OutputTail.ShouldContain("from http://127.0.0.1:10 failed (attempt 2)");
-        replica.OutputTail.ShouldNotContain("from http://127.0.0.1:9 failed");
+        return replica;
     }
 }
