@@ -122,6 +122,7 @@ public static class ProduceCommand
             }
 
             using ILoggerFactory loggers = CommandLine.CreateLoggerFactory(LogLevel.Information);
+            KafkaClientLog.LogExtraProperties(loggers.CreateLogger<KafkaClientProperties>(), kafkaProperties);
             string bootstrapServers = result.GetValue(CommandLine.BootstrapOption)!;
             string topic = result.GetValue(CommandLine.TopicOption)!;
             string? pacedGroup = result.GetValue(group);

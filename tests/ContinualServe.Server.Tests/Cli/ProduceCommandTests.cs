@@ -93,6 +93,23 @@ public sealed class ProduceCommandTests : IDisposable
     }
 
     [Fact(Timeout = 20_000)]
+    public async Task KafkaPropertiesNamedAndUsed()
+    {
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("produce-properties", partitionCount: 1);
+        string csv = Write("properties.csv", CsvHeader + "img-1,1,0,0,12,255,7\n");
+        string properties = Write("client.properties", "# the producer's name on the broker\nclient.id=produce-test\n");
+
+        (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(
+            ["produce", "--bootstrap-servers", broker.BootstrapServers, "--topic", "produce-properties", "--csv", csv,
+             "--features", "4", "--classes", "3", "--kafka-config", properties]);
+
+        exitCode.ShouldBe(0, standardError);
+        standardOutput.ShouldContain($"Kafka clients take extra librdkafka properties from {properties}: client.id");
+        standardOutput.ShouldContain("produced 1 records to produce-properties");
+    }
+
+    [Fact(Timeout = 20_000)]
     public async Task RecordAtMessageLimitProduced()
     {
         // Validation allows an id and record of ExampleProducer.MaxKeyAndValueBytes together, so the producer must send that much.
