@@ -1,5 +1,6 @@
 using System.Globalization;
 using Confluent.Kafka;
+using ContinualServe.Model;
 
 namespace ContinualServe.Learner.Kafka;
 
@@ -207,24 +208,17 @@ public sealed class KafkaClientProperties
         }
 
         // A bounded read, because the file may be a pipe such as /dev/stdin, whose length is unknown.
-        var buffer = new char[MaxFileCharacters + 1];
-        int length;
+        string? text;
         try
         {
-            using var reader = new StreamReader(path, detectEncodingFromByteOrderMarks: true);
-            length = reader.ReadBlock(buffer, 0, buffer.Length);
+            text = BoundedTextFile.ReadAtMost(path, MaxFileCharacters);
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             throw new InvalidDataException($"The Kafka properties file {path} cannot be read: {exception.Message}", exception);
         }
 
-        if (length > MaxFileCharacters)
-        {
-            throw new InvalidDataException(
-                $"The Kafka properties file {path} is larger than 1 MiB, so it is not a librdkafka properties file. Check the path.");
-        }
-
-        return new string(buffer, 0, length);
+        return text ?? throw new InvalidDataException(
+            $"The Kafka properties file {path} is larger than 1 MiB, so it is not a librdkafka properties file. Check the path.");
     }
 }

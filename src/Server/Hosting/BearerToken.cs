@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using ContinualServe.Model;
 
 namespace ContinualServe.Server.Hosting;
 
@@ -96,10 +97,7 @@ public sealed class BearerToken
         return token;
     }
 
-    /// <summary>
-    /// Reads <paramref name="tokenFile"/> as <see cref="File.ReadAllText(string)"/> does (UTF-8 unless a byte order mark
-    /// names another encoding), but at most <see cref="MaximumFileLength"/> characters.
-    /// </summary>
+    /// <summary>Reads <paramref name="tokenFile"/>, at most <see cref="MaximumFileLength"/> characters of it.</summary>
     /// <exception cref="InvalidConfigurationException">The path is a directory, the file cannot be read, or it is too large.</exception>
     private static string ReadFile(string tokenFile, string purpose)
     {
@@ -111,12 +109,10 @@ public sealed class BearerToken
                 + "for example the key's file inside a mounted Kubernetes Secret.");
         }
 
-        var buffer = new char[MaximumFileLength + 1];
-        int length;
+        string? text;
         try
         {
-            using var reader = new StreamReader(tokenFile, detectEncodingFromByteOrderMarks: true);
-            length = reader.ReadBlock(buffer, 0, buffer.Length);
+            text = BoundedTextFile.ReadAtMost(tokenFile, MaximumFileLength);
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
@@ -124,14 +120,9 @@ public sealed class BearerToken
                 $"The {purpose} token file {tokenFile} cannot be read: {exception.Message}", exception);
         }
 
-        if (length > MaximumFileLength)
-        {
-            throw new InvalidConfigurationException(
-                $"The {purpose} token file {tokenFile} is larger than {MaximumFileLength} characters, so it is not a token "
-                + $"file; set the path of a file that contains only the token (at most {MaximumLength} characters).");
-        }
-
-        return new string(buffer, 0, length);
+        return text ?? throw new InvalidConfigurationException(
+            $"The {purpose} token file {tokenFile} is larger than {MaximumFileLength} characters, so it is not a token "
+            + $"file; set the path of a file that contains only the token (at most {MaximumLength} characters).");
     }
 
     /// <summary>
