@@ -13,7 +13,7 @@ public sealed class HttpsCertificateValidityTests : IDisposable
     private static readonly DateTimeOffset Now = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
 
     private readonly string directory = Directory.CreateTempSubdirectory("continualserve-https-validity-").FullName;
-    private readonly CapturingLogger logger = new();
+    private readonly LogRecorder<HttpsCertificateValidityTests> logger = new(LogLevel.Trace);
 
     public void Dispose() => Directory.Delete(directory, recursive: true);
 
@@ -24,9 +24,9 @@ public sealed class HttpsCertificateValidityTests : IDisposable
 
         HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path), logger, Now);
 
-        (LogLevel level, EventId eventId, string message) = logger.Entries.ShouldHaveSingleItem();
+        (LogLevel level, int eventId, string message) = logger.Entries.ShouldHaveSingleItem();
         level.ShouldBe(LogLevel.Warning);
-        eventId.Id.ShouldBe(422);
+        eventId.ShouldBe(422);
         message.ShouldContain(path);
         message.ShouldContain("2026-05-31 12:00:00Z, so clients reject it");
         message.ShouldContain("Kestrel:Certificates:Default:Path");
@@ -41,7 +41,7 @@ public sealed class HttpsCertificateValidityTests : IDisposable
 
         HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path, password: "right"), logger, Now);
 
-        logger.Entries.ShouldHaveSingleItem().EventId.Id.ShouldBe(422);
+        logger.Entries.ShouldHaveSingleItem().EventId.ShouldBe(422);
     }
 
     [Fact]
@@ -51,7 +51,7 @@ public sealed class HttpsCertificateValidityTests : IDisposable
 
         HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path), logger, Now);
 
-        logger.Entries.ShouldHaveSingleItem().EventId.Id.ShouldBe(422);
+        logger.Entries.ShouldHaveSingleItem().EventId.ShouldBe(422);
     }
 
     [Fact]
@@ -97,18 +97,5 @@ public sealed class HttpsCertificateValidityTests : IDisposable
         string path = Path.Combine(directory, "server.crt");
         File.WriteAllText(path, certificate.ExportCertificatePem());
         return path;
-    }
-
-    private sealed class CapturingLogger : ILogger
-    {
-        public List<(LogLevel Level, EventId EventId, string Message)> Entries { get; } = [];
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            Entries.Add((logLevel, eventId, formatter(state, exception)));
     }
 }

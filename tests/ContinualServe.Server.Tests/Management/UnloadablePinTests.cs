@@ -121,39 +121,4 @@ public sealed class UnloadablePinTests
         response.StatusCode.ShouldBe(HttpStatusCode.OK, $"{method} {path}: {body}");
         return JsonDocument.Parse(body).RootElement.Clone();
     }
-
-    /// <summary>Keeps the event id and message of each entry at <paramref name="minimumLevel"/> or above, by default warnings.</summary>
-    private sealed class LogRecorder<TCategory>(LogLevel minimumLevel = LogLevel.Warning) : ILogger<TCategory>
-    {
-        private readonly List<(int EventId, string Message)> entries = [];
-
-        public IReadOnlyList<(int EventId, string Message)> Entries
-        {
-            get
-            {
-                lock (entries)
-                {
-                    return [.. entries];
-                }
-            }
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (logLevel < minimumLevel)
-            {
-                return;
-            }
-
-            lock (entries)
-            {
-                entries.Add((eventId.Id, formatter(state, exception)));
-            }
-        }
-    }
 }
