@@ -60,7 +60,7 @@ public sealed partial class TemplateValuesTests
     }
 
     [Fact]
-    public void KafkaConfigFileIsWhereTheSecretIsMounted()
+    public void KafkaConfigFileInSecretMount()
     {
         string helpers = File.ReadAllText(Path.Combine(ChartFiles.TemplatesDirectory, "_helpers.tpl"));
         string configMap = File.ReadAllText(Path.Combine(ChartFiles.TemplatesDirectory, "configmap.yaml"));
