@@ -8,14 +8,16 @@ using Xunit;
 
 namespace ContinualServe.Learner.Tests.Checkpoints;
 
-public sealed class LearnerCheckpointStoreTests
+public sealed class LearnerCheckpointStoreTests : IDisposable
 {
-    private readonly string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory directory = new("continualserve-checkpoints-");
+
+    public void Dispose() => directory.Dispose();
 
     [Fact]
     public void NewestIntactCheckpointIsLoaded()
     {
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
         store.Save(Metadata(offset: 10), WriteData("first"));
         store.Save(Metadata(offset: 20), WriteData("second"));
 
@@ -29,7 +31,7 @@ public sealed class LearnerCheckpointStoreTests
     [Fact]
     public void TrainerStateRoundTrips()
     {
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
         LearnerCheckpoint metadata = Metadata(offset: 10) with
         {
             ReplaySeenByClass = new Dictionary<int, long> { [0] = 600, [7] = 12 },
@@ -51,10 +53,10 @@ public sealed class LearnerCheckpointStoreTests
     [Fact]
     public void CorruptCheckpointFallsBackToOlder()
     {
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
         store.Save(Metadata(offset: 10), WriteData("first"));
         store.Save(Metadata(offset: 20), WriteData("second"));
-        string newest = Directory.EnumerateDirectories(directory, "c*").Order(StringComparer.Ordinal).Last();
+        string newest = Directory.EnumerateDirectories(directory.Path, "c*").Order(StringComparer.Ordinal).Last();
         File.WriteAllText(Path.Combine(newest, "data.bin"), "SECOND");
 
         LearnerCheckpoint checkpoint = store.TryLoadLatest()!.Value.Checkpoint;
@@ -66,20 +68,20 @@ public sealed class LearnerCheckpointStoreTests
     [Fact]
     public void RetentionKeepsNewestCheckpoints()
     {
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
         for (int round = 1; round <= 5; round++)
         {
             store.Save(Metadata(offset: round), WriteData("round"));
         }
 
-        Directory.EnumerateDirectories(directory, "c*").Select(Path.GetFileName).Order(StringComparer.Ordinal)
+        Directory.EnumerateDirectories(directory.Path, "c*").Select(Path.GetFileName).Order(StringComparer.Ordinal)
             .ShouldBe(["c000000000004", "c000000000005"]);
     }
 
     [Fact]
     public void PreparedCheckpointCompletesWithLaterFiles()
     {
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
         string prepared = store.Prepare(WriteData("early"));
         store.TryLoadLatest().ShouldBeNull();
 
@@ -96,7 +98,7 @@ public sealed class LearnerCheckpointStoreTests
     [Fact]
     public void AbandonedPreparationLeavesNoCheckpoint()
     {
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
         string prepared = store.Prepare(WriteData("never completed"));
 
         LearnerCheckpointStore.Abandon(prepared);
@@ -108,7 +110,7 @@ public sealed class LearnerCheckpointStoreTests
     [Fact]
     public void FailedCompletionDeletesPreparation()
     {
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
         string prepared = store.Prepare(WriteData("first"));
 
         Should.Throw<IOException>(() => store.Complete(prepared, Metadata(offset: 1), _ => throw new IOException("disk full")));
@@ -120,18 +122,18 @@ public sealed class LearnerCheckpointStoreTests
     [Fact]
     public void AbandonedTemporaryDirectoryIsRemoved()
     {
-        Directory.CreateDirectory(Path.Combine(directory, ".tmp-abandoned"));
+        Directory.CreateDirectory(Path.Combine(directory.Path, ".tmp-abandoned"));
 
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
 
-        Directory.Exists(Path.Combine(directory, ".tmp-abandoned")).ShouldBeFalse();
+        Directory.Exists(Path.Combine(directory.Path, ".tmp-abandoned")).ShouldBeFalse();
         store.TryLoadLatest().ShouldBeNull();
     }
 
     [Fact]
     public void TrainingLogTruncatesToCheckpointLength()
     {
-        var log = new TrainingLog(directory);
+        var log = new TrainingLog(directory.Path);
         log.Record([Example("a"), Example("b")]);
         long checkpointed = log.Flush();
         log.Record([Example("c")]);
@@ -147,7 +149,7 @@ public sealed class LearnerCheckpointStoreTests
     [Fact]
     public void VerifiedFileChecksItsHash()
     {
-        var store = new LearnerCheckpointStore(directory, retainedCheckpoints: 2, NullLogger.Instance);
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
         LearnerCheckpoint checkpoint = store.Save(Metadata(offset: 10), WriteData("first"));
 
         string path = store.VerifiedFile(checkpoint, "data.bin");

@@ -12,9 +12,9 @@ public sealed class IdxDatasetTests : IDisposable
     private static readonly byte[] FirstTrainingLabels = [9, 0, 0, 3, 0, 2, 7, 2, 5, 5];
     private const int FirstTrainingImagePixelSum = 76_247;
 
-    private readonly string directory = Directory.CreateTempSubdirectory("idx-tests-").FullName;
+    private readonly TemporaryDirectory directory = new("idx-tests-");
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => directory.Dispose();
 
     [Fact]
     public void SliceTrainingSetShape()
@@ -92,7 +92,7 @@ public sealed class IdxDatasetTests : IDisposable
     [Fact]
     public void TruncatedHeaderThrows()
     {
-        string images = Path.Combine(directory, "images");
+        string images = Path.Combine(directory.Path, "images");
         File.WriteAllBytes(images, [0, 0, 8, 3, 0, 0]);
         string labels = WriteLabels("labels", count: 1, labelBytes: [4]);
 
@@ -103,7 +103,7 @@ public sealed class IdxDatasetTests : IDisposable
     public void TruncatedGzipSliceThrows()
     {
         byte[] compressed = File.ReadAllBytes(Path.Combine(TestData.SliceDirectory, "train-images-idx3-ubyte.gz"));
-        string images = Path.Combine(directory, "train-images-idx3-ubyte.gz");
+        string images = Path.Combine(directory.Path, "train-images-idx3-ubyte.gz");
         File.WriteAllBytes(images, compressed.AsSpan(0, compressed.Length / 2).ToArray());
         string labels = Path.Combine(TestData.SliceDirectory, "train-labels-idx1-ubyte.gz");
 
@@ -134,7 +134,7 @@ public sealed class IdxDatasetTests : IDisposable
     [Fact]
     public void MissingDirectoryThrowsFileNotFound()
     {
-        Should.Throw<FileNotFoundException>(() => IdxDataset.LoadFashionMnist(Path.Combine(directory, "absent"), training: true));
+        Should.Throw<FileNotFoundException>(() => IdxDataset.LoadFashionMnist(Path.Combine(directory.Path, "absent"), training: true));
     }
 
     private string WriteImages(string name, int magic, int count, int rows, int columns, int pixelBytes)
@@ -149,7 +149,7 @@ public sealed class IdxDatasetTests : IDisposable
             content[16 + index] = (byte)index;
         }
 
-        string path = Path.Combine(directory, name);
+        string path = Path.Combine(directory.Path, name);
         File.WriteAllBytes(path, content);
         return path;
     }
@@ -161,7 +161,7 @@ public sealed class IdxDatasetTests : IDisposable
         BinaryPrimitives.WriteInt32BigEndian(content.AsSpan(4), count);
         labelBytes.CopyTo(content, 8);
 
-        string path = Path.Combine(directory, name);
+        string path = Path.Combine(directory.Path, name);
         File.WriteAllBytes(path, content);
         return path;
     }

@@ -7,15 +7,9 @@ namespace ContinualServe.Learner.Tests.Experiments;
 
 public sealed class ExperimentReportTests : IDisposable
 {
-    private readonly string directory = Path.Combine(Path.GetTempPath(), "continualserve-report-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory directory = new("continualserve-report-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(directory))
-        {
-            Directory.Delete(directory, recursive: true);
-        }
-    }
+    public void Dispose() => directory.Dispose();
 
     [Fact]
     public void SummaryAggregatesSeeds()
@@ -34,8 +28,7 @@ public sealed class ExperimentReportTests : IDisposable
     [Fact]
     public void WriteKeepsRestOfPage()
     {
-        Directory.CreateDirectory(directory);
-        string page = Path.Combine(directory, "results.md");
+        string page = Path.Combine(directory.Path, "results.md");
         File.WriteAllText(page, "# Results\n\n## Demo\n\nkept text\n");
 
         ExperimentReport.Write(Summary(), page);
@@ -48,7 +41,7 @@ public sealed class ExperimentReportTests : IDisposable
         text.ShouldContain("| joint | 0.900 (one seed) | n/a |");
         foreach (string picture in new[] { "class-incremental-naive-matrix.png", "class-incremental-accuracy-over-stream.png" })
         {
-            byte[] bytes = File.ReadAllBytes(Path.Combine(directory, "results", picture));
+            byte[] bytes = File.ReadAllBytes(Path.Combine(directory.Path, "results", picture));
             bytes[..4].ShouldBe(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' });
             text.ShouldContain("results/" + picture);
         }

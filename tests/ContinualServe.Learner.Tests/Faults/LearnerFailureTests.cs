@@ -14,9 +14,9 @@ public sealed class LearnerFailureTests : IDisposable
 {
     private const string Topic = "failure-examples";
 
-    private readonly string storeDirectory = Directory.CreateTempSubdirectory("continualserve-failure-").FullName;
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-failure-");
 
-    public void Dispose() => Directory.Delete(storeDirectory, recursive: true);
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task FailedCheckpointWriteStopsLearner()
@@ -24,9 +24,9 @@ public sealed class LearnerFailureTests : IDisposable
         await Task.Run(async () =>
         {
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
-            string checkpoints = Path.Combine(storeDirectory, "checkpoints");
+            string checkpoints = Path.Combine(storeDirectory.Path, "checkpoints");
             LearnerOptions options = LearnerHarness.Options(
-                broker.BootstrapServers, Topic, "failure-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+                broker.BootstrapServers, Topic, "failure-test", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
             options.Checkpoint.Directory = checkpoints;
             var loggers = new RecordingLoggerFactory();
             using var learner = new ContinualLearner(options, loggers);

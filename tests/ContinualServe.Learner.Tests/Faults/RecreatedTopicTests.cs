@@ -14,15 +14,9 @@ public sealed class RecreatedTopicTests : IDisposable
 {
     private const string Topic = "recreated-examples";
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-recreated-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-recreated-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task PositionPastEndIsReported()
@@ -55,5 +49,5 @@ public sealed class RecreatedTopicTests : IDisposable
     }
 
     private LearnerOptions Options(string bootstrapServers) => LearnerHarness.Options(
-        bootstrapServers, Topic, "recreated-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+        bootstrapServers, Topic, "recreated-test", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 }

@@ -15,15 +15,9 @@ public sealed class BinaryRecordLearnerTests : IDisposable
 {
     private const string Topic = "binary-examples";
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-binary-records-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-binary-records-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task MixedFormatsTrainEveryExample()
@@ -39,7 +33,7 @@ public sealed class BinaryRecordLearnerTests : IDisposable
             ProduceDamagedBinaryRecord(broker.BootstrapServers);
 
             LearnerOptions options = LearnerHarness.Options(
-                broker.BootstrapServers, Topic, "binary-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 32);
+                broker.BootstrapServers, Topic, "binary-test", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 32);
             options.Checkpoint.WriteTrainingLog = true;
             using var learner = new ContinualLearner(options, NullLoggerFactory.Instance);
             learner.Start();

@@ -11,12 +11,10 @@ public sealed class CsvExampleReaderTests : IDisposable
 {
     private const string Header = "id,task,label,f0,f1,f2,f3\n";
 
-    private readonly string directory = Path.Combine(Path.GetTempPath(), "continualserve-csv-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory directory = new("continualserve-csv-");
     private readonly ExampleRecordCodec codec = new(featureCount: 4, classCount: 3);
 
-    public CsvExampleReaderTests() => Directory.CreateDirectory(directory);
-
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => directory.Dispose();
 
     [Fact]
     public void ValidFileReadsEveryExample()
@@ -106,7 +104,7 @@ public sealed class CsvExampleReaderTests : IDisposable
     [Fact]
     public void InvalidUtf8Rejected()
     {
-        string path = Path.Combine(directory, "latin1.csv");
+        string path = Path.Combine(directory.Path, "latin1.csv");
         byte[] content = [.. Encoding.ASCII.GetBytes(Header + "a,1,1,0,0,0,0\ncaf"), 0xE9, .. Encoding.ASCII.GetBytes(",1,1,0,0,0,0\n")];
         File.WriteAllBytes(path, content);
 
@@ -147,7 +145,7 @@ public sealed class CsvExampleReaderTests : IDisposable
     public async Task PipeRejected()
     {
         // produce validates a file in a first pass and sends it in a second, and a pipe has nothing left for the second.
-        string path = Path.Combine(directory, "pipe.csv");
+        string path = Path.Combine(directory.Path, "pipe.csv");
         using (Process mkfifo = Process.Start("mkfifo", [path]))
         {
             mkfifo.WaitForExit(5_000).ShouldBeTrue("mkfifo exited within 5 s");
@@ -204,12 +202,12 @@ public sealed class CsvExampleReaderTests : IDisposable
     [Fact]
     public void MissingFileThrowsFileNotFound()
     {
-        Should.Throw<FileNotFoundException>(() => ExampleFileReader.Validate(Path.Combine(directory, "absent.csv"), ExampleFileFormat.Csv, codec));
+        Should.Throw<FileNotFoundException>(() => ExampleFileReader.Validate(Path.Combine(directory.Path, "absent.csv"), ExampleFileFormat.Csv, codec));
     }
 
     private string Write(string name, string content)
     {
-        string path = Path.Combine(directory, name);
+        string path = Path.Combine(directory.Path, name);
         File.WriteAllText(path, content, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
         return path;
     }

@@ -10,12 +10,10 @@ public sealed class JsonLinesExampleReaderTests : IDisposable
 {
     private const string Valid = "{\"id\":\"a\",\"task\":1,\"label\":0,\"features\":[0,1,2,3]}\n";
 
-    private readonly string directory = Path.Combine(Path.GetTempPath(), "continualserve-jsonl-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory directory = new("continualserve-jsonl-");
     private readonly ExampleRecordCodec codec = new(featureCount: 4, classCount: 3);
 
-    public JsonLinesExampleReaderTests() => Directory.CreateDirectory(directory);
-
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => directory.Dispose();
 
     [Fact]
     public void ValidFileReadsEveryExample()
@@ -79,7 +77,7 @@ public sealed class JsonLinesExampleReaderTests : IDisposable
     [Fact]
     public void InvalidUtf8Rejected()
     {
-        string path = Path.Combine(directory, "latin1.jsonl");
+        string path = Path.Combine(directory.Path, "latin1.jsonl");
         byte[] content = [.. Encoding.ASCII.GetBytes(Valid + "{\"id\":\"caf"), 0xE9, .. Encoding.ASCII.GetBytes("\",\"task\":1,\"label\":0,\"features\":[0,1,2,3]}\n")];
         File.WriteAllBytes(path, content);
 
@@ -125,7 +123,7 @@ public sealed class JsonLinesExampleReaderTests : IDisposable
         // 20,000 features such as 19999.5 make lines of about 150 KB, longer than the reader's first 64 KiB buffer.
         var wide = new ExampleRecordCodec(featureCount: 20_000, classCount: 3);
         float[] features = Enumerable.Range(0, 20_000).Select(index => index + 0.5f).ToArray();
-        string path = Path.Combine(directory, "wide.jsonl");
+        string path = Path.Combine(directory.Path, "wide.jsonl");
         using (FileStream stream = File.Create(path))
         {
             for (int index = 0; index < 3; index++)
@@ -144,7 +142,7 @@ public sealed class JsonLinesExampleReaderTests : IDisposable
 
     private string Write(string name, string content)
     {
-        string path = Path.Combine(directory, name);
+        string path = Path.Combine(directory.Path, name);
         File.WriteAllText(path, content, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
         return path;
     }

@@ -12,15 +12,9 @@ public sealed class ConsumerLagTests : IDisposable
 {
     private const string Topic = "lag-examples";
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-learner-lag-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-learner-lag-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task LagGrowsWhileLearningIsPaused()
@@ -50,7 +44,7 @@ public sealed class ConsumerLagTests : IDisposable
     }
 
     private LearnerOptions Options(string bootstrapServers) =>
-        LearnerHarness.Options(bootstrapServers, Topic, "lag-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+        LearnerHarness.Options(bootstrapServers, Topic, "lag-test", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 
     private static void Produce(string bootstrapServers, int first, int count)
     {

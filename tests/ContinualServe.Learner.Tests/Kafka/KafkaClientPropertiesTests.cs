@@ -7,9 +7,9 @@ namespace ContinualServe.Learner.Tests.Kafka;
 
 public sealed class KafkaClientPropertiesTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("continualserve-kafka-properties-").FullName;
+    private readonly TemporaryDirectory directory = new("continualserve-kafka-properties-");
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => directory.Dispose();
 
     [Fact]
     public void ParseSkipsCommentsAndBlankLines()
@@ -47,7 +47,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [Fact]
     public void ConfigurationReplacesTheFilesValue()
     {
-        string file = Path.Combine(directory, "client.properties");
+        string file = Path.Combine(directory.Path, "client.properties");
         File.WriteAllText(file, "client.id=from-file\nsocket.timeout.ms=30000\n");
 
         KafkaClientProperties properties = KafkaClientProperties.Load(file, [new("client.id", "from-configuration")]);
@@ -96,7 +96,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [Fact]
     public void LoadReadsByteOrderMarkAndCrLf()
     {
-        string file = Path.Combine(directory, "client.properties");
+        string file = Path.Combine(directory.Path, "client.properties");
         File.WriteAllBytes(file, [0xEF, 0xBB, 0xBF, .. "security.protocol=SASL_SSL\r\nclient.id=\r\n"u8]);
 
         KafkaClientProperties properties = KafkaClientProperties.Load(file, []);
@@ -117,15 +117,15 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [Fact]
     public void RejectsADirectory()
     {
-        InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Load(directory, []));
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Load(directory.Path, []));
 
-        exception.Message.ShouldStartWith($"The Kafka properties file {directory} is a directory.");
+        exception.Message.ShouldStartWith($"The Kafka properties file {directory.Path} is a directory.");
     }
 
     [Fact]
     public void RejectsAFileLargerThanTheLimit()
     {
-        string file = Path.Combine(directory, "weights.bin");
+        string file = Path.Combine(directory.Path, "weights.bin");
         File.WriteAllText(file, "# " + new string('x', KafkaClientProperties.MaxFileCharacters) + "\n");
 
         InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Load(file, []));
@@ -136,7 +136,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [Fact]
     public void ReadsAFileAtTheLimit()
     {
-        string file = Path.Combine(directory, "client.properties");
+        string file = Path.Combine(directory.Path, "client.properties");
         string line = "client.id=a\n";
         File.WriteAllText(file, new string('#', KafkaClientProperties.MaxFileCharacters - line.Length - 1) + "\n" + line);
 
@@ -146,7 +146,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [Fact]
     public void OptionsReadTheFileOnce()
     {
-        string file = Path.Combine(directory, "client.properties");
+        string file = Path.Combine(directory.Path, "client.properties");
         File.WriteAllText(file, "client.id=once\n");
         var options = new KafkaOptions { ConfigFile = file };
 
@@ -161,7 +161,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [Fact]
     public void AMissingFileNamesItsPath()
     {
-        string file = Path.Combine(directory, "absent.properties");
+        string file = Path.Combine(directory.Path, "absent.properties");
 
         InvalidDataException exception = Should.Throw<InvalidDataException>(() => KafkaClientProperties.Load(file, []));
 
@@ -212,7 +212,7 @@ public sealed class KafkaClientPropertiesTests : IDisposable
     [Fact]
     public void ValidateReportsAMissingCertificateFile()
     {
-        string missing = Path.Combine(directory, "absent-ca.pem");
+        string missing = Path.Combine(directory.Path, "absent-ca.pem");
         KafkaClientProperties properties = KafkaClientProperties.Load(null, [new("security.protocol", "SSL"), new("ssl.ca.location", missing)]);
 
         InvalidDataException exception = Should.Throw<InvalidDataException>(properties.Validate);

@@ -11,9 +11,9 @@ public sealed class LearnerKafkaPropertiesTests : IDisposable
 {
     private const string Topic = "kafka-properties-examples";
 
-    private readonly string storeDirectory = Directory.CreateTempSubdirectory("continualserve-kafka-properties-").FullName;
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-kafka-properties-");
 
-    public void Dispose() => Directory.Delete(storeDirectory, recursive: true);
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 90_000)]
     public async Task LearnerTrainsWithExtraProperties()
@@ -75,5 +75,5 @@ public sealed class LearnerKafkaPropertiesTests : IDisposable
         .Distinct();
 
     private LearnerOptions Options(string bootstrapServers) => LearnerHarness.Options(
-        bootstrapServers, Topic, "kafka-properties-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+        bootstrapServers, Topic, "kafka-properties-test", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 }

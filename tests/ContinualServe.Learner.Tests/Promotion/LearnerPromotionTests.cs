@@ -15,15 +15,9 @@ public sealed class LearnerPromotionTests : IDisposable
 {
     private const string Topic = "gate-examples";
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-learner-gate-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-learner-gate-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task ShuffledLabelsKeepLiveVersion()
@@ -32,7 +26,6 @@ public sealed class LearnerPromotionTests : IDisposable
         {
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             // A golden set of task 1's test images, which the good round should classify well.
-            Directory.CreateDirectory(storeDirectory);
             new GoldenSet
             {
                 Examples = SplitTasks.OrderByTask(TestData.TestSet, maxTasks: 1)
@@ -40,7 +33,7 @@ public sealed class LearnerPromotionTests : IDisposable
                     .Select(example => new GoldenExample(example.Label, example.Features))
                     .ToArray(),
                 UploadedAt = DateTimeOffset.UtcNow,
-            }.Save(storeDirectory);
+            }.Save(storeDirectory.Path);
             using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
             // The learner thread raises VersionPublished just after it updates Status, so the test reads both through
             // a thread-safe queue and waits for the event as well as for the status.
@@ -73,7 +66,7 @@ public sealed class LearnerPromotionTests : IDisposable
     private LearnerOptions Options(string bootstrapServers)
     {
         LearnerOptions options = LearnerHarness.Options(
-            bootstrapServers, Topic, "gate-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive, StepsPerBatch = 3 }, hiddenSize: 64);
+            bootstrapServers, Topic, "gate-test", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive, StepsPerBatch = 3 }, hiddenSize: 64);
         options.Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 };
         return options;
     }

@@ -17,15 +17,9 @@ public sealed class PromotionGateTests : IDisposable
 {
     private static readonly ModelSpec SmallSpec = new() { InputShape = [784], HiddenSizes = [64] };
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-gate-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-gate-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact]
     public void WithinLimitsIsPromoted()
@@ -150,7 +144,7 @@ public sealed class PromotionGateTests : IDisposable
     [Fact]
     public void InvalidGoldenSetRejects()
     {
-        new GoldenSet { Examples = [new GoldenExample(3, new float[5])] }.Save(storeDirectory);
+        new GoldenSet { Examples = [new GoldenExample(3, new float[5])] }.Save(storeDirectory.Path);
         PromotionGate gate = CreateGate(new PromotionOptions());
         using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallSpec);
 
@@ -161,7 +155,7 @@ public sealed class PromotionGateTests : IDisposable
     }
 
     private PromotionGate CreateGate(PromotionOptions options) =>
-        new(options, SmallSpec, storeDirectory, NullLogger.Instance);
+        new(options, SmallSpec, storeDirectory.Path, NullLogger.Instance);
 
     private PromotionDecision Review(ContinualTrainer candidate, AccuracyMatrix matrix, LabeledExample[] holdout, EvaluationSummary live)
     {
@@ -175,7 +169,7 @@ public sealed class PromotionGateTests : IDisposable
         {
             Examples = examples.Select(example => new GoldenExample(example.Label, example.Features)).ToArray(),
             UploadedAt = DateTimeOffset.UtcNow,
-        }.Save(storeDirectory);
+        }.Save(storeDirectory.Path);
 
     private static ContinualTrainer TrainOnTaskOne(LabeledExample[] training, bool shuffleLabels, int steps)
     {

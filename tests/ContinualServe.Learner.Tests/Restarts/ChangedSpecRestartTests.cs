@@ -20,15 +20,9 @@ public sealed class ChangedSpecRestartTests : IDisposable
     private const string Topic = "changed-spec-examples";
     private const int HiddenSize = 32;
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-changed-spec-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-changed-spec-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task StoredSpecDecodesRecords()
@@ -74,7 +68,7 @@ public sealed class ChangedSpecRestartTests : IDisposable
                     .Select(example => new GoldenExample(example.Label, example.Features))
                     .ToArray(),
                 UploadedAt = DateTimeOffset.UtcNow,
-            }.Save(storeDirectory);
+            }.Save(storeDirectory.Path);
             LearnerOptions relabelled = Options(broker.BootstrapServers);
             relabelled.InitialSpec = relabelled.InitialSpec with { Labels = ["first", "second"] };
             using var learner = new ContinualLearner(relabelled, NullLoggerFactory.Instance);
@@ -115,5 +109,5 @@ public sealed class ChangedSpecRestartTests : IDisposable
     private static int[] Indices(int task) => SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: task).ToArray();
 
     private LearnerOptions Options(string bootstrapServers) =>
-        LearnerHarness.Options(bootstrapServers, Topic, "changed-spec", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, HiddenSize);
+        LearnerHarness.Options(bootstrapServers, Topic, "changed-spec", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, HiddenSize);
 }

@@ -12,15 +12,9 @@ public sealed class StrategySwitchRestartTests : IDisposable
 {
     private const string Topic = "strategy-switch-examples";
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-strategy-switch-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-strategy-switch-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task NaiveStintKeepsReplayBuffer()
@@ -60,7 +54,7 @@ public sealed class StrategySwitchRestartTests : IDisposable
             int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
             _ = await TrainFirstVersionAsync(broker.BootstrapServers, taskOne[..150]);
             LearnerOptions moved = Options(broker.BootstrapServers, ReplayStrategy.DerPlusPlus);
-            moved.Checkpoint.Directory = Path.Combine(storeDirectory, "other-checkpoints");
+            moved.Checkpoint.Directory = Path.Combine(storeDirectory.Path, "other-checkpoints");
             var loggerFactory = new RecordingLoggerFactory();
             using var learner = new ContinualLearner(moved, loggerFactory);
 
@@ -90,7 +84,7 @@ public sealed class StrategySwitchRestartTests : IDisposable
     private LearnerOptions Options(string bootstrapServers, ReplayStrategy strategy)
     {
         LearnerOptions options = LearnerHarness.Options(
-            bootstrapServers, Topic, "strategy-switch", storeDirectory, new TrainerOptions { Strategy = strategy, ReplayCapacity = 200 }, hiddenSize: 32);
+            bootstrapServers, Topic, "strategy-switch", storeDirectory.Path, new TrainerOptions { Strategy = strategy, ReplayCapacity = 200 }, hiddenSize: 32);
         options.Promotion.Enabled = false;
         return options;
     }

@@ -14,15 +14,9 @@ public sealed class TopicChangeRestartTests : IDisposable
     private const string FirstTopic = "topic-change-first";
     private const string SecondTopic = "topic-change-second";
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-topic-change-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-topic-change-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task NewTopicWarnsAndReadsAll()
@@ -88,7 +82,7 @@ public sealed class TopicChangeRestartTests : IDisposable
     private LearnerOptions Options(string bootstrapServers, string groupId)
     {
         LearnerOptions options = LearnerHarness.Options(
-            bootstrapServers, FirstTopic, groupId, storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 32);
+            bootstrapServers, FirstTopic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 32);
         options.Promotion.Enabled = false;
         return options;
     }

@@ -18,15 +18,9 @@ public sealed class AnalyticLearnerTests : IDisposable
     private const string Topic = "analytic-examples";
     private const int HiddenSize = 64;
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-learner-analytic-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-learner-analytic-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 180_000)]
     public async Task HeadFitsExactlyThePromotedExamples()
@@ -66,7 +60,7 @@ public sealed class AnalyticLearnerTests : IDisposable
                 restarted.Stop(TimeSpan.FromSeconds(10));
             }
 
-            var store = new ModelStore(storeDirectory);
+            var store = new ModelStore(storeDirectory.Path);
             store.TryLoad(1, out ModelVersion? initial).ShouldBeTrue();
             ModelVersion final = store.TryLoadLatest()!;
             final.Number.ShouldBe(4);
@@ -120,7 +114,7 @@ public sealed class AnalyticLearnerTests : IDisposable
     private LearnerOptions Options(string bootstrapServers)
     {
         LearnerOptions options = LearnerHarness.Options(
-            bootstrapServers, Topic, "analytic-test", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Analytic }, HiddenSize);
+            bootstrapServers, Topic, "analytic-test", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Analytic }, HiddenSize);
         options.Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 };
         return options;
     }

@@ -17,15 +17,9 @@ public sealed class AnalyticRestartTests : IDisposable
     private const string Topic = "analytic-restart-examples";
     private const int HiddenSize = 32;
 
-    private readonly string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-analytic-restart-" + Guid.NewGuid().ToString("N"));
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-analytic-restart-");
 
-    public void Dispose()
-    {
-        if (Directory.Exists(storeDirectory))
-        {
-            Directory.Delete(storeDirectory, recursive: true);
-        }
-    }
+    public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 120_000)]
     public async Task GradientCheckpointStopsAnalyticStart()
@@ -40,7 +34,7 @@ public sealed class AnalyticRestartTests : IDisposable
             IncompatibleStateException exception = Should.Throw<IncompatibleStateException>(() => analytic.Start());
             exception.Message.ShouldContain("not an analytic head file");
             exception.Message.ShouldContain("--store");
-            new ModelStore(storeDirectory).TryLoadLatest()!.Number.ShouldBe(2);
+            new ModelStore(storeDirectory.Path).TryLoadLatest()!.Number.ShouldBe(2);
         });
     }
 
@@ -67,7 +61,7 @@ public sealed class AnalyticRestartTests : IDisposable
         {
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
-            string checkpoints = Path.Combine(storeDirectory, "learner-checkpoint");
+            string checkpoints = Path.Combine(storeDirectory.Path, "learner-checkpoint");
             Directory.Delete(checkpoints, recursive: true);
 
             // Twice, because a start that wrote a checkpoint with empty sums would let the second start pass.
@@ -87,10 +81,10 @@ public sealed class AnalyticRestartTests : IDisposable
         {
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
-            string otherStore = storeDirectory + "-narrower";
+            string otherStore = storeDirectory.Path + "-narrower";
             LearnerOptions narrower = LearnerHarness.Options(
                 broker.BootstrapServers, Topic, "analytic-restart", otherStore, new TrainerOptions { Strategy = ReplayStrategy.Analytic }, HiddenSize / 2);
-            narrower.Checkpoint.Directory = Path.Combine(storeDirectory, "learner-checkpoint");
+            narrower.Checkpoint.Directory = Path.Combine(storeDirectory.Path, "learner-checkpoint");
             try
             {
                 using var learner = new ContinualLearner(narrower, NullLoggerFactory.Instance);
@@ -114,7 +108,7 @@ public sealed class AnalyticRestartTests : IDisposable
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             await TrainFirstVersionAsync(broker.BootstrapServers, ReplayStrategy.Analytic);
             LearnerOptions wider = LearnerHarness.Options(
-                broker.BootstrapServers, Topic, "analytic-restart", storeDirectory, new TrainerOptions { Strategy = ReplayStrategy.Analytic }, HiddenSize * 2);
+                broker.BootstrapServers, Topic, "analytic-restart", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Analytic }, HiddenSize * 2);
             var loggerFactory = new RecordingLoggerFactory();
             using var learner = new ContinualLearner(wider, loggerFactory);
 
@@ -136,7 +130,7 @@ public sealed class AnalyticRestartTests : IDisposable
         ModelSpec convolutional = new() { Architecture = ModelFactory.CnnArchitecture, HiddenSizes = [4, 8] };
         using (nn.Module<Tensor, Tensor> module = ModelFactory.Create(convolutional))
         {
-            _ = new ModelStore(storeDirectory).Save(convolutional, module, new ModelManifest());
+            _ = new ModelStore(storeDirectory.Path).Save(convolutional, module, new ModelManifest());
         }
 
         using var learner = new ContinualLearner(Options("127.0.0.1:1", ReplayStrategy.Analytic), NullLoggerFactory.Instance);
@@ -158,5 +152,5 @@ public sealed class AnalyticRestartTests : IDisposable
     private static int[] Indices(int task) => SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: task).ToArray();
 
     private LearnerOptions Options(string bootstrapServers, ReplayStrategy strategy) =>
-        LearnerHarness.Options(bootstrapServers, Topic, "analytic-restart", storeDirectory, new TrainerOptions { Strategy = strategy }, HiddenSize);
+        LearnerHarness.Options(bootstrapServers, Topic, "analytic-restart", storeDirectory.Path, new TrainerOptions { Strategy = strategy }, HiddenSize);
 }

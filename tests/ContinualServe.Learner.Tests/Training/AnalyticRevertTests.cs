@@ -20,11 +20,11 @@ public sealed class AnalyticRevertTests : IDisposable
 
     private static readonly LabeledExample[] TestExamples = TestData.TestExamples;
 
-    private readonly string directory = Directory.CreateTempSubdirectory("analytic-revert-").FullName;
+    private readonly TemporaryDirectory directory = new("analytic-revert-");
 
-    private string SumsPath => Path.Combine(directory, "optimizer.bin");
+    private string SumsPath => Path.Combine(directory.Path, "optimizer.bin");
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => directory.Dispose();
 
     [Fact]
     public void RestartReportsFittedLoss()
