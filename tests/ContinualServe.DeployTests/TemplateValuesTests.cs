@@ -26,6 +26,30 @@ public sealed partial class TemplateValuesTests
     }
 
     [Fact]
+    public void EveryValueIsReadByATemplate()
+    {
+        // A value that no template reads does nothing, so setting it misleads the operator.
+        JsonNode values = ChartFiles.ReadYamlAsJson(Path.Combine(ChartFiles.ChartDirectory, "values.yaml")).ShouldNotBeNull();
+        string text = string.Concat(Directory.GetFiles(ChartFiles.TemplatesDirectory).Select(File.ReadAllText));
+
+        UnreadValues(values, text).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void UnreadValueIsReported()
+    {
+        JsonNode values = JsonNode.Parse("""{"tls": {"enabled": false, "secretName": "", "extra": {"a": 1}}, "config": {"b": 2}}""")!;
+        const string template = """
+            {{- if .Values.tls.enabled }}
+            secretName: {{ .Values.tls.secretName }}
+            {{- end }}
+            {{- toYaml .Values.config }}
+            """;
+
+        UnreadValues(values, template).ShouldBe(["tls.extra.a"]);
+    }
+
+    [Fact]
     public void TemplatesReferenceValues()
     {
         string text = string.Concat(Directory.GetFiles(ChartFiles.TemplatesDirectory).Select(File.ReadAllText));
@@ -87,6 +111,28 @@ public sealed partial class TemplateValuesTests
             .Select(match => match.Groups["path"].Value)
             .Distinct()
             .Where(path => !Exists(values, path.Split('.')));
+
+    // Leaf paths of values that no reference reads, neither the leaf itself nor a map above it (toYaml .Values.config).
+    private static List<string> UnreadValues(JsonNode values, string templates)
+    {
+        HashSet<string> references = ReferencePattern().Matches(templates).Select(match => match.Groups["path"].Value).ToHashSet();
+
+        return LeafPaths(values, [])
+            .Where(keys => !Enumerable.Range(1, keys.Count).Any(length => references.Contains(string.Join('.', keys.Take(length)))))
+            .Select(keys => string.Join('.', keys))
+            .ToList();
+    }
+
+    // Paths of the scalars, lists and empty maps under node, as key lists because some keys contain dots.
+    private static IEnumerable<IReadOnlyList<string>> LeafPaths(JsonNode? node, IReadOnlyList<string> prefix)
+    {
+        if (node is JsonObject mapping && mapping.Count > 0)
+        {
+            return mapping.SelectMany(pair => LeafPaths(pair.Value, [.. prefix, pair.Key]));
+        }
+
+        return [prefix];
+    }
 
     private static bool Exists(JsonNode values, string[] keys)
     {

@@ -59,9 +59,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-store" (include "continualserve.fullname" .)) .Values.storeToken.existingSecret }}
 {{- end }}
 
+{{/* URL scheme of every pod port, and the name of that port in the Deployments and Services: https when tls.enabled. */}}
+{{- define "continualserve.scheme" -}}
+{{- ternary "https" "http" .Values.tls.enabled }}
+{{- end }}
+
+{{/* In-cluster host name of the learner's Service, which the TLS certificate must name. */}}
+{{- define "continualserve.learnerHost" -}}
+{{- printf "%s-learner.%s.svc" (include "continualserve.fullname" .) .Release.Namespace }}
+{{- end }}
+
 {{/* In-cluster URL of the learner's read-only model store, announced with every version. */}}
 {{- define "continualserve.learnerUrl" -}}
-{{- printf "http://%s-learner.%s.svc:%d" (include "continualserve.fullname" .) .Release.Namespace (int .Values.learner.containerPort) }}
+{{- printf "%s://%s:%d" (include "continualserve.scheme" .) (include "continualserve.learnerHost" .) (int .Values.learner.containerPort) }}
 {{- end }}
 
 {{/* Directory of the model store inside both containers. */}}
@@ -89,5 +99,94 @@ app.kubernetes.io/component: {{ .component }}
 - name: kafka-client-config
   secret:
     secretName: {{ .Values.kafka.clientConfigSecret }}
+{{- end }}
+{{- end }}
+
+{{/* Directory where the Secret named by tls.secretName is mounted in both containers. */}}
+{{- define "continualserve.tlsDirectory" -}}
+/etc/continualserve/tls
+{{- end }}
+
+{{/* Directory where the authority named by tls.caSecretName is mounted in the server containers. */}}
+{{- define "continualserve.storeCaDirectory" -}}
+/etc/continualserve/tls-ca
+{{- end }}
+
+{{/* Kestrel's default certificate, which every https:// listen address of the pod serves. */}}
+{{- define "continualserve.tlsEnv" -}}
+{{- if .Values.tls.enabled }}
+- name: Kestrel__Certificates__Default__Path
+  value: {{ printf "%s/tls.crt" (include "continualserve.tlsDirectory" .) | quote }}
+- name: Kestrel__Certificates__Default__KeyPath
+  value: {{ printf "%s/tls.key" (include "continualserve.tlsDirectory" .) | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Volume mount of the TLS certificate and key, when tls.enabled. */}}
+{{- define "continualserve.tlsMount" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: {{ include "continualserve.tlsDirectory" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Volume of the TLS certificate and key: only tls.crt and tls.key, so that a Secret without one of them stops the pod at start. */}}
+{{- define "continualserve.tlsVolume" -}}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ required "tls.secretName must name a kubernetes.io/tls Secret when tls.enabled is true." .Values.tls.secretName }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end }}
+{{- end }}
+
+{{/* The authority a server replica trusts for the learner's https:// store, when tls.enabled and tls.caSecretName are set. */}}
+{{- define "continualserve.storeCaEnv" -}}
+{{- if and .Values.tls.enabled .Values.tls.caSecretName }}
+- name: Distribution__StoreCaFile
+  value: {{ printf "%s/%s" (include "continualserve.storeCaDirectory" .) .Values.tls.caSecretKey | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "continualserve.storeCaMount" -}}
+{{- if and .Values.tls.enabled .Values.tls.caSecretName }}
+- name: store-ca
+  mountPath: {{ include "continualserve.storeCaDirectory" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "continualserve.storeCaVolume" -}}
+{{- if and .Values.tls.enabled .Values.tls.caSecretName }}
+- name: store-ca
+  secret:
+    secretName: {{ .Values.tls.caSecretName }}
+    items:
+      - key: {{ .Values.tls.caSecretKey }}
+        path: {{ .Values.tls.caSecretKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+tlsConfig of the ServiceMonitor's endpoint: tls.serviceMonitorTlsConfig when set. Otherwise Prometheus checks the
+certificate for the learner's host name, because it scrapes pod IP addresses, which the certificate does not name.
+It checks the chain against tls.caSecretName when set, and against its own trusted authorities otherwise.
+*/}}
+{{- define "continualserve.serviceMonitorTlsConfig" -}}
+{{- if .Values.tls.serviceMonitorTlsConfig }}
+{{- toYaml .Values.tls.serviceMonitorTlsConfig }}
+{{- else -}}
+serverName: {{ include "continualserve.learnerHost" . }}
+{{- if .Values.tls.caSecretName }}
+ca:
+  secret:
+    name: {{ .Values.tls.caSecretName }}
+    key: {{ .Values.tls.caSecretKey }}
+{{- end }}
 {{- end }}
 {{- end }}
