@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Confluent.Kafka;
+using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Evaluation;
 using ContinualServe.Learner.Faults;
@@ -110,6 +111,8 @@ public sealed partial class ContinualLearner : IDisposable
     /// </summary>
     /// <exception cref="InvalidOperationException">The learner was started before, and is running or has stopped.</exception>
     /// <exception cref="ObjectDisposedException">The learner was disposed.</exception>
+    /// <exception cref="IOException">The store or checkpoint directory cannot be written, such as on a read-only volume.</exception>
+    /// <exception cref="UnauthorizedAccessException">This process has no write permission on the store or checkpoint directory.</exception>
     public ModelVersion Start()
     {
         ObjectDisposedException.ThrowIf(disposed, this);
@@ -124,6 +127,11 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         device = DeviceSelector.Resolve(options.Device);
+
+        // A start on a read-only volume writes nothing when the store has a checkpoint. Without this check it would join the
+        // group, report ready and train a whole round before its first write failed.
+        WritableDirectory.Check(store.RootDirectory);
+        WritableDirectory.Check(Checkpoints.RootDirectory);
         latest = store.TryLoadLatest() ?? SaveInitialVersion();
         if (options.Trainer.IsAnalytic && ContinualTrainer.AnalyticModelError(latest.Spec) is { } modelError)
         {

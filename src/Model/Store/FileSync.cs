@@ -6,12 +6,53 @@ namespace ContinualServe.Model.Store;
 internal static partial class FileSync
 {
     private const int ReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY on Linux
+    private const string TemporaryFileSuffix = ".tmp";
 
     public static void WriteAllBytesDurably(string path, ReadOnlySpan<byte> content)
     {
         using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
         stream.Write(content);
         stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>
+    /// Replaces <paramref name="directory"/>/<paramref name="name"/> with <paramref name="content"/> atomically: writes a
+    /// temporary file beside it, flushes it, renames it into place and flushes the directory. A failed write (a full or
+    /// read-only volume) deletes the temporary file and rethrows, so the previous file stays as it was.
+    /// </summary>
+    public static void WriteAtomically(string directory, string name, ReadOnlySpan<byte> content)
+    {
+        Directory.CreateDirectory(directory);
+        string temporary = Path.Combine(directory, $".{name}.{Guid.NewGuid():N}{TemporaryFileSuffix}");
+        try
+        {
+            WriteAllBytesDurably(temporary, content);
+            File.Move(temporary, Path.Combine(directory, name), overwrite: true);
+        }
+        catch
+        {
+            TryDeleteFile(temporary);
+            throw;
+        }
+
+        FlushDirectory(directory);
+    }
+
+    /// <summary>
+    /// Deletes the temporary files that <see cref="WriteAtomically"/> left in <paramref name="directory"/> when the process
+    /// stopped mid-write. Files changed in the last <paramref name="minimumAge"/> are kept, because another process sharing
+    /// the directory may be writing them now.
+    /// </summary>
+    public static void RemoveAbandonedTemporaryFiles(string directory, TimeSpan minimumAge)
+    {
+        DateTime cutoff = DateTime.UtcNow - minimumAge;
+        foreach (string path in Directory.EnumerateFiles(directory, ".*" + TemporaryFileSuffix))
+        {
+            if (File.GetLastWriteTimeUtc(path) < cutoff)
+            {
+                TryDeleteFile(path);
+            }
+        }
     }
 
     public static void FlushFile(string path)
@@ -44,6 +85,18 @@ internal static partial class FileSync
         finally
         {
             _ = Close(descriptor);
+        }
+    }
+
+    // A file that cannot be deleted is left for the next start's cleanup. A failed write rethrows its own error instead.
+    private static void TryDeleteFile(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
         }
     }
 

@@ -59,14 +59,8 @@ public sealed record GoldenSet
     }
 
     /// <summary>Writes the set to <paramref name="directory"/> atomically (temporary file, fsync, rename).</summary>
-    public void Save(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        string temporary = Path.Combine(directory, $".{FileName}.{Guid.NewGuid():N}.tmp");
-        FileSync.WriteAllBytesDurably(temporary, JsonSerializer.SerializeToUtf8Bytes(this, ModelSpec.JsonOptions));
-        File.Move(temporary, Path.Combine(directory, FileName), overwrite: true);
-        FileSync.FlushDirectory(directory);
-    }
+    public void Save(string directory) =>
+        FileSync.WriteAtomically(directory, FileName, JsonSerializer.SerializeToUtf8Bytes(this, ModelSpec.JsonOptions));
 
     /// <summary>Reads the set from <paramref name="directory"/>, or returns null when none was uploaded.</summary>
     public static GoldenSet? TryLoad(string directory)

@@ -23,6 +23,9 @@ public sealed partial class ModelStore
     private const string VersionPrefix = "v";
     private const string TemporaryPrefix = ".tmp-";
 
+    // Control files (pin, pause, golden set) take milliseconds to write, so a temporary one this old was abandoned.
+    private static readonly TimeSpan AbandonedControlFileAge = TimeSpan.FromMinutes(1);
+
     private readonly ILogger logger;
     private readonly Lock writeLock = new();
 
@@ -213,6 +216,8 @@ public sealed partial class ModelStore
         {
             TryDeleteDirectory(path);
         }
+
+        FileSync.RemoveAbandonedTemporaryFiles(RootDirectory, AbandonedControlFileAge);
     }
 
     // Returns false, after logging the error, when the directory could not be deleted.

@@ -71,14 +71,8 @@ public static class StoreControlFiles
         }
     }
 
-    private static void WriteAtomically(string directory, string name, string content)
-    {
-        Directory.CreateDirectory(directory);
-        string temporary = Path.Combine(directory, $".{name}.{Guid.NewGuid():N}.tmp");
-        FileSync.WriteAllBytesDurably(temporary, System.Text.Encoding.UTF8.GetBytes(content));
-        File.Move(temporary, Path.Combine(directory, name), overwrite: true);
-        FileSync.FlushDirectory(directory);
-    }
+    private static void WriteAtomically(string directory, string name, string content) =>
+        FileSync.WriteAtomically(directory, name, System.Text.Encoding.UTF8.GetBytes(content));
 
     private static void Delete(string directory, string name)
     {

@@ -39,22 +39,25 @@ public static partial class ManagementApi
         // are made on a server that shares the learner's store.
         RouteGroupBuilder learner = group.MapGroup("");
         learner.AddEndpointFilter(new LearnerControlFilter(routes.ServiceProvider));
+        learner.AddEndpointFilter(new StoreWriteFailureFilter(routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi))));
         learner.ProducesErrors(StatusCodes.Status409Conflict);
         learner.MapPost("/versions/{version}/promote", Promote)
             .WithName("PromoteVersion")
             .WithSummary("Serves a version from this server's store and pins it.")
             .WithDescription("409 when the version is corrupt, or when this server is a replica that follows the version topic.")
             .Produces<PinStateResponse>()
-            .ProducesErrors(StatusCodes.Status400BadRequest);
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status503ServiceUnavailable);
         learner.MapPost("/rollback", Rollback)
             .WithName("Rollback")
             .WithSummary("Serves and pins the newest intact version older than the live one.")
             .WithDescription("409 when no older intact version is in the store, or when this server is a replica.")
-            .Produces<PinStateResponse>();
+            .Produces<PinStateResponse>()
+            .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapDelete("/pin", Unpin)
             .WithName("Unpin")
             .WithSummary("Removes the pin, so that servers follow the newest intact version again.")
-            .Produces<PinStateResponse>();
+            .Produces<PinStateResponse>()
+            .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapGet("/learning", LearningState)
             .WithName("GetLearningState")
             .WithSummary("Returns whether learning is paused.")
@@ -62,11 +65,13 @@ public static partial class ManagementApi
         learner.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true))
             .WithName("PauseLearning")
             .WithSummary("Pauses learning: the learner stops fetching examples after publishing the work it has consumed.")
-            .Produces<LearningStateResponse>();
+            .Produces<LearningStateResponse>()
+            .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapPost("/learning/resume", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: false))
             .WithName("ResumeLearning")
             .WithSummary("Resumes learning.")
-            .Produces<LearningStateResponse>();
+            .Produces<LearningStateResponse>()
+            .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapGet("/golden-set", GetGoldenSet)
             .WithName("GetGoldenSet")
             .WithSummary("Returns the size and upload time of the golden set, or 404 when none was uploaded.")
@@ -76,7 +81,7 @@ public static partial class ManagementApi
             .WithSummary("Validates a golden set against the live model's spec and stores it, replacing the previous one.")
             .WithDescription(
                 "The body is read as UTF-8 JSON whatever its Content-Type. A Content-Type that declares another charset gets 415. "
-                + "503 when no version is loaded to check the examples against.")
+                + "503 when no version is loaded to check the examples against, or when the model store cannot be written.")
             .WithRequestBody<GoldenSetUpload>(InferenceApi.JsonContentType)
             .Produces<GoldenSetSummaryResponse>()
             .ProducesErrors(
