@@ -76,6 +76,9 @@ public sealed partial class ContinualLearner : IDisposable
         this.kafkaProperties = kafkaProperties ?? KafkaClientProperties.None;
         logger = loggerFactory.CreateLogger<ContinualLearner>();
         store = new ModelStore(options.StoreDirectory, options.RetainedVersions, loggerFactory.CreateLogger<ModelStore>());
+
+        // The learner is the store's only writer, so a temporary version left by its last run is abandoned whatever its age.
+        store.RemoveAllTemporaryVersions();
         holdoutRouter = new HoldoutRouter(options.HoldoutFraction);
         evaluator = new HoldoutEvaluator(options.MaxHoldoutPerTask);
     }

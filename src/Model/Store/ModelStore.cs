@@ -23,8 +23,9 @@ public sealed partial class ModelStore
     private const string VersionPrefix = "v";
     private const string TemporaryPrefix = ".tmp-";
 
-    // Control files (pin, pause, golden set) take milliseconds to write, so a temporary one this old was abandoned.
-    private static readonly TimeSpan AbandonedControlFileAge = TimeSpan.FromMinutes(1);
+    // Writing a control file takes milliseconds, and a version's files are written back to back. So a temporary file or
+    // version directory that nothing changed for this long was abandoned.
+    private static readonly TimeSpan AbandonedWriteAge = TimeSpan.FromMinutes(1);
 
     private readonly ILogger logger;
     private readonly Lock writeLock = new();
@@ -41,7 +42,7 @@ public sealed partial class ModelStore
         RetainedVersions = retainedVersions;
         this.logger = logger ?? NullLogger<ModelStore>.Instance;
         System.IO.Directory.CreateDirectory(RootDirectory);
-        RemoveAbandonedTemporaryDirectories();
+        RemoveAbandonedWrites(AbandonedWriteAge);
     }
 
     public string RootDirectory { get; }
@@ -147,6 +148,29 @@ public sealed partial class ModelStore
         }
     }
 
+    /// <summary>
+    /// Moves <paramref name="directory"/>, a complete copy of version <paramref name="number"/> whose files are flushed
+    /// already (a replica's download), into the store as that version. It replaces a copy of the version that failed
+    /// verification, and flushes both directories, so that the rename survives a power loss.
+    /// </summary>
+    public void Install(string directory, long number)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(number, 1);
+        lock (writeLock)
+        {
+            FileSync.FlushDirectory(directory);
+            string final = VersionDirectory(number);
+            if (System.IO.Directory.Exists(final))
+            {
+                System.IO.Directory.Delete(final, recursive: true);
+            }
+
+            System.IO.Directory.Move(directory, final);
+            FileSync.FlushDirectory(RootDirectory);
+        }
+    }
+
     public string VersionDirectory(long number) =>
         Path.Combine(RootDirectory, VersionPrefix + number.ToString("D8", CultureInfo.InvariantCulture));
 
@@ -210,14 +234,42 @@ public sealed partial class ModelStore
         return null;
     }
 
-    private void RemoveAbandonedTemporaryDirectories()
+    /// <summary>
+    /// Deletes every temporary version directory, including ones written in the last minute. Only the store's single
+    /// writer calls this when it starts, because then no write of its own is in progress. Opening a store deletes only
+    /// the ones unchanged for a minute, so a server that starts on a store it shares with the learner leaves the
+    /// learner's version in progress alone.
+    /// </summary>
+    public void RemoveAllTemporaryVersions() => RemoveAbandonedWrites(TimeSpan.Zero);
+
+    private void RemoveAbandonedWrites(TimeSpan minimumAge)
     {
+        DateTime cutoff = DateTime.UtcNow - minimumAge;
         foreach (string path in System.IO.Directory.EnumerateDirectories(RootDirectory, TemporaryPrefix + "*"))
         {
-            TryDeleteDirectory(path);
+            if (minimumAge == TimeSpan.Zero || LastChange(path) < cutoff)
+            {
+                TryDeleteDirectory(path);
+            }
         }
 
-        FileSync.RemoveAbandonedTemporaryFiles(RootDirectory, AbandonedControlFileAge);
+        FileSync.RemoveAbandonedTemporaryFiles(RootDirectory, AbandonedWriteAge);
+    }
+
+    // The newest write time of a directory and the files in it. Writing a file updates only the file's time.
+    private static DateTime LastChange(string directory)
+    {
+        DateTime newest = System.IO.Directory.GetLastWriteTimeUtc(directory);
+        foreach (string file in System.IO.Directory.EnumerateFiles(directory))
+        {
+            DateTime written = File.GetLastWriteTimeUtc(file);
+            if (written > newest)
+            {
+                newest = written;
+            }
+        }
+
+        return newest;
     }
 
     // Returns false, after logging the error, when the directory could not be deleted.

@@ -73,7 +73,8 @@ public sealed class VersionDownloader
                     + $"records {announcement.WeightsSha256}.");
             }
 
-            MoveIntoStore(temporary, announcement.Version);
+            // An earlier copy that failed verification (TryLoad above returned false) is replaced.
+            store.Install(temporary, announcement.Version);
         }
         finally
         {
@@ -166,17 +167,5 @@ public sealed class VersionDownloader
 
         output.Flush(flushToDisk: true);
         return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
-
-    private void MoveIntoStore(string temporary, long version)
-    {
-        string final = store.VersionDirectory(version);
-        if (Directory.Exists(final))
-        {
-            // An earlier copy failed verification (TryLoad above returned false): replace it.
-            Directory.Delete(final, recursive: true);
-        }
-
-        Directory.Move(temporary, final);
     }
 }

@@ -37,6 +37,28 @@ public sealed class ModelStoreTests
     }
 
     [Fact]
+    public void InstallReplacesCorruptCopy()
+    {
+        ModelStore source = SmallModels.StoreWithVersions(1);
+        var replica = new ModelStore(SmallModels.TemporaryDirectory());
+        string corrupt = replica.VersionDirectory(1);
+        Directory.CreateDirectory(corrupt);
+        File.WriteAllText(Path.Combine(corrupt, ModelStore.WeightsFileName), "truncated");
+        string download = Path.Combine(replica.RootDirectory, ".download-test");
+        Directory.CreateDirectory(download);
+        foreach (string file in Directory.EnumerateFiles(source.VersionDirectory(1)))
+        {
+            File.Copy(file, Path.Combine(download, Path.GetFileName(file)));
+        }
+
+        replica.Install(download, 1);
+
+        Directory.Exists(download).ShouldBeFalse();
+        replica.TryLoad(1, out ModelVersion? installed).ShouldBeTrue();
+        installed!.Manifest.WeightsSha256.ShouldBe(source.TryLoadLatest()!.Manifest.WeightsSha256);
+    }
+
+    [Fact]
     public void CorruptNewestVersionFallsBackToPrevious()
     {
         ModelStore store = SmallModels.StoreWithVersions(2);
@@ -131,14 +153,61 @@ public sealed class ModelStoreTests
     public void AbandonedTemporaryDirectoryIsRemoved()
     {
         string root = SmallModels.TemporaryDirectory();
-        string abandoned = Path.Combine(root, ".tmp-crashed");
-        Directory.CreateDirectory(abandoned);
-        File.WriteAllText(Path.Combine(abandoned, ModelStore.WeightsFileName), "partial");
+        string abandoned = TemporaryVersion(root, ".tmp-crashed", age: TimeSpan.FromMinutes(2));
 
         var store = new ModelStore(root);
 
         Directory.Exists(abandoned).ShouldBeFalse();
         store.ListVersionNumbers().ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void OpeningKeepsVersionInProgress()
+    {
+        string root = SmallModels.TemporaryDirectory();
+        string inProgress = TemporaryVersion(root, ".tmp-writing", age: TimeSpan.FromSeconds(5));
+
+        _ = new ModelStore(root);
+
+        Directory.Exists(inProgress).ShouldBeTrue();
+    }
+
+    [Fact]
+    public void WriterRemovesRecentTemporaryVersion()
+    {
+        string root = SmallModels.TemporaryDirectory();
+        string recent = TemporaryVersion(root, ".tmp-writing", age: TimeSpan.FromSeconds(5));
+        var store = new ModelStore(root);
+
+        store.RemoveAllTemporaryVersions();
+
+        Directory.Exists(recent).ShouldBeFalse();
+    }
+
+    [Fact]
+    public void RecentFileKeepsOldDirectory()
+    {
+        string root = SmallModels.TemporaryDirectory();
+        string inProgress = TemporaryVersion(root, ".tmp-writing", age: TimeSpan.FromMinutes(2));
+        // A large weights file still being written: the directory is old, but the file changed just now.
+        File.SetLastWriteTimeUtc(Path.Combine(inProgress, ModelStore.WeightsFileName), DateTime.UtcNow);
+
+        _ = new ModelStore(root);
+
+        Directory.Exists(inProgress).ShouldBeTrue();
+    }
+
+    // Creates a temporary version directory with a partial weights file, both last written age ago.
+    private static string TemporaryVersion(string root, string name, TimeSpan age)
+    {
+        string directory = Path.Combine(root, name);
+        Directory.CreateDirectory(directory);
+        string weights = Path.Combine(directory, ModelStore.WeightsFileName);
+        File.WriteAllText(weights, "partial");
+        DateTime written = DateTime.UtcNow - age;
+        File.SetLastWriteTimeUtc(weights, written);
+        Directory.SetLastWriteTimeUtc(directory, written);
+        return directory;
     }
 
     /// <summary>Keeps each message logged, and the event id of each error.</summary>
