@@ -145,7 +145,7 @@ internal static class RoleCommandLine
             await using WebApplication app = build();
             Hosting.UnknownSettings.ThrowIfAny(app.Configuration);
             ILogger certificateLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(Hosting.HttpsCertificateValidity));
-            Hosting.HttpsCertificateValidity.LogIfOutsideValidity(app.Configuration, certificateLogger, DateTimeOffset.UtcNow);
+            Hosting.HttpsCertificateValidity.CheckConfiguredCertificates(app.Configuration, certificateLogger, DateTimeOffset.UtcNow);
 
             // Validating before the start keeps the host from logging the failure with a stack trace first.
             app.Services.GetService<IStartupValidator>()?.Validate();

@@ -4,38 +4,64 @@ using System.Security.Cryptography.X509Certificates;
 namespace ContinualServe.Server.Hosting;
 
 /// <summary>
-/// Start check of the certificate in Kestrel:Certificates:Default:Path. Kestrel serves an expired certificate without a
-/// word, and every client that checks certificates then rejects the connection, so the start logs its validity dates.
+/// Start check of the certificates that Kestrel serves: Kestrel:Certificates:Default and the Certificate of each
+/// Kestrel:Endpoints entry. Kestrel serves an expired certificate without a word, and every client that checks
+/// certificates then rejects the connection, so the start logs its validity dates. A path that names a directory stops
+/// the start with an error that names the directory, where Kestrel reports only that access was denied.
 /// </summary>
 public static partial class HttpsCertificateValidity
 {
-    private const string PathKey = "Kestrel:Certificates:Default:Path";
+    private const string DefaultCertificateKey = "Kestrel:Certificates:Default";
 
     /// <summary>
-    /// Logs warning 422 when the configured certificate has expired or is not valid yet at <paramref name="now"/>. A file
-    /// that is missing or cannot be read is left to Kestrel, which stops the start with its own error.
+    /// Logs warning 422 for each configured certificate that has expired or is not valid yet at <paramref name="now"/>.
+    /// A file that is missing or cannot be read is left to Kestrel, which stops the start with its own error.
     /// </summary>
-    public static void LogIfOutsideValidity(IConfiguration configuration, ILogger logger, DateTimeOffset now)
+    /// <exception cref="InvalidConfigurationException">A certificate's Path or KeyPath names a directory.</exception>
+    public static void CheckConfiguredCertificates(IConfiguration configuration, ILogger logger, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        string? path = configuration[PathKey];
-        if (string.IsNullOrWhiteSpace(path) || !File.Exists(path))
+        foreach (IConfigurationSection section in CertificateSections(configuration))
         {
-            return;
-        }
+            ThrowIfDirectory(section, "Path");
+            ThrowIfDirectory(section, "KeyPath");
+            string? path = section["Path"];
+            if (string.IsNullOrWhiteSpace(path) || !File.Exists(path))
+            {
+                continue;
+            }
 
-        // NOTE: only the default certificate is checked, not those of Kestrel:Endpoints:NAME:Certificate.
-        using X509Certificate2? certificate = TryLoad(path, configuration["Kestrel:Certificates:Default:Password"]);
-        if (certificate is null)
-        {
-            return;
-        }
+            using X509Certificate2? certificate = TryLoad(path, section["Password"]);
+            if (certificate is null)
+            {
+                continue;
+            }
 
-        DateTimeOffset notBefore = certificate.NotBefore.ToUniversalTime();
-        DateTimeOffset notAfter = certificate.NotAfter.ToUniversalTime();
-        if (now < notBefore || now > notAfter)
+            DateTimeOffset notBefore = certificate.NotBefore.ToUniversalTime();
+            DateTimeOffset notAfter = certificate.NotAfter.ToUniversalTime();
+            if (now < notBefore || now > notAfter)
+            {
+                LogOutsideValidity(logger, path, certificate.Subject, notBefore, notAfter, section.Path + ":Path");
+            }
+        }
+    }
+
+    private static IEnumerable<IConfigurationSection> CertificateSections(IConfiguration configuration)
+    {
+        yield return configuration.GetSection(DefaultCertificateKey);
+        foreach (IConfigurationSection endpoint in configuration.GetSection("Kestrel:Endpoints").GetChildren())
         {
-            LogOutsideValidity(logger, path, certificate.Subject, notBefore, notAfter);
+            yield return endpoint.GetSection("Certificate");
+        }
+    }
+
+    private static void ThrowIfDirectory(IConfigurationSection section, string key)
+    {
+        string? path = section[key];
+        if (!string.IsNullOrWhiteSpace(path) && Directory.Exists(path))
+        {
+            throw new InvalidConfigurationException(
+                $"{section.Path}:{key} names {path}, which is a directory. Set it to the certificate or key file inside it.");
         }
     }
 
@@ -55,6 +81,6 @@ public static partial class HttpsCertificateValidity
 
     [LoggerMessage(EventId = 422, Level = LogLevel.Warning,
         Message = "The HTTPS certificate {Path} ({Subject}) is valid only from {NotBefore:u} to {NotAfter:u}, so clients reject it. "
-            + "Replace the file that " + PathKey + " names and restart")]
-    private static partial void LogOutsideValidity(ILogger logger, string path, string subject, DateTimeOffset notBefore, DateTimeOffset notAfter);
+            + "Replace the file that {Setting} names and restart")]
+    private static partial void LogOutsideValidity(ILogger logger, string path, string subject, DateTimeOffset notBefore, DateTimeOffset notAfter, string setting);
 }

@@ -50,6 +50,17 @@ public sealed class HttpsConfigExitTests : IDisposable
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task KeyPathThatIsDirectory()
+    {
+        (string certificate, _) = WriteSelfSignedCertificate("learner");
+
+        string output = await RunExpectingExitTwoAsync(
+            ["--Kestrel:Certificates:Default:Path=" + certificate, "--Kestrel:Certificates:Default:KeyPath=" + directory]);
+
+        output.ShouldContain($"Kestrel:Certificates:Default:KeyPath names {directory}, which is a directory.");
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task PemCertificateWithoutKeyPath()
     {
         (string certificate, _) = WriteSelfSignedCertificate("learner");

@@ -22,7 +22,7 @@ public sealed class HttpsCertificateValidityTests : IDisposable
     {
         string path = WritePem(Now.AddDays(-30), Now.AddDays(-1));
 
-        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path), logger, Now);
+        HttpsCertificateValidity.CheckConfiguredCertificates(Configuration(path), logger, Now);
 
         (LogLevel level, int eventId, string message) = logger.Entries.ShouldHaveSingleItem();
         level.ShouldBe(LogLevel.Warning);
@@ -39,7 +39,7 @@ public sealed class HttpsCertificateValidityTests : IDisposable
         string path = Path.Combine(directory, "server.pfx");
         File.WriteAllBytes(path, certificate.Export(X509ContentType.Pfx, "right"));
 
-        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path, password: "right"), logger, Now);
+        HttpsCertificateValidity.CheckConfiguredCertificates(Configuration(path, password: "right"), logger, Now);
 
         logger.Entries.ShouldHaveSingleItem().EventId.ShouldBe(422);
     }
@@ -49,7 +49,7 @@ public sealed class HttpsCertificateValidityTests : IDisposable
     {
         string path = WritePem(Now.AddDays(1), Now.AddDays(30));
 
-        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path), logger, Now);
+        HttpsCertificateValidity.CheckConfiguredCertificates(Configuration(path), logger, Now);
 
         logger.Entries.ShouldHaveSingleItem().EventId.ShouldBe(422);
     }
@@ -59,7 +59,7 @@ public sealed class HttpsCertificateValidityTests : IDisposable
     {
         string path = WritePem(Now.AddDays(-1), Now.AddDays(30));
 
-        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(path), logger, Now);
+        HttpsCertificateValidity.CheckConfiguredCertificates(Configuration(path), logger, Now);
 
         logger.Entries.ShouldBeEmpty();
     }
@@ -70,11 +70,45 @@ public sealed class HttpsCertificateValidityTests : IDisposable
         string garbage = Path.Combine(directory, "garbage.pem");
         File.WriteAllText(garbage, "not a certificate\n");
 
-        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(garbage), logger, Now);
-        HttpsCertificateValidity.LogIfOutsideValidity(Configuration(Path.Combine(directory, "absent.pem")), logger, Now);
-        HttpsCertificateValidity.LogIfOutsideValidity(new ConfigurationBuilder().Build(), logger, Now);
+        HttpsCertificateValidity.CheckConfiguredCertificates(Configuration(garbage), logger, Now);
+        HttpsCertificateValidity.CheckConfiguredCertificates(Configuration(Path.Combine(directory, "absent.pem")), logger, Now);
+        HttpsCertificateValidity.CheckConfiguredCertificates(new ConfigurationBuilder().Build(), logger, Now);
 
         logger.Entries.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public void ExpiredEndpointCertificateLogsWarning()
+    {
+        string path = WritePem(Now.AddDays(-30), Now.AddDays(-1));
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Kestrel:Endpoints:Secure:Url"] = "https://127.0.0.1:0",
+            ["Kestrel:Endpoints:Secure:Certificate:Path"] = path,
+        }).Build();
+
+        HttpsCertificateValidity.CheckConfiguredCertificates(configuration, logger, Now);
+
+        (_, int eventId, string message) = logger.Entries.ShouldHaveSingleItem();
+        eventId.ShouldBe(422);
+        message.ShouldContain("Kestrel:Endpoints:Secure:Certificate:Path");
+    }
+
+    [Theory]
+    [InlineData("Kestrel:Certificates:Default:Path")]
+    [InlineData("Kestrel:Certificates:Default:KeyPath")]
+    [InlineData("Kestrel:Endpoints:Secure:Certificate:KeyPath")]
+    public void DirectoryPathStopsStart(string key)
+    {
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [key] = directory,
+        }).Build();
+
+        InvalidConfigurationException exception = Should.Throw<InvalidConfigurationException>(
+            () => HttpsCertificateValidity.CheckConfiguredCertificates(configuration, logger, Now));
+
+        exception.Message.ShouldStartWith($"{key} names {directory}, which is a directory.");
     }
 
     private static IConfiguration Configuration(string path, string? password = null) =>
