@@ -117,10 +117,13 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 continue;
             }
 
-            // A newer announcement or another pin ends the wait early, and the failed version is then skipped. A record that
-            // changes neither (the signal of an earlier record, a record of another model) keeps the backoff and the count.
+            // A newer announcement or another pin ends the wait early, and the failed version is then skipped. The same
+            // version announced from another store URL (a learner that moved) is tried at once, from the start of the
+            // backoff. A record that changes none of these (the signal of an earlier record, a record of another model)
+            // keeps the backoff and the count.
             if (await WaitForAnnouncementAsync(delay, stoppingToken).ConfigureAwait(false) && Target() is var next
-                && (next.Target?.Version != target!.Version || next.Pinned != pinned))
+                && (next.Target?.Version != target!.Version || next.Pinned != pinned
+                    || !string.Equals(next.Target?.StoreUrl, target.StoreUrl, StringComparison.Ordinal)))
             {
                 delay = options.RetryDelay;
                 attempts = 0;

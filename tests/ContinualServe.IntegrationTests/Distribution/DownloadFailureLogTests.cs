@@ -42,6 +42,36 @@ public sealed class DownloadFailureLogTests
         replica.OutputTail.ShouldNotContain("from http://127.0.0.1:9 failed");
     }
 
+    [Fact(Timeout = 90_000)]
+    public async Task NewStoreUrlRestartsBackoff()
+    {
+        using var temporary = new TemporaryDirectory();
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("model-versions", 1);
+        AnnounceVersionOne(broker.BootstrapServers, "http://127.0.0.1:9");
+        await using ContinualServeProcess replica = ContinualServeProcess.Start("replica", temporary.Path,
+            "serve", "--urls", "http://127.0.0.1:0", "--store", Path.Combine(temporary.Path, "replica"), "--device", "cpu",
+            "--bootstrap-servers", broker.BootstrapServers, "--Distribution:RetryDelay=00:00:00.500", "--Distribution:MaxRetryDelay=00:05:00");
+        // Attempt 4 waits 4 s for attempt 5, and the backoff doubles from there.
+        (await WaitForOutputAsync(replica, "from http://127.0.0.1:9 failed (attempt 4)", TimeSpan.FromSeconds(30))).ShouldBeTrue(replica.OutputTail);
+
+        AnnounceVersionOne(broker.BootstrapServers, "http://127.0.0.1:10");
+
+        (await WaitForOutputAsync(replica, "from http://127.0.0.1:10 failed (attempt 1)", TimeSpan.FromSeconds(3))).ShouldBeTrue(replica.OutputTail);
+    }
+
+    // Waits, at most timeout, until the replica's output contains text. Returns false when it did not.
+    private static async Task<bool> WaitForOutputAsync(ContinualServeProcess replica, string text, TimeSpan timeout)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (!replica.OutputTail.Contains(text, StringComparison.Ordinal) && DateTime.UtcNow < deadline && !replica.HasExited)
+        {
+            await Task.Delay(100);
+        }
+
+        return replica.OutputTail.Contains(text, StringComparison.Ordinal);
+    }
+
     // Announces version 1 of fashion-mnist once for each store URL, in order, with weights that no store serves.
     private static void AnnounceVersionOne(string bootstrapServers, params string[] storeUrls)
     {
