@@ -153,6 +153,10 @@ public sealed partial class ContinualLearner : IDisposable
         RestoreCheckpoint();
         UseStoredSpec(trainer.Spec);
 
+        // The gauge starts at the live version's creation time, not 0, so that the no-new-version alert measures the age
+        // of what serves from the first scrape after a restart.
+        ContinualServeMetrics.LearnerLastVersionTimestamp.Set(latest.Manifest.CreatedAt.ToUnixTimeMilliseconds() / 1000.0);
+
         TrainerOptions trainerOptions = options.Trainer;
         if (trainerOptions.IsAnalytic)
         {

@@ -109,19 +109,197 @@ public sealed class AlertRuleUnitTests : IDisposable
         output.ShouldContain("SUCCESS");
     }
 
+    // The series below copy the label sets and rates that a real run on 127.0.0.1 exported. Learners ran on :18081 and
+    // :18181, and replicas on :18091 (healthy), :18094 (no version loaded), :18095 (300 ms batching delay) and :18096
+    // (100 ms request timeout), all scraped by one job.
+    [Fact]
+    public async Task InferenceErrorsNameFailingReplicas()
+    {
+        // Per minute, the healthy replica returns 200 to 120,000 requests and 400 to 180 bad ones. The replica without a
+        // version returns 503 unavailable to 3,000, and the replica with a short deadline returns 503 timeout to 150.
+        string series = """
+                  - series: 'continualserve_inference_requests_total{instance="127.0.0.1:18091", job="continualserve", model="fashion-mnist", outcome="ok"}'
+                    values: '0+120000x20'
+                  - series: 'continualserve_inference_requests_total{instance="127.0.0.1:18091", job="continualserve", model="fashion-mnist", outcome="bad_request"}'
+                    values: '0+180x20'
+                  - series: 'continualserve_inference_requests_total{instance="127.0.0.1:18094", job="continualserve", model="fashion-mnist", outcome="unavailable"}'
+                    values: '0+3000x20'
+                  - series: 'continualserve_inference_requests_total{instance="127.0.0.1:18096", job="continualserve", model="fashion-mnist", outcome="timeout"}'
+                    values: '0+150x20'
+            """;
+        const string alert = "ContinualServeInferenceErrors";
+        Firing[] expected = new[] { "127.0.0.1:18094", "127.0.0.1:18096" }.Select(instance => new Firing(
+            new Dictionary<string, string> { ["instance"] = instance, ["model"] = "fashion-mnist" },
+            new Dictionary<string, string> { ["summary"] = $"100% of requests to fashion-mnist on {instance} fail on the server side" })).ToArray();
+
+        (int exitCode, string output) = await TestAsync(alert, series, evaluationMinutes: 15, expected);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
+    [Fact]
+    public async Task LatencyAlertNamesSlowReplica()
+    {
+        // The healthy replica completes 120,000 requests a minute within 1.6 ms and the delayed one 180 within 0.4096 to
+        // 0.8192 s. Over both, p99 stays in the fast bucket, so only a quantile per replica finds the slow one.
+        string series = string.Join("\n", LatencyBuckets("127.0.0.1:18091", perMinute: 120_000, firstBucketAbove: 0.0016))
+            + "\n" + string.Join("\n", LatencyBuckets("127.0.0.1:18095", perMinute: 180, firstBucketAbove: 0.8192));
+        var expected = new Firing(
+            new Dictionary<string, string> { ["instance"] = "127.0.0.1:18095", ["model"] = "fashion-mnist" },
+            new Dictionary<string, string> { ["summary"] = "p99 latency of fashion-mnist on 127.0.0.1:18095 is 815.1ms" });
+
+        (int exitCode, string output) = await TestAsync("ContinualServeInferenceLatencyP99", series, evaluationMinutes: 20, [expected]);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
+    [Fact]
+    public async Task DeadLetterRatioSkipsDiscardedExamples()
+    {
+        // A learner whose candidates are all rejected counts each trained example again as discarded. Per minute it
+        // trains 100, holds out 10 and sends 1.5 invalid records to the dead-letter topic: 1.345% of the 111.5 consumed.
+        string series = """
+                  - series: 'continualserve_learner_examples_total{instance="127.0.0.1:18181", job="continualserve", outcome="trained"}'
+                    values: '0+100x30'
+                  - series: 'continualserve_learner_examples_total{instance="127.0.0.1:18181", job="continualserve", outcome="discarded"}'
+                    values: '0+100x30'
+                  - series: 'continualserve_learner_examples_total{instance="127.0.0.1:18181", job="continualserve", outcome="holdout"}'
+                    values: '0+10x30'
+                  - series: 'continualserve_learner_examples_total{instance="127.0.0.1:18181", job="continualserve", outcome="invalid"}'
+                    values: '0+1.5x30'
+                  - series: 'continualserve_dead_letters_total{instance="127.0.0.1:18181", job="continualserve"}'
+                    values: '0+1.5x30'
+            """;
+        var expected = new Firing(
+            new Dictionary<string, string> { ["instance"] = "127.0.0.1:18181" },
+            new Dictionary<string, string> { ["summary"] = "1.345% of consumed records go to the dead-letter topic" });
+
+        (int exitCode, string output) = await TestAsync("ContinualServeDeadLetterRatio", series, evaluationMinutes: 25, [expected]);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
+    [Fact]
+    public async Task RejectionAlertCountsFirstRejection()
+    {
+        // The learner exports promotions_total{decision="rejected"} at 0 from its start, so the first of three rejections
+        // counts and the summary rounds the extrapolated increase to a whole number.
+        string series = """
+                  - series: 'continualserve_promotions_total{decision="rejected", instance="127.0.0.1:18181", job="continualserve"}'
+                    values: '0x5 1x5 2x5 3x5'
+                  - series: 'continualserve_promotions_total{decision="promoted", instance="127.0.0.1:18181", job="continualserve"}'
+                    values: '0x20'
+            """;
+        var expected = new Firing(
+            new Dictionary<string, string> { ["instance"] = "127.0.0.1:18181" },
+            new Dictionary<string, string> { ["summary"] = "3 candidate versions rejected in the last hour" });
+
+        (int exitCode, string output) = await TestAsync("ContinualServePromotionsRejected", series, evaluationMinutes: 20, [expected]);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
+    [Fact]
+    public async Task DeadLetterFailureAlertFiresOnFirstFailure()
+    {
+        // The unlabeled failure counter is exported at 0 from the learner's start, so one failure is an increase.
+        string series = """
+                  - series: 'continualserve_dead_letter_failures_total{instance="127.0.0.1:18181", job="continualserve"}'
+                    values: '0x5 1x10'
+                  - series: 'continualserve_dead_letter_failures_total{instance="127.0.0.1:18091", job="continualserve"}'
+                    values: '0x15'
+            """;
+
+        var expected = new Firing(
+            new Dictionary<string, string> { ["instance"] = "127.0.0.1:18181" },
+            new Dictionary<string, string>
+            {
+                ["description"] = "The broker did not acknowledge 1 dead letters on 127.0.0.1:18181 in 10 minutes; those invalid records are only in the learner's logs.",
+            });
+
+        (int exitCode, string output) = await TestAsync("ContinualServeDeadLetterWriteFailures", series, evaluationMinutes: 8, [expected]);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
+    /// <summary>
+    /// Returns the cumulative bucket series of continualserve_inference_duration_seconds for one replica whose requests
+    /// all take longer than the bucket below <paramref name="firstBucketAbove"/>, with the server's bucket bounds.
+    /// </summary>
+    private static IEnumerable<string> LatencyBuckets(string instance, int perMinute, double firstBucketAbove)
+    {
+        IEnumerable<string> bounds = Enumerable.Range(0, 16)
+            .Select(index => 0.0001 * Math.Pow(2, index))
+            .Select(bound => bound.ToString("R", System.Globalization.CultureInfo.InvariantCulture))
+            .Append("+Inf");
+        foreach (string bound in bounds)
+        {
+            bool counted = bound == "+Inf" || double.Parse(bound, System.Globalization.CultureInfo.InvariantCulture) >= firstBucketAbove - 1e-12;
+            string values = counted ? $"0+{perMinute}x25" : "0x25";
+            yield return $$"""
+                      - series: 'continualserve_inference_duration_seconds_bucket{instance="{{instance}}", job="continualserve", model="fashion-mnist", le="{{bound}}"}'
+                        values: '{{values}}'
+                """;
+        }
+    }
+
+    private sealed record Firing(IReadOnlyDictionary<string, string> Labels, IReadOnlyDictionary<string, string> Annotations);
+
     /// <summary>
     /// Writes a promtool unit test over the plain rules file that expects <paramref name="alert"/> to fire for
     /// <paramref name="firingInstance"/> alone after <paramref name="evaluationMinutes"/>, with the annotations the rules
     /// file gives it, and runs it.
     /// </summary>
-    private async Task<(int ExitCode, string Output)> TestAsync(string alert, string series, int evaluationMinutes, string firingInstance)
+    private Task<(int ExitCode, string Output)> TestAsync(string alert, string series, int evaluationMinutes, string firingInstance) =>
+        TestAsync(alert, series, evaluationMinutes, [new Firing(new Dictionary<string, string> { ["instance"] = firingInstance }, new Dictionary<string, string>())]);
+
+    /// <summary>
+    /// Writes a promtool unit test over the plain rules file that expects <paramref name="alert"/> to fire once per entry
+    /// of <paramref name="firing"/> after <paramref name="evaluationMinutes"/>, and runs it. Each alert gets the rule's
+    /// labels and annotations with <c>{{ $labels.NAME }}</c> expanded from its labels, and the entry's annotations
+    /// replace those that expand <c>$value</c>.
+    /// </summary>
+    private async Task<(int ExitCode, string Output)> TestAsync(string alert, string series, int evaluationMinutes, IReadOnlyList<Firing> firing)
     {
         YamlMappingNode rule = Rule(alert);
         var labels = (YamlMappingNode)rule["labels"];
         var annotations = (YamlMappingNode)rule["annotations"];
-        string Expanded(YamlNode value) => Quote(((YamlScalarNode)value).Value!.Replace("{{ $labels.instance }}", firingInstance, StringComparison.Ordinal));
-        string expectedLabels = string.Join("\n", labels.Children.Select(pair => $"              {pair.Key}: {Expanded(pair.Value)}"));
-        string expectedAnnotations = string.Join("\n", annotations.Children.Select(pair => $"              {pair.Key}: {Expanded(pair.Value)}"));
+        var expectedAlerts = new List<string>();
+        foreach (Firing one in firing)
+        {
+            string Expanded(YamlNode value)
+            {
+                string text = ((YamlScalarNode)value).Value!;
+                foreach ((string name, string labelValue) in one.Labels)
+                {
+                    text = text.Replace("{{ $labels." + name + " }}", labelValue, StringComparison.Ordinal);
+                }
+
+                return Quote(text);
+            }
+
+            string expectedLabels = string.Join(
+                "\n",
+                one.Labels.Select(pair => $"              {pair.Key}: {Quote(pair.Value)}")
+                    .Concat(labels.Children.Select(pair => $"              {pair.Key}: {Expanded(pair.Value)}")));
+            string expectedAnnotations = string.Join(
+                "\n",
+                annotations.Children.Select(pair => one.Annotations.TryGetValue(((YamlScalarNode)pair.Key).Value!, out string? given)
+                    ? $"              {pair.Key}: {Quote(given)}"
+                    : $"              {pair.Key}: {Expanded(pair.Value)}"));
+            expectedAlerts.Add($"""
+                          - exp_labels:
+                {expectedLabels}
+                            exp_annotations:
+                {expectedAnnotations}
+                """);
+        }
+
         string file = Path.Combine(directory, "rules-test.yaml");
         await File.WriteAllTextAsync(file, $"""
             rule_files:
@@ -135,11 +313,7 @@ public sealed class AlertRuleUnitTests : IDisposable
                   - eval_time: {evaluationMinutes}m
                     alertname: {alert}
                     exp_alerts:
-                      - exp_labels:
-                          instance: {firingInstance}
-            {expectedLabels}
-                        exp_annotations:
-            {expectedAnnotations}
+            {string.Join("\n", expectedAlerts)}
             """);
         return await Promtool.RunAsync("test", "rules", file);
     }

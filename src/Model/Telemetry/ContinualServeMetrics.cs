@@ -95,10 +95,7 @@ public static class ContinualServeMetrics
         "continualserve_backward_transfer",
         "Mean change of accuracy on earlier tasks since each was learned (negative means forgetting).");
 
-    public static readonly Counter Promotions = Metrics.CreateCounter(
-        "continualserve_promotions_total",
-        "Candidate versions by promotion decision (promoted, rejected).",
-        new CounterConfiguration { LabelNames = ["decision"] });
+    public static readonly Counter Promotions = CreatePromotions();
 
     public static readonly Counter PromotionRejections = CreateRejections();
 
@@ -131,6 +128,22 @@ public static class ContinualServeMetrics
         "continualserve_accuracy_matrix",
         "Accuracy matrix R[i][j] of the newest evaluation: holdout accuracy on task j after training on task i.",
         new GaugeConfiguration { LabelNames = ["after_task", "task"] });
+
+    // Both decisions' series start at 0. increase() does not count a series' first sample, so a "rejected" series that
+    // appeared at 1 would hide the first rejection after a start from the rejection alert.
+    private static Counter CreatePromotions()
+    {
+        Counter counter = Metrics.CreateCounter(
+            "continualserve_promotions_total",
+            "Candidate versions by promotion decision (promoted, rejected).",
+            new CounterConfiguration { LabelNames = ["decision"] });
+        foreach (string decision in new[] { "promoted", "rejected" })
+        {
+            counter.WithLabels(decision).Inc(0);
+        }
+
+        return counter;
+    }
 
     // Every reason's series starts at 0, so dashboards and alerts see it before the first rejection.
     private static Counter CreateRejections()
