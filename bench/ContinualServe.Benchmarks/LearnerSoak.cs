@@ -27,7 +27,7 @@ namespace ContinualServe.Benchmarks;
 /// and the broker keeps at most about 5 MiB per partition, so their share of RSS stops growing within the first pass.
 /// The target applies to RSS after a full collection in the GC's aggressive mode, which returns the GC's free memory to
 /// the operating system. In runs on 2 cores without it, the memory that the GC kept committed but free moved RSS at idle
-/// by up to 110 MiB between readings. The live GC heap and glibc's bytes in use stayed within a few MiB meanwhile.
+/// by more than 100 MiB between readings. The live GC heap and glibc's bytes in use stayed within 8 MiB meanwhile.
 /// </remarks>
 internal static class LearnerSoak
 {
