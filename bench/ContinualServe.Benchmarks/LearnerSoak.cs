@@ -196,10 +196,14 @@ internal static class LearnerSoak
             "",
             "for information");
         string stopped = timedOut ? ", stopped at the time limit" : "";
+        long rounds = last.Rounds - first.Rounds;
+        long promoted = last.Promoted - first.Promoted;
+        long rejected = last.Rejected - first.Rejected;
+        bool enough = rounds >= 150 && promoted > 0 && rejected > 0;
         report.Row(
             "rounds between the first and last reading",
-            $"{last.Rounds - first.Rounds} ({last.Promoted - first.Promoted} promoted, {last.Rejected - first.Rejected} rejected); {elapsed.TotalSeconds:F0} s for the whole run{stopped}",
-            "",
+            $"{rounds} ({promoted} promoted, {rejected} rejected); {elapsed.TotalSeconds:F0} s for the whole run{stopped}",
+            enough ? "met" : "missed",
             ">= 150, both kinds");
     }
 
