@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds in Release and runs the serving and learner benchmarks on full Fashion-MNIST (Debian package
 # dataset-fashion-mnist). Each comparison runs side by side in one run and is printed as a ratio.
-# Usage: bench/run.sh [--seconds S] [--output FILE] [--only serving|learner]
-#   --output defaults to bench/results/benchmarks.md; --only runs one section (default: both).
+# Usage: bench/run.sh [--seconds S] [--output FILE] [--only serving|learner|learner-soak]
+#   --output defaults to bench/results/benchmarks.md; --only runs one section (default: serving and learner).
+#   learner-soak (learner memory over about 380 rounds, several minutes) runs only when --only names it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then

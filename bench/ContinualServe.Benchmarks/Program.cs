@@ -11,22 +11,32 @@ using ContinualServe.Server.Hosting;
 using TorchSharp;
 
 // Compares ContinualServe with the alternatives side by side in one run and prints ratios.
-// Usage: dotnet ContinualServe.Benchmarks.dll [--seconds S] [--data DIR] [--output FILE] [--only serving|learner]
+// Usage: dotnet ContinualServe.Benchmarks.dll [--seconds S] [--data DIR] [--output FILE] [--only serving|learner|learner-soak]
+// The learner soak runs only with --only learner-soak, because it takes several minutes.
 double seconds = ArgumentValue(args, "--seconds", 5);
 string dataDirectory = ArgumentText(args, "--data", "/usr/share/datasets/fashion-mnist");
 string output = ArgumentText(args, "--output", Path.Combine("bench", "results", "benchmarks.md"));
 string only = ArgumentText(args, "--only", "all");
-if (only is not ("all" or "serving" or "learner"))
+if (only is not ("all" or "serving" or "learner" or "learner-soak"))
 {
-    Console.Error.WriteLine($"Invalid --only value '{only}'; expected serving or learner.");
+    Console.Error.WriteLine($"Invalid --only value '{only}'; expected serving, learner or learner-soak.");
     return 2;
 }
 
 torch.set_num_threads(1);
 
+var report = new Report();
+if (only == "learner-soak")
+{
+    report.Line($"Run on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, torch threads 1, learner, producer and embedded broker in this process.");
+    IdxDataset soakData = IdxDataset.LoadFashionMnist(dataDirectory, training: true);
+    LearnerSoak.Run(soakData, "best", passes: 4, report);
+    LearnerSoak.Run(soakData, "analytic", passes: 3, report);
+    return await WriteReportAsync(output, report).ConfigureAwait(false);
+}
+
 IdxDataset test = IdxDataset.LoadFashionMnist(dataDirectory, training: false);
 var client = new LoadClient(Path.Combine(AppContext.BaseDirectory, "continualserve.dll"), TimeSpan.FromSeconds(seconds));
-var report = new Report();
 report.Line($"Run on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {seconds} s per load, torch threads 1, load client in a separate process.");
 
 if (only is "all" or "serving")
@@ -45,10 +55,15 @@ if (only is "all" or "learner")
     Training.Compare(IdxDataset.LoadFashionMnist(dataDirectory, training: true), report);
 }
 
-Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-await File.WriteAllTextAsync(output, report.ToString()).ConfigureAwait(false);
-Console.WriteLine($"Report written to {output}");
-return 0;
+return await WriteReportAsync(output, report).ConfigureAwait(false);
+
+static async Task<int> WriteReportAsync(string output, Report report)
+{
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+    await File.WriteAllTextAsync(output, report.ToString()).ConfigureAwait(false);
+    Console.WriteLine($"Report written to {output}");
+    return 0;
+}
 
 static double ArgumentValue(string[] args, string name, double fallback)
 {
