@@ -139,6 +139,30 @@ public sealed class AlertRuleUnitTests : IDisposable
     }
 
     [Fact]
+    public async Task OverloadAlertNamesSheddingReplica()
+    {
+        // Per minute, replica :18091 turns away 1,200 of 12,000 requests with 429 (10%) and replica :18092 120 (1%).
+        string series = """
+                  - series: 'continualserve_inference_requests_total{instance="127.0.0.1:18091", job="continualserve", model="fashion-mnist", outcome="ok"}'
+                    values: '0+10800x20'
+                  - series: 'continualserve_inference_requests_total{instance="127.0.0.1:18091", job="continualserve", model="fashion-mnist", outcome="rejected"}'
+                    values: '0+1200x20'
+                  - series: 'continualserve_inference_requests_total{instance="127.0.0.1:18092", job="continualserve", model="fashion-mnist", outcome="ok"}'
+                    values: '0+11880x20'
+                  - series: 'continualserve_inference_requests_total{instance="127.0.0.1:18092", job="continualserve", model="fashion-mnist", outcome="rejected"}'
+                    values: '0+120x20'
+            """;
+        var expected = new Firing(
+            new Dictionary<string, string> { ["instance"] = "127.0.0.1:18091", ["model"] = "fashion-mnist" },
+            new Dictionary<string, string> { ["summary"] = "10% of requests to fashion-mnist on 127.0.0.1:18091 get 429 because the queue is full" });
+
+        (int exitCode, string output) = await TestAsync("ContinualServeInferenceOverloaded", series, evaluationMinutes: 20, [expected]);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
+    [Fact]
     public async Task LatencyAlertNamesSlowReplica()
     {
         // The healthy replica completes 120,000 requests a minute within 1.6 ms and the delayed one 180 within 0.4096 to

@@ -63,7 +63,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     public async Task AlertRulesEvaluateAndAreHealthy()
     {
         IReadOnlyList<MonitoringExpression> alerts = MonitoringExpressions.AlertRules();
-        alerts.Count.ShouldBe(10);
+        alerts.Count.ShouldBe(11);
         foreach (MonitoringExpression alert in alerts)
         {
             // Throws when Prometheus rejects the expression.
@@ -130,7 +130,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
             (int exitCode, string output) = await Promtool.RunAsync("check", "rules", RepositoryPaths.RulesFile, crdSpec);
 
             exitCode.ShouldBe(0, output);
-            output.ShouldContain("SUCCESS: 10 rules found");
+            output.ShouldContain("SUCCESS: 11 rules found");
         }
         finally
         {
