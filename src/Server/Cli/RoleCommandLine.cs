@@ -140,9 +140,11 @@ internal static class RoleCommandLine
     public static async Task<int> RunAsync(Func<WebApplication> build, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(build);
+        IConfiguration? configuration = null;
         try
         {
             await using WebApplication app = build();
+            configuration = app.Configuration;
             Hosting.UnknownSettings.ThrowIfAny(app.Configuration);
             ILogger certificateLogger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(Hosting.HttpsCertificateValidity));
             Hosting.HttpsCertificateValidity.CheckConfiguredCertificates(app.Configuration, certificateLogger, DateTimeOffset.UtcNow);
@@ -197,12 +199,12 @@ internal static class RoleCommandLine
         {
             // Kestrel looks for the certificate of an https:// address only when it starts listening. Its message advises
             // a developer certificate, which a server cannot use.
-            return await ReportInvalidConfigurationAsync("An https:// listen address has no certificate. " + HttpsCertificateAdvice).ConfigureAwait(false);
+            return await ReportInvalidConfigurationAsync("An https:// listen address has no certificate. " + CertificateAdvice(configuration)).ConfigureAwait(false);
         }
         catch (Exception exception) when (IsCertificateLoadFailure(exception))
         {
             return await ReportInvalidConfigurationAsync(
-                "The HTTPS certificate cannot be loaded: " + CertificateFailureReason(exception) + " " + HttpsCertificateAdvice)
+                "The HTTPS certificate cannot be loaded: " + CertificateFailureReason(exception) + " " + CertificateAdvice(configuration))
                 .ConfigureAwait(false);
         }
         catch (InvalidOperationException exception) when (
@@ -212,6 +214,28 @@ internal static class RoleCommandLine
             // ConfigurationBinder reports values it cannot convert (an unknown enum name, text in a number) this way.
             return await ReportInvalidConfigurationAsync(exception.Message + StrategyHint(exception.Message)).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Returns <see cref="HttpsCertificateAdvice"/>, followed by the Kestrel:Endpoints certificate sections that
+    /// configuration sets. Such a section replaces the default certificate for its endpoint, so it can be the one that failed.
+    /// </summary>
+    internal static string CertificateAdvice(IConfiguration? configuration)
+    {
+        string[] endpointCertificates = configuration is null
+            ? []
+            : configuration.GetSection("Kestrel:Endpoints").GetChildren()
+                .Select(endpoint => endpoint.GetSection("Certificate"))
+                .Where(certificate => certificate.Exists())
+                .Select(certificate => certificate.Path)
+                .ToArray();
+        if (endpointCertificates.Length == 0)
+        {
+            return HttpsCertificateAdvice;
+        }
+
+        return HttpsCertificateAdvice + " An endpoint with its own certificate uses the same keys under "
+            + string.Join(" and ", endpointCertificates) + " instead: check its Path, KeyPath and Password.";
     }
 
     /// <summary>

@@ -73,6 +73,22 @@ public sealed class HttpsConfigExitTests : IDisposable
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task EndpointCertificateWithoutKeyPath()
+    {
+        // An endpoint's own Certificate replaces the default one, so the advice must name that section too.
+        (string certificate, _) = WriteSelfSignedCertificate("learner");
+
+        (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(
+            ["serve", "--store", Path.Combine(directory, "models"), "--device", "cpu",
+                "--Kestrel:Endpoints:Main:Url=https://127.0.0.1:0", "--Kestrel:Endpoints:Main:Certificate:Path=" + certificate]);
+        string output = standardOutput + standardError;
+
+        exitCode.ShouldBe(2, output);
+        output.ShouldContain("The HTTPS certificate cannot be loaded: ");
+        output.ShouldContain("Kestrel:Endpoints:Main:Certificate");
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task StoreAuthorityFileWithoutCertificate()
     {
         string file = Path.Combine(directory, "authorities.pem");
