@@ -22,10 +22,31 @@ internal static class Contenders
         HiddenSizes = architecture == ModelFactory.MlpArchitecture ? [256, 256] : [16, 32],
     };
 
+    /// <summary>The folder of every model store this run writes, deleted by <see cref="DeleteRunDirectory"/>.</summary>
+    public static string RunDirectory { get; } = Path.Combine(Path.GetTempPath(), "continualserve-bench", Guid.NewGuid().ToString("N"));
+
+    /// <summary>Returns the path of a new store folder inside <see cref="RunDirectory"/>.</summary>
+    public static string NewStoreDirectory() => Path.Combine(RunDirectory, Guid.NewGuid().ToString("N"));
+
+    /// <summary>Deletes <see cref="RunDirectory"/> with every store in it, and reports a folder that cannot be deleted.</summary>
+    public static void DeleteRunDirectory()
+    {
+        try
+        {
+            if (Directory.Exists(RunDirectory))
+            {
+                Directory.Delete(RunDirectory, recursive: true);
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"Could not delete the benchmark stores in {RunDirectory}: {exception.Message}");
+        }
+    }
+
     public static ModelStore StoreWithVersions(ModelSpec spec, int count)
     {
-        string directory = Path.Combine(Path.GetTempPath(), "continualserve-bench", Guid.NewGuid().ToString("N"));
-        var store = new ModelStore(directory, retainedVersions: count + 1);
+        var store = new ModelStore(NewStoreDirectory(), retainedVersions: count + 1);
         for (int version = 1; version <= count; version++)
         {
             torch.manual_seed(version);

@@ -57,7 +57,7 @@ internal static class LearnerSoak
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("soak", 1);
         broker.CreateTopic("soak.dlq", 1);
-        string storeDirectory = Path.Combine(Path.GetTempPath(), "continualserve-bench", Guid.NewGuid().ToString("N"));
+        string storeDirectory = Contenders.NewStoreDirectory();
         var options = new LearnerOptions
         {
             BootstrapServers = broker.BootstrapServers,

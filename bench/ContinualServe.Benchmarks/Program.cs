@@ -25,6 +25,9 @@ if (only is not ("all" or "serving" or "learner" or "learner-soak"))
 
 torch.set_num_threads(1);
 
+// Every model store of the run lies in one folder, deleted when the process exits.
+AppDomain.CurrentDomain.ProcessExit += (_, _) => Contenders.DeleteRunDirectory();
+
 var report = new Report();
 if (only == "learner-soak")
 {

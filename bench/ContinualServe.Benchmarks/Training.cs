@@ -170,7 +170,7 @@ internal static class Training
         {
             BootstrapServers = broker.BootstrapServers,
             Topic = "bench",
-            StoreDirectory = Path.Combine(Path.GetTempPath(), "continualserve-bench", Guid.NewGuid().ToString("N")),
+            StoreDirectory = Contenders.NewStoreDirectory(),
             Device = "cpu",
             SessionTimeout = TimeSpan.FromSeconds(3),
             RoundExamples = roundExamples,
