@@ -44,6 +44,7 @@ public static partial class ModelStoreApi
         else
         {
             group.AddEndpointFilter(new BearerTokenFilter(token, "model store API", restrictedPort: null, countOutcome: null))
+                .WithStoreBearerSecurity()
                 .ProducesErrors(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden);
             LogStoreGuarded(logger, RoutePrefix);
         }
