@@ -6,8 +6,8 @@ namespace ContinualServe.Server.Hosting;
 
 /// <summary>
 /// Admits a request only with "Authorization: Bearer &lt;token&gt;": 401 without the header (or another scheme), 403
-/// with a wrong token. With <paramref name="restrictedPort"/>, requests on other ports get 404 (the management API's
-/// own port). <paramref name="countOutcome"/> receives "unauthorized" or "forbidden" for each rejected request.
+/// with a wrong token. With <paramref name="restrictedPort"/>, requests on other ports get 404 without the port
+/// number (the management API's own port). <paramref name="countOutcome"/> receives "unauthorized" or "forbidden" for each rejected request.
 /// Rejected requests are logged as warning 520 at most once per <see cref="RejectionLogInterval"/>, with the number
 /// rejected since the previous warning, so that a client guessing tokens shows in the log without flooding it.
 /// </summary>
@@ -29,9 +29,11 @@ internal sealed partial class BearerTokenFilter(
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         HttpContext http = context.HttpContext;
+        // The port stays out of the error, because clients of the other ports, such as applications calling inference,
+        // should not learn where the API is served.
         if (restrictedPort is not null && http.Connection.LocalPort != restrictedPort)
         {
-            return new InferenceError($"The {apiName} is served on port {restrictedPort} only.", null, $"port {restrictedPort}").ToResult(StatusCodes.Status404NotFound);
+            return new InferenceError($"The {apiName} is not served on this address.", null, $"the address that serves the {apiName}").ToResult(StatusCodes.Status404NotFound);
         }
 
         string? header = http.Request.Headers.Authorization;

@@ -241,6 +241,22 @@ public sealed class ManagementApiTests
         health.StatusCode.ShouldBe(HttpStatusCode.OK);
     }
 
+    // The inference address is open to applications, so its 404 must not tell them where the management API is.
+    [Fact]
+    public async Task SeparatePortIsNotNamedOnInference()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: true);
+        string managementPort = server.Management.BaseAddress!.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        using HttpResponseMessage withoutToken = await server.Inference.GetAsync("manage/v1/versions");
+        using HttpResponseMessage withToken = await server.Inference.SendAsync(Request("GET", "manage/v1/versions", ManagementServer.Token));
+
+        withoutToken.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await withoutToken.Content.ReadAsStringAsync()).ShouldNotContain(managementPort);
+        withToken.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await withToken.Content.ReadAsStringAsync()).ShouldNotContain(managementPort);
+    }
+
     private static async Task<JsonElement> SendOkAsync(ManagementServer server, string method, string path)
     {
         using HttpResponseMessage response = await server.Management.SendAsync(Request(method, path, ManagementServer.Token));
