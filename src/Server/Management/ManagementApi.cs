@@ -196,7 +196,21 @@ public static partial class ManagementApi
 
     private static IResult GetGoldenSet(ModelSwapper swapper)
     {
-        GoldenSet? golden = GoldenSet.TryLoad(swapper.Store.RootDirectory);
+        // A stored set that cannot be read would otherwise end in an empty 500. The learner rejects every candidate
+        // until the set is replaced, so the operator needs the reason.
+        GoldenSet? golden;
+        try
+        {
+            golden = GoldenSet.TryLoad(swapper.Store.RootDirectory);
+        }
+        catch (Exception exception) when (exception is JsonException or InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            return Error(StatusCodes.Status409Conflict, new InferenceError(
+                $"The stored golden set {Path.Combine(swapper.Store.RootDirectory, GoldenSet.FileName)} cannot be read: {exception.Message}",
+                null,
+                "upload a new golden set with PUT /manage/v1/golden-set"));
+        }
+
         return golden is null
             ? Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, "PUT /manage/v1/golden-set first"))
             : Ok(new { examples = golden.Examples.Count, uploadedAt = golden.UploadedAt });

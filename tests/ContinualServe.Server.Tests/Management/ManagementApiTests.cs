@@ -143,6 +143,20 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public async Task UnreadableGoldenSetGets409()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        await File.WriteAllTextAsync(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName), "{\"examples\": [");
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("GET", "manage/v1/golden-set", ManagementServer.Token));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        JsonElement error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        error.GetProperty("error").GetString().ShouldNotBeNull().ShouldContain("cannot be read");
+        error.GetProperty("expected").GetString().ShouldNotBeNull().ShouldContain("PUT /manage/v1/golden-set");
+    }
+
+    [Fact]
     public async Task GoldenSetInUtf16Gets415()
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
