@@ -76,6 +76,6 @@ internal sealed partial class BearerTokenFilter(
         LogRejected(logger, rejected, apiName, outcome, http.Request.Method, http.Request.Path, http.Connection.RemoteIpAddress);
     }
 
-    [LoggerMessage(EventId = 520, Level = LogLevel.Warning, Message = "Rejected {Count} {Api} requests without a valid bearer token since the previous warning; the latest was {Outcome}: {Method} {Path} from {Client}")]
+    [LoggerMessage(EventId = 520, Level = LogLevel.Warning, Message = "The {Api} rejected {Count} request(s) without a valid bearer token since the previous warning. Latest: {Outcome}, {Method} {Path} from {Client}")]
     private static partial void LogRejected(ILogger logger, long count, string api, string outcome, string method, PathString path, IPAddress? client);
 }
