@@ -67,6 +67,9 @@ internal static class LearnCommand
         builder.Services.AddLearnerRole();
         builder.Services.AddOpenApi();
 
+        // Replicas and anything else on the cluster network reach this port, so it gets the inference port's Kestrel limits.
+        builder.AddHttpLimits();
+
         WebApplication app = builder.Build();
         app.UseJsonRoutingErrors(_ => LearnerRoutesHint);
         app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));

@@ -43,7 +43,8 @@ public static partial class ModelStoreApi
         }
         else
         {
-            group.AddEndpointFilter(new BearerTokenFilter(token, "model store API", restrictedPort: null, countOutcome: null))
+            group.AddEndpointFilter(new BearerTokenFilter(token, "model store API", restrictedPort: null, countOutcome: null, logger))
+                .WithStoreBearerSecurity()
                 .ProducesErrors(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden);
             LogStoreGuarded(logger, RoutePrefix);
         }

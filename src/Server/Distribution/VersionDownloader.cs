@@ -15,6 +15,10 @@ public sealed class VersionDownloader
 {
     private const string TemporaryPrefix = ".download-";
 
+    // The spec and manifest are small JSON files (a few KiB, the manifest's accuracy matrix growing with the square of
+    // the task count), so the cap only stops a broken or hostile store from filling the replica's disk with them.
+    private const long MaxMetadataFileBytes = 16 * 1024 * 1024;
+
     private readonly HttpClient http;
     private readonly ModelStore store;
     private readonly string? storeUrlOverride;
@@ -55,9 +59,13 @@ public sealed class VersionDownloader
         Directory.CreateDirectory(temporary);
         try
         {
-            await DownloadAsync(baseUri, announcement.Version, ModelStore.SpecFileName, temporary, cancellation).ConfigureAwait(false);
+            await DownloadAsync(baseUri, announcement.Version, ModelStore.SpecFileName, MaxMetadataFileBytes, temporary, cancellation)
+                .ConfigureAwait(false);
             ModelManifest manifest = await DownloadManifestAsync(baseUri, announcement, temporary, cancellation).ConfigureAwait(false);
-            string sha256 = await DownloadAsync(baseUri, announcement.Version, ModelStore.WeightsFileName, temporary, cancellation)
+
+            // An announcement from a learner that predates WeightsBytes carries 0, which leaves the weights without a size bound.
+            long maxWeightsBytes = announcement.WeightsBytes > 0 ? announcement.WeightsBytes : long.MaxValue;
+            string sha256 = await DownloadAsync(baseUri, announcement.Version, ModelStore.WeightsFileName, maxWeightsBytes, temporary, cancellation)
                 .ConfigureAwait(false);
             if (!string.Equals(sha256, announcement.WeightsSha256, StringComparison.Ordinal))
             {
@@ -123,7 +131,8 @@ public sealed class VersionDownloader
     private async Task<ModelManifest> DownloadManifestAsync(
         Uri baseUri, ModelVersionAnnouncement announcement, string directory, CancellationToken cancellation)
     {
-        await DownloadAsync(baseUri, announcement.Version, ModelStore.ManifestFileName, directory, cancellation).ConfigureAwait(false);
+        await DownloadAsync(baseUri, announcement.Version, ModelStore.ManifestFileName, MaxMetadataFileBytes, directory, cancellation)
+            .ConfigureAwait(false);
         await using FileStream stream = File.OpenRead(Path.Combine(directory, ModelStore.ManifestFileName));
         ModelManifest manifest = await System.Text.Json.JsonSerializer
                 .DeserializeAsync<ModelManifest>(stream, ModelManifest.JsonOptions, cancellation).ConfigureAwait(false)
@@ -138,7 +147,9 @@ public sealed class VersionDownloader
     }
 
     /// <summary>Streams one file to disk, flushes it, and returns its lower-case hex SHA-256.</summary>
-    private async Task<string> DownloadAsync(Uri baseUri, long version, string file, string directory, CancellationToken cancellation)
+    /// <exception cref="InvalidDataException">The store sent more than <paramref name="maxBytes"/> bytes.</exception>
+    private async Task<string> DownloadAsync(
+        Uri baseUri, long version, string file, long maxBytes, string directory, CancellationToken cancellation)
     {
         using HttpResponseMessage response = await http
             .GetAsync(new Uri(baseUri, ModelStoreApi.FilePath(version, file)), HttpCompletionOption.ResponseHeadersRead, cancellation)
@@ -158,9 +169,18 @@ public sealed class VersionDownloader
         await using var output = new FileStream(Path.Combine(directory, file), FileMode.CreateNew, FileAccess.Write);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         byte[] buffer = new byte[81_920];
+        long received = 0;
         int read;
         while ((read = await body.ReadAsync(buffer, cancellation).ConfigureAwait(false)) > 0)
         {
+            received += read;
+            if (received > maxBytes)
+            {
+                throw new InvalidDataException(
+                    $"The learner's model store sent more than {maxBytes} bytes for {file} of version {version}, "
+                    + "more than the announcement or the size limit allows; the download is discarded.");
+            }
+
             hash.AppendData(buffer, 0, read);
             await output.WriteAsync(buffer.AsMemory(0, read), cancellation).ConfigureAwait(false);
         }

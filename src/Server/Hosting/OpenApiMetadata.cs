@@ -10,11 +10,13 @@ namespace ContinualServe.Server.Hosting;
 
 /// <summary>
 /// OpenAPI metadata for the routes that read and write their bodies by hand: request body schemas, the JSON error
-/// body, the bearer token of the management routes, and the binary tensor data extension of the inference routes.
+/// body, the bearer tokens of the management and model store routes, and the binary tensor data extension of the
+/// inference routes.
 /// </summary>
 internal static class OpenApiMetadata
 {
     private const string BearerSchemeName = "bearer";
+    private const string StoreBearerSchemeName = "storeBearer";
 
     /// <summary>Declares <see cref="InferenceError"/> as the body of each of <paramref name="statusCodes"/>.</summary>
     public static TBuilder ProducesErrors<TBuilder>(this TBuilder builder, params int[] statusCodes)
@@ -112,8 +114,21 @@ internal static class OpenApiMetadata
             return Task.CompletedTask;
         });
 
-    /// <summary>Marks the operations as requiring <c>Authorization: Bearer &lt;token&gt;</c>, and adds that scheme to the document.</summary>
+    /// <summary>Marks the operations as requiring the management token as a bearer token, and adds that scheme to the document.</summary>
     public static TBuilder WithBearerSecurity<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithBearerScheme(
+            BearerSchemeName,
+            "The management token, from Management:TokenFile or the CONTINUALSERVE_MANAGEMENT_TOKEN variable.");
+
+    /// <summary>Marks the operations as requiring the model store token as a bearer token, and adds that scheme to the document.</summary>
+    public static TBuilder WithStoreBearerSecurity<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithBearerScheme(
+            StoreBearerSchemeName,
+            "The model store token, from Distribution:StoreTokenFile or the CONTINUALSERVE_STORE_TOKEN variable.");
+
+    private static TBuilder WithBearerScheme<TBuilder>(this TBuilder builder, string schemeName, string description)
         where TBuilder : IEndpointConventionBuilder =>
         builder.AddOpenApiOperationTransformer((operation, context, cancellationToken) =>
         {
@@ -125,14 +140,14 @@ internal static class OpenApiMetadata
 
             document.Components ??= new OpenApiComponents();
             document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
-            document.Components.SecuritySchemes.TryAdd(BearerSchemeName, new OpenApiSecurityScheme
+            document.Components.SecuritySchemes.TryAdd(schemeName, new OpenApiSecurityScheme
             {
                 Type = SecuritySchemeType.Http,
                 Scheme = "bearer",
-                Description = "The management token, from Management:TokenFile or the CONTINUALSERVE_MANAGEMENT_TOKEN variable.",
+                Description = description,
             });
             operation.Security ??= [];
-            operation.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(BearerSchemeName, document)] = [] });
+            operation.Security.Add(new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference(schemeName, document)] = [] });
             return Task.CompletedTask;
         });
 

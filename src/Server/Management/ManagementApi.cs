@@ -24,8 +24,9 @@ public static partial class ManagementApi
         ArgumentNullException.ThrowIfNull(routes);
         ArgumentNullException.ThrowIfNull(token);
         RouteGroupBuilder group = routes.MapGroup(Prefix).WithTags("Management");
-        group.AddEndpointFilter(new BearerTokenFilter(token, "management API", managementPort, outcome => ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc()));
-        group.AddEndpointFilter(new ManagementAuditFilter(routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi))));
+        ILogger logger = routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi));
+        group.AddEndpointFilter(new BearerTokenFilter(token, "management API", managementPort, outcome => ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc(), logger));
+        group.AddEndpointFilter(new ManagementAuditFilter(logger));
 
         // 401 without a bearer token, 403 with a wrong one, and 404 on a port other than Management:Urls when it is set.
         group.WithBearerSecurity()
@@ -39,7 +40,7 @@ public static partial class ManagementApi
         // are made on a server that shares the learner's store.
         RouteGroupBuilder learner = group.MapGroup("");
         learner.AddEndpointFilter(new LearnerControlFilter(routes.ServiceProvider));
-        learner.AddEndpointFilter(new StoreWriteFailureFilter(routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi))));
+        learner.AddEndpointFilter(new StoreWriteFailureFilter(logger));
         learner.ProducesErrors(StatusCodes.Status409Conflict);
         learner.MapPost("/versions/{version}/promote", Promote)
             .WithName("PromoteVersion")
@@ -195,7 +196,21 @@ public static partial class ManagementApi
 
     private static IResult GetGoldenSet(ModelSwapper swapper)
     {
-        GoldenSet? golden = GoldenSet.TryLoad(swapper.Store.RootDirectory);
+        // A stored set that cannot be read would otherwise end in an empty 500. The learner rejects every candidate
+        // until the set is replaced, so the operator needs the reason.
+        GoldenSet? golden;
+        try
+        {
+            golden = GoldenSet.TryLoad(swapper.Store.RootDirectory);
+        }
+        catch (Exception exception) when (exception is JsonException or InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            return Error(StatusCodes.Status409Conflict, new InferenceError(
+                $"The stored golden set {Path.Combine(swapper.Store.RootDirectory, GoldenSet.FileName)} cannot be read: {exception.Message}",
+                null,
+                "upload a new golden set with PUT /manage/v1/golden-set"));
+        }
+
         return golden is null
             ? Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, "PUT /manage/v1/golden-set first"))
             : Ok(new { examples = golden.Examples.Count, uploadedAt = golden.UploadedAt });

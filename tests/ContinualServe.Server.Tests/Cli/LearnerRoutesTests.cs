@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using System.Text.Json;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Server.Cli;
@@ -22,38 +24,103 @@ public sealed class LearnerRoutesTests
     [InlineData("POST", "v2/models/fashion-mnist/infer")]
     public async Task LearnerPortExplainsMissingRoute(string method, string path)
     {
-        string store = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic("fashion-mnist", 1);
-        broker.CreateTopic("model-versions", 1);
-        WebApplication app = LearnCommand.Build([
-            "--urls", "http://127.0.0.1:0",
-            "--Logging:LogLevel:Default=Warning",
-            "--Learner:BootstrapServers=" + broker.BootstrapServers,
-            "--Learner:StoreDirectory=" + store,
-            "--Learner:Device=cpu",
-            "--Learner:SessionTimeout=00:00:03",
-        ]);
-        await app.StartAsync();
+        await using LearnerPort learner = await LearnerPort.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
+
+        using HttpResponseMessage response = await client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        response.Content.Headers.ContentType.ShouldNotBeNull().MediaType.ShouldBe("application/json");
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        string message = error.RootElement.GetProperty("error").GetString()!;
+        message.ShouldContain("No route matches /" + path);
+        message.ShouldContain("learner's port");
+        message.ShouldContain("serve or all");
+    }
+
+    // Replicas across the cluster reach this port, so it needs the same Kestrel limits as the inference port.
+    [Fact(Timeout = 30_000)]
+    public async Task LearnerPortAppliesHttpLimits()
+    {
+        await using LearnerPort learner = await LearnerPort.StartAsync("--HttpLimits:RequestHeadersTimeout=00:00:01");
+        var address = new Uri(learner.Address);
+        using var client = new TcpClient();
+        await client.ConnectAsync(address.Host, address.Port);
+        NetworkStream stream = client.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes("GET /store/v1/versions HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+        var started = DateTime.UtcNow;
+
+        // Kestrel's own default is 30 s, so a learner without the HttpLimits settings sends nothing within 10 s.
+        var buffer = new byte[1024];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        int read;
         try
         {
-            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            using var client = new HttpClient { BaseAddress = new Uri(address + "/"), Timeout = TimeSpan.FromSeconds(10) };
-
-            using HttpResponseMessage response = await client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
-
-            response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
-            response.Content.Headers.ContentType.ShouldNotBeNull().MediaType.ShouldBe("application/json");
-            using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-            string message = error.RootElement.GetProperty("error").GetString()!;
-            message.ShouldContain("No route matches /" + path);
-            message.ShouldContain("learner's port");
-            message.ShouldContain("serve or all");
+            read = await stream.ReadAsync(buffer, timeout.Token);
         }
-        finally
+        catch (OperationCanceledException)
+        {
+            read = -1;
+        }
+
+        read.ShouldNotBe(-1, "the learner neither answered nor closed the connection within 10 s of unfinished headers");
+        string answer = Encoding.ASCII.GetString(buffer, 0, read);
+        (read == 0 || answer.StartsWith("HTTP/1.1 408", StringComparison.Ordinal)).ShouldBeTrue($"answer: {answer}");
+        (DateTime.UtcNow - started).ShouldBeLessThan(TimeSpan.FromSeconds(6), "time until the learner closed a request with unfinished headers");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task LearnerPortSendsNoServerHeader()
+    {
+        await using LearnerPort learner = await LearnerPort.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
+
+        using HttpResponseMessage response = await client.GetAsync("v2/health/live");
+
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        response.Headers.Server.ShouldBeEmpty();
+    }
+
+    /// <summary>A learn role on an ephemeral port, with its own embedded broker and temporary store.</summary>
+    private sealed class LearnerPort : IAsyncDisposable
+    {
+        private readonly EmbeddedKafkaBroker broker;
+        private readonly WebApplication app;
+
+        private LearnerPort(EmbeddedKafkaBroker broker, WebApplication app, string address)
+        {
+            this.broker = broker;
+            this.app = app;
+            Address = address;
+        }
+
+        public string Address { get; }
+
+        public static async Task<LearnerPort> StartAsync(params string[] arguments)
+        {
+            string store = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+            EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic("fashion-mnist", 1);
+            broker.CreateTopic("model-versions", 1);
+            WebApplication app = LearnCommand.Build([
+                "--urls", "http://127.0.0.1:0",
+                "--Logging:LogLevel:Default=Warning",
+                "--Learner:BootstrapServers=" + broker.BootstrapServers,
+                "--Learner:StoreDirectory=" + store,
+                "--Learner:Device=cpu",
+                "--Learner:SessionTimeout=00:00:03",
+                .. arguments,
+            ]);
+            await app.StartAsync();
+            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+            return new LearnerPort(broker, app, address);
+        }
+
+        public async ValueTask DisposeAsync()
         {
             await app.StopAsync();
             await app.DisposeAsync();
+            broker.Dispose();
         }
     }
 }

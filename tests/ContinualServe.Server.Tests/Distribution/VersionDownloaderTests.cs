@@ -3,6 +3,12 @@ using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Shouldly;
 using TorchSharp;
 using Xunit;
@@ -103,6 +109,49 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         ModelVersion installed = await new VersionDownloader(http, local, storeUrl).InstallAsync(announcement, CancellationToken.None);
 
         installed.Number.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task WeightsLargerThanAnnouncedAreRejected()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        announcement = announcement with { WeightsBytes = announcement.WeightsBytes - 1 };
+
+        InvalidDataException exception = await Should.ThrowAsync<InvalidDataException>(
+            new VersionDownloader(http, local, null).InstallAsync(announcement, CancellationToken.None));
+
+        exception.Message.ShouldContain($"more than {announcement.WeightsBytes} bytes");
+        local.ListVersionNumbers().ShouldBeEmpty();
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // Without a cap, a store that never ends its body fills the replica's disk until the download times out (a run
+    // without the cap wrote 30 GB in 60 s). This store stops after 64 MiB, four times the metadata cap, so that a
+    // regression fails without filling the disk.
+    [Fact(Timeout = 60_000)]
+    public async Task OversizedSpecIsCutOff()
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        await using WebApplication endless = builder.Build();
+        endless.MapGet("/store/v1/versions/{version}/{file}", async (HttpContext context) =>
+        {
+            byte[] chunk = new byte[64 * 1024];
+            for (int sent = 0; sent < 1024 && !context.RequestAborted.IsCancellationRequested; sent++)
+            {
+                await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+            }
+        });
+        await endless.StartAsync();
+        string endlessUrl = endless.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+
+        InvalidDataException exception = await Should.ThrowAsync<InvalidDataException>(
+            new VersionDownloader(http, local, endlessUrl).InstallAsync(Announce(1), CancellationToken.None));
+
+        exception.Message.ShouldContain(ModelStore.SpecFileName);
+        local.ListVersionNumbers().ShouldBeEmpty();
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
     [Theory]

@@ -143,6 +143,20 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public async Task UnreadableGoldenSetGets409()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        await File.WriteAllTextAsync(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName), "{\"examples\": [");
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("GET", "manage/v1/golden-set", ManagementServer.Token));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        JsonElement error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        error.GetProperty("error").GetString().ShouldNotBeNull().ShouldContain("cannot be read");
+        error.GetProperty("expected").GetString().ShouldNotBeNull().ShouldContain("PUT /manage/v1/golden-set");
+    }
+
+    [Fact]
     public async Task GoldenSetInUtf16Gets415()
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
@@ -239,6 +253,22 @@ public sealed class ManagementApiTests
         onInference.StatusCode.ShouldBe(HttpStatusCode.NotFound);
         onManagement.StatusCode.ShouldBe(HttpStatusCode.OK);
         health.StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    // The inference address is open to applications, so its 404 must not tell them where the management API is.
+    [Fact]
+    public async Task SeparatePortIsNotNamedOnInference()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: true);
+        string managementPort = server.Management.BaseAddress!.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        using HttpResponseMessage withoutToken = await server.Inference.GetAsync("manage/v1/versions");
+        using HttpResponseMessage withToken = await server.Inference.SendAsync(Request("GET", "manage/v1/versions", ManagementServer.Token));
+
+        withoutToken.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await withoutToken.Content.ReadAsStringAsync()).ShouldNotContain(managementPort);
+        withToken.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await withToken.Content.ReadAsStringAsync()).ShouldNotContain(managementPort);
     }
 
     private static async Task<JsonElement> SendOkAsync(ManagementServer server, string method, string path)

@@ -210,4 +210,46 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
             await app.DisposeAsync();
         }
     }
+
+    // A client generated from the document must know to send the store token, as it does for the management token.
+    [Fact]
+    public async Task StoreOperationsDeclareStoreToken()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        var store = new ModelStore(directory);
+        string tokenFile = Path.Combine(directory, "..", Guid.NewGuid().ToString("N") + ".token");
+        await File.WriteAllTextAsync(tokenFile, "store-token-0123456789abcdef");
+        WebApplication app = ServerHost.Build(
+            ["--Logging:LogLevel:Default=Warning", "--Distribution:StoreTokenFile=" + tokenFile],
+            "http://127.0.0.1:0",
+            options => options.StoreDirectory = directory,
+            pollStore: false,
+            configureBuilder: builder => builder.Services.AddDistributionOptions());
+        app.MapModelStoreApi(() => store);
+        await app.StartAsync();
+        try
+        {
+            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+            using var client = new HttpClient { BaseAddress = new Uri(address + "/"), Timeout = TimeSpan.FromSeconds(30) };
+            OpenApiSchemas storeDocument = await OpenApiSchemas.FetchAsync(client);
+
+            foreach (string path in new[] { "/store/v1/versions", "/store/v1/versions/{version}/{file}" })
+            {
+                JsonObject operation = storeDocument.Operation(path, "get");
+                operation["security"].ShouldNotBeNull($"security of GET {path}");
+                operation["security"]![0]!.AsObject().ContainsKey("storeBearer").ShouldBeTrue($"GET {path}");
+                operation["security"]![0]!.AsObject().ContainsKey("bearer").ShouldBeFalse($"GET {path} takes the store token, not the management token");
+            }
+
+            JsonNode? scheme = storeDocument.Document["components"]?["securitySchemes"]?["storeBearer"];
+            scheme.ShouldNotBeNull("components.securitySchemes.storeBearer");
+            scheme["scheme"]!.GetValue<string>().ShouldBe("bearer");
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+            File.Delete(tokenFile);
+        }
+    }
 }

@@ -1,0 +1,74 @@
+using System.Net;
+using ContinualServe.Server.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Hosting;
+
+public sealed class BearerTokenFilterTests : IDisposable
+{
+    private const string Token = "filter-token-0123456789abcdef";
+
+    private readonly string root = Directory.CreateTempSubdirectory("continualserve-token-filter-").FullName;
+    private readonly LogRecorder<BearerTokenFilterTests> logger = new(LogLevel.Warning);
+    private readonly BearerTokenFilter filter;
+
+    public BearerTokenFilterTests()
+    {
+        string tokenFile = Path.Combine(root, "token");
+        File.WriteAllText(tokenFile, Token);
+        filter = new BearerTokenFilter(BearerToken.TryLoad(tokenFile, "", "management")!, "management API", null, null, logger);
+    }
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    [Fact]
+    public async Task RejectionsAreLoggedOncePerInterval()
+    {
+        string[] guesses = ["Bearer guess-0000000000000001", "Bearer guess-0000000000000002", "Basic dXNlcjpwYXNz"];
+
+        int[] statusCodes = [.. await Task.WhenAll(guesses.Select(InvokeAsync))];
+
+        statusCodes.ShouldBe([403, 403, 401]);
+        var warnings = logger.Entries.Where(entry => entry.EventId == 520).ToList();
+        warnings.Count.ShouldBe(1, "warnings within one interval");
+        warnings[0].Level.ShouldBe(LogLevel.Warning);
+        warnings[0].Message.ShouldContain("management API");
+        warnings[0].Message.ShouldContain("192.0.2.7");
+        warnings[0].Message.ShouldContain("/manage/v1/versions");
+    }
+
+    [Fact]
+    public async Task WarningOmitsPresentedHeader()
+    {
+        await InvokeAsync("Bearer store-token-that-is-no-management-token");
+
+        string warning = logger.Entries.Single(entry => entry.EventId == 520).Message;
+        warning.ShouldNotContain("store-token-that-is-no-management-token");
+        warning.ShouldNotContain(Token);
+    }
+
+    [Fact]
+    public async Task ValidTokenLogsNothing()
+    {
+        int statusCode = await InvokeAsync("Bearer " + Token);
+
+        statusCode.ShouldBe(200);
+        logger.Entries.ShouldBeEmpty();
+    }
+
+    private async Task<int> InvokeAsync(string authorization)
+    {
+        var http = new DefaultHttpContext();
+        http.Request.Method = "GET";
+        http.Request.Path = "/manage/v1/versions";
+        http.Request.Headers.Authorization = authorization;
+        http.Connection.RemoteIpAddress = IPAddress.Parse("192.0.2.7");
+        object? result = await filter.InvokeAsync(
+            EndpointFilterInvocationContext.Create(http),
+            _ => ValueTask.FromResult<object?>(Results.Ok()));
+        return result.ShouldBeAssignableTo<IStatusCodeHttpResult>().ShouldNotBeNull().StatusCode ?? 0;
+    }
+}
