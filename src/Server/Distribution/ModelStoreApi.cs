@@ -88,13 +88,20 @@ public static partial class ModelStoreApi
                 statusCode: StatusCodes.Status404NotFound);
         }
 
-        string path = Path.Combine(store.VersionDirectory(version), file);
-        if (!File.Exists(path))
+        // The file is opened before the response starts. On Linux an open file stays readable after retention deletes its
+        // name, so a version removed mid-download still completes. A version removed before the open gets a 404.
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(
+                Path.Combine(store.VersionDirectory(version), file), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        }
+        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
         {
             return Results.Json(new { error = $"Version {version} has no {file} in the store; it may have been removed by retention." },
                 statusCode: StatusCodes.Status404NotFound);
         }
 
-        return Results.File(path, contentType);
+        return Results.File(stream, contentType);
     }
 }
