@@ -186,41 +186,52 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
     [Fact]
     public async Task ModelStoreRoutesDeclareBodies()
     {
-        string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
-        var store = new ModelStore(directory);
-        WebApplication app = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], "http://127.0.0.1:0", options => options.StoreDirectory = directory, pollStore: false);
-        app.MapModelStoreApi(() => store);
-        await app.StartAsync();
-        try
-        {
-            string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            using var client = new HttpClient { BaseAddress = new Uri(address + "/"), Timeout = TimeSpan.FromSeconds(30) };
-            OpenApiSchemas storeDocument = await OpenApiSchemas.FetchAsync(client);
-            JsonObject list = storeDocument.Operation("/store/v1/versions", "get");
-            JsonObject file = storeDocument.Operation("/store/v1/versions/{version}/{file}", "get");
+        OpenApiSchemas storeDocument = await FetchStoreDocumentAsync(storeToken: null);
+        JsonObject list = storeDocument.Operation("/store/v1/versions", "get");
+        JsonObject file = storeDocument.Operation("/store/v1/versions/{version}/{file}", "get");
 
-            OpenApiSchemas.PropertyNames(storeDocument.ResponseSchema(list, 200)).ShouldBe(["versions"]);
-            file["responses"]!["200"]!["content"]!.AsObject().Select(content => content.Key).ShouldBe(["application/json", "application/octet-stream"], ignoreOrder: true);
-            OpenApiSchemas.RequiredNames(storeDocument.ResponseSchema(file, 400)).ShouldBe(["error"]);
-            OpenApiSchemas.RequiredNames(storeDocument.ResponseSchema(file, 404)).ShouldBe(["error"]);
-        }
-        finally
-        {
-            await app.StopAsync();
-            await app.DisposeAsync();
-        }
+        OpenApiSchemas.PropertyNames(storeDocument.ResponseSchema(list, 200)).ShouldBe(["versions"]);
+        file["responses"]!["200"]!["content"]!.AsObject().Select(content => content.Key).ShouldBe(["application/json", "application/octet-stream"], ignoreOrder: true);
+        OpenApiSchemas.RequiredNames(storeDocument.ResponseSchema(file, 400)).ShouldBe(["error"]);
+        OpenApiSchemas.RequiredNames(storeDocument.ResponseSchema(file, 404)).ShouldBe(["error"]);
     }
 
     // A client generated from the document must know to send the store token, as it does for the management token.
     [Fact]
     public async Task StoreOperationsDeclareStoreToken()
     {
-        string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+        OpenApiSchemas storeDocument = await FetchStoreDocumentAsync(storeToken: "store-token-0123456789abcdef");
+
+        foreach (string path in new[] { "/store/v1/versions", "/store/v1/versions/{version}/{file}" })
+        {
+            JsonObject operation = storeDocument.Operation(path, "get");
+            operation["security"].ShouldNotBeNull($"security of GET {path}");
+            operation["security"]![0]!.AsObject().ContainsKey("storeBearer").ShouldBeTrue($"GET {path}");
+            operation["security"]![0]!.AsObject().ContainsKey("bearer").ShouldBeFalse($"GET {path} takes the store token, not the management token");
+        }
+
+        JsonNode? scheme = storeDocument.Document["components"]?["securitySchemes"]?["storeBearer"];
+        scheme.ShouldNotBeNull("components.securitySchemes.storeBearer");
+        scheme["scheme"]!.GetValue<string>().ShouldBe("bearer");
+    }
+
+    // Starts a server with the model store API on an empty store, guarded by storeToken when it is set, and returns
+    // its OpenAPI document. The store and the token file are deleted afterwards.
+    private static async Task<OpenApiSchemas> FetchStoreDocumentAsync(string? storeToken)
+    {
+        string root = Directory.CreateTempSubdirectory("continualserve-openapi-store-").FullName;
+        string directory = Path.Combine(root, "models");
+        var arguments = new List<string> { "--Logging:LogLevel:Default=Warning" };
+        if (storeToken is not null)
+        {
+            string tokenFile = Path.Combine(root, "store.token");
+            await File.WriteAllTextAsync(tokenFile, storeToken);
+            arguments.Add("--Distribution:StoreTokenFile=" + tokenFile);
+        }
+
         var store = new ModelStore(directory);
-        string tokenFile = Path.Combine(directory, "..", Guid.NewGuid().ToString("N") + ".token");
-        await File.WriteAllTextAsync(tokenFile, "store-token-0123456789abcdef");
         WebApplication app = ServerHost.Build(
-            ["--Logging:LogLevel:Default=Warning", "--Distribution:StoreTokenFile=" + tokenFile],
+            [.. arguments],
             "http://127.0.0.1:0",
             options => options.StoreDirectory = directory,
             pollStore: false,
@@ -231,25 +242,13 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         {
             string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             using var client = new HttpClient { BaseAddress = new Uri(address + "/"), Timeout = TimeSpan.FromSeconds(30) };
-            OpenApiSchemas storeDocument = await OpenApiSchemas.FetchAsync(client);
-
-            foreach (string path in new[] { "/store/v1/versions", "/store/v1/versions/{version}/{file}" })
-            {
-                JsonObject operation = storeDocument.Operation(path, "get");
-                operation["security"].ShouldNotBeNull($"security of GET {path}");
-                operation["security"]![0]!.AsObject().ContainsKey("storeBearer").ShouldBeTrue($"GET {path}");
-                operation["security"]![0]!.AsObject().ContainsKey("bearer").ShouldBeFalse($"GET {path} takes the store token, not the management token");
-            }
-
-            JsonNode? scheme = storeDocument.Document["components"]?["securitySchemes"]?["storeBearer"];
-            scheme.ShouldNotBeNull("components.securitySchemes.storeBearer");
-            scheme["scheme"]!.GetValue<string>().ShouldBe("bearer");
+            return await OpenApiSchemas.FetchAsync(client);
         }
         finally
         {
             await app.StopAsync();
             await app.DisposeAsync();
-            File.Delete(tokenFile);
+            Directory.Delete(root, recursive: true);
         }
     }
 }
