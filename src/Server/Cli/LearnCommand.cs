@@ -71,6 +71,7 @@ internal static class LearnCommand
         builder.AddHttpLimits();
 
         WebApplication app = builder.Build();
+        app.UseNoSniffHeader();
         app.UseJsonRoutingErrors(_ => LearnerRoutesHint);
         app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
         app.MapGet("/v2/health/ready", (ContinualLearner learner) => learner.Status.IsRunning

@@ -34,6 +34,21 @@ public static class HttpHardening
         return builder;
     }
 
+    /// <summary>
+    /// Sends <c>X-Content-Type-Options: nosniff</c> with every response, so that a browser never runs a JSON error
+    /// body, which can repeat a request's field names, as HTML or script.
+    /// </summary>
+    public static WebApplication UseNoSniffHeader(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.Use((context, next) =>
+        {
+            context.Response.Headers.XContentTypeOptions = "nosniff";
+            return next(context);
+        });
+        return app;
+    }
+
     /// <summary>The sentence after "No route matches PATH." in a 404 of the <c>serve</c> and <c>all</c> roles.</summary>
     public const string InferenceRoutesHint = "The inference API is under /v2 (GET /v2 describes the server).";
 

@@ -75,6 +75,7 @@ public static class ServerHost
         builder.AddManagement(urls);
 
         WebApplication app = builder.Build();
+        app.UseNoSniffHeader();
         app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes);
         app.MapInferenceApi();
         app.MapManagement();

@@ -79,6 +79,7 @@ public sealed class LearnerRoutesTests
 
         response.StatusCode.ShouldBe(HttpStatusCode.OK);
         response.Headers.Server.ShouldBeEmpty();
+        response.Headers.GetValues("X-Content-Type-Options").ShouldBe(["nosniff"]);
     }
 
     /// <summary>A learn role on an ephemeral port, with its own embedded broker and temporary store.</summary>

@@ -37,6 +37,20 @@ public sealed class HttpErrorBodyTests : IAsyncLifetime
         error.RootElement.GetProperty("expected").GetString().ShouldBe(allowed);
     }
 
+    [Theory]
+    [InlineData("GET", "v2/health/ready")]
+    [InlineData("GET", "v3/models")]
+    [InlineData("GET", "ui/")]
+    [InlineData("POST", "v2/health/live")]
+    public async Task ResponsesForbidSniffing(string method, string path)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+
+        using HttpResponseMessage response = await server.Client.SendAsync(request);
+
+        response.Headers.GetValues("X-Content-Type-Options").ShouldBe(["nosniff"], $"{method} {path} ({(int)response.StatusCode})");
+    }
+
     [Fact]
     public async Task MetricsAnswerOnlyGet()
     {
