@@ -224,11 +224,7 @@ internal static class RoleCommandLine
     {
         string[] endpointCertificates = configuration is null
             ? []
-            : configuration.GetSection("Kestrel:Endpoints").GetChildren()
-                .Select(endpoint => endpoint.GetSection("Certificate"))
-                .Where(certificate => certificate.Exists())
-                .Select(certificate => certificate.Path)
-                .ToArray();
+            : Hosting.HttpsCertificateValidity.EndpointCertificateSections(configuration).Select(certificate => certificate.Path).ToArray();
         if (endpointCertificates.Length == 0)
         {
             return HttpsCertificateAdvice;

@@ -46,14 +46,17 @@ public static partial class HttpsCertificateValidity
         }
     }
 
-    private static IEnumerable<IConfigurationSection> CertificateSections(IConfiguration configuration)
+    /// <summary>Returns the Certificate section of each Kestrel:Endpoints entry that sets one.</summary>
+    public static IEnumerable<IConfigurationSection> EndpointCertificateSections(IConfiguration configuration)
     {
-        yield return configuration.GetSection(DefaultCertificateKey);
-        foreach (IConfigurationSection endpoint in configuration.GetSection("Kestrel:Endpoints").GetChildren())
-        {
-            yield return endpoint.GetSection("Certificate");
-        }
+        ArgumentNullException.ThrowIfNull(configuration);
+        return configuration.GetSection("Kestrel:Endpoints").GetChildren()
+            .Select(endpoint => endpoint.GetSection("Certificate"))
+            .Where(certificate => certificate.Exists());
     }
+
+    private static IEnumerable<IConfigurationSection> CertificateSections(IConfiguration configuration) =>
+        EndpointCertificateSections(configuration).Prepend(configuration.GetSection(DefaultCertificateKey));
 
     private static void ThrowIfDirectory(IConfigurationSection section, string key)
     {
