@@ -153,8 +153,8 @@ public sealed partial class ContinualLearner : IDisposable
         RestoreCheckpoint();
         UseStoredSpec(trainer.Spec);
 
-        // The gauge starts at the live version's creation time, not 0, so that the no-new-version alert measures the age
-        // of what serves from the first scrape after a restart.
+        // The gauge starts at the newest stored version's creation time, not 0, so that the no-new-version alert measures
+        // the age of the newest version from the first scrape after a restart.
         ContinualServeMetrics.LearnerLastVersionTimestamp.Set(latest.Manifest.CreatedAt.ToUnixTimeMilliseconds() / 1000.0);
 
         TrainerOptions trainerOptions = options.Trainer;

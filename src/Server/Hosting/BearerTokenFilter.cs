@@ -53,7 +53,7 @@ internal sealed partial class BearerTokenFilter(
         return await next(context).ConfigureAwait(false);
     }
 
-    // The warning names the client and the route, never the presented header, which may hold a real token of another API.
+    // The warning names the client and the route, never the presented header, which may contain a real token of another API.
     private void Reject(HttpContext http, string outcome)
     {
         countOutcome?.Invoke(outcome);
