@@ -56,9 +56,9 @@ public sealed class LiveModelTests
     [Fact]
     public void NativeMemoryStaysFlatOverSwaps()
     {
-        // A version that is never freed adds about 1.6 GiB over the last 300 swaps (measured), and a healthy run about 3 MiB.
-        // It measures the bytes glibc's malloc has allocated and not had back, not resident memory. The allocator keeps freed
-        // blocks, so RSS climbs in steps by a different amount on each machine even when every version is freed.
+        // A version that is never freed adds about 1.6 GiB over the last 300 swaps (measured), a healthy run about
+        // 3 MiB. The test reads the bytes glibc's malloc has allocated and not had back, not resident memory, because
+        // the allocator keeps freed blocks and RSS then climbs by a different amount on each machine.
         var spec = SmallModels.Spec with { InputShape = [784], HiddenSizes = [1024, 1024] };
         var store = new ModelStore(SmallModels.TemporaryDirectory());
         for (int version = 1; version <= 2; version++)
