@@ -48,8 +48,18 @@ public sealed class LiveModelMemoryTests
             }
         }
 
+        // A swapped-out version is freed on a thread-pool thread, which a loaded machine may run late, so the reading
+        // is repeated for a while. A version that is never freed keeps the growth above the bound the whole time.
+        const long bound = 256L * 1024 * 1024;
         long growth = NativeBytesInUse() - afterWarmUp;
-        growth.ShouldBeLessThan(256L * 1024 * 1024, "native memory growth from swap 100 to swap 400, in bytes");
+        var waiting = System.Diagnostics.Stopwatch.StartNew();
+        while (growth >= bound && waiting.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            Thread.Sleep(100);
+            growth = NativeBytesInUse() - afterWarmUp;
+        }
+
+        growth.ShouldBeLessThan(bound, "native memory growth from swap 100 to swap 400, in bytes");
     }
 
     private static long NativeBytesInUse()
