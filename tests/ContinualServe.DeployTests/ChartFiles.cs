@@ -29,6 +29,17 @@ internal static partial class ChartFiles
         return stream.Documents.Count == 0 ? null : ToJson(stream.Documents[0].RootNode);
     }
 
+    /// <summary>Converts each non-empty document of a multi-document YAML text, such as helm's output, to JSON.</summary>
+    public static IReadOnlyList<JsonObject> ReadYamlDocumentsAsJson(string text)
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(text));
+        return stream.Documents
+            .Select(document => ToJson(document.RootNode))
+            .OfType<JsonObject>()
+            .ToList();
+    }
+
     private static JsonNode? ToJson(YamlNode node) => node switch
     {
         YamlMappingNode mapping => new JsonObject(mapping.Children.Select(pair =>

@@ -5,9 +5,8 @@ using Xunit;
 namespace ContinualServe.DeployTests;
 
 /// <summary>
-/// Structural checks of the Go templates. No helm binary is available to render the chart, so these catch the
-/// mistakes that helm would report first: a block without its end, and a nindent that does not match the line's
-/// indentation.
+/// Structural checks of the Go templates, read as text: a block without its end, and a nindent that does not
+/// match the line's indentation. A failure here names the line, where helm's parse error often does not.
 /// </summary>
 public sealed partial class TemplateSyntaxTests
 {

@@ -7,7 +7,7 @@ namespace ContinualServe.DeployTests;
 
 /// <summary>
 /// Every .Values path a template reads exists in values.yaml, so a typo in a template cannot silently render
-/// an empty value. No helm binary is available to render the chart, so this reads the templates as text.
+/// an empty value, which helm renders without an error. This reads the templates as text.
 /// </summary>
 public sealed partial class TemplateValuesTests
 {

@@ -6,8 +6,8 @@ namespace ContinualServe.DeployTests;
 
 /// <summary>
 /// The tls values reach every place that needs them: listen addresses, certificate settings, mounts, probes, the
-/// announced store URL, the Services' port names, the ServiceMonitor and NOTES.txt. No helm binary is available to
-/// render the chart, so these read the templates as text.
+/// announced store URL, the Services' port names, the ServiceMonitor and NOTES.txt. These read the templates as
+/// text, and HelmRenderTests checks the manifests helm renders with the same values.
 /// </summary>
 public sealed partial class TlsTemplateTests
 {

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+
+namespace ContinualServe.DeployTests;
+
+/// <summary>
+/// Runs the helm binary that scripts/install-helm.sh puts in .tools/helm, or a helm on the PATH, against the chart.
+/// Each call gets its own empty helm home, so no repository, plugin or cache of the machine changes the result.
+/// </summary>
+internal static class Helm
+{
+    public const string ReleaseName = "cs";
+
+    public const string Namespace = "models";
+
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Renders the chart with helm template and returns each manifest as JSON.</summary>
+    /// <exception cref="InvalidOperationException">helm failed. The message contains its output.</exception>
+    public static IReadOnlyList<JsonObject> Render(params string[] options)
+    {
+        string[] arguments = ["template", ReleaseName, ChartFiles.ChartDirectory, "--namespace", Namespace, .. options];
+        (int exitCode, string output) = Run(arguments);
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"helm {string.Join(' ', arguments)} failed with exit code {exitCode}:\n{output}");
+        }
+
+        return ChartFiles.ReadYamlDocumentsAsJson(output);
+    }
+
+    /// <summary>Runs helm with <paramref name="arguments"/> and returns its exit code and its output and errors together.</summary>
+    public static (int ExitCode, string Output) Run(params string[] arguments)
+    {
+        string home = Path.Combine(Path.GetTempPath(), "continualserve-helm-" + Guid.NewGuid().ToString("N"));
+        var startInfo = new ProcessStartInfo(FindBinary())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = ChartFiles.RepositoryRoot,
+        };
+        foreach (string argument in arguments)
+        {
+            startInfo.ArgumentList.Add(argument);
+        }
+
+        foreach (string variable in new[] { "HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME" })
+        {
+            startInfo.Environment[variable] = Path.Combine(home, variable);
+        }
+
+        try
+        {
+            using Process process = Process.Start(startInfo)!;
+            Task<string> output = process.StandardOutput.ReadToEndAsync();
+            Task<string> errors = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(Timeout))
+            {
+                process.Kill();
+                throw new TimeoutException($"helm {string.Join(' ', arguments)} did not finish within {Timeout.TotalSeconds} s.");
+            }
+
+            return (process.ExitCode, output.Result + errors.Result);
+        }
+        finally
+        {
+            if (Directory.Exists(home))
+            {
+                Directory.Delete(home, recursive: true);
+            }
+        }
+    }
+
+    private static string FindBinary()
+    {
+        string installed = Path.Combine(ChartFiles.RepositoryRoot, ".tools", "helm", "helm");
+        if (File.Exists(installed))
+        {
+            return installed;
+        }
+
+        string? onPath = (Environment.GetEnvironmentVariable("PATH") ?? "")
+            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Select(directory => Path.Combine(directory, "helm"))
+            .FirstOrDefault(File.Exists);
+        return onPath ?? throw new InvalidOperationException(
+            $"helm is not installed: {installed} is missing and no helm is on the PATH. Run scripts/install-helm.sh, which scripts/test.sh runs.");
+    }
+}
