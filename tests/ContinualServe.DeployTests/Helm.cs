@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 namespace ContinualServe.DeployTests;
 
 /// <summary>
-/// Runs the helm binary that scripts/install-helm.sh puts in .tools/helm, or a helm on the PATH, against the chart.
+/// Runs the helm binary that scripts/install-chart-tools.sh puts in .tools/helm, or a helm on the PATH, against the chart.
 /// Each call gets its own empty helm home, so no repository, plugin or cache of the machine changes the result.
 /// </summary>
 internal static class Helm
@@ -85,6 +85,6 @@ internal static class Helm
             .Select(directory => Path.Combine(directory, "helm"))
             .FirstOrDefault(File.Exists);
         return onPath ?? throw new InvalidOperationException(
-            $"helm is not installed: {installed} is missing and no helm is on the PATH. Run scripts/install-helm.sh, which scripts/test.sh runs.");
+            $"helm is not installed: {installed} is missing and no helm is on the PATH. Run scripts/install-chart-tools.sh, which scripts/test.sh runs.");
     }
 }

@@ -6,8 +6,9 @@ using Xunit;
 namespace ContinualServe.DeployTests;
 
 /// <summary>
-/// The chart as helm itself lints and renders it: the manifests a default install creates, names that resolve
-/// within the release, HTTPS with the tls values, the schema enforced, and the rules and dashboard kept whole.
+/// The chart as helm itself lints and renders it: the manifests a default install creates, their fields against the
+/// Kubernetes schemas, names that resolve within the release, HTTPS with the tls values, the values schema enforced,
+/// and the rules and dashboard kept whole.
 /// </summary>
 public sealed class HelmRenderTests
 {
@@ -173,6 +174,32 @@ public sealed class HelmRenderTests
                 }
             }
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(OptionSetNames))]
+    public void ManifestsMatchKubernetesSchemas(string optionSet)
+    {
+        IReadOnlyList<JsonObject> manifests = Helm.Render(OptionSets[optionSet]);
+
+        (int exitCode, string output) = KubernetesSchemas.Validate(manifests);
+
+        exitCode.ShouldBe(0, output);
+        output.Split('\n').Count(line => line.StartsWith("valid ", StringComparison.Ordinal)).ShouldBe(manifests.Count, output);
+    }
+
+    [Fact]
+    public void SchemaCheckRejectsWrongFieldType()
+    {
+        IReadOnlyList<JsonObject> manifests = Helm.Render();
+        JsonObject deployment = OfKind(manifests, "Deployment").First();
+        deployment["spec"]!["template"]!["spec"]!["containers"]![0]!["readinessProbe"]!["periodSeconds"] = "five";
+
+        (int exitCode, string output) = KubernetesSchemas.Validate(manifests);
+
+        exitCode.ShouldNotBe(0, output);
+        output.ShouldContain($"invalid Deployment/{Name(deployment)}", Case.Sensitive);
+        output.ShouldContain("periodSeconds", Case.Sensitive);
     }
 
     [Fact]
