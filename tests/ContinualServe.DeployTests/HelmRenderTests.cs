@@ -25,6 +25,12 @@ public sealed class HelmRenderTests
         ["tls and monitoring"] = ["--values", TlsValues, .. MonitoringOptions],
         ["no autoscaling"] = ["--set", "server.autoscaling.enabled=false"],
         ["learner disabled"] = ["--set", "learner.enabled=false"],
+        // The settings docs/deploy.md gives for a cluster without a GPU node.
+        ["cpu learner"] =
+        [
+            "--set", "learner.gpu.enabled=false", "--set", "learner.nodeSelector=null",
+            "--set", "learner.tolerations=null", "--set", "learner.device=cpu",
+        ],
     };
 
     public static TheoryData<string> OptionSetNames => new(OptionSets.Keys);
@@ -238,6 +244,19 @@ public sealed class HelmRenderTests
         Names(manifests, "Service").ShouldContain($"{Helm.ReleaseName}-continualserve-learner");
     }
 
+    [Fact]
+    public void CpuLearnerRequestsNoGpu()
+    {
+        IReadOnlyList<JsonObject> manifests = Helm.Render(OptionSets["cpu learner"]);
+        JsonObject learner = OfKind(manifests, "Deployment").Single(deployment => Name(deployment).EndsWith("-learner", StringComparison.Ordinal));
+        JsonObject pod = learner["spec"]!["template"]!["spec"]!.AsObject();
+
+        Containers(learner).Single()["resources"]!["limits"]!.AsObject().ShouldNotContainKey("nvidia.com/gpu");
+        pod.ShouldNotContainKey("nodeSelector");
+        pod.ShouldNotContainKey("tolerations");
+        Settings(manifests)["Learner"]!["Device"]!.GetValue<string>().ShouldBe("cpu");
+    }
+
     [Theory]
     [InlineData("server.replicas=-1")]
     [InlineData("learner.replayCapacity=-5")]
@@ -273,11 +292,13 @@ public sealed class HelmRenderTests
         JsonNode.DeepEquals(JsonNode.Parse(rendered), JsonNode.Parse(original)).ShouldBeTrue();
     }
 
-    private static JsonObject Distribution(IReadOnlyList<JsonObject> manifests)
+    private static JsonObject Distribution(IReadOnlyList<JsonObject> manifests) => Settings(manifests)["Distribution"]!.AsObject();
+
+    private static JsonObject Settings(IReadOnlyList<JsonObject> manifests)
     {
         const string key = "appsettings.Production.json";
         JsonObject settings = OfKind(manifests, "ConfigMap").Single(candidate => candidate["data"]?[key] is not null);
-        return JsonNode.Parse(Text(settings["data"]![key]))!["Distribution"]!.AsObject();
+        return JsonNode.Parse(Text(settings["data"]![key]))!.AsObject();
     }
 
     private static string[] Alerts(JsonNode rules) => Items(rules["groups"])
