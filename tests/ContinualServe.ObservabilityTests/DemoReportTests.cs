@@ -8,6 +8,10 @@ using Xunit;
 
 namespace ContinualServe.ObservabilityTests;
 
+// The demo sets the same process-wide metrics as the observed pipeline, for the same model name. A demo swap while the
+// pipeline waits for its final model version overwrites that version, so these tests run alone.
+[Collection(nameof(DemoReportTests))]
+[CollectionDefinition(nameof(DemoReportTests), DisableParallelization = true)]
 public sealed partial class DemoReportTests
 {
     [Fact]

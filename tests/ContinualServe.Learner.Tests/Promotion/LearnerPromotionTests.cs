@@ -11,6 +11,7 @@ using Xunit;
 
 namespace ContinualServe.Learner.Tests.Promotion;
 
+[Collection(GoldenSetGaugeGroup.Name)]
 public sealed class LearnerPromotionTests : IDisposable
 {
     private const string Topic = "gate-examples";

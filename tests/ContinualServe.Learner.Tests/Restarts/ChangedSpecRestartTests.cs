@@ -2,6 +2,7 @@ using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Tests.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
@@ -15,6 +16,7 @@ namespace ContinualServe.Learner.Tests.Restarts;
 /// Restarts on a store whose newest version has another spec than <see cref="LearnerOptions.InitialSpec"/>: the stored
 /// spec trains, so it must also decide which records are valid and which golden set fits.
 /// </summary>
+[Collection(GoldenSetGaugeGroup.Name)]
 public sealed class ChangedSpecRestartTests : IDisposable
 {
     private const string Topic = "changed-spec-examples";
