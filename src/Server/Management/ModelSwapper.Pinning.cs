@@ -80,22 +80,31 @@ public sealed partial class ModelSwapper
         }
     }
 
-    /// <summary>Pins version <paramref name="number"/> in the store and serves it, as a promote does.</summary>
+    /// <summary>
+    /// Pins version <paramref name="number"/> in the store and serves it, as a promote does. The version is checked and
+    /// pinned under the store's version lock, so retention cannot delete it in between.
+    /// </summary>
     public PinOutcome TryPinAndServe(long number)
     {
         lock (loadLock)
         {
-            if (!Store.ListVersionNumbers().Contains(number))
+            ModelVersion? version;
+            using (Store.LockVersions())
             {
-                return PinOutcome.NotFound;
+                if (!Store.ListVersionNumbers().Contains(number))
+                {
+                    return PinOutcome.NotFound;
+                }
+
+                if (!Store.TryLoad(number, out version))
+                {
+                    return PinOutcome.Corrupt;
+                }
+
+                StoreControlFiles.WritePinnedVersion(Store.RootDirectory, number);
             }
 
-            if (!Store.TryLoad(number, out ModelVersion? version))
-            {
-                return PinOutcome.Corrupt;
-            }
-
-            PinAndServe(version!);
+            SwapToAny(version!);
             return PinOutcome.Pinned;
         }
     }
@@ -109,16 +118,25 @@ public sealed partial class ModelSwapper
         lock (loadLock)
         {
             long current = live.CurrentVersion ?? long.MaxValue;
-            foreach (long number in Store.ListVersionNumbers().Where(number => number < current).Reverse())
+            ModelVersion? version = null;
+            using (Store.LockVersions())
             {
-                if (Store.TryLoad(number, out ModelVersion? version))
+                foreach (long number in Store.ListVersionNumbers().Where(number => number < current).Reverse())
                 {
-                    PinAndServe(version!);
-                    return version;
+                    if (Store.TryLoad(number, out version))
+                    {
+                        StoreControlFiles.WritePinnedVersion(Store.RootDirectory, number);
+                        break;
+                    }
                 }
             }
 
-            return null;
+            if (version is not null)
+            {
+                SwapToAny(version);
+            }
+
+            return version;
         }
     }
 
@@ -136,13 +154,6 @@ public sealed partial class ModelSwapper
 
             return live.CurrentVersion;
         }
-    }
-
-    // Callers hold the load lock, so the pin file and the live version change together.
-    private void PinAndServe(ModelVersion version)
-    {
-        StoreControlFiles.WritePinnedVersion(Store.RootDirectory, version.Number);
-        SwapToAny(version);
     }
 
     /// <summary>

@@ -11,12 +11,13 @@ using Xunit;
 namespace ContinualServe.Server.Tests.Management;
 
 /// <summary>
-/// Management requests that race with each other and with the learner's published versions. Each test runs a bounded
-/// number of rounds within a time limit.
+/// Management requests that race with each other and with the learner: pin changes against published versions, and
+/// promotes against retention. Each test runs a bounded number of rounds within a time limit.
 /// </summary>
 public sealed class ManagementRaceTests
 {
     private const int Rounds = 40;
+    private const int RetentionRounds = 200;
     private static readonly TimeSpan TimeLimit = TimeSpan.FromSeconds(60);
 
     // In the all role no store poller corrects the live version, so a race that leaves it different from the pin lasts
@@ -58,6 +59,49 @@ public sealed class ManagementRaceTests
         }
 
         mismatches.ShouldBeEmpty("the live version must be the pinned version, or the newest without a pin");
+    }
+
+    // The learner's store keeps the newest three versions here, so each save deletes the oldest one, which is the
+    // version being promoted.
+    [Fact]
+    public async Task PromoteRacingRetentionKeepsPinLoadable()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 3, separatePort: false);
+        var learnerStore = new ModelStore(server.Store.RootDirectory, retainedVersions: 3);
+        var started = Stopwatch.StartNew();
+        var problems = new List<string>();
+
+        for (int round = 0; round < RetentionRounds && started.Elapsed < TimeLimit; round++)
+        {
+            (await SendAsync(server, "DELETE", "manage/v1/pin")).Dispose();
+            long oldest = learnerStore.ListVersionNumbers()[0];
+            Task<HttpResponseMessage> promote = SendAsync(server, "POST", $"manage/v1/versions/{oldest}/promote");
+            Task save = Task.Run(() => RunningServer.SaveVersion(learnerStore, 100 + round));
+            using HttpResponseMessage response = await promote;
+            await save;
+            string body = await response.Content.ReadAsStringAsync();
+
+            response.Content.Headers.ContentType?.MediaType.ShouldBe("application/json", body);
+            JsonDocument.Parse(body).Dispose();
+            long? pinned = StoreControlFiles.ReadPinnedVersion(server.Store.RootDirectory);
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                if (pinned != oldest || !server.Store.TryLoad(oldest, out _))
+                {
+                    problems.Add($"round {round}: promote of {oldest} returned 200 but the pin is {pinned} and the version loads: {server.Store.TryLoad(oldest, out _)}");
+                }
+            }
+            else if (response.StatusCode != HttpStatusCode.NotFound)
+            {
+                problems.Add($"round {round}: promote of {oldest} returned {(int)response.StatusCode}: {body}");
+            }
+            else if (pinned is not null)
+            {
+                problems.Add($"round {round}: promote of {oldest} returned 404 but left the pin {pinned}");
+            }
+        }
+
+        problems.ShouldBeEmpty("a promote either pins a version that stays in the store or fails with 404 and no pin");
     }
 
     private static Task<HttpResponseMessage> SendAsync(ManagementServer server, string method, string path)
