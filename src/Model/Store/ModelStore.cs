@@ -74,7 +74,7 @@ public sealed partial class ModelStore
 
     /// <summary>
     /// Loads and verifies one version. Returns false when it is missing or corrupt, and logs why the first time a
-    /// corrupt version fails with that problem.
+    /// corrupt version fails with that problem. A version that retention deletes during the load is missing, not corrupt.
     /// </summary>
     public bool TryLoad(long number, out ModelVersion? version)
     {
@@ -93,6 +93,11 @@ public sealed partial class ModelStore
         }
         catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException)
         {
+            if (exception is FileNotFoundException or DirectoryNotFoundException && WasDeleted(directory))
+            {
+                return false;
+            }
+
             if (!reportedCorruptVersions.TryGetValue(number, out string? reported) || reported != exception.Message)
             {
                 reportedCorruptVersions[number] = exception.Message;
@@ -101,6 +106,22 @@ public sealed partial class ModelStore
 
             return false;
         }
+    }
+
+    // Retention deletes a version's directory while it holds the version lock, so once the lock is free, a deletion
+    // that removed a file during the load has finished.
+    private bool WasDeleted(string directory)
+    {
+        try
+        {
+            LockVersions().Dispose();
+        }
+        catch (IOException)
+        {
+            // A store that this process cannot lock, such as a read-only mount, is checked without waiting.
+        }
+
+        return !System.IO.Directory.Exists(directory);
     }
 
     /// <summary>

@@ -100,6 +100,12 @@ public static partial class ManagementApi
         foreach (long number in swapper.Store.ListVersionNumbers())
         {
             bool intact = swapper.Store.TryLoad(number, out ModelVersion? version);
+            if (!intact && !Directory.Exists(swapper.Store.VersionDirectory(number)))
+            {
+                // Retention deleted this version after the listing.
+                continue;
+            }
+
             if (intact)
             {
                 intactVersions.Add(number);
