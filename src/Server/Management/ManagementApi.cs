@@ -282,6 +282,7 @@ public static partial class ManagementApi
         {
             StatusCodes.Status404NotFound => "not_found",
             StatusCodes.Status409Conflict => "conflict",
+            StatusCodes.Status503ServiceUnavailable => "unavailable",
             _ => "bad_request",
         };
         ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc();

@@ -157,6 +157,19 @@ public sealed class ManagementApiTests
     }
 
     [Fact]
+    public async Task GoldenSetWithoutModelCountsUnavailable()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 0, separatePort: false);
+        double unavailableBefore = ReliabilityMetrics.ManagementRequests.WithLabels("unavailable").Value;
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (ReliabilityMetrics.ManagementRequests.WithLabels("unavailable").Value - unavailableBefore)
+            .ShouldBeGreaterThanOrEqualTo(1, "a 503 is the server's state, not a bad request");
+    }
+
+    [Fact]
     public async Task GoldenSetInUtf16Gets415()
     {
         await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
