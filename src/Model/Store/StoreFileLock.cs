@@ -13,9 +13,20 @@ internal sealed partial class StoreFileLock : IDisposable
     private const int Interrupted = 4; // EINTR
     private const uint ReadableByAll = 0x1A4; // 0644
 
-    private int descriptor;
+    // The lock files this thread holds, with how often each was taken. flock also excludes a second descriptor opened by
+    // the same process, so a nested Acquire on the holding thread counts up in place of waiting for itself.
+    [ThreadStatic]
+    private static Dictionary<string, int>? heldByThread;
 
-    private StoreFileLock(int descriptor) => this.descriptor = descriptor;
+    private readonly string path;
+    private int descriptor;
+    private bool disposed;
+
+    private StoreFileLock(string path, int descriptor)
+    {
+        this.path = path;
+        this.descriptor = descriptor;
+    }
 
     /// <summary>
     /// Waits for the lock on <paramref name="directory"/>/<paramref name="name"/>, creating the file when it is missing.
@@ -24,12 +35,19 @@ internal sealed partial class StoreFileLock : IDisposable
     // NOTE: only Linux takes the lock. Elsewhere this returns at once and excludes nothing.
     public static StoreFileLock Acquire(string directory, string name)
     {
+        string path = Path.Combine(directory, name);
         if (!OperatingSystem.IsLinux())
         {
-            return new StoreFileLock(-1);
+            return new StoreFileLock(path, -1);
         }
 
-        string path = Path.Combine(directory, name);
+        heldByThread ??= new Dictionary<string, int>(StringComparer.Ordinal);
+        if (heldByThread.TryGetValue(path, out int depth))
+        {
+            heldByThread[path] = depth + 1;
+            return new StoreFileLock(path, -1);
+        }
+
         int opened = Open(path, ReadOnlyCreate, ReadableByAll);
         if (opened < 0)
         {
@@ -46,12 +64,30 @@ internal sealed partial class StoreFileLock : IDisposable
             }
         }
 
-        return new StoreFileLock(opened);
+        heldByThread[path] = 1;
+        return new StoreFileLock(path, opened);
     }
 
-    /// <summary>Releases the lock by closing the file.</summary>
+    /// <summary>
+    /// Releases this hold, and the lock with the outermost one by closing the file. Call it on the thread that took the
+    /// lock.
+    /// </summary>
     public void Dispose()
     {
+        if (disposed || !OperatingSystem.IsLinux() || heldByThread is null || !heldByThread.TryGetValue(path, out int depth))
+        {
+            return;
+        }
+
+        disposed = true;
+
+        if (depth > 1)
+        {
+            heldByThread[path] = depth - 1;
+            return;
+        }
+
+        heldByThread.Remove(path);
         int openDescriptor = Interlocked.Exchange(ref descriptor, -1);
         if (openDescriptor >= 0)
         {
