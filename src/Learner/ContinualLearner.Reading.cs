@@ -59,6 +59,15 @@ public sealed partial class ContinualLearner
                 break;
             }
 
+            // Partitions assigned inside this Consume call are not paused yet. A paused learner therefore puts the
+            // record back and pauses the assignment before it reads more, also on a start with the pause marker set.
+            if (IsPaused)
+            {
+                SeekOrReassign(consumer, result.TopicPartitionOffset);
+                consumer.Pause(consumer.Assignment);
+                break;
+            }
+
             read.Add(result);
         }
 

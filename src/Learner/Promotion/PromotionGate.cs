@@ -22,7 +22,7 @@ public sealed partial class PromotionGate
     private readonly string storeDirectory;
     private readonly ILogger logger;
     private GoldenSet? cachedGoldenSet;
-    private DateTime goldenSetWrittenAt;
+    private byte[]? cachedGoldenSetContent;
 
     public PromotionGate(PromotionOptions options, ModelSpec spec, string storeDirectory, ILogger logger)
     {
@@ -147,23 +147,29 @@ public sealed partial class PromotionGate
         return values.Length == 0 ? null : values.Average();
     }
 
-    // Reads golden-set.json again only when its write time changed (an upload replaces the file atomically).
+    // Parses golden-set.json again only when its content changed. The write time cannot tell two uploads apart,
+    // because Linux advances file times only every few milliseconds, so two uploads in one tick get the same time.
     private GoldenSet? LoadGoldenSet()
     {
         string path = Path.Combine(storeDirectory, GoldenSet.FileName);
-        if (!File.Exists(path))
+        byte[] content;
+        try
+        {
+            content = File.ReadAllBytes(path);
+        }
+        catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
         {
             cachedGoldenSet = null;
+            cachedGoldenSetContent = null;
             return null;
         }
 
-        DateTime writtenAt = File.GetLastWriteTimeUtc(path);
-        if (cachedGoldenSet is null || writtenAt != goldenSetWrittenAt)
+        if (cachedGoldenSet is null || cachedGoldenSetContent is null || !content.AsSpan().SequenceEqual(cachedGoldenSetContent))
         {
-            GoldenSet? loaded = GoldenSet.TryLoad(storeDirectory);
-            loaded?.Validate(spec);
+            GoldenSet loaded = GoldenSet.Parse(content, path);
+            loaded.Validate(spec);
             cachedGoldenSet = loaded;
-            goldenSetWrittenAt = writtenAt;
+            cachedGoldenSetContent = content;
         }
 
         return cachedGoldenSet;

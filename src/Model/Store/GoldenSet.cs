@@ -71,9 +71,13 @@ public sealed record GoldenSet
             return null;
         }
 
-        return JsonSerializer.Deserialize<GoldenSet>(File.ReadAllBytes(path), ModelSpec.JsonOptions)
-            ?? throw new InvalidDataException($"{path} is empty.");
+        return Parse(File.ReadAllBytes(path), path);
     }
+
+    /// <summary>Parses the content of a stored golden set, read from <paramref name="path"/>.</summary>
+    public static GoldenSet Parse(ReadOnlySpan<byte> content, string path) =>
+        JsonSerializer.Deserialize<GoldenSet>(content, ModelSpec.JsonOptions)
+            ?? throw new InvalidDataException($"{path} is empty.");
 }
 
 /// <summary>

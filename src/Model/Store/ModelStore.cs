@@ -22,6 +22,7 @@ public sealed partial class ModelStore
     public const string ManifestFileName = "manifest.json";
     private const string VersionPrefix = "v";
     private const string TemporaryPrefix = ".tmp-";
+    private const string VersionLockFileName = ".versions.lock";
 
     // Writing a control file takes milliseconds, and a version's files are written back to back. So a temporary file or
     // version directory that nothing changed for this long was abandoned.
@@ -73,7 +74,7 @@ public sealed partial class ModelStore
 
     /// <summary>
     /// Loads and verifies one version. Returns false when it is missing or corrupt, and logs why the first time a
-    /// corrupt version fails with that problem.
+    /// corrupt version fails with that problem. A version that retention deletes during the load is missing, not corrupt.
     /// </summary>
     public bool TryLoad(long number, out ModelVersion? version)
     {
@@ -92,6 +93,11 @@ public sealed partial class ModelStore
         }
         catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException)
         {
+            if (exception is FileNotFoundException or DirectoryNotFoundException && WasDeleted(directory))
+            {
+                return false;
+            }
+
             if (!reportedCorruptVersions.TryGetValue(number, out string? reported) || reported != exception.Message)
             {
                 reportedCorruptVersions[number] = exception.Message;
@@ -100,6 +106,22 @@ public sealed partial class ModelStore
 
             return false;
         }
+    }
+
+    // Retention deletes a version's directory while it holds the version lock, so once the lock is free, a deletion
+    // that removed a file during the load has finished.
+    private bool WasDeleted(string directory)
+    {
+        try
+        {
+            LockVersions().Dispose();
+        }
+        catch (IOException)
+        {
+            // A store that this process cannot lock, such as a read-only mount, is checked without waiting.
+        }
+
+        return !System.IO.Directory.Exists(directory);
     }
 
     /// <summary>
@@ -171,6 +193,12 @@ public sealed partial class ModelStore
         }
     }
 
+    /// <summary>
+    /// Takes the store's version lock, which retention holds while it reads the pin and deletes versions. A caller that
+    /// checks a version and pins it under the lock therefore pins a version that no process sharing the store deletes.
+    /// </summary>
+    public IDisposable LockVersions() => StoreFileLock.Acquire(RootDirectory, VersionLockFileName);
+
     public string VersionDirectory(long number) =>
         Path.Combine(RootDirectory, VersionPrefix + number.ToString("D8", CultureInfo.InvariantCulture));
 
@@ -200,14 +228,17 @@ public sealed partial class ModelStore
     // The pinned version is kept however old it is: servers restarting on the pin and replicas that download it need it.
     private void ApplyRetention()
     {
-        IReadOnlyList<long> numbers = ListVersionNumbers();
-        long? pinned = ReadPinnedVersionOrNull();
         List<long> deleted = [];
-        foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)).Where(number => number != pinned))
+        using (LockVersions())
         {
-            if (TryDeleteDirectory(VersionDirectory(number)))
+            IReadOnlyList<long> numbers = ListVersionNumbers();
+            long? pinned = ReadPinnedVersionOrNull();
+            foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)).Where(number => number != pinned))
             {
-                deleted.Add(number);
+                if (TryDeleteDirectory(VersionDirectory(number)))
+                {
+                    deleted.Add(number);
+                }
             }
         }
 

@@ -26,6 +26,6 @@ public static class ReliabilityMetrics
 
     public static readonly Counter ManagementRequests = Metrics.CreateCounter(
         "continualserve_management_requests_total",
-        "Management API requests, by outcome (ok, unauthorized, forbidden, bad_request, not_found, conflict, store_write_failed).",
+        "Management API requests, by outcome (ok, unauthorized, forbidden, bad_request, not_found, conflict, unavailable, store_write_failed).",
         new CounterConfiguration { LabelNames = ["outcome"] });
 }

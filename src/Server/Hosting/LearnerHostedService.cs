@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
@@ -13,7 +14,7 @@ namespace ContinualServe.Server.Hosting;
 /// service has started, Kestrel included. A process that cannot listen must not announce a version that no store
 /// URL serves: on a compacted topic, that record would replace the live learner's newest one.
 /// The service also watches the store's pinned-version file and announces each change, so that a promote,
-/// rollback or unpin on a server sharing the learner's store reaches every replica.
+/// rollback or unpin on a server sharing the learner's store reaches every replica and the all role's own server.
 /// </summary>
 public sealed partial class LearnerHostedService : IHostedLifecycleService, IDisposable
 {
@@ -167,6 +168,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
                 failedPin = null;
                 publisher.PublishPin(modelName, version);
+                ServeStorePin();
                 announced = pinned;
                 announcedOnce = true;
                 lastProblem = null;
@@ -176,6 +178,19 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
             // Stopping.
+        }
+    }
+
+    // The all role runs no store poller, so this call makes its server follow a pin that another server on the store wrote.
+    private void ServeStorePin()
+    {
+        try
+        {
+            swapper?.TrySwapToLatest();
+        }
+        catch (Exception exception) when (exception is IOException or InvalidDataException or ExternalException)
+        {
+            LogPinNotServed(logger, exception, learner.Store.RootDirectory);
         }
     }
 
@@ -190,6 +205,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
     [LoggerMessage(EventId = 431, Level = LogLevel.Warning, Message = "The pin was not announced to replicas: {Problem}. Replicas keep the previous pin")]
     private static partial void LogPinNotAnnounced(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 432, Level = LogLevel.Warning, Message = "Could not load the version that the pin in {Directory} selects, so the live version keeps serving until the pin changes or the learner publishes a version")]
+    private static partial void LogPinNotServed(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 430, Level = LogLevel.Warning, Message = "Distribution:StoreUrl is not set, so announcements carry no store URL; replicas need their own Distribution:StoreUrl to download versions")]
     private static partial void LogNoStoreUrl(ILogger logger);

@@ -10,6 +10,7 @@ namespace ContinualServe.Server.Hosting;
 /// <summary>
 /// Loads versions from the model store and swaps them into the <see cref="LiveModel"/>. Loads are serialized,
 /// and a version older than or equal to the live one is ignored, so announcements may arrive late or twice.
+/// The load lock also covers each read or write of the pin file together with the swap that follows it.
 /// </summary>
 public sealed partial class ModelSwapper
 {
@@ -73,24 +74,27 @@ public sealed partial class ModelSwapper
     /// </summary>
     public bool TrySwapToLatest()
     {
-        if (TryFollowPin(out bool swappedToPin))
+        lock (loadLock)
         {
-            return swappedToPin;
-        }
+            if (TryFollowPin(out bool swappedToPin))
+            {
+                return swappedToPin;
+            }
 
-        if (FollowsVersionTopic)
-        {
-            return false;
-        }
+            if (FollowsVersionTopic)
+            {
+                return false;
+            }
 
-        IReadOnlyList<long> numbers = Store.ListVersionNumbers();
-        if (numbers.Count == 0 || numbers[^1] <= (live.CurrentVersion ?? 0))
-        {
-            return false;
-        }
+            IReadOnlyList<long> numbers = Store.ListVersionNumbers();
+            if (numbers.Count == 0 || numbers[^1] <= (live.CurrentVersion ?? 0))
+            {
+                return false;
+            }
 
-        ModelVersion? version = Store.TryLoadLatest();
-        return version is not null && TrySwap(version);
+            ModelVersion? version = Store.TryLoadLatest();
+            return version is not null && TrySwap(version);
+        }
     }
 
     /// <summary>Loads <paramref name="version"/> and makes it live unless a newer one already is.</summary>

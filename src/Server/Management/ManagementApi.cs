@@ -100,6 +100,12 @@ public static partial class ManagementApi
         foreach (long number in swapper.Store.ListVersionNumbers())
         {
             bool intact = swapper.Store.TryLoad(number, out ModelVersion? version);
+            if (!intact && !Directory.Exists(swapper.Store.VersionDirectory(number)))
+            {
+                // Retention deleted this version after the listing.
+                continue;
+            }
+
             if (intact)
             {
                 intactVersions.Add(number);
@@ -129,61 +135,38 @@ public static partial class ManagementApi
             : Ok(new { live = live.CurrentVersion, pinned, versions });
     }
 
-    private static IResult Promote(string version, ModelSwapper swapper, LiveModel live)
+    private static IResult Promote(string version, ModelSwapper swapper)
     {
         if (!VersionSegment.TryParse(version, out long number, out InferenceError? versionError))
         {
             return Error(StatusCodes.Status400BadRequest, versionError);
         }
 
-        if (!swapper.Store.ListVersionNumbers().Contains(number))
+        return swapper.TryPinAndServe(number) switch
         {
-            return Error(StatusCodes.Status404NotFound, new InferenceError($"Version {number} is not in the model store.", "version", "one of GET /manage/v1/versions"));
-        }
-
-        if (!swapper.Store.TryLoad(number, out ModelVersion? loaded))
-        {
-            return Error(StatusCodes.Status409Conflict, new InferenceError($"Version {number} is corrupt (its weights do not match their SHA-256) and cannot be served.", "version", "an intact version"));
-        }
-
-        return PinAndServe(swapper, live, loaded!);
+            PinOutcome.NotFound => Error(StatusCodes.Status404NotFound, new InferenceError($"Version {number} is not in the model store.", "version", "one of GET /manage/v1/versions")),
+            PinOutcome.Corrupt => Error(StatusCodes.Status409Conflict, new InferenceError($"Version {number} is corrupt (its weights do not match their SHA-256) and cannot be served.", "version", "an intact version")),
+            _ => Ok(new { live = number, pinned = number }),
+        };
     }
 
     private static IResult Rollback(ModelSwapper swapper, LiveModel live)
     {
-        long current = live.CurrentVersion ?? long.MaxValue;
-        foreach (long number in swapper.Store.ListVersionNumbers().Where(number => number < current).Reverse())
+        long? previous = live.CurrentVersion;
+        ModelVersion? pinned = swapper.TryPinOlderAndServe();
+        if (pinned is not null)
         {
-            if (swapper.Store.TryLoad(number, out ModelVersion? version))
-            {
-                return PinAndServe(swapper, live, version!);
-            }
+            return Ok(new { live = pinned.Number, pinned = pinned.Number });
         }
 
-        string message = live.CurrentVersion is long liveVersion
+        string message = previous is long liveVersion
             ? $"No intact version older than the live version {liveVersion} is in the store."
             : "No version is live and the store has no intact version to roll back to.";
         return Error(StatusCodes.Status409Conflict, new InferenceError(message, null, "an older intact version"));
     }
 
-    private static IResult Unpin(ModelSwapper swapper, LiveModel live)
-    {
-        StoreControlFiles.ClearPinnedVersion(swapper.Store.RootDirectory);
-        ModelVersion? newest = swapper.Store.TryLoadLatest();
-        if (newest is not null)
-        {
-            swapper.SwapToAny(newest);
-        }
-
-        return Ok(new { live = live.CurrentVersion, pinned = (long?)null });
-    }
-
-    private static IResult PinAndServe(ModelSwapper swapper, LiveModel live, ModelVersion version)
-    {
-        StoreControlFiles.WritePinnedVersion(swapper.Store.RootDirectory, version.Number);
-        swapper.SwapToAny(version);
-        return Ok(new { live = live.CurrentVersion, pinned = version.Number });
-    }
+    private static IResult Unpin(ModelSwapper swapper) =>
+        Ok(new { live = swapper.UnpinAndServeNewest(), pinned = (long?)null });
 
     private static IResult LearningState(ModelSwapper swapper) =>
         Ok(new { paused = StoreControlFiles.IsLearningPaused(swapper.Store.RootDirectory) });
@@ -299,6 +282,7 @@ public static partial class ManagementApi
         {
             StatusCodes.Status404NotFound => "not_found",
             StatusCodes.Status409Conflict => "conflict",
+            StatusCodes.Status503ServiceUnavailable => "unavailable",
             _ => "bad_request",
         };
         ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc();

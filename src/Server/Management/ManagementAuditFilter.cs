@@ -1,6 +1,9 @@
 namespace ContinualServe.Server.Management;
 
-/// <summary>Logs every management request that changes state (promote, rollback, unpin, pause, resume, golden set) with its outcome.</summary>
+/// <summary>
+/// Logs every management request that changes state (promote, rollback, unpin, pause, resume, golden set) with its
+/// outcome, and every read that ends in an error, such as a stored golden set that cannot be read.
+/// </summary>
 internal sealed partial class ManagementAuditFilter(ILogger logger) : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
@@ -9,9 +12,9 @@ internal sealed partial class ManagementAuditFilter(ILogger logger) : IEndpointF
         ArgumentNullException.ThrowIfNull(next);
         object? result = await next(context).ConfigureAwait(false);
         HttpRequest request = context.HttpContext.Request;
-        if (!HttpMethods.IsGet(request.Method))
+        int status = (result as IStatusCodeHttpResult)?.StatusCode ?? context.HttpContext.Response.StatusCode;
+        if (!HttpMethods.IsGet(request.Method) || status >= StatusCodes.Status400BadRequest)
         {
-            int status = (result as IStatusCodeHttpResult)?.StatusCode ?? context.HttpContext.Response.StatusCode;
             LogManagementChange(logger, request.Method, request.Path, status, context.HttpContext.Connection.RemoteIpAddress);
         }
 

@@ -4,6 +4,19 @@ using ContinualServe.Model.Telemetry;
 
 namespace ContinualServe.Server.Hosting;
 
+/// <summary>The result of <see cref="ModelSwapper.TryPinAndServe"/>.</summary>
+public enum PinOutcome
+{
+    /// <summary>The version is pinned and live.</summary>
+    Pinned,
+
+    /// <summary>The version is not in this server's store, and the pin is unchanged.</summary>
+    NotFound,
+
+    /// <summary>The version's files are incomplete or its weights do not match their SHA-256, and the pin is unchanged.</summary>
+    Corrupt,
+}
+
 /// <summary>Operator control of the served version: a version pinned in the store is served instead of the newest.</summary>
 public sealed partial class ModelSwapper
 {
@@ -58,7 +71,89 @@ public sealed partial class ModelSwapper
     public bool TrySwapToPublished(ModelVersion version)
     {
         ArgumentNullException.ThrowIfNull(version);
-        return TryFollowPin(out bool swappedToPin) ? swappedToPin : TrySwap(version);
+
+        // The pin is read and followed under the load lock, so that a promote cannot write a pin between the read and
+        // the swap and then see this version replace the one it pinned.
+        lock (loadLock)
+        {
+            return TryFollowPin(out bool swappedToPin) ? swappedToPin : TrySwap(version);
+        }
+    }
+
+    /// <summary>
+    /// Pins version <paramref name="number"/> in the store and serves it, as a promote does. The version is checked and
+    /// pinned under the store's version lock, so retention cannot delete it in between.
+    /// </summary>
+    public PinOutcome TryPinAndServe(long number)
+    {
+        lock (loadLock)
+        {
+            ModelVersion? version;
+            using (Store.LockVersions())
+            {
+                if (!Store.ListVersionNumbers().Contains(number))
+                {
+                    return PinOutcome.NotFound;
+                }
+
+                if (!Store.TryLoad(number, out version))
+                {
+                    return PinOutcome.Corrupt;
+                }
+
+                StoreControlFiles.WritePinnedVersion(Store.RootDirectory, number);
+            }
+
+            SwapToAny(version!);
+            return PinOutcome.Pinned;
+        }
+    }
+
+    /// <summary>
+    /// Pins and serves the newest intact version older than the live one, as a rollback does, or returns null when the
+    /// store has none.
+    /// </summary>
+    public ModelVersion? TryPinOlderAndServe()
+    {
+        lock (loadLock)
+        {
+            long current = live.CurrentVersion ?? long.MaxValue;
+            ModelVersion? version = null;
+            using (Store.LockVersions())
+            {
+                foreach (long number in Store.ListVersionNumbers().Where(number => number < current).Reverse())
+                {
+                    if (Store.TryLoad(number, out version))
+                    {
+                        StoreControlFiles.WritePinnedVersion(Store.RootDirectory, number);
+                        break;
+                    }
+                }
+            }
+
+            if (version is not null)
+            {
+                SwapToAny(version);
+            }
+
+            return version;
+        }
+    }
+
+    /// <summary>Removes the pin and serves the newest intact version. Returns the live version afterwards.</summary>
+    public long? UnpinAndServeNewest()
+    {
+        lock (loadLock)
+        {
+            StoreControlFiles.ClearPinnedVersion(Store.RootDirectory);
+            ModelVersion? newest = Store.TryLoadLatest();
+            if (newest is not null)
+            {
+                SwapToAny(newest);
+            }
+
+            return live.CurrentVersion;
+        }
     }
 
     /// <summary>

@@ -79,6 +79,32 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         processes[0].OutputTail.ShouldContain("not-a-version");
     }
 
+    // A promote or unpin sent to a serve process on the learner's volume changes only the pin file. The all role polls no
+    // store, so its own server must follow the pin without waiting for the learner's next version.
+    [Fact]
+    public async Task AllRoleFollowsPinFromAnotherServer()
+    {
+        string store = Path.Combine(root, "all");
+        SaveVersions(store, count: 2);
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
+        broker.CreateTopic("model-versions", 1);
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        processes.Add(ContinualServeProcess.Start("all", root,
+            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", store, "--device", "cpu", "--store-url", url));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(2);
+
+        StoreControlFiles.WritePinnedVersion(store, 1);
+        long? pinned = await WaitForVersionAsync(http, url, 1);
+        StoreControlFiles.ClearPinnedVersion(store);
+        long? unpinned = await WaitForVersionAsync(http, url, 2);
+
+        pinned.ShouldBe(1, "the all role did not serve the version pinned in its store");
+        unpinned.ShouldBe(2, "the all role did not serve the newest version after the pin was removed");
+    }
+
     [Fact]
     public async Task ReplicaSurvivesUnreadableLocalPin()
     {
@@ -163,6 +189,20 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
             using nn.Module<Tensor, Tensor> module = ModelFactory.Create(spec);
             store.Save(spec, module, new ModelManifest());
         }
+    }
+
+    // Polls until the server serves expected, for at most 10 s, and returns the last version served.
+    private static async Task<long?> WaitForVersionAsync(HttpClient http, string url, long expected)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        long? served = null;
+        while (!deadline.IsCancellationRequested && served != expected)
+        {
+            await Task.Delay(200, CancellationToken.None);
+            served = await ReplicaDistributionTests.ServedVersionAsync(http, url);
+        }
+
+        return served;
     }
 
     private async Task<long> WaitForServedVersionAsync(HttpClient http, string url)

@@ -154,6 +154,35 @@ public sealed class PromotionGateTests : IDisposable
         decision.Reasons.Single().ShouldContain("golden set unreadable");
     }
 
+    // Linux stamps files with a clock that advances every few milliseconds, so two uploads made that close together can get
+    // the same write time. The test sets it to the same value to make that certain.
+    [Fact]
+    public void GoldenSetReplacedWithinOneTickIsRead()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions());
+        torch.manual_seed(3);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallSpec);
+        float[] features = new float[SmallSpec.FeatureCount];
+        int predicted;
+        using (torch.no_grad())
+        using (Tensor input = torch.zeros(1, SmallSpec.FeatureCount))
+        using (Tensor output = module.call(input))
+        {
+            predicted = (int)output.argmax(1).item<long>();
+        }
+
+        string path = Path.Combine(storeDirectory.Path, GoldenSet.FileName);
+        new GoldenSet { Examples = [new GoldenExample(predicted, features)] }.Save(storeDirectory.Path);
+        DateTime writtenAt = File.GetLastWriteTimeUtc(path);
+        PromotionDecision first = gate.Review(module, torch.CPU, Summary([0.95]), liveEvaluation: null);
+        new GoldenSet { Examples = [new GoldenExample((predicted + 1) % SmallSpec.ClassCount, features)] }.Save(storeDirectory.Path);
+        File.SetLastWriteTimeUtc(path, writtenAt);
+        PromotionDecision second = gate.Review(module, torch.CPU, Summary([0.95]), liveEvaluation: null);
+
+        first.GoldenAccuracy.ShouldBe(1.0);
+        second.GoldenAccuracy.ShouldBe(0.0, "the second upload replaced the golden set");
+    }
+
     private PromotionGate CreateGate(PromotionOptions options) =>
         new(options, SmallSpec, storeDirectory.Path, NullLogger.Instance);
 

@@ -101,6 +101,42 @@ public sealed class ModelStoreTests
         logger.Errors.ShouldBe([101, 101], "a version that loaded and then broke again is logged again");
     }
 
+    // A server lists and loads versions while the learner's retention deletes the oldest one. A version that disappears
+    // during its load was deleted, not corrupted, so it must not raise the corrupt-version error.
+    [Fact]
+    public async Task VersionDeletedDuringLoadIsNotCorrupt()
+    {
+        ModelStore writer = SmallModels.StoreWithVersions(1, retained: 1);
+        var logger = new RecordingStoreLogger();
+        var reader = new ModelStore(writer.RootDirectory, logger: logger);
+        torch.manual_seed(4);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallModels.Spec);
+        using var saved = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        Task saving = Task.Run(() =>
+        {
+            for (int version = 0; version < 200 && !saved.IsCancellationRequested; version++)
+            {
+                writer.Save(SmallModels.Spec, module, new ModelManifest());
+            }
+
+            saved.Cancel();
+        });
+        int loads = 0;
+        while (!saved.IsCancellationRequested)
+        {
+            foreach (long number in reader.ListVersionNumbers())
+            {
+                reader.TryLoad(number, out _);
+                loads++;
+            }
+        }
+
+        await saving;
+        loads.ShouldBeGreaterThan(0);
+        logger.Errors.ShouldBeEmpty("a version that retention deleted is not corrupt");
+    }
+
     [Fact]
     public void TruncatedManifestIsRejected()
     {

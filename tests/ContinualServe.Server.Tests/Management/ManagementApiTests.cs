@@ -156,6 +156,38 @@ public sealed class ManagementApiTests
         error.GetProperty("expected").GetString().ShouldNotBeNull().ShouldContain("PUT /manage/v1/golden-set");
     }
 
+    // The version is checked under the store's version lock, and a load that misses a file checks for a deletion under
+    // the same lock, so this request must not wait for a lock that it holds itself.
+    [Theory]
+    [InlineData("POST", "manage/v1/versions/2/promote")]
+    [InlineData("POST", "manage/v1/rollback")]
+    public async Task IncompleteVersionGetsPromptAnswer(string method, string path)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 3, separatePort: false);
+        File.Delete(Path.Combine(server.Store.VersionDirectory(2), ModelStore.WeightsFileName));
+        File.Delete(Path.Combine(server.Store.VersionDirectory(1), ModelStore.WeightsFileName));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request(method, path, ManagementServer.Token), timeout.Token);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        StoreControlFiles.ReadPinnedVersion(server.Store.RootDirectory).ShouldBeNull();
+        server.App.Services.GetLiveVersion().ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task GoldenSetWithoutModelCountsUnavailable()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 0, separatePort: false);
+        double unavailableBefore = ReliabilityMetrics.ManagementRequests.WithLabels("unavailable").Value;
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (ReliabilityMetrics.ManagementRequests.WithLabels("unavailable").Value - unavailableBefore)
+            .ShouldBeGreaterThanOrEqualTo(1, "a 503 is the server's state, not a bad request");
+    }
+
     [Fact]
     public async Task GoldenSetInUtf16Gets415()
     {
