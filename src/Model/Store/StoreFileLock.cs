@@ -13,7 +13,7 @@ internal sealed partial class StoreFileLock : IDisposable
     private const int Interrupted = 4; // EINTR
     private const uint ReadableByAll = 0x1A4; // 0644
 
-    // The lock files this thread holds, by path. flock also excludes a second descriptor opened by the same
+    // The lock files this thread holds, by canonical path. flock also excludes a second descriptor opened by the same
     // process, so a nested Acquire on the holding thread counts up in place of waiting for itself.
     [ThreadStatic]
     private static Dictionary<string, Hold>? heldByThread;
@@ -44,7 +44,10 @@ internal sealed partial class StoreFileLock : IDisposable
             return new StoreFileLock(null, path, null);
         }
 
-        string key = path;
+        // Symlinks and relative spellings of the store resolve to one key, so a nested Acquire through any of them
+        // counts up.
+        // NOTE: a bind mount of the store under a second path still gets a second key.
+        string key = Path.Combine(CanonicalPath(directory), name);
         Dictionary<string, Hold> threadHolds = heldByThread ??= new Dictionary<string, Hold>(StringComparer.Ordinal);
         lock (threadHolds)
         {
@@ -106,6 +109,25 @@ internal sealed partial class StoreFileLock : IDisposable
         _ = Close(hold.Descriptor);
     }
 
+    // Resolves symlinks, "." and ".." with realpath(3), or returns the full path when the directory cannot be resolved.
+    private static string CanonicalPath(string directory)
+    {
+        nint resolved = RealPath(directory, 0);
+        if (resolved == 0)
+        {
+            return Path.GetFullPath(directory);
+        }
+
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved)!;
+        }
+        finally
+        {
+            Free(resolved);
+        }
+    }
+
     // An open lock file and how many nested holds of one thread share it.
     private sealed class Hold(int descriptor)
     {
@@ -122,4 +144,10 @@ internal sealed partial class StoreFileLock : IDisposable
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int descriptor);
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint RealPath(string path, nint resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void Free(nint pointer);
 }

@@ -38,6 +38,31 @@ public sealed class StoreFileLockTests
         RunOnThread(() => store.LockVersions().Dispose()).ShouldBeTrue("the last hold to go releases the lock");
     }
 
+    [Fact]
+    public void LockThroughSymlinkIsReentrant()
+    {
+        string directory = SmallModels.TemporaryDirectory();
+        string link = directory.TrimEnd('/') + "-link";
+        Directory.CreateSymbolicLink(link, directory);
+        try
+        {
+            var direct = new ModelStore(directory);
+            var throughLink = new ModelStore(link);
+
+            bool nested = RunOnThread(() =>
+            {
+                using IDisposable first = direct.LockVersions();
+                using IDisposable second = throughLink.LockVersions();
+            });
+
+            nested.ShouldBeTrue("the thread that holds the lock takes it again through another spelling of the store");
+        }
+        finally
+        {
+            File.Delete(link);
+        }
+    }
+
     // Runs action on a new background thread and returns whether it finished within the timeout.
     private static bool RunOnThread(Action action, TimeSpan? timeout = null)
     {
