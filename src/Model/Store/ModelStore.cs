@@ -232,6 +232,7 @@ public sealed partial class ModelStore
     // The pinned version is kept however old it is: servers restarting on the pin and replicas that download it need it.
     private void ApplyRetention()
     {
+        List<long> deleted = [];
         IDisposable versionLock;
         try
         {
@@ -250,10 +251,9 @@ public sealed partial class ModelStore
             return;
         }
 
-        retentionLockProblem = null;
-        List<long> deleted = [];
         using (versionLock)
         {
+            retentionLockProblem = null;
             IReadOnlyList<long> numbers = ListVersionNumbers();
             long? pinned = ReadPinnedVersionOrNull();
             foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)).Where(number => number != pinned))
