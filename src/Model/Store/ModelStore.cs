@@ -35,6 +35,10 @@ public sealed partial class ModelStore
     // problem is logged once, and again only after the version loaded or its problem changed.
     private readonly ConcurrentDictionary<long, string> reportedCorruptVersions = new();
 
+    // The last error that kept retention from taking the version lock, so that each distinct error is logged once.
+    // Only saves, which hold writeLock, read or write it.
+    private string? retentionLockProblem;
+
     public ModelStore(string rootDirectory, int retainedVersions = 20, ILogger<ModelStore>? logger = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(rootDirectory);
@@ -229,8 +233,27 @@ public sealed partial class ModelStore
     private void ApplyRetention()
     {
         List<long> deleted = [];
-        using (LockVersions())
+        IDisposable versionLock;
+        try
         {
+            versionLock = LockVersions();
+        }
+        catch (IOException exception)
+        {
+            // The new version is durable already, so a store whose file system rejects flock keeps every version in
+            // place of failing the save.
+            if (exception.Message != retentionLockProblem)
+            {
+                retentionLockProblem = exception.Message;
+                LogRetentionSkipped(logger, exception, RootDirectory);
+            }
+
+            return;
+        }
+
+        using (versionLock)
+        {
+            retentionLockProblem = null;
             IReadOnlyList<long> numbers = ListVersionNumbers();
             long? pinned = ReadPinnedVersionOrNull();
             foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)).Where(number => number != pinned))
@@ -338,6 +361,9 @@ public sealed partial class ModelStore
 
     [LoggerMessage(EventId = 105, Level = LogLevel.Debug, Message = "Retention deleted version {Version} from {Directory}, which keeps the newest {RetainedVersions} and the pinned version")]
     private static partial void LogRetentionDeletedOne(ILogger logger, long version, string directory, int retainedVersions);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Retention skipped in {Directory} because the version lock could not be taken, so the store keeps every version until a save takes it. Check that the file system supports flock and that this process can create the lock file")]
+    private static partial void LogRetentionSkipped(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read ({Problem}), so retention may delete the pinned version")]
     private static partial void LogPinUnreadable(ILogger logger, string directory, string problem);

@@ -13,19 +13,22 @@ internal sealed partial class StoreFileLock : IDisposable
     private const int Interrupted = 4; // EINTR
     private const uint ReadableByAll = 0x1A4; // 0644
 
-    // The lock files this thread holds, with how often each was taken. flock also excludes a second descriptor opened by
-    // the same process, so a nested Acquire on the holding thread counts up in place of waiting for itself.
+    // The lock files this thread holds, by canonical path. flock also excludes a second descriptor opened by the same
+    // process, so a nested Acquire on the holding thread counts up in place of waiting for itself.
     [ThreadStatic]
-    private static Dictionary<string, int>? heldByThread;
+    private static Dictionary<string, Hold>? heldByThread;
 
-    private readonly string path;
-    private int descriptor;
-    private bool disposed;
+    // The map that this hold is registered in, which belongs to the thread that took the lock, or null off Linux.
+    private readonly Dictionary<string, Hold>? heldBy;
+    private readonly string key;
+    private readonly Hold? hold;
+    private int disposed;
 
-    private StoreFileLock(string path, int descriptor)
+    private StoreFileLock(Dictionary<string, Hold>? heldBy, string key, Hold? hold)
     {
-        this.path = path;
-        this.descriptor = descriptor;
+        this.heldBy = heldBy;
+        this.key = key;
+        this.hold = hold;
     }
 
     /// <summary>
@@ -38,14 +41,21 @@ internal sealed partial class StoreFileLock : IDisposable
         string path = Path.Combine(directory, name);
         if (!OperatingSystem.IsLinux())
         {
-            return new StoreFileLock(path, -1);
+            return new StoreFileLock(null, path, null);
         }
 
-        heldByThread ??= new Dictionary<string, int>(StringComparer.Ordinal);
-        if (heldByThread.TryGetValue(path, out int depth))
+        // Symlinks and relative spellings of the store resolve to one key, so a nested Acquire through any of them
+        // counts up.
+        // NOTE: a bind mount of the store under a second path still gets a second key.
+        string key = Path.Combine(CanonicalPath(directory), name);
+        Dictionary<string, Hold> threadHolds = heldByThread ??= new Dictionary<string, Hold>(StringComparer.Ordinal);
+        lock (threadHolds)
         {
-            heldByThread[path] = depth + 1;
-            return new StoreFileLock(path, -1);
+            if (threadHolds.TryGetValue(key, out Hold? existing))
+            {
+                existing.Count++;
+                return new StoreFileLock(threadHolds, key, existing);
+            }
         }
 
         int opened = Open(path, ReadOnlyCreate, ReadableByAll);
@@ -64,35 +74,66 @@ internal sealed partial class StoreFileLock : IDisposable
             }
         }
 
-        heldByThread[path] = 1;
-        return new StoreFileLock(path, opened);
+        var newHold = new Hold(opened);
+        lock (threadHolds)
+        {
+            threadHolds[key] = newHold;
+        }
+
+        return new StoreFileLock(threadHolds, key, newHold);
     }
 
     /// <summary>
-    /// Releases this hold, and the lock with the outermost one by closing the file. Call it on the thread that took the
-    /// lock.
+    /// Releases this hold. The last of a thread's nested holds to be disposed, on whichever thread, closes the file and
+    /// so releases the lock.
     /// </summary>
+    // NOTE: re-entrancy is per thread. A hold kept across an await still excludes other processes, but while it is out
+    // of its thread, a new Acquire on that thread counts up in place of waiting.
     public void Dispose()
     {
-        if (disposed || !OperatingSystem.IsLinux() || heldByThread is null || !heldByThread.TryGetValue(path, out int depth))
+        if (heldBy is null || hold is null || Interlocked.Exchange(ref disposed, 1) != 0)
         {
             return;
         }
 
-        disposed = true;
-
-        if (depth > 1)
+        lock (heldBy)
         {
-            heldByThread[path] = depth - 1;
-            return;
+            if (--hold.Count > 0)
+            {
+                return;
+            }
+
+            heldBy.Remove(key);
         }
 
-        heldByThread.Remove(path);
-        int openDescriptor = Interlocked.Exchange(ref descriptor, -1);
-        if (openDescriptor >= 0)
+        _ = Close(hold.Descriptor);
+    }
+
+    // Resolves symlinks, "." and ".." with realpath(3), or returns the full path when the directory cannot be resolved.
+    private static string CanonicalPath(string directory)
+    {
+        nint resolved = RealPath(directory, 0);
+        if (resolved == 0)
         {
-            _ = Close(openDescriptor);
+            return Path.GetFullPath(directory);
         }
+
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved)!;
+        }
+        finally
+        {
+            Free(resolved);
+        }
+    }
+
+    // An open lock file and how many nested holds of one thread share it.
+    private sealed class Hold(int descriptor)
+    {
+        public int Descriptor { get; } = descriptor;
+
+        public int Count { get; set; } = 1;
     }
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -103,4 +144,10 @@ internal sealed partial class StoreFileLock : IDisposable
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int descriptor);
+
+    [LibraryImport("libc", EntryPoint = "realpath", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint RealPath(string path, nint resolved);
+
+    [LibraryImport("libc", EntryPoint = "free")]
+    private static partial void Free(nint pointer);
 }

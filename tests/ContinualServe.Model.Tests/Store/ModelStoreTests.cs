@@ -185,6 +185,29 @@ public sealed class ModelStoreTests
         store.TryLoad(1, out _).ShouldBeTrue();
     }
 
+    // A file system without flock support fails the version lock, as a directory in place of the lock file does here.
+    // The version is already durable then, so the save succeeds and only retention waits for a later save.
+    [Fact]
+    public void SaveSucceedsWhenLockFails()
+    {
+        ModelStore full = SmallModels.StoreWithVersions(2);
+        var logger = new RecordingStoreLogger();
+        var store = new ModelStore(full.RootDirectory, retainedVersions: 1, logger);
+        string lockFile = Path.Combine(store.RootDirectory, ".versions.lock");
+        File.Delete(lockFile);
+        Directory.CreateDirectory(lockFile);
+        torch.manual_seed(8);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallModels.Spec);
+
+        ModelVersion saved = store.Save(SmallModels.Spec, module, new ModelManifest());
+        store.Save(SmallModels.Spec, module, new ModelManifest());
+
+        saved.Number.ShouldBe(3);
+        store.ListVersionNumbers().ShouldBe([1L, 2L, 3L, 4L], "retention deletes nothing without the lock");
+        logger.Messages.Count(message => message.StartsWith("Retention skipped", StringComparison.Ordinal))
+            .ShouldBe(1, "the same lock failure is logged once");
+    }
+
     [Fact]
     public void AbandonedTemporaryDirectoryIsRemoved()
     {
