@@ -233,27 +233,25 @@ public sealed partial class ModelStore
     private void ApplyRetention()
     {
         List<long> deleted = [];
-        IDisposable versionLock;
+        IDisposable? versionLock = null;
         try
         {
             versionLock = LockVersions();
+            retentionLockProblem = null;
         }
         catch (IOException exception)
         {
-            // The new version is durable already, so a store whose file system rejects flock keeps every version in
-            // place of failing the save.
+            // The new version is durable already, so the save succeeds. Retention still runs, because a store that
+            // never deletes fills its volume, and a promote racing it is the smaller risk.
             if (exception.Message != retentionLockProblem)
             {
                 retentionLockProblem = exception.Message;
-                LogRetentionSkipped(logger, exception, RootDirectory);
+                LogRetentionUnlocked(logger, exception, RootDirectory);
             }
-
-            return;
         }
 
         using (versionLock)
         {
-            retentionLockProblem = null;
             IReadOnlyList<long> numbers = ListVersionNumbers();
             long? pinned = ReadPinnedVersionOrNull();
             foreach (long number in numbers.Take(Math.Max(0, numbers.Count - RetainedVersions)).Where(number => number != pinned))
@@ -362,8 +360,8 @@ public sealed partial class ModelStore
     [LoggerMessage(EventId = 105, Level = LogLevel.Debug, Message = "Retention deleted version {Version} from {Directory}, which keeps the newest {RetainedVersions} and the pinned version")]
     private static partial void LogRetentionDeletedOne(ILogger logger, long version, string directory, int retainedVersions);
 
-    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Retention skipped in {Directory} because the version lock could not be taken, so the store keeps every version until a save takes it. Check that the file system supports flock and that this process can create the lock file")]
-    private static partial void LogRetentionSkipped(ILogger logger, Exception exception, string directory);
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Retention in {Directory} runs without the version lock, which could not be taken, so a promote at the same moment may pin a version that retention deletes. Check that the file system supports flock and that this process can create the lock file")]
+    private static partial void LogRetentionUnlocked(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read ({Problem}), so retention may delete the pinned version")]
     private static partial void LogPinUnreadable(ILogger logger, string directory, string problem);
