@@ -65,6 +65,7 @@ public sealed partial class ContinualLearner
             {
                 SeekOrReassign(consumer, result.TopicPartitionOffset);
                 consumer.Pause(consumer.Assignment);
+                pauseApplied = true;
                 break;
             }
 
