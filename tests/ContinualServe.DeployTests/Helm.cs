@@ -20,17 +20,24 @@ internal static class Helm
     public static IReadOnlyList<JsonObject> Render(params string[] options)
     {
         string[] arguments = ["template", ReleaseName, ChartFiles.ChartDirectory, "--namespace", Namespace, .. options];
-        (int exitCode, string output) = Run(arguments);
+        (int exitCode, string output, string errors) = RunSeparately(arguments);
         if (exitCode != 0)
         {
-            throw new InvalidOperationException($"helm {string.Join(' ', arguments)} failed with exit code {exitCode}:\n{output}");
+            throw new InvalidOperationException($"helm {string.Join(' ', arguments)} failed with exit code {exitCode}:\n{output}{errors}");
         }
 
+        // Only the standard output is YAML: helm writes its warnings to standard error.
         return ChartFiles.ReadYamlDocumentsAsJson(output);
     }
 
     /// <summary>Runs helm with <paramref name="arguments"/> and returns its exit code and its output and errors together.</summary>
     public static (int ExitCode, string Output) Run(params string[] arguments)
+    {
+        (int exitCode, string output, string errors) = RunSeparately(arguments);
+        return (exitCode, output + errors);
+    }
+
+    private static (int ExitCode, string Output, string Errors) RunSeparately(string[] arguments)
     {
         string home = Path.Combine(Path.GetTempPath(), "continualserve-helm-" + Guid.NewGuid().ToString("N"));
         var startInfo = new ProcessStartInfo(FindBinary())
@@ -61,7 +68,7 @@ internal static class Helm
                 throw new TimeoutException($"helm {string.Join(' ', arguments)} did not finish within {Timeout.TotalSeconds} s.");
             }
 
-            return (process.ExitCode, output.Result + errors.Result);
+            return (process.ExitCode, output.Result, errors.Result);
         }
         finally
         {
