@@ -67,12 +67,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         Directory.CreateDirectory(store);
         await File.WriteAllTextAsync(Path.Combine(store, StoreControlFiles.PinnedVersionFileName), "not-a-version");
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
-        broker.CreateTopic("model-versions", 1);
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start("all", root,
-            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
-            "--store", store, "--device", "cpu", "--store-url", url));
+        string url = StartAllRole(broker, store);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 
         (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
@@ -87,12 +82,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         string store = Path.Combine(root, "all");
         SaveVersions(store, count: 2);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
-        broker.CreateTopic("model-versions", 1);
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start("all", root,
-            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
-            "--store", store, "--device", "cpu", "--store-url", url));
+        string url = StartAllRole(broker, store);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         (await WaitForServedVersionAsync(http, url)).ShouldBe(2);
 
@@ -165,6 +155,18 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         (await WaitForLogAsync("Download of version 4 from " + unreachableStore + " failed (attempt 2)")).ShouldBeTrue();
         processes[0].OutputTail.Split('\n').Count(line => line.Contains("failed (attempt 1)", StringComparison.Ordinal))
             .ShouldBe(1, "each failed attempt is counted once");
+    }
+
+    // Starts the all role on store with the example and version topics on broker, and returns its URL.
+    private string StartAllRole(EmbeddedKafkaBroker broker, string store)
+    {
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
+        broker.CreateTopic("model-versions", 1);
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        processes.Add(ContinualServeProcess.Start("all", root,
+            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", store, "--device", "cpu", "--store-url", url));
+        return url;
     }
 
     private async Task<bool> WaitForLogAsync(string text)
