@@ -270,6 +270,7 @@ public sealed partial class ContinualLearner : IDisposable
             {
                 ConsumeUntilStopped(consumer, deadLetters, cancellation);
                 CompletePublishing(consumer, wait: true);
+                CommitCheckpointOffsets(consumer);
             }
             finally
             {

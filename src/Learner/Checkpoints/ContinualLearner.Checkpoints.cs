@@ -285,6 +285,32 @@ public sealed partial class ContinualLearner
         }
     }
 
+    /// <summary>
+    /// Commits the newest checkpoint's offsets when the learner stops. A kill after the checkpoint and before its commit
+    /// leaves the group's committed offsets behind the checkpoint, and a restart that publishes no round before it stops
+    /// would otherwise never commit them. A partition whose position is behind the checkpoint's offset is skipped,
+    /// because then the checkpoint's offset is past the partition's end (a recreated topic) and was not read from.
+    /// </summary>
+    private void CommitCheckpointOffsets(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        if (checkpoint is null)
+        {
+            return;
+        }
+
+        List<TopicPartitionOffset> reached = [];
+        foreach (TrainingOffset offset in checkpoint.Offsets)
+        {
+            var partition = new TopicPartition(offset.Topic, offset.Partition);
+            if (positions.TryGetValue(partition, out long position) && position >= offset.Offset)
+            {
+                reached.Add(new TopicPartitionOffset(partition, offset.Offset));
+            }
+        }
+
+        CommitOffsets(consumer, reached);
+    }
+
     /// <summary>Records a step's examples in the training log and requests a rollback after repeated non-finite losses.</summary>
     private void ObserveStep(IReadOnlyList<LabeledExample> batch, StepLosses losses)
     {

@@ -31,6 +31,10 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     private readonly CancellationTokenSource stopping = new();
     private Task pinWatch = Task.CompletedTask;
 
+    // The newest version the learner published or started from, which the all role's server serves when nothing is
+    // pinned. The store's newest version can be newer: one saved just before a kill and before its checkpoint.
+    private volatile ModelVersion? published;
+
     public LearnerHostedService(
         ContinualLearner learner,
         ModelVersionPublisher publisher,
@@ -117,6 +121,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
     private void OnVersionPublished(ModelVersion version)
     {
+        published = version;
         swapper?.TrySwapToPublished(version);
         publisher.Publish(version);
     }
@@ -182,11 +187,18 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     }
 
     // The all role runs no store poller, so this call makes its server follow a pin that another server on the store wrote.
+    // Without a pin it moves to the learner's published version when that is newer than the live one, so it never moves
+    // to a newer version that the learner does not announce.
     private void ServeStorePin()
     {
+        if (swapper is null || published is not { } version)
+        {
+            return;
+        }
+
         try
         {
-            swapper?.TrySwapToLatest();
+            swapper.TrySwapToPublished(version);
         }
         catch (Exception exception) when (exception is IOException or InvalidDataException or ExternalException)
         {

@@ -95,6 +95,43 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         unpinned.ShouldBe(2, "the all role did not serve the newest version after the pin was removed");
     }
 
+    // A kill between saving a version and writing its checkpoint leaves that version in the store, but the learner
+    // continues from the checkpoint's version and announces only that one. The all role's server must serve what the
+    // learner announces, as the replicas do, even after its pin watch runs.
+    [Fact]
+    public async Task AllRoleSkipsVersionAheadOfCheckpoint()
+    {
+        string store = Path.Combine(root, "all");
+        SaveVersions(store, count: 1);
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
+        broker.CreateTopic("model-versions", 1);
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        string[] arguments =
+        [
+            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", store, "--device", "cpu", "--store-url", url,
+        ];
+        processes.Add(ContinualServeProcess.Start("all", root, arguments));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
+        (await WaitForLogAsync("Announced that no version of")).ShouldBeTrue("the first all process did not start its pin watch");
+        await processes[0].DisposeAsync();
+        processes.Clear();
+        Directory.EnumerateDirectories(Path.Combine(store, "learner-checkpoint")).ShouldNotBeEmpty();
+
+        SaveVersions(store, count: 1);
+        processes.Add(ContinualServeProcess.Start("all-restarted", root, arguments));
+
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
+        (await WaitForLogAsync("Announced that no version of")).ShouldBeTrue("the restarted all process did not start its pin watch");
+        for (int sample = 0; sample < 10; sample++)
+        {
+            await Task.Delay(200);
+            (await ReplicaDistributionTests.ServedVersionAsync(http, url)).ShouldBe(1, $"sample {sample} after the pin watch started");
+        }
+    }
+
     [Fact]
     public async Task ReplicaSurvivesUnreadableLocalPin()
     {
