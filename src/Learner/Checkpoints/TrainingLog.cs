@@ -6,8 +6,8 @@ namespace ContinualServe.Learner.Checkpoints;
 /// <summary>
 /// Append-only log of the ids of trained examples, one per line. Ids are buffered in memory and appended
 /// (and flushed to disk) just before a checkpoint is written, and the checkpoint records the log's length;
-/// on restart the log is cut back to that length, so it lists exactly the examples the checkpoint's
-/// weights were trained on.
+/// on restart the log is cut back to that length, so it lists each example passed to a step up to the
+/// checkpoint once, including those of rejected rounds, whose updates were discarded.
 /// </summary>
 public sealed class TrainingLog
 {
