@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 
 namespace ContinualServe.DeployTests;
@@ -13,7 +12,7 @@ internal static class Helm
 
     public const string Namespace = "models";
 
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private const string InstallAdvice = "Run scripts/install-chart-tools.sh, which scripts/test.sh runs.";
 
     /// <summary>Renders the chart with helm template and returns each manifest as JSON.</summary>
     /// <exception cref="InvalidOperationException">helm failed. The message contains its output.</exception>
@@ -40,35 +39,11 @@ internal static class Helm
     private static (int ExitCode, string Output, string Errors) RunSeparately(string[] arguments)
     {
         string home = Path.Combine(Path.GetTempPath(), "continualserve-helm-" + Guid.NewGuid().ToString("N"));
-        var startInfo = new ProcessStartInfo(FindBinary())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = ChartFiles.RepositoryRoot,
-        };
-        foreach (string argument in arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
-
-        foreach (string variable in new[] { "HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME" })
-        {
-            startInfo.Environment[variable] = Path.Combine(home, variable);
-        }
-
+        var environment = new[] { "HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME" }
+            .ToDictionary(variable => variable, variable => Path.Combine(home, variable));
         try
         {
-            using Process process = Process.Start(startInfo)!;
-            Task<string> output = process.StandardOutput.ReadToEndAsync();
-            Task<string> errors = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(Timeout))
-            {
-                process.Kill();
-                throw new TimeoutException($"helm {string.Join(' ', arguments)} did not finish within {Timeout.TotalSeconds} s.");
-            }
-
-            return (process.ExitCode, output.Result, errors.Result);
+            return ToolProcess.Run(FindBinary(), arguments, InstallAdvice, environment);
         }
         finally
         {
@@ -92,6 +67,6 @@ internal static class Helm
             .Select(directory => Path.Combine(directory, "helm"))
             .FirstOrDefault(File.Exists);
         return onPath ?? throw new InvalidOperationException(
-            $"helm is not installed: {installed} is missing and no helm is on the PATH. Run scripts/install-chart-tools.sh, which scripts/test.sh runs.");
+            $"helm is not installed: {installed} is missing and no helm is on the PATH. {InstallAdvice}");
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 
 namespace ContinualServe.DeployTests;
@@ -21,27 +20,13 @@ internal static class KubernetesSchemas
                 $"The Kubernetes schemas are not installed in {Directory}/node_modules. Run scripts/install-chart-tools.sh, which scripts/test.sh runs.");
         }
 
-        var startInfo = new ProcessStartInfo("node")
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Directory,
-        };
-        startInfo.ArgumentList.Add("validate.mjs");
-
-        using Process process = Process.Start(startInfo)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> errors = process.StandardError.ReadToEndAsync();
-        process.StandardInput.Write(new JsonArray(manifests.Select(manifest => manifest.DeepClone()).ToArray()).ToJsonString());
-        process.StandardInput.Close();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
-        {
-            process.Kill();
-            throw new TimeoutException("node validate.mjs did not finish within 60 s.");
-        }
-
-        return (process.ExitCode, output.Result + errors.Result);
+        string manifestsJson = new JsonArray(manifests.Select(manifest => manifest.DeepClone()).ToArray()).ToJsonString();
+        (int exitCode, string output, string errors) = ToolProcess.Run(
+            "node",
+            ["validate.mjs"],
+            "node is not installed. Run scripts/install-chart-tools.sh, which installs it with apt-get when it is missing.",
+            standardInput: manifestsJson,
+            workingDirectory: Directory);
+        return (exitCode, output + errors);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Shouldly;
 using Xunit;
 
@@ -52,45 +51,11 @@ public sealed class YamlLintTests
 
     private static (int ExitCode, string Output) RunYamllint(IEnumerable<string> files)
     {
-        var startInfo = new ProcessStartInfo("yamllint")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = ChartFiles.RepositoryRoot,
-        };
-        startInfo.ArgumentList.Add("--strict");
-        startInfo.ArgumentList.Add("--format");
-        startInfo.ArgumentList.Add("parsable");
-        startInfo.ArgumentList.Add("-c");
-        startInfo.ArgumentList.Add(ConfigPath);
-        foreach (string file in files)
-        {
-            startInfo.ArgumentList.Add(file);
-        }
-
-        Process process;
-        try
-        {
-            process = Process.Start(startInfo)!;
-        }
-        catch (System.ComponentModel.Win32Exception exception)
-        {
-            throw new InvalidOperationException(
-                "yamllint is not installed; install the Debian package (apt-get install yamllint), which scripts/test.sh does.", exception);
-        }
-
-        using (process)
-        {
-            Task<string> output = process.StandardOutput.ReadToEndAsync();
-            Task<string> error = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
-            {
-                process.Kill();
-                throw new TimeoutException("yamllint did not finish within 60 s.");
-            }
-
-            return (process.ExitCode, output.Result + error.Result);
-        }
+        string[] arguments = ["--strict", "--format", "parsable", "-c", ConfigPath, .. files];
+        (int exitCode, string output, string errors) = ToolProcess.Run(
+            "yamllint",
+            arguments,
+            "yamllint is not installed; install the Debian package (apt-get install yamllint), which scripts/test.sh does.");
+        return (exitCode, output + errors);
     }
 }
