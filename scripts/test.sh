@@ -15,8 +15,8 @@ if [ ${#missing_packages[@]} -gt 0 ]; then
         || { $sudo_prefix apt-get update -q && $sudo_prefix apt-get install -y -q "${missing_packages[@]}"; } \
         || echo "could not install ${missing_packages[*]}; the tests that need them will fail"
 fi
-# helm, which Debian does not package, and the Kubernetes schemas for the chart tests (scripts/install-chart-tools.sh
-# says where they come from).
+# helm, which Debian does not package, and the Kubernetes schemas for the chart tests. scripts/install-chart-tools.sh
+# explains where they come from.
 scripts/install-chart-tools.sh || echo "could not install the chart tools; the chart rendering tests will fail"
 
 results_directory=$(mktemp -d)

@@ -6,9 +6,9 @@ using Xunit;
 namespace ContinualServe.DeployTests;
 
 /// <summary>
-/// The chart as helm itself lints and renders it: the manifests a default install creates, their fields against the
-/// Kubernetes schemas, names that resolve within the release, HTTPS with the tls values, the values schema enforced,
-/// and the rules and dashboard kept whole.
+/// The chart as helm lints and renders it. The tests check the manifests of a default install, their fields against
+/// the Kubernetes schemas and names that resolve within the release. They also check HTTPS with the tls values, the
+/// values schema, and that the rules and the dashboard arrive whole.
 /// </summary>
 public sealed class HelmRenderTests
 {
@@ -87,7 +87,7 @@ public sealed class HelmRenderTests
         {
             string where = $"{optionSet}: Deployment {Name(deployment)}";
             Labels(deployment["spec"]!["selector"]!["matchLabels"]).ShouldBeSubsetOf(PodLabels(deployment), where);
-            JsonObject spec = deployment["spec"]!["template"]!["spec"]!.AsObject();
+            JsonObject spec = PodSpec(deployment);
             accounts.ShouldContain(Text(spec["serviceAccountName"]), where);
 
             string[] volumes = Items(spec["volumes"]).Select(volume => Text(volume["name"])).ToArray();
@@ -249,7 +249,7 @@ public sealed class HelmRenderTests
     {
         IReadOnlyList<JsonObject> manifests = Helm.Render(OptionSets["cpu learner"]);
         JsonObject learner = OfKind(manifests, "Deployment").Single(deployment => Name(deployment).EndsWith("-learner", StringComparison.Ordinal));
-        JsonObject pod = learner["spec"]!["template"]!["spec"]!.AsObject();
+        JsonObject pod = PodSpec(learner);
 
         Containers(learner).Single()["resources"]!["limits"]!.AsObject().ShouldNotContainKey("nvidia.com/gpu");
         pod.ShouldNotContainKey("nodeSelector");
@@ -317,8 +317,9 @@ public sealed class HelmRenderTests
 
     private static string Name(JsonObject manifest) => Text(manifest["metadata"]!["name"]);
 
-    private static IEnumerable<JsonNode> Containers(JsonObject deployment) =>
-        Items(deployment["spec"]!["template"]!["spec"]!["containers"]);
+    private static JsonObject PodSpec(JsonObject deployment) => deployment["spec"]!["template"]!["spec"]!.AsObject();
+
+    private static IEnumerable<JsonNode> Containers(JsonObject deployment) => Items(PodSpec(deployment)["containers"]);
 
     private static Dictionary<string, string> PodLabels(JsonObject deployment) =>
         Labels(deployment["spec"]!["template"]!["metadata"]!["labels"]);

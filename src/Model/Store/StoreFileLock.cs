@@ -8,7 +8,7 @@ namespace ContinualServe.Model.Store;
 /// </summary>
 internal sealed partial class StoreFileLock : IDisposable
 {
-    private const int ReadOnlyCreate = 0x40 | 0x80000; // O_RDONLY | O_CREAT | O_CLOEXEC on Linux
+    private const int OpenFlags = 0x40 | 0x80000; // O_RDONLY | O_CREAT | O_CLOEXEC on Linux
     private const int Exclusive = 2; // LOCK_EX
     private const int Interrupted = 4; // EINTR
     private const uint ReadableByAll = 0x1A4; // 0644
@@ -58,10 +58,11 @@ internal sealed partial class StoreFileLock : IDisposable
             }
         }
 
-        int opened = Open(path, ReadOnlyCreate, ReadableByAll);
+        int opened = Open(path, OpenFlags, ReadableByAll);
         if (opened < 0)
         {
-            throw new IOException($"Could not open the lock file '{path}' (errno {Marshal.GetLastPInvokeError()}).");
+            throw new IOException(
+                $"Could not open the lock file '{path}' (errno {Marshal.GetLastPInvokeError()}). Check that this process can create files in the store directory.");
         }
 
         while (Flock(opened, Exclusive) != 0)
@@ -70,7 +71,7 @@ internal sealed partial class StoreFileLock : IDisposable
             if (error != Interrupted)
             {
                 _ = Close(opened);
-                throw new IOException($"Could not lock '{path}' (errno {error}).");
+                throw new IOException($"Could not lock '{path}' (errno {error}). Check that the store's file system supports flock.");
             }
         }
 

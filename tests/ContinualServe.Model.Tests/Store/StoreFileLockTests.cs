@@ -14,11 +14,11 @@ public sealed class StoreFileLockTests
     public void DisposeOnOtherThreadReleasesLock()
     {
         var store = new ModelStore(SmallModels.TemporaryDirectory());
-        IDisposable? held = null;
-        RunOnThread(() => held = store.LockVersions()).ShouldBeTrue("the first lock is taken at once");
+        IDisposable? versionLock = null;
+        RunOnThread(() => versionLock = store.LockVersions()).ShouldBeTrue("the first lock is taken at once");
 
         // A using block that spans an await disposes on the thread that continues after it.
-        held!.Dispose();
+        versionLock!.Dispose();
 
         RunOnThread(() => store.LockVersions().Dispose()).ShouldBeTrue("a disposed lock lets another thread take it");
     }
