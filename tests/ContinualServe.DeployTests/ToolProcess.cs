@@ -2,7 +2,7 @@ using System.Diagnostics;
 
 namespace ContinualServe.DeployTests;
 
-/// <summary>Runs a command-line tool that the chart tests need, with a time limit, in the repository root.</summary>
+/// <summary>Runner of the command-line tools that the chart tests need, with a time limit, in the repository root.</summary>
 internal static class ToolProcess
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
@@ -62,7 +62,8 @@ internal static class ToolProcess
             if (!process.WaitForExit(Timeout))
             {
                 process.Kill();
-                throw new TimeoutException($"{Path.GetFileName(fileName)} did not finish within {Timeout.TotalSeconds} s.");
+                string command = string.Join(' ', startInfo.ArgumentList.Prepend(Path.GetFileName(fileName)));
+                throw new TimeoutException($"{command} did not finish within {Timeout.TotalSeconds} s and was stopped.");
             }
 
             return (process.ExitCode, output.Result, errors.Result);
