@@ -8,6 +8,7 @@ using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
+using ContinualServe.Model.Serving;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ContinualServe.Benchmarks;
@@ -209,26 +210,6 @@ internal static class LearnerSoak
 
     private static long Mebibytes(long bytes) => bytes / (1024 * 1024);
 
-    // VmRSS in /proc/self/status is in kB (KiB). Without /proc (not Linux), the working set is the closest measure.
-    private static long ReadResidentBytes()
-    {
-        const string statusPath = "/proc/self/status";
-        if (File.Exists(statusPath))
-        {
-            foreach (string line in File.ReadLines(statusPath))
-            {
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                {
-                    string kibibytes = line["VmRSS:".Length..].Trim().Split(' ')[0];
-                    return long.Parse(kibibytes, CultureInfo.InvariantCulture) * 1024;
-                }
-            }
-        }
-
-        using var process = Process.GetCurrentProcess();
-        return process.WorkingSet64;
-    }
-
     /// <summary>One reading of this process's memory while the learner is idle between passes.</summary>
     private sealed record MemorySample(int Pass, long Promoted, long Rejected, long RunningResidentBytes, long ResidentBytes, long HeapBytes, long MallocBytes)
     {
@@ -240,12 +221,12 @@ internal static class LearnerSoak
         /// </summary>
         public static MemorySample Read(int pass, long promoted, long rejected)
         {
-            long running = ReadResidentBytes();
+            long running = GlibcMalloc.ResidentBytes();
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             GC.WaitForPendingFinalizers();
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
             long heap = GC.GetTotalMemory(forceFullCollection: false);
-            return new MemorySample(pass, promoted, rejected, running, ReadResidentBytes(), heap, GlibcMalloc.BytesInUse());
+            return new MemorySample(pass, promoted, rejected, running, GlibcMalloc.ResidentBytes(), heap, GlibcMalloc.BytesInUse());
         }
 
         public override string ToString() => string.Create(

@@ -11,15 +11,15 @@ using ContinualServe.Server.Hosting;
 using TorchSharp;
 
 // Compares ContinualServe with the alternatives side by side in one run and prints ratios.
-// Usage: dotnet ContinualServe.Benchmarks.dll [--seconds S] [--data DIR] [--output FILE] [--only serving|learner|learner-soak]
-// The learner soak runs only with --only learner-soak, because it takes several minutes.
+// Usage: dotnet ContinualServe.Benchmarks.dll [--seconds S] [--data DIR] [--output FILE] [--only serving|swaps|learner|learner-soak]
+// --only swaps runs the hot-swap part of the serving section alone. The learner soak runs only with --only learner-soak, because it takes several minutes.
 double seconds = ArgumentValue(args, "--seconds", 5);
 string dataDirectory = ArgumentText(args, "--data", "/usr/share/datasets/fashion-mnist");
 string output = ArgumentText(args, "--output", Path.Combine("bench", "results", "benchmarks.md"));
 string only = ArgumentText(args, "--only", "all");
-if (only is not ("all" or "serving" or "learner" or "learner-soak"))
+if (only is not ("all" or "serving" or "swaps" or "learner" or "learner-soak"))
 {
-    Console.Error.WriteLine($"Invalid --only value '{only}'; expected serving, learner or learner-soak.");
+    Console.Error.WriteLine($"Invalid --only value '{only}'; expected serving, swaps, learner or learner-soak.");
     return 2;
 }
 
@@ -48,7 +48,10 @@ if (only is "all" or "serving")
     {
         await Serving.CompareAsync(architecture, test, client, report).ConfigureAwait(false);
     }
+}
 
+if (only is "all" or "serving" or "swaps")
+{
     await Serving.MeasureSwapsAsync(test, client, report).ConfigureAwait(false);
     Serving.MeasureSwapMemory(report);
 }

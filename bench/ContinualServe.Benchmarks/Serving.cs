@@ -147,9 +147,7 @@ internal static class Serving
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();
-        using var process = Process.GetCurrentProcess();
-        process.Refresh();
-        return process.WorkingSet64;
+        return GlibcMalloc.ResidentBytes();
     }
 
     private static double InProcessItemsPerSecond(ModelStore store, IdxDataset test, int batch, TimeSpan duration)

@@ -100,8 +100,17 @@ public sealed class ServedModel
         int remaining = Interlocked.Decrement(ref references);
         if (remaining == 0)
         {
-            // The last lease often ends on a request or batching thread; free the native weights elsewhere.
-            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Dispose(), module, preferLocal: false);
+            // The last lease often ends on a request or batching thread, so the native weights are freed elsewhere.
+            // The trim then returns their pages, because malloc keeps freed blocks resident: RSS grew by 700 MiB over
+            // 300 swaps on one CI machine although no swapped-out version stayed alive.
+            ThreadPool.UnsafeQueueUserWorkItem(
+                static state =>
+                {
+                    state.Dispose();
+                    GlibcMalloc.Trim();
+                },
+                module,
+                preferLocal: false);
         }
         else if (remaining < 0)
         {
