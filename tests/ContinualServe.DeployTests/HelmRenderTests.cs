@@ -31,6 +31,8 @@ public sealed class HelmRenderTests
             "--set", "learner.gpu.enabled=false", "--set", "learner.nodeSelector=null",
             "--set", "learner.tolerations=null", "--set", "learner.device=cpu",
         ],
+        // Unset resources, as on a cluster where a LimitRange sets them. The learner still asks for its GPU.
+        ["resources unset"] = ["--set", "server.resources=null", "--set", "learner.resources=null"],
     };
 
     public static TheoryData<string> OptionSetNames => new(OptionSets.Keys);
