@@ -31,7 +31,7 @@ public sealed class HelmRenderTests
             "--set", "learner.gpu.enabled=false", "--set", "learner.nodeSelector=null",
             "--set", "learner.tolerations=null", "--set", "learner.device=cpu",
         ],
-        // Unset resources, as on a cluster where a LimitRange sets them. The learner still asks for its GPU.
+        // Unset resources, as on a cluster where a LimitRange sets them. The learner keeps its GPU limit.
         ["resources unset"] = ["--set", "server.resources=null", "--set", "learner.resources=null"],
     };
 
