@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Tests.Shared;
@@ -24,12 +23,14 @@ public sealed class HttpsStoreTests
         broker.CreateTopic("fashion-mnist", 1);
         broker.CreateTopic("fashion-mnist.dlq", 1);
         broker.CreateTopic("model-versions", 1);
-        string storeUrl = "https://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
 
-        await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", temporary.Path,
-            "learn", "--urls", storeUrl, "--store-url", storeUrl, "--bootstrap-servers", broker.BootstrapServers,
+        (ContinualServeProcess started, string storeUrl) = await ContinualServeProcess.StartOnFreePortAsync("learner", temporary.Path, "https", url =>
+        [
+            "learn", "--urls", url, "--store-url", url, "--bootstrap-servers", broker.BootstrapServers,
             "--store", Path.Combine(temporary.Path, "learner"), "--device", "cpu",
-            "--Kestrel:Certificates:Default:Path=" + certificate, "--Kestrel:Certificates:Default:KeyPath=" + key);
+            "--Kestrel:Certificates:Default:Path=" + certificate, "--Kestrel:Certificates:Default:KeyPath=" + key,
+        ]);
+        await using ContinualServeProcess learner = started;
         await using ContinualServeProcess trusting = StartReplica(temporary.Path, "trusting", broker.BootstrapServers, "--Distribution:StoreCaFile=" + certificate);
         await using ContinualServeProcess untrusting = StartReplica(temporary.Path, "untrusting", broker.BootstrapServers);
 
