@@ -1,27 +1,29 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace ContinualServe.ObservabilityTests;
 
 /// <summary>
-/// The Debian prometheus binary, started on 127.0.0.1 with a free port, a temporary data directory and a
+/// The Debian prometheus binary, started on port 0 of 127.0.0.1 with a temporary data directory and a
 /// config that scrapes one target every second and evaluates the given rules files every second.
 /// Disposing kills the process it started (by its id) and deletes the directory.
 /// </summary>
-public sealed class PrometheusServer : IDisposable
+public sealed partial class PrometheusServer : IDisposable
 {
     public const string Binary = "/usr/bin/prometheus";
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private readonly Process process;
     private readonly string directory;
-    private readonly StringWriter output = new();
+    private readonly StringWriter output;
 
-    private PrometheusServer(Process process, string directory, Uri address)
+    private PrometheusServer(Process process, string directory, StringWriter output, Uri address)
     {
         this.process = process;
         this.directory = directory;
+        this.output = output;
         Address = address;
         Client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(10) };
     }
@@ -30,16 +32,7 @@ public sealed class PrometheusServer : IDisposable
 
     public HttpClient Client { get; }
 
-    public string Output
-    {
-        get
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
-    }
+    public string Output => Read(output);
 
     public static async Task<PrometheusServer> StartAsync(string scrapeTarget, IEnumerable<string> ruleFiles, CancellationToken cancellation)
     {
@@ -60,26 +53,38 @@ public sealed class PrometheusServer : IDisposable
             """;
         string configPath = Path.Combine(directory, "prometheus.yml");
         await File.WriteAllTextAsync(configPath, config, cancellation);
-        int port = FreePort();
         var start = new ProcessStartInfo(Binary)
         {
             ArgumentList =
             {
                 "--config.file=" + configPath,
                 "--storage.tsdb.path=" + Path.Combine(directory, "data"),
-                "--web.listen-address=127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture),
-                "--log.level=warn",
+                // Port 0 lets the kernel pick a free port, which the info-level "Listening on" line reports.
+                "--web.listen-address=127.0.0.1:0",
+                "--log.level=info",
             },
             RedirectStandardError = true,
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
+        var output = new StringWriter();
         var process = Process.Start(start) ?? throw new InvalidOperationException("prometheus did not start.");
-        var server = new PrometheusServer(process, directory, new Uri($"http://127.0.0.1:{port}/"));
-        process.ErrorDataReceived += (_, line) => server.Append(line.Data);
-        process.OutputDataReceived += (_, line) => server.Append(line.Data);
+        process.ErrorDataReceived += (_, line) => Append(output, line.Data);
+        process.OutputDataReceived += (_, line) => Append(output, line.Data);
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
+        int port;
+        try
+        {
+            port = await WaitForPortAsync(process, output, cancellation);
+        }
+        catch
+        {
+            Stop(process);
+            throw;
+        }
+
+        var server = new PrometheusServer(process, directory, output, new Uri($"http://127.0.0.1:{port}/"));
         await server.WaitUntilReadyAsync(cancellation);
         return server;
     }
@@ -112,13 +117,7 @@ public sealed class PrometheusServer : IDisposable
     public void Dispose()
     {
         Client.Dispose();
-        if (!process.HasExited)
-        {
-            process.Kill();
-            process.WaitForExit(10_000);
-        }
-
-        process.Dispose();
+        Stop(process);
         try
         {
             Directory.Delete(directory, recursive: true);
@@ -148,10 +147,44 @@ public sealed class PrometheusServer : IDisposable
         return root.GetProperty("data").Clone();
     }
 
+    private static void Stop(Process process)
+    {
+        if (!process.HasExited)
+        {
+            process.Kill();
+            process.WaitForExit(10_000);
+        }
+
+        process.Dispose();
+    }
+
+    // Waits for the line in which Prometheus (2.42, through its exporter-toolkit) reports the address it listens on.
+    private static async Task<int> WaitForPortAsync(Process process, StringWriter output, CancellationToken cancellation)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < StartTimeout)
+        {
+            Match listening = ListeningLine().Match(Read(output));
+            if (listening.Success)
+            {
+                return int.Parse(listening.Groups[1].Value, CultureInfo.InvariantCulture);
+            }
+
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"prometheus exited with {process.ExitCode}: {Read(output)}");
+            }
+
+            await Task.Delay(100, cancellation);
+        }
+
+        throw new TimeoutException($"prometheus did not report its listen address within {StartTimeout.TotalSeconds} s: {Read(output)}");
+    }
+
     private async Task WaitUntilReadyAsync(CancellationToken cancellation)
     {
         var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(30))
+        while (deadline.Elapsed < StartTimeout)
         {
             if (process.HasExited)
             {
@@ -177,7 +210,7 @@ public sealed class PrometheusServer : IDisposable
         throw new TimeoutException($"prometheus was not ready within 30 s: {Output}");
     }
 
-    private void Append(string? line)
+    private static void Append(StringWriter output, string? line)
     {
         if (line is not null)
         {
@@ -188,10 +221,14 @@ public sealed class PrometheusServer : IDisposable
         }
     }
 
-    private static int FreePort()
+    private static string Read(StringWriter output)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        lock (output)
+        {
+            return output.ToString();
+        }
     }
+
+    [GeneratedRegex(@"msg=""Listening on"" address=127\.0\.0\.1:(\d+)")]
+    private static partial Regex ListeningLine();
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
@@ -11,8 +12,15 @@ namespace ContinualServe.IntegrationTests.Distribution;
 /// </summary>
 internal sealed class ContinualServeProcess : IAsyncDisposable
 {
+    // The line that Microsoft.Hosting.Lifetime writes for each address Kestrel listens on.
+    private const string ListeningMarker = "Now listening on: ";
+    private const string BindFailureMarker = "Failed to bind";
+    private const int MaxStartAttempts = 3;
+    private static readonly TimeSpan ListenTimeout = TimeSpan.FromSeconds(60);
+
     private readonly Process process;
     private readonly ConcurrentQueue<string> output = new();
+    private readonly ConcurrentQueue<string> listeningAddresses = new();
 
     private ContinualServeProcess(string name, Process process)
     {
@@ -66,6 +74,50 @@ internal sealed class ContinualServeProcess : IAsyncDisposable
         return child;
     }
 
+    /// <summary>
+    /// Starts a child on port 0 of 127.0.0.1, so that the kernel picks a free port, and waits until it listens.
+    /// <paramref name="arguments"/> builds the command line from the listen URL. Returns the child and the URL with the
+    /// port it reported.
+    /// </summary>
+    public static async Task<(ContinualServeProcess Process, string Url)> StartOnAnyPortAsync(
+        string name, string workingDirectory, string scheme, Func<string, string[]> arguments)
+    {
+        ContinualServeProcess child = Start(name, workingDirectory, arguments($"{scheme}://127.0.0.1:0"));
+        string? url = await child.WaitUntilListeningAsync(scheme + "://127.0.0.1:");
+        if (url is null)
+        {
+            string tail = child.OutputTail;
+            await child.DisposeAsync();
+            throw new InvalidOperationException($"{name} exited before it listened: {tail}");
+        }
+
+        return (child, url);
+    }
+
+    /// <summary>
+    /// Starts a child whose command line needs its listen URL before it starts, such as a learner that announces that
+    /// URL as its store URL, and waits until it listens. The port was free a moment before the start, but another socket
+    /// can take it in between. A child that then fails to bind is started again on a fresh port, at most three times in all.
+    /// A child that exits for another reason is returned as it is, for the test to report.
+    /// </summary>
+    public static async Task<(ContinualServeProcess Process, string Url)> StartOnFreePortAsync(
+        string name, string workingDirectory, string scheme, Func<string, string[]> arguments)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            string url = $"{scheme}://127.0.0.1:{FreePort().ToString(CultureInfo.InvariantCulture)}";
+            ContinualServeProcess child = Start(name, workingDirectory, arguments(url));
+            string? listening = await child.WaitUntilListeningAsync(url);
+            bool bindFailed = listening is null && child.OutputTail.Contains(BindFailureMarker, StringComparison.Ordinal);
+            if (!bindFailed || attempt == MaxStartAttempts)
+            {
+                return (child, url);
+            }
+
+            await child.DisposeAsync();
+        }
+    }
+
     /// <summary>Returns a TCP port on 127.0.0.1 that was free a moment ago.</summary>
     public static int FreePort()
     {
@@ -86,11 +138,45 @@ internal sealed class ContinualServeProcess : IAsyncDisposable
         process.Dispose();
     }
 
+    // Waits until the child reports an address that starts with addressPrefix and returns it, or returns null when the
+    // child exits first.
+    private async Task<string?> WaitUntilListeningAsync(string addressPrefix)
+    {
+        var waiting = Stopwatch.StartNew();
+        while (waiting.Elapsed < ListenTimeout)
+        {
+            string? address = listeningAddresses.FirstOrDefault(candidate => candidate.StartsWith(addressPrefix, StringComparison.Ordinal));
+            if (address is not null)
+            {
+                return address;
+            }
+
+            if (process.HasExited)
+            {
+                // With redirected output, WaitForExitAsync also waits until the last lines were read.
+                await process.WaitForExitAsync();
+                return null;
+            }
+
+            await Task.Delay(100);
+        }
+
+        string tail = OutputTail;
+        await DisposeAsync();
+        throw new TimeoutException($"{Name} did not listen on an address starting with {addressPrefix} within {ListenTimeout.TotalSeconds} s: {tail}");
+    }
+
     private void Append(string? line)
     {
         if (line is null)
         {
             return;
+        }
+
+        int marker = line.IndexOf(ListeningMarker, StringComparison.Ordinal);
+        if (marker >= 0)
+        {
+            listeningAddresses.Enqueue(line[(marker + ListeningMarker.Length)..].Trim());
         }
 
         output.Enqueue(line);

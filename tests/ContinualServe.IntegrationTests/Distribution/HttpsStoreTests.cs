@@ -1,8 +1,6 @@
-using System.Globalization;
-using System.Net;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using ContinualServe.Learner.Kafka;
+using ContinualServe.Tests.Shared;
 using Shouldly;
 using Xunit;
 
@@ -25,12 +23,14 @@ public sealed class HttpsStoreTests
         broker.CreateTopic("fashion-mnist", 1);
         broker.CreateTopic("fashion-mnist.dlq", 1);
         broker.CreateTopic("model-versions", 1);
-        string storeUrl = "https://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
 
-        await using ContinualServeProcess learner = ContinualServeProcess.Start("learner", temporary.Path,
-            "learn", "--urls", storeUrl, "--store-url", storeUrl, "--bootstrap-servers", broker.BootstrapServers,
+        (ContinualServeProcess started, string storeUrl) = await ContinualServeProcess.StartOnFreePortAsync("learner", temporary.Path, "https", url =>
+        [
+            "learn", "--urls", url, "--store-url", url, "--bootstrap-servers", broker.BootstrapServers,
             "--store", Path.Combine(temporary.Path, "learner"), "--device", "cpu",
-            "--Kestrel:Certificates:Default:Path=" + certificate, "--Kestrel:Certificates:Default:KeyPath=" + key);
+            "--Kestrel:Certificates:Default:Path=" + certificate, "--Kestrel:Certificates:Default:KeyPath=" + key,
+        ]);
+        await using ContinualServeProcess learner = started;
         await using ContinualServeProcess trusting = StartReplica(temporary.Path, "trusting", broker.BootstrapServers, "--Distribution:StoreCaFile=" + certificate);
         await using ContinualServeProcess untrusting = StartReplica(temporary.Path, "untrusting", broker.BootstrapServers);
 
@@ -67,19 +67,7 @@ public sealed class HttpsStoreTests
     // A certificate for 127.0.0.1 that signs itself, so that it is its own authority.
     private static (string Certificate, string Key) WriteSelfSignedCertificate(string directory)
     {
-        using RSA rsa = RSA.Create(2048);
-        var request = new CertificateRequest("CN=continualserve-test-learner", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyCertSign, critical: true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
-        using X509Certificate2 certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-        string certificatePath = Path.Combine(directory, "learner.crt");
-        string keyPath = Path.Combine(directory, "learner.key");
-        File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
-        File.WriteAllText(keyPath, rsa.ExportPkcs8PrivateKeyPem());
-        return (certificatePath, keyPath);
+        using X509Certificate2 certificate = TestCertificates.CreateServerAuthority("continualserve-test-learner", loopbackAddress: true);
+        return TestCertificates.WritePemFiles(certificate, directory, "learner");
     }
 }

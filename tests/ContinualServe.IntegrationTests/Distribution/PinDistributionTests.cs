@@ -45,9 +45,8 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         SaveVersions(store, count: 2);
         StoreControlFiles.WritePinnedVersion(store, 1);
         string unreachable = "127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start("replica", root,
-            "serve", "--urls", url, "--store", store, "--device", "cpu", "--bootstrap-servers", unreachable));
+        string url = await StartProcessAsync("replica", listenUrl =>
+            ["serve", "--urls", listenUrl, "--store", store, "--device", "cpu", "--bootstrap-servers", unreachable]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 
         (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
@@ -67,7 +66,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         Directory.CreateDirectory(store);
         await File.WriteAllTextAsync(Path.Combine(store, StoreControlFiles.PinnedVersionFileName), "not-a-version");
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        string url = StartAllRole(broker, store);
+        string url = await StartAllRoleAsync(broker, store);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 
         (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
@@ -82,7 +81,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         string store = Path.Combine(root, "all");
         SaveVersions(store, count: 2);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        string url = StartAllRole(broker, store);
+        string url = await StartAllRoleAsync(broker, store);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         (await WaitForServedVersionAsync(http, url)).ShouldBe(2);
 
@@ -106,13 +105,13 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
         broker.CreateTopic("model-versions", 1);
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        string[] arguments =
+        string[] Arguments(string listenUrl) =>
         [
-            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
-            "--store", store, "--device", "cpu", "--store-url", url,
+            "all", "--urls", listenUrl, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", store, "--device", "cpu", "--store-url", listenUrl,
         ];
-        processes.Add(ContinualServeProcess.Start("all", root, arguments));
+        (ContinualServeProcess first, string url) = await ContinualServeProcess.StartOnFreePortAsync("all", root, "http", Arguments);
+        processes.Add(first);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
         (await WaitForLogAsync("Announced that no version of")).ShouldBeTrue("the first all process did not start its pin watch");
@@ -121,7 +120,8 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         Directory.EnumerateDirectories(Path.Combine(store, "learner-checkpoint")).ShouldNotBeEmpty();
 
         SaveVersions(store, count: 1);
-        processes.Add(ContinualServeProcess.Start("all-restarted", root, arguments));
+        // NOTE: the restart reuses the first process's port, which another socket could take after the kill.
+        processes.Add(ContinualServeProcess.Start("all-restarted", root, Arguments(url)));
 
         (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
         (await WaitForLogAsync("Announced that no version of")).ShouldBeTrue("the restarted all process did not start its pin watch");
@@ -141,9 +141,8 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         await File.WriteAllTextAsync(Path.Combine(store, StoreControlFiles.PinnedVersionFileName), "not-a-version");
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("model-versions", 1);
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start("replica", root,
-            "serve", "--urls", url, "--store", store, "--device", "cpu", "--bootstrap-servers", broker.BootstrapServers));
+        string url = await StartProcessAsync("replica", listenUrl =>
+            ["serve", "--urls", listenUrl, "--store", store, "--device", "cpu", "--bootstrap-servers", broker.BootstrapServers]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 
         (await WaitForServedVersionAsync(http, url)).ShouldBe(2);
@@ -173,10 +172,11 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
             publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
         }
 
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start("replica", root,
-            "serve", "--urls", url, "--store", store, "--device", "cpu", "--bootstrap-servers", broker.BootstrapServers,
-            "--Distribution:RetryDelay=00:00:00.200", "--Distribution:MaxRetryDelay=00:00:00.500"));
+        string url = await StartProcessAsync("replica", listenUrl =>
+        [
+            "serve", "--urls", listenUrl, "--store", store, "--device", "cpu", "--bootstrap-servers", broker.BootstrapServers,
+            "--Distribution:RetryDelay=00:00:00.200", "--Distribution:MaxRetryDelay=00:00:00.500",
+        ]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 
         (await WaitForServedVersionAsync(http, url)).ShouldBe(2);
@@ -195,14 +195,24 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     }
 
     // Starts the all role on store with the example and version topics on broker, and returns its URL.
-    private string StartAllRole(EmbeddedKafkaBroker broker, string store)
+    private async Task<string> StartAllRoleAsync(EmbeddedKafkaBroker broker, string store)
     {
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
         broker.CreateTopic("model-versions", 1);
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start("all", root,
-            "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
-            "--store", store, "--device", "cpu", "--store-url", url));
+        (ContinualServeProcess all, string url) = await ContinualServeProcess.StartOnFreePortAsync("all", root, "http", listenUrl =>
+        [
+            "all", "--urls", listenUrl, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", store, "--device", "cpu", "--store-url", listenUrl,
+        ]);
+        processes.Add(all);
+        return url;
+    }
+
+    // Starts a child that listens on a port the kernel picks, keeps it for disposal, and returns its URL.
+    private async Task<string> StartProcessAsync(string name, Func<string, string[]> arguments)
+    {
+        (ContinualServeProcess child, string url) = await ContinualServeProcess.StartOnAnyPortAsync(name, root, "http", arguments);
+        processes.Add(child);
         return url;
     }
 

@@ -49,7 +49,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
         try
         {
             // The learner and the replicas share a store token, so every download below also passes its check.
-            string learnerUrl = StartLearner(root, broker.BootstrapServers);
+            string learnerUrl = await StartLearnerAsync(root, broker.BootstrapServers);
             await AssertLearnerDocumentsItsRoutesAsync(http, learnerUrl);
             using (var anonymous = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
             using (HttpResponseMessage response = await anonymous.GetAsync(new Uri(learnerUrl + "/store/v1/versions")))
@@ -57,8 +57,8 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
                 response.StatusCode.ShouldBe(HttpStatusCode.Unauthorized, "the learner's store must require its token");
             }
 
-            string first = StartServer(root, "replica-a", broker.BootstrapServers);
-            string second = StartServer(root, "replica-b", broker.BootstrapServers);
+            string first = await StartServerAsync(root, "replica-a", broker.BootstrapServers);
+            string second = await StartServerAsync(root, "replica-b", broker.BootstrapServers);
 
             // The learner announces the version it starts from, so both replicas become ready on version 1.
             await WaitForVersionAsync(http, [first, second], expected: 1, StartTimeout);
@@ -69,7 +69,7 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
             await WaitForVersionAsync(http, [first, second], promoted, FollowTimeout);
 
             // A replica that starts after the promotion reads the compacted topic from the beginning.
-            string late = StartServer(root, "replica-late", broker.BootstrapServers);
+            string late = await StartServerAsync(root, "replica-late", broker.BootstrapServers);
             await WaitForVersionAsync(http, [late], promoted, StartTimeout);
 
             // A tampered weights file: announced with the true checksum, served with one flipped byte.
@@ -124,37 +124,41 @@ public sealed partial class ReplicaDistributionTests(ITestOutputHelper testOutpu
 
     private static string StoreTokenFile(string root) => Path.Combine(root, "store-token");
 
-    private string StartLearner(string root, string bootstrapServers)
+    private async Task<string> StartLearnerAsync(string root, string bootstrapServers)
     {
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start("learner", root,
+        (ContinualServeProcess learner, string url) = await ContinualServeProcess.StartOnFreePortAsync("learner", root, "http", listenUrl =>
+        [
             "learn",
-            "--urls", url,
+            "--urls", listenUrl,
             "--bootstrap-servers", bootstrapServers,
             "--topic", ExampleTopic,
             "--store", Path.Combine(root, "learner"),
             "--device", "cpu",
-            "--store-url", url,
+            "--store-url", listenUrl,
             "--Distribution:StoreTokenFile=" + StoreTokenFile(root),
             "--Learner:IdleRoundDelay=00:00:00.300",
             "--Learner:RoundExamples=100000",
-            "--Learner:InitialSpec:Name=" + ModelName));
+            "--Learner:InitialSpec:Name=" + ModelName,
+        ]);
+        processes.Add(learner);
         return url;
     }
 
-    private string StartServer(string root, string name, string bootstrapServers)
+    private async Task<string> StartServerAsync(string root, string name, string bootstrapServers)
     {
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start(name, root,
+        (ContinualServeProcess server, string url) = await ContinualServeProcess.StartOnAnyPortAsync(name, root, "http", listenUrl =>
+        [
             "serve",
-            "--urls", url,
+            "--urls", listenUrl,
             "--store", Path.Combine(root, name),
             "--device", "cpu",
             "--model-name", ModelName,
             "--bootstrap-servers", bootstrapServers,
             "--Distribution:StoreTokenFile=" + StoreTokenFile(root),
             "--Distribution:RetryDelay=00:00:00.200",
-            "--Distribution:MaxRetryDelay=00:00:01"));
+            "--Distribution:MaxRetryDelay=00:00:01",
+        ]);
+        processes.Add(server);
         return url;
     }
 

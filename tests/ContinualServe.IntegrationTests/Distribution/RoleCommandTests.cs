@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -133,19 +132,23 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic + ".dlq", 1);
         broker.CreateTopic("model-versions", 1);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        string allUrl = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        string replicaUrl = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
         var processes = new List<ContinualServeProcess>();
         try
         {
-            processes.Add(ContinualServeProcess.Start("all", root,
-                "all", "--urls", allUrl, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
-                "--store", Path.Combine(root, "all"), "--device", "cpu", "--store-url", allUrl, "--management-token-file", tokenFile,
+            (ContinualServeProcess all, string allUrl) = await ContinualServeProcess.StartOnFreePortAsync("all", root, "http", url =>
+            [
+                "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+                "--store", Path.Combine(root, "all"), "--device", "cpu", "--store-url", url, "--management-token-file", tokenFile,
                 "--Distribution:BootstrapServers=" + broker.BootstrapServers,
-                "--Learner:IdleRoundDelay=00:00:00.300", "--Learner:RoundExamples=100000"));
-            processes.Add(ContinualServeProcess.Start("replica", root,
-                "serve", "--urls", replicaUrl, "--store", Path.Combine(root, "replica"), "--device", "cpu",
-                "--bootstrap-servers", broker.BootstrapServers, "--management-token-file", tokenFile));
+                "--Learner:IdleRoundDelay=00:00:00.300", "--Learner:RoundExamples=100000",
+            ]);
+            processes.Add(all);
+            (ContinualServeProcess replica, string replicaUrl) = await ContinualServeProcess.StartOnAnyPortAsync("replica", root, "http", url =>
+            [
+                "serve", "--urls", url, "--store", Path.Combine(root, "replica"), "--device", "cpu",
+                "--bootstrap-servers", broker.BootstrapServers, "--management-token-file", tokenFile,
+            ]);
+            processes.Add(replica);
 
             (await WaitForVersionAsync(http, [allUrl, replicaUrl], minimum: 1, processes)).ShouldBe(1);
             await ReplicaDistributionTests.ProduceTaskAsync(broker.BootstrapServers);

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ContinualServe.IntegrationTests.Distribution;
 using ContinualServe.Learner.Kafka;
 using Shouldly;
@@ -21,12 +20,14 @@ public sealed class LearnerFailureExitTests
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic + ".dlq", 1);
         broker.CreateTopic("model-versions", 1);
         string checkpoints = Path.Combine(temporary.Path, "checkpoints");
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
 
-        await using ContinualServeProcess all = ContinualServeProcess.Start("all", temporary.Path,
+        (ContinualServeProcess started, _) = await ContinualServeProcess.StartOnAnyPortAsync("all", temporary.Path, "http", url =>
+        [
             "all", "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
             "--store", Path.Combine(temporary.Path, "models"), "--checkpoint-dir", checkpoints, "--device", "cpu",
-            "--Learner:IdleRoundDelay=00:00:00.300");
+            "--Learner:IdleRoundDelay=00:00:00.300",
+        ]);
+        await using ContinualServeProcess all = started;
         DateTime deadline = DateTime.UtcNow.AddSeconds(60);
         while (!Directory.Exists(checkpoints) || !all.OutputTail.Contains("Learner starting on topic", StringComparison.Ordinal))
         {

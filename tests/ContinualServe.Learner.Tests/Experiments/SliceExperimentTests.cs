@@ -13,6 +13,10 @@ namespace ContinualServe.Learner.Tests.Experiments;
 /// 0.510, 0.415, 0.545; 'best' ACC 0.728, 0.713, 0.717; 'analytic' ACC 0.859, 0.857, 0.848. The bounds leave room
 /// for libtorch's numeric drift.
 /// </summary>
+// Alone in its collection, because ExperimentRunner seeds libtorch's process-wide generator and then draws the
+// initial weights from it. A test class running beside it could draw in between and change those weights.
+[Collection(nameof(SliceExperimentTests))]
+[CollectionDefinition(nameof(SliceExperimentTests), DisableParallelization = true)]
 public sealed class SliceExperimentTests
 {
     private static readonly Lazy<ExperimentData> Data = new(() =>

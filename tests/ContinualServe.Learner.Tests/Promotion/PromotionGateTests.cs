@@ -202,8 +202,7 @@ public sealed class PromotionGateTests : IDisposable
 
     private static ContinualTrainer TrainOnTaskOne(LabeledExample[] training, bool shuffleLabels, int steps)
     {
-        torch.manual_seed(1);
-        using nn.Module<Tensor, Tensor> initial = ModelFactory.Create(SmallSpec);
+        using nn.Module<Tensor, Tensor> initial = SeededModules.Create(SmallSpec, seed: 1);
         return Continue(initial, training, shuffleLabels, steps);
     }
 

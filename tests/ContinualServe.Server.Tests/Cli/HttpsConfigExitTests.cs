@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using ContinualServe.Tests.Shared;
 using Shouldly;
 using Xunit;
 
@@ -114,13 +114,7 @@ public sealed class HttpsConfigExitTests : IDisposable
 
     private (string Certificate, string Key) WriteSelfSignedCertificate(string name)
     {
-        using RSA rsa = RSA.Create(2048);
-        var request = new CertificateRequest("CN=" + name, rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        using X509Certificate2 certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-        string certificatePath = Path.Combine(directory, name + ".crt");
-        string keyPath = Path.Combine(directory, name + ".key");
-        File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
-        File.WriteAllText(keyPath, rsa.ExportPkcs8PrivateKeyPem());
-        return (certificatePath, keyPath);
+        using X509Certificate2 certificate = TestCertificates.CreateSelfSigned(name);
+        return TestCertificates.WritePemFiles(certificate, directory, name);
     }
 }

@@ -1,9 +1,9 @@
 using System.Net;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Server.Distribution;
 using ContinualServe.Server.Hosting;
+using ContinualServe.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -43,7 +43,7 @@ public sealed class StoreHttpClientTests : IDisposable
     public async Task TrustsLeafSignedByAuthority()
     {
         using X509Certificate2 authority = CreateSelfSigned(loopbackAddress: false);
-        using X509Certificate2 leaf = CreateSignedBy(authority);
+        using X509Certificate2 leaf = TestCertificates.CreateSignedBy(authority);
         await using WebApplication app = await StartAsync(leaf, https: true);
         using HttpClient client = StoreHttpClient.Create(Options(authority));
 
@@ -117,43 +117,8 @@ public sealed class StoreHttpClientTests : IDisposable
     }
 
     // A certificate that is its own authority, issued for 127.0.0.1 or only for another host name.
-    private static X509Certificate2 CreateSelfSigned(bool loopbackAddress)
-    {
-        using RSA rsa = RSA.Create(2048);
-        var request = new CertificateRequest("CN=continualserve-test-store", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var names = new SubjectAlternativeNameBuilder();
-        if (loopbackAddress)
-        {
-            names.AddIpAddress(IPAddress.Loopback);
-        }
-        else
-        {
-            names.AddDnsName("store.other.example");
-        }
-
-        request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyCertSign, critical: true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
-        return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
-    }
-
-    // A certificate for 127.0.0.1 that the authority signed, with no revocation list, as openssl x509 -req issues it.
-    private static X509Certificate2 CreateSignedBy(X509Certificate2 authority)
-    {
-        using RSA rsa = RSA.Create(2048);
-        var request = new CertificateRequest("CN=127.0.0.1", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
-        byte[] serialNumber = RandomNumberGenerator.GetBytes(16);
-        using X509Certificate2 signed = request.Create(authority, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(12), serialNumber);
-        using X509Certificate2 withKey = signed.CopyWithPrivateKey(rsa);
-
-        // Loading a PKCS#12 copy gives the certificate a key of its own that outlives rsa.
-        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), password: null);
-    }
+    private static X509Certificate2 CreateSelfSigned(bool loopbackAddress) =>
+        TestCertificates.CreateServerAuthority("continualserve-test-store", loopbackAddress);
 
     private static async Task<WebApplication> StartAsync(X509Certificate2 certificate, bool https)
     {

@@ -1,6 +1,6 @@
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using ContinualServe.Server.Hosting;
+using ContinualServe.Tests.Shared;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Shouldly;
@@ -118,12 +118,8 @@ public sealed class HttpsCertificateValidityTests : IDisposable
             ["Kestrel:Certificates:Default:Password"] = password,
         }).Build();
 
-    private static X509Certificate2 Create(DateTimeOffset notBefore, DateTimeOffset notAfter)
-    {
-        using RSA rsa = RSA.Create(2048);
-        var request = new CertificateRequest("CN=continualserve-test", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        return request.CreateSelfSigned(notBefore, notAfter);
-    }
+    private static X509Certificate2 Create(DateTimeOffset notBefore, DateTimeOffset notAfter) =>
+        TestCertificates.CreateSelfSigned("continualserve-test", notBefore, notAfter);
 
     private string WritePem(DateTimeOffset notBefore, DateTimeOffset notAfter)
     {

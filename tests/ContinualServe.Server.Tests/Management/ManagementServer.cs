@@ -12,6 +12,10 @@ internal sealed class ManagementServer : IAsyncDisposable
 {
     public const string Token = "test-management-token-0123456789";
 
+    // The management API needs a fixed port of its own, so the ports are probed before the start. Another socket can
+    // take one in between, and then the start is retried on fresh ports.
+    private const int MaxStartAttempts = 3;
+
     private ManagementServer(WebApplication app, ModelStore store, int inferencePort, int managementPort)
     {
         App = app;
@@ -40,23 +44,21 @@ internal sealed class ManagementServer : IAsyncDisposable
 
         string tokenFile = Path.Combine(directory, "management-token");
         await File.WriteAllTextAsync(tokenFile, Token + "\n");
-        int inferencePort = FreePort();
-        int managementPort = separatePort ? FreePort() : inferencePort;
-        var arguments = new List<string> { "--Logging:LogLevel:Default=Warning", "--Management:TokenFile=" + tokenFile };
-        arguments.AddRange(extraArguments);
-        if (separatePort)
+        for (int attempt = 1; ; attempt++)
         {
-            arguments.Add($"--Management:Urls=http://127.0.0.1:{managementPort}");
+            int inferencePort = FreePort();
+            int managementPort = separatePort ? FreePort() : inferencePort;
+            WebApplication app = Build(directory, tokenFile, inferencePort, separatePort ? managementPort : null, extraArguments);
+            try
+            {
+                await app.StartAsync();
+                return new ManagementServer(app, store, inferencePort, managementPort);
+            }
+            catch (IOException exception) when (attempt < MaxStartAttempts && exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal))
+            {
+                await app.DisposeAsync();
+            }
         }
-
-        WebApplication app = ServerHost.Build([.. arguments], $"http://127.0.0.1:{inferencePort}", options =>
-        {
-            options.ModelName = RunningServer.Spec.Name;
-            options.StoreDirectory = directory;
-        }, pollStore: false);
-        app.Services.GetRequiredService<ModelSwapper>().TrySwapToLatest();
-        await app.StartAsync();
-        return new ManagementServer(app, store, inferencePort, managementPort);
     }
 
     public async ValueTask DisposeAsync()
@@ -67,7 +69,24 @@ internal sealed class ManagementServer : IAsyncDisposable
         await App.DisposeAsync();
     }
 
-    // NOTE: the port is free when probed but could be taken before Kestrel binds it; tests retry nothing.
+    private static WebApplication Build(string directory, string tokenFile, int inferencePort, int? managementPort, string[] extraArguments)
+    {
+        var arguments = new List<string> { "--Logging:LogLevel:Default=Warning", "--Management:TokenFile=" + tokenFile };
+        arguments.AddRange(extraArguments);
+        if (managementPort is not null)
+        {
+            arguments.Add($"--Management:Urls=http://127.0.0.1:{managementPort}");
+        }
+
+        WebApplication app = ServerHost.Build([.. arguments], $"http://127.0.0.1:{inferencePort}", options =>
+        {
+            options.ModelName = RunningServer.Spec.Name;
+            options.StoreDirectory = directory;
+        }, pollStore: false);
+        app.Services.GetRequiredService<ModelSwapper>().TrySwapToLatest();
+        return app;
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
