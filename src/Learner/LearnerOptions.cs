@@ -23,7 +23,13 @@ public sealed class LearnerOptions
     /// <summary>Topic for records that fail validation; empty means "&lt;Topic&gt;.dlq".</summary>
     public string DeadLetterTopic { get; set; } = "";
 
-    /// <summary>Kafka consumer session timeout; a rebalance on the embedded broker waits about this long minus 1 s.</summary>
+    /// <summary>
+    /// Kafka consumer session timeout; a rebalance on the embedded broker waits about this long minus 1 s. The range is
+    /// librdkafka's for session.timeout.ms (1 to 3,600,000 ms in the librdkafka of Confluent.Kafka 2.16.0), so a
+    /// value that the consumer would reject stops the start.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "01:00:00", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true,
+        ErrorMessage = "Learner:SessionTimeout must be from 00:00:00.001 to 01:00:00 (librdkafka's range for session.timeout.ms). Write it as hh:mm:ss, for example 00:00:10; a bare number counts days.")]
     public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Directory of the model store the learner publishes to.</summary>
