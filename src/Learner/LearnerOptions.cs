@@ -48,6 +48,7 @@ public sealed class LearnerOptions
     public int RoundExamples { get; set; } = 1000;
 
     /// <summary>The stream counts as idle after this long without records; pending work is then trained and published.</summary>
+    [DurationRange("00:00:00.010", "01:00:00")]
     public TimeSpan IdleRoundDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Fraction of each task routed to its holdout set by a hash of the example id.</summary>

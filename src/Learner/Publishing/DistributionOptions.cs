@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using ContinualServe.Model;
 
 namespace ContinualServe.Learner.Publishing;
 
@@ -56,9 +57,11 @@ public sealed class DistributionOptions
     public short TopicReplicationFactor { get; set; } = -1;
 
     /// <summary>Wait before the first retry of a failed or corrupt download; doubled after each failure.</summary>
+    [DurationRange("00:00:00.001", "01:00:00")]
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Longest wait between download retries.</summary>
+    [DurationRange("00:00:00.001", "01:00:00")]
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
@@ -68,6 +71,7 @@ public sealed class DistributionOptions
     public string StoreCaFile { get; set; } = "";
 
     /// <summary>Time limit of one version download (manifest, spec and weights).</summary>
+    [DurationRange("00:00:01", "1.00:00:00")]
     public TimeSpan DownloadTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Downloaded versions a server keeps in its local store; older ones are deleted after a swap.</summary>
@@ -77,19 +81,9 @@ public sealed class DistributionOptions
     /// <summary>Lists the cross-field errors that data annotations cannot express.</summary>
     public IEnumerable<string> Validate()
     {
-        if (RetryDelay <= TimeSpan.Zero)
-        {
-            yield return $"Distribution:RetryDelay must be positive; it is {RetryDelay}.";
-        }
-
         if (MaxRetryDelay < RetryDelay)
         {
             yield return $"Distribution:MaxRetryDelay ({MaxRetryDelay}) must not be shorter than Distribution:RetryDelay ({RetryDelay}).";
-        }
-
-        if (DownloadTimeout <= TimeSpan.Zero)
-        {
-            yield return $"Distribution:DownloadTimeout must be positive; it is {DownloadTimeout}.";
         }
 
         // [Url] also accepts ftp://, which the replica's HTTP client cannot download from.

@@ -1,9 +1,10 @@
 using System.ComponentModel.DataAnnotations;
+using ContinualServe.Model;
 
 namespace ContinualServe.Server.Batching;
 
 /// <summary>Dynamic batching of inference requests into shared forward passes.</summary>
-public sealed class BatchingOptions : IValidatableObject
+public sealed class BatchingOptions
 {
     public const string SectionName = "Batching";
 
@@ -16,6 +17,7 @@ public sealed class BatchingOptions : IValidatableObject
     /// runs whatever is queued as soon as the model is free, so batches form only while a pass is running and no
     /// request waits while the model is idle. On a GPU a millisecond or two buys larger batches for little latency.
     /// </summary>
+    [DurationRange("00:00:00", "00:00:10")]
     public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.Zero;
 
     /// <summary>Maximum requests waiting for a forward pass; beyond it requests get 429 with Retry-After.</summary>
@@ -23,18 +25,6 @@ public sealed class BatchingOptions : IValidatableObject
     public int QueueCapacity { get; set; } = 1024;
 
     /// <summary>Deadline of a request from the moment it is queued; a request still queued then gets 503.</summary>
+    [DurationRange("00:00:00.001", "00:10:00")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(5);
-
-    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
-    {
-        if (MaxQueueDelay < TimeSpan.Zero || MaxQueueDelay > TimeSpan.FromSeconds(10))
-        {
-            yield return new ValidationResult($"MaxQueueDelay {MaxQueueDelay} must be between 0 and 10 seconds.", [nameof(MaxQueueDelay)]);
-        }
-
-        if (RequestTimeout <= TimeSpan.Zero || RequestTimeout > TimeSpan.FromMinutes(10))
-        {
-            yield return new ValidationResult($"RequestTimeout {RequestTimeout} must be positive and at most 10 minutes.", [nameof(RequestTimeout)]);
-        }
-    }
 }

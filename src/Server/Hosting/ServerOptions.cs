@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using ContinualServe.Model;
 
 namespace ContinualServe.Server.Hosting;
 
@@ -36,5 +37,6 @@ public sealed class ServerOptions
     public int MaxBatchSize { get; set; } = 256;
 
     /// <summary>How often a server without an in-process learner checks the store for a newer version; zero disables polling.</summary>
+    [DurationRange("00:00:00", "01:00:00")]
     public TimeSpan StorePollInterval { get; set; } = TimeSpan.FromSeconds(1);
 }
