@@ -40,6 +40,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private ModelPinAnnouncement? pin;
     private volatile bool caughtUp;
 
+    // Backoff before the next download of the target version after a failed one, and the attempts at it so far.
+    private TimeSpan delay;
+    private int attempts;
+
     public ModelVersionSubscriber(
         IOptions<DistributionOptions> options,
         IOptions<ServerOptions> serverOptions,
@@ -90,51 +94,73 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         consumerThread.Start();
         LogStarted(logger, options.Topic, options.BootstrapServers);
 
-        TimeSpan delay = options.RetryDelay;
-        int attempts = 0;
+        delay = options.RetryDelay;
+        int failuresInRow = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
-            (ModelVersionAnnouncement? target, bool pinned, bool keepLocalPin) = Target();
-            if (!caughtUp || keepLocalPin || IsOnTarget(target, pinned))
+            try
             {
-                await WaitForAnnouncementAsync(Timeout.InfiniteTimeSpan, stoppingToken).ConfigureAwait(false);
-                delay = options.RetryDelay;
-                attempts = 0;
-                continue;
+                await FollowAnnouncementsAsync(downloader, stoppingToken).ConfigureAwait(false);
+                failuresInRow = 0;
             }
-
-            if (!pinned && LocalPin() is not null)
+            catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
-                UnpinLocally(target);
-                continue;
-            }
-
-            attempts++;
-            if (await TryInstallAsync(downloader, target!, pinned, attempts, stoppingToken).ConfigureAwait(false))
-            {
-                delay = options.RetryDelay;
-                attempts = 0;
-                continue;
-            }
-
-            // A newer announcement or another pin ends the wait early, and the failed version is then skipped. The same
-            // version announced from another store URL (a learner that moved) is tried at once, from the start of the
-            // backoff. A record that changes none of these (the signal of an earlier record, a record of another model)
-            // keeps the backoff and the count.
-            if (await WaitForAnnouncementAsync(delay, stoppingToken).ConfigureAwait(false) && Target() is var next
-                && (next.Target?.Version != target!.Version || next.Pinned != pinned
-                    || !string.Equals(next.Target?.StoreUrl, target.StoreUrl, StringComparison.Ordinal)))
-            {
-                delay = options.RetryDelay;
-                attempts = 0;
-            }
-            else
-            {
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.MaxRetryDelay.Ticks));
+                // The replica must follow the learner as long as it runs, so an error that no step expects ends this
+                // pass only. The live version keeps serving meanwhile.
+                failuresInRow++;
+                TimeSpan backoff = FailureBackoff.After(failuresInRow);
+                LogFollowFailed(logger, exception, failuresInRow, backoff);
+                await WaitAsync(backoff, stoppingToken).ConfigureAwait(false);
             }
         }
 
         consumerThread.Join(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>
+    /// Makes one step towards the target version: waits for an announcement while the replica is on target, else
+    /// removes the local pin or downloads and swaps in the target, waiting out the backoff after a failed download.
+    /// </summary>
+    private async Task FollowAnnouncementsAsync(VersionDownloader downloader, CancellationToken stoppingToken)
+    {
+        (ModelVersionAnnouncement? target, bool pinned, bool keepLocalPin) = Target();
+        if (!caughtUp || keepLocalPin || IsOnTarget(target, pinned))
+        {
+            await WaitForAnnouncementAsync(Timeout.InfiniteTimeSpan, stoppingToken).ConfigureAwait(false);
+            delay = options.RetryDelay;
+            attempts = 0;
+            return;
+        }
+
+        if (!pinned && LocalPin() is not null)
+        {
+            UnpinLocally(target);
+            return;
+        }
+
+        attempts++;
+        if (await TryInstallAsync(downloader, target!, pinned, attempts, stoppingToken).ConfigureAwait(false))
+        {
+            delay = options.RetryDelay;
+            attempts = 0;
+            return;
+        }
+
+        // A newer announcement or another pin ends the wait early, and the failed version is then skipped. The same
+        // version announced from another store URL (a learner that moved) is tried at once, from the start of the
+        // backoff. A record that changes none of these (the signal of an earlier record, a record of another model)
+        // keeps the backoff and the count.
+        if (await WaitForAnnouncementAsync(delay, stoppingToken).ConfigureAwait(false) && Target() is var next
+            && (next.Target?.Version != target!.Version || next.Pinned != pinned
+                || !string.Equals(next.Target?.StoreUrl, target.StoreUrl, StringComparison.Ordinal)))
+        {
+            delay = options.RetryDelay;
+            attempts = 0;
+        }
+        else
+        {
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.MaxRetryDelay.Ticks));
+        }
     }
 
     /// <summary>
@@ -218,8 +244,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             LogCorrupt(logger, exception, target.Version, attempt);
             return false;
         }
-        catch (Exception exception) when (exception is HttpRequestException or IOException or InvalidOperationException or ExternalException
-            or TaskCanceledException && !cancellation.IsCancellationRequested)
+        catch (Exception exception) when (exception is HttpRequestException or IOException or UnauthorizedAccessException
+            or InvalidOperationException or ExternalException or TaskCanceledException && !cancellation.IsCancellationRequested)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
             string from = downloader.StoreUrlFor(target) ?? "no store URL";
@@ -265,6 +291,19 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
     }
 
+    /// <summary>Waits for <paramref name="timeout"/>, or less when the service stops.</summary>
+    private static async Task WaitAsync(TimeSpan timeout, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.Delay(timeout, stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping: the caller's loop ends.
+        }
+    }
+
     private void ConsumeAnnouncements(CancellationToken cancellation)
     {
         ConsumerConfig config = kafkaProperties.ApplyTo(
@@ -281,9 +320,24 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 return;
             }
 
+            int failuresInRow = 0;
             while (!cancellation.IsCancellationRequested)
             {
-                ConsumeOne(consumer);
+                try
+                {
+                    ConsumeOne(consumer);
+                    failuresInRow = 0;
+                }
+                catch (Exception exception) when (exception is not KafkaException { Error.IsFatal: true })
+                {
+                    // An exception on this thread would end the process, so one that no step expects is logged and the
+                    // thread goes on. A fatal Kafka error still ends it because the consumer cannot be used again.
+                    // NOTE: the record being handled when the exception was thrown is skipped, not read again.
+                    failuresInRow++;
+                    TimeSpan backoff = FailureBackoff.After(failuresInRow);
+                    LogConsumeFailed(logger, exception, options.Topic, failuresInRow, backoff);
+                    cancellation.WaitHandle.WaitOne(backoff);
+                }
             }
         }
         finally
@@ -530,6 +584,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 467, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
     private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 479, Level = LogLevel.Error, Message = "Following the version topic failed with an unexpected error ({Failures} in a row); the live version keeps serving, and the replica tries again in {Delay}")]
+    private static partial void LogFollowFailed(ILogger logger, Exception exception, int failures, TimeSpan delay);
+
+    [LoggerMessage(EventId = 490, Level = LogLevel.Error, Message = "Reading version topic {Topic} failed with an unexpected error ({Failures} in a row); reading goes on in {Delay}")]
+    private static partial void LogConsumeFailed(ILogger logger, Exception exception, string topic, int failures, TimeSpan delay);
 
     [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);
