@@ -85,7 +85,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
 
         var downloader = new VersionDownloader(http, swapper.Store, options.StoreUrl);
-        downloader.RemoveAbandonedDownloads();
+        RemoveAbandonedDownloads(downloader);
         var consumerThread = new Thread(() => ConsumeAnnouncements(stoppingToken))
         {
             IsBackground = true,
@@ -115,6 +115,22 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
 
         consumerThread.Join(TimeSpan.FromSeconds(10));
+    }
+
+    private void RemoveAbandonedDownloads(VersionDownloader downloader)
+    {
+        try
+        {
+            foreach (string path in downloader.RemoveAbandonedDownloads())
+            {
+                LogAbandonedDownloadRemoved(logger, path);
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            // What is left only takes space, so the replica starts anyway and tries again at its next start.
+            LogAbandonedDownloadsKept(logger, exception, swapper.Store.RootDirectory);
+        }
     }
 
     /// <summary>
@@ -590,6 +606,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 490, Level = LogLevel.Error, Message = "Reading version topic {Topic} failed with an unexpected error ({Failures} in a row); reading goes on in {Delay}")]
     private static partial void LogConsumeFailed(ILogger logger, Exception exception, string topic, int failures, TimeSpan delay);
+
+    [LoggerMessage(EventId = 491, Level = LogLevel.Information, Message = "Deleted {Path}, the temporary directory of an interrupted download")]
+    private static partial void LogAbandonedDownloadRemoved(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 492, Level = LogLevel.Warning, Message = "Could not delete the temporary directories of interrupted downloads in {Directory}; they are tried again at the next start")]
+    private static partial void LogAbandonedDownloadsKept(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);
