@@ -44,6 +44,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private TimeSpan delay;
     private int attempts;
 
+    // Version whose download last failed on a full volume, so that the failure is logged once per version.
+    private long? volumeFullVersion;
+
     public ModelVersionSubscriber(
         IOptions<DistributionOptions> options,
         IOptions<ServerOptions> serverOptions,
@@ -254,6 +257,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             ContinualServeMetrics.ModelDownloads.WithLabels("ok").Inc();
             LogDownloaded(logger, version.Number, attempt);
         }
+        catch (ReplicaVolumeFullException exception)
+        {
+            ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
+            ReportVolumeFull(exception, attempt);
+            return false;
+        }
         catch (InvalidDataException exception)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("corrupt").Inc();
@@ -289,6 +298,19 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
 
         return true;
+    }
+
+    // A full volume stays full on most retries, so it is logged once per version, and later attempts at Debug.
+    private void ReportVolumeFull(ReplicaVolumeFullException exception, int attempt)
+    {
+        if (exception.Version == volumeFullVersion)
+        {
+            LogVolumeStillFull(logger, exception.Version, exception.AvailableBytes, attempt);
+            return;
+        }
+
+        volumeFullVersion = exception.Version;
+        LogVolumeFull(logger, exception.Version, exception.Directory, exception.RequiredBytes, exception.AvailableBytes, attempt, exception.InnerException?.Message);
     }
 
     /// <summary>Waits for a newer announcement or until <paramref name="timeout"/>; returns true when one arrived.</summary>
@@ -600,6 +622,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 467, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
     private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 477, Level = LogLevel.Error, Message = "Version {Version} does not fit in {Directory}: it needs {RequiredBytes} bytes for its weights (0 when the announcement gives no size) and {AvailableBytes} bytes are free (attempt {Attempt}, {Error}). The live version keeps serving and the download is retried with backoff; free space or give the volume room for Distribution:RetainedVersions + 1 versions")]
+    private static partial void LogVolumeFull(ILogger logger, long version, string directory, long requiredBytes, long availableBytes, int attempt, string? error);
+
+    [LoggerMessage(EventId = 478, Level = LogLevel.Debug, Message = "Version {Version} still does not fit in the store volume, which has {AvailableBytes} bytes free (attempt {Attempt})")]
+    private static partial void LogVolumeStillFull(ILogger logger, long version, long availableBytes, int attempt);
 
     [LoggerMessage(EventId = 479, Level = LogLevel.Error, Message = "Following the version topic failed with an unexpected error ({Failures} in a row); the live version keeps serving, and the replica tries again in {Delay}")]
     private static partial void LogFollowFailed(ILogger logger, Exception exception, int failures, TimeSpan delay);

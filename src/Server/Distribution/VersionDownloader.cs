@@ -125,6 +125,7 @@ public sealed class VersionDownloader
     /// </summary>
     /// <exception cref="InvalidDataException">The downloaded files do not match the announcement.</exception>
     /// <exception cref="HttpRequestException">The learner's store could not be reached or returned an error.</exception>
+    /// <exception cref="ReplicaVolumeFullException">The replica's store volume has no space left for the version.</exception>
     public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(announcement);
@@ -135,6 +136,32 @@ public sealed class VersionDownloader
         }
 
         Uri baseUri = ResolveBaseUri(announcement);
+        try
+        {
+            await DownloadAndInstallAsync(baseUri, announcement, cancellation).ConfigureAwait(false);
+        }
+        catch (IOException exception) when (IsOutOfSpace(exception))
+        {
+            // Measured after the partial download was deleted, so the free bytes are what the next attempt gets.
+            long available = new DriveInfo(store.RootDirectory).AvailableFreeSpace;
+            throw new ReplicaVolumeFullException(announcement.Version, announcement.WeightsBytes, available, store.RootDirectory, exception);
+        }
+
+        // ModelStore checks the SHA-256 again on load, so the swapped-in weights are the verified ones.
+        return store.TryLoad(announcement.Version, out ModelVersion? installed)
+            ? installed!
+            : throw new InvalidDataException($"Version {announcement.Version} failed verification after it was moved into {store.RootDirectory}.");
+    }
+
+    // .NET on Unix puts the errno in HResult, and ENOSPC is 28 on Linux and macOS. Windows reports ERROR_DISK_FULL (112)
+    // or ERROR_HANDLE_DISK_FULL (39) as an HRESULT.
+    private static bool IsOutOfSpace(IOException exception) =>
+        OperatingSystem.IsWindows()
+            ? exception.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027)
+            : exception.HResult == 28;
+
+    private async Task DownloadAndInstallAsync(Uri baseUri, ModelVersionAnnouncement announcement, CancellationToken cancellation)
+    {
         string temporary = Path.Combine(store.RootDirectory, TemporaryName());
         Directory.CreateDirectory(temporary);
         try
@@ -171,11 +198,6 @@ public sealed class VersionDownloader
                 Directory.Delete(temporary, recursive: true);
             }
         }
-
-        // ModelStore checks the SHA-256 again on load, so the swapped-in weights are the verified ones.
-        return store.TryLoad(announcement.Version, out ModelVersion? installed)
-            ? installed!
-            : throw new InvalidDataException($"Version {announcement.Version} failed verification after it was moved into {store.RootDirectory}.");
     }
 
     /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>

@@ -188,6 +188,47 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
     }
 
+    // The replica's store is a tmpfs with room for the spec, the manifest and half of the weights, so the download fails
+    // with ENOSPC while it writes the weights. The default model's weights (about 1 MB) are much larger than the 4 KiB
+    // that each small file takes on tmpfs.
+    [TmpfsFact(Timeout = 60_000)]
+    public async Task FullVolumeFailureNamesBytes()
+    {
+        torch.manual_seed(4);
+        using (nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(new Model.ModelSpec()))
+        {
+            source.Save(new Model.ModelSpec(), module, new ModelManifest());
+        }
+
+        ModelVersionAnnouncement announcement = Announce(2);
+        const long PageBytes = 4096;
+        long volumeBytes = (announcement.WeightsBytes / 2 / PageBytes + 2) * PageBytes;
+        string volume = Directory.CreateDirectory(Path.Combine(root, "small-volume")).FullName;
+        (int exitCode, string error) = TmpfsFactAttribute.Run("mount", "-t", "tmpfs", "-o", $"size={volumeBytes}", "tmpfs", volume);
+        exitCode.ShouldBe(0, error);
+        try
+        {
+            var small = new ModelStore(volume);
+
+            ReplicaVolumeFullException exception = await Should.ThrowAsync<ReplicaVolumeFullException>(
+                new VersionDownloader(http, small, null).InstallAsync(announcement, CancellationToken.None));
+
+            exception.Version.ShouldBe(2);
+            exception.RequiredBytes.ShouldBe(announcement.WeightsBytes);
+            exception.AvailableBytes.ShouldBeLessThan(announcement.WeightsBytes);
+            exception.AvailableBytes.ShouldBeGreaterThan(0, "the partial download was not deleted before the free bytes were measured");
+            exception.Message.ShouldContain($"Version 2 does not fit in {volume}");
+            exception.Message.ShouldContain($"{announcement.WeightsBytes} bytes for its weights");
+            exception.Message.ShouldContain($"{exception.AvailableBytes} bytes are free");
+            small.ListVersionNumbers().ShouldBeEmpty();
+            Directory.GetDirectories(volume, ".download-*").ShouldBeEmpty();
+        }
+        finally
+        {
+            TmpfsFactAttribute.Run("umount", volume);
+        }
+    }
+
     [Theory]
     [InlineData("store/v1/versions/1/secret.txt", HttpStatusCode.NotFound)]
     [InlineData("store/v1/versions/1/..%2F..%2Fmanifest.json", HttpStatusCode.NotFound)]
