@@ -153,8 +153,8 @@ public sealed class VersionDownloader
             : throw new InvalidDataException($"Version {announcement.Version} failed verification after it was moved into {store.RootDirectory}.");
     }
 
-    // .NET on Unix puts the errno in HResult, and ENOSPC is 28 on Linux and macOS. Windows reports ERROR_DISK_FULL (112)
-    // or ERROR_HANDLE_DISK_FULL (39) as an HRESULT.
+    // .NET on Unix puts the errno in HResult, and ENOSPC is 28 on Linux and macOS. A full disk quota (EDQUOT) is not
+    // matched. NOTE: the Windows HRESULTs of ERROR_DISK_FULL (112) and ERROR_HANDLE_DISK_FULL (39) are untested here.
     private static bool IsOutOfSpace(IOException exception) =>
         OperatingSystem.IsWindows()
             ? exception.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027)
