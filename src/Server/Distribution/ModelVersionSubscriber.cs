@@ -40,6 +40,13 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private ModelPinAnnouncement? pin;
     private volatile bool caughtUp;
 
+    // Backoff before the next download of the target version after a failed one, and the attempts at it so far.
+    private TimeSpan delay;
+    private int attempts;
+
+    // Version whose download last failed on a full volume, so that the failure is logged once per version.
+    private long? volumeFullVersion;
+
     public ModelVersionSubscriber(
         IOptions<DistributionOptions> options,
         IOptions<ServerOptions> serverOptions,
@@ -81,7 +88,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
 
         var downloader = new VersionDownloader(http, swapper.Store, options.StoreUrl);
-        downloader.RemoveAbandonedDownloads();
+        RemoveAbandonedDownloads(downloader);
         var consumerThread = new Thread(() => ConsumeAnnouncements(stoppingToken))
         {
             IsBackground = true,
@@ -90,51 +97,89 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         consumerThread.Start();
         LogStarted(logger, options.Topic, options.BootstrapServers);
 
-        TimeSpan delay = options.RetryDelay;
-        int attempts = 0;
+        delay = options.RetryDelay;
+        int failuresInRow = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
-            (ModelVersionAnnouncement? target, bool pinned, bool keepLocalPin) = Target();
-            if (!caughtUp || keepLocalPin || IsOnTarget(target, pinned))
+            try
             {
-                await WaitForAnnouncementAsync(Timeout.InfiniteTimeSpan, stoppingToken).ConfigureAwait(false);
-                delay = options.RetryDelay;
-                attempts = 0;
-                continue;
+                await FollowAnnouncementsAsync(downloader, stoppingToken).ConfigureAwait(false);
+                failuresInRow = 0;
             }
-
-            if (!pinned && LocalPin() is not null)
+            catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
-                UnpinLocally(target);
-                continue;
-            }
-
-            attempts++;
-            if (await TryInstallAsync(downloader, target!, pinned, attempts, stoppingToken).ConfigureAwait(false))
-            {
-                delay = options.RetryDelay;
-                attempts = 0;
-                continue;
-            }
-
-            // A newer announcement or another pin ends the wait early, and the failed version is then skipped. The same
-            // version announced from another store URL (a learner that moved) is tried at once, from the start of the
-            // backoff. A record that changes none of these (the signal of an earlier record, a record of another model)
-            // keeps the backoff and the count.
-            if (await WaitForAnnouncementAsync(delay, stoppingToken).ConfigureAwait(false) && Target() is var next
-                && (next.Target?.Version != target!.Version || next.Pinned != pinned
-                    || !string.Equals(next.Target?.StoreUrl, target.StoreUrl, StringComparison.Ordinal)))
-            {
-                delay = options.RetryDelay;
-                attempts = 0;
-            }
-            else
-            {
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.MaxRetryDelay.Ticks));
+                // The replica must follow the learner as long as it runs, so an error that no step expects ends this
+                // pass only. The live version keeps serving meanwhile.
+                failuresInRow++;
+                TimeSpan backoff = FailureBackoff.After(failuresInRow);
+                LogFollowFailed(logger, exception, failuresInRow, backoff);
+                await WaitAsync(backoff, stoppingToken).ConfigureAwait(false);
             }
         }
 
         consumerThread.Join(TimeSpan.FromSeconds(10));
+    }
+
+    private void RemoveAbandonedDownloads(VersionDownloader downloader)
+    {
+        try
+        {
+            foreach (string path in downloader.RemoveAbandonedDownloads())
+            {
+                LogAbandonedDownloadRemoved(logger, path);
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            // What is left only takes space, so the replica starts anyway and tries again at its next start.
+            LogAbandonedDownloadsKept(logger, exception, swapper.Store.RootDirectory);
+        }
+    }
+
+    /// <summary>
+    /// Makes one step towards the target version: waits for an announcement while the replica is on target, else
+    /// removes the local pin or downloads and swaps in the target, waiting out the backoff after a failed download.
+    /// </summary>
+    private async Task FollowAnnouncementsAsync(VersionDownloader downloader, CancellationToken stoppingToken)
+    {
+        (ModelVersionAnnouncement? target, bool pinned, bool keepLocalPin) = Target();
+        if (!caughtUp || keepLocalPin || IsOnTarget(target, pinned))
+        {
+            await WaitForAnnouncementAsync(Timeout.InfiniteTimeSpan, stoppingToken).ConfigureAwait(false);
+            delay = options.RetryDelay;
+            attempts = 0;
+            return;
+        }
+
+        if (!pinned && LocalPin() is not null)
+        {
+            UnpinLocally(target);
+            return;
+        }
+
+        attempts++;
+        if (await TryInstallAsync(downloader, target!, pinned, attempts, stoppingToken).ConfigureAwait(false))
+        {
+            delay = options.RetryDelay;
+            attempts = 0;
+            return;
+        }
+
+        // A newer announcement or another pin ends the wait early, and the failed version is then skipped. The same
+        // version announced from another store URL (a learner that moved) is tried at once, from the start of the
+        // backoff. A record that changes none of these (the signal of an earlier record, a record of another model)
+        // keeps the backoff and the count.
+        if (await WaitForAnnouncementAsync(delay, stoppingToken).ConfigureAwait(false) && Target() is var next
+            && (next.Target?.Version != target!.Version || next.Pinned != pinned
+                || !string.Equals(next.Target?.StoreUrl, target.StoreUrl, StringComparison.Ordinal)))
+        {
+            delay = options.RetryDelay;
+            attempts = 0;
+        }
+        else
+        {
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, options.MaxRetryDelay.Ticks));
+        }
     }
 
     /// <summary>
@@ -212,14 +257,20 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             ContinualServeMetrics.ModelDownloads.WithLabels("ok").Inc();
             LogDownloaded(logger, version.Number, attempt);
         }
+        catch (ReplicaVolumeFullException exception)
+        {
+            ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
+            ReportVolumeFull(exception, attempt);
+            return false;
+        }
         catch (InvalidDataException exception)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("corrupt").Inc();
             LogCorrupt(logger, exception, target.Version, attempt);
             return false;
         }
-        catch (Exception exception) when (exception is HttpRequestException or IOException or InvalidOperationException or ExternalException
-            or TaskCanceledException && !cancellation.IsCancellationRequested)
+        catch (Exception exception) when (exception is HttpRequestException or IOException or UnauthorizedAccessException
+            or InvalidOperationException or ExternalException or TaskCanceledException && !cancellation.IsCancellationRequested)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
             string from = downloader.StoreUrlFor(target) ?? "no store URL";
@@ -249,6 +300,19 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         return true;
     }
 
+    // A full volume stays full on most retries, so it is logged once per version, and later attempts at Debug.
+    private void ReportVolumeFull(ReplicaVolumeFullException exception, int attempt)
+    {
+        if (exception.Version == volumeFullVersion)
+        {
+            LogVolumeStillFull(logger, exception.Version, exception.AvailableBytes, attempt);
+            return;
+        }
+
+        volumeFullVersion = exception.Version;
+        LogVolumeFull(logger, exception.Version, exception.Directory, exception.RequiredBytes, exception.AvailableBytes, attempt, exception.InnerException?.Message);
+    }
+
     /// <summary>Waits for a newer announcement or until <paramref name="timeout"/>; returns true when one arrived.</summary>
     private async Task<bool> WaitForAnnouncementAsync(TimeSpan timeout, CancellationToken stoppingToken)
     {
@@ -262,6 +326,19 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         catch (OperationCanceledException)
         {
             return false;
+        }
+    }
+
+    /// <summary>Waits for <paramref name="timeout"/>, or less when the service stops.</summary>
+    private static async Task WaitAsync(TimeSpan timeout, CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.Delay(timeout, stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping: the caller's loop ends.
         }
     }
 
@@ -281,9 +358,24 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 return;
             }
 
+            int failuresInRow = 0;
             while (!cancellation.IsCancellationRequested)
             {
-                ConsumeOne(consumer);
+                try
+                {
+                    ConsumeOne(consumer);
+                    failuresInRow = 0;
+                }
+                catch (Exception exception) when (exception is not KafkaException { Error.IsFatal: true })
+                {
+                    // An exception on this thread would end the process, so one that no step expects is logged and the
+                    // thread goes on. A fatal Kafka error still ends it because the consumer cannot be used again.
+                    // NOTE: the record being handled when the exception was thrown is skipped, not read again.
+                    failuresInRow++;
+                    TimeSpan backoff = FailureBackoff.After(failuresInRow);
+                    LogConsumeFailed(logger, exception, options.Topic, failuresInRow, backoff);
+                    cancellation.WaitHandle.WaitOne(backoff);
+                }
             }
         }
         finally
@@ -530,6 +622,24 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 467, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
     private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
+
+    [LoggerMessage(EventId = 477, Level = LogLevel.Error, Message = "Version {Version} does not fit in {Directory}: it needs {RequiredBytes} bytes for its weights (0 when the announcement gives no size) and {AvailableBytes} bytes are free (attempt {Attempt}, {Error}). The live version keeps serving and the download is retried with backoff; free space or give the volume room for Distribution:RetainedVersions + 1 versions")]
+    private static partial void LogVolumeFull(ILogger logger, long version, string directory, long requiredBytes, long availableBytes, int attempt, string? error);
+
+    [LoggerMessage(EventId = 478, Level = LogLevel.Debug, Message = "Version {Version} still does not fit in the store volume, which has {AvailableBytes} bytes free (attempt {Attempt})")]
+    private static partial void LogVolumeStillFull(ILogger logger, long version, long availableBytes, int attempt);
+
+    [LoggerMessage(EventId = 479, Level = LogLevel.Error, Message = "Following the version topic failed with an unexpected error ({Failures} in a row); the live version keeps serving, and the replica tries again in {Delay}")]
+    private static partial void LogFollowFailed(ILogger logger, Exception exception, int failures, TimeSpan delay);
+
+    [LoggerMessage(EventId = 490, Level = LogLevel.Error, Message = "Reading version topic {Topic} failed with an unexpected error ({Failures} in a row); reading goes on in {Delay}")]
+    private static partial void LogConsumeFailed(ILogger logger, Exception exception, string topic, int failures, TimeSpan delay);
+
+    [LoggerMessage(EventId = 491, Level = LogLevel.Information, Message = "Deleted {Path}, the temporary directory of an interrupted download")]
+    private static partial void LogAbandonedDownloadRemoved(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 492, Level = LogLevel.Warning, Message = "Could not delete the temporary directories of interrupted downloads in {Directory}; they are tried again at the next start")]
+    private static partial void LogAbandonedDownloadsKept(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using ContinualServe.Learner.Publishing;
@@ -15,6 +17,12 @@ public sealed class VersionDownloader
 {
     private const string TemporaryPrefix = ".download-";
 
+    /// <summary>
+    /// Age after which a temporary directory whose owner cannot be checked counts as abandoned. A download in progress
+    /// writes to its files, and one that stalls ends at Distribution:DownloadTimeout (2 minutes by default).
+    /// </summary>
+    public static readonly TimeSpan AbandonedDownloadAge = TimeSpan.FromHours(1);
+
     // The spec and manifest are small JSON files (a few KiB, the manifest's accuracy matrix growing with the square of
     // the task count), so the cap only stops a broken or hostile store from filling the replica's disk with them.
     private const long MaxMetadataFileBytes = 16 * 1024 * 1024;
@@ -30,13 +38,85 @@ public sealed class VersionDownloader
         this.storeUrlOverride = string.IsNullOrWhiteSpace(storeUrlOverride) ? null : storeUrlOverride;
     }
 
-    /// <summary>Deletes temporary directories that an interrupted download left behind.</summary>
-    public void RemoveAbandonedDownloads()
+    /// <summary>
+    /// Deletes the temporary directories that interrupted downloads left behind, and returns the paths deleted. Replicas
+    /// may share one volume, so a directory counts as abandoned only when it belongs to this host and to a process that
+    /// is gone (or to this process id, which downloaded nothing before this call), or when nothing in it changed for
+    /// <see cref="AbandonedDownloadAge"/>. Call it before this process starts a download.
+    /// </summary>
+    public IReadOnlyList<string> RemoveAbandonedDownloads()
     {
+        var removed = new List<string>();
         foreach (string path in Directory.EnumerateDirectories(store.RootDirectory, TemporaryPrefix + "*"))
         {
-            Directory.Delete(path, recursive: true);
+            try
+            {
+                if (IsAbandoned(path, DateTime.UtcNow))
+                {
+                    Directory.Delete(path, recursive: true);
+                    removed.Add(path);
+                }
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // Its download finished or failed, or another replica on the same volume deleted it first.
+            }
         }
+
+        return removed;
+    }
+
+    // The temporary directory's name is ".download-HOST-PID-GUID". A host name may contain '-', so the name is split
+    // from its end.
+    private static string TemporaryName() =>
+        $"{TemporaryPrefix}{Environment.MachineName}-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}";
+
+    private static bool IsAbandoned(string path, DateTime now)
+    {
+        if (now - LastWriteTimeUtc(path) > AbandonedDownloadAge)
+        {
+            return true;
+        }
+
+        string name = Path.GetFileName(path)[TemporaryPrefix.Length..];
+        int guidStart = name.LastIndexOf('-');
+        int processStart = guidStart > 0 ? name.LastIndexOf('-', guidStart - 1) : -1;
+        if (processStart <= 0
+            || !int.TryParse(name.AsSpan(processStart + 1, guidStart - processStart - 1), NumberStyles.None, CultureInfo.InvariantCulture, out int processId)
+            || !string.Equals(name[..processStart], Environment.MachineName, StringComparison.OrdinalIgnoreCase))
+        {
+            // Another host's download, or one named by an earlier release that recorded no owner, is left to the age rule.
+            return false;
+        }
+
+        return processId == Environment.ProcessId || !IsRunning(processId);
+    }
+
+    private static bool IsRunning(int processId)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(processId);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    // The newest write time of the directory and its files, because a download appends to its files without changing
+    // the directory itself.
+    private static DateTime LastWriteTimeUtc(string path)
+    {
+        DateTime newest = Directory.GetLastWriteTimeUtc(path);
+        foreach (string file in Directory.EnumerateFiles(path))
+        {
+            DateTime written = File.GetLastWriteTimeUtc(file);
+            newest = written > newest ? written : newest;
+        }
+
+        return newest;
     }
 
     /// <summary>
@@ -45,6 +125,7 @@ public sealed class VersionDownloader
     /// </summary>
     /// <exception cref="InvalidDataException">The downloaded files do not match the announcement.</exception>
     /// <exception cref="HttpRequestException">The learner's store could not be reached or returned an error.</exception>
+    /// <exception cref="ReplicaVolumeFullException">The replica's store volume has no space left for the version.</exception>
     public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(announcement);
@@ -55,7 +136,33 @@ public sealed class VersionDownloader
         }
 
         Uri baseUri = ResolveBaseUri(announcement);
-        string temporary = Path.Combine(store.RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
+        try
+        {
+            await DownloadAndInstallAsync(baseUri, announcement, cancellation).ConfigureAwait(false);
+        }
+        catch (IOException exception) when (IsOutOfSpace(exception))
+        {
+            // Measured after the partial download was deleted, so the free bytes are what the next attempt gets.
+            long available = new DriveInfo(store.RootDirectory).AvailableFreeSpace;
+            throw new ReplicaVolumeFullException(announcement.Version, announcement.WeightsBytes, available, store.RootDirectory, exception);
+        }
+
+        // ModelStore checks the SHA-256 again on load, so the swapped-in weights are the verified ones.
+        return store.TryLoad(announcement.Version, out ModelVersion? installed)
+            ? installed!
+            : throw new InvalidDataException($"Version {announcement.Version} failed verification after it was moved into {store.RootDirectory}.");
+    }
+
+    // .NET on Unix puts the errno in HResult, and ENOSPC is 28 on Linux and macOS. A full disk quota (EDQUOT) is not
+    // matched. NOTE: the Windows HRESULTs of ERROR_DISK_FULL (112) and ERROR_HANDLE_DISK_FULL (39) are untested here.
+    private static bool IsOutOfSpace(IOException exception) =>
+        OperatingSystem.IsWindows()
+            ? exception.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027)
+            : exception.HResult == 28;
+
+    private async Task DownloadAndInstallAsync(Uri baseUri, ModelVersionAnnouncement announcement, CancellationToken cancellation)
+    {
+        string temporary = Path.Combine(store.RootDirectory, TemporaryName());
         Directory.CreateDirectory(temporary);
         try
         {
@@ -91,11 +198,6 @@ public sealed class VersionDownloader
                 Directory.Delete(temporary, recursive: true);
             }
         }
-
-        // ModelStore checks the SHA-256 again on load, so the swapped-in weights are the verified ones.
-        return store.TryLoad(announcement.Version, out ModelVersion? installed)
-            ? installed!
-            : throw new InvalidDataException($"Version {announcement.Version} failed verification after it was moved into {store.RootDirectory}.");
     }
 
     /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>

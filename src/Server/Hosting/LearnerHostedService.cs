@@ -133,50 +133,27 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     /// </summary>
     private async Task WatchPinAsync(string modelName, CancellationToken cancellation)
     {
-        string store = learner.Store.RootDirectory;
-        long? announced = null;
-        bool announcedOnce = false;
-        string? lastProblem = null;
-        long? failedPin = null;
-        long failedAt = 0;
+        var state = new PinWatchState();
+        int failuresInRow = 0;
         using var timer = new PeriodicTimer(PinPollInterval);
         try
         {
             do
             {
-                if (!StoreControlFiles.TryReadPinnedVersion(store, out long? pinned, out string? problem))
+                try
                 {
-                    ReportPinProblem(ref lastProblem, problem);
-                    continue;
+                    AnnounceChangedPin(modelName, state);
+                    failuresInRow = 0;
                 }
-
-                if (announcedOnce && pinned == announced)
+                catch (Exception exception) when (exception is not OperationCanceledException || !cancellation.IsCancellationRequested)
                 {
-                    continue;
+                    // The watch lives as long as the process, so an error that nothing above expects ends one check, not
+                    // the watch. The next check that succeeds announces and serves the pin as usual.
+                    failuresInRow++;
+                    TimeSpan delay = FailureBackoff.After(failuresInRow);
+                    LogPinWatchFailed(logger, exception, learner.Store.RootDirectory, failuresInRow, delay);
+                    await Task.Delay(delay, cancellation).ConfigureAwait(false);
                 }
-
-                // Each load hashes the weights, so a pin that failed to load is tried again only every PinRetryInterval
-                // until the pin changes.
-                if (pinned is not null && pinned == failedPin && Stopwatch.GetElapsedTime(failedAt) < PinRetryInterval)
-                {
-                    continue;
-                }
-
-                ModelVersion? version = null;
-                if (pinned is not null && !learner.Store.TryLoad(pinned.Value, out version))
-                {
-                    failedPin = pinned;
-                    failedAt = Stopwatch.GetTimestamp();
-                    ReportPinProblem(ref lastProblem, $"pinned version {pinned} is missing or corrupt in {store}");
-                    continue;
-                }
-
-                failedPin = null;
-                publisher.PublishPin(modelName, version);
-                ServeStorePin();
-                announced = pinned;
-                announcedOnce = true;
-                lastProblem = null;
             }
             while (await timer.WaitForNextTickAsync(cancellation).ConfigureAwait(false));
         }
@@ -184,6 +161,44 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         {
             // Stopping.
         }
+    }
+
+    private void AnnounceChangedPin(string modelName, PinWatchState state)
+    {
+        string store = learner.Store.RootDirectory;
+        if (!StoreControlFiles.TryReadPinnedVersion(store, out long? pinned, out string? problem))
+        {
+            ReportPinProblem(ref state.LastProblem, problem);
+            return;
+        }
+
+        if (state.AnnouncedOnce && pinned == state.Announced)
+        {
+            return;
+        }
+
+        // Each load hashes the weights, so a pin that failed to load is tried again only every PinRetryInterval
+        // until the pin changes.
+        if (pinned is not null && pinned == state.FailedPin && Stopwatch.GetElapsedTime(state.FailedAt) < PinRetryInterval)
+        {
+            return;
+        }
+
+        ModelVersion? version = null;
+        if (pinned is not null && !learner.Store.TryLoad(pinned.Value, out version))
+        {
+            state.FailedPin = pinned;
+            state.FailedAt = Stopwatch.GetTimestamp();
+            ReportPinProblem(ref state.LastProblem, $"pinned version {pinned} is missing or corrupt in {store}");
+            return;
+        }
+
+        state.FailedPin = null;
+        publisher.PublishPin(modelName, version);
+        ServeStorePin();
+        state.Announced = pinned;
+        state.AnnouncedOnce = true;
+        state.LastProblem = null;
     }
 
     // The all role runs no store poller, so this call makes its server follow a pin that another server on the store wrote.
@@ -221,6 +236,22 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     [LoggerMessage(EventId = 432, Level = LogLevel.Warning, Message = "Could not load the version that the pin in {Directory} selects, so the live version keeps serving until the pin changes or the learner publishes a version")]
     private static partial void LogPinNotServed(ILogger logger, Exception exception, string directory);
 
+    [LoggerMessage(EventId = 433, Level = LogLevel.Error, Message = "Checking the pin in {Directory} failed with an unexpected error ({Failures} in a row); replicas and this server keep the previous pin, and the check is retried in {Delay}")]
+    private static partial void LogPinWatchFailed(ILogger logger, Exception exception, string directory, int failures, TimeSpan delay);
+
     [LoggerMessage(EventId = 430, Level = LogLevel.Warning, Message = "Distribution:StoreUrl is not set, so announcements carry no store URL; replicas need their own Distribution:StoreUrl to download versions")]
     private static partial void LogNoStoreUrl(ILogger logger);
+
+    /// <summary>State that the pin watch carries from one check to the next.</summary>
+    private sealed class PinWatchState
+    {
+        /// <summary>Pin last announced, valid once <see cref="AnnouncedOnce"/> is true (null: nothing pinned).</summary>
+        public long? Announced;
+        public bool AnnouncedOnce;
+        public string? LastProblem;
+
+        /// <summary>Pinned version that failed to load, and the <see cref="Stopwatch"/> timestamp of that failure.</summary>
+        public long? FailedPin;
+        public long FailedAt;
+    }
 }

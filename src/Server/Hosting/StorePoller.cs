@@ -26,6 +26,7 @@ public sealed partial class StorePoller : BackgroundService
         }
 
         using var timer = new PeriodicTimer(interval);
+        int failuresInRow = 0;
         try
         {
             do
@@ -33,10 +34,19 @@ public sealed partial class StorePoller : BackgroundService
                 try
                 {
                     swapper.TrySwapToLatest();
+                    failuresInRow = 0;
                 }
                 catch (Exception exception) when (exception is IOException or InvalidDataException or ExternalException)
                 {
                     LogPollFailed(logger, exception, swapper.Store.RootDirectory);
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+                {
+                    // Any other error is retried after a backoff, so the server follows the store again once the cause is gone.
+                    failuresInRow++;
+                    TimeSpan delay = FailureBackoff.After(failuresInRow);
+                    LogPollFailedUnexpectedly(logger, exception, swapper.Store.RootDirectory, failuresInRow, delay);
+                    await Task.Delay(delay, stoppingToken).ConfigureAwait(false);
                 }
             }
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
@@ -49,4 +59,7 @@ public sealed partial class StorePoller : BackgroundService
 
     [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Could not load a new version from {Directory}; the live version keeps serving")]
     private static partial void LogPollFailed(ILogger logger, Exception exception, string directory);
+
+    [LoggerMessage(EventId = 411, Level = LogLevel.Error, Message = "Polling {Directory} for a new version or pin failed with an unexpected error ({Failures} in a row); the live version keeps serving, and the poll is retried in {Delay}")]
+    private static partial void LogPollFailedUnexpectedly(ILogger logger, Exception exception, string directory, int failures, TimeSpan delay);
 }

@@ -94,6 +94,55 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         unpinned.ShouldBe(2, "the all role did not serve the newest version after the pin was removed");
     }
 
+    // A pinned version whose manifest is a directory makes the store's load throw UnauthorizedAccessException, which the
+    // pin watch does not expect. The watch must log it and go on, so the next pin is still served.
+    [Fact]
+    public async Task AllRolePinWatchSurvivesUnexpectedError()
+    {
+        string store = Path.Combine(root, "all");
+        SaveVersions(store, count: 3);
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        string url = StartAllRole(broker, store);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(3);
+        string manifest = Path.Combine(new ModelStore(store).VersionDirectory(1), ModelStore.ManifestFileName);
+        File.Delete(manifest);
+        Directory.CreateDirectory(manifest);
+
+        StoreControlFiles.WritePinnedVersion(store, 1);
+        bool logged = await WaitForLogAsync("Checking the pin in");
+        StoreControlFiles.WritePinnedVersion(store, 2);
+        long? served = await WaitForVersionAsync(http, url, 2);
+
+        served.ShouldBe(2, "the all role did not serve the pin written after the pin watch failed");
+        logged.ShouldBeTrue("the pin watch did not log the unexpected error");
+        processes[0].HasExited.ShouldBeFalse();
+    }
+
+    // The same fault in a serve process reaches its store poller, which must not stop the host.
+    [Fact]
+    public async Task StorePollerSurvivesUnexpectedError()
+    {
+        string store = Path.Combine(root, "serve");
+        SaveVersions(store, count: 3);
+        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
+        processes.Add(ContinualServeProcess.Start("serve", root, "serve", "--urls", url, "--store", store, "--device", "cpu"));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        (await WaitForServedVersionAsync(http, url)).ShouldBe(3);
+        string manifest = Path.Combine(new ModelStore(store).VersionDirectory(1), ModelStore.ManifestFileName);
+        File.Delete(manifest);
+        Directory.CreateDirectory(manifest);
+
+        StoreControlFiles.WritePinnedVersion(store, 1);
+        bool logged = await WaitForLogAsync("for a new version or pin failed with an unexpected error");
+        StoreControlFiles.WritePinnedVersion(store, 2);
+        long? served = await WaitForVersionAsync(http, url, 2);
+
+        processes[0].HasExited.ShouldBeFalse("the server stopped after its store poller failed");
+        served.ShouldBe(2, "the server did not serve the pin written after its store poller failed");
+        logged.ShouldBeTrue("the store poller did not log the unexpected error");
+    }
+
     // A kill between saving a version and writing its checkpoint leaves that version in the store, but the learner
     // continues from the checkpoint's version and announces only that one. The all role's server must serve what the
     // learner announces, as the replicas do, even after its pin watch runs.

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
@@ -154,6 +155,80 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
+    // Replicas may share one volume, so a replica at start deletes only downloads whose owner is gone or that nothing
+    // wrote to for over an hour. A name without host and process id is the form of an earlier release.
+    [Fact]
+    public async Task AbandonedDownloadCleanupKeepsLiveOnes()
+    {
+        using Process live = Process.Start("sleep", "60");
+        using Process dead = Process.Start("true");
+        await dead.WaitForExitAsync();
+        string host = Environment.MachineName;
+        try
+        {
+            string liveHere = CreateDownload($"{host}-{live.Id}", age: TimeSpan.Zero);
+            string deadHere = CreateDownload($"{host}-{dead.Id}", age: TimeSpan.Zero);
+            string otherHost = CreateDownload("other-replica-7f9c-1", age: TimeSpan.Zero);
+            string oldOtherHost = CreateDownload("other-replica-7f9c-2", age: TimeSpan.FromHours(2));
+            string unnamed = CreateDownload(null, age: TimeSpan.Zero);
+            string oldUnnamed = CreateDownload(null, age: TimeSpan.FromHours(2));
+
+            new VersionDownloader(http, local, null).RemoveAbandonedDownloads();
+
+            Directory.Exists(liveHere).ShouldBeTrue("the download of a running process on this host was deleted");
+            Directory.Exists(deadHere).ShouldBeFalse("the download of a process that exited was kept");
+            Directory.Exists(otherHost).ShouldBeTrue("a recent download of another host was deleted");
+            Directory.Exists(oldOtherHost).ShouldBeFalse("a download of another host untouched for two hours was kept");
+            Directory.Exists(unnamed).ShouldBeTrue("a recent download without an owner in its name was deleted");
+            Directory.Exists(oldUnnamed).ShouldBeFalse("a download without an owner untouched for two hours was kept");
+        }
+        finally
+        {
+            live.Kill();
+        }
+    }
+
+    // The replica's store is a tmpfs with room for the spec, the manifest and half of the weights, so the download fails
+    // with ENOSPC while it writes the weights. The default model's weights (about 1 MB) are much larger than the 4 KiB
+    // that each small file takes on tmpfs.
+    [TmpfsFact(Timeout = 60_000)]
+    public async Task FullVolumeFailureNamesBytes()
+    {
+        torch.manual_seed(4);
+        using (nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(new Model.ModelSpec()))
+        {
+            source.Save(new Model.ModelSpec(), module, new ModelManifest());
+        }
+
+        ModelVersionAnnouncement announcement = Announce(2);
+        const long PageBytes = 4096;
+        long volumeBytes = (announcement.WeightsBytes / 2 / PageBytes + 2) * PageBytes;
+        string volume = Directory.CreateDirectory(Path.Combine(root, "small-volume")).FullName;
+        (int exitCode, string error) = TmpfsFactAttribute.Run("mount", "-t", "tmpfs", "-o", $"size={volumeBytes}", "tmpfs", volume);
+        exitCode.ShouldBe(0, error);
+        try
+        {
+            var small = new ModelStore(volume);
+
+            ReplicaVolumeFullException exception = await Should.ThrowAsync<ReplicaVolumeFullException>(
+                new VersionDownloader(http, small, null).InstallAsync(announcement, CancellationToken.None));
+
+            exception.Version.ShouldBe(2);
+            exception.RequiredBytes.ShouldBe(announcement.WeightsBytes);
+            exception.AvailableBytes.ShouldBeLessThan(announcement.WeightsBytes);
+            exception.AvailableBytes.ShouldBeGreaterThan(0, "the partial download was not deleted before the free bytes were measured");
+            exception.Message.ShouldContain($"Version 2 does not fit in {volume}");
+            exception.Message.ShouldContain($"{announcement.WeightsBytes} bytes for its weights");
+            exception.Message.ShouldContain($"{exception.AvailableBytes} bytes are free");
+            small.ListVersionNumbers().ShouldBeEmpty();
+            Directory.GetDirectories(volume, ".download-*").ShouldBeEmpty();
+        }
+        finally
+        {
+            TmpfsFactAttribute.Run("umount", volume);
+        }
+    }
+
     [Theory]
     [InlineData("store/v1/versions/1/secret.txt", HttpStatusCode.NotFound)]
     [InlineData("store/v1/versions/1/..%2F..%2Fmanifest.json", HttpStatusCode.NotFound)]
@@ -175,6 +250,21 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         using HttpResponseMessage response = await http.PutAsync(new Uri(new Uri(storeUrl), "store/v1/versions/1/weights.bin"), content);
 
         response.StatusCode.ShouldBe(HttpStatusCode.MethodNotAllowed);
+    }
+
+    // Creates a temporary download directory named for owner ("HOST-PID", or null for none) with a partial weights file,
+    // and sets both write times age ago.
+    private string CreateDownload(string? owner, TimeSpan age)
+    {
+        string guid = Guid.NewGuid().ToString("N");
+        string path = Path.Combine(local.RootDirectory, owner is null ? $".download-{guid}" : $".download-{owner}-{guid}");
+        Directory.CreateDirectory(path);
+        string weights = Path.Combine(path, ModelStore.WeightsFileName);
+        File.WriteAllBytes(weights, [1, 2, 3]);
+        DateTime written = DateTime.UtcNow - age;
+        File.SetLastWriteTimeUtc(weights, written);
+        Directory.SetLastWriteTimeUtc(path, written);
+        return path;
     }
 
     private ModelVersionAnnouncement Announce(long number)
