@@ -102,7 +102,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         string store = Path.Combine(root, "all");
         SaveVersions(store, count: 3);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        string url = StartAllRole(broker, store);
+        string url = await StartAllRoleAsync(broker, store);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         (await WaitForServedVersionAsync(http, url)).ShouldBe(3);
         string manifest = Path.Combine(new ModelStore(store).VersionDirectory(1), ModelStore.ManifestFileName);
@@ -125,8 +125,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     {
         string store = Path.Combine(root, "serve");
         SaveVersions(store, count: 3);
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        processes.Add(ContinualServeProcess.Start("serve", root, "serve", "--urls", url, "--store", store, "--device", "cpu"));
+        string url = await StartProcessAsync("serve", listenUrl => ["serve", "--urls", listenUrl, "--store", store, "--device", "cpu"]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         (await WaitForServedVersionAsync(http, url)).ShouldBe(3);
         string manifest = Path.Combine(new ModelStore(store).VersionDirectory(1), ModelStore.ManifestFileName);
