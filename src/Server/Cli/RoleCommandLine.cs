@@ -81,7 +81,8 @@ internal static class RoleCommandLine
     /// <summary>
     /// Returns an error for the first unmatched token that is not a configuration argument, so that a misspelled
     /// option such as --stor fails instead of being ignored. Configuration arguments contain ':' in the key
-    /// (--Server:ModelName=x or --Server:ModelName x); "urls" is the one accepted key without a section.
+    /// (--Server:ModelName=x or --Server:ModelName x); "urls" is the one accepted key without a section. A key without
+    /// a value, at the end or before another option, is an error too.
     /// When one of <paramref name="knownOptions"/> is at most two edits away, the error suggests it.
     /// </summary>
     public static string? FindInvalidArgument(IReadOnlyList<string> unmatchedTokens, IReadOnlyCollection<string>? knownOptions = null)
@@ -101,7 +102,13 @@ internal static class RoleCommandLine
 
             if (!token.Contains('=', StringComparison.Ordinal))
             {
-                // The value follows as the next token.
+                // The value follows as the next token. Without one, .NET would take the next key, or an option that this
+                // command adds after the user's tokens, as the value.
+                if (index + 1 >= unmatchedTokens.Count || unmatchedTokens[index + 1].StartsWith("--", StringComparison.Ordinal))
+                {
+                    return $"Missing value for '{token}'. Write it as {token}=value or {token} value.";
+                }
+
                 index++;
             }
         }

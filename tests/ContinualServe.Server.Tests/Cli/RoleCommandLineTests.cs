@@ -31,6 +31,18 @@ public sealed class RoleCommandLineTests
     }
 
     [Theory]
+    [InlineData("--Server:Device")]
+    [InlineData("--Server:Device --Server:ModelName=digits")]
+    [InlineData("--urls")]
+    public void KeyWithoutValueIsRejected(string tokens)
+    {
+        string? error = RoleCommandLine.FindInvalidArgument(Split(tokens));
+
+        error.ShouldNotBeNull();
+        error.ShouldContain($"Missing value for '{Split(tokens)[0]}'");
+    }
+
+    [Theory]
     [InlineData("--stroe models", "Did you mean '--store'?")]
     [InlineData("--stor=models", "Did you mean '--store'?")]
     [InlineData("--bootstrap-server 127.0.0.1:9092", "Did you mean '--bootstrap-servers'?")]
