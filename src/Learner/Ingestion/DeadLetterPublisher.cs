@@ -42,6 +42,10 @@ public sealed partial class DeadLetterPublisher : IDisposable
 
     public string Topic { get; }
 
+    /// <summary>
+    /// Queues <paramref name="source"/> for the dead-letter topic with <paramref name="reason"/>. A dead letter that the
+    /// producer rejects or the broker does not acknowledge is logged and counted, not thrown.
+    /// </summary>
     public void Publish(ConsumeResult<byte[]?, byte[]?> source, string reason)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -53,15 +57,23 @@ public sealed partial class DeadLetterPublisher : IDisposable
             { SourceOffsetHeader, Encoding.UTF8.GetBytes(source.Offset.Value.ToString(CultureInfo.InvariantCulture)) },
         };
         var message = new Message<byte[]?, byte[]?> { Key = source.Message.Key, Value = source.Message.Value, Headers = headers };
-        producer.Produce(Topic, message, report =>
+        try
         {
-            if (report.Error.IsError)
+            producer.Produce(Topic, message, report =>
             {
-                long count = Interlocked.Increment(ref failures);
-                ContinualServeMetrics.DeadLetterFailures.Inc();
-                LogDeadLetterFailed(logger, source.TopicPartitionOffset, report.Error.Reason, count);
-            }
-        });
+                if (report.Error.IsError)
+                {
+                    CountFailure(source.TopicPartitionOffset, report.Error.Reason);
+                }
+            });
+        }
+        catch (ProduceException<byte[]?, byte[]?> exception) when (!exception.Error.IsFatal)
+        {
+            // librdkafka rejects a record before sending it when it is larger than message.max.bytes (1,000,000 bytes by
+            // default, less than Learner:MaxRecordBytes) or while its queue is full. Before this catch the exception
+            // stopped the learner, and every restart read the same record and stopped again.
+            CountFailure(source.TopicPartitionOffset, exception.Error.Reason);
+        }
     }
 
     /// <summary>Waits until every dead letter sent so far is acknowledged, or the timeout passes.</summary>
@@ -71,6 +83,13 @@ public sealed partial class DeadLetterPublisher : IDisposable
     {
         producer.Flush(TimeSpan.FromSeconds(5));
         producer.Dispose();
+    }
+
+    private void CountFailure(TopicPartitionOffset source, string reason)
+    {
+        long count = Interlocked.Increment(ref failures);
+        ContinualServeMetrics.DeadLetterFailures.Inc();
+        LogDeadLetterFailed(logger, source, reason, count);
     }
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({Count} failures so far)")]
