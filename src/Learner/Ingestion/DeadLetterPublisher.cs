@@ -18,6 +18,8 @@ public sealed partial class DeadLetterPublisher : IDisposable
     public const string SourcePartitionHeader = "dlq-source-partition";
     public const string SourceOffsetHeader = "dlq-source-offset";
 
+    private static readonly TimeSpan DisposeFlushTimeout = TimeSpan.FromSeconds(5);
+
     private readonly IProducer<byte[]?, byte[]?> producer;
     private readonly ILogger logger;
     private long failures;
@@ -79,9 +81,20 @@ public sealed partial class DeadLetterPublisher : IDisposable
     /// <summary>Waits until every dead letter sent so far is acknowledged, or the timeout passes.</summary>
     public void Flush(TimeSpan timeout) => producer.Flush(timeout);
 
+    /// <summary>
+    /// Waits up to <see cref="DisposeFlushTimeout"/> for dead letters not yet acknowledged, and closes the producer. Those
+    /// still undelivered then are dropped without a delivery report, so they are logged and counted here.
+    /// </summary>
     public void Dispose()
     {
-        producer.Flush(TimeSpan.FromSeconds(5));
+        int undelivered = producer.Flush(DisposeFlushTimeout);
+        if (undelivered > 0)
+        {
+            Interlocked.Add(ref failures, undelivered);
+            ContinualServeMetrics.DeadLetterFailures.Inc(undelivered);
+            LogUndelivered(logger, undelivered, Topic, DisposeFlushTimeout.TotalSeconds);
+        }
+
         producer.Dispose();
     }
 
@@ -91,6 +104,10 @@ public sealed partial class DeadLetterPublisher : IDisposable
         ContinualServeMetrics.DeadLetterFailures.Inc();
         LogDeadLetterFailed(logger, source, reason, count);
     }
+
+    // The source offsets of these records may already be committed, so a restart does not read them again.
+    [LoggerMessage(EventId = 264, Level = LogLevel.Error, Message = "{Count} dead letters on {Topic} were not delivered within {Seconds} s when the learner stopped, so their records are only in the source topic")]
+    private static partial void LogUndelivered(ILogger logger, int count, string topic, double seconds);
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({Count} failures so far)")]
     private static partial void LogDeadLetterFailed(ILogger logger, TopicPartitionOffset source, string reason, long count);

@@ -53,6 +53,32 @@ public sealed class DeadLetterFailureTests : IDisposable
         });
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task UndeliveredAtDisposeIsLogged()
+    {
+        await Task.Run(() =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            broker.SetBrokerDown();
+            var logger = new RecordingLogger();
+            double failuresBefore = ContinualServeMetrics.DeadLetterFailures.Value;
+            var source = new ConsumeResult<byte[]?, byte[]?>
+            {
+                TopicPartitionOffset = new TopicPartitionOffset(Topic, 0, 7),
+                Message = new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes("k"), Value = Encoding.UTF8.GetBytes("{") },
+            };
+
+            using (var publisher = new DeadLetterPublisher(broker.BootstrapServers, Topic + ".dlq", logger))
+            {
+                publisher.Publish(source, "malformed JSON");
+            }
+
+            (ContinualServeMetrics.DeadLetterFailures.Value - failuresBefore).ShouldBeGreaterThanOrEqualTo(1);
+            logger.Entries.ShouldContain(entry => entry.Level == LogLevel.Error
+                && entry.Message.StartsWith($"1 dead letters on {Topic}.dlq were not delivered", StringComparison.Ordinal));
+        });
+    }
+
     private static void ProduceOversizedRecord(string bootstrapServers)
     {
         var config = new ProducerConfig { BootstrapServers = bootstrapServers, MessageMaxBytes = 2 * OversizedBytes };
