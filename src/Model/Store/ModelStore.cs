@@ -324,7 +324,8 @@ public sealed partial class ModelStore
         return newest;
     }
 
-    // Returns false, after logging the error, when the directory could not be deleted.
+    // Returns false, after logging the error, when the directory could not be deleted. A denied deletion (a file that
+    // another user owns, an immutable file) throws UnauthorizedAccessException, which must not fail a durable save either.
     private bool TryDeleteDirectory(string path)
     {
         try
@@ -332,7 +333,7 @@ public sealed partial class ModelStore
             System.IO.Directory.Delete(path, recursive: true);
             return true;
         }
-        catch (IOException exception)
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             LogDeleteFailed(logger, exception, path);
             return false;
