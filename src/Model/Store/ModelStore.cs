@@ -54,6 +54,13 @@ public sealed partial class ModelStore
 
     public int RetainedVersions { get; }
 
+    /// <summary>
+    /// Maximum time that retention waits for the version lock, which a promote or a rollback holds while it checks a version.
+    /// Past it, retention runs without the lock (warning 106), so a holder that never releases the lock cannot stall
+    /// every later save. 30 s by default.
+    /// </summary>
+    public TimeSpan RetentionLockTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Version numbers present on disk, ascending. Presence does not mean the weights are intact.</summary>
     public IReadOnlyList<long> ListVersionNumbers() =>
         System.IO.Directory.EnumerateDirectories(RootDirectory, VersionPrefix + "*")
@@ -236,10 +243,10 @@ public sealed partial class ModelStore
         IDisposable? versionLock = null;
         try
         {
-            versionLock = LockVersions();
+            versionLock = StoreFileLock.Acquire(RootDirectory, VersionLockFileName, RetentionLockTimeout);
             retentionLockProblem = null;
         }
-        catch (IOException exception)
+        catch (Exception exception) when (exception is IOException or TimeoutException)
         {
             // The new version is durable already, so the save succeeds. Retention still runs, because a store that
             // never deletes fills its volume, and a promote racing it is the smaller risk.
@@ -361,7 +368,7 @@ public sealed partial class ModelStore
     [LoggerMessage(EventId = 105, Level = LogLevel.Debug, Message = "Retention deleted version {Version} from {Directory}, which keeps the newest {RetainedVersions} and the pinned version")]
     private static partial void LogRetentionDeletedOne(ILogger logger, long version, string directory, int retainedVersions);
 
-    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Retention in {Directory} runs without the version lock, which could not be taken, so a promote at the same moment may pin a version that retention deletes. Check that the file system supports flock and that this process can create the lock file")]
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Retention in {Directory} runs without the version lock, which could not be taken, so a promote at the same moment may pin a version that retention deletes. Check that the file system supports flock, that this process can create the lock file and that no process keeps it locked")]
     private static partial void LogRetentionUnlocked(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read ({Problem}), so retention may delete the pinned version")]
