@@ -57,7 +57,8 @@ public sealed partial class ModelStore
     /// <summary>
     /// Maximum time that retention waits for the version lock, which a promote or a rollback holds while it checks a version.
     /// Past it, retention runs without the lock (warning 106), so a holder that never releases the lock cannot stall
-    /// every later save. 30 s by default.
+    /// every later save. A load that finds a file missing waits as long before it checks whether retention deleted the
+    /// version. 30 s by default.
     /// </summary>
     public TimeSpan RetentionLockTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -120,16 +121,18 @@ public sealed partial class ModelStore
     }
 
     // Retention deletes a version's directory while it holds the version lock, so once the lock is free, a deletion
-    // that removed a file during the load has finished.
+    // that removed a file during the load has finished. The wait is bounded like retention's, so a holder that never
+    // releases the lock delays such a load (the learner's pin watch, which a stop waits for) by at most the timeout.
     private bool WasDeleted(string directory)
     {
         try
         {
-            LockVersions().Dispose();
+            StoreFileLock.Acquire(RootDirectory, VersionLockFileName, RetentionLockTimeout).Dispose();
         }
-        catch (IOException)
+        catch (Exception exception) when (exception is IOException or TimeoutException)
         {
-            // A store that this process cannot lock, such as a read-only mount, is checked without waiting.
+            // A store that this process cannot lock, such as a read-only mount, or whose lock another holder keeps past
+            // the timeout, is checked without the lock.
         }
 
         return !System.IO.Directory.Exists(directory);

@@ -199,6 +199,28 @@ public sealed class ModelStoreTests
         logger.Messages.ShouldContain(message => message.StartsWith($"Retention in {store.RootDirectory} runs without the version lock", StringComparison.Ordinal));
     }
 
+    // A load that finds a file missing waits for the version lock before it decides whether retention deleted the version.
+    [Fact(Timeout = 60_000)]
+    public async Task LoadStopsWaitingForHeldLock()
+    {
+        ModelStore full = SmallModels.StoreWithVersions(1);
+        var store = new ModelStore(full.RootDirectory, logger: new RecordingStoreLogger()) { RetentionLockTimeout = TimeSpan.FromSeconds(1) };
+        File.Delete(Path.Combine(store.VersionDirectory(1), ModelStore.SpecFileName));
+        IDisposable otherHolder = full.LockVersions();
+        try
+        {
+            Task<bool> loading = Task.Factory.StartNew(
+                () => store.TryLoad(1, out _), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+            (await Task.WhenAny(loading, Task.Delay(TimeSpan.FromSeconds(15)))).ShouldBe(loading, "the load waited for the version lock for 15 s");
+            (await loading).ShouldBeFalse();
+        }
+        finally
+        {
+            otherHolder.Dispose();
+        }
+    }
+
     [Fact]
     public void RetentionKeepsPinnedVersion()
     {
