@@ -197,8 +197,9 @@ public sealed partial class LearnerCheckpointStore
             {
                 Directory.Delete(SequenceDirectory(sequence), recursive: true);
             }
-            catch (IOException exception)
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
             {
+                // The new checkpoint is durable, so a denied deletion is only logged. Thrown, it would stop the learner at every round.
                 LogDeleteFailed(logger, exception, SequenceDirectory(sequence));
             }
         }

@@ -18,6 +18,8 @@ public sealed partial class DeadLetterPublisher : IDisposable
     public const string SourcePartitionHeader = "dlq-source-partition";
     public const string SourceOffsetHeader = "dlq-source-offset";
 
+    private static readonly TimeSpan DisposeFlushTimeout = TimeSpan.FromSeconds(5);
+
     private readonly IProducer<byte[]?, byte[]?> producer;
     private readonly ILogger logger;
     private long failures;
@@ -42,6 +44,10 @@ public sealed partial class DeadLetterPublisher : IDisposable
 
     public string Topic { get; }
 
+    /// <summary>
+    /// Queues <paramref name="source"/> for the dead-letter topic with <paramref name="reason"/>. A dead letter that the
+    /// producer rejects or the broker does not acknowledge is logged and counted, not thrown.
+    /// </summary>
     public void Publish(ConsumeResult<byte[]?, byte[]?> source, string reason)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -53,25 +59,55 @@ public sealed partial class DeadLetterPublisher : IDisposable
             { SourceOffsetHeader, Encoding.UTF8.GetBytes(source.Offset.Value.ToString(CultureInfo.InvariantCulture)) },
         };
         var message = new Message<byte[]?, byte[]?> { Key = source.Message.Key, Value = source.Message.Value, Headers = headers };
-        producer.Produce(Topic, message, report =>
+        try
         {
-            if (report.Error.IsError)
+            producer.Produce(Topic, message, report =>
             {
-                long count = Interlocked.Increment(ref failures);
-                ContinualServeMetrics.DeadLetterFailures.Inc();
-                LogDeadLetterFailed(logger, source.TopicPartitionOffset, report.Error.Reason, count);
-            }
-        });
+                if (report.Error.IsError)
+                {
+                    CountFailure(source.TopicPartitionOffset, report.Error.Reason);
+                }
+            });
+        }
+        catch (ProduceException<byte[]?, byte[]?> exception) when (!exception.Error.IsFatal)
+        {
+            // librdkafka rejects a record before sending it when it is larger than message.max.bytes (1,000,000 bytes by
+            // default, less than Learner:MaxRecordBytes) or while its queue is full. Before this catch the exception
+            // stopped the learner, and every restart read the same record and stopped again.
+            CountFailure(source.TopicPartitionOffset, exception.Error.Reason);
+        }
     }
 
     /// <summary>Waits until every dead letter sent so far is acknowledged, or the timeout passes.</summary>
     public void Flush(TimeSpan timeout) => producer.Flush(timeout);
 
+    /// <summary>
+    /// Waits up to <see cref="DisposeFlushTimeout"/> for dead letters not yet acknowledged, and closes the producer. Those
+    /// still undelivered then are dropped without a delivery report, so they are logged and counted here.
+    /// </summary>
     public void Dispose()
     {
-        producer.Flush(TimeSpan.FromSeconds(5));
+        int undelivered = producer.Flush(DisposeFlushTimeout);
+        if (undelivered > 0)
+        {
+            Interlocked.Add(ref failures, undelivered);
+            ContinualServeMetrics.DeadLetterFailures.Inc(undelivered);
+            LogUndelivered(logger, undelivered, Topic, DisposeFlushTimeout.TotalSeconds);
+        }
+
         producer.Dispose();
     }
+
+    private void CountFailure(TopicPartitionOffset source, string reason)
+    {
+        long count = Interlocked.Increment(ref failures);
+        ContinualServeMetrics.DeadLetterFailures.Inc();
+        LogDeadLetterFailed(logger, source, reason, count);
+    }
+
+    // The source offsets of these records may already be committed, so a restart does not read them again.
+    [LoggerMessage(EventId = 264, Level = LogLevel.Error, Message = "{Count} dead letters on {Topic} were not delivered within {Seconds} s when the learner stopped, so their records are only in the source topic")]
+    private static partial void LogUndelivered(ILogger logger, int count, string topic, double seconds);
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({Count} failures so far)")]
     private static partial void LogDeadLetterFailed(ILogger logger, TopicPartitionOffset source, string reason, long count);

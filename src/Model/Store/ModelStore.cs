@@ -54,6 +54,14 @@ public sealed partial class ModelStore
 
     public int RetainedVersions { get; }
 
+    /// <summary>
+    /// Maximum time that retention waits for the version lock, which a promote or a rollback holds while it checks a version.
+    /// Past it, retention runs without the lock (warning 106), so a holder that never releases the lock cannot stall
+    /// every later save. A load that finds a file missing waits as long before it checks whether retention deleted the
+    /// version. 30 s by default.
+    /// </summary>
+    public TimeSpan RetentionLockTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Version numbers present on disk, ascending. Presence does not mean the weights are intact.</summary>
     public IReadOnlyList<long> ListVersionNumbers() =>
         System.IO.Directory.EnumerateDirectories(RootDirectory, VersionPrefix + "*")
@@ -113,16 +121,18 @@ public sealed partial class ModelStore
     }
 
     // Retention deletes a version's directory while it holds the version lock, so once the lock is free, a deletion
-    // that removed a file during the load has finished.
+    // that removed a file during the load has finished. The wait is bounded like retention's, so a holder that never
+    // releases the lock delays such a load (the learner's pin watch, which a stop waits for) by at most the timeout.
     private bool WasDeleted(string directory)
     {
         try
         {
-            LockVersions().Dispose();
+            StoreFileLock.Acquire(RootDirectory, VersionLockFileName, RetentionLockTimeout).Dispose();
         }
-        catch (IOException)
+        catch (Exception exception) when (exception is IOException or TimeoutException)
         {
-            // A store that this process cannot lock, such as a read-only mount, is checked without waiting.
+            // A store that this process cannot lock, such as a read-only mount, or whose lock another holder keeps past
+            // the timeout, is checked without the lock.
         }
 
         return !System.IO.Directory.Exists(directory);
@@ -236,10 +246,10 @@ public sealed partial class ModelStore
         IDisposable? versionLock = null;
         try
         {
-            versionLock = LockVersions();
+            versionLock = StoreFileLock.Acquire(RootDirectory, VersionLockFileName, RetentionLockTimeout);
             retentionLockProblem = null;
         }
-        catch (IOException exception)
+        catch (Exception exception) when (exception is IOException or TimeoutException)
         {
             // The new version is durable already, so the save succeeds. Retention still runs, because a store that
             // never deletes fills its volume, and a promote racing it is the smaller risk.
@@ -324,7 +334,8 @@ public sealed partial class ModelStore
         return newest;
     }
 
-    // Returns false, after logging the error, when the directory could not be deleted.
+    // Returns false, after logging the error, when the directory could not be deleted. A denied deletion (a file that
+    // another user owns, an immutable file) throws UnauthorizedAccessException, which must not fail a durable save either.
     private bool TryDeleteDirectory(string path)
     {
         try
@@ -332,7 +343,7 @@ public sealed partial class ModelStore
             System.IO.Directory.Delete(path, recursive: true);
             return true;
         }
-        catch (IOException exception)
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             LogDeleteFailed(logger, exception, path);
             return false;
@@ -360,7 +371,7 @@ public sealed partial class ModelStore
     [LoggerMessage(EventId = 105, Level = LogLevel.Debug, Message = "Retention deleted version {Version} from {Directory}, which keeps the newest {RetainedVersions} and the pinned version")]
     private static partial void LogRetentionDeletedOne(ILogger logger, long version, string directory, int retainedVersions);
 
-    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Retention in {Directory} runs without the version lock, which could not be taken, so a promote at the same moment may pin a version that retention deletes. Check that the file system supports flock and that this process can create the lock file")]
+    [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Retention in {Directory} runs without the version lock, which could not be taken, so a promote at the same moment may pin a version that retention deletes. Check that the file system supports flock, that this process can create the lock file and that no process keeps it locked")]
     private static partial void LogRetentionUnlocked(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read ({Problem}), so retention may delete the pinned version")]

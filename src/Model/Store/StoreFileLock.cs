@@ -10,7 +10,10 @@ internal sealed partial class StoreFileLock : IDisposable
 {
     private const int OpenFlags = 0x40 | 0x80000; // O_RDONLY | O_CREAT | O_CLOEXEC on Linux
     private const int Exclusive = 2; // LOCK_EX
+    private const int NonBlocking = 4; // LOCK_NB
     private const int Interrupted = 4; // EINTR
+    private const int WouldBlock = 11; // EWOULDBLOCK on Linux
+    private static readonly TimeSpan RetryInterval = TimeSpan.FromMilliseconds(50);
     private const uint ReadableByAll = 0x1A4; // 0644
 
     // The lock files this thread holds, by canonical path. flock also excludes a second descriptor opened by the same
@@ -35,8 +38,13 @@ internal sealed partial class StoreFileLock : IDisposable
     /// Waits for the lock on <paramref name="directory"/>/<paramref name="name"/>, creating the file when it is missing.
     /// The file is opened read-only, so processes of other users that can read the store can lock it too.
     /// </summary>
+    /// <param name="directory">The store directory that contains the lock file.</param>
+    /// <param name="name">The lock file's name.</param>
+    /// <param name="timeout">The longest wait for another holder to release the lock, or null to wait as long as it takes.</param>
+    /// <exception cref="IOException">The lock file cannot be opened or locked.</exception>
+    /// <exception cref="TimeoutException">Another holder kept the lock for all of <paramref name="timeout"/>.</exception>
     // NOTE: only Linux takes the lock. Elsewhere this returns at once and excludes nothing.
-    public static StoreFileLock Acquire(string directory, string name)
+    public static StoreFileLock Acquire(string directory, string name, TimeSpan? timeout = null)
     {
         string path = Path.Combine(directory, name);
         if (!OperatingSystem.IsLinux())
@@ -65,14 +73,30 @@ internal sealed partial class StoreFileLock : IDisposable
                 $"Could not open the lock file '{path}' (errno {Marshal.GetLastPInvokeError()}). Check that this process can create files in the store directory.");
         }
 
-        while (Flock(opened, Exclusive) != 0)
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        int operation = timeout is null ? Exclusive : Exclusive | NonBlocking;
+        while (Flock(opened, operation) != 0)
         {
             int error = Marshal.GetLastPInvokeError();
-            if (error != Interrupted)
+            if (error == Interrupted)
+            {
+                continue;
+            }
+
+            if (error != WouldBlock || timeout is null)
             {
                 _ = Close(opened);
                 throw new IOException($"Could not lock '{path}' (errno {error}). Check that the store's file system supports flock.");
             }
+
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) >= timeout.Value)
+            {
+                _ = Close(opened);
+                throw new TimeoutException(
+                    $"Timed out after {timeout.Value.TotalSeconds:0.#} s waiting for the lock on '{path}', which another thread or process holds.");
+            }
+
+            Thread.Sleep(RetryInterval);
         }
 
         var newHold = new Hold(opened);

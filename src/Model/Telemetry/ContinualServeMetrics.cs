@@ -114,7 +114,7 @@ public static class ContinualServeMetrics
 
     public static readonly Counter DeadLetterFailures = Metrics.CreateCounter(
         "continualserve_dead_letter_failures_total",
-        "Dead letters the broker did not acknowledge.");
+        "Dead letters not written: rejected by the producer, not acknowledged by the broker, or undelivered when the learner stopped.");
 
     public static readonly Counter LearnerSkippedSteps = Metrics.CreateCounter(
         "continualserve_learner_skipped_steps_total",

@@ -155,6 +155,12 @@ public static class CommandLine
                 await Console.Error.WriteLineAsync("The demo did not start: " + exception.Message + " Choose another address with --urls.").ConfigureAwait(false);
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }
+            catch (DemoLearnerFailedException exception)
+            {
+                // Event 263 has already logged the learner's exception with its stack trace.
+                await Console.Error.WriteLineAsync(exception.Message).ConfigureAwait(false);
+                return RoleCommandLine.ServiceFailedExitCode;
+            }
 
             DemoReport.Print(AnsiConsole.Console, outcome);
             AnsiConsole.MarkupLine($"Report written to [bold]{DemoReport.Save(outcome).EscapeMarkup()}[/]");

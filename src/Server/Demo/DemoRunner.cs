@@ -82,8 +82,19 @@ public sealed class DemoRunner
         using var stopLoad = CancellationTokenSource.CreateLinkedTokenSource(token);
         Task loadTask = load.RunAsync(new Uri(baseUri, $"v2/models/{Topic}/infer"), options.Clients, options.RequestPause, stopLoad.Token);
 
-        long produced = await StreamAndReportAsync(broker.BootstrapServers, training, learner, load, token).ConfigureAwait(false);
-        await WaitForFinalVersionAsync(learner, produced, token).ConfigureAwait(false);
+        long produced;
+        try
+        {
+            produced = await StreamAndReportAsync(broker.BootstrapServers, training, learner, load, token).ConfigureAwait(false);
+            await WaitForFinalVersionAsync(learner, produced, token).ConfigureAwait(false);
+        }
+        catch (DemoLearnerFailedException)
+        {
+            await stopLoad.CancelAsync().ConfigureAwait(false);
+            await loadTask.ConfigureAwait(false);
+            throw;
+        }
+
         PrintProgress(learner.Status, load);
 
         await stopLoad.CancelAsync().ConfigureAwait(false);
@@ -152,21 +163,43 @@ public sealed class DemoRunner
             MaxLag = options.MaxLag,
             MaxTasks = options.Tasks,
         };
-        Task<long> producing = Task.Run(() => producer.ProduceAsync(training, () => learner.Status.Position, null, token), token);
+        using var stopProducing = CancellationTokenSource.CreateLinkedTokenSource(token);
+        Task<long> producing = Task.Run(() => producer.ProduceAsync(training, () => learner.Status.Position, null, stopProducing.Token), token);
         using var timer = new PeriodicTimer(options.ProgressInterval);
         while (!producing.IsCompleted)
         {
             await Task.WhenAny(producing, timer.WaitForNextTickAsync(token).AsTask()).ConfigureAwait(false);
             PrintProgress(learner.Status, load);
+            if (learner.Failure is not null)
+            {
+                // The paced producer waits for the learner's position, which no longer moves. WhenAny waits for the
+                // producer to end without throwing its cancellation.
+                await stopProducing.CancelAsync().ConfigureAwait(false);
+                await Task.WhenAny(producing).ConfigureAwait(false);
+                ThrowIfLearnerFailed(learner);
+            }
         }
 
         return await producing.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Throws when the learner stopped on an error. Without this check the demo would wait for records that no learner
+    /// handles until <see cref="DemoOptions.Timeout"/> (30 minutes by default) passes.
+    /// </summary>
+    private static void ThrowIfLearnerFailed(ContinualLearner learner)
+    {
+        if (learner.Failure is { } failure)
+        {
+            throw new DemoLearnerFailedException(failure);
+        }
     }
 
     private static async Task WaitForFinalVersionAsync(ContinualLearner learner, long produced, CancellationToken token)
     {
         while (true)
         {
+            ThrowIfLearnerFailed(learner);
             ModelVersion? latest = learner.Store.TryLoadLatest();
             long committed = latest?.Manifest.TrainingOffsets.Sum(offset => offset.Offset) ?? 0;
 

@@ -170,6 +170,57 @@ public sealed class ModelStoreTests
         logger.Messages.ShouldContain(message => message.StartsWith("Retention deleted versions 1, 2, 3, 4 from", StringComparison.Ordinal));
     }
 
+    // A holder that never releases the version lock (a hung process on a shared volume) must not block a save in
+    // retention for good, and with it the learner's next round. The save runs on its own thread, because flock cannot be
+    // interrupted, and the test's hold ends in finally, which also frees a save still blocked.
+    [Fact(Timeout = 60_000)]
+    public async Task RetentionStopsWaitingForHeldLock()
+    {
+        ModelStore full = SmallModels.StoreWithVersions(2, retained: 2);
+        var logger = new RecordingStoreLogger();
+        var store = new ModelStore(full.RootDirectory, retainedVersions: 2, logger) { RetentionLockTimeout = TimeSpan.FromSeconds(1) };
+        torch.manual_seed(8);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallModels.Spec);
+        IDisposable otherHolder = full.LockVersions();
+        try
+        {
+            Task<ModelVersion> saving = Task.Factory.StartNew(
+                () => store.Save(SmallModels.Spec, module, new ModelManifest()), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+            (await Task.WhenAny(saving, Task.Delay(TimeSpan.FromSeconds(15)))).ShouldBe(saving, "the save waited for the version lock for 15 s");
+            (await saving).Number.ShouldBe(3);
+        }
+        finally
+        {
+            otherHolder.Dispose();
+        }
+
+        store.ListVersionNumbers().ShouldBe([2L, 3L]);
+        logger.Messages.ShouldContain(message => message.StartsWith($"Retention in {store.RootDirectory} runs without the version lock", StringComparison.Ordinal));
+    }
+
+    // A load that finds a file missing waits for the version lock before it decides whether retention deleted the version.
+    [Fact(Timeout = 60_000)]
+    public async Task LoadStopsWaitingForHeldLock()
+    {
+        ModelStore full = SmallModels.StoreWithVersions(1);
+        var store = new ModelStore(full.RootDirectory, logger: new RecordingStoreLogger()) { RetentionLockTimeout = TimeSpan.FromSeconds(1) };
+        File.Delete(Path.Combine(store.VersionDirectory(1), ModelStore.SpecFileName));
+        IDisposable otherHolder = full.LockVersions();
+        try
+        {
+            Task<bool> loading = Task.Factory.StartNew(
+                () => store.TryLoad(1, out _), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+            (await Task.WhenAny(loading, Task.Delay(TimeSpan.FromSeconds(15)))).ShouldBe(loading, "the load waited for the version lock for 15 s");
+            (await loading).ShouldBeFalse();
+        }
+        finally
+        {
+            otherHolder.Dispose();
+        }
+    }
+
     [Fact]
     public void RetentionKeepsPinnedVersion()
     {

@@ -1,0 +1,90 @@
+using System.Text;
+using Confluent.Kafka;
+using ContinualServe.Learner.Ingestion;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Learner.Tests.Ingestion;
+
+/// <summary>
+/// Dead letters that cannot be written: one that the dead-letter producer rejects before sending it, and ones still
+/// undelivered when the producer closes. Each is logged and counted, and the learner goes on.
+/// </summary>
+public sealed class DeadLetterFailureTests : IDisposable
+{
+    private const string Topic = "dead-letter-failure";
+
+    // Over Learner:MaxRecordBytes (1 MiB) and over the dead-letter producer's message.max.bytes (1,000,000 bytes).
+    private const int OversizedBytes = 1_100_000;
+
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-dead-letter-failure-");
+
+    public void Dispose() => storeDirectory.Dispose();
+
+    [Fact(Timeout = 120_000)]
+    public async Task OversizedRecordDoesNotStopLearner()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            ProduceOversizedRecord(broker.BootstrapServers);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 20), "after");
+            LearnerOptions options = LearnerHarness.Options(
+                broker.BootstrapServers, Topic, "dead-letter-failure", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+            var loggers = new RecordingLoggerFactory();
+            double failuresBefore = ContinualServeMetrics.DeadLetterFailures.Value;
+            using var learner = new ContinualLearner(options, loggers);
+            learner.Start();
+
+            await LearnerHarness.WaitUntilAsync(
+                () => learner.Failure is not null || learner.Status.RoundPosition == 21,
+                "the learner neither stopped nor published a round after the oversized record");
+
+            learner.Failure.ShouldBeNull("a dead letter that cannot be written must not stop the learner");
+            learner.Status.IsRunning.ShouldBeTrue();
+            learner.Status.Invalid.ShouldBe(1);
+            (ContinualServeMetrics.DeadLetterFailures.Value - failuresBefore).ShouldBeGreaterThanOrEqualTo(1);
+            loggers.Logger.Entries.ShouldContain(entry => entry.Level == LogLevel.Error
+                && entry.Message.StartsWith($"Could not write dead letter for {Topic} ", StringComparison.Ordinal));
+        });
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task UndeliveredAtDisposeIsLogged()
+    {
+        await Task.Run(() =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            broker.SetBrokerDown();
+            var logger = new RecordingLogger();
+            double failuresBefore = ContinualServeMetrics.DeadLetterFailures.Value;
+            var source = new ConsumeResult<byte[]?, byte[]?>
+            {
+                TopicPartitionOffset = new TopicPartitionOffset(Topic, 0, 7),
+                Message = new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes("k"), Value = Encoding.UTF8.GetBytes("{") },
+            };
+
+            using (var publisher = new DeadLetterPublisher(broker.BootstrapServers, Topic + ".dlq", logger))
+            {
+                publisher.Publish(source, "malformed JSON");
+            }
+
+            (ContinualServeMetrics.DeadLetterFailures.Value - failuresBefore).ShouldBeGreaterThanOrEqualTo(1);
+            logger.Entries.ShouldContain(entry => entry.Level == LogLevel.Error
+                && entry.Message.StartsWith($"1 dead letters on {Topic}.dlq were not delivered", StringComparison.Ordinal));
+        });
+    }
+
+    private static void ProduceOversizedRecord(string bootstrapServers)
+    {
+        var config = new ProducerConfig { BootstrapServers = bootstrapServers, MessageMaxBytes = 2 * OversizedBytes };
+        using IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(config).Build();
+        byte[] value = Encoding.UTF8.GetBytes("{\"id\":\"oversized\",\"padding\":\"" + new string('x', OversizedBytes) + "\"}");
+        producer.Produce(Topic, new Message<byte[], byte[]> { Key = Encoding.UTF8.GetBytes("oversized"), Value = value });
+        producer.Flush(TimeSpan.FromSeconds(20)).ShouldBe(0, "the oversized record was not delivered to the embedded broker");
+    }
+}
