@@ -242,7 +242,7 @@ public sealed class AlertRuleUnitTests : IDisposable
             new Dictionary<string, string> { ["instance"] = "127.0.0.1:18181" },
             new Dictionary<string, string>
             {
-                ["description"] = "The broker did not acknowledge 1 dead letters on 127.0.0.1:18181 in 10 minutes; those invalid records are only in the learner's logs.",
+                ["description"] = "1 dead letters on 127.0.0.1:18181 could not be written in 10 minutes (rejected by the producer, not acknowledged by the broker, or unsent at a stop); those invalid records are only in the learner's logs.",
             });
 
         (int exitCode, string output) = await TestAsync("ContinualServeDeadLetterWriteFailures", series, evaluationMinutes: 8, [expected]);
