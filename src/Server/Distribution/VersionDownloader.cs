@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
@@ -129,8 +130,7 @@ public sealed class VersionDownloader
     public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(announcement);
-        if (store.TryLoad(announcement.Version, out ModelVersion? existing)
-            && existing!.Manifest.WeightsSha256 == announcement.WeightsSha256)
+        if (TryLoadInstalled(announcement, out ModelVersion? existing))
         {
             return existing;
         }
@@ -188,8 +188,13 @@ public sealed class VersionDownloader
                     + $"records {announcement.WeightsSha256}.");
             }
 
-            // An earlier copy that failed verification (TryLoad above returned false) is replaced.
-            store.Install(temporary, announcement.Version);
+            // Another replica on a shared volume may have installed the version during this download, and may be loading
+            // it now, so an intact copy stays. An earlier copy that failed verification is replaced.
+            // NOTE: a copy that another replica installs between this check and the move is still replaced.
+            if (!TryLoadInstalled(announcement, out _))
+            {
+                store.Install(temporary, announcement.Version);
+            }
         }
         finally
         {
@@ -199,6 +204,10 @@ public sealed class VersionDownloader
             }
         }
     }
+
+    private bool TryLoadInstalled(ModelVersionAnnouncement announcement, [NotNullWhen(true)] out ModelVersion? installed) =>
+        store.TryLoad(announcement.Version, out installed)
+        && string.Equals(installed!.Manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal);
 
     /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>
     public void ApplyRetention(int retained, long live)

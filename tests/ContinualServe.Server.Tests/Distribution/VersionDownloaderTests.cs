@@ -155,6 +155,26 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
+    // Replicas may share one volume. When another replica installs the version while this one downloads it, the other
+    // replica's copy stays, because that replica may be loading it at that moment.
+    [Fact]
+    public async Task ConcurrentInstallKeepsOtherCopy()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        string marker = Path.Combine(local.VersionDirectory(1), "installed-by-other-replica");
+        using var interleaving = new HttpClient(new BeforeWeightsHandler(async () =>
+        {
+            await new VersionDownloader(http, local, null).InstallAsync(announcement, CancellationToken.None);
+            await File.WriteAllTextAsync(marker, "");
+        }));
+
+        ModelVersion installed = await new VersionDownloader(interleaving, local, null).InstallAsync(announcement, CancellationToken.None);
+
+        installed.Number.ShouldBe(1);
+        File.Exists(marker).ShouldBeTrue("the copy that another replica installed during this download was replaced");
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
     // Replicas may share one volume, so a replica at start deletes only downloads whose owner is gone or that nothing
     // wrote to for over an hour. A name without host and process id is the form of an earlier release.
     [Fact]
@@ -271,5 +291,22 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
     {
         source.TryLoad(number, out ModelVersion? version).ShouldBeTrue();
         return ModelVersionAnnouncement.From(version!, storeUrl);
+    }
+
+    /// <summary>Handler that runs an action once, before it sends the first request for a weights file.</summary>
+    private sealed class BeforeWeightsHandler(Func<Task> action) : DelegatingHandler(new HttpClientHandler())
+    {
+        private bool done;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (!done && request.RequestUri!.AbsolutePath.EndsWith("/" + ModelStore.WeightsFileName, StringComparison.Ordinal))
+            {
+                done = true;
+                await action();
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
     }
 }
