@@ -215,7 +215,14 @@ public sealed class VersionDownloader
         IReadOnlyList<long> numbers = store.ListVersionNumbers();
         foreach (long number in numbers.Take(Math.Max(0, numbers.Count - retained)).Where(number => number != live))
         {
-            Directory.Delete(store.VersionDirectory(number), recursive: true);
+            try
+            {
+                Directory.Delete(store.VersionDirectory(number), recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // Another replica on the same volume applied its retention first, or is deleting this version right now.
+            }
         }
     }
 

@@ -175,6 +175,35 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
+    // Replicas that share one volume apply retention right after the same download, so both delete the same old
+    // versions at about the same time. A version that the other replica deleted first is not a failure.
+    [Fact]
+    public async Task SharedRetentionToleratesOtherReplica()
+    {
+        const int VersionCount = 40;
+        for (int round = 0; round < 10; round++)
+        {
+            for (long number = 1; number <= VersionCount; number++)
+            {
+                string directory = Directory.CreateDirectory(local.VersionDirectory(number)).FullName;
+                foreach (string file in new[] { ModelStore.SpecFileName, ModelStore.ManifestFileName, ModelStore.WeightsFileName })
+                {
+                    await File.WriteAllBytesAsync(Path.Combine(directory, file), new byte[64]);
+                }
+            }
+
+            using var start = new Barrier(2);
+            Task[] replicas = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+            {
+                start.SignalAndWait();
+                new VersionDownloader(http, local, null).ApplyRetention(retained: 1, live: VersionCount);
+            })).ToArray();
+
+            await Should.NotThrowAsync(Task.WhenAll(replicas));
+            local.ListVersionNumbers().ShouldBe([(long)VersionCount]);
+        }
+    }
+
     // Replicas may share one volume, so a replica at start deletes only downloads whose owner is gone or that nothing
     // wrote to for over an hour. A name without host and process id is the form of an earlier release.
     [Fact]
