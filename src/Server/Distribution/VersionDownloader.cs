@@ -136,9 +136,20 @@ public sealed class VersionDownloader
         }
 
         Uri baseUri = ResolveBaseUri(announcement);
+
+        // HttpClient.Timeout (Distribution:DownloadTimeout on a replica) stops covering a request once its headers are
+        // read, so this limit covers the bodies too, and a store that stalls mid-body cannot hold the download forever.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        timeout.CancelAfter(http.Timeout);
         try
         {
-            await DownloadAndInstallAsync(baseUri, announcement, cancellation).ConfigureAwait(false);
+            await DownloadAndInstallAsync(baseUri, announcement, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException exception) when (timeout.IsCancellationRequested && !cancellation.IsCancellationRequested)
+        {
+            throw new TaskCanceledException(
+                $"The download of version {announcement.Version} did not finish within {http.Timeout} (Distribution:DownloadTimeout).",
+                exception);
         }
         catch (IOException exception) when (IsOutOfSpace(exception))
         {

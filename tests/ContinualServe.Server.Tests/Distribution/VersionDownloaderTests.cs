@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
@@ -153,6 +154,59 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         exception.Message.ShouldContain(ModelStore.SpecFileName);
         local.ListVersionNumbers().ShouldBeEmpty();
         Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // A store that sends the headers and then stalls the body must not hold the download past the client's timeout, which
+    // is Distribution:DownloadTimeout on a replica. HttpClient's own timeout ends once the headers are read.
+    [Fact]
+    public async Task StalledBodyTimesOut()
+    {
+        using var stalling = new TcpListener(IPAddress.Loopback, 0);
+        stalling.Start();
+        var released = new TaskCompletionSource();
+        Task serving = Task.Run(async () =>
+        {
+            using TcpClient connection = await stalling.AcceptTcpClientAsync();
+            NetworkStream stream = connection.GetStream();
+            var buffer = new byte[4096];
+            var request = new System.Text.StringBuilder();
+            int read;
+            while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal) && (read = await stream.ReadAsync(buffer)) > 0)
+            {
+                request.Append(System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+            }
+
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{\"na"));
+            await released.Task;
+        });
+        string url = "http://127.0.0.1:" + ((IPEndPoint)stalling.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        try
+        {
+            Task<ModelVersion> install = new VersionDownloader(client, local, url).InstallAsync(Announce(1), CancellationToken.None);
+
+            Task finished = await Task.WhenAny(install, Task.Delay(TimeSpan.FromSeconds(20)));
+
+            finished.ShouldBe(install, "the download still waited for the stalled body after 20 s");
+            install.IsCanceled.ShouldBeTrue("the download ended without the timeout's cancellation");
+            string message = "";
+            try
+            {
+                await install;
+            }
+            catch (TaskCanceledException exception)
+            {
+                message = exception.Message;
+            }
+
+            message.ShouldContain("did not finish within");
+            Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+        }
+        finally
+        {
+            released.SetResult();
+            await serving;
+        }
     }
 
     // Replicas may share one volume. When another replica installs the version while this one downloads it, the other
