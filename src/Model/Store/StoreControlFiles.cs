@@ -40,7 +40,7 @@ public static class StoreControlFiles
             problem = null;
             return true;
         }
-        catch (Exception exception) when (exception is InvalidDataException or IOException)
+        catch (Exception exception) when (exception is InvalidDataException or IOException or UnauthorizedAccessException)
         {
             version = null;
             problem = exception.Message;

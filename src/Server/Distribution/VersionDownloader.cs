@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
@@ -129,16 +130,26 @@ public sealed class VersionDownloader
     public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(announcement);
-        if (store.TryLoad(announcement.Version, out ModelVersion? existing)
-            && existing!.Manifest.WeightsSha256 == announcement.WeightsSha256)
+        if (TryLoadInstalled(announcement, out ModelVersion? existing))
         {
             return existing;
         }
 
         Uri baseUri = ResolveBaseUri(announcement);
+
+        // HttpClient.Timeout (Distribution:DownloadTimeout on a replica) stops covering a request once its headers are
+        // read, so this limit covers the bodies too, and a store that stalls mid-body cannot hold the download forever.
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        timeout.CancelAfter(http.Timeout);
         try
         {
-            await DownloadAndInstallAsync(baseUri, announcement, cancellation).ConfigureAwait(false);
+            await DownloadAndInstallAsync(baseUri, announcement, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException exception) when (timeout.IsCancellationRequested && !cancellation.IsCancellationRequested)
+        {
+            throw new TaskCanceledException(
+                $"The download of version {announcement.Version} did not finish within {http.Timeout} (Distribution:DownloadTimeout).",
+                exception);
         }
         catch (IOException exception) when (IsOutOfSpace(exception))
         {
@@ -188,8 +199,13 @@ public sealed class VersionDownloader
                     + $"records {announcement.WeightsSha256}.");
             }
 
-            // An earlier copy that failed verification (TryLoad above returned false) is replaced.
-            store.Install(temporary, announcement.Version);
+            // Another replica on a shared volume may have installed the version during this download, and may be loading
+            // it now, so an intact copy stays. An earlier copy that failed verification is replaced.
+            // NOTE: a copy that another replica installs between this check and the move is still replaced.
+            if (!TryLoadInstalled(announcement, out _))
+            {
+                store.Install(temporary, announcement.Version);
+            }
         }
         finally
         {
@@ -200,13 +216,24 @@ public sealed class VersionDownloader
         }
     }
 
+    private bool TryLoadInstalled(ModelVersionAnnouncement announcement, [NotNullWhen(true)] out ModelVersion? installed) =>
+        store.TryLoad(announcement.Version, out installed)
+        && string.Equals(installed!.Manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal);
+
     /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>
     public void ApplyRetention(int retained, long live)
     {
         IReadOnlyList<long> numbers = store.ListVersionNumbers();
         foreach (long number in numbers.Take(Math.Max(0, numbers.Count - retained)).Where(number => number != live))
         {
-            Directory.Delete(store.VersionDirectory(number), recursive: true);
+            try
+            {
+                Directory.Delete(store.VersionDirectory(number), recursive: true);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // Another replica on the same volume applied its retention first, or is deleting this version right now.
+            }
         }
     }
 

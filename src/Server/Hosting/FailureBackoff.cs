@@ -2,7 +2,8 @@ namespace ContinualServe.Server.Hosting;
 
 /// <summary>
 /// Delay that a background loop waits after an exception it did not expect, before it tries again: 1 s after the first
-/// failure in a row, doubling up to 30 s. A fault that repeats on every try is thus logged at most twice a minute.
+/// failure in a row, doubling up to 30 s. A fault that repeats on every try is thus logged at most six times in its first
+/// minute and at most twice a minute after that.
 /// </summary>
 internal static class FailureBackoff
 {

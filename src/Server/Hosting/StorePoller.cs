@@ -27,6 +27,7 @@ public sealed partial class StorePoller : BackgroundService
 
         using var timer = new PeriodicTimer(interval);
         int failuresInRow = 0;
+        string? lastFailure = null;
         try
         {
             do
@@ -35,10 +36,17 @@ public sealed partial class StorePoller : BackgroundService
                 {
                     swapper.TrySwapToLatest();
                     failuresInRow = 0;
+                    lastFailure = null;
                 }
                 catch (Exception exception) when (exception is IOException or InvalidDataException or ExternalException)
                 {
-                    LogPollFailed(logger, exception, swapper.Store.RootDirectory);
+                    // The same error repeats on every poll while its cause lasts (a volume that is gone), so it is
+                    // logged when it appears, and again only after it changes or a poll succeeds.
+                    if (exception.Message != lastFailure)
+                    {
+                        LogPollFailed(logger, exception, swapper.Store.RootDirectory);
+                        lastFailure = exception.Message;
+                    }
                 }
                 catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {

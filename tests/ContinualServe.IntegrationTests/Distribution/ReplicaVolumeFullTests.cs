@@ -77,10 +77,11 @@ public sealed class ReplicaVolumeFullTests(ITestOutputHelper testOutput) : IAsyn
             publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
         }
 
-        string url = "http://127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
-        replica = ContinualServeProcess.Start("replica", root,
-            "serve", "--urls", url, "--store", volume, "--device", "cpu", "--bootstrap-servers", broker.BootstrapServers,
-            "--Distribution:RetryDelay=00:00:00.200", "--Distribution:MaxRetryDelay=00:00:00.500");
+        (replica, string url) = await ContinualServeProcess.StartOnAnyPortAsync("replica", root, "http", listenUrl =>
+        [
+            "serve", "--urls", listenUrl, "--store", volume, "--device", "cpu", "--bootstrap-servers", broker.BootstrapServers,
+            "--Distribution:RetryDelay=00:00:00.200", "--Distribution:MaxRetryDelay=00:00:00.500",
+        ]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         double failed = await WaitForFailedDownloadsAsync(http, url, minimum: 3);
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
@@ -155,6 +156,108 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
+    // A store that sends the headers and then stalls the body must not hold the download past the client's timeout, which
+    // is Distribution:DownloadTimeout on a replica. HttpClient's own timeout ends once the headers are read.
+    [Fact]
+    public async Task StalledBodyTimesOut()
+    {
+        using var stalling = new TcpListener(IPAddress.Loopback, 0);
+        stalling.Start();
+        var released = new TaskCompletionSource();
+        Task serving = Task.Run(async () =>
+        {
+            using TcpClient connection = await stalling.AcceptTcpClientAsync();
+            NetworkStream stream = connection.GetStream();
+            var buffer = new byte[4096];
+            var request = new System.Text.StringBuilder();
+            int read;
+            while (!request.ToString().Contains("\r\n\r\n", StringComparison.Ordinal) && (read = await stream.ReadAsync(buffer)) > 0)
+            {
+                request.Append(System.Text.Encoding.ASCII.GetString(buffer, 0, read));
+            }
+
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{\"na"));
+            await released.Task;
+        });
+        string url = "http://127.0.0.1:" + ((IPEndPoint)stalling.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        try
+        {
+            Task<ModelVersion> install = new VersionDownloader(client, local, url).InstallAsync(Announce(1), CancellationToken.None);
+
+            Task finished = await Task.WhenAny(install, Task.Delay(TimeSpan.FromSeconds(20)));
+
+            finished.ShouldBe(install, "the download still waited for the stalled body after 20 s");
+            install.IsCanceled.ShouldBeTrue("the download ended without the timeout's cancellation");
+            string message = "";
+            try
+            {
+                await install;
+            }
+            catch (TaskCanceledException exception)
+            {
+                message = exception.Message;
+            }
+
+            message.ShouldContain("did not finish within");
+            Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+        }
+        finally
+        {
+            released.SetResult();
+            await serving;
+        }
+    }
+
+    // Replicas may share one volume. When another replica installs the version while this one downloads it, the other
+    // replica's copy stays, because that replica may be loading it at that moment.
+    [Fact]
+    public async Task ConcurrentInstallKeepsOtherCopy()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        string marker = Path.Combine(local.VersionDirectory(1), "installed-by-other-replica");
+        using var interleaving = new HttpClient(new BeforeWeightsHandler(async () =>
+        {
+            await new VersionDownloader(http, local, null).InstallAsync(announcement, CancellationToken.None);
+            await File.WriteAllTextAsync(marker, "");
+        }));
+
+        ModelVersion installed = await new VersionDownloader(interleaving, local, null).InstallAsync(announcement, CancellationToken.None);
+
+        installed.Number.ShouldBe(1);
+        File.Exists(marker).ShouldBeTrue("the copy that another replica installed during this download was replaced");
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // Replicas that share one volume apply retention right after the same download, so both delete the same old
+    // versions at about the same time. A version that the other replica deleted first is not a failure.
+    [Fact]
+    public async Task SharedRetentionToleratesOtherReplica()
+    {
+        const int VersionCount = 40;
+        for (int round = 0; round < 10; round++)
+        {
+            for (long number = 1; number <= VersionCount; number++)
+            {
+                string directory = Directory.CreateDirectory(local.VersionDirectory(number)).FullName;
+                foreach (string file in new[] { ModelStore.SpecFileName, ModelStore.ManifestFileName, ModelStore.WeightsFileName })
+                {
+                    await File.WriteAllBytesAsync(Path.Combine(directory, file), new byte[64]);
+                }
+            }
+
+            using var start = new Barrier(2);
+            Task[] replicas = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+            {
+                start.SignalAndWait();
+                new VersionDownloader(http, local, null).ApplyRetention(retained: 1, live: VersionCount);
+            })).ToArray();
+
+            await Should.NotThrowAsync(Task.WhenAll(replicas));
+            local.ListVersionNumbers().ShouldBe([(long)VersionCount]);
+        }
+    }
+
     // Replicas may share one volume, so a replica at start deletes only downloads whose owner is gone or that nothing
     // wrote to for over an hour. A name without host and process id is the form of an earlier release.
     [Fact]
@@ -271,5 +374,22 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
     {
         source.TryLoad(number, out ModelVersion? version).ShouldBeTrue();
         return ModelVersionAnnouncement.From(version!, storeUrl);
+    }
+
+    /// <summary>Handler that runs an action once, before it sends the first request for a weights file.</summary>
+    private sealed class BeforeWeightsHandler(Func<Task> action) : DelegatingHandler(new HttpClientHandler())
+    {
+        private bool done;
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (!done && request.RequestUri!.AbsolutePath.EndsWith("/" + ModelStore.WeightsFileName, StringComparison.Ordinal))
+            {
+                done = true;
+                await action();
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
     }
 }

@@ -1,0 +1,68 @@
+using ContinualServe.Model.Serving;
+using ContinualServe.Server.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Server.Tests.Hosting;
+
+/// <summary>The store poller of a server without a version topic, on a store directory that disappears.</summary>
+public sealed class StorePollerTests : IDisposable
+{
+    private const int PollFailedEventId = 410;
+    private readonly string store = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(store))
+        {
+            Directory.Delete(store, recursive: true);
+        }
+    }
+
+    // A missing store fails every poll with the same error for as long as the volume is gone, so the error is logged
+    // when it appears, and again only after a poll succeeded in between.
+    [Fact]
+    public async Task RepeatedFailureIsLoggedOnce()
+    {
+        var options = Options.Create(new ServerOptions
+        {
+            StoreDirectory = store,
+            Device = "cpu",
+            IntraOpThreads = 0,
+            StorePollInterval = TimeSpan.FromMilliseconds(20),
+        });
+        var swapper = new ModelSwapper(new LiveModel(), options, NullLogger<ModelSwapper>.Instance);
+        var logger = new EventCountingLogger();
+        using var poller = new StorePoller(swapper, options, logger);
+        Directory.Delete(store);
+
+        await poller.StartAsync(CancellationToken.None);
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        int whileMissing = logger.Count(PollFailedEventId);
+        Directory.CreateDirectory(store);
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        Directory.Delete(store);
+        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        await poller.StopAsync(CancellationToken.None);
+
+        whileMissing.ShouldBe(1, "warnings while the store was missing for about 25 polls");
+        logger.Count(PollFailedEventId).ShouldBe(2, "warnings after the store came back and went missing again");
+    }
+
+    private sealed class EventCountingLogger : ILogger<StorePoller>
+    {
+        private readonly System.Collections.Concurrent.ConcurrentQueue<int> eventIds = new();
+
+        public int Count(int eventId) => eventIds.Count(id => id == eventId);
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            eventIds.Enqueue(eventId.Id);
+    }
+}
