@@ -256,6 +256,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
             ContinualServeMetrics.ModelDownloads.WithLabels("ok").Inc();
             LogDownloaded(logger, version.Number, attempt);
+
+            // A version deleted later (by retention, or by another replica on the volume) and downloaded again onto a
+            // full volume is then reported as a new failure.
+            volumeFullVersion = null;
         }
         catch (ReplicaVolumeFullException exception)
         {
