@@ -216,9 +216,21 @@ public sealed class VersionDownloader
         }
     }
 
-    private bool TryLoadInstalled(ModelVersionAnnouncement announcement, [NotNullWhen(true)] out ModelVersion? installed) =>
-        store.TryLoad(announcement.Version, out installed)
-        && string.Equals(installed!.Manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal);
+    // A local copy with a file that cannot be read counts as not installed, so the download replaces it. Without this a
+    // copy broken that way failed every retry and was never replaced.
+    private bool TryLoadInstalled(ModelVersionAnnouncement announcement, [NotNullWhen(true)] out ModelVersion? installed)
+    {
+        try
+        {
+            return store.TryLoad(announcement.Version, out installed)
+                && string.Equals(installed!.Manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            installed = null;
+            return false;
+        }
+    }
 
     /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>
     public void ApplyRetention(int retained, long live)

@@ -209,6 +209,24 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
     }
 
+    // A local copy whose manifest cannot be read (here a directory in its place, which throws UnauthorizedAccessException
+    // on read) is not intact, so the download replaces it instead of failing on it at every retry.
+    [Fact]
+    public async Task UnreadableLocalCopyIsReplaced()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        var downloader = new VersionDownloader(http, local, null);
+        await downloader.InstallAsync(announcement, CancellationToken.None);
+        string manifest = Path.Combine(local.VersionDirectory(1), ModelStore.ManifestFileName);
+        File.Delete(manifest);
+        Directory.CreateDirectory(manifest);
+
+        ModelVersion installed = await downloader.InstallAsync(announcement, CancellationToken.None);
+
+        installed.Manifest.WeightsSha256.ShouldBe(announcement.WeightsSha256);
+        File.Exists(manifest).ShouldBeTrue("the unreadable copy was not replaced");
+    }
+
     // Replicas may share one volume. When another replica installs the version while this one downloads it, the other
     // replica's copy stays, because that replica may be loading it at that moment.
     [Fact]
