@@ -216,8 +216,8 @@ public sealed class VersionDownloader
         }
     }
 
-    // A local copy with a file that cannot be read counts as not installed, so the download replaces it. Without this a
-    // copy broken that way failed every retry and was never replaced.
+    // A local copy with a file that cannot be read counts as not installed, so the download replaces it rather than
+    // failing on it at every retry.
     private bool TryLoadInstalled(ModelVersionAnnouncement announcement, [NotNullWhen(true)] out ModelVersion? installed)
     {
         try
