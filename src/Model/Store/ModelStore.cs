@@ -58,7 +58,7 @@ public sealed partial class ModelStore
     /// Maximum time that retention waits for the version lock, which a promote or a rollback holds while it checks a version.
     /// Past it, retention runs without the lock (warning 106), so a holder that never releases the lock cannot stall
     /// every later save. A load that finds a file missing waits as long before it checks whether retention deleted the
-    /// version. 30 s by default.
+    /// version. 30 s by default, and <see cref="Timeout.InfiniteTimeSpan"/> waits as long as the lock is held.
     /// </summary>
     public TimeSpan RetentionLockTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
