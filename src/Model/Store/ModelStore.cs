@@ -85,8 +85,9 @@ public sealed partial class ModelStore
     }
 
     /// <summary>
-    /// Loads and verifies one version. Returns false when it is missing or corrupt, and logs why the first time a
-    /// corrupt version fails with that problem. A version that retention deletes during the load is missing, not corrupt.
+    /// Loads and verifies one version. Returns false when it is missing, corrupt or unreadable, and logs why the first time a
+    /// corrupt or unreadable version fails with that problem. A version that retention deletes during the load is missing,
+    /// not corrupt.
     /// </summary>
     public bool TryLoad(long number, out ModelVersion? version)
     {
@@ -103,8 +104,10 @@ public sealed partial class ModelStore
             reportedCorruptVersions.TryRemove(number, out _);
             return true;
         }
-        catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException)
+        catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException or UnauthorizedAccessException)
         {
+            // A file without read permission (a version that another user wrote on a shared volume) throws
+            // UnauthorizedAccessException. Thrown, it would stop TryLoadLatest before it reached the older intact versions.
             if (exception is FileNotFoundException or DirectoryNotFoundException && WasDeleted(directory))
             {
                 return false;

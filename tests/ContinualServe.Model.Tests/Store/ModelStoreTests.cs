@@ -250,6 +250,23 @@ public sealed class ModelStoreTests
         }
     }
 
+    // A version with a file that cannot be read (here a directory in place of its manifest, which .NET reports as
+    // UnauthorizedAccessException, as it does a file without read permission) is skipped like a corrupt one.
+    [Fact]
+    public void UnreadableVersionIsSkipped()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(2);
+        string manifest = Path.Combine(store.VersionDirectory(2), ModelStore.ManifestFileName);
+        File.Delete(manifest);
+        Directory.CreateDirectory(manifest);
+
+        bool loaded = store.TryLoad(2, out ModelVersion? unreadable);
+
+        loaded.ShouldBeFalse();
+        unreadable.ShouldBeNull();
+        store.TryLoadLatest().ShouldNotBeNull().Number.ShouldBe(1);
+    }
+
     [Fact]
     public void RetentionKeepsPinnedVersion()
     {
