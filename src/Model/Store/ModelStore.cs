@@ -58,7 +58,7 @@ public sealed partial class ModelStore
     /// Maximum time that retention waits for the version lock, which a promote or a rollback holds while it checks a version.
     /// Past it, retention runs without the lock (warning 106), so a holder that never releases the lock cannot stall
     /// every later save. A load that finds a file missing waits as long before it checks whether retention deleted the
-    /// version. 30 s by default.
+    /// version. 30 s by default, and <see cref="Timeout.InfiniteTimeSpan"/> waits as long as the lock is held.
     /// </summary>
     public TimeSpan RetentionLockTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -85,8 +85,9 @@ public sealed partial class ModelStore
     }
 
     /// <summary>
-    /// Loads and verifies one version. Returns false when it is missing or corrupt, and logs why the first time a
-    /// corrupt version fails with that problem. A version that retention deletes during the load is missing, not corrupt.
+    /// Loads and verifies one version. Returns false when it is missing, corrupt or unreadable, and logs why the first time a
+    /// corrupt or unreadable version fails with that problem. A version that retention deletes during the load is missing,
+    /// not corrupt.
     /// </summary>
     public bool TryLoad(long number, out ModelVersion? version)
     {
@@ -103,8 +104,10 @@ public sealed partial class ModelStore
             reportedCorruptVersions.TryRemove(number, out _);
             return true;
         }
-        catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException)
+        catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException or UnauthorizedAccessException)
         {
+            // A file without read permission (a version that another user wrote on a shared volume) throws
+            // UnauthorizedAccessException. Thrown, it would stop TryLoadLatest before it reached the older intact versions.
             if (exception is FileNotFoundException or DirectoryNotFoundException && WasDeleted(directory))
             {
                 return false;

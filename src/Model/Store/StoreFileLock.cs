@@ -40,7 +40,10 @@ internal sealed partial class StoreFileLock : IDisposable
     /// </summary>
     /// <param name="directory">The store directory that contains the lock file.</param>
     /// <param name="name">The lock file's name.</param>
-    /// <param name="timeout">The longest wait for another holder to release the lock, or null to wait as long as it takes.</param>
+    /// <param name="timeout">
+    /// The maximum wait for another holder to release the lock, or null or <see cref="Timeout.InfiniteTimeSpan"/> to wait as
+    /// long as it takes.
+    /// </param>
     /// <exception cref="IOException">The lock file cannot be opened or locked.</exception>
     /// <exception cref="TimeoutException">Another holder kept the lock for all of <paramref name="timeout"/>.</exception>
     // NOTE: only Linux takes the lock. Elsewhere this returns at once and excludes nothing.
@@ -71,6 +74,13 @@ internal sealed partial class StoreFileLock : IDisposable
         {
             throw new IOException(
                 $"Could not open the lock file '{path}' (errno {Marshal.GetLastPInvokeError()}). Check that this process can create files in the store directory.");
+        }
+
+        // Without this, the elapsed time would pass the -1 ms of InfiniteTimeSpan at the first try, so the wait would end
+        // at once.
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            timeout = null;
         }
 
         long started = System.Diagnostics.Stopwatch.GetTimestamp();

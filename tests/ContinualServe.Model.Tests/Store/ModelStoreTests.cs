@@ -199,6 +199,35 @@ public sealed class ModelStoreTests
         logger.Messages.ShouldContain(message => message.StartsWith($"Retention in {store.RootDirectory} runs without the version lock", StringComparison.Ordinal));
     }
 
+    // Timeout.InfiniteTimeSpan is the usual .NET value for a wait without limit, so retention waits for the held lock
+    // with it and does not run without the lock.
+    [Fact(Timeout = 60_000)]
+    public async Task InfiniteRetentionTimeoutWaitsForLock()
+    {
+        ModelStore full = SmallModels.StoreWithVersions(2, retained: 2);
+        var logger = new RecordingStoreLogger();
+        var store = new ModelStore(full.RootDirectory, retainedVersions: 2, logger) { RetentionLockTimeout = Timeout.InfiniteTimeSpan };
+        torch.manual_seed(8);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallModels.Spec);
+        IDisposable otherHolder = full.LockVersions();
+        Task<ModelVersion> saving;
+        try
+        {
+            saving = Task.Factory.StartNew(
+                () => store.Save(SmallModels.Spec, module, new ModelManifest()), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+            (await Task.WhenAny(saving, Task.Delay(TimeSpan.FromSeconds(2)))).ShouldNotBe(saving, "the save finished while another holder kept the version lock");
+        }
+        finally
+        {
+            otherHolder.Dispose();
+        }
+
+        (await saving).Number.ShouldBe(3);
+        store.ListVersionNumbers().ShouldBe([2L, 3L]);
+        logger.Messages.ShouldNotContain(message => message.StartsWith($"Retention in {store.RootDirectory} runs without the version lock", StringComparison.Ordinal));
+    }
+
     // A load that finds a file missing waits for the version lock before it decides whether retention deleted the version.
     [Fact(Timeout = 60_000)]
     public async Task LoadStopsWaitingForHeldLock()
@@ -219,6 +248,23 @@ public sealed class ModelStoreTests
         {
             otherHolder.Dispose();
         }
+    }
+
+    // A version with a file that cannot be read (here a directory in place of its manifest, which .NET reports as
+    // UnauthorizedAccessException, as it does a file without read permission) is skipped like a corrupt one.
+    [Fact]
+    public void UnreadableVersionIsSkipped()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(2);
+        string manifest = Path.Combine(store.VersionDirectory(2), ModelStore.ManifestFileName);
+        File.Delete(manifest);
+        Directory.CreateDirectory(manifest);
+
+        bool loaded = store.TryLoad(2, out ModelVersion? unreadable);
+
+        loaded.ShouldBeFalse();
+        unreadable.ShouldBeNull();
+        store.TryLoadLatest().ShouldNotBeNull().Number.ShouldBe(1);
     }
 
     [Fact]
