@@ -94,8 +94,9 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         unpinned.ShouldBe(2, "the all role did not serve the newest version after the pin was removed");
     }
 
-    // A pinned version whose manifest is a directory makes the store's load throw UnauthorizedAccessException, which the
-    // pin watch does not expect. The watch must log it and go on, so the next pin is still served.
+    // A pinned version whose spec names other layer sizes than its weights have passes the store's checks, and loading
+    // it throws ArgumentException, which the pin watch does not expect. The watch must log it and go on, so the next
+    // pin is still served.
     [Fact]
     public async Task AllRolePinWatchSurvivesUnexpectedError()
     {
@@ -105,9 +106,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         string url = await StartAllRoleAsync(broker, store);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         (await WaitForServedVersionAsync(http, url)).ShouldBe(3);
-        string manifest = Path.Combine(new ModelStore(store).VersionDirectory(1), ModelStore.ManifestFileName);
-        File.Delete(manifest);
-        Directory.CreateDirectory(manifest);
+        BreakSpec(store, version: 1);
 
         StoreControlFiles.WritePinnedVersion(store, 1);
         bool logged = await WaitForLogAsync("Checking the pin in");
@@ -128,9 +127,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         string url = await StartProcessAsync("serve", listenUrl => ["serve", "--urls", listenUrl, "--store", store, "--device", "cpu"]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         (await WaitForServedVersionAsync(http, url)).ShouldBe(3);
-        string manifest = Path.Combine(new ModelStore(store).VersionDirectory(1), ModelStore.ManifestFileName);
-        File.Delete(manifest);
-        Directory.CreateDirectory(manifest);
+        BreakSpec(store, version: 1);
 
         StoreControlFiles.WritePinnedVersion(store, 1);
         bool logged = await WaitForLogAsync("for a new version or pin failed with an unexpected error");
@@ -276,6 +273,13 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     }
 
     /// <summary>Saves <paramref name="count"/> untrained versions of the default model, numbered from 1.</summary>
+    // Rewrites a version's spec with hidden layers of another size, so that its weights no longer fit the model it builds.
+    private static void BreakSpec(string directory, long version)
+    {
+        string spec = Path.Combine(new ModelStore(directory).VersionDirectory(version), ModelStore.SpecFileName);
+        File.WriteAllText(spec, new ModelSpec { HiddenSizes = [128, 128] }.ToJson());
+    }
+
     private static void SaveVersions(string directory, int count)
     {
         var store = new ModelStore(directory);
