@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Confluent.Kafka;
@@ -19,6 +20,7 @@ public sealed partial class DeadLetterPublisher : IDisposable
     public const string SourceOffsetHeader = "dlq-source-offset";
 
     private static readonly TimeSpan DisposeFlushTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan QueueFullPollInterval = TimeSpan.FromMilliseconds(100);
 
     private readonly IProducer<byte[]?, byte[]?> producer;
     private readonly ILogger logger;
@@ -45,9 +47,16 @@ public sealed partial class DeadLetterPublisher : IDisposable
     public string Topic { get; }
 
     /// <summary>
-    /// Queues <paramref name="source"/> for the dead-letter topic with <paramref name="reason"/>. A dead letter that the
-    /// producer rejects or the broker does not acknowledge is logged and counted, not thrown.
+    /// Maximum time that <see cref="Publish"/> waits for room in a full producer queue before it throws. 30 s by default.
     /// </summary>
+    public TimeSpan QueueFullTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Queues <paramref name="source"/> for the dead-letter topic with <paramref name="reason"/>. A dead letter that the
+    /// producer rejects as too large or the broker does not acknowledge is logged and counted, not thrown. While the
+    /// producer's queue is full this waits for room, up to <see cref="QueueFullTimeout"/>.
+    /// </summary>
+    /// <exception cref="ProduceException{TKey, TValue}">The queue stayed full for <see cref="QueueFullTimeout"/>, or a fatal error.</exception>
     public void Publish(ConsumeResult<byte[]?, byte[]?> source, string reason)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -59,22 +68,36 @@ public sealed partial class DeadLetterPublisher : IDisposable
             { SourceOffsetHeader, Encoding.UTF8.GetBytes(source.Offset.Value.ToString(CultureInfo.InvariantCulture)) },
         };
         var message = new Message<byte[]?, byte[]?> { Key = source.Message.Key, Value = source.Message.Value, Headers = headers };
-        try
+        long started = Stopwatch.GetTimestamp();
+        while (true)
         {
-            producer.Produce(Topic, message, report =>
+            try
             {
-                if (report.Error.IsError)
+                producer.Produce(Topic, message, report =>
                 {
-                    CountFailure(source.TopicPartitionOffset, report.Error.Reason);
-                }
-            });
-        }
-        catch (ProduceException<byte[]?, byte[]?> exception) when (!exception.Error.IsFatal)
-        {
-            // librdkafka rejects a record before sending it when it is larger than message.max.bytes (1,000,000 bytes by
-            // default, less than Learner:MaxRecordBytes) or while its queue is full. Before this catch the exception
-            // stopped the learner, and every restart read the same record and stopped again.
-            CountFailure(source.TopicPartitionOffset, exception.Error.Reason);
+                    if (report.Error.IsError)
+                    {
+                        CountFailure(source.TopicPartitionOffset, report.Error.Reason);
+                    }
+                });
+                return;
+            }
+            catch (ProduceException<byte[]?, byte[]?> exception)
+                when (exception.Error.Code == ErrorCode.Local_QueueFull && Stopwatch.GetElapsedTime(started) < QueueFullTimeout)
+            {
+                // The queue drains as the broker acknowledges, and Poll serves those reports. A queue still full after
+                // the timeout throws, which stops the learner before the record's offset is committed.
+                producer.Poll(QueueFullPollInterval);
+            }
+            catch (ProduceException<byte[]?, byte[]?> exception)
+                when (!exception.Error.IsFatal && exception.Error.Code != ErrorCode.Local_QueueFull)
+            {
+                // librdkafka rejects a record larger than message.max.bytes (1,000,000 bytes by default, less than
+                // Learner:MaxRecordBytes) before sending it. Throwing would stop the learner at the same record on
+                // every restart, so the record stays only in the source topic, and the failure is logged and counted.
+                CountFailure(source.TopicPartitionOffset, exception.Error.Reason);
+                return;
+            }
         }
     }
 

@@ -12,7 +12,8 @@ namespace ContinualServe.Learner.Tests.Ingestion;
 
 /// <summary>
 /// Dead letters that cannot be written: one that the dead-letter producer rejects before sending it, and ones still
-/// undelivered when the producer closes. Each is logged and counted, and the learner goes on.
+/// undelivered when the producer closes. Each is logged and counted, and the learner goes on. A full producer queue is
+/// waited out instead, for a bounded time.
 /// </summary>
 public sealed class DeadLetterFailureTests : IDisposable
 {
@@ -78,6 +79,61 @@ public sealed class DeadLetterFailureTests : IDisposable
                 && entry.Message.StartsWith($"1 dead letters on {Topic}.dlq were not delivered", StringComparison.Ordinal));
         });
     }
+
+    // A queue of one message fills at the second dead letter. Dropping it would lose the record once its offset is
+    // committed, so the publisher waits for room while the broker acknowledges.
+    [Fact(Timeout = 60_000)]
+    public async Task FullQueueWaitsForRoom()
+    {
+        await Task.Run(() =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var logger = new RecordingLogger();
+            using (var publisher = new DeadLetterPublisher(broker.BootstrapServers, Topic + ".dlq", logger, OneMessageQueue()))
+            {
+                for (int offset = 0; offset < 20; offset++)
+                {
+                    publisher.Publish(Invalid(offset), "malformed JSON");
+                }
+
+                publisher.Flush(TimeSpan.FromSeconds(20));
+            }
+
+            logger.Entries.ShouldNotContain(entry => entry.Level >= LogLevel.Error);
+        });
+    }
+
+    // With the broker down the queue never drains, so the publisher throws after its timeout, which stops the learner
+    // before the record's offset is committed.
+    [Fact(Timeout = 60_000)]
+    public async Task QueueFullPastTimeoutThrows()
+    {
+        await Task.Run(() =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            broker.SetBrokerDown();
+            var logger = new RecordingLogger();
+            using var publisher = new DeadLetterPublisher(broker.BootstrapServers, Topic + ".dlq", logger, OneMessageQueue())
+            {
+                QueueFullTimeout = TimeSpan.FromSeconds(1),
+            };
+            publisher.Publish(Invalid(0), "malformed JSON");
+
+            ProduceException<byte[]?, byte[]?> exception = Should.Throw<ProduceException<byte[]?, byte[]?>>(
+                () => publisher.Publish(Invalid(1), "malformed JSON"));
+
+            exception.Error.Code.ShouldBe(ErrorCode.Local_QueueFull);
+        });
+    }
+
+    private static KafkaClientProperties OneMessageQueue() =>
+        KafkaClientProperties.Load(null, [new KeyValuePair<string, string>("queue.buffering.max.messages", "1")]);
+
+    private static ConsumeResult<byte[]?, byte[]?> Invalid(long offset) => new()
+    {
+        TopicPartitionOffset = new TopicPartitionOffset(Topic, 0, offset),
+        Message = new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes("k"), Value = Encoding.UTF8.GetBytes("{") },
+    };
 
     private static void ProduceOversizedRecord(string bootstrapServers)
     {
