@@ -216,21 +216,10 @@ public sealed class VersionDownloader
         }
     }
 
-    // A local copy with a file that cannot be read counts as not installed, so the download replaces it rather than
-    // failing on it at every retry.
-    private bool TryLoadInstalled(ModelVersionAnnouncement announcement, [NotNullWhen(true)] out ModelVersion? installed)
-    {
-        try
-        {
-            return store.TryLoad(announcement.Version, out installed)
-                && string.Equals(installed!.Manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal);
-        }
-        catch (UnauthorizedAccessException)
-        {
-            installed = null;
-            return false;
-        }
-    }
+    // ModelStore.TryLoad returns false for a copy that is corrupt or cannot be read, so the download replaces such a copy.
+    private bool TryLoadInstalled(ModelVersionAnnouncement announcement, [NotNullWhen(true)] out ModelVersion? installed) =>
+        store.TryLoad(announcement.Version, out installed)
+        && string.Equals(installed!.Manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal);
 
     /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>
     public void ApplyRetention(int retained, long live)
