@@ -28,6 +28,12 @@ public sealed class ServerOptions
     [Range(0, 1024)]
     public int IntraOpThreads { get; set; } = 1;
 
+    /// <summary>Configuration key of <see cref="MaxRequestBodyBytes"/>, which the 413 errors name.</summary>
+    public const string MaxRequestBodyBytesKey = SectionName + ":" + nameof(MaxRequestBodyBytes);
+
+    /// <summary>Configuration key of <see cref="MaxBatchSize"/>, which the errors for too many rows name.</summary>
+    public const string MaxBatchSizeKey = SectionName + ":" + nameof(MaxBatchSize);
+
     /// <summary>Largest accepted request body, in bytes; larger bodies get 413.</summary>
     [Range(1024, 1L << 30)]
     public long MaxRequestBodyBytes { get; set; } = 8 * 1024 * 1024;

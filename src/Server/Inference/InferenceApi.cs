@@ -410,13 +410,17 @@ public static partial class InferenceApi
         }
     }
 
+    /// <summary>The 413 error for a body over <paramref name="maxBytes"/>, naming the setting that sets the limit.</summary>
+    internal static InferenceError TooLarge(long maxBytes) =>
+        new($"The request body exceeds the limit of {maxBytes} bytes ({ServerOptions.MaxRequestBodyBytesKey}).", "body", $"at most {maxBytes} bytes");
+
     /// <summary>Reads the body into a pooled buffer (the caller returns it), enforcing the size limit.</summary>
     private static async Task<(byte[]? Body, int Length, InferenceError? Error, int Status)> ReadBodyAsync(HttpContext context, long maxBytes)
     {
         long? declared = context.Request.ContentLength;
         if (declared > maxBytes)
         {
-            return (null, 0, new InferenceError($"The request body is {declared} bytes; the limit is {maxBytes}.", "body", $"at most {maxBytes} bytes"), StatusCodes.Status413PayloadTooLarge);
+            return (null, 0, new InferenceError($"The request body is {declared} bytes; the limit is {maxBytes} ({ServerOptions.MaxRequestBodyBytesKey}).", "body", $"at most {maxBytes} bytes"), StatusCodes.Status413PayloadTooLarge);
         }
 
         byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(declared ?? 64 * 1024, maxBytes) + 1);
@@ -430,7 +434,7 @@ public static partial class InferenceApi
                     if (length > maxBytes)
                     {
                         ArrayPool<byte>.Shared.Return(buffer);
-                        return (null, 0, new InferenceError($"The request body exceeds the limit of {maxBytes} bytes.", "body", $"at most {maxBytes} bytes"), StatusCodes.Status413PayloadTooLarge);
+                        return (null, 0, TooLarge(maxBytes), StatusCodes.Status413PayloadTooLarge);
                     }
 
                     byte[] larger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, maxBytes + 1));
@@ -451,7 +455,10 @@ public static partial class InferenceApi
         catch (BadHttpRequestException exception)
         {
             ArrayPool<byte>.Shared.Return(buffer);
-            return (null, 0, new InferenceError($"The request body could not be read: {exception.Message}", "body", "a complete JSON body"), exception.StatusCode);
+            // Kestrel enforces the same limit, and its message does not name the setting.
+            return exception.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? (null, 0, TooLarge(maxBytes), exception.StatusCode)
+                : (null, 0, new InferenceError($"The request body could not be read: {exception.Message}", "body", "a complete JSON body"), exception.StatusCode);
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException)
         {
@@ -463,7 +470,7 @@ public static partial class InferenceApi
         if (length > maxBytes)
         {
             ArrayPool<byte>.Shared.Return(buffer);
-            return (null, 0, new InferenceError($"The request body exceeds the limit of {maxBytes} bytes.", "body", $"at most {maxBytes} bytes"), StatusCodes.Status413PayloadTooLarge);
+            return (null, 0, TooLarge(maxBytes), StatusCodes.Status413PayloadTooLarge);
         }
 
         return (buffer, length, null, StatusCodes.Status200OK);

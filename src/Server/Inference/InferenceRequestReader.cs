@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text.Json;
+using ContinualServe.Server.Hosting;
 
 namespace ContinualServe.Server.Inference;
 
@@ -423,7 +424,7 @@ public sealed class InferenceRequestReader
         batch = shape[0];
         if (batch < 1 || batch > maxBatchSize)
         {
-            error = new InferenceError($"Batch size {batch} is out of range.", "inputs[0].shape[0]", $"1 to {maxBatchSize}");
+            error = new InferenceError($"Batch size {batch} is out of range: the server accepts 1 to {maxBatchSize} rows ({ServerOptions.MaxBatchSizeKey}).", "inputs[0].shape[0]", $"1 to {maxBatchSize}");
             return false;
         }
 
@@ -552,7 +553,7 @@ public sealed class InferenceRequestReader
                 int limit = maxBatchSize * featureCount;
                 if (count >= limit)
                 {
-                    error = new InferenceError($"Input data has more than {limit} values.", "inputs[0].data", $"at most {maxBatchSize} rows of {featureCount} values");
+                    error = new InferenceError($"Input data has more than {limit} values: the server accepts at most {maxBatchSize} rows ({ServerOptions.MaxBatchSizeKey}) of {featureCount} features.", "inputs[0].data", $"at most {maxBatchSize} rows of {featureCount} values");
                     return false;
                 }
 

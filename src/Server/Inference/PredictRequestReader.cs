@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using System.Text.Unicode;
+using ContinualServe.Server.Hosting;
 
 namespace ContinualServe.Server.Inference;
 
@@ -88,7 +89,7 @@ public sealed class PredictRequestReader
         int count = instances.GetArrayLength();
         if (count < 1 || count > maxBatchSize)
         {
-            error = new InferenceError($"The request has {count} instances.", "instances", expectedRows);
+            error = new InferenceError($"The request has {count} instances; the server accepts 1 to {maxBatchSize} ({ServerOptions.MaxBatchSizeKey}).", "instances", expectedRows);
             return false;
         }
 

@@ -219,7 +219,11 @@ public static partial class ManagementApi
         }
         catch (BadHttpRequestException exception)
         {
-            return Error(exception.StatusCode, new InferenceError($"The request body could not be read: {exception.Message}", "body", $"at most {options.Value.MaxRequestBodyBytes} bytes"));
+            return Error(
+                exception.StatusCode,
+                exception.StatusCode == StatusCodes.Status413PayloadTooLarge
+                    ? InferenceApi.TooLarge(options.Value.MaxRequestBodyBytes)
+                    : new InferenceError($"The request body could not be read: {exception.Message}", "body", $"at most {options.Value.MaxRequestBodyBytes} bytes"));
         }
 
         if (golden is null)

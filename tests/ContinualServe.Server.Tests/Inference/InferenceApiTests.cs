@@ -124,6 +124,41 @@ public sealed class InferenceApiTests : IAsyncLifetime
         using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(body));
 
         response.StatusCode.ShouldBe(HttpStatusCode.RequestEntityTooLarge);
+        (await ErrorText(response)).ShouldContain("65536 (Server:MaxRequestBodyBytes)");
+    }
+
+    // Without Content-Length the limit is found while reading, by the server's own count or by Kestrel's, and the
+    // client needs the setting's name as much.
+    [Fact]
+    public async Task OversizedChunkedBodyGets413NamingTheSetting()
+    {
+        string body = InferenceRequests.Body(64, 16, data: "[" + string.Join(",", Enumerable.Repeat("1.000000", 10_000)) + "]");
+        using var content = new StreamContent(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(body)));
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, InferPath) { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+
+        using HttpResponseMessage response = await server.Client.SendAsync(request);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.RequestEntityTooLarge);
+        (await ErrorText(response)).ShouldContain("65536 bytes (Server:MaxRequestBodyBytes)");
+    }
+
+    [Fact]
+    public async Task TooManyRowsNameTheBatchSetting()
+    {
+        // The data is read first, so a full body fails on its values and an empty one on its shape.
+        using HttpResponseMessage v2 = await server.Client.PostAsync(InferPath, InferenceRequests.Json(InferenceRequests.Body(65, 16)));
+        using HttpResponseMessage v2Shape = await server.Client.PostAsync(InferPath, InferenceRequests.Json(InferenceRequests.Body(65, 16, data: "[]")));
+        string instances = "[" + string.Join(",", Enumerable.Repeat("[" + string.Join(",", Enumerable.Repeat("0", 16)) + "]", 65)) + "]";
+        using HttpResponseMessage v1 = await server.Client.PostAsync("v1/models/test-model:predict", InferenceRequests.Json($"{{\"instances\":{instances}}}"));
+
+        v2.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await ErrorText(v2)).ShouldBe("Input data has more than 1024 values: the server accepts at most 64 rows (Server:MaxBatchSize) of 16 features.");
+        v2Shape.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await ErrorText(v2Shape)).ShouldBe("Batch size 65 is out of range: the server accepts 1 to 64 rows (Server:MaxBatchSize).");
+        v1.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await ErrorText(v1)).ShouldBe("The request has 65 instances; the server accepts 1 to 64 (Server:MaxBatchSize).");
     }
 
     [Fact]
@@ -164,6 +199,12 @@ public sealed class InferenceApiTests : IAsyncLifetime
         string document = await server.Client.GetStringAsync("openapi/v1.json");
 
         document.ShouldContain("/v2/models/{name}/infer");
+    }
+
+    private static async Task<string> ErrorText(HttpResponseMessage response)
+    {
+        using JsonDocument document = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return document.RootElement.GetProperty("error").GetString().ShouldNotBeNull();
     }
 
     private static async Task<string?> ErrorField(HttpResponseMessage response)
