@@ -180,6 +180,7 @@ public sealed partial class InferenceBatcher : IDisposable
         long oldest = 0;
         while (true)
         {
+            bool nextDoesNotFit;
             lock (queueLock)
             {
                 while (queue.TryPeek(out PendingRequest? next) && (batch.Count == 0 || examples + next.Count <= options.MaxBatchSize))
@@ -193,6 +194,10 @@ public sealed partial class InferenceBatcher : IDisposable
                     batch.Add(next);
                     examples += next.Count;
                 }
+
+                // Decided under the same lock as the collection: a request queued after it is collected on the next
+                // turn, not taken as one that did not fit, which would run a half-full batch at once.
+                nextDoesNotFit = queue.Count > 0;
             }
 
             if (batch.Count == 0)
@@ -201,7 +206,7 @@ public sealed partial class InferenceBatcher : IDisposable
             }
 
             TimeSpan waited = Stopwatch.GetElapsedTime(oldest);
-            bool full = examples >= options.MaxBatchSize || QueueHasWaiting();
+            bool full = examples >= options.MaxBatchSize || nextDoesNotFit;
             if (full || waited >= options.MaxQueueDelay || stopping)
             {
                 return true;
