@@ -35,6 +35,14 @@ public sealed partial class ModelStore
     // problem is logged once, and again only after the version loaded or its problem changed.
     private readonly ConcurrentDictionary<long, string> reportedCorruptVersions = new();
 
+    // Versions found corrupt, with the state of their files then. A server polls the store every second, and hashing the
+    // same corrupt weights on every poll would cost a large model's read each time. A version is checked again once a
+    // file of it changes, or after CorruptVersionRecheckAge, which also covers a file restored with its old times and a
+    // file rewritten within the file system's timestamp granularity.
+    private readonly ConcurrentDictionary<long, CorruptVersion> corruptVersions = new();
+
+    private long weightsHashed;
+
     // The last error that kept retention from taking the version lock, so that each distinct error is logged once.
     // Only saves, which hold writeLock, read or write it.
     private string? retentionLockProblem;
@@ -50,7 +58,13 @@ public sealed partial class ModelStore
         RemoveAbandonedWrites(AbandonedWriteAge);
     }
 
+    /// <summary>Age after which a version found corrupt is checked again even though none of its files changed. 1 minute by default.</summary>
+    public TimeSpan CorruptVersionRecheckAge { get; init; } = TimeSpan.FromMinutes(1);
+
     public string RootDirectory { get; }
+
+    /// <summary>Weights files whose SHA-256 this instance computed to verify a load; tests use it to check what a poll reads.</summary>
+    public long WeightsHashed => Interlocked.Read(ref weightsHashed);
 
     public int RetainedVersions { get; }
 
@@ -70,10 +84,14 @@ public sealed partial class ModelStore
             .Order()
             .ToList();
 
-    /// <summary>Returns the newest version whose files are complete and whose weights match their SHA-256.</summary>
-    public ModelVersion? TryLoadLatest()
+    /// <summary>
+    /// Returns the newest version whose files are complete and whose weights match their SHA-256, or null when there is
+    /// none. Only versions numbered above <paramref name="newerThan"/> are read, so a server that looks for one newer than
+    /// its live version does not hash the live version's weights again.
+    /// </summary>
+    public ModelVersion? TryLoadLatest(long newerThan = 0)
     {
-        foreach (long number in ListVersionNumbers().Reverse())
+        foreach (long number in ListVersionNumbers().Reverse().TakeWhile(number => number > newerThan))
         {
             if (TryLoad(number, out ModelVersion? version))
             {
@@ -98,10 +116,20 @@ public sealed partial class ModelStore
             return false;
         }
 
+        FileStamp[]? stamps = null;
         try
         {
+            stamps = StampFiles(directory);
+            if (corruptVersions.TryGetValue(number, out CorruptVersion? known)
+                && known.Stamps.SequenceEqual(stamps)
+                && DateTime.UtcNow - known.FoundAt < CorruptVersionRecheckAge)
+            {
+                return false;
+            }
+
             version = Load(directory);
             reportedCorruptVersions.TryRemove(number, out _);
+            corruptVersions.TryRemove(number, out _);
             return true;
         }
         catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException or UnauthorizedAccessException)
@@ -111,6 +139,11 @@ public sealed partial class ModelStore
             if (exception is FileNotFoundException or DirectoryNotFoundException && WasDeleted(directory))
             {
                 return false;
+            }
+
+            if (stamps is not null)
+            {
+                corruptVersions[number] = new CorruptVersion(stamps, DateTime.UtcNow);
             }
 
             if (!reportedCorruptVersions.TryGetValue(number, out string? reported) || reported != exception.Message)
@@ -225,13 +258,23 @@ public sealed partial class ModelStore
         return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 
-    private static ModelVersion Load(string directory)
+    // Length and last write time of each file a load reads. A missing file has length -1, so that its return counts as
+    // a change too.
+    private static FileStamp[] StampFiles(string directory) =>
+        [.. new[] { SpecFileName, ManifestFileName, WeightsFileName }.Select(name =>
+        {
+            var file = new FileInfo(Path.Combine(directory, name));
+            return file.Exists ? new FileStamp(file.Length, file.LastWriteTimeUtc) : new FileStamp(-1, default);
+        })];
+
+    private ModelVersion Load(string directory)
     {
         ModelSpec spec = ModelSpec.FromJson(File.ReadAllText(Path.Combine(directory, SpecFileName)));
         ModelManifest manifest = JsonSerializer.Deserialize<ModelManifest>(
                 File.ReadAllBytes(Path.Combine(directory, ManifestFileName)), ModelManifest.JsonOptions)
             ?? throw new InvalidDataException("manifest.json is empty.");
         string weightsPath = Path.Combine(directory, WeightsFileName);
+        Interlocked.Increment(ref weightsHashed);
         string actual = ComputeSha256(weightsPath);
         if (!string.Equals(actual, manifest.WeightsSha256, StringComparison.Ordinal))
         {
@@ -379,4 +422,8 @@ public sealed partial class ModelStore
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read ({Problem}), so retention may delete the pinned version")]
     private static partial void LogPinUnreadable(ILogger logger, string directory, string problem);
+
+    private readonly record struct FileStamp(long Length, DateTime LastWriteTimeUtc);
+
+    private sealed record CorruptVersion(FileStamp[] Stamps, DateTime FoundAt);
 }

@@ -86,13 +86,9 @@ public sealed partial class ModelSwapper
                 return false;
             }
 
-            IReadOnlyList<long> numbers = Store.ListVersionNumbers();
-            if (numbers.Count == 0 || numbers[^1] <= (live.CurrentVersion ?? 0))
-            {
-                return false;
-            }
-
-            ModelVersion? version = Store.TryLoadLatest();
+            // Versions at or below the live one are not read: with a corrupt newest version, every poll would otherwise
+            // go on to hash the live version's weights too.
+            ModelVersion? version = Store.TryLoadLatest(newerThan: live.CurrentVersion ?? 0);
             return version is not null && TrySwap(version);
         }
     }

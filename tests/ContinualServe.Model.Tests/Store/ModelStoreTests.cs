@@ -91,14 +91,83 @@ public sealed class ModelStoreTests
 
         logger.Errors.ShouldBe([101], "a store polled every second logs each corrupt version once");
 
+        // Each rewrite moves the file's time on, because two writes within the file system's timestamp granularity
+        // look alike, and the store would take the version as unchanged since it was found corrupt.
         content[^1] ^= 0xFF;
         File.WriteAllBytes(weights, content);
+        File.SetLastWriteTimeUtc(weights, DateTime.UtcNow.AddSeconds(2));
         store.TryLoad(2, out _).ShouldBeTrue();
         content[^1] ^= 0xFF;
         File.WriteAllBytes(weights, content);
+        File.SetLastWriteTimeUtc(weights, DateTime.UtcNow.AddSeconds(4));
         store.TryLoad(2, out _).ShouldBeFalse();
 
         logger.Errors.ShouldBe([101, 101], "a version that loaded and then broke again is logged again");
+    }
+
+    // A server polls the store every second, and hashing a corrupt version on every poll would read a large model's
+    // weights each time.
+    [Fact]
+    public void CorruptVersionIsHashedAgainOnlyAfterItsFilesChange()
+    {
+        ModelStore written = SmallModels.StoreWithVersions(2);
+        string weights = Path.Combine(written.VersionDirectory(2), ModelStore.WeightsFileName);
+        byte[] content = File.ReadAllBytes(weights);
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        var store = new ModelStore(written.RootDirectory);
+
+        for (int poll = 0; poll < 5; poll++)
+        {
+            store.TryLoad(2, out _).ShouldBeFalse();
+        }
+
+        store.WeightsHashed.ShouldBe(1);
+
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        File.SetLastWriteTimeUtc(weights, DateTime.UtcNow.AddSeconds(2));
+        store.TryLoad(2, out _).ShouldBeTrue();
+        store.WeightsHashed.ShouldBe(2);
+    }
+
+    // A repair that leaves the file's length and time as they were is still found, after the recheck age.
+    [Fact]
+    public void CorruptVersionIsHashedAgainAfterRecheckAge()
+    {
+        ModelStore written = SmallModels.StoreWithVersions(1);
+        string weights = Path.Combine(written.VersionDirectory(1), ModelStore.WeightsFileName);
+        byte[] content = File.ReadAllBytes(weights);
+        DateTime writtenAt = File.GetLastWriteTimeUtc(weights);
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        File.SetLastWriteTimeUtc(weights, writtenAt);
+        var store = new ModelStore(written.RootDirectory) { CorruptVersionRecheckAge = TimeSpan.FromMilliseconds(200) };
+        store.TryLoad(1, out _).ShouldBeFalse();
+
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+        File.SetLastWriteTimeUtc(weights, writtenAt);
+        store.TryLoad(1, out _).ShouldBeFalse("the files look unchanged, so the version is not hashed again yet");
+        Thread.Sleep(TimeSpan.FromMilliseconds(300));
+
+        store.TryLoad(1, out _).ShouldBeTrue();
+        store.WeightsHashed.ShouldBe(2);
+    }
+
+    [Fact]
+    public void LoadingNewerThanAVersionReadsNothingAtOrBelowIt()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(3);
+        string weights = Path.Combine(store.VersionDirectory(3), ModelStore.WeightsFileName);
+        byte[] content = File.ReadAllBytes(weights);
+        content[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, content);
+
+        store.TryLoadLatest(newerThan: 3).ShouldBeNull();
+        store.TryLoadLatest(newerThan: 2).ShouldBeNull();
+        store.WeightsHashed.ShouldBe(1, "only version 3 is above version 2");
+        store.TryLoadLatest(newerThan: 1).ShouldNotBeNull().Number.ShouldBe(2);
     }
 
     // A server lists and loads versions while the learner's retention deletes the oldest one. A version that disappears
