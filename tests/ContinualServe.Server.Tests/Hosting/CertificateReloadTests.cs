@@ -107,7 +107,46 @@ public sealed class CertificateReloadTests : IAsyncLifetime
         (await WaitForServedAsync(Thumbprint(renewed))).ShouldBe(Thumbprint(renewed));
     }
 
-    private async Task StartAsync(string certificatePath, string keyPath)
+    [Fact]
+    public async Task DeletedFilesKeepOldCertificate()
+    {
+        using X509Certificate2 first = CreateCertificate("first.example");
+        (string certificatePath, string keyPath) = TestCertificates.WritePemFiles(first, directory, "tls");
+        await StartAsync(certificatePath, keyPath);
+
+        File.Delete(certificatePath);
+        File.Delete(keyPath);
+
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < (2 * ReloadingServerCertificate.CheckInterval) + TimeSpan.FromSeconds(1))
+        {
+            (await ServedThumbprintAsync()).ShouldBe(Thumbprint(first));
+            await Task.Delay(TimeSpan.FromMilliseconds(200));
+        }
+
+        logs.Entries.Count(entry => entry.EventId == 493).ShouldBe(1, string.Join('\n', logs.Entries.Select(entry => entry.Message)));
+    }
+
+    [Fact]
+    public async Task EndpointCertificateIsNotReplaced()
+    {
+        using X509Certificate2 defaultCertificate = CreateCertificate("default.example");
+        using X509Certificate2 endpointCertificate = CreateCertificate("endpoint.example");
+        (string defaultPath, string defaultKeyPath) = TestCertificates.WritePemFiles(defaultCertificate, directory, "default");
+        (string endpointPath, string endpointKeyPath) = TestCertificates.WritePemFiles(endpointCertificate, directory, "endpoint");
+
+        await StartAsync(
+            defaultPath,
+            defaultKeyPath,
+            "",
+            "--Kestrel:Endpoints:Main:Url=https://127.0.0.1:0",
+            $"--Kestrel:Endpoints:Main:Certificate:Path={endpointPath}",
+            $"--Kestrel:Endpoints:Main:Certificate:KeyPath={endpointKeyPath}");
+
+        (await ServedThumbprintAsync()).ShouldBe(Thumbprint(endpointCertificate));
+    }
+
+    private async Task StartAsync(string certificatePath, string keyPath, string urls = "https://127.0.0.1:0", params string[] arguments)
     {
         string storeDirectory = Path.Combine(directory, "store");
         app = ServerHost.Build(
@@ -115,8 +154,9 @@ public sealed class CertificateReloadTests : IAsyncLifetime
                 "--Logging:LogLevel:Default=Warning",
                 $"--Kestrel:Certificates:Default:Path={certificatePath}",
                 $"--Kestrel:Certificates:Default:KeyPath={keyPath}",
+                .. arguments,
             ],
-            "https://127.0.0.1:0",
+            urls,
             options =>
             {
                 options.ModelName = "test-model";
