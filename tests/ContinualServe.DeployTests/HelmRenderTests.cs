@@ -220,14 +220,14 @@ public sealed class HelmRenderTests
             string name = Text(container["name"]);
             JsonNode urls = Items(container["env"]).Single(variable => Text(variable["name"]) == "ASPNETCORE_URLS");
             Text(urls["value"]).ShouldStartWith("https://", Case.Sensitive, name);
-            ContainerPortNames(container).ShouldBe(["https"], name);
+            ContainerPortNames(container).ShouldBe(["api"], name);
             Text(container["livenessProbe"]!["httpGet"]!["scheme"]).ShouldBe("HTTPS", name);
             Text(container["readinessProbe"]!["httpGet"]!["scheme"]).ShouldBe("HTTPS", name);
         }
 
         foreach (JsonObject service in OfKind(manifests, "Service"))
         {
-            ServicePortNames(service).ShouldBe(["https"], Name(service));
+            ServicePortNames(service).ShouldBe(["api"], Name(service));
         }
 
         JsonObject monitor = OfKind(manifests, "ServiceMonitor").Single();

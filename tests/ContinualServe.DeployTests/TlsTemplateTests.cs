@@ -6,12 +6,14 @@ namespace ContinualServe.DeployTests;
 
 /// <summary>
 /// The tls values reach every place that needs them: listen addresses, certificate settings, mounts, probes, the
-/// announced store URL, the Services' port names, the ServiceMonitor and NOTES.txt. These read the templates as
+/// announced store URL, the Services' appProtocol, the ServiceMonitor and NOTES.txt. These read the templates as
 /// text, and HelmRenderTests checks the manifests helm renders with the same values.
 /// </summary>
 public sealed partial class TlsTemplateTests
 {
     private const string Scheme = "{{ include \"continualserve.scheme\" . }}";
+
+    private const string PortName = "{{ include \"continualserve.portName\" . }}";
 
     [Theory]
     [InlineData("server-deployment.yaml", "server")]
@@ -21,7 +23,7 @@ public sealed partial class TlsTemplateTests
         string text = ReadTemplate(template);
 
         text.ShouldContain($"- name: ASPNETCORE_URLS\n              value: \"{Scheme}://+:{{{{ .Values.{role}.containerPort }}}}\"", Case.Sensitive);
-        text.ShouldContain($"- name: {Scheme}\n              containerPort: {{{{ .Values.{role}.containerPort }}}}", Case.Sensitive);
+        text.ShouldContain($"- name: {PortName}\n              containerPort: {{{{ .Values.{role}.containerPort }}}}", Case.Sensitive);
         text.ShouldNotContain("http://");
     }
 
@@ -36,8 +38,8 @@ public sealed partial class TlsTemplateTests
         int probes = Regex.Count(text, @"httpGet:");
 
         probes.ShouldBe(2);
-        Regex.Count(text, $@"port: {Regex.Escape(Scheme)}\n\s+scheme: {Regex.Escape("{{ include \"continualserve.scheme\" . | upper }}")}\n")
-            .ShouldBe(probes, $"{template}: every httpGet probe names the port and the scheme from continualserve.scheme");
+        Regex.Count(text, $@"port: {Regex.Escape(PortName)}\n\s+scheme: {Regex.Escape("{{ include \"continualserve.scheme\" . | upper }}")}\n")
+            .ShouldBe(probes, $"{template}: every httpGet probe names the port from continualserve.portName and the scheme from continualserve.scheme");
         text.ShouldNotContain("port: http\n");
     }
 
@@ -136,13 +138,14 @@ public sealed partial class TlsTemplateTests
     [Theory]
     [InlineData("server-service.yaml")]
     [InlineData("learner-service.yaml")]
-    public void ServicePortIsNamedByScheme(string template)
+    public void ServicePortCarriesSchemeAsAppProtocol(string template)
     {
-        // The Services, the probes and the ServiceMonitor find the port by this name.
+        // The Services, the probes and the ServiceMonitor find the port by a name that does not change with tls.enabled.
         string text = ReadTemplate(template);
 
-        text.ShouldContain($"- name: {Scheme}\n", Case.Sensitive);
-        text.ShouldContain($"targetPort: {Scheme}\n", Case.Sensitive);
+        text.ShouldContain($"- name: {PortName}\n", Case.Sensitive);
+        text.ShouldContain($"targetPort: {PortName}\n", Case.Sensitive);
+        text.ShouldContain($"appProtocol: {Scheme}\n", Case.Sensitive);
     }
 
     [Fact]
@@ -151,7 +154,7 @@ public sealed partial class TlsTemplateTests
         string text = ReadTemplate("servicemonitor.yaml");
         string tlsConfig = Helper("continualserve.serviceMonitorTlsConfig");
 
-        text.ShouldContain($"- port: {Scheme}\n      scheme: {Scheme}\n", Case.Sensitive);
+        text.ShouldContain($"- port: {PortName}\n      scheme: {Scheme}\n", Case.Sensitive);
         text.ShouldContain("{{- if .Values.tls.enabled }}\n      tlsConfig:\n        {{- include \"continualserve.serviceMonitorTlsConfig\" . | nindent 8 }}\n      {{- end }}", Case.Sensitive);
         tlsConfig.ShouldStartWith("{{- if .Values.tls.serviceMonitorTlsConfig }}\n{{- toYaml .Values.tls.serviceMonitorTlsConfig }}", Case.Sensitive);
         tlsConfig.ShouldContain("serverName: {{ include \"continualserve.learnerHost\" . }}", Case.Sensitive);
@@ -164,6 +167,7 @@ public sealed partial class TlsTemplateTests
         string text = ReadTemplate("NOTES.txt");
 
         text.ShouldContain("{{ $scheme }}://{{ include \"continualserve.fullname\" . }}", Case.Sensitive);
+        text.ShouldNotContain(".Values.server.service.port");
         text.ShouldNotContain("  http://");
         Regex.Count(text, "curl -sk [^\\n]*https://localhost:").ShouldBe(2);
     }

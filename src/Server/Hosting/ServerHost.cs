@@ -70,6 +70,7 @@ public static class ServerHost
         builder.Services.AddStatusPage();
         builder.Services.AddHostedService<ServerLifecycleLog>();
         configureBuilder?.Invoke(builder);
+        builder.AddCertificateReload();
 
         // After the role's own listen addresses are set, so that a separate management port is added to them.
         builder.AddManagement(urls);

@@ -59,9 +59,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-store" (include "continualserve.fullname" .)) .Values.storeToken.existingSecret }}
 {{- end }}
 
-{{/* URL scheme of every pod port, and the name of that port in the Deployments and Services: https when tls.enabled. */}}
+{{/* URL scheme of every pod port, and the appProtocol of the Service ports: https when tls.enabled. */}}
 {{- define "continualserve.scheme" -}}
 {{- ternary "https" "http" .Values.tls.enabled }}
+{{- end }}
+
+{{/*
+Name of the pod port of both roles and of their Service ports. It stays the same with and without tls.enabled, so
+that probes, ServiceMonitors and NetworkPolicies can name it, and appProtocol carries the scheme instead.
+*/}}
+{{- define "continualserve.portName" -}}
+api
+{{- end }}
+
+{{/* Port of the inference Service: server.service.port when set, otherwise 443 when tls.enabled and 80 when not. */}}
+{{- define "continualserve.servicePort" -}}
+{{- .Values.server.service.port | default (ternary 443 80 .Values.tls.enabled) }}
 {{- end }}
 
 {{/* In-cluster host name of the learner's Service, which the TLS certificate must name. */}}

@@ -1,0 +1,58 @@
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+
+namespace ContinualServe.Server.Hosting;
+
+/// <summary>Registration of <see cref="ReloadingServerCertificate"/> as the certificate selector of Kestrel's https:// addresses.</summary>
+public static partial class CertificateReloadHosting
+{
+    private const string DefaultCertificateKey = "Kestrel:Certificates:Default";
+
+    /// <summary>
+    /// Serves Kestrel:Certificates:Default through a <see cref="ReloadingServerCertificate"/> on every https:// address
+    /// that has no certificate of its own, when that setting names a file. Kestrel still loads the file at start, so a
+    /// missing or invalid certificate stops the start as before. A Kestrel:Endpoints entry with its own Certificate turns
+    /// the reload off, because a selector set for all addresses would replace that certificate.
+    /// </summary>
+    public static WebApplicationBuilder AddCertificateReload(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        IConfigurationSection section = builder.Configuration.GetSection(DefaultCertificateKey);
+        string? certificatePath = section["Path"];
+        if (string.IsNullOrWhiteSpace(certificatePath))
+        {
+            return builder;
+        }
+
+        string endpointCertificates = string.Join(
+            ", ", HttpsCertificateValidity.EndpointCertificateSections(builder.Configuration).Select(certificate => certificate.Path));
+        int reloadOffLogged = 0;
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureHttpsDefaults(https =>
+        {
+            // Kestrel calls this once for each https:// address.
+            if (endpointCertificates.Length > 0)
+            {
+                if (Interlocked.Exchange(ref reloadOffLogged, 1) == 0)
+                {
+                    ILogger logger = kestrel.ApplicationServices.GetRequiredService<ILoggerFactory>().CreateLogger<ReloadingServerCertificate>();
+                    LogReloadOff(logger, endpointCertificates);
+                }
+
+                return;
+            }
+
+            ReloadingServerCertificate certificate = kestrel.ApplicationServices.GetRequiredService<ReloadingServerCertificate>();
+            https.ServerCertificateSelector = (_, _) => certificate.Select();
+        }));
+        builder.Services.AddSingleton(services => new ReloadingServerCertificate(
+            certificatePath,
+            section["KeyPath"],
+            section["Password"],
+            services.GetService<TimeProvider>() ?? TimeProvider.System,
+            services.GetRequiredService<ILoggerFactory>().CreateLogger<ReloadingServerCertificate>()));
+        return builder;
+    }
+
+    [LoggerMessage(EventId = 495, Level = LogLevel.Information,
+        Message = "A renewed HTTPS certificate is served only after a restart, because {EndpointCertificates} sets a certificate of its own")]
+    private static partial void LogReloadOff(ILogger logger, string endpointCertificates);
+}
