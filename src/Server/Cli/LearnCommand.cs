@@ -69,6 +69,7 @@ internal static class LearnCommand
 
         // Replicas and anything else on the cluster network reach this port, so it gets the inference port's Kestrel limits.
         builder.AddHttpLimits();
+        builder.AddCertificateReload();
 
         WebApplication app = builder.Build();
         app.UseNoSniffHeader();

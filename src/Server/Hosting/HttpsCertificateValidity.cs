@@ -84,6 +84,6 @@ public static partial class HttpsCertificateValidity
 
     [LoggerMessage(EventId = 422, Level = LogLevel.Warning,
         Message = "The HTTPS certificate {Path} ({Subject}) is valid only from {NotBefore:u} to {NotAfter:u}, so clients reject it. "
-            + "Replace the file that {Setting} names and restart")]
+            + "Replace the file that {Setting} names. The serve, learn and all roles load a replaced file without a restart")]
     private static partial void LogOutsideValidity(ILogger logger, string path, string subject, DateTimeOffset notBefore, DateTimeOffset notAfter, string setting);
 }

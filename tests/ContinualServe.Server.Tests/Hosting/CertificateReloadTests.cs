@@ -4,6 +4,8 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Server.Cli;
 using ContinualServe.Server.Hosting;
 using ContinualServe.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
@@ -71,6 +73,39 @@ public sealed class CertificateReloadTests : IAsyncLifetime
         volume.Write(renewed);
 
         (await WaitForServedAsync(Thumbprint(renewed))).ShouldBe(Thumbprint(renewed));
+    }
+
+    // The learn role builds a host of its own, which replicas reach for versions over HTTPS.
+    [Fact]
+    public async Task LearnRoleServesOverwrittenFiles()
+    {
+        using X509Certificate2 first = CreateCertificate("first.example");
+        using X509Certificate2 renewed = CreateCertificate("renewed.example");
+        (string certificatePath, string keyPath) = TestCertificates.WritePemFiles(first, directory, "tls");
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic("fashion-mnist", 1);
+        broker.CreateTopic("model-versions", 1);
+        app = LearnCommand.Build([
+            "--urls", "https://127.0.0.1:0",
+            "--Logging:LogLevel:Default=Warning",
+            $"--Kestrel:Certificates:Default:Path={certificatePath}",
+            $"--Kestrel:Certificates:Default:KeyPath={keyPath}",
+            "--Learner:BootstrapServers=" + broker.BootstrapServers,
+            "--Learner:StoreDirectory=" + Path.Combine(directory, "store"),
+            "--Learner:Device=cpu",
+            "--Learner:SessionTimeout=00:00:03",
+        ]);
+        await app.StartAsync();
+        address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        (await ServedThumbprintAsync()).ShouldBe(Thumbprint(first));
+
+        TestCertificates.WritePemFiles(renewed, directory, "tls");
+        string served = await WaitForServedAsync(Thumbprint(renewed));
+        await app.StopAsync();
+        await app.DisposeAsync();
+        app = null;
+
+        served.ShouldBe(Thumbprint(renewed));
     }
 
     [Fact]
