@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
@@ -19,10 +18,12 @@ public sealed class VersionDownloader
     private const string TemporaryPrefix = ".download-";
 
     /// <summary>
-    /// Age after which a temporary directory whose owner cannot be checked counts as abandoned. A download in progress
-    /// writes to its files, and one that stalls ends at Distribution:DownloadTimeout (2 minutes by default).
+    /// Age after which a temporary directory whose lock cannot be checked counts as abandoned: one without a lock file
+    /// (made by a release that predates the lock), or one on a platform or file system without flock. It is longer than
+    /// the largest Distribution:DownloadTimeout (1 day), and a running download writes to its files at least once per
+    /// DownloadTimeout, so no download that still receives bytes is deleted by this rule.
     /// </summary>
-    public static readonly TimeSpan AbandonedDownloadAge = TimeSpan.FromHours(1);
+    public static readonly TimeSpan UnlockedDownloadAge = TimeSpan.FromHours(25);
 
     // The spec and manifest are small JSON files (a few KiB, the manifest's accuracy matrix growing with the square of
     // the task count), so the cap only stops a broken or hostile store from filling the replica's disk with them.
@@ -41,9 +42,9 @@ public sealed class VersionDownloader
 
     /// <summary>
     /// Deletes the temporary directories that interrupted downloads left behind, and returns the paths deleted. Replicas
-    /// may share one volume, so a directory counts as abandoned only when it belongs to this host and to a process that
-    /// is gone (or to this process id, which downloaded nothing before this call), or when nothing in it changed for
-    /// <see cref="AbandonedDownloadAge"/>. Call it before this process starts a download.
+    /// may share one volume, so a directory counts as abandoned only when this process can take its download lock without
+    /// waiting (<see cref="DownloadLock"/>), which the downloading process holds until it ends. A directory whose lock
+    /// cannot be checked is deleted when nothing in it changed for <see cref="UnlockedDownloadAge"/>.
     /// </summary>
     public IReadOnlyList<string> RemoveAbandonedDownloads()
     {
@@ -52,9 +53,8 @@ public sealed class VersionDownloader
         {
             try
             {
-                if (IsAbandoned(path, DateTime.UtcNow))
+                if (TryRemoveAbandoned(path, DateTime.UtcNow))
                 {
-                    Directory.Delete(path, recursive: true);
                     removed.Add(path);
                 }
             }
@@ -67,43 +67,32 @@ public sealed class VersionDownloader
         return removed;
     }
 
-    // The temporary directory's name is ".download-HOST-PID-GUID". A host name may contain '-', so the name is split
-    // from its end.
+    // The temporary directory's name is ".download-HOST-PID-GUID". Host and process id only help an operator find the
+    // owner, because containers that share a volume may share a host name and all run as process 1.
     private static string TemporaryName() =>
         $"{TemporaryPrefix}{Environment.MachineName}-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}";
 
-    private static bool IsAbandoned(string path, DateTime now)
+    private static bool TryRemoveAbandoned(string path, DateTime now)
     {
-        if (now - LastWriteTimeUtc(path) > AbandonedDownloadAge)
+        DownloadLock.LockState state = DownloadLock.TryTake(path, out DownloadLock? taken);
+        if (state == DownloadLock.LockState.Taken)
         {
+            // The lock stays held while the directory is deleted, so a download cannot start in it meanwhile.
+            using (taken)
+            {
+                Directory.Delete(path, recursive: true);
+            }
+
             return true;
         }
 
-        string name = Path.GetFileName(path)[TemporaryPrefix.Length..];
-        int guidStart = name.LastIndexOf('-');
-        int processStart = guidStart > 0 ? name.LastIndexOf('-', guidStart - 1) : -1;
-        if (processStart <= 0
-            || !int.TryParse(name.AsSpan(processStart + 1, guidStart - processStart - 1), NumberStyles.None, CultureInfo.InvariantCulture, out int processId)
-            || !string.Equals(name[..processStart], Environment.MachineName, StringComparison.OrdinalIgnoreCase))
-        {
-            // Another host's download, or one named by an earlier release that recorded no owner, is left to the age rule.
-            return false;
-        }
-
-        return processId == Environment.ProcessId || !IsRunning(processId);
-    }
-
-    private static bool IsRunning(int processId)
-    {
-        try
-        {
-            using var process = Process.GetProcessById(processId);
-            return !process.HasExited;
-        }
-        catch (ArgumentException)
+        if (state == DownloadLock.LockState.Held || now - LastWriteTimeUtc(path) <= UnlockedDownloadAge)
         {
             return false;
         }
+
+        Directory.Delete(path, recursive: true);
+        return true;
     }
 
     // The newest write time of the directory and its files, because a download appends to its files without changing
@@ -175,8 +164,10 @@ public sealed class VersionDownloader
     {
         string temporary = Path.Combine(store.RootDirectory, TemporaryName());
         Directory.CreateDirectory(temporary);
+        DownloadLock? ownership = null;
         try
         {
+            ownership = DownloadLock.Create(temporary);
             await DownloadAsync(baseUri, announcement.Version, ModelStore.SpecFileName, MaxMetadataFileBytes, temporary, cancellation)
                 .ConfigureAwait(false);
             ModelManifest manifest = await DownloadManifestAsync(baseUri, announcement, temporary, cancellation).ConfigureAwait(false);
@@ -204,15 +195,22 @@ public sealed class VersionDownloader
             // NOTE: a copy that another replica installs between this check and the move is still replaced.
             if (!TryLoadInstalled(announcement, out _))
             {
+                // The lock file must not move into the version. A cleanup that finds no lock file keeps a directory that
+                // changed within UnlockedDownloadAge, so the lock is not needed from here on.
+                File.Delete(Path.Combine(temporary, DownloadLock.FileName));
                 store.Install(temporary, announcement.Version);
             }
         }
         finally
         {
+            // The directory is deleted before the lock is released, so no cleanup can take the lock of a directory that
+            // is being deleted.
             if (Directory.Exists(temporary))
             {
                 Directory.Delete(temporary, recursive: true);
             }
+
+            ownership?.Dispose();
         }
     }
 

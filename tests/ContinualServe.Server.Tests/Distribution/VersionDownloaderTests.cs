@@ -276,37 +276,57 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
     }
 
-    // Replicas may share one volume, so a replica at start deletes only downloads whose owner is gone or that nothing
-    // wrote to for over an hour. A name without host and process id is the form of an earlier release.
-    [Fact]
-    public async Task AbandonedDownloadCleanupKeepsLiveOnes()
+    // Replicas may share one volume and a host name, and in containers they all run as process 1, so neither name
+    // nor age shows whether a download is running. A replica at start deletes a download only when it can take the
+    // download's lock, which a flock process outside this one holds here as another replica would. A directory without
+    // a lock file is the form of an earlier release and is deleted only after a day and an hour without writes.
+    [FlockFact]
+    public async Task AbandonedDownloadCleanupKeepsLockedOnes()
     {
-        using Process live = Process.Start("sleep", "60");
-        using Process dead = Process.Start("true");
-        await dead.WaitForExitAsync();
         string host = Environment.MachineName;
+        string samePid = CreateDownload($"{host}-{Environment.ProcessId}", age: TimeSpan.Zero, withLockFile: true);
+        string oldLocked = CreateDownload($"{host}-1", age: TimeSpan.FromHours(2), withLockFile: true);
+        string unlocked = CreateDownload("other-replica-1", age: TimeSpan.Zero, withLockFile: true);
+        string lockless = CreateDownload($"{host}-1", age: TimeSpan.FromHours(2), withLockFile: false);
+        string oldLockless = CreateDownload(null, age: TimeSpan.FromHours(26), withLockFile: false);
+        using Process holdingSamePid = await HoldLockAsync(samePid);
+        using Process holdingOld = await HoldLockAsync(oldLocked);
         try
         {
-            string liveHere = CreateDownload($"{host}-{live.Id}", age: TimeSpan.Zero);
-            string deadHere = CreateDownload($"{host}-{dead.Id}", age: TimeSpan.Zero);
-            string otherHost = CreateDownload("other-replica-7f9c-1", age: TimeSpan.Zero);
-            string oldOtherHost = CreateDownload("other-replica-7f9c-2", age: TimeSpan.FromHours(2));
-            string unnamed = CreateDownload(null, age: TimeSpan.Zero);
-            string oldUnnamed = CreateDownload(null, age: TimeSpan.FromHours(2));
-
             new VersionDownloader(http, local, null).RemoveAbandonedDownloads();
 
-            Directory.Exists(liveHere).ShouldBeTrue("the download of a running process on this host was deleted");
-            Directory.Exists(deadHere).ShouldBeFalse("the download of a process that exited was kept");
-            Directory.Exists(otherHost).ShouldBeTrue("a recent download of another host was deleted");
-            Directory.Exists(oldOtherHost).ShouldBeFalse("a download of another host untouched for two hours was kept");
-            Directory.Exists(unnamed).ShouldBeTrue("a recent download without an owner in its name was deleted");
-            Directory.Exists(oldUnnamed).ShouldBeFalse("a download without an owner untouched for two hours was kept");
+            Directory.Exists(samePid).ShouldBeTrue("a locked download named for this host and process id was deleted");
+            Directory.Exists(oldLocked).ShouldBeTrue("a locked download without writes for two hours was deleted");
+            Directory.Exists(unlocked).ShouldBeFalse("a download whose lock was free was kept");
+            Directory.Exists(lockless).ShouldBeTrue("a download without a lock file was deleted after two hours");
+            Directory.Exists(oldLockless).ShouldBeFalse("a download without a lock file untouched for 26 hours was kept");
         }
         finally
         {
-            live.Kill();
+            holdingSamePid.Kill(entireProcessTree: true);
+            holdingOld.Kill(entireProcessTree: true);
         }
+    }
+
+    // A replica that starts on the volume while another process downloads must leave that download alone. Here both run
+    // in this process, so the directory carries the cleanup's own host name and process id.
+    [FlockFact]
+    public async Task CleanupDuringDownloadKeepsIt()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        string[] removed = [];
+        using var interleaving = new HttpClient(new BeforeWeightsHandler(() =>
+        {
+            removed = [.. new VersionDownloader(http, local, null).RemoveAbandonedDownloads()];
+            return Task.CompletedTask;
+        }));
+
+        ModelVersion installed = await new VersionDownloader(interleaving, local, null).InstallAsync(announcement, CancellationToken.None);
+
+        removed.ShouldBeEmpty();
+        installed.Number.ShouldBe(1);
+        File.Exists(Path.Combine(installed.Directory, ".download.lock")).ShouldBeFalse("the lock file moved into the version");
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
     // The replica's store is a tmpfs with room for the spec, the manifest and half of the weights, so the download fails
@@ -373,19 +393,43 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         response.StatusCode.ShouldBe(HttpStatusCode.MethodNotAllowed);
     }
 
-    // Creates a temporary download directory named for owner ("HOST-PID", or null for none) with a partial weights file,
-    // and sets both write times age ago.
-    private string CreateDownload(string? owner, TimeSpan age)
+    // Creates a temporary download directory named for owner ("HOST-PID", or null for none) with a partial weights file
+    // and, when withLockFile is set, an unlocked lock file, and sets all their write times age ago.
+    private string CreateDownload(string? owner, TimeSpan age, bool withLockFile)
     {
         string guid = Guid.NewGuid().ToString("N");
         string path = Path.Combine(local.RootDirectory, owner is null ? $".download-{guid}" : $".download-{owner}-{guid}");
         Directory.CreateDirectory(path);
-        string weights = Path.Combine(path, ModelStore.WeightsFileName);
-        File.WriteAllBytes(weights, [1, 2, 3]);
         DateTime written = DateTime.UtcNow - age;
-        File.SetLastWriteTimeUtc(weights, written);
+        List<string> files = [Path.Combine(path, ModelStore.WeightsFileName)];
+        if (withLockFile)
+        {
+            files.Add(Path.Combine(path, ".download.lock"));
+        }
+
+        foreach (string file in files)
+        {
+            File.WriteAllBytes(file, [1, 2, 3]);
+            File.SetLastWriteTimeUtc(file, written);
+        }
+
         Directory.SetLastWriteTimeUtc(path, written);
         return path;
+    }
+
+    // Starts flock(1) holding the download lock of directory, as the process of another replica would, and returns once
+    // it holds the lock. The caller kills the process tree.
+    private static async Task<Process> HoldLockAsync(string directory)
+    {
+        var start = new ProcessStartInfo("flock", [Path.Combine(directory, ".download.lock"), "-c", "echo locked && exec sleep 60"])
+        {
+            RedirectStandardOutput = true,
+        };
+        Process holder = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        string? line = await holder.StandardOutput.ReadLineAsync(timeout.Token);
+        line.ShouldBe("locked", "flock did not report that it holds the lock");
+        return holder;
     }
 
     private ModelVersionAnnouncement Announce(long number)
