@@ -116,6 +116,7 @@ public sealed class VersionDownloader
     /// <exception cref="InvalidDataException">The downloaded files do not match the announcement.</exception>
     /// <exception cref="HttpRequestException">The learner's store could not be reached or returned an error.</exception>
     /// <exception cref="ReplicaVolumeFullException">The replica's store volume has no space left for the version.</exception>
+    /// <exception cref="TaskCanceledException">The store sent no bytes for HttpClient.Timeout.</exception>
     public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(announcement);
@@ -127,17 +128,18 @@ public sealed class VersionDownloader
         Uri baseUri = ResolveBaseUri(announcement);
 
         // HttpClient.Timeout (Distribution:DownloadTimeout on a replica) stops covering a request once its headers are
-        // read, so this limit covers the bodies too, and a store that stalls mid-body cannot hold the download forever.
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        timeout.CancelAfter(http.Timeout);
+        // read, so this token covers the bodies too. Each request and each read restarts it, so it bounds the time
+        // without bytes, and a large version may take as long as it needs while the store keeps sending.
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         try
         {
-            await DownloadAndInstallAsync(baseUri, announcement, timeout.Token).ConfigureAwait(false);
+            await DownloadAndInstallAsync(baseUri, announcement, stall).ConfigureAwait(false);
         }
-        catch (OperationCanceledException exception) when (timeout.IsCancellationRequested && !cancellation.IsCancellationRequested)
+        catch (OperationCanceledException exception) when (stall.IsCancellationRequested && !cancellation.IsCancellationRequested)
         {
             throw new TaskCanceledException(
-                $"The download of version {announcement.Version} did not finish within {http.Timeout} (Distribution:DownloadTimeout).",
+                $"The download of version {announcement.Version} timed out: the store sent no bytes for {http.Timeout} "
+                + "(Distribution:DownloadTimeout).",
                 exception);
         }
         catch (IOException exception) when (IsOutOfSpace(exception))
@@ -160,7 +162,7 @@ public sealed class VersionDownloader
             ? exception.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027)
             : exception.HResult == 28;
 
-    private async Task DownloadAndInstallAsync(Uri baseUri, ModelVersionAnnouncement announcement, CancellationToken cancellation)
+    private async Task DownloadAndInstallAsync(Uri baseUri, ModelVersionAnnouncement announcement, CancellationTokenSource stall)
     {
         string temporary = Path.Combine(store.RootDirectory, TemporaryName());
         Directory.CreateDirectory(temporary);
@@ -168,13 +170,13 @@ public sealed class VersionDownloader
         try
         {
             ownership = DownloadLock.Create(temporary);
-            await DownloadAsync(baseUri, announcement.Version, ModelStore.SpecFileName, MaxMetadataFileBytes, temporary, cancellation)
+            await DownloadAsync(baseUri, announcement.Version, ModelStore.SpecFileName, MaxMetadataFileBytes, temporary, stall)
                 .ConfigureAwait(false);
-            ModelManifest manifest = await DownloadManifestAsync(baseUri, announcement, temporary, cancellation).ConfigureAwait(false);
+            ModelManifest manifest = await DownloadManifestAsync(baseUri, announcement, temporary, stall).ConfigureAwait(false);
 
             // An announcement from a learner that predates WeightsBytes carries 0, which leaves the weights without a size bound.
             long maxWeightsBytes = announcement.WeightsBytes > 0 ? announcement.WeightsBytes : long.MaxValue;
-            string sha256 = await DownloadAsync(baseUri, announcement.Version, ModelStore.WeightsFileName, maxWeightsBytes, temporary, cancellation)
+            string sha256 = await DownloadAsync(baseUri, announcement.Version, ModelStore.WeightsFileName, maxWeightsBytes, temporary, stall)
                 .ConfigureAwait(false);
             if (!string.Equals(sha256, announcement.WeightsSha256, StringComparison.Ordinal))
             {
@@ -257,13 +259,13 @@ public sealed class VersionDownloader
     }
 
     private async Task<ModelManifest> DownloadManifestAsync(
-        Uri baseUri, ModelVersionAnnouncement announcement, string directory, CancellationToken cancellation)
+        Uri baseUri, ModelVersionAnnouncement announcement, string directory, CancellationTokenSource stall)
     {
-        await DownloadAsync(baseUri, announcement.Version, ModelStore.ManifestFileName, MaxMetadataFileBytes, directory, cancellation)
+        await DownloadAsync(baseUri, announcement.Version, ModelStore.ManifestFileName, MaxMetadataFileBytes, directory, stall)
             .ConfigureAwait(false);
         await using FileStream stream = File.OpenRead(Path.Combine(directory, ModelStore.ManifestFileName));
         ModelManifest manifest = await System.Text.Json.JsonSerializer
-                .DeserializeAsync<ModelManifest>(stream, ModelManifest.JsonOptions, cancellation).ConfigureAwait(false)
+                .DeserializeAsync<ModelManifest>(stream, ModelManifest.JsonOptions, stall.Token).ConfigureAwait(false)
             ?? throw new InvalidDataException($"The manifest of version {announcement.Version} is empty.");
         if (manifest.Version != announcement.Version)
         {
@@ -274,11 +276,16 @@ public sealed class VersionDownloader
         return manifest;
     }
 
-    /// <summary>Streams one file to disk, flushes it, and returns its lower-case hex SHA-256.</summary>
+    /// <summary>
+    /// Streams one file to disk, flushes it, and returns its lower-case hex SHA-256. <paramref name="stall"/> is cancelled
+    /// when no bytes arrive for HttpClient.Timeout, counted from the request and from each read.
+    /// </summary>
     /// <exception cref="InvalidDataException">The store sent more than <paramref name="maxBytes"/> bytes.</exception>
     private async Task<string> DownloadAsync(
-        Uri baseUri, long version, string file, long maxBytes, string directory, CancellationToken cancellation)
+        Uri baseUri, long version, string file, long maxBytes, string directory, CancellationTokenSource stall)
     {
+        CancellationToken cancellation = stall.Token;
+        stall.CancelAfter(http.Timeout);
         using HttpResponseMessage response = await http
             .GetAsync(new Uri(baseUri, ModelStoreApi.FilePath(version, file)), HttpCompletionOption.ResponseHeadersRead, cancellation)
             .ConfigureAwait(false);
@@ -293,6 +300,7 @@ public sealed class VersionDownloader
         }
 
         response.EnsureSuccessStatusCode();
+        stall.CancelAfter(http.Timeout);
         await using Stream body = await response.Content.ReadAsStreamAsync(cancellation).ConfigureAwait(false);
         await using var output = new FileStream(Path.Combine(directory, file), FileMode.CreateNew, FileAccess.Write);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -311,6 +319,7 @@ public sealed class VersionDownloader
 
             hash.AppendData(buffer, 0, read);
             await output.WriteAsync(buffer.AsMemory(0, read), cancellation).ConfigureAwait(false);
+            stall.CancelAfter(http.Timeout);
         }
 
         output.Flush(flushToDisk: true);

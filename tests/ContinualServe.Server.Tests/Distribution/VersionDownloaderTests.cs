@@ -199,7 +199,7 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
                 message = exception.Message;
             }
 
-            message.ShouldContain("did not finish within");
+            message.ShouldContain("the store sent no bytes for 00:00:01");
             Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
         }
         finally
@@ -207,6 +207,49 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
             released.SetResult();
             await serving;
         }
+    }
+
+    // Distribution:DownloadTimeout bounds the time without bytes, not the whole download, so a version that takes
+    // three times the timeout to arrive, at a steady pace, is installed.
+    [Fact(Timeout = 60_000)]
+    public async Task SteadySlowDownloadOutlastsTimeout()
+    {
+        await using WebApplication trickling = await StartTricklingStoreAsync(chunks: 12, TimeSpan.FromMilliseconds(250), stallAfterwards: false);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var clock = Stopwatch.StartNew();
+
+        ModelVersion installed = await new VersionDownloader(client, local, AddressOf(trickling)).InstallAsync(Announce(1), CancellationToken.None);
+
+        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(2), "the store sent the weights faster than the test intends");
+        installed.Number.ShouldBe(1);
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // A store that sends the weights steadily for 2.5 times the timeout and then stalls fails one timeout after its last
+    // bytes, not one timeout after the download started.
+    [Fact(Timeout = 60_000)]
+    public async Task StallAfterSteadyBytesTimesOut()
+    {
+        await using WebApplication trickling = await StartTricklingStoreAsync(chunks: 12, TimeSpan.FromMilliseconds(250), stallAfterwards: true);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var clock = Stopwatch.StartNew();
+
+        // Shouldly reports a canceled task without its exception, so the message is caught here.
+        string message = "";
+        try
+        {
+            await new VersionDownloader(client, local, AddressOf(trickling)).InstallAsync(Announce(1), CancellationToken.None);
+        }
+        catch (TaskCanceledException exception)
+        {
+            message = exception.Message;
+        }
+
+        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(2.5), "the download stopped while the store still sent bytes");
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10), "the download waited far longer than the timeout after the stall");
+        message.ShouldContain("the store sent no bytes for 00:00:01");
+        local.ListVersionNumbers().ShouldBeEmpty();
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
     // A local copy whose manifest cannot be read (here a directory in its place, which throws UnauthorizedAccessException
@@ -431,6 +474,53 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         line.ShouldBe("locked", "flock did not report that it holds the lock");
         return holder;
     }
+
+    // Starts a store on 127.0.0.1 that serves version 1 of the source store, sending weights.bin in chunks with interval
+    // between them, and then, when stallAfterwards is set, leaving the response open without sending the rest.
+    private async Task<WebApplication> StartTricklingStoreAsync(int chunks, TimeSpan interval, bool stallAfterwards)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        WebApplication app = builder.Build();
+        app.MapGet("/store/v1/versions/{version}/{file}", async (HttpContext context, string file) =>
+        {
+            byte[] content = await File.ReadAllBytesAsync(Path.Combine(source.VersionDirectory(1), file));
+            if (file != ModelStore.WeightsFileName)
+            {
+                await context.Response.Body.WriteAsync(content, context.RequestAborted);
+                return;
+            }
+
+            context.Response.ContentLength = content.Length;
+            int chunkBytes = (content.Length + chunks - 1) / chunks;
+            int sentChunks = stallAfterwards ? chunks - 1 : chunks;
+            try
+            {
+                for (int chunk = 0; chunk < sentChunks; chunk++)
+                {
+                    int offset = chunk * chunkBytes;
+                    await context.Response.Body.WriteAsync(content.AsMemory(offset, Math.Min(chunkBytes, content.Length - offset)), context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                    await Task.Delay(interval, context.RequestAborted);
+                }
+
+                if (stallAfterwards)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // The downloader gave up and closed the connection.
+            }
+        });
+        await app.StartAsync();
+        return app;
+    }
+
+    private static string AddressOf(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 
     private ModelVersionAnnouncement Announce(long number)
     {
