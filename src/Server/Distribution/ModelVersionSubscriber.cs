@@ -627,7 +627,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     [LoggerMessage(EventId = 467, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
     private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
 
-    [LoggerMessage(EventId = 477, Level = LogLevel.Error, Message = "Version {Version} does not fit in {Directory}: it needs {RequiredBytes} bytes for its weights (0 when the announcement gives no size) and {AvailableBytes} bytes are free (attempt {Attempt}, {Error}). The live version keeps serving and the download is retried with backoff; free space or give the volume room for Distribution:RetainedVersions + 1 versions")]
+    [LoggerMessage(EventId = 477, Level = LogLevel.Error, Message = "Version {Version} does not fit in {Directory}: it needs {RequiredBytes} bytes for its weights (0 when the announcement gives no size) and {AvailableBytes} bytes are free (attempt {Attempt}, {Error}). The live version keeps serving and the download is retried with backoff; free space, or give the volume (and any disk quota on it) room for Distribution:RetainedVersions + 1 versions")]
     private static partial void LogVolumeFull(ILogger logger, long version, string directory, long requiredBytes, long availableBytes, int attempt, string? error);
 
     [LoggerMessage(EventId = 478, Level = LogLevel.Debug, Message = "Version {Version} still does not fit in the store volume, which has {AvailableBytes} bytes free (attempt {Attempt})")]

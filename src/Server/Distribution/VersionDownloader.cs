@@ -115,7 +115,9 @@ public sealed class VersionDownloader
     /// </summary>
     /// <exception cref="InvalidDataException">The downloaded files do not match the announcement.</exception>
     /// <exception cref="HttpRequestException">The learner's store could not be reached or returned an error.</exception>
-    /// <exception cref="ReplicaVolumeFullException">The replica's store volume has no space left for the version.</exception>
+    /// <exception cref="ReplicaVolumeFullException">
+    /// The replica's store volume, or this process's disk quota on it, has no space left for the version.
+    /// </exception>
     /// <exception cref="TaskCanceledException">The store sent no bytes for HttpClient.Timeout.</exception>
     public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
     {
@@ -155,12 +157,19 @@ public sealed class VersionDownloader
             : throw new InvalidDataException($"Version {announcement.Version} failed verification after it was moved into {store.RootDirectory}.");
     }
 
-    // .NET on Unix puts the errno in HResult, and ENOSPC is 28 on Linux and macOS. A full disk quota (EDQUOT) is not
-    // matched. NOTE: the Windows HRESULTs of ERROR_DISK_FULL (112) and ERROR_HANDLE_DISK_FULL (39) are untested here.
-    private static bool IsOutOfSpace(IOException exception) =>
-        OperatingSystem.IsWindows()
-            ? exception.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027)
-            : exception.HResult == 28;
+    // .NET on Unix puts the errno in HResult. ENOSPC (no space left) is 28 on Linux and macOS, and EDQUOT (disk quota
+    // exceeded) is 122 on Linux and 69 on macOS.
+    // NOTE: the Windows HRESULTs of ERROR_DISK_FULL (112) and ERROR_HANDLE_DISK_FULL (39) are untested here.
+    internal static bool IsOutOfSpace(IOException exception)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return exception.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027);
+        }
+
+        int quotaExceeded = OperatingSystem.IsLinux() ? 122 : 69;
+        return exception.HResult == 28 || exception.HResult == quotaExceeded;
+    }
 
     private async Task DownloadAndInstallAsync(Uri baseUri, ModelVersionAnnouncement announcement, CancellationTokenSource stall)
     {
