@@ -292,16 +292,26 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return false;
         }
 
+        ApplyRetention(downloader);
+
+        return true;
+    }
+
+    // The new version is live already, so a version that retention cannot delete only takes space, and the replica goes
+    // on. Each later download tries again.
+    private void ApplyRetention(VersionDownloader downloader)
+    {
         try
         {
-            downloader.ApplyRetention(options.RetainedVersions, live.CurrentVersion ?? 0);
+            foreach (RetentionFailure failure in downloader.ApplyRetention(options.RetainedVersions, live.CurrentVersion ?? 0))
+            {
+                LogVersionNotDeleted(logger, failure.Version, failure.Path, failure.Error.Message);
+            }
         }
-        catch (IOException exception)
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             LogRetentionFailed(logger, exception, swapper.Store.RootDirectory);
         }
-
-        return true;
     }
 
     // A full volume stays full on most retries, so it is logged once per version, and later attempts at Debug.
@@ -623,6 +633,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 468, Level = LogLevel.Warning, Message = "Could not delete old versions in {Directory}; retrying after the next download")]
     private static partial void LogRetentionFailed(ILogger logger, Exception exception, string directory);
+
+    [LoggerMessage(EventId = 483, Level = LogLevel.Warning, Message = "Could not delete old version {Version} at {Path}: {Reason} The version stays in the store, and retention tries again after the next download")]
+    private static partial void LogVersionNotDeleted(ILogger logger, long version, string path, string reason);
 
     [LoggerMessage(EventId = 467, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
     private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);

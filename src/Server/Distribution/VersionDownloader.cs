@@ -230,21 +230,35 @@ public sealed class VersionDownloader
         store.TryLoad(announcement.Version, out installed)
         && string.Equals(installed!.Manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal);
 
-    /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>
-    public void ApplyRetention(int retained, long live)
+    /// <summary>
+    /// Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>, and returns
+    /// the versions that could not be deleted. A version that fails (an I/O error, or a deletion the system denies) does
+    /// not stop the deletion of the others.
+    /// </summary>
+    /// <exception cref="IOException">The store directory cannot be listed.</exception>
+    /// <exception cref="UnauthorizedAccessException">The store directory cannot be read.</exception>
+    public IReadOnlyList<RetentionFailure> ApplyRetention(int retained, long live)
     {
         IReadOnlyList<long> numbers = store.ListVersionNumbers();
+        var failures = new List<RetentionFailure>();
         foreach (long number in numbers.Take(Math.Max(0, numbers.Count - retained)).Where(number => number != live))
         {
+            string directory = store.VersionDirectory(number);
             try
             {
-                Directory.Delete(store.VersionDirectory(number), recursive: true);
+                Directory.Delete(directory, recursive: true);
             }
             catch (DirectoryNotFoundException)
             {
                 // Another replica on the same volume applied its retention first, or is deleting this version right now.
             }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                failures.Add(new RetentionFailure(number, directory, exception));
+            }
         }
+
+        return failures;
     }
 
     /// <summary>Returns the store URL a download of <paramref name="announcement"/> uses: this server's override, else the announced one, or null when neither is set.</summary>

@@ -319,6 +319,37 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
     }
 
+    // A replica's retention runs after a version is live, so a version it cannot delete (here one the system denies) is
+    // reported and skipped, and the other old versions are deleted all the same.
+    [UndeletableVersionFact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task RetentionSkipsUndeletableVersion()
+    {
+        for (long number = 1; number <= 3; number++)
+        {
+            string directory = Directory.CreateDirectory(local.VersionDirectory(number)).FullName;
+            await File.WriteAllBytesAsync(Path.Combine(directory, ModelStore.WeightsFileName), new byte[64]);
+        }
+
+        string undeletable = local.VersionDirectory(1);
+        UndeletableVersionFactAttribute.Protect(undeletable);
+        try
+        {
+            IReadOnlyList<RetentionFailure> failures = new VersionDownloader(http, local, null).ApplyRetention(retained: 1, live: 3);
+
+            failures.Count.ShouldBe(1);
+            failures[0].Version.ShouldBe(1);
+            failures[0].Path.ShouldBe(undeletable);
+            failures[0].Error.ShouldBeOfType<UnauthorizedAccessException>();
+            Directory.Exists(local.VersionDirectory(2)).ShouldBeFalse("retention stopped at the version it could not delete");
+            local.ListVersionNumbers().ShouldBe([1L, 3L]);
+        }
+        finally
+        {
+            UndeletableVersionFactAttribute.Unprotect(undeletable);
+        }
+    }
+
     // Replicas may share one volume and a host name, and in containers they all run as process 1, so neither name
     // nor age shows whether a download is running. A replica at start deletes a download only when it can take the
     // download's lock, which a flock process outside this one holds here as another replica would. A directory without
