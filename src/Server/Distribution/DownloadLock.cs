@@ -67,6 +67,7 @@ internal sealed class DownloadLock : IDisposable
         }
 
         string path = Path.Combine(directory, FileName);
+
         // Opened for writing because NFS emulates flock with byte-range locks, and an exclusive one needs a writable
         // descriptor there (flock(2), Linux 2.6.12 and later).
         int opened = Open(NullTerminated(path), ReadWrite | CreateFlag | CloseOnExec, ReadableByAll);

@@ -77,7 +77,8 @@ public sealed class VersionDownloader
         DownloadLock.LockState state = DownloadLock.TryTake(path, out DownloadLock? taken);
         if (state == DownloadLock.LockState.Taken)
         {
-            // The lock stays held while the directory is deleted, so a download cannot start in it meanwhile.
+            // The lock stays held while the directory is deleted, so a downloader that created the lock file but has not
+            // locked it yet finds the directory gone once it gets the lock, and fails instead of writing into it.
             using (taken)
             {
                 Directory.Delete(path, recursive: true);
