@@ -70,7 +70,11 @@ public sealed class DistributionOptions
     /// </summary>
     public string StoreCaFile { get; set; } = "";
 
-    /// <summary>Time limit of one version download (manifest, spec and weights).</summary>
+    /// <summary>
+    /// Stall timeout of a version download: the download fails when the learner's store sends no bytes (response headers
+    /// or body) for this long. A download whose bytes keep arriving may take longer in total, so large weights on a slow
+    /// link still arrive.
+    /// </summary>
     [DurationRange("00:00:01", "1.00:00:00")]
     public TimeSpan DownloadTimeout { get; set; } = TimeSpan.FromMinutes(2);
 

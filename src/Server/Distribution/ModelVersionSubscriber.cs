@@ -35,6 +35,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private readonly string modelName;
     private const long UnreadableLocalPin = -1;
 
+    // The reader checks for a stop at least every 5 s (the metadata request while it waits for the topic to exist) and
+    // then closes its consumer, so a healthy stop ends well within this bound.
+    private static readonly TimeSpan ConsumerJoinTimeout = TimeSpan.FromSeconds(10);
+
     private readonly HashSet<int> partitionsToCatchUp = [];
     private ModelVersionAnnouncement? newest;
     private ModelPinAnnouncement? pin;
@@ -66,6 +70,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         this.logger = logger;
     }
 
+    /// <summary>Thread that reads the version topic, or null before the service starts. Tests check that a stop ends it.</summary>
+    internal Thread? ConsumerThread { get; private set; }
+
     /// <summary>Newest version announced so far, or null before the first announcement.</summary>
     public ModelVersionAnnouncement? NewestAnnouncement
     {
@@ -94,9 +101,26 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             IsBackground = true,
             Name = "continualserve-version-subscriber",
         };
+        ConsumerThread = consumerThread;
         consumerThread.Start();
         LogStarted(logger, options.Topic, options.BootstrapServers);
+        try
+        {
+            await FollowUntilStoppedAsync(downloader, stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // A stop during a download ends the loop with OperationCanceledException, which must not skip the join, so
+            // the consumer is closed before the host disposes what it uses.
+            if (!consumerThread.Join(ConsumerJoinTimeout))
+            {
+                LogConsumerStillRunning(logger, options.Topic, ConsumerJoinTimeout);
+            }
+        }
+    }
 
+    private async Task FollowUntilStoppedAsync(VersionDownloader downloader, CancellationToken stoppingToken)
+    {
         delay = options.RetryDelay;
         int failuresInRow = 0;
         while (!stoppingToken.IsCancellationRequested)
@@ -116,8 +140,6 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 await WaitAsync(backoff, stoppingToken).ConfigureAwait(false);
             }
         }
-
-        consumerThread.Join(TimeSpan.FromSeconds(10));
     }
 
     private void RemoveAbandonedDownloads(VersionDownloader downloader)
@@ -292,16 +314,26 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return false;
         }
 
+        ApplyRetention(downloader);
+
+        return true;
+    }
+
+    // The new version is live already, so a version that retention cannot delete only takes space, and the replica goes
+    // on. Each later download tries again.
+    private void ApplyRetention(VersionDownloader downloader)
+    {
         try
         {
-            downloader.ApplyRetention(options.RetainedVersions, live.CurrentVersion ?? 0);
+            foreach (RetentionFailure failure in downloader.ApplyRetention(options.RetainedVersions, live.CurrentVersion ?? 0))
+            {
+                LogVersionNotDeleted(logger, failure.Version, failure.Path, failure.Error.Message);
+            }
         }
-        catch (IOException exception)
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             LogRetentionFailed(logger, exception, swapper.Store.RootDirectory);
         }
-
-        return true;
     }
 
     // A full volume stays full on most retries, so it is logged once per version, and later attempts at Debug.
@@ -624,10 +656,16 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     [LoggerMessage(EventId = 468, Level = LogLevel.Warning, Message = "Could not delete old versions in {Directory}; retrying after the next download")]
     private static partial void LogRetentionFailed(ILogger logger, Exception exception, string directory);
 
+    [LoggerMessage(EventId = 483, Level = LogLevel.Warning, Message = "Could not delete old version {Version} at {Path}: {Reason} The version stays in the store, and retention tries again after the next download")]
+    private static partial void LogVersionNotDeleted(ILogger logger, long version, string path, string reason);
+
+    [LoggerMessage(EventId = 484, Level = LogLevel.Warning, Message = "The reader of version topic {Topic} did not stop within {Timeout}; the replica stops without waiting for it")]
+    private static partial void LogConsumerStillRunning(ILogger logger, string topic, TimeSpan timeout);
+
     [LoggerMessage(EventId = 467, Level = LogLevel.Warning, Message = "Ignoring announcements of model {AnnouncedModel} at {Offset}: this server serves {Model} (Server:ModelName)")]
     private static partial void LogOtherModel(ILogger logger, string announcedModel, string model, TopicPartitionOffset offset);
 
-    [LoggerMessage(EventId = 477, Level = LogLevel.Error, Message = "Version {Version} does not fit in {Directory}: it needs {RequiredBytes} bytes for its weights (0 when the announcement gives no size) and {AvailableBytes} bytes are free (attempt {Attempt}, {Error}). The live version keeps serving and the download is retried with backoff; free space or give the volume room for Distribution:RetainedVersions + 1 versions")]
+    [LoggerMessage(EventId = 477, Level = LogLevel.Error, Message = "Version {Version} does not fit in {Directory}: it needs {RequiredBytes} bytes for its weights (0 when the announcement gives no size) and {AvailableBytes} bytes are free (attempt {Attempt}, {Error}). The live version keeps serving and the download is retried with backoff; free space, or give the volume (and any disk quota on it) room for Distribution:RetainedVersions + 1 versions")]
     private static partial void LogVolumeFull(ILogger logger, long version, string directory, long requiredBytes, long availableBytes, int attempt, string? error);
 
     [LoggerMessage(EventId = 478, Level = LogLevel.Debug, Message = "Version {Version} still does not fit in the store volume, which has {AvailableBytes} bytes free (attempt {Attempt})")]

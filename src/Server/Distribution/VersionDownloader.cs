@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
@@ -19,10 +18,12 @@ public sealed class VersionDownloader
     private const string TemporaryPrefix = ".download-";
 
     /// <summary>
-    /// Age after which a temporary directory whose owner cannot be checked counts as abandoned. A download in progress
-    /// writes to its files, and one that stalls ends at Distribution:DownloadTimeout (2 minutes by default).
+    /// Age after which a temporary directory whose lock cannot be checked counts as abandoned: one without a lock file
+    /// (made by a release that predates the lock), or one on a platform or file system without flock. It is longer than
+    /// the largest Distribution:DownloadTimeout (1 day), and a running download writes to its files at least once per
+    /// DownloadTimeout, so no download that still receives bytes is deleted by this rule.
     /// </summary>
-    public static readonly TimeSpan AbandonedDownloadAge = TimeSpan.FromHours(1);
+    public static readonly TimeSpan UnlockedDownloadAge = TimeSpan.FromHours(25);
 
     // The spec and manifest are small JSON files (a few KiB, the manifest's accuracy matrix growing with the square of
     // the task count), so the cap only stops a broken or hostile store from filling the replica's disk with them.
@@ -41,9 +42,9 @@ public sealed class VersionDownloader
 
     /// <summary>
     /// Deletes the temporary directories that interrupted downloads left behind, and returns the paths deleted. Replicas
-    /// may share one volume, so a directory counts as abandoned only when it belongs to this host and to a process that
-    /// is gone (or to this process id, which downloaded nothing before this call), or when nothing in it changed for
-    /// <see cref="AbandonedDownloadAge"/>. Call it before this process starts a download.
+    /// may share one volume, so a directory counts as abandoned only when this process can take its download lock without
+    /// waiting (<see cref="DownloadLock"/>), which the downloading process holds until it ends. A directory whose lock
+    /// cannot be checked is deleted when nothing in it changed for <see cref="UnlockedDownloadAge"/>.
     /// </summary>
     public IReadOnlyList<string> RemoveAbandonedDownloads()
     {
@@ -52,9 +53,8 @@ public sealed class VersionDownloader
         {
             try
             {
-                if (IsAbandoned(path, DateTime.UtcNow))
+                if (TryRemoveAbandoned(path, DateTime.UtcNow))
                 {
-                    Directory.Delete(path, recursive: true);
                     removed.Add(path);
                 }
             }
@@ -67,43 +67,33 @@ public sealed class VersionDownloader
         return removed;
     }
 
-    // The temporary directory's name is ".download-HOST-PID-GUID". A host name may contain '-', so the name is split
-    // from its end.
+    // The temporary directory's name is ".download-HOST-PID-GUID". Host and process id only help an operator find the
+    // owner, because containers that share a volume may share a host name and all run as process 1.
     private static string TemporaryName() =>
         $"{TemporaryPrefix}{Environment.MachineName}-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}";
 
-    private static bool IsAbandoned(string path, DateTime now)
+    private static bool TryRemoveAbandoned(string path, DateTime now)
     {
-        if (now - LastWriteTimeUtc(path) > AbandonedDownloadAge)
+        DownloadLock.LockState state = DownloadLock.TryTake(path, out DownloadLock? taken);
+        if (state == DownloadLock.LockState.Taken)
         {
+            // The lock stays held while the directory is deleted, so a downloader that created the lock file but has not
+            // locked it yet finds the directory gone once it gets the lock, and fails instead of writing into it.
+            using (taken)
+            {
+                Directory.Delete(path, recursive: true);
+            }
+
             return true;
         }
 
-        string name = Path.GetFileName(path)[TemporaryPrefix.Length..];
-        int guidStart = name.LastIndexOf('-');
-        int processStart = guidStart > 0 ? name.LastIndexOf('-', guidStart - 1) : -1;
-        if (processStart <= 0
-            || !int.TryParse(name.AsSpan(processStart + 1, guidStart - processStart - 1), NumberStyles.None, CultureInfo.InvariantCulture, out int processId)
-            || !string.Equals(name[..processStart], Environment.MachineName, StringComparison.OrdinalIgnoreCase))
-        {
-            // Another host's download, or one named by an earlier release that recorded no owner, is left to the age rule.
-            return false;
-        }
-
-        return processId == Environment.ProcessId || !IsRunning(processId);
-    }
-
-    private static bool IsRunning(int processId)
-    {
-        try
-        {
-            using var process = Process.GetProcessById(processId);
-            return !process.HasExited;
-        }
-        catch (ArgumentException)
+        if (state == DownloadLock.LockState.Held || now - LastWriteTimeUtc(path) <= UnlockedDownloadAge)
         {
             return false;
         }
+
+        Directory.Delete(path, recursive: true);
+        return true;
     }
 
     // The newest write time of the directory and its files, because a download appends to its files without changing
@@ -126,7 +116,10 @@ public sealed class VersionDownloader
     /// </summary>
     /// <exception cref="InvalidDataException">The downloaded files do not match the announcement.</exception>
     /// <exception cref="HttpRequestException">The learner's store could not be reached or returned an error.</exception>
-    /// <exception cref="ReplicaVolumeFullException">The replica's store volume has no space left for the version.</exception>
+    /// <exception cref="ReplicaVolumeFullException">
+    /// The replica's store volume, or this process's disk quota on it, has no space left for the version.
+    /// </exception>
+    /// <exception cref="TaskCanceledException">The store sent no bytes for HttpClient.Timeout.</exception>
     public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(announcement);
@@ -138,17 +131,18 @@ public sealed class VersionDownloader
         Uri baseUri = ResolveBaseUri(announcement);
 
         // HttpClient.Timeout (Distribution:DownloadTimeout on a replica) stops covering a request once its headers are
-        // read, so this limit covers the bodies too, and a store that stalls mid-body cannot hold the download forever.
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        timeout.CancelAfter(http.Timeout);
+        // read, so this token covers the bodies too. Each request and each read restarts it, so it bounds the time
+        // without bytes, and a large version may take as long as it needs while the store keeps sending.
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         try
         {
-            await DownloadAndInstallAsync(baseUri, announcement, timeout.Token).ConfigureAwait(false);
+            await DownloadAndInstallAsync(baseUri, announcement, stall).ConfigureAwait(false);
         }
-        catch (OperationCanceledException exception) when (timeout.IsCancellationRequested && !cancellation.IsCancellationRequested)
+        catch (OperationCanceledException exception) when (stall.IsCancellationRequested && !cancellation.IsCancellationRequested)
         {
             throw new TaskCanceledException(
-                $"The download of version {announcement.Version} did not finish within {http.Timeout} (Distribution:DownloadTimeout).",
+                $"The download of version {announcement.Version} timed out: the store sent no bytes for {http.Timeout} "
+                + "(Distribution:DownloadTimeout).",
                 exception);
         }
         catch (IOException exception) when (IsOutOfSpace(exception))
@@ -164,26 +158,35 @@ public sealed class VersionDownloader
             : throw new InvalidDataException($"Version {announcement.Version} failed verification after it was moved into {store.RootDirectory}.");
     }
 
-    // .NET on Unix puts the errno in HResult, and ENOSPC is 28 on Linux and macOS. A full disk quota (EDQUOT) is not
-    // matched. NOTE: the Windows HRESULTs of ERROR_DISK_FULL (112) and ERROR_HANDLE_DISK_FULL (39) are untested here.
-    private static bool IsOutOfSpace(IOException exception) =>
-        OperatingSystem.IsWindows()
-            ? exception.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027)
-            : exception.HResult == 28;
+    // .NET on Unix puts the errno in HResult. ENOSPC (no space left) is 28 on Linux and macOS, and EDQUOT (disk quota
+    // exceeded) is 122 on Linux and 69 on macOS.
+    // NOTE: the Windows HRESULTs of ERROR_DISK_FULL (112) and ERROR_HANDLE_DISK_FULL (39) are untested here.
+    internal static bool IsOutOfSpace(IOException exception)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return exception.HResult is unchecked((int)0x80070070) or unchecked((int)0x80070027);
+        }
 
-    private async Task DownloadAndInstallAsync(Uri baseUri, ModelVersionAnnouncement announcement, CancellationToken cancellation)
+        int quotaExceeded = OperatingSystem.IsLinux() ? 122 : 69;
+        return exception.HResult == 28 || exception.HResult == quotaExceeded;
+    }
+
+    private async Task DownloadAndInstallAsync(Uri baseUri, ModelVersionAnnouncement announcement, CancellationTokenSource stall)
     {
         string temporary = Path.Combine(store.RootDirectory, TemporaryName());
         Directory.CreateDirectory(temporary);
+        DownloadLock? ownership = null;
         try
         {
-            await DownloadAsync(baseUri, announcement.Version, ModelStore.SpecFileName, MaxMetadataFileBytes, temporary, cancellation)
+            ownership = DownloadLock.Create(temporary);
+            await DownloadAsync(baseUri, announcement.Version, ModelStore.SpecFileName, MaxMetadataFileBytes, temporary, stall)
                 .ConfigureAwait(false);
-            ModelManifest manifest = await DownloadManifestAsync(baseUri, announcement, temporary, cancellation).ConfigureAwait(false);
+            ModelManifest manifest = await DownloadManifestAsync(baseUri, announcement, temporary, stall).ConfigureAwait(false);
 
             // An announcement from a learner that predates WeightsBytes carries 0, which leaves the weights without a size bound.
             long maxWeightsBytes = announcement.WeightsBytes > 0 ? announcement.WeightsBytes : long.MaxValue;
-            string sha256 = await DownloadAsync(baseUri, announcement.Version, ModelStore.WeightsFileName, maxWeightsBytes, temporary, cancellation)
+            string sha256 = await DownloadAsync(baseUri, announcement.Version, ModelStore.WeightsFileName, maxWeightsBytes, temporary, stall)
                 .ConfigureAwait(false);
             if (!string.Equals(sha256, announcement.WeightsSha256, StringComparison.Ordinal))
             {
@@ -204,15 +207,22 @@ public sealed class VersionDownloader
             // NOTE: a copy that another replica installs between this check and the move is still replaced.
             if (!TryLoadInstalled(announcement, out _))
             {
+                // The lock file must not move into the version. A cleanup that finds no lock file keeps a directory that
+                // changed within UnlockedDownloadAge, so the lock is not needed from here on.
+                File.Delete(Path.Combine(temporary, DownloadLock.FileName));
                 store.Install(temporary, announcement.Version);
             }
         }
         finally
         {
+            // The directory is deleted before the lock is released, so no cleanup can take the lock of a directory that
+            // is being deleted.
             if (Directory.Exists(temporary))
             {
                 Directory.Delete(temporary, recursive: true);
             }
+
+            ownership?.Dispose();
         }
     }
 
@@ -221,21 +231,35 @@ public sealed class VersionDownloader
         store.TryLoad(announcement.Version, out installed)
         && string.Equals(installed!.Manifest.WeightsSha256, announcement.WeightsSha256, StringComparison.Ordinal);
 
-    /// <summary>Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>.</summary>
-    public void ApplyRetention(int retained, long live)
+    /// <summary>
+    /// Deletes local versions older than the newest <paramref name="retained"/>, never <paramref name="live"/>, and returns
+    /// the versions that could not be deleted. A version that fails (an I/O error, or a deletion the system denies) does
+    /// not stop the deletion of the others.
+    /// </summary>
+    /// <exception cref="IOException">The store directory cannot be listed.</exception>
+    /// <exception cref="UnauthorizedAccessException">The store directory cannot be read.</exception>
+    public IReadOnlyList<RetentionFailure> ApplyRetention(int retained, long live)
     {
         IReadOnlyList<long> numbers = store.ListVersionNumbers();
+        var failures = new List<RetentionFailure>();
         foreach (long number in numbers.Take(Math.Max(0, numbers.Count - retained)).Where(number => number != live))
         {
+            string directory = store.VersionDirectory(number);
             try
             {
-                Directory.Delete(store.VersionDirectory(number), recursive: true);
+                Directory.Delete(directory, recursive: true);
             }
             catch (DirectoryNotFoundException)
             {
                 // Another replica on the same volume applied its retention first, or is deleting this version right now.
             }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                failures.Add(new RetentionFailure(number, directory, exception));
+            }
         }
+
+        return failures;
     }
 
     /// <summary>Returns the store URL a download of <paramref name="announcement"/> uses: this server's override, else the announced one, or null when neither is set.</summary>
@@ -259,13 +283,13 @@ public sealed class VersionDownloader
     }
 
     private async Task<ModelManifest> DownloadManifestAsync(
-        Uri baseUri, ModelVersionAnnouncement announcement, string directory, CancellationToken cancellation)
+        Uri baseUri, ModelVersionAnnouncement announcement, string directory, CancellationTokenSource stall)
     {
-        await DownloadAsync(baseUri, announcement.Version, ModelStore.ManifestFileName, MaxMetadataFileBytes, directory, cancellation)
+        await DownloadAsync(baseUri, announcement.Version, ModelStore.ManifestFileName, MaxMetadataFileBytes, directory, stall)
             .ConfigureAwait(false);
         await using FileStream stream = File.OpenRead(Path.Combine(directory, ModelStore.ManifestFileName));
         ModelManifest manifest = await System.Text.Json.JsonSerializer
-                .DeserializeAsync<ModelManifest>(stream, ModelManifest.JsonOptions, cancellation).ConfigureAwait(false)
+                .DeserializeAsync<ModelManifest>(stream, ModelManifest.JsonOptions, stall.Token).ConfigureAwait(false)
             ?? throw new InvalidDataException($"The manifest of version {announcement.Version} is empty.");
         if (manifest.Version != announcement.Version)
         {
@@ -276,11 +300,16 @@ public sealed class VersionDownloader
         return manifest;
     }
 
-    /// <summary>Streams one file to disk, flushes it, and returns its lower-case hex SHA-256.</summary>
+    /// <summary>
+    /// Streams one file to disk, flushes it, and returns its lower-case hex SHA-256. <paramref name="stall"/> is cancelled
+    /// when no bytes arrive for HttpClient.Timeout, counted from the request and from each read.
+    /// </summary>
     /// <exception cref="InvalidDataException">The store sent more than <paramref name="maxBytes"/> bytes.</exception>
     private async Task<string> DownloadAsync(
-        Uri baseUri, long version, string file, long maxBytes, string directory, CancellationToken cancellation)
+        Uri baseUri, long version, string file, long maxBytes, string directory, CancellationTokenSource stall)
     {
+        CancellationToken cancellation = stall.Token;
+        stall.CancelAfter(http.Timeout);
         using HttpResponseMessage response = await http
             .GetAsync(new Uri(baseUri, ModelStoreApi.FilePath(version, file)), HttpCompletionOption.ResponseHeadersRead, cancellation)
             .ConfigureAwait(false);
@@ -295,6 +324,7 @@ public sealed class VersionDownloader
         }
 
         response.EnsureSuccessStatusCode();
+        stall.CancelAfter(http.Timeout);
         await using Stream body = await response.Content.ReadAsStreamAsync(cancellation).ConfigureAwait(false);
         await using var output = new FileStream(Path.Combine(directory, file), FileMode.CreateNew, FileAccess.Write);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -313,6 +343,7 @@ public sealed class VersionDownloader
 
             hash.AppendData(buffer, 0, read);
             await output.WriteAsync(buffer.AsMemory(0, read), cancellation).ConfigureAwait(false);
+            stall.CancelAfter(http.Timeout);
         }
 
         output.Flush(flushToDisk: true);

@@ -199,7 +199,7 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
                 message = exception.Message;
             }
 
-            message.ShouldContain("did not finish within");
+            message.ShouldContain("the store sent no bytes for 00:00:01");
             Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
         }
         finally
@@ -207,6 +207,49 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
             released.SetResult();
             await serving;
         }
+    }
+
+    // Distribution:DownloadTimeout bounds the time without bytes, not the whole download, so a version that takes
+    // three times the timeout to arrive, at a steady pace, is installed.
+    [Fact(Timeout = 60_000)]
+    public async Task SteadySlowDownloadOutlastsTimeout()
+    {
+        await using WebApplication trickling = await StartTricklingStoreAsync(chunks: 12, TimeSpan.FromMilliseconds(250), stallAfterwards: false);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var clock = Stopwatch.StartNew();
+
+        ModelVersion installed = await new VersionDownloader(client, local, AddressOf(trickling)).InstallAsync(Announce(1), CancellationToken.None);
+
+        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(2), "the store sent the weights faster than the test intends");
+        installed.Number.ShouldBe(1);
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // A store that sends the weights steadily for 2.5 times the timeout and then stalls fails one timeout after its last
+    // bytes, not one timeout after the download started.
+    [Fact(Timeout = 60_000)]
+    public async Task StallAfterSteadyBytesTimesOut()
+    {
+        await using WebApplication trickling = await StartTricklingStoreAsync(chunks: 12, TimeSpan.FromMilliseconds(250), stallAfterwards: true);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var clock = Stopwatch.StartNew();
+
+        // Shouldly reports a canceled task without its exception, so the message is caught here.
+        string message = "";
+        try
+        {
+            await new VersionDownloader(client, local, AddressOf(trickling)).InstallAsync(Announce(1), CancellationToken.None);
+        }
+        catch (TaskCanceledException exception)
+        {
+            message = exception.Message;
+        }
+
+        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(2.5), "the download stopped while the store still sent bytes");
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10), "the download waited far longer than the timeout after the stall");
+        message.ShouldContain("the store sent no bytes for 00:00:01");
+        local.ListVersionNumbers().ShouldBeEmpty();
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
     // A local copy whose manifest cannot be read (here a directory in its place, which throws UnauthorizedAccessException
@@ -276,37 +319,88 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
     }
 
-    // Replicas may share one volume, so a replica at start deletes only downloads whose owner is gone or that nothing
-    // wrote to for over an hour. A name without host and process id is the form of an earlier release.
-    [Fact]
-    public async Task AbandonedDownloadCleanupKeepsLiveOnes()
+    // A replica's retention runs after a version is live, so a version it cannot delete (here one the system denies) is
+    // reported and skipped, and the other old versions are deleted all the same.
+    [UndeletableVersionFact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task RetentionSkipsUndeletableVersion()
     {
-        using Process live = Process.Start("sleep", "60");
-        using Process dead = Process.Start("true");
-        await dead.WaitForExitAsync();
-        string host = Environment.MachineName;
+        for (long number = 1; number <= 3; number++)
+        {
+            string directory = Directory.CreateDirectory(local.VersionDirectory(number)).FullName;
+            await File.WriteAllBytesAsync(Path.Combine(directory, ModelStore.WeightsFileName), new byte[64]);
+        }
+
+        string undeletable = local.VersionDirectory(1);
+        UndeletableVersionFactAttribute.Protect(undeletable);
         try
         {
-            string liveHere = CreateDownload($"{host}-{live.Id}", age: TimeSpan.Zero);
-            string deadHere = CreateDownload($"{host}-{dead.Id}", age: TimeSpan.Zero);
-            string otherHost = CreateDownload("other-replica-7f9c-1", age: TimeSpan.Zero);
-            string oldOtherHost = CreateDownload("other-replica-7f9c-2", age: TimeSpan.FromHours(2));
-            string unnamed = CreateDownload(null, age: TimeSpan.Zero);
-            string oldUnnamed = CreateDownload(null, age: TimeSpan.FromHours(2));
+            IReadOnlyList<RetentionFailure> failures = new VersionDownloader(http, local, null).ApplyRetention(retained: 1, live: 3);
 
-            new VersionDownloader(http, local, null).RemoveAbandonedDownloads();
-
-            Directory.Exists(liveHere).ShouldBeTrue("the download of a running process on this host was deleted");
-            Directory.Exists(deadHere).ShouldBeFalse("the download of a process that exited was kept");
-            Directory.Exists(otherHost).ShouldBeTrue("a recent download of another host was deleted");
-            Directory.Exists(oldOtherHost).ShouldBeFalse("a download of another host untouched for two hours was kept");
-            Directory.Exists(unnamed).ShouldBeTrue("a recent download without an owner in its name was deleted");
-            Directory.Exists(oldUnnamed).ShouldBeFalse("a download without an owner untouched for two hours was kept");
+            failures.Count.ShouldBe(1);
+            failures[0].Version.ShouldBe(1);
+            failures[0].Path.ShouldBe(undeletable);
+            failures[0].Error.ShouldBeOfType<UnauthorizedAccessException>();
+            Directory.Exists(local.VersionDirectory(2)).ShouldBeFalse("retention stopped at the version it could not delete");
+            local.ListVersionNumbers().ShouldBe([1L, 3L]);
         }
         finally
         {
-            live.Kill();
+            UndeletableVersionFactAttribute.Unprotect(undeletable);
         }
+    }
+
+    // Replicas may share one volume and a host name, and in containers they all run as process 1, so neither name
+    // nor age shows whether a download is running. A replica at start deletes a download only when it can take the
+    // download's lock, which a flock process outside this one holds here as another replica would. A directory without
+    // a lock file is the form of an earlier release and is deleted only after a day and an hour without writes.
+    [FlockFact]
+    public async Task AbandonedDownloadCleanupKeepsLockedOnes()
+    {
+        string host = Environment.MachineName;
+        string samePid = CreateDownload($"{host}-{Environment.ProcessId}", age: TimeSpan.Zero, withLockFile: true);
+        string oldLocked = CreateDownload($"{host}-1", age: TimeSpan.FromHours(2), withLockFile: true);
+        string unlocked = CreateDownload("other-replica-1", age: TimeSpan.Zero, withLockFile: true);
+        string lockless = CreateDownload($"{host}-1", age: TimeSpan.FromHours(2), withLockFile: false);
+        string oldLockless = CreateDownload(null, age: TimeSpan.FromHours(26), withLockFile: false);
+        using Process holdingSamePid = await HoldLockAsync(samePid);
+        using Process holdingOld = await HoldLockAsync(oldLocked);
+        try
+        {
+            new VersionDownloader(http, local, null).RemoveAbandonedDownloads();
+
+            Directory.Exists(samePid).ShouldBeTrue("a locked download named for this host and process id was deleted");
+            Directory.Exists(oldLocked).ShouldBeTrue("a locked download without writes for two hours was deleted");
+            Directory.Exists(unlocked).ShouldBeFalse("a download whose lock was free was kept");
+            Directory.Exists(lockless).ShouldBeTrue("a download without a lock file was deleted after two hours");
+            Directory.Exists(oldLockless).ShouldBeFalse("a download without a lock file untouched for 26 hours was kept");
+        }
+        finally
+        {
+            holdingSamePid.Kill(entireProcessTree: true);
+            holdingOld.Kill(entireProcessTree: true);
+        }
+    }
+
+    // A replica that starts on the volume while another process downloads must leave that download alone. Here both run
+    // in this process, so the directory carries the cleanup's own host name and process id.
+    [FlockFact]
+    public async Task CleanupDuringDownloadKeepsIt()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        string[] removed = [];
+        using var interleaving = new HttpClient(new BeforeWeightsHandler(() =>
+        {
+            removed = [.. new VersionDownloader(http, local, null).RemoveAbandonedDownloads()];
+            return Task.CompletedTask;
+        }));
+
+        ModelVersion installed = await new VersionDownloader(interleaving, local, null).InstallAsync(announcement, CancellationToken.None);
+
+        removed.ShouldBeEmpty();
+        installed.Number.ShouldBe(1);
+        File.Exists(Path.Combine(installed.Directory, ".download.lock")).ShouldBeFalse("the lock file moved into the version");
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
     // The replica's store is a tmpfs with room for the spec, the manifest and half of the weights, so the download fails
@@ -373,20 +467,91 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         response.StatusCode.ShouldBe(HttpStatusCode.MethodNotAllowed);
     }
 
-    // Creates a temporary download directory named for owner ("HOST-PID", or null for none) with a partial weights file,
-    // and sets both write times age ago.
-    private string CreateDownload(string? owner, TimeSpan age)
+    // Creates a temporary download directory named for owner ("HOST-PID", or null for none) with a partial weights file
+    // and, when withLockFile is set, an unlocked lock file, and sets all their write times age ago.
+    private string CreateDownload(string? owner, TimeSpan age, bool withLockFile)
     {
         string guid = Guid.NewGuid().ToString("N");
         string path = Path.Combine(local.RootDirectory, owner is null ? $".download-{guid}" : $".download-{owner}-{guid}");
         Directory.CreateDirectory(path);
-        string weights = Path.Combine(path, ModelStore.WeightsFileName);
-        File.WriteAllBytes(weights, [1, 2, 3]);
         DateTime written = DateTime.UtcNow - age;
-        File.SetLastWriteTimeUtc(weights, written);
+        List<string> files = [Path.Combine(path, ModelStore.WeightsFileName)];
+        if (withLockFile)
+        {
+            files.Add(Path.Combine(path, ".download.lock"));
+        }
+
+        foreach (string file in files)
+        {
+            File.WriteAllBytes(file, [1, 2, 3]);
+            File.SetLastWriteTimeUtc(file, written);
+        }
+
         Directory.SetLastWriteTimeUtc(path, written);
         return path;
     }
+
+    // Starts flock(1) holding the download lock of directory, as the process of another replica would, and returns once
+    // it holds the lock. The caller kills the process tree.
+    private static async Task<Process> HoldLockAsync(string directory)
+    {
+        var start = new ProcessStartInfo("flock", [Path.Combine(directory, ".download.lock"), "-c", "echo locked && exec sleep 60"])
+        {
+            RedirectStandardOutput = true,
+        };
+        Process holder = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        string? line = await holder.StandardOutput.ReadLineAsync(timeout.Token);
+        line.ShouldBe("locked", "flock did not report that it holds the lock");
+        return holder;
+    }
+
+    // Starts a store on 127.0.0.1 that serves version 1 of the source store, sending weights.bin in chunks with interval
+    // between them, and then, when stallAfterwards is set, leaving the response open without sending the rest.
+    private async Task<WebApplication> StartTricklingStoreAsync(int chunks, TimeSpan interval, bool stallAfterwards)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        WebApplication app = builder.Build();
+        app.MapGet("/store/v1/versions/{version}/{file}", async (HttpContext context, string file) =>
+        {
+            byte[] content = await File.ReadAllBytesAsync(Path.Combine(source.VersionDirectory(1), file));
+            if (file != ModelStore.WeightsFileName)
+            {
+                await context.Response.Body.WriteAsync(content, context.RequestAborted);
+                return;
+            }
+
+            context.Response.ContentLength = content.Length;
+            int chunkBytes = (content.Length + chunks - 1) / chunks;
+            int sentChunks = stallAfterwards ? chunks - 1 : chunks;
+            try
+            {
+                for (int chunk = 0; chunk < sentChunks; chunk++)
+                {
+                    int offset = chunk * chunkBytes;
+                    await context.Response.Body.WriteAsync(content.AsMemory(offset, Math.Min(chunkBytes, content.Length - offset)), context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                    await Task.Delay(interval, context.RequestAborted);
+                }
+
+                if (stallAfterwards)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // The downloader gave up and closed the connection.
+            }
+        });
+        await app.StartAsync();
+        return app;
+    }
+
+    private static string AddressOf(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 
     private ModelVersionAnnouncement Announce(long number)
     {
