@@ -37,12 +37,14 @@ public sealed partial class ContinualLearner
         string prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
         nn.Module<Tensor, Tensor> weights = publishedWeights;
         LearnerCheckpointStore checkpoints = Checkpoints;
+        Action? beforeWrite = FaultHooks.BeforeRoundWrite;
         publishingRound = round;
         publishing = Task.Run(() =>
         {
             ModelVersion version;
             try
             {
+                beforeWrite?.Invoke();
                 version = store.Save(spec, weights, manifest);
             }
             catch
