@@ -222,6 +222,7 @@ public sealed partial class ContinualLearner : IDisposable
         disposed = true;
         trainer?.Dispose();
         publishedWeights?.Dispose();
+        roundWriteWatchdog?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
     }
