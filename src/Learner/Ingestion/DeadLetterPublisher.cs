@@ -24,7 +24,12 @@ public sealed partial class DeadLetterPublisher : IDisposable
 
     private readonly IProducer<byte[]?, byte[]?> producer;
     private readonly ILogger logger;
+    private readonly Lock failureLogLock = new();
     private long failures;
+
+    // Stopwatch timestamp of the last error 210, 0 before the first, and the failures counted since it.
+    private long failureLoggedAt;
+    private long failuresSinceLogged;
 
     public DeadLetterPublisher(string bootstrapServers, string topic, ILogger logger, KafkaClientProperties? kafkaProperties = null)
     {
@@ -50,6 +55,12 @@ public sealed partial class DeadLetterPublisher : IDisposable
     /// Maximum time that <see cref="Publish"/> waits for room in a full producer queue before it throws. 30 s by default.
     /// </summary>
     public TimeSpan QueueFullTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Minimum time between two error logs of failed dead letters. The first failure is logged at once, and the next
+    /// logged one gives the failures since. The failure counter metric counts every one. 1 minute by default.
+    /// </summary>
+    public TimeSpan FailureLogInterval { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>
     /// Queues <paramref name="source"/> for the dead-letter topic with <paramref name="reason"/>. A dead letter that the
@@ -119,19 +130,54 @@ public sealed partial class DeadLetterPublisher : IDisposable
         }
 
         producer.Dispose();
+        LogFailuresNotYetReported();
     }
 
+    /// <summary>Counts a dead letter that was not written, and logs it unless one was logged within <see cref="FailureLogInterval"/>.</summary>
     private void CountFailure(TopicPartitionOffset source, string reason)
     {
         long count = Interlocked.Increment(ref failures);
         ContinualServeMetrics.DeadLetterFailures.Inc();
-        LogDeadLetterFailed(logger, source, reason, count);
+        long sinceLogged;
+        lock (failureLogLock)
+        {
+            failuresSinceLogged++;
+            if (failureLoggedAt != 0 && Stopwatch.GetElapsedTime(failureLoggedAt) < FailureLogInterval)
+            {
+                return;
+            }
+
+            sinceLogged = failuresSinceLogged;
+            failuresSinceLogged = 0;
+            failureLoggedAt = Stopwatch.GetTimestamp();
+        }
+
+        LogDeadLetterFailed(logger, source, reason, count, sinceLogged);
+    }
+
+    // Failures after the last error 210 would otherwise show only in the metric.
+    private void LogFailuresNotYetReported()
+    {
+        long notLogged;
+        lock (failureLogLock)
+        {
+            notLogged = failuresSinceLogged;
+            failuresSinceLogged = 0;
+        }
+
+        if (notLogged > 0)
+        {
+            LogFailuresNotLogged(logger, notLogged, Topic, Interlocked.Read(ref failures));
+        }
     }
 
     // The source offsets of these records may already be committed, so a restart does not read them again.
     [LoggerMessage(EventId = 264, Level = LogLevel.Error, Message = "{Count} dead letters on {Topic} were not delivered within {Seconds} s when the learner stopped, so their records are only in the source topic")]
     private static partial void LogUndelivered(ILogger logger, int count, string topic, double seconds);
 
-    [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({Count} failures so far)")]
-    private static partial void LogDeadLetterFailed(ILogger logger, TopicPartitionOffset source, string reason, long count);
+    [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({SinceLogged} failures since the last such message, {Count} so far)")]
+    private static partial void LogDeadLetterFailed(ILogger logger, TopicPartitionOffset source, string reason, long count, long sinceLogged);
+
+    [LoggerMessage(EventId = 269, Level = LogLevel.Error, Message = "{NotLogged} more dead letters for {Topic} could not be written after the last error 210 ({Count} failures in all), so their records are only in the source topic")]
+    private static partial void LogFailuresNotLogged(ILogger logger, long notLogged, string topic, long count);
 }

@@ -126,6 +126,50 @@ public sealed class DeadLetterFailureTests : IDisposable
         });
     }
 
+    // Each oversized dead letter is rejected by the producer before sending. Error 210 is logged for the first, then
+    // suppressed within the interval, and the next one after the interval gives the count since. The metric counts all.
+    [Fact(Timeout = 60_000)]
+    public async Task FailureLogIsRateLimited()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var logger = new RecordingLogger();
+            double failuresBefore = ContinualServeMetrics.DeadLetterFailures.Value;
+            var interval = TimeSpan.FromSeconds(2);
+            using (var publisher = new DeadLetterPublisher(broker.BootstrapServers, Topic + ".dlq", logger) { FailureLogInterval = interval })
+            {
+                for (int offset = 0; offset < 5; offset++)
+                {
+                    publisher.Publish(Oversized(offset), "record too large");
+                }
+
+                FailureLogs(logger).Length.ShouldBe(1);
+                FailureLogs(logger)[0].Message.ShouldContain("(1 failures since the last such message, 1 so far)");
+
+                await Task.Delay(interval + TimeSpan.FromMilliseconds(200));
+                publisher.Publish(Oversized(5), "record too large");
+                FailureLogs(logger).Length.ShouldBe(2);
+                FailureLogs(logger)[1].Message.ShouldContain("(5 failures since the last such message, 6 so far)");
+
+                publisher.Publish(Oversized(6), "record too large");
+                FailureLogs(logger).Length.ShouldBe(2);
+            }
+
+            (ContinualServeMetrics.DeadLetterFailures.Value - failuresBefore).ShouldBe(7);
+            LogRecord trailing = logger.Records.Single(record => record.EventId == 269);
+            trailing.Message.ShouldStartWith($"1 more dead letters for {Topic}.dlq could not be written");
+        });
+    }
+
+    private static LogRecord[] FailureLogs(RecordingLogger logger) => logger.Records.Where(record => record.EventId == 210).ToArray();
+
+    private static ConsumeResult<byte[]?, byte[]?> Oversized(long offset) => new()
+    {
+        TopicPartitionOffset = new TopicPartitionOffset(Topic, 0, offset),
+        Message = new Message<byte[]?, byte[]?> { Key = Encoding.UTF8.GetBytes("k"), Value = new byte[OversizedBytes] },
+    };
+
     private static KafkaClientProperties OneMessageQueue() =>
         KafkaClientProperties.Load(null, [new KeyValuePair<string, string>("queue.buffering.max.messages", "1")]);
 
