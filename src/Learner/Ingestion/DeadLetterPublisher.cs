@@ -27,6 +27,11 @@ public sealed partial class DeadLetterPublisher : IDisposable
     private readonly Lock failureLogLock = new();
     private long failures;
 
+    // Dead letters queued and not yet reported delivered or failed. librdkafka's queue length, which Flush returns,
+    // also counts delivery reports and error events not yet served, so it is not used as the undelivered count.
+    private long outstanding;
+    private volatile bool closing;
+
     // Stopwatch timestamp of the last error 210, 0 before the first, and the failures counted since it.
     private long failureLoggedAt;
     private long failuresSinceLogged;
@@ -82,15 +87,12 @@ public sealed partial class DeadLetterPublisher : IDisposable
         long started = Stopwatch.GetTimestamp();
         while (true)
         {
+            bool queued = false;
+            Interlocked.Increment(ref outstanding);
             try
             {
-                producer.Produce(Topic, message, report =>
-                {
-                    if (report.Error.IsError)
-                    {
-                        CountFailure(source.TopicPartitionOffset, report.Error.Reason);
-                    }
-                });
+                producer.Produce(Topic, message, report => OnDelivered(source.TopicPartitionOffset, report.Error));
+                queued = true;
                 return;
             }
             catch (ProduceException<byte[]?, byte[]?> exception)
@@ -109,6 +111,14 @@ public sealed partial class DeadLetterPublisher : IDisposable
                 CountFailure(source.TopicPartitionOffset, exception.Error.Reason);
                 return;
             }
+            finally
+            {
+                // A dead letter that the producer did not queue gets no delivery report.
+                if (!queued)
+                {
+                    Interlocked.Decrement(ref outstanding);
+                }
+            }
         }
     }
 
@@ -121,7 +131,12 @@ public sealed partial class DeadLetterPublisher : IDisposable
     /// </summary>
     public void Dispose()
     {
-        int undelivered = producer.Flush(DisposeFlushTimeout);
+        producer.Flush(DisposeFlushTimeout);
+
+        // Reports served after this point (a delivery that just missed the flush, the purge at close) are not counted
+        // again, because the count below includes their dead letters.
+        closing = true;
+        long undelivered = Interlocked.Read(ref outstanding);
         if (undelivered > 0)
         {
             Interlocked.Add(ref failures, undelivered);
@@ -131,6 +146,20 @@ public sealed partial class DeadLetterPublisher : IDisposable
 
         producer.Dispose();
         LogFailuresNotYetReported();
+    }
+
+    private void OnDelivered(TopicPartitionOffset source, Error error)
+    {
+        if (closing)
+        {
+            return;
+        }
+
+        Interlocked.Decrement(ref outstanding);
+        if (error.IsError)
+        {
+            CountFailure(source, error.Reason);
+        }
     }
 
     /// <summary>Counts a dead letter that was not written, and logs it unless one was logged within <see cref="FailureLogInterval"/>.</summary>
@@ -173,7 +202,7 @@ public sealed partial class DeadLetterPublisher : IDisposable
 
     // The source offsets of these records may already be committed, so a restart does not read them again.
     [LoggerMessage(EventId = 264, Level = LogLevel.Error, Message = "{Count} dead letters on {Topic} were not delivered within {Seconds} s when the learner stopped, so their records are only in the source topic")]
-    private static partial void LogUndelivered(ILogger logger, int count, string topic, double seconds);
+    private static partial void LogUndelivered(ILogger logger, long count, string topic, double seconds);
 
     [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({SinceLogged} failures since the last such message, {Count} so far)")]
     private static partial void LogDeadLetterFailed(ILogger logger, TopicPartitionOffset source, string reason, long count, long sinceLogged);
