@@ -92,8 +92,15 @@ public sealed class RoundWriteWatchdog : IDisposable
         {
             // A timer callback can run after Finish or after the next Start rearmed the timer, so it checks both.
             TimeSpan elapsed = Stopwatch.GetElapsedTime(startedAt);
-            if (!running || isStalled || elapsed < threshold)
+            if (!running || isStalled)
             {
+                return;
+            }
+
+            // The timer's clock is coarser than Stopwatch and can fire a few milliseconds early.
+            if (elapsed < threshold)
+            {
+                timer.Change(threshold - elapsed, Timeout.InfiniteTimeSpan);
                 return;
             }
 
