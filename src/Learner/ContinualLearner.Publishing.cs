@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Publishing;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
@@ -23,6 +24,10 @@ public sealed partial class ContinualLearner
     private nn.Module<Tensor, Tensor>? publishedWeights;
     private Task<(ModelVersion Version, LearnerCheckpoint Checkpoint)>? publishing;
     private PromotedRound? publishingRound;
+    private RoundWriteWatchdog? roundWriteWatchdog;
+
+    private RoundWriteWatchdog RoundWriteWatchdog => roundWriteWatchdog ??= new RoundWriteWatchdog(
+        options.RoundWriteStallThreshold, OnRoundWriteStalled, OnRoundWriteRecovered);
 
     /// <summary>Starts writing a promoted round to disk. Runs on the learner thread after the promotion gate.</summary>
     private void StartPublishing(PromotedRound round, ModelManifest manifest)
@@ -37,12 +42,28 @@ public sealed partial class ContinualLearner
         string prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
         nn.Module<Tensor, Tensor> weights = publishedWeights;
         LearnerCheckpointStore checkpoints = Checkpoints;
+        Action? beforeWrite = FaultHooks.BeforeRoundWrite;
+        RoundWriteWatchdog watchdog = RoundWriteWatchdog;
         publishingRound = round;
+        watchdog.Start(store.RootDirectory);
         publishing = Task.Run(() =>
+        {
+            try
+            {
+                return Write();
+            }
+            finally
+            {
+                watchdog.Finish();
+            }
+        });
+
+        (ModelVersion Version, LearnerCheckpoint Checkpoint) Write()
         {
             ModelVersion version;
             try
             {
+                beforeWrite?.Invoke();
                 version = store.Save(spec, weights, manifest);
             }
             catch
@@ -51,6 +72,7 @@ public sealed partial class ContinualLearner
                 throw;
             }
 
+            watchdog.Enter(prepared);
             LearnerCheckpoint saved = checkpoints.Complete(
                 prepared,
                 metadata with { ModelVersion = version.Number, ExamplesTrained = version.Manifest.ExamplesTrained },
@@ -61,7 +83,7 @@ public sealed partial class ContinualLearner
                     ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);
                 });
             return (version, saved);
-        });
+        }
     }
 
     /// <summary>
@@ -133,6 +155,29 @@ public sealed partial class ContinualLearner
         }
     }
 
+    // Runs on a timer thread. The write cannot be cancelled, so the learner reports itself not ready until it ends.
+    private void OnRoundWriteStalled(string path, TimeSpan elapsed)
+    {
+        lock (statusLock)
+        {
+            status = status with { IsRoundWriteStalled = true };
+        }
+
+        LogRoundWriteStalled(logger, path, elapsed.TotalSeconds, options.RoundWriteStallThreshold.TotalSeconds);
+        ReportReadiness();
+    }
+
+    private void OnRoundWriteRecovered(TimeSpan elapsed)
+    {
+        lock (statusLock)
+        {
+            status = status with { IsRoundWriteStalled = false };
+        }
+
+        LogRoundWriteRecovered(logger, elapsed.TotalSeconds);
+        ReportReadiness();
+    }
+
     /// <summary>A promoted round: what its version includes and what to report once it is on disk.</summary>
     private sealed record PromotedRound(
         string Reason,
@@ -146,6 +191,12 @@ public sealed partial class ContinualLearner
         double? MeanLabelLoss,
         TopicPartitionOffset[] Offsets,
         long Started);
+
+    [LoggerMessage(EventId = 267, Level = LogLevel.Warning, Message = "The round write at {Path} has run for {Seconds:F1} s, longer than Learner:RoundWriteStallThreshold ({ThresholdSeconds} s), so the next round waits and the learner reports itself not ready until it ends. Check the volume: a hung NFS server or a failing disk can block fsync")]
+    private static partial void LogRoundWriteStalled(ILogger logger, string path, double seconds, double thresholdSeconds);
+
+    [LoggerMessage(EventId = 268, Level = LogLevel.Information, Message = "The stalled round write ended after {Seconds:F1} s")]
+    private static partial void LogRoundWriteRecovered(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 254, Level = LogLevel.Error, Message = "Writing the version and checkpoint of a task {Task} round failed while the learner stopped")]
     private static partial void LogPublishingFailed(ILogger logger, Exception exception, int task);

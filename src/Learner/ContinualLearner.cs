@@ -88,6 +88,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     public ModelStore Store => store;
 
+    /// <summary>Failures and delays that tests inject. No hook is set outside tests.</summary>
+    internal LearnerFaultHooks FaultHooks { get; } = new();
+
     /// <summary>
     /// Raised on the learner thread, after it stopped, when an error that the learner does not handle ended it: a store or
     /// checkpoint write that failed (a full or read-only volume), a fatal Kafka error, or any other exception.
@@ -219,6 +222,7 @@ public sealed partial class ContinualLearner : IDisposable
         disposed = true;
         trainer?.Dispose();
         publishedWeights?.Dispose();
+        roundWriteWatchdog?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
     }
@@ -260,35 +264,19 @@ public sealed partial class ContinualLearner : IDisposable
     {
         try
         {
-            using BrokerWatchdog watchdog = StartBrokerWatchdog();
-            using IConsumer<byte[]?, byte[]?> consumer = BuildConsumer();
-            using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger, kafkaProperties);
-            consumer.Subscribe(options.Topic);
-            UpdateStatus(running: true);
-            ReportReadiness();
-            try
-            {
-                ConsumeUntilStopped(consumer, deadLetters, cancellation);
-                CompletePublishing(consumer, wait: true);
-                CommitCheckpointOffsets(consumer);
-            }
-            finally
-            {
-                WaitForPublishing();
-                LeaveGroup(consumer);
-            }
-        }
-        catch (KafkaException exception) when (exception.Error.IsFatal)
-        {
-            LogFatalKafkaError(logger, exception, exception.Error.Code);
-            Failure = exception;
+            ConsumeWithClients(cancellation);
         }
         catch (Exception exception)
         {
-            // Before this catch an unhandled error ended the whole process, and in the all role the requests in flight with
-            // it. The host now stops the process in order, and a restart continues from the newest checkpoint.
-            LogLearnerFailed(logger, exception, exception.Message);
-            Failure = exception;
+            // A client's Dispose that throws while the first error unwinds replaces it, so the first error is kept.
+            Exception failure = firstFailure ?? exception;
+            if (!ReferenceEquals(failure, exception))
+            {
+                LogCleanupFailed(logger, exception, "closing the Kafka clients", failure.GetType().Name, exception.Message);
+            }
+
+            LogFailure(failure);
+            Failure = failure;
         }
         finally
         {
@@ -304,6 +292,30 @@ public sealed partial class ContinualLearner : IDisposable
         }
     }
 
+    private void ConsumeWithClients(CancellationToken cancellation)
+    {
+        using BrokerWatchdog watchdog = StartBrokerWatchdog();
+        using IConsumer<byte[]?, byte[]?> consumer = BuildConsumer();
+        using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger, kafkaProperties);
+        consumer.Subscribe(options.Topic);
+        UpdateStatus(running: true);
+        ReportReadiness();
+        try
+        {
+            ConsumeUntilStopped(consumer, deadLetters, cancellation);
+            CompletePublishing(consumer, wait: true);
+            CommitCheckpointOffsets(consumer);
+        }
+        catch (Exception exception)
+        {
+            firstFailure = exception;
+            CleanUpAfterFailure(consumer, exception);
+            throw;
+        }
+
+        LeaveGroup(consumer);
+    }
+
     /// <summary>Closes the consumer, which revokes its partitions and leaves the group. Logs a slow leave.</summary>
     // librdkafka's Close waits for the coordinator's LeaveGroup response, which comes only after a rebalance in progress
     // ends. The embedded broker (rdkafka_mock_cgrp.c in librdkafka 2.16) ends one session.timeout.ms - 1000 ms after
@@ -311,6 +323,7 @@ public sealed partial class ContinualLearner : IDisposable
     private void LeaveGroup(IConsumer<byte[]?, byte[]?> consumer)
     {
         long started = Stopwatch.GetTimestamp();
+        FaultHooks.BeforeLeaveGroup?.Invoke();
         consumer.Close();
         TimeSpan elapsed = Stopwatch.GetElapsedTime(started);
         if (elapsed >= SlowLeaveThreshold)
@@ -325,6 +338,7 @@ public sealed partial class ContinualLearner : IDisposable
         while (!cancellation.IsCancellationRequested)
         {
             BeforeConsume(consumer);
+            FaultHooks.BeforeConsume?.Invoke();
 
             // Read the next batch and decode it on the thread pool while this thread handles the batch before.
             List<ConsumeResult<byte[]?, byte[]?>> read = ReadAvailable(consumer, ready is null ? TimeSpan.FromMilliseconds(100) : TimeSpan.Zero);

@@ -51,6 +51,14 @@ public sealed class LearnerOptions
     [DurationRange("00:00:00.010", "01:00:00")]
     public TimeSpan IdleRoundDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// A round's write (version save and checkpoint) running longer than this is logged once as stalled, and the learner
+    /// reports itself not ready until the write ends. A write blocked by the disk (a hung NFS fsync) cannot be cancelled,
+    /// so the next round waits for it. 2 minutes by default.
+    /// </summary>
+    [DurationRange("00:00:00.100", "1.00:00:00")]
+    public TimeSpan RoundWriteStallThreshold { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Fraction of each task routed to its holdout set by a hash of the example id.</summary>
     [Range(0.0, 0.9)]
     public double HoldoutFraction { get; set; } = 0.1;

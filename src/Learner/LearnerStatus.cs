@@ -52,6 +52,12 @@ public sealed record LearnerStatus
     /// <summary>True when training kept diverging after rollbacks; learning is paused until resumed.</summary>
     public bool IsDiverged { get; init; }
 
+    /// <summary>
+    /// True while a round's write has run longer than <see cref="LearnerOptions.RoundWriteStallThreshold"/>. The
+    /// learner is not ready meanwhile.
+    /// </summary>
+    public bool IsRoundWriteStalled { get; init; }
+
     /// <summary>Candidates the promotion gate rejected since the learner started.</summary>
     public long Rejected { get; init; }
 

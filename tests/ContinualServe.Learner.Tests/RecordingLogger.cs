@@ -6,6 +6,7 @@ namespace ContinualServe.Learner.Tests;
 internal sealed class RecordingLogger : ILogger
 {
     private readonly List<(LogLevel Level, string Message)> entries = [];
+    private readonly List<LogRecord> records = [];
 
     public IReadOnlyList<string> Messages => Entries.Select(entry => entry.Message).ToArray();
 
@@ -20,6 +21,18 @@ internal sealed class RecordingLogger : ILogger
         }
     }
 
+    /// <summary>Every entry with its event id and exception, in the order logged.</summary>
+    public IReadOnlyList<LogRecord> Records
+    {
+        get
+        {
+            lock (entries)
+            {
+                return [.. records];
+            }
+        }
+    }
+
     public IDisposable? BeginScope<TState>(TState state)
         where TState : notnull => null;
 
@@ -29,7 +42,12 @@ internal sealed class RecordingLogger : ILogger
     {
         lock (entries)
         {
-            entries.Add((logLevel, formatter(state, exception)));
+            string message = formatter(state, exception);
+            entries.Add((logLevel, message));
+            records.Add(new LogRecord(logLevel, eventId.Id, message, exception));
         }
     }
 }
+
+/// <summary>One logged entry: its level, event id, formatted message and exception.</summary>
+internal sealed record LogRecord(LogLevel Level, int EventId, string Message, Exception? Exception);

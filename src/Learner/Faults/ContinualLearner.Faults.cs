@@ -25,7 +25,9 @@ public sealed partial class ContinualLearner
     private long pauseFileCheckedAt;
     private bool pausedByFile;
 
-    /// <summary>True while the learner is running, reaches a broker, and is neither paused nor diverged.</summary>
+    /// <summary>
+    /// True while the learner is running, reaches a broker, is neither paused nor diverged, and has no stalled round write.
+    /// </summary>
     public bool IsReady
     {
         get
@@ -152,7 +154,7 @@ public sealed partial class ContinualLearner
     }
 
     private static bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
-        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged;
+        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged && !current.IsRoundWriteStalled;
 
     private static void LogPauseRequested(ILogger logger, bool paused) => LogPauseChanged(logger, paused ? "paused" : "resumed");
 

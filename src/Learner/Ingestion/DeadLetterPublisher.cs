@@ -24,7 +24,17 @@ public sealed partial class DeadLetterPublisher : IDisposable
 
     private readonly IProducer<byte[]?, byte[]?> producer;
     private readonly ILogger logger;
+    private readonly Lock failureLogLock = new();
     private long failures;
+
+    // Dead letters queued and not yet reported delivered or failed. librdkafka's queue length, which Flush returns,
+    // also counts delivery reports and error events not yet served, so it is not used as the undelivered count.
+    private long outstanding;
+    private volatile bool closing;
+
+    // Stopwatch timestamp of the last error 210, 0 before the first, and the failures counted since it.
+    private long failureLoggedAt;
+    private long failuresSinceLogged;
 
     public DeadLetterPublisher(string bootstrapServers, string topic, ILogger logger, KafkaClientProperties? kafkaProperties = null)
     {
@@ -52,6 +62,12 @@ public sealed partial class DeadLetterPublisher : IDisposable
     public TimeSpan QueueFullTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// Minimum time between two error logs of failed dead letters. The first failure is logged at once, and the next
+    /// logged one gives the failures since. The failure counter metric counts every one. 1 minute by default.
+    /// </summary>
+    public TimeSpan FailureLogInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
     /// Queues <paramref name="source"/> for the dead-letter topic with <paramref name="reason"/>. A dead letter that the
     /// producer rejects as too large or the broker does not acknowledge is logged and counted, not thrown. While the
     /// producer's queue is full this waits for room, up to <see cref="QueueFullTimeout"/>.
@@ -71,15 +87,12 @@ public sealed partial class DeadLetterPublisher : IDisposable
         long started = Stopwatch.GetTimestamp();
         while (true)
         {
+            bool queued = false;
+            Interlocked.Increment(ref outstanding);
             try
             {
-                producer.Produce(Topic, message, report =>
-                {
-                    if (report.Error.IsError)
-                    {
-                        CountFailure(source.TopicPartitionOffset, report.Error.Reason);
-                    }
-                });
+                producer.Produce(Topic, message, report => OnDelivered(source.TopicPartitionOffset, report.Error));
+                queued = true;
                 return;
             }
             catch (ProduceException<byte[]?, byte[]?> exception)
@@ -98,6 +111,14 @@ public sealed partial class DeadLetterPublisher : IDisposable
                 CountFailure(source.TopicPartitionOffset, exception.Error.Reason);
                 return;
             }
+            finally
+            {
+                // A dead letter that the producer did not queue gets no delivery report.
+                if (!queued)
+                {
+                    Interlocked.Decrement(ref outstanding);
+                }
+            }
         }
     }
 
@@ -110,7 +131,12 @@ public sealed partial class DeadLetterPublisher : IDisposable
     /// </summary>
     public void Dispose()
     {
-        int undelivered = producer.Flush(DisposeFlushTimeout);
+        producer.Flush(DisposeFlushTimeout);
+
+        // Reports served after this point (a delivery that just missed the flush, the purge at close) are not counted
+        // again, because the count below includes their dead letters.
+        closing = true;
+        long undelivered = Interlocked.Read(ref outstanding);
         if (undelivered > 0)
         {
             Interlocked.Add(ref failures, undelivered);
@@ -119,19 +145,68 @@ public sealed partial class DeadLetterPublisher : IDisposable
         }
 
         producer.Dispose();
+        LogFailuresNotYetReported();
     }
 
+    private void OnDelivered(TopicPartitionOffset source, Error error)
+    {
+        if (closing)
+        {
+            return;
+        }
+
+        Interlocked.Decrement(ref outstanding);
+        if (error.IsError)
+        {
+            CountFailure(source, error.Reason);
+        }
+    }
+
+    /// <summary>Counts a dead letter that was not written, and logs it unless one was logged within <see cref="FailureLogInterval"/>.</summary>
     private void CountFailure(TopicPartitionOffset source, string reason)
     {
         long count = Interlocked.Increment(ref failures);
         ContinualServeMetrics.DeadLetterFailures.Inc();
-        LogDeadLetterFailed(logger, source, reason, count);
+        long sinceLogged;
+        lock (failureLogLock)
+        {
+            failuresSinceLogged++;
+            if (failureLoggedAt != 0 && Stopwatch.GetElapsedTime(failureLoggedAt) < FailureLogInterval)
+            {
+                return;
+            }
+
+            sinceLogged = failuresSinceLogged;
+            failuresSinceLogged = 0;
+            failureLoggedAt = Stopwatch.GetTimestamp();
+        }
+
+        LogDeadLetterFailed(logger, source, reason, count, sinceLogged);
+    }
+
+    // Failures after the last error 210 would otherwise show only in the metric.
+    private void LogFailuresNotYetReported()
+    {
+        long notLogged;
+        lock (failureLogLock)
+        {
+            notLogged = failuresSinceLogged;
+            failuresSinceLogged = 0;
+        }
+
+        if (notLogged > 0)
+        {
+            LogFailuresNotLogged(logger, notLogged, Topic, Interlocked.Read(ref failures));
+        }
     }
 
     // The source offsets of these records may already be committed, so a restart does not read them again.
     [LoggerMessage(EventId = 264, Level = LogLevel.Error, Message = "{Count} dead letters on {Topic} were not delivered within {Seconds} s when the learner stopped, so their records are only in the source topic")]
-    private static partial void LogUndelivered(ILogger logger, int count, string topic, double seconds);
+    private static partial void LogUndelivered(ILogger logger, long count, string topic, double seconds);
 
-    [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({Count} failures so far)")]
-    private static partial void LogDeadLetterFailed(ILogger logger, TopicPartitionOffset source, string reason, long count);
+    [LoggerMessage(EventId = 210, Level = LogLevel.Error, Message = "Could not write dead letter for {Source}: {Reason} ({SinceLogged} failures since the last such message, {Count} so far)")]
+    private static partial void LogDeadLetterFailed(ILogger logger, TopicPartitionOffset source, string reason, long count, long sinceLogged);
+
+    [LoggerMessage(EventId = 269, Level = LogLevel.Error, Message = "{NotLogged} more dead letters for {Topic} could not be written after the last error 210 ({Count} failures in all), so their records are only in the source topic")]
+    private static partial void LogFailuresNotLogged(ILogger logger, long notLogged, string topic, long count);
 }

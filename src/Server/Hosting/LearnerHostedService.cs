@@ -22,6 +22,10 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     private static readonly TimeSpan PinPollInterval = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan PinRetryInterval = TimeSpan.FromSeconds(30);
 
+    // A pin check reads a small file, hashes the pinned version's weights and queues an announcement. 10 s for one to
+    // finish is an estimate, not a measurement. A check blocked by the disk (a hung NFS read) is abandoned after it.
+    private static readonly TimeSpan PinWatchStopTimeout = TimeSpan.FromSeconds(10);
+
     private readonly ContinualLearner learner;
     private readonly ModelVersionPublisher publisher;
     private readonly DistributionOptions distribution;
@@ -110,7 +114,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await stopping.CancelAsync().ConfigureAwait(false);
-        await pinWatch.ConfigureAwait(false);
+        await WaitForPinWatchAsync(cancellationToken).ConfigureAwait(false);
         // A round that finishes while the learner stops is still served here and announced to the replicas.
         learner.Stop(StopTimeout);
         learner.VersionPublished -= OnVersionPublished;
@@ -118,6 +122,23 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     }
 
     public void Dispose() => stopping.Dispose();
+
+    /// <summary>
+    /// Waits for the cancelled pin watch to end, for at most <see cref="PinWatchStopTimeout"/> or until the host's
+    /// shutdown token fires. A watch still running then is left behind and logged, and the learner stops anyway.
+    /// </summary>
+    private async Task WaitForPinWatchAsync(CancellationToken shutdown)
+    {
+        long started = Stopwatch.GetTimestamp();
+        try
+        {
+            await pinWatch.WaitAsync(PinWatchStopTimeout, shutdown).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is TimeoutException || (exception is OperationCanceledException && shutdown.IsCancellationRequested))
+        {
+            LogPinWatchAbandoned(logger, Stopwatch.GetElapsedTime(started).TotalSeconds, learner.Store.RootDirectory);
+        }
+    }
 
     private void OnVersionPublished(ModelVersion version)
     {
@@ -238,6 +259,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
     [LoggerMessage(EventId = 433, Level = LogLevel.Error, Message = "Checking the pin in {Directory} failed with an unexpected error ({Failures} in a row); replicas and this server keep the previous pin, and the check is retried in {Delay}")]
     private static partial void LogPinWatchFailed(ILogger logger, Exception exception, string directory, int failures, TimeSpan delay);
+
+    [LoggerMessage(EventId = 266, Level = LogLevel.Warning, Message = "The pin watch on {Directory} did not end within {Seconds:F1} s of the stop, probably blocked reading the store, so the learner stops without waiting for it")]
+    private static partial void LogPinWatchAbandoned(ILogger logger, double seconds, string directory);
 
     [LoggerMessage(EventId = 430, Level = LogLevel.Warning, Message = "Distribution:StoreUrl is not set, so announcements carry no store URL; replicas need their own Distribution:StoreUrl to download versions")]
     private static partial void LogNoStoreUrl(ILogger logger);

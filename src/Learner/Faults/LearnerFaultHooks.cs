@@ -1,0 +1,17 @@
+namespace ContinualServe.Learner.Faults;
+
+/// <summary>
+/// Test seams that let the learner's tests inject failures and delays where no real fault can be caused on demand,
+/// such as a consumer whose close throws or a disk whose fsync hangs. Every hook is null, and does nothing, outside tests.
+/// </summary>
+internal sealed class LearnerFaultHooks
+{
+    /// <summary>Runs on the learner thread before each read from the consumer.</summary>
+    public Action? BeforeConsume { get; set; }
+
+    /// <summary>Runs on the round-write task before the version is saved.</summary>
+    public Action? BeforeRoundWrite { get; set; }
+
+    /// <summary>Runs on the learner thread before the consumer is closed.</summary>
+    public Action? BeforeLeaveGroup { get; set; }
+}
