@@ -8,7 +8,7 @@ public static class ReliabilityMetrics
     // Without a learner, a server exports nothing here rather than a 0 that the not-ready alert would take for a learner.
     public static readonly Gauge LearnerReady = Metrics.CreateGauge(
         "continualserve_learner_ready",
-        "1 while the learner reaches the Kafka brokers and is not paused or diverged, 0 otherwise.",
+        "1 while the learner reaches the Kafka brokers, is not paused or diverged and has no stalled round write, 0 otherwise.",
         new GaugeConfiguration { SuppressInitialValue = true });
 
     public static readonly Counter LearnerCheckpoints = Metrics.CreateCounter(
