@@ -163,9 +163,10 @@ public sealed partial class ReloadingServerCertificate : IDisposable
     private sealed record FileStamp(FileVersion Certificate, FileVersion? Key);
 
     /// <summary>
-    /// Final target of a path after symbolic links, with its size and write time. In a Secret volume the target changes
-    /// with each update even when the write time does not. A file that is missing or cannot be read has length -1, so
-    /// that its stamp differs from the loaded one and the failed load is logged.
+    /// Final target of a path after symbolic links, with its size and write time. Only links in the last component are
+    /// followed, so in a Secret volume the target stays ..data/tls.crt, and an update shows in the write time of the
+    /// files that the kubelet writes anew. A file that is missing or cannot be read has length -1, so that its stamp
+    /// differs from the loaded one and the failed load is logged.
     /// </summary>
     private sealed record FileVersion(string Target, long Length, DateTime LastWriteTimeUtc)
     {
