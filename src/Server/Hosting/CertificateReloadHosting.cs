@@ -43,9 +43,13 @@ public static partial class CertificateReloadHosting
             ReloadingServerCertificate certificate = kestrel.ApplicationServices.GetRequiredService<ReloadingServerCertificate>();
             https.ServerCertificateSelector = (_, _) => certificate.Select();
         }));
+        // Kestrel reads relative paths from the content root (--contentRoot), which need not be the working directory.
+        string contentRoot = builder.Environment.ContentRootPath;
+        string? configuredKeyPath = section["KeyPath"];
+        string? keyPath = string.IsNullOrWhiteSpace(configuredKeyPath) ? null : Path.Combine(contentRoot, configuredKeyPath);
         builder.Services.AddSingleton(services => new ReloadingServerCertificate(
-            certificatePath,
-            section["KeyPath"],
+            Path.Combine(contentRoot, certificatePath),
+            keyPath,
             section["Password"],
             services.GetService<TimeProvider>() ?? TimeProvider.System,
             services.GetRequiredService<ILoggerFactory>().CreateLogger<ReloadingServerCertificate>()));

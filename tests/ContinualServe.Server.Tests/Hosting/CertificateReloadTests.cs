@@ -108,6 +108,22 @@ public sealed class CertificateReloadTests : IAsyncLifetime
         served.ShouldBe(Thumbprint(renewed));
     }
 
+    // Kestrel reads relative certificate paths from the content root, which --contentRoot may set to another directory
+    // than the working directory. The reload must read the same files.
+    [Fact]
+    public async Task RelativePathsFollowContentRoot()
+    {
+        using X509Certificate2 first = CreateCertificate("first.example");
+        using X509Certificate2 renewed = CreateCertificate("renewed.example");
+        TestCertificates.WritePemFiles(first, directory, "tls");
+        await StartAsync("tls.crt", "tls.key", "https://127.0.0.1:0", $"--contentRoot={directory}");
+        (await ServedThumbprintAsync()).ShouldBe(Thumbprint(first));
+
+        TestCertificates.WritePemFiles(renewed, directory, "tls");
+
+        (await WaitForServedAsync(Thumbprint(renewed))).ShouldBe(Thumbprint(renewed));
+    }
+
     [Fact]
     public async Task InvalidRenewalKeepsOldCertificate()
     {
