@@ -57,6 +57,7 @@ public static partial class CertificateReloadHosting
     }
 
     [LoggerMessage(EventId = 495, Level = LogLevel.Information,
-        Message = "A renewed HTTPS certificate is served only after a restart, because {EndpointCertificates} sets a certificate of its own")]
+        Message = "The reload of Kestrel:Certificates:Default is off, because {EndpointCertificates} sets a certificate of its own. "
+            + "Kestrel reloads the certificates of Kestrel:Endpoints entries itself, binding an endpoint again when its files change")]
     private static partial void LogReloadOff(ILogger logger, string endpointCertificates);
 }
