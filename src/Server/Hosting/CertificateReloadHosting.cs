@@ -43,6 +43,7 @@ public static partial class CertificateReloadHosting
             ReloadingServerCertificate certificate = kestrel.ApplicationServices.GetRequiredService<ReloadingServerCertificate>();
             https.ServerCertificateSelector = (_, _) => certificate.Select();
         }));
+
         // Kestrel reads relative paths from the content root (--contentRoot), which need not be the working directory.
         string contentRoot = builder.Environment.ContentRootPath;
         string? configuredKeyPath = section["KeyPath"];
