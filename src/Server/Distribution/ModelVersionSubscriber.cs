@@ -146,9 +146,15 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     {
         try
         {
-            foreach (string path in downloader.RemoveAbandonedDownloads())
+            IReadOnlyList<string> removed = downloader.RemoveAbandonedDownloads(out IReadOnlyList<DownloadCleanupFailure> failures);
+            foreach (string path in removed)
             {
                 LogAbandonedDownloadRemoved(logger, path);
+            }
+
+            foreach (DownloadCleanupFailure failure in failures)
+            {
+                LogAbandonedDownloadNotDeleted(logger, failure.Path, failure.Error.Message);
             }
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
@@ -682,6 +688,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 492, Level = LogLevel.Warning, Message = "Could not delete the temporary directories of interrupted downloads in {Directory}; they are tried again at the next start")]
     private static partial void LogAbandonedDownloadsKept(ILogger logger, Exception exception, string directory);
+
+    [LoggerMessage(EventId = 485, Level = LogLevel.Warning, Message = "Could not delete {Path}, the temporary directory of an interrupted download: {Reason} The other ones were deleted, and it is tried again at the next start")]
+    private static partial void LogAbandonedDownloadNotDeleted(ILogger logger, string path, string reason);
 
     [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);

@@ -46,9 +46,20 @@ public sealed class VersionDownloader
     /// waiting (<see cref="DownloadLock"/>), which the downloading process holds until it ends. A directory whose lock
     /// cannot be checked is deleted when nothing in it changed for <see cref="UnlockedDownloadAge"/>.
     /// </summary>
-    public IReadOnlyList<string> RemoveAbandonedDownloads()
+    /// <exception cref="IOException">The store directory cannot be listed.</exception>
+    /// <exception cref="UnauthorizedAccessException">The store directory cannot be read.</exception>
+    public IReadOnlyList<string> RemoveAbandonedDownloads() => RemoveAbandonedDownloads(out _);
+
+    /// <summary>
+    /// Deletes abandoned temporary directories as <see cref="RemoveAbandonedDownloads()"/> does, and sets
+    /// <paramref name="failures"/> to those that could not be deleted. A directory that fails does not stop the others.
+    /// </summary>
+    /// <exception cref="IOException">The store directory cannot be listed.</exception>
+    /// <exception cref="UnauthorizedAccessException">The store directory cannot be read.</exception>
+    public IReadOnlyList<string> RemoveAbandonedDownloads(out IReadOnlyList<DownloadCleanupFailure> failures)
     {
         var removed = new List<string>();
+        var failed = new List<DownloadCleanupFailure>();
         foreach (string path in Directory.EnumerateDirectories(store.RootDirectory, TemporaryPrefix + "*"))
         {
             try
@@ -62,8 +73,14 @@ public sealed class VersionDownloader
             {
                 // Its download finished or failed, or another replica on the same volume deleted it first.
             }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                // Replicas that share a volume may run as other users, whose directories this one cannot delete.
+                failed.Add(new DownloadCleanupFailure(path, exception));
+            }
         }
 
+        failures = failed;
         return removed;
     }
 

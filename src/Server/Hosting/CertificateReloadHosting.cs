@@ -43,9 +43,14 @@ public static partial class CertificateReloadHosting
             ReloadingServerCertificate certificate = kestrel.ApplicationServices.GetRequiredService<ReloadingServerCertificate>();
             https.ServerCertificateSelector = (_, _) => certificate.Select();
         }));
+
+        // Kestrel reads relative paths from the content root (--contentRoot), which need not be the working directory.
+        string contentRoot = builder.Environment.ContentRootPath;
+        string? configuredKeyPath = section["KeyPath"];
+        string? keyPath = string.IsNullOrWhiteSpace(configuredKeyPath) ? null : Path.Combine(contentRoot, configuredKeyPath);
         builder.Services.AddSingleton(services => new ReloadingServerCertificate(
-            certificatePath,
-            section["KeyPath"],
+            Path.Combine(contentRoot, certificatePath),
+            keyPath,
             section["Password"],
             services.GetService<TimeProvider>() ?? TimeProvider.System,
             services.GetRequiredService<ILoggerFactory>().CreateLogger<ReloadingServerCertificate>()));
@@ -53,6 +58,7 @@ public static partial class CertificateReloadHosting
     }
 
     [LoggerMessage(EventId = 495, Level = LogLevel.Information,
-        Message = "A renewed HTTPS certificate is served only after a restart, because {EndpointCertificates} sets a certificate of its own")]
+        Message = "The reload of Kestrel:Certificates:Default is off, because {EndpointCertificates} sets a certificate of its own. "
+            + "Kestrel reloads the certificates of Kestrel:Endpoints entries itself, binding an endpoint again when its files change")]
     private static partial void LogReloadOff(ILogger logger, string endpointCertificates);
 }

@@ -6,25 +6,30 @@ namespace ContinualServe.Server.Hosting;
 /// <summary>
 /// Certificate of every https:// listen address, loaded from the files that Kestrel:Certificates:Default names and
 /// loaded again when they change, so that a renewed certificate (cert-manager rewriting a mounted kubernetes.io/tls
-/// Secret) is served without a restart. A TLS handshake checks the files at most once per <see cref="CheckInterval"/>.
-/// A renewed pair that fails to load leaves the previous certificate in service.
+/// Secret) is served without a restart. A timer checks the files every <see cref="CheckInterval"/>, so a TLS handshake
+/// never waits for the disk. A renewed pair that fails to load leaves the previous certificate in service.
 /// </summary>
 public sealed partial class ReloadingServerCertificate : IDisposable
 {
-    /// <summary>Minimum time between two checks of the files' write times.</summary>
+    /// <summary>Time between two checks of the files.</summary>
     public static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(5);
 
     private readonly string certificatePath;
     private readonly string? keyPath;
     private readonly string? password;
-    private readonly TimeProvider timeProvider;
     private readonly ILogger logger;
-    private readonly Lock checkLock = new();
+    private readonly ITimer timer;
+
+    // Guards the swap of current and previous against Dispose. File reads happen outside it.
+    private readonly Lock swapLock = new();
     private X509Certificate2 current;
     private X509Certificate2? previous;
+    private bool disposed;
+
+    // Only the check that set the checking flag reads or writes these.
     private FileStamp currentStamp;
     private FileStamp? rejectedStamp;
-    private long nextCheckTimestamp;
+    private int checking;
 
     /// <summary>Loads the certificate from <paramref name="certificatePath"/> and, for a PEM pair, <paramref name="keyPath"/>.</summary>
     /// <exception cref="CryptographicException">The files do not contain a certificate and its matching private key.</exception>
@@ -37,44 +42,42 @@ public sealed partial class ReloadingServerCertificate : IDisposable
         this.certificatePath = certificatePath;
         this.keyPath = string.IsNullOrWhiteSpace(keyPath) ? null : keyPath;
         this.password = password;
-        this.timeProvider = timeProvider;
         this.logger = logger;
         currentStamp = ReadStamp();
         current = Load();
-        nextCheckTimestamp = timeProvider.GetTimestamp() + ToTimestampTicks(CheckInterval);
+        timer = timeProvider.CreateTimer(static state => ((ReloadingServerCertificate)state!).CheckFiles(), this, CheckInterval, CheckInterval);
     }
 
-    /// <summary>
-    /// Returns the certificate to serve. At most once per <see cref="CheckInterval"/>, and only on the thread that wins
-    /// the check, it loads the files again first if their target, size or write time changed.
-    /// </summary>
-    public X509Certificate2 Select()
+    /// <summary>Returns the certificate to serve, without touching the files.</summary>
+    public X509Certificate2 Select() => Volatile.Read(ref current);
+
+    /// <summary>Stops the checks, and disposes the certificate in service and the one it replaced.</summary>
+    public void Dispose()
     {
-        long now = timeProvider.GetTimestamp();
-        if (now < Volatile.Read(ref nextCheckTimestamp) || !checkLock.TryEnter())
+        timer.Dispose();
+        lock (swapLock)
         {
-            return Volatile.Read(ref current);
+            disposed = true;
+            previous?.Dispose();
+            current.Dispose();
+        }
+    }
+
+    // Runs on the timer. A check that outlasts the interval (a hung network mount) makes the next ones return at once.
+    private void CheckFiles()
+    {
+        if (Interlocked.Exchange(ref checking, 1) == 1)
+        {
+            return;
         }
 
         try
         {
-            Volatile.Write(ref nextCheckTimestamp, now + ToTimestampTicks(CheckInterval));
             ReloadIfChanged();
-            return current;
         }
         finally
         {
-            checkLock.Exit();
-        }
-    }
-
-    /// <summary>Disposes the certificate in service and the one it replaced.</summary>
-    public void Dispose()
-    {
-        lock (checkLock)
-        {
-            previous?.Dispose();
-            current.Dispose();
+            Volatile.Write(ref checking, 0);
         }
     }
 
@@ -91,25 +94,47 @@ public sealed partial class ReloadingServerCertificate : IDisposable
         {
             renewed = Load();
         }
-        catch (Exception exception) when (exception is CryptographicException or IOException or UnauthorizedAccessException)
+        catch (Exception exception) when (exception is not OutOfMemoryException)
         {
-            // Logged once per changed pair: the same files are not loaded again until they change.
+            // Logged once per changed pair: the same files are not loaded again until they change. An exception of any
+            // type is caught because one that left the timer's callback would end the process.
             rejectedStamp = stamp;
-            LogReloadFailed(logger, exception, certificatePath, keyPath ?? "", current.Subject, current.Thumbprint);
+            ReportRejected(exception);
             return;
         }
 
-        X509Certificate2 replaced = current;
+        string replacedThumbprint;
+        lock (swapLock)
+        {
+            if (disposed)
+            {
+                renewed.Dispose();
+                return;
+            }
 
-        // A handshake that read the replaced certificate just before the swap may still use it, so it is kept until
-        // the next renewal, and the one before it is disposed.
-        previous?.Dispose();
-        previous = replaced;
-        currentStamp = stamp;
-        rejectedStamp = null;
-        Volatile.Write(ref current, renewed);
-        DateTimeOffset notAfter = renewed.NotAfter.ToUniversalTime();
-        LogReloaded(logger, certificatePath, replaced.Thumbprint, renewed.Thumbprint, renewed.Subject, notAfter);
+            // A handshake that read the replaced certificate just before the swap may still use it, so it is kept until
+            // the next renewal, and the one before it is disposed.
+            replacedThumbprint = current.Thumbprint;
+            previous?.Dispose();
+            previous = current;
+            Volatile.Write(ref current, renewed);
+            currentStamp = stamp;
+            rejectedStamp = null;
+            DateTimeOffset notAfter = renewed.NotAfter.ToUniversalTime();
+            LogReloaded(logger, certificatePath, replacedThumbprint, renewed.Thumbprint, renewed.Subject, notAfter);
+        }
+    }
+
+    // Reads the certificate in service under the lock, because Dispose may run on another thread meanwhile.
+    private void ReportRejected(Exception exception)
+    {
+        lock (swapLock)
+        {
+            if (!disposed)
+            {
+                LogReloadFailed(logger, exception, certificatePath, keyPath ?? "", current.Subject, current.Thumbprint);
+            }
+        }
     }
 
     private X509Certificate2 Load()
@@ -134,15 +159,14 @@ public sealed partial class ReloadingServerCertificate : IDisposable
 
     private FileStamp ReadStamp() => new(FileVersion.Read(certificatePath), keyPath is null ? null : FileVersion.Read(keyPath));
 
-    private long ToTimestampTicks(TimeSpan interval) => (long)(interval.TotalSeconds * timeProvider.TimestampFrequency);
-
     /// <summary>Identity of the two files at one moment. Stamps that differ mean that a file was replaced or rewritten.</summary>
     private sealed record FileStamp(FileVersion Certificate, FileVersion? Key);
 
     /// <summary>
-    /// Final target of a path after symbolic links, with its size and write time. In a Secret volume the target changes
-    /// with each update even when the write time does not. A file that is missing or cannot be read has length -1, so
-    /// that its stamp differs from the loaded one and the failed load is logged.
+    /// Final target of a path after symbolic links, with its size and write time. Only links in the last component are
+    /// followed, so in a Secret volume the target stays ..data/tls.crt, and an update shows in the write time of the
+    /// files that the kubelet writes anew. A file that is missing or cannot be read has length -1, so that its stamp
+    /// differs from the loaded one and the failed load is logged.
     /// </summary>
     private sealed record FileVersion(string Target, long Length, DateTime LastWriteTimeUtc)
     {

@@ -382,6 +382,32 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
     }
 
+    // Replicas that share a volume may run as other users, whose abandoned downloads this one cannot delete. Such a
+    // directory is reported, and the cleanup goes on to the others.
+    [UndeletableVersionFact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public void CleanupSkipsUndeletableDownload()
+    {
+        string undeletable = CreateDownload(null, age: TimeSpan.FromHours(26), withLockFile: false);
+        string deletable = CreateDownload(null, age: TimeSpan.FromHours(26), withLockFile: false);
+        UndeletableVersionFactAttribute.Protect(undeletable);
+        try
+        {
+            IReadOnlyList<string> removed = new VersionDownloader(http, local, null)
+                .RemoveAbandonedDownloads(out IReadOnlyList<DownloadCleanupFailure> failures);
+
+            removed.ShouldBe([deletable]);
+            failures.Count.ShouldBe(1);
+            failures[0].Path.ShouldBe(undeletable);
+            failures[0].Error.ShouldBeOfType<UnauthorizedAccessException>();
+            Directory.Exists(deletable).ShouldBeFalse("the cleanup stopped at the directory it could not delete");
+        }
+        finally
+        {
+            UndeletableVersionFactAttribute.Unprotect(undeletable);
+        }
+    }
+
     // A replica that starts on the volume while another process downloads must leave that download alone. Here both run
     // in this process, so the directory carries the cleanup's own host name and process id.
     [FlockFact]

@@ -108,6 +108,22 @@ public sealed class CertificateReloadTests : IAsyncLifetime
         served.ShouldBe(Thumbprint(renewed));
     }
 
+    // Kestrel reads relative certificate paths from the content root, which --contentRoot may set to another directory
+    // than the working directory. The reload must read the same files.
+    [Fact]
+    public async Task RelativePathsFollowContentRoot()
+    {
+        using X509Certificate2 first = CreateCertificate("first.example");
+        using X509Certificate2 renewed = CreateCertificate("renewed.example");
+        TestCertificates.WritePemFiles(first, directory, "tls");
+        await StartAsync("tls.crt", "tls.key", "https://127.0.0.1:0", $"--contentRoot={directory}");
+        (await ServedThumbprintAsync()).ShouldBe(Thumbprint(first));
+
+        TestCertificates.WritePemFiles(renewed, directory, "tls");
+
+        (await WaitForServedAsync(Thumbprint(renewed))).ShouldBe(Thumbprint(renewed));
+    }
+
     [Fact]
     public async Task InvalidRenewalKeepsOldCertificate()
     {
@@ -179,6 +195,38 @@ public sealed class CertificateReloadTests : IAsyncLifetime
             $"--Kestrel:Endpoints:Main:Certificate:KeyPath={endpointKeyPath}");
 
         (await ServedThumbprintAsync()).ShouldBe(Thumbprint(endpointCertificate));
+    }
+
+    // The selector stays off where an endpoint sets its own certificate, and Kestrel then watches that certificate's
+    // files itself and binds the endpoint again when they change. The docs and event 495 rely on this, so a .NET
+    // release that stops doing it fails here. The port is fixed because a rebound port 0 would get another port.
+    [Fact]
+    public async Task KestrelReloadsEndpointCertificate()
+    {
+        using X509Certificate2 defaultCertificate = CreateCertificate("default.example");
+        using X509Certificate2 endpointCertificate = CreateCertificate("endpoint.example");
+        using X509Certificate2 renewed = CreateCertificate("renewed.example");
+        (string defaultPath, string defaultKeyPath) = TestCertificates.WritePemFiles(defaultCertificate, directory, "default");
+        (string endpointPath, string endpointKeyPath) = TestCertificates.WritePemFiles(endpointCertificate, directory, "endpoint");
+
+        await StartAsync(
+            defaultPath,
+            defaultKeyPath,
+            "",
+            $"--Kestrel:Endpoints:Main:Url=https://127.0.0.1:{FreePort()}",
+            $"--Kestrel:Endpoints:Main:Certificate:Path={endpointPath}",
+            $"--Kestrel:Endpoints:Main:Certificate:KeyPath={endpointKeyPath}");
+
+        (await ServedThumbprintAsync()).ShouldBe(Thumbprint(endpointCertificate));
+        TestCertificates.WritePemFiles(renewed, directory, "endpoint");
+        (await WaitForServedAsync(Thumbprint(renewed))).ShouldBe(Thumbprint(renewed));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private async Task StartAsync(string certificatePath, string keyPath, string urls = "https://127.0.0.1:0", params string[] arguments)
