@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -122,7 +123,7 @@ public sealed partial class ModelStore
             stamps = StampFiles(directory);
             if (corruptVersions.TryGetValue(number, out CorruptVersion? known)
                 && known.Stamps.SequenceEqual(stamps)
-                && DateTime.UtcNow - known.FoundAt < CorruptVersionRecheckAge)
+                && Stopwatch.GetElapsedTime(known.FoundAt) < CorruptVersionRecheckAge)
             {
                 return false;
             }
@@ -143,7 +144,7 @@ public sealed partial class ModelStore
 
             if (stamps is not null)
             {
-                corruptVersions[number] = new CorruptVersion(stamps, DateTime.UtcNow);
+                corruptVersions[number] = new CorruptVersion(stamps, Stopwatch.GetTimestamp());
             }
 
             if (!reportedCorruptVersions.TryGetValue(number, out string? reported) || reported != exception.Message)
@@ -425,5 +426,6 @@ public sealed partial class ModelStore
 
     private readonly record struct FileStamp(long Length, DateTime LastWriteTimeUtc);
 
-    private sealed record CorruptVersion(FileStamp[] Stamps, DateTime FoundAt);
+    // FoundAt is a Stopwatch timestamp, so that a step of the wall clock does not move the recheck.
+    private sealed record CorruptVersion(FileStamp[] Stamps, long FoundAt);
 }
