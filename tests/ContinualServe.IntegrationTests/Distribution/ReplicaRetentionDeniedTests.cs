@@ -4,6 +4,7 @@ using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
 using ContinualServe.Server.Tests.Distribution;
+using ContinualServe.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -51,13 +52,13 @@ public sealed class ReplicaRetentionDeniedTests(ITestOutputHelper testOutput) : 
 
         foreach (string directory in protectedDirectories)
         {
-            UndeletableVersionFactAttribute.Unprotect(directory);
+            UndeletableDirectoryFactAttribute.Unprotect(directory);
         }
 
         Directory.Delete(root, recursive: true);
     }
 
-    [UndeletableVersionFact(Timeout = 120_000)]
+    [UndeletableDirectoryFact(Timeout = 120_000)]
     public async Task DeniedDeletionLogsWarning()
     {
         var learner = new ModelStore(Path.Combine(root, "learner"));
@@ -70,7 +71,7 @@ public sealed class ReplicaRetentionDeniedTests(ITestOutputHelper testOutput) : 
         CopyVersion(learner.VersionDirectory(1), local.VersionDirectory(1));
         CopyVersion(learner.VersionDirectory(2), local.VersionDirectory(2));
         string undeletable = local.VersionDirectory(1);
-        UndeletableVersionFactAttribute.Protect(undeletable);
+        UndeletableDirectoryFactAttribute.Protect(undeletable);
         protectedDirectories.Add(undeletable);
 
         string storeUrl = await StartStoreAsync(learner);

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
+using ContinualServe.Tests.Shared;
 using Microsoft.Extensions.Logging;
 using Shouldly;
 using Xunit;
@@ -26,7 +26,7 @@ public sealed class RetentionFailureTests : IDisposable
     {
         foreach (string path in protectedPaths)
         {
-            Unprotect(path);
+            UndeletableDirectoryFactAttribute.Unprotect(path);
         }
 
         directory.Dispose();
@@ -77,82 +77,9 @@ public sealed class RetentionFailureTests : IDisposable
     private static Action<string> WriteData(string content) =>
         path => File.WriteAllText(Path.Combine(path, "data.bin"), content);
 
-    // Makes deleting the directory fail with EPERM (immutable file) as root, or EACCES (no write permission) otherwise.
-    // NOTE: only the root branch has run so far, on ext4.
     private void Protect(string path)
     {
         protectedPaths.Add(path);
-        if (Environment.IsPrivilegedProcess)
-        {
-            UndeletableDirectoryFactAttribute.Run("chattr", "+i", Directory.EnumerateFiles(path).First());
-        }
-        else
-        {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserExecute);
-        }
-    }
-
-    private static void Unprotect(string path)
-    {
-        if (Environment.IsPrivilegedProcess)
-        {
-            foreach (string file in Directory.EnumerateFiles(path))
-            {
-                UndeletableDirectoryFactAttribute.Run("chattr", "-i", file);
-            }
-        }
-        else
-        {
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-    }
-}
-
-/// <summary>
-/// Fact attribute that skips a test as root where chattr cannot make a file in the temporary folder immutable (no
-/// CAP_LINUX_IMMUTABLE, or a file system without the attribute), and skips it off Linux.
-/// </summary>
-public sealed class UndeletableDirectoryFactAttribute : FactAttribute
-{
-    public UndeletableDirectoryFactAttribute()
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            Skip = "Undeletable directories are made with Linux permissions and file attributes.";
-        }
-        else if (Environment.IsPrivilegedProcess && !CanSetImmutable())
-        {
-            Skip = "This process runs as root but cannot set the immutable attribute (chattr +i) in the temporary folder.";
-        }
-    }
-
-    /// <summary>Runs <paramref name="command"/> and returns true when it exited with 0.</summary>
-    public static bool Run(string command, params string[] arguments)
-    {
-        try
-        {
-            using Process process = Process.Start(new ProcessStartInfo(command, arguments) { RedirectStandardError = true })!;
-            process.StandardError.ReadToEnd();
-            process.WaitForExit();
-            return process.ExitCode == 0;
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return false;
-        }
-    }
-
-    private static bool CanSetImmutable()
-    {
-        string probe = Path.Combine(Directory.CreateTempSubdirectory("continualserve-chattr-check-").FullName, "probe");
-        File.WriteAllText(probe, "");
-        bool immutable = Run("chattr", "+i", probe);
-        if (immutable)
-        {
-            Run("chattr", "-i", probe);
-        }
-
-        Directory.Delete(Path.GetDirectoryName(probe)!, recursive: true);
-        return immutable;
+        UndeletableDirectoryFactAttribute.Protect(path);
     }
 }

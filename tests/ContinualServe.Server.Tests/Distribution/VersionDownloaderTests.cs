@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
+using ContinualServe.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -321,7 +322,7 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
 
     // A replica's retention runs after a version is live, so a version it cannot delete (here one the system denies) is
     // reported and skipped, and the other old versions are deleted all the same.
-    [UndeletableVersionFact]
+    [UndeletableDirectoryFact]
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public async Task RetentionSkipsUndeletableVersion()
     {
@@ -332,7 +333,7 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
 
         string undeletable = local.VersionDirectory(1);
-        UndeletableVersionFactAttribute.Protect(undeletable);
+        UndeletableDirectoryFactAttribute.Protect(undeletable);
         try
         {
             IReadOnlyList<RetentionFailure> failures = new VersionDownloader(http, local, null).ApplyRetention(retained: 1, live: 3);
@@ -346,7 +347,7 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
         finally
         {
-            UndeletableVersionFactAttribute.Unprotect(undeletable);
+            UndeletableDirectoryFactAttribute.Unprotect(undeletable);
         }
     }
 
@@ -384,13 +385,13 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
 
     // Replicas that share a volume may run as other users, whose abandoned downloads this one cannot delete. Such a
     // directory is reported, and the cleanup goes on to the others.
-    [UndeletableVersionFact]
+    [UndeletableDirectoryFact]
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public void CleanupSkipsUndeletableDownload()
     {
         string undeletable = CreateDownload(null, age: TimeSpan.FromHours(26), withLockFile: false);
         string deletable = CreateDownload(null, age: TimeSpan.FromHours(26), withLockFile: false);
-        UndeletableVersionFactAttribute.Protect(undeletable);
+        UndeletableDirectoryFactAttribute.Protect(undeletable);
         try
         {
             IReadOnlyList<string> removed = new VersionDownloader(http, local, null)
@@ -404,7 +405,7 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         }
         finally
         {
-            UndeletableVersionFactAttribute.Unprotect(undeletable);
+            UndeletableDirectoryFactAttribute.Unprotect(undeletable);
         }
     }
 

@@ -1,15 +1,15 @@
 using System.Diagnostics;
 using Xunit;
 
-namespace ContinualServe.Server.Tests.Distribution;
+namespace ContinualServe.Tests.Shared;
 
 /// <summary>
-/// Fact that runs only where a test can make a version directory undeletable: on Linux, as root with chattr +i working
-/// in the temporary folder, or as another user, who gets a directory without write permission.
+/// Fact that runs only where a test can make a directory undeletable: on Linux, as root with chattr +i working in the
+/// temporary folder, or as another user, who gets a directory without write permission.
 /// </summary>
-public sealed class UndeletableVersionFactAttribute : FactAttribute
+internal sealed class UndeletableDirectoryFactAttribute : FactAttribute
 {
-    public UndeletableVersionFactAttribute()
+    public UndeletableDirectoryFactAttribute()
     {
         if (!OperatingSystem.IsLinux())
         {
