@@ -9,6 +9,9 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read from the consumer.</summary>
     public Action? BeforeConsume { get; set; }
 
+    /// <summary>Runs on the learner thread before a promoted round's optimizer and teacher files are written.</summary>
+    public Action? BeforeCheckpointPrepare { get; set; }
+
     /// <summary>Runs on the round-write task before the version is saved.</summary>
     public Action? BeforeRoundWrite { get; set; }
 
