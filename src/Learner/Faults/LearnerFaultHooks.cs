@@ -17,4 +17,7 @@ internal sealed class LearnerFaultHooks
 
     /// <summary>Runs on the learner thread before the consumer is closed.</summary>
     public Action? BeforeLeaveGroup { get; set; }
+
+    /// <summary>Runs on the learner thread when the Kafka clients are disposed, before the dead-letter producer closes.</summary>
+    public Action? BeforeDeadLetterClose { get; set; }
 }

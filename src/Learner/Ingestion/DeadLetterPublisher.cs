@@ -68,7 +68,10 @@ public sealed partial class DeadLetterPublisher : IDisposable
     /// <summary>Maximum time that <see cref="Dispose"/> waits for dead letters not yet acknowledged. 5 s outside tests.</summary>
     internal TimeSpan CloseFlushTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Test seam that runs in <see cref="Dispose"/> just before the producer is closed. Null outside tests.</summary>
+    /// <summary>
+    /// Test seam that runs in <see cref="Dispose"/> just before the producer is closed, which still happens when it
+    /// throws. Null outside tests.
+    /// </summary>
     internal Action? BeforeProducerClose { get; init; }
 
     /// <summary>
@@ -136,13 +139,20 @@ public sealed partial class DeadLetterPublisher : IDisposable
     public void Dispose()
     {
         producer.Flush(CloseFlushTimeout);
-        BeforeProducerClose?.Invoke();
 
         // A delivery report served after the flush still ends its dead letter's count, so an acknowledgement that
         // missed the flush is not reported as undelivered. Confluent.Kafka's Producer.Dispose joins its poll thread and
         // serves no report once the handle is closed, so the dead letters still counted after it never got one.
         // UndeliveredCountIsExact checks that no report of the purge at close arrives, with Confluent.Kafka 2.16.
-        producer.Dispose();
+        try
+        {
+            BeforeProducerClose?.Invoke();
+        }
+        finally
+        {
+            producer.Dispose();
+        }
+
         long undelivered = Interlocked.Read(ref outstanding);
         if (undelivered > 0)
         {
