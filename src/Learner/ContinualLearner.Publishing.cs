@@ -39,13 +39,27 @@ public sealed partial class ContinualLearner
         LearnerCheckpoint metadata = CheckpointMetadata(ReachedOffsets(), round.Summary);
         ReplayExample[] replay = [.. CheckpointReplay()];
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
-        string prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
+        RoundWriteWatchdog watchdog = RoundWriteWatchdog;
+
+        // The optimizer and teacher files are the round write's first step, and a hung volume blocks them too.
+        watchdog.Start(Checkpoints.RootDirectory);
+        string prepared;
+        try
+        {
+            FaultHooks.BeforeCheckpointPrepare?.Invoke();
+            prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
+        }
+        catch
+        {
+            watchdog.Finish();
+            throw;
+        }
+
         nn.Module<Tensor, Tensor> weights = publishedWeights;
         LearnerCheckpointStore checkpoints = Checkpoints;
         Action? beforeWrite = FaultHooks.BeforeRoundWrite;
-        RoundWriteWatchdog watchdog = RoundWriteWatchdog;
         publishingRound = round;
-        watchdog.Start(store.RootDirectory);
+        watchdog.Enter(store.RootDirectory);
         publishing = Task.Run(() =>
         {
             try

@@ -296,7 +296,10 @@ public sealed partial class ContinualLearner : IDisposable
     {
         using BrokerWatchdog watchdog = StartBrokerWatchdog();
         using IConsumer<byte[]?, byte[]?> consumer = BuildConsumer();
-        using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger, kafkaProperties);
+        using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger, kafkaProperties)
+        {
+            BeforeProducerClose = FaultHooks.BeforeDeadLetterClose,
+        };
         consumer.Subscribe(options.Topic);
         UpdateStatus(running: true);
         ReportReadiness();
@@ -313,7 +316,16 @@ public sealed partial class ContinualLearner : IDisposable
             throw;
         }
 
-        LeaveGroup(consumer);
+        try
+        {
+            LeaveGroup(consumer);
+        }
+        catch (Exception exception)
+        {
+            // The clients' Dispose runs next and can throw as well, so this error is kept as the first one.
+            firstFailure = exception;
+            throw;
+        }
     }
 
     /// <summary>Closes the consumer, which revokes its partitions and leaves the group. Logs a slow leave.</summary>

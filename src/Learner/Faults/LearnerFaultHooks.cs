@@ -9,9 +9,15 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read from the consumer.</summary>
     public Action? BeforeConsume { get; set; }
 
+    /// <summary>Runs on the learner thread before a promoted round's optimizer and teacher files are written.</summary>
+    public Action? BeforeCheckpointPrepare { get; set; }
+
     /// <summary>Runs on the round-write task before the version is saved.</summary>
     public Action? BeforeRoundWrite { get; set; }
 
     /// <summary>Runs on the learner thread before the consumer is closed.</summary>
     public Action? BeforeLeaveGroup { get; set; }
+
+    /// <summary>Runs on the learner thread when the Kafka clients are disposed, before the dead-letter producer closes.</summary>
+    public Action? BeforeDeadLetterClose { get; set; }
 }

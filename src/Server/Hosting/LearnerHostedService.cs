@@ -111,6 +111,8 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    // NOTE: learner.Stop and publisher.Flush do not watch the host's shutdown token, so a stop can take up to 45 s
+    // (10 + 30 + 5). That is longer than the host's default 30 s shutdown timeout and a pod's default grace period.
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await stopping.CancelAsync().ConfigureAwait(false);

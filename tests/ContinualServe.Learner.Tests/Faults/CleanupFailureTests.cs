@@ -101,6 +101,36 @@ public sealed class CleanupFailureTests : IDisposable
         });
     }
 
+    // On a requested stop the consumer's close fails, and then disposing a Kafka client fails as well. The close's
+    // error comes first, so it must stay the learner's failure, and the dispose error is logged as a cleanup failure.
+    [Fact(Timeout = 120_000)]
+    public async Task LeaveFailureOnStopIsKept()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = NaiveOptions(broker.BootstrapServers, "cleanup-leave");
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers);
+            var closeError = new KafkaException(new Error(ErrorCode.Local_Transport, "injected failure of the consumer's close"));
+            var disposeError = new InvalidOperationException("injected failure of the dead-letter producer's dispose");
+            learner.FaultHooks.BeforeLeaveGroup = () => throw closeError;
+            learner.FaultHooks.BeforeDeadLetterClose = () => throw disposeError;
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.IsRunning, "the learner did not start consuming");
+
+            learner.Stop(TimeSpan.FromSeconds(30)).ShouldBeTrue("the learner did not stop");
+
+            learner.Failure.ShouldBeSameAs(closeError);
+            IReadOnlyList<LogRecord> records = loggers.Logger.Records;
+            LogRecord failed = records.Single(record => record.EventId == LearnerFailedEventId);
+            failed.Exception.ShouldBeSameAs(closeError);
+            LogRecord cleanup = records.Single(record => record.EventId == CleanupFailedEventId);
+            cleanup.Exception.ShouldBeSameAs(disposeError);
+            cleanup.Message.ShouldContain("closing the Kafka clients");
+        });
+    }
+
     private LearnerOptions NaiveOptions(string bootstrapServers, string groupId) =>
         LearnerHarness.Options(bootstrapServers, Topic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 }

@@ -106,6 +106,32 @@ public sealed class DeadLetterFailureTests : IDisposable
         });
     }
 
+    // The flush at close times out at once, so the broker acknowledges the dead letter while the producer closes.
+    // The dead letter was delivered, so error 264 must not report it. The embedded broker acknowledges within
+    // milliseconds, far less than the 2 s wait before the close.
+    [Fact(Timeout = 60_000)]
+    public async Task LateDeliveryIsNotUndelivered()
+    {
+        await Task.Run(() =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var logger = new RecordingLogger();
+            using (var publisher = new DeadLetterPublisher(broker.BootstrapServers, Topic + ".dlq", logger)
+            {
+                CloseFlushTimeout = TimeSpan.Zero,
+                BeforeProducerClose = () => Thread.Sleep(TimeSpan.FromSeconds(2)),
+            })
+            {
+                publisher.Publish(Invalid(3), "malformed JSON");
+            }
+
+            ReadDeadLetterOffsets(broker.BootstrapServers).ShouldBe([3L], "the dead letter must be in the dead-letter topic");
+            logger.Records.ShouldNotContain(record => record.EventId == 264);
+            logger.Records.ShouldNotContain(record => record.EventId == 210);
+            logger.Records.ShouldNotContain(record => record.EventId == 269);
+        });
+    }
+
     // A queue of one message fills at the second dead letter. Dropping it would lose the record once its offset is
     // committed, so the publisher waits for room while the broker acknowledges.
     [Fact(Timeout = 60_000)]
@@ -186,6 +212,33 @@ public sealed class DeadLetterFailureTests : IDisposable
             LogRecord trailing = logger.Records.Single(record => record.EventId == 269);
             trailing.Message.ShouldStartWith($"1 more dead letters for {Topic}.dlq could not be written");
         });
+    }
+
+    // Reads the source offsets that the dead letters on the dead-letter topic name, for at most 10 s.
+    private static List<long> ReadDeadLetterOffsets(string bootstrapServers)
+    {
+        var config = new ConsumerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            GroupId = "dead-letter-reader",
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            EnableAutoCommit = false,
+        };
+        using IConsumer<byte[]?, byte[]?> consumer = new ConsumerBuilder<byte[]?, byte[]?>(config).Build();
+        consumer.Assign(new TopicPartitionOffset(Topic + ".dlq", 0, Offset.Beginning));
+        var offsets = new List<long>();
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (offsets.Count == 0 && DateTime.UtcNow < deadline)
+        {
+            ConsumeResult<byte[]?, byte[]?>? result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            if (result?.Message?.Headers is { } headers)
+            {
+                string offset = Encoding.UTF8.GetString(headers.GetLastBytes(DeadLetterPublisher.SourceOffsetHeader));
+                offsets.Add(long.Parse(offset, System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return offsets;
     }
 
     private static LogRecord[] FailureLogs(RecordingLogger logger) => logger.Records.Where(record => record.EventId == 210).ToArray();
