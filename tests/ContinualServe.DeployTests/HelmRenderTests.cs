@@ -259,6 +259,17 @@ public sealed class HelmRenderTests
         Settings(manifests)["Learner"]!["Device"]!.GetValue<string>().ShouldBe("cpu");
     }
 
+    // The learner's stop can take 45 s and the process waits 50 s for it, so the default grace period of 30 s would
+    // kill it mid-round.
+    [Fact]
+    public void LearnerPodOutlastsItsLongestStop()
+    {
+        IReadOnlyList<JsonObject> manifests = Helm.Render();
+        JsonObject learner = OfKind(manifests, "Deployment").Single(deployment => Name(deployment).EndsWith("-learner", StringComparison.Ordinal));
+
+        PodSpec(learner)["terminationGracePeriodSeconds"]!.GetValue<long>().ShouldBeGreaterThan(50);
+    }
+
     [Theory]
     [InlineData("server.replicas=-1")]
     [InlineData("learner.replayCapacity=-5")]

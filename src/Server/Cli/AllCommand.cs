@@ -53,7 +53,7 @@ internal static class AllCommand
         return command;
     }
 
-    private static WebApplication Build(string[] arguments)
+    internal static WebApplication Build(string[] arguments)
     {
         WebApplication app = ServerHost.Build(arguments, "", pollStore: false, configureBuilder: builder =>
         {

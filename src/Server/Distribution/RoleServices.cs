@@ -50,11 +50,26 @@ public static class RoleServices
     }
 
     /// <summary>
+    /// Shortest host shutdown timeout of the learn and all roles: the learner's longest stop and 5 s for the host's
+    /// other services.
+    /// </summary>
+    public static readonly TimeSpan LearnerShutdownTimeout = LearnerHostedService.LongestStop + TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// Adds the learner, its version publisher and the hosted service that runs them. The version topic
     /// uses the learner's bootstrap servers unless Distribution:BootstrapServers names others.
     /// </summary>
     public static IServiceCollection AddLearnerRole(this IServiceCollection services)
     {
+        // The learner's stop can outlast the host's default 30 s shutdown timeout, and a host that gives up first
+        // leaves the round being written to the next start. A longer timeout set in configuration stays.
+        services.PostConfigure<HostOptions>(host =>
+        {
+            if (host.ShutdownTimeout < LearnerShutdownTimeout)
+            {
+                host.ShutdownTimeout = LearnerShutdownTimeout;
+            }
+        });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<LearnerOptions>, LearnerOptionsValidator>());
         services.AddOptions<LearnerOptions>()
             .BindConfiguration(LearnerOptions.SectionName)

@@ -19,12 +19,19 @@ namespace ContinualServe.Server.Hosting;
 public sealed partial class LearnerHostedService : IHostedLifecycleService, IDisposable
 {
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan PublisherFlushTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan PinPollInterval = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan PinRetryInterval = TimeSpan.FromSeconds(30);
 
     // A pin check reads a small file, hashes the pinned version's weights and queues an announcement. 10 s for one to
     // finish is an estimate, not a measurement. A check blocked by the disk (a hung NFS read) is abandoned after it.
     private static readonly TimeSpan PinWatchStopTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Longest time <see cref="StopAsync"/> can take: the pin watch's wait, the learner's stop and the publisher's flush.
+    /// The learn and all roles give the host at least this long to shut down, and the chart gives the learner's pod more.
+    /// </summary>
+    public static readonly TimeSpan LongestStop = PinWatchStopTimeout + StopTimeout + PublisherFlushTimeout;
 
     private readonly ContinualLearner learner;
     private readonly ModelVersionPublisher publisher;
@@ -111,8 +118,8 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    // NOTE: learner.Stop and publisher.Flush do not watch the host's shutdown token, so a stop can take up to 45 s
-    // (10 + 30 + 5). That is longer than the host's default 30 s shutdown timeout and a pod's default grace period.
+    // learner.Stop and publisher.Flush do not watch the host's shutdown token, so a stop can take LongestStop (45 s).
+    // AddLearnerRole raises the host's shutdown timeout to cover it, and the chart sets the learner pod's grace period.
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         await stopping.CancelAsync().ConfigureAwait(false);
@@ -120,7 +127,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         // A round that finishes while the learner stops is still served here and announced to the replicas.
         learner.Stop(StopTimeout);
         learner.VersionPublished -= OnVersionPublished;
-        publisher.Flush(TimeSpan.FromSeconds(5));
+        publisher.Flush(PublisherFlushTimeout);
     }
 
     public void Dispose() => stopping.Dispose();
