@@ -17,7 +17,9 @@ internal static class AllCommand
     {
         var shortcuts = new LearnerShortcuts();
         Option<string> urls = RoleCommandLine.Shortcut(
-            "--urls", "HTTP listen addresses of inference, health, metrics and the store (urls); default " + ServeCommand.DefaultUrls + ".");
+            "--urls",
+            "Listen addresses of inference, health, metrics and the store (urls), http:// or https:// "
+                + "(HTTPS needs Kestrel:Certificates:Default:Path); default " + ServeCommand.DefaultUrls + ".");
         Option<string> modelName = RoleCommandLine.Shortcut("--model-name", "Model name in the inference routes (Server:ModelName).");
         Option<string> managementUrls = RoleCommandLine.ManagementUrlsOption();
         Option<string> tokenFile = RoleCommandLine.ManagementTokenFileOption();

@@ -23,7 +23,10 @@ internal static class LearnCommand
     public static Command Create()
     {
         var shortcuts = new LearnerShortcuts();
-        Option<string> urls = RoleCommandLine.Shortcut("--urls", "HTTP listen addresses of health, metrics and the store (urls); default " + DefaultUrls + ".");
+        Option<string> urls = RoleCommandLine.Shortcut(
+            "--urls",
+            "Listen addresses of health, metrics and the store (urls), http:// or https:// "
+                + "(HTTPS needs Kestrel:Certificates:Default:Path); default " + DefaultUrls + ".");
         var command = new Command(
             "learn",
             "Consume labeled examples, train with replay, publish versions to the model store, announce them on the version topic, "

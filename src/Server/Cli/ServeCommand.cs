@@ -11,7 +11,10 @@ internal static class ServeCommand
 
     public static Command Create()
     {
-        Option<string> urls = RoleCommandLine.Shortcut("--urls", "HTTP listen addresses (configuration key urls); default " + DefaultUrls + ".");
+        Option<string> urls = RoleCommandLine.Shortcut(
+            "--urls",
+            "Listen addresses (configuration key urls), http:// or https:// "
+                + "(HTTPS needs Kestrel:Certificates:Default:Path); default " + DefaultUrls + ".");
         Option<string> store = RoleCommandLine.Shortcut("--store", "Local model store directory (Server:StoreDirectory).");
         Option<string> device = RoleCommandLine.Shortcut("--device", "Inference device: auto, cpu, cuda or cuda:N (Server:Device).");
         Option<string> modelName = RoleCommandLine.Shortcut("--model-name", "Model name in the inference routes (Server:ModelName).");
