@@ -112,6 +112,16 @@ public sealed partial class ReloadingServerCertificate : IDisposable
                 return;
             }
 
+            // Files rewritten with the same certificate (a Secret updated for another key, a copy that kept the content)
+            // change nothing, so the certificate in service stays and no renewal is logged.
+            if (string.Equals(renewed.Thumbprint, current.Thumbprint, StringComparison.Ordinal))
+            {
+                renewed.Dispose();
+                currentStamp = stamp;
+                rejectedStamp = null;
+                return;
+            }
+
             // A handshake that read the replaced certificate just before the swap may still use it, so it is kept until
             // the next renewal, and the one before it is disposed.
             replacedThumbprint = current.Thumbprint;

@@ -55,6 +55,24 @@ public sealed class ReloadingServerCertificateTests : IDisposable
         Thumbprint(await WaitForSelectedAsync(reloading, Thumbprint(renewed))).ShouldBe(Thumbprint(renewed));
     }
 
+    // A renewal log that names the same thumbprint twice would tell an operator that a certificate was renewed when
+    // it was not.
+    [Fact]
+    public async Task RewrittenSameCertificateIsNotLoggedAsRenewed()
+    {
+        using X509Certificate2 first = TestCertificates.CreateSelfSigned("first.example");
+        (string certificatePath, string keyPath) = TestCertificates.WritePemFiles(first, directory, "tls");
+        var logger = new LogRecorder<ReloadingServerCertificate>(Microsoft.Extensions.Logging.LogLevel.Information);
+        using var reloading = new ReloadingServerCertificate(certificatePath, keyPath, null, TimeProvider.System, logger);
+
+        TestCertificates.WritePemFiles(first, directory, "tls");
+        File.SetLastWriteTimeUtc(certificatePath, DateTime.UtcNow.AddSeconds(2));
+        await Task.Delay(ReloadingServerCertificate.CheckInterval * 2 + TimeSpan.FromSeconds(1));
+
+        Thumbprint(reloading.Select()).ShouldBe(Thumbprint(first));
+        logger.Entries.ShouldBeEmpty();
+    }
+
     // Polls Select until it returns the certificate with expectedThumbprint or 20 s pass, and returns the last one.
     private static async Task<X509Certificate2> WaitForSelectedAsync(ReloadingServerCertificate reloading, string expectedThumbprint)
     {
