@@ -1,22 +1,14 @@
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Publishing;
-using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
 using ContinualServe.Server.Tests.Distribution;
 using ContinualServe.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
-using TorchSharp;
 using Xunit;
 using Xunit.Abstractions;
-using static TorchSharp.torch;
 
 namespace ContinualServe.IntegrationTests.Distribution;
 
@@ -64,17 +56,17 @@ public sealed class ReplicaRetentionDeniedTests(ITestOutputHelper testOutput) : 
         var learner = new ModelStore(Path.Combine(root, "learner"));
         for (int seed = 1; seed <= 3; seed++)
         {
-            SaveVersion(learner, seed);
+            ReplicaStores.SaveVersion(learner, seed);
         }
 
         var local = new ModelStore(Path.Combine(root, "replica"));
-        CopyVersion(learner.VersionDirectory(1), local.VersionDirectory(1));
-        CopyVersion(learner.VersionDirectory(2), local.VersionDirectory(2));
+        ReplicaStores.CopyVersion(learner.VersionDirectory(1), local.VersionDirectory(1));
+        ReplicaStores.CopyVersion(learner.VersionDirectory(2), local.VersionDirectory(2));
         string undeletable = local.VersionDirectory(1);
         UndeletableDirectoryFactAttribute.Protect(undeletable);
         protectedDirectories.Add(undeletable);
 
-        string storeUrl = await StartStoreAsync(learner);
+        (storeApp, string storeUrl) = await StoreServer.StartAsync(learner);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("model-versions", 1);
         using (var publisher = new ModelVersionPublisher(
@@ -98,34 +90,6 @@ public sealed class ReplicaRetentionDeniedTests(ITestOutputHelper testOutput) : 
         replica.OutputTail.ShouldNotContain("unexpected error");
         (await ReplicaDistributionTests.ServedVersionAsync(http, url)).ShouldBe(3, "the replica must serve the announced version");
         local.ListVersionNumbers().ShouldBe([1L, 3L], "retention must delete version 2 although version 1 stays");
-    }
-
-    private static void SaveVersion(ModelStore store, int seed)
-    {
-        torch.manual_seed(seed);
-        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(new ModelSpec());
-        store.Save(new ModelSpec(), module, new ModelManifest());
-    }
-
-    private static void CopyVersion(string source, string destination)
-    {
-        Directory.CreateDirectory(destination);
-        foreach (string file in Directory.EnumerateFiles(source))
-        {
-            File.Copy(file, Path.Combine(destination, Path.GetFileName(file)));
-        }
-    }
-
-    private async Task<string> StartStoreAsync(ModelStore store)
-    {
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        builder.Services.AddDistributionOptions();
-        storeApp = builder.Build();
-        storeApp.MapModelStoreApi(() => store);
-        await storeApp.StartAsync();
-        return storeApp.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
     }
 
     // Polls the replica's output every 200 ms until a line contains text, for at most timeout, and returns that line.

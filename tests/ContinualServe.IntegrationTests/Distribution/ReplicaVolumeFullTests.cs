@@ -2,22 +2,14 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Publishing;
-using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
 using ContinualServe.Server.Tests.Distribution;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
-using TorchSharp;
 using Xunit;
 using Xunit.Abstractions;
-using static TorchSharp.torch;
 
 namespace ContinualServe.IntegrationTests.Distribution;
 
@@ -61,12 +53,12 @@ public sealed class ReplicaVolumeFullTests(ITestOutputHelper testOutput) : IAsyn
     public async Task FullVolumeLoggedOncePerVersion()
     {
         var learner = new ModelStore(Path.Combine(root, "learner"));
-        SaveVersion(learner, seed: 1);
-        SaveVersion(learner, seed: 2);
+        ReplicaStores.SaveVersion(learner, seed: 1);
+        ReplicaStores.SaveVersion(learner, seed: 2);
         long weightsBytes = new FileInfo(Path.Combine(learner.VersionDirectory(1), ModelStore.WeightsFileName)).Length;
         string volume = MountReplicaVolume(sizeBytes: weightsBytes * 3 / 2);
-        CopyVersion(learner.VersionDirectory(1), Path.Combine(volume, Path.GetFileName(learner.VersionDirectory(1))));
-        string storeUrl = await StartStoreAsync(learner);
+        ReplicaStores.CopyVersion(learner.VersionDirectory(1), Path.Combine(volume, Path.GetFileName(learner.VersionDirectory(1))));
+        (storeApp, string storeUrl) = await StoreServer.StartAsync(learner);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("model-versions", 1);
         using (var publisher = new ModelVersionPublisher(
@@ -95,22 +87,6 @@ public sealed class ReplicaVolumeFullTests(ITestOutputHelper testOutput) : IAsyn
         Directory.GetDirectories(volume, ".download-*").ShouldBeEmpty();
     }
 
-    private static void SaveVersion(ModelStore store, int seed)
-    {
-        torch.manual_seed(seed);
-        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(new ModelSpec());
-        store.Save(new ModelSpec(), module, new ModelManifest());
-    }
-
-    private static void CopyVersion(string source, string destination)
-    {
-        Directory.CreateDirectory(destination);
-        foreach (string file in Directory.EnumerateFiles(source))
-        {
-            File.Copy(file, Path.Combine(destination, Path.GetFileName(file)));
-        }
-    }
-
     private string MountReplicaVolume(long sizeBytes)
     {
         string volume = Directory.CreateDirectory(Path.Combine(root, "replica")).FullName;
@@ -118,18 +94,6 @@ public sealed class ReplicaVolumeFullTests(ITestOutputHelper testOutput) : IAsyn
         exitCode.ShouldBe(0, error);
         mounted = true;
         return volume;
-    }
-
-    private async Task<string> StartStoreAsync(ModelStore store)
-    {
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        builder.Services.AddDistributionOptions();
-        storeApp = builder.Build();
-        storeApp.MapModelStoreApi(() => store);
-        await storeApp.StartAsync();
-        return storeApp.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
     }
 
     // Polls the replica's failed-download counter until it reaches minimum, for at most 60 s, and returns the last value.
