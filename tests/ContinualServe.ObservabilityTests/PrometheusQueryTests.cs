@@ -9,11 +9,27 @@ namespace ContinualServe.ObservabilityTests;
 [Collection(ObservedPipelineGroup.Name)]
 public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
 {
+    // A scrape that misses its 900 ms timeout on a loaded machine marks every series of the target stale, and instant
+    // queries of gauges then return nothing until the next scrape a second later. So the panels get three sweeps, 2 s
+    // apart, and each panel must return data in the last one.
     [Fact]
     public async Task EveryPanelQueryReturnsData()
     {
         IReadOnlyList<MonitoringExpression> targets = MonitoringExpressions.DashboardPanelTargets();
         targets.Count.ShouldBeGreaterThan(20);
+        List<string> empty = await EmptyPanelsAsync(targets);
+        for (int sweep = 1; sweep < 3 && empty.Count > 0; sweep++)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            empty = await EmptyPanelsAsync(targets);
+        }
+
+        JsonElement up = await pipeline.Prometheus.QueryAsync("up", CancellationToken.None);
+        empty.ShouldBeEmpty($"up: {up}");
+    }
+
+    private async Task<List<string>> EmptyPanelsAsync(IReadOnlyList<MonitoringExpression> targets)
+    {
         var empty = new List<string>();
         foreach (MonitoringExpression target in targets)
         {
@@ -24,7 +40,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
             }
         }
 
-        empty.ShouldBeEmpty();
+        return empty;
     }
 
     [Fact]
