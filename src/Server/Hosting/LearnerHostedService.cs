@@ -28,7 +28,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     private static readonly TimeSpan PinWatchStopTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// Longest time <see cref="StopAsync"/> can take: the pin watch's wait, the learner's stop and the publisher's flush.
+    /// Maximum time that <see cref="StopAsync"/> takes: the pin watch's wait, the learner's stop and the publisher's flush.
     /// The learn and all roles give the host at least this long to shut down, and the chart gives the learner's pod more.
     /// </summary>
     public static readonly TimeSpan LongestStop = PinWatchStopTimeout + StopTimeout + PublisherFlushTimeout;

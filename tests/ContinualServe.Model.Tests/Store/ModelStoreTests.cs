@@ -108,7 +108,7 @@ public sealed class ModelStoreTests
     // A server polls the store every second, and hashing a corrupt version on every poll would read a large model's
     // weights each time.
     [Fact]
-    public void CorruptVersionIsHashedAgainOnlyAfterItsFilesChange()
+    public void CorruptVersionRehashedAfterChange()
     {
         ModelStore written = SmallModels.StoreWithVersions(2);
         string weights = Path.Combine(written.VersionDirectory(2), ModelStore.WeightsFileName);
@@ -133,7 +133,7 @@ public sealed class ModelStoreTests
 
     // A repair that leaves the file's length and time as they were is still found, after the recheck age.
     [Fact]
-    public void CorruptVersionIsHashedAgainAfterRecheckAge()
+    public void CorruptVersionRehashedAfterAge()
     {
         ModelStore written = SmallModels.StoreWithVersions(1);
         string weights = Path.Combine(written.VersionDirectory(1), ModelStore.WeightsFileName);
@@ -156,7 +156,7 @@ public sealed class ModelStoreTests
     }
 
     [Fact]
-    public void LoadingNewerThanAVersionReadsNothingAtOrBelowIt()
+    public void NewerThanSkipsOlderVersions()
     {
         ModelStore store = SmallModels.StoreWithVersions(3);
         string weights = Path.Combine(store.VersionDirectory(3), ModelStore.WeightsFileName);

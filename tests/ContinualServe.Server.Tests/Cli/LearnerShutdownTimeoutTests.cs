@@ -20,7 +20,7 @@ public sealed class LearnerShutdownTimeoutTests
 
     [Theory]
     [MemberData(nameof(Roles))]
-    public async Task HostWaitsForTheLearnersLongestStop(string role)
+    public async Task HostOutlastsLearnerStop(string role)
     {
         await using WebApplication app = Build(role);
 

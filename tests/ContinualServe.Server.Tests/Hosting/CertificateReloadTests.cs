@@ -77,7 +77,7 @@ public sealed class CertificateReloadTests : IAsyncLifetime
 
     // The learn role builds a host of its own, which replicas reach for versions over HTTPS.
     [Fact]
-    public async Task LearnRoleServesOverwrittenFiles()
+    public async Task LearnRoleServesRenewedCertificate()
     {
         using X509Certificate2 first = CreateCertificate("first.example");
         using X509Certificate2 renewed = CreateCertificate("renewed.example");
@@ -85,7 +85,7 @@ public sealed class CertificateReloadTests : IAsyncLifetime
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("fashion-mnist", 1);
         broker.CreateTopic("model-versions", 1);
-        app = LearnCommand.Build([
+        await StartAsync(LearnCommand.Build([
             "--urls", "https://127.0.0.1:0",
             "--Logging:LogLevel:Default=Warning",
             $"--Kestrel:Certificates:Default:Path={certificatePath}",
@@ -94,14 +94,14 @@ public sealed class CertificateReloadTests : IAsyncLifetime
             "--Learner:StoreDirectory=" + Path.Combine(directory, "store"),
             "--Learner:Device=cpu",
             "--Learner:SessionTimeout=00:00:03",
-        ]);
-        await app.StartAsync();
-        address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        ]));
         (await ServedThumbprintAsync()).ShouldBe(Thumbprint(first));
 
         TestCertificates.WritePemFiles(renewed, directory, "tls");
         string served = await WaitForServedAsync(Thumbprint(renewed));
-        await app.StopAsync();
+
+        // The learner's host stops before the broker it reads from is disposed at the end of this method.
+        await app!.StopAsync();
         await app.DisposeAsync();
         app = null;
 
@@ -232,7 +232,7 @@ public sealed class CertificateReloadTests : IAsyncLifetime
     private async Task StartAsync(string certificatePath, string keyPath, string urls = "https://127.0.0.1:0", params string[] arguments)
     {
         string storeDirectory = Path.Combine(directory, "store");
-        app = ServerHost.Build(
+        await StartAsync(ServerHost.Build(
             [
                 "--Logging:LogLevel:Default=Warning",
                 $"--Kestrel:Certificates:Default:Path={certificatePath}",
@@ -246,7 +246,13 @@ public sealed class CertificateReloadTests : IAsyncLifetime
                 options.StoreDirectory = storeDirectory;
             },
             pollStore: false,
-            configureBuilder: builder => builder.Logging.AddProvider(new RecordingLoggerProvider(logs)));
+            configureBuilder: builder => builder.Logging.AddProvider(new RecordingLoggerProvider(logs))));
+    }
+
+    // Starts the built host and keeps it, with the address it bound, for the checks and for DisposeAsync.
+    private async Task StartAsync(WebApplication built)
+    {
+        app = built;
         await app.StartAsync();
         string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         address = new Uri(bound);

@@ -24,7 +24,7 @@ public sealed class CorruptVersionPollTests : IDisposable
     // Hashing on every poll would read the corrupt version and then the live version's weights, two models a second
     // for as long as the corrupt version stays in the store.
     [Fact]
-    public void CorruptNewestVersionIsHashedOnceOverManyPolls()
+    public void CorruptNewestHashedOnce()
     {
         CorruptStore(versions: 2, corrupt: 2);
         using var live = new LiveModel();
@@ -41,7 +41,7 @@ public sealed class CorruptVersionPollTests : IDisposable
     }
 
     [Fact]
-    public void CorruptPinnedVersionIsHashedOnceOverManyPolls()
+    public void CorruptPinHashedOnce()
     {
         CorruptStore(versions: 2, corrupt: 2);
         StoreControlFiles.WritePinnedVersion(directory, 2);

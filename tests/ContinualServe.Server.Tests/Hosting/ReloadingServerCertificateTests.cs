@@ -58,7 +58,7 @@ public sealed class ReloadingServerCertificateTests : IDisposable
     // A renewal log that names the same thumbprint twice would tell an operator that a certificate was renewed when
     // it was not.
     [Fact]
-    public async Task RewrittenSameCertificateIsNotLoggedAsRenewed()
+    public async Task UnchangedCertificateNotLogged()
     {
         using X509Certificate2 first = TestCertificates.CreateSelfSigned("first.example");
         (string certificatePath, string keyPath) = TestCertificates.WritePemFiles(first, directory, "tls");

@@ -130,7 +130,7 @@ public sealed class InferenceApiTests : IAsyncLifetime
     // Without Content-Length the limit is found while reading, by the server's own count or by Kestrel's, and the
     // client needs the setting's name as much.
     [Fact]
-    public async Task OversizedChunkedBodyGets413NamingTheSetting()
+    public async Task ChunkedOversizedBodyGets413()
     {
         string body = InferenceRequests.Body(64, 16, data: "[" + string.Join(",", Enumerable.Repeat("1.000000", 10_000)) + "]");
         using var content = new StreamContent(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(body)));
