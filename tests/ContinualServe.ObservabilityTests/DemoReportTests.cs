@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using ContinualServe.Learner.Ingestion;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Demo;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -42,8 +43,10 @@ public sealed partial class DemoReportTests
         }
     }
 
-    [Fact]
-    public async Task DemoPrintsStatusPageAndRecordsVersions()
+    [Theory]
+    [InlineData(RecordFormat.Json, "JSON records")]
+    [InlineData(RecordFormat.Binary, "binary records")]
+    public async Task DemoPrintsStatusPageAndRecordsVersions(RecordFormat format, string formatLine)
     {
         var options = new DemoOptions
         {
@@ -55,6 +58,7 @@ public sealed partial class DemoReportTests
             Clients = 1,
             RoundExamples = 200,
             MaxLag = 300,
+            RecordFormat = format,
             Timeout = TimeSpan.FromMinutes(2),
         };
         var output = new StringWriter();
@@ -66,6 +70,10 @@ public sealed partial class DemoReportTests
 
             StatusPageLine().IsMatch(output.ToString()).ShouldBeTrue(output.ToString());
             output.ToString().ShouldContain("Strategy derpp: DerPlusPlus, Reservoir buffer of");
+            output.ToString().ShouldContain(formatLine);
+            // A tenth of the examples is held out for evaluation, and none may be rejected as undecodable.
+            result.ExamplesTrained.ShouldBeGreaterThan(result.ExamplesProduced * 8 / 10);
+            result.ExamplesLost.ShouldBe(0);
             result.Stream.Select(point => point.Version).ShouldBe(Enumerable.Range((int)result.FirstVersion + 1, (int)(result.FinalVersion - result.FirstVersion)).Select(version => (long)version));
             result.Stream[^1].AccuracyByTask.Keys.ShouldBe([1]);
             result.Label.ShouldBe("derpp");

@@ -45,12 +45,6 @@ public static class ProduceCommand
             _ => null,
         });
         CommandLine.AddIntegerCheck(classes, count => count < 2 ? $"--classes must be 2 or more, but it is {count}." : null);
-        var recordFormat = new Option<string>("--record-format")
-        {
-            Description = "Record format: json, or binary (one byte per pixel, about a third of the JSON size for Fashion-MNIST images). The learner reads both.",
-            DefaultValueFactory = _ => "json",
-        };
-        recordFormat.AcceptOnlyFromAmong("json", "binary");
         var group = new Option<string>("--group")
         {
             Description = "Consumer group to pace to: stay at most --max-lag records ahead of its committed offsets. Without it the stream is not paced.",
@@ -72,7 +66,7 @@ public static class ProduceCommand
             "produce",
             "Stream labeled examples into a topic, one record per example keyed by its id: the Fashion-MNIST IDX files as Split Fashion-MNIST tasks, or a JSON lines or CSV file in file order.")
         {
-            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, recordFormat, group, maxLag, kafkaConfig,
+            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, CommandLine.RecordFormatOption, group, maxLag, kafkaConfig,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -102,7 +96,7 @@ public static class ProduceCommand
             {
                 (string path, ExampleFileFormat format) = jsonlPath is not null ? (jsonlPath, ExampleFileFormat.JsonLines) : (csvPath!, ExampleFileFormat.Csv);
                 var codec = new ExampleRecordCodec(result.GetValue(features), result.GetValue(classes));
-                if (ValidateFile(path, format, codec, RecordFormatOf(result, recordFormat)) is not long count)
+                if (ValidateFile(path, format, codec, CommandLine.RecordFormatOf(result)) is not long count)
                 {
                     return RoleCommandLine.InvalidConfigurationExitCode;
                 }
@@ -132,7 +126,7 @@ public static class ProduceCommand
                 MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
                 MaxTasks = result.GetValue(tasks),
                 IdPrefix = result.GetValue(test) ? "test" : "train",
-                Format = RecordFormatOf(result, recordFormat),
+                Format = CommandLine.RecordFormatOf(result),
                 KafkaProperties = kafkaProperties,
             };
             Func<long>? position = tracker is null ? null : tracker.CommittedTotal;
@@ -203,9 +197,6 @@ public static class ProduceCommand
             .Select(child => new KeyValuePair<string, string>(child.Key, child.Value ?? ""));
 
     private static bool IsGiven(ParseResult result, Option option) => result.GetResult(option) is { Implicit: false };
-
-    private static RecordFormat RecordFormatOf(ParseResult result, Option<string> option) =>
-        result.GetValue(option) == "binary" ? RecordFormat.Binary : RecordFormat.Json;
 
     // Returns the number of examples, or null after writing the first problem to stderr.
     private static long? ValidateFile(string path, ExampleFileFormat format, ExampleRecordCodec codec, RecordFormat recordFormat)

@@ -1,3 +1,4 @@
+using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 
@@ -33,6 +34,9 @@ public sealed class DemoOptions
 
     /// <summary>Most records the producer may be ahead of the learner (the embedded broker keeps about 5 MiB per partition).</summary>
     public int MaxLag { get; set; } = 1500;
+
+    /// <summary>Format of the records the demo's producer writes; the learner reads both.</summary>
+    public RecordFormat RecordFormat { get; set; } = RecordFormat.Json;
 
     /// <summary>Examples between two published versions.</summary>
     public int RoundExamples { get; set; } = 1000;

@@ -52,7 +52,7 @@ public sealed class DemoRunner
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(logger: loggerFactory.CreateLogger<EmbeddedKafkaBroker>());
         broker.CreateTopic(Topic, partitionCount: 1);
         broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
-        console.MarkupLine($"Embedded Kafka broker at [bold]{broker.BootstrapServers.EscapeMarkup()}[/], topic [bold]{Topic}[/]");
+        console.MarkupLine($"Embedded Kafka broker at [bold]{broker.BootstrapServers.EscapeMarkup()}[/], topic [bold]{Topic}[/], {(options.RecordFormat == RecordFormat.Binary ? "binary" : "JSON")} records");
 
         LearnerOptions learnerOptions = CreateLearnerOptions(broker.BootstrapServers, runDirectory);
         using var learner = new ContinualLearner(learnerOptions, loggerFactory);
@@ -162,6 +162,7 @@ public sealed class DemoRunner
         {
             MaxLag = options.MaxLag,
             MaxTasks = options.Tasks,
+            Format = options.RecordFormat,
         };
         using var stopProducing = CancellationTokenSource.CreateLinkedTokenSource(token);
         Task<long> producing = Task.Run(() => producer.ProduceAsync(training, () => learner.Status.Position, null, stopProducing.Token), token);
