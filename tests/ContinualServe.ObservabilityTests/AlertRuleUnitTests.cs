@@ -251,6 +251,48 @@ public sealed class AlertRuleUnitTests : IDisposable
         output.ShouldContain("SUCCESS");
     }
 
+    [Fact]
+    public async Task CertificateAlertNamesSoonExpiringSetting()
+    {
+        // At 10 minutes, time() is 600: the first certificate has 13 days, 23 hours and 40 minutes left, the second 20 days.
+        string series = """
+                  - series: 'continualserve_https_certificate_expiry_timestamp_seconds{instance="127.0.0.1:18181", job="continualserve", setting="Kestrel:Certificates:Default:Path"}'
+                    values: '1209000x15'
+                  - series: 'continualserve_https_certificate_expiry_timestamp_seconds{instance="127.0.0.1:18091", job="continualserve", setting="Kestrel:Certificates:Default:Path"}'
+                    values: '1728600x15'
+            """;
+        var expected = new Firing(
+            new Dictionary<string, string> { ["instance"] = "127.0.0.1:18181", ["setting"] = "Kestrel:Certificates:Default:Path" },
+            new Dictionary<string, string>
+            {
+                ["summary"] = "The HTTPS certificate of Kestrel:Certificates:Default:Path on 127.0.0.1:18181 expires in 13d 23h 40m 0s",
+            });
+
+        (int exitCode, string output) = await TestAsync("ContinualServeCertificateExpiresSoon", series, evaluationMinutes: 10, [expected]);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
+    [Fact]
+    public async Task ExpiredCertificateAlertFiresOnlyPastExpiry()
+    {
+        string series = """
+                  - series: 'continualserve_https_certificate_expiry_timestamp_seconds{instance="127.0.0.1:18181", job="continualserve", setting="Kestrel:Endpoints:Api:Certificate:Path"}'
+                    values: '300x15'
+                  - series: 'continualserve_https_certificate_expiry_timestamp_seconds{instance="127.0.0.1:18091", job="continualserve", setting="Kestrel:Certificates:Default:Path"}'
+                    values: '900x15'
+            """;
+        var expected = new Firing(
+            new Dictionary<string, string> { ["instance"] = "127.0.0.1:18181", ["setting"] = "Kestrel:Endpoints:Api:Certificate:Path" },
+            new Dictionary<string, string>());
+
+        (int exitCode, string output) = await TestAsync("ContinualServeCertificateExpired", series, evaluationMinutes: 10, [expected]);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain("SUCCESS");
+    }
+
     /// <summary>
     /// Returns the cumulative bucket series of continualserve_inference_duration_seconds for one replica whose requests
     /// all take longer than the bucket below <paramref name="firstBucketAbove"/>, with the server's bucket bounds.

@@ -79,7 +79,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
     public async Task AlertRulesEvaluateAndAreHealthy()
     {
         IReadOnlyList<MonitoringExpression> alerts = MonitoringExpressions.AlertRules();
-        alerts.Count.ShouldBe(11);
+        alerts.Count.ShouldBe(13);
         foreach (MonitoringExpression alert in alerts)
         {
             // Throws when Prometheus rejects the expression.

@@ -2,7 +2,7 @@ using Prometheus;
 
 namespace ContinualServe.Model.Telemetry;
 
-/// <summary>Metrics of the learner's fault handling and of the management API, created once and shared.</summary>
+/// <summary>Metrics of the learner's fault handling, the management API and the HTTPS certificates, created once and shared.</summary>
 public static class ReliabilityMetrics
 {
     // Without a learner, a server exports nothing here rather than a 0 that the not-ready alert would take for a learner.
@@ -28,4 +28,10 @@ public static class ReliabilityMetrics
         "continualserve_management_requests_total",
         "Management API requests, by outcome (ok, unauthorized, forbidden, bad_request, not_found, conflict, unavailable, store_write_failed).",
         new CounterConfiguration { LabelNames = ["outcome"] });
+
+    // Exported only by a process that listens with a certificate file, one series per setting that names one.
+    public static readonly Gauge HttpsCertificateExpiry = Metrics.CreateGauge(
+        "continualserve_https_certificate_expiry_timestamp_seconds",
+        "Unix time at which the HTTPS certificate that a setting names expires (its NotAfter), read from the file every minute.",
+        new GaugeConfiguration { LabelNames = ["setting"] });
 }

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace ContinualServe.Server.Hosting;
 
@@ -8,14 +9,21 @@ public static partial class CertificateReloadHosting
     private const string DefaultCertificateKey = "Kestrel:Certificates:Default";
 
     /// <summary>
-    /// Serves Kestrel:Certificates:Default through a <see cref="ReloadingServerCertificate"/> on every https:// address
-    /// that has no certificate of its own, when that setting names a file. Kestrel still loads the file at start, so a
+    /// Starts the <see cref="HttpsCertificateExpiryMonitor"/> when configuration names a certificate file. Serves
+    /// Kestrel:Certificates:Default through a <see cref="ReloadingServerCertificate"/> on every https:// address that
+    /// has no certificate of its own, when that setting names a file. Kestrel still loads the file at start, so a
     /// missing or invalid certificate stops the start as before. A Kestrel:Endpoints entry with its own Certificate turns
     /// the reload off, because a selector set for all addresses would replace that certificate.
     /// </summary>
     public static WebApplicationBuilder AddCertificateReload(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
+        if (HttpsCertificateExpiryMonitor.HasCertificateFiles(builder.Configuration))
+        {
+            builder.Services.TryAddSingleton(TimeProvider.System);
+            builder.Services.AddHostedService<HttpsCertificateExpiryMonitor>();
+        }
+
         IConfigurationSection section = builder.Configuration.GetSection(DefaultCertificateKey);
         string? certificatePath = section["Path"];
         if (string.IsNullOrWhiteSpace(certificatePath))

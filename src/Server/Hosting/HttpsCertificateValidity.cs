@@ -55,7 +55,8 @@ public static partial class HttpsCertificateValidity
             .Where(certificate => certificate.Exists());
     }
 
-    private static IEnumerable<IConfigurationSection> CertificateSections(IConfiguration configuration) =>
+    /// <summary>Returns Kestrel:Certificates:Default and the Certificate section of each Kestrel:Endpoints entry that sets one.</summary>
+    internal static IEnumerable<IConfigurationSection> CertificateSections(IConfiguration configuration) =>
         EndpointCertificateSections(configuration).Prepend(configuration.GetSection(DefaultCertificateKey));
 
     private static void ThrowIfDirectory(IConfigurationSection section, string key)
@@ -68,7 +69,8 @@ public static partial class HttpsCertificateValidity
         }
     }
 
-    private static X509Certificate2? TryLoad(string path, string? password)
+    /// <summary>Loads the certificate in <paramref name="path"/> (PEM or PKCS#12), or returns null when the file cannot be read as one.</summary>
+    internal static X509Certificate2? TryLoad(string path, string? password)
     {
         try
         {
@@ -85,5 +87,5 @@ public static partial class HttpsCertificateValidity
     [LoggerMessage(EventId = 422, Level = LogLevel.Warning,
         Message = "The HTTPS certificate {Path} ({Subject}) is valid only from {NotBefore:u} to {NotAfter:u}, so clients reject it. "
             + "Replace the file that {Setting} names. The serve, learn and all roles load a replaced file without a restart")]
-    private static partial void LogOutsideValidity(ILogger logger, string path, string subject, DateTimeOffset notBefore, DateTimeOffset notAfter, string setting);
+    internal static partial void LogOutsideValidity(ILogger logger, string path, string subject, DateTimeOffset notBefore, DateTimeOffset notAfter, string setting);
 }

@@ -222,6 +222,37 @@ public sealed class CertificateReloadTests : IAsyncLifetime
         (await WaitForServedAsync(Thumbprint(renewed))).ShouldBe(Thumbprint(renewed));
     }
 
+    [Fact]
+    public async Task MetricsExportCertificateExpiry()
+    {
+        using X509Certificate2 certificate = CreateCertificate("expiry.example");
+        (string certificatePath, string keyPath) = TestCertificates.WritePemFiles(certificate, directory, "tls");
+        await StartAsync(certificatePath, keyPath);
+        using var handler = new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, served, _, _) =>
+                served is not null && testThumbprints.Contains(served.GetCertHashString(HashAlgorithmName.SHA256)),
+        };
+        using var client = new HttpClient(handler) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(10) };
+        const string series = "continualserve_https_certificate_expiry_timestamp_seconds{setting=\"Kestrel:Certificates:Default:Path\"} ";
+
+        // The monitor's first read runs just after the start, so the series may be missing from the first scrape.
+        var watch = Stopwatch.StartNew();
+        string? line = null;
+        while (line is null && watch.Elapsed < ReloadTimeout)
+        {
+            line = (await client.GetStringAsync("metrics")).Split('\n').FirstOrDefault(entry => entry.StartsWith(series, StringComparison.Ordinal));
+            if (line is null)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100));
+            }
+        }
+
+        line.ShouldNotBeNull();
+        double.Parse(line[series.Length..], System.Globalization.CultureInfo.InvariantCulture)
+            .ShouldBe(new DateTimeOffset(certificate.NotAfter.ToUniversalTime()).ToUnixTimeSeconds());
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
