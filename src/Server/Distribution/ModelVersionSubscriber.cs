@@ -94,7 +94,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", storeToken);
         }
 
-        var downloader = new VersionDownloader(http, swapper.Store, options.StoreUrl);
+        var downloader = new VersionDownloader(http, swapper.Store, options.StoreUrl, options.MinDownloadBytesPerSecond);
         RemoveAbandonedDownloads(downloader);
         var consumerThread = new Thread(() => ConsumeAnnouncements(stoppingToken))
         {
@@ -302,11 +302,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return false;
         }
         catch (Exception exception) when (exception is HttpRequestException or IOException or UnauthorizedAccessException
-            or InvalidOperationException or ExternalException or TaskCanceledException && !cancellation.IsCancellationRequested)
+            or InvalidOperationException or ExternalException or TimeoutException
+            or TaskCanceledException && !cancellation.IsCancellationRequested)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
             string from = downloader.StoreUrlFor(target) ?? "no store URL";
-            if (exception is HttpRequestException or InvalidOperationException or TaskCanceledException)
+            if (exception is HttpRequestException or InvalidOperationException or TaskCanceledException or TimeoutException)
             {
                 // Expected while the learner is away or misconfigured, and repeated on every retry, so the reason
                 // alone is logged. Its stack trace would add nothing.
