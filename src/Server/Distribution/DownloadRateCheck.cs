@@ -11,8 +11,8 @@ namespace ContinualServe.Server.Distribution;
 /// a download open indefinitely.
 /// </summary>
 /// <remarks>
-/// The check runs as bytes arrive. Each window starts where the stall timer restarts too (at the request or at a read),
-/// so a window without any bytes has already failed through the stall timeout.
+/// The check runs as bytes arrive, so it needs no timer of its own. Each window starts at the request or at a read,
+/// where the stall timer restarts too, so a window in which no bytes arrive fails through the stall timeout instead.
 /// </remarks>
 internal sealed class DownloadRateCheck
 {

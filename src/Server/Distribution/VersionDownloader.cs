@@ -39,6 +39,7 @@ public sealed class VersionDownloader
     /// file whose transfer brings fewer than <paramref name="minBytesPerSecond"/> bytes per second on average over one
     /// stall timeout. A <paramref name="minBytesPerSecond"/> of 0, or a client without a timeout, turns that check off.
     /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="minBytesPerSecond"/> is negative.</exception>
     public VersionDownloader(HttpClient http, ModelStore store, string? storeUrlOverride, long minBytesPerSecond = 0)
     {
         ArgumentNullException.ThrowIfNull(http);
