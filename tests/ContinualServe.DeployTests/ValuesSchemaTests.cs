@@ -28,6 +28,8 @@ public sealed class ValuesSchemaTests
     [InlineData("learner", "replayStrategy", "\"Fancy\"")]
     [InlineData("kafka", "bootstrapServers", "\"\"")]
     [InlineData("server", "retryDelay", "\"1s\"")]
+    [InlineData("server", "minDownloadBytesPerSecond", "-1")]
+    [InlineData("server", "minDownloadBytesPerSecond", "\"64Ki\"")]
     [InlineData("server", "unknownSetting", "true")]
     [InlineData("tls", "enabled", "\"true\"")]
     [InlineData("tls", "secretName", "\"Continualserve_TLS\"")]

@@ -78,6 +78,16 @@ public sealed class DistributionOptions
     [DurationRange("00:00:01", "1.00:00:00")]
     public TimeSpan DownloadTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Minimum average rate of a version download in bytes per second, checked over each <see cref="DownloadTimeout"/>
+    /// of every file's transfer: an interval that brings fewer bytes fails the download, so a store that trickles bytes
+    /// just often enough to escape the stall timeout cannot hold a replica's download open indefinitely. The default,
+    /// 64 KiB/s, moves 1 GiB of weights in under 5 hours. 0 turns the check off.
+    /// </summary>
+    public long MinDownloadBytesPerSecond { get; set; } = DefaultMinDownloadBytesPerSecond;
+
+    public const long DefaultMinDownloadBytesPerSecond = 64 * 1024;
+
     /// <summary>Downloaded versions a server keeps in its local store; older ones are deleted after a swap.</summary>
     [Range(1, 1000)]
     public int RetainedVersions { get; set; } = 3;

@@ -17,6 +17,14 @@ public sealed class DistributionOptionsValidator : IValidateOptions<Distribution
             errors.Add($"{DistributionOptions.SectionName}:{nameof(DistributionOptions.BootstrapServers)}: {bootstrapError}");
         }
 
+        if (options.MinDownloadBytesPerSecond < 0)
+        {
+            errors.Add(
+                $"{DistributionOptions.SectionName}:{nameof(DistributionOptions.MinDownloadBytesPerSecond)} must be 0 (no minimum) "
+                + $"or a positive number of bytes per second, such as {DistributionOptions.DefaultMinDownloadBytesPerSecond} "
+                + $"(the default); it is {options.MinDownloadBytesPerSecond}.");
+        }
+
         // Read here so that a missing file or a short token stops the start with the other settings' errors.
         try
         {

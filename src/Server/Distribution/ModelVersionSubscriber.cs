@@ -94,7 +94,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", storeToken);
         }
 
-        var downloader = new VersionDownloader(http, swapper.Store, options.StoreUrl);
+        var downloader = new VersionDownloader(http, swapper.Store, options.StoreUrl, options.MinDownloadBytesPerSecond);
         RemoveAbandonedDownloads(downloader);
         var consumerThread = new Thread(() => ConsumeAnnouncements(stoppingToken))
         {
@@ -302,11 +302,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return false;
         }
         catch (Exception exception) when (exception is HttpRequestException or IOException or UnauthorizedAccessException
-            or InvalidOperationException or ExternalException or TaskCanceledException && !cancellation.IsCancellationRequested)
+            or InvalidOperationException or ExternalException or TimeoutException
+            or TaskCanceledException && !cancellation.IsCancellationRequested)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
             string from = downloader.StoreUrlFor(target) ?? "no store URL";
-            if (exception is HttpRequestException or InvalidOperationException or TaskCanceledException)
+            if (exception is HttpRequestException or InvalidOperationException or TaskCanceledException or TimeoutException)
             {
                 // Expected while the learner is away or misconfigured, and repeated on every retry, so the reason
                 // alone is logged. Its stack trace would add nothing.
@@ -403,19 +404,36 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             int failuresInRow = 0;
             while (!cancellation.IsCancellationRequested)
             {
+                ConsumeResult<string?, byte[]?>? result = null;
                 try
                 {
-                    ConsumeOne(consumer);
+                    result = ConsumeNext(consumer);
+                    if (result is not null)
+                    {
+                        HandleRecord(result);
+                    }
+
                     failuresInRow = 0;
                 }
                 catch (Exception exception) when (exception is not KafkaException { Error.IsFatal: true })
                 {
                     // An exception on this thread would end the process, so one that no step expects is logged and the
                     // thread goes on. A fatal Kafka error still ends it because the consumer cannot be used again.
-                    // NOTE: the record being handled when the exception was thrown is skipped, not read again.
                     failuresInRow++;
                     TimeSpan backoff = FailureBackoff.After(failuresInRow);
-                    LogConsumeFailed(logger, exception, options.Topic, failuresInRow, backoff);
+                    if (result is null)
+                    {
+                        LogConsumeFailed(logger, exception, options.Topic, failuresInRow, backoff);
+                    }
+                    else
+                    {
+                        // Handling a record only parses it and updates this service's state in memory, so the same
+                        // bytes would fail the same way again, and reading the record again would hold back every later
+                        // one (a newer version, a pin). It is skipped. Downloads and disk writes, whose failures may
+                        // pass, run in the follow loop, which keeps the announcement and retries it with backoff.
+                        LogRecordSkipped(logger, exception, result.TopicPartitionOffset, failuresInRow, backoff);
+                    }
+
                     cancellation.WaitHandle.WaitOne(backoff);
                 }
             }
@@ -465,24 +483,23 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         return false;
     }
 
-    private void ConsumeOne(IConsumer<string?, byte[]?> consumer)
+    // Returns the next record or end-of-partition event, or null when none arrived within 200 ms or Kafka reported an
+    // error that is not fatal.
+    private ConsumeResult<string?, byte[]?>? ConsumeNext(IConsumer<string?, byte[]?> consumer)
     {
-        ConsumeResult<string?, byte[]?>? result;
         try
         {
-            result = consumer.Consume(TimeSpan.FromMilliseconds(200));
+            return consumer.Consume(TimeSpan.FromMilliseconds(200));
         }
         catch (ConsumeException exception) when (!exception.Error.IsFatal)
         {
             LogKafkaError(logger, exception.Error.Code, exception.Error.Reason);
-            return;
+            return null;
         }
+    }
 
-        if (result is null)
-        {
-            return;
-        }
-
+    private void HandleRecord(ConsumeResult<string?, byte[]?> result)
+    {
         if (result.IsPartitionEOF)
         {
             MarkCaughtUp(result.Partition.Value);
@@ -682,6 +699,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 490, Level = LogLevel.Error, Message = "Reading version topic {Topic} failed with an unexpected error ({Failures} in a row); reading goes on in {Delay}")]
     private static partial void LogConsumeFailed(ILogger logger, Exception exception, string topic, int failures, TimeSpan delay);
+
+    [LoggerMessage(EventId = 486, Level = LogLevel.Error, Message = "Skipped the record at {Offset} of the version topic: handling it failed with an unexpected error ({Failures} in a row). Reading goes on with the next record in {Delay}")]
+    private static partial void LogRecordSkipped(ILogger logger, Exception exception, TopicPartitionOffset offset, int failures, TimeSpan delay);
 
     [LoggerMessage(EventId = 491, Level = LogLevel.Information, Message = "Deleted {Path}, the temporary directory of an interrupted download")]
     private static partial void LogAbandonedDownloadRemoved(ILogger logger, string path);

@@ -32,12 +32,22 @@ public sealed class VersionDownloader
     private readonly HttpClient http;
     private readonly ModelStore store;
     private readonly string? storeUrlOverride;
+    private readonly long minBytesPerSecond;
 
-    public VersionDownloader(HttpClient http, ModelStore store, string? storeUrlOverride)
+    /// <summary>
+    /// Creates a downloader that uses HttpClient.Timeout of <paramref name="http"/> as its stall timeout, and fails a
+    /// file whose transfer brings fewer than <paramref name="minBytesPerSecond"/> bytes per second on average over one
+    /// stall timeout. A <paramref name="minBytesPerSecond"/> of 0, or a client without a timeout, turns that check off.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="minBytesPerSecond"/> is negative.</exception>
+    public VersionDownloader(HttpClient http, ModelStore store, string? storeUrlOverride, long minBytesPerSecond = 0)
     {
+        ArgumentNullException.ThrowIfNull(http);
+        ArgumentOutOfRangeException.ThrowIfNegative(minBytesPerSecond);
         this.http = http;
         this.store = store;
         this.storeUrlOverride = string.IsNullOrWhiteSpace(storeUrlOverride) ? null : storeUrlOverride;
+        this.minBytesPerSecond = minBytesPerSecond;
     }
 
     /// <summary>
@@ -137,6 +147,9 @@ public sealed class VersionDownloader
     /// The replica's store volume, or this process's disk quota on it, has no space left for the version.
     /// </exception>
     /// <exception cref="TaskCanceledException">The store sent no bytes for HttpClient.Timeout.</exception>
+    /// <exception cref="TimeoutException">
+    /// A file's transfer brought fewer than the minimum bytes per second over one HttpClient.Timeout.
+    /// </exception>
     public async Task<ModelVersion> InstallAsync(ModelVersionAnnouncement announcement, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(announcement);
@@ -149,7 +162,8 @@ public sealed class VersionDownloader
 
         // HttpClient.Timeout (Distribution:DownloadTimeout on a replica) stops covering a request once its headers are
         // read, so this token covers the bodies too. Each request and each read restarts it, so it bounds the time
-        // without bytes, and a large version may take as long as it needs while the store keeps sending.
+        // without bytes, and a large version may take as long as it needs while the store keeps sending at the
+        // minimum rate (Distribution:MinDownloadBytesPerSecond, which DownloadRateCheck enforces).
         using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         try
         {
@@ -322,11 +336,13 @@ public sealed class VersionDownloader
     /// when no bytes arrive for HttpClient.Timeout, counted from the request and from each read.
     /// </summary>
     /// <exception cref="InvalidDataException">The store sent more than <paramref name="maxBytes"/> bytes.</exception>
+    /// <exception cref="TimeoutException">The transfer fell below the minimum rate (<see cref="DownloadRateCheck"/>).</exception>
     private async Task<string> DownloadAsync(
         Uri baseUri, long version, string file, long maxBytes, string directory, CancellationTokenSource stall)
     {
         CancellationToken cancellation = stall.Token;
         stall.CancelAfter(http.Timeout);
+        var rate = new DownloadRateCheck(minBytesPerSecond, http.Timeout, file, version, baseUri);
         using HttpResponseMessage response = await http
             .GetAsync(new Uri(baseUri, ModelStoreApi.FilePath(version, file)), HttpCompletionOption.ResponseHeadersRead, cancellation)
             .ConfigureAwait(false);
@@ -360,6 +376,7 @@ public sealed class VersionDownloader
 
             hash.AppendData(buffer, 0, read);
             await output.WriteAsync(buffer.AsMemory(0, read), cancellation).ConfigureAwait(false);
+            rate.Add(read);
             stall.CancelAfter(http.Timeout);
         }
 

@@ -31,4 +31,26 @@ public sealed class DistributionOptionsTests
         failure.ShouldNotBeNull().ShouldContain("Distribution:StoreUrl must be an absolute http or https URL");
         failure.ShouldContain(storeUrl);
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(DistributionOptions.DefaultMinDownloadBytesPerSecond)]
+    public void MinDownloadRateAcceptsZeroAndPositive(long bytesPerSecond)
+    {
+        var options = new DistributionOptions { MinDownloadBytesPerSecond = bytesPerSecond };
+
+        new DistributionOptionsValidator().Validate(null, options).Succeeded.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void NegativeMinDownloadRateIsRejected()
+    {
+        var options = new DistributionOptions { MinDownloadBytesPerSecond = -1 };
+
+        string? failure = new DistributionOptionsValidator().Validate(null, options).FailureMessage;
+
+        failure.ShouldNotBeNull().ShouldContain("Distribution:MinDownloadBytesPerSecond must be 0 (no minimum)");
+        failure.ShouldContain("it is -1");
+    }
 }

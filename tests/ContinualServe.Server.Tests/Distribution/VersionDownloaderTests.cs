@@ -253,6 +253,51 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
+    // A store that sends one byte every 100 ms never stalls for the 1 s timeout, so only the minimum rate, here about
+    // a thirtieth of the weights per second, ends the download. Without it the weights would take minutes to arrive.
+    [Fact(Timeout = 60_000)]
+    public async Task TrickleBelowMinimumRateFails()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        long minBytesPerSecond = announcement.WeightsBytes / 30;
+        await using WebApplication trickling = await StartTricklingStoreAsync(
+            chunks: (int)announcement.WeightsBytes, TimeSpan.FromMilliseconds(100), stallAfterwards: false);
+        string address = AddressOf(trickling);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var clock = Stopwatch.StartNew();
+
+        Task<ModelVersion> install = new VersionDownloader(client, local, address, minBytesPerSecond)
+            .InstallAsync(announcement, CancellationToken.None);
+        Task finished = await Task.WhenAny(install, Task.Delay(TimeSpan.FromSeconds(10)));
+
+        finished.ShouldBe(install, "the download still ran after 10 s although the store sent about 10 bytes/s");
+        TimeoutException exception = await Should.ThrowAsync<TimeoutException>(install);
+        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(1), "the download failed before one window of 1 s ended");
+        exception.Message.ShouldContain($"{ModelStore.WeightsFileName} of version 1 from {address}");
+        exception.Message.ShouldContain($"below Distribution:MinDownloadBytesPerSecond ({minBytesPerSecond} bytes/s)");
+        exception.Message.ShouldMatch(@"the store sent \d+ bytes in \d+\.\d s \(\d+ bytes/s\)");
+        local.ListVersionNumbers().ShouldBeEmpty();
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // The same minimum as above, with the weights sent in 12 chunks over 3 s, about ten times faster than the minimum.
+    // The download spans several windows of 1 s, and each of them passes.
+    [Fact(Timeout = 60_000)]
+    public async Task SlowDownloadAboveMinimumRateCompletes()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        await using WebApplication trickling = await StartTricklingStoreAsync(chunks: 12, TimeSpan.FromMilliseconds(250), stallAfterwards: false);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var clock = Stopwatch.StartNew();
+
+        ModelVersion installed = await new VersionDownloader(client, local, AddressOf(trickling), announcement.WeightsBytes / 30)
+            .InstallAsync(announcement, CancellationToken.None);
+
+        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(2), "the store sent the weights faster than the test intends");
+        installed.Number.ShouldBe(1);
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
     // A local copy whose manifest cannot be read (here a directory in its place, which throws UnauthorizedAccessException
     // on read) is not intact, so the download replaces it instead of failing on it at every retry.
     [Fact]

@@ -1,0 +1,261 @@
+using System.Text;
+using Confluent.Kafka;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Model.Serving;
+using ContinualServe.Model.Store;
+using ContinualServe.Server.Distribution;
+using ContinualServe.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Server.Tests.Distribution;
+
+/// <summary>
+/// A replica's version subscriber that reads records from an embedded Kafka broker and downloads from stores on
+/// 127.0.0.1: records it cannot handle, a store that is briefly unavailable, and a store below the minimum rate.
+/// </summary>
+public sealed class SubscriberRecordTests : IDisposable
+{
+    private const string Topic = "model-versions";
+    private const int RecordSkippedEvent = 486;
+    private const int ConsumeFailedEvent = 490;
+    private const int DownloadFailedEvent = 463;
+    private const int FollowFailedEvent = 479;
+
+    private readonly string root = Directory.CreateDirectory(
+        Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
+
+    private readonly ModelStore source;
+
+    public SubscriberRecordTests()
+    {
+        source = new ModelStore(Path.Combine(root, "learner"));
+        torch.manual_seed(6);
+        using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
+        source.Save(RunningServer.Spec, module, new ModelManifest());
+    }
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    // A record that is valid JSON but fails while it is handled (a null weightsSha256 throws in the announcement's
+    // validation) fails the same way each time it is read. It is logged once with its offset and skipped, and the
+    // valid announcement after it is applied.
+    [Fact(Timeout = 90_000)]
+    public async Task FailingRecordIsSkippedOnce()
+    {
+        (WebApplication store, string storeUrl) = await StoreServer.StartAsync(source);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        await ProduceRawAsync(broker.BootstrapServers, RunningServer.Spec.Name,
+            $"{{\"modelName\":\"{RunningServer.Spec.Name}\",\"version\":1,\"weightsSha256\":null}}");
+        Announce(broker.BootstrapServers, storeUrl);
+        var logger = new RecordingLogger();
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, new DistributionOptions());
+
+        await subscriber.StartAsync(CancellationToken.None);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(30));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        served.ShouldBeTrue("the valid announcement after the failing record was not applied within 30 s");
+        LogRecord[] skipped = logger.WithEvent(RecordSkippedEvent);
+        skipped.Length.ShouldBe(1);
+        skipped[0].Message.ShouldContain(new TopicPartitionOffset(Topic, 0, 0).ToString());
+        skipped[0].Exception.ShouldBeOfType<NullReferenceException>();
+        logger.WithEvent(ConsumeFailedEvent).ShouldBeEmpty();
+    }
+
+    // A store that returns 503 to its first requests (a proxy in front of a learner that restarts) fails the first
+    // downloads. The subscriber keeps the one announcement it read and downloads the version once the store works.
+    [Fact(Timeout = 90_000)]
+    public async Task UnavailableStoreIsRetried()
+    {
+        const int FailedRequests = 3;
+        int requests = 0;
+        await using WebApplication store = await StartStoreAsync(async context =>
+        {
+            if (Interlocked.Increment(ref requests) <= FailedRequests)
+            {
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                return;
+            }
+
+            string file = (string)context.Request.RouteValues["file"]!;
+            await context.Response.SendFileAsync(Path.Combine(source.VersionDirectory(1), file), context.RequestAborted);
+        });
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        Announce(broker.BootstrapServers, AddressOf(store));
+        var logger = new RecordingLogger();
+        using var live = new LiveModel();
+        var options = new DistributionOptions
+        {
+            RetryDelay = TimeSpan.FromMilliseconds(100),
+            MaxRetryDelay = TimeSpan.FromMilliseconds(200),
+        };
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, options);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(30));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        served.ShouldBeTrue("the version was not downloaded within 30 s of the store's recovery");
+        LogRecord[] failures = logger.WithEvent(DownloadFailedEvent);
+        failures.Length.ShouldBe(FailedRequests);
+        failures[^1].Message.ShouldContain($"(attempt {FailedRequests})");
+        failures[^1].Message.ShouldContain("503");
+    }
+
+    // The subscriber passes Distribution:MinDownloadBytesPerSecond to its downloads, and a store that trickles below it
+    // is reported as a failed download with the setting's name, not as an unexpected error of the follow loop.
+    [Fact(Timeout = 90_000)]
+    public async Task TrickleLogsMinimumRateFailure()
+    {
+        await using WebApplication store = await StartStoreAsync(async context =>
+        {
+            string file = (string)context.Request.RouteValues["file"]!;
+            byte[] content = await File.ReadAllBytesAsync(Path.Combine(source.VersionDirectory(1), file));
+            if (file != ModelStore.WeightsFileName)
+            {
+                await context.Response.Body.WriteAsync(content, context.RequestAborted);
+                return;
+            }
+
+            context.Response.ContentLength = content.Length;
+            try
+            {
+                for (int offset = 0; offset < content.Length; offset++)
+                {
+                    await context.Response.Body.WriteAsync(content.AsMemory(offset, 1), context.RequestAborted);
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), context.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // The replica gave up and closed the connection.
+            }
+        });
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        Announce(broker.BootstrapServers, AddressOf(store));
+        var logger = new RecordingLogger();
+        using var live = new LiveModel();
+        var options = new DistributionOptions { DownloadTimeout = TimeSpan.FromSeconds(1), MinDownloadBytesPerSecond = 100 };
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, options);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        bool failed = await WaitUntilAsync(() => logger.WithEvent(DownloadFailedEvent).Length > 0, TimeSpan.FromSeconds(30));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        failed.ShouldBeTrue("no download failure was logged within 30 s of a store that sends 10 bytes/s");
+        logger.WithEvent(DownloadFailedEvent)[0].Message.ShouldContain("below Distribution:MinDownloadBytesPerSecond (100 bytes/s)");
+        logger.WithEvent(FollowFailedEvent).ShouldBeEmpty();
+        live.CurrentVersion.ShouldBeNull();
+    }
+
+    private ModelVersionSubscriber CreateSubscriber(
+        string bootstrapServers, LiveModel live, RecordingLogger logger, DistributionOptions options)
+    {
+        options.BootstrapServers = bootstrapServers;
+        options.Topic = Topic;
+        var serverOptions = Options.Create(new ServerOptions
+        {
+            ModelName = RunningServer.Spec.Name,
+            StoreDirectory = Path.Combine(root, "replica"),
+            Device = "cpu",
+        });
+        var swapper = new ModelSwapper(live, serverOptions, NullLogger<ModelSwapper>.Instance);
+        return new ModelVersionSubscriber(Options.Create(options), serverOptions, swapper, live, KafkaClientProperties.None, logger);
+    }
+
+    private void Announce(string bootstrapServers, string storeUrl)
+    {
+        using var publisher = new ModelVersionPublisher(
+            bootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
+        source.TryLoad(1, out ModelVersion? version).ShouldBeTrue();
+        publisher.Publish(version!);
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+    }
+
+    private static async Task ProduceRawAsync(string bootstrapServers, string key, string value)
+    {
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(
+            new ProducerConfig { BootstrapServers = bootstrapServers }).Build();
+        await producer.ProduceAsync(Topic, new Message<string, byte[]> { Key = key, Value = Encoding.UTF8.GetBytes(value) });
+    }
+
+    // Starts a store on 127.0.0.1 whose file requests run handle, and returns once it listens.
+    private static async Task<WebApplication> StartStoreAsync(RequestDelegate handle)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        WebApplication app = builder.Build();
+        app.MapGet("/store/v1/versions/{version}/{file}", handle);
+        await app.StartAsync();
+        return app;
+    }
+
+    private static string AddressOf(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+
+    private static async Task<bool> WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(50));
+        }
+
+        return true;
+    }
+
+    private sealed record LogRecord(int EventId, string Message, Exception? Exception);
+
+    /// <summary>Logger that keeps every entry with its event id, formatted message and exception.</summary>
+    private sealed class RecordingLogger : ILogger<ModelVersionSubscriber>
+    {
+        private readonly List<LogRecord> records = [];
+
+        public LogRecord[] WithEvent(int eventId)
+        {
+            lock (records)
+            {
+                return records.Where(record => record.EventId == eventId).ToArray();
+            }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(
+            LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (records)
+            {
+                records.Add(new LogRecord(eventId.Id, formatter(state, exception), exception));
+            }
+        }
+    }
+}
