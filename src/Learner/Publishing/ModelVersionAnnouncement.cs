@@ -81,6 +81,13 @@ public sealed record ModelVersionAnnouncement
             return false;
         }
 
+        // JSON null reaches a property that the compiler takes for non-null, so a missing hash is checked for first.
+        if (string.IsNullOrEmpty(WeightsSha256))
+        {
+            error = "weightsSha256 is missing";
+            return false;
+        }
+
         if (WeightsSha256.Length != 64 || !WeightsSha256.All(char.IsAsciiHexDigitLower))
         {
             error = "weightsSha256 is not 64 lower-case hex digits";

@@ -58,6 +58,7 @@ public sealed class ModelPinAnnouncementTests
     [InlineData("{\"pinned\":null}", "modelName")]
     [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"m\",\"version\":0,\"weightsSha256\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}}", "pinned: version")]
     [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"m\",\"version\":2,\"weightsSha256\":\"xyz\"}}", "pinned: weightsSha256")]
+    [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"m\",\"version\":2,\"weightsSha256\":null}}", "pinned: weightsSha256 is missing")]
     [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"other\",\"version\":2,\"weightsSha256\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}}", "differs")]
     public void InvalidPinRecordIsRejected(string value, string reason)
     {

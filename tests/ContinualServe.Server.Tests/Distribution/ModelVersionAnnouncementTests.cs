@@ -31,6 +31,8 @@ public sealed class ModelVersionAnnouncementTests
     [InlineData("{not json", "not valid JSON")]
     [InlineData("{\"version\":0,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "version")]
     [InlineData("{\"version\":3,\"weightsSha256\":\"ABC\"}", "weightsSha256")]
+    [InlineData("{\"version\":3,\"weightsSha256\":null}", "weightsSha256 is missing")]
+    [InlineData("{\"version\":3}", "weightsSha256 is missing")]
     [InlineData("{\"version\":3,\"weightsSha256\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", "weightsSha256")]
     public void InvalidRecordIsRejected(string value, string reason)
     {
