@@ -181,10 +181,24 @@ public sealed partial class ModelStore
     /// Writes <paramref name="module"/>'s weights as the next version and returns it.
     /// The manifest's version number, timestamp and checksum are filled in here.
     /// </summary>
+    /// <exception cref="ArgumentException">
+    /// The module's tensors do not fit the model that <paramref name="spec"/> describes, so every load would reject the
+    /// version as corrupt. Nothing is written.
+    /// </exception>
+    /// <exception cref="InvalidDataException"><paramref name="spec"/> cannot build a model.</exception>
     public ModelVersion Save(ModelSpec spec, nn.Module<Tensor, Tensor> module, ModelManifest manifest)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(module);
+        List<string> problems = StateDictFile.FindMismatches(ModelFactory.DescribeState(spec), TensorLayout.StateOf(module));
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(
+                $"The module does not fit the model that spec '{spec.Name}' describes ({spec.DescribeModel()}), so loads would reject "
+                + $"the version as corrupt: {StateDictFile.JoinProblems(problems)}",
+                nameof(module));
+        }
+
         lock (writeLock)
         {
             IReadOnlyList<long> existing = ListVersionNumbers();

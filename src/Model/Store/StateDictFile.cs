@@ -32,11 +32,68 @@ internal static class StateDictFile
     public static void Verify(string path, IReadOnlyList<TensorLayout> expected, string model)
     {
         List<string> problems = FindMismatches(expected, ReadLayout(path));
-        if (problems.Count == 0)
+        if (problems.Count > 0)
         {
-            return;
+            throw new InvalidDataException(
+                $"Weights file {path} does not match the model that its spec describes ({model}): {JoinProblems(problems)}");
+        }
+    }
+
+    /// <summary>
+    /// Returns each difference between <paramref name="found"/> and <paramref name="expected"/> as a clause that names the
+    /// tensor, or an empty list when they match. Data type and shape differences come first, one per tensor, then the
+    /// missing, the unexpected and the repeated names.
+    /// </summary>
+    public static List<string> FindMismatches(IReadOnlyList<TensorLayout> expected, IReadOnlyList<TensorLayout> found)
+    {
+        Dictionary<string, TensorLayout> expectedByName = expected.ToDictionary(layout => layout.Name, StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var problems = new List<string>();
+        var duplicates = new List<string>();
+        var unexpected = new List<string>();
+        foreach (TensorLayout tensor in found)
+        {
+            if (!seen.Add(tensor.Name))
+            {
+                duplicates.Add(tensor.Name);
+            }
+            else if (!expectedByName.TryGetValue(tensor.Name, out TensorLayout? wanted))
+            {
+                unexpected.Add(tensor.Name);
+            }
+            else if (tensor.DataType != wanted.DataType)
+            {
+                problems.Add($"tensor '{tensor.Name}' has data type {tensor.DataType}, expected {wanted.DataType}");
+            }
+            else if (!tensor.Shape.SequenceEqual(wanted.Shape))
+            {
+                problems.Add(
+                    $"tensor '{tensor.Name}' has shape {TensorLayout.FormatShape(tensor.Shape)}, expected {TensorLayout.FormatShape(wanted.Shape)}");
+            }
         }
 
+        List<string> missing = [.. expected.Select(layout => layout.Name).Where(name => !seen.Contains(name))];
+        if (missing.Count > 0)
+        {
+            problems.Add($"{missing.Count} expected tensors are missing ({QuoteNames(missing)})");
+        }
+
+        if (unexpected.Count > 0)
+        {
+            problems.Add($"{unexpected.Count} tensors are not part of the model ({QuoteNames(unexpected)})");
+        }
+
+        if (duplicates.Count > 0)
+        {
+            problems.Add($"{duplicates.Count} tensors appear more than once ({QuoteNames(duplicates)})");
+        }
+
+        return problems;
+    }
+
+    /// <summary>Joins the first problems from <see cref="FindMismatches"/> into one sentence and counts the rest.</summary>
+    public static string JoinProblems(List<string> problems)
+    {
         int unlisted = problems.Count - MaxListed;
         string more = unlisted switch
         {
@@ -44,9 +101,7 @@ internal static class StateDictFile
             1 => " 1 more problem is not listed.",
             _ => $" {unlisted} more problems are not listed.",
         };
-        throw new InvalidDataException(
-            $"Weights file {path} does not match the model that its spec describes ({model}): "
-            + $"{string.Join("; ", problems.Take(MaxListed))}.{more}");
+        return $"{string.Join("; ", problems.Take(MaxListed))}.{more}";
     }
 
     /// <summary>Reads the name, data type and shape of each tensor in the file, in file order, skipping their data.</summary>
@@ -165,54 +220,6 @@ internal static class StateDictFile
         ScalarType.ComplexFloat64 => 16,
         _ => throw new FormatException($"Data type {dataType} has no known element size."),
     };
-
-    // Data type and shape differences come first, one per tensor, then the missing and the unexpected names.
-    private static List<string> FindMismatches(IReadOnlyList<TensorLayout> expected, IReadOnlyList<TensorLayout> found)
-    {
-        Dictionary<string, TensorLayout> expectedByName = expected.ToDictionary(layout => layout.Name, StringComparer.Ordinal);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var problems = new List<string>();
-        var duplicates = new List<string>();
-        var unexpected = new List<string>();
-        foreach (TensorLayout tensor in found)
-        {
-            if (!seen.Add(tensor.Name))
-            {
-                duplicates.Add(tensor.Name);
-            }
-            else if (!expectedByName.TryGetValue(tensor.Name, out TensorLayout? wanted))
-            {
-                unexpected.Add(tensor.Name);
-            }
-            else if (tensor.DataType != wanted.DataType)
-            {
-                problems.Add($"tensor '{tensor.Name}' has data type {tensor.DataType}, expected {wanted.DataType}");
-            }
-            else if (!tensor.Shape.SequenceEqual(wanted.Shape))
-            {
-                problems.Add(
-                    $"tensor '{tensor.Name}' has shape {TensorLayout.FormatShape(tensor.Shape)}, expected {TensorLayout.FormatShape(wanted.Shape)}");
-            }
-        }
-
-        List<string> missing = [.. expected.Select(layout => layout.Name).Where(name => !seen.Contains(name))];
-        if (missing.Count > 0)
-        {
-            problems.Add($"{missing.Count} expected tensors are missing ({QuoteNames(missing)})");
-        }
-
-        if (unexpected.Count > 0)
-        {
-            problems.Add($"{unexpected.Count} tensors are not part of the model ({QuoteNames(unexpected)})");
-        }
-
-        if (duplicates.Count > 0)
-        {
-            problems.Add($"{duplicates.Count} tensors appear more than once ({QuoteNames(duplicates)})");
-        }
-
-        return problems;
-    }
 
     private static string QuoteNames(List<string> names)
     {

@@ -134,6 +134,21 @@ public sealed class MisfitVersionTests
         logger.ErrorExceptions.Single().ShouldBeOfType<InvalidDataException>().Message.ShouldContain("square image");
     }
 
+    // A version that every load would reject is not written at all.
+    [Fact]
+    public void SaveRejectsMisfitModule()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(1);
+        torch.manual_seed(10);
+        using nn.Module<Tensor, Tensor> wider = ModelFactory.Create(SmallModels.Spec with { HiddenSizes = [12] });
+
+        ArgumentException exception = Should.Throw<ArgumentException>(() => store.Save(SmallModels.Spec, wider, new ModelManifest()));
+
+        exception.Message.ShouldContain("'layers.hidden0.weight' has shape [12, 16], expected [8, 16]");
+        store.ListVersionNumbers().ShouldBe([1L]);
+        Directory.EnumerateFileSystemEntries(store.RootDirectory, ".tmp-*").ShouldBeEmpty();
+    }
+
     // Weights replaced after the store verified them: the serving path gets the same clear error, not TorchSharp's
     // ArgumentException, which names no tensor.
     [Fact]
@@ -164,15 +179,28 @@ public sealed class MisfitVersionTests
         Should.Throw<FileNotFoundException>(() => verified.LoadModule(CPU));
     }
 
-    // Saves weights of a module built from actual as the next version, then replaces its spec.json with claimed. The
-    // manifest's hash still matches the weights.
+    // Saves the next version with claimed as its spec, then replaces its weights with those of a module built from
+    // actual and records their hash in the manifest, as a writer with a bug would.
     private static void SaveMisfit(ModelStore store, ModelSpec actual, ModelSpec claimed, ScalarType dataType = ScalarType.Float32)
     {
         torch.manual_seed(9);
-        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(actual);
-        module.to(dataType);
-        ModelVersion saved = store.Save(actual, module, new ModelManifest());
-        File.WriteAllText(Path.Combine(saved.Directory, ModelStore.SpecFileName), claimed.ToJson());
+        ModelVersion saved;
+        using (nn.Module<Tensor, Tensor> fitting = ModelFactory.Create(claimed))
+        {
+            saved = store.Save(claimed, fitting, new ModelManifest());
+        }
+
+        using (nn.Module<Tensor, Tensor> module = ModelFactory.Create(actual))
+        {
+            module.to(dataType);
+            module.save(saved.WeightsPath);
+        }
+
+        RewriteManifest(store, saved.Number, manifest => manifest with
+        {
+            WeightsSha256 = ModelStore.ComputeSha256(saved.WeightsPath),
+            WeightsBytes = new FileInfo(saved.WeightsPath).Length,
+        });
     }
 
     private static void RewriteManifest(ModelStore store, long number, Func<ModelManifest, ModelManifest> change)
