@@ -12,11 +12,19 @@ namespace ContinualServe.Model.Store;
 /// The format, as TorchSharp 0.107 writes it (<c>Module.save_state_dict</c> and <c>Tensor.Save</c>): the tensor count as
 /// unsigned LEB128, then per tensor its name as a <see cref="BinaryWriter"/> string (7-bit encoded length, UTF-8), its
 /// <see cref="ScalarType"/> code, its rank and each dimension as unsigned LEB128, and the raw bytes of its elements.
+/// The format has no version number, so a TorchSharp upgrade that changes it makes every load fail. The round trip in
+/// <c>ModelStoreTests.LoadedWeightsEqualSavedWeights</c> and the hand-written file in <c>WeightsFileCheckTests</c> catch that.
 /// </remarks>
 internal static class StateDictFile
 {
     // Maximum number of problems, and of tensor names in one problem, that a message lists. The rest are counted.
     private const int MaxListed = 3;
+
+    // Bounds on what a header may record, so that a file that is not a weights file cannot make the reader allocate
+    // memory in proportion to its size. The architectures here have tensors of at most 4 dimensions and names such as
+    // "layers.hidden0.weight", far below both bounds.
+    private const int MaxRank = 64;
+    private const int MaxNameBytes = 4096;
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -140,9 +148,9 @@ internal static class StateDictFile
             string name = ReadName(reader);
             ScalarType dataType = ReadDataType(reader, name);
             long rank = ReadUnsigned(reader);
-            if (rank > stream.Length - stream.Position)
+            if (rank > MaxRank)
             {
-                throw new EndOfStreamException($"Tensor '{name}' records rank {rank}, more dimensions than the file has bytes left.");
+                throw new FormatException($"Tensor '{name}' records rank {rank}, but at most {MaxRank} dimensions are accepted.");
             }
 
             var shape = new long[rank];
@@ -177,12 +185,15 @@ internal static class StateDictFile
     private static string ReadName(BinaryReader reader)
     {
         int length = reader.Read7BitEncodedInt();
-        if (length < 0 || length > reader.BaseStream.Length - reader.BaseStream.Position)
+        if (length < 0 || length > MaxNameBytes)
         {
-            throw new EndOfStreamException($"A tensor name records a length of {length} bytes, more than the file has left.");
+            throw new FormatException($"A tensor name records a length of {length} bytes, but at most {MaxNameBytes} are accepted.");
         }
 
-        return StrictUtf8.GetString(reader.ReadBytes(length));
+        byte[] bytes = reader.ReadBytes(length);
+        return bytes.Length == length
+            ? StrictUtf8.GetString(bytes)
+            : throw new EndOfStreamException($"The file ends inside a tensor name of {length} bytes.");
     }
 
     private static ScalarType ReadDataType(BinaryReader reader, string name)

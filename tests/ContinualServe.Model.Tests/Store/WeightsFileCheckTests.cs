@@ -60,6 +60,23 @@ public sealed class WeightsFileCheckTests
         Should.Throw<InvalidDataException>(() => version.LoadModule(CPU)).Message.ShouldContain("4 bytes after its last tensor");
     }
 
+    // A header may not make the reader allocate in proportion to the file: the rank is bounded, not only by the size.
+    [Fact]
+    public void OversizedRankIsRejected()
+    {
+        ModelVersion version = VerifiedVersion();
+        using (var writer = new BinaryWriter(File.Create(version.WeightsPath)))
+        {
+            WriteUnsigned(writer, 1);
+            writer.Write("layers.head.bias");
+            WriteUnsigned(writer, (long)ScalarType.Float32);
+            WriteUnsigned(writer, 1000);
+            writer.Write(new byte[4000]);
+        }
+
+        Should.Throw<InvalidDataException>(() => version.LoadModule(CPU)).Message.ShouldContain("rank 1000");
+    }
+
     [Fact]
     public void EveryTruncationIsRejected()
     {
