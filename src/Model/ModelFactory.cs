@@ -21,6 +21,22 @@ public static class ModelFactory
         };
     }
 
+    /// <summary>
+    /// Returns the layout of each tensor in the state dictionary of the module that <see cref="Create"/> builds from
+    /// <paramref name="spec"/>. Nothing is built, so no initial weights are drawn from the global random generator.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The spec cannot build a model, such as one naming an unknown architecture.</exception>
+    public static IReadOnlyList<TensorLayout> DescribeState(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        spec.Validate();
+        return EnsureKnownArchitecture(spec.Architecture) switch
+        {
+            MlpArchitecture => MultilayerPerceptron.DescribeState(spec),
+            _ => SmallConvolutionalNetwork.DescribeState(spec),
+        };
+    }
+
     /// <summary>Builds a module like <paramref name="source"/>'s on <paramref name="device"/> and copies its weights.</summary>
     public static nn.Module<Tensor, Tensor> Clone(ModelSpec spec, nn.Module<Tensor, Tensor> source, Device device)
     {

@@ -87,6 +87,10 @@ public sealed record ModelSpec
         _ = ModelFactory.EnsureKnownArchitecture(Architecture);
     }
 
+    /// <summary>Returns the architecture and sizes for messages, such as "mlp, input shape [784], hidden sizes [256, 256], 10 labels".</summary>
+    internal string DescribeModel() =>
+        $"{Architecture}, input shape [{string.Join(", ", InputShape)}], hidden sizes [{string.Join(", ", HiddenSizes)}], {Labels.Count} labels";
+
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     public static ModelSpec FromJson(string json)

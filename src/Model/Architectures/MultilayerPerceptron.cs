@@ -30,6 +30,26 @@ public sealed class MultilayerPerceptron : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Returns the layout of each tensor in the state dictionary of a module built from <paramref name="spec"/>, without
+    /// building one, which would draw initial weights from the global random generator.
+    /// </summary>
+    internal static IReadOnlyList<TensorLayout> DescribeState(ModelSpec spec)
+    {
+        var layout = new List<TensorLayout>();
+        long width = spec.FeatureCount;
+        for (int index = 0; index < spec.HiddenSizes.Count; index++)
+        {
+            layout.Add(TensorLayout.Float32(HiddenParameterName(index, "weight"), spec.HiddenSizes[index], width));
+            layout.Add(TensorLayout.Float32(HiddenParameterName(index, "bias"), spec.HiddenSizes[index]));
+            width = spec.HiddenSizes[index];
+        }
+
+        layout.Add(TensorLayout.Float32(HeadParameterName("weight"), spec.ClassCount, width));
+        layout.Add(TensorLayout.Float32(HeadParameterName("bias"), spec.ClassCount));
+        return layout;
+    }
+
     /// <summary>Returns the name of a hidden layer's parameter in <c>named_parameters()</c>, where <paramref name="kind"/> is "weight" or "bias".</summary>
     public static string HiddenParameterName(int index, string kind) => $"layers.{HiddenLayerName(index)}.{kind}";
 

@@ -13,8 +13,9 @@ namespace ContinualServe.Model.Store;
 /// <summary>
 /// A directory of model versions, one sub-directory per version (v00000001, v00000002, ...).
 /// A version is written into a temporary directory, flushed to disk and renamed into place, so a
-/// reader sees either a complete version or none. Weights are checked against the manifest's
-/// SHA-256 on every load; a version that fails the check is skipped, never served.
+/// reader sees either a complete version or none. On every load the weights are checked against the manifest's
+/// SHA-256 and against the tensor names, data types and shapes of the model that the version's spec describes. A
+/// version that fails a check is corrupt: it is skipped, never served.
 /// </summary>
 public sealed partial class ModelStore
 {
@@ -105,8 +106,9 @@ public sealed partial class ModelStore
 
     /// <summary>
     /// Loads and verifies one version. Returns false when it is missing, corrupt or unreadable, and logs why the first time a
-    /// corrupt or unreadable version fails with that problem. A version that retention deletes during the load is missing,
-    /// not corrupt.
+    /// corrupt or unreadable version fails with that problem. Corrupt means a file that cannot be parsed, weights that do
+    /// not match the manifest's SHA-256, a spec that cannot build a model (such as an unknown architecture), or weights
+    /// that do not fit the spec's model. A version that retention deletes during the load is missing, not corrupt.
     /// </summary>
     public bool TryLoad(long number, out ModelVersion? version)
     {
@@ -179,10 +181,24 @@ public sealed partial class ModelStore
     /// Writes <paramref name="module"/>'s weights as the next version and returns it.
     /// The manifest's version number, timestamp and checksum are filled in here.
     /// </summary>
+    /// <exception cref="ArgumentException">
+    /// The module's tensors do not fit the model that <paramref name="spec"/> describes, so every load would reject the
+    /// version as corrupt. Nothing is written.
+    /// </exception>
+    /// <exception cref="InvalidDataException"><paramref name="spec"/> cannot build a model.</exception>
     public ModelVersion Save(ModelSpec spec, nn.Module<Tensor, Tensor> module, ModelManifest manifest)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(module);
+        List<string> problems = StateDictFile.FindMismatches(ModelFactory.DescribeState(spec), TensorLayout.StateOf(module));
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(
+                $"The module does not fit the model that spec '{spec.Name}' describes ({spec.DescribeModel()}), so loads would reject "
+                + $"the version as corrupt: {StateDictFile.JoinProblems(problems)}",
+                nameof(module));
+        }
+
         lock (writeLock)
         {
             IReadOnlyList<long> existing = ListVersionNumbers();
@@ -283,6 +299,9 @@ public sealed partial class ModelStore
                 $"SHA-256 of {weightsPath} is {actual} but the manifest records {manifest.WeightsSha256}; the weights are corrupt.");
         }
 
+        // Weights that do not fit the spec's model pass the hash check but fail every load into a module, so they make
+        // the version corrupt too. Only the tensor headers are read, and no module is built.
+        StateDictFile.Verify(weightsPath, ModelFactory.DescribeState(spec), spec.DescribeModel());
         return new ModelVersion(spec, manifest, directory);
     }
 

@@ -1,5 +1,4 @@
 using ContinualServe.Model.Store;
-using Microsoft.Extensions.Logging;
 using Shouldly;
 using TorchSharp;
 using Xunit;
@@ -433,51 +432,5 @@ public sealed class ModelStoreTests
         File.SetLastWriteTimeUtc(weights, written);
         Directory.SetLastWriteTimeUtc(directory, written);
         return directory;
-    }
-
-    /// <summary>Keeps each message logged, and the event id of each error.</summary>
-    private sealed class RecordingStoreLogger : ILogger<ModelStore>
-    {
-        private readonly List<string> messages = [];
-        private readonly List<int> errors = [];
-
-        public IReadOnlyList<string> Messages
-        {
-            get
-            {
-                lock (messages)
-                {
-                    return [.. messages];
-                }
-            }
-        }
-
-        public IReadOnlyList<int> Errors
-        {
-            get
-            {
-                lock (messages)
-                {
-                    return [.. errors];
-                }
-            }
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (messages)
-            {
-                messages.Add(formatter(state, exception));
-                if (logLevel >= LogLevel.Error)
-                {
-                    errors.Add(eventId.Id);
-                }
-            }
-        }
     }
 }
