@@ -1,3 +1,4 @@
+using ContinualServe.Model;
 using ContinualServe.Model.Serving;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Hosting;
@@ -55,6 +56,29 @@ public sealed class CorruptVersionPollTests : IDisposable
 
         live.CurrentVersion.ShouldBeNull();
         swapper.Store.WeightsHashed.ShouldBe(1);
+    }
+
+    // Weights that do not fit their spec pass the hash check. Before the store checked tensor shapes, loading them threw
+    // inside every poll, and the server never fell back to the version before.
+    [Fact]
+    public void MisfitNewestFallsBackToPrevious()
+    {
+        var store = new ModelStore(directory, retainedVersions: 100);
+        RunningServer.SaveVersion(store, 1);
+        RunningServer.SaveVersion(store, 2);
+        ModelSpec wider = RunningServer.Spec with { HiddenSizes = [12] };
+        File.WriteAllText(Path.Combine(store.VersionDirectory(2), ModelStore.SpecFileName), wider.ToJson());
+        using var live = new LiveModel();
+        ModelSwapper swapper = Swapper(live);
+
+        swapper.TrySwapToLatest().ShouldBeTrue();
+        for (int poll = 0; poll < 10; poll++)
+        {
+            swapper.TrySwapToLatest().ShouldBeFalse();
+        }
+
+        live.CurrentVersion.ShouldBe(1);
+        swapper.Store.WeightsHashed.ShouldBe(2, "version 2 found misfit and version 1 loaded, then nothing read again");
     }
 
     private ModelSwapper Swapper(LiveModel live) => new(
