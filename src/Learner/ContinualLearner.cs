@@ -320,11 +320,12 @@ public sealed partial class ContinualLearner : IDisposable
         {
             LeaveGroup(consumer);
         }
-        catch (Exception exception)
+        catch (KafkaException exception)
         {
-            // The clients' Dispose runs next and can throw as well, so this error is kept as the first one.
-            firstFailure = exception;
-            throw;
+            // The loop ends without an error only on a requested stop, and every committed offset belongs to a checkpoint
+            // on disk, so a failed close loses nothing and the stop stays clean. The broker drops the member when its
+            // session times out.
+            LogCloseFailedOnStop(logger, exception, options.GroupId, options.SessionTimeout.TotalSeconds, exception.Message);
         }
     }
 
@@ -771,6 +772,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 262, Level = LogLevel.Error, Message = "The learner thread did not stop, so its models and buffers stay allocated. Restart the process to free them")]
     private static partial void LogDisposeSkipped(ILogger logger);
+
+    [LoggerMessage(EventId = 270, Level = LogLevel.Warning, Message = "Closing the Kafka consumer of group {GroupId} failed on a requested stop: {Reason}. The stop counts as clean, because offsets are committed only after their checkpoint is written. The group reassigns the learner's partitions when its session times out ({SessionSeconds} s) at the latest")]
+    private static partial void LogCloseFailedOnStop(ILogger logger, Exception exception, string groupId, double sessionSeconds, string reason);
 
     [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Leaving consumer group {GroupId} took {Seconds:F1} s, usually because a rebalance was in progress or the group coordinator did not respond")]
     private static partial void LogSlowLeave(ILogger logger, string groupId, double seconds);
