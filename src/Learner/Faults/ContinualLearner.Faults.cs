@@ -120,7 +120,8 @@ public sealed partial class ContinualLearner
     /// <summary>Starts the watchdog that decides <see cref="LearnerStatus.IsBrokerAvailable"/> from its own thread.</summary>
     private BrokerWatchdog StartBrokerWatchdog()
     {
-        var started = new BrokerWatchdog(options.BootstrapServers, options.GroupId, WatchedPartitions, ReportReadiness, logger, kafkaProperties: kafkaProperties);
+        var started = new BrokerWatchdog(
+            options.BootstrapServers, options.GroupId, WatchedPartitions, ReportReadiness, logger, kafkaProperties: kafkaProperties, sessionTimeout: options.SessionTimeout);
         brokerWatchdog = started;
         started.Start();
         return started;
