@@ -223,6 +223,7 @@ public sealed partial class ContinualLearner : IDisposable
         trainer?.Dispose();
         publishedWeights?.Dispose();
         roundWriteWatchdog?.Dispose();
+        markerReadWatchdog?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
     }

@@ -9,6 +9,9 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read from the consumer.</summary>
     public Action? BeforeConsume { get; set; }
 
+    /// <summary>Runs on the learner thread before each read of the store's pause marker, inside its stall watch.</summary>
+    public Action? BeforePauseMarkerRead { get; set; }
+
     /// <summary>Runs on the learner thread before a promoted round's optimizer and teacher files are written.</summary>
     public Action? BeforeCheckpointPrepare { get; set; }
 
