@@ -40,16 +40,18 @@ public sealed partial class ContinualLearner
         publishedWeights ??= ModelFactory.Create(trainer!.Spec);
         ModelFactory.CopyWeights(trainer!.Module, publishedWeights);
         ModelSpec spec = trainer.Spec;
-        LearnerCheckpoint metadata = CheckpointMetadata(ReachedOffsets(), round.Summary);
         ReplayExample[] replay = [.. CheckpointReplay()];
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
         RoundWriteWatchdog watchdog = RoundWriteWatchdog;
 
-        // The optimizer and teacher files are the round write's first step, and a hung volume blocks them too.
+        // The training log's flush and the optimizer and teacher files are the round write's first steps. They run on
+        // the learner thread, in the checkpoint directory, and a hung volume blocks them too.
         watchdog.Start(Checkpoints.RootDirectory);
+        LearnerCheckpoint metadata;
         string prepared;
         try
         {
+            metadata = CheckpointMetadata(ReachedOffsets(), round.Summary);
             FaultHooks.BeforeCheckpointPrepare?.Invoke();
             prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
         }

@@ -94,6 +94,49 @@ public sealed class StalledRoundWriteTests : IDisposable
         });
     }
 
+    // With Learner:Checkpoint:WriteTrainingLog, a round flushes the training log on the learner thread before the rest of
+    // its checkpoint, and a hung volume blocks that flush as well, so it counts as part of the round write.
+    [Fact(Timeout = 120_000)]
+    public async Task StalledTrainingLogFlushUnready()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = LearnerHarness.Options(
+                broker.BootstrapServers, Topic, "stalled-training-log", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+            options.RoundWriteStallThreshold = TimeSpan.FromMilliseconds(300);
+            options.Checkpoint.WriteTrainingLog = true;
+            string checkpointDirectory = options.Checkpoint.ResolveDirectory(options.StoreDirectory);
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers);
+            using var holdFlushes = new ManualResetEventSlim();
+            using var releaseFlush = new ManualResetEventSlim();
+            learner.FaultHooks.BeforeTrainingLogFlush = () =>
+            {
+                if (holdFlushes.IsSet)
+                {
+                    releaseFlush.Wait(TimeSpan.FromSeconds(30));
+                }
+            };
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(() => learner.IsReady, "the learner did not become ready");
+            holdFlushes.Set();
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 100), "only");
+
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.IsRoundWriteStalled, "the held training log flush was not reported as stalled");
+            learner.IsReady.ShouldBeFalse();
+            LogRecord warning = loggers.Logger.Records.Single(record => record.EventId == StalledEventId);
+            warning.Message.ShouldContain(checkpointDirectory);
+
+            holdFlushes.Reset();
+            releaseFlush.Set();
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 100, "the round was not published after the flush ended");
+            learner.Status.IsRoundWriteStalled.ShouldBeFalse();
+            learner.IsReady.ShouldBeTrue();
+            loggers.Logger.Records.Count(record => record.EventId == RecoveredEventId).ShouldBe(1);
+        });
+    }
+
     // The learner thread waits for a stalled write when the next round starts. It keeps polling meanwhile, so a stall
     // longer than max.poll.interval.ms does not make librdkafka leave the group, and nothing is revoked or assigned again.
     [Fact(Timeout = 120_000)]
