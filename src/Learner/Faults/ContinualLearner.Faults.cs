@@ -120,6 +120,8 @@ public sealed partial class ContinualLearner
     /// (a hung NFS server) stops consumption, and the learner reports itself not ready once the read passes
     /// Learner:RoundWriteStallThreshold.
     /// </summary>
+    // NOTE: other file access on the learner thread (a rollback's checkpoint load, the golden set read at each round, the
+    // reload after a rejected candidate) has no stall watch, so a volume that blocks it leaves the learner reported ready.
     private bool ReadPauseMarker()
     {
         markerReadWatchdog ??= new RoundWriteWatchdog(options.RoundWriteStallThreshold, OnMarkerReadStalled, OnMarkerReadRecovered);
