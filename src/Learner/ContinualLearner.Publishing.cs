@@ -18,9 +18,13 @@ namespace ContinualServe.Learner;
 /// thread-pool task saves the version, writes the rest of the checkpoint and flushes both to disk. Once the task is
 /// done, the learner thread commits the round's offsets, so an offset is still committed only after its examples
 /// are durable. At most one round is written at a time: the next round, a rollback and a stop wait for it first.
+/// While they wait, the learner thread polls Kafka with the partitions paused, so that it stays in its consumer group.
 /// </summary>
 public sealed partial class ContinualLearner
 {
+    // How often the learner thread polls Kafka while it waits for a round write. It must stay well below max.poll.interval.ms.
+    private static readonly TimeSpan RoundWritePollInterval = TimeSpan.FromMilliseconds(100);
+
     private nn.Module<Tensor, Tensor>? publishedWeights;
     private Task<(ModelVersion Version, LearnerCheckpoint Checkpoint)>? publishing;
     private PromotedRound? publishingRound;
@@ -36,16 +40,18 @@ public sealed partial class ContinualLearner
         publishedWeights ??= ModelFactory.Create(trainer!.Spec);
         ModelFactory.CopyWeights(trainer!.Module, publishedWeights);
         ModelSpec spec = trainer.Spec;
-        LearnerCheckpoint metadata = CheckpointMetadata(ReachedOffsets(), round.Summary);
         ReplayExample[] replay = [.. CheckpointReplay()];
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
         RoundWriteWatchdog watchdog = RoundWriteWatchdog;
 
-        // The optimizer and teacher files are the round write's first step, and a hung volume blocks them too.
+        // The training log's flush and the optimizer and teacher files are the round write's first steps. They run on
+        // the learner thread, in the checkpoint directory, and a hung volume blocks them too.
         watchdog.Start(Checkpoints.RootDirectory);
+        LearnerCheckpoint metadata;
         string prepared;
         try
         {
+            metadata = CheckpointMetadata(ReachedOffsets(), round.Summary);
             FaultHooks.BeforeCheckpointPrepare?.Invoke();
             prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
         }
@@ -107,7 +113,16 @@ public sealed partial class ContinualLearner
     /// </summary>
     private void CompletePublishing(IConsumer<byte[]?, byte[]?> consumer, bool wait)
     {
-        if (publishing is null || (!wait && !publishing.IsCompleted))
+        if (publishing is null)
+        {
+            return;
+        }
+
+        if (wait)
+        {
+            WaitForRoundWrite(consumer, publishing);
+        }
+        else if (!publishing.IsCompleted)
         {
             return;
         }
@@ -149,6 +164,69 @@ public sealed partial class ContinualLearner
         ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(round.Started).TotalSeconds);
         ContinualServeMetrics.LearnerLastVersionTimestamp.Set(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
         VersionPublished?.Invoke(version);
+    }
+
+    /// <summary>
+    /// Waits for <paramref name="write"/> to end while the consumer stays in its group. A write that is not done within
+    /// <see cref="RoundWritePollInterval"/> pauses the assigned partitions, and the consumer is then polled once per interval.
+    /// A poll returns no record from a paused partition, but it serves rebalances and restarts max.poll.interval.ms
+    /// (librdkafka default 300 s), so a write stalled past that interval does not drop the learner from its group.
+    /// </summary>
+    private void WaitForRoundWrite(IConsumer<byte[]?, byte[]?> consumer, Task write)
+    {
+        bool pausedForWrite = false;
+        while (Task.WaitAny([write], RoundWritePollInterval) < 0)
+        {
+            // Partitions assigned by a rebalance during the wait start unpaused, so the whole assignment is paused each time.
+            consumer.Pause(consumer.Assignment);
+            pausedForWrite = true;
+            PollWhileWriting(consumer);
+        }
+
+        if (!pausedForWrite)
+        {
+            return;
+        }
+
+        // An operator's pause keeps the partitions paused, and ApplyPauseRequest resumes them when it is lifted.
+        bool operatorPaused = IsPaused;
+        if (!operatorPaused)
+        {
+            consumer.Resume(consumer.Assignment);
+        }
+
+        pauseApplied = operatorPaused;
+    }
+
+    /// <summary>
+    /// Polls the consumer once without waiting. A record of a partition that a rebalance assigned inside this call,
+    /// before it could be paused, is put back, so it is read after the write like every other record.
+    /// </summary>
+    private void PollWhileWriting(IConsumer<byte[]?, byte[]?> consumer)
+    {
+        ConsumeResult<byte[]?, byte[]?>? result;
+        try
+        {
+            result = consumer.Consume(TimeSpan.Zero);
+        }
+        catch (ConsumeException exception) when (exception.Error.Code == ErrorCode.Local_AutoOffsetReset)
+        {
+            SkipToRetainedRecords(consumer);
+            return;
+        }
+        catch (ConsumeException exception) when (!exception.Error.IsFatal)
+        {
+            LogConsumeError(logger, exception, exception.Error.Code);
+            return;
+        }
+
+        if (result is null || result.IsPartitionEOF)
+        {
+            return;
+        }
+
+        SeekOrReassign(consumer, result.TopicPartitionOffset);
+        consumer.Pause(consumer.Assignment);
     }
 
     /// <summary>Waits for a round still being written when the learner thread exits with an error, and logs a failed write.</summary>

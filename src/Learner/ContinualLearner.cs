@@ -223,6 +223,7 @@ public sealed partial class ContinualLearner : IDisposable
         trainer?.Dispose();
         publishedWeights?.Dispose();
         roundWriteWatchdog?.Dispose();
+        markerReadWatchdog?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
     }
@@ -320,11 +321,12 @@ public sealed partial class ContinualLearner : IDisposable
         {
             LeaveGroup(consumer);
         }
-        catch (Exception exception)
+        catch (KafkaException exception)
         {
-            // The clients' Dispose runs next and can throw as well, so this error is kept as the first one.
-            firstFailure = exception;
-            throw;
+            // The loop ends without an error only on a requested stop, and every committed offset belongs to a checkpoint
+            // on disk, so a failed close loses nothing and the stop stays clean. The broker drops the member when its
+            // session times out.
+            LogCloseFailedOnStop(logger, exception, options.GroupId, options.SessionTimeout.TotalSeconds, exception.Message);
         }
     }
 
@@ -412,7 +414,14 @@ public sealed partial class ContinualLearner : IDisposable
             // The previous task is over: its row of the accuracy matrix is final once this round is done.
             if (currentTask > 0 && (trainedSinceRound > 0 || pending.Count > 0 || heldOutSinceRound > 0))
             {
+                long generation = readGeneration;
                 RunRound(consumer, "task-end");
+                if (readGeneration != generation)
+                {
+                    // A rebalance served while the round waited for the previous write moved the partitions back to
+                    // their handled positions, so this record is read again and handled then.
+                    return;
+                }
             }
 
             currentTask = example.Task;
@@ -648,6 +657,7 @@ public sealed partial class ContinualLearner : IDisposable
                 // The learner keeps librdkafka's default eager assignors (range, roundrobin), so this is the whole
                 // assignment, not an increment.
                 assignedPartitions = partitions.ToArray();
+                LogPartitionsAssigned(logger, options.GroupId, partitions);
 
                 // The coordinator that assigned them responds, so the watchdog queries the new leaders now.
                 brokerWatchdog?.Wake();
@@ -656,6 +666,8 @@ public sealed partial class ContinualLearner : IDisposable
             .SetPartitionsRevokedHandler((_, partitions) =>
             {
                 assignedPartitions = null;
+                List<TopicPartition> revoked = partitions.ConvertAll(partition => partition.TopicPartition);
+                LogPartitionsRevoked(logger, options.GroupId, revoked);
                 RememberPositions();
             })
             .SetErrorHandler((_, error) => OnKafkaError(error))
@@ -771,6 +783,15 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 262, Level = LogLevel.Error, Message = "The learner thread did not stop, so its models and buffers stay allocated. Restart the process to free them")]
     private static partial void LogDisposeSkipped(ILogger logger);
+
+    [LoggerMessage(EventId = 270, Level = LogLevel.Warning, Message = "Closing the Kafka consumer of group {GroupId} failed on a requested stop: {Reason}. The stop counts as clean, because offsets are committed only after their checkpoint is written. The group reassigns the learner's partitions when its session times out ({SessionSeconds} s) at the latest")]
+    private static partial void LogCloseFailedOnStop(ILogger logger, Exception exception, string groupId, double sessionSeconds, string reason);
+
+    [LoggerMessage(EventId = 271, Level = LogLevel.Information, Message = "Consumer group {GroupId} assigned partitions {Partitions} to the learner")]
+    private static partial void LogPartitionsAssigned(ILogger logger, string groupId, IReadOnlyList<TopicPartition> partitions);
+
+    [LoggerMessage(EventId = 272, Level = LogLevel.Information, Message = "Consumer group {GroupId} revoked partitions {Partitions} from the learner")]
+    private static partial void LogPartitionsRevoked(ILogger logger, string groupId, IReadOnlyList<TopicPartition> partitions);
 
     [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Leaving consumer group {GroupId} took {Seconds:F1} s, usually because a rebalance was in progress or the group coordinator did not respond")]
     private static partial void LogSlowLeave(ILogger logger, string groupId, double seconds);

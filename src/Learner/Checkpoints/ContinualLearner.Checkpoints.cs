@@ -231,16 +231,24 @@ public sealed partial class ContinualLearner
     /// Builds a checkpoint's metadata from the learner's state now, without the version fields, and flushes the
     /// training log so that the metadata records its length.
     /// </summary>
-    private LearnerCheckpoint CheckpointMetadata(IReadOnlyList<TrainingOffset> offsets, EvaluationSummary evaluation) => new()
+    private LearnerCheckpoint CheckpointMetadata(IReadOnlyList<TrainingOffset> offsets, EvaluationSummary evaluation)
     {
-        CurrentTask = currentTask,
-        Offsets = offsets,
-        Evaluation = evaluation,
-        ReplaySeen = trainer!.ReplayBuffer.Seen,
-        ReplaySeenByClass = new Dictionary<int, long>(unusedReplay.Count > 0 ? unusedReplaySeenByClass : trainer.ReplayBuffer.SeenByClass),
-        TrainerProgress = trainer.Progress,
-        TrainingLogBytes = trainingLog?.Flush() ?? 0,
-    };
+        if (trainingLog is not null)
+        {
+            FaultHooks.BeforeTrainingLogFlush?.Invoke();
+        }
+
+        return new LearnerCheckpoint
+        {
+            CurrentTask = currentTask,
+            Offsets = offsets,
+            Evaluation = evaluation,
+            ReplaySeen = trainer!.ReplayBuffer.Seen,
+            ReplaySeenByClass = new Dictionary<int, long>(unusedReplay.Count > 0 ? unusedReplaySeenByClass : trainer.ReplayBuffer.SeenByClass),
+            TrainerProgress = trainer.Progress,
+            TrainingLogBytes = trainingLog?.Flush() ?? 0,
+        };
+    }
 
     // The optimizer state and the LwF teacher change with every step, so both are written on the learner thread.
     private void WriteOptimizerAndTeacher(string directory)

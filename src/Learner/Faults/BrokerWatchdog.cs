@@ -54,6 +54,10 @@ public sealed partial class BrokerWatchdog : IDisposable
     /// <param name="logger">Receives the changes and the client's librdkafka log.</param>
     /// <param name="timings">The query intervals and timeouts, or null for <see cref="BrokerWatchdogTimings.Default"/>.</param>
     /// <param name="kafkaProperties">Extra librdkafka properties of the learner's clients (security), or null for none.</param>
+    /// <param name="sessionTimeout">
+    /// The learner consumer's session timeout, or null for librdkafka's default. The watchdog's client takes it too, because
+    /// librdkafka rejects a max.poll.interval.ms in <paramref name="kafkaProperties"/> that is shorter than the session timeout.
+    /// </param>
     public BrokerWatchdog(
         string bootstrapServers,
         string groupId,
@@ -61,7 +65,8 @@ public sealed partial class BrokerWatchdog : IDisposable
         Action availabilityChanged,
         ILogger logger,
         BrokerWatchdogTimings? timings = null,
-        KafkaClientProperties? kafkaProperties = null)
+        KafkaClientProperties? kafkaProperties = null,
+        TimeSpan? sessionTimeout = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(bootstrapServers);
         ArgumentException.ThrowIfNullOrWhiteSpace(groupId);
@@ -82,6 +87,7 @@ public sealed partial class BrokerWatchdog : IDisposable
             EnableAutoCommit = false,
             ReconnectBackoffMs = 100,
             ReconnectBackoffMaxMs = 2000,
+            SessionTimeoutMs = sessionTimeout is { } session ? (int)session.TotalMilliseconds : null,
         });
         client = new ConsumerBuilder<Ignore, Ignore>(config)
             .SetLogHandler(new KafkaClientLog(logger).OnLog)

@@ -9,6 +9,12 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read from the consumer.</summary>
     public Action? BeforeConsume { get; set; }
 
+    /// <summary>Runs on the learner thread before each read of the store's pause marker, inside its stall watch.</summary>
+    public Action? BeforePauseMarkerRead { get; set; }
+
+    /// <summary>Runs on the learner thread before the training log is flushed for a checkpoint, when the log is written.</summary>
+    public Action? BeforeTrainingLogFlush { get; set; }
+
     /// <summary>Runs on the learner thread before a promoted round's optimizer and teacher files are written.</summary>
     public Action? BeforeCheckpointPrepare { get; set; }
 

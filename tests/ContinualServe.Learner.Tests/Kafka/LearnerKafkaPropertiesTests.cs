@@ -68,6 +68,25 @@ public sealed class LearnerKafkaPropertiesTests : IDisposable
         });
     }
 
+    // librdkafka rejects a max.poll.interval.ms shorter than session.timeout.ms. The broker watchdog's client takes the
+    // learner's session timeout, so a value that the learner's consumer accepts does not stop the watchdog.
+    [Fact(Timeout = 90_000)]
+    public async Task ShortMaxPollIntervalStarts()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 100), "max-poll");
+            KafkaClientProperties properties = KafkaClientProperties.Load(null, [new("max.poll.interval.ms", "3000")]);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), new RecordingLoggerFactory(), properties);
+            learner.Start();
+
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 100 || learner.Failure is not null, "the learner did not read the topic");
+            learner.Failure.ShouldBeNull();
+            learner.IsReady.ShouldBeTrue();
+        });
+    }
+
     // The names of the clients whose librdkafka log reports a failed SASL handshake.
     private static IEnumerable<string> FailedHandshakes(RecordingLogger logger) => logger.Messages
         .Where(message => message.StartsWith("librdkafka ", StringComparison.Ordinal) && message.Contains("Failed to initialize SASL", StringComparison.Ordinal))
