@@ -328,6 +328,13 @@ public sealed partial class ContinualLearner : IDisposable
             // session times out.
             LogCloseFailedOnStop(logger, exception, options.GroupId, options.SessionTimeout.TotalSeconds, exception.Message);
         }
+        catch (Exception exception)
+        {
+            // Any other error (a rebalance handler that throws) is a failure. The clients' Dispose runs next and can throw
+            // as well, so this error is kept as the first one.
+            firstFailure = exception;
+            throw;
+        }
     }
 
     /// <summary>Closes the consumer, which revokes its partitions and leaves the group. Logs a slow leave.</summary>

@@ -165,6 +165,31 @@ public sealed class CleanupFailureTests : IDisposable
         });
     }
 
+    // A close that fails with an error other than Kafka's (a rebalance handler that throws) is the learner's failure,
+    // and a dispose that throws after it does not replace it.
+    [Fact(Timeout = 120_000)]
+    public async Task UnexpectedCloseFailureIsKept()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = NaiveOptions(broker.BootstrapServers, "cleanup-leave-unexpected");
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers);
+            var closeError = new InvalidOperationException("injected failure of a rebalance handler during the close");
+            var disposeError = new InvalidOperationException("injected failure of the dead-letter producer's dispose");
+            learner.FaultHooks.BeforeLeaveGroup = () => throw closeError;
+            learner.FaultHooks.BeforeDeadLetterClose = () => throw disposeError;
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.IsRunning, "the learner did not start consuming");
+
+            learner.Stop(TimeSpan.FromSeconds(30)).ShouldBeTrue("the learner did not stop");
+
+            learner.Failure.ShouldBeSameAs(closeError);
+            loggers.Logger.Records.ShouldNotContain(record => record.EventId == CloseFailedOnStopEventId);
+        });
+    }
+
     private LearnerOptions NaiveOptions(string bootstrapServers, string groupId) =>
         LearnerHarness.Options(bootstrapServers, Topic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 }
