@@ -256,8 +256,19 @@ public sealed partial class ContinualLearner : IDisposable
     {
         torch.manual_seed(options.Trainer.Seed);
         using nn.Module<Tensor, Tensor> module = ModelFactory.Create(options.InitialSpec);
+        // Versions that failed their checks (logged by the store as error 101) are still listed, and the new version
+        // is numbered above them.
+        int unusable = store.ListVersionNumbers().Count;
         ModelVersion version = store.Save(options.InitialSpec, module, new ModelManifest());
-        LogInitialVersion(logger, version.Number, options.InitialSpec.Architecture);
+        if (unusable > 0)
+        {
+            LogNoIntactVersion(logger, store.RootDirectory, unusable, options.InitialSpec.Architecture, version.Number);
+        }
+        else
+        {
+            LogInitialVersion(logger, version.Number, options.InitialSpec.Architecture);
+        }
+
         return version;
     }
 
@@ -754,6 +765,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Model store was empty: saved untrained {Architecture} as version {Version}")]
     private static partial void LogInitialVersion(ILogger logger, long version, string architecture);
+
+    [LoggerMessage(EventId = 275, Level = LogLevel.Warning, Message = "Model store {Directory} holds {Count} versions but none is intact (error 101 names each problem), so the learner saved an untrained {Architecture} as version {Version} and trains on from it")]
+    private static partial void LogNoIntactVersion(ILogger logger, string directory, int count, string architecture, long version);
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "Task {Task} started at {Position}")]
     private static partial void LogTaskStarted(ILogger logger, int task, TopicPartitionOffset position);
