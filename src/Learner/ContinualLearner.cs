@@ -766,7 +766,7 @@ public sealed partial class ContinualLearner : IDisposable
     [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Model store was empty: saved untrained {Architecture} as version {Version}")]
     private static partial void LogInitialVersion(ILogger logger, long version, string architecture);
 
-    [LoggerMessage(EventId = 275, Level = LogLevel.Warning, Message = "Model store {Directory} holds {Count} versions but none is intact (error 101 names each problem), so the learner saved an untrained {Architecture} as version {Version} and trains on from it")]
+    [LoggerMessage(EventId = 275, Level = LogLevel.Warning, Message = "Model store {Directory} has no intact version ({Count} found, error 101 names each problem), so the learner saved an untrained {Architecture} as version {Version} and trains on from it")]
     private static partial void LogNoIntactVersion(ILogger logger, string directory, int count, string architecture, long version);
 
     [LoggerMessage(EventId = 203, Level = LogLevel.Information, Message = "Task {Task} started at {Position}")]

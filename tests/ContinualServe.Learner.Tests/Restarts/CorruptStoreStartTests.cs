@@ -37,7 +37,7 @@ public sealed class CorruptStoreStartTests : IDisposable
 
             started.ShouldBe(2, "the untrained version is numbered above the corrupt one");
             LogRecord warning = loggers.Logger.Records.Single(record => record.EventId == NoIntactVersionEventId);
-            warning.Message.ShouldContain("holds 1 versions but none is intact");
+            warning.Message.ShouldContain("has no intact version (1 found");
             loggers.Logger.Records.ShouldNotContain(record => record.EventId == EmptyStoreEventId);
         });
     }
