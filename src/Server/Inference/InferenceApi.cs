@@ -25,6 +25,9 @@ public static partial class InferenceApi
     internal const string BinaryContentType = "application/octet-stream";
     internal const string BinaryHeaderName = "Inference-Header-Content-Length";
 
+    // Status of a request whose client disconnected before its body was read, as nginx logs it. It is never sent.
+    private const int ClientClosedRequest = 499;
+
     // Protocol extensions reported by the server metadata route: the binary tensor data extension.
     private static readonly string[] Extensions = ["binary_tensor_data"];
 
@@ -178,8 +181,9 @@ public static partial class InferenceApi
     /// <summary>
     /// Runs an inference route and counts its outcome and duration. A request whose client disconnected before the
     /// response was written counts as "aborted", and nothing more is done for it, because no client is left to receive a
-    /// response. A body cut short by a closed connection still counts as "bad_request", because Kestrel reports it as a
-    /// bad request before it reports the disconnect.
+    /// response. So does a body cut short by a reset connection. A body cut short by a connection that the client
+    /// closed in order still counts as "bad_request", because Kestrel reports it as a bad request before it reports the
+    /// disconnect.
     /// </summary>
     private static async Task MeasureAsync(HttpContext context, Func<ServerOptions, Task<string>> route)
     {
@@ -244,10 +248,9 @@ public static partial class InferenceApi
         }
 
         (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);
-        if (bodyError is not null)
+        if (body is null)
         {
-            await WriteErrorAsync(context, status, bodyError).ConfigureAwait(false);
-            return (null, 0, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
+            return (null, 0, await ReportBodyFailureAsync(context, bodyError, status).ConfigureAwait(false));
         }
 
         try
@@ -257,7 +260,7 @@ public static partial class InferenceApi
                 return (null, 0, "unavailable");
             }
 
-            if (!TrySplitBinary(context, body!.AsSpan(0, length), out int headerLength, out InferenceError? splitError))
+            if (!TrySplitBinary(context, body.AsSpan(0, length), out int headerLength, out InferenceError? splitError))
             {
                 await WriteErrorAsync(context, StatusCodes.Status400BadRequest, splitError!).ConfigureAwait(false);
                 return (null, 0, "bad_request");
@@ -274,7 +277,7 @@ public static partial class InferenceApi
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(body!);
+            ArrayPool<byte>.Shared.Return(body);
         }
     }
 
@@ -414,7 +417,27 @@ public static partial class InferenceApi
     internal static InferenceError TooLarge(long maxBytes) =>
         new($"The request body exceeds the limit of {maxBytes} bytes ({ServerOptions.MaxRequestBodyBytesKey}).", "body", $"at most {maxBytes} bytes");
 
-    /// <summary>Reads the body into a pooled buffer (the caller returns it), enforcing the size limit.</summary>
+    /// <summary>
+    /// Writes the error response of a body that <see cref="ReadBodyAsync"/> could not read and returns the outcome label.
+    /// A client that disconnected mid-body gets no response, because none can reach it, and its connection is aborted.
+    /// </summary>
+    private static async Task<string> ReportBodyFailureAsync(HttpContext context, InferenceError? error, int status)
+    {
+        if (status == ClientClosedRequest)
+        {
+            // Without the abort, Kestrel tries to drain the rest of the body from the broken connection and logs error 67.
+            context.Abort();
+            return "aborted";
+        }
+
+        await WriteErrorAsync(context, status, error!).ConfigureAwait(false);
+        return status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request";
+    }
+
+    /// <summary>
+    /// Reads the body into a pooled buffer (the caller returns it), enforcing the size limit. Returns a null body with
+    /// the error and status to send, or with status <see cref="ClientClosedRequest"/> when the client disconnected.
+    /// </summary>
     private static async Task<(byte[]? Body, int Length, InferenceError? Error, int Status)> ReadBodyAsync(HttpContext context, long maxBytes)
     {
         long? declared = context.Request.ContentLength;
@@ -462,9 +485,10 @@ public static partial class InferenceApi
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException)
         {
-            // The client disconnected mid-body, so no response is written. The pooled buffer is still returned.
+            // The client disconnected mid-body. A reset connection raises ConnectionResetException (an IOException)
+            // before Kestrel cancels RequestAborted, so the exception type decides here, not the token.
             ArrayPool<byte>.Shared.Return(buffer);
-            throw;
+            return (null, 0, null, ClientClosedRequest);
         }
 
         if (length > maxBytes)
