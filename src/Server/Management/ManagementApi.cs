@@ -225,6 +225,14 @@ public static partial class ManagementApi
                     ? InferenceApi.TooLarge(options.Value.MaxRequestBodyBytes)
                     : new InferenceError($"The request body could not be read: {exception.Message}", "body", $"at most {options.Value.MaxRequestBodyBytes} bytes"));
         }
+        catch (Exception exception) when (exception is IOException or OperationCanceledException)
+        {
+            // Any other IOException (BadHttpRequestException, caught above, is one) means that the client disconnected
+            // mid-body, as a reset's ConnectionResetException does. The store write filter would report it as a failed
+            // write. The abort stops Kestrel from draining the broken body.
+            context.Abort();
+            return Error(StatusCodes.Status400BadRequest, new InferenceError("The request body could not be read, because the client closed the connection.", "body", null));
+        }
 
         if (golden is null)
         {

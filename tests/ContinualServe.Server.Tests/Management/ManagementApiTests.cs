@@ -119,6 +119,29 @@ public sealed class ManagementApiTests
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task GoldenSetOverLimitGets413(bool chunked)
+    {
+        const int LimitBytes = 64 * 1024;
+        await using ManagementServer server = await ManagementServer.StartAsync(
+            versions: 1, separatePort: false, extraArguments: $"--Server:MaxRequestBodyBytes={LimitBytes}");
+        byte[] body = Encoding.UTF8.GetBytes("{\"examples\":[" + new string(' ', 2 * LimitBytes) + "]}");
+        using HttpRequestMessage request = Request("PUT", "manage/v1/golden-set", ManagementServer.Token);
+        request.Content = chunked ? new StreamContent(new MemoryStream(body)) : new ByteArrayContent(body);
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+
+        // With Content-Length, only "Expect: 100-continue" lets the client read the 413 before it sends the body.
+        request.Headers.ExpectContinue = !chunked;
+        using HttpResponseMessage response = await server.Management.SendAsync(request);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.RequestEntityTooLarge);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("error").GetString().ShouldNotBeNull().ShouldContain("Server:MaxRequestBodyBytes");
+        File.Exists(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName)).ShouldBeFalse();
+    }
+
+    [Theory]
     [InlineData("{\"examples\":null}", "examples")]
     [InlineData("{\"examples\":[null]}", "example 0")]
     [InlineData("{\"examples\":[{\"features\":FEATURES}]}", "label")]
