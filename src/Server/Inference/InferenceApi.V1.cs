@@ -35,6 +35,7 @@ public static partial class InferenceApi
             .ProducesErrors(
                 StatusCodes.Status400BadRequest,
                 StatusCodes.Status404NotFound,
+                StatusCodes.Status408RequestTimeout,
                 StatusCodes.Status413PayloadTooLarge,
                 StatusCodes.Status415UnsupportedMediaType,
                 StatusCodes.Status429TooManyRequests,

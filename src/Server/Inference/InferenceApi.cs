@@ -98,6 +98,7 @@ public static partial class InferenceApi
             .ProducesErrors(
                 StatusCodes.Status400BadRequest,
                 StatusCodes.Status404NotFound,
+                StatusCodes.Status408RequestTimeout,
                 StatusCodes.Status413PayloadTooLarge,
                 StatusCodes.Status415UnsupportedMediaType,
                 StatusCodes.Status429TooManyRequests,
@@ -418,6 +419,23 @@ public static partial class InferenceApi
         new($"The request body exceeds the limit of {maxBytes} bytes ({ServerOptions.MaxRequestBodyBytesKey}).", "body", $"at most {maxBytes} bytes");
 
     /// <summary>
+    /// Returns the 408 error for a body that arrived too slowly. It names the two settings of the limit, because
+    /// Kestrel's own message names its internal MinRequestBodyDataRate option instead.
+    /// </summary>
+    internal static InferenceError TooSlow(HttpContext context)
+    {
+        HttpLimitsOptions limits = context.RequestServices.GetRequiredService<IOptions<HttpLimitsOptions>>().Value;
+        const string RateKey = HttpLimitsOptions.SectionName + ":" + nameof(HttpLimitsOptions.MinRequestBodyBytesPerSecond);
+        const string GraceKey = HttpLimitsOptions.SectionName + ":" + nameof(HttpLimitsOptions.MinBodyRateGracePeriod);
+        return new InferenceError(
+            string.Create(
+                CultureInfo.InvariantCulture,
+                $"The request body arrived slower than {limits.MinRequestBodyBytesPerSecond} bytes per second for longer than {limits.MinBodyRateGracePeriod.TotalSeconds} s ({RateKey}, {GraceKey})."),
+            "body",
+            string.Create(CultureInfo.InvariantCulture, $"at least {limits.MinRequestBodyBytesPerSecond} bytes per second"));
+    }
+
+    /// <summary>
     /// Writes the error response of a body that <see cref="ReadBodyAsync"/> could not read and returns the outcome label.
     /// A client that disconnected mid-body gets no response, because none can reach it, and its connection is aborted.
     /// </summary>
@@ -478,10 +496,14 @@ public static partial class InferenceApi
         catch (BadHttpRequestException exception)
         {
             ArrayPool<byte>.Shared.Return(buffer);
-            // Kestrel enforces the same limit, and its message does not name the setting.
-            return exception.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? (null, 0, TooLarge(maxBytes), exception.StatusCode)
-                : (null, 0, new InferenceError($"The request body could not be read: {exception.Message}", "body", "a complete JSON body"), exception.StatusCode);
+            // Kestrel enforces the size and rate limits, and its messages do not name the settings.
+            InferenceError error = exception.StatusCode switch
+            {
+                StatusCodes.Status413PayloadTooLarge => TooLarge(maxBytes),
+                StatusCodes.Status408RequestTimeout => TooSlow(context),
+                _ => new InferenceError($"The request body could not be read: {exception.Message}", "body", "a complete JSON body"),
+            };
+            return (null, 0, error, exception.StatusCode);
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException)
         {

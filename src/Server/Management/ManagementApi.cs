@@ -87,6 +87,7 @@ public static partial class ManagementApi
             .Produces<GoldenSetSummaryResponse>()
             .ProducesErrors(
                 StatusCodes.Status400BadRequest,
+                StatusCodes.Status408RequestTimeout,
                 StatusCodes.Status413PayloadTooLarge,
                 StatusCodes.Status415UnsupportedMediaType,
                 StatusCodes.Status503ServiceUnavailable);
@@ -219,11 +220,13 @@ public static partial class ManagementApi
         }
         catch (BadHttpRequestException exception)
         {
-            return Error(
-                exception.StatusCode,
-                exception.StatusCode == StatusCodes.Status413PayloadTooLarge
-                    ? InferenceApi.TooLarge(options.Value.MaxRequestBodyBytes)
-                    : new InferenceError($"The request body could not be read: {exception.Message}", "body", $"at most {options.Value.MaxRequestBodyBytes} bytes"));
+            InferenceError error = exception.StatusCode switch
+            {
+                StatusCodes.Status413PayloadTooLarge => InferenceApi.TooLarge(options.Value.MaxRequestBodyBytes),
+                StatusCodes.Status408RequestTimeout => InferenceApi.TooSlow(context),
+                _ => new InferenceError($"The request body could not be read: {exception.Message}", "body", $"at most {options.Value.MaxRequestBodyBytes} bytes"),
+            };
+            return Error(exception.StatusCode, error);
         }
         catch (Exception exception) when (exception is IOException or OperationCanceledException)
         {

@@ -77,6 +77,29 @@ public sealed class MalformedBodyFuzzTests
         (DateTime.UtcNow - started).ShouldBeLessThan(TimeSpan.FromSeconds(6));
     }
 
+    [Theory]
+    [InlineData("v2/models/test-model/infer")]
+    [InlineData("v1/models/test-model:predict")]
+    public async Task SlowBodyGets408NamingSettings(string path)
+    {
+        await using RunningServer server = await RunningServer.StartAsync(
+            versions: 1,
+            maxRequestBodyBytes: MaxBodyBytes,
+            arguments: ["--HttpLimits:MinRequestBodyBytesPerSecond=4096", "--HttpLimits:MinBodyRateGracePeriod=00:00:02"]);
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.Client.BaseAddress!.Host, server.Client.BaseAddress.Port);
+        NetworkStream stream = client.GetStream();
+        string head = $"POST /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+
+        // One byte every 100 ms is far below 4,096 bytes per second, so the server gives up after the grace period.
+        string answer = await SlowClient.TrickleUntilAnswerAsync(stream, TimeSpan.FromSeconds(10));
+
+        answer.ShouldStartWith("HTTP/1.1 408");
+        answer.ShouldContain("HttpLimits:MinRequestBodyBytesPerSecond");
+        answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
+    }
+
     [Fact]
     public async Task DisconnectWhileQueuedIsCountedAsAborted()
     {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using ContinualServe.Model.Store;
@@ -139,6 +140,27 @@ public sealed class ManagementApiTests
         using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         error.RootElement.GetProperty("error").GetString().ShouldNotBeNull().ShouldContain("Server:MaxRequestBodyBytes");
         File.Exists(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName)).ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task SlowGoldenSetGets408NamingSettings()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(
+            versions: 1,
+            separatePort: false,
+            extraArguments: ["--HttpLimits:MinRequestBodyBytesPerSecond=4096", "--HttpLimits:MinBodyRateGracePeriod=00:00:02"]);
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.Management.BaseAddress!.Host, server.Management.BaseAddress.Port);
+        NetworkStream stream = client.GetStream();
+        string head = "PUT /manage/v1/golden-set HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + $"Authorization: Bearer {ManagementServer.Token}\r\nContent-Length: 1000\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+
+        string answer = await SlowClient.TrickleUntilAnswerAsync(stream, TimeSpan.FromSeconds(10));
+
+        answer.ShouldStartWith("HTTP/1.1 408");
+        answer.ShouldContain("HttpLimits:MinRequestBodyBytesPerSecond");
+        answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
     }
 
     [Theory]
