@@ -280,9 +280,41 @@ public static partial class ManagementApi
             _ when path.StartsWith("$.examples[", StringComparison.Ordinal) => "an object with 'label' and 'features'",
             _ => null,
         };
-        return expected is not null && exception.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)
-            ? $"The golden set is invalid: the value at {path} is not {expected}."
-            : $"The golden set is not valid JSON: {exception.Message}";
+        if (expected is not null && exception.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal))
+        {
+            return $"The golden set is invalid: the value at {path} is not {expected}.";
+        }
+
+        return MissingPropertyError(exception.Message) ?? $"The golden set is not valid JSON: {exception.Message}";
+    }
+
+    // System.Text.Json reports a missing required property with the .NET type that declares it and without a path, as
+    // "JSON deserialization for type 'T' was missing required properties including: 'name'.", so the type is translated.
+    private static string? MissingPropertyError(string message)
+    {
+        const string Including = "was missing required properties including: ";
+        int names = message.IndexOf(Including, StringComparison.Ordinal);
+        if (names < 0)
+        {
+            return null;
+        }
+
+        string owner;
+        if (message.Contains($"'{typeof(GoldenExample).FullName}'", StringComparison.Ordinal))
+        {
+            owner = "an example";
+        }
+        else if (message.Contains($"'{typeof(GoldenSet).FullName}'", StringComparison.Ordinal))
+        {
+            owner = "the top-level object";
+        }
+        else
+        {
+            return null;
+        }
+
+        string properties = message[(names + Including.Length)..].TrimEnd('.');
+        return $"The golden set is invalid: {owner} is missing the required property {properties}.";
     }
 
     private static IResult Ok(object body)

@@ -142,6 +142,20 @@ public sealed class ManagementApiTests
         File.Exists(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName)).ShouldBeFalse();
     }
 
+    [Theory]
+    [InlineData("{}", "The golden set is invalid: the top-level object is missing the required property 'examples'.")]
+    [InlineData("{\"examples\":[{\"features\":[]}]}", "The golden set is invalid: an example is missing the required property 'label'.")]
+    public async Task MissingGoldenSetPropertyIsNamed(string body, string message)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: body));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("error").GetString().ShouldBe(message, "an error without .NET type names");
+    }
+
     [Fact]
     public async Task SlowGoldenSetGets408NamingSettings()
     {
