@@ -396,10 +396,10 @@ public static partial class InferenceApi
         {
             case BatchStatus.QueueFull:
                 context.Response.Headers.RetryAfter = "1";
-                await WriteErrorAsync(context, StatusCodes.Status429TooManyRequests, new InferenceError("The inference queue is full.", null, "retry after 1 second")).ConfigureAwait(false);
+                await WriteErrorAsync(context, StatusCodes.Status429TooManyRequests, QueueFullError(context)).ConfigureAwait(false);
                 return "rejected";
             case BatchStatus.DeadlineExceeded:
-                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("The request waited in the queue past its deadline.", null, "retry later or lower the request rate")).ConfigureAwait(false);
+                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, DeadlineError(context)).ConfigureAwait(false);
                 return "timeout";
             case BatchStatus.InputShapeChanged:
                 context.Response.Headers.RetryAfter = "1";
@@ -412,6 +412,28 @@ public static partial class InferenceApi
                 await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded, or the server is shutting down.", null, "retry after the server reports ready")).ConfigureAwait(false);
                 return "unavailable";
         }
+    }
+
+    // The queue errors name their settings, as the 413 does, so that a client can report them to the operator.
+    private static InferenceError QueueFullError(HttpContext context)
+    {
+        BatchingOptions batching = context.RequestServices.GetRequiredService<IOptions<BatchingOptions>>().Value;
+        const string Key = BatchingOptions.SectionName + ":" + nameof(BatchingOptions.QueueCapacity);
+        return new InferenceError(
+            string.Create(CultureInfo.InvariantCulture, $"The inference queue is full: it holds at most {batching.QueueCapacity} requests ({Key})."),
+            null,
+            "retry after 1 second");
+    }
+
+    private static InferenceError DeadlineError(HttpContext context)
+    {
+        BatchingOptions batching = context.RequestServices.GetRequiredService<IOptions<BatchingOptions>>().Value;
+        const string Key = BatchingOptions.SectionName + ":" + nameof(BatchingOptions.RequestTimeout);
+        double seconds = batching.RequestTimeout.TotalSeconds;
+        return new InferenceError(
+            string.Create(CultureInfo.InvariantCulture, $"The request waited in the queue past its deadline of {seconds} s ({Key})."),
+            null,
+            "retry later or lower the request rate");
     }
 
     /// <summary>The 413 error for a body over <paramref name="maxBytes"/>, naming the setting that sets the limit.</summary>
