@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -38,9 +39,16 @@ internal sealed class RunningServer : IAsyncDisposable
 
     public ModelSwapper Swapper => App.Services.GetRequiredService<ModelSwapper>();
 
-    /// <summary>Starts a server whose store contains <paramref name="versions"/> versions, the newest of them live.</summary>
+    /// <summary>
+    /// Starts a server whose store contains <paramref name="versions"/> versions, the newest of them live.
+    /// <paramref name="logs"/>, when given, receives the server's log entries besides the console.
+    /// </summary>
     public static async Task<RunningServer> StartAsync(
-        int versions = 1, long maxRequestBodyBytes = 1024 * 1024, Action<BatchingOptions>? configureBatching = null, params string[] arguments)
+        int versions = 1,
+        long maxRequestBodyBytes = 1024 * 1024,
+        Action<BatchingOptions>? configureBatching = null,
+        ILoggerProvider? logs = null,
+        params string[] arguments)
     {
         string directory = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
         var store = new ModelStore(directory, retainedVersions: 1000);
@@ -55,7 +63,13 @@ internal sealed class RunningServer : IAsyncDisposable
             options.StoreDirectory = directory;
             options.MaxRequestBodyBytes = maxRequestBodyBytes;
             options.MaxBatchSize = 64;
-        }, pollStore: false, configureBatching);
+        }, pollStore: false, configureBatching, builder =>
+        {
+            if (logs is not null)
+            {
+                builder.Logging.AddProvider(logs);
+            }
+        });
         app.Services.GetRequiredService<ModelSwapper>().TrySwapToLatest();
         await app.StartAsync();
         string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

@@ -35,6 +35,7 @@ public static partial class InferenceApi
             .ProducesErrors(
                 StatusCodes.Status400BadRequest,
                 StatusCodes.Status404NotFound,
+                StatusCodes.Status408RequestTimeout,
                 StatusCodes.Status413PayloadTooLarge,
                 StatusCodes.Status415UnsupportedMediaType,
                 StatusCodes.Status429TooManyRequests,
@@ -109,10 +110,9 @@ public static partial class InferenceApi
     private static async Task<(float[]? Features, int Rows, int FeatureCount, string? Failure)> ReceivePredictAsync(HttpContext context, ServerOptions options)
     {
         (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);
-        if (bodyError is not null)
+        if (body is null)
         {
-            await WriteErrorAsync(context, status, bodyError).ConfigureAwait(false);
-            return (null, 0, 0, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
+            return (null, 0, 0, await ReportBodyFailureAsync(context, bodyError, status).ConfigureAwait(false));
         }
 
         try
@@ -133,7 +133,7 @@ public static partial class InferenceApi
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(body!);
+            ArrayPool<byte>.Shared.Return(body);
         }
     }
 

@@ -25,6 +25,9 @@ public static partial class InferenceApi
     internal const string BinaryContentType = "application/octet-stream";
     internal const string BinaryHeaderName = "Inference-Header-Content-Length";
 
+    // Status of a request whose client disconnected before its body was read, as nginx logs it. It is never sent.
+    private const int ClientClosedRequest = 499;
+
     // Protocol extensions reported by the server metadata route: the binary tensor data extension.
     private static readonly string[] Extensions = ["binary_tensor_data"];
 
@@ -95,6 +98,7 @@ public static partial class InferenceApi
             .ProducesErrors(
                 StatusCodes.Status400BadRequest,
                 StatusCodes.Status404NotFound,
+                StatusCodes.Status408RequestTimeout,
                 StatusCodes.Status413PayloadTooLarge,
                 StatusCodes.Status415UnsupportedMediaType,
                 StatusCodes.Status429TooManyRequests,
@@ -178,8 +182,9 @@ public static partial class InferenceApi
     /// <summary>
     /// Runs an inference route and counts its outcome and duration. A request whose client disconnected before the
     /// response was written counts as "aborted", and nothing more is done for it, because no client is left to receive a
-    /// response. A body cut short by a closed connection still counts as "bad_request", because Kestrel reports it as a
-    /// bad request before it reports the disconnect.
+    /// response. So does a body cut short by a reset connection. A body cut short by a connection that the client
+    /// closed in order still counts as "bad_request", because Kestrel reports it as a bad request before it reports the
+    /// disconnect.
     /// </summary>
     private static async Task MeasureAsync(HttpContext context, Func<ServerOptions, Task<string>> route)
     {
@@ -244,10 +249,9 @@ public static partial class InferenceApi
         }
 
         (byte[]? body, int length, InferenceError? bodyError, int status) = await ReadBodyAsync(context, options.MaxRequestBodyBytes).ConfigureAwait(false);
-        if (bodyError is not null)
+        if (body is null)
         {
-            await WriteErrorAsync(context, status, bodyError).ConfigureAwait(false);
-            return (null, 0, status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request");
+            return (null, 0, await ReportBodyFailureAsync(context, bodyError, status).ConfigureAwait(false));
         }
 
         try
@@ -257,7 +261,7 @@ public static partial class InferenceApi
                 return (null, 0, "unavailable");
             }
 
-            if (!TrySplitBinary(context, body!.AsSpan(0, length), out int headerLength, out InferenceError? splitError))
+            if (!TrySplitBinary(context, body.AsSpan(0, length), out int headerLength, out InferenceError? splitError))
             {
                 await WriteErrorAsync(context, StatusCodes.Status400BadRequest, splitError!).ConfigureAwait(false);
                 return (null, 0, "bad_request");
@@ -274,7 +278,7 @@ public static partial class InferenceApi
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(body!);
+            ArrayPool<byte>.Shared.Return(body);
         }
     }
 
@@ -392,10 +396,10 @@ public static partial class InferenceApi
         {
             case BatchStatus.QueueFull:
                 context.Response.Headers.RetryAfter = "1";
-                await WriteErrorAsync(context, StatusCodes.Status429TooManyRequests, new InferenceError("The inference queue is full.", null, "retry after 1 second")).ConfigureAwait(false);
+                await WriteErrorAsync(context, StatusCodes.Status429TooManyRequests, QueueFullError(context)).ConfigureAwait(false);
                 return "rejected";
             case BatchStatus.DeadlineExceeded:
-                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("The request waited in the queue past its deadline.", null, "retry later or lower the request rate")).ConfigureAwait(false);
+                await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, DeadlineError(context)).ConfigureAwait(false);
                 return "timeout";
             case BatchStatus.InputShapeChanged:
                 context.Response.Headers.RetryAfter = "1";
@@ -410,11 +414,70 @@ public static partial class InferenceApi
         }
     }
 
+    // The queue errors name their settings, as the 413 does, so that a client can report them to the operator.
+    private static InferenceError QueueFullError(HttpContext context)
+    {
+        BatchingOptions batching = context.RequestServices.GetRequiredService<IOptions<BatchingOptions>>().Value;
+        const string Key = BatchingOptions.SectionName + ":" + nameof(BatchingOptions.QueueCapacity);
+        return new InferenceError(
+            string.Create(CultureInfo.InvariantCulture, $"The inference queue is full: it holds at most {batching.QueueCapacity} requests ({Key})."),
+            null,
+            "retry after 1 second");
+    }
+
+    private static InferenceError DeadlineError(HttpContext context)
+    {
+        BatchingOptions batching = context.RequestServices.GetRequiredService<IOptions<BatchingOptions>>().Value;
+        const string Key = BatchingOptions.SectionName + ":" + nameof(BatchingOptions.RequestTimeout);
+        double seconds = batching.RequestTimeout.TotalSeconds;
+        return new InferenceError(
+            string.Create(CultureInfo.InvariantCulture, $"The request waited in the queue past its deadline of {seconds} s ({Key})."),
+            null,
+            "retry later or lower the request rate");
+    }
+
     /// <summary>The 413 error for a body over <paramref name="maxBytes"/>, naming the setting that sets the limit.</summary>
     internal static InferenceError TooLarge(long maxBytes) =>
         new($"The request body exceeds the limit of {maxBytes} bytes ({ServerOptions.MaxRequestBodyBytesKey}).", "body", $"at most {maxBytes} bytes");
 
-    /// <summary>Reads the body into a pooled buffer (the caller returns it), enforcing the size limit.</summary>
+    /// <summary>
+    /// Returns the 408 error for a body that arrived too slowly. It names the two settings of the limit, because
+    /// Kestrel's own message names its internal MinRequestBodyDataRate option instead.
+    /// </summary>
+    internal static InferenceError TooSlow(HttpContext context)
+    {
+        HttpLimitsOptions limits = context.RequestServices.GetRequiredService<IOptions<HttpLimitsOptions>>().Value;
+        const string RateKey = HttpLimitsOptions.SectionName + ":" + nameof(HttpLimitsOptions.MinRequestBodyBytesPerSecond);
+        const string GraceKey = HttpLimitsOptions.SectionName + ":" + nameof(HttpLimitsOptions.MinBodyRateGracePeriod);
+        return new InferenceError(
+            string.Create(
+                CultureInfo.InvariantCulture,
+                $"The request body arrived slower than {limits.MinRequestBodyBytesPerSecond} bytes per second for longer than {limits.MinBodyRateGracePeriod.TotalSeconds} s ({RateKey}, {GraceKey})."),
+            "body",
+            string.Create(CultureInfo.InvariantCulture, $"at least {limits.MinRequestBodyBytesPerSecond} bytes per second"));
+    }
+
+    /// <summary>
+    /// Writes the error response of a body that <see cref="ReadBodyAsync"/> could not read and returns the outcome label.
+    /// A client that disconnected mid-body gets no response, because none can reach it, and its connection is aborted.
+    /// </summary>
+    private static async Task<string> ReportBodyFailureAsync(HttpContext context, InferenceError? error, int status)
+    {
+        if (status == ClientClosedRequest)
+        {
+            // Without the abort, Kestrel tries to drain the rest of the body from the broken connection and logs error 67.
+            context.Abort();
+            return "aborted";
+        }
+
+        await WriteErrorAsync(context, status, error!).ConfigureAwait(false);
+        return status == StatusCodes.Status413PayloadTooLarge ? "too_large" : "bad_request";
+    }
+
+    /// <summary>
+    /// Reads the body into a pooled buffer (the caller returns it), enforcing the size limit. Returns a null body with
+    /// the error and status to send, or with status <see cref="ClientClosedRequest"/> when the client disconnected.
+    /// </summary>
     private static async Task<(byte[]? Body, int Length, InferenceError? Error, int Status)> ReadBodyAsync(HttpContext context, long maxBytes)
     {
         long? declared = context.Request.ContentLength;
@@ -455,16 +518,21 @@ public static partial class InferenceApi
         catch (BadHttpRequestException exception)
         {
             ArrayPool<byte>.Shared.Return(buffer);
-            // Kestrel enforces the same limit, and its message does not name the setting.
-            return exception.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? (null, 0, TooLarge(maxBytes), exception.StatusCode)
-                : (null, 0, new InferenceError($"The request body could not be read: {exception.Message}", "body", "a complete JSON body"), exception.StatusCode);
+            // Kestrel enforces the size and rate limits, and its messages do not name the settings.
+            InferenceError error = exception.StatusCode switch
+            {
+                StatusCodes.Status413PayloadTooLarge => TooLarge(maxBytes),
+                StatusCodes.Status408RequestTimeout => TooSlow(context),
+                _ => new InferenceError($"The request body could not be read: {exception.Message}", "body", "a complete JSON body"),
+            };
+            return (null, 0, error, exception.StatusCode);
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException)
         {
-            // The client disconnected mid-body, so no response is written. The pooled buffer is still returned.
+            // The client disconnected mid-body. A reset connection raises ConnectionResetException (an IOException)
+            // before Kestrel cancels RequestAborted, so the exception type decides here, not the token.
             ArrayPool<byte>.Shared.Return(buffer);
-            throw;
+            return (null, 0, null, ClientClosedRequest);
         }
 
         if (length > maxBytes)

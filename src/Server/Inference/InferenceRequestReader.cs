@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text.Json;
 using ContinualServe.Server.Hosting;
 
@@ -542,9 +543,13 @@ public sealed class InferenceRequestReader
                 return false;
             }
 
+            // JSON has no NaN or infinity literals, so a value that reads as infinite is a number beyond the FP32 range.
             if (!float.IsFinite(value))
             {
-                error = new InferenceError($"Input data item {count} is not finite.", "inputs[0].data", "finite FP32 values");
+                error = new InferenceError(
+                    string.Create(CultureInfo.InvariantCulture, $"Input data item {count} is outside the FP32 range, whose largest magnitude is {float.MaxValue}."),
+                    "inputs[0].data",
+                    "finite FP32 values");
                 return false;
             }
 

@@ -87,6 +87,7 @@ public static partial class ManagementApi
             .Produces<GoldenSetSummaryResponse>()
             .ProducesErrors(
                 StatusCodes.Status400BadRequest,
+                StatusCodes.Status408RequestTimeout,
                 StatusCodes.Status413PayloadTooLarge,
                 StatusCodes.Status415UnsupportedMediaType,
                 StatusCodes.Status503ServiceUnavailable);
@@ -219,11 +220,21 @@ public static partial class ManagementApi
         }
         catch (BadHttpRequestException exception)
         {
-            return Error(
-                exception.StatusCode,
-                exception.StatusCode == StatusCodes.Status413PayloadTooLarge
-                    ? InferenceApi.TooLarge(options.Value.MaxRequestBodyBytes)
-                    : new InferenceError($"The request body could not be read: {exception.Message}", "body", $"at most {options.Value.MaxRequestBodyBytes} bytes"));
+            InferenceError error = exception.StatusCode switch
+            {
+                StatusCodes.Status413PayloadTooLarge => InferenceApi.TooLarge(options.Value.MaxRequestBodyBytes),
+                StatusCodes.Status408RequestTimeout => InferenceApi.TooSlow(context),
+                _ => new InferenceError($"The request body could not be read: {exception.Message}", "body", $"at most {options.Value.MaxRequestBodyBytes} bytes"),
+            };
+            return Error(exception.StatusCode, error);
+        }
+        catch (Exception exception) when (exception is IOException or OperationCanceledException)
+        {
+            // Any other IOException (BadHttpRequestException, caught above, is one) means that the client disconnected
+            // mid-body, as a reset's ConnectionResetException does. The store write filter would report it as a failed
+            // write. The abort stops Kestrel from draining the broken body.
+            context.Abort();
+            return Error(StatusCodes.Status400BadRequest, new InferenceError("The request body could not be read, because the client closed the connection.", "body", null));
         }
 
         if (golden is null)
@@ -269,9 +280,41 @@ public static partial class ManagementApi
             _ when path.StartsWith("$.examples[", StringComparison.Ordinal) => "an object with 'label' and 'features'",
             _ => null,
         };
-        return expected is not null && exception.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)
-            ? $"The golden set is invalid: the value at {path} is not {expected}."
-            : $"The golden set is not valid JSON: {exception.Message}";
+        if (expected is not null && exception.Message.StartsWith("The JSON value could not be converted", StringComparison.Ordinal))
+        {
+            return $"The golden set is invalid: the value at {path} is not {expected}.";
+        }
+
+        return MissingPropertyError(exception.Message) ?? $"The golden set is not valid JSON: {exception.Message}";
+    }
+
+    // System.Text.Json reports a missing required property with the .NET type that declares it and without a path, as
+    // "JSON deserialization for type 'T' was missing required properties including: 'name'.", so the type is translated.
+    private static string? MissingPropertyError(string message)
+    {
+        const string Including = "was missing required properties including: ";
+        int names = message.IndexOf(Including, StringComparison.Ordinal);
+        if (names < 0)
+        {
+            return null;
+        }
+
+        string owner;
+        if (message.Contains($"'{typeof(GoldenExample).FullName}'", StringComparison.Ordinal))
+        {
+            owner = "an example";
+        }
+        else if (message.Contains($"'{typeof(GoldenSet).FullName}'", StringComparison.Ordinal))
+        {
+            owner = "the top-level object";
+        }
+        else
+        {
+            return null;
+        }
+
+        string properties = message[(names + Including.Length)..].TrimEnd('.');
+        return $"The golden set is invalid: {owner} is missing the required property {properties}.";
     }
 
     private static IResult Ok(object body)

@@ -62,19 +62,47 @@ internal static class MetricsText
         }
     }
 
-    // Label values written by prometheus-net here never contain quotes or commas (model names, outcomes, bucket bounds).
+    // Parses name="value" pairs. A value is quoted and may contain commas, braces and the escapes \\, \" and \n of
+    // the text format, because a model name is any string that configuration gives.
     private static Dictionary<string, string> ParseLabels(string labels)
     {
         var parsed = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string pair in labels.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        int position = 0;
+        while (position < labels.Length)
         {
-            int equals = pair.IndexOf('=', StringComparison.Ordinal);
-            if (equals > 0)
+            int equals = labels.IndexOf('=', position);
+            int open = equals < 0 ? -1 : labels.IndexOf('"', equals);
+            if (open < 0)
             {
-                parsed[pair[..equals].Trim()] = pair[(equals + 1)..].Trim().Trim('"');
+                break;
             }
+
+            string name = labels[position..equals].Trim(' ', ',');
+            (string value, int end) = ReadQuotedValue(labels, open + 1);
+            parsed[name] = value;
+            position = end + 1;
         }
 
         return parsed;
+    }
+
+    // Reads the escaped label value from index start up to its closing quote. Returns the value and the quote's index.
+    private static (string Value, int End) ReadQuotedValue(string labels, int start)
+    {
+        var value = new StringBuilder();
+        int index = start;
+        for (; index < labels.Length && labels[index] != '"'; index++)
+        {
+            char character = labels[index];
+            if (character == '\\' && index + 1 < labels.Length)
+            {
+                index++;
+                character = labels[index] == 'n' ? '\n' : labels[index];
+            }
+
+            value.Append(character);
+        }
+
+        return (value.ToString(), index);
     }
 }

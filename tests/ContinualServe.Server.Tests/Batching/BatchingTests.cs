@@ -192,6 +192,7 @@ public sealed class BatchingTests
 
         rejected.StatusCode.ShouldBe(HttpStatusCode.TooManyRequests);
         rejected.Headers.RetryAfter.ShouldNotBeNull();
+        (await rejected.Content.ReadAsStringAsync()).ShouldContain("2 requests (Batching:QueueCapacity)");
         first.IsCompleted.ShouldBeFalse();
         second.IsCompleted.ShouldBeFalse();
         (await first).StatusCode.ShouldBe(HttpStatusCode.OK);
@@ -210,7 +211,9 @@ public sealed class BatchingTests
         using HttpResponseMessage response = await server.Client.PostAsync(InferPath, InferenceRequests.Json(Body(0)));
 
         response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
-        (await response.Content.ReadAsStringAsync()).ShouldContain("deadline");
+        string error = await response.Content.ReadAsStringAsync();
+        error.ShouldContain("deadline");
+        error.ShouldContain("0.1 s (Batching:RequestTimeout)");
     }
 
     [Fact]

@@ -32,6 +32,18 @@ public sealed class InferenceRequestReaderTests
     }
 
     [Theory]
+    [InlineData("1e39")]
+    [InlineData("-3.5e38")]
+    public void ValueBeyondFp32RangeIsNamed(string item)
+    {
+        bool ok = reader.TryRead(Utf8(InferenceRequests.Body(1, 4, data: $"[0,1,{item},3]")), out _, out InferenceError? error);
+
+        ok.ShouldBeFalse();
+        error!.Field.ShouldBe("inputs[0].data");
+        error.Error.ShouldBe("Input data item 2 is outside the FP32 range, whose largest magnitude is 3.4028235E+38.");
+    }
+
+    [Theory]
     [InlineData("[1,1,2,2]")]
     [InlineData("[1,2,2]")]
     [InlineData("[4]")]

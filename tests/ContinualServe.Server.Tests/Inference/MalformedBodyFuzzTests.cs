@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
 using Shouldly;
 using Xunit;
 
@@ -76,6 +77,29 @@ public sealed class MalformedBodyFuzzTests
         (DateTime.UtcNow - started).ShouldBeLessThan(TimeSpan.FromSeconds(6));
     }
 
+    [Theory]
+    [InlineData("v2/models/test-model/infer")]
+    [InlineData("v1/models/test-model:predict")]
+    public async Task SlowBodyGets408NamingSettings(string path)
+    {
+        await using RunningServer server = await RunningServer.StartAsync(
+            versions: 1,
+            maxRequestBodyBytes: MaxBodyBytes,
+            arguments: ["--HttpLimits:MinRequestBodyBytesPerSecond=4096", "--HttpLimits:MinBodyRateGracePeriod=00:00:02"]);
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.Client.BaseAddress!.Host, server.Client.BaseAddress.Port);
+        NetworkStream stream = client.GetStream();
+        string head = $"POST /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+
+        // One byte every 100 ms is far below 4,096 bytes per second, so the server gives up after the grace period.
+        string answer = await SlowClient.TrickleUntilAnswerAsync(stream, TimeSpan.FromSeconds(10));
+
+        answer.ShouldStartWith("HTTP/1.1 408");
+        answer.ShouldContain("HttpLimits:MinRequestBodyBytesPerSecond");
+        answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
+    }
+
     [Fact]
     public async Task DisconnectWhileQueuedIsCountedAsAborted()
     {
@@ -108,6 +132,57 @@ public sealed class MalformedBodyFuzzTests
         aborted.Value.ShouldBe(before + 1, "requests counted with outcome aborted");
         using HttpResponseMessage live = await server.Client.GetAsync("v2/health/live");
         live.StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task ResetMidBodyIsCounted()
+    {
+        // A reset raises ConnectionResetException from the body read before Kestrel cancels RequestAborted. The request
+        // must still be counted, and must not reach Kestrel as an unhandled exception, which it logs as an error with
+        // the stack. Kestrel reports some resets as an unexpected end of the body instead, which counts as bad_request.
+        const int Resets = 4;
+        string[] paths = [InferPath, "v1/models/test-model:predict"];
+        var logs = new RecordingLoggerProvider(LogLevel.Error);
+        await using RunningServer server = await RunningServer.StartAsync(versions: 1, maxRequestBodyBytes: MaxBodyBytes, logs: logs);
+        Prometheus.Counter.Child aborted = ContinualServeMetrics.InferenceRequests.WithLabels("test-model", "aborted");
+        Prometheus.Counter.Child badRequest = ContinualServeMetrics.InferenceRequests.WithLabels("test-model", "bad_request");
+        double before = aborted.Value + badRequest.Value;
+
+        for (int index = 0; index < Resets; index++)
+        {
+            foreach (string path in paths)
+            {
+                await ResetMidBodyAsync(server, path);
+            }
+        }
+
+        double expected = before + (Resets * paths.Length);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (aborted.Value + badRequest.Value < expected && !deadline.IsCancellationRequested)
+        {
+            await Task.Delay(50, CancellationToken.None);
+        }
+
+        // Other test classes may count bad requests of the same model at the same time, so only a shortfall is a failure.
+        (aborted.Value + badRequest.Value).ShouldBeGreaterThanOrEqualTo(expected, "requests counted with outcome aborted or bad_request");
+        logs.Recorder.Entries.ShouldBeEmpty("error log entries for requests whose client reset the connection");
+        (await SendAsync(server, Encoding.UTF8.GetBytes(InferenceRequests.Body(1, Features)), expectOk: true, "valid")).ShouldBe(HttpStatusCode.OK);
+    }
+
+    // Sends the headers and the first 32 KiB of a longer body, then resets the connection (RST) while the server reads it.
+    private static async Task ResetMidBodyAsync(RunningServer server, string path)
+    {
+        byte[] start = Encoding.UTF8.GetBytes("{\"inputs\":[{\"name\":\"input\",\"data\":[" + new string(' ', 32 * 1024));
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.Client.BaseAddress!.Host, server.Client.BaseAddress.Port);
+        NetworkStream stream = client.GetStream();
+        string head = $"POST /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {MaxBodyBytes}\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+        await stream.WriteAsync(start);
+        await stream.FlushAsync();
+        await Task.Delay(50);
+        // A zero timeout closes the socket with a reset. TcpClient.Close would shut it down in order first.
+        client.Client.Close(timeout: 0);
     }
 
     private static async Task<HttpStatusCode> SendAsync(RunningServer server, byte[] body, bool expectOk, string kind)

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using ContinualServe.Model.Store;
@@ -116,6 +117,64 @@ public sealed class ManagementApiTests
         badGolden.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
         (await badGolden.Content.ReadAsStringAsync()).ShouldContain("label 7");
         notJson.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task GoldenSetOverLimitGets413(bool chunked)
+    {
+        const int LimitBytes = 64 * 1024;
+        await using ManagementServer server = await ManagementServer.StartAsync(
+            versions: 1, separatePort: false, extraArguments: $"--Server:MaxRequestBodyBytes={LimitBytes}");
+        byte[] body = Encoding.UTF8.GetBytes("{\"examples\":[" + new string(' ', 2 * LimitBytes) + "]}");
+        using HttpRequestMessage request = Request("PUT", "manage/v1/golden-set", ManagementServer.Token);
+        request.Content = chunked ? new StreamContent(new MemoryStream(body)) : new ByteArrayContent(body);
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+
+        // With Content-Length, only "Expect: 100-continue" lets the client read the 413 before it sends the body.
+        request.Headers.ExpectContinue = !chunked;
+        using HttpResponseMessage response = await server.Management.SendAsync(request);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.RequestEntityTooLarge);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("error").GetString().ShouldNotBeNull().ShouldContain("Server:MaxRequestBodyBytes");
+        File.Exists(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName)).ShouldBeFalse();
+    }
+
+    [Theory]
+    [InlineData("{}", "The golden set is invalid: the top-level object is missing the required property 'examples'.")]
+    [InlineData("{\"examples\":[{\"features\":[]}]}", "The golden set is invalid: an example is missing the required property 'label'.")]
+    public async Task MissingGoldenSetPropertyIsNamed(string body, string message)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: body));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("error").GetString().ShouldBe(message, "an error without .NET type names");
+    }
+
+    [Fact]
+    public async Task SlowGoldenSetGets408NamingSettings()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(
+            versions: 1,
+            separatePort: false,
+            extraArguments: ["--HttpLimits:MinRequestBodyBytesPerSecond=4096", "--HttpLimits:MinBodyRateGracePeriod=00:00:02"]);
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.Management.BaseAddress!.Host, server.Management.BaseAddress.Port);
+        NetworkStream stream = client.GetStream();
+        string head = "PUT /manage/v1/golden-set HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + $"Authorization: Bearer {ManagementServer.Token}\r\nContent-Length: 1000\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+
+        string answer = await SlowClient.TrickleUntilAnswerAsync(stream, TimeSpan.FromSeconds(10));
+
+        answer.ShouldStartWith("HTTP/1.1 408");
+        answer.ShouldContain("HttpLimits:MinRequestBodyBytesPerSecond");
+        answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
     }
 
     [Theory]

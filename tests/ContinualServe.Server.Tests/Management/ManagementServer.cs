@@ -4,6 +4,7 @@ using ContinualServe.Model.Store;
 using ContinualServe.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace ContinualServe.Server.Tests.Management;
 
@@ -32,8 +33,12 @@ internal sealed class ManagementServer : IAsyncDisposable
 
     public HttpClient Management { get; }
 
-    /// <summary>Starts a server; <paramref name="storeDirectory"/> reuses an earlier server's store, as after a restart.</summary>
-    public static async Task<ManagementServer> StartAsync(int versions, bool separatePort, string? storeDirectory = null, params string[] extraArguments)
+    /// <summary>
+    /// Starts a server; <paramref name="storeDirectory"/> reuses an earlier server's store, as after a restart.
+    /// <paramref name="logs"/>, when given, receives the server's log entries besides the console.
+    /// </summary>
+    public static async Task<ManagementServer> StartAsync(
+        int versions, bool separatePort, string? storeDirectory = null, ILoggerProvider? logs = null, params string[] extraArguments)
     {
         string directory = storeDirectory ?? Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
         var store = new ModelStore(directory, retainedVersions: 100);
@@ -48,7 +53,7 @@ internal sealed class ManagementServer : IAsyncDisposable
         {
             int inferencePort = FreePort();
             int managementPort = separatePort ? FreePort() : inferencePort;
-            WebApplication app = Build(directory, tokenFile, inferencePort, separatePort ? managementPort : null, extraArguments);
+            WebApplication app = Build(directory, tokenFile, inferencePort, separatePort ? managementPort : null, logs, extraArguments);
             try
             {
                 await app.StartAsync();
@@ -69,7 +74,8 @@ internal sealed class ManagementServer : IAsyncDisposable
         await App.DisposeAsync();
     }
 
-    private static WebApplication Build(string directory, string tokenFile, int inferencePort, int? managementPort, string[] extraArguments)
+    private static WebApplication Build(
+        string directory, string tokenFile, int inferencePort, int? managementPort, ILoggerProvider? logs, string[] extraArguments)
     {
         var arguments = new List<string> { "--Logging:LogLevel:Default=Warning", "--Management:TokenFile=" + tokenFile };
         arguments.AddRange(extraArguments);
@@ -82,7 +88,13 @@ internal sealed class ManagementServer : IAsyncDisposable
         {
             options.ModelName = RunningServer.Spec.Name;
             options.StoreDirectory = directory;
-        }, pollStore: false);
+        }, pollStore: false, configureBuilder: builder =>
+        {
+            if (logs is not null)
+            {
+                builder.Logging.AddProvider(logs);
+            }
+        });
         app.Services.GetRequiredService<ModelSwapper>().TrySwapToLatest();
         return app;
     }

@@ -1,9 +1,11 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using ContinualServe.Model.Store;
 using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
 using Shouldly;
 using Xunit;
 
@@ -43,6 +45,56 @@ public sealed class StoreWriteFailureTests
         server.App.Services.GetLiveVersion().ShouldBe(3, "a pin that was not written must not change the live version");
         Directory.GetFiles(store, ".*.tmp").ShouldBeEmpty();
         ReliabilityMetrics.ManagementRequests.WithLabels("store_write_failed").Value.ShouldBeGreaterThan(failuresBefore);
+    }
+
+    [Fact]
+    public async Task ResetUploadIsNoWriteFailure()
+    {
+        // A reset mid-upload makes the body read raise ConnectionResetException. That is an IOException, as a failed
+        // write is, but the store was never written and its volume is fine.
+        const int Resets = 4;
+        var logs = new RecordingLoggerProvider(LogLevel.Information);
+        await using ManagementServer server = await ManagementServer.StartAsync(
+            versions: 1, separatePort: false, logs: logs, extraArguments: "--Logging:LogLevel:ContinualServe.Server.Management=Information");
+
+        for (int index = 0; index < Resets; index++)
+        {
+            await ResetMidUploadAsync(server);
+        }
+
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (AuditEntries(logs).Count < Resets && !deadline.IsCancellationRequested)
+        {
+            await Task.Delay(50, CancellationToken.None);
+        }
+
+        // On a loaded machine a reset can come before the server dispatches the request, which then never runs.
+        AuditEntries(logs).ShouldNotBeEmpty("audited golden-set uploads");
+        AuditEntries(logs).ShouldAllBe(entry => entry.EndsWith("returned 400", StringComparison.Ordinal));
+        logs.Recorder.Entries.ShouldNotContain(entry => entry.EventId == 482, "store write failures logged");
+        logs.Recorder.Entries.ShouldNotContain(entry => entry.Level >= LogLevel.Error, "error log entries");
+        File.Exists(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName)).ShouldBeFalse();
+    }
+
+    private static List<string> AuditEntries(RecordingLoggerProvider logs) =>
+        [.. logs.Recorder.Entries.Where(entry => entry.EventId == 440).Select(entry => entry.Message)];
+
+    // Sends the headers and the first 32 KiB of a longer golden set, then resets the connection (RST).
+    private static async Task ResetMidUploadAsync(ManagementServer server)
+    {
+        byte[] start = Encoding.UTF8.GetBytes("{\"examples\":[{\"label\":0,\"features\":[" + new string(' ', 32 * 1024));
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.Management.BaseAddress!.Host, server.Management.BaseAddress.Port);
+        NetworkStream stream = client.GetStream();
+        string head = "PUT /manage/v1/golden-set HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + $"Authorization: Bearer {ManagementServer.Token}\r\nContent-Length: {512 * 1024}\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+        await stream.WriteAsync(start);
+        await stream.FlushAsync();
+        await Task.Delay(200);
+
+        // A zero timeout closes the socket with a reset. TcpClient.Close would shut it down in order first.
+        client.Client.Close(timeout: 0);
     }
 
     private static HttpRequestMessage Request(string method, string path)
