@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -10,6 +11,9 @@ namespace ContinualServe.Model.Store;
 public sealed record GoldenSet
 {
     public const string FileName = "golden-set.json";
+
+    // Indented JSON puts every feature on a line of its own, which makes the file about four times the size of the upload.
+    private static readonly JsonSerializerOptions CompactJson = new(ModelSpec.JsonOptions) { WriteIndented = false };
 
     /// <summary>The labeled examples. Required in JSON, so that a misspelled property is not read as an empty set.</summary>
     [JsonRequired]
@@ -51,16 +55,20 @@ public sealed record GoldenSet
                 throw new InvalidDataException($"Golden example {index} has {example.Features?.Length ?? 0} features; expected {spec.FeatureCount}.");
             }
 
-            if (example.Features.Any(value => !float.IsFinite(value)))
+            int notFinite = Array.FindIndex(example.Features, value => !float.IsFinite(value));
+            if (notFinite >= 0)
             {
-                throw new InvalidDataException($"Golden example {index} has a NaN or infinite feature.");
+                // JSON has no NaN or infinity literals, so such a value is a number beyond the FP32 range.
+                throw new InvalidDataException(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"Golden example {index} has feature {notFinite} outside the FP32 range, whose largest magnitude is {float.MaxValue}."));
             }
         }
     }
 
     /// <summary>Writes the set to <paramref name="directory"/> atomically (temporary file, fsync, rename).</summary>
     public void Save(string directory) =>
-        FileSync.WriteAtomically(directory, FileName, JsonSerializer.SerializeToUtf8Bytes(this, ModelSpec.JsonOptions));
+        FileSync.WriteAtomically(directory, FileName, JsonSerializer.SerializeToUtf8Bytes(this, CompactJson));
 
     /// <summary>Reads the set from <paramref name="directory"/>, or returns null when none was uploaded.</summary>
     public static GoldenSet? TryLoad(string directory)

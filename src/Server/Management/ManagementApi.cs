@@ -146,7 +146,7 @@ public static partial class ManagementApi
         return swapper.TryPinAndServe(number) switch
         {
             PinOutcome.NotFound => Error(StatusCodes.Status404NotFound, new InferenceError($"Version {number} is not in the model store.", "version", "one of GET /manage/v1/versions")),
-            PinOutcome.Corrupt => Error(StatusCodes.Status409Conflict, new InferenceError($"Version {number} cannot be served: a file of it is missing or unreadable, or its weights do not match their SHA-256. The server log names the problem (event 101).", "version", "an intact version")),
+            PinOutcome.Corrupt => Error(StatusCodes.Status409Conflict, new InferenceError($"Version {number} cannot be served: a file of it is missing or unreadable, or its weights do not match their SHA-256 or do not fit its spec. The server log names the problem (event 101).", "version", "an intact version")),
             _ => Ok(new { live = number, pinned = number }),
         };
     }

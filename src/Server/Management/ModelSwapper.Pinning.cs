@@ -13,7 +13,7 @@ public enum PinOutcome
     /// <summary>The version is not in this server's store, and the pin is unchanged.</summary>
     NotFound,
 
-    /// <summary>The version's files are incomplete or its weights do not match their SHA-256, and the pin is unchanged.</summary>
+    /// <summary>The version's files are incomplete, or its weights do not match their SHA-256 or do not fit its spec, and the pin is unchanged.</summary>
     Corrupt,
 }
 
