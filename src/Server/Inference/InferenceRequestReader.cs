@@ -555,14 +555,15 @@ public sealed class InferenceRequestReader
 
             if (count == data.Length)
             {
-                int limit = maxBatchSize * featureCount;
+                // In long, because Server:MaxBatchSize rows of a wide model's features can exceed int's range.
+                long limit = (long)maxBatchSize * featureCount;
                 if (count >= limit)
                 {
                     error = new InferenceError($"Input data has more than {limit} values: the server accepts at most {maxBatchSize} rows ({ServerOptions.MaxBatchSizeKey}) of {featureCount} features.", "inputs[0].data", $"at most {maxBatchSize} rows of {featureCount} values");
                     return false;
                 }
 
-                float[] larger = ArrayPool<float>.Shared.Rent((int)Math.Min((long)data.Length * 2, limit));
+                float[] larger = ArrayPool<float>.Shared.Rent((int)Math.Min(Math.Min((long)data.Length * 2, limit), Array.MaxLength));
                 data.AsSpan(0, count).CopyTo(larger);
                 ArrayPool<float>.Shared.Return(data);
                 data = larger;

@@ -75,6 +75,22 @@ public sealed class InferenceRequestReaderTests
         error.Expected.ShouldBe(impliedShape);
     }
 
+    // Rows times features of 65,536 by 40,000 exceed int's range. The product once wrapped to a negative limit, which
+    // rejected a request of two rows as soon as its data outgrew the reader's first buffer of one row.
+    [Fact]
+    public void WideModelLimitDoesNotOverflow()
+    {
+        var wide = new InferenceRequestReader(featureCount: 40_000, maxBatchSize: 65_536);
+
+        string data = "[" + string.Join(",", Enumerable.Repeat("0.5", 80_000)) + "]";
+        string body = $"{{\"inputs\":[{{\"name\":\"input\",\"datatype\":\"FP32\",\"data\":{data},\"shape\":[2,40000]}}]}}";
+
+        bool ok = wide.TryRead(Utf8(body), out InferenceInput input, out InferenceError? error);
+
+        ok.ShouldBeTrue(error?.Error);
+        input.BatchSize.ShouldBe(2);
+    }
+
     [Fact]
     public void SingleFeatureRowsNeedRankTwo()
     {
