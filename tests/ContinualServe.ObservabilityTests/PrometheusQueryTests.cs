@@ -146,7 +146,7 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
             (int exitCode, string output) = await Promtool.RunAsync("check", "rules", RepositoryPaths.RulesFile, crdSpec);
 
             exitCode.ShouldBe(0, output);
-            output.ShouldContain("SUCCESS: 11 rules found");
+            output.ShouldContain("SUCCESS: 13 rules found");
         }
         finally
         {
