@@ -254,12 +254,15 @@ public sealed class AlertRuleUnitTests : IDisposable
     [Fact]
     public async Task CertificateAlertNamesSoonExpiringSetting()
     {
-        // At 10 minutes, time() is 600: the first certificate has 13 days, 23 hours and 40 minutes left, the second 20 days.
+        // At 10 minutes, time() is 600: the first certificate has 13 days, 23 hours and 40 minutes left, the second 20
+        // days, and the third expired 5 minutes ago, which the other certificate alert reports.
         string series = """
                   - series: 'continualserve_https_certificate_expiry_timestamp_seconds{instance="127.0.0.1:18181", job="continualserve", setting="Kestrel:Certificates:Default:Path"}'
                     values: '1209000x15'
                   - series: 'continualserve_https_certificate_expiry_timestamp_seconds{instance="127.0.0.1:18091", job="continualserve", setting="Kestrel:Certificates:Default:Path"}'
                     values: '1728600x15'
+                  - series: 'continualserve_https_certificate_expiry_timestamp_seconds{instance="127.0.0.1:18095", job="continualserve", setting="Kestrel:Certificates:Default:Path"}'
+                    values: '300x15'
             """;
         var expected = new Firing(
             new Dictionary<string, string> { ["instance"] = "127.0.0.1:18181", ["setting"] = "Kestrel:Certificates:Default:Path" },
