@@ -307,7 +307,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
             string from = downloader.StoreUrlFor(target) ?? "no store URL";
-            if (exception is HttpRequestException or InvalidOperationException or TaskCanceledException or TimeoutException)
+            if (IsTransferFailure(exception))
             {
                 // Expected while the learner is away or misconfigured, and repeated on every retry, so the reason
                 // alone is logged. Its stack trace would add nothing.
@@ -325,6 +325,13 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
         return true;
     }
+
+    // A failure of the store or the network between them, as opposed to one on this server (its disk, its model load).
+    // A body that ends early (HttpIOException) or a connection reset while the body is read (an IOException around a
+    // SocketException) are the store's side, although both are IOExceptions like a failed write to the local disk.
+    private static bool IsTransferFailure(Exception exception) =>
+        exception is HttpRequestException or InvalidOperationException or TaskCanceledException or TimeoutException or HttpIOException
+        || exception is IOException { InnerException: System.Net.Sockets.SocketException };
 
     // The new version is live already, so a version that retention cannot delete only takes space, and the replica goes
     // on. Each later download tries again.

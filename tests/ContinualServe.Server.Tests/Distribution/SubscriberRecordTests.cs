@@ -34,6 +34,7 @@ public sealed class SubscriberRecordTests : IDisposable
     private const int HistoricalAnnouncementEvent = 476;
     private const int ConsumeFailedEvent = 490;
     private const int DownloadFailedEvent = 463;
+    private const int LocalDownloadFailureEvent = 474;
     private const int FollowFailedEvent = 479;
 
     private readonly string root = Directory.CreateDirectory(
@@ -144,6 +145,50 @@ public sealed class SubscriberRecordTests : IDisposable
         failures[^1].Message.ShouldContain("503");
     }
 
+    // A store or network that cuts the weights file mid-transfer is a failed download from the store, like a 503, not a
+    // failure on this server: it was logged as 474 with a stack trace, which sends an operator to the replica's disk.
+    [Fact(Timeout = 90_000)]
+    public async Task CutTransferIsStoreFailure()
+    {
+        int cuts = 0;
+        await using WebApplication store = await StartStoreAsync(async context =>
+        {
+            string file = (string)context.Request.RouteValues["file"]!;
+            byte[] content = await File.ReadAllBytesAsync(Path.Combine(source.VersionDirectory(1), file));
+            if (file == ModelStore.WeightsFileName && Interlocked.Increment(ref cuts) == 1)
+            {
+                context.Response.ContentLength = content.Length;
+                await context.Response.Body.WriteAsync(content.AsMemory(0, content.Length / 2), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                // The replica has read the headers and part of the body by the time the connection drops.
+                await Task.Delay(TimeSpan.FromMilliseconds(300), context.RequestAborted);
+                context.Abort();
+                return;
+            }
+
+            await context.Response.Body.WriteAsync(content, context.RequestAborted);
+        });
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        Announce(broker.BootstrapServers, AddressOf(store));
+        var logger = new RecordingLogger();
+        using var live = new LiveModel();
+        var options = new DistributionOptions
+        {
+            RetryDelay = TimeSpan.FromMilliseconds(100),
+            MaxRetryDelay = TimeSpan.FromMilliseconds(200),
+        };
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, options);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(30));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        served.ShouldBeTrue("the version was not downloaded after the cut transfer");
+        logger.WithEvent(DownloadFailedEvent).ShouldHaveSingleItem().Message.ShouldContain("(attempt 1)");
+        logger.WithEvent(LocalDownloadFailureEvent).ShouldBeEmpty();
+    }
+
     // The subscriber passes Distribution:MinDownloadBytesPerSecond to its downloads, and a store that trickles below it
     // is reported as a failed download with the setting's name, not as an unexpected error of the follow loop.
     [Fact(Timeout = 90_000)]
@@ -179,7 +224,8 @@ public sealed class SubscriberRecordTests : IDisposable
         Announce(broker.BootstrapServers, AddressOf(store));
         var logger = new RecordingLogger();
         using var live = new LiveModel();
-        var options = new DistributionOptions { DownloadTimeout = TimeSpan.FromSeconds(1), MinDownloadBytesPerSecond = 100 };
+        // The stall timeout is 30 times the store's interval, so that a store starved of CPU still fails on the rate.
+        var options = new DistributionOptions { DownloadTimeout = TimeSpan.FromSeconds(3), MinDownloadBytesPerSecond = 100 };
         using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, options);
 
         await subscriber.StartAsync(CancellationToken.None);

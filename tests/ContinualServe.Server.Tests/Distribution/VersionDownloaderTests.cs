@@ -263,16 +263,18 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         await using WebApplication trickling = await StartTricklingStoreAsync(
             chunks: (int)announcement.WeightsBytes, TimeSpan.FromMilliseconds(100), stallAfterwards: false);
         string address = AddressOf(trickling);
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        // A stall timeout of 3 s, 30 times the store's interval, so that a store starved of CPU by other tests still
+        // fails on the rate, not on the stall.
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
         var clock = Stopwatch.StartNew();
 
         Task<ModelVersion> install = new VersionDownloader(client, local, address, minBytesPerSecond)
             .InstallAsync(announcement, CancellationToken.None);
-        Task finished = await Task.WhenAny(install, Task.Delay(TimeSpan.FromSeconds(10)));
+        Task finished = await Task.WhenAny(install, Task.Delay(TimeSpan.FromSeconds(20)));
 
-        finished.ShouldBe(install, "the download still ran after 10 s although the store sent about 10 bytes/s");
+        finished.ShouldBe(install, "the download still ran after 20 s although the store sent about 10 bytes/s");
         TimeoutException exception = await Should.ThrowAsync<TimeoutException>(install);
-        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(1), "the download failed before one window of 1 s ended");
+        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(3), "the download failed before one window of 3 s ended");
         exception.Message.ShouldContain($"{ModelStore.WeightsFileName} of version 1 from {address}");
         exception.Message.ShouldContain($"below Distribution:MinDownloadBytesPerSecond ({minBytesPerSecond} bytes/s)");
         exception.Message.ShouldMatch(@"the store sent \d+ bytes in \d+\.\d s \(\d+ bytes/s\)");
@@ -280,14 +282,14 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
-    // The same minimum as above, with the weights sent in 12 chunks over 3 s, about ten times faster than the minimum.
-    // The download spans several windows of 1 s, and each of them passes.
+    // The same minimum as above, with the weights sent in 12 chunks over 6 s, five times faster than the minimum. The
+    // download spans two windows of 3 s, and each of them passes.
     [Fact(Timeout = 60_000)]
     public async Task SlowDownloadAboveMinimumRateCompletes()
     {
         ModelVersionAnnouncement announcement = Announce(1);
-        await using WebApplication trickling = await StartTricklingStoreAsync(chunks: 12, TimeSpan.FromMilliseconds(250), stallAfterwards: false);
-        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        await using WebApplication trickling = await StartTricklingStoreAsync(chunks: 12, TimeSpan.FromMilliseconds(500), stallAfterwards: false);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
         var clock = Stopwatch.StartNew();
 
         ModelVersion installed = await new VersionDownloader(client, local, AddressOf(trickling), announcement.WeightsBytes / 30)
