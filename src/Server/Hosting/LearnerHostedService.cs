@@ -184,8 +184,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
                     // the watch. The next check that succeeds serves the pin, and announces it unless the failed check already did.
                     failuresInRow++;
                     TimeSpan delay = FailureBackoff.After(failuresInRow);
-                    if (state.ServePending)
+                    if (state.Serving)
                     {
+                        state.Serving = false;
                         LogPinServeFailed(logger, exception, learner.Store.RootDirectory, failuresInRow, delay);
                     }
                     else
@@ -218,8 +219,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
             // The pin is on the topic already, so a failed serving step is retried without announcing it again.
             if (state.ServePending)
             {
-                ServeStorePin();
-                state.ServePending = false;
+                ServeAnnouncedPin(state);
             }
 
             return;
@@ -249,8 +249,16 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         state.Announced = pinned;
         state.AnnouncedOnce = true;
         state.LastProblem = null;
+        ServeAnnouncedPin(state);
+    }
+
+    // The flags stay set when ServeStorePin throws, so the watch's catch logs a serving failure and the next check retries.
+    private void ServeAnnouncedPin(PinWatchState state)
+    {
         state.ServePending = true;
+        state.Serving = true;
         ServeStorePin();
+        state.Serving = false;
         state.ServePending = false;
     }
 
@@ -311,6 +319,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
         /// <summary>True while the announced pin still has to be served here, after a serving step that threw.</summary>
         public bool ServePending;
+
+        /// <summary>True from the start of a serving step until it returns, or until the watch logs its error.</summary>
+        public bool Serving;
         public string? LastProblem;
 
         /// <summary>Pinned version that failed to load, and the <see cref="Stopwatch"/> timestamp of that failure.</summary>

@@ -2,6 +2,7 @@ using Confluent.Kafka;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Publishing;
+using ContinualServe.Model.Store;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -67,14 +68,22 @@ public sealed class LearnerHostedServicePinTests : IDisposable
             await Task.Delay(100);
         }
 
-        // A few more checks of the unchanged pin must publish nothing.
+        // A few more checks of the unchanged pin must publish nothing, and a changed pin is then published once.
         await Task.Delay(TimeSpan.FromSeconds(1.5));
+        Volatile.Read(ref serves).ShouldBe(FailedServes + 1, "a successful serving step is not repeated");
+        CountPinRecords(broker.BootstrapServers).ShouldBe(1);
+        StoreControlFiles.WritePinnedVersion(storeDirectory, 1);
+        while (Volatile.Read(ref serves) <= FailedServes + 1)
+        {
+            DateTime.UtcNow.ShouldBeLessThan(deadline, "the pin watch did not serve the changed pin");
+            await Task.Delay(100);
+        }
+
         await service.StopAsync(CancellationToken.None);
 
         logs.Entries.Count(entry => entry.EventId == PinServeFailedEventId).ShouldBe(FailedServes);
         logs.Entries.ShouldNotContain(entry => entry.EventId == PinWatchFailedEventId);
-        Volatile.Read(ref serves).ShouldBe(FailedServes + 1, "a successful serving step is not repeated");
-        CountPinRecords(broker.BootstrapServers).ShouldBe(1);
+        CountPinRecords(broker.BootstrapServers).ShouldBe(2);
     });
 
     // Reads the version topic from its beginning to its end without joining a group.
