@@ -3,7 +3,6 @@ using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Evaluation;
 using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
-using static TorchSharp.torch;
 
 namespace ContinualServe.Learner;
 
@@ -24,28 +23,11 @@ public sealed partial class ContinualLearner
     // each candidate is rejected and the learner stays on the live version; rejected counts then keep rising.
     private void DiscardCandidate(long started)
     {
-        // The analytic sums behind the live version are in the newest checkpoint, written when it was promoted. A
-        // gradient strategy gets the file too, because a live version from the analytic strategy needs its head refitted.
-        string? analyticSums;
-        try
-        {
-            analyticSums = Checkpoints.VerifiedFile(checkpoint!, LearnerCheckpoint.OptimizerFileName);
-        }
-        catch (Exception exception) when (!options.Trainer.IsAnalytic && exception is IOException or InvalidDataException)
-        {
-            // The live weights are all a gradient strategy needs, unless its live version came from the analytic strategy.
-            LogRevertFileUnusable(logger, exception, checkpoint!.Sequence);
-            analyticSums = null;
-        }
-
-        using (nn.Module<Tensor, Tensor> live = latest!.LoadModule(device))
-        {
-            trainer!.ResetWeights(live, analyticSums);
-        }
+        ReloadLiveVersion();
 
         // NOTE: if every round of a task was rejected, the live matrix has no row for it and the next task's row
         // leaves that task out of ACC until a promoted version covers it.
-        matrix = AccuracyMatrix.FromSummary(latest.Manifest.Evaluation);
+        matrix = AccuracyMatrix.FromSummary(latest!.Manifest.Evaluation);
         LogCandidateDiscarded(logger, trainedSinceRound, latest.Number);
         ContinualServeMetrics.LearnerExamples.WithLabels("discarded").Inc(trainedSinceRound);
         lock (statusLock)
@@ -64,6 +46,26 @@ public sealed partial class ContinualLearner
         lossSum = logitLossSum = labelLossSum = 0;
         lossSteps = 0;
         ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+    }
+
+    /// <summary>
+    /// Returns the path of the newest checkpoint's optimizer file after checking its SHA-256, or null when a gradient
+    /// strategy finds it unusable.
+    /// </summary>
+    private string? LiveAnalyticSums()
+    {
+        // The analytic sums behind the live version are in the newest checkpoint, written when it was promoted. A
+        // gradient strategy gets the file too, because a live version from the analytic strategy needs its head refitted.
+        try
+        {
+            return Checkpoints.VerifiedFile(checkpoint!, LearnerCheckpoint.OptimizerFileName);
+        }
+        catch (Exception exception) when (!options.Trainer.IsAnalytic && exception is IOException or InvalidDataException)
+        {
+            // The live weights are all a gradient strategy needs, unless its live version came from the analytic strategy.
+            LogRevertFileUnusable(logger, exception, checkpoint!.Sequence);
+            return null;
+        }
     }
 
     [LoggerMessage(EventId = 224, Level = LogLevel.Warning, Message = "The optimizer file of learner checkpoint {Sequence} is missing or damaged, so the rejected candidate is reverted to the live weights without it")]

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
-using ContinualServe.Learner.Publishing;
+using ContinualServe.Learner.Faults;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
@@ -28,9 +28,9 @@ public sealed partial class ContinualLearner
     private nn.Module<Tensor, Tensor>? publishedWeights;
     private Task<(ModelVersion Version, LearnerCheckpoint Checkpoint)>? publishing;
     private PromotedRound? publishingRound;
-    private RoundWriteWatchdog? roundWriteWatchdog;
+    private FileAccessWatchdog? roundWriteWatchdog;
 
-    private RoundWriteWatchdog RoundWriteWatchdog => roundWriteWatchdog ??= new RoundWriteWatchdog(
+    private FileAccessWatchdog RoundWriteWatchdog => roundWriteWatchdog ??= new FileAccessWatchdog(
         options.RoundWriteStallThreshold, OnRoundWriteStalled, OnRoundWriteRecovered);
 
     /// <summary>Starts writing a promoted round to disk. Runs on the learner thread after the promotion gate.</summary>
@@ -42,11 +42,11 @@ public sealed partial class ContinualLearner
         ModelSpec spec = trainer.Spec;
         ReplayExample[] replay = [.. CheckpointReplay()];
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
-        RoundWriteWatchdog watchdog = RoundWriteWatchdog;
+        FileAccessWatchdog watchdog = RoundWriteWatchdog;
 
         // The training log's flush and the optimizer and teacher files are the round write's first steps. They run on
         // the learner thread, in the checkpoint directory, and a hung volume blocks them too.
-        watchdog.Start(Checkpoints.RootDirectory);
+        watchdog.Start("round write", Checkpoints.RootDirectory);
         LearnerCheckpoint metadata;
         string prepared;
         try
@@ -248,18 +248,18 @@ public sealed partial class ContinualLearner
     }
 
     // Runs on a timer thread. The write cannot be cancelled, so the learner reports itself not ready until it ends.
-    private void OnRoundWriteStalled(string path, TimeSpan elapsed)
+    private void OnRoundWriteStalled(WatchedFileAccess access, TimeSpan elapsed)
     {
         lock (statusLock)
         {
             status = status with { IsRoundWriteStalled = true };
         }
 
-        LogRoundWriteStalled(logger, path, elapsed.TotalSeconds, options.RoundWriteStallThreshold.TotalSeconds);
+        LogRoundWriteStalled(logger, access.Path, elapsed.TotalSeconds, options.RoundWriteStallThreshold.TotalSeconds);
         ReportReadiness();
     }
 
-    private void OnRoundWriteRecovered(TimeSpan elapsed)
+    private void OnRoundWriteRecovered(WatchedFileAccess access, TimeSpan elapsed)
     {
         lock (statusLock)
         {

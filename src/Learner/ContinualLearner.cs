@@ -224,6 +224,7 @@ public sealed partial class ContinualLearner : IDisposable
         publishedWeights?.Dispose();
         roundWriteWatchdog?.Dispose();
         markerReadWatchdog?.Dispose();
+        fileReadWatchdog?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
     }
@@ -235,7 +236,7 @@ public sealed partial class ContinualLearner : IDisposable
     private void UseStoredSpec(ModelSpec spec)
     {
         codec = new ExampleRecordCodec(spec.FeatureCount, spec.ClassCount, options.MaxRecordBytes);
-        promotionGate = new PromotionGate(options.Promotion, spec, options.StoreDirectory, logger);
+        promotionGate = new PromotionGate(options.Promotion, spec, options.StoreDirectory, logger, ReadGoldenSet);
         if (!string.Equals(options.InitialSpec.ToJson(), spec.ToJson(), StringComparison.Ordinal))
         {
             LogInitialSpecIgnored(logger, Describe(options.InitialSpec), latest!.Number, store.RootDirectory, Describe(spec));

@@ -58,6 +58,13 @@ public sealed record LearnerStatus
     /// </summary>
     public bool IsRoundWriteStalled { get; init; }
 
+    /// <summary>
+    /// True while a file read on the learner thread has run longer than <see cref="LearnerOptions.RoundWriteStallThreshold"/>:
+    /// the pause marker's, the golden set's, the live version's reload after a rejected candidate, or a rollback's
+    /// checkpoint load. The learner consumes nothing and is not ready meanwhile.
+    /// </summary>
+    public bool IsFileReadStalled { get; init; }
+
     /// <summary>Candidates the promotion gate rejected since the learner started.</summary>
     public long Rejected { get; init; }
 

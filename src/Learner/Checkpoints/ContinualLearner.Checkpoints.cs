@@ -351,9 +351,7 @@ public sealed partial class ContinualLearner
         consecutiveNonFiniteSteps = 0;
         rollbacksSinceRound++;
         ReliabilityMetrics.LearnerRollbacks.Inc();
-        (LearnerCheckpoint Checkpoint, string Directory) found = Checkpoints.TryLoadLatest()
-            ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
-        LoadState(found.Checkpoint, found.Directory);
+        (LearnerCheckpoint Checkpoint, string Directory) found = LoadRollbackCheckpoint();
         readGeneration++;
         pending.Clear();
         trainedSinceRound = 0;

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Faults;
-using ContinualServe.Learner.Publishing;
-using ContinualServe.Model.Store;
 using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
 
@@ -25,12 +23,10 @@ public sealed partial class ContinualLearner
     private long kafkaErrorCount;
     private long pauseFileCheckedAt;
     private bool pausedByFile;
-    private RoundWriteWatchdog? markerReadWatchdog;
-    private volatile bool markerReadStalled;
 
     /// <summary>
     /// True while the learner is running, reaches a broker, is neither paused nor diverged, and has neither a stalled round
-    /// write nor a stalled read of the pause marker.
+    /// write nor a stalled file read on the learner thread.
     /// </summary>
     public bool IsReady
     {
@@ -115,43 +111,6 @@ public sealed partial class ContinualLearner
         pauseApplied = requested;
     }
 
-    /// <summary>
-    /// Reads the store's pause marker under a stall watch. The read runs on the learner thread, so a volume that blocks it
-    /// (a hung NFS server) stops consumption, and the learner reports itself not ready once the read passes
-    /// Learner:RoundWriteStallThreshold.
-    /// </summary>
-    // NOTE: other file access on the learner thread (a rollback's checkpoint load, the golden set read at each round, the
-    // reload after a rejected candidate) has no stall watch, so a volume that blocks it leaves the learner reported ready.
-    private bool ReadPauseMarker()
-    {
-        markerReadWatchdog ??= new RoundWriteWatchdog(options.RoundWriteStallThreshold, OnMarkerReadStalled, OnMarkerReadRecovered);
-        markerReadWatchdog.Start(Path.Combine(store.RootDirectory, StoreControlFiles.LearningPausedFileName));
-        try
-        {
-            FaultHooks.BeforePauseMarkerRead?.Invoke();
-            return StoreControlFiles.IsLearningPaused(store.RootDirectory);
-        }
-        finally
-        {
-            markerReadWatchdog.Finish();
-        }
-    }
-
-    // Runs on a timer thread while the learner thread is still blocked in the read.
-    private void OnMarkerReadStalled(string path, TimeSpan elapsed)
-    {
-        markerReadStalled = true;
-        LogMarkerReadStalled(logger, path, elapsed.TotalSeconds, options.RoundWriteStallThreshold.TotalSeconds);
-        ReportReadiness();
-    }
-
-    private void OnMarkerReadRecovered(TimeSpan elapsed)
-    {
-        markerReadStalled = false;
-        LogMarkerReadRecovered(logger, elapsed.TotalSeconds);
-        ReportReadiness();
-    }
-
     // The partitions whose leaders the watchdog queries: the assigned ones, or else the topic's partition 0.
     // A session that times out during an outage revokes the assignment, and an idle group member has none. Without
     // the fallback neither would be checked, and only librdkafka's all-brokers-down error could mark the learner not ready.
@@ -195,19 +154,13 @@ public sealed partial class ContinualLearner
         }
     }
 
-    private bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
-        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !markerReadStalled;
+    private static bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
+        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !current.IsFileReadStalled;
 
     private static void LogPauseRequested(ILogger logger, bool paused) => LogPauseChanged(logger, paused ? "paused" : "resumed");
 
     [LoggerMessage(EventId = 238, Level = LogLevel.Information, Message = "Learning {State}")]
     private static partial void LogPauseChanged(ILogger logger, string state);
-
-    [LoggerMessage(EventId = 273, Level = LogLevel.Warning, Message = "Reading the pause marker {Path} has run for {Seconds:F1} s, longer than Learner:RoundWriteStallThreshold ({ThresholdSeconds} s), so the learner consumes nothing and reports itself not ready until the read returns. Check the store's volume: a hung NFS server can block it")]
-    private static partial void LogMarkerReadStalled(ILogger logger, string path, double seconds, double thresholdSeconds);
-
-    [LoggerMessage(EventId = 274, Level = LogLevel.Information, Message = "The stalled read of the pause marker returned after {Seconds:F1} s")]
-    private static partial void LogMarkerReadRecovered(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 239, Level = LogLevel.Warning, Message = "All Kafka brokers are down; the learner is not ready and keeps retrying with backoff")]
     private static partial void LogBrokersDown(ILogger logger);

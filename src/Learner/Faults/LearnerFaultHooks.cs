@@ -12,6 +12,18 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read of the store's pause marker, inside its stall watch.</summary>
     public Action? BeforePauseMarkerRead { get; set; }
 
+    /// <summary>Runs on the learner thread before each read of the golden set, inside its stall watch.</summary>
+    public Action? BeforeGoldenSetRead { get; set; }
+
+    /// <summary>
+    /// Runs on the learner thread after a rejected candidate, before the live version's weights are loaded, inside the
+    /// reload's stall watch.
+    /// </summary>
+    public Action? BeforeLiveVersionReload { get; set; }
+
+    /// <summary>Runs on the learner thread before a rollback loads the newest checkpoint, inside the load's stall watch.</summary>
+    public Action? BeforeRollbackLoad { get; set; }
+
     /// <summary>Runs on the learner thread before the training log is flushed for a checkpoint, when the log is written.</summary>
     public Action? BeforeTrainingLogFlush { get; set; }
 

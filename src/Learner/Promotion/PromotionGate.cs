@@ -21,10 +21,19 @@ public sealed partial class PromotionGate
     private readonly ModelSpec spec;
     private readonly string storeDirectory;
     private readonly ILogger logger;
+    private readonly Func<string, byte[]> readFile;
     private GoldenSet? cachedGoldenSet;
     private byte[]? cachedGoldenSetContent;
 
-    public PromotionGate(PromotionOptions options, ModelSpec spec, string storeDirectory, ILogger logger)
+    /// <param name="options">The limits that a candidate must stay within.</param>
+    /// <param name="spec">The model's spec, which the golden set must fit.</param>
+    /// <param name="storeDirectory">The model store directory that contains the golden set.</param>
+    /// <param name="logger">Logs every decision and an unreadable golden set.</param>
+    /// <param name="readFile">
+    /// Reads the golden set's file, at each review; <see cref="File.ReadAllBytes(string)"/> when null. The learner passes
+    /// a read under its stall watch.
+    /// </param>
+    public PromotionGate(PromotionOptions options, ModelSpec spec, string storeDirectory, ILogger logger, Func<string, byte[]>? readFile = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(spec);
@@ -34,6 +43,7 @@ public sealed partial class PromotionGate
         this.spec = spec;
         this.storeDirectory = storeDirectory;
         this.logger = logger;
+        this.readFile = readFile ?? File.ReadAllBytes;
     }
 
     /// <summary>
@@ -155,7 +165,7 @@ public sealed partial class PromotionGate
         byte[] content;
         try
         {
-            content = File.ReadAllBytes(path);
+            content = readFile(path);
         }
         catch (Exception exception) when (exception is FileNotFoundException or DirectoryNotFoundException)
         {

@@ -66,6 +66,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     /// <summary>The error that ended the learner and stopped the process, or null.</summary>
     public Exception? LearnerFailure => learner.Failure;
 
+    /// <summary>Test seam that runs on the pin watch at the start of each serving step, in every role. Null outside tests.</summary>
+    internal Action? BeforeServeStorePin { get; set; }
+
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -178,10 +181,19 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
                 catch (Exception exception) when (exception is not OperationCanceledException || !cancellation.IsCancellationRequested)
                 {
                     // The watch lives as long as the process, so an error that nothing above expects ends one check, not
-                    // the watch. The next check that succeeds announces and serves the pin as usual.
+                    // the watch. The next check that succeeds serves the pin, and announces it unless the failed check already did.
                     failuresInRow++;
                     TimeSpan delay = FailureBackoff.After(failuresInRow);
-                    LogPinWatchFailed(logger, exception, learner.Store.RootDirectory, failuresInRow, delay);
+                    if (state.Serving)
+                    {
+                        state.Serving = false;
+                        LogPinServeFailed(logger, exception, learner.Store.RootDirectory, failuresInRow, delay);
+                    }
+                    else
+                    {
+                        LogPinWatchFailed(logger, exception, learner.Store.RootDirectory, failuresInRow, delay);
+                    }
+
                     await Task.Delay(delay, cancellation).ConfigureAwait(false);
                 }
             }
@@ -204,6 +216,12 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
         if (state.AnnouncedOnce && pinned == state.Announced)
         {
+            // The pin is on the topic already, so a failed serving step is retried without announcing it again.
+            if (state.ServePending)
+            {
+                ServeAnnouncedPin(state);
+            }
+
             return;
         }
 
@@ -225,10 +243,23 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
         state.FailedPin = null;
         publisher.PublishPin(modelName, version);
-        ServeStorePin();
+
+        // Every replica logs each pin record, so the pin counts as announced once it is queued. An unexpected error while
+        // serving it then retries only the serving step.
         state.Announced = pinned;
         state.AnnouncedOnce = true;
         state.LastProblem = null;
+        ServeAnnouncedPin(state);
+    }
+
+    // The flags stay set when ServeStorePin throws, so the watch's catch logs a serving failure and the next check retries.
+    private void ServeAnnouncedPin(PinWatchState state)
+    {
+        state.ServePending = true;
+        state.Serving = true;
+        ServeStorePin();
+        state.Serving = false;
+        state.ServePending = false;
     }
 
     // The all role runs no store poller, so this call makes its server follow a pin that another server on the store wrote.
@@ -236,6 +267,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     // to a newer version that the learner does not announce.
     private void ServeStorePin()
     {
+        BeforeServeStorePin?.Invoke();
         if (swapper is null || published is not { } version)
         {
             return;
@@ -269,6 +301,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     [LoggerMessage(EventId = 433, Level = LogLevel.Error, Message = "Checking the pin in {Directory} failed with an unexpected error ({Failures} in a row); replicas and this server keep the previous pin, and the check is retried in {Delay}")]
     private static partial void LogPinWatchFailed(ILogger logger, Exception exception, string directory, int failures, TimeSpan delay);
 
+    [LoggerMessage(EventId = 278, Level = LogLevel.Error, Message = "Serving the pin in {Directory} on this server failed with an unexpected error ({Failures} in a row). The pin is already announced to replicas, this server keeps its current version, and only the serving step is retried in {Delay}")]
+    private static partial void LogPinServeFailed(ILogger logger, Exception exception, string directory, int failures, TimeSpan delay);
+
     [LoggerMessage(EventId = 266, Level = LogLevel.Warning, Message = "The pin watch on {Directory} did not end within {Seconds:F1} s of the stop, probably blocked reading the store, so the learner stops without waiting for it")]
     private static partial void LogPinWatchAbandoned(ILogger logger, double seconds, string directory);
 
@@ -281,6 +316,12 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         /// <summary>Pin last announced, valid once <see cref="AnnouncedOnce"/> is true (null: nothing pinned).</summary>
         public long? Announced;
         public bool AnnouncedOnce;
+
+        /// <summary>True while the announced pin still has to be served here, after a serving step that threw.</summary>
+        public bool ServePending;
+
+        /// <summary>True from the start of a serving step until it returns, or until the watch logs its error.</summary>
+        public bool Serving;
         public string? LastProblem;
 
         /// <summary>Pinned version that failed to load, and the <see cref="Stopwatch"/> timestamp of that failure.</summary>

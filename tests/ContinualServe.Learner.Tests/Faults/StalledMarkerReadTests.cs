@@ -47,6 +47,7 @@ public sealed class StalledMarkerReadTests : IDisposable
 
             holdReads.Set();
             await LearnerHarness.WaitUntilAsync(() => !learner.IsReady, "the held read of the pause marker did not make the learner not ready");
+            learner.Status.IsFileReadStalled.ShouldBeTrue();
 
             // Several thresholds pass while the read is still held, and the warning must not repeat.
             await Task.Delay(TimeSpan.FromSeconds(1.5));
@@ -62,6 +63,7 @@ public sealed class StalledMarkerReadTests : IDisposable
             loggers.Logger.Records.Count(record => record.EventId == RecoveredEventId).ShouldBe(1);
             loggers.Logger.Records.Count(record => record.EventId == StalledEventId).ShouldBe(1);
             learner.Status.IsRoundWriteStalled.ShouldBeFalse();
+            learner.Status.IsFileReadStalled.ShouldBeFalse();
         });
     }
 }

@@ -1,0 +1,161 @@
+using ContinualServe.Learner.Checkpoints;
+using ContinualServe.Learner.Faults;
+using ContinualServe.Model.Store;
+using Microsoft.Extensions.Logging;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Learner;
+
+/// <summary>
+/// Stall watches over the files that the learner thread reads while it runs: the store's pause marker twice a second,
+/// the golden set at each round, the live version after a rejected candidate, and the checkpoint of a rollback. A read
+/// that a hung volume (an NFS server that stopped responding) blocks stops consumption and cannot be cancelled, so the
+/// watch only reports it. Once the read passes Learner:RoundWriteStallThreshold, the learner logs a warning that names
+/// the file and reports itself not ready until the read returns.
+/// </summary>
+public sealed partial class ContinualLearner
+{
+    private const string GoldenSetRead = "golden set read";
+    private const string LiveVersionReload = "reload of the live version after a rejected candidate";
+    private const string RollbackLoad = "checkpoint load of a rollback";
+
+    private FileAccessWatchdog? markerReadWatchdog;
+    private FileAccessWatchdog? fileReadWatchdog;
+
+    /// <summary>The watch over the golden set read, the live version's reload and a rollback's checkpoint load.</summary>
+    private FileAccessWatchdog FileReadWatchdog => fileReadWatchdog ??= new FileAccessWatchdog(
+        options.RoundWriteStallThreshold, OnFileReadStalled, OnFileReadRecovered);
+
+    /// <summary>
+    /// Reads the store's pause marker under a stall watch. The read runs on the learner thread, so a volume that blocks it
+    /// (a hung NFS server) stops consumption, and the learner reports itself not ready once the read passes
+    /// Learner:RoundWriteStallThreshold.
+    /// </summary>
+    // NOTE: the pause marker's write when training diverges (RollBackIfRequested) has no stall watch, so a volume that
+    // blocks it leaves the learner reported ready.
+    private bool ReadPauseMarker()
+    {
+        markerReadWatchdog ??= new FileAccessWatchdog(options.RoundWriteStallThreshold, OnMarkerReadStalled, OnMarkerReadRecovered);
+        markerReadWatchdog.Start("pause marker read", Path.Combine(store.RootDirectory, StoreControlFiles.LearningPausedFileName));
+        try
+        {
+            FaultHooks.BeforePauseMarkerRead?.Invoke();
+            return StoreControlFiles.IsLearningPaused(store.RootDirectory);
+        }
+        finally
+        {
+            markerReadWatchdog.Finish();
+        }
+    }
+
+    /// <summary>Reads the golden set's file for the promotion gate under the file-read watch.</summary>
+    private byte[] ReadGoldenSet(string path)
+    {
+        FileAccessWatchdog watchdog = FileReadWatchdog;
+        watchdog.Start(GoldenSetRead, path);
+        try
+        {
+            FaultHooks.BeforeGoldenSetRead?.Invoke();
+            return File.ReadAllBytes(path);
+        }
+        finally
+        {
+            watchdog.Finish();
+        }
+    }
+
+    /// <summary>Resets the trainer to the live version's weights, and the analytic sums behind them, under the file-read watch.</summary>
+    private void ReloadLiveVersion()
+    {
+        FileAccessWatchdog watchdog = FileReadWatchdog;
+        watchdog.Start(LiveVersionReload, Checkpoints.RootDirectory);
+        try
+        {
+            string? analyticSums = LiveAnalyticSums();
+            watchdog.Enter(latest!.WeightsPath);
+            FaultHooks.BeforeLiveVersionReload?.Invoke();
+            using nn.Module<Tensor, Tensor> live = latest.LoadModule(device);
+            if (analyticSums is not null)
+            {
+                watchdog.Enter(analyticSums);
+            }
+
+            trainer!.ResetWeights(live, analyticSums);
+        }
+        finally
+        {
+            watchdog.Finish();
+        }
+    }
+
+    /// <summary>Finds the newest intact checkpoint and loads it into the learner under the file-read watch.</summary>
+    private (LearnerCheckpoint Checkpoint, string Directory) LoadRollbackCheckpoint()
+    {
+        FileAccessWatchdog watchdog = FileReadWatchdog;
+        watchdog.Start(RollbackLoad, Checkpoints.RootDirectory);
+        try
+        {
+            FaultHooks.BeforeRollbackLoad?.Invoke();
+            (LearnerCheckpoint Checkpoint, string Directory) found = Checkpoints.TryLoadLatest()
+                ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
+            watchdog.Enter(found.Directory);
+            LoadState(found.Checkpoint, found.Directory);
+            return found;
+        }
+        finally
+        {
+            watchdog.Finish();
+        }
+    }
+
+    // Runs on a timer thread while the learner thread is still blocked in the read.
+    private void OnMarkerReadStalled(WatchedFileAccess access, TimeSpan elapsed)
+    {
+        SetFileReadStalled(true);
+        LogMarkerReadStalled(logger, access.Path, elapsed.TotalSeconds, options.RoundWriteStallThreshold.TotalSeconds);
+        ReportReadiness();
+    }
+
+    private void OnMarkerReadRecovered(WatchedFileAccess access, TimeSpan elapsed)
+    {
+        SetFileReadStalled(false);
+        LogMarkerReadRecovered(logger, elapsed.TotalSeconds);
+        ReportReadiness();
+    }
+
+    // Runs on a timer thread while the learner thread is still blocked in the read.
+    private void OnFileReadStalled(WatchedFileAccess access, TimeSpan elapsed)
+    {
+        SetFileReadStalled(true);
+        LogFileReadStalled(logger, access.Operation, access.Path, elapsed.TotalSeconds, options.RoundWriteStallThreshold.TotalSeconds);
+        ReportReadiness();
+    }
+
+    private void OnFileReadRecovered(WatchedFileAccess access, TimeSpan elapsed)
+    {
+        SetFileReadStalled(false);
+        LogFileReadRecovered(logger, access.Operation, access.Path, elapsed.TotalSeconds);
+        ReportReadiness();
+    }
+
+    // The learner thread runs one watched read at a time, so one flag serves both watches.
+    private void SetFileReadStalled(bool stalled)
+    {
+        lock (statusLock)
+        {
+            status = status with { IsFileReadStalled = stalled };
+        }
+    }
+
+    [LoggerMessage(EventId = 273, Level = LogLevel.Warning, Message = "Reading the pause marker {Path} has run for {Seconds:F1} s, longer than Learner:RoundWriteStallThreshold ({ThresholdSeconds} s), so the learner consumes nothing and reports itself not ready until the read returns. Check the store's volume: a hung NFS server can block it")]
+    private static partial void LogMarkerReadStalled(ILogger logger, string path, double seconds, double thresholdSeconds);
+
+    [LoggerMessage(EventId = 274, Level = LogLevel.Information, Message = "The stalled read of the pause marker returned after {Seconds:F1} s")]
+    private static partial void LogMarkerReadRecovered(ILogger logger, double seconds);
+
+    [LoggerMessage(EventId = 276, Level = LogLevel.Warning, Message = "The learner thread's {Operation} at {Path} has run for {Seconds:F1} s, longer than Learner:RoundWriteStallThreshold ({ThresholdSeconds} s), so the learner consumes nothing and reports itself not ready until the read returns. Check the volume: a hung NFS server can block it")]
+    private static partial void LogFileReadStalled(ILogger logger, string operation, string path, double seconds, double thresholdSeconds);
+
+    [LoggerMessage(EventId = 277, Level = LogLevel.Information, Message = "The learner thread's stalled {Operation} at {Path} returned after {Seconds:F1} s")]
+    private static partial void LogFileReadRecovered(ILogger logger, string operation, string path, double seconds);
+}
