@@ -676,7 +676,11 @@ public sealed partial class ContinualLearner : IDisposable
                 // The learner keeps librdkafka's default eager assignors (range, roundrobin), so this is the whole
                 // assignment, not an increment.
                 assignedPartitions = partitions.ToArray();
-                LogPartitionsAssigned(logger, options.GroupId, partitions);
+                if (logger.IsEnabled(LogLevel.Information))
+                {
+                    string assignedList = DescribePartitions(partitions);
+                    LogPartitionsAssigned(logger, options.GroupId, assignedList);
+                }
 
                 // The coordinator that assigned them responds, so the watchdog queries the new leaders now.
                 brokerWatchdog?.Wake();
@@ -685,8 +689,12 @@ public sealed partial class ContinualLearner : IDisposable
             .SetPartitionsRevokedHandler((_, partitions) =>
             {
                 assignedPartitions = null;
-                List<TopicPartition> revoked = partitions.ConvertAll(partition => partition.TopicPartition);
-                LogPartitionsRevoked(logger, options.GroupId, revoked);
+                if (logger.IsEnabled(LogLevel.Information))
+                {
+                    string revokedList = DescribePartitions(partitions.ConvertAll(partition => partition.TopicPartition));
+                    LogPartitionsRevoked(logger, options.GroupId, revokedList);
+                }
+
                 RememberPositions();
             })
             .SetErrorHandler((_, error) => OnKafkaError(error))
@@ -809,11 +817,18 @@ public sealed partial class ContinualLearner : IDisposable
     [LoggerMessage(EventId = 270, Level = LogLevel.Warning, Message = "Closing the Kafka consumer of group {GroupId} failed on a requested stop: {Reason}. The stop counts as clean, because offsets are committed only after their checkpoint is written. The group reassigns the learner's partitions when its session times out ({SessionSeconds} s) at the latest")]
     private static partial void LogCloseFailedOnStop(ILogger logger, Exception exception, string groupId, double sessionSeconds, string reason);
 
-    [LoggerMessage(EventId = 271, Level = LogLevel.Information, Message = "Consumer group {GroupId} assigned partitions {Partitions} to the learner")]
-    private static partial void LogPartitionsAssigned(ILogger logger, string groupId, IReadOnlyList<TopicPartition> partitions);
+    /// <summary>
+    /// Returns the partitions as "topic [0], topic [1]" for the assignment logs, or "no partitions" for a group member
+    /// that gets none, such as a second learner in a group whose topic has one partition.
+    /// </summary>
+    internal static string DescribePartitions(IReadOnlyList<TopicPartition> partitions) =>
+        partitions.Count == 0 ? "no partitions" : "partitions " + string.Join(", ", partitions.Select(partition => partition.ToString()));
 
-    [LoggerMessage(EventId = 272, Level = LogLevel.Information, Message = "Consumer group {GroupId} revoked partitions {Partitions} from the learner")]
-    private static partial void LogPartitionsRevoked(ILogger logger, string groupId, IReadOnlyList<TopicPartition> partitions);
+    [LoggerMessage(EventId = 271, Level = LogLevel.Information, Message = "Consumer group {GroupId} assigned {Partitions} to the learner")]
+    private static partial void LogPartitionsAssigned(ILogger logger, string groupId, string partitions);
+
+    [LoggerMessage(EventId = 272, Level = LogLevel.Information, Message = "Consumer group {GroupId} revoked {Partitions} from the learner")]
+    private static partial void LogPartitionsRevoked(ILogger logger, string groupId, string partitions);
 
     [LoggerMessage(EventId = 216, Level = LogLevel.Information, Message = "Leaving consumer group {GroupId} took {Seconds:F1} s, usually because a rebalance was in progress or the group coordinator did not respond")]
     private static partial void LogSlowLeave(ILogger logger, string groupId, double seconds);
