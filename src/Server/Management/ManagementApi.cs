@@ -200,7 +200,29 @@ public static partial class ManagementApi
             : Ok(new { examples = golden.Examples.Count, uploadedAt = golden.UploadedAt });
     }
 
-    private static async Task<IResult> UploadGoldenSetAsync(HttpContext context, ModelSwapper swapper, LiveModel live, IOptions<ServerOptions> options)
+    private static async Task<IResult> UploadGoldenSetAsync(
+        HttpContext context, ModelSwapper swapper, LiveModel live, IOptions<ServerOptions> options, GoldenSetUploadGate gate)
+    {
+        if (!gate.TryEnter())
+        {
+            context.Response.Headers.RetryAfter = "1";
+            return Error(StatusCodes.Status409Conflict, new InferenceError(
+                "Another golden-set upload is in progress on this server. Uploads run one at a time, because parsing one takes about ten times its size in memory.",
+                null,
+                "retry after the other upload ends"));
+        }
+
+        try
+        {
+            return await StoreGoldenSetAsync(context, swapper, live, options).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Exit();
+        }
+    }
+
+    private static async Task<IResult> StoreGoldenSetAsync(HttpContext context, ModelSwapper swapper, LiveModel live, IOptions<ServerOptions> options)
     {
         // The body is parsed as UTF-8 whatever its Content-Type, so only a declared charset is checked.
         if (MediaTypeHeaderValue.TryParse(context.Request.ContentType, out MediaTypeHeaderValue? mediaType)

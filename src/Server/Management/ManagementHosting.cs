@@ -11,6 +11,7 @@ public static partial class ManagementHosting
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddOptions<ManagementOptions>().BindConfiguration(ManagementOptions.SectionName);
+        builder.Services.AddSingleton<GoldenSetUploadGate>();
         string? managementUrls = builder.Configuration[$"{ManagementOptions.SectionName}:{nameof(ManagementOptions.Urls)}"];
         if (!string.IsNullOrWhiteSpace(managementUrls))
         {

@@ -177,6 +177,50 @@ public sealed class ManagementApiTests
         answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
     }
 
+    // Parsing an upload holds about ten times its size in memory, so a second upload while one is in progress gets 409
+    // instead of a second parse, and the next upload after it succeeds.
+    [Fact]
+    public async Task ConcurrentGoldenSetUploadGets409()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        using (var slow = new TcpClient())
+        {
+            await slow.ConnectAsync(server.Management.BaseAddress!.Host, server.Management.BaseAddress.Port);
+            NetworkStream stream = slow.GetStream();
+            string head = "PUT /manage/v1/golden-set HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + $"Authorization: Bearer {ManagementServer.Token}\r\nContent-Length: 100000\r\n\r\n{{\"examples\":[";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+            await stream.FlushAsync();
+
+            // The slow upload's handler has to be running before the second one arrives; its body never completes.
+            HttpStatusCode second = HttpStatusCode.OK;
+            for (int attempt = 0; attempt < 50 && second != HttpStatusCode.Conflict; attempt++)
+            {
+                await Task.Delay(100);
+                using HttpResponseMessage concurrent = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token));
+                second = concurrent.StatusCode;
+                if (second == HttpStatusCode.Conflict)
+                {
+                    concurrent.Headers.RetryAfter.ShouldNotBeNull();
+                    (await concurrent.Content.ReadAsStringAsync()).ShouldContain("Another golden-set upload is in progress");
+                }
+            }
+
+            second.ShouldBe(HttpStatusCode.Conflict);
+        }
+
+        // Closing the slow client ends its upload and frees the gate.
+        HttpStatusCode after = HttpStatusCode.Conflict;
+        for (int attempt = 0; attempt < 50 && after == HttpStatusCode.Conflict; attempt++)
+        {
+            await Task.Delay(100);
+            using HttpResponseMessage next = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token));
+            after = next.StatusCode;
+        }
+
+        after.ShouldBe(HttpStatusCode.OK);
+    }
+
     [Theory]
     [InlineData("{\"examples\":null}", "examples")]
     [InlineData("{\"examples\":[null]}", "example 0")]
