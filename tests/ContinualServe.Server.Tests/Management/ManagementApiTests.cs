@@ -177,7 +177,7 @@ public sealed class ManagementApiTests
         answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
     }
 
-    // Parsing an upload holds about ten times its size in memory, so a second upload while one is in progress gets 409
+    // Parsing an upload takes about ten times its size in memory, so a second upload while one is in progress gets 409
     // instead of a second parse, and the next upload after it succeeds.
     [Fact]
     public async Task ConcurrentGoldenSetUploadGets409()
