@@ -818,8 +818,8 @@ public sealed partial class ContinualLearner : IDisposable
     private static partial void LogCloseFailedOnStop(ILogger logger, Exception exception, string groupId, double sessionSeconds, string reason);
 
     /// <summary>
-    /// Returns the partitions as "topic [0], topic [1]" for the assignment logs, or "no partitions" for a group member
-    /// that gets none, such as a second learner in a group whose topic has one partition.
+    /// Returns the partitions as Confluent.Kafka prints them ("partitions examples [[0]], examples [[1]]") for the assignment
+    /// logs, or "no partitions" for a group member that gets none, such as a second learner on a one-partition topic.
     /// </summary>
     internal static string DescribePartitions(IReadOnlyList<TopicPartition> partitions) =>
         partitions.Count == 0 ? "no partitions" : "partitions " + string.Join(", ", partitions.Select(partition => partition.ToString()));

@@ -7,8 +7,8 @@ namespace ContinualServe.ObservabilityTests;
 [Collection(ObservedPipelineGroup.Name)]
 public sealed class MetricNameTests(ObservedPipeline pipeline)
 {
-    // Exported only by a process that listens with a certificate file, which the observed pipeline does not; the
-    // server tests (CertificateReloadTests.MetricsExportCertificateExpiry) scrape it from an HTTPS server.
+    // Exported only by a process that listens with a certificate file, and the observed pipeline has none. The server
+    // test CertificateReloadTests.MetricsExportCertificateExpiry scrapes it from an HTTPS server instead.
     private static readonly string[] HttpsOnly = ["continualserve_https_certificate_expiry_timestamp_seconds"];
 
     [Fact]

@@ -122,21 +122,9 @@ public sealed class SubscriberRecordTests : IDisposable
             string file = (string)context.Request.RouteValues["file"]!;
             await context.Response.SendFileAsync(Path.Combine(source.VersionDirectory(1), file), context.RequestAborted);
         });
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, 1);
-        Announce(broker.BootstrapServers, AddressOf(store));
         var logger = new RecordingLogger();
-        using var live = new LiveModel();
-        var options = new DistributionOptions
-        {
-            RetryDelay = TimeSpan.FromMilliseconds(100),
-            MaxRetryDelay = TimeSpan.FromMilliseconds(200),
-        };
-        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, options);
 
-        await subscriber.StartAsync(CancellationToken.None);
-        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(30));
-        await subscriber.StopAsync(CancellationToken.None);
+        bool served = await ServeWithQuickRetriesAsync(AddressOf(store), logger);
 
         served.ShouldBeTrue("the version was not downloaded within 30 s of the store's recovery");
         LogRecord[] failures = logger.WithEvent(DownloadFailedEvent);
@@ -145,8 +133,8 @@ public sealed class SubscriberRecordTests : IDisposable
         failures[^1].Message.ShouldContain("503");
     }
 
-    // A store or network that cuts the weights file mid-transfer is a failed download from the store, like a 503, not a
-    // failure on this server: it was logged as 474 with a stack trace, which sends an operator to the replica's disk.
+    // A store or network that cuts the weights file mid-transfer is a failed download from the store, like a 503. It is
+    // not a failure on this server, which 474 with a stack trace would report and send an operator to the replica's disk.
     [Fact(Timeout = 90_000)]
     public async Task CutTransferIsStoreFailure()
     {
@@ -168,21 +156,9 @@ public sealed class SubscriberRecordTests : IDisposable
 
             await context.Response.Body.WriteAsync(content, context.RequestAborted);
         });
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, 1);
-        Announce(broker.BootstrapServers, AddressOf(store));
         var logger = new RecordingLogger();
-        using var live = new LiveModel();
-        var options = new DistributionOptions
-        {
-            RetryDelay = TimeSpan.FromMilliseconds(100),
-            MaxRetryDelay = TimeSpan.FromMilliseconds(200),
-        };
-        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, options);
 
-        await subscriber.StartAsync(CancellationToken.None);
-        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(30));
-        await subscriber.StopAsync(CancellationToken.None);
+        bool served = await ServeWithQuickRetriesAsync(AddressOf(store), logger);
 
         served.ShouldBeTrue("the version was not downloaded after the cut transfer");
         logger.WithEvent(DownloadFailedEvent).ShouldHaveSingleItem().Message.ShouldContain("(attempt 1)");
@@ -236,6 +212,27 @@ public sealed class SubscriberRecordTests : IDisposable
         logger.WithEvent(DownloadFailedEvent)[0].Message.ShouldContain("below Distribution:MinDownloadBytesPerSecond (100 bytes/s)");
         logger.WithEvent(FollowFailedEvent).ShouldBeEmpty();
         live.CurrentVersion.ShouldBeNull();
+    }
+
+    // Announces version 1 from storeUrl and runs a subscriber that retries failed downloads after 100 to 200 ms, until it
+    // serves the version or 30 s pass. Returns whether it served the version.
+    private async Task<bool> ServeWithQuickRetriesAsync(string storeUrl, RecordingLogger logger)
+    {
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        Announce(broker.BootstrapServers, storeUrl);
+        using var live = new LiveModel();
+        var options = new DistributionOptions
+        {
+            RetryDelay = TimeSpan.FromMilliseconds(100),
+            MaxRetryDelay = TimeSpan.FromMilliseconds(200),
+        };
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, options);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(30));
+        await subscriber.StopAsync(CancellationToken.None);
+        return served;
     }
 
     private ModelVersionSubscriber CreateSubscriber(
