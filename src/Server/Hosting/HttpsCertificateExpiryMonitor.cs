@@ -16,7 +16,7 @@ public sealed partial class HttpsCertificateExpiryMonitor(
     IConfiguration configuration,
     IHostEnvironment environment,
     TimeProvider timeProvider,
-    ILogger<HttpsCertificateExpiryMonitor> logger) : BackgroundService
+    ILogger<HttpsCertificateExpiryMonitor> logger) : IHostedService, IDisposable
 {
     /// <summary>Time between two reads of the certificate files.</summary>
     public static readonly TimeSpan CheckInterval = TimeSpan.FromMinutes(1);
@@ -28,6 +28,8 @@ public sealed partial class HttpsCertificateExpiryMonitor(
     private readonly Dictionary<string, SeenCertificate> seen = new(StringComparer.Ordinal);
     private bool checkedOnce;
     private string? lastFailure;
+    private ITimer? timer;
+    private int checking;
 
     /// <summary>Returns true when configuration names a certificate file, so that the monitor has something to read.</summary>
     public static bool HasCertificateFiles(IConfiguration configuration) =>
@@ -58,26 +60,44 @@ public sealed partial class HttpsCertificateExpiryMonitor(
         checkedOnce = true;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>
+    /// Starts the checks on a timer, the first one at once on a thread-pool thread, so a hung volume cannot delay the
+    /// start. A timer, not a BackgroundService, because the host logs a background service that a failed start cancels
+    /// before it runs as a critical unhandled exception.
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        // The first read runs on the thread pool after the host's start has moved on,
-        // so a hung volume cannot delay the start.
-        await Task.Yield();
-        using var timer = new PeriodicTimer(CheckInterval, timeProvider);
+        timer = timeProvider.CreateTimer(static state => ((HttpsCertificateExpiryMonitor)state!).CheckOnTimer(), this, TimeSpan.Zero, CheckInterval);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        timer?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose() => timer?.Dispose();
+
+    // A check that outlasts the interval (a hung network mount) makes the next ones return at once.
+    private void CheckOnTimer()
+    {
+        if (Interlocked.Exchange(ref checking, 1) == 1)
+        {
+            return;
+        }
+
         try
         {
-            do
-            {
-                CheckGuarded();
-            }
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+            CheckGuarded();
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        finally
         {
+            Volatile.Write(ref checking, 0);
         }
     }
 
-    // A failed check must not stop the process, since a stopped background service ends it with exit code 1.
+    // An exception that left the timer's callback would end the process, so every failed check is caught and logged.
     private void CheckGuarded()
     {
         try
