@@ -54,7 +54,7 @@ public sealed record LearnerState
     [Description("Records in the assigned partitions after the learner's position, measured at each round and every 5 s between rounds.")]
     public required long ConsumerLag { get; init; }
 
-    /// <summary>Copies the learner's status snapshot, and its readiness as the ready gauge computes it.</summary>
+    /// <summary>Copies the learner's status snapshot and its readiness, which has the ready gauge's conditions.</summary>
     public static LearnerState Capture(ContinualLearner learner)
     {
         ArgumentNullException.ThrowIfNull(learner);

@@ -28,7 +28,7 @@ public sealed record LearnerSummary(
             learner.ConsumerLag);
     }
 
-    // A diverged learner is also paused, and a stalled one cannot act on a pause, so the more specific cause comes first.
+    // Faults come before a pause, which an operator sets on purpose. A diverged learner is also paused, so it comes first.
     private static string Describe(LearnerState learner) => learner switch
     {
         { Running: false } => "stopped",
