@@ -25,7 +25,8 @@ namespace ContinualServe.ObservabilityTests;
 /// broker and a learner that streams the first two Split Fashion-MNIST tasks, after a few invalid records for
 /// the dead-letter path. The learner announces each version on the version topic, and the server follows that topic
 /// as a replica does: it downloads each version from the learner's store routes, which it maps itself, and swaps it
-/// in. It gets inference load, bad requests included, and management requests with and without the token.
+/// in. The learner is also registered in the server's services, as in the demo, so that the status page shows its
+/// state. It gets inference load, bad requests included, and management requests with and without the token.
 /// A real Prometheus scrapes the server's /metrics and evaluates the alert rules. The load keeps running until
 /// the fixture is disposed, so rates stay defined while the tests query.
 /// </summary>
@@ -65,7 +66,7 @@ public sealed class ObservedPipeline : IAsyncLifetime
         broker.CreateTopic(Topic, partitionCount: 1);
         broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
         broker.CreateTopic(VersionTopic, partitionCount: 1);
-        learner = new ContinualLearner(new LearnerOptions
+        var runLearner = new ContinualLearner(new LearnerOptions
         {
             BootstrapServers = broker.BootstrapServers,
             Topic = Topic,
@@ -75,6 +76,7 @@ public sealed class ObservedPipeline : IAsyncLifetime
             RoundExamples = 200,
             SessionTimeout = TimeSpan.FromSeconds(3),
         }, NullLoggerFactory.Instance);
+        learner = runLearner;
 
         string tokenFile = Path.Combine(runDirectory, "management-token");
         Directory.CreateDirectory(runDirectory);
@@ -91,7 +93,13 @@ public sealed class ObservedPipeline : IAsyncLifetime
             options.ModelName = Topic;
             options.StoreDirectory = Path.Combine(runDirectory, "replica");
             options.Device = "cpu";
-        }, pollStore: false, configureBuilder: builder => builder.Services.AddVersionSubscriber(builder.Configuration));
+        }, pollStore: false, configureBuilder: builder =>
+        {
+            builder.Services.AddVersionSubscriber(builder.Configuration);
+
+            // Registered only for the status page's learner section. The server still gets its versions from the version topic.
+            builder.Services.AddSingleton(runLearner);
+        });
         Server.MapModelStoreApi(() => learner.Store);
         IdxDataset training = IdxDataset.LoadFashionMnist(RepositoryPaths.DataDirectory, training: true);
         IdxDataset test = IdxDataset.LoadFashionMnist(RepositoryPaths.DataDirectory, training: false);

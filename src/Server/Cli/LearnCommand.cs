@@ -2,23 +2,31 @@ using ContinualServe.Server.Hosting;
 using System.CommandLine;
 using ContinualServe.Learner;
 using ContinualServe.Server.Distribution;
+using ContinualServe.Server.Management;
 using Prometheus;
 
 namespace ContinualServe.Server.Cli;
 
 /// <summary>
-/// <c>continualserve learn</c>: the learner, plus a small HTTP surface with health routes, metrics and its
-/// model store served read-only for the replicas.
+/// <c>continualserve learn</c>: the learner, plus a small HTTP surface with health routes, the learner's state,
+/// metrics and its model store served read-only for the replicas.
 /// </summary>
 internal static class LearnCommand
 {
     public const string DefaultUrls = "http://127.0.0.1:8081";
 
+    /// <summary>
+    /// The learner's state on this port. A serve process on the learner's volume runs no learner, so its
+    /// GET /manage/v1/learning returns no learner state. The route needs no token, as /metrics needs none, because it
+    /// returns flags and counts of the kind /metrics exports (readiness, examples, rejections, lag), no weights or data.
+    /// </summary>
+    public const string LearnerStatusPath = "/learner/v1/status";
+
     // Operators send inference or management requests to the learner's port by mistake, so its 404 names the roles that serve them.
     private const string LearnerRoutesHint =
-        "This is the learner's port (continualserve learn). It serves only /v2/health/live, /v2/health/ready, /metrics, "
-        + "/openapi/v1.json and the model store under /store/v1. Send inference and management requests to continualserve "
-        + "serve or all (http://127.0.0.1:8080 by default).";
+        "This is the learner's port (continualserve learn). It serves only /v2/health/live, /v2/health/ready, "
+        + LearnerStatusPath + ", /metrics, /openapi/v1.json and the model store under /store/v1. Send inference and "
+        + "management requests to continualserve serve or all (http://127.0.0.1:8080 by default).";
 
     public static Command Create()
     {
@@ -81,6 +89,10 @@ internal static class LearnCommand
         app.MapGet("/v2/health/ready", (ContinualLearner learner) => learner.Status.IsRunning
             ? Results.Json(new { ready = true })
             : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet(LearnerStatusPath, (ContinualLearner learner) => Results.Json(LearnerState.Capture(learner)))
+            .WithName("GetLearnerStatus")
+            .WithSummary("Returns the state of the learner: running, ready, paused, faults, examples trained and consumer lag.")
+            .Produces<LearnerState>();
         app.MapMetrics("/metrics").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
         app.MapModelStoreApi(() => app.Services.GetRequiredService<ContinualLearner>().Store);
         app.MapOpenApi("/openapi/{documentName}.json");

@@ -56,11 +56,13 @@ public sealed class DemoRunner
 
         LearnerOptions learnerOptions = CreateLearnerOptions(broker.BootstrapServers, runDirectory);
         using var learner = new ContinualLearner(learnerOptions, loggerFactory);
+
+        // Registered for the status page's learner section. The container does not dispose an instance it was given.
         await using WebApplication server = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], options.Urls, server =>
         {
             server.StoreDirectory = learnerOptions.StoreDirectory;
             server.Device = options.Device;
-        }, pollStore: false);
+        }, pollStore: false, configureBuilder: builder => builder.Services.AddSingleton(learner));
 
         ModelSwapper swapper = server.Services.GetRequiredService<ModelSwapper>();
         ModelVersion first = learner.Start();

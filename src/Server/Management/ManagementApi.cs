@@ -1,10 +1,12 @@
 using System.Text.Json;
+using ContinualServe.Learner;
 using ContinualServe.Model;
 using ContinualServe.Model.Serving;
 using ContinualServe.Model.Store;
 using ContinualServe.Model.Telemetry;
 using ContinualServe.Server.Hosting;
 using ContinualServe.Server.Inference;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 
@@ -12,7 +14,7 @@ namespace ContinualServe.Server.Management;
 
 /// <summary>
 /// Management routes under /manage/v1: list versions, promote a version, roll back, follow the newest version
-/// again, pause and resume learning, and upload the golden set. Every route needs the bearer token.
+/// again, pause and resume learning, read the learner's state, and upload the golden set. Every route needs the bearer token.
 /// Decisions are files in the model store, so that all servers and the learner sharing it follow them.
 /// </summary>
 public static partial class ManagementApi
@@ -61,17 +63,18 @@ public static partial class ManagementApi
             .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapGet("/learning", LearningState)
             .WithName("GetLearningState")
-            .WithSummary("Returns whether learning is paused.")
+            .WithSummary("Returns whether learning is paused, and the state of the learner when this process runs one.")
+            .WithDescription("learner is null in a process that runs no learner (serve), also when it shares the learner's store.")
             .Produces<LearningStateResponse>();
         learner.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true))
             .WithName("PauseLearning")
             .WithSummary("Pauses learning: the learner stops fetching examples after publishing the work it has consumed.")
-            .Produces<LearningStateResponse>()
+            .Produces<LearningPauseResponse>()
             .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapPost("/learning/resume", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: false))
             .WithName("ResumeLearning")
             .WithSummary("Resumes learning.")
-            .Produces<LearningStateResponse>()
+            .Produces<LearningPauseResponse>()
             .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapGet("/golden-set", GetGoldenSet)
             .WithName("GetGoldenSet")
@@ -169,8 +172,13 @@ public static partial class ManagementApi
     private static IResult Unpin(ModelSwapper swapper) =>
         Ok(new { live = swapper.UnpinAndServeNewest(), pinned = (long?)null });
 
-    private static IResult LearningState(ModelSwapper swapper) =>
-        Ok(new { paused = StoreControlFiles.IsLearningPaused(swapper.Store.RootDirectory) });
+    // The learner is registered only in the roles that run one, so the parameter is null in serve.
+    private static IResult LearningState(ModelSwapper swapper, [FromServices] ContinualLearner? learner) =>
+        Ok(new
+        {
+            paused = StoreControlFiles.IsLearningPaused(swapper.Store.RootDirectory),
+            learner = learner is null ? null : LearnerState.Capture(learner),
+        });
 
     private static IResult SetLearningPaused(ModelSwapper swapper, bool paused)
     {

@@ -53,8 +53,18 @@ internal sealed record PinStateResponse
     public required long? Pinned { get; init; }
 }
 
-/// <summary>Body of the learning routes: whether the learner has paused fetching examples.</summary>
+/// <summary>Body of GET /manage/v1/learning.</summary>
 internal sealed record LearningStateResponse
+{
+    [Description("True while the pause marker is in the model store, which every learner on that store follows.")]
+    public required bool Paused { get; init; }
+
+    [Description("The state of the learner in this process, or null when this process runs no learner.")]
+    public required LearnerState? Learner { get; init; }
+}
+
+/// <summary>Body of POST /manage/v1/learning/pause and /resume: whether the pause marker is now in the model store.</summary>
+internal sealed record LearningPauseResponse
 {
     public required bool Paused { get; init; }
 }

@@ -1,7 +1,9 @@
 using System.Globalization;
+using ContinualServe.Learner;
 using ContinualServe.Model.Serving;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Hosting;
+using ContinualServe.Server.Management;
 using Microsoft.Extensions.Options;
 
 namespace ContinualServe.Server.StatusPage;
@@ -19,6 +21,7 @@ public sealed partial class StatusHistory : BackgroundService
     private const string RequestsMetric = "continualserve_inference_requests_total";
     private const string DurationBucketMetric = "continualserve_inference_duration_seconds_bucket";
     private readonly LiveModel live;
+    private readonly ContinualLearner? learner;
     private readonly string modelName;
     private readonly TimeProvider time;
     private readonly ILogger<StatusHistory> logger;
@@ -27,11 +30,14 @@ public sealed partial class StatusHistory : BackgroundService
     private readonly Queue<TrafficPoint> traffic = new();
     private Counts? previous;
 
-    public StatusHistory(LiveModel live, IOptions<ServerOptions> options, ILogger<StatusHistory> logger, TimeProvider? time = null)
+    /// <param name="learner">The learner in this process, registered by the roles that run one. Null in serve.</param>
+    public StatusHistory(
+        LiveModel live, IOptions<ServerOptions> options, ILogger<StatusHistory> logger, ContinualLearner? learner = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(live);
         ArgumentNullException.ThrowIfNull(options);
         this.live = live;
+        this.learner = learner;
         this.logger = logger;
         this.time = time ?? TimeProvider.System;
         modelName = options.Value.ModelName;
@@ -56,6 +62,8 @@ public sealed partial class StatusHistory : BackgroundService
             }
         }
 
+        // Taken outside the history lock, so that this lock is never held while waiting for the learner's status lock.
+        LearnerSummary? learnerSummary = learner is null ? null : LearnerSummary.From(LearnerState.Capture(learner));
         lock (historyLock)
         {
             return new StatusSnapshot
@@ -68,6 +76,7 @@ public sealed partial class StatusHistory : BackgroundService
                 Evaluation = manifest?.Evaluation,
                 Versions = versions.ToArray(),
                 Traffic = traffic.ToArray(),
+                Learner = learnerSummary,
                 GeneratedAt = time.GetUtcNow(),
             };
         }

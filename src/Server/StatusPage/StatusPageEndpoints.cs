@@ -32,7 +32,7 @@ public static class StatusPageEndpoints
         ArgumentNullException.ThrowIfNull(endpoints);
         endpoints.MapGet("/ui/api/status", (StatusHistory history) => Results.Json(history.Snapshot(), JsonOptions))
             .WithName("GetStatus")
-            .WithSummary("Live version, its accuracy matrix and recent traffic, for the status page.")
+            .WithSummary("Live version, its accuracy matrix, recent traffic and the learner in this process, for the status page.")
             .Produces<StatusSnapshot>();
         foreach ((string path, string contentType) in Assets)
         {

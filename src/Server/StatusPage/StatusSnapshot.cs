@@ -2,7 +2,7 @@ using ContinualServe.Model.Store;
 
 namespace ContinualServe.Server.StatusPage;
 
-/// <summary>What <c>/ui/api/status</c> returns: the live version, its evaluation, and recent history.</summary>
+/// <summary>What <c>/ui/api/status</c> returns: the live version, its evaluation, recent history and the learner's state.</summary>
 public sealed record StatusSnapshot
 {
     public required string Model { get; init; }
@@ -24,6 +24,9 @@ public sealed record StatusSnapshot
 
     /// <summary>Inference traffic per sampling interval, oldest first.</summary>
     public required IReadOnlyList<TrafficPoint> Traffic { get; init; }
+
+    /// <summary>The learner that runs in this process; null in a process without one (serve).</summary>
+    public LearnerSummary? Learner { get; init; }
 
     public required DateTimeOffset GeneratedAt { get; init; }
 }

@@ -35,7 +35,26 @@ public sealed class LearnerRoutesTests
         string message = error.RootElement.GetProperty("error").GetString()!;
         message.ShouldContain("No route matches /" + path);
         message.ShouldContain("learner's port");
+        message.ShouldContain(LearnCommand.LearnerStatusPath);
         message.ShouldContain("serve or all");
+    }
+
+    // A serve process on the learner's volume runs no learner, so this port is where its state can be read.
+    [Fact(Timeout = 60_000)]
+    public async Task LearnerPortReturnsLearnerStatus()
+    {
+        await using LearnerPort learner = await LearnerPort.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
+
+        JsonElement status = await WaitForRunningAsync(client);
+
+        status.GetProperty("ready").GetBoolean().ShouldBeTrue();
+        status.GetProperty("paused").GetBoolean().ShouldBeFalse();
+        status.GetProperty("brokerAvailable").GetBoolean().ShouldBeTrue();
+        status.GetProperty("diverged").GetBoolean().ShouldBeFalse();
+        status.GetProperty("currentTask").GetInt32().ShouldBe(0);
+        status.GetProperty("trained").GetInt64().ShouldBe(0);
+        status.GetProperty("latestVersion").GetInt64().ShouldBe(1, "the untrained version that the learner saves in an empty store");
     }
 
     // Replicas across the cluster reach this port, so it needs the same Kestrel limits as the inference port.
@@ -80,6 +99,26 @@ public sealed class LearnerRoutesTests
         response.StatusCode.ShouldBe(HttpStatusCode.OK);
         response.Headers.Server.ShouldBeEmpty();
         response.Headers.GetValues("X-Content-Type-Options").ShouldBe(["nosniff"]);
+    }
+
+    // The learner thread starts with the host, and reports running once it has subscribed to the topic.
+    private static async Task<JsonElement> WaitForRunningAsync(HttpClient client)
+    {
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            using HttpResponseMessage response = await client.GetAsync(LearnCommand.LearnerStatusPath.TrimStart('/'));
+            string body = await response.Content.ReadAsStringAsync();
+            response.StatusCode.ShouldBe(HttpStatusCode.OK, body);
+            JsonElement status = JsonDocument.Parse(body).RootElement.Clone();
+            if (status.GetProperty("running").GetBoolean())
+            {
+                return status;
+            }
+
+            DateTime.UtcNow.ShouldBeLessThan(deadline, $"the learner did not report running; last state: {body}");
+            await Task.Delay(100);
+        }
     }
 
     /// <summary>A learn role on an ephemeral port, with its own embedded broker and temporary store.</summary>

@@ -171,6 +171,24 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         OpenApiSchemas.PropertyNames(managementDocument.ResponseSchema(operation, 200)).ShouldBe(["examples", "uploadedAt"], ignoreOrder: true);
     }
 
+    [Fact]
+    public async Task LearningRouteDeclaresLearnerState()
+    {
+        await using ManagementServer management = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        OpenApiSchemas managementDocument = await OpenApiSchemas.FetchAsync(management.Inference);
+        JsonObject operation = managementDocument.Operation("/manage/v1/learning", "get");
+
+        JsonObject learning = managementDocument.ResponseSchema(operation, 200);
+        JsonObject learner = NonNullSchema(managementDocument, learning["properties"]!["learner"]);
+        OpenApiSchemas.PropertyNames(learning).ShouldBe(["paused", "learner"], ignoreOrder: true);
+        OpenApiSchemas.PropertyNames(learner).ShouldBe(
+            [
+                "running", "ready", "paused", "brokerAvailable", "diverged", "roundWriteStalled", "fileReadStalled",
+                "currentTask", "trained", "rejected", "rollbacks", "latestVersion", "consumerLag",
+            ],
+            ignoreOrder: true);
+    }
+
     // Mirrors the all role, which maps the store routes on the server application.
     [Fact]
     public void StatusRouteDeclaresSnapshot()
@@ -179,7 +197,8 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
 
         JsonObject snapshot = document.ResponseSchema(operation, 200);
         OpenApiSchemas.PropertyNames(snapshot).ShouldBe(
-            ["model", "version", "parentVersion", "createdAt", "examplesTrained", "evaluation", "versions", "traffic", "generatedAt"], ignoreOrder: true);
+            ["model", "version", "parentVersion", "createdAt", "examplesTrained", "evaluation", "versions", "traffic", "learner", "generatedAt"],
+            ignoreOrder: true);
         OpenApiSchemas.RequiredNames(snapshot).ShouldBe(["model", "versions", "traffic", "generatedAt"], ignoreOrder: true);
     }
 
@@ -213,6 +232,14 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         JsonNode? scheme = storeDocument.Document["components"]?["securitySchemes"]?["storeBearer"];
         scheme.ShouldNotBeNull("components.securitySchemes.storeBearer");
         scheme["scheme"]!.GetValue<string>().ShouldBe("bearer");
+    }
+
+    // A nullable object property is a oneOf of null and the object's schema, or the object's schema alone.
+    private static JsonObject NonNullSchema(OpenApiSchemas schemas, JsonNode? property)
+    {
+        JsonObject schema = schemas.Resolve(property);
+        JsonNode? choice = (schema["oneOf"] ?? schema["anyOf"])?.AsArray().FirstOrDefault(option => option?["type"]?.ToString() != "null");
+        return choice is null ? schema : schemas.Resolve(choice);
     }
 
     // Starts a server with the model store API on an empty store, guarded by storeToken when it is set, and returns

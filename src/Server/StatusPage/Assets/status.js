@@ -163,6 +163,32 @@ function renderTraffic(traffic) {
   ], 0, undefined, clock);
 }
 
+// The learner's state words from api/status, as the page shows them.
+const LEARNER_STATES = {
+  running: "running", paused: "paused", diverged: "diverged", stalled: "stalled (store read or write)",
+  broker_down: "broker down", stopped: "stopped",
+};
+
+// learner is null (or missing) when the server process runs no learner.
+function renderLearner(learner) {
+  const present = learner !== null && learner !== undefined;
+  document.getElementById("learner-none").hidden = present;
+  document.getElementById("learner").hidden = !present;
+  document.body.dataset.learnerState = present ? learner.state : "none";
+  if (!present) {
+    return;
+  }
+
+  const state = document.getElementById("learner-state");
+  state.textContent = (LEARNER_STATES[learner.state] || learner.state) + (learner.ready ? ", ready" : ", not ready");
+  state.className = learner.ready ? "ready" : "not-ready";
+  text("learner-task", learner.currentTask === 0 ? "none yet" : String(learner.currentTask));
+  text("learner-trained", String(learner.trained));
+  text("learner-rejected", String(learner.rejected));
+  text("learner-version", String(learner.latestVersion));
+  text("learner-lag", String(learner.consumerLag));
+}
+
 function render(status) {
   const evaluation = status.evaluation;
   text("model", status.model);
@@ -175,6 +201,7 @@ function render(status) {
   renderForgetting(evaluation);
   renderAccuracyOverVersions(status.versions);
   renderTraffic(status.traffic);
+  renderLearner(status.learner);
   text("updated", "updated " + clock(status.generatedAt));
   document.body.dataset.loadedVersion = status.version === null ? "" : String(status.version);
 }

@@ -1,0 +1,41 @@
+using ContinualServe.Server.Management;
+
+namespace ContinualServe.Server.StatusPage;
+
+/// <summary>
+/// The status page's learner section. <see cref="State"/> is one word for the learner's condition: stopped,
+/// diverged, stalled, broker_down, paused or running, the first that applies in that order.
+/// </summary>
+public sealed record LearnerSummary(
+    string State,
+    bool Ready,
+    int CurrentTask,
+    long Trained,
+    long Rejected,
+    long LatestVersion,
+    long ConsumerLag)
+{
+    public static LearnerSummary From(LearnerState learner)
+    {
+        ArgumentNullException.ThrowIfNull(learner);
+        return new LearnerSummary(
+            Describe(learner),
+            learner.Ready,
+            learner.CurrentTask,
+            learner.Trained,
+            learner.Rejected,
+            learner.LatestVersion,
+            learner.ConsumerLag);
+    }
+
+    // Faults come before a pause, which an operator sets on purpose. A diverged learner is also paused, so it comes first.
+    private static string Describe(LearnerState learner) => learner switch
+    {
+        { Running: false } => "stopped",
+        { Diverged: true } => "diverged",
+        { RoundWriteStalled: true } or { FileReadStalled: true } => "stalled",
+        { BrokerAvailable: false } => "broker_down",
+        { Paused: true } => "paused",
+        _ => "running",
+    };
+}
