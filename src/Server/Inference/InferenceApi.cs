@@ -35,37 +35,37 @@ public static partial class InferenceApi
     {
         ArgumentNullException.ThrowIfNull(routes);
         RouteGroupBuilder v2 = routes.MapGroup("/v2").WithTags("Inference (Open Inference Protocol v2)");
-        v2.MapGet("/", ServerMetadata)
+        v2.MapGetAndHead("/", ServerMetadata)
             .WithName("GetServerMetadata")
             .WithSummary("Server name, version and protocol extensions.")
             .Produces<ServerMetadataResponse>();
-        v2.MapGet("/health/live", () => Results.Json(new { live = true }))
+        v2.MapGetAndHead("/health/live", () => Results.Json(new { live = true }))
             .WithName("GetLive")
             .WithSummary("Liveness: 200 while the process serves HTTP.")
             .Produces<LiveResponse>();
-        v2.MapGet("/health/ready", (LiveModel live) =>
+        v2.MapGetAndHead("/health/ready", (LiveModel live) =>
             live.IsReady ? Results.Json(new { ready = true }) : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable))
             .WithName("GetReady")
             .WithSummary("Readiness: 200 once a model version is loaded, 503 before.")
             .Produces<ReadyResponse>()
             .Produces<ReadyResponse>(StatusCodes.Status503ServiceUnavailable);
-        v2.MapGet("/models/{name}", ModelMetadata)
+        v2.MapGetAndHead("/models/{name}", ModelMetadata)
             .WithName("GetModelMetadata")
             .WithSummary("Metadata of the live version: its input and output tensors and class labels.")
             .Produces<ModelMetadataResponse>()
             .ProducesErrors(StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
-        v2.MapGet("/models/{name}/ready", ModelReady)
+        v2.MapGetAndHead("/models/{name}/ready", ModelReady)
             .WithName("GetModelReady")
             .WithSummary("Model readiness: 200 once a version is loaded, 503 before, 404 for another model name.")
             .Produces<ModelReadyResponse>()
             .Produces<ModelReadyResponse>(StatusCodes.Status503ServiceUnavailable)
             .ProducesErrors(StatusCodes.Status404NotFound);
-        v2.MapGet("/models/{name}/versions/{version}/ready", VersionReady)
+        v2.MapGetAndHead("/models/{name}/versions/{version}/ready", VersionReady)
             .WithName("GetModelVersionReady")
             .WithSummary("Version readiness: 200 for the live version, 404 naming the live version for any other.")
             .Produces<VersionReadyResponse>()
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
-        v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options, HttpContext context) => VersionMetadata(name, version, live, options, context))
+        v2.MapGetAndHead("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options, HttpContext context) => VersionMetadata(name, version, live, options, context))
             .WithName("GetModelVersionMetadata")
             .WithSummary("Metadata of a version, which must be the live one.")
             .Produces<ModelMetadataResponse>()

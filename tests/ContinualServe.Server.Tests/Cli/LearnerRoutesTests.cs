@@ -82,6 +82,30 @@ public sealed class LearnerRoutesTests
         response.Headers.GetValues("X-Content-Type-Options").ShouldBe(["nosniff"]);
     }
 
+    // Load balancers and probes send HEAD to the health routes, on the learner's port as on the inference port.
+    [Fact(Timeout = 60_000)]
+    public async Task LearnerHealthAcceptsHead()
+    {
+        await using LearnerPort learner = await LearnerPort.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
+
+        await HeadResponses.ShouldMatchGetAsync(client, "v2/health/live", HttpStatusCode.OK);
+        // The learner thread reports itself running shortly after the port opens, and readiness follows it.
+        using var ready = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            using HttpResponseMessage response = await client.GetAsync("v2/health/ready", ready.Token);
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                break;
+            }
+
+            await Task.Delay(100, ready.Token);
+        }
+
+        await HeadResponses.ShouldMatchGetAsync(client, "v2/health/ready", HttpStatusCode.OK);
+    }
+
     /// <summary>A learn role on an ephemeral port, with its own embedded broker and temporary store.</summary>
     private sealed class LearnerPort : IAsyncDisposable
     {
