@@ -120,15 +120,16 @@ public static class HttpHardening
     private static async Task WriteRoutingErrorAsync(StatusCodeContext statusCodeContext, Func<HttpContext, string> describeRoutes)
     {
         HttpContext context = statusCodeContext.HttpContext;
+        string path = ClientText.Truncate(context.Request.Path.ToString());
         InferenceError error;
         if (context.Response.StatusCode == StatusCodes.Status405MethodNotAllowed)
         {
             string allowed = context.Response.Headers.Allow.ToString();
-            error = new InferenceError($"Method {context.Request.Method} is not allowed on {context.Request.Path}. Use {allowed}.", "method", allowed);
+            error = new InferenceError($"Method {ClientText.Truncate(context.Request.Method)} is not allowed on {path}. Use {allowed}.", "method", allowed);
         }
         else if (context.Response.StatusCode == StatusCodes.Status404NotFound && context.GetEndpoint() is null)
         {
-            error = new InferenceError($"No route matches {context.Request.Path}. {describeRoutes(context)}", null, null);
+            error = new InferenceError($"No route matches {path}. {describeRoutes(context)}", null, null);
         }
         else
         {

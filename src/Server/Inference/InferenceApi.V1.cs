@@ -75,7 +75,7 @@ public static partial class InferenceApi
     {
         if (!IsKnownModel(name, options))
         {
-            await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Model '{name}' is not served here.", "name", options.ModelName)).ConfigureAwait(false);
+            await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Model '{ClientText.Truncate(name)}' is not served here.", "name", options.ModelName)).ConfigureAwait(false);
             return "not_found";
         }
 
