@@ -8,8 +8,8 @@ using Microsoft.OpenApi;
 namespace ContinualServe.Server.Hosting;
 
 /// <summary>
-/// Applies <see cref="HttpLimitsOptions"/> and the request body limit to Kestrel, and gives routing's empty 404 and
-/// 405 responses a JSON error body.
+/// Applies <see cref="HttpLimitsOptions"/> and the request body limit to Kestrel, gives routing's empty 404 and
+/// 405 responses a JSON error body, and maps routes that accept HEAD as well as GET.
 /// </summary>
 public static class HttpHardening
 {
