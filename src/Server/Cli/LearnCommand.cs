@@ -85,8 +85,8 @@ internal static class LearnCommand
         WebApplication app = builder.Build();
         app.UseNoSniffHeader();
         app.UseJsonRoutingErrors(_ => LearnerRoutesHint);
-        app.MapGet("/v2/health/live", () => Results.Json(new { live = true }));
-        app.MapGet("/v2/health/ready", (ContinualLearner learner) => learner.Status.IsRunning
+        app.MapGetAndHead("/v2/health/live", () => Results.Json(new { live = true }));
+        app.MapGetAndHead("/v2/health/ready", (ContinualLearner learner) => learner.Status.IsRunning
             ? Results.Json(new { ready = true })
             : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapGet(LearnerStatusPath, (ContinualLearner learner) => Results.Json(LearnerState.Capture(learner)))

@@ -54,6 +54,7 @@ internal sealed partial class BearerTokenFilter(
     }
 
     // The warning names the client and the route, never the presented header, which may contain a real token of another API.
+    // The path is truncated, because its route parameters are the client's text.
     private void Reject(HttpContext http, string outcome)
     {
         countOutcome?.Invoke(outcome);
@@ -73,9 +74,9 @@ internal sealed partial class BearerTokenFilter(
         }
 
         long rejected = Interlocked.Exchange(ref rejectedSinceWarning, 0);
-        LogRejected(logger, rejected, apiName, outcome, http.Request.Method, http.Request.Path, http.Connection.RemoteIpAddress);
+        LogRejected(logger, rejected, apiName, outcome, http.Request.Method, ClientText.Truncate(http.Request.Path.ToString()), http.Connection.RemoteIpAddress);
     }
 
     [LoggerMessage(EventId = 520, Level = LogLevel.Warning, Message = "The {Api} rejected {Count} request(s) without a valid bearer token since the previous warning. Latest: {Outcome}, {Method} {Path} from {Client}")]
-    private static partial void LogRejected(ILogger logger, long count, string api, string outcome, string method, PathString path, IPAddress? client);
+    private static partial void LogRejected(ILogger logger, long count, string api, string outcome, string method, string path, IPAddress? client);
 }

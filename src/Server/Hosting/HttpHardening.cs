@@ -1,13 +1,15 @@
 using ContinualServe.Server.Inference;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
 
 namespace ContinualServe.Server.Hosting;
 
 /// <summary>
-/// Applies <see cref="HttpLimitsOptions"/> and the request body limit to Kestrel, and gives routing's empty 404 and
-/// 405 responses a JSON error body.
+/// Applies <see cref="HttpLimitsOptions"/> and the request body limit to Kestrel, gives routing's empty 404 and
+/// 405 responses a JSON error body, and maps routes that accept HEAD as well as GET.
 /// </summary>
 public static class HttpHardening
 {
@@ -49,6 +51,51 @@ public static class HttpHardening
         return app;
     }
 
+    /// <summary>
+    /// Maps <paramref name="handler"/> to GET and HEAD on <paramref name="pattern"/>, because load balancers and health
+    /// probes send HEAD. Kestrel discards what a handler writes to a HEAD response's body, so HEAD gets the status
+    /// code and headers of GET without the body (and without Transfer-Encoding, which only frames a body).
+    /// The OpenAPI document lists the HEAD operation without response bodies.
+    /// </summary>
+    public static RouteHandlerBuilder MapGetAndHead(this IEndpointRouteBuilder routes, string pattern, Delegate handler)
+    {
+        ArgumentNullException.ThrowIfNull(routes);
+        return routes.MapMethods(pattern, [HttpMethods.Get, HttpMethods.Head], handler)
+            .AddOpenApiOperationTransformer((operation, context, cancellationToken) =>
+            {
+                if (HttpMethods.IsHead(context.Description.HttpMethod ?? string.Empty))
+                {
+                    DescribeHead(operation);
+                }
+
+                return Task.CompletedTask;
+            });
+    }
+
+    // Both operations come from one endpoint and share its name, but OpenAPI requires each operationId to be unique,
+    // so the HEAD operation of GetLive becomes HeadLive.
+    private static void DescribeHead(OpenApiOperation operation)
+    {
+        if (operation.OperationId is string id)
+        {
+            operation.OperationId = "Head" + (id.StartsWith("Get", StringComparison.Ordinal) ? id[3..] : id);
+        }
+
+        operation.Description = "Returns the status code and headers of GET, without a body.";
+        if (operation.Responses is null)
+        {
+            return;
+        }
+
+        foreach (IOpenApiResponse response in operation.Responses.Values)
+        {
+            if (response is OpenApiResponse headResponse)
+            {
+                headResponse.Content = null;
+            }
+        }
+    }
+
     /// <summary>The sentence after "No route matches PATH." in a 404 of the <c>serve</c> and <c>all</c> roles.</summary>
     public const string InferenceRoutesHint = "The inference API is under /v2 (GET /v2 describes the server).";
 
@@ -73,23 +120,26 @@ public static class HttpHardening
     private static async Task WriteRoutingErrorAsync(StatusCodeContext statusCodeContext, Func<HttpContext, string> describeRoutes)
     {
         HttpContext context = statusCodeContext.HttpContext;
-        if (HttpMethods.IsHead(context.Request.Method))
-        {
-            return;
-        }
-
+        string path = ClientText.Truncate(context.Request.Path.ToString());
         InferenceError error;
         if (context.Response.StatusCode == StatusCodes.Status405MethodNotAllowed)
         {
             string allowed = context.Response.Headers.Allow.ToString();
-            error = new InferenceError($"Method {context.Request.Method} is not allowed on {context.Request.Path}. Use {allowed}.", "method", allowed);
+            error = new InferenceError($"Method {ClientText.Truncate(context.Request.Method)} is not allowed on {path}. Use {allowed}.", "method", allowed);
         }
         else if (context.Response.StatusCode == StatusCodes.Status404NotFound && context.GetEndpoint() is null)
         {
-            error = new InferenceError($"No route matches {context.Request.Path}. {describeRoutes(context)}", null, null);
+            error = new InferenceError($"No route matches {path}. {describeRoutes(context)}", null, null);
         }
         else
         {
+            return;
+        }
+
+        // A HEAD response gets the Content-Type of the GET response, but no body.
+        if (HttpMethods.IsHead(context.Request.Method))
+        {
+            context.Response.ContentType = InferenceError.ContentType;
             return;
         }
 

@@ -20,7 +20,7 @@ public static partial class InferenceApi
     private static void MapV1(IEndpointRouteBuilder routes)
     {
         RouteGroupBuilder v1 = routes.MapGroup("/v1").WithTags("Inference (V1 predict shortcut)");
-        v1.MapGet("/models/{name}", GetV1Model)
+        v1.MapGetAndHead("/models/{name}", GetV1Model)
             .WithName("GetV1ModelStatus")
             .WithSummary("Model readiness: 200 once a version is loaded, 503 before, 404 for another model name.")
             .Produces<ModelReadyResponse>()
@@ -75,7 +75,7 @@ public static partial class InferenceApi
     {
         if (!IsKnownModel(name, options))
         {
-            await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Model '{name}' is not served here.", "name", options.ModelName)).ConfigureAwait(false);
+            await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Model '{ClientText.Truncate(name)}' is not served here.", "name", options.ModelName)).ConfigureAwait(false);
             return "not_found";
         }
 

@@ -35,37 +35,37 @@ public static partial class InferenceApi
     {
         ArgumentNullException.ThrowIfNull(routes);
         RouteGroupBuilder v2 = routes.MapGroup("/v2").WithTags("Inference (Open Inference Protocol v2)");
-        v2.MapGet("/", ServerMetadata)
+        v2.MapGetAndHead("/", ServerMetadata)
             .WithName("GetServerMetadata")
             .WithSummary("Server name, version and protocol extensions.")
             .Produces<ServerMetadataResponse>();
-        v2.MapGet("/health/live", () => Results.Json(new { live = true }))
+        v2.MapGetAndHead("/health/live", () => Results.Json(new { live = true }))
             .WithName("GetLive")
             .WithSummary("Liveness: 200 while the process serves HTTP.")
             .Produces<LiveResponse>();
-        v2.MapGet("/health/ready", (LiveModel live) =>
+        v2.MapGetAndHead("/health/ready", (LiveModel live) =>
             live.IsReady ? Results.Json(new { ready = true }) : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable))
             .WithName("GetReady")
             .WithSummary("Readiness: 200 once a model version is loaded, 503 before.")
             .Produces<ReadyResponse>()
             .Produces<ReadyResponse>(StatusCodes.Status503ServiceUnavailable);
-        v2.MapGet("/models/{name}", ModelMetadata)
+        v2.MapGetAndHead("/models/{name}", ModelMetadata)
             .WithName("GetModelMetadata")
             .WithSummary("Metadata of the live version: its input and output tensors and class labels.")
             .Produces<ModelMetadataResponse>()
             .ProducesErrors(StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
-        v2.MapGet("/models/{name}/ready", ModelReady)
+        v2.MapGetAndHead("/models/{name}/ready", ModelReady)
             .WithName("GetModelReady")
             .WithSummary("Model readiness: 200 once a version is loaded, 503 before, 404 for another model name.")
             .Produces<ModelReadyResponse>()
             .Produces<ModelReadyResponse>(StatusCodes.Status503ServiceUnavailable)
             .ProducesErrors(StatusCodes.Status404NotFound);
-        v2.MapGet("/models/{name}/versions/{version}/ready", VersionReady)
+        v2.MapGetAndHead("/models/{name}/versions/{version}/ready", VersionReady)
             .WithName("GetModelVersionReady")
             .WithSummary("Version readiness: 200 for the live version, 404 naming the live version for any other.")
             .Produces<VersionReadyResponse>()
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
-        v2.MapGet("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options, HttpContext context) => VersionMetadata(name, version, live, options, context))
+        v2.MapGetAndHead("/models/{name}/versions/{version}", (string name, string version, LiveModel live, IOptions<ServerOptions> options, HttpContext context) => VersionMetadata(name, version, live, options, context))
             .WithName("GetModelVersionMetadata")
             .WithSummary("Metadata of a version, which must be the live one.")
             .Produces<ModelMetadataResponse>()
@@ -136,7 +136,7 @@ public static partial class InferenceApi
             string liveVersion = model.Version.ToString(CultureInfo.InvariantCulture);
             if (version is not null && requestedVersion != model.Version)
             {
-                return new InferenceError($"Version '{version}' of model '{options.Value.ModelName}' is not loaded; the live version is {liveVersion}.", "version", liveVersion).ToResult(StatusCodes.Status404NotFound);
+                return new InferenceError($"Version '{ClientText.Truncate(version)}' of model '{options.Value.ModelName}' is not loaded; the live version is {liveVersion}.", "version", liveVersion).ToResult(StatusCodes.Status404NotFound);
             }
 
             return Results.Json(new
@@ -208,7 +208,7 @@ public static partial class InferenceApi
     {
         if (!IsKnownModel(name, options))
         {
-            await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Model '{name}' is not served here.", "name", options.ModelName)).ConfigureAwait(false);
+            await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Model '{ClientText.Truncate(name)}' is not served here.", "name", options.ModelName)).ConfigureAwait(false);
             return "not_found";
         }
 
@@ -350,10 +350,10 @@ public static partial class InferenceApi
 
         return acceptsBinary
             ? new InferenceError(
-                $"Content-Type '{contentType}' is not supported. Send {JsonContentType}, or {BinaryContentType} with the binary tensor data extension.",
+                $"Content-Type '{ClientText.Truncate(contentType)}' is not supported. Send {JsonContentType}, or {BinaryContentType} with the binary tensor data extension.",
                 "Content-Type",
                 $"{JsonContentType} or {BinaryContentType}")
-            : new InferenceError($"Content-Type '{contentType}' is not supported by the V1 predict route. Send {JsonContentType}.", "Content-Type", JsonContentType);
+            : new InferenceError($"Content-Type '{ClientText.Truncate(contentType)}' is not supported by the V1 predict route. Send {JsonContentType}.", "Content-Type", JsonContentType);
     }
 
     // The binary data extension puts the JSON header length in Inference-Header-Content-Length; without it the body is all JSON.
@@ -369,7 +369,7 @@ public static partial class InferenceApi
 
         if (!int.TryParse(header, NumberStyles.None, CultureInfo.InvariantCulture, out int declared) || declared > body.Length)
         {
-            error = new InferenceError($"{BinaryHeaderName} '{header}' is invalid for a {body.Length}-byte body.", BinaryHeaderName, $"0 to {body.Length}");
+            error = new InferenceError($"{BinaryHeaderName} '{ClientText.Truncate(header)}' is invalid for a {body.Length}-byte body.", BinaryHeaderName, $"0 to {body.Length}");
             return false;
         }
 
@@ -406,7 +406,7 @@ public static partial class InferenceApi
                 await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError($"The live model changed to version {outcome.Version}, whose input has another shape, while the request waited.", "inputs[0].shape", "the shape in the model metadata, then retry")).ConfigureAwait(false);
                 return "unavailable";
             case BatchStatus.VersionNotLoaded:
-                await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Version '{requestedVersion}' of model '{options.ModelName}' is not loaded; the live version is {outcome.Version}.", "version", outcome.Version.ToString(CultureInfo.InvariantCulture))).ConfigureAwait(false);
+                await WriteErrorAsync(context, StatusCodes.Status404NotFound, new InferenceError($"Version '{ClientText.Truncate(requestedVersion ?? string.Empty)}' of model '{options.ModelName}' is not loaded; the live version is {outcome.Version}.", "version", outcome.Version.ToString(CultureInfo.InvariantCulture))).ConfigureAwait(false);
                 return "not_found";
             default:
                 await WriteErrorAsync(context, StatusCodes.Status503ServiceUnavailable, new InferenceError("No model version is loaded, or the server is shutting down.", null, "retry after the server reports ready")).ConfigureAwait(false);
@@ -547,7 +547,7 @@ public static partial class InferenceApi
     private static bool IsKnownModel(string name, ServerOptions options) => string.Equals(name, options.ModelName, StringComparison.Ordinal);
 
     private static IResult UnknownModel(string name, ServerOptions options) =>
-        new InferenceError($"Model '{name}' is not served here.", "name", options.ModelName).ToResult(StatusCodes.Status404NotFound);
+        new InferenceError($"Model '{ClientText.Truncate(name)}' is not served here.", "name", options.ModelName).ToResult(StatusCodes.Status404NotFound);
 
     private static Task WriteErrorAsync(HttpContext context, int statusCode, InferenceError error) => error.WriteAsync(context, statusCode);
 }

@@ -374,7 +374,7 @@ public sealed class InferenceRequestReader
 
         if (datatype != "FP32")
         {
-            string message = datatype is null ? "Input datatype is missing or not a string." : $"Input datatype '{datatype}' is not supported.";
+            string message = datatype is null ? "Input datatype is missing or not a string." : $"Input datatype '{ClientText.Truncate(datatype)}' is not supported.";
             error = new InferenceError(message, "inputs[0].datatype", "FP32");
             return false;
         }
@@ -472,7 +472,7 @@ public sealed class InferenceRequestReader
         }
         else if (name != ModelTensors.Input)
         {
-            error = new InferenceError($"The model has no input named '{name}'. Send the tensor as input '{ModelTensors.Input}'.", "inputs[0].name", ModelTensors.Input);
+            error = new InferenceError($"The model has no input named '{ClientText.Truncate(name)}'. Send the tensor as input '{ModelTensors.Input}'.", "inputs[0].name", ModelTensors.Input);
         }
 
         return error is null;

@@ -30,7 +30,7 @@ public static class JsonCharset
         }
 
         return new InferenceError(
-            $"Content-Type charset '{charset}' is not supported. Send the JSON body in UTF-8, with charset=utf-8 or no charset.",
+            $"Content-Type charset '{ClientText.Truncate(charset)}' is not supported. Send the JSON body in UTF-8, with charset=utf-8 or no charset.",
             "Content-Type",
             "charset=utf-8, or no charset");
     }

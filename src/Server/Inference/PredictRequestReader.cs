@@ -127,7 +127,7 @@ public sealed class PredictRequestReader
         {
             if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out double number) || !float.IsFinite((float)number))
             {
-                error = new InferenceError($"Value {column} of instance {row} is not a finite FP32 number: {value.GetRawText()}.", $"{field}[{column}]", "a finite number");
+                error = new InferenceError($"Value {column} of instance {row} is not a finite FP32 number: {ClientText.Truncate(value.GetRawText())}.", $"{field}[{column}]", "a finite number");
                 return false;
             }
 

@@ -167,7 +167,7 @@ internal static class RequestedOutputReader
 
         if (!ModelTensors.Outputs.Contains(name, StringComparer.Ordinal))
         {
-            error = new InferenceError($"The model has no output named '{name}'. Its outputs are {QuotedNames}.", field, ExpectedNames);
+            error = new InferenceError($"The model has no output named '{ClientText.Truncate(name)}'. Its outputs are {QuotedNames}.", field, ExpectedNames);
             return false;
         }
 

@@ -23,7 +23,7 @@ public static class VersionSegment
         }
 
         version = 0;
-        error = new InferenceError($"Version '{segment}' is invalid. A version is a positive integer, such as 1.", "version", "a positive integer");
+        error = new InferenceError($"Version '{ClientText.Truncate(segment)}' is invalid. A version is a positive integer, such as 1.", "version", "a positive integer");
         return false;
     }
 }

@@ -121,6 +121,19 @@ public sealed class LearnerRoutesTests
         }
     }
 
+    // Load balancers and probes send HEAD to the health routes, on the learner's port as on the inference port.
+    [Fact(Timeout = 60_000)]
+    public async Task LearnerHealthAcceptsHead()
+    {
+        await using LearnerPort learner = await LearnerPort.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
+
+        await HeadResponses.ShouldMatchGetAsync(client, "v2/health/live", HttpStatusCode.OK);
+        // The learn port is ready while the learner thread runs.
+        await WaitForRunningAsync(client);
+        await HeadResponses.ShouldMatchGetAsync(client, "v2/health/ready", HttpStatusCode.OK);
+    }
+
     /// <summary>A learn role on an ephemeral port, with its own embedded broker and temporary store.</summary>
     private sealed class LearnerPort : IAsyncDisposable
     {

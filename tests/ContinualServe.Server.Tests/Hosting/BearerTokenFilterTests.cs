@@ -1,5 +1,6 @@
 using System.Net;
 using ContinualServe.Server.Hosting;
+using ContinualServe.Server.Inference;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Shouldly;
@@ -50,6 +51,20 @@ public sealed class BearerTokenFilterTests : IDisposable
         warning.ShouldNotContain(Token);
     }
 
+    // Route parameters such as a store file name are the client's text, up to Kestrel's 8 KiB request line.
+    [Fact]
+    public async Task WarningTruncatesLongPath()
+    {
+        string path = "/store/v1/versions/1/" + new string('x', 4_000);
+
+        await InvokeAsync("Bearer guess-0000000000000001", path);
+
+        string warning = logger.Entries.Single(entry => entry.EventId == 520).Message;
+        warning.ShouldContain(ClientText.Truncate(path));
+        warning.ShouldContain("... (4021 characters)");
+        warning.Length.ShouldBeLessThan(400);
+    }
+
     [Fact]
     public async Task ValidTokenLogsNothing()
     {
@@ -59,11 +74,13 @@ public sealed class BearerTokenFilterTests : IDisposable
         logger.Entries.ShouldBeEmpty();
     }
 
-    private async Task<int> InvokeAsync(string authorization)
+    private async Task<int> InvokeAsync(string authorization) => await InvokeAsync(authorization, "/manage/v1/versions");
+
+    private async Task<int> InvokeAsync(string authorization, string path)
     {
         var http = new DefaultHttpContext();
         http.Request.Method = "GET";
-        http.Request.Path = "/manage/v1/versions";
+        http.Request.Path = path;
         http.Request.Headers.Authorization = authorization;
         http.Connection.RemoteIpAddress = IPAddress.Parse("192.0.2.7");
         object? result = await filter.InvokeAsync(

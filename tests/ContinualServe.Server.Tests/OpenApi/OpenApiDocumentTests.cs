@@ -130,9 +130,50 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
             {
                 string? summary = operation!["summary"]?.GetValue<string>();
                 summary.ShouldNotBeNullOrWhiteSpace($"{method} {path}");
-                operation["responses"]!["200"]!["content"]!["application/json"]!["schema"].ShouldNotBeNull($"{method} {path}");
+                if (method != "head")
+                {
+                    operation["responses"]!["200"]!["content"]!["application/json"]!["schema"].ShouldNotBeNull($"{method} {path}");
+                }
             }
         }
+    }
+
+    // Load balancers and probes send HEAD, so every inference GET route accepts it, and a generated client must see that.
+    [Fact]
+    public void InferenceGetRoutesDeclareHead()
+    {
+        JsonObject paths = document.Document["paths"]!.AsObject();
+        string[] getPaths = [.. paths
+            .Where(path => path.Key.StartsWith("/v1/", StringComparison.Ordinal) || path.Key.StartsWith("/v2", StringComparison.Ordinal))
+            .Where(path => path.Value!.AsObject().ContainsKey("get"))
+            .Select(path => path.Key)];
+
+        getPaths.Length.ShouldBe(8);
+        foreach (string path in getPaths)
+        {
+            JsonObject get = document.Operation(path, "get");
+            JsonObject head = document.Operation(path, "head");
+            string[] getStatusCodes = [.. get["responses"]!.AsObject().Select(response => response.Key)];
+            head["responses"]!.AsObject().Select(response => response.Key).ShouldBe(getStatusCodes, ignoreOrder: true, $"HEAD {path}");
+            foreach ((string statusCode, JsonNode? response) in head["responses"]!.AsObject())
+            {
+                response!["content"].ShouldBeNull($"HEAD {path} {statusCode} declares a body");
+            }
+        }
+    }
+
+    // Each GET route and its HEAD come from one endpoint, whose name would otherwise be the operationId of both.
+    [Fact]
+    public void OperationIdsAreUnique()
+    {
+        string[] operationIds = [.. document.Document["paths"]!.AsObject()
+            .SelectMany(path => path.Value!.AsObject())
+            .Select(operation => operation.Value!["operationId"]?.GetValue<string>())
+            .OfType<string>()];
+
+        operationIds.ShouldBeUnique();
+        operationIds.ShouldContain("GetLive");
+        operationIds.ShouldContain("HeadLive");
     }
 
     [Fact]
