@@ -1,3 +1,5 @@
+using ContinualServe.Server.Inference;
+
 namespace ContinualServe.Server.Management;
 
 /// <summary>
@@ -21,6 +23,16 @@ internal sealed partial class ManagementAuditFilter(ILogger logger) : IEndpointF
         return result;
     }
 
+    // The path holds a version segment that the client chose, so the log repeats a bounded prefix of it.
+    private static void LogManagementChange(ILogger logger, string method, PathString path, int statusCode, System.Net.IPAddress? client)
+    {
+        if (logger.IsEnabled(LogLevel.Information))
+        {
+            string shownPath = ClientText.Truncate(path.ToString());
+            LogManagementRequest(logger, method, shownPath, statusCode, client);
+        }
+    }
+
     [LoggerMessage(EventId = 440, Level = LogLevel.Information, Message = "Management request {Method} {Path} from {Client} returned {StatusCode}")]
-    private static partial void LogManagementChange(ILogger logger, string method, PathString path, int statusCode, System.Net.IPAddress? client);
+    private static partial void LogManagementRequest(ILogger logger, string method, string path, int statusCode, System.Net.IPAddress? client);
 }

@@ -1,3 +1,4 @@
+using ContinualServe.Server.Inference;
 using ContinualServe.Server.Management;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -28,5 +29,24 @@ public sealed class ManagementAuditFilterTests
             _ => ValueTask.FromResult<object?>(Results.StatusCode(status)));
 
         logger.Entries.Count(entry => entry.EventId == 440).ShouldBe(logged ? 1 : 0);
+    }
+
+    // A version segment is a route parameter that the client chose, up to Kestrel's 8 KiB request line.
+    [Fact]
+    public async Task AuditTruncatesLongPath()
+    {
+        var logger = new LogRecorder<ManagementAuditFilterTests>(LogLevel.Information);
+        var filter = new ManagementAuditFilter(logger);
+        var context = new DefaultHttpContext();
+        context.Request.Method = "POST";
+        context.Request.Path = "/manage/v1/versions/" + new string('7', 4_000) + "/promote";
+
+        await filter.InvokeAsync(
+            EndpointFilterInvocationContext.Create(context),
+            _ => ValueTask.FromResult<object?>(Results.StatusCode(StatusCodes.Status400BadRequest)));
+
+        string message = logger.Entries.Single(entry => entry.EventId == 440).Message;
+        message.ShouldContain(ClientText.Truncate(context.Request.Path.ToString()));
+        message.Length.ShouldBeLessThan(300);
     }
 }
