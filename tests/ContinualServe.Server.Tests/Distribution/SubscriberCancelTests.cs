@@ -5,11 +5,6 @@ using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
 using ContinualServe.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -50,16 +45,17 @@ public sealed class SubscriberCancelTests : IDisposable
 
     private string ReplicaDirectory => Path.Combine(root, "replica");
 
-    // Version 1's weights stall for a minute, as long as the download timeout, so without the cancellation the
-    // replica would reach version 2 only after that minute.
+    // The download timeout is a minute, so without the cancellation the replica would reach version 2 only after the
+    // stalled download of version 1 timed out.
     [Fact(Timeout = 90_000)]
     public async Task NewerVersionCancelsDownload()
     {
-        var stall = new StalledWeights(stalledVersion: 1);
-        await using WebApplication store = await StartStoreAsync(stall);
+        var stall = new StoreServer.StalledWeights(version: 1);
+        (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
+        await using WebApplication storeScope = store;
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic(Topic, 1);
-        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, AddressOf(store));
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
         publisher.Publish(Version(1));
         publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
         var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
@@ -89,11 +85,12 @@ public sealed class SubscriberCancelTests : IDisposable
     [Fact(Timeout = 90_000)]
     public async Task PinOfOtherVersionCancelsDownload()
     {
-        var stall = new StalledWeights(stalledVersion: 2);
-        await using WebApplication store = await StartStoreAsync(stall);
+        var stall = new StoreServer.StalledWeights(version: 2);
+        (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
+        await using WebApplication storeScope = store;
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic(Topic, 1);
-        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, AddressOf(store));
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
         publisher.Publish(Version(2));
         publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
         var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
@@ -115,6 +112,42 @@ public sealed class SubscriberCancelTests : IDisposable
         StoreControlFiles.TryReadPinnedVersion(ReplicaDirectory, out long? pinned, out _).ShouldBeTrue();
         pinned.ShouldBe(1);
         new ModelStore(ReplicaDirectory).ListVersionNumbers().ShouldBe([1L]);
+        Directory.GetDirectories(ReplicaDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // The learner removes its pin of version 1 while the replica downloads it, and version 2 is the newest. The unpin
+    // cancels the download, and the replica serves version 2 without a pin.
+    [Fact(Timeout = 90_000)]
+    public async Task UnpinCancelsPinnedDownload()
+    {
+        var stall = new StoreServer.StalledWeights(version: 1);
+        (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
+        publisher.Publish(Version(2));
+        publisher.PublishPin(RunningServer.Spec.Name, Version(1));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        Task requested = await Task.WhenAny(stall.Requested.Task, Task.Delay(ServeTimeout));
+        publisher.PublishPin(RunningServer.Spec.Name, null);
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 2, ServeTimeout);
+        await subscriber.StopAsync(CancellationToken.None);
+
+        requested.ShouldBe(stall.Requested.Task, "the replica did not request the weights of the pinned version 1 within 30 s");
+        served.ShouldBeTrue("the replica did not serve version 2 within 30 s of the unpin");
+        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
+            "Cancelled the download of version 1 and deleted its partial files: "
+            + "the version topic made version 2 the one to serve (pinned: False)");
+        StoreControlFiles.TryReadPinnedVersion(ReplicaDirectory, out long? pinned, out _).ShouldBeTrue();
+        pinned.ShouldBeNull();
+        new ModelStore(ReplicaDirectory).ListVersionNumbers().ShouldBe([2L]);
         Directory.GetDirectories(ReplicaDirectory, ".download-*").ShouldBeEmpty();
     }
 
@@ -145,41 +178,6 @@ public sealed class SubscriberCancelTests : IDisposable
         return version!;
     }
 
-    // Starts a store on 127.0.0.1 that serves the source store's files, except that it responds to a request for the
-    // weights of the stalled version with headers only, and then sends nothing until the client disconnects or 60 s
-    // pass.
-    private async Task<WebApplication> StartStoreAsync(StalledWeights stall)
-    {
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        WebApplication app = builder.Build();
-        app.MapGet("/store/v1/versions/{version}/{file}", async (HttpContext context, long version, string file) =>
-        {
-            if (file != ModelStore.WeightsFileName || version != stall.StalledVersion)
-            {
-                await context.Response.SendFileAsync(Path.Combine(source.VersionDirectory(version), file), context.RequestAborted);
-                return;
-            }
-
-            await context.Response.StartAsync(context.RequestAborted);
-            stall.Requested.TrySetResult();
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(60), context.RequestAborted);
-            }
-            catch (OperationCanceledException)
-            {
-                stall.Aborted.TrySetResult();
-            }
-        });
-        await app.StartAsync();
-        return app;
-    }
-
-    private static string AddressOf(WebApplication app) =>
-        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-
     private static async Task<bool> WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
     {
         DateTime deadline = DateTime.UtcNow + timeout;
@@ -194,15 +192,5 @@ public sealed class SubscriberCancelTests : IDisposable
         }
 
         return true;
-    }
-
-    /// <summary>The version whose weights the store stalls, and when a replica requested them and closed the request.</summary>
-    private sealed class StalledWeights(long stalledVersion)
-    {
-        public long StalledVersion { get; } = stalledVersion;
-
-        public TaskCompletionSource Requested { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public TaskCompletionSource Aborted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
