@@ -22,7 +22,7 @@ namespace ContinualServe.Server.Distribution;
 /// corrupt download is retried with exponential backoff until it succeeds or a newer announcement replaces it, and
 /// the live version keeps serving meanwhile. A record that makes another version the target cancels the download in
 /// progress: a newer version while none is pinned, a pin of another version, or an unpin during the download of a
-/// pinned version older than the newest. A slow download of a version that is no longer the target thus does not
+/// pinned version other than the newest. A slow download of a version that is no longer the target thus does not
 /// delay the one that is.
 /// </summary>
 public sealed partial class ModelVersionSubscriber : BackgroundService
