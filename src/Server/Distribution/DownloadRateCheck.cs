@@ -6,13 +6,15 @@ namespace ContinualServe.Server.Distribution;
 
 /// <summary>
 /// Minimum average rate of one file's download (<see cref="DistributionOptions.MinDownloadBytesPerSecond"/>), measured
-/// over consecutive windows of one stall timeout each. A window that ends with fewer bytes than the rate requires fails
-/// the download, so a store that sends a byte now and then, just often enough to escape the stall timeout, cannot hold
-/// a download open indefinitely.
+/// over consecutive windows of one stall timeout each, from the response headers on. A window that ends with fewer
+/// bytes than the rate requires fails the download, so a store that sends a byte now and then, just often enough to
+/// escape the stall timeout, cannot hold a download open indefinitely.
 /// </summary>
 /// <remarks>
-/// The check runs as bytes arrive, so it needs no timer of its own. Each window starts at the request or at a read,
-/// where the stall timer restarts too, so a window in which no bytes arrive fails through the stall timeout instead.
+/// The check runs as bytes arrive, so it needs no timer of its own. The caller creates it when the response headers
+/// arrive, so the time the store takes to send them is not counted against the body's rate. The stall timeout and
+/// HttpClient.Timeout bound that wait instead. Each later window starts at a read. The stall timer restarts at the
+/// headers and at each read too, so a window in which no bytes arrive fails through the stall timeout instead.
 /// </remarks>
 internal sealed class DownloadRateCheck
 {

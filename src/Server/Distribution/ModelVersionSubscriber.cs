@@ -20,7 +20,10 @@ namespace ContinualServe.Server.Distribution;
 /// learner's. It acts only after it has read the topic up to its end, so a restart never applies a pin record that a
 /// later record replaces. A pin in its own store stays until a pin record of the learner replaces it. A failed or
 /// corrupt download is retried with exponential backoff until it succeeds or a newer announcement replaces it, and
-/// the live version keeps serving meanwhile.
+/// the live version keeps serving meanwhile. A record that makes another version the target cancels the download in
+/// progress: a newer version while none is pinned, a pin of another version, or an unpin during the download of a
+/// pinned version other than the newest. A slow download of a version that is no longer the target thus does not
+/// delay the one that is.
 /// </summary>
 public sealed partial class ModelVersionSubscriber : BackgroundService
 {
@@ -43,6 +46,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private ModelVersionAnnouncement? newest;
     private ModelPinAnnouncement? pin;
     private volatile bool caughtUp;
+
+    // The download in progress, or null while none runs. Guarded by newestLock, like the records it is checked against.
+    private RunningDownload? download;
 
     // Backoff before the next download of the target version after a failed one, and the attempts at it so far.
     private TimeSpan delay;
@@ -186,8 +192,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
 
         attempts++;
-        if (await TryInstallAsync(downloader, target!, pinned, attempts, stoppingToken).ConfigureAwait(false))
+        InstallOutcome outcome = await TryInstallAsync(downloader, target!, pinned, attempts, stoppingToken).ConfigureAwait(false);
+        if (outcome != InstallOutcome.Failed)
         {
+            // After a cancelled download the next step downloads the new target at once.
             delay = options.RetryDelay;
             attempts = 0;
             return;
@@ -265,12 +273,21 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         LogUnpinned(logger, previous, current);
     }
 
-    private async Task<bool> TryInstallAsync(
+    private async Task<InstallOutcome> TryInstallAsync(
         VersionDownloader downloader, ModelVersionAnnouncement target, bool pinned, int attempt, CancellationToken cancellation)
     {
+        var running = new RunningDownload(target.Version);
+        lock (newestLock)
+        {
+            download = running;
+
+            // A record read since the caller chose the target may have replaced it already.
+            SignalSupersededDownload();
+        }
+
         try
         {
-            ModelVersion version = await downloader.InstallAsync(target, cancellation).ConfigureAwait(false);
+            ModelVersion version = await DownloadUnlessSupersededAsync(downloader, target, running, cancellation).ConfigureAwait(false);
             if (pinned)
             {
                 StoreControlFiles.WritePinnedVersion(swapper.Store.RootDirectory, version.Number);
@@ -289,17 +306,25 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             // full volume is then reported as a new failure.
             volumeFullVersion = null;
         }
+        catch (OperationCanceledException) when (running.Superseded.Task.IsCompleted && !cancellation.IsCancellationRequested)
+        {
+            // The downloader deleted the temporary directory before the cancellation reached this point. The metric
+            // counts outcomes of the versions that were wanted, so a cancelled download is not counted.
+            (long next, bool nextPinned) = await running.Superseded.Task.ConfigureAwait(false);
+            LogDownloadCancelled(logger, target.Version, next, nextPinned);
+            return InstallOutcome.Cancelled;
+        }
         catch (ReplicaVolumeFullException exception)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
             ReportVolumeFull(exception, attempt);
-            return false;
+            return InstallOutcome.Failed;
         }
         catch (InvalidDataException exception)
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("corrupt").Inc();
             LogCorrupt(logger, exception, target.Version, attempt);
-            return false;
+            return InstallOutcome.Failed;
         }
         catch (Exception exception) when (exception is HttpRequestException or IOException or UnauthorizedAccessException
             or InvalidOperationException or ExternalException or TimeoutException
@@ -318,12 +343,50 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 LogDownloadFailedLocally(logger, exception, target.Version, from, attempt);
             }
 
-            return false;
+            return InstallOutcome.Failed;
+        }
+        finally
+        {
+            lock (newestLock)
+            {
+                download = null;
+            }
         }
 
         ApplyRetention(downloader);
 
-        return true;
+        return InstallOutcome.Installed;
+    }
+
+    /// <summary>
+    /// Runs the download of <paramref name="target"/>, and cancels it when a record makes another version the target
+    /// first. A download that completes before its cancellation takes effect returns its version as usual. Swapping
+    /// it in is still in order: an unpinned download is always of a version newer than the live one, and a pinned one
+    /// is of a version that the learner pinned.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">The download was cancelled, or the service is stopping.</exception>
+    private static async Task<ModelVersion> DownloadUnlessSupersededAsync(
+        VersionDownloader downloader, ModelVersionAnnouncement target, RunningDownload running, CancellationToken stoppingToken)
+    {
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        Task<ModelVersion> install = downloader.InstallAsync(target, cancellation.Token);
+        if (await Task.WhenAny(install, running.Superseded.Task).ConfigureAwait(false) != install)
+        {
+            await cancellation.CancelAsync().ConfigureAwait(false);
+        }
+
+        return await install.ConfigureAwait(false);
+    }
+
+    // Called under newestLock after a record changed the newest version or the pin. The consumer thread only completes
+    // a task here, and the follow loop cancels its own download, so no download work runs on the consumer thread.
+    private void SignalSupersededDownload()
+    {
+        ModelVersionAnnouncement? next = pin?.Pinned ?? newest;
+        if (download is not null && next is not null && next.Version != download.Version)
+        {
+            download.Superseded.TrySetResult((next.Version, pin?.Pinned is not null));
+        }
     }
 
     // A failure of the store or the network between them, as opposed to one on this server (its disk, its model load).
@@ -547,6 +610,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             }
 
             newest = announcement;
+            SignalSupersededDownload();
         }
 
         // A replica that starts reads the topic's whole history, one record per earlier version where the topic is not
@@ -594,6 +658,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         lock (newestLock)
         {
             pin = received;
+            SignalSupersededDownload();
         }
 
         if (received.Pinned is null)
@@ -640,6 +705,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
         return reason.ToString();
     }
+
+    [LoggerMessage(EventId = 487, Level = LogLevel.Information, Message = "Cancelled the download of version {Version} and deleted its partial files: the version topic made version {Target} the one to serve (pinned: {Pinned})")]
+    private static partial void LogDownloadCancelled(ILogger logger, long version, long target, bool pinned);
 
     [LoggerMessage(EventId = 469, Level = LogLevel.Information, Message = "Version {Version} of {Model} announced as pinned at {Offset}")]
     private static partial void LogPinReceived(ILogger logger, long version, string model, TopicPartitionOffset offset);
@@ -721,4 +789,23 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);
+
+    private enum InstallOutcome
+    {
+        Installed,
+        Failed,
+
+        // A record made another version the target while the download ran.
+        Cancelled,
+    }
+
+    /// <summary>A download in progress, and the version and pin state of the target that replaced it, once one did.</summary>
+    private sealed class RunningDownload(long version)
+    {
+        public long Version { get; } = version;
+
+        // Continuations run on the thread pool, so the consumer thread that completes it goes on reading at once.
+        public TaskCompletionSource<(long Version, bool Pinned)> Superseded { get; } =
+            new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 }

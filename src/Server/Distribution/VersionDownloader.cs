@@ -36,8 +36,9 @@ public sealed class VersionDownloader
 
     /// <summary>
     /// Creates a downloader that uses HttpClient.Timeout of <paramref name="http"/> as its stall timeout, and fails a
-    /// file whose transfer brings fewer than <paramref name="minBytesPerSecond"/> bytes per second on average over one
-    /// stall timeout. A <paramref name="minBytesPerSecond"/> of 0, or a client without a timeout, turns that check off.
+    /// file whose body brings fewer than <paramref name="minBytesPerSecond"/> bytes per second on average over one
+    /// stall timeout, counted from the response headers. A <paramref name="minBytesPerSecond"/> of 0, or a client
+    /// without a timeout, turns that check off.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="minBytesPerSecond"/> is negative.</exception>
     public VersionDownloader(HttpClient http, ModelStore store, string? storeUrlOverride, long minBytesPerSecond = 0)
@@ -333,7 +334,8 @@ public sealed class VersionDownloader
 
     /// <summary>
     /// Streams one file to disk, flushes it, and returns its lower-case hex SHA-256. <paramref name="stall"/> is cancelled
-    /// when no bytes arrive for HttpClient.Timeout, counted from the request and from each read.
+    /// when no bytes arrive for HttpClient.Timeout, counted from the request, from the response headers and from each
+    /// read. The minimum rate is measured from the response headers on.
     /// </summary>
     /// <exception cref="InvalidDataException">The store sent more than <paramref name="maxBytes"/> bytes.</exception>
     /// <exception cref="TimeoutException">The transfer fell below the minimum rate (<see cref="DownloadRateCheck"/>).</exception>
@@ -342,7 +344,6 @@ public sealed class VersionDownloader
     {
         CancellationToken cancellation = stall.Token;
         stall.CancelAfter(http.Timeout);
-        var rate = new DownloadRateCheck(minBytesPerSecond, http.Timeout, file, version, baseUri);
         using HttpResponseMessage response = await http
             .GetAsync(new Uri(baseUri, ModelStoreApi.FilePath(version, file)), HttpCompletionOption.ResponseHeadersRead, cancellation)
             .ConfigureAwait(false);
@@ -358,6 +359,10 @@ public sealed class VersionDownloader
 
         response.EnsureSuccessStatusCode();
         stall.CancelAfter(http.Timeout);
+
+        // The rate's first window starts with the body, so a store that takes most of a timeout to send its headers
+        // is not measured as slow. The wait for the headers is bounded by HttpClient.Timeout and the stall timeout.
+        var rate = new DownloadRateCheck(minBytesPerSecond, http.Timeout, file, version, baseUri);
         await using Stream body = await response.Content.ReadAsStreamAsync(cancellation).ConfigureAwait(false);
         await using var output = new FileStream(Path.Combine(directory, file), FileMode.CreateNew, FileAccess.Write);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -30,6 +31,53 @@ internal static class StoreServer
         WebApplication app = builder.Build();
         app.MapModelStoreApi(() => store);
         await app.StartAsync();
-        return (app, app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        return (app, AddressOf(app));
+    }
+
+    /// <summary>
+    /// Starts a store on 127.0.0.1 that serves the files of <paramref name="store"/>, except that it responds to a
+    /// request for the weights of <see cref="StalledWeights.Version"/> with headers only, and then sends nothing until
+    /// the client disconnects or 2 minutes pass. The caller disposes the application.
+    /// </summary>
+    public static async Task<(WebApplication App, string Url)> StartStallingAsync(ModelStore store, StalledWeights stall)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        WebApplication app = builder.Build();
+        app.MapGet("/store/v1/versions/{version}/{file}", async (HttpContext context, long version, string file) =>
+        {
+            if (file != ModelStore.WeightsFileName || version != stall.Version)
+            {
+                await context.Response.SendFileAsync(Path.Combine(store.VersionDirectory(version), file), context.RequestAborted);
+                return;
+            }
+
+            await context.Response.StartAsync(context.RequestAborted);
+            stall.Requested.TrySetResult();
+            try
+            {
+                await Task.Delay(TimeSpan.FromMinutes(2), context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                stall.Aborted.TrySetResult();
+            }
+        });
+        await app.StartAsync();
+        return (app, AddressOf(app));
+    }
+
+    private static string AddressOf(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+
+    /// <summary>The version whose weights a stalling store holds back, and when a client requested them and disconnected.</summary>
+    internal sealed class StalledWeights(long version)
+    {
+        public long Version { get; } = version;
+
+        public TaskCompletionSource Requested { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Aborted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -300,6 +300,46 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
     }
 
+    // The store sends the weights' headers 2.8 s into a timeout of 4 s, and then the body in 2 s: half of the weights per
+    // second against a minimum of 0.4. Measured from the request, the first window would end 4 s in with about 65% of
+    // the weights, 0.16 of them per second. Measured from the headers, the body ends within its first window.
+    [Fact(Timeout = 60_000)]
+    public async Task LateHeadersPassRateCheck()
+    {
+        ModelVersionAnnouncement announcement = Announce(1);
+        await using WebApplication trickling = await StartTricklingStoreAsync(
+            chunks: 20, TimeSpan.FromMilliseconds(100), stallAfterwards: false, headersDelay: TimeSpan.FromSeconds(2.8));
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(4) };
+        var clock = Stopwatch.StartNew();
+
+        ModelVersion installed = await new VersionDownloader(client, local, AddressOf(trickling), announcement.WeightsBytes * 2 / 5)
+            .InstallAsync(announcement, CancellationToken.None);
+
+        clock.Elapsed.ShouldBeGreaterThan(TimeSpan.FromSeconds(4), "the weights arrived within 4 s, before a window counted from the request ended");
+        installed.Number.ShouldBe(1);
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // The rate is measured from the headers on, so a store that never sends them must still fail within the timeout.
+    [Fact(Timeout = 60_000)]
+    public async Task MissingHeadersTimeOut()
+    {
+        await using WebApplication silent = await StartTricklingStoreAsync(
+            chunks: 1, TimeSpan.Zero, stallAfterwards: false, headersDelay: TimeSpan.FromSeconds(30));
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(1) };
+        var clock = Stopwatch.StartNew();
+
+        Task<ModelVersion> install = new VersionDownloader(client, local, AddressOf(silent), minBytesPerSecond: 1)
+            .InstallAsync(Announce(1), CancellationToken.None);
+        Task finished = await Task.WhenAny(install, Task.Delay(TimeSpan.FromSeconds(20)));
+
+        finished.ShouldBe(install, "the download still waited for headers after 20 s");
+        install.IsCanceled.ShouldBeTrue("the download ended without the timeout's cancellation");
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10), "the download waited far longer than the timeout for headers");
+        local.ListVersionNumbers().ShouldBeEmpty();
+        Directory.GetDirectories(local.RootDirectory, ".download-*").ShouldBeEmpty();
+    }
+
     // A local copy whose manifest cannot be read (here a directory in its place, which throws UnauthorizedAccessException
     // on read) is not intact, so the download replaces it instead of failing on it at every retry.
     [Fact]
@@ -580,9 +620,11 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         return holder;
     }
 
-    // Starts a store on 127.0.0.1 that serves version 1 of the source store, sending weights.bin in chunks with interval
-    // between them, and then, when stallAfterwards is set, leaving the response open without sending the rest.
-    private async Task<WebApplication> StartTricklingStoreAsync(int chunks, TimeSpan interval, bool stallAfterwards)
+    // Starts a store on 127.0.0.1 that serves version 1 of the source store. For weights.bin it waits headersDelay before
+    // it sends the headers, sends the file in chunks with interval between them, and then, when stallAfterwards is set,
+    // leaves the response open without sending the rest.
+    private async Task<WebApplication> StartTricklingStoreAsync(
+        int chunks, TimeSpan interval, bool stallAfterwards, TimeSpan headersDelay = default)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -602,6 +644,8 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
             int sentChunks = stallAfterwards ? chunks - 1 : chunks;
             try
             {
+                // Kestrel sends the headers with the first write.
+                await Task.Delay(headersDelay, context.RequestAborted);
                 for (int chunk = 0; chunk < sentChunks; chunk++)
                 {
                     int offset = chunk * chunkBytes;

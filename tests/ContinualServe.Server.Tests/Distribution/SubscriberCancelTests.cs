@@ -1,0 +1,196 @@
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Model.Serving;
+using ContinualServe.Model.Store;
+using ContinualServe.Server.Distribution;
+using ContinualServe.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Shouldly;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace ContinualServe.Server.Tests.Distribution;
+
+/// <summary>
+/// A replica's version subscriber whose download stalls in the weights of one version while the version topic names
+/// another one to serve. The stall lasts longer than each test waits, so only a cancelled download lets it pass.
+/// </summary>
+public sealed class SubscriberCancelTests : IDisposable
+{
+    private const string Topic = "model-versions";
+    private const int DownloadCancelledEvent = 487;
+    private static readonly TimeSpan ServeTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly string root = Directory.CreateDirectory(
+        Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
+
+    private readonly ModelStore source;
+
+    public SubscriberCancelTests()
+    {
+        source = new ModelStore(Path.Combine(root, "learner"));
+        foreach (int seed in new[] { 7, 8 })
+        {
+            torch.manual_seed(seed);
+            using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
+            source.Save(RunningServer.Spec, module, new ModelManifest());
+        }
+    }
+
+    public void Dispose() => Directory.Delete(root, recursive: true);
+
+    private string ReplicaDirectory => Path.Combine(root, "replica");
+
+    // The download timeout is a minute, so without the cancellation the replica would reach version 2 only after the
+    // stalled download of version 1 timed out.
+    [Fact(Timeout = 90_000)]
+    public async Task NewerVersionCancelsDownload()
+    {
+        var stall = new StoreServer.StalledWeights(version: 1);
+        (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
+        publisher.Publish(Version(1));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        Task requested = await Task.WhenAny(stall.Requested.Task, Task.Delay(ServeTimeout));
+        publisher.Publish(Version(2));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 2, ServeTimeout);
+        Task aborted = await Task.WhenAny(stall.Aborted.Task, Task.Delay(ServeTimeout));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        requested.ShouldBe(stall.Requested.Task, "the replica did not request the weights of version 1 within 30 s");
+        served.ShouldBeTrue("the replica did not serve version 2 within 30 s of its announcement");
+        aborted.ShouldBe(stall.Aborted.Task, "the replica did not close its stalled request for version 1's weights");
+        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
+            "Cancelled the download of version 1 and deleted its partial files: "
+            + "the version topic made version 2 the one to serve (pinned: False)");
+        new ModelStore(ReplicaDirectory).ListVersionNumbers().ShouldBe([2L]);
+        Directory.GetDirectories(ReplicaDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // A rollback on the learner pins an older version while the replica downloads the newest one. The pin cancels the
+    // download, and the replica serves the pinned version.
+    [Fact(Timeout = 90_000)]
+    public async Task PinOfOtherVersionCancelsDownload()
+    {
+        var stall = new StoreServer.StalledWeights(version: 2);
+        (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
+        publisher.Publish(Version(2));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        Task requested = await Task.WhenAny(stall.Requested.Task, Task.Delay(ServeTimeout));
+        publisher.PublishPin(RunningServer.Spec.Name, Version(1));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, ServeTimeout);
+        await subscriber.StopAsync(CancellationToken.None);
+
+        requested.ShouldBe(stall.Requested.Task, "the replica did not request the weights of version 2 within 30 s");
+        served.ShouldBeTrue("the replica did not serve the pinned version 1 within 30 s of the pin");
+        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
+            "Cancelled the download of version 2 and deleted its partial files: "
+            + "the version topic made version 1 the one to serve (pinned: True)");
+        StoreControlFiles.TryReadPinnedVersion(ReplicaDirectory, out long? pinned, out _).ShouldBeTrue();
+        pinned.ShouldBe(1);
+        new ModelStore(ReplicaDirectory).ListVersionNumbers().ShouldBe([1L]);
+        Directory.GetDirectories(ReplicaDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    // The learner removes its pin of version 1 while the replica downloads it, and version 2 is the newest. The unpin
+    // cancels the download, and the replica serves version 2 without a pin.
+    [Fact(Timeout = 90_000)]
+    public async Task UnpinCancelsPinnedDownload()
+    {
+        var stall = new StoreServer.StalledWeights(version: 1);
+        (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
+        publisher.Publish(Version(2));
+        publisher.PublishPin(RunningServer.Spec.Name, Version(1));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        Task requested = await Task.WhenAny(stall.Requested.Task, Task.Delay(ServeTimeout));
+        publisher.PublishPin(RunningServer.Spec.Name, null);
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 2, ServeTimeout);
+        await subscriber.StopAsync(CancellationToken.None);
+
+        requested.ShouldBe(stall.Requested.Task, "the replica did not request the weights of the pinned version 1 within 30 s");
+        served.ShouldBeTrue("the replica did not serve version 2 within 30 s of the unpin");
+        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
+            "Cancelled the download of version 1 and deleted its partial files: "
+            + "the version topic made version 2 the one to serve (pinned: False)");
+        StoreControlFiles.TryReadPinnedVersion(ReplicaDirectory, out long? pinned, out _).ShouldBeTrue();
+        pinned.ShouldBeNull();
+        new ModelStore(ReplicaDirectory).ListVersionNumbers().ShouldBe([2L]);
+        Directory.GetDirectories(ReplicaDirectory, ".download-*").ShouldBeEmpty();
+    }
+
+    private static ModelVersionPublisher CreatePublisher(string bootstrapServers, string storeUrl) =>
+        new(bootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
+
+    private ModelVersionSubscriber CreateSubscriber(string bootstrapServers, LiveModel live, ILogger<ModelVersionSubscriber> logger)
+    {
+        var options = new DistributionOptions
+        {
+            BootstrapServers = bootstrapServers,
+            Topic = Topic,
+            DownloadTimeout = TimeSpan.FromMinutes(1),
+        };
+        var serverOptions = Options.Create(new ServerOptions
+        {
+            ModelName = RunningServer.Spec.Name,
+            StoreDirectory = ReplicaDirectory,
+            Device = "cpu",
+        });
+        var swapper = new ModelSwapper(live, serverOptions, NullLogger<ModelSwapper>.Instance);
+        return new ModelVersionSubscriber(Options.Create(options), serverOptions, swapper, live, KafkaClientProperties.None, logger);
+    }
+
+    private ModelVersion Version(long number)
+    {
+        source.TryLoad(number, out ModelVersion? version).ShouldBeTrue();
+        return version!;
+    }
+
+    private static async Task<bool> WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(50));
+        }
+
+        return true;
+    }
+}
