@@ -80,7 +80,7 @@ public sealed class DistributionOptions
 
     /// <summary>
     /// Minimum average rate of a version download in bytes per second, checked over each <see cref="DownloadTimeout"/>
-    /// of every file's transfer: an interval that brings fewer bytes fails the download, so a store that trickles bytes
+    /// of every file's body from its response headers on: an interval that brings fewer bytes fails the download, so a store that trickles bytes
     /// just often enough to escape the stall timeout cannot hold a replica's download open indefinitely. The default,
     /// 64 KiB/s, moves 1 GiB of weights in under 5 hours. 0 turns the check off.
     /// </summary>

@@ -84,7 +84,7 @@ public static partial class ModelStoreApi
         if (!ContentTypes.TryGetValue(file, out string? contentType))
         {
             return Results.Json(
-                new { error = $"File '{file}' is not served.", expected = string.Join(", ", ContentTypes.Keys) },
+                new { error = $"File '{ClientText.Truncate(file)}' is not served.", expected = string.Join(", ", ContentTypes.Keys) },
                 statusCode: StatusCodes.Status404NotFound);
         }
 

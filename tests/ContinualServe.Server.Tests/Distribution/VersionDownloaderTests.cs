@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using ContinualServe.Learner.Publishing;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
+using ContinualServe.Server.Inference;
 using ContinualServe.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -570,6 +571,20 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
         using HttpResponseMessage response = await http.GetAsync(new Uri(new Uri(storeUrl), path));
 
         response.StatusCode.ShouldBe(expected);
+    }
+
+    // The file segment is the client's text, so the 404 repeats a bounded prefix of it.
+    [Fact]
+    public async Task StoreApiTruncatesUnknownFileName()
+    {
+        string file = new('x', 4_000);
+
+        using HttpResponseMessage response = await http.GetAsync(new Uri(new Uri(storeUrl), "store/v1/versions/1/" + file));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        string body = await response.Content.ReadAsStringAsync();
+        body.ShouldContain(ClientText.Truncate(file));
+        body.Length.ShouldBeLessThan(400);
     }
 
     [Fact]
