@@ -23,7 +23,7 @@ internal sealed partial class ManagementAuditFilter(ILogger logger) : IEndpointF
         return result;
     }
 
-    // The path holds a version segment that the client chose, so the log repeats a bounded prefix of it.
+    // The path contains a version segment that the client chose, so the log repeats only its first characters.
     private static void LogManagementChange(ILogger logger, string method, PathString path, int statusCode, System.Net.IPAddress? client)
     {
         if (logger.IsEnabled(LogLevel.Information))
