@@ -16,6 +16,12 @@ internal sealed class LearnerFaultHooks
     public Action? BeforeGoldenSetRead { get; set; }
 
     /// <summary>
+    /// Runs on the learner thread before each forward batch of a round's evaluations (holdout sets, analytic calibration,
+    /// golden set), after the consumer was polled when a poll was due.
+    /// </summary>
+    public Action? BeforeEvaluationBatch { get; set; }
+
+    /// <summary>
     /// Runs on the learner thread after a rejected candidate, before the live version's weights are loaded, inside the
     /// reload's stall watch.
     /// </summary>
