@@ -224,6 +224,7 @@ public sealed partial class ContinualLearner : IDisposable
         publishedWeights?.Dispose();
         roundWriteWatchdog?.Dispose();
         markerReadWatchdog?.Dispose();
+        markerWriteWatchdog?.Dispose();
         fileReadWatchdog?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();

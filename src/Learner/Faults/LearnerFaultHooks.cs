@@ -12,6 +12,9 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read of the store's pause marker, inside its stall watch.</summary>
     public Action? BeforePauseMarkerRead { get; set; }
 
+    /// <summary>Runs on the learner thread before the pause marker is written after training diverged, inside its stall watch.</summary>
+    public Action? BeforePauseMarkerWrite { get; set; }
+
     /// <summary>Runs on the learner thread before each read of the golden set, inside its stall watch.</summary>
     public Action? BeforeGoldenSetRead { get; set; }
 
