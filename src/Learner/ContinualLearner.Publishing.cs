@@ -22,9 +22,6 @@ namespace ContinualServe.Learner;
 /// </summary>
 public sealed partial class ContinualLearner
 {
-    // How often the learner thread polls Kafka while it waits for a round write. It must stay well below max.poll.interval.ms.
-    private static readonly TimeSpan RoundWritePollInterval = TimeSpan.FromMilliseconds(100);
-
     private nn.Module<Tensor, Tensor>? publishedWeights;
     private Task<(ModelVersion Version, LearnerCheckpoint Checkpoint)>? publishing;
     private PromotedRound? publishingRound;
@@ -168,65 +165,17 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Waits for <paramref name="write"/> to end while the consumer stays in its group. A write that is not done within
-    /// <see cref="RoundWritePollInterval"/> pauses the assigned partitions, and the consumer is then polled once per interval.
-    /// A poll returns no record from a paused partition, but it serves rebalances and restarts max.poll.interval.ms
-    /// (librdkafka default 300 s), so a write stalled past that interval does not drop the learner from its group.
+    /// <see cref="PausedPollInterval"/> pauses the assigned partitions, and the consumer is then polled once per interval,
+    /// so a write stalled past max.poll.interval.ms does not drop the learner from its group.
     /// </summary>
     private void WaitForRoundWrite(IConsumer<byte[]?, byte[]?> consumer, Task write)
     {
-        bool pausedForWrite = false;
-        while (Task.WaitAny([write], RoundWritePollInterval) < 0)
+        while (Task.WaitAny([write], PausedPollInterval) < 0)
         {
-            // Partitions assigned by a rebalance during the wait start unpaused, so the whole assignment is paused each time.
-            consumer.Pause(consumer.Assignment);
-            pausedForWrite = true;
-            PollWhileWriting(consumer);
+            PausePollOnce(consumer);
         }
 
-        if (!pausedForWrite)
-        {
-            return;
-        }
-
-        // An operator's pause keeps the partitions paused, and ApplyPauseRequest resumes them when it is lifted.
-        bool operatorPaused = IsPaused;
-        if (!operatorPaused)
-        {
-            consumer.Resume(consumer.Assignment);
-        }
-
-        pauseApplied = operatorPaused;
-    }
-
-    /// <summary>
-    /// Polls the consumer once without waiting. A record of a partition that a rebalance assigned inside this call,
-    /// before it could be paused, is put back, so it is read after the write like every other record.
-    /// </summary>
-    private void PollWhileWriting(IConsumer<byte[]?, byte[]?> consumer)
-    {
-        ConsumeResult<byte[]?, byte[]?>? result;
-        try
-        {
-            result = consumer.Consume(TimeSpan.Zero);
-        }
-        catch (ConsumeException exception) when (exception.Error.Code == ErrorCode.Local_AutoOffsetReset)
-        {
-            SkipToRetainedRecords(consumer);
-            return;
-        }
-        catch (ConsumeException exception) when (!exception.Error.IsFatal)
-        {
-            LogConsumeError(logger, exception, exception.Error.Code);
-            return;
-        }
-
-        if (result is null || result.IsPartitionEOF)
-        {
-            return;
-        }
-
-        SeekOrReassign(consumer, result.TopicPartitionOffset);
-        consumer.Pause(consumer.Assignment);
+        ResumeAfterWork(consumer);
     }
 
     /// <summary>Waits for a round still being written when the learner thread exits with an error, and logs a failed write.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
@@ -72,6 +73,7 @@ public sealed partial class ContinualLearner
             read.Add(result);
         }
 
+        polledAt = Stopwatch.GetTimestamp();
         return read;
     }
 

@@ -224,6 +224,7 @@ public sealed partial class ContinualLearner : IDisposable
         publishedWeights?.Dispose();
         roundWriteWatchdog?.Dispose();
         markerReadWatchdog?.Dispose();
+        markerWriteWatchdog?.Dispose();
         fileReadWatchdog?.Dispose();
         stopping?.Dispose();
         stopped.Dispose();
@@ -511,6 +512,10 @@ public sealed partial class ContinualLearner : IDisposable
         pending.Clear();
     }
 
+    /// <summary>
+    /// Evaluates the candidate, reviews it, and starts writing it when the gate promotes it. The forward passes poll the
+    /// consumer with its partitions paused, so a round longer than max.poll.interval.ms keeps the learner in its group.
+    /// </summary>
     private void RunRound(IConsumer<byte[]?, byte[]?> consumer, string reason)
     {
         long started = Stopwatch.GetTimestamp();
@@ -522,32 +527,45 @@ public sealed partial class ContinualLearner : IDisposable
 
         // The gate compares with the live version and a rejection reloads it, so the previous round must be on disk.
         CompletePublishing(consumer, wait: true);
+
+        // The candidate contains every record before these positions. A rebalance that the round's polls serve removes a
+        // revoked partition from the positions, so they are taken before the first poll.
+        TopicPartitionOffset[] offsets = positions
+            .Select(pair => new TopicPartitionOffset(pair.Key, pair.Value))
+            .ToArray();
+        ForwardBatching batching = RoundBatching(consumer);
         if (options.Trainer.IsAnalytic)
         {
             List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
-            double temperature = trainer!.CalibrateAnalyticHead(holdouts);
+            double temperature = trainer!.CalibrateAnalyticHead(holdouts, batching);
             LogAnalyticCalibrated(logger, holdouts.Count, temperature);
         }
 
-        IReadOnlyDictionary<int, double> accuracies = evaluator.Evaluate(trainer!.Module, device);
+        IReadOnlyDictionary<int, double> accuracies = evaluator.Evaluate(trainer!.Module, device, batching);
         if (currentTask > 0)
         {
             matrix.Record(currentTask, accuracies);
         }
 
         EvaluationSummary summary = matrix.ToSummary();
-        PromotionDecision decision = promotionGate!.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation);
-        if (!decision.Promoted)
+        PromotionDecision decision = promotionGate!.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation, batching);
+        PollIfDue(consumer);
+        if (decision.Promoted)
+        {
+            PublishCandidate(reason, started, offsets, summary with { GoldenSetAccuracy = decision.GoldenAccuracy }, accuracies);
+        }
+        else
         {
             DiscardCandidate(started);
-            return;
         }
 
-        summary = summary with { GoldenSetAccuracy = decision.GoldenAccuracy };
+        ResumeAfterWork(consumer);
+    }
 
-        TopicPartitionOffset[] offsets = positions
-            .Select(pair => new TopicPartitionOffset(pair.Key, pair.Value))
-            .ToArray();
+    /// <summary>Starts writing the promoted candidate with the round's <paramref name="offsets"/>, and starts the next round's counts.</summary>
+    private void PublishCandidate(
+        string reason, long started, TopicPartitionOffset[] offsets, EvaluationSummary summary, IReadOnlyDictionary<int, double> accuracies)
+    {
         var manifest = new ModelManifest
         {
             ParentVersion = latest?.Number,

@@ -55,8 +55,8 @@ public sealed class LearnerOptions
     /// A round's write (version save and checkpoint) running longer than this is logged once as stalled, and the learner
     /// reports itself not ready until the write ends. A write blocked by the disk (a hung NFS fsync) cannot be cancelled,
     /// so the next round waits for it. The same threshold applies to the learner thread's reads of the store: the pause
-    /// marker, the golden set, the live version after a rejected candidate and a rollback's checkpoint. 2 minutes by
-    /// default.
+    /// marker, the golden set, the live version after a rejected candidate and a rollback's checkpoint. It applies as well
+    /// to the pause marker's write after training diverged. 2 minutes by default.
     /// </summary>
     [DurationRange("00:00:00.100", "1.00:00:00")]
     public TimeSpan RoundWriteStallThreshold { get; set; } = TimeSpan.FromMinutes(2);

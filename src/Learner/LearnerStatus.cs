@@ -65,6 +65,12 @@ public sealed record LearnerStatus
     /// </summary>
     public bool IsFileReadStalled { get; init; }
 
+    /// <summary>
+    /// True while the pause marker's write after training diverged has run longer than
+    /// <see cref="LearnerOptions.RoundWriteStallThreshold"/>. The learner consumes nothing and is not ready meanwhile.
+    /// </summary>
+    public bool IsMarkerWriteStalled { get; init; }
+
     /// <summary>Candidates the promotion gate rejected since the learner started.</summary>
     public long Rejected { get; init; }
 

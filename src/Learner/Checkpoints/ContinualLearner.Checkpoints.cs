@@ -377,7 +377,7 @@ public sealed partial class ContinualLearner
         {
             // The pause marker is written before the status reports divergence, so a reader of the status also finds the marker.
             LogDiverged(logger, rollbacksSinceRound - 1, found.Checkpoint.ModelVersion);
-            StoreControlFiles.SetLearningPaused(store.RootDirectory, paused: true);
+            WriteDivergencePauseMarker();
             pausedByFile = true;
         }
         else

@@ -11,20 +11,23 @@ public static class TensorBatches
 
     /// <summary>
     /// Returns <paramref name="module"/>'s outputs for <paramref name="examples"/> (one row each), computed without
-    /// gradients in batches of <see cref="ForwardBatchSize"/>.
+    /// gradients in batches as <paramref name="batching"/> sets (<see cref="ForwardBatching.Default"/> when null).
     /// </summary>
-    public static Tensor Outputs(nn.Module<Tensor, Tensor> module, IReadOnlyList<LabeledExample> examples, Device device)
+    public static Tensor Outputs(nn.Module<Tensor, Tensor> module, IReadOnlyList<LabeledExample> examples, Device device, ForwardBatching? batching = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(examples);
+        batching ??= ForwardBatching.Default;
+        ArgumentOutOfRangeException.ThrowIfLessThan(batching.BatchSize, 1, nameof(batching));
         using var noGrad = torch.no_grad();
         var batches = new List<Tensor>();
         try
         {
-            for (int start = 0; start < examples.Count; start += ForwardBatchSize)
+            for (int start = 0; start < examples.Count; start += batching.BatchSize)
             {
+                batching.BeforeBatch?.Invoke();
                 using var scope = torch.NewDisposeScope();
-                int count = Math.Min(ForwardBatchSize, examples.Count - start);
+                int count = Math.Min(batching.BatchSize, examples.Count - start);
                 batches.Add(module.forward(Features(examples, start, count, device)).DetachFromDisposeScope());
             }
 

@@ -82,8 +82,11 @@ public sealed class HoldoutEvaluator
         return true;
     }
 
-    /// <summary>Returns the accuracy, from 0 to 1, on each task that has holdout examples.</summary>
-    public IReadOnlyDictionary<int, double> Evaluate(nn.Module<Tensor, Tensor> module, Device device)
+    /// <summary>
+    /// Returns the accuracy, from 0 to 1, on each task that has holdout examples, with forward passes split as
+    /// <paramref name="batching"/> sets.
+    /// </summary>
+    public IReadOnlyDictionary<int, double> Evaluate(nn.Module<Tensor, Tensor> module, Device device, ForwardBatching? batching = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         var accuracies = new Dictionary<int, double>();
@@ -93,7 +96,7 @@ public sealed class HoldoutEvaluator
         {
             foreach ((int task, List<LabeledExample> examples) in holdouts)
             {
-                accuracies[task] = Accuracy(module, device, examples);
+                accuracies[task] = Accuracy(module, device, examples, batching);
             }
         }
         finally
@@ -104,8 +107,11 @@ public sealed class HoldoutEvaluator
         return accuracies;
     }
 
-    /// <summary>Accuracy of <paramref name="module"/> on <paramref name="examples"/>, in batches, without gradients.</summary>
-    public static double Accuracy(nn.Module<Tensor, Tensor> module, Device device, IReadOnlyList<LabeledExample> examples)
+    /// <summary>
+    /// Accuracy of <paramref name="module"/> on <paramref name="examples"/>, without gradients, in batches as
+    /// <paramref name="batching"/> sets (<see cref="ForwardBatching.Default"/> when null).
+    /// </summary>
+    public static double Accuracy(nn.Module<Tensor, Tensor> module, Device device, IReadOnlyList<LabeledExample> examples, ForwardBatching? batching = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(examples);
@@ -115,7 +121,7 @@ public sealed class HoldoutEvaluator
         }
 
         using var scope = torch.NewDisposeScope();
-        Tensor predicted = TensorBatches.Outputs(module, examples, device).argmax(1);
+        Tensor predicted = TensorBatches.Outputs(module, examples, device, batching).argmax(1);
         Tensor labels = TensorBatches.Labels(examples, 0, examples.Count, device);
         long correct = predicted.eq(labels).sum().item<long>();
         return (double)correct / examples.Count;

@@ -25,8 +25,8 @@ public sealed partial class ContinualLearner
     private bool pausedByFile;
 
     /// <summary>
-    /// True while the learner is running, reaches a broker, is neither paused nor diverged, and has neither a stalled round
-    /// write nor a stalled file read on the learner thread.
+    /// True while the learner is running, reaches a broker, is neither paused nor diverged, and has no stalled round write,
+    /// file read on the learner thread or pause marker write.
     /// </summary>
     public bool IsReady
     {
@@ -155,7 +155,8 @@ public sealed partial class ContinualLearner
     }
 
     private static bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
-        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !current.IsFileReadStalled;
+        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !current.IsFileReadStalled
+        && !current.IsMarkerWriteStalled;
 
     private static void LogPauseRequested(ILogger logger, bool paused) => LogPauseChanged(logger, paused ? "paused" : "resumed");
 

@@ -8,10 +8,11 @@ namespace ContinualServe.Learner;
 
 /// <summary>
 /// Stall watches over the files that the learner thread reads while it runs: the store's pause marker twice a second,
-/// the golden set at each round, the live version after a rejected candidate, and the checkpoint of a rollback. A read
-/// that a hung volume (an NFS server that stopped responding) blocks stops consumption and cannot be cancelled, so the
-/// watch only reports it. Once the read passes Learner:RoundWriteStallThreshold, the learner logs a warning that names
-/// the file and reports itself not ready until the read returns.
+/// the golden set at each round, the live version after a rejected candidate, and the checkpoint of a rollback. The
+/// pause marker's write when training diverges has a watch of its own. A read or write that a hung volume (an NFS
+/// server that stopped responding) blocks stops consumption and cannot be cancelled, so the watch only reports it. Once
+/// the access passes Learner:RoundWriteStallThreshold, the learner logs a warning that names the file and reports
+/// itself not ready until the access returns.
 /// </summary>
 public sealed partial class ContinualLearner
 {
@@ -20,6 +21,7 @@ public sealed partial class ContinualLearner
     private const string RollbackLoad = "checkpoint load of a rollback";
 
     private FileAccessWatchdog? markerReadWatchdog;
+    private FileAccessWatchdog? markerWriteWatchdog;
     private FileAccessWatchdog? fileReadWatchdog;
 
     /// <summary>The watch over the golden set read, the live version's reload and a rollback's checkpoint load.</summary>
@@ -31,8 +33,6 @@ public sealed partial class ContinualLearner
     /// (a hung NFS server) stops consumption, and the learner reports itself not ready once the read passes
     /// Learner:RoundWriteStallThreshold.
     /// </summary>
-    // NOTE: the pause marker's write when training diverges (RollBackIfRequested) has no stall watch, so a volume that
-    // blocks it leaves the learner reported ready.
     private bool ReadPauseMarker()
     {
         markerReadWatchdog ??= new FileAccessWatchdog(options.RoundWriteStallThreshold, OnMarkerReadStalled, OnMarkerReadRecovered);
@@ -45,6 +45,25 @@ public sealed partial class ContinualLearner
         finally
         {
             markerReadWatchdog.Finish();
+        }
+    }
+
+    /// <summary>
+    /// Writes the store's pause marker after training diverged, under a stall watch. The learner reports itself diverged
+    /// only after the write, so without the watch a volume that blocks it would leave the learner reported ready.
+    /// </summary>
+    private void WriteDivergencePauseMarker()
+    {
+        markerWriteWatchdog ??= new FileAccessWatchdog(options.RoundWriteStallThreshold, OnMarkerWriteStalled, OnMarkerWriteRecovered);
+        markerWriteWatchdog.Start("pause marker write", Path.Combine(store.RootDirectory, StoreControlFiles.LearningPausedFileName));
+        try
+        {
+            FaultHooks.BeforePauseMarkerWrite?.Invoke();
+            StoreControlFiles.SetLearningPaused(store.RootDirectory, paused: true);
+        }
+        finally
+        {
+            markerWriteWatchdog.Finish();
         }
     }
 
@@ -123,6 +142,21 @@ public sealed partial class ContinualLearner
         ReportReadiness();
     }
 
+    // Runs on a timer thread while the learner thread is still blocked in the write.
+    private void OnMarkerWriteStalled(WatchedFileAccess access, TimeSpan elapsed)
+    {
+        SetMarkerWriteStalled(true);
+        LogMarkerWriteStalled(logger, access.Path, elapsed.TotalSeconds, options.RoundWriteStallThreshold.TotalSeconds);
+        ReportReadiness();
+    }
+
+    private void OnMarkerWriteRecovered(WatchedFileAccess access, TimeSpan elapsed)
+    {
+        SetMarkerWriteStalled(false);
+        LogMarkerWriteRecovered(logger, access.Path, elapsed.TotalSeconds);
+        ReportReadiness();
+    }
+
     // Runs on a timer thread while the learner thread is still blocked in the read.
     private void OnFileReadStalled(WatchedFileAccess access, TimeSpan elapsed)
     {
@@ -146,6 +180,20 @@ public sealed partial class ContinualLearner
             status = status with { IsFileReadStalled = stalled };
         }
     }
+
+    private void SetMarkerWriteStalled(bool stalled)
+    {
+        lock (statusLock)
+        {
+            status = status with { IsMarkerWriteStalled = stalled };
+        }
+    }
+
+    [LoggerMessage(EventId = 279, Level = LogLevel.Warning, Message = "Writing the pause marker {Path} after training diverged has run for {Seconds:F1} s, longer than Learner:RoundWriteStallThreshold ({ThresholdSeconds} s), so the learner consumes nothing and reports itself not ready until the write returns. Check the store's volume: a hung NFS server can block it")]
+    private static partial void LogMarkerWriteStalled(ILogger logger, string path, double seconds, double thresholdSeconds);
+
+    [LoggerMessage(EventId = 280, Level = LogLevel.Information, Message = "The stalled write of the pause marker {Path} returned after {Seconds:F1} s")]
+    private static partial void LogMarkerWriteRecovered(ILogger logger, string path, double seconds);
 
     [LoggerMessage(EventId = 273, Level = LogLevel.Warning, Message = "Reading the pause marker {Path} has run for {Seconds:F1} s, longer than Learner:RoundWriteStallThreshold ({ThresholdSeconds} s), so the learner consumes nothing and reports itself not ready until the read returns. Check the store's volume: a hung NFS server can block it")]
     private static partial void LogMarkerReadStalled(ILogger logger, string path, double seconds, double thresholdSeconds);

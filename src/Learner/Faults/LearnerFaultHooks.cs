@@ -12,8 +12,17 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read of the store's pause marker, inside its stall watch.</summary>
     public Action? BeforePauseMarkerRead { get; set; }
 
+    /// <summary>Runs on the learner thread before the pause marker is written after training diverged, inside its stall watch.</summary>
+    public Action? BeforePauseMarkerWrite { get; set; }
+
     /// <summary>Runs on the learner thread before each read of the golden set, inside its stall watch.</summary>
     public Action? BeforeGoldenSetRead { get; set; }
+
+    /// <summary>
+    /// Runs on the learner thread before each forward batch of a round's evaluations (holdout sets, analytic calibration,
+    /// golden set), after the consumer was polled when a poll was due.
+    /// </summary>
+    public Action? BeforeEvaluationBatch { get; set; }
 
     /// <summary>
     /// Runs on the learner thread after a rejected candidate, before the live version's weights are loaded, inside the

@@ -47,10 +47,11 @@ public sealed partial class PromotionGate
     }
 
     /// <summary>
-    /// Measures <paramref name="candidate"/> on the golden set, decides on it against the live version's evaluation,
-    /// then logs and counts the decision.
+    /// Measures <paramref name="candidate"/> on the golden set, with forward passes split as <paramref name="batching"/>
+    /// sets, decides on it against the live version's evaluation, then logs and counts the decision.
     /// </summary>
-    public PromotionDecision Review(nn.Module<Tensor, Tensor> candidate, Device device, EvaluationSummary candidateEvaluation, EvaluationSummary? liveEvaluation)
+    public PromotionDecision Review(
+        nn.Module<Tensor, Tensor> candidate, Device device, EvaluationSummary candidateEvaluation, EvaluationSummary? liveEvaluation, ForwardBatching? batching = null)
     {
         ArgumentNullException.ThrowIfNull(candidate);
         ArgumentNullException.ThrowIfNull(candidateEvaluation);
@@ -59,7 +60,7 @@ public sealed partial class PromotionGate
         try
         {
             GoldenSet? goldenSet = LoadGoldenSet();
-            goldenAccuracy = goldenSet is null ? null : GoldenAccuracy(candidate, device, goldenSet);
+            goldenAccuracy = goldenSet is null ? null : GoldenAccuracy(candidate, device, goldenSet, batching);
         }
         catch (Exception exception) when (exception is InvalidDataException or IOException or System.Text.Json.JsonException)
         {
@@ -185,7 +186,7 @@ public sealed partial class PromotionGate
         return cachedGoldenSet;
     }
 
-    private static double GoldenAccuracy(nn.Module<Tensor, Tensor> candidate, Device device, GoldenSet golden)
+    private static double GoldenAccuracy(nn.Module<Tensor, Tensor> candidate, Device device, GoldenSet golden, ForwardBatching? batching)
     {
         LabeledExample[] examples = golden.Examples
             .Select((example, index) => new LabeledExample("golden-" + index.ToString(CultureInfo.InvariantCulture), 0, example.Label, example.Features))
@@ -194,7 +195,7 @@ public sealed partial class PromotionGate
         candidate.eval();
         try
         {
-            return HoldoutEvaluator.Accuracy(candidate, device, examples);
+            return HoldoutEvaluator.Accuracy(candidate, device, examples, batching);
         }
         finally
         {

@@ -235,8 +235,10 @@ public sealed class ContinualTrainer : IDisposable
     /// no prediction. Examples of classes not yet trained are skipped. Returns the temperature, which stays as it was
     /// when no example is left.
     /// </summary>
+    /// <param name="examples">Held-out examples whose outputs the temperature is fitted to.</param>
+    /// <param name="batching">How the forward pass over <paramref name="examples"/> is split; the default when null.</param>
     /// <exception cref="InvalidOperationException">The strategy is not <see cref="ReplayStrategy.Analytic"/>.</exception>
-    public double CalibrateAnalyticHead(IReadOnlyList<LabeledExample> examples)
+    public double CalibrateAnalyticHead(IReadOnlyList<LabeledExample> examples, ForwardBatching? batching = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
         if (analyticHead is null)
@@ -258,7 +260,7 @@ public sealed class ContinualTrainer : IDisposable
         FitAnalyticHeadIfStale();
         using var scope = torch.NewDisposeScope();
         using Scalar temperature = AnalyticTemperature.ToScalar();
-        Tensor outputs = TensorBatches.Outputs(module, examples, Device).mul(temperature);
+        Tensor outputs = TensorBatches.Outputs(module, examples, Device, batching).mul(temperature);
         Tensor labels = TensorBatches.Labels(examples, 0, examples.Count, Device);
         double scale = TemperatureScaling.FitScale(outputs, labels);
         ScaleHead(scale * AnalyticTemperature);
