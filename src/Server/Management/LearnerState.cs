@@ -14,7 +14,7 @@ public sealed record LearnerState
 
     [Description(
         "Whether the learner is ready, by the conditions of the gauge continualserve_learner_ready: it runs, reaches its "
-        + "brokers, is neither paused nor diverged, and has no stalled round write or file read.")]
+        + "brokers, is neither paused nor diverged, and has no stalled round write, file read or marker write.")]
     public required bool Ready { get; init; }
 
     [Description(
@@ -35,6 +35,11 @@ public sealed record LearnerState
         "True while a file read on the learner thread (pause marker, golden set, live-version reload, rollback checkpoint) "
         + "has run longer than Learner:RoundWriteStallThreshold.")]
     public required bool FileReadStalled { get; init; }
+
+    [Description(
+        "True while the pause marker's write after training diverged has run longer than Learner:RoundWriteStallThreshold. "
+        + "diverged turns true once the write returns.")]
+    public required bool MarkerWriteStalled { get; init; }
 
     [Description("Task of the newest valid example consumed. A restarted learner starts from the task it last saw, a new one from 0.")]
     public required int CurrentTask { get; init; }
@@ -68,6 +73,7 @@ public sealed record LearnerState
             Diverged = status.IsDiverged,
             RoundWriteStalled = status.IsRoundWriteStalled,
             FileReadStalled = status.IsFileReadStalled,
+            MarkerWriteStalled = status.IsMarkerWriteStalled,
             CurrentTask = status.CurrentTask,
             Trained = status.Trained,
             Rejected = status.Rejected,

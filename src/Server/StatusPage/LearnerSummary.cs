@@ -33,7 +33,7 @@ public sealed record LearnerSummary(
     {
         { Running: false } => "stopped",
         { Diverged: true } => "diverged",
-        { RoundWriteStalled: true } or { FileReadStalled: true } => "stalled",
+        { RoundWriteStalled: true } or { FileReadStalled: true } or { MarkerWriteStalled: true } => "stalled",
         { BrokerAvailable: false } => "broker_down",
         { Paused: true } => "paused",
         _ => "running",

@@ -52,6 +52,7 @@ public sealed class LearningStateTests
         learner.GetProperty("diverged").GetBoolean().ShouldBeFalse();
         learner.GetProperty("roundWriteStalled").GetBoolean().ShouldBeFalse();
         learner.GetProperty("fileReadStalled").GetBoolean().ShouldBeFalse();
+        learner.GetProperty("markerWriteStalled").GetBoolean().ShouldBeFalse();
         learner.GetProperty("currentTask").GetInt32().ShouldBe(1);
         learner.GetProperty("trained").GetInt64().ShouldBeLessThanOrEqualTo(Examples);
         learner.GetProperty("rejected").GetInt64().ShouldBe(0);

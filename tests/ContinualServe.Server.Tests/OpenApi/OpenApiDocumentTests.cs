@@ -225,7 +225,7 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         OpenApiSchemas.PropertyNames(learner).ShouldBe(
             [
                 "running", "ready", "paused", "brokerAvailable", "diverged", "roundWriteStalled", "fileReadStalled",
-                "currentTask", "trained", "rejected", "rollbacks", "latestVersion", "consumerLag",
+                "markerWriteStalled", "currentTask", "trained", "rejected", "rollbacks", "latestVersion", "consumerLag",
             ],
             ignoreOrder: true);
     }

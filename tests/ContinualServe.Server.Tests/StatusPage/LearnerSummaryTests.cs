@@ -17,6 +17,7 @@ public sealed class LearnerSummaryTests
         Diverged = false,
         RoundWriteStalled = false,
         FileReadStalled = false,
+        MarkerWriteStalled = false,
         CurrentTask = 2,
         Trained = 500,
         Rejected = 1,
@@ -32,6 +33,7 @@ public sealed class LearnerSummaryTests
         { "broker_down", Ready with { Ready = false, Paused = true, BrokerAvailable = false } },
         { "stalled", Ready with { Ready = false, BrokerAvailable = false, RoundWriteStalled = true } },
         { "stalled", Ready with { Ready = false, Paused = true, FileReadStalled = true } },
+        { "stalled", Ready with { Ready = false, MarkerWriteStalled = true } },
         { "diverged", Ready with { Ready = false, Paused = true, Diverged = true, FileReadStalled = true } },
         { "stopped", Ready with { Running = false, Ready = false, Diverged = true } },
     };
