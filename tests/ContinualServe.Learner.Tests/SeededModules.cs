@@ -1,4 +1,5 @@
 using ContinualServe.Model;
+using ContinualServe.Model.Store;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -41,5 +42,16 @@ internal static class SeededModules
         }
 
         return module;
+    }
+
+    /// <summary>
+    /// Saves the first version of <paramref name="storeDirectory"/>, untrained, with the weights of
+    /// <see cref="Create"/>. A learner started on that store then starts from it, instead of seeding libtorch's
+    /// process-wide generator and drawing its own initial weights from it.
+    /// </summary>
+    public static ModelVersion SaveInitialVersion(string storeDirectory, ModelSpec spec, int seed)
+    {
+        using nn.Module<Tensor, Tensor> module = Create(spec, seed);
+        return new ModelStore(storeDirectory).Save(spec, module, new ModelManifest());
     }
 }

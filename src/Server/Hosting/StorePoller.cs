@@ -9,6 +9,7 @@ public sealed partial class StorePoller : BackgroundService
     private readonly ModelSwapper swapper;
     private readonly TimeSpan interval;
     private readonly ILogger<StorePoller> logger;
+    private long completedPolls;
 
     public StorePoller(ModelSwapper swapper, IOptions<ServerOptions> options, ILogger<StorePoller> logger)
     {
@@ -17,6 +18,9 @@ public sealed partial class StorePoller : BackgroundService
         this.logger = logger;
         interval = options.Value.StorePollInterval;
     }
+
+    /// <summary>Number of polls finished since the start, failed ones included. Tests wait on it in place of sleeping.</summary>
+    internal long CompletedPolls => Interlocked.Read(ref completedPolls);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -56,6 +60,8 @@ public sealed partial class StorePoller : BackgroundService
                     LogPollFailedUnexpectedly(logger, exception, swapper.Store.RootDirectory, failuresInRow, delay);
                     await Task.Delay(delay, stoppingToken).ConfigureAwait(false);
                 }
+
+                Interlocked.Increment(ref completedPolls);
             }
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
         }

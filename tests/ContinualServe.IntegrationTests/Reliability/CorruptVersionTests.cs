@@ -4,7 +4,9 @@ using System.Text.Json;
 using ContinualServe.Model;
 using ContinualServe.Model.Serving;
 using ContinualServe.Model.Store;
+using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Shouldly;
 using TorchSharp;
 using Xunit;
@@ -30,6 +32,8 @@ public sealed class CorruptVersionTests
 
         await using RunningStoreServer server = await RunningStoreServer.StartAsync(store.RootDirectory, Spec.Name, pollStore: true);
         LiveModel live = server.App.Services.GetRequiredService<LiveModel>();
+        ModelStore serverStore = server.App.Services.GetRequiredService<ModelSwapper>().Store;
+        StorePoller poller = server.App.Services.GetServices<IHostedService>().OfType<StorePoller>().Single();
         live.CurrentVersion.ShouldBe(2);
 
         // Staging version 1 becomes version 3 of the served store with one flipped byte in its weights.
@@ -38,9 +42,15 @@ public sealed class CorruptVersionTests
         weights[weights.Length / 2] ^= 0xFF;
         await File.WriteAllBytesAsync(Path.Combine(corrupt, ModelStore.WeightsFileName), weights);
         await RenumberAsync(corrupt, 3);
+        long hashedBefore = serverStore.WeightsHashed;
         Directory.Move(corrupt, store.VersionDirectory(3));
 
-        await Task.Delay(TimeSpan.FromMilliseconds(800));
+        // The poll in progress may have listed the store before the move, so the one after it is the first that must
+        // read version 3.
+        long pollsAfterMove = poller.CompletedPolls + 2;
+        (await LearnerFixture.WaitUntilAsync(() => poller.CompletedPolls >= pollsAfterMove, TimeSpan.FromSeconds(10)))
+            .ShouldBeTrue("the server did not poll its store twice within 10 s");
+        serverStore.WeightsHashed.ShouldBeGreaterThan(hashedBefore, "the server did not read version 3's weights");
         live.CurrentVersion.ShouldBe(2);
         (await InferAsync(server)).ShouldBe("2");
 

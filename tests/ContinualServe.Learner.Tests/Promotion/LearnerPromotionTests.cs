@@ -35,7 +35,11 @@ public sealed class LearnerPromotionTests : IDisposable
                     .ToArray(),
                 UploadedAt = DateTimeOffset.UtcNow,
             }.Save(storeDirectory.Path);
-            using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
+            // The learner starts from a version with seeded weights, because the weights it would draw itself come from
+            // libtorch's process-wide generator, which tests running in parallel draw from too.
+            LearnerOptions options = Options(broker.BootstrapServers);
+            SeededModules.SaveInitialVersion(storeDirectory.Path, options.InitialSpec, seed: 1);
+            using var learner = new ContinualLearner(options, NullLoggerFactory.Instance);
             // The learner thread raises VersionPublished just after it updates Status, so the test reads both through
             // a thread-safe queue and waits for the event as well as for the status.
             var published = new System.Collections.Concurrent.ConcurrentQueue<long>();

@@ -33,6 +33,10 @@ public sealed class AnalyticLearnerTests : IDisposable
             int[] taskTwoFirst = taskTwo[..(taskTwo.Length / 2)];
             int[] taskTwoSecond = taskTwo[(taskTwo.Length / 2)..];
 
+            // The random features come from a version with seeded weights, because the weights the learner would draw
+            // itself come from libtorch's process-wide generator, which tests running in parallel draw from too.
+            SeededModules.SaveInitialVersion(storeDirectory.Path, Options(broker.BootstrapServers).InitialSpec, seed: 1);
+
             using (var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance))
             {
                 learner.Start();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ContinualServe.Model.Serving;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.Logging;
@@ -12,6 +13,8 @@ namespace ContinualServe.Server.Tests.Hosting;
 public sealed class StorePollerTests : IDisposable
 {
     private const int PollFailedEventId = 410;
+    private const int MissingStorePolls = 10;
+    private static readonly TimeSpan PollWaitLimit = TimeSpan.FromSeconds(10);
     private readonly string store = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
 
     public void Dispose()
@@ -40,16 +43,29 @@ public sealed class StorePollerTests : IDisposable
         Directory.Delete(store);
 
         await poller.StartAsync(CancellationToken.None);
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        await WaitForPollsAsync(poller, MissingStorePolls);
         int whileMissing = logger.Count(PollFailedEventId);
         Directory.CreateDirectory(store);
-        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        // The poll in progress may have found the store still missing, so the one after it is the first that must succeed.
+        await WaitForPollsAsync(poller, 2);
         Directory.Delete(store);
-        await Task.Delay(TimeSpan.FromMilliseconds(300));
+        await WaitForPollsAsync(poller, MissingStorePolls);
         await poller.StopAsync(CancellationToken.None);
 
-        whileMissing.ShouldBe(1, "warnings while the store was missing for about 25 polls");
-        logger.Count(PollFailedEventId).ShouldBe(2, "warnings after the store came back and went missing again");
+        whileMissing.ShouldBe(1, $"warnings during the first {MissingStorePolls} polls of the missing store");
+        logger.Count(PollFailedEventId).ShouldBe(2, "warnings after the store came back for a poll and went missing again");
+    }
+
+    /// <summary>Waits until <paramref name="poller"/> has finished <paramref name="polls"/> more polls than it has now.</summary>
+    private static async Task WaitForPollsAsync(StorePoller poller, int polls)
+    {
+        long target = poller.CompletedPolls + polls;
+        var clock = Stopwatch.StartNew();
+        while (poller.CompletedPolls < target)
+        {
+            clock.Elapsed.ShouldBeLessThan(PollWaitLimit, $"the poller did not finish {polls} polls in time");
+            await Task.Delay(5);
+        }
     }
 
     private sealed class EventCountingLogger : ILogger<StorePoller>
