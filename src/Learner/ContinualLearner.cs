@@ -704,9 +704,17 @@ public sealed partial class ContinualLearner : IDisposable
                 brokerWatchdog?.Wake();
                 return partitions.Select(partition => ClampToRetained(assigned, StartingOffset(partition))).ToList();
             })
-            .SetPartitionsRevokedHandler((_, partitions) =>
+            .SetPartitionsRevokedHandler((revoking, partitions) =>
             {
                 assignedPartitions = null;
+
+                // librdkafka keeps a partition's pause across its revocation, and the resume after the work finds it no
+                // longer assigned, so a partition paused for work would stay paused when the group assigns it again.
+                if (pausedForWork)
+                {
+                    revoking.Resume(partitions.ConvertAll(partition => partition.TopicPartition));
+                }
+
                 if (logger.IsEnabled(LogLevel.Information))
                 {
                     string revokedList = DescribePartitions(partitions.ConvertAll(partition => partition.TopicPartition));
