@@ -61,6 +61,13 @@ public sealed class LearnerOptions
     [DurationRange("00:00:00.100", "1.00:00:00")]
     public TimeSpan RoundWriteStallThreshold { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// Makes the learner train from the store's pinned version when a rollback pins one older than the version it
+    /// trains from: at the next round it discards that round's training and takes the pinned version's weights, with
+    /// a fresh optimizer, as its base. False by default: a pin then changes only what the servers serve.
+    /// </summary>
+    public bool TrainFromPin { get; set; }
+
     /// <summary>Fraction of each task routed to its holdout set by a hash of the example id.</summary>
     [Range(0.0, 0.9)]
     public double HoldoutFraction { get; set; } = 0.1;
