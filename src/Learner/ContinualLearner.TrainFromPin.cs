@@ -1,3 +1,4 @@
+using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Faults;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
@@ -15,10 +16,9 @@ namespace ContinualServe.Learner;
 /// replay buffer, the holdout sets and the Kafka positions stay, so the records read since the pinned version are not
 /// read again. The gate then compares candidates with the pinned version's evaluation, and the next version's parent is
 /// the pinned version. A pin of the base or of a newer version, and a removed pin, change nothing.
+/// The analytic strategy's head is a fit of running sums over every example since the start, so it moves to the pinned
+/// version only when a retained learner checkpoint of that version contains the sums behind it.
 /// </summary>
-// NOTE: the analytic strategy keeps its base under a pin: its head is a fit of running sums over every example since the
-// start, and restoring the sums from the pinned version's checkpoint (when one of the retained two is that version's) is
-// not done yet.
 public sealed partial class ContinualLearner
 {
     private const string PinnedVersionLoad = "pinned version read for Learner:TrainFromPin";
@@ -31,7 +31,7 @@ public sealed partial class ContinualLearner
     /// Returns the pinned version to train from when the store's pin is new and qualifies, or null. Reads the pin file,
     /// and the pinned version when the pin changed, under the file-read watch.
     /// </summary>
-    private ModelVersion? TakePinToTrainFrom()
+    private PinnedBase? TakePinToTrainFrom()
     {
         if (!options.TrainFromPin)
         {
@@ -72,8 +72,8 @@ public sealed partial class ContinualLearner
         }
     }
 
-    /// <summary>Applies the rules of Learner:TrainFromPin to a pin of <paramref name="pinned"/> and returns the version to train from, or null.</summary>
-    private ModelVersion? PinnedVersionToTrainFrom(long pinned)
+    /// <summary>Applies the rules of Learner:TrainFromPin to a pin of <paramref name="pinned"/> and returns the base to train from, or null.</summary>
+    private PinnedBase? PinnedVersionToTrainFrom(long pinned)
     {
         ModelVersion current = latest!;
         if (pinned >= current.Number)
@@ -84,12 +84,6 @@ public sealed partial class ContinualLearner
         DateTime pinWrittenAt = File.GetLastWriteTimeUtc(Path.Combine(store.RootDirectory, StoreControlFiles.PinnedVersionFileName));
         if (TrainedFromPin(pinned, pinWrittenAt))
         {
-            return null;
-        }
-
-        if (options.Trainer.IsAnalytic)
-        {
-            LogPinKeptAnalytic(logger, pinned, current.Number);
             return null;
         }
 
@@ -105,7 +99,19 @@ public sealed partial class ContinualLearner
             return null;
         }
 
-        return version;
+        if (!options.Trainer.IsAnalytic)
+        {
+            return new PinnedBase(version, AnalyticSums: null);
+        }
+
+        // Only the newest Learner:Checkpoint:RetainedCheckpoints checkpoints are kept, so an older pin has none.
+        if (Checkpoints.TryLoadForVersion(pinned) is not { } found)
+        {
+            LogPinKeptAnalytic(logger, pinned, current.Number);
+            return null;
+        }
+
+        return new PinnedBase(version, Path.Combine(found.Directory, LearnerCheckpoint.OptimizerFileName));
     }
 
     /// <summary>
@@ -142,19 +148,43 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Makes <paramref name="pinned"/> the base: drops the training since the last round, as a rejected candidate's is
-    /// dropped, and loads the pinned weights with a fresh optimizer. The consumer keeps its position.
+    /// Makes the pinned version the base: drops the training since the last round, as a rejected candidate's is dropped,
+    /// loads the pinned weights with a fresh optimizer (and the analytic sums behind them for the analytic strategy), and
+    /// writes a learner checkpoint of the new base at the consumer's positions. Returns false, and keeps the base, when
+    /// the weights or the sums cannot be loaded.
     /// </summary>
-    private void TrainFromPinnedVersion(ModelVersion pinned)
+    private bool TrainFromPinnedVersion(PinnedBase target)
     {
+        ModelVersion pinned = target.Version;
         long previous = latest!.Number;
-        using (nn.Module<Tensor, Tensor> weights = pinned.LoadModule(device))
+        FileAccessWatchdog watchdog = FileReadWatchdog;
+        watchdog.Start(PinnedVersionLoad, pinned.WeightsPath);
+        try
         {
-            trainer!.ResetWeights(weights);
+            using nn.Module<Tensor, Tensor> weights = pinned.LoadModule(device);
+            if (target.AnalyticSums is not null)
+            {
+                watchdog.Enter(target.AnalyticSums);
+            }
+
+            // ResetWeights loads the sums first, so a file that cannot be read leaves the trainer as it was.
+            trainer!.ResetWeights(weights, target.AnalyticSums);
+        }
+        catch (Exception exception) when (exception is IOException or InvalidDataException)
+        {
+            LogPinnedVersionUnusable(logger, pinned.Number, "its weights or the running sums in its learner checkpoint cannot be loaded: " + exception.Message, previous);
+            return false;
+        }
+        finally
+        {
+            watchdog.Finish();
         }
 
         latest = pinned;
         matrix = Evaluation.AccuracyMatrix.FromSummary(pinned.Manifest.Evaluation);
+
+        // A rollback after diverged training and a restart load the newest checkpoint, so it must hold the new base.
+        SaveCheckpoint(ReachedOffsets(), fromPin: true);
         LogTrainingFromPin(logger, previous, pinned.Number, trainedSinceRound);
         ContinualServeMetrics.LearnerExamples.WithLabels("discarded").Inc(trainedSinceRound);
         lock (statusLock)
@@ -171,7 +201,11 @@ public sealed partial class ContinualLearner
         heldOutSinceRound = 0;
         lossSum = logitLossSum = labelLossSum = 0;
         lossSteps = 0;
+        return true;
     }
+
+    /// <summary>A pinned version to train from, with the analytic strategy's file of the running sums behind it.</summary>
+    private sealed record PinnedBase(ModelVersion Version, string? AnalyticSums);
 
     [LoggerMessage(EventId = 281, Level = LogLevel.Information, Message = "Learner:TrainFromPin: the store pins version {NewBase}, so the learner trains from it instead of version {OldBase} and discarded the {Discarded} examples trained since the last round. The next version's parent is {NewBase}")]
     private static partial void LogTrainingFromPin(ILogger logger, long oldBase, long newBase, long discarded);
@@ -179,7 +213,7 @@ public sealed partial class ContinualLearner
     [LoggerMessage(EventId = 282, Level = LogLevel.Warning, Message = "Learner:TrainFromPin: the pinned version {Pinned} cannot be trained from, because {Reason}, so the learner keeps training from version {Base}")]
     private static partial void LogPinnedVersionUnusable(ILogger logger, long pinned, string reason, long @base);
 
-    [LoggerMessage(EventId = 283, Level = LogLevel.Warning, Message = "Learner:TrainFromPin: the store pins version {Pinned}, but the analytic strategy's head is a fit of running sums over every example since the start, and the learner does not restore the sums of an older version, so it keeps training from version {Base}")]
+    [LoggerMessage(EventId = 283, Level = LogLevel.Warning, Message = "Learner:TrainFromPin: the store pins version {Pinned}, but the analytic strategy's head is a fit of running sums over every example since the start, and no retained learner checkpoint contains the sums behind version {Pinned}, so the learner keeps training from version {Base}")]
     private static partial void LogPinKeptAnalytic(ILogger logger, long pinned, long @base);
 
     [LoggerMessage(EventId = 284, Level = LogLevel.Warning, Message = "Learner:TrainFromPin: the pinned-version file cannot be read ({Problem}), so the learner keeps training from version {Base}")]

@@ -163,7 +163,7 @@ public sealed partial class ContinualLearner : IDisposable
         // A restart under a pin that rolled the base back starts from the pinned version (Learner:TrainFromPin).
         if (TakePinToTrainFrom() is { } pinned)
         {
-            TrainFromPinnedVersion(pinned);
+            _ = TrainFromPinnedVersion(pinned);
         }
 
         TrainerOptions trainerOptions = options.Trainer;
@@ -534,9 +534,8 @@ public sealed partial class ContinualLearner : IDisposable
         // The gate compares with the live version and a rejection reloads it, so the previous round must be on disk.
         CompletePublishing(consumer, wait: true);
         // Learner:TrainFromPin: a pin that rolled the base back replaces this round's candidate with the pinned version.
-        if (TakePinToTrainFrom() is { } pinned)
+        if (TakePinToTrainFrom() is { } pinned && TrainFromPinnedVersion(pinned))
         {
-            TrainFromPinnedVersion(pinned);
             ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
             return;
         }

@@ -22,6 +22,7 @@ public sealed class TrainFromPinTests : IDisposable
     private const string Topic = "pin-examples";
     private const int TrainFromPinEventId = 281;
     private const int AnalyticKeptEventId = 283;
+    private const int PinnedBaseRestoredEventId = 285;
 
     private static readonly HoldoutRouter Router = new(0.1);
     private static readonly int[] TaskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
@@ -37,25 +38,39 @@ public sealed class TrainFromPinTests : IDisposable
         await Task.Run(async () =>
         {
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
             var logs = new RecordingLoggerFactory();
-            using var learner = new ContinualLearner(Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive), logs);
-            learner.Start();
-            await PublishThreeVersionsAndPinTheFirst(broker, learner);
+            using (var learner = new ContinualLearner(options, logs))
+            {
+                learner.Start();
+                await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
 
-            // The round after the pin trains on the base, version 4, and is discarded; the learner then trains from version 2.
-            LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
-            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
-            LearnerHarness.Produce(broker.BootstrapServers, Topic, HeldOutOnly("probe"), "probe");
-            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 5);
-            learner.Stop(TimeSpan.FromSeconds(10));
+                // The round after the pin trains on the base, version 4, and is discarded; the learner then trains from version 2.
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+                await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
+                learner.Stop(TimeSpan.FromSeconds(10));
+                learner.Checkpoint.ShouldNotBeNull().ModelVersion.ShouldBe(2, "a rollback or a restart loads the new base");
+            }
 
-            ModelVersion next = Load(learner.Store, 5);
-            next.Manifest.ParentVersion.ShouldBe(2);
-            next.Manifest.ExamplesTrained.ShouldBe(Load(learner.Store, 2).Manifest.ExamplesTrained, "the examples trained on version 4 after the pin were discarded");
-            SameWeights(next, Load(learner.Store, 2)).ShouldBeTrue("the probe round trains nothing, so version 5 has version 2's weights");
-            SameWeights(next, Load(learner.Store, 4)).ShouldBeFalse();
             logs.Logger.Records.Count(record => record.EventId == TrainFromPinEventId).ShouldBe(1);
             logs.Logger.Records.Single(record => record.EventId == TrainFromPinEventId).Message.ShouldContain("instead of version 4");
+
+            // The restarted learner continues from the checkpoint of version 2 and reads on after the discarded records.
+            var restartLogs = new RecordingLoggerFactory();
+            using var restarted = new ContinualLearner(options, restartLogs);
+            restarted.Start().Number.ShouldBe(2);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, HeldOutOnly("probe"), "probe");
+            await LearnerHarness.WaitUntilAsync(() => restarted.Status.LatestVersion == 5);
+            restarted.Stop(TimeSpan.FromSeconds(10));
+
+            restartLogs.Logger.Records.ShouldContain(record => record.EventId == PinnedBaseRestoredEventId);
+            restartLogs.Logger.Records.ShouldNotContain(record => record.EventId == TrainFromPinEventId);
+            restarted.Status.Trained.ShouldBe(0, "the records trained on version 4 after the pin are not read again");
+            ModelVersion next = Load(restarted.Store, 5);
+            next.Manifest.ParentVersion.ShouldBe(2);
+            next.Manifest.ExamplesTrained.ShouldBe(Load(restarted.Store, 2).Manifest.ExamplesTrained, "the examples trained on version 4 after the pin were discarded");
+            SameWeights(next, Load(restarted.Store, 2)).ShouldBeTrue("the probe round trains nothing, so version 5 has version 2's weights");
+            SameWeights(next, Load(restarted.Store, 4)).ShouldBeFalse();
         });
     }
 
@@ -68,7 +83,7 @@ public sealed class TrainFromPinTests : IDisposable
             var logs = new RecordingLoggerFactory();
             using var learner = new ContinualLearner(Options(broker.BootstrapServers, trainFromPin: false, ReplayStrategy.Naive), logs);
             learner.Start();
-            await PublishThreeVersionsAndPinTheFirst(broker, learner);
+            await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
 
             LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
             await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 5);
@@ -89,7 +104,7 @@ public sealed class TrainFromPinTests : IDisposable
             using (var learner = new ContinualLearner(options, new RecordingLoggerFactory()))
             {
                 learner.Start();
-                await PublishThreeVersionsAndPinTheFirst(broker, learner);
+                await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
                 learner.Stop(TimeSpan.FromSeconds(10));
             }
 
@@ -113,6 +128,34 @@ public sealed class TrainFromPinTests : IDisposable
     }
 
     [Fact(Timeout = 180_000)]
+    public async Task AnalyticStrategyTrainsFromPinnedCheckpoint()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var logs = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Analytic), logs);
+            learner.Start();
+
+            // The two retained checkpoints are those of versions 3 and 4, so version 3's sums are on disk.
+            await PublishThreeVersionsAndPin(broker, learner, pinned: 3);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 3 && learner.Status.HeldOut == HeldOutOfChunks(4));
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, HeldOutOnly("probe"), "probe");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 5);
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            ModelVersion next = Load(learner.Store, 5);
+            next.Manifest.ParentVersion.ShouldBe(3);
+            next.Manifest.ExamplesTrained.ShouldBe(Load(learner.Store, 3).Manifest.ExamplesTrained);
+            // Each round calibrates the head's temperature on the holdout sets, so the heads are compared up to a scale.
+            HeadDistance(next, Load(learner.Store, 3)).ShouldBeLessThan(1e-3, "the head is fitted again from version 3's sums, and the probe round adds none");
+            HeadDistance(next, Load(learner.Store, 4)).ShouldBeGreaterThan(1e-2);
+            logs.Logger.Records.ShouldNotContain(record => record.EventId == AnalyticKeptEventId);
+        });
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task AnalyticStrategyKeepsItsBaseWithAWarning()
     {
         await Task.Run(async () =>
@@ -121,7 +164,7 @@ public sealed class TrainFromPinTests : IDisposable
             var logs = new RecordingLoggerFactory();
             using var learner = new ContinualLearner(Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Analytic), logs);
             learner.Start();
-            await PublishThreeVersionsAndPinTheFirst(broker, learner);
+            await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
 
             LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
             await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 5);
@@ -136,8 +179,8 @@ public sealed class TrainFromPinTests : IDisposable
         });
     }
 
-    /// <summary>Trains chunks 0, 1 and 2 of task 1 into versions 2, 3 and 4, then pins version 2 as a rollback does.</summary>
-    private async Task PublishThreeVersionsAndPinTheFirst(EmbeddedKafkaBroker broker, ContinualLearner learner)
+    /// <summary>Trains chunks 0, 1 and 2 of task 1 into versions 2, 3 and 4, then pins <paramref name="pinned"/> as a rollback does.</summary>
+    private async Task PublishThreeVersionsAndPin(EmbeddedKafkaBroker broker, ContinualLearner learner, long pinned)
     {
         for (int chunk = 0; chunk < 3; chunk++)
         {
@@ -146,7 +189,7 @@ public sealed class TrainFromPinTests : IDisposable
             await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == version, $"version {version} was not published");
         }
 
-        StoreControlFiles.WritePinnedVersion(storeDirectory.Path, 2);
+        StoreControlFiles.WritePinnedVersion(storeDirectory.Path, pinned);
     }
 
     private LearnerOptions Options(string bootstrapServers, bool trainFromPin, ReplayStrategy strategy)
@@ -172,6 +215,26 @@ public sealed class TrainFromPinTests : IDisposable
         store.TryLoad(number, out ModelVersion? version).ShouldBeTrue($"version {number} is in the store");
         return version!;
     }
+
+    /// <summary>
+    /// Returns the largest difference between the rows of task 1's classes (0 and 1) in the heads of <paramref name="left"/>
+    /// and <paramref name="right"/>, after the least-squares scale from the right head to the left one, relative to the right head's largest value.
+    /// </summary>
+    private static double HeadDistance(ModelVersion left, ModelVersion right)
+    {
+        using var scope = torch.NewDisposeScope();
+        using nn.Module<Tensor, Tensor> leftModule = left.LoadModule(CPU);
+        using nn.Module<Tensor, Tensor> rightModule = right.LoadModule(CPU);
+        Tensor leftHead = Head(leftModule.state_dict());
+        Tensor rightHead = Head(rightModule.state_dict());
+        double scale = leftHead.mul(rightHead).sum().item<double>() / rightHead.mul(rightHead).sum().item<double>();
+        return leftHead.div(scale).sub(rightHead).abs().max().item<double>() / rightHead.abs().max().item<double>();
+    }
+
+    private static Tensor Head(Dictionary<string, Tensor> weights) =>
+        torch.cat([weights["layers.head.weight"], weights["layers.head.bias"].unsqueeze(1)], 1)
+            .to(ScalarType.Float64)
+            .index_select(0, torch.tensor(new long[] { 0, 1 }));
 
     private static bool SameWeights(ModelVersion left, ModelVersion right)
     {
