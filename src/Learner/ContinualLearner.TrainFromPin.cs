@@ -9,15 +9,15 @@ using static TorchSharp.torch;
 namespace ContinualServe.Learner;
 
 /// <summary>
-/// Learner:TrainFromPin: training from the version an operator pinned by a rollback. The learner reads the store's
-/// pinned-version file at start and at each round boundary. A pin of a version older than the learner's base, where the
-/// base is not a version trained from that pin after it was written, becomes the new base: the round's training is
-/// discarded as a rejected candidate's is, and the trainer takes the pinned version's weights with a fresh optimizer. The
-/// replay buffer, the holdout sets and the Kafka positions stay, so the records read since the pinned version are not
-/// read again. The gate then compares candidates with the pinned version's evaluation, and the next version's parent is
-/// the pinned version. A pin of the base or of a newer version, and a removed pin, change nothing.
-/// The analytic strategy's head is a fit of running sums over every example since the start, so it moves to the pinned
-/// version only when a retained learner checkpoint of that version contains the sums behind it.
+/// Learner:TrainFromPin: training from the version that an operator pinned by a rollback. The learner reads the store's
+/// pinned-version file at start and at each round boundary. A pin of a version older than the learner's base becomes the
+/// new base, unless the base was trained from that pin after the pin was written. The round's training is then discarded
+/// as a rejected candidate's is, and the trainer takes the pinned version's weights with a fresh optimizer. The replay
+/// buffer, the holdout sets and the Kafka positions stay, so the records read since the pinned version are not read
+/// again. The gate then compares candidates with the pinned version's evaluation, and the next version's parent is the
+/// pinned version. A pin of the base or of a newer version, and a removed pin, change nothing. The analytic strategy's
+/// head is a fit of running sums over every example since the start, so that strategy moves to the pinned version only
+/// when a retained learner checkpoint of that version contains the sums behind it.
 /// </summary>
 public sealed partial class ContinualLearner
 {
@@ -118,8 +118,8 @@ public sealed partial class ContinualLearner
     /// Returns true when the base descends from <paramref name="pinned"/> through versions created after the pin was
     /// written: the learner trained them from the pin already, so the pin is not one that rolled the base back.
     /// </summary>
-    // NOTE: the pin file's time comes from the store volume's clock and CreatedAt from the learner's; a skew between
-    // them larger than the time from a version's publication to the rollback that pins an older one misjudges it.
+    // NOTE: the pin file's time comes from the store volume's clock and CreatedAt from the learner's clock. A skew larger
+    // than the time from a version's publication to the rollback that pins an older one makes this check wrong.
     private bool TrainedFromPin(long pinned, DateTime pinWrittenAt)
     {
         ModelVersion version = latest!;
@@ -148,10 +148,10 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Makes the pinned version the base: drops the training since the last round, as a rejected candidate's is dropped,
-    /// loads the pinned weights with a fresh optimizer (and the analytic sums behind them for the analytic strategy), and
-    /// writes a learner checkpoint of the new base at the consumer's positions. Returns false, and keeps the base, when
-    /// the weights or the sums cannot be loaded.
+    /// Makes the pinned version the base. Drops the training since the last round, as a rejected candidate's is dropped,
+    /// and loads the pinned weights with a fresh optimizer, with the analytic sums behind them for the analytic strategy.
+    /// Then writes a learner checkpoint of the new base at the consumer's positions. Returns false, and keeps the base,
+    /// when the weights or the sums cannot be loaded.
     /// </summary>
     private bool TrainFromPinnedVersion(PinnedBase target)
     {

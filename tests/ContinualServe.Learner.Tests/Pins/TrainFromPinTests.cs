@@ -14,7 +14,7 @@ namespace ContinualServe.Learner.Tests.Pins;
 
 /// <summary>
 /// Learner:TrainFromPin against the embedded broker. The learner publishes versions 2 to 4 from task 1, an operator pins
-/// version 2, and the learner goes on. The round after the pin trains on a mix of examples; the round after that only
+/// an older version, and the learner goes on. The round after the pin trains on a mix of examples. A later round only
 /// adds holdout examples, so its candidate has exactly the weights of the version it trains from.
 /// </summary>
 public sealed class TrainFromPinTests : IDisposable
@@ -33,7 +33,7 @@ public sealed class TrainFromPinTests : IDisposable
     public void Dispose() => storeDirectory.Dispose();
 
     [Fact(Timeout = 180_000)]
-    public async Task NextVersionDescendsFromThePinnedVersion()
+    public async Task NextVersionDescendsFromPin()
     {
         await Task.Run(async () =>
         {
@@ -75,7 +75,7 @@ public sealed class TrainFromPinTests : IDisposable
     }
 
     [Fact(Timeout = 180_000)]
-    public async Task WithoutTheSettingThePinChangesNothing()
+    public async Task SettingOffKeepsBase()
     {
         await Task.Run(async () =>
         {
@@ -95,7 +95,7 @@ public sealed class TrainFromPinTests : IDisposable
     }
 
     [Fact(Timeout = 180_000)]
-    public async Task RestartUnderThePinStartsFromItOnce()
+    public async Task RestartStartsFromPinOnce()
     {
         await Task.Run(async () =>
         {
@@ -128,7 +128,7 @@ public sealed class TrainFromPinTests : IDisposable
     }
 
     [Fact(Timeout = 180_000)]
-    public async Task AnalyticStrategyTrainsFromPinnedCheckpoint()
+    public async Task AnalyticTrainsFromPinnedCheckpoint()
     {
         await Task.Run(async () =>
         {
@@ -156,7 +156,7 @@ public sealed class TrainFromPinTests : IDisposable
     }
 
     [Fact(Timeout = 180_000)]
-    public async Task AnalyticStrategyKeepsItsBaseWithAWarning()
+    public async Task AnalyticWithoutCheckpointKeepsBase()
     {
         await Task.Run(async () =>
         {
