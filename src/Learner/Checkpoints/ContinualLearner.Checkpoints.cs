@@ -76,7 +76,10 @@ public sealed partial class ContinualLearner
         {
             // A crash between saving a version and its checkpoint leaves a newer version whose optimizer and
             // replay state are gone: continue from the checkpoint's version and train those records again.
-            if (store.TryLoad(saved.ModelVersion, out ModelVersion? matching) && saved.FromPin)
+            // A checkpoint written when a pinned version became the base is meant to be older than the newest version, but
+            // a version created after it was published from that base and lost its checkpoint in such a crash.
+            bool pinnedBase = saved.FromPin && latest.Manifest.CreatedAt <= saved.CreatedAt;
+            if (store.TryLoad(saved.ModelVersion, out ModelVersion? matching) && pinnedBase)
             {
                 LogResumingPinnedBase(logger, saved.Sequence, saved.ModelVersion, latest.Number);
                 latest = matching;

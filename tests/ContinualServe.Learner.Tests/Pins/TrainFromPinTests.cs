@@ -23,6 +23,7 @@ public sealed class TrainFromPinTests : IDisposable
     private const int TrainFromPinEventId = 281;
     private const int AnalyticKeptEventId = 283;
     private const int PinnedBaseRestoredEventId = 285;
+    private const int VersionWithoutCheckpointEventId = 243;
 
     private static readonly HoldoutRouter Router = new(0.1);
     private static readonly int[] TaskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
@@ -71,6 +72,16 @@ public sealed class TrainFromPinTests : IDisposable
             next.Manifest.ExamplesTrained.ShouldBe(Load(restarted.Store, 2).Manifest.ExamplesTrained, "the examples trained on version 4 after the pin were discarded");
             SameWeights(next, Load(restarted.Store, 2)).ShouldBeTrue("the probe round trains nothing, so version 5 has version 2's weights");
             SameWeights(next, Load(restarted.Store, 4)).ShouldBeFalse();
+
+            // A crash after version 5 was saved and before its checkpoint leaves the checkpoint of the pin as the newest.
+            string[] checkpoints = Directory.GetDirectories(Path.Combine(storeDirectory.Path, "learner-checkpoint"), "c*").Order(StringComparer.Ordinal).ToArray();
+            Directory.Delete(checkpoints[^1], recursive: true);
+            var crashLogs = new RecordingLoggerFactory();
+            using var afterCrash = new ContinualLearner(options, crashLogs);
+            afterCrash.Start().Number.ShouldBe(2);
+            afterCrash.Stop(TimeSpan.FromSeconds(10));
+            crashLogs.Logger.Records.ShouldContain(record => record.EventId == VersionWithoutCheckpointEventId, "version 5 lost its checkpoint");
+            crashLogs.Logger.Records.ShouldNotContain(record => record.EventId == PinnedBaseRestoredEventId);
         });
     }
 
