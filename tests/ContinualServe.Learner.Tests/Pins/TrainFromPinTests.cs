@@ -21,6 +21,7 @@ public sealed class TrainFromPinTests : IDisposable
 {
     private const string Topic = "pin-examples";
     private const int TrainFromPinEventId = 281;
+    private const int PinnedVersionUnusableEventId = 282;
     private const int AnalyticKeptEventId = 283;
     private const int PinnedBaseRestoredEventId = 285;
     private const int VersionWithoutCheckpointEventId = 243;
@@ -102,6 +103,37 @@ public sealed class TrainFromPinTests : IDisposable
 
             Load(learner.Store, 5).Manifest.ParentVersion.ShouldBe(4);
             logs.Logger.Records.ShouldNotContain(record => record.EventId == TrainFromPinEventId);
+        });
+    }
+
+    [Theory(Timeout = 180_000)]
+    [InlineData(4, false)]
+    [InlineData(2, true)]
+    public async Task PinOfBaseOrCorruptVersionKeepsBase(long pinned, bool corrupt)
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var logs = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive), logs);
+            learner.Start();
+            await PublishThreeVersionsAndPin(broker, learner, pinned);
+            if (corrupt)
+            {
+                // Version 2's weights file no longer matches the SHA-256 in its manifest.
+                File.WriteAllBytes(Path.Combine(learner.Store.VersionDirectory(2), ModelStore.WeightsFileName), [1, 2, 3]);
+            }
+
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 5);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, HeldOutOnly("probe"), "probe");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 6);
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            Load(learner.Store, 5).Manifest.ParentVersion.ShouldBe(4);
+            Load(learner.Store, 6).Manifest.ParentVersion.ShouldBe(5);
+            logs.Logger.Records.ShouldNotContain(record => record.EventId == TrainFromPinEventId);
+            logs.Logger.Records.Count(record => record.EventId == PinnedVersionUnusableEventId).ShouldBe(corrupt ? 1 : 0, "the warning comes once per pin");
         });
     }
 
