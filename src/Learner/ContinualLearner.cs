@@ -160,6 +160,12 @@ public sealed partial class ContinualLearner : IDisposable
         // the age of the newest version from the first scrape after a restart.
         ContinualServeMetrics.LearnerLastVersionTimestamp.Set(latest.Manifest.CreatedAt.ToUnixTimeMilliseconds() / 1000.0);
 
+        // A restart under a pin that rolled the base back starts from the pinned version (Learner:TrainFromPin).
+        if (TakePinToTrainFrom() is { } pinned)
+        {
+            _ = TrainFromPinnedVersion(pinned);
+        }
+
         TrainerOptions trainerOptions = options.Trainer;
         if (trainerOptions.IsAnalytic)
         {
@@ -527,6 +533,13 @@ public sealed partial class ContinualLearner : IDisposable
 
         // The gate compares with the live version and a rejection reloads it, so the previous round must be on disk.
         CompletePublishing(consumer, wait: true);
+        // Learner:TrainFromPin: a pin that rolled the base back replaces this round's candidate with the pinned version.
+        if (TakePinToTrainFrom() is { } pinned && TrainFromPinnedVersion(pinned))
+        {
+            ContinualServeMetrics.LearnerRoundDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+            return;
+        }
+
 
         // The candidate contains every record before these positions. A rebalance that the round's polls serve removes a
         // revoked partition from the positions, so they are taken before the first poll.

@@ -55,11 +55,20 @@ public sealed class LearnerOptions
     /// A round's write (version save and checkpoint) running longer than this is logged once as stalled, and the learner
     /// reports itself not ready until the write ends. A write blocked by the disk (a hung NFS fsync) cannot be cancelled,
     /// so the next round waits for it. The same threshold applies to the learner thread's reads of the store: the pause
-    /// marker, the golden set, the live version after a rejected candidate and a rollback's checkpoint. It applies as well
-    /// to the pause marker's write after training diverged. 2 minutes by default.
+    /// marker, the golden set, the live version after a rejected candidate, a rollback's checkpoint, and the pin and the
+    /// pinned version under <see cref="TrainFromPin"/>. It applies as well to the pause marker's write after training
+    /// diverged. 2 minutes by default.
     /// </summary>
     [DurationRange("00:00:00.100", "1.00:00:00")]
     public TimeSpan RoundWriteStallThreshold { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Makes the learner train from the store's pinned version when a rollback pins one older than the version it
+    /// trains from. At the next round boundary it discards the training since the last round and takes the pinned
+    /// version's weights, with a fresh optimizer, as its base. False by default, so a pin changes only what the
+    /// servers serve.
+    /// </summary>
+    public bool TrainFromPin { get; set; }
 
     /// <summary>Fraction of each task routed to its holdout set by a hash of the example id.</summary>
     [Range(0.0, 0.9)]

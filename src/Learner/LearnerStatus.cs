@@ -60,8 +60,9 @@ public sealed record LearnerStatus
 
     /// <summary>
     /// True while a file read on the learner thread has run longer than <see cref="LearnerOptions.RoundWriteStallThreshold"/>:
-    /// the pause marker's, the golden set's, the live version's reload after a rejected candidate, or a rollback's
-    /// checkpoint load. The learner consumes nothing and is not ready meanwhile.
+    /// the pause marker's, the golden set's, the live version's reload after a rejected candidate, a rollback's
+    /// checkpoint load, or the pin's and the pinned version's under <see cref="LearnerOptions.TrainFromPin"/>. The learner
+    /// consumes nothing and is not ready meanwhile.
     /// </summary>
     public bool IsFileReadStalled { get; init; }
 

@@ -76,7 +76,15 @@ public sealed partial class ContinualLearner
         {
             // A crash between saving a version and its checkpoint leaves a newer version whose optimizer and
             // replay state are gone: continue from the checkpoint's version and train those records again.
-            if (store.TryLoad(saved.ModelVersion, out ModelVersion? matching))
+            // A checkpoint written when a pinned version became the base is meant to be older than the newest version, but
+            // a version created after it was published from that base and lost its checkpoint in such a crash.
+            bool pinnedBase = saved.FromPin && latest.Manifest.CreatedAt <= saved.CreatedAt;
+            if (store.TryLoad(saved.ModelVersion, out ModelVersion? matching) && pinnedBase)
+            {
+                LogResumingPinnedBase(logger, saved.Sequence, saved.ModelVersion, latest.Number);
+                latest = matching;
+            }
+            else if (matching is not null)
             {
                 LogResumingOlderVersion(logger, saved.ModelVersion, latest.Number);
                 latest = matching;
@@ -185,15 +193,16 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Writes the learner's state with <paramref name="offsets"/> on the learner thread: the first checkpoint,
-    /// written at start. Rounds write theirs through <see cref="StartPublishing"/>.
+    /// Writes the learner's state with <paramref name="offsets"/> on the learner thread: the first checkpoint, written at
+    /// start, and the checkpoint of a pinned version that becomes the base. Rounds write theirs through <see cref="StartPublishing"/>.
     /// </summary>
-    private void SaveCheckpoint(IReadOnlyList<TrainingOffset> offsets)
+    private void SaveCheckpoint(IReadOnlyList<TrainingOffset> offsets, bool fromPin = false)
     {
         LearnerCheckpoint metadata = CheckpointMetadata(offsets, matrix.ToSummary()) with
         {
             ModelVersion = latest!.Number,
             ExamplesTrained = latest.Manifest.ExamplesTrained,
+            FromPin = fromPin,
         };
         try
         {
@@ -420,6 +429,9 @@ public sealed partial class ContinualLearner
 
     [LoggerMessage(EventId = 243, Level = LogLevel.Warning, Message = "Version {NewestVersion} was saved without its checkpoint; continuing from version {Version} and training its records again")]
     private static partial void LogResumingOlderVersion(ILogger logger, long version, long newestVersion);
+
+    [LoggerMessage(EventId = 285, Level = LogLevel.Information, Message = "Learner checkpoint {Sequence} was written when Learner:TrainFromPin made pinned version {Version} the base, so the learner continues from version {Version}, not from the newest version {NewestVersion}")]
+    private static partial void LogResumingPinnedBase(ILogger logger, long sequence, long version, long newestVersion);
 
     [LoggerMessage(EventId = 244, Level = LogLevel.Warning, Message = "The checkpoint's version {Version} cannot be loaded; manifests continue from version {NewestVersion}")]
     private static partial void LogCheckpointVersionMissing(ILogger logger, long version, long newestVersion);

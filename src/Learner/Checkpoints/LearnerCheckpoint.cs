@@ -29,6 +29,12 @@ public sealed record LearnerCheckpoint
 
     public long ExamplesTrained { get; init; }
 
+    /// <summary>
+    /// True for a checkpoint written when Learner:TrainFromPin made the pinned <see cref="ModelVersion"/> the learner's
+    /// base, so a version older than the store's newest is the base on purpose.
+    /// </summary>
+    public bool FromPin { get; init; }
+
     public int CurrentTask { get; init; }
 
     /// <summary>Next offset to consume on each partition; the restarted learner seeks to these.</summary>

@@ -159,6 +159,32 @@ public sealed partial class LearnerCheckpointStore
         return null;
     }
 
+    /// <summary>
+    /// Returns the newest intact checkpoint written with model version <paramref name="version"/>, or null when the
+    /// retained checkpoints include none. Corrupt checkpoints are logged and skipped.
+    /// </summary>
+    public (LearnerCheckpoint Checkpoint, string Directory)? TryLoadForVersion(long version)
+    {
+        foreach (long sequence in Enumerable.Reverse(ListSequences()))
+        {
+            string directory = SequenceDirectory(sequence);
+            try
+            {
+                LearnerCheckpoint checkpoint = Verify(directory);
+                if (checkpoint.ModelVersion == version)
+                {
+                    return (checkpoint, directory);
+                }
+            }
+            catch (Exception exception) when (exception is IOException or InvalidDataException or JsonException)
+            {
+                LogCorruptCheckpoint(logger, exception, directory);
+            }
+        }
+
+        return null;
+    }
+
     private static LearnerCheckpoint Verify(string directory)
     {
         LearnerCheckpoint checkpoint = JsonSerializer.Deserialize<LearnerCheckpoint>(

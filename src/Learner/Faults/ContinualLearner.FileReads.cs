@@ -8,7 +8,8 @@ namespace ContinualServe.Learner;
 
 /// <summary>
 /// Stall watches over the files that the learner thread reads while it runs: the store's pause marker twice a second,
-/// the golden set at each round, the live version after a rejected candidate, and the checkpoint of a rollback. The
+/// the golden set at each round, the live version after a rejected candidate, the checkpoint of a rollback, and the pin
+/// with the pinned version under Learner:TrainFromPin (ContinualLearner.TrainFromPin.cs). The
 /// pause marker's write when training diverges has a watch of its own. A read or write that a hung volume (an NFS
 /// server that stopped responding) blocks stops consumption and cannot be cancelled, so the watch only reports it. Once
 /// the access passes Learner:RoundWriteStallThreshold, the learner logs a warning that names the file and reports
