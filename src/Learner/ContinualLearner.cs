@@ -540,7 +540,6 @@ public sealed partial class ContinualLearner : IDisposable
             return;
         }
 
-
         // The candidate contains every record before these positions. A rebalance that the round's polls serve removes a
         // revoked partition from the positions, so they are taken before the first poll.
         TopicPartitionOffset[] offsets = positions

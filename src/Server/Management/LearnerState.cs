@@ -32,8 +32,8 @@ public sealed record LearnerState
     public required bool RoundWriteStalled { get; init; }
 
     [Description(
-        "True while a file read on the learner thread (pause marker, golden set, live-version reload, rollback checkpoint) "
-        + "has run longer than Learner:RoundWriteStallThreshold.")]
+        "True while a file read on the learner thread (pause marker, golden set, live-version reload, rollback checkpoint, "
+        + "and the pin and the pinned version under Learner:TrainFromPin) has run longer than Learner:RoundWriteStallThreshold.")]
     public required bool FileReadStalled { get; init; }
 
     [Description(
