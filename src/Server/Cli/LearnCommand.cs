@@ -2,6 +2,7 @@ using ContinualServe.Server.Hosting;
 using System.CommandLine;
 using ContinualServe.Learner;
 using ContinualServe.Server.Distribution;
+using ContinualServe.Server.Inference;
 using ContinualServe.Server.Management;
 using Prometheus;
 
@@ -85,17 +86,33 @@ internal static class LearnCommand
         WebApplication app = builder.Build();
         app.UseNoSniffHeader();
         app.UseJsonRoutingErrors(_ => LearnerRoutesHint);
-        app.MapGetAndHead("/v2/health/live", () => Results.Json(new { live = true }));
-        app.MapGetAndHead("/v2/health/ready", (ContinualLearner learner) => learner.Status.IsRunning
-            ? Results.Json(new { ready = true })
-            : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable));
+        MapHealthRoutes(app);
         app.MapGet(LearnerStatusPath, (ContinualLearner learner) => Results.Json(LearnerState.Capture(learner)))
             .WithName("GetLearnerStatus")
+            .WithTags("Learner")
             .WithSummary("Returns the state of the learner: running, ready, paused, faults, examples trained and consumer lag.")
             .Produces<LearnerState>();
         app.MapMetrics("/metrics").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
         app.MapModelStoreApi(() => app.Services.GetRequiredService<ContinualLearner>().Store);
         app.MapOpenApi("/openapi/{documentName}.json");
         return app;
+    }
+
+    // InferenceApi maps the same two routes for the serve and all roles. The operation names and response types
+    // match, so that a client generated from either document calls them on both ports.
+    private static void MapHealthRoutes(WebApplication app)
+    {
+        RouteGroupBuilder health = app.MapGroup("/v2/health").WithTags("Health (Open Inference Protocol v2)");
+        health.MapGetAndHead("/live", () => Results.Json(new { live = true }))
+            .WithName("GetLive")
+            .WithSummary("Liveness: 200 while the process serves HTTP.")
+            .Produces<LiveResponse>();
+        health.MapGetAndHead("/ready", (ContinualLearner learner) => learner.Status.IsRunning
+                ? Results.Json(new { ready = true })
+                : Results.Json(new { ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable))
+            .WithName("GetReady")
+            .WithSummary("Readiness: 200 while the learner thread runs, also while Kafka is unreachable, and 503 before it starts or after it stops.")
+            .Produces<ReadyResponse>()
+            .Produces<ReadyResponse>(StatusCodes.Status503ServiceUnavailable);
     }
 }

@@ -6,6 +6,9 @@ namespace ContinualServe.Server.Management;
 /// <summary>Wires the management API into the server: its options, its own listen address, and its routes.</summary>
 public static partial class ManagementHosting
 {
+    // The inference port is open to applications, so this sentence does not say where the management API is served.
+    private const string NotServedHereHint = "The management API is not served on this address.";
+
     /// <summary>Binds <see cref="ManagementOptions"/> and adds the management listen addresses to <paramref name="inferenceUrls"/>.</summary>
     public static WebApplicationBuilder AddManagement(this WebApplicationBuilder builder, string inferenceUrls)
     {
@@ -32,7 +35,9 @@ public static partial class ManagementHosting
 
     /// <summary>
     /// Maps the management routes when a token is configured. Without one they are absent (404) and a warning is logged,
-    /// or the start fails when <see cref="ManagementOptions.RequireToken"/> is set.
+    /// or the start fails when <see cref="ManagementOptions.RequireToken"/> is set. With Management:Urls set, every
+    /// request under the prefix on another port gets 404 with any method. Call it after
+    /// <see cref="HttpHardening.UseJsonRoutingErrors"/>, which writes that 404's body.
     /// </summary>
     /// <exception cref="InvalidConfigurationException">The token is unusable, or required and missing.</exception>
     public static WebApplication MapManagement(this WebApplication app)
@@ -59,6 +64,11 @@ public static partial class ManagementHosting
         }
 
         int? port = ManagementPort(options.Urls);
+        if (port is int managementPort)
+        {
+            app.UseManagementPortOnly(managementPort);
+        }
+
         app.MapManagementApi(token, port);
         string where = port is null ? "the inference port" : "port " + port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
         app.Lifetime.ApplicationStarted.Register(() => LogEnabled(logger, ManagementApi.Prefix, where));
@@ -67,20 +77,48 @@ public static partial class ManagementHosting
 
     /// <summary>
     /// Returns the sentence that follows "No route matches PATH." in a 404. A management path on a server without a
-    /// management token gets the reason and the settings that enable the API, and other paths get the inference hint.
+    /// management token gets the reason and the settings that enable the API. A management path on a port other than
+    /// Management:Urls gets a sentence that does not name the management address, and other paths get the inference hint.
     /// </summary>
     public static string DescribeRoutes(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (!context.Request.Path.StartsWithSegments(ManagementApi.Prefix, StringComparison.OrdinalIgnoreCase) || HasManagementRoutes(context))
+        if (!IsManagementPath(context))
         {
             return HttpHardening.InferenceRoutesHint;
+        }
+
+        if (HasManagementRoutes(context))
+        {
+            string urls = context.RequestServices.GetRequiredService<IOptions<ManagementOptions>>().Value.Urls;
+            return ManagementPort(urls) is int port && context.Connection.LocalPort != port
+                ? NotServedHereHint
+                : HttpHardening.InferenceRoutesHint;
         }
 
         string variable = context.RequestServices.GetRequiredService<IOptions<ManagementOptions>>().Value.TokenEnvironmentVariable;
         return $"The management API is off on this server because no token is configured. Set --management-token-file "
             + $"(Management:TokenFile) or the environment variable {variable} to a token of 16 to 4096 characters, and restart the server.";
     }
+
+    // Routing matches the management routes on every port. Its 405 for a method that a route does not accept lists the
+    // route's methods in Allow, which reveals the routes to clients of the inference port. So every request under the
+    // prefix on another port ends here, whatever its method, with the 404 of a path that no route matches.
+    private static void UseManagementPortOnly(this WebApplication app, int managementPort) =>
+        app.Use((context, next) =>
+        {
+            if (!IsManagementPath(context) || context.Connection.LocalPort == managementPort)
+            {
+                return next(context);
+            }
+
+            context.SetEndpoint(null);
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return Task.CompletedTask;
+        });
+
+    private static bool IsManagementPath(HttpContext context) =>
+        context.Request.Path.StartsWithSegments(ManagementApi.Prefix, StringComparison.OrdinalIgnoreCase);
 
     private static bool HasManagementRoutes(HttpContext context) =>
         context.RequestServices.GetRequiredService<EndpointDataSource>().Endpoints

@@ -1,9 +1,12 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Server.Cli;
+using ContinualServe.Server.Tests.OpenApi;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -133,6 +136,56 @@ public sealed class LearnerRoutesTests
         await WaitForRunningAsync(client);
         await HeadResponses.ShouldMatchGetAsync(client, "v2/health/ready", HttpStatusCode.OK);
     }
+
+    // The serve role's document names these routes GetLive, HeadLive, GetReady and HeadReady. A client generated from
+    // either document must find them on the learner's port under the same names and status codes.
+    [Theory(Timeout = 60_000)]
+    [InlineData("/v2/health/live", "Live", "live", new[] { 200 })]
+    [InlineData("/v2/health/ready", "Ready", "ready", new[] { 200, 503 })]
+    public async Task LearnerOpenApiDescribesHealth(string path, string name, string property, int[] statusCodes)
+    {
+        await using LearnerPort learner = await LearnerPort.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
+
+        OpenApiSchemas document = await OpenApiSchemas.FetchAsync(client);
+
+        JsonObject get = document.Operation(path, "get");
+        JsonObject head = document.Operation(path, "head");
+        string[] codes = [.. statusCodes.Select(code => code.ToString(CultureInfo.InvariantCulture))];
+        Text(get, "operationId").ShouldBe("Get" + name);
+        Text(head, "operationId").ShouldBe("Head" + name);
+        Text(get, "summary").ShouldNotBeNullOrWhiteSpace($"summary of GET {path}");
+        Text(head, "summary").ShouldNotBeNullOrWhiteSpace($"summary of HEAD {path}");
+        Tags(get).ShouldBe(["Health (Open Inference Protocol v2)"]);
+        Tags(head).ShouldBe(["Health (Open Inference Protocol v2)"]);
+        get["responses"]!.AsObject().Select(response => response.Key).ShouldBe(codes, ignoreOrder: true);
+        head["responses"]!.AsObject().Select(response => response.Key).ShouldBe(codes, ignoreOrder: true);
+        foreach (int statusCode in statusCodes)
+        {
+            OpenApiSchemas.PropertyNames(document.ResponseSchema(get, statusCode)).ShouldBe([property], $"GET {path} {statusCode}");
+            head["responses"]![statusCode.ToString(CultureInfo.InvariantCulture)]!["content"].ShouldBeNull($"HEAD {path} {statusCode} declares a body");
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task LearnerOpenApiOperationIdsAreUnique()
+    {
+        await using LearnerPort learner = await LearnerPort.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
+
+        OpenApiSchemas document = await OpenApiSchemas.FetchAsync(client);
+
+        string?[] operationIds = [.. document.Document["paths"]!.AsObject()
+            .SelectMany(path => path.Value!.AsObject())
+            .Select(operation => Text(operation.Value!.AsObject(), "operationId"))];
+        operationIds.ShouldAllBe(id => id != null);
+        operationIds.ShouldBeUnique();
+    }
+
+    private static string? Text(JsonObject operation, string property) => operation[property]?.GetValue<string>();
+
+    private static string[] Tags(JsonObject operation) =>
+        [.. operation["tags"]?.AsArray().Select(tag => tag!.GetValue<string>()) ?? []];
 
     /// <summary>A learn role on an ephemeral port, with its own embedded broker and temporary store.</summary>
     private sealed class LearnerPort : IAsyncDisposable

@@ -406,6 +406,58 @@ public sealed class ManagementApiTests
         (await withToken.Content.ReadAsStringAsync()).ShouldNotContain(managementPort);
     }
 
+    // Method, path, whether the request goes to the management port, the status, and the Allow header or null for none.
+    public static TheoryData<string, string, bool, int, string?> SeparatePortMethods => new()
+    {
+        { "GET", "manage/v1/versions", false, 404, null },
+        { "HEAD", "manage/v1/versions", false, 404, null },
+        { "POST", "manage/v1/versions", false, 404, null },
+        { "DELETE", "manage/v1/versions", false, 404, null },
+        { "GET", "manage/v1/learning/pause", false, 404, null },
+        { "POST", "manage/v1/learning/pause", false, 404, null },
+        { "GET", "manage/v1/no-such-route", false, 404, null },
+        { "GET", "manage/v1/versions", true, 200, null },
+        { "HEAD", "manage/v1/versions", true, 405, "GET" },
+        { "POST", "manage/v1/versions", true, 405, "GET" },
+        { "DELETE", "manage/v1/versions", true, 405, "GET" },
+        { "GET", "manage/v1/learning/pause", true, 405, "POST" },
+    };
+
+    // A 405 lists the route's methods in Allow. So on the inference port every method on a management path must get
+    // the same 404 as GET, which reveals neither that the route exists nor where the management API is.
+    [Theory]
+    [MemberData(nameof(SeparatePortMethods))]
+    public async Task SeparatePortStatusPerMethod(string method, string path, bool onManagementPort, int status, string? allow)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: true);
+        HttpClient client = onManagementPort ? server.Management : server.Inference;
+        string managementPort = server.Management.BaseAddress!.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        using HttpResponseMessage response = await client.SendAsync(Request(method, path, ManagementServer.Token));
+        string body = await response.Content.ReadAsStringAsync();
+
+        ((int)response.StatusCode).ShouldBe(status, body);
+        string.Join(", ", response.Content.Headers.Allow).ShouldBe(allow ?? "", "Allow header");
+        response.Content.Headers.ContentType.ShouldNotBeNull().MediaType.ShouldBe("application/json");
+        body.ShouldNotContain(managementPort);
+        if (method == "HEAD")
+        {
+            body.ShouldBeEmpty();
+            return;
+        }
+
+        if (status == 404)
+        {
+            ErrorMessage(body).ShouldBe($"No route matches /{path}. The management API is not served on this address.");
+        }
+        else if (status == 405)
+        {
+            ErrorMessage(body).ShouldEndWith($"Use {allow}.");
+        }
+    }
+
+    private static string? ErrorMessage(string body) => JsonDocument.Parse(body).RootElement.GetProperty("error").GetString();
+
     private static async Task<JsonElement> SendOkAsync(ManagementServer server, string method, string path)
     {
         using HttpResponseMessage response = await server.Management.SendAsync(Request(method, path, ManagementServer.Token));
