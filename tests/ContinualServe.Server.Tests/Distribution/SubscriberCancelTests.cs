@@ -23,6 +23,7 @@ public sealed class SubscriberCancelTests : IDisposable
 {
     private const string Topic = "model-versions";
     private const int DownloadCancelledEvent = 487;
+    private const int DownloadKeptEvent = 488;
     private static readonly TimeSpan ServeTimeout = TimeSpan.FromSeconds(30);
 
     private readonly string root = Directory.CreateDirectory(
@@ -151,6 +152,65 @@ public sealed class SubscriberCancelTests : IDisposable
         Directory.GetDirectories(ReplicaDirectory, ".download-*").ShouldBeEmpty();
     }
 
+    // A learner that publishes a version during every download, as one that publishes about once a second does for a
+    // replica behind a slow link. A newer version cancels only a download that does not follow a cancelled one, so every
+    // other download completes and the replica serves newer versions while the announcements go on.
+    [Fact(Timeout = 90_000)]
+    public async Task AnnouncementDuringEveryDownloadStillServes()
+    {
+        const long lastVersion = 8;
+        SaveVersionsUpTo(lastVersion);
+        var slow = new StoreServer.SlowWeights(TimeSpan.FromSeconds(2));
+        (WebApplication store, string storeUrl) = await StoreServer.StartSlowAsync(source, slow);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
+        publisher.Publish(Version(1));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        using var requestTimeout = new CancellationTokenSource(ServeTimeout);
+        var requested = new List<long>();
+        long announced = 1;
+        long? served = null;
+        while (announced < lastVersion)
+        {
+            requested.Add(await slow.Requests.Reader.ReadAsync(requestTimeout.Token));
+            served = live.CurrentVersion;
+            if (served >= 4)
+            {
+                break;
+            }
+
+            announced++;
+            publisher.Publish(Version(announced));
+            publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        }
+
+        await subscriber.StopAsync(CancellationToken.None);
+
+        served.ShouldBe(4L, $"the replica served no version from 4 on while versions up to {announced} were announced, one during each download");
+        requested.ShouldBe([1L, 2L, 3L, 4L, 5L]);
+        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).Select(entry => entry.Message).ShouldBe(
+        [
+            "Cancelled the download of version 1 and deleted its partial files: "
+            + "the version topic made version 2 the one to serve (pinned: False)",
+            "Cancelled the download of version 3 and deleted its partial files: "
+            + "the version topic made version 4 the one to serve (pinned: False)",
+        ]);
+        logger.Entries.Where(entry => entry.EventId == DownloadKeptEvent).Select(entry => entry.Message).ShouldBe(
+        [
+            "Version 3 was announced during the download of version 2, which goes on because the download before it "
+            + "was cancelled for a newer version",
+            "Version 5 was announced during the download of version 4, which goes on because the download before it "
+            + "was cancelled for a newer version",
+        ]);
+    }
+
     private static ModelVersionPublisher CreatePublisher(string bootstrapServers, string storeUrl) =>
         new(bootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
 
@@ -170,6 +230,16 @@ public sealed class SubscriberCancelTests : IDisposable
         });
         var swapper = new ModelSwapper(live, serverOptions, NullLogger<ModelSwapper>.Instance);
         return new ModelVersionSubscriber(Options.Create(options), serverOptions, swapper, live, KafkaClientProperties.None, logger);
+    }
+
+    private void SaveVersionsUpTo(long lastVersion)
+    {
+        for (int seed = 9; source.ListVersionNumbers().Max() < lastVersion; seed++)
+        {
+            torch.manual_seed(seed);
+            using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
+            source.Save(RunningServer.Spec, module, new ModelManifest());
+        }
     }
 
     private ModelVersion Version(long number)
