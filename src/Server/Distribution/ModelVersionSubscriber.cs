@@ -829,7 +829,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     [LoggerMessage(EventId = 485, Level = LogLevel.Warning, Message = "Could not delete {Path}, the temporary directory of an interrupted download: {Reason} The other ones were deleted, and it is tried again at the next start")]
     private static partial void LogAbandonedDownloadNotDeleted(ILogger logger, string path, string reason);
 
-    [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason} (error {Errors} since the start; after the first 10, only every 100th is logged)")]
+    [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason} (error {Errors} since the start, of which the first 10 and every 100th are logged)")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason, long errors);
 
     private enum InstallOutcome

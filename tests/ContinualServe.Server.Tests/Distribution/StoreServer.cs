@@ -113,7 +113,8 @@ internal static class StoreServer
     /// <summary>How long a slow store holds back each version's weights, and the versions whose weights were requested.</summary>
     internal sealed class SlowWeights(TimeSpan delay)
     {
-        public TimeSpan Delay { get; } = delay;
+        // A change applies to the requests that arrive after it.
+        public TimeSpan Delay { get; set; } = delay;
 
         public Channel<long> Requests { get; } = Channel.CreateUnbounded<long>();
     }

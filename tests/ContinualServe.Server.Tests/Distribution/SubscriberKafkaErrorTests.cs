@@ -37,10 +37,10 @@ public sealed class SubscriberKafkaErrorTests : IDisposable
         logged.Length.ShouldBe(12, "the first 10 errors and then every 100th are logged");
         logged[0].ShouldBe(
             "Kafka error Local_AllBrokersDown on the version topic: 1/1 brokers are down "
-            + "(error 1 since the start; after the first 10, only every 100th is logged)");
-        logged[9].ShouldContain("(error 10 since the start;");
-        logged[10].ShouldContain("(error 100 since the start;");
-        logged[11].ShouldContain("(error 200 since the start;");
+            + "(error 1 since the start, of which the first 10 and every 100th are logged)");
+        logged[9].ShouldContain("(error 10 since the start,");
+        logged[10].ShouldContain("(error 100 since the start,");
+        logged[11].ShouldContain("(error 200 since the start,");
     }
 
     private ModelVersionSubscriber CreateSubscriber(LiveModel live, LogRecorder<ModelVersionSubscriber> logger)
