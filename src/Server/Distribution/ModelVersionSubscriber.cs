@@ -25,7 +25,7 @@ namespace ContinualServe.Server.Distribution;
 /// pinned version other than the newest. A slow download of a version that is no longer the target thus does not
 /// delay the one that is. A newer version does not cancel the download that follows one it cancelled, so at least
 /// every other download completes while versions are announced faster than a download takes. A pin or an unpin
-/// cancels any download.
+/// that makes another version the target still cancels any download at once.
 /// </summary>
 public sealed partial class ModelVersionSubscriber : BackgroundService
 {
@@ -849,7 +849,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         // Whether the download is of a pinned version.
         public bool Pinned { get; } = pinned;
 
-        // Whether a newer version announced while none is pinned cancels the download. A pin or an unpin always does.
+        // Whether a newer version announced while none is pinned cancels the download. A pin or an unpin that makes
+        // another version the target always does.
         public bool MayBeOvertaken { get; } = mayBeOvertaken;
 
         // Whether event 488 was logged for this download, so that it is logged once however many versions follow.
