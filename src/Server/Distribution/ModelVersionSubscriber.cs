@@ -23,7 +23,9 @@ namespace ContinualServe.Server.Distribution;
 /// the live version keeps serving meanwhile. A record that makes another version the target cancels the download in
 /// progress: a newer version while none is pinned, a pin of another version, or an unpin during the download of a
 /// pinned version other than the newest. A slow download of a version that is no longer the target thus does not
-/// delay the one that is.
+/// delay the one that is. A newer version does not cancel the download that follows one it cancelled, so at least
+/// every other download completes while versions are announced faster than a download takes. A pin or an unpin
+/// that makes another version the target still cancels any download at once.
 /// </summary>
 public sealed partial class ModelVersionSubscriber : BackgroundService
 {
@@ -49,6 +51,13 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     // The download in progress, or null while none runs. Guarded by newestLock, like the records it is checked against.
     private RunningDownload? download;
+
+    // True when the last download was cancelled because a newer version was announced while none is pinned. Only the
+    // follow loop reads and writes it.
+    private bool lastDownloadOvertaken;
+
+    // Kafka errors reported on the version topic since the start, for the rate limit of their log.
+    private long kafkaErrors;
 
     // Backoff before the next download of the target version after a failed one, and the attempts at it so far.
     private TimeSpan delay;
@@ -276,7 +285,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private async Task<InstallOutcome> TryInstallAsync(
         VersionDownloader downloader, ModelVersionAnnouncement target, bool pinned, int attempt, CancellationToken cancellation)
     {
-        var running = new RunningDownload(target.Version);
+        var running = new RunningDownload(target.Version, pinned, mayBeOvertaken: !lastDownloadOvertaken);
+        lastDownloadOvertaken = false;
         lock (newestLock)
         {
             download = running;
@@ -311,6 +321,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             // The downloader deleted the temporary directory before the cancellation reached this point. The metric
             // counts outcomes of the versions that were wanted, so a cancelled download is not counted.
             (long next, bool nextPinned) = await running.Superseded.Task.ConfigureAwait(false);
+            lastDownloadOvertaken = !pinned && !nextPinned;
             LogDownloadCancelled(logger, target.Version, next, nextPinned);
             return InstallOutcome.Cancelled;
         }
@@ -383,9 +394,37 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private void SignalSupersededDownload()
     {
         ModelVersionAnnouncement? next = pin?.Pinned ?? newest;
-        if (download is not null && next is not null && next.Version != download.Version)
+        if (download is null || next is null || next.Version == download.Version)
         {
-            download.Superseded.TrySetResult((next.Version, pin?.Pinned is not null));
+            return;
+        }
+
+        bool nextPinned = pin?.Pinned is not null;
+        if (download.Pinned || nextPinned || download.MayBeOvertaken)
+        {
+            download.Superseded.TrySetResult((next.Version, nextPinned));
+            return;
+        }
+
+        // Without this rule a learner that announces versions faster than a download takes would cancel every download,
+        // and the replica would serve a stale version for as long as training runs.
+        if (!download.KeptLogged)
+        {
+            download.KeptLogged = true;
+            LogDownloadKept(logger, download.Version, next.Version);
+        }
+    }
+
+    /// <summary>
+    /// Logs a Kafka error of the version topic's consumer. During a broker outage librdkafka reports one at each
+    /// reconnect attempt, many times a second, so after the first 10 only every 100th is logged, as the learner does.
+    /// </summary>
+    internal void ReportKafkaError(ErrorCode code, string reason)
+    {
+        long count = Interlocked.Increment(ref kafkaErrors);
+        if (count <= 10 || count % 100 == 0)
+        {
+            LogKafkaError(logger, code, reason, count);
         }
     }
 
@@ -461,7 +500,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             KafkaDefaults.CreateConsumerConfig(options.BootstrapServers, "continualserve-replica-" + Guid.NewGuid().ToString("N")));
         config.EnablePartitionEof = true;
         using IConsumer<string?, byte[]?> consumer = new ConsumerBuilder<string?, byte[]?>(config)
-            .SetErrorHandler((_, error) => LogKafkaError(logger, error.Code, error.Reason))
+            .SetErrorHandler((_, error) => ReportKafkaError(error.Code, error.Reason))
             .SetLogHandler(new KafkaClientLog(logger).OnLog)
             .Build();
         try
@@ -539,7 +578,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             }
             catch (KafkaException exception) when (!exception.Error.IsFatal)
             {
-                LogKafkaError(logger, exception.Error.Code, exception.Error.Reason);
+                ReportKafkaError(exception.Error.Code, exception.Error.Reason);
             }
 
             if (waits++ % 30 == 0)
@@ -563,7 +602,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
         catch (ConsumeException exception) when (!exception.Error.IsFatal)
         {
-            LogKafkaError(logger, exception.Error.Code, exception.Error.Reason);
+            ReportKafkaError(exception.Error.Code, exception.Error.Reason);
             return null;
         }
     }
@@ -706,6 +745,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         return reason.ToString();
     }
 
+    [LoggerMessage(EventId = 488, Level = LogLevel.Information, Message = "Version {Target} was announced during the download of version {Version}, which goes on because the download before it was cancelled for a newer version")]
+    private static partial void LogDownloadKept(ILogger logger, long version, long target);
+
     [LoggerMessage(EventId = 487, Level = LogLevel.Information, Message = "Cancelled the download of version {Version} and deleted its partial files: the version topic made version {Target} the one to serve (pinned: {Pinned})")]
     private static partial void LogDownloadCancelled(ILogger logger, long version, long target, bool pinned);
 
@@ -787,8 +829,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     [LoggerMessage(EventId = 485, Level = LogLevel.Warning, Message = "Could not delete {Path}, the temporary directory of an interrupted download: {Reason} The other ones were deleted, and it is tried again at the next start")]
     private static partial void LogAbandonedDownloadNotDeleted(ILogger logger, string path, string reason);
 
-    [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason}")]
-    private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);
+    [LoggerMessage(EventId = 466, Level = LogLevel.Warning, Message = "Kafka error {Code} on the version topic: {Reason} (error {Errors} since the start, of which the first 10 and every 100th are logged)")]
+    private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason, long errors);
 
     private enum InstallOutcome
     {
@@ -800,9 +842,19 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     }
 
     /// <summary>A download in progress, and the version and pin state of the target that replaced it, once one did.</summary>
-    private sealed class RunningDownload(long version)
+    private sealed class RunningDownload(long version, bool pinned, bool mayBeOvertaken)
     {
         public long Version { get; } = version;
+
+        // Whether the download is of a pinned version.
+        public bool Pinned { get; } = pinned;
+
+        // Whether a newer version announced while none is pinned cancels the download. A pin or an unpin that makes
+        // another version the target always does.
+        public bool MayBeOvertaken { get; } = mayBeOvertaken;
+
+        // Whether event 488 was logged for this download, so that it is logged once however many versions follow.
+        public bool KeptLogged { get; set; }
 
         // Continuations run on the thread pool, so the consumer thread that completes it goes on reading at once.
         public TaskCompletionSource<(long Version, bool Pinned)> Superseded { get; } =

@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using ContinualServe.Model.Store;
 using ContinualServe.Server.Distribution;
 using Microsoft.AspNetCore.Builder;
@@ -68,6 +69,34 @@ internal static class StoreServer
         return (app, AddressOf(app));
     }
 
+    /// <summary>
+    /// Starts a store on 127.0.0.1 that serves the files of <paramref name="store"/>, except that it holds back the
+    /// weights of every version for <see cref="SlowWeights.Delay"/> after the response headers, as a slow link does.
+    /// It writes the version of each weights request to <see cref="SlowWeights.Requests"/>. The caller disposes the
+    /// application.
+    /// </summary>
+    public static async Task<(WebApplication App, string Url)> StartSlowAsync(ModelStore store, SlowWeights slow)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        WebApplication app = builder.Build();
+        app.MapGet("/store/v1/versions/{version}/{file}", async (HttpContext context, long version, string file) =>
+        {
+            string path = Path.Combine(store.VersionDirectory(version), file);
+            if (file == ModelStore.WeightsFileName)
+            {
+                await context.Response.StartAsync(context.RequestAborted);
+                slow.Requests.Writer.TryWrite(version);
+                await Task.Delay(slow.Delay, context.RequestAborted);
+            }
+
+            await context.Response.SendFileAsync(path, context.RequestAborted);
+        });
+        await app.StartAsync();
+        return (app, AddressOf(app));
+    }
+
     private static string AddressOf(WebApplication app) =>
         app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
 
@@ -79,5 +108,14 @@ internal static class StoreServer
         public TaskCompletionSource Requested { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public TaskCompletionSource Aborted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>How long a slow store holds back each version's weights, and the versions whose weights were requested.</summary>
+    internal sealed class SlowWeights(TimeSpan delay)
+    {
+        // A change applies to the requests that arrive after it.
+        public TimeSpan Delay { get; set; } = delay;
+
+        public Channel<long> Requests { get; } = Channel.CreateUnbounded<long>();
     }
 }

@@ -16,13 +16,15 @@ using static TorchSharp.torch;
 namespace ContinualServe.Server.Tests.Distribution;
 
 /// <summary>
-/// A replica's version subscriber whose download stalls in the weights of one version while the version topic names
-/// another one to serve. The stall lasts longer than each test waits, so only a cancelled download lets it pass.
+/// A replica's version subscriber whose download stalls in the weights of one version, or is slowed for every version,
+/// while the version topic names another one to serve. A stall lasts longer than each test waits, so only a cancelled
+/// download lets such a test pass.
 /// </summary>
 public sealed class SubscriberCancelTests : IDisposable
 {
     private const string Topic = "model-versions";
     private const int DownloadCancelledEvent = 487;
+    private const int DownloadKeptEvent = 488;
     private static readonly TimeSpan ServeTimeout = TimeSpan.FromSeconds(30);
 
     private readonly string root = Directory.CreateDirectory(
@@ -151,6 +153,107 @@ public sealed class SubscriberCancelTests : IDisposable
         Directory.GetDirectories(ReplicaDirectory, ".download-*").ShouldBeEmpty();
     }
 
+    // A learner that publishes a version during every download, as one that publishes about once a second does for a
+    // replica behind a slow link. A newer version cancels only a download that does not follow a cancelled one, so every
+    // other download completes and the replica serves newer versions while the announcements go on.
+    [Fact(Timeout = 90_000)]
+    public async Task AnnouncementDuringEveryDownloadStillServes()
+    {
+        const long lastVersion = 8;
+        SaveVersionsUpTo(lastVersion);
+        var slow = new StoreServer.SlowWeights(TimeSpan.FromSeconds(2));
+        (WebApplication store, string storeUrl) = await StoreServer.StartSlowAsync(source, slow);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
+        publisher.Publish(Version(1));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        using var requestTimeout = new CancellationTokenSource(ServeTimeout);
+        var requested = new List<long>();
+        long announced = 1;
+        long? served = null;
+        while (announced < lastVersion)
+        {
+            requested.Add(await slow.Requests.Reader.ReadAsync(requestTimeout.Token));
+            served = live.CurrentVersion;
+            if (served >= 4)
+            {
+                break;
+            }
+
+            announced++;
+            publisher.Publish(Version(announced));
+            publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        }
+
+        await subscriber.StopAsync(CancellationToken.None);
+
+        served.ShouldBe(4L, $"the replica served no version from 4 on while versions up to {announced} were announced, one during each download");
+        requested.ShouldBe([1L, 2L, 3L, 4L, 5L]);
+        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).Select(entry => entry.Message).ShouldBe(
+        [
+            "Cancelled the download of version 1 and deleted its partial files: "
+            + "the version topic made version 2 the one to serve (pinned: False)",
+            "Cancelled the download of version 3 and deleted its partial files: "
+            + "the version topic made version 4 the one to serve (pinned: False)",
+        ]);
+        logger.Entries.Where(entry => entry.EventId == DownloadKeptEvent).Select(entry => entry.Message).ShouldBe(
+        [
+            "Version 3 was announced during the download of version 2, which goes on because the download before it "
+            + "was cancelled for a newer version",
+            "Version 5 was announced during the download of version 4, which goes on because the download before it "
+            + "was cancelled for a newer version",
+        ]);
+    }
+
+    // A rollback must not wait for a slow download, so a pin cancels even the download that a newer version may not
+    // cancel. The store holds back the weights for 2 minutes until the pin, and then sends them at once.
+    [Fact(Timeout = 90_000)]
+    public async Task PinCancelsDownloadAfterCancelledOne()
+    {
+        var slow = new StoreServer.SlowWeights(TimeSpan.FromMinutes(2));
+        (WebApplication store, string storeUrl) = await StoreServer.StartSlowAsync(source, slow);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
+        publisher.Publish(Version(1));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
+
+        await subscriber.StartAsync(CancellationToken.None);
+        using var requestTimeout = new CancellationTokenSource(ServeTimeout);
+        long firstRequest = await slow.Requests.Reader.ReadAsync(requestTimeout.Token);
+        publisher.Publish(Version(2));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        long secondRequest = await slow.Requests.Reader.ReadAsync(requestTimeout.Token);
+        slow.Delay = TimeSpan.Zero;
+        publisher.PublishPin(RunningServer.Spec.Name, Version(1));
+        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, ServeTimeout);
+        await subscriber.StopAsync(CancellationToken.None);
+
+        firstRequest.ShouldBe(1);
+        secondRequest.ShouldBe(2);
+        served.ShouldBeTrue("the replica did not serve the pinned version 1 within 30 s of the pin");
+        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).Select(entry => entry.Message).ShouldBe(
+        [
+            "Cancelled the download of version 1 and deleted its partial files: "
+            + "the version topic made version 2 the one to serve (pinned: False)",
+            "Cancelled the download of version 2 and deleted its partial files: "
+            + "the version topic made version 1 the one to serve (pinned: True)",
+        ]);
+        new ModelStore(ReplicaDirectory).ListVersionNumbers().ShouldBe([1L]);
+    }
+
     private static ModelVersionPublisher CreatePublisher(string bootstrapServers, string storeUrl) =>
         new(bootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
 
@@ -170,6 +273,16 @@ public sealed class SubscriberCancelTests : IDisposable
         });
         var swapper = new ModelSwapper(live, serverOptions, NullLogger<ModelSwapper>.Instance);
         return new ModelVersionSubscriber(Options.Create(options), serverOptions, swapper, live, KafkaClientProperties.None, logger);
+    }
+
+    private void SaveVersionsUpTo(long lastVersion)
+    {
+        for (int seed = 9; source.ListVersionNumbers().Max() < lastVersion; seed++)
+        {
+            torch.manual_seed(seed);
+            using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
+            source.Save(RunningServer.Spec, module, new ModelManifest());
+        }
     }
 
     private ModelVersion Version(long number)
