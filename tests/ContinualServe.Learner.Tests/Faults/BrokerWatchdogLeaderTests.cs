@@ -37,7 +37,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetBrokerDown(2);
@@ -74,7 +74,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         for (int index = 0; index < watched.Length; index++)
@@ -107,7 +107,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), new RecordingLogger(), BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
 
         broker.SetBrokerDown(1);
         await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the outage of the only leader was not noticed");
@@ -172,7 +172,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetPartitionLeader(Topic, 2, brokerId: -1);
@@ -203,7 +203,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 5);
         watchdog.IsAvailable.ShouldBeTrue();
 
         IReadOnlyDictionary<int, int> metadataRequests = broker.CountRequests(MetadataApi);
@@ -240,7 +240,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), new RecordingLogger(), BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         for (int id = 1; id <= 3; id++)
