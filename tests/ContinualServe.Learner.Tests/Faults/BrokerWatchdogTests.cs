@@ -258,5 +258,6 @@ public sealed class BrokerWatchdogTests
     /// </summary>
     internal static Task WaitForSucceededChecksAsync(BrokerWatchdog watchdog, int count) =>
         LearnerHarness.WaitUntilAsync(
-            () => watchdog.SucceededChecks >= count, $"{count} checks against brokers that respond did not succeed");
+            () => watchdog.SucceededChecks >= count,
+            $"the number of successful checks against brokers that respond did not reach {count}");
 }
