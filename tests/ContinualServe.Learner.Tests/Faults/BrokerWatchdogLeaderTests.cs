@@ -40,8 +40,10 @@ public sealed class BrokerWatchdogLeaderTests
         await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
+        // Three more successful checks, so at least two of them start after the outage begins.
+        int checksBeforeOutage = watchdog.SucceededChecks;
         broker.SetBrokerDown(2);
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, checksBeforeOutage + 3);
         Volatile.Read(ref changes).ShouldBe(0, "broker 2 leads no watched partition, so its outage must not matter");
 
         broker.SetPartitionLeader(Topic, 3, brokerId: 2);
@@ -77,13 +79,14 @@ public sealed class BrokerWatchdogLeaderTests
         await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
+        int checksBeforeMove = watchdog.SucceededChecks;
         for (int index = 0; index < watched.Length; index++)
         {
             broker.SetPartitionLeader(Topic, index, brokerId: 2);
         }
 
         broker.SetBrokerDown(1);
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, checksBeforeMove + 5);
         Volatile.Read(ref changes).ShouldBe(0, "every watched partition's leader responds, so readiness must not flip");
         watchdog.IsAvailable.ShouldBeTrue();
 
@@ -216,10 +219,12 @@ public sealed class BrokerWatchdogLeaderTests
 
         broker.SetGroupCoordinator(Group, brokerId: others[1]);
 
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        // Two more successful checks, so at least one of them starts after the move, before the metadata broker goes down.
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, watchdog.SucceededChecks + 2);
         broker.StartRequestTracking();
+        int checksBeforeOutage = watchdog.SucceededChecks;
         broker.SetBrokerDown(metadataBroker);
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, checksBeforeOutage + 5);
         Volatile.Read(ref changes).ShouldBe(0, "every watched leader responds, so readiness must not flip");
 
         // Taking a leader down as well must still be noticed without the first broker.
