@@ -219,7 +219,7 @@ public sealed class BrokerWatchdogLeaderTests
 
         broker.SetGroupCoordinator(Group, brokerId: others[1]);
 
-        // Two more successful checks, so at least one of them starts after the move, before the metadata broker goes down.
+        // Two more successful checks, so at least one starts after the move, before the metadata broker goes down.
         await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, watchdog.SucceededChecks + 2);
         broker.StartRequestTracking();
         int checksBeforeOutage = watchdog.SucceededChecks;

@@ -253,8 +253,8 @@ public sealed class BrokerWatchdogTests
     }
 
     /// <summary>
-    /// Waits until <paramref name="count"/> checks of <paramref name="watchdog"/> have succeeded, and fails the test after
-    /// <see cref="LearnerHarness.WaitLimit"/>.
+    /// Waits until <paramref name="count"/> checks of <paramref name="watchdog"/> have succeeded, and fails the test
+    /// after <see cref="LearnerHarness.WaitLimit"/>.
     /// </summary>
     internal static Task WaitForSucceededChecksAsync(BrokerWatchdog watchdog, int count) =>
         LearnerHarness.WaitUntilAsync(

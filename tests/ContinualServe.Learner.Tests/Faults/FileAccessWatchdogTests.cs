@@ -41,7 +41,8 @@ public sealed class FileAccessWatchdogTests
         watchdog.Start("round write", "/checkpoints");
         var sinceStart = Stopwatch.StartNew();
         watchdog.Enter("/store");
-        await LearnerHarness.WaitUntilAsync(() => watchdog.IsStalled, "an access past the threshold was not reported stalled");
+        await LearnerHarness.WaitUntilAsync(
+            () => watchdog.IsStalled, "an access past the threshold was not reported stalled");
         TimeSpan elapsedBeforeFinish = sinceStart.Elapsed;
 
         // The recovery names the path that stalled, not one that the access reached after it.
