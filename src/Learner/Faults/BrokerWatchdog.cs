@@ -39,6 +39,7 @@ public sealed partial class BrokerWatchdog : IDisposable
     private readonly Lock availabilityLock = new();
     private readonly Thread thread;
     private volatile bool available = true;
+    private int succeededChecks;
     private bool disposed;
 
     /// <param name="bootstrapServers">The brokers of the learner's topic.</param>
@@ -99,6 +100,12 @@ public sealed partial class BrokerWatchdog : IDisposable
 
     /// <summary>False from two failed checks in a row, or from <see cref="MarkUnavailable"/>, until a check succeeds.</summary>
     public bool IsAvailable => available;
+
+    /// <summary>
+    /// The number of checks so far in which every leader and the coordinator responded. Tests wait for it, because
+    /// <see cref="IsAvailable"/> starts true and stays true after one failed check, so it cannot show that a check ran.
+    /// </summary>
+    internal int SucceededChecks => Volatile.Read(ref succeededChecks);
 
     /// <summary>Starts the thread, which checks the leaders at once and then every check interval.</summary>
     public void Start()
@@ -189,6 +196,7 @@ public sealed partial class BrokerWatchdog : IDisposable
             {
                 failedChecks = 0;
                 SetAvailable(true, () => LogLeadersRespond(logger, watched, groupId));
+                Interlocked.Increment(ref succeededChecks);
             }
             else if (available && ++failedChecks >= FailedChecksBeforeUnavailable)
             {

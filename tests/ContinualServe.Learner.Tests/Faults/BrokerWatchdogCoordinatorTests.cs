@@ -29,7 +29,7 @@ public sealed class BrokerWatchdogCoordinatorTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), new RecordingLogger(), BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetBrokerDown(2);
@@ -81,7 +81,7 @@ public sealed class BrokerWatchdogCoordinatorTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetBrokerDown(3);
@@ -100,7 +100,7 @@ public sealed class BrokerWatchdogCoordinatorTests
         broker.SetGroupCoordinator(Group, brokerId: 2);
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => { }, new RecordingLogger(), BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
 
         for (int flap = 0; flap < 20; flap++)
         {
@@ -127,7 +127,7 @@ public sealed class BrokerWatchdogCoordinatorTests
         broker.SetGroupCoordinator(Group, brokerId: 2);
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => { }, new RecordingLogger());
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         foreach (int down in downBrokers)
         {
             broker.SetBrokerDown(down);
@@ -151,7 +151,7 @@ public sealed class BrokerWatchdogCoordinatorTests
         int changes = 0;
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), new RecordingLogger(), BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 2);
         watchdog.IsAvailable.ShouldBeTrue();
         Volatile.Read(ref changes).ShouldBe(0);
     }

@@ -37,11 +37,13 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
+        // Three more successful checks, so at least two of them start after the outage begins.
+        int checksBeforeOutage = watchdog.SucceededChecks;
         broker.SetBrokerDown(2);
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, checksBeforeOutage + 3);
         Volatile.Read(ref changes).ShouldBe(0, "broker 2 leads no watched partition, so its outage must not matter");
 
         broker.SetPartitionLeader(Topic, 3, brokerId: 2);
@@ -74,16 +76,17 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
+        int checksBeforeMove = watchdog.SucceededChecks;
         for (int index = 0; index < watched.Length; index++)
         {
             broker.SetPartitionLeader(Topic, index, brokerId: 2);
         }
 
         broker.SetBrokerDown(1);
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, checksBeforeMove + 5);
         Volatile.Read(ref changes).ShouldBe(0, "every watched partition's leader responds, so readiness must not flip");
         watchdog.IsAvailable.ShouldBeTrue();
 
@@ -107,7 +110,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), new RecordingLogger(), BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
 
         broker.SetBrokerDown(1);
         await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref changes) == 1, "the outage of the only leader was not noticed");
@@ -172,7 +175,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetPartitionLeader(Topic, 2, brokerId: -1);
@@ -203,7 +206,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 5);
         watchdog.IsAvailable.ShouldBeTrue();
 
         IReadOnlyDictionary<int, int> metadataRequests = broker.CountRequests(MetadataApi);
@@ -216,10 +219,12 @@ public sealed class BrokerWatchdogLeaderTests
 
         broker.SetGroupCoordinator(Group, brokerId: others[1]);
 
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        // Two more successful checks, so at least one starts after the move, before the metadata broker goes down.
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, watchdog.SucceededChecks + 2);
         broker.StartRequestTracking();
+        int checksBeforeOutage = watchdog.SucceededChecks;
         broker.SetBrokerDown(metadataBroker);
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, checksBeforeOutage + 5);
         Volatile.Read(ref changes).ShouldBe(0, "every watched leader responds, so readiness must not flip");
 
         // Taking a leader down as well must still be noticed without the first broker.
@@ -240,7 +245,7 @@ public sealed class BrokerWatchdogLeaderTests
         int changes = 0;
         var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), new RecordingLogger(), BrokerWatchdogTests.Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await BrokerWatchdogTests.WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         for (int id = 1; id <= 3; id++)

@@ -33,7 +33,7 @@ public sealed class BrokerWatchdogTests
         watchdog.Start();
 
         // Several checks against a broker that responds change nothing.
-        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        await WaitForSucceededChecksAsync(watchdog, 3);
         watchdog.IsAvailable.ShouldBeTrue();
         Volatile.Read(ref changes).ShouldBe(0);
 
@@ -65,7 +65,7 @@ public sealed class BrokerWatchdogTests
         int changes = 0;
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), new RecordingLogger(), Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetBrokerDown(1);
@@ -87,7 +87,7 @@ public sealed class BrokerWatchdogTests
         int changes = 0;
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Partition], () => Interlocked.Increment(ref changes), logger, Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetBrokerDown(2);
@@ -113,7 +113,7 @@ public sealed class BrokerWatchdogTests
         int changes = 0;
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => watched, () => Interlocked.Increment(ref changes), logger, Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         broker.SetBrokerDown(2);
@@ -186,7 +186,7 @@ public sealed class BrokerWatchdogTests
         TopicPartition watched = Partition;
         using var watchdog = new BrokerWatchdog(broker.BootstrapServers, Group, () => [Volatile.Read(ref watched)], () => { }, new RecordingLogger(), Fast);
         watchdog.Start();
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await WaitForSucceededChecksAsync(watchdog, 1);
         watchdog.IsAvailable.ShouldBeTrue();
 
         // A topic the broker does not have cannot be read, so it counts as unreachable.
@@ -251,4 +251,13 @@ public sealed class BrokerWatchdogTests
         watchdog.MarkUnavailable();
         watchdog.IsAvailable.ShouldBeFalse();
     }
+
+    /// <summary>
+    /// Waits until <paramref name="count"/> checks of <paramref name="watchdog"/> have succeeded, and fails the test
+    /// after <see cref="LearnerHarness.WaitLimit"/>.
+    /// </summary>
+    internal static Task WaitForSucceededChecksAsync(BrokerWatchdog watchdog, int count) =>
+        LearnerHarness.WaitUntilAsync(
+            () => watchdog.SucceededChecks >= count,
+            $"the number of successful checks against brokers that respond did not reach {count}");
 }
