@@ -15,9 +15,12 @@ namespace ContinualServe.Model.Store;
 internal sealed partial class DirectoryIdentity
 {
     private const int CurrentDirectory = -100; // AT_FDCWD
+    private const uint TypeMask = 0x1; // STATX_TYPE
     private const uint InodeMask = 0x100; // STATX_INO
     private const uint BirthTimeMask = 0x800; // STATX_BTIME
     private const int StatxSize = 256;
+    private const int FileTypeMask = 0xF000; // S_IFMT
+    private const int DirectoryType = 0x4000; // S_IFDIR
     private const int NoSuchFile = 2; // ENOENT
     private const int NotADirectory = 20; // ENOTDIR
 
@@ -75,9 +78,10 @@ internal sealed partial class DirectoryIdentity
 
         if (now != opened)
         {
+            string replacement = now.Value.IsDirectory ? "another directory" : "a file that is not a directory";
             throw new StoreDirectoryChangedException(
                 Path,
-                $"The {description} '{Path}' was replaced by another directory after this process opened it "
+                $"The {description} '{Path}' was replaced by {replacement} after this process opened it "
                 + $"(opened {opened}, now {now}), so nothing more is written there. Move the original directory back, "
                 + "or restart the process to open the directory now at that path.");
         }
@@ -87,7 +91,7 @@ internal sealed partial class DirectoryIdentity
     private static unsafe Stamp? Read(string path, out int error)
     {
         byte* buffer = stackalloc byte[StatxSize];
-        if (Statx(CurrentDirectory, path, 0, InodeMask | BirthTimeMask, buffer) != 0)
+        if (Statx(CurrentDirectory, path, 0, TypeMask | InodeMask | BirthTimeMask, buffer) != 0)
         {
             error = Marshal.GetLastPInvokeError();
             return null;
@@ -97,6 +101,7 @@ internal sealed partial class DirectoryIdentity
         var fields = new ReadOnlySpan<byte>(buffer, StatxSize);
         uint mask = ReadUInt32(fields, 0);
         return new Stamp(
+            IsDirectory: (BitConverter.ToUInt16(fields[28..]) & FileTypeMask) == DirectoryType,
             DeviceMajor: ReadUInt32(fields, 136),
             DeviceMinor: ReadUInt32(fields, 140),
             Inode: (mask & InodeMask) != 0 ? ReadUInt64(fields, 32) : 0,
@@ -116,7 +121,7 @@ internal sealed partial class DirectoryIdentity
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int Statx(int directoryDescriptor, string path, int flags, uint mask, byte* buffer);
 
-    private readonly record struct Stamp(uint DeviceMajor, uint DeviceMinor, ulong Inode, long BirthSeconds, uint BirthNanoseconds)
+    private readonly record struct Stamp(bool IsDirectory, uint DeviceMajor, uint DeviceMinor, ulong Inode, long BirthSeconds, uint BirthNanoseconds)
     {
         public override string ToString() => BirthSeconds == 0
             ? $"device {DeviceMajor}:{DeviceMinor}, inode {Inode}"

@@ -40,6 +40,18 @@ public sealed class StoreDirectoryIdentityTests
     }
 
     [Fact]
+    public void SaveAfterReplacementByFileThrows()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(1);
+        Directory.Move(store.RootDirectory, store.RootDirectory + ".moved");
+        File.WriteAllText(store.RootDirectory, "a file where the store directory was");
+
+        var exception = Should.Throw<StoreDirectoryChangedException>(() => SaveOne(store));
+
+        exception.Message.ShouldContain("replaced by a file that is not a directory");
+    }
+
+    [Fact]
     public void SaveAfterRemovalThrows()
     {
         ModelStore store = SmallModels.StoreWithVersions(1);
