@@ -3,13 +3,13 @@ using System.Runtime.InteropServices;
 namespace ContinualServe.Model.Store;
 
 /// <summary>
-/// The device, inode and birth time of a directory when a store opened it, so that the store notices when the path
-/// leads to another directory later: one moved or copied into place, or one created after a rename or removal.
+/// The device, inode and birth time that a directory had when a store opened it. A later check compares them with
+/// what the path leads to now, which differs for a directory moved or copied into place, or created after a rename.
 /// </summary>
 /// <remarks>
 /// Each process records the directory it opened, so processes that share a store need no shared file, and a read-only
 /// mount works as well. The birth time guards against a file system that gives a new directory the inode number of a
-/// removed one; file systems that do not report it are compared by device and inode only.
+/// removed one. File systems that do not report it are compared by device and inode only.
 /// NOTE: only Linux reads the identity (statx, glibc 2.28 or later). Elsewhere <see cref="EnsureUnchanged"/> checks nothing.
 /// </remarks>
 internal sealed partial class DirectoryIdentity

@@ -1,8 +1,8 @@
 namespace ContinualServe.Model.Store;
 
 /// <summary>
-/// The error that a store directory raises when the directory at its path is no longer the one it opened: it was
-/// removed, renamed or replaced by another directory while the process ran. Nothing is written into it after that.
+/// Error raised by a store whose path no longer leads to the directory it opened, because that directory was removed,
+/// renamed or replaced while the process ran. The store writes nothing after it.
 /// </summary>
 public sealed class StoreDirectoryChangedException : IOException
 {
