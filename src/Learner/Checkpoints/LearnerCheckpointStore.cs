@@ -18,6 +18,7 @@ public sealed partial class LearnerCheckpointStore
 
     private readonly ILogger logger;
     private readonly int retained;
+    private readonly DirectoryIdentity rootIdentity;
 
     public LearnerCheckpointStore(string rootDirectory, int retainedCheckpoints, ILogger logger)
     {
@@ -27,6 +28,7 @@ public sealed partial class LearnerCheckpointStore
         retained = retainedCheckpoints;
         this.logger = logger;
         Directory.CreateDirectory(RootDirectory);
+        rootIdentity = DirectoryIdentity.Record(RootDirectory, "learner checkpoint directory");
         foreach (string abandoned in Directory.EnumerateDirectories(RootDirectory, TemporaryPrefix + "*"))
         {
             Directory.Delete(abandoned, recursive: true);
@@ -46,11 +48,15 @@ public sealed partial class LearnerCheckpointStore
     /// Creates a temporary directory and lets <paramref name="writeFiles"/> create data files in it, without
     /// flushing them to disk. Pass the returned directory to <see cref="Complete"/> or <see cref="Abandon"/>.
     /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">
+    /// <see cref="RootDirectory"/> is no longer the directory this instance opened: it was removed, renamed or replaced.
+    /// </exception>
     public string Prepare(Action<string> writeFiles)
     {
         ArgumentNullException.ThrowIfNull(writeFiles);
+        rootIdentity.EnsureUnchanged();
         string temporary = Path.Combine(RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(temporary);
+        FileSync.CreateDirectoryInExistingParent(temporary);
         try
         {
             writeFiles(temporary);
@@ -66,7 +72,8 @@ public sealed partial class LearnerCheckpointStore
     /// <summary>
     /// Finishes a checkpoint begun by <see cref="Prepare"/>: <paramref name="writeFiles"/>, when given, adds data
     /// files, then every file is flushed to disk, the checksums and <paramref name="metadata"/> are stored, and
-    /// the directory is renamed into place. Deletes the directory if any step fails.
+    /// the directory is renamed into place. Deletes the directory if any step fails, such as a
+    /// <see cref="StoreDirectoryChangedException"/> when <see cref="RootDirectory"/> was replaced after it was opened.
     /// </summary>
     public LearnerCheckpoint Complete(string prepared, LearnerCheckpoint metadata, Action<string>? writeFiles)
     {
@@ -94,6 +101,7 @@ public sealed partial class LearnerCheckpointStore
                 Path.Combine(prepared, LearnerCheckpoint.MetadataFileName),
                 JsonSerializer.SerializeToUtf8Bytes(complete, LearnerCheckpoint.JsonOptions));
             FileSync.FlushDirectory(prepared);
+            rootIdentity.EnsureUnchanged();
             Directory.Move(prepared, SequenceDirectory(sequence));
             FileSync.FlushDirectory(RootDirectory);
             DeleteOlderThan(sequence);

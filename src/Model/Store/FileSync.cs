@@ -7,6 +7,8 @@ internal static partial class FileSync
 {
     private const int ReadOnlyDirectory = 0x10000; // O_RDONLY | O_DIRECTORY on Linux
     private const string TemporaryFileSuffix = ".tmp";
+    private const int AllPermissions = 0x1FF; // 0777, narrowed by the umask as Directory.CreateDirectory does
+    private const int NoSuchFile = 2; // ENOENT
 
     public static void WriteAllBytesDurably(string path, ReadOnlySpan<byte> content)
     {
@@ -52,6 +54,28 @@ internal static partial class FileSync
             {
                 TryDeleteFile(path);
             }
+        }
+    }
+
+    /// <summary>
+    /// Creates the directory <paramref name="path"/> inside an existing parent. Unlike
+    /// <see cref="Directory.CreateDirectory(string)"/> it creates no missing parent, so a write into a store directory
+    /// that was removed fails in place of creating the store directory again (Linux only; elsewhere parents are created).
+    /// </summary>
+    public static void CreateDirectoryInExistingParent(string path)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Directory.CreateDirectory(path);
+            return;
+        }
+
+        if (MakeDirectory(path, AllPermissions) != 0)
+        {
+            int error = Marshal.GetLastPInvokeError();
+            throw error == NoSuchFile
+                ? new DirectoryNotFoundException($"Could not create directory '{path}' because its parent directory does not exist.")
+                : new IOException($"Could not create directory '{path}' (errno {error}).");
         }
     }
 
@@ -102,6 +126,9 @@ internal static partial class FileSync
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int MakeDirectory(string path, int mode);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int Fsync(int descriptor);

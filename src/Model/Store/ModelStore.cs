@@ -32,6 +32,7 @@ public sealed partial class ModelStore
 
     private readonly ILogger logger;
     private readonly Lock writeLock = new();
+    private readonly DirectoryIdentity rootIdentity;
 
     // The problem last logged for each corrupt version. Servers load the newest version on every store poll, so each
     // problem is logged once, and again only after the version loaded or its problem changed.
@@ -57,6 +58,7 @@ public sealed partial class ModelStore
         RetainedVersions = retainedVersions;
         this.logger = logger ?? NullLogger<ModelStore>.Instance;
         System.IO.Directory.CreateDirectory(RootDirectory);
+        rootIdentity = DirectoryIdentity.Record(RootDirectory, "model store directory");
         RemoveAbandonedWrites(AbandonedWriteAge);
     }
 
@@ -77,6 +79,14 @@ public sealed partial class ModelStore
     /// version. 30 s by default, and <see cref="Timeout.InfiniteTimeSpan"/> waits as long as the lock is held.
     /// </summary>
     public TimeSpan RetentionLockTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Throws <see cref="StoreDirectoryChangedException"/> when <see cref="RootDirectory"/> is no longer the directory
+    /// that this instance opened: it was removed, renamed or replaced by another directory. Saves and installs check
+    /// this before they write, so a store never numbers versions again from 1 in a directory that appeared in place of
+    /// the old one. One statx call, cheap enough for every poll.
+    /// </summary>
+    public void EnsureRootDirectoryUnchanged() => rootIdentity.EnsureUnchanged();
 
     /// <summary>Version numbers present on disk, ascending. Presence does not mean the weights are intact.</summary>
     public IReadOnlyList<long> ListVersionNumbers() =>
@@ -186,6 +196,9 @@ public sealed partial class ModelStore
     /// version as corrupt. Nothing is written.
     /// </exception>
     /// <exception cref="InvalidDataException"><paramref name="spec"/> cannot build a model.</exception>
+    /// <exception cref="StoreDirectoryChangedException">
+    /// <see cref="RootDirectory"/> is no longer the directory this instance opened. Nothing is written.
+    /// </exception>
     public ModelVersion Save(ModelSpec spec, nn.Module<Tensor, Tensor> module, ModelManifest manifest)
     {
         ArgumentNullException.ThrowIfNull(spec);
@@ -201,10 +214,11 @@ public sealed partial class ModelStore
 
         lock (writeLock)
         {
+            EnsureRootDirectoryUnchanged();
             IReadOnlyList<long> existing = ListVersionNumbers();
             long number = (existing.Count == 0 ? 0 : existing[^1]) + 1;
             string temporary = Path.Combine(RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
-            System.IO.Directory.CreateDirectory(temporary);
+            FileSync.CreateDirectoryInExistingParent(temporary);
             try
             {
                 string weightsPath = Path.Combine(temporary, WeightsFileName);
@@ -222,6 +236,9 @@ public sealed partial class ModelStore
                 FileSync.WriteAllBytesDurably(Path.Combine(temporary, ManifestFileName), JsonSerializer.SerializeToUtf8Bytes(complete, ModelManifest.JsonOptions));
                 FileSync.FlushDirectory(temporary);
 
+                // The root may have been swapped while the files were written. The version is numbered after the
+                // versions of the directory that was opened, so it must not appear in another one.
+                EnsureRootDirectoryUnchanged();
                 string final = VersionDirectory(number);
                 System.IO.Directory.Move(temporary, final);
                 FileSync.FlushDirectory(RootDirectory);
@@ -242,12 +259,16 @@ public sealed partial class ModelStore
     /// already (a replica's download), into the store as that version. It replaces a copy of the version that failed
     /// verification, and flushes both directories, so that the rename survives a power loss.
     /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">
+    /// <see cref="RootDirectory"/> is no longer the directory this instance opened. Nothing is moved.
+    /// </exception>
     public void Install(string directory, long number)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         ArgumentOutOfRangeException.ThrowIfLessThan(number, 1);
         lock (writeLock)
         {
+            EnsureRootDirectoryUnchanged();
             FileSync.FlushDirectory(directory);
             string final = VersionDirectory(number);
             if (System.IO.Directory.Exists(final))

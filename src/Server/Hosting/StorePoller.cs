@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using ContinualServe.Model.Store;
 using Microsoft.Extensions.Options;
 
 namespace ContinualServe.Server.Hosting;
@@ -10,6 +11,9 @@ public sealed partial class StorePoller : BackgroundService
     private readonly TimeSpan interval;
     private readonly ILogger<StorePoller> logger;
     private long completedPolls;
+
+    // The message of the store directory change last logged, so that each change is logged once.
+    private string? reportedDirectoryChange;
 
     public StorePoller(ModelSwapper swapper, IOptions<ServerOptions> options, ILogger<StorePoller> logger)
     {
@@ -38,6 +42,7 @@ public sealed partial class StorePoller : BackgroundService
             {
                 try
                 {
+                    ReportDirectoryChange();
                     swapper.TrySwapToLatest();
                     failuresInRow = 0;
                     lastFailure = null;
@@ -70,6 +75,28 @@ public sealed partial class StorePoller : BackgroundService
             // A stop, also one that ends a failed start, is not a failure of the poller.
         }
     }
+
+    // Logs an error when the store directory's path no longer leads to the directory opened at start. The poll goes on
+    // as before, because the live version keeps serving either way, but the learner rejects such a directory.
+    private void ReportDirectoryChange()
+    {
+        try
+        {
+            swapper.Store.EnsureRootDirectoryUnchanged();
+            reportedDirectoryChange = null;
+        }
+        catch (StoreDirectoryChangedException exception)
+        {
+            if (exception.Message != reportedDirectoryChange)
+            {
+                LogStoreDirectoryChanged(logger, exception, swapper.Store.RootDirectory);
+                reportedDirectoryChange = exception.Message;
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 107, Level = LogLevel.Error, Message = "The model store directory {Directory} is no longer the directory this server opened at start. Versions found there may not continue the version numbers served so far, and a version numbered at or below the live one is never loaded. Move the original directory back, or restart the server")]
+    private static partial void LogStoreDirectoryChanged(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(EventId = 410, Level = LogLevel.Warning, Message = "Could not load a new version from {Directory}; the live version keeps serving")]
     private static partial void LogPollFailed(ILogger logger, Exception exception, string directory);

@@ -12,6 +12,7 @@ namespace ContinualServe.Server.Tests.Hosting;
 /// <summary>The store poller of a server without a version topic, on a store directory that disappears.</summary>
 public sealed class StorePollerTests : IDisposable
 {
+    private const int StoreDirectoryChangedEventId = 107;
     private const int PollFailedEventId = 410;
     private const int MissingStorePolls = 10;
     private static readonly TimeSpan PollWaitLimit = TimeSpan.FromSeconds(10);
@@ -56,6 +57,46 @@ public sealed class StorePollerTests : IDisposable
         logger.Count(PollFailedEventId).ShouldBe(2, "warnings after the store came back for a poll and went missing again");
     }
 
+    // A learner that keeps its store open rejects a directory moved into the store's path, so a server reports it too,
+    // once for as long as the replacement stays, and again when the path changes once more. A poll may run between two
+    // steps of a replacement and find the path missing for a moment, so the checks count each kind of change apart.
+    [Fact]
+    public async Task ReplacedStoreIsLoggedOnce()
+    {
+        var options = Options.Create(new ServerOptions
+        {
+            StoreDirectory = store,
+            Device = "cpu",
+            IntraOpThreads = 0,
+            StorePollInterval = TimeSpan.FromMilliseconds(20),
+        });
+        var swapper = new ModelSwapper(new LiveModel(), options, NullLogger<ModelSwapper>.Instance);
+        var logger = new EventCountingLogger();
+        using var poller = new StorePoller(swapper, options, logger);
+        string moved = store + ".moved";
+
+        await poller.StartAsync(CancellationToken.None);
+        await WaitForPollsAsync(poller, 2);
+        int beforeRename = logger.Count(StoreDirectoryChangedEventId);
+        Directory.Move(store, moved);
+        Directory.CreateDirectory(store);
+        await WaitForPollsAsync(poller, MissingStorePolls);
+        int whileReplaced = logger.Count(StoreDirectoryChangedEventId, "replaced by another directory");
+        Directory.Delete(store);
+        Directory.Move(moved, store);
+        await WaitForPollsAsync(poller, 2);
+        int missingBeforeSecondRename = logger.Count(StoreDirectoryChangedEventId, "no longer exists");
+        Directory.Move(store, moved);
+        await WaitForPollsAsync(poller, MissingStorePolls);
+        await poller.StopAsync(CancellationToken.None);
+        Directory.Delete(moved);
+
+        beforeRename.ShouldBe(0, "errors before the store directory was renamed");
+        whileReplaced.ShouldBe(1, $"errors during {MissingStorePolls} polls of the replacement directory");
+        int missingAfterSecondRename = logger.Count(StoreDirectoryChangedEventId, "no longer exists") - missingBeforeSecondRename;
+        missingAfterSecondRename.ShouldBe(1, "errors after the original came back and was renamed again");
+    }
+
     /// <summary>Waits until <paramref name="poller"/> has finished <paramref name="polls"/> more polls than it has now.</summary>
     private static async Task WaitForPollsAsync(StorePoller poller, int polls)
     {
@@ -70,15 +111,18 @@ public sealed class StorePollerTests : IDisposable
 
     private sealed class EventCountingLogger : ILogger<StorePoller>
     {
-        private readonly System.Collections.Concurrent.ConcurrentQueue<int> eventIds = new();
+        private readonly System.Collections.Concurrent.ConcurrentQueue<(int EventId, string? Error)> events = new();
 
-        public int Count(int eventId) => eventIds.Count(id => id == eventId);
+        public int Count(int eventId) => events.Count(logged => logged.EventId == eventId);
+
+        public int Count(int eventId, string errorText) =>
+            events.Count(logged => logged.EventId == eventId && logged.Error?.Contains(errorText, StringComparison.Ordinal) == true);
 
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            eventIds.Enqueue(eventId.Id);
+            events.Enqueue((eventId.Id, exception?.Message));
     }
 }
