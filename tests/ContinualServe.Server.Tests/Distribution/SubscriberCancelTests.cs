@@ -54,28 +54,17 @@ public sealed class SubscriberCancelTests : IDisposable
     {
         var stall = new StoreServer.StalledWeights(version: 1);
         (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
-        await using WebApplication storeScope = store;
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, 1);
-        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
-        publisher.Publish(Version(1));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
-        using var live = new LiveModel();
-        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
-
-        await subscriber.StartAsync(CancellationToken.None);
+        await using Replica replica = await Replica.StartAsync(this, store, storeUrl, publisher => publisher.Publish(Version(1)));
         Task requested = await Task.WhenAny(stall.Requested.Task, Task.Delay(ServeTimeout));
-        publisher.Publish(Version(2));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        bool served = await WaitUntilAsync(() => live.CurrentVersion == 2, ServeTimeout);
+        replica.Publish(publisher => publisher.Publish(Version(2)));
+        bool served = await WaitUntilAsync(() => replica.Live.CurrentVersion == 2, ServeTimeout);
         Task aborted = await Task.WhenAny(stall.Aborted.Task, Task.Delay(ServeTimeout));
-        await subscriber.StopAsync(CancellationToken.None);
+        await replica.StopAsync();
 
         requested.ShouldBe(stall.Requested.Task, "the replica did not request the weights of version 1 within 30 s");
         served.ShouldBeTrue("the replica did not serve version 2 within 30 s of its announcement");
         aborted.ShouldBe(stall.Aborted.Task, "the replica did not close its stalled request for version 1's weights");
-        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
+        replica.Logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
             "Cancelled the download of version 1 and deleted its partial files: "
             + "the version topic made version 2 the one to serve (pinned: False)");
         new ModelStore(ReplicaDirectory).ListVersionNumbers().ShouldBe([2L]);
@@ -89,26 +78,15 @@ public sealed class SubscriberCancelTests : IDisposable
     {
         var stall = new StoreServer.StalledWeights(version: 2);
         (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
-        await using WebApplication storeScope = store;
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, 1);
-        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
-        publisher.Publish(Version(2));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
-        using var live = new LiveModel();
-        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
-
-        await subscriber.StartAsync(CancellationToken.None);
+        await using Replica replica = await Replica.StartAsync(this, store, storeUrl, publisher => publisher.Publish(Version(2)));
         Task requested = await Task.WhenAny(stall.Requested.Task, Task.Delay(ServeTimeout));
-        publisher.PublishPin(RunningServer.Spec.Name, Version(1));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, ServeTimeout);
-        await subscriber.StopAsync(CancellationToken.None);
+        replica.Publish(publisher => publisher.PublishPin(RunningServer.Spec.Name, Version(1)));
+        bool served = await WaitUntilAsync(() => replica.Live.CurrentVersion == 1, ServeTimeout);
+        await replica.StopAsync();
 
         requested.ShouldBe(stall.Requested.Task, "the replica did not request the weights of version 2 within 30 s");
         served.ShouldBeTrue("the replica did not serve the pinned version 1 within 30 s of the pin");
-        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
+        replica.Logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
             "Cancelled the download of version 2 and deleted its partial files: "
             + "the version topic made version 1 the one to serve (pinned: True)");
         StoreControlFiles.TryReadPinnedVersion(ReplicaDirectory, out long? pinned, out _).ShouldBeTrue();
@@ -124,27 +102,19 @@ public sealed class SubscriberCancelTests : IDisposable
     {
         var stall = new StoreServer.StalledWeights(version: 1);
         (WebApplication store, string storeUrl) = await StoreServer.StartStallingAsync(source, stall);
-        await using WebApplication storeScope = store;
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, 1);
-        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
-        publisher.Publish(Version(2));
-        publisher.PublishPin(RunningServer.Spec.Name, Version(1));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
-        using var live = new LiveModel();
-        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
-
-        await subscriber.StartAsync(CancellationToken.None);
+        await using Replica replica = await Replica.StartAsync(this, store, storeUrl, publisher =>
+        {
+            publisher.Publish(Version(2));
+            publisher.PublishPin(RunningServer.Spec.Name, Version(1));
+        });
         Task requested = await Task.WhenAny(stall.Requested.Task, Task.Delay(ServeTimeout));
-        publisher.PublishPin(RunningServer.Spec.Name, null);
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        bool served = await WaitUntilAsync(() => live.CurrentVersion == 2, ServeTimeout);
-        await subscriber.StopAsync(CancellationToken.None);
+        replica.Publish(publisher => publisher.PublishPin(RunningServer.Spec.Name, null));
+        bool served = await WaitUntilAsync(() => replica.Live.CurrentVersion == 2, ServeTimeout);
+        await replica.StopAsync();
 
         requested.ShouldBe(stall.Requested.Task, "the replica did not request the weights of the pinned version 1 within 30 s");
         served.ShouldBeTrue("the replica did not serve version 2 within 30 s of the unpin");
-        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
+        replica.Logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).ShouldHaveSingleItem().Message.ShouldBe(
             "Cancelled the download of version 1 and deleted its partial files: "
             + "the version topic made version 2 the one to serve (pinned: False)");
         StoreControlFiles.TryReadPinnedVersion(ReplicaDirectory, out long? pinned, out _).ShouldBeTrue();
@@ -163,17 +133,7 @@ public sealed class SubscriberCancelTests : IDisposable
         SaveVersionsUpTo(lastVersion);
         var slow = new StoreServer.SlowWeights(TimeSpan.FromSeconds(2));
         (WebApplication store, string storeUrl) = await StoreServer.StartSlowAsync(source, slow);
-        await using WebApplication storeScope = store;
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, 1);
-        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
-        publisher.Publish(Version(1));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
-        using var live = new LiveModel();
-        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
-
-        await subscriber.StartAsync(CancellationToken.None);
+        await using Replica replica = await Replica.StartAsync(this, store, storeUrl, publisher => publisher.Publish(Version(1)));
         using var requestTimeout = new CancellationTokenSource(ServeTimeout);
         var requested = new List<long>();
         long announced = 1;
@@ -181,29 +141,28 @@ public sealed class SubscriberCancelTests : IDisposable
         while (announced < lastVersion)
         {
             requested.Add(await slow.Requests.Reader.ReadAsync(requestTimeout.Token));
-            served = live.CurrentVersion;
+            served = replica.Live.CurrentVersion;
             if (served >= 4)
             {
                 break;
             }
 
             announced++;
-            publisher.Publish(Version(announced));
-            publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+            replica.Publish(publisher => publisher.Publish(Version(announced)));
         }
 
-        await subscriber.StopAsync(CancellationToken.None);
+        await replica.StopAsync();
 
         served.ShouldBe(4L, $"the replica served no version from 4 on while versions up to {announced} were announced, one during each download");
         requested.ShouldBe([1L, 2L, 3L, 4L, 5L]);
-        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).Select(entry => entry.Message).ShouldBe(
+        replica.Logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).Select(entry => entry.Message).ShouldBe(
         [
             "Cancelled the download of version 1 and deleted its partial files: "
             + "the version topic made version 2 the one to serve (pinned: False)",
             "Cancelled the download of version 3 and deleted its partial files: "
             + "the version topic made version 4 the one to serve (pinned: False)",
         ]);
-        logger.Entries.Where(entry => entry.EventId == DownloadKeptEvent).Select(entry => entry.Message).ShouldBe(
+        replica.Logger.Entries.Where(entry => entry.EventId == DownloadKeptEvent).Select(entry => entry.Message).ShouldBe(
         [
             "Version 3 was announced during the download of version 2, which goes on because the download before it "
             + "was cancelled for a newer version",
@@ -219,32 +178,20 @@ public sealed class SubscriberCancelTests : IDisposable
     {
         var slow = new StoreServer.SlowWeights(TimeSpan.FromMinutes(2));
         (WebApplication store, string storeUrl) = await StoreServer.StartSlowAsync(source, slow);
-        await using WebApplication storeScope = store;
-        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
-        broker.CreateTopic(Topic, 1);
-        using ModelVersionPublisher publisher = CreatePublisher(broker.BootstrapServers, storeUrl);
-        publisher.Publish(Version(1));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
-        using var live = new LiveModel();
-        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger);
-
-        await subscriber.StartAsync(CancellationToken.None);
+        await using Replica replica = await Replica.StartAsync(this, store, storeUrl, publisher => publisher.Publish(Version(1)));
         using var requestTimeout = new CancellationTokenSource(ServeTimeout);
         long firstRequest = await slow.Requests.Reader.ReadAsync(requestTimeout.Token);
-        publisher.Publish(Version(2));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        replica.Publish(publisher => publisher.Publish(Version(2)));
         long secondRequest = await slow.Requests.Reader.ReadAsync(requestTimeout.Token);
         slow.Delay = TimeSpan.Zero;
-        publisher.PublishPin(RunningServer.Spec.Name, Version(1));
-        publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
-        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, ServeTimeout);
-        await subscriber.StopAsync(CancellationToken.None);
+        replica.Publish(publisher => publisher.PublishPin(RunningServer.Spec.Name, Version(1)));
+        bool served = await WaitUntilAsync(() => replica.Live.CurrentVersion == 1, ServeTimeout);
+        await replica.StopAsync();
 
         firstRequest.ShouldBe(1);
         secondRequest.ShouldBe(2);
         served.ShouldBeTrue("the replica did not serve the pinned version 1 within 30 s of the pin");
-        logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).Select(entry => entry.Message).ShouldBe(
+        replica.Logger.Entries.Where(entry => entry.EventId == DownloadCancelledEvent).Select(entry => entry.Message).ShouldBe(
         [
             "Cancelled the download of version 1 and deleted its partial files: "
             + "the version topic made version 2 the one to serve (pinned: False)",
@@ -253,9 +200,6 @@ public sealed class SubscriberCancelTests : IDisposable
         ]);
         new ModelStore(ReplicaDirectory).ListVersionNumbers().ShouldBe([1L]);
     }
-
-    private static ModelVersionPublisher CreatePublisher(string bootstrapServers, string storeUrl) =>
-        new(bootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
 
     private ModelVersionSubscriber CreateSubscriber(string bootstrapServers, LiveModel live, ILogger<ModelVersionSubscriber> logger)
     {
@@ -305,5 +249,68 @@ public sealed class SubscriberCancelTests : IDisposable
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// A store server, an embedded broker with the version topic, a publisher of the learner's records and a started
+    /// subscriber of the replica, disposed together.
+    /// </summary>
+    private sealed class Replica : IAsyncDisposable
+    {
+        private readonly WebApplication store;
+        private readonly EmbeddedKafkaBroker broker;
+        private readonly ModelVersionPublisher publisher;
+        private readonly ModelVersionSubscriber subscriber;
+
+        private Replica(
+            WebApplication store, EmbeddedKafkaBroker broker, ModelVersionPublisher publisher, ModelVersionSubscriber subscriber,
+            LiveModel live, LogRecorder<ModelVersionSubscriber> logger)
+        {
+            this.store = store;
+            this.broker = broker;
+            this.publisher = publisher;
+            this.subscriber = subscriber;
+            Live = live;
+            Logger = logger;
+        }
+
+        public LiveModel Live { get; }
+
+        public LogRecorder<ModelVersionSubscriber> Logger { get; }
+
+        /// <summary>Publishes the records that <paramref name="first"/> writes, then starts the subscriber.</summary>
+        public static async Task<Replica> StartAsync(
+            SubscriberCancelTests test, WebApplication store, string storeUrl, Action<ModelVersionPublisher> first)
+        {
+            EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic(Topic, 1);
+            var publisher = new ModelVersionPublisher(
+                broker.BootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
+            var logger = new LogRecorder<ModelVersionSubscriber>(LogLevel.Information);
+            var live = new LiveModel();
+            var replica = new Replica(store, broker, publisher, test.CreateSubscriber(broker.BootstrapServers, live, logger), live, logger);
+            replica.Publish(first);
+            await replica.subscriber.StartAsync(CancellationToken.None);
+            return replica;
+        }
+
+        /// <summary>Publishes the records that <paramref name="write"/> writes and waits until the broker has them.</summary>
+        public void Publish(Action<ModelVersionPublisher> write)
+        {
+            write(publisher);
+            publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+        }
+
+        public Task StopAsync() => subscriber.StopAsync(CancellationToken.None);
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            subscriber.Dispose();
+            Live.Dispose();
+            publisher.Dispose();
+            broker.Dispose();
+            await store.DisposeAsync();
+        }
     }
 }
