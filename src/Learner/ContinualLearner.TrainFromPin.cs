@@ -183,7 +183,7 @@ public sealed partial class ContinualLearner
         latest = pinned;
         matrix = Evaluation.AccuracyMatrix.FromSummary(pinned.Manifest.Evaluation);
 
-        // A rollback after diverged training and a restart load the newest checkpoint, so it must hold the new base.
+        // A rollback after diverged training and a restart load the newest checkpoint, so it must contain the new base.
         SaveCheckpoint(ReachedOffsets(), fromPin: true);
         LogTrainingFromPin(logger, previous, pinned.Number, trainedSinceRound);
         ContinualServeMetrics.LearnerExamples.WithLabels("discarded").Inc(trainedSinceRound);

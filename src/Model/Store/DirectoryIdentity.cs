@@ -47,7 +47,7 @@ internal sealed partial class DirectoryIdentity
         }
 
         return new DirectoryIdentity(path, description, Read(path, out int error)
-            ?? throw new IOException($"Could not read the {description} '{path}' (errno {error})."));
+            ?? throw new IOException($"Failed to read the {description} '{path}' (errno {error}). Check that it exists and is readable."));
     }
 
     /// <summary>
@@ -73,7 +73,7 @@ internal sealed partial class DirectoryIdentity
 
         if (now is null)
         {
-            throw new IOException($"Could not read the {description} '{Path}' (errno {error}).");
+            throw new IOException($"Failed to read the {description} '{Path}' (errno {error}). Check that it exists and is readable.");
         }
 
         if (now != opened)

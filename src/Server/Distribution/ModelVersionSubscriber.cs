@@ -319,7 +319,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         catch (OperationCanceledException) when (running.Superseded.Task.IsCompleted && !cancellation.IsCancellationRequested)
         {
             // The downloader deleted the temporary directory before the cancellation reached this point. The metric
-            // counts outcomes of the versions that were wanted, so a cancelled download is not counted.
+            // counts outcomes of the versions that were the target, so a cancelled download is not counted.
             (long next, bool nextPinned) = await running.Superseded.Task.ConfigureAwait(false);
             lastDownloadOvertaken = !pinned && !nextPinned;
             LogDownloadCancelled(logger, target.Version, next, nextPinned);
