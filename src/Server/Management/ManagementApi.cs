@@ -21,13 +21,18 @@ public static partial class ManagementApi
 {
     public const string Prefix = "/manage/v1";
 
-    public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder routes, BearerToken token, int? managementPort)
+    /// <summary>
+    /// Maps the routes behind <paramref name="tokenFilter"/>. The middleware of <see cref="ManagementHosting.MapManagement"/>
+    /// checks every request under the prefix with the same filter before routing, and the routes check again, so that
+    /// they stay guarded whatever path or middleware a request comes through.
+    /// </summary>
+    internal static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder routes, BearerTokenFilter tokenFilter)
     {
         ArgumentNullException.ThrowIfNull(routes);
-        ArgumentNullException.ThrowIfNull(token);
+        ArgumentNullException.ThrowIfNull(tokenFilter);
         RouteGroupBuilder group = routes.MapGroup(Prefix).WithTags("Management");
         ILogger logger = routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi));
-        group.AddEndpointFilter(new BearerTokenFilter(token, "management API", managementPort, outcome => ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc(), logger));
+        group.AddEndpointFilter(tokenFilter);
         group.AddEndpointFilter(new ManagementAuditFilter(logger));
 
         // 401 without a bearer token, 403 with a wrong one, and 404 on a port other than Management:Urls when it is set.
