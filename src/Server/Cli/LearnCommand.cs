@@ -87,14 +87,14 @@ internal static class LearnCommand
         app.UseNoSniffHeader();
         app.UseJsonRoutingErrors(_ => LearnerRoutesHint);
         MapHealthRoutes(app);
-        app.MapGet(LearnerStatusPath, (ContinualLearner learner) => Results.Json(LearnerState.Capture(learner)))
+        app.MapGetAndHead(LearnerStatusPath, (ContinualLearner learner) => Results.Json(LearnerState.Capture(learner)))
             .WithName("GetLearnerStatus")
             .WithTags("Learner")
             .WithSummary("Returns the state of the learner: running, ready, paused, faults, examples trained and consumer lag.")
             .Produces<LearnerState>();
-        app.MapMetrics("/metrics").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
+        app.MapMetrics("/metrics").WithGetAndHead();
         app.MapModelStoreApi(() => app.Services.GetRequiredService<ContinualLearner>().Store);
-        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapOpenApi("/openapi/{documentName}.json").WithGetAndHead();
         return app;
     }
 

@@ -9,7 +9,7 @@ namespace ContinualServe.Server.Distribution;
 
 /// <summary>
 /// Read-only HTTP access to a model store, served by the learner so that server replicas can download
-/// announced versions. Only GET routes exist, and only the three files of a version can be read. With a store token
+/// announced versions. Only GET and HEAD routes exist, and only the three files of a version can be read. With a store token
 /// (Distribution:StoreTokenFile or the CONTINUALSERVE_STORE_TOKEN variable) every route needs it as a bearer token.
 /// </summary>
 public static partial class ModelStoreApi
@@ -24,7 +24,7 @@ public static partial class ModelStoreApi
     };
 
     /// <summary>
-    /// Maps GET /store/v1/versions and GET /store/v1/versions/{version}/{file} over <paramref name="store"/>, behind the
+    /// Maps GET and HEAD on /store/v1/versions and /store/v1/versions/{version}/{file} over <paramref name="store"/>, behind the
     /// store token of <see cref="DistributionOptions"/> when one is configured. Without one the routes are open and a
     /// warning is logged.
     /// </summary>
@@ -49,11 +49,11 @@ public static partial class ModelStoreApi
             LogStoreGuarded(logger, RoutePrefix);
         }
 
-        group.MapGet("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }))
+        group.MapGetAndHead("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }))
             .WithName("ListStoreVersions")
             .WithSummary("Lists the version numbers in the learner's model store, oldest first.")
             .Produces<StoreVersionListResponse>();
-        group.MapGet("/versions/{version}/{file}", (string version, string file) => ReadFile(store(), version, file))
+        group.MapGetAndHead("/versions/{version}/{file}", (string version, string file) => ReadFile(store(), version, file))
             .WithName("GetStoreFile")
             .WithSummary("Downloads one file of a version: manifest.json, spec.json or weights.bin.")
             .WithDescription(

@@ -26,9 +26,17 @@ internal sealed partial class BearerTokenFilter(
     private long rejectedSinceWarning;
     private long nextWarningTimestamp;
 
-    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+        Check(context.HttpContext) ?? await next(context).ConfigureAwait(false);
+
+    /// <summary>
+    /// Checks the port and the bearer token of a request. Returns the 404, 401 or 403 result that rejects it, or null
+    /// to admit it. Middleware calls it for requests that routing would reject with 404 or 405 before any endpoint filter runs.
+    /// </summary>
+    public IResult? Check(HttpContext http)
     {
-        HttpContext http = context.HttpContext;
+        ArgumentNullException.ThrowIfNull(http);
+
         // The port stays out of the error, because clients of the other ports, such as applications calling inference,
         // should not learn where the API is served.
         if (restrictedPort is not null && http.Connection.LocalPort != restrictedPort)
@@ -50,7 +58,7 @@ internal sealed partial class BearerTokenFilter(
             return new InferenceError($"The bearer token is not valid for the {apiName}.", "Authorization", $"the configured {apiName} token").ToResult(StatusCodes.Status403Forbidden);
         }
 
-        return await next(context).ConfigureAwait(false);
+        return null;
     }
 
     // The warning names the client and the route, never the presented header, which may contain a real token of another API.

@@ -72,6 +72,18 @@ public static class HttpHardening
             });
     }
 
+    /// <summary>
+    /// Makes the GET endpoint of <paramref name="builder"/> accept HEAD as well, for routes that a library maps with
+    /// GET only, such as <c>/metrics</c> and <c>/openapi/{documentName}.json</c>. Routing reads the last method
+    /// metadata of an endpoint, so this replaces the library's GET-only list.
+    /// </summary>
+    public static TBuilder WithGetAndHead<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.WithMetadata(new HttpMethodMetadata([HttpMethods.Get, HttpMethods.Head]));
+    }
+
     // Both operations come from one endpoint and share its name, but OpenAPI requires each operationId to be unique,
     // so the HEAD operation of GetLive becomes HeadLive.
     private static void DescribeHead(OpenApiOperation operation)

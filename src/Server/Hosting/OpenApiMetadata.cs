@@ -105,6 +105,12 @@ internal static class OpenApiMetadata
                 operation.Responses["200"] = ok;
             }
 
+            // MapGetAndHead's transformer, which removes the response bodies of HEAD, runs before this one, so HEAD gets no content here.
+            if (HttpMethods.IsHead(context.Description.HttpMethod ?? string.Empty))
+            {
+                return Task.CompletedTask;
+            }
+
             ok.Content ??= new Dictionary<string, OpenApiMediaType>();
             foreach (string contentType in contentTypes)
             {

@@ -80,8 +80,8 @@ public static class ServerHost
         app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes);
         app.MapInferenceApi();
         app.MapManagement();
-        app.MapMetrics("/metrics").WithMetadata(new HttpMethodMetadata(["GET", "HEAD"]));
-        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapMetrics("/metrics").WithGetAndHead();
+        app.MapOpenApi("/openapi/{documentName}.json").WithGetAndHead();
         app.MapStatusPage();
         app.Lifetime.ApplicationStopped.Register(() => app.Services.GetRequiredService<LiveModel>().Dispose());
         return app;

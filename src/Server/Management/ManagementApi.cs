@@ -21,19 +21,24 @@ public static partial class ManagementApi
 {
     public const string Prefix = "/manage/v1";
 
-    public static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder routes, BearerToken token, int? managementPort)
+    /// <summary>
+    /// Maps the routes behind <paramref name="tokenFilter"/>. The middleware of <see cref="ManagementHosting.MapManagement"/>
+    /// checks every request under the prefix with the same filter before routing, and the routes check again, so that
+    /// they stay guarded whatever path or middleware a request comes through.
+    /// </summary>
+    internal static IEndpointRouteBuilder MapManagementApi(this IEndpointRouteBuilder routes, BearerTokenFilter tokenFilter)
     {
         ArgumentNullException.ThrowIfNull(routes);
-        ArgumentNullException.ThrowIfNull(token);
+        ArgumentNullException.ThrowIfNull(tokenFilter);
         RouteGroupBuilder group = routes.MapGroup(Prefix).WithTags("Management");
         ILogger logger = routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi));
-        group.AddEndpointFilter(new BearerTokenFilter(token, "management API", managementPort, outcome => ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc(), logger));
+        group.AddEndpointFilter(tokenFilter);
         group.AddEndpointFilter(new ManagementAuditFilter(logger));
 
         // 401 without a bearer token, 403 with a wrong one, and 404 on a port other than Management:Urls when it is set.
         group.WithBearerSecurity()
             .ProducesErrors(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound);
-        group.MapGet("/versions", ListVersions)
+        group.MapGetAndHead("/versions", ListVersions)
             .WithName("ListVersions")
             .WithSummary("Lists every version in the model store, and the live and pinned versions.")
             .Produces<VersionListResponse>();
@@ -61,7 +66,7 @@ public static partial class ManagementApi
             .WithSummary("Removes the pin, so that servers follow the newest intact version again.")
             .Produces<PinStateResponse>()
             .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
-        learner.MapGet("/learning", LearningState)
+        learner.MapGetAndHead("/learning", LearningState)
             .WithName("GetLearningState")
             .WithSummary("Returns whether learning is paused, and the state of the learner when this process runs one.")
             .WithDescription("learner is null in a process that runs no learner (serve), also when it shares the learner's store.")
@@ -76,7 +81,7 @@ public static partial class ManagementApi
             .WithSummary("Resumes learning.")
             .Produces<LearningPauseResponse>()
             .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
-        learner.MapGet("/golden-set", GetGoldenSet)
+        learner.MapGetAndHead("/golden-set", GetGoldenSet)
             .WithName("GetGoldenSet")
             .WithSummary("Returns the size and upload time of the golden set, or 404 when none was uploaded.")
             .Produces<GoldenSetSummaryResponse>();

@@ -15,7 +15,8 @@ internal sealed partial class ManagementAuditFilter(ILogger logger) : IEndpointF
         object? result = await next(context).ConfigureAwait(false);
         HttpRequest request = context.HttpContext.Request;
         int status = (result as IStatusCodeHttpResult)?.StatusCode ?? context.HttpContext.Response.StatusCode;
-        if (!HttpMethods.IsGet(request.Method) || status >= StatusCodes.Status400BadRequest)
+        bool isRead = HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method);
+        if (!isRead || status >= StatusCodes.Status400BadRequest)
         {
             LogManagementChange(logger, request.Method, request.Path, status, context.HttpContext.Connection.RemoteIpAddress);
         }

@@ -1,3 +1,4 @@
+using ContinualServe.Model.Telemetry;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -36,7 +37,8 @@ public static partial class ManagementHosting
     /// <summary>
     /// Maps the management routes when a token is configured. Without one they are absent (404) and a warning is logged,
     /// or the start fails when <see cref="ManagementOptions.RequireToken"/> is set. With Management:Urls set, every
-    /// request under the prefix on another port gets 404 with any method. Call it after
+    /// request under the prefix on another port gets 404 with any method. On the port that serves the API, every request
+    /// under the prefix without a valid token gets 401 or 403 with any method, before routing's 404 or 405. Call it after
     /// <see cref="HttpHardening.UseJsonRoutingErrors"/>, which writes that 404's body.
     /// </summary>
     /// <exception cref="InvalidConfigurationException">The token is unusable, or required and missing.</exception>
@@ -69,7 +71,10 @@ public static partial class ManagementHosting
             app.UseManagementPortOnly(managementPort);
         }
 
-        app.MapManagementApi(token, port);
+        var tokenFilter = new BearerTokenFilter(
+            token, "management API", port, outcome => ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc(), logger);
+        app.UseManagementToken(tokenFilter);
+        app.MapManagementApi(tokenFilter);
         string where = port is null ? "the inference port" : "port " + port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
         app.Lifetime.ApplicationStarted.Register(() => LogEnabled(logger, ManagementApi.Prefix, where));
         return app;
@@ -115,6 +120,22 @@ public static partial class ManagementHosting
             context.SetEndpoint(null);
             context.Response.StatusCode = StatusCodes.Status404NotFound;
             return Task.CompletedTask;
+        });
+
+    // Routing returns 405 with an Allow header for a method that no route of the path accepts, and 404 for a path that
+    // no route matches, before any endpoint filter runs. So this middleware checks the token of every request under the
+    // prefix first. A client without a valid token gets 401 or 403 whatever the method and path, and learns no route.
+    private static void UseManagementToken(this WebApplication app, BearerTokenFilter tokenFilter) =>
+        app.Use(async (context, next) =>
+        {
+            IResult? rejection = IsManagementPath(context) ? tokenFilter.Check(context) : null;
+            if (rejection is null)
+            {
+                await next(context).ConfigureAwait(false);
+                return;
+            }
+
+            await rejection.ExecuteAsync(context).ConfigureAwait(false);
         });
 
     private static bool IsManagementPath(HttpContext context) =>

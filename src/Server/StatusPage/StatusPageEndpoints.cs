@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ContinualServe.Server.Hosting;
 
 namespace ContinualServe.Server.StatusPage;
 
@@ -30,7 +31,7 @@ public static class StatusPageEndpoints
     public static IEndpointRouteBuilder MapStatusPage(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        endpoints.MapGet("/ui/api/status", (StatusHistory history) => Results.Json(history.Snapshot(), JsonOptions))
+        endpoints.MapGetAndHead("/ui/api/status", (StatusHistory history) => Results.Json(history.Snapshot(), JsonOptions))
             .WithName("GetStatus")
             .WithSummary("Live version, its accuracy matrix, recent traffic and the learner in this process, for the status page.")
             .Produces<StatusSnapshot>();
@@ -38,7 +39,7 @@ public static class StatusPageEndpoints
         {
             string resource = ResourcePrefix + (path.Length == 0 ? "index.html" : path);
             byte[] content = ReadResource(resource);
-            endpoints.MapGet("/ui/" + path, (HttpContext context) =>
+            endpoints.MapGetAndHead("/ui/" + path, (HttpContext context) =>
             {
                 // Routing matches /ui and /ui/ alike; the page's relative links need the slash.
                 if (path.Length == 0 && !context.Request.Path.Value!.EndsWith('/'))

@@ -137,6 +137,20 @@ public sealed class LearnerRoutesTests
         await HeadResponses.ShouldMatchGetAsync(client, "v2/health/ready", HttpStatusCode.OK);
     }
 
+    // Monitoring and replicas may probe the learner's state, its document and its store with HEAD as well.
+    [Fact(Timeout = 60_000)]
+    public async Task LearnerGetRoutesAcceptHead()
+    {
+        await using LearnerPort learner = await LearnerPort.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
+
+        await HeadResponses.ShouldMatchGetAsync(client, LearnCommand.LearnerStatusPath.TrimStart('/'), HttpStatusCode.OK);
+        await HeadResponses.ShouldMatchGetAsync(client, "openapi/v1.json", HttpStatusCode.OK);
+        await HeadResponses.ShouldMatchGetAsync(client, "store/v1/versions", HttpStatusCode.OK);
+        OpenApiSchemas document = await OpenApiSchemas.FetchAsync(client);
+        Text(document.Operation(LearnCommand.LearnerStatusPath, "head"), "operationId").ShouldBe("HeadLearnerStatus");
+    }
+
     // The serve role's document names these routes GetLive, HeadLive, GetReady and HeadReady. A client generated from
     // either document must find them on the learner's port under the same names and status codes.
     [Theory(Timeout = 60_000)]

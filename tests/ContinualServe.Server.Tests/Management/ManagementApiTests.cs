@@ -417,9 +417,9 @@ public sealed class ManagementApiTests
         { "POST", "manage/v1/learning/pause", false, 404, null },
         { "GET", "manage/v1/no-such-route", false, 404, null },
         { "GET", "manage/v1/versions", true, 200, null },
-        { "HEAD", "manage/v1/versions", true, 405, "GET" },
-        { "POST", "manage/v1/versions", true, 405, "GET" },
-        { "DELETE", "manage/v1/versions", true, 405, "GET" },
+        { "HEAD", "manage/v1/versions", true, 200, null },
+        { "POST", "manage/v1/versions", true, 405, "GET, HEAD" },
+        { "DELETE", "manage/v1/versions", true, 405, "GET, HEAD" },
         { "GET", "manage/v1/learning/pause", true, 405, "POST" },
     };
 

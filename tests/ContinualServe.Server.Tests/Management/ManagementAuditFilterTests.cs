@@ -16,6 +16,8 @@ public sealed class ManagementAuditFilterTests
     [InlineData("GET", StatusCodes.Status200OK, false)]
     [InlineData("GET", StatusCodes.Status404NotFound, true)]
     [InlineData("GET", StatusCodes.Status409Conflict, true)]
+    [InlineData("HEAD", StatusCodes.Status200OK, false)]
+    [InlineData("HEAD", StatusCodes.Status404NotFound, true)]
     public async Task AuditLogsChangesAndErrors(string method, int status, bool logged)
     {
         var logger = new LogRecorder<ManagementAuditFilterTests>(LogLevel.Information);

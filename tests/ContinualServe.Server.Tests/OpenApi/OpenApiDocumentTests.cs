@@ -192,11 +192,58 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
             {
                 JsonObject operation = node!.AsObject();
                 operation["security"]![0]!.AsObject().ContainsKey("bearer").ShouldBeTrue($"{method} {path}");
+                if (method == "head")
+                {
+                    operation["responses"]!.AsObject().Select(response => response.Key).ShouldContain("401", $"{method} {path}");
+                    operation["responses"]!.AsObject().Select(response => response.Key).ShouldContain("403", $"{method} {path}");
+                    continue;
+                }
+
                 OpenApiSchemas.PropertyNames(managementDocument.ResponseSchema(operation, 401)).ShouldContain("error", $"{method} {path}");
                 OpenApiSchemas.PropertyNames(managementDocument.ResponseSchema(operation, 403)).ShouldContain("error", $"{method} {path}");
                 managementDocument.ResponseSchema(operation, 200)["properties"].ShouldNotBeNull($"{method} {path}");
             }
         }
+    }
+
+    // HEAD on the status, management and store routes comes from the GET endpoint. Its operation needs an
+    // operationId of its own, GET's status codes and no response body.
+    [Theory]
+    [InlineData("/ui/api/status", "HeadStatus")]
+    [InlineData("/manage/v1/versions", "HeadListVersions")]
+    [InlineData("/manage/v1/learning", "HeadLearningState")]
+    [InlineData("/manage/v1/golden-set", "HeadGoldenSet")]
+    [InlineData("/store/v1/versions", "HeadListStoreVersions")]
+    [InlineData("/store/v1/versions/{version}/{file}", "HeadStoreFile")]
+    public async Task GetRoutesDeclareHead(string path, string operationId)
+    {
+        OpenApiSchemas headDocument = path.StartsWith("/store/", StringComparison.Ordinal)
+            ? await FetchStoreDocumentAsync(storeToken: "store-token-0123456789abcdef")
+            : await FetchManagementDocumentAsync();
+
+        JsonObject get = headDocument.Operation(path, "get");
+        JsonObject head = headDocument.Operation(path, "head");
+
+        head["operationId"]!.GetValue<string>().ShouldBe(operationId);
+        string[] getStatusCodes = [.. get["responses"]!.AsObject().Select(response => response.Key)];
+        head["responses"]!.AsObject().Select(response => response.Key).ShouldBe(getStatusCodes, ignoreOrder: true);
+        foreach ((string statusCode, JsonNode? response) in head["responses"]!.AsObject())
+        {
+            response!["content"].ShouldBeNull($"HEAD {path} {statusCode} declares a body");
+        }
+    }
+
+    [Fact]
+    public async Task ManagementOperationIdsAreUnique()
+    {
+        OpenApiSchemas managementDocument = await FetchManagementDocumentAsync();
+
+        string?[] operationIds = [.. managementDocument.Document["paths"]!.AsObject()
+            .SelectMany(path => path.Value!.AsObject())
+            .Select(operation => operation.Value!["operationId"]?.GetValue<string>())];
+
+        operationIds.ShouldAllBe(id => id != null);
+        operationIds.ShouldBeUnique();
     }
 
     [Fact]
@@ -273,6 +320,12 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         JsonNode? scheme = storeDocument.Document["components"]?["securitySchemes"]?["storeBearer"];
         scheme.ShouldNotBeNull("components.securitySchemes.storeBearer");
         scheme["scheme"]!.GetValue<string>().ShouldBe("bearer");
+    }
+
+    private static async Task<OpenApiSchemas> FetchManagementDocumentAsync()
+    {
+        await using ManagementServer management = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        return await OpenApiSchemas.FetchAsync(management.Inference);
     }
 
     // A nullable object property is a oneOf of null and the object's schema, or the object's schema alone.
