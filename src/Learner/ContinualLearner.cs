@@ -568,7 +568,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
         else
         {
-            DiscardCandidate(started);
+            DiscardCandidate(consumer, started);
         }
 
         ResumeAfterWork(consumer);
