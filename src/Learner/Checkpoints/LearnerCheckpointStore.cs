@@ -232,7 +232,7 @@ public sealed partial class LearnerCheckpointStore
     private void DeleteOlderThan(long newest)
     {
         List<long> sequences = ListSequences();
-        var kept = new HashSet<long>(sequences.Where(sequence => sequence > newest - retained));
+        var retainedSequences = new HashSet<long>(sequences.Where(sequence => sequence > newest - retained));
         var versions = new HashSet<long>();
         foreach (long sequence in Enumerable.Reverse(sequences))
         {
@@ -244,11 +244,11 @@ public sealed partial class LearnerCheckpointStore
             // A checkpoint whose metadata cannot be read is kept only by the first rule.
             if (TryReadModelVersion(sequence) is long version && versions.Add(version))
             {
-                kept.Add(sequence);
+                retainedSequences.Add(sequence);
             }
         }
 
-        foreach (long sequence in sequences.Where(sequence => !kept.Contains(sequence)))
+        foreach (long sequence in sequences.Where(sequence => !retainedSequences.Contains(sequence)))
         {
             try
             {

@@ -117,7 +117,8 @@ public sealed class TrainFromPinTests : IDisposable
 
             restarted.Checkpoint.ShouldNotBeNull().Offsets.Single().Offset.ShouldBe(produced, "the rejected records are not read again");
             logs.Logger.Records.ShouldContain(record => record.EventId == PinnedBaseRestoredEventId);
-            logs.Logger.Records.ShouldNotContain(record => record.EventId == VersionWithoutCheckpointEventId, "the pinned base is the base on purpose");
+            logs.Logger.Records.ShouldNotContain(
+                record => record.EventId == VersionWithoutCheckpointEventId, "the pinned base is the base on purpose");
         });
     }
 

@@ -17,6 +17,7 @@ namespace ContinualServe.Learner.Tests.Promotion;
 public sealed class LearnerPromotionTests : IDisposable
 {
     private const string Topic = "gate-examples";
+    private const int VersionWithoutCheckpointEventId = 243;
 
     private readonly TemporaryDirectory storeDirectory = new("continualserve-learner-gate-");
 
@@ -125,7 +126,8 @@ public sealed class LearnerPromotionTests : IDisposable
             restarted.Stop(TimeSpan.FromSeconds(10)).ShouldBeTrue();
 
             restarted.Status.Consumed.ShouldBe(after.Length, "the restarted learner read a rejected record again");
-            loggers.Logger.Records.ShouldNotContain(record => record.EventId == 243, "the checkpoint's version is the live one, not an older one");
+            loggers.Logger.Records.ShouldNotContain(
+                record => record.EventId == VersionWithoutCheckpointEventId, "the checkpoint's version is the live one");
             IReadOnlyList<string> trainedIds = TrainingLog.ReadIds(
                 Path.Combine(options.Checkpoint.ResolveDirectory(options.StoreDirectory), TrainingLog.FileName));
             trainedIds.Count.ShouldBe(trainedIds.Distinct().Count(), "an example was trained twice");
@@ -155,13 +157,15 @@ public sealed class LearnerPromotionTests : IDisposable
             Directory.Delete(checkpoints, recursive: true);
             await File.WriteAllTextAsync(checkpoints, "a file where the checkpoint directory was");
             LearnerHarness.Produce(broker.BootstrapServers, Topic, taskOne, "bad", label: ShuffledLabels());
-            await LearnerHarness.WaitUntilAsync(() => learner.Failure is not null, "the learner did not stop on the failed checkpoint write after the rejection");
+            await LearnerHarness.WaitUntilAsync(
+                () => learner.Failure is not null, "the learner did not stop on the failed checkpoint write after the rejection");
 
             learner.Failure.ShouldBeAssignableTo<IOException>();
             learner.Status.IsRunning.ShouldBeFalse();
             learner.Store.ListVersionNumbers().ShouldBe(new long[] { 1, 2 }, "the shuffled round must be rejected, not promoted");
             learner.Status.Rejected.ShouldBe(0, "the rejection is counted after its checkpoint");
-            CommittedOffset(broker.BootstrapServers, options.GroupId).ShouldBe(taskOne.Length, "the failed checkpoint's offsets must not be committed");
+            CommittedOffset(broker.BootstrapServers, options.GroupId)
+                .ShouldBe(taskOne.Length, "the failed checkpoint's offsets must not be committed");
         });
     }
 

@@ -108,13 +108,15 @@ public sealed class AnalyticLearnerTests : IDisposable
             int[] swapped = NotHeldOut(taskOne, "bad");
             LearnerHarness.Produce(broker.BootstrapServers, Topic, swapped, "bad", label: SwappedLabel);
             await LearnerHarness.WaitUntilAsync(
-                () => gradient.Status.Rejected == 1 && gradient.Status.RoundPosition == taskOne.Length + swapped.Length, "the swapped round was not rejected");
+                () => gradient.Status.Rejected == 1 && gradient.Status.RoundPosition == taskOne.Length + swapped.Length,
+                "the swapped round was not rejected");
             gradient.Stop(TimeSpan.FromSeconds(10));
 
             // The next rejection refits the live head from the newest checkpoint's sums, so Adam state must not replace them.
             LearnerCheckpoint rejected = gradient.Checkpoint.ShouldNotBeNull();
             rejected.ModelVersion.ShouldBe(2);
-            rejected.FileSha256[LearnerCheckpoint.OptimizerFileName].ShouldBe(analyticSumsSha256, "the checkpoint of the rejected round lost the analytic sums");
+            rejected.FileSha256[LearnerCheckpoint.OptimizerFileName]
+                .ShouldBe(analyticSumsSha256, "the checkpoint of the rejected round lost the analytic sums");
         });
     }
 
