@@ -23,7 +23,8 @@ public sealed partial class ContinualLearner
     /// Then a learner checkpoint of the live version is written with the positions reached, and its offsets are
     /// committed, as after a promoted round. The rejected examples (counted as discarded) are therefore not read again,
     /// neither by this process nor after a restart, and the group's committed offsets do not fall behind the stream.
-    /// A failed checkpoint write stops the learner, as a failed round write does, and commits nothing.
+    /// A failed checkpoint write stops the learner, as a failed round write does, and commits nothing. The count of
+    /// rollbacks since the last published round stays, because no round was published.
     /// </summary>
     // NOTE: when every round of a new task forgets past the limits (DER++ on the 1,205-example test slice does),
     // each candidate is rejected and the learner stays on the live version; rejected counts then keep rising.

@@ -226,7 +226,6 @@ public sealed partial class ContinualLearner
 
         ReliabilityMetrics.LearnerCheckpoints.WithLabels("written").Inc();
         consecutiveNonFiniteSteps = 0;
-        rollbacksSinceRound = 0;
     }
 
     // Partitions not assigned now keep the offset of the previous checkpoint or of the last revocation.
