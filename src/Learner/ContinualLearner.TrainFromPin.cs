@@ -185,6 +185,7 @@ public sealed partial class ContinualLearner
 
         // A rollback after diverged training and a restart load the newest checkpoint, so it must contain the new base.
         SaveCheckpoint(ReachedOffsets(), fromPin: true);
+        rollbacksSinceRound = 0;
         LogTrainingFromPin(logger, previous, pinned.Number, trainedSinceRound);
         ContinualServeMetrics.LearnerExamples.WithLabels("discarded").Inc(trainedSinceRound);
         lock (statusLock)

@@ -22,9 +22,11 @@ namespace ContinualServe.Learner;
 /// <summary>
 /// The learner: consumes labeled examples from Kafka, routes a fixed fraction to holdout, and trains a copy
 /// of the model with replay. In rounds it evaluates every seen task, saves a version to the model store,
-/// commits the offsets the version includes, and announces it. Offsets are committed only after the
-/// version that contains their effect is on disk, so a crash re-reads uncommitted records and never
-/// skips one; the version's manifest records the same offsets, and a restart seeks to them.
+/// commits the offsets the version includes, and announces it. A round whose candidate the promotion gate
+/// rejects saves no version, and its offsets are committed after a learner checkpoint of the live version.
+/// Offsets are committed only after the checkpoint that contains their effect is on disk, so a crash re-reads
+/// uncommitted records and never skips one. A restart seeks to the checkpoint's offsets, which a promoted
+/// version's manifest records too.
 /// All Kafka work and training run on one dedicated thread. Decoding records (ContinualLearner.Reading.cs) and
 /// writing a round's version and checkpoint to disk (ContinualLearner.Publishing.cs) run on thread-pool tasks.
 /// </summary>
@@ -568,7 +570,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
         else
         {
-            DiscardCandidate(started);
+            DiscardCandidate(consumer, started);
         }
 
         ResumeAfterWork(consumer);

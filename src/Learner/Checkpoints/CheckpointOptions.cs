@@ -8,7 +8,10 @@ public sealed class CheckpointOptions
     /// <summary>Directory of the learner checkpoints; empty means "learner-checkpoint" inside the model store directory.</summary>
     public string Directory { get; set; } = "";
 
-    /// <summary>Checkpoints kept on disk; the newest intact one is used on restart.</summary>
+    /// <summary>
+    /// Checkpoints kept on disk: the newest ones, and the newest checkpoint of as many of the most recently checkpointed
+    /// model versions, so at most twice this number. The newest intact one is used on restart.
+    /// </summary>
     [Range(1, 100)]
     public int RetainedCheckpoints { get; set; } = 2;
 

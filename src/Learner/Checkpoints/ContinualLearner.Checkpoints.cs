@@ -194,9 +194,12 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Writes the learner's state with <paramref name="offsets"/> on the learner thread: the first checkpoint, written at
-    /// start, and the checkpoint of a pinned version that becomes the base. Rounds write theirs through <see cref="StartPublishing"/>.
+    /// start, the checkpoint of a pinned version that becomes the base, and the checkpoint of the live version after a
+    /// rejected round. Promoted rounds write theirs through <see cref="StartPublishing"/>. When
+    /// <paramref name="keptAnalyticSums"/> is given, the checkpoint's optimizer file is a copy of it instead of the
+    /// trainer's optimizer state.
     /// </summary>
-    private void SaveCheckpoint(IReadOnlyList<TrainingOffset> offsets, bool fromPin = false)
+    private void SaveCheckpoint(IReadOnlyList<TrainingOffset> offsets, bool fromPin = false, string? keptAnalyticSums = null)
     {
         LearnerCheckpoint metadata = CheckpointMetadata(offsets, matrix.ToSummary()) with
         {
@@ -206,7 +209,14 @@ public sealed partial class ContinualLearner
         };
         try
         {
-            checkpoint = Checkpoints.Save(metadata, WriteStateFiles);
+            checkpoint = Checkpoints.Save(metadata, directory =>
+            {
+                WriteStateFiles(directory);
+                if (keptAnalyticSums is not null)
+                {
+                    File.Copy(keptAnalyticSums, Path.Combine(directory, LearnerCheckpoint.OptimizerFileName), overwrite: true);
+                }
+            });
         }
         catch (IOException)
         {
@@ -216,7 +226,6 @@ public sealed partial class ContinualLearner
 
         ReliabilityMetrics.LearnerCheckpoints.WithLabels("written").Inc();
         consecutiveNonFiniteSteps = 0;
-        rollbacksSinceRound = 0;
     }
 
     // Partitions not assigned now keep the offset of the previous checkpoint or of the last revocation.
@@ -303,10 +312,11 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Commits the newest checkpoint's offsets when the learner stops. A kill after the checkpoint and before its commit
-    /// leaves the group's committed offsets behind the checkpoint, and a restart that publishes no round before it stops
-    /// would otherwise never commit them. A partition whose position is behind the checkpoint's offset is skipped,
-    /// because then the checkpoint's offset is past the partition's end (a recreated topic) and was not read from.
+    /// Commits the newest checkpoint's offsets after the checkpoint of a rejected round and when the learner stops. A kill
+    /// after the checkpoint and before its commit leaves the group's committed offsets behind the checkpoint, and a restart
+    /// that publishes no round before it stops would otherwise never commit them. A partition whose position is behind the
+    /// checkpoint's offset is skipped, because then the checkpoint's offset is past the partition's end (a recreated topic)
+    /// and was not read from.
     /// </summary>
     private void CommitCheckpointOffsets(IConsumer<byte[]?, byte[]?> consumer)
     {

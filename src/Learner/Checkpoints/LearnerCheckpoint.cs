@@ -24,14 +24,18 @@ public sealed record LearnerCheckpoint
 
     public DateTimeOffset CreatedAt { get; init; }
 
-    /// <summary>The model store version published in the same round, whose weights equal this checkpoint's.</summary>
+    /// <summary>
+    /// The model store version this checkpoint's weights belong to: the version published in the same round, or the live
+    /// version for a checkpoint written at start, after a rejected round or when a pinned version became the base.
+    /// </summary>
     public long ModelVersion { get; init; }
 
     public long ExamplesTrained { get; init; }
 
     /// <summary>
     /// True for a checkpoint written when Learner:TrainFromPin made the pinned <see cref="ModelVersion"/> the learner's
-    /// base, so a version older than the store's newest is the base on purpose.
+    /// base, and for the checkpoints of rejected rounds on that base, so a version older than the store's newest is the
+    /// base on purpose.
     /// </summary>
     public bool FromPin { get; init; }
 

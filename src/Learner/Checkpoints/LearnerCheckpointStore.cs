@@ -223,9 +223,32 @@ public sealed partial class LearnerCheckpointStore
             .Order()
             .ToList();
 
+    /// <summary>
+    /// Deletes the checkpoints that retention no longer keeps. It keeps the newest <c>retained</c> checkpoints, and the
+    /// newest checkpoint of each of the <c>retained</c> model versions checkpointed most recently. Rejected rounds write
+    /// checkpoints of the live version, so without the second rule they would push out the checkpoints of older
+    /// versions that a pin under the analytic strategy needs. At most twice <c>retained</c> checkpoints stay.
+    /// </summary>
     private void DeleteOlderThan(long newest)
     {
-        foreach (long sequence in ListSequences().Where(sequence => sequence <= newest - retained))
+        List<long> sequences = ListSequences();
+        var retainedSequences = new HashSet<long>(sequences.Where(sequence => sequence > newest - retained));
+        var versions = new HashSet<long>();
+        foreach (long sequence in Enumerable.Reverse(sequences))
+        {
+            if (versions.Count == retained)
+            {
+                break;
+            }
+
+            // A checkpoint whose metadata cannot be read is kept only by the first rule.
+            if (TryReadModelVersion(sequence) is long version && versions.Add(version))
+            {
+                retainedSequences.Add(sequence);
+            }
+        }
+
+        foreach (long sequence in sequences.Where(sequence => !retainedSequences.Contains(sequence)))
         {
             try
             {
@@ -236,6 +259,19 @@ public sealed partial class LearnerCheckpointStore
                 // The new checkpoint is durable, so a denied deletion is only logged. Thrown, it would stop the learner at every round.
                 LogDeleteFailed(logger, exception, SequenceDirectory(sequence));
             }
+        }
+    }
+
+    private long? TryReadModelVersion(long sequence)
+    {
+        try
+        {
+            byte[] metadata = File.ReadAllBytes(Path.Combine(SequenceDirectory(sequence), LearnerCheckpoint.MetadataFileName));
+            return JsonSerializer.Deserialize<LearnerCheckpoint>(metadata, LearnerCheckpoint.JsonOptions)?.ModelVersion;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or JsonException)
+        {
+            return null;
         }
     }
 

@@ -84,8 +84,11 @@ public sealed partial class ContinualLearner
         }
     }
 
-    /// <summary>Resets the trainer to the live version's weights, and the analytic sums behind them, under the file-read watch.</summary>
-    private void ReloadLiveVersion()
+    /// <summary>
+    /// Resets the trainer to the live version's weights, and the analytic sums behind them, under the file-read watch.
+    /// Returns the path of the checkpoint file the sums came from, or null when the trainer was reset without one.
+    /// </summary>
+    private string? ReloadLiveVersion()
     {
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(LiveVersionReload, Checkpoints.RootDirectory);
@@ -101,6 +104,7 @@ public sealed partial class ContinualLearner
             }
 
             trainer!.ResetWeights(live, analyticSums);
+            return analyticSums;
         }
         finally
         {

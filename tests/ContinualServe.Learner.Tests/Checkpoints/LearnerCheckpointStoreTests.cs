@@ -79,6 +79,25 @@ public sealed class LearnerCheckpointStoreTests : IDisposable
     }
 
     [Fact]
+    public void RetentionKeepsOlderVersionCheckpoint()
+    {
+        var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);
+        store.Save(Metadata(offset: 10) with { ModelVersion = 1 }, WriteData("version 1"));
+
+        // Version 2's round, then three rejected rounds, each with a checkpoint of the live version 2.
+        for (int round = 1; round <= 4; round++)
+        {
+            store.Save(Metadata(offset: 10 + round) with { ModelVersion = 2 }, WriteData("version 2"));
+        }
+
+        (LearnerCheckpoint checkpoint, string path) = store.TryLoadForVersion(1).ShouldNotBeNull();
+        checkpoint.Sequence.ShouldBe(1);
+        File.ReadAllText(Path.Combine(path, "data.bin")).ShouldBe("version 1");
+        Directory.EnumerateDirectories(directory.Path, "c*").Select(Path.GetFileName).Order(StringComparer.Ordinal)
+            .ShouldBe(["c000000000001", "c000000000004", "c000000000005"]);
+    }
+
+    [Fact]
     public void PreparedCheckpointCompletesWithLaterFiles()
     {
         var store = new LearnerCheckpointStore(directory.Path, retainedCheckpoints: 2, NullLogger.Instance);

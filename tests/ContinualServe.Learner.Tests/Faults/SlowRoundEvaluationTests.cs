@@ -200,7 +200,8 @@ public sealed class SlowRoundEvaluationTests : IDisposable
         LearnerOptions options = LearnerHarness.Options(
             bootstrapServers, Topic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 
-        // The gate's measurements on 100 examples are noisy, and a rejected round would commit nothing.
+        // The gate's measurements on 100 examples are noisy, and the examples of a rejected round are counted as
+        // discarded, not trained, so the checks of Status.Trained would fail.
         options.Promotion.Enabled = false;
         return options;
     }

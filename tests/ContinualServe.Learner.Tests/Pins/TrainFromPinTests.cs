@@ -87,6 +87,42 @@ public sealed class TrainFromPinTests : IDisposable
     }
 
     [Fact(Timeout = 180_000)]
+    public async Task RejectionOnPinnedBaseKeepsIt()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
+            long produced = 4L * ChunkSize + TaskOne.Length;
+            using (var learner = new ContinualLearner(options, new RecordingLoggerFactory()))
+            {
+                learner.Start();
+                await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+                await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
+
+                // Task 1 with shuffled labels: the gate rejects the candidate trained from version 2.
+                var random = new Random(11);
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, TaskOne, "shuffled", label: _ => random.Next(10));
+                await LearnerHarness.WaitUntilAsync(
+                    () => learner.Status.Rejected > 0 && learner.Status.RoundPosition == produced, "the shuffled round was not rejected");
+                learner.Stop(TimeSpan.FromSeconds(10));
+                learner.Status.LatestVersion.ShouldBe(2);
+            }
+
+            var logs = new RecordingLoggerFactory();
+            using var restarted = new ContinualLearner(options, logs);
+            restarted.Start().Number.ShouldBe(2);
+            restarted.Stop(TimeSpan.FromSeconds(10));
+
+            restarted.Checkpoint.ShouldNotBeNull().Offsets.Single().Offset.ShouldBe(produced, "the rejected records are not read again");
+            logs.Logger.Records.ShouldContain(record => record.EventId == PinnedBaseRestoredEventId);
+            logs.Logger.Records.ShouldNotContain(
+                record => record.EventId == VersionWithoutCheckpointEventId, "the pinned base is the base on purpose");
+        });
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task SettingOffKeepsBase()
     {
         await Task.Run(async () =>

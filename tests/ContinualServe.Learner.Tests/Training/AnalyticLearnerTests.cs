@@ -1,3 +1,4 @@
+using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Kafka;
@@ -78,6 +79,44 @@ public sealed class AnalyticLearnerTests : IDisposable
             (double headError, double scale) = HeadError(finalWeights, trained);
             headError.ShouldBeLessThan(1e-3, "the final head is not the ridge head of exactly the promoted examples");
             scale.ShouldBeGreaterThan(2, "the served head was not calibrated");
+        });
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task GradientRejectionKeepsAnalyticSums()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
+            SeededModules.SaveInitialVersion(storeDirectory.Path, Options(broker.BootstrapServers).InitialSpec, seed: 1);
+            string analyticSumsSha256;
+            using (var analytic = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance))
+            {
+                analytic.Start();
+                LearnerHarness.Produce(broker.BootstrapServers, Topic, taskOne, "good");
+                await LearnerHarness.WaitUntilAsync(() => analytic.Status.LatestVersion == 2);
+                analytic.Stop(TimeSpan.FromSeconds(10));
+                analyticSumsSha256 = analytic.Checkpoint.ShouldNotBeNull().FileSha256[LearnerCheckpoint.OptimizerFileName];
+            }
+
+            // DER++ takes over the analytic version 2, and its candidate trained on swapped labels is rejected.
+            LearnerOptions gradientOptions = Options(broker.BootstrapServers);
+            gradientOptions.Trainer = new TrainerOptions { Strategy = ReplayStrategy.DerPlusPlus, StepsPerBatch = 3 };
+            using var gradient = new ContinualLearner(gradientOptions, NullLoggerFactory.Instance);
+            gradient.Start();
+            int[] swapped = NotHeldOut(taskOne, "bad");
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, swapped, "bad", label: SwappedLabel);
+            await LearnerHarness.WaitUntilAsync(
+                () => gradient.Status.Rejected == 1 && gradient.Status.RoundPosition == taskOne.Length + swapped.Length,
+                "the swapped round was not rejected");
+            gradient.Stop(TimeSpan.FromSeconds(10));
+
+            // The next rejection refits the live head from the newest checkpoint's sums, so Adam state must not replace them.
+            LearnerCheckpoint rejected = gradient.Checkpoint.ShouldNotBeNull();
+            rejected.ModelVersion.ShouldBe(2);
+            rejected.FileSha256[LearnerCheckpoint.OptimizerFileName]
+                .ShouldBe(analyticSumsSha256, "the checkpoint of the rejected round lost the analytic sums");
         });
     }
 
