@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Faults;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
 
@@ -16,11 +17,11 @@ public sealed partial class ContinualLearner
 {
     private static readonly TimeSpan LagQueryTimeout = TimeSpan.FromMilliseconds(250);
 
+    private readonly RepeatedLogSampler kafkaErrorSampler = new();
     private volatile bool pauseRequested;
     private volatile BrokerWatchdog? brokerWatchdog;
     private volatile TopicPartition[]? assignedPartitions;
     private bool pauseApplied;
-    private long kafkaErrorCount;
     private long pauseFileCheckedAt;
     private bool pausedByFile;
 
@@ -130,8 +131,7 @@ public sealed partial class ContinualLearner
     /// <summary>Handles librdkafka's error callback: logs (rate-limited) and marks the learner not ready when all brokers are down.</summary>
     private void OnKafkaError(Error error)
     {
-        long count = Interlocked.Increment(ref kafkaErrorCount);
-        if (count <= 10 || count % 100 == 0)
+        if (kafkaErrorSampler.Count())
         {
             LogKafkaError(logger, error.Code, error.Reason, error.IsFatal);
         }
