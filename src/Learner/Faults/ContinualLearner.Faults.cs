@@ -26,8 +26,9 @@ public sealed partial class ContinualLearner
     private bool pausedByFile;
 
     /// <summary>
-    /// True while the learner is running, reaches a broker, is neither paused nor diverged, and has no stalled round write,
-    /// file read on the learner thread or pause marker write.
+    /// True while the learner is running, reaches a broker, has measured its consumer lag (the group has assigned it partitions,
+    /// or none, and each assigned one is measured), is neither paused nor diverged, and has no stalled round write, file read
+    /// on the learner thread or pause marker write.
     /// </summary>
     public bool IsReady
     {
@@ -155,7 +156,7 @@ public sealed partial class ContinualLearner
     }
 
     private static bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
-        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !current.IsFileReadStalled
+        current.IsRunning && brokerAvailable && current.ConsumerLag is not null && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !current.IsFileReadStalled
         && !current.IsMarkerWriteStalled;
 
     private static void LogPauseRequested(ILogger logger, bool paused) => LogPauseChanged(logger, paused ? "paused" : "resumed");
