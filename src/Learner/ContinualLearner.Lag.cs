@@ -9,10 +9,16 @@ namespace ContinualServe.Learner;
 /// Consumer lag: the records in each assigned partition after the learner's position. Each round measures it
 /// from librdkafka's cached watermarks. Between rounds, and while learning is paused, nothing fetches and those
 /// watermarks go stale, so the learner also queries the partition leaders every <see cref="LagRefreshInterval"/>.
+/// The lag is unknown (null in <see cref="LearnerStatus.ConsumerLag"/>, no gauge series) from the start and from each
+/// revocation until every partition of the group's next assignment has been measured, and the learner is not ready
+/// meanwhile. An assignment without partitions has a known lag of 0.
 /// </summary>
 public sealed partial class ContinualLearner
 {
     private static readonly TimeSpan LagRefreshInterval = TimeSpan.FromSeconds(5);
+
+    // The last measured lag of each assigned partition. Only the learner thread reads and writes it.
+    private readonly Dictionary<TopicPartition, long> partitionLags = [];
 
     private long lagMeasuredAt;
 
@@ -41,28 +47,72 @@ public sealed partial class ContinualLearner
         ReportConsumerLag(consumer, measured);
     }
 
-    /// <summary>Sets the lag gauge of each measured partition and the total in <see cref="Status"/>.</summary>
+    /// <summary>
+    /// Sets the lag gauge of each measured partition, and the total in <see cref="Status"/> once every assigned partition
+    /// has a measurement.
+    /// </summary>
     private void ReportConsumerLag(IConsumer<byte[]?, byte[]?> consumer, IEnumerable<(TopicPartition Partition, WatermarkOffsets Watermarks)> measured)
     {
         lagMeasuredAt = Stopwatch.GetTimestamp();
-        long total = 0;
         foreach ((TopicPartition partition, WatermarkOffsets watermarks) in measured)
         {
+            // librdkafka returns an unset high watermark for a partition that it has not fetched from or queried yet.
             if (watermarks.High.Value < 0)
             {
                 continue;
             }
 
             long lag = Math.Max(0, watermarks.High.Value - NextOffset(consumer, partition, watermarks));
-            ContinualServeMetrics.KafkaConsumerLag.WithLabels(partition.Partition.Value.ToString(CultureInfo.InvariantCulture)).Set(lag);
-            total += lag;
+            ContinualServeMetrics.KafkaConsumerLag.WithLabels(PartitionLabel(partition)).Set(lag);
+            partitionLags[partition] = lag;
+        }
+
+        ReportLagStatus();
+    }
+
+    /// <summary>
+    /// Starts a new assignment's lag as unknown and makes the next <see cref="RefreshConsumerLag"/> measure it at once.
+    /// Runs in the partitions-assigned handler.
+    /// </summary>
+    private void OnLagPartitionsAssigned()
+    {
+        partitionLags.Clear();
+        lagMeasuredAt = 0;
+        ReportLagStatus();
+    }
+
+    /// <summary>Forgets the revoked partitions' lag and removes their gauge series. Runs in the partitions-revoked handler.</summary>
+    private void OnLagPartitionsRevoked(IEnumerable<TopicPartition> revoked)
+    {
+        foreach (TopicPartition partition in revoked)
+        {
+            ContinualServeMetrics.KafkaConsumerLag.RemoveLabelled(PartitionLabel(partition));
+        }
+
+        partitionLags.Clear();
+        ReportLagStatus();
+    }
+
+    // Sums the lag over the assignment, or leaves it null while there is none or a partition has not been measured yet,
+    // and updates the readiness that depends on it.
+    private void ReportLagStatus()
+    {
+        TopicPartition[]? assigned = assignedPartitions;
+        long? total = null;
+        if (assigned is not null && assigned.All(partitionLags.ContainsKey))
+        {
+            total = assigned.Sum(partition => partitionLags[partition]);
         }
 
         lock (statusLock)
         {
-            status = status with { ConsumerLag = total };
+            status = status with { ConsumerLag = total, AssignedPartitions = assigned?.Length };
         }
+
+        ReportReadiness();
     }
+
+    private static string PartitionLabel(TopicPartition partition) => partition.Partition.Value.ToString(CultureInfo.InvariantCulture);
 
     // The next record the learner will handle: its handled position, else where the consumer will fetch from
     // (a checkpoint's offset after a restart), else the oldest retained record.

@@ -708,6 +708,7 @@ public sealed partial class ContinualLearner : IDisposable
                 // The learner keeps librdkafka's default eager assignors (range, roundrobin), so this is the whole
                 // assignment, not an increment.
                 assignedPartitions = partitions.ToArray();
+                OnLagPartitionsAssigned();
                 if (logger.IsEnabled(LogLevel.Information))
                 {
                     string assignedList = DescribePartitions(partitions);
@@ -721,6 +722,7 @@ public sealed partial class ContinualLearner : IDisposable
             .SetPartitionsRevokedHandler((revoking, partitions) =>
             {
                 assignedPartitions = null;
+                OnLagPartitionsRevoked(partitions.Select(partition => partition.TopicPartition));
 
                 // librdkafka keeps a partition's pause across its revocation, and the resume after the work finds it no
                 // longer assigned, so a partition paused for work would stay paused when the group assigns it again.

@@ -30,9 +30,17 @@ public sealed record LearnerStatus
 
     /// <summary>
     /// Records in the assigned partitions after <see cref="Position"/>, measured at each round and every 5 s
-    /// between rounds while a broker responds (paused or not).
+    /// between rounds while a broker responds (paused or not). Null while the lag is unknown: before the consumer group
+    /// assigns partitions (after a start or a revocation) and until each assigned partition is measured, which the
+    /// learner does right after the assignment. 0 when the group assigned no partition.
     /// </summary>
-    public long ConsumerLag { get; init; }
+    public long? ConsumerLag { get; init; }
+
+    /// <summary>
+    /// Partitions in the consumer group's current assignment, or null before the group assigns any (after a start or a
+    /// revocation). 0 when the group has more members than the topic has partitions and gives this learner none.
+    /// </summary>
+    public int? AssignedPartitions { get; init; }
 
     public IReadOnlyDictionary<int, double> AccuracyByTask { get; init; } = new Dictionary<int, double>();
 

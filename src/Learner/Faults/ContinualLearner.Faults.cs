@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Faults;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
 
@@ -16,17 +17,18 @@ public sealed partial class ContinualLearner
 {
     private static readonly TimeSpan LagQueryTimeout = TimeSpan.FromMilliseconds(250);
 
+    private readonly RepeatedLogSampler kafkaErrorSampler = new();
     private volatile bool pauseRequested;
     private volatile BrokerWatchdog? brokerWatchdog;
     private volatile TopicPartition[]? assignedPartitions;
     private bool pauseApplied;
-    private long kafkaErrorCount;
     private long pauseFileCheckedAt;
     private bool pausedByFile;
 
     /// <summary>
-    /// True while the learner is running, reaches a broker, is neither paused nor diverged, and has no stalled round write,
-    /// file read on the learner thread or pause marker write.
+    /// True while the learner is running, reaches a broker, has measured its consumer lag (the group has assigned it partitions,
+    /// or none, and each assigned one is measured), is neither paused nor diverged, and has no stalled round write, file read
+    /// on the learner thread or pause marker write.
     /// </summary>
     public bool IsReady
     {
@@ -130,8 +132,7 @@ public sealed partial class ContinualLearner
     /// <summary>Handles librdkafka's error callback: logs (rate-limited) and marks the learner not ready when all brokers are down.</summary>
     private void OnKafkaError(Error error)
     {
-        long count = Interlocked.Increment(ref kafkaErrorCount);
-        if (count <= 10 || count % 100 == 0)
+        if (kafkaErrorSampler.Count())
         {
             LogKafkaError(logger, error.Code, error.Reason, error.IsFatal);
         }
@@ -155,7 +156,7 @@ public sealed partial class ContinualLearner
     }
 
     private static bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
-        current.IsRunning && brokerAvailable && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !current.IsFileReadStalled
+        current.IsRunning && brokerAvailable && current.ConsumerLag is not null && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !current.IsFileReadStalled
         && !current.IsMarkerWriteStalled;
 
     private static void LogPauseRequested(ILogger logger, bool paused) => LogPauseChanged(logger, paused ? "paused" : "resumed");

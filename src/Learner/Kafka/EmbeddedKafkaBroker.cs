@@ -126,6 +126,23 @@ public sealed partial class EmbeddedKafkaBroker : IDisposable
             $"make broker {brokerId} the coordinator of group {groupId}");
 
     /// <summary>
+    /// Sets how long the group coordinator waits after the first member joins an empty group before it assigns
+    /// partitions (Kafka's group.initial.rebalance.delay.ms). <see cref="Start"/> sets 0. Tests set it before the group's
+    /// first member joins.
+    /// </summary>
+    public void SetInitialRebalanceDelay(TimeSpan delay)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        ChangeCluster(
+            cluster =>
+            {
+                LibrdkafkaMockNative.rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, (int)delay.TotalMilliseconds);
+                return 0;
+            },
+            $"set the initial rebalance delay to {delay.TotalMilliseconds} ms");
+    }
+
+    /// <summary>
     /// Starts recording the requests that the mock brokers receive, for <see cref="CountRequests"/>, and drops any
     /// recorded before.
     /// </summary>

@@ -6,17 +6,18 @@ namespace ContinualServe.Learner.Kafka;
 /// <summary>
 /// Routes a Kafka client's librdkafka log lines and errors to an <see cref="ILogger"/>. Without a handler,
 /// librdkafka writes them to stderr in its own format, bypassing the JSON log format. While a broker is down,
-/// librdkafka repeats its reports at each reconnect attempt, so after the first 10 lines only every 100th is written.
+/// librdkafka repeats its reports at each reconnect attempt, so after the first 10 lines only every 100th is written
+/// (<see cref="RepeatedLogSampler"/>). Log lines and errors share the count.
 /// </summary>
 public sealed partial class KafkaClientLog(ILogger logger)
 {
-    private long lines;
+    private readonly RepeatedLogSampler sampler = new();
 
     /// <summary>Writes a librdkafka log line, mapping its syslog level to a log level.</summary>
     public void OnLog(IClient client, LogMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        if (!ShouldWrite())
+        if (!sampler.Count())
         {
             return;
         }
@@ -36,7 +37,7 @@ public sealed partial class KafkaClientLog(ILogger logger)
     public void OnError(IClient client, Error error)
     {
         ArgumentNullException.ThrowIfNull(error);
-        if (ShouldWrite())
+        if (sampler.Count())
         {
             LogClientError(logger, error.IsFatal ? LogLevel.Error : LogLevel.Warning, error.Code, error.Reason, error.IsFatal);
         }
@@ -54,12 +55,6 @@ public sealed partial class KafkaClientLog(ILogger logger)
             string names = string.Join(", ", properties.Values.Keys.Order(StringComparer.Ordinal));
             LogProperties(logger, properties.Source, names);
         }
-    }
-
-    private bool ShouldWrite()
-    {
-        long count = Interlocked.Increment(ref lines);
-        return count <= 10 || count % 100 == 0;
     }
 
     [LoggerMessage(EventId = 255, Message = "librdkafka {Client} {Facility}: {Text}")]

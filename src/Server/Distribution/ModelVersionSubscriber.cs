@@ -57,7 +57,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private bool lastDownloadOvertaken;
 
     // Kafka errors reported on the version topic since the start, for the rate limit of their log.
-    private long kafkaErrors;
+    private readonly RepeatedLogSampler kafkaErrorSampler = new();
 
     // Backoff before the next download of the target version after a failed one, and the attempts at it so far.
     private TimeSpan delay;
@@ -421,8 +421,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     /// </summary>
     internal void ReportKafkaError(ErrorCode code, string reason)
     {
-        long count = Interlocked.Increment(ref kafkaErrors);
-        if (count <= 10 || count % 100 == 0)
+        if (kafkaErrorSampler.Count(out long count))
         {
             LogKafkaError(logger, code, reason, count);
         }

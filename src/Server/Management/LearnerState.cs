@@ -14,7 +14,8 @@ public sealed record LearnerState
 
     [Description(
         "Whether the learner is ready, by the conditions of the gauge continualserve_learner_ready: it runs, reaches its "
-        + "brokers, is neither paused nor diverged, and has no stalled round write, file read or marker write.")]
+        + "brokers, has measured its consumer lag (consumerLag is not null), is neither paused nor diverged, and has no stalled "
+        + "round write, file read or marker write.")]
     public required bool Ready { get; init; }
 
     [Description(
@@ -56,8 +57,16 @@ public sealed record LearnerState
     [Description("The newest version that the learner published, or the version it started from.")]
     public required long LatestVersion { get; init; }
 
-    [Description("Records in the assigned partitions after the learner's position, measured at each round and every 5 s between rounds.")]
-    public required long ConsumerLag { get; init; }
+    [Description(
+        "Records in the assigned partitions after the learner's position, measured at each round and every 5 s between "
+        + "rounds. Null while unknown: before the consumer group assigns partitions, after a start or during a rebalance, "
+        + "and until the learner has measured each of them. 0 when the group assigned the learner no partition.")]
+    public required long? ConsumerLag { get; init; }
+
+    [Description(
+        "Partitions the consumer group assigned to the learner. Null before the group assigns any, after a start or during "
+        + "a rebalance. 0 when the group has more members than the topic has partitions.")]
+    public required int? AssignedPartitions { get; init; }
 
     /// <summary>Copies the learner's status snapshot and its readiness, which has the ready gauge's conditions.</summary>
     public static LearnerState Capture(ContinualLearner learner)
@@ -80,6 +89,7 @@ public sealed record LearnerState
             Rollbacks = status.Rollbacks,
             LatestVersion = status.LatestVersion,
             ConsumerLag = status.ConsumerLag,
+            AssignedPartitions = status.AssignedPartitions,
         };
     }
 }

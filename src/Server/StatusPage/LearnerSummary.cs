@@ -4,7 +4,9 @@ namespace ContinualServe.Server.StatusPage;
 
 /// <summary>
 /// The status page's learner section. <see cref="State"/> is one word for the learner's condition: stopped,
-/// diverged, stalled, broker_down, paused or running, the first that applies in that order.
+/// diverged, stalled, broker_down, paused, joining or running, the first that applies in that order. joining means that
+/// the learner waits for the consumer group to assign partitions, or has not measured their lag yet.
+/// <see cref="ConsumerLag"/> and <see cref="AssignedPartitions"/> are null while unknown.
 /// </summary>
 public sealed record LearnerSummary(
     string State,
@@ -13,7 +15,8 @@ public sealed record LearnerSummary(
     long Trained,
     long Rejected,
     long LatestVersion,
-    long ConsumerLag)
+    long? ConsumerLag,
+    int? AssignedPartitions)
 {
     public static LearnerSummary From(LearnerState learner)
     {
@@ -25,7 +28,8 @@ public sealed record LearnerSummary(
             learner.Trained,
             learner.Rejected,
             learner.LatestVersion,
-            learner.ConsumerLag);
+            learner.ConsumerLag,
+            learner.AssignedPartitions);
     }
 
     // Faults come before a pause, which an operator sets on purpose. A diverged learner is also paused, so it comes first.
@@ -36,6 +40,7 @@ public sealed record LearnerSummary(
         { RoundWriteStalled: true } or { FileReadStalled: true } or { MarkerWriteStalled: true } => "stalled",
         { BrokerAvailable: false } => "broker_down",
         { Paused: true } => "paused",
+        { ConsumerLag: null } => "joining",
         _ => "running",
     };
 }

@@ -2,6 +2,7 @@ using Confluent.Kafka;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Training;
+using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging.Abstractions;
 using Shouldly;
 using Xunit;
@@ -43,8 +44,88 @@ public sealed class ConsumerLagTests : IDisposable
         });
     }
 
-    private LearnerOptions Options(string bootstrapServers) =>
-        LearnerHarness.Options(bootstrapServers, Topic, "lag-test", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+    [Fact(Timeout = 120_000)]
+    public async Task LagUnknownUntilAssigned()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic(Topic, partitionCount: 1);
+            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+
+            // The group assigns the partition 2 s after the learner joins, as after a restart while the previous
+            // process's session has not expired yet. With a 4 s delay, longer than the learner's 3 s session, the learner did
+            // not become ready within 60 s.
+            broker.SetInitialRebalanceDelay(TimeSpan.FromSeconds(2));
+            Produce(broker.BootstrapServers, first: 0, count: 30);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.IsRunning);
+
+            LearnerStatus joining = learner.Status;
+            joining.AssignedPartitions.ShouldBeNull("the group assigned a partition before its rebalance delay ended");
+            joining.ConsumerLag.ShouldBeNull("the lag of a learner without an assignment reads as known");
+            learner.IsReady.ShouldBeFalse("a learner without an assignment reports ready");
+
+            await LearnerHarness.WaitUntilAsync(() => learner.IsReady, "the learner did not become ready after the assignment");
+            learner.Status.AssignedPartitions.ShouldBe(1);
+            learner.Status.ConsumerLag.ShouldNotBeNull();
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.Consumed == 30 && learner.Status.ConsumerLag == 0);
+            learner.Stop(TimeSpan.FromSeconds(10));
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task RevokedPartitionLeavesNoLagSeries()
+    {
+        await Task.Run(async () =>
+        {
+            // Partition 7 of an 8-partition topic, a label that the other learner tests in this process do not set.
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic(Topic, partitionCount: 8);
+            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(() => learner.IsReady);
+            HasLagSeries("7").ShouldBeTrue("the learner did not set the lag of an assigned partition");
+
+            // The stop leaves the group, which revokes every partition, so the lag is no longer measured.
+            learner.Stop(TimeSpan.FromSeconds(10)).ShouldBeTrue();
+            learner.Status.ConsumerLag.ShouldBeNull();
+            HasLagSeries("7").ShouldBeFalse("a revoked partition kept its last lag");
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task IdleMemberReadyWithZeroLag()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic(Topic, partitionCount: 1);
+            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            using var otherStore = new TemporaryDirectory("continualserve-learner-lag-");
+            using var first = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
+            using var second = new ContinualLearner(Options(broker.BootstrapServers, otherStore.Path), NullLoggerFactory.Instance);
+            first.Start();
+            second.Start();
+
+            // Two members share one partition, so the group assigns it to one of them and none to the other.
+            await LearnerHarness.WaitUntilAsync(
+                () => first.IsReady && second.IsReady && first.Status.AssignedPartitions + second.Status.AssignedPartitions == 1,
+                "the two learners did not both become ready with the partition assigned to one of them");
+            LearnerStatus idle = first.Status.AssignedPartitions == 0 ? first.Status : second.Status;
+            idle.ConsumerLag.ShouldBe(0);
+            first.Stop(TimeSpan.FromSeconds(10));
+            second.Stop(TimeSpan.FromSeconds(10));
+        });
+    }
+
+    private LearnerOptions Options(string bootstrapServers, string? store = null) =>
+        LearnerHarness.Options(bootstrapServers, Topic, "lag-test", store ?? storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+
+    private static bool HasLagSeries(string partition) =>
+        ContinualServeMetrics.KafkaConsumerLag.GetAllLabelValues().Any(labels => labels.SequenceEqual([partition]));
 
     private static void Produce(string bootstrapServers, int first, int count)
     {

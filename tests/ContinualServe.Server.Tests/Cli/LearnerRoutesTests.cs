@@ -49,9 +49,12 @@ public sealed class LearnerRoutesTests
         await using LearnerPort learner = await LearnerPort.StartAsync();
         using var client = new HttpClient { BaseAddress = new Uri(learner.Address + "/"), Timeout = TimeSpan.FromSeconds(10) };
 
-        JsonElement status = await WaitForRunningAsync(client);
+        // A running learner becomes ready once the group has assigned its partition and the learner has measured the lag.
+        JsonElement status = await WaitForStatusAsync(client, "ready");
 
-        status.GetProperty("ready").GetBoolean().ShouldBeTrue();
+        status.GetProperty("running").GetBoolean().ShouldBeTrue();
+        status.GetProperty("consumerLag").GetInt64().ShouldBe(0);
+        status.GetProperty("assignedPartitions").GetInt32().ShouldBe(1);
         status.GetProperty("paused").GetBoolean().ShouldBeFalse();
         status.GetProperty("brokerAvailable").GetBoolean().ShouldBeTrue();
         status.GetProperty("diverged").GetBoolean().ShouldBeFalse();
@@ -105,7 +108,10 @@ public sealed class LearnerRoutesTests
     }
 
     // The learner thread starts with the host, and reports running once it has subscribed to the topic.
-    private static async Task<JsonElement> WaitForRunningAsync(HttpClient client)
+    private static Task<JsonElement> WaitForRunningAsync(HttpClient client) => WaitForStatusAsync(client, "running");
+
+    // Polls the learner status every 100 ms until its boolean property is true, and returns the status.
+    private static async Task<JsonElement> WaitForStatusAsync(HttpClient client, string property)
     {
         DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (true)
@@ -114,12 +120,12 @@ public sealed class LearnerRoutesTests
             string body = await response.Content.ReadAsStringAsync();
             response.StatusCode.ShouldBe(HttpStatusCode.OK, body);
             JsonElement status = JsonDocument.Parse(body).RootElement.Clone();
-            if (status.GetProperty("running").GetBoolean())
+            if (status.GetProperty(property).GetBoolean())
             {
                 return status;
             }
 
-            DateTime.UtcNow.ShouldBeLessThan(deadline, $"the learner did not report running; last state: {body}");
+            DateTime.UtcNow.ShouldBeLessThan(deadline, $"the learner did not report {property}; last state: {body}");
             await Task.Delay(100);
         }
     }

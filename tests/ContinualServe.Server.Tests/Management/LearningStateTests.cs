@@ -59,6 +59,7 @@ public sealed class LearningStateTests
         learner.GetProperty("rollbacks").GetInt64().ShouldBe(0);
         learner.GetProperty("latestVersion").GetInt64().ShouldBeGreaterThanOrEqualTo(2, "version 1 is the untrained start");
         learner.GetProperty("consumerLag").GetInt64().ShouldBeGreaterThanOrEqualTo(0);
+        learner.GetProperty("assignedPartitions").GetInt32().ShouldBe(1);
 
         JsonElement running = await GetStatusLearnerAsync(all);
         running.GetProperty("state").GetString().ShouldBe("running");
@@ -66,6 +67,8 @@ public sealed class LearningStateTests
         running.GetProperty("currentTask").GetInt32().ShouldBe(1);
         running.GetProperty("trained").GetInt64().ShouldBeGreaterThan(0);
         running.GetProperty("latestVersion").GetInt64().ShouldBeGreaterThanOrEqualTo(2);
+        running.GetProperty("consumerLag").GetInt64().ShouldBeGreaterThanOrEqualTo(0);
+        running.GetProperty("assignedPartitions").GetInt32().ShouldBe(1);
 
         await SendAsync(all, HttpMethod.Post, "manage/v1/learning/pause");
         JsonElement paused = await WaitForLearnerAsync(all, learner => learner.GetProperty("paused").GetBoolean(), "the learner did not apply the pause");

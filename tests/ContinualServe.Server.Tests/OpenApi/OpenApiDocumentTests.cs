@@ -273,8 +273,13 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
             [
                 "running", "ready", "paused", "brokerAvailable", "diverged", "roundWriteStalled", "fileReadStalled",
                 "markerWriteStalled", "currentTask", "trained", "rejected", "rollbacks", "latestVersion", "consumerLag",
+                "assignedPartitions",
             ],
             ignoreOrder: true);
+
+        // The lag and the assignment are null while the group has not assigned partitions to the learner.
+        learner["properties"]!["consumerLag"]!["type"]!.ToJsonString().ShouldContain("\"null\"", Case.Sensitive);
+        learner["properties"]!["assignedPartitions"]!["type"]!.ToJsonString().ShouldContain("\"null\"", Case.Sensitive);
     }
 
     // Mirrors the all role, which maps the store routes on the server application.

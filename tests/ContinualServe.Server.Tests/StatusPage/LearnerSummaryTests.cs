@@ -24,12 +24,18 @@ public sealed class LearnerSummaryTests
         Rollbacks = 0,
         LatestVersion = 7,
         ConsumerLag = 12,
+        AssignedPartitions = 2,
     };
 
     public static TheoryData<string, LearnerState> States => new()
     {
         { "running", Ready },
         { "paused", Ready with { Ready = false, Paused = true } },
+        { "paused", Ready with { Ready = false, Paused = true, ConsumerLag = null, AssignedPartitions = null } },
+        { "joining", Ready with { Ready = false, ConsumerLag = null, AssignedPartitions = null } },
+        { "joining", Ready with { Ready = false, ConsumerLag = null, AssignedPartitions = 1 } },
+        { "broker_down", Ready with { Ready = false, BrokerAvailable = false, ConsumerLag = null, AssignedPartitions = null } },
+        { "running", Ready with { ConsumerLag = 0, AssignedPartitions = 0 } },
         { "broker_down", Ready with { Ready = false, Paused = true, BrokerAvailable = false } },
         { "stalled", Ready with { Ready = false, BrokerAvailable = false, RoundWriteStalled = true } },
         { "stalled", Ready with { Ready = false, Paused = true, FileReadStalled = true } },
@@ -56,5 +62,15 @@ public sealed class LearnerSummaryTests
         summary.Rejected.ShouldBe(1);
         summary.LatestVersion.ShouldBe(7);
         summary.ConsumerLag.ShouldBe(12);
+        summary.AssignedPartitions.ShouldBe(2);
+    }
+
+    [Fact]
+    public void UnknownLagStaysNull()
+    {
+        LearnerSummary summary = LearnerSummary.From(Ready with { Ready = false, ConsumerLag = null, AssignedPartitions = null });
+
+        summary.ConsumerLag.ShouldBeNull();
+        summary.AssignedPartitions.ShouldBeNull();
     }
 }

@@ -166,8 +166,19 @@ function renderTraffic(traffic) {
 // The learner's state words from api/status, as the page shows them.
 const LEARNER_STATES = {
   running: "running", paused: "paused", diverged: "diverged", stalled: "stalled (store read or write)",
-  broker_down: "broker down", stopped: "stopped",
+  broker_down: "broker down", joining: "joining the consumer group", stopped: "stopped",
 };
+
+// The lag is null until the group assigns partitions and the learner measures them, so null reads as unknown, not 0.
+function describeLag(learner) {
+  if (learner.consumerLag === null || learner.consumerLag === undefined) {
+    return "unknown until the group assigns partitions and the learner measures them";
+  }
+  if (learner.assignedPartitions === 0) {
+    return "0 (the group assigned no partition to this learner)";
+  }
+  return String(learner.consumerLag);
+}
 
 // learner is null (or missing) when the server process runs no learner.
 function renderLearner(learner) {
@@ -186,7 +197,7 @@ function renderLearner(learner) {
   text("learner-trained", String(learner.trained));
   text("learner-rejected", String(learner.rejected));
   text("learner-version", String(learner.latestVersion));
-  text("learner-lag", String(learner.consumerLag));
+  text("learner-lag", describeLag(learner));
 }
 
 function render(status) {
