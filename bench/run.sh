@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds in Release and runs the serving and learner benchmarks on full Fashion-MNIST (Debian package
 # dataset-fashion-mnist). Each comparison runs side by side in one run and is printed as a ratio.
-# Usage: bench/run.sh [--seconds S] [--output FILE] [--only serving|swaps|learner|learner-soak]
+# Usage: bench/run.sh [--seconds S] [--output FILE] [--only serving|swaps|learner|learner-soak|reverts]
 #   --output defaults to bench/results/benchmarks.md; --only runs one section (default: serving and learner).
 #   swaps is the hot-swap part of serving (p99 during swaps, RSS over 1,000 swaps) on its own.
-#   learner-soak (learner memory over about 380 rounds, several minutes) runs only when --only names it.
+#   learner-soak (learner memory over about 380 rounds, several minutes) runs only when --only names it, and so does
+#   reverts (RSS over 100 trainer reverts to the live version, with and without malloc_trim, about a minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then

@@ -11,15 +11,17 @@ using ContinualServe.Server.Hosting;
 using TorchSharp;
 
 // Compares ContinualServe with the alternatives side by side in one run and prints ratios.
-// Usage: dotnet ContinualServe.Benchmarks.dll [--seconds S] [--data DIR] [--output FILE] [--only serving|swaps|learner|learner-soak]
+// Usage: dotnet ContinualServe.Benchmarks.dll [--seconds S] [--data DIR] [--output FILE] [--only serving|swaps|learner|learner-soak|reverts]
 // --only swaps runs the hot-swap part of the serving section alone. The learner soak runs only with --only learner-soak, because it takes several minutes.
+// The learner's memory over reverts to the live version runs only with --only reverts; --trim-first runs its arm
+// with malloc_trim before the one without.
 double seconds = ArgumentValue(args, "--seconds", 5);
 string dataDirectory = ArgumentText(args, "--data", "/usr/share/datasets/fashion-mnist");
 string output = ArgumentText(args, "--output", Path.Combine("bench", "results", "benchmarks.md"));
 string only = ArgumentText(args, "--only", "all");
-if (only is not ("all" or "serving" or "swaps" or "learner" or "learner-soak"))
+if (only is not ("all" or "serving" or "swaps" or "learner" or "learner-soak" or "reverts"))
 {
-    Console.Error.WriteLine($"Invalid --only value '{only}'; expected serving, swaps, learner or learner-soak.");
+    Console.Error.WriteLine($"Invalid --only value '{only}'; expected serving, swaps, learner, learner-soak or reverts.");
     return 2;
 }
 
@@ -35,6 +37,14 @@ if (only == "learner-soak")
     IdxDataset soakData = IdxDataset.LoadFashionMnist(dataDirectory, training: true);
     LearnerSoak.Run(soakData, "best", passes: 4, report);
     LearnerSoak.Run(soakData, "analytic", passes: 3, report);
+    return await WriteReportAsync(output, report).ConfigureAwait(false);
+}
+
+if (only == "reverts")
+{
+    report.Line($"Run on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, torch threads 1, training and reverts on one thread.");
+    bool trimFirst = Array.IndexOf(args, "--trim-first") >= 0;
+    LearnerReverts.Measure(IdxDataset.LoadFashionMnist(dataDirectory, training: true), trimFirst, report);
     return await WriteReportAsync(output, report).ConfigureAwait(false);
 }
 

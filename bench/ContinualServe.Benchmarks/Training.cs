@@ -204,7 +204,7 @@ internal static class Training
         return (rate, cpu);
     }
 
-    private static List<LabeledExample> Load(IdxDataset dataset, int count)
+    internal static List<LabeledExample> Load(IdxDataset dataset, int count)
     {
         var examples = new List<LabeledExample>(count);
         for (int index = 0; index < count; index++)

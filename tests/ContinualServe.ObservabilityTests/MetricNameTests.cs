@@ -7,10 +7,6 @@ namespace ContinualServe.ObservabilityTests;
 [Collection(ObservedPipelineGroup.Name)]
 public sealed class MetricNameTests(ObservedPipeline pipeline)
 {
-    // Exported only by a process that listens with a certificate file, and the observed pipeline has none. The server
-    // test CertificateReloadTests.MetricsExportCertificateExpiry scrapes it from an HTTPS server instead.
-    private static readonly string[] HttpsOnly = ["continualserve_https_certificate_expiry_timestamp_seconds"];
-
     [Fact]
     public async Task DashboardAndRuleMetricsAreExported()
     {
@@ -18,7 +14,7 @@ public sealed class MetricNameTests(ObservedPipeline pipeline)
         var exported = scrape.Split('\n')
             .Where(line => line.StartsWith("continualserve_", StringComparison.Ordinal))
             .Select(line => line[..line.IndexOfAny(['{', ' '])])
-            .Concat(HttpsOnly)
+            .Concat(MonitoringExpressions.HttpsOnlyMetrics)
             .ToHashSet(StringComparer.Ordinal);
         var expressions = MonitoringExpressions.DashboardPanelTargets()
             .Concat(MonitoringExpressions.DashboardAnnotations())

@@ -11,7 +11,8 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
 {
     // A scrape that misses its 900 ms timeout on a loaded machine marks every series of the target stale, and instant
     // queries of gauges then return nothing until the next scrape a second later. So the panels get three sweeps, 2 s
-    // apart, and each panel must return data in the last one.
+    // apart, and each panel must return data in the last one. A panel of a metric that only HTTPS listeners export
+    // returns nothing here, but Prometheus still parses its query and rejects one that is invalid.
     [Fact]
     public async Task EveryPanelQueryReturnsData()
     {
@@ -34,7 +35,8 @@ public sealed class PrometheusQueryTests(ObservedPipeline pipeline)
         foreach (MonitoringExpression target in targets)
         {
             JsonElement data = await pipeline.Prometheus.QueryAsync(MonitoringExpressions.SubstituteGrafanaVariables(target.Expression), CancellationToken.None);
-            if (data.GetProperty("result").GetArrayLength() == 0)
+            bool httpsOnly = MonitoringExpressions.MetricNames(target.Expression).Any(MonitoringExpressions.HttpsOnlyMetrics.Contains);
+            if (data.GetProperty("result").GetArrayLength() == 0 && !httpsOnly)
             {
                 empty.Add($"{target.Source}: {target.Expression}");
             }

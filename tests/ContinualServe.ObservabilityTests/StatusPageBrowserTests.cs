@@ -101,7 +101,7 @@ public sealed class StatusPageBrowserTests(ObservedPipeline pipeline)
         Directory.Delete(store, recursive: true);
     }
 
-    private static Task<IBrowser> LaunchAsync(IPlaywright playwright) => playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+    internal static Task<IBrowser> LaunchAsync(IPlaywright playwright) => playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
     {
         ExecutablePath = Chromium,
         Headless = true,
@@ -110,7 +110,7 @@ public sealed class StatusPageBrowserTests(ObservedPipeline pipeline)
     });
 
     // Console errors and uncaught exceptions of the page.
-    private static List<string> CollectErrors(IPage page)
+    internal static List<string> CollectErrors(IPage page)
     {
         var errors = new List<string>();
         page.Console += (_, message) =>

@@ -21,7 +21,9 @@ public static partial class CertificateReloadHosting
         if (HttpsCertificateExpiryMonitor.HasCertificateFiles(builder.Configuration))
         {
             builder.Services.TryAddSingleton(TimeProvider.System);
-            builder.Services.AddHostedService<HttpsCertificateExpiryMonitor>();
+            // Registered as a service too, so that the status page can read the certificates it found.
+            builder.Services.TryAddSingleton<HttpsCertificateExpiryMonitor>();
+            builder.Services.AddHostedService(services => services.GetRequiredService<HttpsCertificateExpiryMonitor>());
         }
 
         IConfigurationSection section = builder.Configuration.GetSection(DefaultCertificateKey);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography.X509Certificates;
 using ContinualServe.Model.Telemetry;
 
@@ -26,10 +27,20 @@ public sealed partial class HttpsCertificateExpiryMonitor(
 
     // Per setting, the certificate of the last check and the warnings already logged for it. Only Check touches it.
     private readonly Dictionary<string, SeenCertificate> seen = new(StringComparer.Ordinal);
+
+    // Per setting, the certificate of the last read that succeeded. Written by Check, read by the status page.
+    private readonly ConcurrentDictionary<string, ObservedCertificate> observed = new(StringComparer.Ordinal);
     private bool checkedOnce;
     private string? lastFailure;
     private ITimer? timer;
     private int checking;
+
+    /// <summary>
+    /// The certificate of each setting at its last read that succeeded, ordered by setting. Empty before the first
+    /// check, which runs just after the start.
+    /// </summary>
+    public IReadOnlyList<ObservedCertificate> Certificates =>
+        observed.Values.OrderBy(certificate => certificate.Setting, StringComparer.Ordinal).ToArray();
 
     /// <summary>Returns true when configuration names a certificate file, so that the monitor has something to read.</summary>
     public static bool HasCertificateFiles(IConfiguration configuration) =>
@@ -120,6 +131,7 @@ public sealed partial class HttpsCertificateExpiryMonitor(
         DateTimeOffset notBefore = certificate.NotBefore.ToUniversalTime();
         DateTimeOffset notAfter = certificate.NotAfter.ToUniversalTime();
         ReliabilityMetrics.HttpsCertificateExpiry.WithLabels(setting).Set(notAfter.ToUnixTimeSeconds());
+        observed[setting] = new ObservedCertificate(setting, certificate.Subject, notBefore, notAfter);
 
         if (!seen.TryGetValue(setting, out SeenCertificate? known) || known.Thumbprint != certificate.Thumbprint)
         {

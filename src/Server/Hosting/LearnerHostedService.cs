@@ -41,6 +41,8 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     private readonly ILogger<LearnerHostedService> logger;
     private readonly CancellationTokenSource stopping = new();
     private Task pinWatch = Task.CompletedTask;
+    private long pinChecksStarted;
+    private long pinChecksEnded;
 
     // The newest version the learner published or started from, which the all role's server serves when nothing is
     // pinned. The store's newest version can be newer: one saved just before a kill and before its checkpoint.
@@ -68,6 +70,12 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
     /// <summary>Test seam that runs on the pin watch at the start of each serving step, in every role. Null outside tests.</summary>
     internal Action? BeforeServeStorePin { get; set; }
+
+    /// <summary>Number of pin checks that the watch has started, counted just before each check reads the pin file.</summary>
+    internal long PinChecksStarted => Interlocked.Read(ref pinChecksStarted);
+
+    /// <summary>Number of pin checks that have ended, counted after a failed check's backoff.</summary>
+    internal long PinChecksEnded => Interlocked.Read(ref pinChecksEnded);
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -175,6 +183,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
             {
                 try
                 {
+                    Interlocked.Increment(ref pinChecksStarted);
                     AnnounceChangedPin(modelName, state);
                     failuresInRow = 0;
                 }
@@ -195,6 +204,10 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
                     }
 
                     await Task.Delay(delay, cancellation).ConfigureAwait(false);
+                }
+                finally
+                {
+                    Interlocked.Increment(ref pinChecksEnded);
                 }
             }
             while (await timer.WaitForNextTickAsync(cancellation).ConfigureAwait(false));

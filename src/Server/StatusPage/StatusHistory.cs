@@ -22,6 +22,7 @@ public sealed partial class StatusHistory : BackgroundService
     private const string DurationBucketMetric = "continualserve_inference_duration_seconds_bucket";
     private readonly LiveModel live;
     private readonly ContinualLearner? learner;
+    private readonly HttpsCertificateExpiryMonitor? certificates;
     private readonly string modelName;
     private readonly TimeProvider time;
     private readonly ILogger<StatusHistory> logger;
@@ -31,13 +32,20 @@ public sealed partial class StatusHistory : BackgroundService
     private Counts? previous;
 
     /// <param name="learner">The learner in this process, registered by the roles that run one. Null in serve.</param>
+    /// <param name="certificates">The monitor of the HTTPS certificate files, registered when a setting names one.</param>
     public StatusHistory(
-        LiveModel live, IOptions<ServerOptions> options, ILogger<StatusHistory> logger, ContinualLearner? learner = null, TimeProvider? time = null)
+        LiveModel live,
+        IOptions<ServerOptions> options,
+        ILogger<StatusHistory> logger,
+        ContinualLearner? learner = null,
+        TimeProvider? time = null,
+        HttpsCertificateExpiryMonitor? certificates = null)
     {
         ArgumentNullException.ThrowIfNull(live);
         ArgumentNullException.ThrowIfNull(options);
         this.live = live;
         this.learner = learner;
+        this.certificates = certificates;
         this.logger = logger;
         this.time = time ?? TimeProvider.System;
         modelName = options.Value.ModelName;
@@ -64,6 +72,10 @@ public sealed partial class StatusHistory : BackgroundService
 
         // Taken outside the history lock, so that this lock is never held while waiting for the learner's status lock.
         LearnerSummary? learnerSummary = learner is null ? null : LearnerSummary.From(LearnerState.Capture(learner));
+        DateTimeOffset now = time.GetUtcNow();
+        CertificateSummary[] certificateSummaries = certificates is null
+            ? []
+            : certificates.Certificates.Select(certificate => CertificateSummary.From(certificate, now)).ToArray();
         lock (historyLock)
         {
             return new StatusSnapshot
@@ -77,7 +89,8 @@ public sealed partial class StatusHistory : BackgroundService
                 Versions = versions.ToArray(),
                 Traffic = traffic.ToArray(),
                 Learner = learnerSummary,
-                GeneratedAt = time.GetUtcNow(),
+                Certificates = certificateSummaries,
+                GeneratedAt = now,
             };
         }
     }

@@ -28,6 +28,12 @@ public sealed record StatusSnapshot
     /// <summary>The learner that runs in this process; null in a process without one (serve).</summary>
     public LearnerSummary? Learner { get; init; }
 
+    /// <summary>
+    /// The HTTPS certificate files that the process serves, with the days left until each expires. Empty when no
+    /// setting names a certificate file (no HTTPS listener, or one with the development certificate).
+    /// </summary>
+    public required IReadOnlyList<CertificateSummary> Certificates { get; init; }
+
     public required DateTimeOffset GeneratedAt { get; init; }
 }
 

@@ -70,18 +70,20 @@ public sealed class FileAccessWatchdogTests
             TimeSpan.FromMilliseconds(300), (_, _) => Interlocked.Increment(ref stalls), (_, _) => Interlocked.Increment(ref recoveries));
 
         watchdog.Start("round write", "/store");
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await LearnerHarness.WaitUntilAsync(() => watchdog.IsStalled, "the first write was not reported stalled");
         watchdog.Finish();
         watchdog.Start("round write", "/store");
         watchdog.IsStalled.ShouldBeFalse();
         watchdog.Finish();
+
+        // A stall report for the short second write would land within this wait, which is past the threshold.
         await Task.Delay(TimeSpan.FromSeconds(1));
 
         Volatile.Read(ref stalls).ShouldBe(1);
         Volatile.Read(ref recoveries).ShouldBe(1);
 
         watchdog.Start("round write", "/store");
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await LearnerHarness.WaitUntilAsync(() => watchdog.IsStalled, "the third write was not reported stalled");
         watchdog.Finish();
 
         Volatile.Read(ref stalls).ShouldBe(2);
@@ -98,11 +100,11 @@ public sealed class FileAccessWatchdogTests
             TimeSpan.FromMilliseconds(100), (access, _) => stalls.Enqueue(access), (access, _) => recoveries.Enqueue(access));
 
         watchdog.Start("golden set read", "/store/golden-set.json");
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        await LearnerHarness.WaitUntilAsync(() => watchdog.IsStalled, "the golden set read was not reported stalled");
         watchdog.Finish();
         watchdog.Start("reload", "/checkpoints");
         watchdog.Enter("/store/2/weights.bin");
-        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        await LearnerHarness.WaitUntilAsync(() => watchdog.IsStalled, "the reload was not reported stalled");
         watchdog.Finish();
 
         stalls.ShouldBe([new("golden set read", "/store/golden-set.json"), new("reload", "/store/2/weights.bin")]);

@@ -23,6 +23,9 @@ public sealed class LearnerHostedServiceStopTests : IDisposable
     private const string VersionTopic = "hosted-stop-versions";
     private const int PinWatchAbandonedEventId = 266;
 
+    // The watch checks the pin every 500 ms, so a check starts and ends well within this bound.
+    private static readonly TimeSpan BlockTimeout = TimeSpan.FromSeconds(10);
+
     private readonly string storeDirectory = Directory.CreateTempSubdirectory("continualserve-hosted-stop-").FullName;
 
     public void Dispose() => Directory.Delete(storeDirectory, recursive: true);
@@ -61,8 +64,18 @@ public sealed class LearnerHostedServiceStopTests : IDisposable
         {
             // The pipe is made only now because saving the initial version reads the pin too, on the starting thread.
             await service.StartedAsync(CancellationToken.None);
+
+            // The pipe is made just after a check ends, so no check is under way while it replaces the pin file. The next
+            // check starts at the next tick of the 500 ms poll timer, opens the pipe for reading and blocks, because the
+            // pipe has no writer. Two checks are awaited, because the first one compiles the watch's code and can run
+            // past a tick, and the check after it then starts at once.
+            long checksEnded = service.PinChecksEnded;
+            (await WaitUntilAsync(() => service.PinChecksEnded >= checksEnded + 2, BlockTimeout))
+                .ShouldBeTrue("the pin watch did not end two checks");
             CreateNamedPipe(pinFile);
-            await Task.Delay(TimeSpan.FromSeconds(1.5));
+            long checksBeforePipe = service.PinChecksStarted;
+            (await WaitUntilAsync(() => service.PinChecksStarted > checksBeforePipe, BlockTimeout))
+                .ShouldBeTrue("the pin watch started no check after the pin file became a named pipe");
             using var shutdown = shutdownAfter is null ? new CancellationTokenSource() : new CancellationTokenSource(shutdownAfter.Value);
             var clock = Stopwatch.StartNew();
 
@@ -77,6 +90,22 @@ public sealed class LearnerHostedServiceStopTests : IDisposable
         {
             await ReleaseBlockedReaderAsync(pinFile);
         }
+    }
+
+    private static async Task<bool> WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > timeout)
+            {
+                return false;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(20));
+        }
+
+        return true;
     }
 
     private static void CreateNamedPipe(string path)

@@ -290,9 +290,9 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
 
         JsonObject snapshot = document.ResponseSchema(operation, 200);
         OpenApiSchemas.PropertyNames(snapshot).ShouldBe(
-            ["model", "version", "parentVersion", "createdAt", "examplesTrained", "evaluation", "versions", "traffic", "learner", "generatedAt"],
+            ["model", "version", "parentVersion", "createdAt", "examplesTrained", "evaluation", "versions", "traffic", "learner", "certificates", "generatedAt"],
             ignoreOrder: true);
-        OpenApiSchemas.RequiredNames(snapshot).ShouldBe(["model", "versions", "traffic", "generatedAt"], ignoreOrder: true);
+        OpenApiSchemas.RequiredNames(snapshot).ShouldBe(["model", "versions", "traffic", "certificates", "generatedAt"], ignoreOrder: true);
     }
 
     [Fact]

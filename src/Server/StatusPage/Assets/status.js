@@ -200,6 +200,28 @@ function renderLearner(learner) {
   text("learner-lag", describeLag(learner));
 }
 
+// The certificate state words from api/status, as the page shows them next to the days left.
+const CERTIFICATE_STATES = {
+  valid: "", expires_soon: ", renew soon", expired: ", expired", not_yet_valid: ", not valid yet",
+};
+
+// certificates is empty (or missing) when no setting names a certificate file, and the section stays hidden.
+function renderCertificates(certificates) {
+  const list = certificates || [];
+  document.getElementById("certificates-section").hidden = list.length === 0;
+  const facts = document.getElementById("certificates");
+  facts.replaceChildren();
+  for (const certificate of list) {
+    const term = facts.appendChild(document.createElement("dt"));
+    term.textContent = certificate.setting;
+    term.title = certificate.subject;
+    const days = facts.appendChild(document.createElement("dd"));
+    days.dataset.state = certificate.state;
+    days.textContent = fixed(certificate.daysLeft, 1) + " days" + (CERTIFICATE_STATES[certificate.state] || "");
+    days.title = "expires " + new Date(certificate.notAfter).toUTCString();
+  }
+}
+
 function render(status) {
   const evaluation = status.evaluation;
   text("model", status.model);
@@ -213,6 +235,7 @@ function render(status) {
   renderAccuracyOverVersions(status.versions);
   renderTraffic(status.traffic);
   renderLearner(status.learner);
+  renderCertificates(status.certificates);
   text("updated", "updated " + clock(status.generatedAt));
   document.body.dataset.loadedVersion = status.version === null ? "" : String(status.version);
 }
