@@ -31,6 +31,17 @@ public sealed class ChartFileCopiesTests
     }
 
     [Fact]
+    public void DashboardPanelIdsAreUnique()
+    {
+        // Grafana keys a panel's links, its edit view and its saved state by id, so two panels with one id get mixed up.
+        JsonNode dashboard = JsonNode.Parse(File.ReadAllText(CopyPath("continualserve-dashboard.json"))).ShouldNotBeNull();
+        List<int> ids = [];
+        CollectPanelIds(dashboard["panels"].ShouldBeOfType<JsonArray>(), ids);
+
+        ids.GroupBy(id => id).Where(group => group.Count() > 1).Select(group => group.Key).ShouldBeEmpty();
+    }
+
+    [Fact]
     public void RulesCopyHasRuleGroups()
     {
         // The PrometheusRule template uses the file's top-level "groups" list as its spec.
@@ -38,6 +49,19 @@ public sealed class ChartFileCopiesTests
 
         rules.AsObject().Select(pair => pair.Key).ShouldBe(["groups"]);
         rules["groups"].ShouldBeOfType<JsonArray>().ShouldNotBeEmpty();
+    }
+
+    // Rows that are collapsed keep their panels in a nested "panels" list.
+    private static void CollectPanelIds(JsonArray panels, List<int> ids)
+    {
+        foreach (JsonNode? panel in panels)
+        {
+            ids.Add(panel.ShouldNotBeNull()["id"].ShouldNotBeNull().GetValue<int>());
+            if (panel["panels"] is JsonArray nested)
+            {
+                CollectPanelIds(nested, ids);
+            }
+        }
     }
 
     private static string CopyPath(string name) => Path.Combine(ChartFiles.ChartDirectory, "files", name);
