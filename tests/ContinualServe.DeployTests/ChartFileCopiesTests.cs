@@ -33,7 +33,7 @@ public sealed class ChartFileCopiesTests
     [Fact]
     public void DashboardPanelIdsAreUnique()
     {
-        // Grafana keys a panel's links, its edit view and its saved state by id, so two panels with one id get mixed up.
+        // Grafana's panel links (viewPanel, editPanel) name a panel by id, so of two panels with one id only one can be opened.
         JsonNode dashboard = JsonNode.Parse(File.ReadAllText(CopyPath("continualserve-dashboard.json"))).ShouldNotBeNull();
         List<int> ids = [];
         CollectPanelIds(dashboard["panels"].ShouldBeOfType<JsonArray>(), ids);
