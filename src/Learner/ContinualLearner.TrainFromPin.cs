@@ -150,8 +150,8 @@ public sealed partial class ContinualLearner
     /// <summary>
     /// Makes the pinned version the base. Drops the training since the last round, as a rejected candidate's is dropped,
     /// and loads the pinned weights with a fresh optimizer, with the analytic sums behind them for the analytic strategy.
-    /// Then writes a learner checkpoint of the new base at the consumer's positions. Returns false, and keeps the base,
-    /// when the weights or the sums cannot be loaded.
+    /// Then writes a learner checkpoint of the new base at the consumer's positions, polling the consumer with its
+    /// partitions paused during the write. At start, before the consumer exists, nothing is polled. Returns false, and keeps the base, when the weights or the sums cannot be loaded.
     /// </summary>
     private bool TrainFromPinnedVersion(PinnedBase target)
     {
@@ -185,6 +185,11 @@ public sealed partial class ContinualLearner
 
         // A rollback after diverged training and a restart load the newest checkpoint, so it must contain the new base.
         SaveCheckpoint(ReachedOffsets(), fromPin: true);
+        if (groupConsumer is { } consumer)
+        {
+            ResumeAfterWork(consumer);
+        }
+
         rollbacksSinceRound = 0;
         LogTrainingFromPin(logger, previous, pinned.Number, trainedSinceRound);
         ContinualServeMetrics.LearnerExamples.WithLabels("discarded").Inc(trainedSinceRound);
