@@ -325,11 +325,11 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Commits the newest checkpoint's offsets after the checkpoint of a rejected round and when the learner stops. A kill
-    /// after the checkpoint and before its commit leaves the group's committed offsets behind the checkpoint, and a restart
-    /// that publishes no round before it stops would otherwise never commit them. A partition whose position is behind the
-    /// checkpoint's offset is skipped, because then the checkpoint's offset is past the partition's end (a recreated topic)
-    /// and was not read from.
+    /// Commits the newest checkpoint's offsets after the checkpoint of a rejected round or of a pinned base, and when the
+    /// learner stops. A kill after the checkpoint and before its commit leaves the group's committed offsets behind the
+    /// checkpoint, and a restart that publishes no round before it stops would otherwise never commit them. A partition
+    /// whose position is behind the checkpoint's offset is skipped, because then the checkpoint's offset is past the
+    /// partition's end (a recreated topic) and was not read from.
     /// </summary>
     private void CommitCheckpointOffsets(IConsumer<byte[]?, byte[]?> consumer)
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Kafka;
@@ -126,6 +127,25 @@ public sealed class TrainFromPinTests : IDisposable
             logs.Logger.Records.ShouldContain(record => record.EventId == PinnedBaseRestoredEventId);
             logs.Logger.Records.ShouldNotContain(
                 record => record.EventId == VersionWithoutCheckpointEventId, "the pinned base is the base on purpose");
+        });
+    }
+
+    // `continualserve produce --group` waits for the group's commit, which no later round makes when the stream ends here.
+    [Fact(Timeout = 180_000)]
+    public async Task PinCheckpointCommitsOffsets()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive), new RecordingLoggerFactory());
+            learner.Start();
+            await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
+
+            // Checked before the stop, because a stop commits the checkpoint's offsets too.
+            CommittedOffset(broker.BootstrapServers).ShouldBe(4L * ChunkSize, "the offsets of the pin's checkpoint were not committed");
+            learner.Stop(TimeSpan.FromSeconds(10));
         });
     }
 
@@ -322,6 +342,14 @@ public sealed class TrainFromPinTests : IDisposable
 
     private static KafkaClientProperties ShortMaxPollInterval() =>
         KafkaClientProperties.Load(null, [new("max.poll.interval.ms", ((int)MaxPollInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))]);
+
+    // Reads the group's committed offset of partition 0 without joining the group.
+    private static long CommittedOffset(string bootstrapServers)
+    {
+        using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(KafkaDefaults.CreateConsumerConfig(bootstrapServers, GroupId)).Build();
+        List<TopicPartitionOffset> committed = reader.Committed([new TopicPartition(Topic, new Partition(0))], TimeSpan.FromSeconds(10));
+        return committed.Single().Offset.Value;
+    }
 
     private static int[] Chunk(int chunk) => TaskOne[(chunk * ChunkSize)..((chunk + 1) * ChunkSize)];
 
