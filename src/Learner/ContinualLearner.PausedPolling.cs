@@ -6,7 +6,9 @@ namespace ContinualServe.Learner;
 
 /// <summary>
 /// Keeping the consumer in its group while the learner thread works without reading records: while it waits for a
-/// round write, and while a round evaluates its candidate (holdout sets, analytic calibration, golden set). librdkafka
+/// round write, while a round evaluates its candidate (holdout sets, analytic calibration, golden set), and while it
+/// waits for the file work of <see cref="WaitPolling{T}"/> (the golden set's read, the live version's reload after a
+/// rejected candidate, and the checkpoint of a rejected round or of a pinned base). librdkafka
 /// drops a consumer that does not poll for max.poll.interval.ms (librdkafka default 300 s) from its group, so during
 /// such work the learner thread pauses the assigned partitions and polls at least every <see cref="PausedPollInterval"/>.
 /// A poll returns no record from a paused partition, but it serves rebalances and restarts max.poll.interval.ms.
@@ -23,6 +25,9 @@ public sealed partial class ContinualLearner
     private long polledAt;
     private bool pausedForWork;
 
+    // The consumer that WaitPolling polls; null until the learner thread builds it, so work at start waits without polls.
+    private IConsumer<byte[]?, byte[]?>? groupConsumer;
+
     /// <summary>
     /// Examples per forward batch in a round's evaluations, between which the consumer is polled when a poll is due.
     /// Tests lower it to split a small holdout set into many batches.
@@ -35,6 +40,26 @@ public sealed partial class ContinualLearner
         PollIfDue(consumer);
         FaultHooks.BeforeEvaluationBatch?.Invoke();
     });
+
+    /// <summary>
+    /// Waits for file work that runs on a thread-pool task, and polls the consumer with its partitions paused once per
+    /// <see cref="PausedPollInterval"/> until it ends, so work stalled past max.poll.interval.ms keeps the learner in
+    /// its group. The partitions stay paused until the caller's <see cref="ResumeAfterWork"/>. Rethrows the work's error.
+    /// The work must not use TorchSharp modules or the trainer, which stay on the learner thread, nor the positions, which
+    /// a rebalance served by the polls changes.
+    /// </summary>
+    private T WaitPolling<T>(Task<T> work)
+    {
+        if (groupConsumer is { } consumer)
+        {
+            while (Task.WaitAny([work], PausedPollInterval) < 0)
+            {
+                PausePollOnce(consumer);
+            }
+        }
+
+        return work.GetAwaiter().GetResult();
+    }
 
     /// <summary>Pauses the assignment and polls once, when <see cref="PausedPollInterval"/> has passed since the last poll.</summary>
     private void PollIfDue(IConsumer<byte[]?, byte[]?> consumer)

@@ -60,10 +60,8 @@ public sealed partial class ContinualLearner
     /// <summary>
     /// Writes the checkpoint of the live version after a rejected round, under the round-write stall watch, with the
     /// offsets reached. <paramref name="analyticSums"/> is the file that <see cref="ReloadLiveVersion"/> reset the
-    /// trainer from, or null.
+    /// trainer from, or null. The learner thread polls the consumer while most of the write runs on a thread-pool task.
     /// </summary>
-    // NOTE: the write runs on the learner thread without polling the consumer, as the checkpoint of a pinned base does.
-    // A write stalled past max.poll.interval.ms (librdkafka default 300 s) drops the learner from its group.
     private void SaveRejectedRoundCheckpoint(string? analyticSums)
     {
         // A gradient strategy saves Adam moments, which would replace the analytic sums that the next rejection refits

@@ -150,8 +150,9 @@ public sealed partial class ContinualLearner
     /// <summary>
     /// Makes the pinned version the base. Drops the training since the last round, as a rejected candidate's is dropped,
     /// and loads the pinned weights with a fresh optimizer, with the analytic sums behind them for the analytic strategy.
-    /// Then writes a learner checkpoint of the new base at the consumer's positions. Returns false, and keeps the base,
-    /// when the weights or the sums cannot be loaded.
+    /// Then writes a learner checkpoint of the new base at the consumer's positions and commits its offsets, polling the
+    /// consumer with its partitions paused during the write. At start, before the consumer exists, nothing is polled or
+    /// committed. Returns false, and keeps the base, when the weights or the sums cannot be loaded.
     /// </summary>
     private bool TrainFromPinnedVersion(PinnedBase target)
     {
@@ -184,7 +185,14 @@ public sealed partial class ContinualLearner
         matrix = Evaluation.AccuracyMatrix.FromSummary(pinned.Manifest.Evaluation);
 
         // A rollback after diverged training and a restart load the newest checkpoint, so it must contain the new base.
+        // Its offsets are committed at once, because the stream may end before the next round publishes and commits.
         SaveCheckpoint(ReachedOffsets(), fromPin: true);
+        if (groupConsumer is { } consumer)
+        {
+            CommitCheckpointOffsets(consumer);
+            ResumeAfterWork(consumer);
+        }
+
         rollbacksSinceRound = 0;
         LogTrainingFromPin(logger, previous, pinned.Number, trainedSinceRound);
         ContinualServeMetrics.LearnerExamples.WithLabels("discarded").Inc(trainedSinceRound);

@@ -318,6 +318,7 @@ public sealed partial class ContinualLearner : IDisposable
     {
         using BrokerWatchdog watchdog = StartBrokerWatchdog();
         using IConsumer<byte[]?, byte[]?> consumer = BuildConsumer();
+        groupConsumer = consumer;
         using var deadLetters = new DeadLetterPublisher(options.BootstrapServers, options.ResolvedDeadLetterTopic, logger, kafkaProperties)
         {
             BeforeProducerClose = FaultHooks.BeforeDeadLetterClose,

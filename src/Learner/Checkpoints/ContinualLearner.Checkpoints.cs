@@ -193,12 +193,16 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Writes the learner's state with <paramref name="offsets"/> on the learner thread: the first checkpoint, written at
+    /// Writes the learner's state with <paramref name="offsets"/> and waits for it: the first checkpoint, written at
     /// start, the checkpoint of a pinned version that becomes the base, and the checkpoint of the live version after a
-    /// rejected round. Promoted rounds write theirs through <see cref="StartPublishing"/>. When
-    /// <paramref name="keptAnalyticSums"/> is given, the checkpoint's optimizer file is a copy of it instead of the
-    /// trainer's optimizer state.
+    /// rejected round. Promoted rounds write theirs through <see cref="StartPublishing"/>. The learner thread writes the
+    /// weights, the optimizer state and the teacher, which are TorchSharp objects. A thread-pool task writes the rest,
+    /// flushes every file and renames the directory into place, while the learner thread polls the consumer (from the
+    /// consumer thread's start on). When <paramref name="keptAnalyticSums"/> is given, the checkpoint's optimizer file is
+    /// a copy of it instead of the trainer's optimizer state.
     /// </summary>
+    // NOTE: the learner thread does not poll while it writes the weights, optimizer and teacher files. A volume that
+    // stalls those writes past max.poll.interval.ms (librdkafka default 300 s) drops the learner from its group.
     private void SaveCheckpoint(IReadOnlyList<TrainingOffset> offsets, bool fromPin = false, string? keptAnalyticSums = null)
     {
         LearnerCheckpoint metadata = CheckpointMetadata(offsets, matrix.ToSummary()) with
@@ -207,16 +211,22 @@ public sealed partial class ContinualLearner
             ExamplesTrained = latest.Manifest.ExamplesTrained,
             FromPin = fromPin,
         };
+        ReplayExample[] replay = [.. CheckpointReplay()];
+        List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
+        LearnerCheckpointStore checkpoints = Checkpoints;
+        Action? beforeWrite = FaultHooks.BeforeCheckpointWrite;
         try
         {
-            checkpoint = Checkpoints.Save(metadata, directory =>
+            string prepared = checkpoints.Prepare(WriteModuleFiles);
+            checkpoint = WaitPolling(Task.Run(() => checkpoints.Complete(prepared, metadata, directory =>
             {
-                WriteStateFiles(directory);
+                beforeWrite?.Invoke();
+                WriteExampleFiles(directory, replay, holdouts);
                 if (keptAnalyticSums is not null)
                 {
                     File.Copy(keptAnalyticSums, Path.Combine(directory, LearnerCheckpoint.OptimizerFileName), overwrite: true);
                 }
-            });
+            })));
         }
         catch (IOException)
         {
@@ -278,12 +288,15 @@ public sealed partial class ContinualLearner
     /// <summary>Returns the replay examples a checkpoint saves: the buffer's, or the unused ones of a strategy without a buffer.</summary>
     private IReadOnlyList<ReplayExample> CheckpointReplay() => unusedReplay.Count > 0 ? unusedReplay : trainer!.ReplayBuffer.Examples;
 
-    private void WriteStateFiles(string directory)
+    private void WriteModuleFiles(string directory)
     {
         trainer!.Module.save(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
         WriteOptimizerAndTeacher(directory);
-        ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), CheckpointReplay());
-        var holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
+    }
+
+    private static void WriteExampleFiles(string directory, IReadOnlyList<ReplayExample> replay, IReadOnlyList<LabeledExample> holdouts)
+    {
+        ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), replay);
         ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);
     }
 
@@ -312,11 +325,11 @@ public sealed partial class ContinualLearner
     }
 
     /// <summary>
-    /// Commits the newest checkpoint's offsets after the checkpoint of a rejected round and when the learner stops. A kill
-    /// after the checkpoint and before its commit leaves the group's committed offsets behind the checkpoint, and a restart
-    /// that publishes no round before it stops would otherwise never commit them. A partition whose position is behind the
-    /// checkpoint's offset is skipped, because then the checkpoint's offset is past the partition's end (a recreated topic)
-    /// and was not read from.
+    /// Commits the newest checkpoint's offsets after the checkpoint of a rejected round or of a pinned base, and when the
+    /// learner stops. A kill after the checkpoint and before its commit leaves the group's committed offsets behind the
+    /// checkpoint, and a restart that publishes no round before it stops would otherwise never commit them. A partition
+    /// whose position is behind the checkpoint's offset is skipped, because then the checkpoint's offset is past the
+    /// partition's end (a recreated topic) and was not read from.
     /// </summary>
     private void CommitCheckpointOffsets(IConsumer<byte[]?, byte[]?> consumer)
     {

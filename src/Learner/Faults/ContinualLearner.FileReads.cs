@@ -13,7 +13,9 @@ namespace ContinualServe.Learner;
 /// pause marker's write when training diverges has a watch of its own. A read or write that a hung volume (an NFS
 /// server that stopped responding) blocks stops consumption and cannot be cancelled, so the watch only reports it. Once
 /// the access passes Learner:RoundWriteStallThreshold, the learner logs a warning that names the file and reports
-/// itself not ready until the access returns.
+/// itself not ready until the access returns. The golden set's read and the start of the live version's reload run on a
+/// thread-pool task while the learner thread polls the consumer with its partitions paused, so that they keep the
+/// learner in its consumer group.
 /// </summary>
 public sealed partial class ContinualLearner
 {
@@ -68,15 +70,22 @@ public sealed partial class ContinualLearner
         }
     }
 
-    /// <summary>Reads the golden set's file for the promotion gate under the file-read watch.</summary>
+    /// <summary>
+    /// Reads the golden set's file for the promotion gate under the file-read watch. The read runs on a thread-pool task
+    /// while the learner thread polls the consumer, so a stalled read keeps the learner in its group.
+    /// </summary>
     private byte[] ReadGoldenSet(string path)
     {
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(GoldenSetRead, path);
+        Action? beforeRead = FaultHooks.BeforeGoldenSetRead;
         try
         {
-            FaultHooks.BeforeGoldenSetRead?.Invoke();
-            return File.ReadAllBytes(path);
+            return WaitPolling(Task.Run(() =>
+            {
+                beforeRead?.Invoke();
+                return File.ReadAllBytes(path);
+            }));
         }
         finally
         {
@@ -86,17 +95,27 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Resets the trainer to the live version's weights, and the analytic sums behind them, under the file-read watch.
-    /// Returns the path of the checkpoint file the sums came from, or null when the trainer was reset without one.
+    /// Returns the path of the checkpoint file the sums came from, or null when the trainer was reset without one. The
+    /// SHA-256 check of the newest checkpoint's optimizer file runs on a thread-pool task while the learner thread polls
+    /// the consumer.
     /// </summary>
+    // NOTE: the weights and the sums are loaded into TorchSharp modules and the trainer on the learner thread, which
+    // does not poll during those reads. A volume that stalls them past max.poll.interval.ms drops the learner from its group.
     private string? ReloadLiveVersion()
     {
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(LiveVersionReload, Checkpoints.RootDirectory);
+        string weightsPath = latest!.WeightsPath;
+        Action? beforeReload = FaultHooks.BeforeLiveVersionReload;
         try
         {
-            string? analyticSums = LiveAnalyticSums();
-            watchdog.Enter(latest!.WeightsPath);
-            FaultHooks.BeforeLiveVersionReload?.Invoke();
+            string? analyticSums = WaitPolling(Task.Run(() =>
+            {
+                string? sums = LiveAnalyticSums();
+                watchdog.Enter(weightsPath);
+                beforeReload?.Invoke();
+                return sums;
+            }));
             using nn.Module<Tensor, Tensor> live = latest.LoadModule(device);
             if (analyticSums is not null)
             {

@@ -15,7 +15,10 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before the pause marker is written after training diverged, inside its stall watch.</summary>
     public Action? BeforePauseMarkerWrite { get; set; }
 
-    /// <summary>Runs on the learner thread before each read of the golden set, inside its stall watch.</summary>
+    /// <summary>
+    /// Runs on a thread-pool task before each read of the golden set, inside its stall watch, while the learner thread
+    /// polls the consumer.
+    /// </summary>
     public Action? BeforeGoldenSetRead { get; set; }
 
     /// <summary>
@@ -25,8 +28,8 @@ internal sealed class LearnerFaultHooks
     public Action? BeforeEvaluationBatch { get; set; }
 
     /// <summary>
-    /// Runs on the learner thread after a rejected candidate, before the live version's weights are loaded, inside the
-    /// reload's stall watch.
+    /// Runs on a thread-pool task after a rejected candidate, before the live version's weights are loaded, inside the
+    /// reload's stall watch, while the learner thread polls the consumer.
     /// </summary>
     public Action? BeforeLiveVersionReload { get; set; }
 
@@ -41,6 +44,12 @@ internal sealed class LearnerFaultHooks
 
     /// <summary>Runs on the round-write task before the version is saved.</summary>
     public Action? BeforeRoundWrite { get; set; }
+
+    /// <summary>
+    /// Runs on a thread-pool task before the checkpoint of a rejected round or of a pinned base is completed (its replay
+    /// and holdout files written, every file flushed, the directory renamed), while the learner thread polls the consumer.
+    /// </summary>
+    public Action? BeforeCheckpointWrite { get; set; }
 
     /// <summary>Runs on the learner thread before the consumer is closed.</summary>
     public Action? BeforeLeaveGroup { get; set; }

@@ -1,3 +1,5 @@
+using System.Globalization;
+using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Kafka;
@@ -20,11 +22,17 @@ namespace ContinualServe.Learner.Tests.Pins;
 public sealed class TrainFromPinTests : IDisposable
 {
     private const string Topic = "pin-examples";
+    private const string GroupId = "pin-test";
     private const int TrainFromPinEventId = 281;
     private const int PinnedVersionUnusableEventId = 282;
     private const int AnalyticKeptEventId = 283;
     private const int PinnedBaseRestoredEventId = 285;
     private const int VersionWithoutCheckpointEventId = 243;
+    private const int AssignedEventId = 271;
+    private const int ConsumeErrorEventId = 208;
+
+    // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
+    private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
 
     private static readonly HoldoutRouter Router = new(0.1);
     private static readonly int[] TaskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
@@ -119,6 +127,58 @@ public sealed class TrainFromPinTests : IDisposable
             logs.Logger.Records.ShouldContain(record => record.EventId == PinnedBaseRestoredEventId);
             logs.Logger.Records.ShouldNotContain(
                 record => record.EventId == VersionWithoutCheckpointEventId, "the pinned base is the base on purpose");
+        });
+    }
+
+    // `continualserve produce --group` waits for the group's commit, which no later round makes when the stream ends here.
+    [Fact(Timeout = 180_000)]
+    public async Task PinCheckpointCommitsOffsets()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive), new RecordingLoggerFactory());
+            learner.Start();
+            await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
+
+            // Checked before the stop, because a stop commits the checkpoint's offsets too.
+            CommittedOffset(broker.BootstrapServers).ShouldBe(4L * ChunkSize, "the offsets of the pin's checkpoint were not committed");
+            learner.Stop(TimeSpan.FromSeconds(10));
+        });
+    }
+
+    // An injected wait delays the checkpoint write of the pinned base by twice max.poll.interval.ms.
+    [Fact(Timeout = 180_000)]
+    public async Task SlowPinCheckpointKeepsGroup()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var logs = new RecordingLoggerFactory();
+            LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
+            using var learner = new ContinualLearner(options, logs, ShortMaxPollInterval());
+            learner.Start();
+            await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
+            int writes = 0;
+            learner.FaultHooks.BeforeCheckpointWrite = () =>
+            {
+                if (Interlocked.Increment(ref writes) == 1)
+                {
+                    Thread.Sleep(2 * MaxPollInterval);
+                }
+            };
+
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            writes.ShouldBe(1, "the pin's checkpoint was not written once");
+            logs.Logger.Records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
+            logs.Logger.Records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
+            learner.Failure.ShouldBeNull();
+            learner.Status.Consumed.ShouldBe(4L * ChunkSize, "a record was read twice");
         });
     }
 
@@ -274,10 +334,21 @@ public sealed class TrainFromPinTests : IDisposable
     private LearnerOptions Options(string bootstrapServers, bool trainFromPin, ReplayStrategy strategy)
     {
         LearnerOptions options = LearnerHarness.Options(
-            bootstrapServers, Topic, "pin-test", storeDirectory.Path, new TrainerOptions { Strategy = strategy }, hiddenSize: 64);
+            bootstrapServers, Topic, GroupId, storeDirectory.Path, new TrainerOptions { Strategy = strategy }, hiddenSize: 64);
         options.Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 };
         options.TrainFromPin = trainFromPin;
         return options;
+    }
+
+    private static KafkaClientProperties ShortMaxPollInterval() =>
+        KafkaClientProperties.Load(null, [new("max.poll.interval.ms", ((int)MaxPollInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))]);
+
+    // Reads the group's committed offset of partition 0 without joining the group.
+    private static long CommittedOffset(string bootstrapServers)
+    {
+        using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(KafkaDefaults.CreateConsumerConfig(bootstrapServers, GroupId)).Build();
+        List<TopicPartitionOffset> committed = reader.Committed([new TopicPartition(Topic, new Partition(0))], TimeSpan.FromSeconds(10));
+        return committed.Single().Offset.Value;
     }
 
     private static int[] Chunk(int chunk) => TaskOne[(chunk * ChunkSize)..((chunk + 1) * ChunkSize)];

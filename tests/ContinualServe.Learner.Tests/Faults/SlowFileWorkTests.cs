@@ -1,0 +1,165 @@
+using System.Globalization;
+using Confluent.Kafka;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Tests.Promotion;
+using ContinualServe.Learner.Training;
+using ContinualServe.Model.Store;
+using Shouldly;
+using Xunit;
+
+namespace ContinualServe.Learner.Tests.Faults;
+
+/// <summary>
+/// File work of a round that runs longer than max.poll.interval.ms, as on a slow or hung volume: the golden set's read,
+/// the live version's reload after a rejected candidate, and the checkpoint write after it. An injected wait delays the
+/// first such access by twice the interval, and the learner must stay in its consumer group: no revocation, no record
+/// read twice, and the round's offsets committed.
+/// </summary>
+[Collection(GoldenSetGaugeGroup.Name)]
+public sealed class SlowFileWorkTests : IDisposable
+{
+    private const string Topic = "slow-file-work";
+    private const int AssignedEventId = 271;
+    private const int RevokedEventId = 272;
+    private const int ConsumeErrorEventId = 208;
+    private const int CommitFailedEventId = 245;
+
+    // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
+    private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan AccessDelay = 2 * MaxPollInterval;
+
+    private readonly TemporaryDirectory storeDirectory = new("continualserve-slow-file-work-");
+
+    public void Dispose() => storeDirectory.Dispose();
+
+    [Fact(Timeout = 120_000)]
+    public async Task SlowGoldenSetReadKeepsGroup()
+    {
+        await Task.Run(async () =>
+        {
+            const string groupId = "slow-golden-set-read";
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers, groupId);
+
+            // The gate's measurements on 100 examples are noisy, and the examples of a rejected round are counted as
+            // discarded, not trained, so the check of Status.Trained would fail.
+            options.Promotion.Enabled = false;
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            await StartAsync(learner);
+            int delayed = 0;
+            learner.FaultHooks.BeforeGoldenSetRead = () => DelayFirstAccess(ref delayed);
+
+            await RunTwoRoundsAsync(broker, learner);
+
+            delayed.ShouldBe(1, "the golden set was not read");
+            (learner.Status.Trained + learner.Status.HeldOut).ShouldBe(200, "a record was trained or held out twice");
+            AssertStayedInGroup(broker, groupId, learner, loggers);
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task SlowLiveVersionReloadKeepsGroup()
+    {
+        await Task.Run(async () =>
+        {
+            const string groupId = "slow-live-version-reload";
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var loggers = new RecordingLoggerFactory();
+            using var learner = RejectingLearner(broker, groupId, loggers);
+            await StartAsync(learner);
+            int delayed = 0;
+            learner.FaultHooks.BeforeLiveVersionReload = () => DelayFirstAccess(ref delayed);
+
+            await RunTwoRoundsAsync(broker, learner);
+
+            delayed.ShouldBe(1, "the live version was not reloaded");
+            learner.Status.Rejected.ShouldBe(2);
+            AssertStayedInGroup(broker, groupId, learner, loggers);
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task SlowRejectedCheckpointKeepsGroup()
+    {
+        await Task.Run(async () =>
+        {
+            const string groupId = "slow-rejected-checkpoint";
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var loggers = new RecordingLoggerFactory();
+            using var learner = RejectingLearner(broker, groupId, loggers);
+
+            // The hook is set after the start, so the first checkpoint, written before the consumer exists, is not delayed.
+            await StartAsync(learner);
+            int delayed = 0;
+            learner.FaultHooks.BeforeCheckpointWrite = () => DelayFirstAccess(ref delayed);
+
+            await RunTwoRoundsAsync(broker, learner);
+
+            delayed.ShouldBe(1, "no checkpoint was written after a rejected round");
+            learner.Status.Rejected.ShouldBe(2);
+            learner.Checkpoint.ShouldNotBeNull().Offsets.Single().Offset.ShouldBe(200);
+            AssertStayedInGroup(broker, groupId, learner, loggers);
+        });
+    }
+
+    // A golden set that cannot be parsed rejects every candidate, so each round reloads the live version 1.
+    private ContinualLearner RejectingLearner(EmbeddedKafkaBroker broker, string groupId, RecordingLoggerFactory loggers)
+    {
+        File.WriteAllText(Path.Combine(storeDirectory.Path, GoldenSet.FileName), "{");
+        return new ContinualLearner(Options(broker.BootstrapServers, groupId), loggers, ShortMaxPollInterval());
+    }
+
+    private static async Task StartAsync(ContinualLearner learner)
+    {
+        learner.Start();
+        await LearnerHarness.WaitUntilAsync(() => learner.IsReady, "the learner did not become ready");
+    }
+
+    // The first round is the slow one. The second shows that the learner reads on from where the first round ended.
+    private static async Task RunTwoRoundsAsync(EmbeddedKafkaBroker broker, ContinualLearner learner)
+    {
+        LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 100), "first");
+        await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 100, "the slow round did not end");
+        LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(100, 100), "second");
+        await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 200, "the round after the slow one did not end");
+    }
+
+    private static void DelayFirstAccess(ref int delayed)
+    {
+        if (Interlocked.Increment(ref delayed) == 1)
+        {
+            Thread.Sleep(AccessDelay);
+        }
+        else
+        {
+            Interlocked.Decrement(ref delayed);
+        }
+    }
+
+    private static void AssertStayedInGroup(EmbeddedKafkaBroker broker, string groupId, ContinualLearner learner, RecordingLoggerFactory loggers)
+    {
+        IReadOnlyList<LogRecord> records = loggers.Logger.Records;
+        records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
+        records.ShouldNotContain(record => record.EventId == RevokedEventId);
+        records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
+        records.ShouldNotContain(record => record.EventId == CommitFailedEventId);
+        learner.Status.Consumed.ShouldBe(200, "a record was read twice");
+        learner.Failure.ShouldBeNull();
+        CommittedOffset(broker.BootstrapServers, groupId).ShouldBe(200);
+    }
+
+    private LearnerOptions Options(string bootstrapServers, string groupId) => LearnerHarness.Options(
+        bootstrapServers, Topic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+
+    private static KafkaClientProperties ShortMaxPollInterval() =>
+        KafkaClientProperties.Load(null, [new("max.poll.interval.ms", ((int)MaxPollInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))]);
+
+    // Reads the group's committed offset of partition 0 without joining the group.
+    private static long CommittedOffset(string bootstrapServers, string groupId)
+    {
+        using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(KafkaDefaults.CreateConsumerConfig(bootstrapServers, groupId)).Build();
+        List<TopicPartitionOffset> committed = reader.Committed([new TopicPartition(Topic, new Partition(0))], TimeSpan.FromSeconds(10));
+        return committed.Single().Offset.Value;
+    }
+}
