@@ -302,6 +302,8 @@ public sealed partial class ContinualLearner : IDisposable
         }
         finally
         {
+            // The consumer is disposed now, so no later work may poll it.
+            groupConsumer = null;
             UpdateStatus(running: false);
             ReportReadiness();
             LogStopped(logger, Status.Trained, latest?.Number ?? 0);
