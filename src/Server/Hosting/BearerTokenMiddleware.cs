@@ -9,7 +9,8 @@ internal static class BearerTokenMiddleware
     /// responds only later: 405 with an Allow header for a method that no route of the path accepts, and 404 for a path
     /// that no route matches. So a client without a valid token learns no route or method.
     /// </summary>
-    public static IApplicationBuilder UseBearerToken(this IApplicationBuilder app, PathString prefix, BearerTokenFilter tokenFilter)
+    public static IApplicationBuilder UseBearerToken(
+        this IApplicationBuilder app, PathString prefix, BearerTokenFilter tokenFilter)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(tokenFilter);
