@@ -22,14 +22,24 @@ internal static partial class FileSync
     /// temporary file beside it, flushes it, renames it into place and flushes the directory. A failed write (a full or
     /// read-only volume) deletes the temporary file and rethrows, so the previous file stays as it was.
     /// </summary>
+    /// <exception cref="DirectoryNotFoundException">
+    /// <paramref name="directory"/> does not exist. It is not created, so a store directory removed while a process uses
+    /// it is not created again by the process's next write.
+    /// </exception>
     public static void WriteAtomically(string directory, string name, ReadOnlySpan<byte> content)
     {
-        Directory.CreateDirectory(directory);
         string temporary = Path.Combine(directory, $".{name}.{Guid.NewGuid():N}{TemporaryFileSuffix}");
         try
         {
             WriteAllBytesDurably(temporary, content);
             File.Move(temporary, Path.Combine(directory, name), overwrite: true);
+        }
+        catch (DirectoryNotFoundException exception) when (!Directory.Exists(directory))
+        {
+            throw new DirectoryNotFoundException(
+                $"Could not write {name}, because the directory '{directory}' does not exist. It is not created again. "
+                + "Move the directory back, or restart the process to open the directory now at that path.",
+                exception);
         }
         catch
         {

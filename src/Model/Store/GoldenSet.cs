@@ -67,8 +67,21 @@ public sealed record GoldenSet
     }
 
     /// <summary>Writes the set to <paramref name="directory"/> atomically (temporary file, fsync, rename).</summary>
+    /// <exception cref="DirectoryNotFoundException"><paramref name="directory"/> does not exist. It is not created.</exception>
     public void Save(string directory) =>
         FileSync.WriteAtomically(directory, FileName, JsonSerializer.SerializeToUtf8Bytes(this, CompactJson));
+
+    /// <summary>
+    /// Writes the set to the root of <paramref name="store"/> as <see cref="Save(string)"/> does, after checking that the
+    /// root is still the directory that the store opened.
+    /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is written.</exception>
+    public void Save(ModelStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        store.EnsureRootDirectoryUnchanged();
+        Save(store.RootDirectory);
+    }
 
     /// <summary>Reads the set from <paramref name="directory"/>, or returns null when none was uploaded.</summary>
     public static GoldenSet? TryLoad(string directory)

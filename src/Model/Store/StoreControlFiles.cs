@@ -48,17 +48,45 @@ public static class StoreControlFiles
         }
     }
 
+    /// <summary>Pins <paramref name="version"/> in the store directory <paramref name="storeDirectory"/>.</summary>
+    /// <exception cref="DirectoryNotFoundException"><paramref name="storeDirectory"/> does not exist. It is not created.</exception>
     public static void WritePinnedVersion(string storeDirectory, long version)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(version, 1);
         WriteAtomically(storeDirectory, PinnedVersionFileName, version.ToString(CultureInfo.InvariantCulture));
     }
 
+    /// <summary>
+    /// Pins <paramref name="version"/> in <paramref name="store"/>, after checking that its root is still the directory
+    /// that the store opened.
+    /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is written.</exception>
+    public static void WritePinnedVersion(ModelStore store, long version)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        store.EnsureRootDirectoryUnchanged();
+        WritePinnedVersion(store.RootDirectory, version);
+    }
+
     public static void ClearPinnedVersion(string storeDirectory) => Delete(storeDirectory, PinnedVersionFileName);
+
+    /// <summary>
+    /// Removes the pin from <paramref name="store"/>, after checking that its root is still the directory that the store
+    /// opened.
+    /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is removed.</exception>
+    public static void ClearPinnedVersion(ModelStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        store.EnsureRootDirectoryUnchanged();
+        ClearPinnedVersion(store.RootDirectory);
+    }
 
     public static bool IsLearningPaused(string storeDirectory) =>
         File.Exists(Path.Combine(storeDirectory, LearningPausedFileName));
 
+    /// <summary>Writes or removes the pause marker in the store directory <paramref name="storeDirectory"/>.</summary>
+    /// <exception cref="DirectoryNotFoundException"><paramref name="storeDirectory"/> does not exist. It is not created.</exception>
     public static void SetLearningPaused(string storeDirectory, bool paused)
     {
         if (paused)
@@ -69,6 +97,18 @@ public static class StoreControlFiles
         {
             Delete(storeDirectory, LearningPausedFileName);
         }
+    }
+
+    /// <summary>
+    /// Writes or removes the pause marker in <paramref name="store"/>, after checking that its root is still the directory
+    /// that the store opened.
+    /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is changed.</exception>
+    public static void SetLearningPaused(ModelStore store, bool paused)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        store.EnsureRootDirectoryUnchanged();
+        SetLearningPaused(store.RootDirectory, paused);
     }
 
     private static void WriteAtomically(string directory, string name, string content) =>

@@ -26,16 +26,17 @@ public static partial class ModelStoreApi
     /// <summary>
     /// Maps GET and HEAD on /store/v1/versions and /store/v1/versions/{version}/{file} over <paramref name="store"/>, behind the
     /// store token of <see cref="DistributionOptions"/> when one is configured. Without one the routes are open and a
-    /// warning is logged.
+    /// warning is logged. With one, every request under /store/v1 without a valid token gets 401 or 403 with any method,
+    /// before routing's 404 or 405.
     /// </summary>
     /// <exception cref="InvalidConfigurationException">The token file cannot be read or is blank, or the token is unusable.</exception>
-    public static IEndpointRouteBuilder MapModelStoreApi(this IEndpointRouteBuilder routes, Func<ModelStore> store)
+    public static WebApplication MapModelStoreApi(this WebApplication app, Func<ModelStore> store)
     {
-        ArgumentNullException.ThrowIfNull(routes);
+        ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(store);
-        RouteGroupBuilder group = routes.MapGroup(RoutePrefix).WithTags("Model store (read-only)");
-        DistributionOptions options = routes.ServiceProvider.GetRequiredService<IOptions<DistributionOptions>>().Value;
-        ILogger logger = routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ModelStoreApi));
+        RouteGroupBuilder group = app.MapGroup(RoutePrefix).WithTags("Model store (read-only)");
+        DistributionOptions options = app.Services.GetRequiredService<IOptions<DistributionOptions>>().Value;
+        ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ModelStoreApi));
         BearerToken? token = BearerToken.TryLoad(options.StoreTokenFile, options.StoreTokenEnvironmentVariable, "model store");
         if (token is null)
         {
@@ -43,7 +44,10 @@ public static partial class ModelStoreApi
         }
         else
         {
-            group.AddEndpointFilter(new BearerTokenFilter(token, "model store API", restrictedPort: null, countOutcome: null, logger))
+            // The middleware and the routes share one filter, so that rejections keep one rate-limited warning.
+            var tokenFilter = new BearerTokenFilter(token, "model store API", restrictedPort: null, countOutcome: null, logger);
+            app.UseBearerToken(RoutePrefix, tokenFilter);
+            group.AddEndpointFilter(tokenFilter)
                 .WithStoreBearerSecurity()
                 .ProducesErrors(StatusCodes.Status401Unauthorized, StatusCodes.Status403Forbidden);
             LogStoreGuarded(logger, RoutePrefix);
@@ -61,7 +65,7 @@ public static partial class ModelStoreApi
                 + "404 for another file name, or for a version without the file, for example one that retention removed.")
             .ProducesFile("application/json", "application/octet-stream")
             .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound);
-        return routes;
+        return app;
     }
 
     [LoggerMessage(EventId = 480, Level = LogLevel.Warning, Message = "The model store API is open to every client that reaches this port: no token in Distribution:StoreTokenFile or the environment variable {Variable}")]

@@ -66,6 +66,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     // Version whose download last failed on a full volume, so that the failure is logged once per version.
     private long? volumeFullVersion;
 
+    // Message of the store directory change last logged, so that each change is logged once until a download succeeds.
+    private string? reportedDirectoryChange;
+
     public ModelVersionSubscriber(
         IOptions<DistributionOptions> options,
         IOptions<ServerOptions> serverOptions,
@@ -300,7 +303,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             ModelVersion version = await DownloadUnlessSupersededAsync(downloader, target, running, cancellation).ConfigureAwait(false);
             if (pinned)
             {
-                StoreControlFiles.WritePinnedVersion(swapper.Store.RootDirectory, version.Number);
+                StoreControlFiles.WritePinnedVersion(swapper.Store, version.Number);
                 swapper.SwapToAny(version);
                 LogPinned(logger, version.Number);
             }
@@ -315,6 +318,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             // A version deleted later (by retention, or by another replica on the volume) and downloaded again onto a
             // full volume is then reported as a new failure.
             volumeFullVersion = null;
+            reportedDirectoryChange = null;
         }
         catch (OperationCanceledException) when (running.Superseded.Task.IsCompleted && !cancellation.IsCancellationRequested)
         {
@@ -329,6 +333,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         {
             ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
             ReportVolumeFull(exception, attempt);
+            return InstallOutcome.Failed;
+        }
+        catch (StoreDirectoryChangedException exception)
+        {
+            ContinualServeMetrics.ModelDownloads.WithLabels("failed").Inc();
+            ReportStoreDirectoryChanged(exception, target.Version, attempt);
             return InstallOutcome.Failed;
         }
         catch (InvalidDataException exception)
@@ -462,6 +472,20 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
         volumeFullVersion = exception.Version;
         LogVolumeFull(logger, exception.Version, exception.Directory, exception.RequiredBytes, exception.AvailableBytes, attempt, exception.InnerException?.Message);
+    }
+
+    // The download is retried with backoff, so that a directory moved back is followed again without a restart. The
+    // change stays until an operator acts, so it is logged once, and later attempts at Debug.
+    private void ReportStoreDirectoryChanged(StoreDirectoryChangedException exception, long version, int attempt)
+    {
+        if (exception.Message == reportedDirectoryChange)
+        {
+            LogStoreDirectoryStillChanged(logger, version, exception.Directory, attempt);
+            return;
+        }
+
+        reportedDirectoryChange = exception.Message;
+        LogStoreDirectoryChanged(logger, exception, version, exception.Directory, attempt);
     }
 
     /// <summary>Waits for a newer announcement or until <paramref name="timeout"/>; returns true when one arrived.</summary>
@@ -809,6 +833,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 478, Level = LogLevel.Debug, Message = "Version {Version} still does not fit in the store volume, which has {AvailableBytes} bytes free (attempt {Attempt})")]
     private static partial void LogVolumeStillFull(ILogger logger, long version, long availableBytes, int attempt);
+
+    [LoggerMessage(EventId = 496, Level = LogLevel.Error, Message = "Version {Version} cannot be installed, because the store directory {Directory} was removed, renamed or replaced after this server opened it (attempt {Attempt}). It is not created again and nothing is downloaded into it. The live version keeps serving and the download is retried with backoff; move the original directory back, or restart the server")]
+    private static partial void LogStoreDirectoryChanged(ILogger logger, Exception exception, long version, string directory, int attempt);
+
+    [LoggerMessage(EventId = 497, Level = LogLevel.Debug, Message = "Version {Version} still cannot be installed, because the store directory {Directory} is not the one this server opened (attempt {Attempt})")]
+    private static partial void LogStoreDirectoryStillChanged(ILogger logger, long version, string directory, int attempt);
 
     [LoggerMessage(EventId = 479, Level = LogLevel.Error, Message = "Following the version topic failed with an unexpected error ({Failures} in a row); the live version keeps serving, and the replica tries again in {Delay}")]
     private static partial void LogFollowFailed(ILogger logger, Exception exception, int failures, TimeSpan delay);

@@ -147,6 +147,10 @@ public sealed class VersionDownloader
     /// <exception cref="ReplicaVolumeFullException">
     /// The replica's store volume, or this process's disk quota on it, has no space left for the version.
     /// </exception>
+    /// <exception cref="StoreDirectoryChangedException">
+    /// The replica's store directory was removed, renamed or replaced since the store opened it. Nothing is downloaded,
+    /// and the directory is not created again.
+    /// </exception>
     /// <exception cref="TaskCanceledException">The store sent no bytes for HttpClient.Timeout.</exception>
     /// <exception cref="TimeoutException">
     /// A file's transfer brought fewer than the minimum bytes per second over one HttpClient.Timeout.
@@ -206,8 +210,7 @@ public sealed class VersionDownloader
 
     private async Task DownloadAndInstallAsync(Uri baseUri, ModelVersionAnnouncement announcement, CancellationTokenSource stall)
     {
-        string temporary = Path.Combine(store.RootDirectory, TemporaryName());
-        Directory.CreateDirectory(temporary);
+        string temporary = CreateTemporaryDirectory();
         DownloadLock? ownership = null;
         try
         {
@@ -256,6 +259,27 @@ public sealed class VersionDownloader
 
             ownership?.Dispose();
         }
+    }
+
+    // The store directory is checked first, so that nothing is downloaded into a directory that replaced it. mkdir
+    // creates no missing parent, so a store directory removed under the running replica is not created again.
+    private string CreateTemporaryDirectory()
+    {
+        store.EnsureRootDirectoryUnchanged();
+        string temporary = Path.Combine(store.RootDirectory, TemporaryName());
+        try
+        {
+            FileSync.CreateDirectoryInExistingParent(temporary);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // The directory was removed after the check, so this call throws StoreDirectoryChangedException, which names
+            // it, unless the directory was moved back meanwhile.
+            store.EnsureRootDirectoryUnchanged();
+            throw;
+        }
+
+        return temporary;
     }
 
     // ModelStore.TryLoad returns false for a copy that is corrupt or cannot be read, so the download replaces such a copy.

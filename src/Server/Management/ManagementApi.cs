@@ -187,7 +187,7 @@ public static partial class ManagementApi
 
     private static IResult SetLearningPaused(ModelSwapper swapper, bool paused)
     {
-        StoreControlFiles.SetLearningPaused(swapper.Store.RootDirectory, paused);
+        StoreControlFiles.SetLearningPaused(swapper.Store, paused);
         return Ok(new { paused });
     }
 
@@ -295,7 +295,7 @@ public static partial class ManagementApi
         }
 
         GoldenSet stored = golden with { UploadedAt = DateTimeOffset.UtcNow };
-        stored.Save(swapper.Store.RootDirectory);
+        stored.Save(swapper.Store);
         return Ok(new { examples = stored.Examples.Count, uploadedAt = stored.UploadedAt });
     }
 

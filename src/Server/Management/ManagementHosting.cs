@@ -73,7 +73,7 @@ public static partial class ManagementHosting
 
         var tokenFilter = new BearerTokenFilter(
             token, "management API", port, outcome => ReliabilityMetrics.ManagementRequests.WithLabels(outcome).Inc(), logger);
-        app.UseManagementToken(tokenFilter);
+        app.UseBearerToken(ManagementApi.Prefix, tokenFilter);
         app.MapManagementApi(tokenFilter);
         string where = port is null ? "the inference port" : "port " + port.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
         app.Lifetime.ApplicationStarted.Register(() => LogEnabled(logger, ManagementApi.Prefix, where));
@@ -120,22 +120,6 @@ public static partial class ManagementHosting
             context.SetEndpoint(null);
             context.Response.StatusCode = StatusCodes.Status404NotFound;
             return Task.CompletedTask;
-        });
-
-    // Routing returns 405 with an Allow header for a method that no route of the path accepts, and 404 for a path that
-    // no route matches, before any endpoint filter runs. So this middleware checks the token of every request under the
-    // prefix first. A client without a valid token gets 401 or 403 whatever the method and path, and learns no route.
-    private static void UseManagementToken(this WebApplication app, BearerTokenFilter tokenFilter) =>
-        app.Use(async (context, next) =>
-        {
-            IResult? rejection = IsManagementPath(context) ? tokenFilter.Check(context) : null;
-            if (rejection is null)
-            {
-                await next(context).ConfigureAwait(false);
-                return;
-            }
-
-            await rejection.ExecuteAsync(context).ConfigureAwait(false);
         });
 
     private static bool IsManagementPath(HttpContext context) =>

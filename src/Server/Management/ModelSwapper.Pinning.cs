@@ -84,10 +84,13 @@ public sealed partial class ModelSwapper
     /// Pins version <paramref name="number"/> in the store and serves it, as a promote does. The version is checked and
     /// pinned under the store's version lock, so retention cannot delete it in between.
     /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is written.</exception>
     public PinOutcome TryPinAndServe(long number)
     {
         lock (loadLock)
         {
+            // Checked before the lock, whose file would otherwise be created in a directory that replaced the store's.
+            Store.EnsureRootDirectoryUnchanged();
             ModelVersion? version;
             using (Store.LockVersions())
             {
@@ -101,7 +104,7 @@ public sealed partial class ModelSwapper
                     return PinOutcome.Corrupt;
                 }
 
-                StoreControlFiles.WritePinnedVersion(Store.RootDirectory, number);
+                StoreControlFiles.WritePinnedVersion(Store, number);
             }
 
             SwapToAny(version!);
@@ -113,19 +116,21 @@ public sealed partial class ModelSwapper
     /// Pins and serves the newest intact version older than the live one, as a rollback does, or returns null when the
     /// store has none.
     /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is written.</exception>
     public ModelVersion? TryPinOlderAndServe()
     {
         lock (loadLock)
         {
             long current = live.CurrentVersion ?? long.MaxValue;
             ModelVersion? version = null;
+            Store.EnsureRootDirectoryUnchanged();
             using (Store.LockVersions())
             {
                 foreach (long number in Store.ListVersionNumbers().Where(number => number < current).Reverse())
                 {
                     if (Store.TryLoad(number, out version))
                     {
-                        StoreControlFiles.WritePinnedVersion(Store.RootDirectory, number);
+                        StoreControlFiles.WritePinnedVersion(Store, number);
                         break;
                     }
                 }
@@ -141,11 +146,12 @@ public sealed partial class ModelSwapper
     }
 
     /// <summary>Removes the pin and serves the newest intact version. Returns the live version afterwards.</summary>
+    /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is removed.</exception>
     public long? UnpinAndServeNewest()
     {
         lock (loadLock)
         {
-            StoreControlFiles.ClearPinnedVersion(Store.RootDirectory);
+            StoreControlFiles.ClearPinnedVersion(Store);
             ModelVersion? newest = Store.TryLoadLatest();
             if (newest is not null)
             {

@@ -70,6 +70,34 @@ public sealed class StoreTokenTests : IAsyncLifetime, IDisposable
         }
     }
 
+    // Requests that routing alone rejects with 405 (a method that the path does not accept) or 404 (no such path).
+    public static TheoryData<string, string, int, string?> WrongMethodsAndPaths => new()
+    {
+        { "POST", "store/v1/versions", 405, "GET, HEAD" },
+        { "DELETE", "store/v1/versions/1/weights.bin", 405, "GET, HEAD" },
+        { "PUT", "store/v1/versions/1/manifest.json", 405, "GET, HEAD" },
+        { "GET", "store/v1/no-such-route", 404, null },
+        { "POST", "store/v1", 404, null },
+        { "GET", "STORE/V1/VERSIONS/1", 404, null },
+    };
+
+    [Theory]
+    [MemberData(nameof(WrongMethodsAndPaths))]
+    public async Task TokenIsCheckedBeforeMethodAndPath(string method, string path, int statusWithToken, string? allow)
+    {
+        using HttpResponseMessage missing = await SendAsync(method, path, token: null);
+        using HttpResponseMessage wrong = await SendAsync(method, path, token: Token + "x");
+        using HttpResponseMessage valid = await SendAsync(method, path, token: Token);
+
+        missing.StatusCode.ShouldBe(HttpStatusCode.Unauthorized, "without a token");
+        missing.Headers.WwwAuthenticate.ToString().ShouldBe("Bearer");
+        missing.Content.Headers.Allow.ShouldBeEmpty("Allow without a token");
+        wrong.StatusCode.ShouldBe(HttpStatusCode.Forbidden, "with a wrong token");
+        wrong.Content.Headers.Allow.ShouldBeEmpty("Allow with a wrong token");
+        ((int)valid.StatusCode).ShouldBe(statusWithToken, "with the token");
+        string.Join(", ", valid.Content.Headers.Allow).ShouldBe(allow ?? "", "Allow with the token");
+    }
+
     [Fact]
     public async Task ReplicaWithTokenDownloads()
     {
@@ -171,6 +199,17 @@ public sealed class StoreTokenTests : IAsyncLifetime, IDisposable
             using HttpResponseMessage response = await http.SendAsync(request);
             response.StatusCode.ShouldBe(HttpStatusCode.OK);
         }
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(string method, string path, string? token)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), new Uri(new Uri(storeUrl), path));
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return await http.SendAsync(request);
     }
 
     private ModelVersionAnnouncement Announce(long number)

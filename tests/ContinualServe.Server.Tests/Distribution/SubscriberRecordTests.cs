@@ -36,6 +36,8 @@ public sealed class SubscriberRecordTests : IDisposable
     private const int DownloadFailedEvent = 463;
     private const int LocalDownloadFailureEvent = 474;
     private const int FollowFailedEvent = 479;
+    private const int StoreDirectoryChangedEvent = 496;
+    private const int StoreDirectoryStillChangedEvent = 497;
 
     private readonly string root = Directory.CreateDirectory(
         Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
@@ -45,9 +47,7 @@ public sealed class SubscriberRecordTests : IDisposable
     public SubscriberRecordTests()
     {
         source = new ModelStore(Path.Combine(root, "learner"));
-        torch.manual_seed(6);
-        using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
-        source.Save(RunningServer.Spec, module, new ModelManifest());
+        SaveVersion(seed: 6);
     }
 
     public void Dispose() => Directory.Delete(root, recursive: true);
@@ -214,6 +214,45 @@ public sealed class SubscriberRecordTests : IDisposable
         live.CurrentVersion.ShouldBeNull();
     }
 
+    // The replica's store directory is removed while version 1 is live. The download of version 2 fails on every attempt
+    // without creating the directory again, the error is logged once, and version 1 keeps serving.
+    [Fact(Timeout = 90_000)]
+    public async Task RemovedStoreIsLoggedOnce()
+    {
+        (WebApplication store, string storeUrl) = await StoreServer.StartAsync(source);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        Announce(broker.BootstrapServers, storeUrl);
+        var logger = new RecordingLogger();
+        using var live = new LiveModel();
+        var options = new DistributionOptions
+        {
+            RetryDelay = TimeSpan.FromMilliseconds(100),
+            MaxRetryDelay = TimeSpan.FromMilliseconds(200),
+        };
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, options);
+        string replica = Path.Combine(root, "replica");
+
+        await subscriber.StartAsync(CancellationToken.None);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(30));
+        Directory.Move(replica, replica + "-moved");
+        SaveVersion(seed: 7);
+        Announce(broker.BootstrapServers, storeUrl, version: 2);
+        bool retried = await WaitUntilAsync(() => logger.WithEvent(StoreDirectoryStillChangedEvent).Length >= 2, TimeSpan.FromSeconds(30));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        served.ShouldBeTrue("version 1 was not served within 30 s");
+        retried.ShouldBeTrue("the download of version 2 was not attempted three times within 30 s");
+        LogRecord changed = logger.WithEvent(StoreDirectoryChangedEvent).ShouldHaveSingleItem();
+        changed.Message.ShouldContain(replica);
+        changed.Exception.ShouldBeOfType<StoreDirectoryChangedException>();
+        logger.WithEvent(LocalDownloadFailureEvent).ShouldBeEmpty();
+        logger.WithEvent(FollowFailedEvent).ShouldBeEmpty();
+        Directory.Exists(replica).ShouldBeFalse("a download must not create a removed store directory again");
+        live.CurrentVersion.ShouldBe(1);
+    }
+
     // Announces version 1 from storeUrl and runs a subscriber that retries failed downloads after 100 to 200 ms, until it
     // serves the version or 30 s pass. Returns whether it served the version.
     private async Task<bool> ServeWithQuickRetriesAsync(string storeUrl, RecordingLogger logger)
@@ -250,12 +289,20 @@ public sealed class SubscriberRecordTests : IDisposable
         return new ModelVersionSubscriber(Options.Create(options), serverOptions, swapper, live, KafkaClientProperties.None, logger);
     }
 
-    private void Announce(string bootstrapServers, string storeUrl)
+    // Saves the next version in the learner's store, with weights drawn from seed.
+    private void SaveVersion(int seed)
+    {
+        torch.manual_seed(seed);
+        using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
+        source.Save(RunningServer.Spec, module, new ModelManifest());
+    }
+
+    private void Announce(string bootstrapServers, string storeUrl, long version = 1)
     {
         using var publisher = new ModelVersionPublisher(
             bootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
-        source.TryLoad(1, out ModelVersion? version).ShouldBeTrue();
-        publisher.Publish(version!);
+        source.TryLoad(version, out ModelVersion? saved).ShouldBeTrue();
+        publisher.Publish(saved!);
         publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
     }
 

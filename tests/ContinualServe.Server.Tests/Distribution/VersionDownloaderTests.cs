@@ -67,6 +67,39 @@ public sealed class VersionDownloaderTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task RemovedStoreIsNotCreatedAgain()
+    {
+        Directory.Delete(local.RootDirectory, recursive: true);
+
+        var exception = await Should.ThrowAsync<StoreDirectoryChangedException>(
+            new VersionDownloader(http, local, null).InstallAsync(Announce(1), CancellationToken.None));
+
+        exception.Directory.ShouldBe(local.RootDirectory);
+        exception.Message.ShouldContain("no longer exists");
+        Directory.Exists(local.RootDirectory).ShouldBeFalse("a download must not create a removed store directory again");
+    }
+
+    // The store directory is checked before the download, so no weights are requested for a directory that the
+    // install would reject.
+    [Fact]
+    public async Task ReplacedStoreGetsNoDownload()
+    {
+        var requests = new StoreServer.SlowWeights(TimeSpan.Zero);
+        var (countingLearner, countingUrl) = await StoreServer.StartSlowAsync(source, requests);
+        await using WebApplication countingScope = countingLearner;
+        source.TryLoad(1, out ModelVersion? version).ShouldBeTrue();
+        Directory.Move(local.RootDirectory, local.RootDirectory + "-moved");
+        Directory.CreateDirectory(local.RootDirectory);
+
+        var exception = await Should.ThrowAsync<StoreDirectoryChangedException>(
+            new VersionDownloader(http, local, null).InstallAsync(ModelVersionAnnouncement.From(version!, countingUrl), CancellationToken.None));
+
+        exception.Message.ShouldContain("replaced by another directory");
+        requests.Requests.Reader.TryRead(out _).ShouldBeFalse("weights were requested for a replaced store directory");
+        Directory.GetFileSystemEntries(local.RootDirectory).ShouldBeEmpty();
+    }
+
+    [Fact]
     public async Task TamperedWeightsAreRejected()
     {
         ModelVersionAnnouncement announcement = Announce(1);

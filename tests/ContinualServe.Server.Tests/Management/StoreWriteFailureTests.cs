@@ -47,6 +47,55 @@ public sealed class StoreWriteFailureTests
         ReliabilityMetrics.ManagementRequests.WithLabels("store_write_failed").Value.ShouldBeGreaterThan(failuresBefore);
     }
 
+    // Every management request that writes or removes a file in the store.
+    public static TheoryData<string, string> StoreChanges => new()
+    {
+        { "PUT", "manage/v1/golden-set" },
+        { "POST", "manage/v1/versions/2/promote" },
+        { "POST", "manage/v1/rollback" },
+        { "DELETE", "manage/v1/pin" },
+        { "POST", "manage/v1/learning/pause" },
+        { "POST", "manage/v1/learning/resume" },
+    };
+
+    [Theory]
+    [MemberData(nameof(StoreChanges))]
+    public async Task RemovedStoreIsNotCreatedAgain(string method, string path)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 3, separatePort: false);
+        string store = server.Store.RootDirectory;
+        Directory.Move(store, store + "-moved");
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request(method, path));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        using JsonDocument body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        string error = body.RootElement.GetProperty("error").GetString()!;
+        error.ShouldStartWith($"Writing the model store {store} failed: ");
+        error.ShouldContain("no longer exists");
+        body.RootElement.GetProperty("expected").GetString()!.ShouldContain("move the original store directory back");
+        Directory.Exists(store).ShouldBeFalse("a write must not create a removed store directory again");
+        server.App.Services.GetLiveVersion().ShouldBe(3);
+    }
+
+    [Theory]
+    [MemberData(nameof(StoreChanges))]
+    public async Task ReplacedStoreIsNotWritten(string method, string path)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 3, separatePort: false);
+        string store = server.Store.RootDirectory;
+        Directory.Move(store, store + "-moved");
+        Directory.CreateDirectory(store);
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request(method, path));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        using JsonDocument body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        body.RootElement.GetProperty("error").GetString()!.ShouldContain("was replaced by another directory");
+        Directory.EnumerateFileSystemEntries(store).ShouldBeEmpty("nothing may be written into a directory that replaced the store");
+        server.App.Services.GetLiveVersion().ShouldBe(3);
+    }
+
     [Fact]
     public async Task ResetUploadIsNoWriteFailure()
     {
