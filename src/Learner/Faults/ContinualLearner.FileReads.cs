@@ -62,7 +62,7 @@ public sealed partial class ContinualLearner
         try
         {
             FaultHooks.BeforePauseMarkerWrite?.Invoke();
-            StoreControlFiles.SetLearningPaused(store.RootDirectory, paused: true);
+            StoreControlFiles.SetLearningPaused(store, paused: true);
         }
         finally
         {
