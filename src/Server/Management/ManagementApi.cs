@@ -34,6 +34,7 @@ public static partial class ManagementApi
         ILogger logger = routes.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ManagementApi));
         group.AddEndpointFilter(tokenFilter);
         group.AddEndpointFilter(new ManagementAuditFilter(logger));
+        group.AddEndpointFilter(new StoreFailureFilter(logger));
 
         // 401 without a bearer token, 403 with a wrong one, and 404 on a port other than Management:Urls when it is set.
         group.WithBearerSecurity()
@@ -47,7 +48,6 @@ public static partial class ManagementApi
         // are made on a server that shares the learner's store.
         RouteGroupBuilder learner = group.MapGroup("");
         learner.AddEndpointFilter(new LearnerControlFilter(routes.ServiceProvider));
-        learner.AddEndpointFilter(new StoreWriteFailureFilter(logger));
         learner.ProducesErrors(StatusCodes.Status409Conflict);
         learner.MapPost("/versions/{version}/promote", Promote)
             .WithName("PromoteVersion")
@@ -266,7 +266,7 @@ public static partial class ManagementApi
         catch (Exception exception) when (exception is IOException or OperationCanceledException)
         {
             // Any other IOException (BadHttpRequestException, caught above, is one) means that the client disconnected
-            // mid-body, as a reset's ConnectionResetException does. The store write filter would report it as a failed
+            // mid-body, as a reset's ConnectionResetException does. The store failure filter would report it as a failed
             // write. The abort stops Kestrel from draining the broken body.
             context.Abort();
             return Error(StatusCodes.Status400BadRequest, new InferenceError("The request body could not be read, because the client closed the connection.", "body", null));

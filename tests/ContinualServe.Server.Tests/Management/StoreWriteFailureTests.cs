@@ -78,6 +78,34 @@ public sealed class StoreWriteFailureTests
         server.App.Services.GetLiveVersion().ShouldBe(3);
     }
 
+    // The management requests that read the store: a removed store must not give an empty 500.
+    public static TheoryData<string> StoreReads => new()
+    {
+        "manage/v1/versions",
+        "manage/v1/learning",
+        "manage/v1/golden-set",
+    };
+
+    [Theory]
+    [MemberData(nameof(StoreReads))]
+    public async Task RemovedStoreReadGets503(string path)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 3, separatePort: false);
+        string store = server.Store.RootDirectory;
+        Directory.Move(store, store + "-moved");
+        double failuresBefore = ReliabilityMetrics.ManagementRequests.WithLabels("store_read_failed").Value;
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("GET", path));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/json");
+        using JsonDocument body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        body.RootElement.GetProperty("error").GetString()!.ShouldStartWith($"Reading the model store {store} failed: ");
+        body.RootElement.GetProperty("expected").GetString()!.ShouldContain("move the original store directory back");
+        ReliabilityMetrics.ManagementRequests.WithLabels("store_read_failed").Value.ShouldBeGreaterThan(failuresBefore);
+        Directory.Exists(store).ShouldBeFalse("a read must not create a removed store directory again");
+    }
+
     [Theory]
     [MemberData(nameof(StoreChanges))]
     public async Task ReplacedStoreIsNotWritten(string method, string path)
