@@ -32,6 +32,10 @@ internal sealed class ThreadTimes
         return times;
     }
 
+    /// <summary>Returns the CPU time the calling thread has used so far, or zero on systems without /proc.</summary>
+    public static TimeSpan CurrentThread() =>
+        TryReadThread("/proc/thread-self", out _, out long ticks) ? TimeSpan.FromSeconds(ticks / TicksPerSecond) : TimeSpan.Zero;
+
     /// <summary>Returns the CPU time each group of threads used between <paramref name="start"/> and this reading.</summary>
     public CpuUsage Since(ThreadTimes start, TimeSpan wall)
     {
@@ -67,9 +71,9 @@ internal sealed class ThreadTimes
         {
             stat = File.ReadAllText(Path.Combine(directory, "stat"));
         }
-        catch (IOException)
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
-            return false; // The thread exited after the directory was listed.
+            return false; // The thread exited after the directory was listed, or there is no /proc.
         }
 
         int open = stat.IndexOf('(', StringComparison.Ordinal);

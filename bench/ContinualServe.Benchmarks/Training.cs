@@ -42,25 +42,28 @@ internal static class Training
         EndToEnd(training);
         EndToEnd(training, format: RecordFormat.Binary);
 
-        var bareRates = new List<double>();
+        var bareRuns = new List<(double Rate, TimeSpan Cpu)>();
         var naiveRates = new List<double>();
-        var endToEndRuns = new List<(double Rate, CpuUsage Cpu)>();
+        var endToEndRuns = new List<(double Rate, CpuUsage Cpu, long Records)>();
         var binaryRates = new List<double>();
         for (int round = 0; round < Rounds; round++)
         {
-            bareRates.Add(BareLoop(spec, examples));
+            bareRuns.Add(BareLoop(spec, examples));
             naiveRates.Add(TrainerLoop(spec, examples, ReplayStrategy.Naive));
             endToEndRuns.Add(EndToEnd(training));
             binaryRates.Add(EndToEnd(training, format: RecordFormat.Binary).Rate);
         }
 
+        List<double> bareRates = bareRuns.ConvertAll(run => run.Rate);
         double bare = Median(bareRates);
         double naiveTrainer = Median(naiveRates);
         double derTrainer = TrainerLoop(spec, examples, ReplayStrategy.DerPlusPlus);
-        (double endToEnd, CpuUsage cpu) = endToEndRuns.OrderBy(run => run.Rate).ElementAt(Rounds / 2);
+        (double endToEnd, CpuUsage cpu, _) = endToEndRuns.OrderBy(run => run.Rate).ElementAt(Rounds / 2);
+        double bareCpu = Median(bareRuns.ConvertAll(run => run.Cpu.TotalMicroseconds / examples.Count));
+        double learnerCpu = Median(endToEndRuns.ConvertAll(run => run.Cpu.Learner.TotalMicroseconds / run.Records));
         double binary = Median(binaryRates);
         (double jsonDecode, double binaryDecode) = DecodeTimes(examples);
-        (double largerRounds, _) = EndToEnd(training, LargeRoundExamples);
+        (double largerRounds, _, _) = EndToEnd(training, LargeRoundExamples);
 
         report.Table($"Learner throughput (MLP, batch {BatchSize}, Adam; median of {Rounds} runs in turn)");
         report.Row("bare TorchSharp loop (cross-entropy only)", $"{Report.Number(bare)} examples/s ({Rates(bareRates)})", "", "");
@@ -68,6 +71,11 @@ internal static class Training
         report.Row("ContinualTrainer, DER++ (three forward passes per step; one run)", $"{Report.Number(derTrainer)} examples/s", string.Create(CultureInfo.InvariantCulture, $"{derTrainer / bare:F2}x"), "for information");
         report.Row("whole learner, naive: Kafka, JSON decoding, holdout, training, rounds", $"{Report.Number(endToEnd)} examples/s ({Rates(endToEndRuns.Select(run => run.Rate))})", Report.Ratio(endToEnd / bare, 0.8), ">= 0.8x bare");
         report.Row("CPU during the median whole-learner run (producer in this process)", cpu.ToString(), "", "for information");
+        report.Row(
+            "CPU time per record: bare loop's thread against the learner thread (JSON, medians of the same runs)",
+            string.Create(CultureInfo.InvariantCulture, $"bare {bareCpu:F1} us, learner thread {learnerCpu:F1} us"),
+            string.Create(CultureInfo.InvariantCulture, $"{bareCpu / learnerCpu:F2}x"),
+            "for information");
         report.Row(
             "whole learner, naive, binary records instead of JSON",
             $"{Report.Number(binary)} examples/s ({Rates(binaryRates)})",
@@ -89,12 +97,14 @@ internal static class Training
 
     private static string Rates(IEnumerable<double> rates) => "runs: " + string.Join(", ", rates.Select(Report.Number));
 
-    private static double BareLoop(ModelSpec spec, List<LabeledExample> examples)
+    // Returns the examples per second and the CPU time of this thread during the loop.
+    private static (double Rate, TimeSpan Cpu) BareLoop(ModelSpec spec, List<LabeledExample> examples)
     {
         torch.manual_seed(1);
         using nn.Module<Tensor, Tensor> module = ModelFactory.Create(spec);
         using optim.Optimizer optimizer = optim.Adam(module.parameters(), 1e-3);
         module.train();
+        TimeSpan cpuAtStart = ThreadTimes.CurrentThread();
         var clock = Stopwatch.StartNew();
         for (int start = 0; start + BatchSize <= examples.Count; start += BatchSize)
         {
@@ -107,7 +117,7 @@ internal static class Training
             optimizer.step();
         }
 
-        return examples.Count / clock.Elapsed.TotalSeconds;
+        return (examples.Count / clock.Elapsed.TotalSeconds, ThreadTimes.CurrentThread() - cpuAtStart);
     }
 
     private static double TrainerLoop(ModelSpec spec, List<LabeledExample> examples, ReplayStrategy strategy)
@@ -161,7 +171,7 @@ internal static class Training
 
     // The learner on the embedded broker, fed by a producer that stays within the broker's retention. The
     // producer encodes records on thread-pool threads of this process, so it shares the two cores with the learner.
-    private static (double Rate, CpuUsage Cpu) EndToEnd(IdxDataset training, int roundExamples = DefaultRoundExamples, RecordFormat format = RecordFormat.Json)
+    private static (double Rate, CpuUsage Cpu, long Records) EndToEnd(IdxDataset training, int roundExamples = DefaultRoundExamples, RecordFormat format = RecordFormat.Json)
     {
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic("bench", 1);
@@ -198,10 +208,11 @@ internal static class Training
             Thread.Sleep(10);
         }
 
-        double rate = (learner.Status.Consumed - consumedAtStart) / clock.Elapsed.TotalSeconds;
+        long records = learner.Status.Consumed - consumedAtStart;
+        double rate = records / clock.Elapsed.TotalSeconds;
         CpuUsage cpu = ThreadTimes.Read().Since(before, clock.Elapsed);
         learner.Stop(TimeSpan.FromSeconds(10));
-        return (rate, cpu);
+        return (rate, cpu, records);
     }
 
     internal static List<LabeledExample> Load(IdxDataset dataset, int count)

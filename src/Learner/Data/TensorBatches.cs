@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,29 +43,54 @@ public static class TensorBatches
         }
     }
 
+    /// <summary>
+    /// Returns the features of <paramref name="count"/> examples from <paramref name="start"/> as a [count, features] tensor.
+    /// </summary>
+    /// <exception cref="ArgumentException">An example has a different number of features than the first one.</exception>
     public static Tensor Features(IReadOnlyList<LabeledExample> examples, int start, int count, Device device)
     {
         ArgumentNullException.ThrowIfNull(examples);
-        int featureCount = examples[start].Features.Length;
-        var buffer = new float[count * featureCount];
-        for (int index = 0; index < count; index++)
-        {
-            examples[start + index].Features.CopyTo(buffer, index * featureCount);
-        }
-
-        return ToDevice(torch.tensor(buffer, [count, featureCount]), device);
+        return ToDevice(Rows(examples, start, count, examples[start].Features.Length, example => example.Features), device);
     }
 
+    /// <summary>
+    /// Returns a float32 CPU tensor of shape [count, width] whose rows are the arrays that <paramref name="row"/> selects
+    /// from <paramref name="items"/>, from <paramref name="start"/> on. The rows are copied straight into the tensor's
+    /// memory, so no managed buffer is allocated. A managed buffer of 32 Fashion-MNIST images takes 100 KB, which the
+    /// GC places on the large object heap, and allocations there start full (generation 2) collections.
+    /// </summary>
+    /// <exception cref="ArgumentException">A selected array does not have <paramref name="width"/> elements.</exception>
+    internal static Tensor Rows<T>(IReadOnlyList<T> items, int start, int count, int width, Func<T, float[]> row)
+    {
+        Tensor rows = torch.empty([count, width], ScalarType.Float32);
+        Span<float> values = MemoryMarshal.Cast<byte, float>(rows.bytes);
+        for (int index = 0; index < count; index++)
+        {
+            float[] source = row(items[start + index]);
+            if (source.Length != width)
+            {
+                rows.Dispose();
+                throw new ArgumentException($"Example {start + index} has {source.Length} values, but the batch has {width} per example.", nameof(items));
+            }
+
+            source.CopyTo(values.Slice(index * width, width));
+        }
+
+        return rows;
+    }
+
+    /// <summary>Returns the labels of <paramref name="count"/> examples from <paramref name="start"/> as an int64 tensor.</summary>
     public static Tensor Labels(IReadOnlyList<LabeledExample> examples, int start, int count, Device device)
     {
         ArgumentNullException.ThrowIfNull(examples);
-        var labels = new long[count];
+        Tensor labels = torch.empty([count], ScalarType.Int64);
+        Span<long> values = MemoryMarshal.Cast<byte, long>(labels.bytes);
         for (int index = 0; index < count; index++)
         {
-            labels[index] = examples[start + index].Label;
+            values[index] = examples[start + index].Label;
         }
 
-        return ToDevice(torch.tensor(labels), device);
+        return ToDevice(labels, device);
     }
 
     public static Tensor ToDevice(Tensor tensor, Device device)

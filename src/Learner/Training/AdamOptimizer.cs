@@ -79,6 +79,8 @@ internal sealed class AdamOptimizer : IDisposable
     /// <summary>
     /// Writes the step count and both moments of every parameter, in parameter order, for a checkpoint. Does not
     /// flush to disk, because the checkpoint store flushes every file it contains before it commits the checkpoint.
+    /// A moment's values are written from the tensor's memory, without a managed copy, because this runs on the
+    /// learner thread in every promoted round.
     /// </summary>
     public void Save(string path)
     {
@@ -94,9 +96,8 @@ internal sealed class AdamOptimizer : IDisposable
         foreach (Tensor moment in firstMoments.Concat(secondMoments))
         {
             using Tensor values = moment.detach().cpu().contiguous();
-            ReadOnlySpan<float> data = values.data<float>().ToArray();
-            writer.Write(data.Length);
-            writer.Write(MemoryMarshal.AsBytes(data));
+            writer.Write(checked((int)values.numel()));
+            writer.Write(values.bytes);
         }
     }
 

@@ -8,27 +8,11 @@ namespace ContinualServe.Learner.Training;
 /// <summary>Packs replay samples into tensors and augments them. Callers own the returned tensors.</summary>
 internal static class ReplayTensors
 {
-    public static Tensor Features(IReadOnlyList<ReplayExample> sample, int featureCount, Device device)
-    {
-        var buffer = new float[sample.Count * featureCount];
-        for (int index = 0; index < sample.Count; index++)
-        {
-            sample[index].Features.CopyTo(buffer, index * featureCount);
-        }
+    public static Tensor Features(IReadOnlyList<ReplayExample> sample, int featureCount, Device device) =>
+        TensorBatches.ToDevice(TensorBatches.Rows(sample, 0, sample.Count, featureCount, example => example.Features), device);
 
-        return TensorBatches.ToDevice(torch.tensor(buffer, [sample.Count, featureCount]), device);
-    }
-
-    public static Tensor Logits(IReadOnlyList<ReplayExample> sample, int classCount, Device device)
-    {
-        var buffer = new float[sample.Count * classCount];
-        for (int index = 0; index < sample.Count; index++)
-        {
-            sample[index].Logits.CopyTo(buffer, index * classCount);
-        }
-
-        return TensorBatches.ToDevice(torch.tensor(buffer, [sample.Count, classCount]), device);
-    }
+    public static Tensor Logits(IReadOnlyList<ReplayExample> sample, int classCount, Device device) =>
+        TensorBatches.ToDevice(TensorBatches.Rows(sample, 0, sample.Count, classCount, example => example.Logits), device);
 
     public static Tensor Labels(IReadOnlyList<ReplayExample> sample, Device device) =>
         TensorBatches.ToDevice(torch.tensor(sample.Select(example => (long)example.Label).ToArray()), device);
