@@ -225,7 +225,7 @@ public sealed partial class ContinualLearner
     [LoggerMessage(EventId = 274, Level = LogLevel.Information, Message = "The stalled read of the pause marker returned after {Seconds:F1} s")]
     private static partial void LogMarkerReadRecovered(ILogger logger, double seconds);
 
-    [LoggerMessage(EventId = 276, Level = LogLevel.Warning, Message = "The learner thread's {Operation} at {Path} has run for {Seconds:F1} s, longer than Learner:RoundWriteStallThreshold ({ThresholdSeconds} s), so the learner consumes nothing and reports itself not ready until the read returns. Check the volume: a hung NFS server can block it")]
+    [LoggerMessage(EventId = 276, Level = LogLevel.Warning, Message = "The learner's {Operation} at {Path} has run for {Seconds:F1} s, longer than Learner:RoundWriteStallThreshold ({ThresholdSeconds} s), so the learner consumes nothing and reports itself not ready until the read returns. Check the volume: a hung NFS server can block it")]
     private static partial void LogFileReadStalled(ILogger logger, string operation, string path, double seconds, double thresholdSeconds);
 
     [LoggerMessage(EventId = 277, Level = LogLevel.Information, Message = "The learner thread's stalled {Operation} at {Path} returned after {Seconds:F1} s")]
