@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Evaluation;
-using ContinualServe.Learner.Faults;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model.Telemetry;
 using Microsoft.Extensions.Logging;
@@ -73,16 +72,7 @@ public sealed partial class ContinualLearner
         // After Learner:TrainFromPin made an older version the base, the checkpoints of that base are meant to be older
         // than the store's newest version, so a restart continues from the base.
         bool fromPin = checkpoint is { FromPin: true } previous && previous.ModelVersion == latest!.Number;
-        FileAccessWatchdog watchdog = RoundWriteWatchdog;
-        watchdog.Start(RejectedRoundWrite, Checkpoints.RootDirectory);
-        try
-        {
-            SaveCheckpoint(ReachedOffsets(), fromPin, keptSums);
-        }
-        finally
-        {
-            watchdog.Finish();
-        }
+        SaveCheckpointUnderWatch(RejectedRoundWrite, fromPin, keptSums);
     }
 
     /// <summary>

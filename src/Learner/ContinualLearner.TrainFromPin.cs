@@ -186,7 +186,7 @@ public sealed partial class ContinualLearner
 
         // A rollback after diverged training and a restart load the newest checkpoint, so it must contain the new base.
         // Its offsets are committed at once, because the stream may end before the next round publishes and commits.
-        SaveCheckpoint(ReachedOffsets(), fromPin: true);
+        SaveCheckpointUnderWatch("checkpoint write of a pinned base", fromPin: true);
         if (groupConsumer is { } consumer)
         {
             CommitCheckpointOffsets(consumer);

@@ -1,6 +1,7 @@
 using Confluent.Kafka;
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
+using ContinualServe.Learner.Faults;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
@@ -236,6 +237,24 @@ public sealed partial class ContinualLearner
 
         ReliabilityMetrics.LearnerCheckpoints.WithLabels("written").Inc();
         consecutiveNonFiniteSteps = 0;
+    }
+
+    /// <summary>
+    /// Writes a checkpoint with the offsets reached under the round-write stall watch, so that a volume that blocks it
+    /// makes the learner not ready with warning 267: the checkpoint after a rejected round and the one of a pinned base.
+    /// </summary>
+    private void SaveCheckpointUnderWatch(string operation, bool fromPin, string? keptAnalyticSums = null)
+    {
+        FileAccessWatchdog watchdog = RoundWriteWatchdog;
+        watchdog.Start(operation, Checkpoints.RootDirectory);
+        try
+        {
+            SaveCheckpoint(ReachedOffsets(), fromPin, keptAnalyticSums);
+        }
+        finally
+        {
+            watchdog.Finish();
+        }
     }
 
     // Partitions not assigned now keep the offset of the previous checkpoint or of the last revocation.

@@ -30,6 +30,7 @@ public sealed class TrainFromPinTests : IDisposable
     private const int VersionWithoutCheckpointEventId = 243;
     private const int AssignedEventId = 271;
     private const int ConsumeErrorEventId = 208;
+    private const int RoundWriteStalledEventId = 267;
 
     // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
     private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
@@ -158,6 +159,7 @@ public sealed class TrainFromPinTests : IDisposable
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             var logs = new RecordingLoggerFactory();
             LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
+            options.RoundWriteStallThreshold = TimeSpan.FromSeconds(1);
             using var learner = new ContinualLearner(options, logs, ShortMaxPollInterval());
             learner.Start();
             await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
@@ -175,6 +177,7 @@ public sealed class TrainFromPinTests : IDisposable
             learner.Stop(TimeSpan.FromSeconds(10));
 
             writes.ShouldBe(1, "the pin's checkpoint was not written once");
+            logs.Logger.Records.Count(record => record.EventId == RoundWriteStalledEventId).ShouldBe(1, "the held checkpoint write was not reported as stalled");
             logs.Logger.Records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
             logs.Logger.Records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
             learner.Failure.ShouldBeNull();
