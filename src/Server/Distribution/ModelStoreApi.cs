@@ -53,6 +53,7 @@ public static partial class ModelStoreApi
             LogStoreGuarded(logger, RoutePrefix);
         }
 
+        group.AddEndpointFilter(new StoreReadFailureFilter(store, logger));
         group.MapGetAndHead("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }))
             .WithName("ListStoreVersions")
             .WithSummary("Lists the version numbers in the learner's model store, oldest first.")
@@ -68,6 +69,9 @@ public static partial class ModelStoreApi
         return app;
     }
 
+    [LoggerMessage(EventId = 413, Level = LogLevel.Error, Message = "The model store API could not read {Directory}, so its requests get 503 until it can: {Reason}")]
+    private static partial void LogStoreUnreadable(ILogger logger, Exception exception, string directory, string reason);
+
     [LoggerMessage(EventId = 480, Level = LogLevel.Warning, Message = "The model store API is open to every client that reaches this port: no token in Distribution:StoreTokenFile or the environment variable {Variable}")]
     private static partial void LogStoreOpen(ILogger logger, string variable);
 
@@ -77,6 +81,40 @@ public static partial class ModelStoreApi
     /// <summary>Relative URL of one file of a version, e.g. "store/v1/versions/7/weights.bin".</summary>
     public static string FilePath(long version, string file) =>
         string.Create(CultureInfo.InvariantCulture, $"{RoutePrefix.TrimStart('/')}/versions/{version}/{file}");
+
+    /// <summary>
+    /// Answers 503 with a JSON error, in place of an empty 500 or the files of another directory, when the store
+    /// directory was removed or replaced since the start, or cannot be read. Error 413 is logged once per distinct failure.
+    /// </summary>
+    private sealed class StoreReadFailureFilter(Func<ModelStore> store, ILogger logger) : IEndpointFilter
+    {
+        private string? reported;
+
+        public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+        {
+            ModelStore current = store();
+            try
+            {
+                current.EnsureRootDirectoryUnchanged();
+                object? result = await next(context).ConfigureAwait(false);
+                Volatile.Write(ref reported, null);
+                return result;
+            }
+            catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+            {
+                if (Interlocked.Exchange(ref reported, exception.Message) != exception.Message)
+                {
+                    LogStoreUnreadable(logger, exception, current.RootDirectory, exception.Message);
+                }
+
+                return new InferenceError(
+                        $"Reading the model store {current.RootDirectory} failed: {exception.Message}",
+                        null,
+                        "the store directory that the learner opened at start; the learner's log (error 413) names the failure")
+                    .ToResult(StatusCodes.Status503ServiceUnavailable);
+            }
+        }
+    }
 
     private static IResult ReadFile(ModelStore store, string versionSegment, string file)
     {
