@@ -38,6 +38,7 @@ public sealed class LoadGenerator
         var latencies = new List<double>[clients];
         long issued = 0;
         long failed = 0;
+        string? firstFailure = null;
         TimeSpan cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         long started = Stopwatch.GetTimestamp();
 
@@ -48,13 +49,15 @@ public sealed class LoadGenerator
             while (!stop.IsCancellationRequested && Interlocked.Increment(ref issued) <= maxRequests)
             {
                 long sent = Stopwatch.GetTimestamp();
-                if (await SendAsync(http).ConfigureAwait(false))
+                string? failure = await SendAsync(http).ConfigureAwait(false);
+                if (failure is null)
                 {
                     own.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                 }
                 else
                 {
                     Interlocked.Increment(ref failed);
+                    Interlocked.CompareExchange(ref firstFailure, failure, null);
                 }
             }
         }, CancellationToken.None)).ToArray();
@@ -63,10 +66,14 @@ public sealed class LoadGenerator
         TimeSpan elapsed = Stopwatch.GetElapsedTime(started);
         TimeSpan cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
         double[] all = latencies.SelectMany(list => list).Order().ToArray();
-        return new LoadResult(all.Length, failed, elapsed.TotalSeconds, cpu.TotalSeconds, Percentile(all, 0.50), Percentile(all, 0.99));
+        return new LoadResult(all.Length, failed, elapsed.TotalSeconds, cpu.TotalSeconds, Percentile(all, 0.50), Percentile(all, 0.99))
+        {
+            FirstFailure = firstFailure,
+        };
     }
 
-    private async Task<bool> SendAsync(HttpClient http)
+    // Returns null for a success, else why the request failed: the status code and the start of the body, or the error.
+    private async Task<string?> SendAsync(HttpClient http)
     {
         try
         {
@@ -79,11 +86,17 @@ public sealed class LoadGenerator
 
             using HttpResponseMessage response = await http.PostAsync(target, content, CancellationToken.None).ConfigureAwait(false);
             await response.Content.LoadIntoBufferAsync(CancellationToken.None).ConfigureAwait(false);
-            return response.IsSuccessStatusCode;
+            if (response.IsSuccessStatusCode)
+            {
+                return null;
+            }
+
+            string responseBody = await response.Content.ReadAsStringAsync(CancellationToken.None).ConfigureAwait(false);
+            return $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}: {responseBody[..Math.Min(responseBody.Length, 200)]}";
         }
         catch (Exception exception) when (exception is HttpRequestException or TaskCanceledException)
         {
-            return false;
+            return $"{exception.GetType().Name}: {exception.Message}";
         }
     }
 
@@ -92,7 +105,11 @@ public sealed class LoadGenerator
 }
 
 /// <summary>Outcome of a load run; latencies in milliseconds, times in seconds.</summary>
+/// <remarks>The latency percentiles are NaN when no request succeeded.</remarks>
 public sealed record LoadResult(long Succeeded, long Failed, double ElapsedSeconds, double ClientCpuSeconds, double P50Milliseconds, double P99Milliseconds)
 {
     public double RequestsPerSecond => Succeeded / ElapsedSeconds;
+
+    /// <summary>Why the first failed request failed: its status code and the start of its body, or the error; null without failures.</summary>
+    public string? FirstFailure { get; init; }
 }

@@ -45,10 +45,31 @@ public static class BenchCommand
 
             LoadResult load = await generator.RunAsync(result.GetValue(clients), TimeSpan.FromSeconds(result.GetValue(seconds)), result.GetValue(maxRequests), cancellation).ConfigureAwait(false);
             Console.WriteLine(result.GetValue(json)
-                ? JsonSerializer.Serialize(load)
-                : $"{load.Succeeded} ok, {load.Failed} failed in {load.ElapsedSeconds:F1} s: {load.RequestsPerSecond:F0} requests/s, p50 {load.P50Milliseconds:F2} ms, p99 {load.P99Milliseconds:F2} ms, client CPU {load.ClientCpuSeconds:F1} s");
+                ? JsonSerializer.Serialize(ToJson(load))
+                : $"{load.Succeeded} ok, {load.Failed} failed in {load.ElapsedSeconds:F1} s: {load.RequestsPerSecond:F0} requests/s, p50 {Milliseconds(load.P50Milliseconds)}, p99 {Milliseconds(load.P99Milliseconds)}, client CPU {load.ClientCpuSeconds:F1} s");
+            if (load.FirstFailure is not null)
+            {
+                await Console.Error.WriteLineAsync($"The first failed request: {load.FirstFailure}").ConfigureAwait(false);
+            }
+
             return load.Failed == 0 ? 0 : 1;
         });
         return command;
     }
+
+    // JSON has no NaN, so the latency percentiles of a run without a successful request are null.
+    private static object ToJson(LoadResult load) => new
+    {
+        load.Succeeded,
+        load.Failed,
+        load.ElapsedSeconds,
+        load.ClientCpuSeconds,
+        P50Milliseconds = double.IsNaN(load.P50Milliseconds) ? (double?)null : load.P50Milliseconds,
+        P99Milliseconds = double.IsNaN(load.P99Milliseconds) ? (double?)null : load.P99Milliseconds,
+        load.RequestsPerSecond,
+        load.FirstFailure,
+    };
+
+    private static string Milliseconds(double value) =>
+        double.IsNaN(value) ? "n/a" : value.ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + " ms";
 }
