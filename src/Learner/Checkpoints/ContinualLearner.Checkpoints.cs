@@ -283,6 +283,9 @@ public sealed partial class ContinualLearner
         if (trainingLog is not null)
         {
             FaultHooks.BeforeTrainingLogFlush?.Invoke();
+
+            // The log lives in the checkpoint directory, and an append would create it again in a replacement directory.
+            Checkpoints.EnsureRootDirectoryUnchanged();
         }
 
         return new LearnerCheckpoint

@@ -37,6 +37,10 @@ public sealed partial class LearnerCheckpointStore
 
     public string RootDirectory { get; }
 
+    /// <summary>Throws when <see cref="RootDirectory"/> is no longer the directory opened at construction.</summary>
+    /// <exception cref="StoreDirectoryChangedException">The directory was removed, renamed or replaced.</exception>
+    public void EnsureRootDirectoryUnchanged() => rootIdentity.EnsureUnchanged();
+
     /// <summary>
     /// Writes a checkpoint: <paramref name="writeFiles"/> creates the data files in the directory it is given,
     /// then their checksums and <paramref name="metadata"/> are stored and the directory is renamed into place.

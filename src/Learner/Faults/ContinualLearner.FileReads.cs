@@ -111,6 +111,10 @@ public sealed partial class ContinualLearner
         {
             string? analyticSums = WaitPolling(Task.Run(() =>
             {
+                // A removed or replaced directory would read as a damaged optimizer file (warning 224) or as another
+                // store's version, so the learner stops with the directory's error instead.
+                store.EnsureRootDirectoryUnchanged();
+                Checkpoints.EnsureRootDirectoryUnchanged();
                 string? sums = LiveAnalyticSums();
                 watchdog.Enter(weightsPath);
                 beforeReload?.Invoke();

@@ -18,6 +18,7 @@ public sealed class LearnerPromotionTests : IDisposable
 {
     private const string Topic = "gate-examples";
     private const int VersionWithoutCheckpointEventId = 243;
+    private const int RevertFileUnusableEventId = 224;
 
     private readonly TemporaryDirectory storeDirectory = new("continualserve-learner-gate-");
 
@@ -170,6 +171,41 @@ public sealed class LearnerPromotionTests : IDisposable
     }
 
     // Round 1 with true labels is promoted as version 2. Round 2 has the same images with shuffled labels and is rejected.
+    // The store directory, which holds the checkpoint directory, is replaced while the rejected candidate is evaluated.
+    // The revert to the live version must stop the learner with the directory's error, not read files of the
+    // replacement or warn that the checkpoint's optimizer file is damaged.
+    [Fact(Timeout = 180_000)]
+    public async Task ReplacedStoreStopsRevert()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers);
+            SeededModules.SaveInitialVersion(storeDirectory.Path, options.InitialSpec, seed: 1);
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers);
+            learner.Start();
+            int[] taskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, taskOne, "good");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.RoundPosition == taskOne.Length);
+            int replaced = 0;
+            learner.FaultHooks.BeforeEvaluationBatch = () =>
+            {
+                if (Interlocked.Exchange(ref replaced, 1) == 0)
+                {
+                    Directory.Move(storeDirectory.Path, storeDirectory.Path + "-moved");
+                    Directory.CreateDirectory(storeDirectory.Path);
+                }
+            };
+
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, taskOne, "bad", label: ShuffledLabels());
+            await LearnerHarness.WaitUntilAsync(() => learner.Failure is not null, "the learner did not stop on the replaced store");
+
+            learner.Failure.ShouldBeOfType<StoreDirectoryChangedException>();
+            loggers.Logger.Records.ShouldNotContain(record => record.EventId == RevertFileUnusableEventId);
+        });
+    }
+
     private static async Task PromoteThenRejectAsync(ContinualLearner learner, string bootstrapServers, int[] taskOne)
     {
         LearnerHarness.Produce(bootstrapServers, Topic, taskOne, "good");
