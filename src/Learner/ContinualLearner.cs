@@ -459,7 +459,13 @@ public sealed partial class ContinualLearner : IDisposable
             LogTaskStarted(logger, currentTask, result.TopicPartitionOffset);
         }
 
-        if (record.IsHoldout)
+        bool lateTask = IsLateTask(example.Task);
+        if (lateTask)
+        {
+            CountLateTaskExample(example.Task, result.TopicPartitionOffset);
+        }
+
+        if (record.IsHoldout && !lateTask)
         {
             evaluator.Add(example, record.IdHash);
             heldOutSinceRound++;

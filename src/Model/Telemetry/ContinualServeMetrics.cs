@@ -58,7 +58,7 @@ public static class ContinualServeMetrics
 
     public static readonly Counter LearnerExamples = Metrics.CreateCounter(
         "continualserve_learner_examples_total",
-        "Examples consumed by the learner by outcome (trained, holdout, invalid, lost, discarded with a rejected candidate).",
+        "Examples consumed by the learner by outcome (trained, holdout, invalid, lost, discarded with a rejected candidate, late_task: also trained).",
         new CounterConfiguration { LabelNames = ["outcome"] });
 
     public static readonly Histogram LearnerRoundDuration = Metrics.CreateHistogram(

@@ -37,6 +37,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     private readonly Channel<bool> announced = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Lock newestLock = new();
     private readonly HashSet<string> ignoredModels = new(StringComparer.Ordinal);
+
+    // Pairs of newest version and store URL for which warning 489 was logged. Only the consumer thread uses it.
+    private readonly HashSet<(long NewestVersion, string StoreUrl)> reportedOlderAnnouncements = [];
     private readonly string modelName;
     private const long UnreadableLocalPin = -1;
 
@@ -664,15 +667,21 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
         // A learner announces its newest version again at each start, possibly from a new store URL (after a move to
         // https:// or another host), so a later record of the same version replaces the earlier one.
+        ModelVersionAnnouncement? newer;
         lock (newestLock)
         {
-            if (newest is not null && newest.Version > announcement.Version)
+            newer = newest is not null && newest.Version > announcement.Version ? newest : null;
+            if (newer is null)
             {
-                return;
+                newest = announcement;
+                SignalSupersededDownload();
             }
+        }
 
-            newest = announcement;
-            SignalSupersededDownload();
+        if (newer is not null)
+        {
+            ReportOlderAnnouncement(announcement, newer, result.TopicPartitionOffset);
+            return;
         }
 
         // A replica that starts reads the topic's whole history, one record per earlier version where the topic is not
@@ -686,6 +695,22 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             LogHistoricalAnnouncement(logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset);
         }
         announced.Writer.TryWrite(true);
+    }
+
+    // A learner numbers its versions upward within one store, so an older number usually comes from a learner that
+    // started on another store and numbers from 1 again (or from a second learner on the topic). The replica still
+    // follows only newer numbers, because its own store may keep the lower ones with other weights. The learner
+    // announces every version, so the warning is logged once per newest version and store URL, and the rest at Debug.
+    private void ReportOlderAnnouncement(ModelVersionAnnouncement announcement, ModelVersionAnnouncement newer, TopicPartitionOffset offset)
+    {
+        if (reportedOlderAnnouncements.Add((newer.Version, announcement.StoreUrl)))
+        {
+            LogOlderAnnouncement(logger, announcement.Version, announcement.ModelName, offset, announcement.StoreUrl, newer.Version, newer.StoreUrl);
+        }
+        else
+        {
+            LogOlderAnnouncementAgain(logger, announcement.Version, offset, newer.Version);
+        }
     }
 
     // librdkafka reports the end of a partition each time the consumer reaches it, so only the first report counts.
@@ -767,6 +792,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
         return reason.ToString();
     }
+
+    [LoggerMessage(EventId = 489, Level = LogLevel.Warning, Message = "Ignoring version {Version} of {Model} announced at {Offset} from store '{StoreUrl}': this replica already read the announcement of version {Newest} from store '{NewestStoreUrl}', and it follows only newer versions. A learner that started on a new or emptied store numbers its versions from 1 again, and replicas ignore them until it passes version {Newest}; a replica without a live version stays unready meanwhile. Restart the learner on its previous store, or give the new learner and the replicas a new version topic (--version-topic) and the replicas empty store directories")]
+    private static partial void LogOlderAnnouncement(ILogger logger, long version, string model, TopicPartitionOffset offset, string storeUrl, long newest, string newestStoreUrl);
+
+    [LoggerMessage(EventId = 498, Level = LogLevel.Debug, Message = "Ignoring version {Version} announced at {Offset}, older than version {Newest}")]
+    private static partial void LogOlderAnnouncementAgain(ILogger logger, long version, TopicPartitionOffset offset, long newest);
 
     [LoggerMessage(EventId = 488, Level = LogLevel.Information, Message = "Version {Target} was announced during the download of version {Version}, which goes on because the download before it was cancelled for a newer version")]
     private static partial void LogDownloadKept(ILogger logger, long version, long target);

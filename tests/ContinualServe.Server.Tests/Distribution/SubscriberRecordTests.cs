@@ -38,6 +38,8 @@ public sealed class SubscriberRecordTests : IDisposable
     private const int FollowFailedEvent = 479;
     private const int StoreDirectoryChangedEvent = 496;
     private const int StoreDirectoryStillChangedEvent = 497;
+    private const int OlderAnnouncementEvent = 489;
+    private const int OlderAnnouncementAgainEvent = 498;
 
     private readonly string root = Directory.CreateDirectory(
         Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
@@ -253,6 +255,43 @@ public sealed class SubscriberRecordTests : IDisposable
         live.CurrentVersion.ShouldBe(1);
     }
 
+    // A learner restarted on an empty store announces version 1 again, from another store, after version 2 of the
+    // previous one. The replica stays on version 2 and logs a warning with both versions and the new store's URL once,
+    // and the same announcement again at Debug.
+    [Fact(Timeout = 90_000)]
+    public async Task OlderVersionIsReportedOnce()
+    {
+        SaveVersion(seed: 7);
+        var restarted = new ModelStore(Path.Combine(root, "restarted-learner"));
+        SaveVersion(seed: 8, restarted);
+        (WebApplication store, string storeUrl) = await StoreServer.StartAsync(source);
+        await using WebApplication storeScope = store;
+        (WebApplication newStore, string newStoreUrl) = await StoreServer.StartAsync(restarted);
+        await using WebApplication newStoreScope = newStore;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        Announce(broker.BootstrapServers, storeUrl, version: 2);
+        Announce(broker.BootstrapServers, newStoreUrl, version: 1, restarted);
+        Announce(broker.BootstrapServers, newStoreUrl, version: 1, restarted);
+        var logger = new RecordingLogger();
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, new DistributionOptions());
+
+        await subscriber.StartAsync(CancellationToken.None);
+        bool read = await WaitUntilAsync(
+            () => live.CurrentVersion == 2 && logger.WithEvent(OlderAnnouncementAgainEvent).Length > 0, TimeSpan.FromSeconds(30));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        read.ShouldBeTrue("version 2 was not served, or the second announcement of version 1 not read, within 30 s");
+        string warning = logger.WithEvent(OlderAnnouncementEvent).ShouldHaveSingleItem().Message;
+        warning.ShouldContain("Ignoring version 1 ");
+        warning.ShouldContain($"'{newStoreUrl}'");
+        warning.ShouldContain("version 2 from store");
+        warning.ShouldContain("--version-topic");
+        logger.WithEvent(OlderAnnouncementAgainEvent).ShouldHaveSingleItem();
+        live.CurrentVersion.ShouldBe(2);
+    }
+
     // Announces version 1 from storeUrl and runs a subscriber that retries failed downloads after 100 to 200 ms, until it
     // serves the version or 30 s pass. Returns whether it served the version.
     private async Task<bool> ServeWithQuickRetriesAsync(string storeUrl, RecordingLogger logger)
@@ -289,19 +328,19 @@ public sealed class SubscriberRecordTests : IDisposable
         return new ModelVersionSubscriber(Options.Create(options), serverOptions, swapper, live, KafkaClientProperties.None, logger);
     }
 
-    // Saves the next version in the learner's store, with weights drawn from seed.
-    private void SaveVersion(int seed)
+    // Saves the next version in into, or in the learner's store when into is null, with weights drawn from seed.
+    private void SaveVersion(int seed, ModelStore? into = null)
     {
         torch.manual_seed(seed);
         using nn.Module<Tensor, Tensor> module = Model.ModelFactory.Create(RunningServer.Spec);
-        source.Save(RunningServer.Spec, module, new ModelManifest());
+        (into ?? source).Save(RunningServer.Spec, module, new ModelManifest());
     }
 
-    private void Announce(string bootstrapServers, string storeUrl, long version = 1)
+    private void Announce(string bootstrapServers, string storeUrl, long version = 1, ModelStore? from = null)
     {
         using var publisher = new ModelVersionPublisher(
             bootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
-        source.TryLoad(version, out ModelVersion? saved).ShouldBeTrue();
+        (from ?? source).TryLoad(version, out ModelVersion? saved).ShouldBeTrue();
         publisher.Publish(saved!);
         publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
     }
