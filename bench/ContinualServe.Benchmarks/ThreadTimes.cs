@@ -91,8 +91,9 @@ internal sealed class ThreadTimes
 }
 
 /// <summary>
-/// CPU time of the benchmark process over one measurement, by thread group. Thread-pool threads run both the
-/// example producer and the learner's version and checkpoint writes, so this record cannot separate the two.
+/// CPU time of the benchmark process over one measurement, by thread group. Thread-pool threads run the learner's
+/// record decoding, its version and checkpoint writes and, when it runs in this process, the example producer, so
+/// this record cannot separate them.
 /// </summary>
 internal sealed record CpuUsage(TimeSpan Wall, TimeSpan Learner, TimeSpan ThreadPool, TimeSpan Kafka, TimeSpan Jit, TimeSpan Other)
 {
@@ -100,5 +101,5 @@ internal sealed record CpuUsage(TimeSpan Wall, TimeSpan Learner, TimeSpan Thread
 
     public override string ToString() => string.Create(
         CultureInfo.InvariantCulture,
-        $"{Total.TotalSeconds:F2} s CPU in {Wall.TotalSeconds:F2} s: learner thread {Learner.TotalSeconds:F2} s, thread pool (producer, version writes) {ThreadPool.TotalSeconds:F2} s, librdkafka {Kafka.TotalSeconds:F2} s, JIT {Jit.TotalSeconds:F2} s, other {Other.TotalSeconds:F2} s");
+        $"{Total.TotalSeconds:F2} s CPU in {Wall.TotalSeconds:F2} s: learner thread {Learner.TotalSeconds:F2} s, thread pool (decoding, version writes; producer when it runs) {ThreadPool.TotalSeconds:F2} s, librdkafka {Kafka.TotalSeconds:F2} s, JIT {Jit.TotalSeconds:F2} s, other {Other.TotalSeconds:F2} s");
 }

@@ -16,6 +16,9 @@ internal sealed class AnalyticHead : IDisposable
     private const int FileMagic = 0x48414353; // "SCAH", little-endian
     private const int FileFormatVersion = 1;
 
+    // 2^27 float64 values (1 GiB), so that each slice's bytes fit in a Span, whose length is at most int.MaxValue.
+    private const long MaxChunkElements = 1L << 27;
+
     private readonly int featureCount;
     private readonly int classCount;
     private readonly Tensor gram;
@@ -81,10 +84,19 @@ internal sealed class AnalyticHead : IDisposable
 
     /// <summary>
     /// Writes the sums for a checkpoint. Does not flush to disk, because the checkpoint store flushes every file
-    /// it contains before it commits the checkpoint.
+    /// it contains before it commits the checkpoint. The values are written from the tensors' memory, without a
+    /// managed copy, because this runs on the learner thread in every promoted round and the Gram matrix takes
+    /// 8 (featureCount + 1)^2 bytes, about 2.1 GB for 16,384 features.
     /// </summary>
-    public void Save(string path)
+    public void Save(string path) => Save(path, MaxChunkElements);
+
+    /// <summary>
+    /// Writes the sums as <see cref="Save(string)"/> does, in slices of at most <paramref name="chunkElements"/>
+    /// values, because a tensor's <see cref="Tensor.bytes"/> is one Span and holds at most int.MaxValue bytes.
+    /// </summary>
+    internal void Save(string path, long chunkElements)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkElements, 1);
         if (!BitConverter.IsLittleEndian)
         {
             throw new PlatformNotSupportedException("Analytic head files are little-endian, and this machine is big-endian.");
@@ -99,7 +111,13 @@ internal sealed class AnalyticHead : IDisposable
         foreach (Tensor sums in new[] { gram, cross })
         {
             using Tensor values = sums.cpu().contiguous();
-            writer.Write(MemoryMarshal.AsBytes<double>(values.data<double>().ToArray()));
+            using Tensor flat = values.view(-1);
+            long count = flat.numel();
+            for (long start = 0; start < count; start += chunkElements)
+            {
+                using Tensor chunk = flat.narrow(0, start, Math.Min(chunkElements, count - start));
+                writer.Write(chunk.bytes);
+            }
         }
     }
 
