@@ -83,6 +83,26 @@ public sealed record GoldenSet
         Save(store.RootDirectory);
     }
 
+    /// <summary>
+    /// Removes the golden set from the root of <paramref name="store"/> durably, after checking that the root is still
+    /// the directory that the store opened. Returns false when no golden set was uploaded.
+    /// </summary>
+    /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is removed.</exception>
+    public static bool Delete(ModelStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        store.EnsureRootDirectoryUnchanged();
+        string path = Path.Combine(store.RootDirectory, FileName);
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        File.Delete(path);
+        FileSync.FlushDirectory(store.RootDirectory);
+        return true;
+    }
+
     /// <summary>Reads the set from <paramref name="directory"/>, or returns null when none was uploaded.</summary>
     public static GoldenSet? TryLoad(string directory)
     {

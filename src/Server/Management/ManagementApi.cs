@@ -99,6 +99,12 @@ public static partial class ManagementApi
                 StatusCodes.Status413PayloadTooLarge,
                 StatusCodes.Status415UnsupportedMediaType,
                 StatusCodes.Status503ServiceUnavailable);
+        learner.MapDelete("/golden-set", DeleteGoldenSet)
+            .WithName("DeleteGoldenSet")
+            .WithSummary("Removes the golden set, so that the learner promotes candidates without a golden-set floor.")
+            .WithDescription("404 when none was uploaded, 409 while an upload runs, 503 when the model store cannot be written.")
+            .Produces<GoldenSetDeleteResponse>()
+            .ProducesErrors(StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
         return routes;
     }
 
@@ -211,6 +217,28 @@ public static partial class ManagementApi
         return golden is null
             ? Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, "PUT /manage/v1/golden-set first"))
             : Ok(new { examples = golden.Examples.Count, uploadedAt = golden.UploadedAt });
+    }
+
+    private static IResult DeleteGoldenSet(HttpContext context, ModelSwapper swapper, GoldenSetUploadGate gate)
+    {
+        // A removal during an upload would race the upload's rename, so it takes the upload gate as a second upload would.
+        if (!gate.TryEnter())
+        {
+            context.Response.Headers.RetryAfter = "1";
+            return Error(StatusCodes.Status409Conflict, new InferenceError(
+                "A golden-set upload is in progress on this server.", null, "retry after the upload ends"));
+        }
+
+        try
+        {
+            return GoldenSet.Delete(swapper.Store)
+                ? Ok(new { deleted = true })
+                : Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, null));
+        }
+        finally
+        {
+            gate.Exit();
+        }
     }
 
     private static async Task<IResult> UploadGoldenSetAsync(

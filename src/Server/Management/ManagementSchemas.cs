@@ -78,6 +78,13 @@ internal sealed record GoldenSetSummaryResponse
     public required DateTimeOffset UploadedAt { get; init; }
 }
 
+/// <summary>Body of DELETE /manage/v1/golden-set.</summary>
+internal sealed record GoldenSetDeleteResponse
+{
+    [Description("True: the golden set was removed, and candidates are promoted without a golden-set floor.")]
+    public required bool Deleted { get; init; }
+}
+
 /// <summary>Body of PUT /manage/v1/golden-set. Property names are matched case-insensitively.</summary>
 internal sealed record GoldenSetUpload
 {

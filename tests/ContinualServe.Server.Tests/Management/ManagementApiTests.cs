@@ -27,6 +27,7 @@ public sealed class ManagementApiTests
         { "POST", "manage/v1/learning/resume" },
         { "GET", "manage/v1/golden-set" },
         { "PUT", "manage/v1/golden-set" },
+        { "DELETE", "manage/v1/golden-set" },
     };
 
     [Theory]
@@ -82,6 +83,13 @@ public sealed class ManagementApiTests
         (await SendOkAsync(server, "PUT", "manage/v1/golden-set")).GetProperty("examples").GetInt32().ShouldBe(2);
         GoldenSet.TryLoad(store).ShouldNotBeNull().Examples.Count.ShouldBe(2);
         (await SendOkAsync(server, "GET", "manage/v1/golden-set")).GetProperty("examples").GetInt32().ShouldBe(2);
+
+        (await SendOkAsync(server, "DELETE", "manage/v1/golden-set")).GetProperty("deleted").GetBoolean().ShouldBeTrue();
+        GoldenSet.TryLoad(store).ShouldBeNull();
+        using HttpResponseMessage afterDelete = await server.Management.SendAsync(Request("GET", "manage/v1/golden-set", ManagementServer.Token));
+        afterDelete.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        using HttpResponseMessage secondDelete = await server.Management.SendAsync(Request("DELETE", "manage/v1/golden-set", ManagementServer.Token));
+        secondDelete.StatusCode.ShouldBe(HttpStatusCode.NotFound);
     }
 
     [Fact]

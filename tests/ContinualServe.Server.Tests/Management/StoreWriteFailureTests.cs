@@ -56,6 +56,7 @@ public sealed class StoreWriteFailureTests
         { "DELETE", "manage/v1/pin" },
         { "POST", "manage/v1/learning/pause" },
         { "POST", "manage/v1/learning/resume" },
+        { "DELETE", "manage/v1/golden-set" },
     };
 
     [Theory]
