@@ -113,6 +113,9 @@ public sealed partial class ContinualLearner : IDisposable
         }
     }
 
+    /// <summary>True once the learner thread has ended: after a stop, or after an error ended it. False before the start.</summary>
+    public bool HasStopped => thread is not null && stopped.IsSet;
+
     /// <summary>
     /// Loads (or creates) the starting version and starts the consumer thread. Returns the version the
     /// learner starts from, which a co-located server can serve at once.

@@ -12,6 +12,9 @@ public sealed record LearnerState
     [Description("True while the learner thread runs. False before the start, after a stop and after an error ended it.")]
     public required bool Running { get; init; }
 
+    [Description("True once the learner thread has ended, after a stop or an error. False before the start and while it runs.")]
+    public required bool Stopped { get; init; }
+
     [Description(
         "Whether the learner is ready, by the conditions of the gauge continualserve_learner_ready: it runs, reaches its "
         + "brokers, has measured its consumer lag (consumerLag is not null), is neither paused nor diverged, and has no stalled "
@@ -76,6 +79,7 @@ public sealed record LearnerState
         return new LearnerState
         {
             Running = status.IsRunning,
+            Stopped = learner.HasStopped,
             Ready = learner.IsReady,
             Paused = status.IsPaused,
             BrokerAvailable = status.IsBrokerAvailable,

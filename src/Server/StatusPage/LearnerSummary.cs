@@ -3,8 +3,9 @@ using ContinualServe.Server.Management;
 namespace ContinualServe.Server.StatusPage;
 
 /// <summary>
-/// The status page's learner section. <see cref="State"/> is one word for the learner's condition: stopped,
-/// diverged, stalled, broker_down, paused, joining or running, the first that applies in that order. joining means that
+/// The status page's learner section. <see cref="State"/> is one word for the learner's condition: starting, stopped,
+/// diverged, stalled, broker_down, paused, joining or running, the first that applies in that order. starting means
+/// that the learner thread has not run yet: the process loads its starting version and checkpoint. joining means that
 /// the learner waits for the consumer group to assign partitions, or has not measured their lag yet.
 /// <see cref="ConsumerLag"/> and <see cref="AssignedPartitions"/> are null while unknown.
 /// </summary>
@@ -35,6 +36,7 @@ public sealed record LearnerSummary(
     // Faults come before a pause, which an operator sets on purpose. A diverged learner is also paused, so it comes first.
     private static string Describe(LearnerState learner) => learner switch
     {
+        { Running: false, Stopped: false } => "starting",
         { Running: false } => "stopped",
         { Diverged: true } => "diverged",
         { RoundWriteStalled: true } or { FileReadStalled: true } or { MarkerWriteStalled: true } => "stalled",

@@ -46,6 +46,7 @@ public sealed class LearningStateTests
         JsonElement learner = learning.GetProperty("learner");
         learning.GetProperty("paused").GetBoolean().ShouldBeFalse();
         learner.GetProperty("running").GetBoolean().ShouldBeTrue();
+        learner.GetProperty("stopped").GetBoolean().ShouldBeFalse();
         learner.GetProperty("ready").GetBoolean().ShouldBeTrue();
         learner.GetProperty("paused").GetBoolean().ShouldBeFalse();
         learner.GetProperty("brokerAvailable").GetBoolean().ShouldBeTrue();

@@ -271,7 +271,7 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         OpenApiSchemas.PropertyNames(learning).ShouldBe(["paused", "learner"], ignoreOrder: true);
         OpenApiSchemas.PropertyNames(learner).ShouldBe(
             [
-                "running", "ready", "paused", "brokerAvailable", "diverged", "roundWriteStalled", "fileReadStalled",
+                "running", "stopped", "ready", "paused", "brokerAvailable", "diverged", "roundWriteStalled", "fileReadStalled",
                 "markerWriteStalled", "currentTask", "trained", "rejected", "rollbacks", "latestVersion", "consumerLag",
                 "assignedPartitions",
             ],

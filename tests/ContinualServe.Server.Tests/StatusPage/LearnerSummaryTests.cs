@@ -11,6 +11,7 @@ public sealed class LearnerSummaryTests
     private static readonly LearnerState Ready = new()
     {
         Running = true,
+        Stopped = false,
         Ready = true,
         Paused = false,
         BrokerAvailable = true,
@@ -41,7 +42,8 @@ public sealed class LearnerSummaryTests
         { "stalled", Ready with { Ready = false, Paused = true, FileReadStalled = true } },
         { "stalled", Ready with { Ready = false, MarkerWriteStalled = true } },
         { "diverged", Ready with { Ready = false, Paused = true, Diverged = true, FileReadStalled = true } },
-        { "stopped", Ready with { Running = false, Ready = false, Diverged = true } },
+        { "stopped", Ready with { Running = false, Stopped = true, Ready = false, Diverged = true } },
+        { "starting", Ready with { Running = false, Ready = false, ConsumerLag = null, AssignedPartitions = null } },
     };
 
     [Theory]

@@ -166,7 +166,7 @@ function renderTraffic(traffic) {
 // The learner's state words from api/status, as the page shows them.
 const LEARNER_STATES = {
   running: "running", paused: "paused", diverged: "diverged", stalled: "stalled (store read or write)",
-  broker_down: "broker down", joining: "joining the consumer group", stopped: "stopped",
+  broker_down: "broker down", joining: "joining the consumer group", stopped: "stopped", starting: "starting",
 };
 
 // The lag is null until the group assigns partitions and the learner measures them, so null reads as unknown, not 0.
