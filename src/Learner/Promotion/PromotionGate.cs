@@ -62,9 +62,10 @@ public sealed partial class PromotionGate
             GoldenSet? goldenSet = LoadGoldenSet();
             goldenAccuracy = goldenSet is null ? null : GoldenAccuracy(candidate, device, goldenSet, batching);
         }
-        catch (Exception exception) when (exception is InvalidDataException or IOException or System.Text.Json.JsonException)
+        catch (Exception exception) when (exception is InvalidDataException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {
-            // Fail closed: without a readable golden set the floor cannot be checked.
+            // Fail closed: without a readable golden set the floor cannot be checked. .NET raises UnauthorizedAccessException
+            // for a directory at the path and for a file without read permission.
             goldenSetError = exception.Message;
             LogGoldenSetUnreadable(logger, exception, storeDirectory);
         }

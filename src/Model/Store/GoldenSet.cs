@@ -88,11 +88,17 @@ public sealed record GoldenSet
     /// the directory that the store opened. Returns false when no golden set was uploaded.
     /// </summary>
     /// <exception cref="StoreDirectoryChangedException">The store's directory was removed, renamed or replaced. Nothing is removed.</exception>
+    /// <exception cref="IOException">A directory is at the golden set's path. It is not removed.</exception>
     public static bool Delete(ModelStore store)
     {
         ArgumentNullException.ThrowIfNull(store);
         store.EnsureRootDirectoryUnchanged();
         string path = Path.Combine(store.RootDirectory, FileName);
+        if (Directory.Exists(path))
+        {
+            throw new IOException($"{path} is a directory, not a golden set. Remove it by hand; it is not removed with its contents.");
+        }
+
         if (!File.Exists(path))
         {
             return false;
@@ -104,9 +110,15 @@ public sealed record GoldenSet
     }
 
     /// <summary>Reads the set from <paramref name="directory"/>, or returns null when none was uploaded.</summary>
+    /// <exception cref="IOException">A directory is at the golden set's path, which the learner cannot read either.</exception>
     public static GoldenSet? TryLoad(string directory)
     {
         string path = Path.Combine(directory, FileName);
+        if (Directory.Exists(path))
+        {
+            throw new IOException($"{path} is a directory, not a golden set.");
+        }
+
         if (!File.Exists(path))
         {
             return null;

@@ -154,6 +154,21 @@ public sealed class PromotionGateTests : IDisposable
         decision.Reasons.Single().ShouldContain("golden set unreadable");
     }
 
+    // .NET raises UnauthorizedAccessException, not an IOException, for a directory at the path and for a file without read
+    // permission. Either must reject the candidate as an unreadable golden set, not stop the learner.
+    [Fact]
+    public void DirectoryAtGoldenSetPathRejects()
+    {
+        Directory.CreateDirectory(Path.Combine(storeDirectory.Path, GoldenSet.FileName));
+        PromotionGate gate = CreateGate(new PromotionOptions());
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallSpec);
+
+        PromotionDecision decision = gate.Review(module, torch.CPU, Summary([0.95]), liveEvaluation: null);
+
+        decision.Promoted.ShouldBeFalse();
+        decision.Reasons.Single().ShouldContain("golden set unreadable");
+    }
+
     // Linux stamps files with a clock that advances every few milliseconds, so two uploads made that close together can get
     // the same write time. The test sets it to the same value to make that certain.
     [Fact]

@@ -92,6 +92,24 @@ public sealed class ManagementApiTests
         secondDelete.StatusCode.ShouldBe(HttpStatusCode.NotFound);
     }
 
+    // A directory at the golden set's path makes the learner reject every candidate as having an unreadable golden set,
+    // so the API must not report it as "not uploaded".
+    [Fact]
+    public async Task DirectoryAtGoldenSetPathIsReported()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        Directory.CreateDirectory(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName));
+
+        using HttpResponseMessage get = await server.Management.SendAsync(Request("GET", "manage/v1/golden-set", ManagementServer.Token));
+        using HttpResponseMessage delete = await server.Management.SendAsync(Request("DELETE", "manage/v1/golden-set", ManagementServer.Token));
+
+        get.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        (await get.Content.ReadAsStringAsync()).ShouldContain("is a directory, not a golden set");
+        delete.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        (await delete.Content.ReadAsStringAsync()).ShouldContain("Remove it by hand");
+        Directory.Exists(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName)).ShouldBeTrue();
+    }
+
     [Fact]
     public async Task PinHoldsWhenNewVersionIsPublished()
     {
