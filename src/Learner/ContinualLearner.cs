@@ -638,6 +638,12 @@ public sealed partial class ContinualLearner : IDisposable
         {
             ContinualServeMetrics.GoldenSetAccuracy.Set(goldenAccuracy);
         }
+        else
+        {
+            // A version promoted without a golden set (removed, or never uploaded) has no golden-set accuracy, so the gauge
+            // must not keep the value of an earlier version.
+            ContinualServeMetrics.GoldenSetAccuracy.Unpublish();
+        }
         EvaluationMetrics.PublishAccuracyMatrix(round.Summary);
         ContinualServeMetrics.ReplayBufferExamples.Set(trainer!.ReplayBuffer.Count);
         lock (statusLock)
