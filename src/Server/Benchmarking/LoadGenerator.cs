@@ -19,7 +19,7 @@ public sealed class LoadGenerator
         ArgumentNullException.ThrowIfNull(target);
         if (!target.IsLoopback)
         {
-            throw new ArgumentException($"The load target {target} is not a loopback address; only 127.0.0.1 or localhost may be loaded.", nameof(target));
+            throw new ArgumentException($"The load target {target} is not a loopback address; only loopback addresses (127.0.0.0/8, ::1 or localhost) may be loaded.", nameof(target));
         }
 
         this.target = target;

@@ -7,6 +7,9 @@ namespace ContinualServe.Server.Cli;
 /// <summary><c>continualserve bench</c>: a bounded load generator against a server on this machine.</summary>
 public static class BenchCommand
 {
+    // One day: a longer load is a soak, which bench/soak.py runs in bounded rounds.
+    private const double MaxSeconds = 86_400;
+
     public static Command Create()
     {
         var url = new Option<string>("--url") { Description = "Inference URL on 127.0.0.1, e.g. http://127.0.0.1:8080/v2/models/fashion-mnist/infer.", Required = true };
@@ -18,6 +21,14 @@ public static class BenchCommand
         var seconds = new Option<double>("--seconds") { Description = "Duration of the load, in seconds.", DefaultValueFactory = _ => 10 };
         var maxRequests = new Option<long>("--max-requests") { Description = "Upper bound on requests sent.", DefaultValueFactory = _ => 1_000_000 };
         var json = new Option<bool>("--json") { Description = "Print the result as one JSON line." };
+        CommandLine.AddCheck(url, value => Uri.TryCreate(value, UriKind.Absolute, out Uri? parsed) && (parsed.Scheme == Uri.UriSchemeHttp || parsed.Scheme == Uri.UriSchemeHttps)
+            ? null
+            : $"--url must be an absolute http:// or https:// URL, but it is '{value}'.");
+        CommandLine.AddIntegerCheck(clients, count => count < 1 ? $"--clients must be 1 or more, but it is {count}." : null);
+        CommandLine.AddCheck(seconds, value => double.IsFinite(value) && value > 0 && value <= MaxSeconds
+            ? null
+            : $"--seconds must be more than 0 and at most {MaxSeconds}, but it is {value.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
+        CommandLine.AddCheck(maxRequests, count => count < 1 ? $"--max-requests must be 1 or more, but it is {count}." : null);
         var command = new Command("bench", "Send a bounded HTTP load to a local inference server and print throughput and latency.")
         {
             url, bodyFile, contentType, headerLength, clients, seconds, maxRequests, json,

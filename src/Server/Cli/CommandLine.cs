@@ -202,13 +202,15 @@ public static class CommandLine
     internal static RecordFormat RecordFormatOf(ParseResult result) =>
         result.GetValue(RecordFormatOption) == "binary" ? RecordFormat.Binary : RecordFormat.Json;
 
-    internal static void AddIntegerCheck(Option<int> option, Func<int, string?> check) =>
+    internal static void AddIntegerCheck(Option<int> option, Func<int, string?> check) => AddCheck(option, check);
+
+    internal static void AddCheck<T>(Option<T> option, Func<T, string?> check) =>
         option.Validators.Add(result =>
         {
-            int value;
+            T value;
             try
             {
-                value = result.GetValueOrDefault<int>();
+                value = result.GetValueOrDefault<T>()!;
             }
             catch (InvalidOperationException)
             {
