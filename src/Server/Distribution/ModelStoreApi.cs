@@ -57,7 +57,8 @@ public static partial class ModelStoreApi
         group.MapGetAndHead("/versions", () => Results.Json(new { versions = store().ListVersionNumbers() }))
             .WithName("ListStoreVersions")
             .WithSummary("Lists the version numbers in the learner's model store, oldest first.")
-            .Produces<StoreVersionListResponse>();
+            .Produces<StoreVersionListResponse>()
+            .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         group.MapGetAndHead("/versions/{version}/{file}", (string version, string file) => ReadFile(store(), version, file))
             .WithName("GetStoreFile")
             .WithSummary("Downloads one file of a version: manifest.json, spec.json or weights.bin.")
@@ -65,7 +66,7 @@ public static partial class ModelStoreApi
                 "manifest.json and spec.json are application/json, weights.bin is application/octet-stream. "
                 + "404 for another file name, or for a version without the file, for example one that retention removed.")
             .ProducesFile("application/json", "application/octet-stream")
-            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound);
+            .ProducesErrors(StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 

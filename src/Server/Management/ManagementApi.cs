@@ -42,7 +42,8 @@ public static partial class ManagementApi
         group.MapGetAndHead("/versions", ListVersions)
             .WithName("ListVersions")
             .WithSummary("Lists every version in the model store, and the live and pinned versions.")
-            .Produces<VersionListResponse>();
+            .Produces<VersionListResponse>()
+            .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
 
         // A replica takes its pin from the learner's announcements, so pins, like learning and golden-set changes,
         // are made on a server that shares the learner's store.
@@ -70,7 +71,8 @@ public static partial class ManagementApi
             .WithName("GetLearningState")
             .WithSummary("Returns whether learning is paused, and the state of the learner when this process runs one.")
             .WithDescription("learner is null in a process that runs no learner (serve), also when it shares the learner's store.")
-            .Produces<LearningStateResponse>();
+            .Produces<LearningStateResponse>()
+            .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapPost("/learning/pause", (ModelSwapper swapper) => SetLearningPaused(swapper, paused: true))
             .WithName("PauseLearning")
             .WithSummary("Pauses learning: the learner stops fetching examples after publishing the work it has consumed.")
@@ -84,7 +86,8 @@ public static partial class ManagementApi
         learner.MapGetAndHead("/golden-set", GetGoldenSet)
             .WithName("GetGoldenSet")
             .WithSummary("Returns the size and upload time of the golden set, or 404 when none was uploaded.")
-            .Produces<GoldenSetSummaryResponse>();
+            .Produces<GoldenSetSummaryResponse>()
+            .ProducesErrors(StatusCodes.Status503ServiceUnavailable);
         learner.MapPut("/golden-set", UploadGoldenSetAsync)
             .WithName("UploadGoldenSet")
             .WithSummary("Validates a golden set against the live model's spec and stores it, replacing the previous one.")

@@ -8,11 +8,14 @@ namespace ContinualServe.Server.Management;
 /// <summary>
 /// Returns 503 with a JSON error, in place of an empty 500, when a management request cannot read or write the model
 /// store: a full or read-only volume, missing permissions, or a store directory removed or replaced since the start.
-/// It logs the failure with the store directory. A read (GET or HEAD) checks the store directory first, because a
+/// It logs the failure with the store directory, a read failure once until a read succeeds or the error changes. A read (GET or HEAD) checks the store directory first, because a
 /// removed directory would read as a store without pin, pause marker or golden set, and a replaced one as another store.
 /// </summary>
 internal sealed partial class StoreFailureFilter(ILogger logger) : IEndpointFilter
 {
+    // The read failure last logged. A client that polls a removed store would otherwise log the same error at every request.
+    private string? reportedReadFailure;
+
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -27,14 +30,23 @@ internal sealed partial class StoreFailureFilter(ILogger logger) : IEndpointFilt
                 store.EnsureRootDirectoryUnchanged();
             }
 
-            return await next(context).ConfigureAwait(false);
+            object? result = await next(context).ConfigureAwait(false);
+            if (isRead)
+            {
+                Volatile.Write(ref reportedReadFailure, null);
+            }
+
+            return result;
         }
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             string directory = store.RootDirectory;
             if (isRead)
             {
-                LogStoreReadFailed(logger, exception, request.Method, request.Path, directory);
+                if (Interlocked.Exchange(ref reportedReadFailure, exception.Message) != exception.Message)
+                {
+                    LogStoreReadFailed(logger, exception, request.Method, request.Path, directory);
+                }
             }
             else
             {

@@ -107,6 +107,23 @@ public sealed class StoreWriteFailureTests
         Directory.Exists(store).ShouldBeFalse("a read must not create a removed store directory again");
     }
 
+    // A dashboard that polls a removed store must not log the same error at every request.
+    [Fact]
+    public async Task RepeatedReadFailureIsLoggedOnce()
+    {
+        var logs = new RecordingLoggerProvider(LogLevel.Error);
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false, logs: logs);
+        Directory.Move(server.Store.RootDirectory, server.Store.RootDirectory + "-moved");
+
+        for (int index = 0; index < 3; index++)
+        {
+            using HttpResponseMessage response = await server.Management.SendAsync(Request("GET", "manage/v1/versions"));
+            response.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
+        }
+
+        logs.Recorder.Entries.Count(entry => entry.EventId == 412).ShouldBe(1);
+    }
+
     [Theory]
     [MemberData(nameof(StoreChanges))]
     public async Task ReplacedStoreIsNotWritten(string method, string path)
