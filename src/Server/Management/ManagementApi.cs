@@ -211,10 +211,12 @@ public static partial class ManagementApi
         }
         catch (Exception exception) when (exception is JsonException or InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            return Error(StatusCodes.Status409Conflict, new InferenceError(
-                $"The stored golden set {Path.Combine(swapper.Store.RootDirectory, GoldenSet.FileName)} cannot be read: {exception.Message}",
-                null,
-                "upload a new golden set with PUT /manage/v1/golden-set"));
+            // An upload cannot replace a directory or a file this process may not read, so only a damaged file gets that advice.
+            string path = Path.Combine(swapper.Store.RootDirectory, GoldenSet.FileName);
+            string nextStep = exception is JsonException or InvalidDataException
+                ? "upload a new golden set with PUT /manage/v1/golden-set"
+                : $"remove {path} by hand, or make it a file this server can read, then upload a golden set";
+            return Error(StatusCodes.Status409Conflict, new InferenceError($"The stored golden set {path} cannot be read: {exception.Message}", null, nextStep));
         }
 
         return golden is null

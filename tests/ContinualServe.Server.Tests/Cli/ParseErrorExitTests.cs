@@ -39,6 +39,7 @@ public sealed class ParseErrorExitTests
     [InlineData("bench --url http://127.0.0.1:9/infer --body /dev/null --max-requests 0", "--max-requests must be 1 or more, but it is 0.")]
     [InlineData("bench --url notaurl --body /dev/null", "--url must be an absolute http:// or https:// URL, but it is 'notaurl'.")]
     [InlineData("bench --url ftp://127.0.0.1:9/x --body /dev/null", "--url must be an absolute http:// or https:// URL")]
+    [InlineData("bench --url http://192.0.2.1:9/infer --body /dev/null", "may be loaded.\n")]
     [InlineData("experiment --validation-fraction 1.5", "but it is 1.5")]
     [InlineData("serve --device gpu --urls http://127.0.0.1:0", "expected auto, cpu, cuda or cuda:N. Pass it with --device.")]
     [InlineData("serve --urls http://127.0.0.1:0 --Server:StoreDirectry=/tmp/x", "'Server:StoreDirectry' (did you mean 'Server:StoreDirectory'?)")]

@@ -104,7 +104,9 @@ public sealed class ManagementApiTests
         using HttpResponseMessage delete = await server.Management.SendAsync(Request("DELETE", "manage/v1/golden-set", ManagementServer.Token));
 
         get.StatusCode.ShouldBe(HttpStatusCode.Conflict);
-        (await get.Content.ReadAsStringAsync()).ShouldContain("is a directory, not a golden set");
+        string getBody = await get.Content.ReadAsStringAsync();
+        getBody.ShouldContain("is a directory, not a golden set");
+        getBody.ShouldContain("by hand");
         delete.StatusCode.ShouldBe(HttpStatusCode.ServiceUnavailable);
         (await delete.Content.ReadAsStringAsync()).ShouldContain("Remove it by hand");
         Directory.Exists(Path.Combine(server.Store.RootDirectory, GoldenSet.FileName)).ShouldBeTrue();
