@@ -26,9 +26,9 @@ public sealed partial class ContinualLearner
     private bool pausedByFile;
 
     /// <summary>
-    /// True while the learner is running, reaches a broker, has measured its consumer lag (the group has assigned it partitions,
-    /// or none, and each assigned one is measured), is neither paused nor diverged, and has no stalled round write, file read
-    /// on the learner thread or pause marker write.
+    /// True while the learner is running, reaches a broker and has measured its consumer lag, is neither paused nor
+    /// diverged, and has no stalled round write, file read or pause marker write. The lag is measured once the group has
+    /// assigned partitions, or none, and the learner has queried each assigned one.
     /// </summary>
     public bool IsReady
     {

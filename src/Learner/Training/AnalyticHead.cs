@@ -92,7 +92,7 @@ internal sealed class AnalyticHead : IDisposable
 
     /// <summary>
     /// Writes the sums as <see cref="Save(string)"/> does, in slices of at most <paramref name="chunkElements"/>
-    /// values, because a tensor's <see cref="Tensor.bytes"/> is one Span and holds at most int.MaxValue bytes.
+    /// values, because a tensor's <see cref="Tensor.bytes"/> is one Span, which contains at most int.MaxValue bytes.
     /// </summary>
     internal void Save(string path, long chunkElements)
     {

@@ -84,12 +84,12 @@ public static partial class ModelStoreApi
         string.Create(CultureInfo.InvariantCulture, $"{RoutePrefix.TrimStart('/')}/versions/{version}/{file}");
 
     /// <summary>
-    /// Answers 503 with a JSON error, in place of an empty 500 or the files of another directory, when the store
+    /// Returns 503 with a JSON error, in place of an empty 500 or the files of another directory, when the store
     /// directory was removed or replaced since the start, or cannot be read. Error 413 is logged once per distinct failure.
     /// </summary>
     private sealed class StoreReadFailureFilter(Func<ModelStore> store, ILogger logger) : IEndpointFilter
     {
-        private string? reported;
+        private readonly RepeatedFailureLog reported = new();
 
         public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
         {
@@ -98,12 +98,12 @@ public static partial class ModelStoreApi
             {
                 current.EnsureRootDirectoryUnchanged();
                 object? result = await next(context).ConfigureAwait(false);
-                Volatile.Write(ref reported, null);
+                reported.Clear();
                 return result;
             }
             catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
             {
-                if (Interlocked.Exchange(ref reported, exception.Message) != exception.Message)
+                if (reported.IsNew(exception.Message))
                 {
                     LogStoreUnreadable(logger, exception, current.RootDirectory, exception.Message);
                 }

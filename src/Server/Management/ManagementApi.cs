@@ -229,9 +229,7 @@ public static partial class ManagementApi
         // A removal during an upload would race the upload's rename, so it takes the upload gate as a second upload would.
         if (!gate.TryEnter())
         {
-            context.Response.Headers.RetryAfter = "1";
-            return Error(StatusCodes.Status409Conflict, new InferenceError(
-                "A golden-set upload is in progress on this server.", null, "retry after the upload ends"));
+            return GoldenSetBusy(context, "A golden-set upload is in progress on this server.", "retry after the upload ends");
         }
 
         try
@@ -246,16 +244,22 @@ public static partial class ManagementApi
         }
     }
 
+    // The 409 of a golden-set request that finds the upload gate taken, with Retry-After: 1.
+    private static IResult GoldenSetBusy(HttpContext context, string error, string expected)
+    {
+        context.Response.Headers.RetryAfter = "1";
+        return Error(StatusCodes.Status409Conflict, new InferenceError(error, null, expected));
+    }
+
     private static async Task<IResult> UploadGoldenSetAsync(
         HttpContext context, ModelSwapper swapper, LiveModel live, IOptions<ServerOptions> options, GoldenSetUploadGate gate)
     {
         if (!gate.TryEnter())
         {
-            context.Response.Headers.RetryAfter = "1";
-            return Error(StatusCodes.Status409Conflict, new InferenceError(
+            return GoldenSetBusy(
+                context,
                 "Another golden-set upload is in progress on this server. Uploads run one at a time, because parsing one takes about ten times its size in memory.",
-                null,
-                "retry after the other upload ends"));
+                "retry after the other upload ends");
         }
 
         try

@@ -13,8 +13,8 @@ namespace ContinualServe.Server.Management;
 /// </summary>
 internal sealed partial class StoreFailureFilter(ILogger logger) : IEndpointFilter
 {
-    // The read failure last logged. A client that polls a removed store would otherwise log the same error at every request.
-    private string? reportedReadFailure;
+    // A client that polls a removed store would otherwise log the same read error at every request.
+    private readonly RepeatedFailureLog reportedReadFailure = new();
 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
@@ -33,7 +33,7 @@ internal sealed partial class StoreFailureFilter(ILogger logger) : IEndpointFilt
             object? result = await next(context).ConfigureAwait(false);
             if (isRead)
             {
-                Volatile.Write(ref reportedReadFailure, null);
+                reportedReadFailure.Clear();
             }
 
             return result;
@@ -43,7 +43,7 @@ internal sealed partial class StoreFailureFilter(ILogger logger) : IEndpointFilt
             string directory = store.RootDirectory;
             if (isRead)
             {
-                if (Interlocked.Exchange(ref reportedReadFailure, exception.Message) != exception.Message)
+                if (reportedReadFailure.IsNew(exception.Message))
                 {
                     LogStoreReadFailed(logger, exception, request.Method, request.Path, directory);
                 }

@@ -171,7 +171,7 @@ public sealed class LearnerPromotionTests : IDisposable
     }
 
     // Round 1 with true labels is promoted as version 2. Round 2 has the same images with shuffled labels and is rejected.
-    // The store directory, which holds the checkpoint directory, is replaced while the rejected candidate is evaluated.
+    // The store directory, which contains the checkpoint directory, is replaced while the rejected candidate is evaluated.
     // The revert to the live version must stop the learner with the directory's error, not read files of the
     // replacement or warn that the checkpoint's optimizer file is damaged.
     [Fact(Timeout = 180_000)]

@@ -16,7 +16,7 @@ public sealed class BenchFailureTests : IDisposable
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task AllFailedRunSaysWhy(bool json)
+    public async Task AllFailedRunReportsCause(bool json)
     {
         await File.WriteAllTextAsync(bodyFile, "{}");
         string arguments = $"bench --url http://127.0.0.1:{UnusedPort()}/v2/models/fashion-mnist/infer --body {bodyFile} --clients 1 --seconds 1 --max-requests 5"
