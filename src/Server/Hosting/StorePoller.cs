@@ -26,6 +26,9 @@ public sealed partial class StorePoller : BackgroundService
     /// <summary>Number of polls finished since the start, failed ones included. Tests wait on it in place of sleeping.</summary>
     internal long CompletedPolls => Interlocked.Read(ref completedPolls);
 
+    /// <summary>Test seam that runs at the start of each poll, before the store is read. Null outside tests.</summary>
+    internal Action? BeforePoll { get; set; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (interval <= TimeSpan.Zero)
@@ -42,6 +45,7 @@ public sealed partial class StorePoller : BackgroundService
             {
                 try
                 {
+                    BeforePoll?.Invoke();
                     ReportDirectoryChange();
                     swapper.TrySwapToLatest();
                     failuresInRow = 0;
