@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Confluent.Kafka;
 using ContinualServe.Model.Telemetry;
@@ -8,24 +9,36 @@ namespace ContinualServe.Learner;
 /// <summary>
 /// Consumer lag: the records in each assigned partition after the learner's position. Each round measures it
 /// from librdkafka's cached watermarks. Between rounds, and while learning is paused, nothing fetches and those
-/// watermarks go stale, so the learner also queries the partition leaders every <see cref="LagRefreshInterval"/>.
-/// The lag is unknown (null in <see cref="LearnerStatus.ConsumerLag"/>, no gauge series) from the start and from each
-/// revocation until every partition of the group's next assignment has been measured, and the learner is not ready
-/// meanwhile. An assignment without partitions has a known lag of 0.
+/// watermarks go stale, so the learner also queries the partition leaders every <see cref="LagRefreshInterval"/>,
+/// and every <see cref="UnknownLagRetryInterval"/> while the lag is unknown. The lag is unknown (null in
+/// <see cref="LearnerStatus.ConsumerLag"/>, no gauge series) from the start and from each revocation until every
+/// partition of the group's next assignment has been measured, and the learner is not ready meanwhile. An assignment
+/// without partitions has a known lag of 0.
 /// </summary>
 public sealed partial class ContinualLearner
 {
     private static readonly TimeSpan LagRefreshInterval = TimeSpan.FromSeconds(5);
+
+    // The learner is not ready while its lag is unknown, so a query that failed (a slow partition leader) or that found
+    // no high watermark is repeated sooner than a refresh of a known lag.
+    private static readonly TimeSpan UnknownLagRetryInterval = TimeSpan.FromSeconds(1);
 
     // The last measured lag of each assigned partition. Only the learner thread reads and writes it.
     private readonly Dictionary<TopicPartition, long> partitionLags = [];
 
     private long lagMeasuredAt;
 
+    /// <summary>
+    /// Test seam that runs on the learner thread before each watermark query of a lag measurement. A
+    /// <see cref="KafkaException"/> that it throws fails the measurement as a failed query does. Null outside tests.
+    /// </summary>
+    internal Action<TopicPartition>? BeforeWatermarkQuery { get; set; }
+
     /// <summary>Queries the high watermarks when a measurement is due. Skipped while the brokers are down, because each query would wait for its timeout.</summary>
     private void RefreshConsumerLag(IConsumer<byte[]?, byte[]?> consumer)
     {
-        if (!BrokerAvailable || Stopwatch.GetElapsedTime(lagMeasuredAt) < LagRefreshInterval)
+        TimeSpan interval = IsLagKnown(assignedPartitions) ? LagRefreshInterval : UnknownLagRetryInterval;
+        if (!BrokerAvailable || Stopwatch.GetElapsedTime(lagMeasuredAt) < interval)
         {
             return;
         }
@@ -36,6 +49,7 @@ public sealed partial class ContinualLearner
         {
             try
             {
+                BeforeWatermarkQuery?.Invoke(partition);
                 measured.Add((partition, consumer.QueryWatermarkOffsets(partition, LagQueryTimeout)));
             }
             catch (KafkaException)
@@ -99,7 +113,7 @@ public sealed partial class ContinualLearner
     {
         TopicPartition[]? assigned = assignedPartitions;
         long? total = null;
-        if (assigned is not null && assigned.All(partitionLags.ContainsKey))
+        if (IsLagKnown(assigned))
         {
             total = assigned.Sum(partition => partitionLags[partition]);
         }
@@ -111,6 +125,10 @@ public sealed partial class ContinualLearner
 
         ReportReadiness();
     }
+
+    // True once the group has assigned partitions, or none, and each assigned one has a measured lag.
+    private bool IsLagKnown([NotNullWhen(true)] TopicPartition[]? assigned) =>
+        assigned is not null && assigned.All(partitionLags.ContainsKey);
 
     private static string PartitionLabel(TopicPartition partition) => partition.Partition.Value.ToString(CultureInfo.InvariantCulture);
 

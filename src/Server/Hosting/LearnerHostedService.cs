@@ -71,6 +71,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     /// <summary>Test seam that runs on the pin watch at the start of each serving step, in every role. Null outside tests.</summary>
     internal Action? BeforeServeStorePin { get; set; }
 
+    /// <summary>Test seam that runs at the start of each pin check, before the pin file is read. Null outside tests.</summary>
+    internal Action? BeforePinCheck { get; set; }
+
     /// <summary>Number of pin checks that the watch has started, counted just before each check reads the pin file.</summary>
     internal long PinChecksStarted => Interlocked.Read(ref pinChecksStarted);
 
@@ -220,6 +223,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
 
     private void AnnounceChangedPin(string modelName, PinWatchState state)
     {
+        BeforePinCheck?.Invoke();
         string store = learner.Store.RootDirectory;
         if (!StoreControlFiles.TryReadPinnedVersion(store, out long? pinned, out string? problem))
         {

@@ -1,8 +1,9 @@
 namespace ContinualServe.Server.Hosting;
 
 /// <summary>
-/// The failure message last logged by a request filter, so that a client that repeats a failing request logs the
-/// error once, and again only after the message changes or a request succeeds. Safe to use from any thread.
+/// The failure message last logged by a request filter or a polling loop, so that a failure that repeats at every
+/// request or poll is logged once, and again only after the message changes or a request or poll succeeds. Safe to
+/// use from any thread.
 /// </summary>
 internal sealed class RepeatedFailureLog
 {

@@ -12,8 +12,12 @@ public sealed partial class StorePoller : BackgroundService
     private readonly ILogger<StorePoller> logger;
     private long completedPolls;
 
-    // The message of the store directory change last logged, so that each change is logged once.
-    private string? reportedDirectoryChange;
+    // The store directory change last logged, so that each change is logged once.
+    private readonly RepeatedFailureLog reportedDirectoryChange = new();
+
+    // The same poll error repeats on every poll while its cause lasts (a volume that is gone), so it is logged when it
+    // appears, and again only after it changes or a poll succeeds.
+    private readonly RepeatedFailureLog reportedPollFailure = new();
 
     public StorePoller(ModelSwapper swapper, IOptions<ServerOptions> options, ILogger<StorePoller> logger)
     {
@@ -26,6 +30,9 @@ public sealed partial class StorePoller : BackgroundService
     /// <summary>Number of polls finished since the start, failed ones included. Tests wait on it in place of sleeping.</summary>
     internal long CompletedPolls => Interlocked.Read(ref completedPolls);
 
+    /// <summary>Test seam that runs at the start of each poll, before the store is read. Null outside tests.</summary>
+    internal Action? BeforePoll { get; set; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (interval <= TimeSpan.Zero)
@@ -35,26 +42,23 @@ public sealed partial class StorePoller : BackgroundService
 
         using var timer = new PeriodicTimer(interval);
         int failuresInRow = 0;
-        string? lastFailure = null;
         try
         {
             do
             {
                 try
                 {
+                    BeforePoll?.Invoke();
                     ReportDirectoryChange();
                     swapper.TrySwapToLatest();
                     failuresInRow = 0;
-                    lastFailure = null;
+                    reportedPollFailure.Clear();
                 }
                 catch (Exception exception) when (exception is IOException or InvalidDataException or ExternalException)
                 {
-                    // The same error repeats on every poll while its cause lasts (a volume that is gone), so it is
-                    // logged when it appears, and again only after it changes or a poll succeeds.
-                    if (exception.Message != lastFailure)
+                    if (reportedPollFailure.IsNew(exception.Message))
                     {
                         LogPollFailed(logger, exception, swapper.Store.RootDirectory);
-                        lastFailure = exception.Message;
                     }
                 }
                 catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
@@ -83,14 +87,13 @@ public sealed partial class StorePoller : BackgroundService
         try
         {
             swapper.Store.EnsureRootDirectoryUnchanged();
-            reportedDirectoryChange = null;
+            reportedDirectoryChange.Clear();
         }
         catch (StoreDirectoryChangedException exception)
         {
-            if (exception.Message != reportedDirectoryChange)
+            if (reportedDirectoryChange.IsNew(exception.Message))
             {
                 LogStoreDirectoryChanged(logger, exception, swapper.Store.RootDirectory);
-                reportedDirectoryChange = exception.Message;
             }
         }
     }

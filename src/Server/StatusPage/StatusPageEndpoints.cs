@@ -44,6 +44,9 @@ public static class StatusPageEndpoints
                 // Routing matches /ui and /ui/ alike; the page's relative links need the slash.
                 if (path.Length == 0 && !context.Request.Path.Value!.EndsWith('/'))
                 {
+                    // Kestrel (.NET 10) adds Content-Length: 0 to an empty GET response but not to a HEAD response,
+                    // so HEAD sends GET's headers only when the handler sets the length.
+                    context.Response.ContentLength = 0;
                     return Results.Redirect(context.Request.PathBase + "/ui/");
                 }
 

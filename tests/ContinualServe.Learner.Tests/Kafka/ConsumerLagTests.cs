@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Confluent.Kafka;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
@@ -12,6 +13,11 @@ namespace ContinualServe.Learner.Tests.Kafka;
 public sealed class ConsumerLagTests : IDisposable
 {
     private const string Topic = "lag-examples";
+    private const int FailedLagQueries = 3;
+
+    // Three failed queries keep the learner unready for about 3 s when each is repeated after 1 s. Repeated after 5 s,
+    // as a known lag is refreshed, they keep it unready for at least 15 s.
+    private static readonly TimeSpan ReadyAfterFailedQueriesLimit = TimeSpan.FromSeconds(10);
 
     private readonly TemporaryDirectory storeDirectory = new("continualserve-learner-lag-");
 
@@ -118,6 +124,50 @@ public sealed class ConsumerLagTests : IDisposable
             idle.ConsumerLag.ShouldBe(0);
             first.Stop(TimeSpan.FromSeconds(10));
             second.Stop(TimeSpan.FromSeconds(10));
+        });
+    }
+
+    // A learner is not ready until it has measured the lag of its assignment, so a failed watermark query (a slow
+    // partition leader) is repeated after 1 s, not after the 5 s between refreshes of a known lag.
+    [Fact(Timeout = 120_000)]
+    public async Task FailedLagQueryRetriedSoon()
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic(Topic, partitionCount: 1);
+            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
+            int queries = 0;
+            long firstQueryAt = 0;
+            learner.BeforeWatermarkQuery = _ =>
+            {
+                int query = Interlocked.Increment(ref queries);
+                if (query == 1)
+                {
+                    Interlocked.Exchange(ref firstQueryAt, Stopwatch.GetTimestamp());
+                }
+
+                if (query <= FailedLagQueries)
+                {
+                    throw new KafkaException(ErrorCode.RequestTimedOut);
+                }
+            };
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref queries) > 0, "the learner queried no watermark after the assignment");
+
+            while (!learner.IsReady)
+            {
+                Stopwatch.GetElapsedTime(Interlocked.Read(ref firstQueryAt)).ShouldBeLessThan(
+                    ReadyAfterFailedQueriesLimit, $"the learner was not ready after {Volatile.Read(ref queries)} watermark queries");
+                await Task.Delay(50);
+            }
+
+            int queriesUntilReady = Volatile.Read(ref queries);
+            learner.Status.ConsumerLag.ShouldBe(0);
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            queriesUntilReady.ShouldBe(FailedLagQueries + 1, "watermark queries until the learner was ready");
         });
     }
 

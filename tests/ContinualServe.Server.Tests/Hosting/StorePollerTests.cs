@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using ContinualServe.Model.Serving;
+using ContinualServe.Model.Store;
 using ContinualServe.Server.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -14,7 +16,11 @@ public sealed class StorePollerTests : IDisposable
 {
     private const int StoreDirectoryChangedEventId = 107;
     private const int PollFailedEventId = 410;
+    private const int PollFailedUnexpectedlyEventId = 411;
     private const int MissingStorePolls = 10;
+
+    // Each failed poll waits out its backoff (1 s, then 2 s) before the next one starts.
+    private const int FailedPolls = 2;
     private static readonly TimeSpan PollWaitLimit = TimeSpan.FromSeconds(10);
     private readonly string store = Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"));
 
@@ -95,6 +101,56 @@ public sealed class StorePollerTests : IDisposable
         whileReplaced.ShouldBe(1, $"errors during {MissingStorePolls} polls of the replacement directory");
         int missingAfterSecondRename = logger.Count(StoreDirectoryChangedEventId, "no longer exists") - missingBeforeSecondRename;
         missingAfterSecondRename.ShouldBe(1, "errors after the original came back and was renamed again");
+    }
+
+    // An error that the poller does not expect fails one poll, not the poller: each failure is logged with its backoff,
+    // the live version keeps serving, and the first poll after the last failure swaps in the version saved meanwhile.
+    [Fact]
+    public async Task UnexpectedFailureIsRetried()
+    {
+        var options = Options.Create(new ServerOptions
+        {
+            ModelName = RunningServer.Spec.Name,
+            StoreDirectory = store,
+            Device = "cpu",
+            IntraOpThreads = 0,
+            StorePollInterval = TimeSpan.FromMilliseconds(20),
+        });
+        var writer = new ModelStore(store, retainedVersions: 100);
+        RunningServer.SaveVersion(writer, 1);
+        using var live = new LiveModel();
+        var swapper = new ModelSwapper(live, options, NullLogger<ModelSwapper>.Instance);
+        swapper.TrySwapToLatest().ShouldBeTrue();
+        RunningServer.SaveVersion(writer, 2);
+        var logger = new EventCountingLogger();
+        using var poller = new StorePoller(swapper, options, logger);
+
+        // Each poll records the version that serves when it starts, so the failed polls show what served meanwhile.
+        var servedAtPoll = new ConcurrentQueue<long?>();
+        poller.BeforePoll = () =>
+        {
+            servedAtPoll.Enqueue(live.CurrentVersion);
+            if (servedAtPoll.Count <= FailedPolls)
+            {
+                throw new InvalidOperationException("injected poll failure");
+            }
+        };
+
+        await poller.StartAsync(CancellationToken.None);
+        var clock = Stopwatch.StartNew();
+        while (live.CurrentVersion != 2)
+        {
+            clock.Elapsed.ShouldBeLessThan(PollWaitLimit, "the poller did not swap in version 2 after the failed polls");
+            await Task.Delay(5);
+        }
+
+        await WaitForPollsAsync(poller, 2);
+        await poller.StopAsync(CancellationToken.None);
+
+        servedAtPoll.Take(FailedPolls + 1).ShouldAllBe(version => version == 1, "versions served at the failed polls and the first poll after them");
+        logger.Count(PollFailedUnexpectedlyEventId).ShouldBe(FailedPolls);
+        logger.Count(PollFailedUnexpectedlyEventId, "injected poll failure").ShouldBe(FailedPolls, "errors logged with the injected exception");
+        logger.Count(PollFailedEventId).ShouldBe(0);
     }
 
     /// <summary>Waits until <paramref name="poller"/> has finished <paramref name="polls"/> more polls than it has now.</summary>
