@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Confluent.Kafka;
+using ContinualServe.Learner.Kafka;
 using ContinualServe.Model.Telemetry;
+using Microsoft.Extensions.Logging;
 
 namespace ContinualServe.Learner;
 
@@ -28,6 +30,9 @@ public sealed partial class ContinualLearner
 
     private long lagMeasuredAt;
 
+    // Failed watermark queries repeat every second while a partition leader is slow, so warning 234 is sampled.
+    private readonly RepeatedLogSampler lagQueryFailures = new();
+
     /// <summary>
     /// Test seam that runs on the learner thread before each watermark query of a lag measurement. A
     /// <see cref="KafkaException"/> that it throws fails the measurement as a failed query does. Null outside tests.
@@ -52,9 +57,16 @@ public sealed partial class ContinualLearner
                 BeforeWatermarkQuery?.Invoke(partition);
                 measured.Add((partition, consumer.QueryWatermarkOffsets(partition, LagQueryTimeout)));
             }
-            catch (KafkaException)
+            catch (KafkaException exception)
             {
-                return;
+                // The partitions measured before the failure keep their lag. The rest wait for the next measurement,
+                // because each further query could wait for its timeout on the learner thread as well.
+                if (lagQueryFailures.Count(out long failures))
+                {
+                    LogLagQueryFailed(logger, exception, partition, failures);
+                }
+
+                break;
             }
         }
 
@@ -144,4 +156,7 @@ public sealed partial class ContinualLearner
         Offset fetching = consumer.Position(partition);
         return fetching.Value >= 0 ? fetching.Value : CheckpointOffset(partition) ?? watermarks.Low.Value;
     }
+
+    [LoggerMessage(EventId = 234, Level = LogLevel.Warning, Message = "Querying the watermarks of {Partition} for the consumer lag failed ({Failures} failures so far; the first 10 and every 100th are logged). The partition keeps its last measured lag; while it has none, the learner is not ready and queries again every second")]
+    private static partial void LogLagQueryFailed(ILogger logger, KafkaException exception, TopicPartition partition, long failures);
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Confluent.Kafka;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
@@ -14,6 +15,7 @@ public sealed class ConsumerLagTests : IDisposable
 {
     private const string Topic = "lag-examples";
     private const int FailedLagQueries = 3;
+    private const int LagQueryFailedEvent = 234;
 
     // Three failed queries keep the learner unready for about 3 s when each is repeated after 1 s. Repeated after 5 s,
     // as a known lag is refreshed, they keep it unready for at least 15 s.
@@ -137,7 +139,8 @@ public sealed class ConsumerLagTests : IDisposable
             using var broker = EmbeddedKafkaBroker.Start();
             broker.CreateTopic(Topic, partitionCount: 1);
             broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
-            using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
+            var loggerFactory = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), loggerFactory);
             int queries = 0;
             long firstQueryAt = 0;
             learner.BeforeWatermarkQuery = _ =>
@@ -168,6 +171,61 @@ public sealed class ConsumerLagTests : IDisposable
             learner.Stop(TimeSpan.FromSeconds(10));
 
             queriesUntilReady.ShouldBe(FailedLagQueries + 1, "watermark queries until the learner was ready");
+            LogRecord[] warnings = [.. loggerFactory.Logger.Records.Where(record => record.EventId == LagQueryFailedEvent)];
+            warnings.Length.ShouldBe(FailedLagQueries, "warnings of failed watermark queries");
+            warnings[0].Exception.ShouldBeOfType<KafkaException>();
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task FailedQueryKeepsMeasuredPartitions()
+    {
+        await Task.Run(async () =>
+        {
+            // Partition 6's query always fails. The partitions queried before it in the same measurement keep their lag.
+            // The gauge is process-wide, so the checks use partitions 3 to 5, which no other test's learner is assigned.
+            const int FailingPartition = 6;
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic(Topic, partitionCount: FailingPartition + 1);
+            broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
+            using var learner = new ContinualLearner(Options(broker.BootstrapServers), NullLoggerFactory.Instance);
+            var queriedBeforeFailure = new List<int>();
+            int failedQueries = 0;
+            learner.BeforeWatermarkQuery = partition =>
+            {
+                if (partition.Partition.Value == FailingPartition)
+                {
+                    Interlocked.Increment(ref failedQueries);
+                    throw new KafkaException(ErrorCode.RequestTimedOut);
+                }
+
+                lock (queriedBeforeFailure)
+                {
+                    if (Volatile.Read(ref failedQueries) == 0)
+                    {
+                        queriedBeforeFailure.Add(partition.Partition.Value);
+                    }
+                }
+            };
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(() => Volatile.Read(ref failedQueries) >= 2, "the learner did not query partition 6 twice");
+
+            int[] checkedPartitions;
+            lock (queriedBeforeFailure)
+            {
+                checkedPartitions = [.. queriedBeforeFailure.Where(partition => partition >= 3)];
+            }
+
+            checkedPartitions.ShouldNotBeEmpty("no partition from 3 to 5 was queried before partition 6");
+            foreach (int partition in checkedPartitions)
+            {
+                HasLagSeries(partition.ToString(CultureInfo.InvariantCulture)).ShouldBeTrue($"partition {partition} lost its measured lag when partition 6's query failed");
+            }
+
+            HasLagSeries("6").ShouldBeFalse("partition 6 was never measured");
+            learner.Status.ConsumerLag.ShouldBeNull();
+            learner.IsReady.ShouldBeFalse();
+            learner.Stop(TimeSpan.FromSeconds(10));
         });
     }
 
