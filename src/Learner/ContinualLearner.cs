@@ -67,6 +67,9 @@ public sealed partial class ContinualLearner : IDisposable
     private DateTime lastRecordAt = DateTime.UtcNow;
     private volatile bool disposed;
 
+    // The store's writer lock, held from the start until the learner thread ends.
+    private FileStream? storeLock;
+
     /// <param name="options">The learner's settings.</param>
     /// <param name="loggerFactory">Creates the learner's and the model store's loggers.</param>
     /// <param name="kafkaProperties">Extra librdkafka properties of every Kafka client the learner builds (security, client id); none when null.</param>
@@ -78,9 +81,6 @@ public sealed partial class ContinualLearner : IDisposable
         this.kafkaProperties = kafkaProperties ?? KafkaClientProperties.None;
         logger = loggerFactory.CreateLogger<ContinualLearner>();
         store = new ModelStore(options.StoreDirectory, options.RetainedVersions, loggerFactory.CreateLogger<ModelStore>());
-
-        // The learner is the store's only writer, so a temporary version left by its last run is abandoned whatever its age.
-        store.RemoveAllTemporaryVersions();
         holdoutRouter = new HoldoutRouter(options.HoldoutFraction);
         evaluator = new HoldoutEvaluator(options.MaxHoldoutPerTask);
     }
@@ -124,6 +124,7 @@ public sealed partial class ContinualLearner : IDisposable
     /// <exception cref="ObjectDisposedException">The learner was disposed.</exception>
     /// <exception cref="IOException">The store or checkpoint directory cannot be written, such as on a read-only volume.</exception>
     /// <exception cref="UnauthorizedAccessException">This process has no write permission on the store or checkpoint directory.</exception>
+    /// <exception cref="StoreInUseException">Another learner runs on the same store directory.</exception>
     public ModelVersion Start()
     {
         ObjectDisposedException.ThrowIf(disposed, this);
@@ -143,6 +144,26 @@ public sealed partial class ContinualLearner : IDisposable
         // group, report ready and train a whole round before its first write failed.
         WritableDirectory.Check(store.RootDirectory);
         WritableDirectory.Check(Checkpoints.RootDirectory);
+        storeLock = StoreWriterLock.Acquire(store.RootDirectory);
+        try
+        {
+            StartThread();
+        }
+        catch
+        {
+            ReleaseStoreLock();
+            throw;
+        }
+
+        return latest!;
+    }
+
+    // Loads the starting version, restores the checkpoint and starts the learner thread. Runs under the store's lock.
+    private void StartThread()
+    {
+        // The lock makes this learner the store's only writer, so a temporary version left by its last run is abandoned
+        // whatever its age.
+        store.RemoveAllTemporaryVersions();
         latest = store.TryLoadLatest() ?? SaveInitialVersion();
         if (options.Trainer.IsAnalytic && ContinualTrainer.AnalyticModelError(latest.Spec) is { } modelError)
         {
@@ -188,7 +209,6 @@ public sealed partial class ContinualLearner : IDisposable
         stopped.Reset();
         thread = new Thread(() => Run(stopping.Token)) { IsBackground = true, Name = "continualserve-learner" };
         thread.Start();
-        return latest;
     }
 
     /// <summary>
@@ -285,6 +305,12 @@ public sealed partial class ContinualLearner : IDisposable
         return version;
     }
 
+    private void ReleaseStoreLock()
+    {
+        storeLock?.Dispose();
+        storeLock = null;
+    }
+
     private void Run(CancellationToken cancellation)
     {
         try
@@ -310,6 +336,7 @@ public sealed partial class ContinualLearner : IDisposable
             UpdateStatus(running: false);
             ReportReadiness();
             LogStopped(logger, Status.Trained, latest?.Number ?? 0);
+            ReleaseStoreLock();
             stopped.Set();
         }
 

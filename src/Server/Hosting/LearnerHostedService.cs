@@ -111,7 +111,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         {
             first = learner.Start();
         }
-        catch (IncompatibleStateException exception)
+        catch (Exception exception) when (exception is IncompatibleStateException or StoreInUseException)
         {
             throw new InvalidConfigurationException(exception.Message, exception);
         }

@@ -7,7 +7,8 @@ namespace ContinualServe.IntegrationTests.Reliability;
 
 /// <summary>
 /// <c>continualserve all</c> as a child process whose learner fails mid-run: the process stops in order with exit code 1,
-/// which an orchestrator restarts, instead of dying on an unhandled exception.
+/// which an orchestrator restarts, instead of dying on an unhandled exception. A learner that cannot start because
+/// another one runs on its store exits with code 2, as for invalid configuration.
 /// </summary>
 public sealed class LearnerFailureExitTests
 {
@@ -46,5 +47,39 @@ public sealed class LearnerFailureExitTests
         all.OutputTail.ShouldContain("The learner stopped on an error it does not handle");
         all.OutputTail.ShouldContain("The process stopped because the learner failed: ");
         all.OutputTail.ShouldNotContain("Unhandled exception");
+    }
+
+    [Fact(Timeout = 150_000)]
+    public async Task SecondLearnerOnStoreExitsWithTwo()
+    {
+        using var temporary = new TemporaryDirectory();
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
+        broker.CreateTopic(ReplicaDistributionTests.ExampleTopic + ".dlq", 1);
+        broker.CreateTopic("model-versions", 1);
+        string store = Path.Combine(temporary.Path, "models");
+        string[] LearnerArguments(string role, string url) =>
+        [
+            role, "--urls", url, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
+            "--store", store, "--device", "cpu",
+        ];
+
+        (ContinualServeProcess started, _) = await ContinualServeProcess.StartOnAnyPortAsync("all", temporary.Path, "http", url => LearnerArguments("all", url));
+        await using ContinualServeProcess all = started;
+        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!all.OutputTail.Contains("Learner starting on topic", StringComparison.Ordinal))
+        {
+            all.HasExited.ShouldBeFalse(all.OutputTail);
+            DateTime.UtcNow.ShouldBeLessThan(deadline, "the all role did not start: " + all.OutputTail);
+            await Task.Delay(200);
+        }
+
+        await using ContinualServeProcess second = ContinualServeProcess.Start("learn", temporary.Path, LearnerArguments("learn", "http://127.0.0.1:0"));
+        int exitCode = await second.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        exitCode.ShouldBe(2, second.OutputTail);
+        second.OutputTail.ShouldContain("Another learner is running on the model store");
+        second.OutputTail.ShouldContain(".learner.lock");
+        all.HasExited.ShouldBeFalse("the running learner stopped: " + all.OutputTail);
     }
 }
