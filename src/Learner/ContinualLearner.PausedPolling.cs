@@ -50,6 +50,13 @@ public sealed partial class ContinualLearner
     /// </summary>
     private T WaitPolling<T>(Task<T> work)
     {
+        WaitPolling((Task)work);
+        return work.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Waits for file work without a result as <see cref="WaitPolling{T}"/> does.</summary>
+    private void WaitPolling(Task work)
+    {
         if (groupConsumer is { } consumer)
         {
             while (Task.WaitAny([work], PausedPollInterval) < 0)
@@ -58,7 +65,7 @@ public sealed partial class ContinualLearner
             }
         }
 
-        return work.GetAwaiter().GetResult();
+        work.GetAwaiter().GetResult();
     }
 
     /// <summary>Pauses the assignment and polls once, when <see cref="PausedPollInterval"/> has passed since the last poll.</summary>

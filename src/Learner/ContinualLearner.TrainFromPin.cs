@@ -29,7 +29,8 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Returns the pinned version to train from when the store's pin is new and qualifies, or null. Reads the pin file,
-    /// and the pinned version when the pin changed, under the file-read watch.
+    /// and the pinned version's manifest and checkpoints when the pin changed, under the file-read watch. The reads run
+    /// on a thread-pool task while the learner thread polls the consumer, so a stalled read keeps the learner in its group.
     /// </summary>
     private PinnedBase? TakePinToTrainFrom()
     {
@@ -40,27 +41,38 @@ public sealed partial class ContinualLearner
 
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(PinnedVersionLoad, Path.Combine(store.RootDirectory, StoreControlFiles.PinnedVersionFileName));
+        Action? beforeRead = FaultHooks.BeforePinRead;
         try
         {
-            if (!StoreControlFiles.TryReadPinnedVersion(store.RootDirectory, out long? pinned, out string? problem))
+            return WaitPolling(Task.Run(() =>
             {
-                WarnPinUnreadable(problem);
-                return null;
-            }
-
-            pinProblem = null;
-            if (pinned == decidedPin)
-            {
-                return null;
-            }
-
-            decidedPin = pinned;
-            return pinned is long number ? PinnedVersionToTrainFrom(number) : null;
+                beforeRead?.Invoke();
+                return ReadPinToTrainFrom();
+            }));
         }
         finally
         {
             watchdog.Finish();
         }
+    }
+
+    // Runs on a thread-pool task while the learner thread waits in WaitPolling, so it reads no Kafka positions.
+    private PinnedBase? ReadPinToTrainFrom()
+    {
+        if (!StoreControlFiles.TryReadPinnedVersion(store.RootDirectory, out long? pinned, out string? problem))
+        {
+            WarnPinUnreadable(problem);
+            return null;
+        }
+
+        pinProblem = null;
+        if (pinned == decidedPin)
+        {
+            return null;
+        }
+
+        decidedPin = pinned;
+        return pinned is long number ? PinnedVersionToTrainFrom(number) : null;
     }
 
     private void WarnPinUnreadable(string problem)

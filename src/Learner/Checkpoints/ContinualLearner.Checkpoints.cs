@@ -444,6 +444,8 @@ public sealed partial class ContinualLearner
             status = status with { Rollbacks = status.Rollbacks + 1, IsDiverged = diverged };
         }
 
+        // The marker's write and the checkpoint's load may have paused the assignment. A diverged learner keeps it paused.
+        ResumeAfterWork(consumer);
         ReportReadiness();
     }
 

@@ -32,18 +32,22 @@ public sealed partial class ContinualLearner
         options.RoundWriteStallThreshold, OnFileReadStalled, OnFileReadRecovered);
 
     /// <summary>
-    /// Reads the store's pause marker under a stall watch. The read runs on the learner thread, so a volume that blocks it
-    /// (a hung NFS server) stops consumption, and the learner reports itself not ready once the read passes
-    /// Learner:RoundWriteStallThreshold.
+    /// Reads the store's pause marker under a stall watch. The read runs on a thread-pool task while the learner thread
+    /// polls the consumer, so a volume that blocks it (a hung NFS server) stops consumption but keeps the learner in its
+    /// group, and the learner reports itself not ready once the read passes Learner:RoundWriteStallThreshold.
     /// </summary>
     private bool ReadPauseMarker()
     {
         markerReadWatchdog ??= new FileAccessWatchdog(options.RoundWriteStallThreshold, OnMarkerReadStalled, OnMarkerReadRecovered);
         markerReadWatchdog.Start("pause marker read", Path.Combine(store.RootDirectory, StoreControlFiles.LearningPausedFileName));
+        Action? beforeRead = FaultHooks.BeforePauseMarkerRead;
         try
         {
-            FaultHooks.BeforePauseMarkerRead?.Invoke();
-            return StoreControlFiles.IsLearningPaused(store.RootDirectory);
+            return WaitPolling(Task.Run(() =>
+            {
+                beforeRead?.Invoke();
+                return StoreControlFiles.IsLearningPaused(store.RootDirectory);
+            }));
         }
         finally
         {
@@ -53,16 +57,22 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Writes the store's pause marker after training diverged, under a stall watch. The learner reports itself diverged
-    /// only after the write, so without the watch a volume that blocks it would leave the learner reported ready.
+    /// only after the write, so without the watch a volume that blocks it would leave the learner reported ready. The
+    /// write runs on a thread-pool task while the learner thread polls the consumer, so a stalled write keeps the learner
+    /// in its group.
     /// </summary>
     private void WriteDivergencePauseMarker()
     {
         markerWriteWatchdog ??= new FileAccessWatchdog(options.RoundWriteStallThreshold, OnMarkerWriteStalled, OnMarkerWriteRecovered);
         markerWriteWatchdog.Start("pause marker write", Path.Combine(store.RootDirectory, StoreControlFiles.LearningPausedFileName));
+        Action? beforeWrite = FaultHooks.BeforePauseMarkerWrite;
         try
         {
-            FaultHooks.BeforePauseMarkerWrite?.Invoke();
-            StoreControlFiles.SetLearningPaused(store, paused: true);
+            WaitPolling(Task.Run(() =>
+            {
+                beforeWrite?.Invoke();
+                StoreControlFiles.SetLearningPaused(store, paused: true);
+            }));
         }
         finally
         {

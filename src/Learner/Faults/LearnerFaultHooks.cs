@@ -9,10 +9,16 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read from the consumer.</summary>
     public Action? BeforeConsume { get; set; }
 
-    /// <summary>Runs on the learner thread before each read of the store's pause marker, inside its stall watch.</summary>
+    /// <summary>
+    /// Runs on a thread-pool task before each read of the store's pause marker, inside its stall watch, while the learner
+    /// thread polls the consumer.
+    /// </summary>
     public Action? BeforePauseMarkerRead { get; set; }
 
-    /// <summary>Runs on the learner thread before the pause marker is written after training diverged, inside its stall watch.</summary>
+    /// <summary>
+    /// Runs on a thread-pool task before the pause marker is written after training diverged, inside its stall watch,
+    /// while the learner thread polls the consumer.
+    /// </summary>
     public Action? BeforePauseMarkerWrite { get; set; }
 
     /// <summary>
@@ -32,6 +38,12 @@ internal sealed class LearnerFaultHooks
     /// reload's stall watch, while the learner thread polls the consumer.
     /// </summary>
     public Action? BeforeLiveVersionReload { get; set; }
+
+    /// <summary>
+    /// Runs on a thread-pool task before each read of the store's pin under Learner:TrainFromPin, inside its stall watch,
+    /// while the learner thread polls the consumer once it exists.
+    /// </summary>
+    public Action? BeforePinRead { get; set; }
 
     /// <summary>Runs on the learner thread before a rollback loads the newest checkpoint, inside the load's stall watch.</summary>
     public Action? BeforeRollbackLoad { get; set; }

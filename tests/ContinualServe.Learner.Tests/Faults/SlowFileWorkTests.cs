@@ -10,8 +10,9 @@ using Xunit;
 namespace ContinualServe.Learner.Tests.Faults;
 
 /// <summary>
-/// File work of a round that runs longer than max.poll.interval.ms, as on a slow or hung volume: the golden set's read,
-/// the live version's reload after a rejected candidate, and the checkpoint write after it. An injected wait delays the
+/// File work that runs longer than max.poll.interval.ms, as on a slow or hung volume. The work is the golden set's read,
+/// the live version's reload after a rejected candidate, the checkpoint write after it, and the pause marker's read and
+/// its write after training diverged. An injected wait delays the
 /// first such access by twice the interval, and the learner must stay in its consumer group: no revocation, no record
 /// read twice, and the round's offsets committed.
 /// </summary>
@@ -100,6 +101,67 @@ public sealed class SlowFileWorkTests : IDisposable
             learner.Status.Rejected.ShouldBe(2);
             learner.Checkpoint.ShouldNotBeNull().Offsets.Single().Offset.ShouldBe(200);
             AssertStayedInGroup(broker, groupId, learner, loggers);
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task SlowPauseMarkerReadKeepsGroup()
+    {
+        await Task.Run(async () =>
+        {
+            const string groupId = "slow-pause-marker-read";
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers, groupId);
+            options.Promotion.Enabled = false;
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            await StartAsync(learner);
+            int delayed = 0;
+            learner.FaultHooks.BeforePauseMarkerRead = () => DelayFirstAccess(ref delayed);
+
+            await RunTwoRoundsAsync(broker, learner);
+
+            delayed.ShouldBe(1, "the pause marker was not read");
+            AssertStayedInGroup(broker, groupId, learner, loggers);
+        });
+    }
+
+    // A learning rate of 1e30 makes every loss after Adam's first update non-finite, so the learner rolls back, diverges
+    // again and, past Learner:Checkpoint:MaxRollbacks, writes the pause marker. No round is published, so the offsets
+    // are not committed, and the check is that the learner polls on in its group after the slow write.
+    [Fact(Timeout = 120_000)]
+    public async Task SlowPauseMarkerWriteKeepsGroup()
+    {
+        await Task.Run(async () =>
+        {
+            const string groupId = "slow-pause-marker-write";
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers, groupId);
+            options.Trainer.LearningRate = 1e30;
+            options.Trainer.GradientClipNorm = 0;
+            options.Checkpoint.MaxRollbacks = 1;
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            await StartAsync(learner);
+            int delayed = 0;
+            int markerReads = 0;
+            learner.FaultHooks.BeforePauseMarkerWrite = () => DelayFirstAccess(ref delayed);
+            learner.FaultHooks.BeforePauseMarkerRead = () => Interlocked.Increment(ref markerReads);
+
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 400), "only");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.IsDiverged, "training did not diverge");
+
+            // Two seconds of the consumer loop, whose polls would serve the revocation of a learner dropped from its group.
+            int readsAtDivergence = Volatile.Read(ref markerReads);
+            await LearnerHarness.WaitUntilAsync(
+                () => Volatile.Read(ref markerReads) >= readsAtDivergence + 4, "the learner did not read the pause marker after it diverged");
+
+            delayed.ShouldBe(1, "the pause marker was not written");
+            IReadOnlyList<LogRecord> records = loggers.Logger.Records;
+            records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
+            records.ShouldNotContain(record => record.EventId == RevokedEventId);
+            records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
+            learner.Failure.ShouldBeNull();
         });
     }
 

@@ -31,6 +31,7 @@ public sealed class TrainFromPinTests : IDisposable
     private const int AssignedEventId = 271;
     private const int ConsumeErrorEventId = 208;
     private const int RoundWriteStalledEventId = 267;
+    private const int FileReadStalledEventId = 276;
 
     // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
     private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
@@ -178,6 +179,41 @@ public sealed class TrainFromPinTests : IDisposable
 
             writes.ShouldBe(1, "the pin's checkpoint was not written once");
             logs.Logger.Records.Count(record => record.EventId == RoundWriteStalledEventId).ShouldBe(1, "the held checkpoint write was not reported as stalled");
+            logs.Logger.Records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
+            logs.Logger.Records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
+            learner.Failure.ShouldBeNull();
+            learner.Status.Consumed.ShouldBe(4L * ChunkSize, "a record was read twice");
+        });
+    }
+
+    // An injected wait delays the first read of the new pin by twice max.poll.interval.ms.
+    [Fact(Timeout = 180_000)]
+    public async Task SlowPinReadKeepsGroup()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var logs = new RecordingLoggerFactory();
+            LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
+            options.RoundWriteStallThreshold = TimeSpan.FromSeconds(1);
+            using var learner = new ContinualLearner(options, logs, ShortMaxPollInterval());
+            learner.Start();
+            await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
+            int reads = 0;
+            learner.FaultHooks.BeforePinRead = () =>
+            {
+                if (Interlocked.Increment(ref reads) == 1)
+                {
+                    Thread.Sleep(2 * MaxPollInterval);
+                }
+            };
+
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            reads.ShouldBeGreaterThanOrEqualTo(1, "the pin was not read");
+            logs.Logger.Records.Count(record => record.EventId == FileReadStalledEventId).ShouldBe(1, "the held pin read was not reported as stalled");
             logs.Logger.Records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
             logs.Logger.Records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
             learner.Failure.ShouldBeNull();
