@@ -1,5 +1,6 @@
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Faults;
+using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using ContinualServe.Model.Telemetry;
@@ -170,18 +171,38 @@ public sealed partial class ContinualLearner
     {
         ModelVersion pinned = target.Version;
         long previous = latest!.Number;
+        ContinualTrainer reset = trainer!;
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(PinnedVersionLoad, pinned.WeightsPath);
+        Action? beforeLoad = FaultHooks.BeforePinnedVersionLoad;
+        NativeBufferStream? weightsFile = null;
         try
         {
-            using nn.Module<Tensor, Tensor> weights = pinned.LoadModule(device);
-            if (target.AnalyticSums is not null)
+            // The files are read on a thread-pool task while the learner thread polls, and loaded on the learner thread.
+            AnalyticSums? sums;
+            (weightsFile, sums) = WaitPolling(Task.Run(() =>
             {
-                watchdog.Enter(target.AnalyticSums);
-            }
+                beforeLoad?.Invoke();
+                NativeBufferStream read = NativeBufferStream.ReadFile(pinned.WeightsPath);
+                try
+                {
+                    if (target.AnalyticSums is not null)
+                    {
+                        watchdog.Enter(target.AnalyticSums);
+                    }
 
-            // ResetWeights loads the sums first, so a file that cannot be read leaves the trainer as it was.
-            trainer!.ResetWeights(weights, target.AnalyticSums);
+                    return (read, reset.ReadAnalyticSums(target.AnalyticSums));
+                }
+                catch
+                {
+                    read.Dispose();
+                    throw;
+                }
+            }));
+
+            // The sums are read before the trainer changes, so a file that cannot be read leaves the trainer as it was.
+            using nn.Module<Tensor, Tensor> weights = pinned.LoadModule(device, weightsFile);
+            reset.ResetWeights(weights, sums);
         }
         catch (Exception exception) when (exception is IOException or InvalidDataException)
         {
@@ -190,6 +211,7 @@ public sealed partial class ContinualLearner
         }
         finally
         {
+            weightsFile?.Dispose();
             watchdog.Finish();
         }
 

@@ -1,5 +1,6 @@
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Faults;
+using ContinualServe.Learner.Training;
 using ContinualServe.Model.Store;
 using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
@@ -34,7 +35,7 @@ public sealed partial class ContinualLearner
     /// <summary>
     /// Reads the store's pause marker under a stall watch. The read runs on a thread-pool task while the learner thread
     /// polls the consumer, so a volume that blocks it (a hung NFS server) stops consumption but keeps the learner in its
-    /// group, and the learner reports itself not ready once the read passes Learner:RoundWriteStallThreshold.
+    /// group. The learner reports itself not ready once the read passes Learner:RoundWriteStallThreshold.
     /// </summary>
     private bool ReadPauseMarker()
     {
@@ -106,57 +107,79 @@ public sealed partial class ContinualLearner
     /// <summary>
     /// Resets the trainer to the live version's weights, and the analytic sums behind them, under the file-read watch.
     /// Returns the path of the checkpoint file the sums came from, or null when the trainer was reset without one. The
-    /// SHA-256 check of the newest checkpoint's optimizer file runs on a thread-pool task while the learner thread polls
-    /// the consumer.
+    /// files are read, and the newest checkpoint's optimizer file checked against its SHA-256, on a thread-pool task while
+    /// the learner thread polls the consumer. The learner thread then loads them into the module and the trainer.
     /// </summary>
-    // NOTE: the weights and the sums are loaded into TorchSharp modules and the trainer on the learner thread, which
-    // does not poll during those reads. A volume that stalls them past max.poll.interval.ms drops the learner from its group.
     private string? ReloadLiveVersion()
     {
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(LiveVersionReload, Checkpoints.RootDirectory);
-        string weightsPath = latest!.WeightsPath;
+        ModelVersion live = latest!;
+        ContinualTrainer reset = trainer!;
         Action? beforeReload = FaultHooks.BeforeLiveVersionReload;
+        NativeBufferStream? weights = null;
         try
         {
-            string? analyticSums = WaitPolling(Task.Run(() =>
+            (string? analyticSums, weights, AnalyticSums? sums) = WaitPolling(Task.Run(() =>
             {
                 // A removed or replaced directory would read as a damaged optimizer file (warning 224) or as another
                 // store's version, so the learner stops with the directory's error instead.
                 store.EnsureRootDirectoryUnchanged();
                 Checkpoints.EnsureRootDirectoryUnchanged();
-                string? sums = LiveAnalyticSums();
-                watchdog.Enter(weightsPath);
+                string? sumsPath = LiveAnalyticSums();
+                watchdog.Enter(live.WeightsPath);
                 beforeReload?.Invoke();
-                return sums;
-            }));
-            using nn.Module<Tensor, Tensor> live = latest.LoadModule(device);
-            if (analyticSums is not null)
-            {
-                watchdog.Enter(analyticSums);
-            }
+                NativeBufferStream read = NativeBufferStream.ReadFile(live.WeightsPath);
+                try
+                {
+                    if (sumsPath is not null)
+                    {
+                        watchdog.Enter(sumsPath);
+                    }
 
-            trainer!.ResetWeights(live, analyticSums);
+                    return (sumsPath, read, reset.ReadAnalyticSums(sumsPath));
+                }
+                catch
+                {
+                    read.Dispose();
+                    throw;
+                }
+            }));
+            using nn.Module<Tensor, Tensor> module = live.LoadModule(device, weights);
+            reset.ResetWeights(module, sums);
             return analyticSums;
         }
         finally
         {
+            weights?.Dispose();
             watchdog.Finish();
         }
     }
 
-    /// <summary>Finds the newest intact checkpoint and loads it into the learner under the file-read watch.</summary>
+    /// <summary>
+    /// Finds the newest intact checkpoint and loads it into the learner under the file-read watch. The checkpoint is found
+    /// and its files read on a thread-pool task while the learner thread polls the consumer, and loaded on the learner thread.
+    /// </summary>
     private (LearnerCheckpoint Checkpoint, string Directory) LoadRollbackCheckpoint()
     {
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(RollbackLoad, Checkpoints.RootDirectory);
+        Action? beforeLoad = FaultHooks.BeforeRollbackLoad;
         try
         {
-            FaultHooks.BeforeRollbackLoad?.Invoke();
-            (LearnerCheckpoint Checkpoint, string Directory) found = Checkpoints.TryLoadLatest()
-                ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
-            watchdog.Enter(found.Directory);
-            LoadState(found.Checkpoint, found.Directory);
+            ((LearnerCheckpoint Checkpoint, string Directory) found, CheckpointFiles files) = WaitPolling(Task.Run(() =>
+            {
+                beforeLoad?.Invoke();
+                (LearnerCheckpoint Checkpoint, string Directory) latestCheckpoint = Checkpoints.TryLoadLatest()
+                    ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
+                watchdog.Enter(latestCheckpoint.Directory);
+                return (latestCheckpoint, ReadCheckpointFiles(latestCheckpoint.Checkpoint, latestCheckpoint.Directory));
+            }));
+            using (files)
+            {
+                ApplyState(found.Checkpoint, found.Directory, files);
+            }
+
             return found;
         }
         finally

@@ -11,8 +11,8 @@ namespace ContinualServe.Learner.Tests.Faults;
 
 /// <summary>
 /// File work that runs longer than max.poll.interval.ms, as on a slow or hung volume. The work is the golden set's read,
-/// the live version's reload after a rejected candidate, the checkpoint write after it, and the pause marker's read and
-/// its write after training diverged. An injected wait delays the
+/// the live version's reload after a rejected candidate, the checkpoint write after it, the pause marker's read, and the
+/// rollback's checkpoint load and the pause marker's write after training diverged. An injected wait delays the
 /// first such access by twice the interval, and the learner must stay in its consumer group: no revocation, no record
 /// read twice, and the round's offsets committed.
 /// </summary>
@@ -80,8 +80,11 @@ public sealed class SlowFileWorkTests : IDisposable
         });
     }
 
-    [Fact(Timeout = 120_000)]
-    public async Task SlowRejectedCheckpointKeepsGroup()
+    // The weights, optimizer and teacher files are serialized on the learner thread and written with the others.
+    [Theory(Timeout = 120_000)]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SlowRejectedCheckpointKeepsGroup(bool delayModuleFiles)
     {
         await Task.Run(async () =>
         {
@@ -93,7 +96,14 @@ public sealed class SlowFileWorkTests : IDisposable
             // The hook is set after the start, so the first checkpoint, written before the consumer exists, is not delayed.
             await StartAsync(learner);
             int delayed = 0;
-            learner.FaultHooks.BeforeCheckpointWrite = () => DelayFirstAccess(ref delayed);
+            if (delayModuleFiles)
+            {
+                learner.FaultHooks.BeforeModuleFilesWrite = () => DelayFirstAccess(ref delayed);
+            }
+            else
+            {
+                learner.FaultHooks.BeforeCheckpointWrite = () => DelayFirstAccess(ref delayed);
+            }
 
             await RunTwoRoundsAsync(broker, learner);
 
@@ -128,13 +138,15 @@ public sealed class SlowFileWorkTests : IDisposable
 
     // A learning rate of 1e30 makes every loss after Adam's first update non-finite, so the learner rolls back, diverges
     // again and, past Learner:Checkpoint:MaxRollbacks, writes the pause marker. No round is published, so the offsets
-    // are not committed, and the check is that the learner polls on in its group after the slow write.
-    [Fact(Timeout = 120_000)]
-    public async Task SlowPauseMarkerWriteKeepsGroup()
+    // are not committed, and the check is that the learner polls on in its group after the slow rollback or write.
+    [Theory(Timeout = 120_000)]
+    [InlineData("rollback load")]
+    [InlineData("pause marker write")]
+    public async Task SlowDivergenceFileWorkKeepsGroup(string delayedWork)
     {
         await Task.Run(async () =>
         {
-            const string groupId = "slow-pause-marker-write";
+            string groupId = "slow-" + delayedWork.Replace(' ', '-');
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             LearnerOptions options = Options(broker.BootstrapServers, groupId);
             options.Trainer.LearningRate = 1e30;
@@ -145,7 +157,15 @@ public sealed class SlowFileWorkTests : IDisposable
             await StartAsync(learner);
             int delayed = 0;
             int markerReads = 0;
-            learner.FaultHooks.BeforePauseMarkerWrite = () => DelayFirstAccess(ref delayed);
+            if (delayedWork == "rollback load")
+            {
+                learner.FaultHooks.BeforeRollbackLoad = () => DelayFirstAccess(ref delayed);
+            }
+            else
+            {
+                learner.FaultHooks.BeforePauseMarkerWrite = () => DelayFirstAccess(ref delayed);
+            }
+
             learner.FaultHooks.BeforePauseMarkerRead = () => Interlocked.Increment(ref markerReads);
 
             LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 400), "only");
@@ -156,7 +176,7 @@ public sealed class SlowFileWorkTests : IDisposable
             await LearnerHarness.WaitUntilAsync(
                 () => Volatile.Read(ref markerReads) >= readsAtDivergence + 4, "the learner did not read the pause marker after it diverged");
 
-            delayed.ShouldBe(1, "the pause marker was not written");
+            delayed.ShouldBe(1, $"the {delayedWork} did not run");
             IReadOnlyList<LogRecord> records = loggers.Logger.Records;
             records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
             records.ShouldNotContain(record => record.EventId == RevokedEventId);

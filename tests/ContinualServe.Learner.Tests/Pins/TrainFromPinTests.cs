@@ -186,9 +186,11 @@ public sealed class TrainFromPinTests : IDisposable
         });
     }
 
-    // An injected wait delays the first read of the new pin by twice max.poll.interval.ms.
-    [Fact(Timeout = 180_000)]
-    public async Task SlowPinReadKeepsGroup()
+    // An injected wait delays the first read of the new pin, or of the pinned version's files, by twice max.poll.interval.ms.
+    [Theory(Timeout = 180_000)]
+    [InlineData("pin")]
+    [InlineData("pinned version")]
+    public async Task SlowPinReadKeepsGroup(string delayedRead)
     {
         await Task.Run(async () =>
         {
@@ -200,19 +202,27 @@ public sealed class TrainFromPinTests : IDisposable
             learner.Start();
             await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
             int reads = 0;
-            learner.FaultHooks.BeforePinRead = () =>
+            Action delayFirstRead = () =>
             {
                 if (Interlocked.Increment(ref reads) == 1)
                 {
                     Thread.Sleep(2 * MaxPollInterval);
                 }
             };
+            if (delayedRead == "pin")
+            {
+                learner.FaultHooks.BeforePinRead = delayFirstRead;
+            }
+            else
+            {
+                learner.FaultHooks.BeforePinnedVersionLoad = delayFirstRead;
+            }
 
             LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
             await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
             learner.Stop(TimeSpan.FromSeconds(10));
 
-            reads.ShouldBeGreaterThanOrEqualTo(1, "the pin was not read");
+            reads.ShouldBeGreaterThanOrEqualTo(1, $"the {delayedRead} was not read");
             logs.Logger.Records.Count(record => record.EventId == FileReadStalledEventId).ShouldBe(1, "the held pin read was not reported as stalled");
             logs.Logger.Records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
             logs.Logger.Records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
