@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Confluent.Kafka;
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
@@ -7,7 +8,6 @@ using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using ContinualServe.Model.Telemetry;
-using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -273,24 +273,23 @@ public sealed partial class ContinualLearner
         try
         {
             using ModuleFiles files = SerializeModuleFiles(withOptimizer: keptAnalyticSums is null);
-            string WriteModuleFiles()
+            checkpoint = WaitPolling(Task.Run(() =>
             {
-                return checkpoints.Prepare(directory =>
+                string prepared = checkpoints.Prepare(directory =>
                 {
                     beforeModuleWrite?.Invoke();
                     files.WriteTo(directory);
                 });
-            }
-
-            checkpoint = WaitPolling(Task.Run(() => checkpoints.Complete(WriteModuleFiles(), metadata, directory =>
-            {
-                beforeWrite?.Invoke();
-                WriteExampleFiles(directory, replay, holdouts);
-                if (keptAnalyticSums is not null)
+                return checkpoints.Complete(prepared, metadata, directory =>
                 {
-                    File.Copy(keptAnalyticSums, Path.Combine(directory, LearnerCheckpoint.OptimizerFileName), overwrite: true);
-                }
-            })));
+                    beforeWrite?.Invoke();
+                    WriteExampleFiles(directory, replay, holdouts);
+                    if (keptAnalyticSums is not null)
+                    {
+                        File.Copy(keptAnalyticSums, Path.Combine(directory, LearnerCheckpoint.OptimizerFileName), overwrite: true);
+                    }
+                });
+            }));
         }
         catch (IOException)
         {
