@@ -7,8 +7,9 @@ namespace ContinualServe.Learner;
 /// <summary>
 /// Keeping the consumer in its group while the learner thread works without reading records: while it waits for a
 /// round write, while a round evaluates its candidate (holdout sets, analytic calibration, golden set), and while it
-/// waits for the file work of <see cref="WaitPolling{T}"/> (the golden set's read, the live version's reload after a
-/// rejected candidate, and the checkpoint of a rejected round or of a pinned base). librdkafka
+/// waits for the file work of <see cref="WaitPolling{T}"/> (the pause marker's read and write, the golden set's read,
+/// the live version's reload after a rejected candidate, a rollback's checkpoint load, the pin's read and the pinned
+/// version's load, and the checkpoint of a rejected round or of a pinned base). librdkafka
 /// drops a consumer that does not poll for max.poll.interval.ms (librdkafka default 300 s) from its group, so during
 /// such work the learner thread pauses the assigned partitions and polls at least every <see cref="PausedPollInterval"/>.
 /// A poll returns no record from a paused partition, but it serves rebalances and restarts max.poll.interval.ms.

@@ -8,15 +8,15 @@ using static TorchSharp.torch;
 namespace ContinualServe.Learner;
 
 /// <summary>
-/// Stall watches over the files that the learner thread reads while it runs: the store's pause marker twice a second,
-/// the golden set at each round, the live version after a rejected candidate, the checkpoint of a rollback, and the pin
+/// Stall watches over the files that the learner reads while it runs: the store's pause marker twice a second, the
+/// golden set at each round, the live version after a rejected candidate, the checkpoint of a rollback, and the pin
 /// with the pinned version under Learner:TrainFromPin (ContinualLearner.TrainFromPin.cs). The
 /// pause marker's write when training diverges has a watch of its own. A read or write that a hung volume (an NFS
 /// server that stopped responding) blocks stops consumption and cannot be cancelled, so the watch only reports it. Once
 /// the access passes Learner:RoundWriteStallThreshold, the learner logs a warning that names the file and reports
-/// itself not ready until the access returns. The golden set's read and the start of the live version's reload run on a
-/// thread-pool task while the learner thread polls the consumer with its partitions paused, so that they keep the
-/// learner in its consumer group.
+/// itself not ready until the access returns. Each access runs on a thread-pool task while the learner thread polls the
+/// consumer with its partitions paused, so that it keeps the learner in its consumer group. TorchSharp modules and the
+/// trainer stay on the learner thread, which loads them from the bytes that the task read.
 /// </summary>
 public sealed partial class ContinualLearner
 {
