@@ -11,7 +11,7 @@ public sealed class NativeBufferStreamTests : IDisposable
 
     public void Dispose() => directory.Dispose();
 
-    // An initial capacity of 1 byte makes every write grow the buffer.
+    // An initial capacity of 1 byte makes the writes grow the buffer many times.
     [Fact]
     public void WrittenFileReadsBackUnchanged()
     {

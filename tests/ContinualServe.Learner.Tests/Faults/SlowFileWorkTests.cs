@@ -1,5 +1,3 @@
-using System.Globalization;
-using Confluent.Kafka;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Tests.Promotion;
 using ContinualServe.Learner.Training;
@@ -20,14 +18,8 @@ namespace ContinualServe.Learner.Tests.Faults;
 public sealed class SlowFileWorkTests : IDisposable
 {
     private const string Topic = "slow-file-work";
-    private const int AssignedEventId = 271;
-    private const int RevokedEventId = 272;
-    private const int ConsumeErrorEventId = 208;
-    private const int CommitFailedEventId = 245;
 
-    // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
-    private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
-    private static readonly TimeSpan AccessDelay = 2 * MaxPollInterval;
+    private static readonly TimeSpan AccessDelay = 2 * GroupMembership.MaxPollInterval;
 
     private readonly TemporaryDirectory storeDirectory = new("continualserve-slow-file-work-");
 
@@ -46,7 +38,7 @@ public sealed class SlowFileWorkTests : IDisposable
             // discarded, not trained, so the check of Status.Trained would fail.
             options.Promotion.Enabled = false;
             var loggers = new RecordingLoggerFactory();
-            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
             await StartAsync(learner);
             int delayed = 0;
             learner.FaultHooks.BeforeGoldenSetRead = () => DelayFirstAccess(ref delayed);
@@ -124,7 +116,7 @@ public sealed class SlowFileWorkTests : IDisposable
             LearnerOptions options = Options(broker.BootstrapServers, groupId);
             options.Promotion.Enabled = false;
             var loggers = new RecordingLoggerFactory();
-            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
             await StartAsync(learner);
             int delayed = 0;
             learner.FaultHooks.BeforePauseMarkerRead = () => DelayFirstAccess(ref delayed);
@@ -153,7 +145,7 @@ public sealed class SlowFileWorkTests : IDisposable
             options.Trainer.GradientClipNorm = 0;
             options.Checkpoint.MaxRollbacks = 1;
             var loggers = new RecordingLoggerFactory();
-            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
             await StartAsync(learner);
             int delayed = 0;
             int markerReads = 0;
@@ -177,11 +169,7 @@ public sealed class SlowFileWorkTests : IDisposable
                 () => Volatile.Read(ref markerReads) >= readsAtDivergence + 4, "the learner did not read the pause marker after it diverged");
 
             delayed.ShouldBe(1, $"the {delayedWork} did not run");
-            IReadOnlyList<LogRecord> records = loggers.Logger.Records;
-            records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
-            records.ShouldNotContain(record => record.EventId == RevokedEventId);
-            records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
-            learner.Failure.ShouldBeNull();
+            GroupMembership.AssertNeverLeftGroup(learner, loggers);
         });
     }
 
@@ -189,7 +177,7 @@ public sealed class SlowFileWorkTests : IDisposable
     private ContinualLearner RejectingLearner(EmbeddedKafkaBroker broker, string groupId, RecordingLoggerFactory loggers)
     {
         File.WriteAllText(Path.Combine(storeDirectory.Path, GoldenSet.FileName), "{");
-        return new ContinualLearner(Options(broker.BootstrapServers, groupId), loggers, ShortMaxPollInterval());
+        return new ContinualLearner(Options(broker.BootstrapServers, groupId), loggers, GroupMembership.ShortMaxPollInterval());
     }
 
     private static async Task StartAsync(ContinualLearner learner)
@@ -219,29 +207,9 @@ public sealed class SlowFileWorkTests : IDisposable
         }
     }
 
-    private static void AssertStayedInGroup(EmbeddedKafkaBroker broker, string groupId, ContinualLearner learner, RecordingLoggerFactory loggers)
-    {
-        IReadOnlyList<LogRecord> records = loggers.Logger.Records;
-        records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
-        records.ShouldNotContain(record => record.EventId == RevokedEventId);
-        records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
-        records.ShouldNotContain(record => record.EventId == CommitFailedEventId);
-        learner.Status.Consumed.ShouldBe(200, "a record was read twice");
-        learner.Failure.ShouldBeNull();
-        CommittedOffset(broker.BootstrapServers, groupId).ShouldBe(200);
-    }
+    private static void AssertStayedInGroup(EmbeddedKafkaBroker broker, string groupId, ContinualLearner learner, RecordingLoggerFactory loggers) =>
+        GroupMembership.AssertStayedInGroup(broker, Topic, groupId, learner, loggers, records: 200);
 
     private LearnerOptions Options(string bootstrapServers, string groupId) => LearnerHarness.Options(
         bootstrapServers, Topic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
-
-    private static KafkaClientProperties ShortMaxPollInterval() =>
-        KafkaClientProperties.Load(null, [new("max.poll.interval.ms", ((int)MaxPollInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))]);
-
-    // Reads the group's committed offset of partition 0 without joining the group.
-    private static long CommittedOffset(string bootstrapServers, string groupId)
-    {
-        using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(KafkaDefaults.CreateConsumerConfig(bootstrapServers, groupId)).Build();
-        List<TopicPartitionOffset> committed = reader.Committed([new TopicPartition(Topic, new Partition(0))], TimeSpan.FromSeconds(10));
-        return committed.Single().Offset.Value;
-    }
 }

@@ -1,11 +1,10 @@
-using System.Globalization;
-using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model.Store;
+using ContinualServe.Learner.Tests.Faults;
 using Microsoft.Extensions.Logging;
 using Shouldly;
 using TorchSharp;
@@ -32,9 +31,6 @@ public sealed class TrainFromPinTests : IDisposable
     private const int ConsumeErrorEventId = 208;
     private const int RoundWriteStalledEventId = 267;
     private const int FileReadStalledEventId = 276;
-
-    // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
-    private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
 
     private static readonly HoldoutRouter Router = new(0.1);
     private static readonly int[] TaskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
@@ -146,7 +142,7 @@ public sealed class TrainFromPinTests : IDisposable
             await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
 
             // Checked before the stop, because a stop commits the checkpoint's offsets too.
-            CommittedOffset(broker.BootstrapServers).ShouldBe(4L * ChunkSize, "the offsets of the pin's checkpoint were not committed");
+            GroupMembership.CommittedOffset(broker.BootstrapServers, Topic, GroupId).ShouldBe(4L * ChunkSize, "the offsets of the pin's checkpoint were not committed");
             learner.Stop(TimeSpan.FromSeconds(10));
         });
     }
@@ -161,7 +157,7 @@ public sealed class TrainFromPinTests : IDisposable
             var logs = new RecordingLoggerFactory();
             LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
             options.RoundWriteStallThreshold = TimeSpan.FromSeconds(1);
-            using var learner = new ContinualLearner(options, logs, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, logs, GroupMembership.ShortMaxPollInterval());
             learner.Start();
             await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
             int writes = 0;
@@ -169,7 +165,7 @@ public sealed class TrainFromPinTests : IDisposable
             {
                 if (Interlocked.Increment(ref writes) == 1)
                 {
-                    Thread.Sleep(2 * MaxPollInterval);
+                    Thread.Sleep(2 * GroupMembership.MaxPollInterval);
                 }
             };
 
@@ -198,7 +194,7 @@ public sealed class TrainFromPinTests : IDisposable
             var logs = new RecordingLoggerFactory();
             LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
             options.RoundWriteStallThreshold = TimeSpan.FromSeconds(1);
-            using var learner = new ContinualLearner(options, logs, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, logs, GroupMembership.ShortMaxPollInterval());
             learner.Start();
             await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
             int reads = 0;
@@ -206,7 +202,7 @@ public sealed class TrainFromPinTests : IDisposable
             {
                 if (Interlocked.Increment(ref reads) == 1)
                 {
-                    Thread.Sleep(2 * MaxPollInterval);
+                    Thread.Sleep(2 * GroupMembership.MaxPollInterval);
                 }
             };
             if (delayedRead == "pin")
@@ -387,17 +383,6 @@ public sealed class TrainFromPinTests : IDisposable
         options.Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 };
         options.TrainFromPin = trainFromPin;
         return options;
-    }
-
-    private static KafkaClientProperties ShortMaxPollInterval() =>
-        KafkaClientProperties.Load(null, [new("max.poll.interval.ms", ((int)MaxPollInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))]);
-
-    // Reads the group's committed offset of partition 0 without joining the group.
-    private static long CommittedOffset(string bootstrapServers)
-    {
-        using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(KafkaDefaults.CreateConsumerConfig(bootstrapServers, GroupId)).Build();
-        List<TopicPartitionOffset> committed = reader.Committed([new TopicPartition(Topic, new Partition(0))], TimeSpan.FromSeconds(10));
-        return committed.Single().Offset.Value;
     }
 
     private static int[] Chunk(int chunk) => TaskOne[(chunk * ChunkSize)..((chunk + 1) * ChunkSize)];

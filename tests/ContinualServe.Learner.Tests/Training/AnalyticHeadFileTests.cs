@@ -58,7 +58,8 @@ public sealed class AnalyticHeadFileTests
             AnalyticSums sums = AnalyticHead.Read(path, featureCount: 2, classCount: 2);
             sums.Gram.ShouldBe([10, 14, 4, 14, 20, 6, 4, 6, 2]);
             sums.Cross.ShouldBe([1, 3, 2, 4, 1, 1]);
-            Should.Throw<InvalidDataException>(() => AnalyticHead.Read(path, featureCount: 3, classCount: 2)).Message.ShouldContain("has sums for 2 features");
+            InvalidDataException misfit = Should.Throw<InvalidDataException>(() => AnalyticHead.Read(path, featureCount: 3, classCount: 2));
+            misfit.Message.ShouldContain("has sums for 2 features");
         }
         finally
         {
