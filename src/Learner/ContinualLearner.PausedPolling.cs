@@ -7,8 +7,9 @@ namespace ContinualServe.Learner;
 /// <summary>
 /// Keeping the consumer in its group while the learner thread works without reading records: while it waits for a
 /// round write, while a round evaluates its candidate (holdout sets, analytic calibration, golden set), and while it
-/// waits for the file work of <see cref="WaitPolling{T}"/> (the golden set's read, the live version's reload after a
-/// rejected candidate, and the checkpoint of a rejected round or of a pinned base). librdkafka
+/// waits for the file work of <see cref="WaitPolling{T}"/> (the pause marker's read and write, the golden set's read,
+/// the live version's reload after a rejected candidate, a rollback's checkpoint load, the pin's read and the pinned
+/// version's load, and the checkpoint of a rejected round or of a pinned base). librdkafka
 /// drops a consumer that does not poll for max.poll.interval.ms (librdkafka default 300 s) from its group, so during
 /// such work the learner thread pauses the assigned partitions and polls at least every <see cref="PausedPollInterval"/>.
 /// A poll returns no record from a paused partition, but it serves rebalances and restarts max.poll.interval.ms.
@@ -50,6 +51,13 @@ public sealed partial class ContinualLearner
     /// </summary>
     private T WaitPolling<T>(Task<T> work)
     {
+        WaitPolling((Task)work);
+        return work.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Waits for file work without a result as <see cref="WaitPolling{T}"/> does.</summary>
+    private void WaitPolling(Task work)
+    {
         if (groupConsumer is { } consumer)
         {
             while (Task.WaitAny([work], PausedPollInterval) < 0)
@@ -58,7 +66,7 @@ public sealed partial class ContinualLearner
             }
         }
 
-        return work.GetAwaiter().GetResult();
+        work.GetAwaiter().GetResult();
     }
 
     /// <summary>Pauses the assignment and polls once, when <see cref="PausedPollInterval"/> has passed since the last poll.</summary>

@@ -1,5 +1,6 @@
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Faults;
+using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using ContinualServe.Model.Store;
 using ContinualServe.Model.Telemetry;
@@ -29,7 +30,8 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Returns the pinned version to train from when the store's pin is new and qualifies, or null. Reads the pin file,
-    /// and the pinned version when the pin changed, under the file-read watch.
+    /// and the pinned version's manifest and checkpoints when the pin changed, under the file-read watch. The reads run
+    /// on a thread-pool task while the learner thread polls the consumer, so a stalled read keeps the learner in its group.
     /// </summary>
     private PinnedBase? TakePinToTrainFrom()
     {
@@ -40,27 +42,38 @@ public sealed partial class ContinualLearner
 
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(PinnedVersionLoad, Path.Combine(store.RootDirectory, StoreControlFiles.PinnedVersionFileName));
+        Action? beforeRead = FaultHooks.BeforePinRead;
         try
         {
-            if (!StoreControlFiles.TryReadPinnedVersion(store.RootDirectory, out long? pinned, out string? problem))
+            return WaitPolling(Task.Run(() =>
             {
-                WarnPinUnreadable(problem);
-                return null;
-            }
-
-            pinProblem = null;
-            if (pinned == decidedPin)
-            {
-                return null;
-            }
-
-            decidedPin = pinned;
-            return pinned is long number ? PinnedVersionToTrainFrom(number) : null;
+                beforeRead?.Invoke();
+                return ReadPinToTrainFrom();
+            }));
         }
         finally
         {
             watchdog.Finish();
         }
+    }
+
+    // Runs on a thread-pool task while the learner thread waits in WaitPolling, so it reads no Kafka positions.
+    private PinnedBase? ReadPinToTrainFrom()
+    {
+        if (!StoreControlFiles.TryReadPinnedVersion(store.RootDirectory, out long? pinned, out string? problem))
+        {
+            WarnPinUnreadable(problem);
+            return null;
+        }
+
+        pinProblem = null;
+        if (pinned == decidedPin)
+        {
+            return null;
+        }
+
+        decidedPin = pinned;
+        return pinned is long number ? PinnedVersionToTrainFrom(number) : null;
     }
 
     private void WarnPinUnreadable(string problem)
@@ -158,18 +171,38 @@ public sealed partial class ContinualLearner
     {
         ModelVersion pinned = target.Version;
         long previous = latest!.Number;
+        ContinualTrainer reset = trainer!;
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(PinnedVersionLoad, pinned.WeightsPath);
+        Action? beforeLoad = FaultHooks.BeforePinnedVersionLoad;
+        NativeBufferStream? weightsFile = null;
         try
         {
-            using nn.Module<Tensor, Tensor> weights = pinned.LoadModule(device);
-            if (target.AnalyticSums is not null)
+            // The files are read on a thread-pool task while the learner thread polls, and loaded on the learner thread.
+            AnalyticSums? sums;
+            (weightsFile, sums) = WaitPolling(Task.Run(() =>
             {
-                watchdog.Enter(target.AnalyticSums);
-            }
+                beforeLoad?.Invoke();
+                NativeBufferStream read = NativeBufferStream.ReadFile(pinned.WeightsPath);
+                try
+                {
+                    if (target.AnalyticSums is not null)
+                    {
+                        watchdog.Enter(target.AnalyticSums);
+                    }
 
-            // ResetWeights loads the sums first, so a file that cannot be read leaves the trainer as it was.
-            trainer!.ResetWeights(weights, target.AnalyticSums);
+                    return (read, reset.ReadAnalyticSums(target.AnalyticSums));
+                }
+                catch
+                {
+                    read.Dispose();
+                    throw;
+                }
+            }));
+
+            // The sums are read before the trainer changes, so a file that cannot be read leaves the trainer as it was.
+            using nn.Module<Tensor, Tensor> weights = pinned.LoadModule(device, weightsFile);
+            reset.ResetWeights(weights, sums);
         }
         catch (Exception exception) when (exception is IOException or InvalidDataException)
         {
@@ -178,6 +211,7 @@ public sealed partial class ContinualLearner
         }
         finally
         {
+            weightsFile?.Dispose();
             watchdog.Finish();
         }
 

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Confluent.Kafka;
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
@@ -102,11 +103,60 @@ public sealed partial class ContinualLearner
         LogCheckpointRestored(logger, saved.Sequence, saved.ModelVersion, saved.ExamplesTrained, saved.Offsets.Count);
     }
 
+    /// <summary>
+    /// Reads the checkpoint's files on a thread-pool task, polling the consumer meanwhile once it exists, and loads them
+    /// into the learner on the learner thread.
+    /// </summary>
     private void LoadState(LearnerCheckpoint saved, string directory)
+    {
+        using CheckpointFiles files = WaitPolling(Task.Run(() => ReadCheckpointFiles(saved, directory)));
+        ApplyState(saved, directory, files);
+    }
+
+    /// <summary>
+    /// Reads the files of a checkpoint into memory. Touches no tensor, so it runs on a thread-pool task while the learner
+    /// thread polls the consumer. An optimizer file that does not fit the trainer is kept as the problem that
+    /// <see cref="ApplyState"/> raises after the weights load, so that weights of another shape are reported first.
+    /// </summary>
+    private CheckpointFiles ReadCheckpointFiles(LearnerCheckpoint saved, string directory)
+    {
+        var files = new CheckpointFiles { Weights = NativeBufferStream.ReadFile(Path.Combine(directory, LearnerCheckpoint.WeightsFileName)) };
+        try
+        {
+            try
+            {
+                files.Optimizer = trainer!.ReadOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+            }
+            catch (InvalidDataException exception)
+            {
+                files.OptimizerProblem = exception;
+            }
+
+            files.Replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
+            string teacherPath = Path.Combine(directory, LearnerCheckpoint.TeacherFileName);
+            if (saved.TrainerProgress is not null && File.Exists(teacherPath))
+            {
+                files.Teacher = NativeBufferStream.ReadFile(teacherPath);
+            }
+
+            files.Holdouts = ExampleFile.ReadExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName));
+            return files;
+        }
+        catch
+        {
+            files.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Loads a checkpoint's files, read by <see cref="ReadCheckpointFiles"/>, into the trainer and the learner's state.</summary>
+    private void ApplyState(LearnerCheckpoint saved, string directory, CheckpointFiles files)
     {
         try
         {
-            trainer!.Module.load(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
+            files.Weights.Position = 0;
+            using var reader = new BinaryReader(files.Weights, System.Text.Encoding.UTF8, leaveOpen: true);
+            trainer!.Module.load(reader);
         }
         catch (ArgumentException exception)
         {
@@ -120,8 +170,8 @@ public sealed partial class ContinualLearner
                 exception);
         }
 
-        LoadOptimizerState(saved, directory);
-        List<ReplayExample> replay = ExampleFile.ReadReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName));
+        LoadOptimizerState(saved, directory, files);
+        List<ReplayExample> replay = files.Replay;
         int capacity = trainer.ReplayBuffer.Capacity;
         unusedReplay = [];
         unusedReplaySeenByClass = new Dictionary<int, long>();
@@ -148,12 +198,11 @@ public sealed partial class ContinualLearner
 
         if (saved.TrainerProgress is TrainerProgress progress)
         {
-            string teacherPath = Path.Combine(directory, LearnerCheckpoint.TeacherFileName);
-            trainer.Restore(progress, File.Exists(teacherPath) ? teacherPath : null);
+            trainer.Restore(progress, files.Teacher);
         }
 
         evaluator.Clear();
-        foreach (LabeledExample example in ExampleFile.ReadExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName)))
+        foreach (LabeledExample example in files.Holdouts)
         {
             evaluator.Add(example);
         }
@@ -170,12 +219,17 @@ public sealed partial class ContinualLearner
     /// changed since the checkpoint. The analytic strategy cannot start over, because its head is the fit of every
     /// example behind the version, so a file without its sums ends the start.
     /// </summary>
-    private void LoadOptimizerState(LearnerCheckpoint saved, string directory)
+    private void LoadOptimizerState(LearnerCheckpoint saved, string directory, CheckpointFiles files)
     {
         bool loaded;
         try
         {
-            loaded = trainer!.LoadOptimizerState(Path.Combine(directory, LearnerCheckpoint.OptimizerFileName));
+            if (files.OptimizerProblem is { } problem)
+            {
+                ExceptionDispatchInfo.Throw(problem);
+            }
+
+            loaded = trainer!.LoadOptimizerState(files.Optimizer!);
         }
         catch (InvalidDataException exception) when (options.Trainer.IsAnalytic)
         {
@@ -196,14 +250,13 @@ public sealed partial class ContinualLearner
     /// <summary>
     /// Writes the learner's state with <paramref name="offsets"/> and waits for it: the first checkpoint, written at
     /// start, the checkpoint of a pinned version that becomes the base, and the checkpoint of the live version after a
-    /// rejected round. Promoted rounds write theirs through <see cref="StartPublishing"/>. The learner thread writes the
-    /// weights, the optimizer state and the teacher, which are TorchSharp objects. A thread-pool task writes the rest,
-    /// flushes every file and renames the directory into place, while the learner thread polls the consumer (from the
-    /// consumer thread's start on). When <paramref name="keptAnalyticSums"/> is given, the checkpoint's optimizer file is
-    /// a copy of it instead of the trainer's optimizer state.
+    /// rejected round. Promoted rounds write theirs through <see cref="StartPublishing"/>. The learner thread serializes
+    /// the weights and the teacher into memory and lays out the optimizer file over the optimizer's tensors, because they
+    /// are TorchSharp objects. A thread-pool task writes every file, flushes them and renames the directory into place,
+    /// while the learner thread polls the consumer (from the consumer thread's start on). When
+    /// <paramref name="keptAnalyticSums"/> is given, the checkpoint's optimizer file is a copy of it instead of the
+    /// trainer's optimizer state.
     /// </summary>
-    // NOTE: the learner thread does not poll while it writes the weights, optimizer and teacher files. A volume that
-    // stalls those writes past max.poll.interval.ms (librdkafka default 300 s) drops the learner from its group.
     private void SaveCheckpoint(IReadOnlyList<TrainingOffset> offsets, bool fromPin = false, string? keptAnalyticSums = null)
     {
         LearnerCheckpoint metadata = CheckpointMetadata(offsets, matrix.ToSummary()) with
@@ -215,19 +268,28 @@ public sealed partial class ContinualLearner
         ReplayExample[] replay = [.. CheckpointReplay()];
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
         LearnerCheckpointStore checkpoints = Checkpoints;
+        Action? beforeModuleWrite = FaultHooks.BeforeModuleFilesWrite;
         Action? beforeWrite = FaultHooks.BeforeCheckpointWrite;
         try
         {
-            string prepared = checkpoints.Prepare(WriteModuleFiles);
-            checkpoint = WaitPolling(Task.Run(() => checkpoints.Complete(prepared, metadata, directory =>
+            using ModuleFiles files = SerializeModuleFiles(withOptimizer: keptAnalyticSums is null);
+            checkpoint = WaitPolling(Task.Run(() =>
             {
-                beforeWrite?.Invoke();
-                WriteExampleFiles(directory, replay, holdouts);
-                if (keptAnalyticSums is not null)
+                string prepared = checkpoints.Prepare(directory =>
                 {
-                    File.Copy(keptAnalyticSums, Path.Combine(directory, LearnerCheckpoint.OptimizerFileName), overwrite: true);
-                }
-            })));
+                    beforeModuleWrite?.Invoke();
+                    files.WriteTo(directory);
+                });
+                return checkpoints.Complete(prepared, metadata, directory =>
+                {
+                    beforeWrite?.Invoke();
+                    WriteExampleFiles(directory, replay, holdouts);
+                    if (keptAnalyticSums is not null)
+                    {
+                        File.Copy(keptAnalyticSums, Path.Combine(directory, LearnerCheckpoint.OptimizerFileName), overwrite: true);
+                    }
+                });
+            }));
         }
         catch (IOException)
         {
@@ -237,6 +299,31 @@ public sealed partial class ContinualLearner
 
         ReliabilityMetrics.LearnerCheckpoints.WithLabels("written").Inc();
         consecutiveNonFiniteSteps = 0;
+    }
+
+    /// <summary>
+    /// Serializes the trained weights and the teacher into memory, and lays out the optimizer file over the optimizer's
+    /// tensors unless <paramref name="withOptimizer"/> is false, on the learner thread for a write on a thread-pool task.
+    /// </summary>
+    private ModuleFiles SerializeModuleFiles(bool withOptimizer)
+    {
+        var files = new ModuleFiles { Weights = new NativeBufferStream() };
+        try
+        {
+            using (var writer = new BinaryWriter(files.Weights, System.Text.Encoding.UTF8, leaveOpen: true))
+            {
+                trainer!.Module.save(writer);
+            }
+
+            files.Optimizer = withOptimizer ? trainer.OptimizerStateImage() : null;
+            files.Teacher = trainer.SerializeTeacher();
+            return files;
+        }
+        catch
+        {
+            files.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -309,12 +396,6 @@ public sealed partial class ContinualLearner
 
     /// <summary>Returns the replay examples a checkpoint saves: the buffer's, or the unused ones of a strategy without a buffer.</summary>
     private IReadOnlyList<ReplayExample> CheckpointReplay() => unusedReplay.Count > 0 ? unusedReplay : trainer!.ReplayBuffer.Examples;
-
-    private void WriteModuleFiles(string directory)
-    {
-        trainer!.Module.save(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
-        WriteOptimizerAndTeacher(directory);
-    }
 
     private static void WriteExampleFiles(string directory, IReadOnlyList<ReplayExample> replay, IReadOnlyList<LabeledExample> holdouts)
     {
@@ -444,6 +525,8 @@ public sealed partial class ContinualLearner
             status = status with { Rollbacks = status.Rollbacks + 1, IsDiverged = diverged };
         }
 
+        // The marker's write and the checkpoint's load may have paused the assignment. A diverged learner keeps it paused.
+        ResumeAfterWork(consumer);
         ReportReadiness();
     }
 

@@ -97,6 +97,9 @@ public sealed partial class ContinualLearner
                 LogPauseRequested(logger, paused);
                 ReportReadiness();
             }
+
+            // A read that outlasted PausedPollInterval paused the assignment. It stays paused if the marker asks for it.
+            ResumeAfterWork(consumer);
         }
 
         bool requested = IsPaused;

@@ -1,5 +1,6 @@
 using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Faults;
+using ContinualServe.Learner.Training;
 using ContinualServe.Model.Store;
 using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
@@ -7,15 +8,15 @@ using static TorchSharp.torch;
 namespace ContinualServe.Learner;
 
 /// <summary>
-/// Stall watches over the files that the learner thread reads while it runs: the store's pause marker twice a second,
-/// the golden set at each round, the live version after a rejected candidate, the checkpoint of a rollback, and the pin
+/// Stall watches over the files that the learner reads while it runs: the store's pause marker twice a second, the
+/// golden set at each round, the live version after a rejected candidate, the checkpoint of a rollback, and the pin
 /// with the pinned version under Learner:TrainFromPin (ContinualLearner.TrainFromPin.cs). The
 /// pause marker's write when training diverges has a watch of its own. A read or write that a hung volume (an NFS
 /// server that stopped responding) blocks stops consumption and cannot be cancelled, so the watch only reports it. Once
 /// the access passes Learner:RoundWriteStallThreshold, the learner logs a warning that names the file and reports
-/// itself not ready until the access returns. The golden set's read and the start of the live version's reload run on a
-/// thread-pool task while the learner thread polls the consumer with its partitions paused, so that they keep the
-/// learner in its consumer group.
+/// itself not ready until the access returns. Each access runs on a thread-pool task while the learner thread polls the
+/// consumer with its partitions paused, so that it keeps the learner in its consumer group. TorchSharp modules and the
+/// trainer stay on the learner thread, which loads them from the bytes that the task read.
 /// </summary>
 public sealed partial class ContinualLearner
 {
@@ -32,18 +33,22 @@ public sealed partial class ContinualLearner
         options.RoundWriteStallThreshold, OnFileReadStalled, OnFileReadRecovered);
 
     /// <summary>
-    /// Reads the store's pause marker under a stall watch. The read runs on the learner thread, so a volume that blocks it
-    /// (a hung NFS server) stops consumption, and the learner reports itself not ready once the read passes
-    /// Learner:RoundWriteStallThreshold.
+    /// Reads the store's pause marker under a stall watch. The read runs on a thread-pool task while the learner thread
+    /// polls the consumer, so a volume that blocks it (a hung NFS server) stops consumption but keeps the learner in its
+    /// group. The learner reports itself not ready once the read passes Learner:RoundWriteStallThreshold.
     /// </summary>
     private bool ReadPauseMarker()
     {
         markerReadWatchdog ??= new FileAccessWatchdog(options.RoundWriteStallThreshold, OnMarkerReadStalled, OnMarkerReadRecovered);
         markerReadWatchdog.Start("pause marker read", Path.Combine(store.RootDirectory, StoreControlFiles.LearningPausedFileName));
+        Action? beforeRead = FaultHooks.BeforePauseMarkerRead;
         try
         {
-            FaultHooks.BeforePauseMarkerRead?.Invoke();
-            return StoreControlFiles.IsLearningPaused(store.RootDirectory);
+            return WaitPolling(Task.Run(() =>
+            {
+                beforeRead?.Invoke();
+                return StoreControlFiles.IsLearningPaused(store.RootDirectory);
+            }));
         }
         finally
         {
@@ -53,16 +58,22 @@ public sealed partial class ContinualLearner
 
     /// <summary>
     /// Writes the store's pause marker after training diverged, under a stall watch. The learner reports itself diverged
-    /// only after the write, so without the watch a volume that blocks it would leave the learner reported ready.
+    /// only after the write, so without the watch a volume that blocks it would leave the learner reported ready. The
+    /// write runs on a thread-pool task while the learner thread polls the consumer, so a stalled write keeps the learner
+    /// in its group.
     /// </summary>
     private void WriteDivergencePauseMarker()
     {
         markerWriteWatchdog ??= new FileAccessWatchdog(options.RoundWriteStallThreshold, OnMarkerWriteStalled, OnMarkerWriteRecovered);
         markerWriteWatchdog.Start("pause marker write", Path.Combine(store.RootDirectory, StoreControlFiles.LearningPausedFileName));
+        Action? beforeWrite = FaultHooks.BeforePauseMarkerWrite;
         try
         {
-            FaultHooks.BeforePauseMarkerWrite?.Invoke();
-            StoreControlFiles.SetLearningPaused(store, paused: true);
+            WaitPolling(Task.Run(() =>
+            {
+                beforeWrite?.Invoke();
+                StoreControlFiles.SetLearningPaused(store, paused: true);
+            }));
         }
         finally
         {
@@ -96,57 +107,79 @@ public sealed partial class ContinualLearner
     /// <summary>
     /// Resets the trainer to the live version's weights, and the analytic sums behind them, under the file-read watch.
     /// Returns the path of the checkpoint file the sums came from, or null when the trainer was reset without one. The
-    /// SHA-256 check of the newest checkpoint's optimizer file runs on a thread-pool task while the learner thread polls
-    /// the consumer.
+    /// files are read, and the newest checkpoint's optimizer file checked against its SHA-256, on a thread-pool task while
+    /// the learner thread polls the consumer. The learner thread then loads them into the module and the trainer.
     /// </summary>
-    // NOTE: the weights and the sums are loaded into TorchSharp modules and the trainer on the learner thread, which
-    // does not poll during those reads. A volume that stalls them past max.poll.interval.ms drops the learner from its group.
     private string? ReloadLiveVersion()
     {
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(LiveVersionReload, Checkpoints.RootDirectory);
-        string weightsPath = latest!.WeightsPath;
+        ModelVersion live = latest!;
+        ContinualTrainer reset = trainer!;
         Action? beforeReload = FaultHooks.BeforeLiveVersionReload;
+        NativeBufferStream? weights = null;
         try
         {
-            string? analyticSums = WaitPolling(Task.Run(() =>
+            (string? analyticSums, weights, AnalyticSums? sums) = WaitPolling(Task.Run(() =>
             {
                 // A removed or replaced directory would read as a damaged optimizer file (warning 224) or as another
                 // store's version, so the learner stops with the directory's error instead.
                 store.EnsureRootDirectoryUnchanged();
                 Checkpoints.EnsureRootDirectoryUnchanged();
-                string? sums = LiveAnalyticSums();
-                watchdog.Enter(weightsPath);
+                string? sumsPath = LiveAnalyticSums();
+                watchdog.Enter(live.WeightsPath);
                 beforeReload?.Invoke();
-                return sums;
-            }));
-            using nn.Module<Tensor, Tensor> live = latest.LoadModule(device);
-            if (analyticSums is not null)
-            {
-                watchdog.Enter(analyticSums);
-            }
+                NativeBufferStream read = NativeBufferStream.ReadFile(live.WeightsPath);
+                try
+                {
+                    if (sumsPath is not null)
+                    {
+                        watchdog.Enter(sumsPath);
+                    }
 
-            trainer!.ResetWeights(live, analyticSums);
+                    return (sumsPath, read, reset.ReadAnalyticSums(sumsPath));
+                }
+                catch
+                {
+                    read.Dispose();
+                    throw;
+                }
+            }));
+            using nn.Module<Tensor, Tensor> module = live.LoadModule(device, weights);
+            reset.ResetWeights(module, sums);
             return analyticSums;
         }
         finally
         {
+            weights?.Dispose();
             watchdog.Finish();
         }
     }
 
-    /// <summary>Finds the newest intact checkpoint and loads it into the learner under the file-read watch.</summary>
+    /// <summary>
+    /// Finds the newest intact checkpoint and loads it into the learner under the file-read watch. The checkpoint is found
+    /// and its files read on a thread-pool task while the learner thread polls the consumer, and loaded on the learner thread.
+    /// </summary>
     private (LearnerCheckpoint Checkpoint, string Directory) LoadRollbackCheckpoint()
     {
         FileAccessWatchdog watchdog = FileReadWatchdog;
         watchdog.Start(RollbackLoad, Checkpoints.RootDirectory);
+        Action? beforeLoad = FaultHooks.BeforeRollbackLoad;
         try
         {
-            FaultHooks.BeforeRollbackLoad?.Invoke();
-            (LearnerCheckpoint Checkpoint, string Directory) found = Checkpoints.TryLoadLatest()
-                ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
-            watchdog.Enter(found.Directory);
-            LoadState(found.Checkpoint, found.Directory);
+            ((LearnerCheckpoint Checkpoint, string Directory) found, CheckpointFiles files) = WaitPolling(Task.Run(() =>
+            {
+                beforeLoad?.Invoke();
+                (LearnerCheckpoint Checkpoint, string Directory) latestCheckpoint = Checkpoints.TryLoadLatest()
+                    ?? throw new InvalidOperationException($"No intact learner checkpoint in {Checkpoints.RootDirectory} to roll back to.");
+                watchdog.Enter(latestCheckpoint.Directory);
+                return (latestCheckpoint, ReadCheckpointFiles(latestCheckpoint.Checkpoint, latestCheckpoint.Directory));
+            }));
+            using (files)
+            {
+                ApplyState(found.Checkpoint, found.Directory, files);
+            }
+
             return found;
         }
         finally

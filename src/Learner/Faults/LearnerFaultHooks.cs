@@ -9,10 +9,16 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read from the consumer.</summary>
     public Action? BeforeConsume { get; set; }
 
-    /// <summary>Runs on the learner thread before each read of the store's pause marker, inside its stall watch.</summary>
+    /// <summary>
+    /// Runs on a thread-pool task before each read of the store's pause marker, inside its stall watch, while the learner
+    /// thread polls the consumer.
+    /// </summary>
     public Action? BeforePauseMarkerRead { get; set; }
 
-    /// <summary>Runs on the learner thread before the pause marker is written after training diverged, inside its stall watch.</summary>
+    /// <summary>
+    /// Runs on a thread-pool task before the pause marker is written after training diverged, inside its stall watch,
+    /// while the learner thread polls the consumer.
+    /// </summary>
     public Action? BeforePauseMarkerWrite { get; set; }
 
     /// <summary>
@@ -33,7 +39,22 @@ internal sealed class LearnerFaultHooks
     /// </summary>
     public Action? BeforeLiveVersionReload { get; set; }
 
-    /// <summary>Runs on the learner thread before a rollback loads the newest checkpoint, inside the load's stall watch.</summary>
+    /// <summary>
+    /// Runs on a thread-pool task before each read of the store's pin under Learner:TrainFromPin, inside its stall watch,
+    /// while the learner thread polls the consumer once it exists.
+    /// </summary>
+    public Action? BeforePinRead { get; set; }
+
+    /// <summary>
+    /// Runs on a thread-pool task before the files of a pinned version that becomes the base are read, inside the read's
+    /// stall watch, while the learner thread polls the consumer once it exists.
+    /// </summary>
+    public Action? BeforePinnedVersionLoad { get; set; }
+
+    /// <summary>
+    /// Runs on a thread-pool task before a rollback finds and reads the newest checkpoint, inside the load's stall watch,
+    /// while the learner thread polls the consumer.
+    /// </summary>
     public Action? BeforeRollbackLoad { get; set; }
 
     /// <summary>Runs on the learner thread before the training log is flushed for a checkpoint, when the log is written.</summary>
@@ -44,6 +65,12 @@ internal sealed class LearnerFaultHooks
 
     /// <summary>Runs on the round-write task before the version is saved.</summary>
     public Action? BeforeRoundWrite { get; set; }
+
+    /// <summary>
+    /// Runs on a thread-pool task before the weights, optimizer and teacher files of the checkpoint of a rejected round or
+    /// of a pinned base are written, while the learner thread polls the consumer.
+    /// </summary>
+    public Action? BeforeModuleFilesWrite { get; set; }
 
     /// <summary>
     /// Runs on a thread-pool task before the checkpoint of a rejected round or of a pinned base is completed (its replay

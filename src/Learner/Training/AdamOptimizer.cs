@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using ContinualServe.Learner.Checkpoints;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -84,27 +85,57 @@ internal sealed class AdamOptimizer : IDisposable
     /// </summary>
     public void Save(string path)
     {
+        using TensorFileImage image = ToFileImage();
+        image.WriteFile(path);
+    }
+
+    /// <summary>
+    /// Lays out the file that <see cref="Save(string)"/> writes over CPU copies of the moments, so that a thread-pool
+    /// task can write it. For moments in CPU memory the copies share their memory, so no moment may change until the
+    /// image is disposed.
+    /// </summary>
+    internal TensorFileImage ToFileImage()
+    {
         if (!BitConverter.IsLittleEndian)
         {
             throw new PlatformNotSupportedException("Optimizer state files are little-endian; this machine is not.");
         }
 
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
-        using var writer = new BinaryWriter(stream);
-        writer.Write(step);
-        writer.Write(parameters.Length);
-        foreach (Tensor moment in firstMoments.Concat(secondMoments))
+        var image = new TensorFileImage();
+        try
         {
-            using Tensor values = moment.detach().cpu().contiguous();
-            writer.Write(checked((int)values.numel()));
-            writer.Write(values.bytes);
+            image.Writer.Write(step);
+            image.Writer.Write(parameters.Length);
+            foreach (Tensor moment in firstMoments.Concat(secondMoments))
+            {
+                Tensor values = moment.detach().cpu().contiguous();
+                image.Writer.Write(checked((int)values.numel()));
+                image.AppendTensor(values);
+            }
+
+            return image;
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
         }
     }
 
-    /// <summary>Restores a state written by <see cref="Save"/>; the parameters must have the same shapes.</summary>
+    /// <summary>Restores a state written by <see cref="Save(string)"/>; the parameters must have the same shapes.</summary>
     public void Load(string path)
     {
-        using var reader = new BinaryReader(File.OpenRead(path));
+        using FileStream stream = File.OpenRead(path);
+        Load(stream, path);
+    }
+
+    /// <summary>
+    /// Restores a state that <paramref name="source"/> contains from its position on, as <see cref="Load(string)"/> does.
+    /// <paramref name="path"/> names the file in messages. Leaves the stream open.
+    /// </summary>
+    public void Load(Stream source, string path)
+    {
+        using var reader = new BinaryReader(source, System.Text.Encoding.UTF8, leaveOpen: true);
         long savedStep = reader.ReadInt64();
         int count = reader.ReadInt32();
         if (count != parameters.Length)

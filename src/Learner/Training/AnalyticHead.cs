@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using ContinualServe.Learner.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -85,8 +86,7 @@ internal sealed class AnalyticHead : IDisposable
     /// <summary>
     /// Writes the sums for a checkpoint. Does not flush to disk, because the checkpoint store flushes every file
     /// it contains before it commits the checkpoint. The values are written from the tensors' memory, without a
-    /// managed copy, because this runs on the learner thread in every promoted round and the Gram matrix takes
-    /// 8 (featureCount + 1)^2 bytes, about 2.1 GB for 16,384 features.
+    /// managed copy, because the Gram matrix takes 8 (featureCount + 1)^2 bytes, about 2.1 GB for 16,384 features.
     /// </summary>
     public void Save(string path) => Save(path, MaxChunkElements);
 
@@ -96,28 +96,47 @@ internal sealed class AnalyticHead : IDisposable
     /// </summary>
     internal void Save(string path, long chunkElements)
     {
+        using TensorFileImage image = ToFileImage(chunkElements);
+        image.WriteFile(path);
+    }
+
+    /// <summary>
+    /// Lays out the file that <see cref="Save(string)"/> writes over the sums' memory, so that a thread-pool task can
+    /// write it while the learner thread polls the consumer. The sums must not change until the image is disposed.
+    /// </summary>
+    internal TensorFileImage ToFileImage(long chunkElements = MaxChunkElements)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkElements, 1);
         if (!BitConverter.IsLittleEndian)
         {
             throw new PlatformNotSupportedException("Analytic head files are little-endian, and this machine is big-endian.");
         }
 
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
-        using var writer = new BinaryWriter(stream);
-        writer.Write(FileMagic);
-        writer.Write(FileFormatVersion);
-        writer.Write(featureCount);
-        writer.Write(classCount);
-        foreach (Tensor sums in new[] { gram, cross })
+        var image = new TensorFileImage();
+        try
         {
-            using Tensor values = sums.cpu().contiguous();
-            using Tensor flat = values.view(-1);
-            long count = flat.numel();
-            for (long start = 0; start < count; start += chunkElements)
+            image.Writer.Write(FileMagic);
+            image.Writer.Write(FileFormatVersion);
+            image.Writer.Write(featureCount);
+            image.Writer.Write(classCount);
+            foreach (Tensor sums in new[] { gram, cross })
             {
-                using Tensor chunk = flat.narrow(0, start, Math.Min(chunkElements, count - start));
-                writer.Write(chunk.bytes);
+                // The slices are views, which keep the values' memory alive after these two are disposed.
+                using Tensor values = sums.cpu().contiguous();
+                using Tensor flat = values.view(-1);
+                long count = flat.numel();
+                for (long start = 0; start < count; start += chunkElements)
+                {
+                    image.AppendTensor(flat.narrow(0, start, Math.Min(chunkElements, count - start)));
+                }
             }
+
+            return image;
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
         }
     }
 
@@ -133,9 +152,40 @@ internal sealed class AnalyticHead : IDisposable
         return reader.BaseStream.Length >= 16 && reader.ReadInt32() == FileMagic;
     }
 
-    /// <summary>Replaces the sums with ones written by <see cref="Save"/>.</summary>
+    /// <summary>The number of features, the width of the Gram matrix less the bias column.</summary>
+    public int FeatureCount => featureCount;
+
+    /// <summary>Replaces the sums with ones written by <see cref="Save(string)"/>.</summary>
     /// <exception cref="InvalidDataException">The file is not an analytic head file, its sizes differ from this head's, or its length does not fit them.</exception>
-    public void Load(string path)
+    public void Load(string path) => Load(Read(path, featureCount, classCount));
+
+    /// <summary>Replaces the sums with ones that <see cref="Read"/> read for this head's sizes.</summary>
+    public void Load(AnalyticSums sums)
+    {
+        ArgumentNullException.ThrowIfNull(sums);
+        if (sums.FeatureCount != featureCount || sums.ClassCount != classCount)
+        {
+            throw new ArgumentException(
+                $"The sums were read for {sums.FeatureCount} features and {sums.ClassCount} classes; this head has {featureCount} and {classCount}.",
+                nameof(sums));
+        }
+
+        using var noGrad = torch.no_grad();
+        foreach ((Tensor target, double[] data) in new[] { (gram, sums.Gram), (cross, sums.Cross) })
+        {
+            using Tensor values = torch.tensor(data, target.shape);
+            using Tensor placed = values.to(target.device);
+            target.copy_(placed);
+        }
+    }
+
+    /// <summary>
+    /// Reads sums written by <see cref="Save(string)"/> for a head of <paramref name="featureCount"/> features and
+    /// <paramref name="classCount"/> classes into managed memory. Touches no tensor, so it runs on any thread, such as a
+    /// thread-pool task while the learner thread polls the consumer.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not an analytic head file, its sizes differ from the given ones, or its length does not fit them.</exception>
+    public static AnalyticSums Read(string path, int featureCount, int classCount)
     {
         using var reader = new BinaryReader(File.OpenRead(path));
         if (reader.BaseStream.Length < 16 || reader.ReadInt32() != FileMagic || reader.ReadInt32() != FileFormatVersion)
@@ -152,23 +202,32 @@ internal sealed class AnalyticHead : IDisposable
                 $"{path} has sums for {savedFeatures} features and {savedClasses} classes; the model has {featureCount} and {classCount}.");
         }
 
-        // Checked before any sum is replaced, so that a truncated file leaves the sums as they were.
-        long expectedBytes = 16 + (sizeof(double) * (gram.numel() + cross.numel()));
+        // Checked before any sum is read, so that a truncated file leaves the head's sums as they were.
+        long gramCount = (featureCount + 1L) * (featureCount + 1L);
+        long crossCount = (featureCount + 1L) * classCount;
+        long expectedBytes = 16 + (sizeof(double) * (gramCount + crossCount));
         if (reader.BaseStream.Length != expectedBytes)
         {
             throw new InvalidDataException(
                 $"{path} is {reader.BaseStream.Length} bytes, but sums for {featureCount} features and {classCount} classes take {expectedBytes}. The file is truncated or damaged.");
         }
 
-        using var noGrad = torch.no_grad();
-        foreach (Tensor sums in new[] { gram, cross })
+        double[] gramValues = ReadValues(reader.BaseStream, gramCount);
+        double[] crossValues = ReadValues(reader.BaseStream, crossCount);
+        return new AnalyticSums(featureCount, classCount, gramValues, crossValues);
+    }
+
+    // Reads in slices of MaxChunkElements, because the bytes of a span of more than 2^28 float64 values overflow an int.
+    private static double[] ReadValues(Stream source, long count)
+    {
+        var values = new double[count];
+        for (long start = 0; start < count; start += MaxChunkElements)
         {
-            var data = new double[sums.numel()];
-            reader.BaseStream.ReadExactly(MemoryMarshal.AsBytes(data.AsSpan()));
-            using Tensor values = torch.tensor(data, sums.shape);
-            using Tensor placed = values.to(sums.device);
-            sums.copy_(placed);
+            int length = (int)Math.Min(MaxChunkElements, count - start);
+            source.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan((int)start, length)));
         }
+
+        return values;
     }
 
     public void Dispose()

@@ -1,3 +1,4 @@
+using ContinualServe.Learner.Checkpoints;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Model;
@@ -32,6 +33,9 @@ public sealed class ContinualTrainer : IDisposable
     private readonly (Tensor Weight, Tensor Bias)[] hiddenLayers = [];
     private readonly (Tensor Weight, Tensor Bias) headLayer;
     private readonly Scalar? inputScale;
+
+    // The head's input width, the feature count of analytic sums that fit it; null for a model without an mlp head.
+    private readonly int? headInputWidth;
     // When false, the analytic head is the fit of the sums divided by AnalyticTemperature.
     private bool headStale;
     private AdamOptimizer optimizer;
@@ -57,6 +61,7 @@ public sealed class ContinualTrainer : IDisposable
             analyticHead = new AnalyticHead((int)hiddenLayers[^1].Weight.shape[0], spec.ClassCount, device);
         }
 
+        headInputWidth = analyticHead?.FeatureCount ?? HeadInputWidth(module);
         ReplayBuffer = ReplayBuffers.Create(options.BufferKind, options.UsesReplay ? options.ReplayCapacity : 0, options.Seed);
         augmentationRandom = new Random(options.Seed + 1);
         scalars = new TrainerScalars(options);
@@ -119,20 +124,41 @@ public sealed class ContinualTrainer : IDisposable
     /// </summary>
     public void Restore(TrainerProgress progress, string? teacherPath)
     {
+        if (teacherPath is null)
+        {
+            Restore(progress, teacher: null);
+            return;
+        }
+
+        using FileStream stream = File.OpenRead(teacherPath);
+        Restore(progress, stream);
+    }
+
+    /// <summary>
+    /// Restores <paramref name="progress"/>, and the teacher whose weights file <paramref name="teacher"/> contains from
+    /// its start when it is given, as the path overload does. Leaves the stream open.
+    /// </summary>
+    public void Restore(TrainerProgress progress, Stream? teacher)
+    {
         ArgumentNullException.ThrowIfNull(progress);
         lastTask = progress.LastTask;
         seenClasses.Clear();
         seenClasses.UnionWith(progress.SeenClasses);
-        teacher?.Dispose();
-        teacher = null;
+        this.teacher?.Dispose();
+        this.teacher = null;
         teacherClasses = [];
-        if (teacherPath is not null)
+        if (teacher is not null)
         {
             nn.Module<Tensor, Tensor> restored = ModelFactory.Create(Spec);
-            restored.load(teacherPath);
-            teacher = ModelFactory.Clone(Spec, restored, Device);
+            teacher.Position = 0;
+            using (var reader = new BinaryReader(teacher, System.Text.Encoding.UTF8, leaveOpen: true))
+            {
+                restored.load(reader);
+            }
+
+            this.teacher = ModelFactory.Clone(Spec, restored, Device);
             restored.Dispose();
-            teacher.eval();
+            this.teacher.eval();
             teacherClasses = progress.TeacherClasses.Select(label => (long)label).ToArray();
         }
     }
@@ -210,8 +236,25 @@ public sealed class ContinualTrainer : IDisposable
                 nameof(analyticSumsPath));
         }
 
-        // The sums are loaded first, so that a file that cannot be read leaves the trainer as it was.
-        analyticHead?.Load(analyticSumsPath!);
+        // The sums are read first, so that a file that cannot be read leaves the trainer as it was.
+        ResetWeights(weights, ReadAnalyticSums(analyticSumsPath));
+    }
+
+    /// <summary>
+    /// Resets the weights as the path overload does, with sums that <see cref="ReadAnalyticSums"/> read from the file of
+    /// the sums behind <paramref name="weights"/>. Null sums leave a gradient strategy's head as <paramref name="weights"/> has it.
+    /// </summary>
+    /// <exception cref="ArgumentException">The strategy is analytic and <paramref name="sums"/> is null.</exception>
+    internal void ResetWeights(nn.Module<Tensor, Tensor> weights, AnalyticSums? sums)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (analyticHead is not null && sums is null)
+        {
+            throw new ArgumentException(
+                "The analytic strategy keeps no copy of its running sums in memory and needs the sums behind the weights.", nameof(sums));
+        }
+
+        analyticHead?.Load(sums!);
         ModelFactory.CopyWeights(weights, module);
         optimizer.Dispose();
         optimizer = CreateOptimizer();
@@ -222,10 +265,32 @@ public sealed class ContinualTrainer : IDisposable
             seenClasses.UnionWith(analyticHead.TrainedClasses());
             RefitLoadedAnalyticHead();
         }
-        else if (analyticSumsPath is not null && AnalyticHead.IsHeadFile(analyticSumsPath))
+        else if (sums is not null)
         {
-            RefitHeadFromSums(analyticSumsPath);
+            RefitHeadFromSums(sums);
         }
+    }
+
+    /// <summary>
+    /// Reads the file of analytic sums at <paramref name="path"/> for <see cref="ResetWeights(nn.Module{Tensor, Tensor}, AnalyticSums?)"/>
+    /// and <see cref="LoadOptimizerState(OptimizerStateFile)"/>. Touches no tensor, so it runs on any thread, such as a
+    /// thread-pool task while the learner thread polls the consumer. Returns null when <paramref name="path"/> is null, and
+    /// for a gradient strategy when the file is missing or contains no analytic sums.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file contains no intact sums of this model's size (for a gradient strategy: starts like a sums file but does not fit).</exception>
+    internal AnalyticSums? ReadAnalyticSums(string? path)
+    {
+        if (path is null)
+        {
+            return null;
+        }
+
+        if (analyticHead is null && (headInputWidth is null || !AnalyticHead.IsHeadFile(path)))
+        {
+            return null;
+        }
+
+        return AnalyticHead.Read(path, headInputWidth!.Value, Spec.ClassCount);
     }
 
     /// <summary>
@@ -348,6 +413,40 @@ public sealed class ContinualTrainer : IDisposable
     }
 
     /// <summary>
+    /// Lays out the file that <see cref="SaveOptimizerState"/> writes over the tensors' memory, so that a thread-pool task
+    /// can write it. No training step or load may run until the image is disposed.
+    /// </summary>
+    internal TensorFileImage OptimizerStateImage() => analyticHead?.ToFileImage() ?? optimizer.ToFileImage();
+
+    /// <summary>
+    /// Writes the LwF teacher's weights file, as <see cref="SaveTeacher"/> does, into memory, so that a thread-pool task
+    /// can write it to disk. Returns null when there is no teacher.
+    /// </summary>
+    internal NativeBufferStream? SerializeTeacher()
+    {
+        if (teacher is null)
+        {
+            return null;
+        }
+
+        var contents = new NativeBufferStream();
+        try
+        {
+            using (var writer = new BinaryWriter(contents, System.Text.Encoding.UTF8, leaveOpen: true))
+            {
+                teacher.save(writer);
+            }
+
+            return contents;
+        }
+        catch
+        {
+            contents.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Replaces the optimizer state, or the analytic head's sums, with one written by <see cref="SaveOptimizerState"/>.
     /// Returns false, keeping fresh Adam moments, when the file contains an analytic head's sums and this trainer uses
     /// a gradient strategy, because the strategy changed since the checkpoint and Adam can start over. The head is then
@@ -356,20 +455,40 @@ public sealed class ContinualTrainer : IDisposable
     /// <exception cref="InvalidDataException">This trainer is analytic and the file contains no sums of its size.</exception>
     public bool LoadOptimizerState(string path)
     {
+        using OptimizerStateFile state = ReadOptimizerState(path);
+        return LoadOptimizerState(state);
+    }
+
+    /// <summary>
+    /// Reads a file written by <see cref="SaveOptimizerState"/> into memory for <see cref="LoadOptimizerState(OptimizerStateFile)"/>.
+    /// Touches no tensor, so it runs on any thread, such as a thread-pool task while the learner thread polls the consumer.
+    /// </summary>
+    /// <exception cref="InvalidDataException">This trainer is analytic and the file contains no sums of its size.</exception>
+    internal OptimizerStateFile ReadOptimizerState(string path)
+    {
+        AnalyticSums? sums = ReadAnalyticSums(path);
+        return sums is not null ? new OptimizerStateFile(path, sums, AdamState: null) : new OptimizerStateFile(path, null, NativeBufferStream.ReadFile(path));
+    }
+
+    /// <summary>Replaces the optimizer state, or the analytic head's sums, as the path overload does, with a file read by <see cref="ReadOptimizerState"/>.</summary>
+    internal bool LoadOptimizerState(OptimizerStateFile state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
         if (analyticHead is not null)
         {
-            analyticHead.Load(path);
+            analyticHead.Load(state.Sums!);
             RefitLoadedAnalyticHead();
             return true;
         }
 
-        if (AnalyticHead.IsHeadFile(path))
+        if (state.Sums is not null)
         {
-            RefitHeadFromSums(path);
+            RefitHeadFromSums(state.Sums);
             return false;
         }
 
-        optimizer.Load(path);
+        state.AdamState!.Position = 0;
+        optimizer.Load(state.AdamState, state.Path);
         return true;
     }
 
@@ -384,11 +503,11 @@ public sealed class ContinualTrainer : IDisposable
     // A gradient strategy taking over from the analytic one starts from the head fitted to the sums, without the
     // temperature. The calibrated head multiplies every change of its inputs by 1 / temperature (7 to 11 measured), so
     // the first Adam steps on the layers below moved the outputs that many times as far and the gate rejected the result.
-    private void RefitHeadFromSums(string path)
+    private void RefitHeadFromSums(AnalyticSums loaded)
     {
         (Tensor weight, Tensor bias) = HeadParameters(module);
         using var sums = new AnalyticHead((int)weight.shape[1], Spec.ClassCount, Device);
-        sums.Load(path);
+        sums.Load(loaded);
         using var noGrad = torch.no_grad();
         (Tensor fittedWeight, Tensor fittedBias) = sums.Fit(options.AnalyticRegularization, UnseenClassLogit);
         using (fittedWeight)
@@ -454,6 +573,21 @@ public sealed class ContinualTrainer : IDisposable
                 (Tensor)parameters[MultilayerPerceptron.HiddenParameterName(index, "bias")]))
             .ToArray();
         return (hidden, HeadParameters(module));
+    }
+
+    // The input width of the mlp's head, or null for a model without one.
+    private static int? HeadInputWidth(nn.Module<Tensor, Tensor> module)
+    {
+        string name = MultilayerPerceptron.HeadParameterName("weight");
+        foreach ((string parameterName, Parameter parameter) in module.named_parameters())
+        {
+            if (parameterName == name)
+            {
+                return (int)parameter.shape[1];
+            }
+        }
+
+        return null;
     }
 
     // The weight and bias of the mlp's head.

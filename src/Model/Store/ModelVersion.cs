@@ -44,4 +44,31 @@ public sealed class ModelVersion
             throw;
         }
     }
+
+    /// <summary>
+    /// Builds the module on <paramref name="device"/> and loads into it the weights file that <paramref name="weights"/>
+    /// contains from its start, read from <see cref="WeightsPath"/> on another thread, so that the caller's thread does no
+    /// file I/O. Leaves the stream open.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The weights no longer fit the spec's model; the message names the tensor.</exception>
+    public nn.Module<Tensor, Tensor> LoadModule(Device device, Stream weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        nn.Module<Tensor, Tensor> module = ModelFactory.Create(Spec);
+        try
+        {
+            weights.Position = 0;
+            StateDictFile.Verify(weights, WeightsPath, TensorLayout.StateOf(module), Spec.DescribeModel());
+            weights.Position = 0;
+            using var reader = new BinaryReader(weights, System.Text.Encoding.UTF8, leaveOpen: true);
+            module.load(reader);
+            module.to(device);
+            return module;
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
+    }
 }

@@ -39,7 +39,18 @@ internal static class StateDictFile
     /// <exception cref="IOException">The file cannot be read. Such an error may pass, so it keeps its type.</exception>
     public static void Verify(string path, IReadOnlyList<TensorLayout> expected, string model)
     {
-        List<string> problems = FindMismatches(expected, ReadLayout(path));
+        using FileStream stream = File.OpenRead(path);
+        Verify(stream, path, expected, model);
+    }
+
+    /// <summary>
+    /// Checks a weights file that <paramref name="contents"/> contains from its position on, as the path overload checks
+    /// a file. <paramref name="path"/> names the file in the message. Leaves the stream open at an unspecified position.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The contents do not match, are truncated or are not a TorchSharp weights file.</exception>
+    public static void Verify(Stream contents, string path, IReadOnlyList<TensorLayout> expected, string model)
+    {
+        List<string> problems = FindMismatches(expected, ReadLayout(contents, path));
         if (problems.Count > 0)
         {
             throw new InvalidDataException(
@@ -117,7 +128,12 @@ internal static class StateDictFile
     public static IReadOnlyList<TensorLayout> ReadLayout(string path)
     {
         using FileStream stream = File.OpenRead(path);
-        using var reader = new BinaryReader(stream);
+        return ReadLayout(stream, path);
+    }
+
+    private static List<TensorLayout> ReadLayout(Stream stream, string path)
+    {
+        using var reader = new BinaryReader(stream, Encoding.UTF8, leaveOpen: true);
         try
         {
             return ReadTensors(reader, path);

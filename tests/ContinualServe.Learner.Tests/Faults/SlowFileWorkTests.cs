@@ -1,5 +1,3 @@
-using System.Globalization;
-using Confluent.Kafka;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Tests.Promotion;
 using ContinualServe.Learner.Training;
@@ -10,8 +8,9 @@ using Xunit;
 namespace ContinualServe.Learner.Tests.Faults;
 
 /// <summary>
-/// File work of a round that runs longer than max.poll.interval.ms, as on a slow or hung volume: the golden set's read,
-/// the live version's reload after a rejected candidate, and the checkpoint write after it. An injected wait delays the
+/// File work that runs longer than max.poll.interval.ms, as on a slow or hung volume. The work is the golden set's read,
+/// the live version's reload after a rejected candidate, the checkpoint write after it, the pause marker's read, and the
+/// rollback's checkpoint load and the pause marker's write after training diverged. An injected wait delays the
 /// first such access by twice the interval, and the learner must stay in its consumer group: no revocation, no record
 /// read twice, and the round's offsets committed.
 /// </summary>
@@ -19,14 +18,8 @@ namespace ContinualServe.Learner.Tests.Faults;
 public sealed class SlowFileWorkTests : IDisposable
 {
     private const string Topic = "slow-file-work";
-    private const int AssignedEventId = 271;
-    private const int RevokedEventId = 272;
-    private const int ConsumeErrorEventId = 208;
-    private const int CommitFailedEventId = 245;
 
-    // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
-    private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
-    private static readonly TimeSpan AccessDelay = 2 * MaxPollInterval;
+    private static readonly TimeSpan AccessDelay = 2 * GroupMembership.MaxPollInterval;
 
     private readonly TemporaryDirectory storeDirectory = new("continualserve-slow-file-work-");
 
@@ -45,7 +38,7 @@ public sealed class SlowFileWorkTests : IDisposable
             // discarded, not trained, so the check of Status.Trained would fail.
             options.Promotion.Enabled = false;
             var loggers = new RecordingLoggerFactory();
-            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
             await StartAsync(learner);
             int delayed = 0;
             learner.FaultHooks.BeforeGoldenSetRead = () => DelayFirstAccess(ref delayed);
@@ -79,8 +72,11 @@ public sealed class SlowFileWorkTests : IDisposable
         });
     }
 
-    [Fact(Timeout = 120_000)]
-    public async Task SlowRejectedCheckpointKeepsGroup()
+    // The weights, optimizer and teacher files are serialized on the learner thread and written with the others.
+    [Theory(Timeout = 120_000)]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task SlowRejectedCheckpointKeepsGroup(bool delayModuleFiles)
     {
         await Task.Run(async () =>
         {
@@ -92,7 +88,14 @@ public sealed class SlowFileWorkTests : IDisposable
             // The hook is set after the start, so the first checkpoint, written before the consumer exists, is not delayed.
             await StartAsync(learner);
             int delayed = 0;
-            learner.FaultHooks.BeforeCheckpointWrite = () => DelayFirstAccess(ref delayed);
+            if (delayModuleFiles)
+            {
+                learner.FaultHooks.BeforeModuleFilesWrite = () => DelayFirstAccess(ref delayed);
+            }
+            else
+            {
+                learner.FaultHooks.BeforeCheckpointWrite = () => DelayFirstAccess(ref delayed);
+            }
 
             await RunTwoRoundsAsync(broker, learner);
 
@@ -103,11 +106,78 @@ public sealed class SlowFileWorkTests : IDisposable
         });
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task SlowPauseMarkerReadKeepsGroup()
+    {
+        await Task.Run(async () =>
+        {
+            const string groupId = "slow-pause-marker-read";
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers, groupId);
+            options.Promotion.Enabled = false;
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
+            await StartAsync(learner);
+            int delayed = 0;
+            learner.FaultHooks.BeforePauseMarkerRead = () => DelayFirstAccess(ref delayed);
+
+            await RunTwoRoundsAsync(broker, learner);
+
+            delayed.ShouldBe(1, "the pause marker was not read");
+            AssertStayedInGroup(broker, groupId, learner, loggers);
+        });
+    }
+
+    // A learning rate of 1e30 makes every loss after Adam's first update non-finite, so the learner rolls back, diverges
+    // again and, past Learner:Checkpoint:MaxRollbacks, writes the pause marker. No round is published, so the offsets
+    // are not committed, and the check is that the learner polls on in its group after the slow rollback or write.
+    [Theory(Timeout = 120_000)]
+    [InlineData("rollback load")]
+    [InlineData("pause marker write")]
+    public async Task SlowDivergenceFileWorkKeepsGroup(string delayedWork)
+    {
+        await Task.Run(async () =>
+        {
+            string groupId = "slow-" + delayedWork.Replace(' ', '-');
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers, groupId);
+            options.Trainer.LearningRate = 1e30;
+            options.Trainer.GradientClipNorm = 0;
+            options.Checkpoint.MaxRollbacks = 1;
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
+            await StartAsync(learner);
+            int delayed = 0;
+            int markerReads = 0;
+            if (delayedWork == "rollback load")
+            {
+                learner.FaultHooks.BeforeRollbackLoad = () => DelayFirstAccess(ref delayed);
+            }
+            else
+            {
+                learner.FaultHooks.BeforePauseMarkerWrite = () => DelayFirstAccess(ref delayed);
+            }
+
+            learner.FaultHooks.BeforePauseMarkerRead = () => Interlocked.Increment(ref markerReads);
+
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 400), "only");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.IsDiverged, "training did not diverge");
+
+            // Two seconds of the consumer loop, whose polls would serve the revocation of a learner dropped from its group.
+            int readsAtDivergence = Volatile.Read(ref markerReads);
+            await LearnerHarness.WaitUntilAsync(
+                () => Volatile.Read(ref markerReads) >= readsAtDivergence + 4, "the learner did not read the pause marker after it diverged");
+
+            delayed.ShouldBe(1, $"the {delayedWork} did not run");
+            GroupMembership.AssertNeverLeftGroup(learner, loggers);
+        });
+    }
+
     // A golden set that cannot be parsed rejects every candidate, so each round reloads the live version 1.
     private ContinualLearner RejectingLearner(EmbeddedKafkaBroker broker, string groupId, RecordingLoggerFactory loggers)
     {
         File.WriteAllText(Path.Combine(storeDirectory.Path, GoldenSet.FileName), "{");
-        return new ContinualLearner(Options(broker.BootstrapServers, groupId), loggers, ShortMaxPollInterval());
+        return new ContinualLearner(Options(broker.BootstrapServers, groupId), loggers, GroupMembership.ShortMaxPollInterval());
     }
 
     private static async Task StartAsync(ContinualLearner learner)
@@ -137,29 +207,9 @@ public sealed class SlowFileWorkTests : IDisposable
         }
     }
 
-    private static void AssertStayedInGroup(EmbeddedKafkaBroker broker, string groupId, ContinualLearner learner, RecordingLoggerFactory loggers)
-    {
-        IReadOnlyList<LogRecord> records = loggers.Logger.Records;
-        records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
-        records.ShouldNotContain(record => record.EventId == RevokedEventId);
-        records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
-        records.ShouldNotContain(record => record.EventId == CommitFailedEventId);
-        learner.Status.Consumed.ShouldBe(200, "a record was read twice");
-        learner.Failure.ShouldBeNull();
-        CommittedOffset(broker.BootstrapServers, groupId).ShouldBe(200);
-    }
+    private static void AssertStayedInGroup(EmbeddedKafkaBroker broker, string groupId, ContinualLearner learner, RecordingLoggerFactory loggers) =>
+        GroupMembership.AssertStayedInGroup(broker, Topic, groupId, learner, loggers, records: 200);
 
     private LearnerOptions Options(string bootstrapServers, string groupId) => LearnerHarness.Options(
         bootstrapServers, Topic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
-
-    private static KafkaClientProperties ShortMaxPollInterval() =>
-        KafkaClientProperties.Load(null, [new("max.poll.interval.ms", ((int)MaxPollInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))]);
-
-    // Reads the group's committed offset of partition 0 without joining the group.
-    private static long CommittedOffset(string bootstrapServers, string groupId)
-    {
-        using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(KafkaDefaults.CreateConsumerConfig(bootstrapServers, groupId)).Build();
-        List<TopicPartitionOffset> committed = reader.Committed([new TopicPartition(Topic, new Partition(0))], TimeSpan.FromSeconds(10));
-        return committed.Single().Offset.Value;
-    }
 }

@@ -19,11 +19,6 @@ public sealed class SlowRoundEvaluationTests : IDisposable
     private const string Topic = "slow-round";
     private const int AssignedEventId = 271;
     private const int RevokedEventId = 272;
-    private const int ConsumeErrorEventId = 208;
-    private const int CommitFailedEventId = 245;
-
-    // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
-    private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
 
     // Each delay stays well below max.poll.interval.ms, and together they last twice as long.
     private static readonly TimeSpan BatchDelay = TimeSpan.FromMilliseconds(750);
@@ -44,7 +39,7 @@ public sealed class SlowRoundEvaluationTests : IDisposable
             LearnerOptions options = Options(broker.BootstrapServers, groupId);
             options.HoldoutFraction = 0.5;
             var loggers = new RecordingLoggerFactory();
-            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
             learner.EvaluationBatchSize = 4;
             int delayed = 0;
             learner.FaultHooks.BeforeEvaluationBatch = () => DelayFirstBatches(ref delayed);
@@ -74,7 +69,7 @@ public sealed class SlowRoundEvaluationTests : IDisposable
             }.Save(storeDirectory.Path);
             LearnerOptions options = Options(broker.BootstrapServers, groupId);
             var loggers = new RecordingLoggerFactory();
-            using var learner = new ContinualLearner(options, loggers, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
             learner.EvaluationBatchSize = 4;
             int delayed = 0;
             bool goldenSetRead = false;
@@ -149,7 +144,7 @@ public sealed class SlowRoundEvaluationTests : IDisposable
             learner.Status.Consumed.ShouldBe(200, "a record was read twice");
             (learner.Status.Trained + learner.Status.HeldOut).ShouldBe(200, "a record was trained or held out twice");
             learner.Failure.ShouldBeNull();
-            CommittedOffset(broker.BootstrapServers, groupId).ShouldBe(200);
+            GroupMembership.CommittedOffset(broker.BootstrapServers, Topic, groupId).ShouldBe(200);
         });
     }
 
@@ -184,15 +179,8 @@ public sealed class SlowRoundEvaluationTests : IDisposable
 
     private static void AssertStayedInGroup(EmbeddedKafkaBroker broker, string groupId, ContinualLearner learner, RecordingLoggerFactory loggers)
     {
-        IReadOnlyList<LogRecord> records = loggers.Logger.Records;
-        records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
-        records.ShouldNotContain(record => record.EventId == RevokedEventId);
-        records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
-        records.ShouldNotContain(record => record.EventId == CommitFailedEventId);
-        learner.Status.Consumed.ShouldBe(200, "a record was read twice");
+        GroupMembership.AssertStayedInGroup(broker, Topic, groupId, learner, loggers, records: 200);
         (learner.Status.Trained + learner.Status.HeldOut).ShouldBe(200, "a record was trained or held out twice");
-        learner.Failure.ShouldBeNull();
-        CommittedOffset(broker.BootstrapServers, groupId).ShouldBe(200);
     }
 
     private LearnerOptions Options(string bootstrapServers, string groupId)
@@ -204,16 +192,5 @@ public sealed class SlowRoundEvaluationTests : IDisposable
         // discarded, not trained, so the checks of Status.Trained would fail.
         options.Promotion.Enabled = false;
         return options;
-    }
-
-    private static KafkaClientProperties ShortMaxPollInterval() =>
-        KafkaClientProperties.Load(null, [new("max.poll.interval.ms", ((int)MaxPollInterval.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture))]);
-
-    // Reads the group's committed offset of partition 0 without joining the group.
-    private static long CommittedOffset(string bootstrapServers, string groupId)
-    {
-        using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(KafkaDefaults.CreateConsumerConfig(bootstrapServers, groupId)).Build();
-        List<TopicPartitionOffset> committed = reader.Committed([new TopicPartition(Topic, new Partition(0))], TimeSpan.FromSeconds(10));
-        return committed.Single().Offset.Value;
     }
 }

@@ -1,11 +1,10 @@
-using System.Globalization;
-using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Holdout;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model.Store;
+using ContinualServe.Learner.Tests.Faults;
 using Microsoft.Extensions.Logging;
 using Shouldly;
 using TorchSharp;
@@ -31,9 +30,7 @@ public sealed class TrainFromPinTests : IDisposable
     private const int AssignedEventId = 271;
     private const int ConsumeErrorEventId = 208;
     private const int RoundWriteStalledEventId = 267;
-
-    // librdkafka requires max.poll.interval.ms to be at least session.timeout.ms, which the harness sets to 3 s.
-    private static readonly TimeSpan MaxPollInterval = TimeSpan.FromSeconds(3);
+    private const int FileReadStalledEventId = 276;
 
     private static readonly HoldoutRouter Router = new(0.1);
     private static readonly int[] TaskOne = SplitTasks.OrderByTask(TestData.TrainingSet, maxTasks: 1).ToArray();
@@ -145,7 +142,7 @@ public sealed class TrainFromPinTests : IDisposable
             await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
 
             // Checked before the stop, because a stop commits the checkpoint's offsets too.
-            CommittedOffset(broker.BootstrapServers).ShouldBe(4L * ChunkSize, "the offsets of the pin's checkpoint were not committed");
+            GroupMembership.CommittedOffset(broker.BootstrapServers, Topic, GroupId).ShouldBe(4L * ChunkSize, "the offsets of the pin's checkpoint were not committed");
             learner.Stop(TimeSpan.FromSeconds(10));
         });
     }
@@ -160,7 +157,7 @@ public sealed class TrainFromPinTests : IDisposable
             var logs = new RecordingLoggerFactory();
             LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
             options.RoundWriteStallThreshold = TimeSpan.FromSeconds(1);
-            using var learner = new ContinualLearner(options, logs, ShortMaxPollInterval());
+            using var learner = new ContinualLearner(options, logs, GroupMembership.ShortMaxPollInterval());
             learner.Start();
             await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
             int writes = 0;
@@ -168,7 +165,7 @@ public sealed class TrainFromPinTests : IDisposable
             {
                 if (Interlocked.Increment(ref writes) == 1)
                 {
-                    Thread.Sleep(2 * MaxPollInterval);
+                    Thread.Sleep(2 * GroupMembership.MaxPollInterval);
                 }
             };
 
@@ -178,6 +175,51 @@ public sealed class TrainFromPinTests : IDisposable
 
             writes.ShouldBe(1, "the pin's checkpoint was not written once");
             logs.Logger.Records.Count(record => record.EventId == RoundWriteStalledEventId).ShouldBe(1, "the held checkpoint write was not reported as stalled");
+            logs.Logger.Records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
+            logs.Logger.Records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
+            learner.Failure.ShouldBeNull();
+            learner.Status.Consumed.ShouldBe(4L * ChunkSize, "a record was read twice");
+        });
+    }
+
+    // An injected wait delays the first read of the new pin, or of the pinned version's files, by twice max.poll.interval.ms.
+    [Theory(Timeout = 180_000)]
+    [InlineData("pin")]
+    [InlineData("pinned version")]
+    public async Task SlowPinReadKeepsGroup(string delayedRead)
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            var logs = new RecordingLoggerFactory();
+            LearnerOptions options = Options(broker.BootstrapServers, trainFromPin: true, ReplayStrategy.Naive);
+            options.RoundWriteStallThreshold = TimeSpan.FromSeconds(1);
+            using var learner = new ContinualLearner(options, logs, GroupMembership.ShortMaxPollInterval());
+            learner.Start();
+            await PublishThreeVersionsAndPin(broker, learner, pinned: 2);
+            int reads = 0;
+            Action delayFirstRead = () =>
+            {
+                if (Interlocked.Increment(ref reads) == 1)
+                {
+                    Thread.Sleep(2 * GroupMembership.MaxPollInterval);
+                }
+            };
+            if (delayedRead == "pin")
+            {
+                learner.FaultHooks.BeforePinRead = delayFirstRead;
+            }
+            else
+            {
+                learner.FaultHooks.BeforePinnedVersionLoad = delayFirstRead;
+            }
+
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Chunk(3), "mixed");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.LatestVersion == 2 && learner.Status.HeldOut == HeldOutOfChunks(4));
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            reads.ShouldBeGreaterThanOrEqualTo(1, $"the {delayedRead} was not read");
+            logs.Logger.Records.Count(record => record.EventId == FileReadStalledEventId).ShouldBe(1, "the held pin read was not reported as stalled");
             logs.Logger.Records.Count(record => record.EventId == AssignedEventId).ShouldBe(1, "the partitions were assigned again");
             logs.Logger.Records.ShouldNotContain(record => record.EventId == ConsumeErrorEventId);
             learner.Failure.ShouldBeNull();
@@ -341,17 +383,6 @@ public sealed class TrainFromPinTests : IDisposable
         options.Promotion = new PromotionOptions { MaxForgetting = 0.3, MaxAverageAccuracyDrop = 0.1 };
         options.TrainFromPin = trainFromPin;
         return options;
-    }
-
-    private static KafkaClientProperties ShortMaxPollInterval() =>
-        KafkaClientProperties.Load(null, [new("max.poll.interval.ms", ((int)MaxPollInterval.TotalMilliseconds).ToString(CultureInfo.InvariantCulture))]);
-
-    // Reads the group's committed offset of partition 0 without joining the group.
-    private static long CommittedOffset(string bootstrapServers)
-    {
-        using IConsumer<Ignore, Ignore> reader = new ConsumerBuilder<Ignore, Ignore>(KafkaDefaults.CreateConsumerConfig(bootstrapServers, GroupId)).Build();
-        List<TopicPartitionOffset> committed = reader.Committed([new TopicPartition(Topic, new Partition(0))], TimeSpan.FromSeconds(10));
-        return committed.Single().Offset.Value;
     }
 
     private static int[] Chunk(int chunk) => TaskOne[(chunk * ChunkSize)..((chunk + 1) * ChunkSize)];

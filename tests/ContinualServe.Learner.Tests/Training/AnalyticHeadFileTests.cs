@@ -39,6 +39,34 @@ public sealed class AnalyticHeadFileTests
         }
     }
 
+    // The learner reads the sums into managed memory on a thread-pool task, then copies them into the head's tensors.
+    [Fact]
+    public void ReadReturnsSavedSums()
+    {
+        using var head = new AnalyticHead(featureCount: 2, classCount: 2, CPU);
+        using (Tensor features = torch.tensor(new float[] { 1, 2, 3, 4 }, [2, 2]))
+        using (Tensor labels = torch.tensor(new long[] { 0, 1 }))
+        {
+            head.Accumulate(features, labels);
+        }
+
+        string path = TemporaryPath();
+        try
+        {
+            head.Save(path);
+
+            AnalyticSums sums = AnalyticHead.Read(path, featureCount: 2, classCount: 2);
+            sums.Gram.ShouldBe([10, 14, 4, 14, 20, 6, 4, 6, 2]);
+            sums.Cross.ShouldBe([1, 3, 2, 4, 1, 1]);
+            InvalidDataException misfit = Should.Throw<InvalidDataException>(() => AnalyticHead.Read(path, featureCount: 3, classCount: 2));
+            misfit.Message.ShouldContain("has sums for 2 features");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void SavedSumsLoadUnchanged()
     {

@@ -168,6 +168,26 @@ public sealed class MisfitVersionTests
         exception.Message.ShouldContain("[12, 16]");
     }
 
+    [Fact]
+    public void StreamLoadNamesMisfitTensor()
+    {
+        ModelStore store = SmallModels.StoreWithVersions(1);
+        store.TryLoad(1, out ModelVersion? verified).ShouldBeTrue();
+        torch.manual_seed(11);
+        using var weights = new MemoryStream();
+        using (nn.Module<Tensor, Tensor> wider = ModelFactory.Create(SmallModels.Spec with { HiddenSizes = [12] }))
+        using (var writer = new BinaryWriter(weights, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            wider.save(writer);
+        }
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => verified!.LoadModule(CPU, weights));
+
+        exception.Message.ShouldContain(verified!.WeightsPath);
+        exception.Message.ShouldContain("'layers.hidden0.weight'");
+        exception.Message.ShouldContain("[12, 16]");
+    }
+
     // An I/O error, which may pass, keeps its type, so callers do not take it for corrupt data.
     [Fact]
     public void LoadModuleKeepsIoErrors()

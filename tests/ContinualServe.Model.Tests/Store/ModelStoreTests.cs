@@ -35,6 +35,26 @@ public sealed class ModelStoreTests
         loaded.Manifest.WeightsSha256.Length.ShouldBe(64);
     }
 
+    // The learner reads the file on a thread-pool task and loads the module from memory on its own thread.
+    [Fact]
+    public void WeightsFromStreamEqualSavedWeights()
+    {
+        var store = new ModelStore(SmallModels.TemporaryDirectory());
+        torch.manual_seed(7);
+        using nn.Module<Tensor, Tensor> saved = ModelFactory.Create(SmallModels.Spec);
+        ModelVersion version = store.Save(SmallModels.Spec, saved, new ModelManifest { ExamplesTrained = 42 });
+        using var weights = new MemoryStream(File.ReadAllBytes(version.WeightsPath));
+        weights.Position = weights.Length;
+
+        using nn.Module<Tensor, Tensor> module = version.LoadModule(torch.CPU, weights);
+        using Tensor input = torch.rand(4, 16);
+        using Tensor expected = saved.forward(input);
+        using Tensor actual = module.forward(input);
+
+        actual.allclose(expected).ShouldBeTrue();
+        weights.CanRead.ShouldBeTrue("the stream was closed");
+    }
+
     [Fact]
     public void InstallReplacesCorruptCopy()
     {
