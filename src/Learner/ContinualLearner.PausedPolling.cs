@@ -60,9 +60,19 @@ public sealed partial class ContinualLearner
     {
         if (groupConsumer is { } consumer)
         {
-            while (Task.WaitAny([work], PausedPollInterval) < 0)
+            try
             {
-                PausePollOnce(consumer);
+                while (Task.WaitAny([work], PausedPollInterval) < 0)
+                {
+                    PausePollOnce(consumer);
+                }
+            }
+            catch
+            {
+                // The caller frees the buffers that the work reads or writes as soon as this throws, so a poll that fails
+                // (a fatal Kafka error) waits for the work to end first.
+                Task.WaitAny([work]);
+                throw;
             }
         }
 
@@ -115,6 +125,7 @@ public sealed partial class ContinualLearner
     private void PollPaused(IConsumer<byte[]?, byte[]?> consumer)
     {
         ConsumeResult<byte[]?, byte[]?>? result;
+        FaultHooks.BeforePausedPoll?.Invoke();
         try
         {
             polledAt = Stopwatch.GetTimestamp();

@@ -9,6 +9,9 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before each read from the consumer.</summary>
     public Action? BeforeConsume { get; set; }
 
+    /// <summary>Runs on the learner thread before each poll with the partitions paused, during a round's work or file work.</summary>
+    public Action? BeforePausedPoll { get; set; }
+
     /// <summary>
     /// Runs on a thread-pool task before each read of the store's pause marker, inside its stall watch, while the learner
     /// thread polls the consumer.

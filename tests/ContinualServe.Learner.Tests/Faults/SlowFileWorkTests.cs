@@ -1,3 +1,4 @@
+using Confluent.Kafka;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Tests.Promotion;
 using ContinualServe.Learner.Training;
@@ -125,6 +126,42 @@ public sealed class SlowFileWorkTests : IDisposable
 
             delayed.ShouldBe(1, "the pause marker was not read");
             AssertStayedInGroup(broker, groupId, learner, loggers);
+        });
+    }
+
+    // A poll that fails during file work ends the learner thread, whose caller then frees the buffers that the work uses
+    // (a checkpoint's serialized weights), so the learner thread must wait for the work before it ends.
+    [Fact(Timeout = 120_000)]
+    public async Task FailedPollWaitsForFileWork()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = Options(broker.BootstrapServers, "failed-poll-during-file-work");
+            using var learner = new ContinualLearner(options, new RecordingLoggerFactory(), GroupMembership.ShortMaxPollInterval());
+            await StartAsync(learner);
+            int stalledReads = 0;
+            int workEnded = 0;
+            learner.FaultHooks.BeforePauseMarkerRead = () =>
+            {
+                if (Interlocked.Increment(ref stalledReads) == 1)
+                {
+                    Thread.Sleep(TimeSpan.FromSeconds(1));
+                    Volatile.Write(ref workEnded, 1);
+                }
+            };
+            learner.FaultHooks.BeforePausedPoll = () =>
+            {
+                if (Volatile.Read(ref stalledReads) == 1 && Volatile.Read(ref workEnded) == 0)
+                {
+                    throw new KafkaException(new Error(ErrorCode.Local_Fatal, "injected fatal error", isFatal: true));
+                }
+            };
+
+            await LearnerHarness.WaitUntilAsync(() => learner.HasStopped, "the failed poll did not end the learner thread");
+
+            Volatile.Read(ref workEnded).ShouldBe(1, "the learner thread ended while its file work was still running");
+            learner.Failure.ShouldBeOfType<KafkaException>();
         });
     }
 
