@@ -13,12 +13,13 @@ using static TorchSharp.torch;
 namespace ContinualServe.Learner;
 
 /// <summary>
-/// Writing a promoted round to disk off the learner thread. The round copies the weights to a second module and
-/// writes the optimizer state and the LwF teacher to a temporary checkpoint directory. Training then goes on while a
-/// thread-pool task saves the version, writes the rest of the checkpoint and flushes both to disk. Once the task is
-/// done, the learner thread commits the round's offsets, so an offset is still committed only after its examples
-/// are durable. At most one round is written at a time: the next round, a rollback and a stop wait for it first.
-/// While they wait, the learner thread polls Kafka with the partitions paused, so that it stays in its consumer group.
+/// Writing a promoted round to disk off the learner thread. The round copies the weights to a second module, and the
+/// optimizer state and the LwF teacher into memory. Training then goes on while a thread-pool task writes them to a
+/// temporary checkpoint directory, saves the version, writes the rest of the checkpoint and flushes both to disk. Once
+/// the task is done, the learner thread commits the round's offsets, so an offset is still committed only after its
+/// examples are durable. At most one round is written at a time: the next round, a rollback and a stop wait for it
+/// first. While they wait, the learner thread polls Kafka with the partitions paused, so that it stays in its consumer
+/// group.
 /// </summary>
 public sealed partial class ContinualLearner
 {
@@ -26,6 +27,15 @@ public sealed partial class ContinualLearner
     private Task<(ModelVersion Version, LearnerCheckpoint Checkpoint)>? publishing;
     private PromotedRound? publishingRound;
     private FileAccessWatchdog? roundWriteWatchdog;
+
+    /// <summary>
+    /// Optimizer state up to this size is copied into memory for the round-write task. Larger state (the analytic sums
+    /// of a hidden layer wider than about 5,600 units) is written by the learner thread, because a copy would double it.
+    /// Tests lower it.
+    /// </summary>
+    // NOTE: the learner thread does not poll while it writes optimizer state above this size, so a volume that stalls
+    // that write past max.poll.interval.ms drops the learner from its group.
+    internal long MaxCopiedOptimizerBytes { get; set; } = 256L << 20;
 
     private FileAccessWatchdog RoundWriteWatchdog => roundWriteWatchdog ??= new FileAccessWatchdog(
         options.RoundWriteStallThreshold, OnRoundWriteStalled, OnRoundWriteRecovered);
@@ -41,28 +51,34 @@ public sealed partial class ContinualLearner
         List<LabeledExample> holdouts = evaluator.Tasks.SelectMany(evaluator.Examples).ToList();
         FileAccessWatchdog watchdog = RoundWriteWatchdog;
 
-        // The training log's flush and the optimizer and teacher files are the round write's first steps. They run on
-        // the learner thread, in the checkpoint directory, and a hung volume blocks them too.
+        // The training log's flush is the round write's first step. It runs on the learner thread, in the checkpoint
+        // directory, and a hung volume blocks it too. So does the optimizer file when it is too large to copy.
         watchdog.Start("round write", Checkpoints.RootDirectory);
         LearnerCheckpoint metadata;
-        string prepared;
+        ModuleFiles? copiedFiles = null;
+        string? preparedHere = null;
         try
         {
             metadata = CheckpointMetadata(ReachedOffsets(), round.Summary);
-            FaultHooks.BeforeCheckpointPrepare?.Invoke();
-            prepared = Checkpoints.Prepare(WriteOptimizerAndTeacher);
+            copiedFiles = CopyOptimizerAndTeacher();
+            if (copiedFiles is null)
+            {
+                FaultHooks.BeforeCheckpointPrepare?.Invoke();
+                preparedHere = Checkpoints.Prepare(WriteOptimizerAndTeacher);
+            }
         }
         catch
         {
+            copiedFiles?.Dispose();
             watchdog.Finish();
             throw;
         }
 
         nn.Module<Tensor, Tensor> weights = publishedWeights;
         LearnerCheckpointStore checkpoints = Checkpoints;
+        Action? beforePrepare = FaultHooks.BeforeCheckpointPrepare;
         Action? beforeWrite = FaultHooks.BeforeRoundWrite;
         publishingRound = round;
-        watchdog.Enter(store.RootDirectory);
         publishing = Task.Run(() =>
         {
             try
@@ -71,12 +87,19 @@ public sealed partial class ContinualLearner
             }
             finally
             {
+                copiedFiles?.Dispose();
                 watchdog.Finish();
             }
         });
 
         (ModelVersion Version, LearnerCheckpoint Checkpoint) Write()
         {
+            string prepared = preparedHere ?? checkpoints.Prepare(directory =>
+            {
+                beforePrepare?.Invoke();
+                copiedFiles!.WriteTo(directory);
+            });
+            watchdog.Enter(store.RootDirectory);
             ModelVersion version;
             try
             {
@@ -100,6 +123,33 @@ public sealed partial class ContinualLearner
                     ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);
                 });
             return (version, saved);
+        }
+    }
+
+    /// <summary>
+    /// Copies the optimizer state and the teacher's weights into memory for the round-write task, or returns null when
+    /// the optimizer state is larger than <see cref="MaxCopiedOptimizerBytes"/>.
+    /// </summary>
+    private ModuleFiles? CopyOptimizerAndTeacher()
+    {
+        using (TensorFileImage optimizerState = trainer!.OptimizerStateImage())
+        {
+            if (optimizerState.Length > MaxCopiedOptimizerBytes)
+            {
+                return null;
+            }
+
+            var files = new ModuleFiles { Optimizer = optimizerState.ToBuffer() };
+            try
+            {
+                files.Teacher = trainer.SerializeTeacher();
+                return files;
+            }
+            catch
+            {
+                files.Dispose();
+                throw;
+            }
         }
     }
 

@@ -8,7 +8,7 @@ namespace ContinualServe.Learner.Checkpoints;
 /// <see cref="MemoryStream"/>, whose capacity is an int, it stores files of 2 GiB and more. Not thread-safe: one thread
 /// uses it at a time, and a task that reads the file into it, or writes it out, hands it over when the task ends.
 /// </summary>
-internal sealed unsafe class NativeBufferStream : Stream
+internal sealed unsafe class NativeBufferStream : Stream, IFileImage
 {
     // Each read or write call moves at most 1 GiB, because a Span's length is an int.
     private const int MaxChunkBytes = 1 << 30;

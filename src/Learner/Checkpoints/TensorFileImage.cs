@@ -8,7 +8,7 @@ namespace ContinualServe.Learner.Checkpoints;
 /// that a thread-pool task can write the file without copying the tensors and without calling TorchSharp. The learner
 /// thread builds and disposes it, and must not change the tensors in between. <see cref="WriteFile"/> runs on any thread.
 /// </summary>
-internal sealed unsafe class TensorFileImage : IDisposable
+internal sealed unsafe class TensorFileImage : IFileImage
 {
     // Each write moves at most 1 GiB, because a Span's length is an int.
     private const long MaxSliceBytes = 1L << 30;
@@ -21,6 +21,16 @@ internal sealed unsafe class TensorFileImage : IDisposable
     public TensorFileImage()
     {
         writer = new BinaryWriter(pending);
+    }
+
+    /// <inheritdoc/>
+    public long Length
+    {
+        get
+        {
+            writer.Flush();
+            return segments.Sum(segment => segment.Managed?.LongLength ?? segment.Length) + pending.Length;
+        }
     }
 
     /// <summary>The writer of the managed values, which go into the file in order with the tensors.</summary>
@@ -60,23 +70,44 @@ internal sealed unsafe class TensorFileImage : IDisposable
         }
     }
 
-    /// <summary>
-    /// Writes the contents to a new file at <paramref name="path"/>. Does not flush to disk, because the checkpoint store
-    /// flushes every file it contains before it commits the checkpoint.
-    /// </summary>
+    /// <inheritdoc/>
     public void WriteFile(string path)
     {
-        FlushPending();
         using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16);
+        CopyTo(file);
+    }
+
+    /// <summary>
+    /// Copies the contents into native memory, so that the tensors may change, or be disposed with this image, while a
+    /// thread-pool task writes the copy.
+    /// </summary>
+    public NativeBufferStream ToBuffer()
+    {
+        var copy = new NativeBufferStream(Math.Max(Length, 1));
+        try
+        {
+            CopyTo(copy);
+            return copy;
+        }
+        catch
+        {
+            copy.Dispose();
+            throw;
+        }
+    }
+
+    private void CopyTo(Stream destination)
+    {
+        FlushPending();
         foreach (Segment segment in segments)
         {
             if (segment.Managed is { } managed)
             {
-                file.Write(managed);
+                destination.Write(managed);
             }
             else
             {
-                file.Write(new ReadOnlySpan<byte>((void*)segment.Pointer, segment.Length));
+                destination.Write(new ReadOnlySpan<byte>((void*)segment.Pointer, segment.Length));
             }
         }
     }

@@ -60,8 +60,9 @@ public sealed class StalledRoundWriteTests : IDisposable
         });
     }
 
-    // The optimizer and teacher files of the round's checkpoint are written on the learner thread before the write
-    // task starts, and a hung volume blocks them as well, so they count as part of the round write.
+    // The optimizer and teacher files of the round's checkpoint are the write task's first step, in the checkpoint
+    // directory, and a hung volume blocks them as well, so they count as part of the round write. The learner thread
+    // copies them into memory and goes on, so it stays in its group while the write is held past max.poll.interval.ms.
     [Fact(Timeout = 120_000)]
     public async Task StalledCheckpointPrepareUnready()
     {
@@ -73,7 +74,7 @@ public sealed class StalledRoundWriteTests : IDisposable
             options.RoundWriteStallThreshold = TimeSpan.FromMilliseconds(300);
             string checkpointDirectory = options.Checkpoint.ResolveDirectory(options.StoreDirectory);
             var loggers = new RecordingLoggerFactory();
-            using var learner = new ContinualLearner(options, loggers);
+            using var learner = new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
             using var releasePrepare = new ManualResetEventSlim();
             learner.FaultHooks.BeforeCheckpointPrepare = () => releasePrepare.Wait(TimeSpan.FromSeconds(30));
             learner.Start();
@@ -85,12 +86,57 @@ public sealed class StalledRoundWriteTests : IDisposable
             LogRecord warning = loggers.Logger.Records.Single(record => record.EventId == StalledEventId);
             warning.Message.ShouldContain(checkpointDirectory);
 
+            // The next round waits for the held write, twice as long as max.poll.interval.ms.
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(100, 100), "second");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.Consumed == 200, "the second batch was not consumed");
+            await Task.Delay(2 * GroupMembership.MaxPollInterval);
             releasePrepare.Set();
-            await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 100, "the round was not published after the write ended");
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 200, "the rounds were not published after the write ended");
             learner.Status.IsRoundWriteStalled.ShouldBeFalse();
             learner.IsReady.ShouldBeTrue();
             loggers.Logger.Records.Count(record => record.EventId == RecoveredEventId).ShouldBe(1);
             loggers.Logger.Records.Count(record => record.EventId == StalledEventId).ShouldBe(1);
+            GroupMembership.AssertNeverLeftGroup(learner, loggers);
+        });
+    }
+
+    // Optimizer state too large to copy is written by the learner thread before the write task starts, and its stall is
+    // reported as the round write's as well.
+    [Fact(Timeout = 120_000)]
+    public async Task StalledLargeOptimizerWriteUnready()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions options = LearnerHarness.Options(
+                broker.BootstrapServers, Topic, "stalled-large-optimizer", storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+            options.RoundWriteStallThreshold = TimeSpan.FromMilliseconds(300);
+            string checkpointDirectory = options.Checkpoint.ResolveDirectory(options.StoreDirectory);
+            var loggers = new RecordingLoggerFactory();
+            using var learner = new ContinualLearner(options, loggers) { MaxCopiedOptimizerBytes = 0 };
+            using var releasePrepare = new ManualResetEventSlim();
+            int learnerThreadPrepares = 0;
+            learner.FaultHooks.BeforeCheckpointPrepare = () =>
+            {
+                if (Thread.CurrentThread.Name == "continualserve-learner")
+                {
+                    Interlocked.Increment(ref learnerThreadPrepares);
+                }
+
+                releasePrepare.Wait(TimeSpan.FromSeconds(30));
+            };
+            learner.Start();
+            await LearnerHarness.WaitUntilAsync(() => learner.IsReady, "the learner did not become ready");
+            LearnerHarness.Produce(broker.BootstrapServers, Topic, Enumerable.Range(0, 100), "only");
+
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.IsRoundWriteStalled, "the held optimizer write was not reported as stalled");
+            learner.IsReady.ShouldBeFalse();
+            loggers.Logger.Records.Single(record => record.EventId == StalledEventId).Message.ShouldContain(checkpointDirectory);
+
+            releasePrepare.Set();
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 100, "the round was not published after the write ended");
+            learner.IsReady.ShouldBeTrue();
+            Volatile.Read(ref learnerThreadPrepares).ShouldBe(1, "the learner thread did not write the optimizer state itself");
         });
     }
 
