@@ -86,6 +86,20 @@ public sealed class LearnerOptions
     [Range(1024, 64 * 1024 * 1024)]
     public int MaxRecordBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>
+    /// Largest accepted task number. A record of a higher task goes to the dead-letter topic, because the learner
+    /// never moves back to a lower current task, so one such record would leave every later task late (warning 286).
+    /// </summary>
+    [Range(1, int.MaxValue, ErrorMessage = "Learner:MaxTask must be from 1 to 2147483647.")]
+    public int MaxTask { get; set; } = 1_000;
+
+    /// <summary>
+    /// Largest accepted step above the current task (0 before the first task). A record of a task further above it
+    /// goes to the dead-letter topic, so one wrong task number cannot skip the tasks in between.
+    /// </summary>
+    [Range(1, int.MaxValue, ErrorMessage = "Learner:MaxTaskJump must be from 1 to 2147483647.")]
+    public int MaxTaskJump { get; set; } = 10;
+
     /// <summary>Architecture used when the store is empty; otherwise the newest version's spec wins.</summary>
     public ModelSpec InitialSpec { get; set; } = new();
 

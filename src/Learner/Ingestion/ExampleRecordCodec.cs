@@ -27,6 +27,9 @@ public sealed class ExampleRecordCodec
 
     public int MaxRecordBytes { get; }
 
+    /// <summary>Largest accepted task number; no limit by default. The learner sets Learner:MaxTask.</summary>
+    public int MaxTask { get; init; } = int.MaxValue;
+
     public static byte[] Encode(string id, int task, int label, ReadOnlySpan<byte> pixels)
     {
         var buffer = new ArrayBufferWriter<byte>(16 + (pixels.Length * 4));
@@ -99,9 +102,12 @@ public sealed class ExampleRecordCodec
     /// </summary>
     public bool TryDecode(ReadOnlySpan<byte> record, out LabeledExample? example, out string error)
     {
-        return BinaryExampleRecord.HasMagic(record) && record.Length <= MaxRecordBytes
-            ? BinaryExampleRecord.TryDecode(record, FeatureCount, ClassCount, out example, out error)
-            : TryDecodeJson(record, out example, out error);
+        if (!BinaryExampleRecord.HasMagic(record) || record.Length > MaxRecordBytes)
+        {
+            return TryDecodeJson(record, out example, out error);
+        }
+
+        return BinaryExampleRecord.TryDecode(record, FeatureCount, ClassCount, out example, out error) && WithinLimits(ref example, out error);
     }
 
     /// <summary>Parses and validates one JSON record. On failure <paramref name="error"/> names the field and the problem.</summary>
@@ -116,13 +122,12 @@ public sealed class ExampleRecordCodec
 
         if (TryReadCanonical(json, out example))
         {
-            error = string.Empty;
-            return true;
+            return WithinLimits(ref example, out error);
         }
 
         try
         {
-            return TryRead(json, out example, out error);
+            return TryRead(json, out example, out error) && WithinLimits(ref example, out error);
         }
         catch (JsonException exception)
         {
@@ -214,6 +219,29 @@ public sealed class ExampleRecordCodec
 
         example = new LabeledExample(id, task, label, features);
         return true;
+    }
+
+    // Checks the limits that apply to every record format, and clears the example when one is broken.
+    private bool WithinLimits(ref LabeledExample? example, out string error)
+    {
+        error = LimitError(example!);
+        if (error.Length == 0)
+        {
+            return true;
+        }
+
+        example = null;
+        return false;
+    }
+
+    private string LimitError(LabeledExample example)
+    {
+        if (example.Task > MaxTask)
+        {
+            return $"field 'task' is {example.Task}; the maximum is {MaxTask} (Learner:MaxTask)";
+        }
+
+        return string.Empty;
     }
 
     private bool TryRead(ReadOnlySpan<byte> json, out LabeledExample? example, out string error)

@@ -133,6 +133,27 @@ public sealed class ExampleRecordCodecTests
     }
 
     [Fact]
+    public void TaskAboveMaximumRejected()
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxTask = 1000 };
+        byte[][] records =
+        [
+            Encoding.UTF8.GetBytes(Record(task: "2147483647")),
+            ExampleRecordCodec.Encode("train-1", task: int.MaxValue, label: 0, new byte[FeatureCount]),
+            BinaryExampleRecord.Encode("train-1", task: int.MaxValue, label: 0, new byte[FeatureCount]),
+        ];
+
+        foreach (byte[] record in records)
+        {
+            bounded.TryDecode(record, out LabeledExample? example, out string error).ShouldBeFalse();
+            example.ShouldBeNull();
+            error.ShouldBe("field 'task' is 2147483647; the maximum is 1000 (Learner:MaxTask)");
+        }
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(task: "1000")), out _, out string atLimitError).ShouldBeTrue(atLimitError);
+    }
+
+    [Fact]
     public void MalformedJsonRejected()
     {
         ShouldReject("{\"id\":\"a\",\"task\":1,", "malformed JSON");
