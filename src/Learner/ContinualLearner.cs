@@ -247,7 +247,11 @@ public sealed partial class ContinualLearner : IDisposable
     /// </summary>
     private void UseStoredSpec(ModelSpec spec)
     {
-        codec = new ExampleRecordCodec(spec.FeatureCount, spec.ClassCount, options.MaxRecordBytes) { MaxTask = options.MaxTask };
+        codec = new ExampleRecordCodec(spec.FeatureCount, spec.ClassCount, options.MaxRecordBytes)
+        {
+            MaxTask = options.MaxTask,
+            MaxAbsFeatureValue = options.MaxAbsFeatureValue,
+        };
         promotionGate = new PromotionGate(options.Promotion, spec, options.StoreDirectory, logger, ReadGoldenSet);
         if (!string.Equals(options.InitialSpec.ToJson(), spec.ToJson(), StringComparison.Ordinal))
         {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text.Json;
 using ContinualServe.Learner.Data;
 
@@ -29,6 +30,9 @@ public sealed class ExampleRecordCodec
 
     /// <summary>Largest accepted task number; no limit by default. The learner sets Learner:MaxTask.</summary>
     public int MaxTask { get; init; } = int.MaxValue;
+
+    /// <summary>Largest accepted absolute value of a feature; no limit by default. The learner sets Learner:MaxAbsFeatureValue.</summary>
+    public float MaxAbsFeatureValue { get; init; } = float.MaxValue;
 
     public static byte[] Encode(string id, int task, int label, ReadOnlySpan<byte> pixels)
     {
@@ -239,6 +243,17 @@ public sealed class ExampleRecordCodec
         if (example.Task > MaxTask)
         {
             return $"field 'task' is {example.Task}; the maximum is {MaxTask} (Learner:MaxTask)";
+        }
+
+        float[] features = example.Features;
+        for (int index = 0; index < features.Length; index++)
+        {
+            if (MathF.Abs(features[index]) > MaxAbsFeatureValue)
+            {
+                return string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"field 'features' item {index} is {features[index]}; the maximum absolute value is {MaxAbsFeatureValue} (Learner:MaxAbsFeatureValue)");
+            }
         }
 
         return string.Empty;

@@ -297,6 +297,39 @@ public sealed class ExampleRecordCodecTests
     }
 
     [Fact]
+    public void FeatureAboveMaximumRejected()
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        float[] features = new float[FeatureCount];
+        features[7] = -3e38f;
+        byte[][] records =
+        [
+            Encoding.UTF8.GetBytes(Record(features: Features(FeatureCount - 1)[..^1] + ",-3e38]")),
+            ExampleRecordCodec.Encode("train-1", task: 1, label: 0, features),
+            BinaryExampleRecord.Encode("train-1", task: 1, label: 0, features),
+        ];
+        string[] expectedItems = ["item 783 is -3E+38", "item 7 is -3E+38", "item 7 is -3E+38"];
+
+        for (int index = 0; index < records.Length; index++)
+        {
+            bounded.TryDecode(records[index], out LabeledExample? example, out string error).ShouldBeFalse();
+            example.ShouldBeNull();
+            error.ShouldBe($"field 'features' {expectedItems[index]}; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)");
+        }
+    }
+
+    [Fact]
+    public void FeatureAtMaximumAccepted()
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        float[] features = new float[FeatureCount];
+        features[0] = 1e6f;
+        features[1] = -1e6f;
+
+        bounded.TryDecode(ExampleRecordCodec.Encode("train-1", task: 1, label: 0, features), out _, out string error).ShouldBeTrue(error);
+    }
+
+    [Fact]
     public void OversizedRecordRejected()
     {
         var small = new ExampleRecordCodec(FeatureCount, ClassCount, maxRecordBytes: 1_000);

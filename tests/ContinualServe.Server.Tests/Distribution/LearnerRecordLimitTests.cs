@@ -22,6 +22,19 @@ public sealed class LearnerRecordLimitTests
         error.ErrorMessage.ShouldStartWith($"Learner:{property} must be from 1");
     }
 
+    [Theory]
+    [InlineData(0.5f)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NaN)]
+    public void OutOfRangeFeatureLimitNamesKey(float value)
+    {
+        var options = new LearnerOptions { BootstrapServers = "127.0.0.1:9092", MaxAbsFeatureValue = value };
+
+        ValidationResult error = Validate(options).ShouldHaveSingleItem();
+
+        error.ErrorMessage.ShouldBe("Learner:MaxAbsFeatureValue must be from 1 to 3E+38.");
+    }
+
     [Fact]
     public void DefaultLimitsPass()
     {
@@ -30,6 +43,7 @@ public sealed class LearnerRecordLimitTests
         Validate(options).ShouldBeEmpty();
         options.MaxTask.ShouldBe(1000);
         options.MaxTaskJump.ShouldBe(10);
+        options.MaxAbsFeatureValue.ShouldBe(1e6f);
     }
 
     private static List<ValidationResult> Validate(LearnerOptions options)
