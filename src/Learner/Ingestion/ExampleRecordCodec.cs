@@ -238,8 +238,35 @@ public sealed class ExampleRecordCodec
         return false;
     }
 
+    /// <summary>
+    /// Returns why <paramref name="id"/> is not a valid example id, as a phrase that follows the field's name, or null when
+    /// it is valid. An id may not contain a control character (Unicode category Cc, such as a line feed or NUL) or the line
+    /// and paragraph separators U+2028 and U+2029, because the training log and the logs write one id per line.
+    /// </summary>
+    public static string? IdError(string id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        for (int index = 0; index < id.Length; index++)
+        {
+            char character = id[index];
+            if (char.IsControl(character) || character is '\u2028' or '\u2029')
+            {
+                return string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"contains the character U+{(int)character:X4} at index {index}; ids may not contain control characters or line separators");
+            }
+        }
+
+        return null;
+    }
+
     private string LimitError(LabeledExample example)
     {
+        if (IdError(example.Id) is { } idError)
+        {
+            return "field 'id' " + idError;
+        }
+
         if (example.Task > MaxTask)
         {
             return $"field 'task' is {example.Task}; the maximum is {MaxTask} (Learner:MaxTask)";
