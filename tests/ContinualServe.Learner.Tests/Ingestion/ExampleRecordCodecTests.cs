@@ -261,6 +261,46 @@ public sealed class ExampleRecordCodecTests
         ShouldReject(Record(label: "1.5"), "'label'");
     }
 
+    [Theory]
+    [InlineData("label", "\"1\"", "field 'label' is a JSON string (\"1\"); expected a JSON integer from 0 to 9")]
+    [InlineData("label", "1.5", "field 'label' is the number 1.5; expected a JSON integer from 0 to 9")]
+    [InlineData("label", "true", "field 'label' is a JSON boolean; expected a JSON integer from 0 to 9")]
+    [InlineData("label", "null", "field 'label' is null; expected a JSON integer from 0 to 9")]
+    [InlineData("label", "[0]", "field 'label' is a JSON array; expected a JSON integer from 0 to 9")]
+    [InlineData("task", "\"2\"", "field 'task' is a JSON string (\"2\"); expected a JSON integer of at least 1")]
+    [InlineData("task", "3000000000", "field 'task' is the number 3000000000; expected a JSON integer of at least 1")]
+    [InlineData("task", "0", "field 'task' is 0; expected a JSON integer of at least 1")]
+    [InlineData("label", "\"a\\nb\"", "field 'label' is a JSON string (\"a\\nb\"); expected a JSON integer from 0 to 9")]
+    [InlineData("id", "42", "field 'id' is the number 42; expected a non-empty string")]
+    [InlineData("id", "\"\"", "field 'id' is an empty string; expected a non-empty string")]
+    [InlineData("features", "\"pixels\"", "field 'features' is a JSON string (\"pixels\"); expected an array of numbers")]
+    [InlineData("features", "[\"1\"]", "field 'features' item 0 is a JSON string (\"1\"); expected a number")]
+    public void WrongTypeReasonNamesValue(string field, string value, string reason)
+    {
+        string json = field switch
+        {
+            "id" => Record(id: value),
+            "task" => Record(task: value),
+            "label" => Record(label: value),
+            _ => Record(features: value),
+        };
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(json), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe(reason);
+    }
+
+    [Fact]
+    public void LongStringValueShortened()
+    {
+        string value = "\"" + new string('7', 50) + "\\n\"";
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(Record(label: value)), out _, out string error).ShouldBeFalse();
+
+        error.ShouldBe($"field 'label' is a JSON string (\"{new string('7', 40)}...\"); expected a JSON integer from 0 to 9");
+    }
+
     [Fact]
     public void MissingFeaturesRejected()
     {
