@@ -225,6 +225,6 @@ public sealed partial class PromotionGate
     [LoggerMessage(EventId = 231, Level = LogLevel.Warning, Message = "Candidate rejected ({Reasons}): ACC {AverageAccuracy:F4} (live {LiveAverageAccuracy}), max forgetting {MaxForgetting:F4} on task {Task}, golden-set accuracy {GoldenAccuracy}; the live version stays")]
     private static partial void LogRejected(ILogger logger, string reasons, double averageAccuracy, string liveAverageAccuracy, double maxForgetting, int task, string goldenAccuracy);
 
-    [LoggerMessage(EventId = 232, Level = LogLevel.Error, Message = "The golden set in {Directory} cannot be read or does not fit the model; candidates are rejected until it is fixed. This error is logged again only when its message changes or after the golden set was read")]
+    [LoggerMessage(EventId = 232, Level = LogLevel.Error, Message = "The golden set in {Directory} cannot be read or does not fit the model; candidates are rejected until it is fixed. This error is logged again only when its message changes or after a review without it")]
     private static partial void LogGoldenSetUnreadable(ILogger logger, Exception exception, string directory);
 }
