@@ -267,7 +267,11 @@ public sealed partial class ContinualLearner : IDisposable
     /// </summary>
     private void UseStoredSpec(ModelSpec spec)
     {
-        codec = new ExampleRecordCodec(spec.FeatureCount, spec.ClassCount, options.MaxRecordBytes);
+        codec = new ExampleRecordCodec(spec.FeatureCount, spec.ClassCount, options.MaxRecordBytes)
+        {
+            MaxTask = options.MaxTask,
+            MaxAbsFeatureValue = options.MaxAbsFeatureValue,
+        };
         promotionGate = new PromotionGate(options.Promotion, spec, options.StoreDirectory, logger, ReadGoldenSet);
         if (!string.Equals(options.InitialSpec.ToJson(), spec.ToJson(), StringComparison.Ordinal))
         {
@@ -454,9 +458,10 @@ public sealed partial class ContinualLearner : IDisposable
     {
         ConsumeResult<byte[]?, byte[]?> result = record.Result;
         LabeledExample? example = record.Example;
-        if (example is null)
+        string? error = example is null ? record.Error : TaskJumpError(example.Task);
+        if (example is null || error is not null)
         {
-            string error = record.Error;
+            error ??= record.Error;
             deadLetters.Publish(result, error);
             ContinualServeMetrics.DeadLetters.Inc();
             invalidCount++;
@@ -515,6 +520,15 @@ public sealed partial class ContinualLearner : IDisposable
         {
             RunRound(consumer, "periodic");
         }
+    }
+
+    // The current task only rises, so a task far above it would leave every task in between late (warning 286).
+    private string? TaskJumpError(int task)
+    {
+        long highest = (long)currentTask + options.MaxTaskJump;
+        return task <= highest
+            ? null
+            : $"field 'task' is {task}, more than Learner:MaxTaskJump ({options.MaxTaskJump}) above the current task {currentTask}";
     }
 
     private void Advance(ConsumeResult<byte[]?, byte[]?> result)

@@ -86,6 +86,28 @@ public sealed class LearnerOptions
     [Range(1024, 64 * 1024 * 1024)]
     public int MaxRecordBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>
+    /// Largest accepted task number. A record of a higher task goes to the dead-letter topic, because the learner
+    /// never moves back to a lower current task, so one such record would leave every later task late (warning 286).
+    /// </summary>
+    [Range(1, int.MaxValue, ErrorMessage = "Learner:MaxTask must be from 1 to 2147483647.")]
+    public int MaxTask { get; set; } = 1_000;
+
+    /// <summary>
+    /// Largest accepted step above the current task (0 before the first task). A record of a task further above it
+    /// goes to the dead-letter topic, so one wrong task number cannot skip the tasks in between.
+    /// </summary>
+    [Range(1, int.MaxValue, ErrorMessage = "Learner:MaxTaskJump must be from 1 to 2147483647.")]
+    public int MaxTaskJump { get; set; } = 10;
+
+    /// <summary>
+    /// Largest accepted absolute value of a feature. A record with a larger feature goes to the dead-letter topic, because
+    /// features near float's maximum of about 3.4e38 make the logits and the loss overflow, and the replay buffer
+    /// would keep such an example. Fashion-MNIST pixels are at most 255.
+    /// </summary>
+    [Range(1.0, 3.0e38, ErrorMessage = "Learner:MaxAbsFeatureValue must be from 1 to 3E+38.")]
+    public float MaxAbsFeatureValue { get; set; } = 1e6f;
+
     /// <summary>Architecture used when the store is empty; otherwise the newest version's spec wins.</summary>
     public ModelSpec InitialSpec { get; set; } = new();
 

@@ -59,6 +59,11 @@ public sealed class CsvExampleReader : ExampleFileReader
             throw Invalid("column 'id' is empty; give every example an id or leave out the id column");
         }
 
+        if (ExampleRecordCodec.IdError(id) is { } idError)
+        {
+            throw Invalid("column 'id' " + idError);
+        }
+
         int task = ParseInteger(taskColumn, minimum: 1, maximum: int.MaxValue, "a positive integer");
         int label = ParseInteger(labelColumn, minimum: 0, maximum: Codec.ClassCount - 1, $"an integer from 0 to {Codec.ClassCount - 1}");
         var features = new float[featureColumns.Length];

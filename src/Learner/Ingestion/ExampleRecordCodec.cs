@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Text.Json;
 using ContinualServe.Learner.Data;
 
@@ -26,6 +27,12 @@ public sealed class ExampleRecordCodec
     public int ClassCount { get; }
 
     public int MaxRecordBytes { get; }
+
+    /// <summary>Largest accepted task number; no limit by default. The learner sets Learner:MaxTask.</summary>
+    public int MaxTask { get; init; } = int.MaxValue;
+
+    /// <summary>Largest accepted absolute value of a feature; no limit by default. The learner sets Learner:MaxAbsFeatureValue.</summary>
+    public float MaxAbsFeatureValue { get; init; } = float.MaxValue;
 
     public static byte[] Encode(string id, int task, int label, ReadOnlySpan<byte> pixels)
     {
@@ -99,9 +106,12 @@ public sealed class ExampleRecordCodec
     /// </summary>
     public bool TryDecode(ReadOnlySpan<byte> record, out LabeledExample? example, out string error)
     {
-        return BinaryExampleRecord.HasMagic(record) && record.Length <= MaxRecordBytes
-            ? BinaryExampleRecord.TryDecode(record, FeatureCount, ClassCount, out example, out error)
-            : TryDecodeJson(record, out example, out error);
+        if (!BinaryExampleRecord.HasMagic(record) || record.Length > MaxRecordBytes)
+        {
+            return TryDecodeJson(record, out example, out error);
+        }
+
+        return BinaryExampleRecord.TryDecode(record, FeatureCount, ClassCount, out example, out error) && WithinLimits(ref example, out error);
     }
 
     /// <summary>Parses and validates one JSON record. On failure <paramref name="error"/> names the field and the problem.</summary>
@@ -116,13 +126,12 @@ public sealed class ExampleRecordCodec
 
         if (TryReadCanonical(json, out example))
         {
-            error = string.Empty;
-            return true;
+            return WithinLimits(ref example, out error);
         }
 
         try
         {
-            return TryRead(json, out example, out error);
+            return TryRead(json, out example, out error) && WithinLimits(ref example, out error);
         }
         catch (JsonException exception)
         {
@@ -216,6 +225,67 @@ public sealed class ExampleRecordCodec
         return true;
     }
 
+    // Checks the limits that apply to every record format, and clears the example when one is broken.
+    private bool WithinLimits(ref LabeledExample? example, out string error)
+    {
+        error = LimitError(example!);
+        if (error.Length == 0)
+        {
+            return true;
+        }
+
+        example = null;
+        return false;
+    }
+
+    /// <summary>
+    /// Returns why <paramref name="id"/> is not a valid example id, as a phrase that follows the field's name, or null when
+    /// it is valid. An id may not contain a control character (Unicode category Cc, such as a line feed or NUL) or the line
+    /// and paragraph separators U+2028 and U+2029, because the training log and the logs write one id per line.
+    /// </summary>
+    public static string? IdError(string id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        for (int index = 0; index < id.Length; index++)
+        {
+            char character = id[index];
+            if (char.IsControl(character) || character is '\u2028' or '\u2029')
+            {
+                return string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"contains the character U+{(int)character:X4} at index {index}; ids may not contain control characters or line separators");
+            }
+        }
+
+        return null;
+    }
+
+    private string LimitError(LabeledExample example)
+    {
+        if (IdError(example.Id) is { } idError)
+        {
+            return "field 'id' " + idError;
+        }
+
+        if (example.Task > MaxTask)
+        {
+            return $"field 'task' is {example.Task}; the maximum is {MaxTask} (Learner:MaxTask)";
+        }
+
+        float[] features = example.Features;
+        for (int index = 0; index < features.Length; index++)
+        {
+            if (MathF.Abs(features[index]) > MaxAbsFeatureValue)
+            {
+                return string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"field 'features' item {index} is {features[index]}; the maximum absolute value is {MaxAbsFeatureValue} (Learner:MaxAbsFeatureValue)");
+            }
+        }
+
+        return string.Empty;
+    }
+
     private bool TryRead(ReadOnlySpan<byte> json, out LabeledExample? example, out string error)
     {
         example = null;
@@ -230,6 +300,11 @@ public sealed class ExampleRecordCodec
         int? task = null;
         int? label = null;
         float[]? features = null;
+
+        // Descriptions of a field's value that has the wrong JSON type, such as a label written as a string.
+        string? idProblem = null;
+        string? taskProblem = null;
+        string? labelProblem = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             string name = reader.GetString()!;
@@ -238,15 +313,16 @@ public sealed class ExampleRecordCodec
             {
                 // Skip moves past an array or object value, so that its contents are not read as fields of the record.
                 case "id":
-                    id = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                    idProblem = reader.TokenType == JsonTokenType.String ? null : DescribeValue(ref reader);
+                    id = idProblem is null ? reader.GetString() : null;
                     reader.Skip();
                     break;
                 case "task":
-                    task = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int taskValue) ? taskValue : -1;
+                    task = ReadInteger(ref reader, out taskProblem);
                     reader.Skip();
                     break;
                 case "label":
-                    label = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int labelValue) ? labelValue : -1;
+                    label = ReadInteger(ref reader, out labelProblem);
                     reader.Skip();
                     break;
                 case "features":
@@ -268,7 +344,12 @@ public sealed class ExampleRecordCodec
             return false;
         }
 
-        error = Validate(id, task, label, features);
+        error = IdFieldError(id, idProblem) ?? TaskFieldError(task, taskProblem) ?? LabelFieldError(label, labelProblem) ?? string.Empty;
+        if (error.Length == 0 && features is null)
+        {
+            error = "field 'features' is missing";
+        }
+
         if (error.Length > 0)
         {
             return false;
@@ -278,29 +359,84 @@ public sealed class ExampleRecordCodec
         return true;
     }
 
-    private string Validate(string? id, int? task, int? label, float[]? features)
+    private static string? IdFieldError(string? id, string? problem)
     {
-        if (string.IsNullOrEmpty(id))
+        if (problem is not null)
         {
-            return "field 'id' is missing or not a non-empty string";
+            return $"field 'id' is {problem}; expected a non-empty string";
         }
 
-        if (task is null or < 1)
+        if (id is null)
         {
-            return "field 'task' is missing or not a positive integer";
+            return "field 'id' is missing; expected a non-empty string";
         }
 
-        if (label is null || label < 0 || label >= ClassCount)
+        return id.Length == 0 ? "field 'id' is an empty string; expected a non-empty string" : null;
+    }
+
+    private static string? TaskFieldError(int? task, string? problem)
+    {
+        if (problem is not null)
         {
-            return $"field 'label' is missing or outside 0..{ClassCount - 1}";
+            return $"field 'task' is {problem}; expected a JSON integer of at least 1";
         }
 
-        if (features is null)
+        if (task is null)
         {
-            return "field 'features' is missing";
+            return "field 'task' is missing; expected a JSON integer of at least 1";
         }
 
-        return string.Empty;
+        return task < 1 ? $"field 'task' is {task}; expected a JSON integer of at least 1" : null;
+    }
+
+    private string? LabelFieldError(int? label, string? problem)
+    {
+        if (problem is not null)
+        {
+            return $"field 'label' is {problem}; expected a JSON integer from 0 to {ClassCount - 1}";
+        }
+
+        return label is null || label < 0 || label >= ClassCount ? $"field 'label' is missing or outside 0..{ClassCount - 1}" : null;
+    }
+
+    // Returns the value of an integer field, or null and a description of a value that is not a JSON integer in the
+    // 32-bit range.
+    private static int? ReadInteger(ref Utf8JsonReader reader, out string? problem)
+    {
+        if (reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out int value))
+        {
+            problem = null;
+            return value;
+        }
+
+        problem = DescribeValue(ref reader);
+        return null;
+    }
+
+    // Describes the current value for an error message, such as: a JSON string ("1"). A string is cut to 40 characters
+    // and JSON-escaped, so that the message stays one short line.
+    private static string DescribeValue(ref Utf8JsonReader reader)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.String:
+                string text = reader.GetString()!;
+                string shown = text.Length <= 40 ? text : text[..40] + "...";
+                return $"a JSON string (\"{JsonEncodedText.Encode(shown)}\")";
+            case JsonTokenType.Number:
+                return "the number " + System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan);
+            case JsonTokenType.True:
+            case JsonTokenType.False:
+                return "a JSON boolean";
+            case JsonTokenType.Null:
+                return "null";
+            case JsonTokenType.StartArray:
+                return "a JSON array";
+            case JsonTokenType.StartObject:
+                return "a JSON object";
+            default:
+                return reader.TokenType.ToString();
+        }
     }
 
     // Pixels are small integers, and parsing up to three digits by hand is faster than TryGetSingle.
@@ -338,7 +474,7 @@ public sealed class ExampleRecordCodec
         features = null;
         if (reader.TokenType != JsonTokenType.StartArray)
         {
-            error = "field 'features' must be an array of numbers";
+            error = $"field 'features' is {DescribeValue(ref reader)}; expected an array of numbers";
             return false;
         }
 
@@ -348,7 +484,7 @@ public sealed class ExampleRecordCodec
         {
             if (reader.TokenType != JsonTokenType.Number || !TryReadNumber(ref reader, out float value))
             {
-                error = $"field 'features' item {count} is not a number";
+                error = $"field 'features' item {count} is {DescribeValue(ref reader)}; expected a number";
                 return false;
             }
 

@@ -25,6 +25,10 @@ public sealed partial class PromotionGate
     private GoldenSet? cachedGoldenSet;
     private byte[]? cachedGoldenSetContent;
 
+    // The message of the golden-set failure last logged as error 232, or null after a review that read the golden set or
+    // found none. The same failure is logged once, not at every round.
+    private string? loggedGoldenSetError;
+
     /// <param name="options">The limits that a candidate must stay within.</param>
     /// <param name="spec">The model's spec, which the golden set must fit.</param>
     /// <param name="storeDirectory">The model store directory that contains the golden set.</param>
@@ -67,7 +71,16 @@ public sealed partial class PromotionGate
             // Fail closed: without a readable golden set the floor cannot be checked. .NET raises UnauthorizedAccessException
             // for a directory at the path and for a file without read permission.
             goldenSetError = exception.Message;
-            LogGoldenSetUnreadable(logger, exception, storeDirectory);
+            if (!string.Equals(goldenSetError, loggedGoldenSetError, StringComparison.Ordinal))
+            {
+                LogGoldenSetUnreadable(logger, exception, storeDirectory);
+                loggedGoldenSetError = goldenSetError;
+            }
+        }
+
+        if (goldenSetError is null)
+        {
+            loggedGoldenSetError = null;
         }
 
         PromotionDecision decision = Decide(candidateEvaluation, liveEvaluation, goldenAccuracy, goldenSetError);
@@ -212,6 +225,6 @@ public sealed partial class PromotionGate
     [LoggerMessage(EventId = 231, Level = LogLevel.Warning, Message = "Candidate rejected ({Reasons}): ACC {AverageAccuracy:F4} (live {LiveAverageAccuracy}), max forgetting {MaxForgetting:F4} on task {Task}, golden-set accuracy {GoldenAccuracy}; the live version stays")]
     private static partial void LogRejected(ILogger logger, string reasons, double averageAccuracy, string liveAverageAccuracy, double maxForgetting, int task, string goldenAccuracy);
 
-    [LoggerMessage(EventId = 232, Level = LogLevel.Error, Message = "The golden set in {Directory} cannot be read or does not fit the model; candidates are rejected until it is fixed")]
+    [LoggerMessage(EventId = 232, Level = LogLevel.Error, Message = "The golden set in {Directory} cannot be read or does not fit the model; candidates are rejected until it is fixed. This error is logged again only when its message changes or after a review without it")]
     private static partial void LogGoldenSetUnreadable(ILogger logger, Exception exception, string directory);
 }

@@ -75,6 +75,7 @@ public sealed class CsvExampleReaderTests : IDisposable
     [InlineData(Header + "a,1,1,0,0,0,0,\n", 2, "the row has 8 fields but the header has 7 columns")]
     [InlineData(Header + "a,1,1,0,0,0,0\nb,1,1,0,0,0,0\na,1,1,0,0,0,0\n", 4, "field 'id': 'a' repeats the id on line 2")]
     [InlineData(Header + ",1,1,0,0,0,0\n", 2, "column 'id' is empty")]
+    [InlineData(Header + "a\tb,1,1,0,0,0,0\n", 2, "column 'id' contains the character U+0009 at index 1; ids may not contain control characters")]
     [InlineData(Header + "a,1,1,0,0,0,0\n\nb,1,1,0,0,0,0\n", 3, "the line is blank")]
     [InlineData(Header + "a,1,1,0,0,0,0\n \n", 3, "the line is blank")]
     [InlineData(Header + "\"a,1,1,0,0,0,0\n", 2, "column 'id' has an opening quote but no closing quote")]

@@ -133,6 +133,27 @@ public sealed class ExampleRecordCodecTests
     }
 
     [Fact]
+    public void TaskAboveMaximumRejected()
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxTask = 1000 };
+        byte[][] records =
+        [
+            Encoding.UTF8.GetBytes(Record(task: "2147483647")),
+            ExampleRecordCodec.Encode("train-1", task: int.MaxValue, label: 0, new byte[FeatureCount]),
+            BinaryExampleRecord.Encode("train-1", task: int.MaxValue, label: 0, new byte[FeatureCount]),
+        ];
+
+        foreach (byte[] record in records)
+        {
+            bounded.TryDecode(record, out LabeledExample? example, out string error).ShouldBeFalse();
+            example.ShouldBeNull();
+            error.ShouldBe("field 'task' is 2147483647; the maximum is 1000 (Learner:MaxTask)");
+        }
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(task: "1000")), out _, out string atLimitError).ShouldBeTrue(atLimitError);
+    }
+
+    [Fact]
     public void MalformedJsonRejected()
     {
         ShouldReject("{\"id\":\"a\",\"task\":1,", "malformed JSON");
@@ -240,6 +261,46 @@ public sealed class ExampleRecordCodecTests
         ShouldReject(Record(label: "1.5"), "'label'");
     }
 
+    [Theory]
+    [InlineData("label", "\"1\"", "field 'label' is a JSON string (\"1\"); expected a JSON integer from 0 to 9")]
+    [InlineData("label", "1.5", "field 'label' is the number 1.5; expected a JSON integer from 0 to 9")]
+    [InlineData("label", "true", "field 'label' is a JSON boolean; expected a JSON integer from 0 to 9")]
+    [InlineData("label", "null", "field 'label' is null; expected a JSON integer from 0 to 9")]
+    [InlineData("label", "[0]", "field 'label' is a JSON array; expected a JSON integer from 0 to 9")]
+    [InlineData("task", "\"2\"", "field 'task' is a JSON string (\"2\"); expected a JSON integer of at least 1")]
+    [InlineData("task", "3000000000", "field 'task' is the number 3000000000; expected a JSON integer of at least 1")]
+    [InlineData("task", "0", "field 'task' is 0; expected a JSON integer of at least 1")]
+    [InlineData("label", "\"a\\nb\"", "field 'label' is a JSON string (\"a\\nb\"); expected a JSON integer from 0 to 9")]
+    [InlineData("id", "42", "field 'id' is the number 42; expected a non-empty string")]
+    [InlineData("id", "\"\"", "field 'id' is an empty string; expected a non-empty string")]
+    [InlineData("features", "\"pixels\"", "field 'features' is a JSON string (\"pixels\"); expected an array of numbers")]
+    [InlineData("features", "[\"1\"]", "field 'features' item 0 is a JSON string (\"1\"); expected a number")]
+    public void WrongTypeReasonNamesValue(string field, string value, string reason)
+    {
+        string json = field switch
+        {
+            "id" => Record(id: value),
+            "task" => Record(task: value),
+            "label" => Record(label: value),
+            _ => Record(features: value),
+        };
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(json), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe(reason);
+    }
+
+    [Fact]
+    public void LongStringValueShortened()
+    {
+        string value = "\"" + new string('7', 50) + "\\n\"";
+
+        codec.TryDecode(Encoding.UTF8.GetBytes(Record(label: value)), out _, out string error).ShouldBeFalse();
+
+        error.ShouldBe($"field 'label' is a JSON string (\"{new string('7', 40)}...\"); expected a JSON integer from 0 to 9");
+    }
+
     [Fact]
     public void MissingFeaturesRejected()
     {
@@ -273,6 +334,39 @@ public sealed class ExampleRecordCodecTests
     {
         string features = Features(FeatureCount - 1)[..^1] + ",1e39]";
         ShouldReject(Record(features: features), "'features' item 783");
+    }
+
+    [Fact]
+    public void FeatureAboveMaximumRejected()
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        float[] features = new float[FeatureCount];
+        features[7] = -3e38f;
+        byte[][] records =
+        [
+            Encoding.UTF8.GetBytes(Record(features: Features(FeatureCount - 1)[..^1] + ",-3e38]")),
+            ExampleRecordCodec.Encode("train-1", task: 1, label: 0, features),
+            BinaryExampleRecord.Encode("train-1", task: 1, label: 0, features),
+        ];
+        string[] expectedItems = ["item 783 is -3E+38", "item 7 is -3E+38", "item 7 is -3E+38"];
+
+        for (int index = 0; index < records.Length; index++)
+        {
+            bounded.TryDecode(records[index], out LabeledExample? example, out string error).ShouldBeFalse();
+            example.ShouldBeNull();
+            error.ShouldBe($"field 'features' {expectedItems[index]}; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)");
+        }
+    }
+
+    [Fact]
+    public void FeatureAtMaximumAccepted()
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        float[] features = new float[FeatureCount];
+        features[0] = 1e6f;
+        features[1] = -1e6f;
+
+        bounded.TryDecode(ExampleRecordCodec.Encode("train-1", task: 1, label: 0, features), out _, out string error).ShouldBeTrue(error);
     }
 
     [Fact]

@@ -154,6 +154,36 @@ public sealed class PromotionGateTests : IDisposable
         decision.Reasons.Single().ShouldContain("golden set unreadable");
     }
 
+    // Error 232 is logged at the first review of each distinct failure and again after a review without one, while every
+    // review rejects its candidate.
+    [Fact]
+    public void GoldenSetErrorLoggedOncePerFailure()
+    {
+        const int GoldenSetUnreadableEvent = 232;
+        var logger = new RecordingLogger();
+        var gate = new PromotionGate(new PromotionOptions(), SmallSpec, storeDirectory.Path, logger);
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallSpec);
+        int LoggedErrors() => logger.Records.Count(record => record.EventId == GoldenSetUnreadableEvent);
+        bool Rejected() => !gate.Review(module, torch.CPU, Summary([0.95]), liveEvaluation: null).Promoted;
+
+        new GoldenSet { Examples = [new GoldenExample(3, new float[5])] }.Save(storeDirectory.Path);
+        Rejected().ShouldBeTrue();
+        Rejected().ShouldBeTrue();
+        Rejected().ShouldBeTrue();
+        LoggedErrors().ShouldBe(1, "the same failure at three reviews");
+
+        new GoldenSet { Examples = [new GoldenExample(3, new float[7])] }.Save(storeDirectory.Path);
+        Rejected().ShouldBeTrue();
+        Rejected().ShouldBeTrue();
+        LoggedErrors().ShouldBe(2, "a failure with another message");
+
+        File.Delete(Path.Combine(storeDirectory.Path, GoldenSet.FileName));
+        Rejected().ShouldBeFalse();
+        new GoldenSet { Examples = [new GoldenExample(3, new float[7])] }.Save(storeDirectory.Path);
+        Rejected().ShouldBeTrue();
+        LoggedErrors().ShouldBe(3, "the failure again after a review without one");
+    }
+
     // .NET raises UnauthorizedAccessException, not an IOException, for a directory at the path and for a file without read
     // permission. Either must reject the candidate as an unreadable golden set, not stop the learner.
     [Fact]

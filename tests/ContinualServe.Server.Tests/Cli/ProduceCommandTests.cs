@@ -75,6 +75,8 @@ public sealed class ProduceCommandTests : IDisposable
     [Theory(Timeout = 20_000)]
     [InlineData("--csv", "invalid.csv", CsvHeader + "a,1,0,0,0,0,0\nb,1,5,0,0,0,0\n", "line 3: column 'label' is '5'; expected an integer from 0 to 2")]
     [InlineData("--jsonl", "invalid.jsonl", "{\"id\":\"a\",\"task\":1,\"label\":0,\"features\":[0,0,0,0]}\n{\"id\":\"b\",\"task\":1,\"label\":0,\"features\":[0,0,0]}\n", "line 2: field 'features' has 3 values; expected 4")]
+    [InlineData("--jsonl", "evil-id.jsonl", "{\"id\":\"a\",\"task\":1,\"label\":0,\"features\":[0,0,0,0]}\n{\"id\":\"evil\\nfake-id-line\",\"task\":1,\"label\":0,\"features\":[0,0,0,0]}\n", "line 2: field 'id' contains the character U+000A at index 4; ids may not contain control characters or line separators")]
+    [InlineData("--csv", "tab-id.csv", CsvHeader + "a\tb,1,0,0,0,0,0\n", "line 2: column 'id' contains the character U+0009 at index 1; ids may not contain control characters or line separators")]
     public async Task InvalidFileExitsTwoAndProducesNothing(string option, string name, string content, string problem)
     {
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
