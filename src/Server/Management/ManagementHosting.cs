@@ -11,6 +11,7 @@ public static partial class ManagementHosting
     private const string NotServedHereHint = "The management API is not served on this address.";
 
     /// <summary>Binds <see cref="ManagementOptions"/> and adds the management listen addresses to <paramref name="inferenceUrls"/>.</summary>
+    /// <exception cref="InvalidConfigurationException">A management address takes the host and port of an inference address.</exception>
     public static WebApplicationBuilder AddManagement(this WebApplicationBuilder builder, string inferenceUrls)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -28,6 +29,7 @@ public static partial class ManagementHosting
                     "Management:Urls is set but the inference listen address is not; set urls (or --urls) as well.");
             }
 
+            ListenAddressClash.ThrowIfAny(effective, managementUrls);
             builder.WebHost.UseUrls(effective + ";" + managementUrls);
         }
 
