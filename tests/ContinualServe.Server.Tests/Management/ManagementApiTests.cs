@@ -540,6 +540,27 @@ public sealed class ManagementApiTests
         }
     }
 
+    // A client with a valid token that mistypes a management path needs the management routes, not the inference API's.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task UnknownManagementPathListsRoutes(bool separatePort)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: separatePort);
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("GET", "manage/v1/golden-sets", ManagementServer.Token));
+        string message = ErrorMessage(await response.Content.ReadAsStringAsync()).ShouldNotBeNull();
+
+        response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        message.ShouldStartWith("No route matches /manage/v1/golden-sets. The management API has these routes: ");
+        message.ShouldContain("GET /manage/v1/versions; ");
+        message.ShouldContain("GET, PUT, DELETE /manage/v1/golden-set.");
+        message.ShouldContain("POST /manage/v1/rollback");
+        message.ShouldContain("GET /openapi/v1.json");
+        message.ShouldNotContain("HEAD");
+        message.ShouldNotContain("/v2");
+    }
+
     private static string? ErrorMessage(string body) => JsonDocument.Parse(body).RootElement.GetProperty("error").GetString();
 
     private static async Task<JsonElement> SendOkAsync(ManagementServer server, string method, string path)
