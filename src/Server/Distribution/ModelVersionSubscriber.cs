@@ -106,6 +106,15 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
     }
 
+    /// <summary>Checks that the store directory is writable, then starts following the version topic.</summary>
+    /// <exception cref="InvalidConfigurationException">The store directory is not writable.</exception>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Without this check every download fails on its first write, and the replica retries for good.
+        StoreWriteCheck.ThrowIfNotWritable(swapper.Store.RootDirectory, "replica");
+        return base.StartAsync(cancellationToken);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using HttpClient http = StoreHttpClient.Create(options);
