@@ -71,7 +71,11 @@ public sealed record ModelVersionAnnouncement
         return announcement.IsValid(out error) ? announcement : null;
     }
 
-    /// <summary>Checks the fields a replica relies on: a positive version and a SHA-256 of 64 lower-case hex digits.</summary>
+    /// <summary>
+    /// Checks every field a replica acts on: a positive version, a SHA-256 of 64 lower-case hex digits, a weights size
+    /// of 0 or more, a store URL and a model name. Learners that predate the size field announce 0. The store URL is
+    /// empty or an absolute http or https URL, because the learner's Distribution:StoreUrl accepts no other.
+    /// </summary>
     internal bool IsValid(out string error)
     {
         error = "";
@@ -94,6 +98,35 @@ public sealed record ModelVersionAnnouncement
             return false;
         }
 
+        if (WeightsBytes < 0)
+        {
+            error = $"weightsBytes is negative ({WeightsBytes})";
+            return false;
+        }
+
+        if (!IsEmptyOrHttpUrl(StoreUrl))
+        {
+            error = $"storeUrl '{StoreUrl}' is not an absolute http or https URL";
+            return false;
+        }
+
+        if (string.IsNullOrEmpty(ModelName))
+        {
+            error = "modelName is missing";
+            return false;
+        }
+
         return true;
+    }
+
+    private static bool IsEmptyOrHttpUrl(string? url)
+    {
+        if (string.IsNullOrEmpty(url))
+        {
+            return true;
+        }
+
+        return Uri.TryCreate(url, UriKind.Absolute, out Uri? uri)
+            && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
     }
 }

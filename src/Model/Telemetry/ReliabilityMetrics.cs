@@ -26,7 +26,7 @@ public static class ReliabilityMetrics
 
     public static readonly Counter ManagementRequests = Metrics.CreateCounter(
         "continualserve_management_requests_total",
-        "Management API requests, by outcome (ok, unauthorized, forbidden, bad_request, not_found, conflict, unavailable, store_write_failed).",
+        "Management API requests, by outcome (ok, unauthorized, forbidden, bad_request, not_found, conflict, unavailable, store_write_failed, store_read_failed).",
         new CounterConfiguration { LabelNames = ["outcome"] });
 
     // Exported only by a process that listens with a certificate file, one series per setting that names one.

@@ -8,11 +8,17 @@ namespace ContinualServe.Server.Demo;
 /// <summary>Prints a demo result as tables and saves it as JSON in the run directory.</summary>
 public static class DemoReport
 {
+    internal const string AccuracyMatrixLegend =
+        "Accuracy matrix R[i][j] on holdout (row: after training on task i; column: task j)";
+
     public static void Print(IAnsiConsole console, DemoResult result)
     {
         ArgumentNullException.ThrowIfNull(console);
         ArgumentNullException.ThrowIfNull(result);
         console.WriteLine();
+
+        // A table wraps its title to the table's width, which is narrow with few tasks, so the legend is a line of its own.
+        console.WriteLine(AccuracyMatrixLegend);
         console.Write(AccuracyMatrixTable(result));
         console.Write(SummaryTable(result));
     }
@@ -46,7 +52,7 @@ public static class DemoReport
 
     private static Table AccuracyMatrixTable(DemoResult result)
     {
-        var table = new Table().Title(Markup.Escape("Accuracy matrix R[i][j] on holdout (row: after training on task i; column: task j)"));
+        var table = new Table();
         table.AddColumn("after task");
         foreach (int task in result.Evaluation.Tasks)
         {

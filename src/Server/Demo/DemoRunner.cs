@@ -77,7 +77,7 @@ public sealed class DemoRunner
         TrainerOptions trainer = options.Trainer;
         string settings = trainer.IsAnalytic
             ? string.Create(CultureInfo.InvariantCulture, $"{trainer.Strategy}, a ridge head over hidden layers {string.Join('-', learnerOptions.InitialSpec.HiddenSizes)} kept as initialized, no replay buffer, seed {trainer.Seed}")
-            : string.Create(CultureInfo.InvariantCulture, $"{trainer.Strategy}, {trainer.BufferKind} buffer of {trainer.ReplayCapacity}, {trainer.StepsPerBatch} steps per batch, asymmetric new-example loss {trainer.AsymmetricNewLoss}, LwF weight {trainer.DistillationWeight}, feature learning-rate scale {trainer.FeatureLearningRateScale}, seed {trainer.Seed}");
+            : string.Create(CultureInfo.InvariantCulture, $"{trainer.Strategy}, {trainer.BufferKind} buffer of {trainer.ReplayCapacity}, {StepsPerBatch(trainer.StepsPerBatch)} per batch, asymmetric new-example loss {trainer.AsymmetricNewLoss}, LwF weight {trainer.DistillationWeight}, feature learning-rate scale {trainer.FeatureLearningRateScale}, seed {trainer.Seed}");
         console.MarkupLine($"Strategy [bold]{options.StrategyName.EscapeMarkup()}[/]: {settings}");
 
         var load = new InferenceLoad(test);
@@ -225,6 +225,10 @@ public sealed class DemoRunner
         console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"task {status.CurrentTask} | consumed {status.Consumed,6} | trained {status.Trained,6} | loss {status.LastLoss,6:F3} | version {status.LatestVersion,3} | holdout accuracy {accuracies} | requests ok {load.Succeeded} failed {load.Failed}"));
     }
+
+    /// <summary>Returns "1 step" or "N steps" for the trainer's optimizer steps on each batch.</summary>
+    internal static string StepsPerBatch(int steps) =>
+        steps == 1 ? "1 step" : string.Create(CultureInfo.InvariantCulture, $"{steps} steps");
 
     private static Uri ListeningAddress(WebApplication server)
     {

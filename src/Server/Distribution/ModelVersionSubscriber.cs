@@ -106,6 +106,15 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         }
     }
 
+    /// <summary>Checks that the store directory is writable, then starts following the version topic.</summary>
+    /// <exception cref="InvalidConfigurationException">The store directory is not writable.</exception>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Without this check every download fails on its first write, and the replica retries for good.
+        StoreWriteCheck.ThrowIfNotWritable(swapper.Store.RootDirectory, "replica");
+        return base.StartAsync(cancellationToken);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using HttpClient http = StoreHttpClient.Create(options);
@@ -591,6 +600,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         int waits = 0;
         while (!cancellation.IsCancellationRequested)
         {
+            // GetMetadata throws when no broker responds. A broker that responds returns a missing topic, or another
+            // problem with it, as the topic's error.
+            Error? requestError = null;
+            Error topicError = new(ErrorCode.UnknownTopicOrPart);
             try
             {
                 TopicMetadata? topic = admin.GetMetadata(options.Topic, TimeSpan.FromSeconds(5)).Topics.FirstOrDefault();
@@ -601,21 +614,47 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                         new TopicPartitionOffset(options.Topic, partition.PartitionId, Offset.Beginning)));
                     return true;
                 }
+
+                if (topic is not null && topic.Error.Code != ErrorCode.NoError)
+                {
+                    topicError = topic.Error;
+                }
             }
             catch (KafkaException exception) when (!exception.Error.IsFatal)
             {
+                requestError = exception.Error;
                 ReportKafkaError(exception.Error.Code, exception.Error.Reason);
             }
 
             if (waits++ % 30 == 0)
             {
-                LogTopicMissing(logger, options.Topic);
+                LogTopicWait(requestError, topicError);
             }
 
             cancellation.WaitHandle.WaitOne(TimeSpan.FromSeconds(1));
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// Logs why the version topic cannot be assigned yet: no broker responded to the metadata request
+    /// (<paramref name="requestError"/> is set), the topic does not exist, or the broker reports another error for it.
+    /// </summary>
+    internal void LogTopicWait(Error? requestError, Error topicError)
+    {
+        if (requestError is not null)
+        {
+            LogBrokersUnreachable(logger, options.BootstrapServers, options.Topic, requestError.Code, requestError.Reason);
+        }
+        else if (topicError.Code == ErrorCode.UnknownTopicOrPart)
+        {
+            LogTopicMissing(logger, options.Topic);
+        }
+        else
+        {
+            LogTopicUnusable(logger, options.Topic, topicError.Code, topicError.Reason);
+        }
     }
 
     // Returns the next record or end-of-partition event, or null when none arrived within 200 ms or Kafka reported an
@@ -846,6 +885,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 465, Level = LogLevel.Warning, Message = "Version topic {Topic} does not exist yet; waiting for the learner to create it")]
     private static partial void LogTopicMissing(ILogger logger, string topic);
+
+    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Cannot reach the Kafka brokers {BootstrapServers} to look up version topic {Topic}: the metadata request failed with {Code} ({Reason}). Check that the brokers run and that Distribution:BootstrapServers names addresses this server can reach; retrying every second")]
+    private static partial void LogBrokersUnreachable(ILogger logger, string bootstrapServers, string topic, ErrorCode code, string reason);
+
+    [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "Version topic {Topic} cannot be read yet: the broker reports {Code} ({Reason}) for it. Retrying every second")]
+    private static partial void LogTopicUnusable(ILogger logger, string topic, ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 468, Level = LogLevel.Warning, Message = "Could not delete old versions in {Directory}; retrying after the next download")]
     private static partial void LogRetentionFailed(ILogger logger, Exception exception, string directory);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using ContinualServe.Learner;
 using ContinualServe.Model;
@@ -200,10 +201,11 @@ public static partial class ManagementApi
         return Ok(new { paused });
     }
 
-    private static IResult GetGoldenSet(ModelSwapper swapper)
+    private static IResult GetGoldenSet(ModelSwapper swapper, LiveModel live)
     {
         // A stored set that cannot be read would otherwise end in an empty 500. The learner rejects every candidate
         // until the set is replaced, so the operator needs the reason.
+        string path = Path.Combine(swapper.Store.RootDirectory, GoldenSet.FileName);
         GoldenSet? golden;
         try
         {
@@ -212,16 +214,53 @@ public static partial class ManagementApi
         catch (Exception exception) when (exception is JsonException or InvalidDataException or IOException or UnauthorizedAccessException)
         {
             // An upload cannot replace a directory or a file this process may not read, so only a damaged file gets that advice.
-            string path = Path.Combine(swapper.Store.RootDirectory, GoldenSet.FileName);
             string nextStep = exception is JsonException or InvalidDataException
                 ? "upload a new golden set with PUT /manage/v1/golden-set"
                 : $"remove {path} by hand, or make it a file this server can read, then upload a golden set";
             return Error(StatusCodes.Status409Conflict, new InferenceError($"The stored golden set {path} cannot be read: {exception.Message}", null, nextStep));
         }
 
-        return golden is null
-            ? Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, "PUT /manage/v1/golden-set first"))
-            : Ok(new { examples = golden.Examples.Count, uploadedAt = golden.UploadedAt });
+        if (golden is null)
+        {
+            return Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, "PUT /manage/v1/golden-set first"));
+        }
+
+        if (GoldenSetMismatch(golden, live) is { } mismatch)
+        {
+            return Error(StatusCodes.Status409Conflict, new InferenceError(
+                $"The stored golden set {path} does not fit the live model: {mismatch} The learner rejects every candidate "
+                    + "(error 232) until the golden set is replaced or removed.",
+                null,
+                "upload a golden set that fits the model with PUT /manage/v1/golden-set, or remove it with DELETE /manage/v1/golden-set"));
+        }
+
+        // A file written by hand may lack uploadedAt, which reads as 0001-01-01, so its last write time is reported instead.
+        DateTimeOffset uploadedAt = golden.UploadedAt == default
+            ? new DateTimeOffset(File.GetLastWriteTimeUtc(path), TimeSpan.Zero)
+            : golden.UploadedAt;
+        return Ok(new { examples = golden.Examples.Count, uploadedAt });
+    }
+
+    // Returns why golden does not fit the live model, or null when it fits or no version is loaded to check it against.
+    private static string? GoldenSetMismatch(GoldenSet golden, LiveModel live)
+    {
+        if (!live.TryAcquire(out ModelLease lease))
+        {
+            return null;
+        }
+
+        using (lease)
+        {
+            try
+            {
+                golden.Validate(lease.Model.Spec);
+                return null;
+            }
+            catch (InvalidDataException exception)
+            {
+                return exception.Message;
+            }
+        }
     }
 
     private static IResult DeleteGoldenSet(HttpContext context, ModelSwapper swapper, GoldenSetUploadGate gate)
@@ -321,6 +360,11 @@ public static partial class ManagementApi
 
         using (lease)
         {
+            if (NonFiniteFeature(golden) is { } notFinite)
+            {
+                return Error(StatusCodes.Status400BadRequest, new InferenceError(notFinite, "examples", "finite JSON numbers as features"));
+            }
+
             try
             {
                 golden.Validate(lease.Model.Spec);
@@ -334,6 +378,36 @@ public static partial class ManagementApi
         GoldenSet stored = golden with { UploadedAt = DateTimeOffset.UtcNow };
         stored.Save(swapper.Store);
         return Ok(new { examples = stored.Examples.Count, uploadedAt = stored.UploadedAt });
+    }
+
+    // The upload accepts numbers in strings, and System.Text.Json then reads the strings "NaN", "Infinity" and "-Infinity"
+    // as those values, so a NaN can only come from a string. An infinity comes from such a string or from a number beyond
+    // the FP32 range. Returns the error for the first such feature, or null when every feature is finite.
+    private static string? NonFiniteFeature(GoldenSet golden)
+    {
+        if (golden.Examples is null)
+        {
+            return null;
+        }
+
+        for (int index = 0; index < golden.Examples.Count; index++)
+        {
+            float[]? features = golden.Examples[index]?.Features;
+            int feature = features is null ? -1 : Array.FindIndex(features, value => !float.IsFinite(value));
+            if (feature < 0)
+            {
+                continue;
+            }
+
+            string value = float.IsNaN(features![feature])
+                ? "is NaN (the string \"NaN\"), which is not allowed"
+                : string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"is infinite (the string \"Infinity\" or \"-Infinity\", or a number beyond the FP32 range, whose largest magnitude is {float.MaxValue}), which is not allowed");
+            return $"Golden example {index} has feature {feature} that {value}. Send every feature as a finite number.";
+        }
+
+        return null;
     }
 
     // System.Text.Json names the .NET type it could not convert to (System.Int32, or the record that contains the value),

@@ -11,6 +11,7 @@ public static partial class ManagementHosting
     private const string NotServedHereHint = "The management API is not served on this address.";
 
     /// <summary>Binds <see cref="ManagementOptions"/> and adds the management listen addresses to <paramref name="inferenceUrls"/>.</summary>
+    /// <exception cref="InvalidConfigurationException">A management address takes the host and port of an inference address.</exception>
     public static WebApplicationBuilder AddManagement(this WebApplicationBuilder builder, string inferenceUrls)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -28,6 +29,7 @@ public static partial class ManagementHosting
                     "Management:Urls is set but the inference listen address is not; set urls (or --urls) as well.");
             }
 
+            ListenAddressClash.ThrowIfAny(effective, managementUrls);
             builder.WebHost.UseUrls(effective + ";" + managementUrls);
         }
 
@@ -83,7 +85,8 @@ public static partial class ManagementHosting
     /// <summary>
     /// Returns the sentence that follows "No route matches PATH." in a 404. A management path on a server without a
     /// management token gets the reason and the settings that enable the API. A management path on a port other than
-    /// Management:Urls gets a sentence that does not name the management address, and other paths get the inference hint.
+    /// Management:Urls gets a sentence that does not name the management address, a management path where the API is
+    /// served gets the list of its routes, and other paths get the inference hint.
     /// </summary>
     public static string DescribeRoutes(HttpContext context)
     {
@@ -93,12 +96,14 @@ public static partial class ManagementHosting
             return HttpHardening.InferenceRoutesHint;
         }
 
-        if (HasManagementRoutes(context))
+        string[] routes = ManagementRoutes(context);
+        if (routes.Length > 0)
         {
             string urls = context.RequestServices.GetRequiredService<IOptions<ManagementOptions>>().Value.Urls;
             return ManagementPort(urls) is int port && context.Connection.LocalPort != port
                 ? NotServedHereHint
-                : HttpHardening.InferenceRoutesHint;
+                : $"The management API has these routes: {string.Join("; ", routes)}. The OpenAPI document "
+                    + "GET /openapi/v1.json describes them.";
         }
 
         string variable = context.RequestServices.GetRequiredService<IOptions<ManagementOptions>>().Value.TokenEnvironmentVariable;
@@ -125,10 +130,19 @@ public static partial class ManagementHosting
     private static bool IsManagementPath(HttpContext context) =>
         context.Request.Path.StartsWithSegments(ManagementApi.Prefix, StringComparison.OrdinalIgnoreCase);
 
-    private static bool HasManagementRoutes(HttpContext context) =>
+    // Returns each management route as "GET, PUT /manage/v1/golden-set", in the order they were mapped, or none when
+    // the management API is off. HEAD is left out because every GET route also accepts HEAD.
+    private static string[] ManagementRoutes(HttpContext context) =>
         context.RequestServices.GetRequiredService<EndpointDataSource>().Endpoints
             .OfType<RouteEndpoint>()
-            .Any(endpoint => endpoint.RoutePattern.RawText?.StartsWith(ManagementApi.Prefix, StringComparison.Ordinal) == true);
+            .Where(endpoint => endpoint.RoutePattern.RawText?.StartsWith(ManagementApi.Prefix, StringComparison.Ordinal) == true)
+            .GroupBy(endpoint => endpoint.RoutePattern.RawText!, StringComparer.Ordinal)
+            .Select(route => string.Join(", ", route
+                    .SelectMany(endpoint => endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? [])
+                    .Where(method => method != HttpMethods.Head)
+                    .Distinct(StringComparer.Ordinal))
+                + " " + route.Key)
+            .ToArray();
 
     private static int? ManagementPort(string urls)
     {

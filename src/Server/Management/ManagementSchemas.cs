@@ -75,6 +75,7 @@ internal sealed record GoldenSetSummaryResponse
     [Description("Number of examples in the golden set.")]
     public required int Examples { get; init; }
 
+    [Description("Time of the upload. For a golden-set file written by hand without uploadedAt, its last write time.")]
     public required DateTimeOffset UploadedAt { get; init; }
 }
 

@@ -60,6 +60,9 @@ public sealed class ModelPinAnnouncementTests
     [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"m\",\"version\":2,\"weightsSha256\":\"xyz\"}}", "pinned: weightsSha256")]
     [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"m\",\"version\":2,\"weightsSha256\":null}}", "pinned: weightsSha256 is missing")]
     [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"other\",\"version\":2,\"weightsSha256\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}}", "differs")]
+    [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"m\",\"version\":2,\"weightsSha256\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\",\"weightsBytes\":-1}}", "pinned: weightsBytes is negative")]
+    [InlineData("{\"modelName\":\"m\",\"pinned\":{\"modelName\":\"m\",\"version\":2,\"weightsSha256\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\",\"storeUrl\":\"file:///etc/passwd\"}}", "pinned: storeUrl")]
+    [InlineData("{\"modelName\":\"m\",\"pinned\":{\"version\":2,\"weightsSha256\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"}}", "pinned: modelName is missing")]
     public void InvalidPinRecordIsRejected(string value, string reason)
     {
         ModelPinAnnouncement? parsed = ModelPinAnnouncement.TryParse(Encoding.UTF8.GetBytes(value), out string error);

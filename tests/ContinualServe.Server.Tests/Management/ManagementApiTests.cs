@@ -287,6 +287,62 @@ public sealed class ManagementApiTests
         error.GetProperty("expected").GetString().ShouldNotBeNull().ShouldContain("PUT /manage/v1/golden-set");
     }
 
+    // Numbers in strings are accepted, and System.Text.Json then reads "NaN" and "Infinity" as those values.
+    [Theory]
+    [InlineData("\"NaN\"", "feature 3 that is NaN (the string \"NaN\"), which is not allowed")]
+    [InlineData("\"Infinity\"", "feature 3 that is infinite (the string \"Infinity\" or \"-Infinity\", or a number beyond the FP32 range")]
+    [InlineData("1e39", "feature 3 that is infinite")]
+    public async Task NonFiniteFeatureIsNamed(string value, string message)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        string[] features = Enumerable.Repeat("0", RunningServer.Spec.FeatureCount).ToArray();
+        features[3] = value;
+        string body = $"{{\"examples\":[{{\"label\":1,\"features\":[{string.Join(',', features)}]}}]}}";
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: body));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        string error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString().ShouldNotBeNull();
+        error.ShouldContain("Golden example 0 has " + message);
+        error.ShouldNotContain("outside the FP32 range");
+    }
+
+    [Fact]
+    public async Task HandWrittenGoldenSetReportsFileTime()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        string path = Path.Combine(server.Store.RootDirectory, GoldenSet.FileName);
+        string features = JsonSerializer.Serialize(new float[RunningServer.Spec.FeatureCount]);
+        await File.WriteAllTextAsync(path, $"{{\"examples\":[{{\"label\":1,\"features\":{features}}}]}}");
+        var written = new DateTimeOffset(2026, 3, 4, 5, 6, 7, TimeSpan.Zero);
+        File.SetLastWriteTimeUtc(path, written.UtcDateTime);
+
+        JsonElement body = await SendOkAsync(server, "GET", "manage/v1/golden-set");
+
+        body.GetProperty("examples").GetInt32().ShouldBe(1);
+        body.GetProperty("uploadedAt").GetDateTimeOffset().ShouldBe(written);
+    }
+
+    // The learner rejects every candidate while the stored set does not fit the model, so GET must not report it as usable.
+    [Fact]
+    public async Task MismatchedGoldenSetGets409()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        string features = JsonSerializer.Serialize(new float[10]);
+        await File.WriteAllTextAsync(
+            Path.Combine(server.Store.RootDirectory, GoldenSet.FileName), $"{{\"examples\":[{{\"label\":1,\"features\":{features}}}]}}");
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("GET", "manage/v1/golden-set", ManagementServer.Token));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        JsonElement error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        string message = error.GetProperty("error").GetString().ShouldNotBeNull();
+        message.ShouldContain("does not fit the live model");
+        message.ShouldContain($"Golden example 0 has 10 features; expected {RunningServer.Spec.FeatureCount}.");
+        message.ShouldContain("error 232");
+        error.GetProperty("expected").GetString().ShouldNotBeNull().ShouldContain("DELETE /manage/v1/golden-set");
+    }
+
     // The version is checked under the store's version lock, and a load that misses a file checks for a deletion under
     // the same lock, so this request must not wait for a lock that it holds itself.
     [Theory]
@@ -482,6 +538,27 @@ public sealed class ManagementApiTests
         {
             ErrorMessage(body).ShouldEndWith($"Use {allow}.");
         }
+    }
+
+    // A client with a valid token that mistypes a management path needs the management routes, not the inference API's.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task UnknownManagementPathListsRoutes(bool separatePort)
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: separatePort);
+
+        using HttpResponseMessage response = await server.Management.SendAsync(Request("GET", "manage/v1/golden-sets", ManagementServer.Token));
+        string message = ErrorMessage(await response.Content.ReadAsStringAsync()).ShouldNotBeNull();
+
+        response.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        message.ShouldStartWith("No route matches /manage/v1/golden-sets. The management API has these routes: ");
+        message.ShouldContain("GET /manage/v1/versions; ");
+        message.ShouldContain("GET, PUT, DELETE /manage/v1/golden-set.");
+        message.ShouldContain("POST /manage/v1/rollback");
+        message.ShouldContain("GET /openapi/v1.json");
+        message.ShouldNotContain("HEAD");
+        message.ShouldNotContain("/v2");
     }
 
     private static string? ErrorMessage(string body) => JsonDocument.Parse(body).RootElement.GetProperty("error").GetString();
