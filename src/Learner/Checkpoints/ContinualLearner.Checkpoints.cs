@@ -561,7 +561,7 @@ public sealed partial class ContinualLearner
     [LoggerMessage(EventId = 285, Level = LogLevel.Information, Message = "Learner checkpoint {Sequence} was written when Learner:TrainFromPin made pinned version {Version} the base, so the learner continues from version {Version}, not from the newest version {NewestVersion}")]
     private static partial void LogResumingPinnedBase(ILogger logger, long sequence, long version, long newestVersion);
 
-    [LoggerMessage(EventId = 244, Level = LogLevel.Warning, Message = "The checkpoint's version {Version} cannot be loaded; manifests continue from version {NewestVersion}")]
+    [LoggerMessage(EventId = 244, Level = LogLevel.Warning, Message = "The checkpoint's model version {Version} is missing from the store or corrupt, so training resumes from the checkpoint's weights, optimizer state and offsets on top of the newest version, {NewestVersion}: the next versions name {NewestVersion} as their parent and count trained examples from its manifest")]
     private static partial void LogCheckpointVersionMissing(ILogger logger, long version, long newestVersion);
 
     [LoggerMessage(EventId = 245, Level = LogLevel.Warning, Message = "Offset commit failed with {Code} after version {Version}; the checkpoint keeps the offsets and the next round commits again")]

@@ -118,8 +118,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             throw new InvalidConfigurationException(
-                $"The learner could not write its model store '{learner.Store.RootDirectory}' or its checkpoint directory, so the store "
-                + $"directory or the checkpoint directory is not writable: {exception.Message} "
+                $"The learner could not write its model store '{learner.Store.RootDirectory}' or its checkpoint directory: {exception.Message} "
                 + StoreWriteCheck.WhatToCheck(learner.Store.RootDirectory)
                 + " Or set --store and --checkpoint-dir to directories this process can write.",
                 exception);
