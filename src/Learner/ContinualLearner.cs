@@ -615,6 +615,12 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         EvaluationSummary summary = matrix.ToSummary();
+        if (!HoldWhileGoldenSetUnusable())
+        {
+            // The learner stops: the candidate is neither promoted nor discarded, and its offsets are not committed.
+            return;
+        }
+
         PromotionDecision decision = promotionGate!.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation, batching);
         PollIfDue(consumer);
         if (decision.Promoted)

@@ -80,6 +80,12 @@ public sealed record LearnerStatus
     /// </summary>
     public bool IsMarkerWriteStalled { get; init; }
 
+    /// <summary>
+    /// True while the learner holds a candidate because the golden set exists but cannot be read or does not fit the
+    /// model. The learner consumes nothing, commits nothing and is not ready meanwhile.
+    /// </summary>
+    public bool IsGoldenSetUnusable { get; init; }
+
     /// <summary>Candidates the promotion gate rejected since the learner started.</summary>
     public long Rejected { get; init; }
 

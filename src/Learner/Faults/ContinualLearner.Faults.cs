@@ -160,7 +160,7 @@ public sealed partial class ContinualLearner
 
     private static bool IsReadyWith(LearnerStatus current, bool brokerAvailable, bool paused) =>
         current.IsRunning && brokerAvailable && current.ConsumerLag is not null && !paused && !current.IsDiverged && !current.IsRoundWriteStalled && !current.IsFileReadStalled
-        && !current.IsMarkerWriteStalled;
+        && !current.IsMarkerWriteStalled && !current.IsGoldenSetUnusable;
 
     private static void LogPauseRequested(ILogger logger, bool paused) => LogPauseChanged(logger, paused ? "paused" : "resumed");
 

@@ -104,6 +104,28 @@ public sealed partial class PromotionGate
         return decision;
     }
 
+    /// <summary>
+    /// Returns why the golden set cannot be used (it cannot be read or does not fit the model), or null when it can, when
+    /// there is none, or when the gate is off. Neither logs nor counts.
+    /// </summary>
+    public string? GoldenSetProblem()
+    {
+        if (!options.Enabled)
+        {
+            return null;
+        }
+
+        try
+        {
+            _ = LoadGoldenSet();
+            return null;
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            return exception.Message;
+        }
+    }
+
     /// <summary>Applies the limits to the numbers alone; neither logs nor counts.</summary>
     public PromotionDecision Decide(EvaluationSummary candidate, EvaluationSummary? live, double? goldenAccuracy, string? goldenSetError = null)
     {

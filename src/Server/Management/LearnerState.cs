@@ -45,6 +45,11 @@ public sealed record LearnerState
         + "diverged turns true once the write returns.")]
     public required bool MarkerWriteStalled { get; init; }
 
+    [Description(
+        "True while the learner holds a candidate because the golden set exists but cannot be read or does not fit the "
+        + "model. The learner consumes and commits nothing until the golden set is fixed or removed.")]
+    public required bool GoldenSetUnusable { get; init; }
+
     [Description("Task of the newest valid example consumed. A restarted learner starts from the task it last saw, a new one from 0.")]
     public required int CurrentTask { get; init; }
 
@@ -87,6 +92,7 @@ public sealed record LearnerState
             RoundWriteStalled = status.IsRoundWriteStalled,
             FileReadStalled = status.IsFileReadStalled,
             MarkerWriteStalled = status.IsMarkerWriteStalled,
+            GoldenSetUnusable = status.IsGoldenSetUnusable,
             CurrentTask = status.CurrentTask,
             Trained = status.Trained,
             Rejected = status.Rejected,

@@ -4,7 +4,7 @@ namespace ContinualServe.Server.StatusPage;
 
 /// <summary>
 /// The status page's learner section. <see cref="State"/> is one word for the learner's condition: starting, stopped,
-/// diverged, stalled, broker_down, paused, joining or running, the first that applies in that order. starting means
+/// diverged, stalled, golden_set_unusable, broker_down, paused, joining or running, the first that applies in that order. starting means
 /// that the learner thread has not run yet: the process loads its starting version and checkpoint. joining means that
 /// the learner waits for the consumer group to assign partitions, or has not measured their lag yet.
 /// <see cref="ConsumerLag"/> and <see cref="AssignedPartitions"/> are null while unknown.
@@ -40,6 +40,7 @@ public sealed record LearnerSummary(
         { Running: false } => "stopped",
         { Diverged: true } => "diverged",
         { RoundWriteStalled: true } or { FileReadStalled: true } or { MarkerWriteStalled: true } => "stalled",
+        { GoldenSetUnusable: true } => "golden_set_unusable",
         { BrokerAvailable: false } => "broker_down",
         { Paused: true } => "paused",
         { ConsumerLag: null } => "joining",

@@ -210,11 +210,12 @@ public sealed class SlowFileWorkTests : IDisposable
         });
     }
 
-    // A golden set that cannot be parsed rejects every candidate, so each round reloads the live version 1.
+    // The gate rejects every candidate, so each round reloads the live version 1.
     private ContinualLearner RejectingLearner(EmbeddedKafkaBroker broker, string groupId, RecordingLoggerFactory loggers)
     {
-        File.WriteAllText(Path.Combine(storeDirectory.Path, GoldenSet.FileName), "{");
-        return new ContinualLearner(Options(broker.BootstrapServers, groupId), loggers, GroupMembership.ShortMaxPollInterval());
+        LearnerOptions options = Options(broker.BootstrapServers, groupId);
+        RejectingGoldenSet.Apply(options, storeDirectory.Path);
+        return new ContinualLearner(options, loggers, GroupMembership.ShortMaxPollInterval());
     }
 
     private static async Task StartAsync(ContinualLearner learner)

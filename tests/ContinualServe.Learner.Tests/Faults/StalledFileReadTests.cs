@@ -1,4 +1,5 @@
 using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Tests.Promotion;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model.Store;
 using Microsoft.Extensions.Logging;
@@ -60,7 +61,7 @@ public sealed class StalledFileReadTests : IDisposable
         });
     }
 
-    // A golden set that cannot be parsed rejects every candidate, so the first round reloads the live version 1.
+    // The gate rejects every candidate, so the first round reloads the live version 1.
     [Fact(Timeout = 120_000)]
     public async Task StalledLiveVersionReloadUnready()
     {
@@ -68,7 +69,7 @@ public sealed class StalledFileReadTests : IDisposable
         {
             using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
             LearnerOptions options = Options(broker.BootstrapServers, "stalled-reload");
-            await File.WriteAllTextAsync(Path.Combine(storeDirectory.Path, GoldenSet.FileName), "{");
+            RejectingGoldenSet.Apply(options, storeDirectory.Path);
             var loggers = new RecordingLoggerFactory();
             using var learner = new ContinualLearner(options, loggers);
             using var releaseReload = new ManualResetEventSlim();

@@ -275,7 +275,7 @@ public sealed class OpenApiDocumentTests : IAsyncLifetime
         OpenApiSchemas.PropertyNames(learner).ShouldBe(
             [
                 "running", "stopped", "ready", "paused", "brokerAvailable", "diverged", "roundWriteStalled", "fileReadStalled",
-                "markerWriteStalled", "currentTask", "trained", "rejected", "rollbacks", "latestVersion", "consumerLag",
+                "markerWriteStalled", "goldenSetUnusable", "currentTask", "trained", "rejected", "rollbacks", "latestVersion", "consumerLag",
                 "assignedPartitions",
             ],
             ignoreOrder: true);

@@ -167,6 +167,7 @@ function renderTraffic(traffic) {
 const LEARNER_STATES = {
   running: "running", paused: "paused", diverged: "diverged", stalled: "stalled (store read or write)",
   broker_down: "broker down", joining: "joining the consumer group", stopped: "stopped", starting: "starting",
+  golden_set_unusable: "holding a candidate (golden set unusable)",
 };
 
 // The lag is null until the group assigns partitions and the learner measures them, so null reads as unknown, not 0.
