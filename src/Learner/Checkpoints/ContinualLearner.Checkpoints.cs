@@ -209,7 +209,12 @@ public sealed partial class ContinualLearner
 
         matrix = Evaluation.AccuracyMatrix.FromSummary(saved.Evaluation);
         currentTask = saved.CurrentTask;
-        trainingLog?.Truncate(saved.TrainingLogBytes);
+        // The log's tail after the checkpoint lists rounds that were not committed, whose records are read again. A learner
+        // that kept no log wrote null, and the ids logged before it are all committed, so the log is kept whole.
+        if (saved.TrainingLogBytes is long loggedBytes)
+        {
+            trainingLog?.Truncate(loggedBytes);
+        }
         resumePositions.Clear();
         checkpoint = saved;
     }
@@ -383,7 +388,7 @@ public sealed partial class ContinualLearner
             ReplaySeen = trainer!.ReplayBuffer.Seen,
             ReplaySeenByClass = new Dictionary<int, long>(unusedReplay.Count > 0 ? unusedReplaySeenByClass : trainer.ReplayBuffer.SeenByClass),
             TrainerProgress = trainer.Progress,
-            TrainingLogBytes = trainingLog?.Flush() ?? 0,
+            TrainingLogBytes = trainingLog?.Flush(),
         };
     }
 

@@ -61,8 +61,11 @@ public sealed record LearnerCheckpoint
     /// </summary>
     public TrainerProgress? TrainerProgress { get; init; }
 
-    /// <summary>Length in bytes of the training log that this checkpoint includes; 0 without a log.</summary>
-    public long TrainingLogBytes { get; init; }
+    /// <summary>
+    /// Length in bytes of the training log that this checkpoint includes, or null when the learner that wrote it kept no
+    /// log. Checkpoints written before null was used have 0 without a log.
+    /// </summary>
+    public long? TrainingLogBytes { get; init; }
 
     /// <summary>Lower-case hex SHA-256 of each data file, by file name, checked before the checkpoint is used.</summary>
     public IReadOnlyDictionary<string, string> FileSha256 { get; init; } = new Dictionary<string, string>();
