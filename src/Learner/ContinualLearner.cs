@@ -67,8 +67,9 @@ public sealed partial class ContinualLearner : IDisposable
     private DateTime lastRecordAt = DateTime.UtcNow;
     private volatile bool disposed;
 
-    // The store's writer lock, held from the start until the learner thread ends.
+    // The writer locks of the store and of the checkpoint directory, held from the start until the learner thread ends.
     private FileStream? storeLock;
+    private FileStream? checkpointLock;
 
     /// <param name="options">The learner's settings.</param>
     /// <param name="loggerFactory">Creates the learner's and the model store's loggers.</param>
@@ -144,9 +145,16 @@ public sealed partial class ContinualLearner : IDisposable
         // group, report ready and train a whole round before its first write failed.
         WritableDirectory.Check(store.RootDirectory);
         WritableDirectory.Check(Checkpoints.RootDirectory);
-        storeLock = StoreWriterLock.Acquire(store.RootDirectory);
+        storeLock = StoreWriterLock.Acquire(store.RootDirectory, "model store");
         try
         {
+            // Learners on two stores but one checkpoint directory would restore and overwrite each other's checkpoints. A
+            // checkpoint directory that is the store itself is covered by the store's lock.
+            if (!string.Equals(Path.GetFullPath(Checkpoints.RootDirectory), Path.GetFullPath(store.RootDirectory), StringComparison.Ordinal))
+            {
+                checkpointLock = StoreWriterLock.Acquire(Checkpoints.RootDirectory, "checkpoint directory");
+            }
+
             StartThread();
         }
         catch
@@ -311,6 +319,8 @@ public sealed partial class ContinualLearner : IDisposable
 
     private void ReleaseStoreLock()
     {
+        checkpointLock?.Dispose();
+        checkpointLock = null;
         storeLock?.Dispose();
         storeLock = null;
     }

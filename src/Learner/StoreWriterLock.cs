@@ -20,14 +20,15 @@ internal static class StoreWriterLock
     private const int WouldBlock = 11;
 
     /// <summary>
-    /// Takes the lock on <paramref name="storeDirectory"/> without waiting and writes this process's id, host and start
+    /// Takes the lock on <paramref name="storeDirectory"/>, which <paramref name="description"/> names in errors ("model
+    /// store", "checkpoint directory"), without waiting and writes this process's id, host and start
     /// time into the lock file, for an operator to read with cat. A .NET FileStream cannot read it while the lock is
     /// held, because it takes a shared flock. Disposing the returned stream releases the lock.
     /// </summary>
     /// <exception cref="StoreInUseException">Another learner, in this process or another, holds the lock.</exception>
     /// <exception cref="IOException">The lock file cannot be created or written.</exception>
     /// <exception cref="UnauthorizedAccessException">This process has no write permission on the store directory.</exception>
-    public static FileStream Acquire(string storeDirectory)
+    public static FileStream Acquire(string storeDirectory, string description)
     {
         string path = Path.Combine(storeDirectory, FileName);
         FileStream stream;
@@ -38,9 +39,9 @@ internal static class StoreWriterLock
         catch (IOException exception) when (exception.HResult == WouldBlock)
         {
             throw new StoreInUseException(
-                $"Another learner is running on the model store '{storeDirectory}': it holds the lock on '{path}', whose text "
-                + "names its process id, host and start time. One store has one learner: stop the other learner, or give "
-                + "this one its own --store.",
+                $"Another learner is running on the {description} '{storeDirectory}': it holds the lock on '{path}', whose text "
+                + "names its process id, host and start time. One store and one checkpoint directory have one learner: stop "
+                + "the other learner, or give this one its own --store and --checkpoint-dir.",
                 exception);
         }
 

@@ -54,6 +54,34 @@ public sealed class StoreWriterLockTests : IDisposable
         return text;
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task SecondLearnerOnCheckpointsFails()
+    {
+        await Task.Run(async () =>
+        {
+            using var otherStore = new TemporaryDirectory("continualserve-store-lock-other-");
+            string checkpoints = Path.Combine(storeDirectory.Path, "shared-checkpoints");
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            LearnerOptions firstOptions = Options(broker.BootstrapServers, "first-group");
+            firstOptions.Checkpoint.Directory = checkpoints;
+            using var first = new ContinualLearner(firstOptions, NullLoggerFactory.Instance);
+            first.Start();
+
+            LearnerOptions secondOptions = LearnerHarness.Options(
+                broker.BootstrapServers, Topic, "second-group", otherStore.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
+            secondOptions.Checkpoint.Directory = checkpoints;
+            using var second = new ContinualLearner(secondOptions, NullLoggerFactory.Instance);
+            StoreInUseException failure = Should.Throw<StoreInUseException>(() => second.Start());
+            failure.Message.ShouldContain("checkpoint directory '" + checkpoints + "'");
+
+            // The second learner released the store lock it took before it failed, so a learner on its store starts.
+            first.Stop(TimeSpan.FromSeconds(10)).ShouldBeTrue();
+            using var third = new ContinualLearner(secondOptions, NullLoggerFactory.Instance);
+            third.Start();
+            third.Stop(TimeSpan.FromSeconds(10)).ShouldBeTrue();
+        });
+    }
+
     private LearnerOptions Options(string bootstrapServers, string groupId) =>
         LearnerHarness.Options(bootstrapServers, Topic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 }
