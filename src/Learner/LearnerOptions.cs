@@ -105,7 +105,7 @@ public sealed class LearnerOptions
     /// features near float's maximum of about 3.4e38 make the logits and the loss overflow, and the replay buffer
     /// would keep such an example. Fashion-MNIST pixels are at most 255.
     /// </summary>
-    [Range(1.0, 3.0e38, ErrorMessage = "Learner:MaxAbsFeatureValue must be from 1 to 3E+38.")]
+    [Range(1.0, float.MaxValue, ErrorMessage = "Learner:MaxAbsFeatureValue must be from 1 to 3.4E+38 (the largest float).")]
     public float MaxAbsFeatureValue { get; set; } = 1e6f;
 
     /// <summary>Architecture used when the store is empty; otherwise the newest version's spec wins.</summary>

@@ -886,7 +886,7 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     [LoggerMessage(EventId = 465, Level = LogLevel.Warning, Message = "Version topic {Topic} does not exist yet; waiting for the learner to create it")]
     private static partial void LogTopicMissing(ILogger logger, string topic);
 
-    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Cannot reach the Kafka brokers {BootstrapServers} to look up version topic {Topic}: the metadata request failed with {Code} ({Reason}). Check that the brokers run and that Distribution:BootstrapServers names addresses this server can reach; retrying every second")]
+    [LoggerMessage(EventId = 404, Level = LogLevel.Warning, Message = "Cannot reach the Kafka brokers {BootstrapServers} to look up version topic {Topic}: the metadata request failed with {Code} ({Reason}). Check that the brokers run and that Distribution:BootstrapServers names addresses this server can reach. The lookup is retried until the brokers respond")]
     private static partial void LogBrokersUnreachable(ILogger logger, string bootstrapServers, string topic, ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 405, Level = LogLevel.Warning, Message = "Version topic {Topic} cannot be read yet: the broker reports {Code} ({Reason}) for it. Retrying every second")]

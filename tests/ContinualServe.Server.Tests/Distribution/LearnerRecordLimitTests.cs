@@ -32,7 +32,18 @@ public sealed class LearnerRecordLimitTests
 
         ValidationResult error = Validate(options).ShouldHaveSingleItem();
 
-        error.ErrorMessage.ShouldBe("Learner:MaxAbsFeatureValue must be from 1 to 3E+38.");
+        error.ErrorMessage.ShouldBe("Learner:MaxAbsFeatureValue must be from 1 to 3.4E+38 (the largest float).");
+    }
+
+    // The float nearest 3e38 is 3.0000000055e38, which a maximum of 3e38 in double rejected.
+    [Theory]
+    [InlineData(3e38f)]
+    [InlineData(float.MaxValue)]
+    public void LargestFeatureLimitsPass(float value)
+    {
+        var options = new LearnerOptions { BootstrapServers = "127.0.0.1:9092", MaxAbsFeatureValue = value };
+
+        Validate(options).ShouldBeEmpty();
     }
 
     [Fact]
