@@ -106,5 +106,11 @@ public sealed class DistributionOptions
         {
             yield return $"Distribution:StoreUrl must be an absolute http or https URL, for example http://continualserve-learner:8081; it is '{StoreUrl}'.";
         }
+        else if (!string.IsNullOrEmpty(StoreUrl) && new Uri(StoreUrl).UserInfo.Length > 0)
+        {
+            // Replicas reject announcements whose store URL carries credentials, because they log the URL.
+            yield return "Distribution:StoreUrl must not contain a user name or password, which replicas would log; "
+                + "set Distribution:StoreTokenFile for the store API's bearer token instead.";
+        }
     }
 }

@@ -110,6 +110,13 @@ public sealed record ModelVersionAnnouncement
             return false;
         }
 
+        // Replicas log the store URL, so credentials in it would reach the logs. The store API takes a bearer token.
+        if (!string.IsNullOrEmpty(StoreUrl) && new Uri(StoreUrl).UserInfo.Length > 0)
+        {
+            error = "storeUrl contains a user name or password, which replicas would log; the store API takes a bearer token instead";
+            return false;
+        }
+
         if (string.IsNullOrEmpty(ModelName))
         {
             error = "modelName is missing";

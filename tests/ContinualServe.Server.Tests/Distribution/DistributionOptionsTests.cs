@@ -18,6 +18,17 @@ public sealed class DistributionOptionsTests
         new DistributionOptionsValidator().Validate(null, options).Succeeded.ShouldBeTrue();
     }
 
+    [Fact]
+    public void StoreUrlWithCredentialsIsRejected()
+    {
+        var options = new DistributionOptions { StoreUrl = "http://user:secret@continualserve-learner:8081" };
+
+        string? failure = new DistributionOptionsValidator().Validate(null, options).FailureMessage;
+
+        failure.ShouldNotBeNull().ShouldContain("Distribution:StoreUrl must not contain a user name or password");
+        failure.ShouldNotContain("secret");
+    }
+
     [Theory]
     [InlineData("ftp://x")]
     [InlineData("file:///srv/models")]

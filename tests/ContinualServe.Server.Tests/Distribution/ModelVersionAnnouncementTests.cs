@@ -38,6 +38,7 @@ public sealed class ModelVersionAnnouncementTests
     [InlineData("{\"modelName\":\"m\",\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"storeUrl\":\"file:///etc/passwd\"}", "storeUrl 'file:///etc/passwd'")]
     [InlineData("{\"modelName\":\"m\",\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"storeUrl\":\"learner:8081\"}", "storeUrl")]
     [InlineData("{\"modelName\":\"m\",\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"storeUrl\":\"/models\"}", "storeUrl")]
+    [InlineData("{\"modelName\":\"m\",\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"storeUrl\":\"http://user:secret@127.0.0.1:8081\"}", "storeUrl contains a user name or password")]
     [InlineData("{\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "modelName is missing")]
     public void InvalidRecordIsRejected(string value, string reason)
     {
