@@ -66,10 +66,9 @@ public sealed partial class PromotionGate
             GoldenSet? goldenSet = LoadGoldenSet();
             goldenAccuracy = goldenSet is null ? null : GoldenAccuracy(candidate, device, goldenSet, batching);
         }
-        catch (Exception exception) when (exception is InvalidDataException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        catch (Exception exception) when (IsGoldenSetFailure(exception))
         {
-            // Fail closed: without a readable golden set the floor cannot be checked. .NET raises UnauthorizedAccessException
-            // for a directory at the path and for a file without read permission.
+            // Fail closed: without a readable golden set the floor cannot be checked.
             goldenSetError = exception.Message;
             if (!string.Equals(goldenSetError, loggedGoldenSetError, StringComparison.Ordinal))
             {
@@ -120,7 +119,7 @@ public sealed partial class PromotionGate
             _ = LoadGoldenSet();
             return null;
         }
-        catch (Exception exception) when (exception is InvalidDataException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        catch (Exception exception) when (IsGoldenSetFailure(exception))
         {
             return exception.Message;
         }
@@ -196,6 +195,11 @@ public sealed partial class PromotionGate
 
     // Parses golden-set.json again only when its content changed. The write time cannot tell two uploads apart,
     // because Linux advances file times only every few milliseconds, so two uploads in one tick get the same time.
+    // The failures of LoadGoldenSet that leave the golden set unusable. .NET raises UnauthorizedAccessException for a
+    // directory at the path and for a file without read permission.
+    private static bool IsGoldenSetFailure(Exception exception) =>
+        exception is InvalidDataException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException;
+
     private GoldenSet? LoadGoldenSet()
     {
         string path = Path.Combine(storeDirectory, GoldenSet.FileName);

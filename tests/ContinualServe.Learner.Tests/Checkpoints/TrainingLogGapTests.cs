@@ -8,8 +8,8 @@ using Xunit;
 namespace ContinualServe.Learner.Tests.Checkpoints;
 
 /// <summary>
-/// A run without the training log between two runs with it: the checkpoint it writes records no log length, so the
-/// next run with the log keeps the ids that the first run logged instead of cutting the log to 0 bytes.
+/// A run without the training log between two runs with it. The checkpoint that run writes records no log length, so
+/// the next run with the log keeps the ids that the first run logged instead of cutting the log to 0 bytes.
 /// </summary>
 public sealed class TrainingLogGapTests : IDisposable
 {
