@@ -625,13 +625,13 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         EvaluationSummary summary = matrix.ToSummary();
-        if (!HoldWhileGoldenSetUnusable())
+        if (HoldWhileGoldenSetUnusable() is not { } golden)
         {
             // The learner stops: the candidate is neither promoted nor discarded, and its offsets are not committed.
             return;
         }
 
-        PromotionDecision decision = promotionGate!.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation, batching);
+        PromotionDecision decision = promotionGate!.Review(trainer.Module, device, summary, latest?.Manifest.Evaluation, golden, batching);
         PollIfDue(consumer);
         if (decision.Promoted)
         {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ContinualServe.Learner.Promotion;
 using Microsoft.Extensions.Logging;
 
 namespace ContinualServe.Learner;
@@ -16,34 +17,35 @@ public sealed partial class ContinualLearner
     private static readonly TimeSpan GoldenSetRecheckInterval = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Waits until the golden set can be used, or is removed, and returns true. Returns false when the learner stops
-    /// first. Runs on the learner thread before the gate's review.
+    /// Waits until the golden set can be used, or is removed, and returns the read that the gate reviews the candidate
+    /// with, so the file is read once per round. Returns null when the learner stops first. Runs on the learner thread
+    /// before the gate's review. A gate that is off promotes every candidate, so no candidate waits for it.
     /// </summary>
-    private bool HoldWhileGoldenSetUnusable()
+    private GoldenSetRead? HoldWhileGoldenSetUnusable()
     {
-        string? problem = promotionGate!.GoldenSetProblem();
-        if (problem is null)
+        GoldenSetRead golden = promotionGate!.ReadGoldenSet();
+        if (!golden.IsUnusable || !promotionGate.Enabled)
         {
-            return true;
+            return golden;
         }
 
         long heldSince = Stopwatch.GetTimestamp();
-        LogCandidateHeld(logger, trainedSinceRound, problem, GoldenSetRecheckInterval.TotalSeconds);
+        LogCandidateHeld(logger, trainedSinceRound, golden.Failure!.Message, GoldenSetRecheckInterval.TotalSeconds);
         SetGoldenSetUnusable(true);
         try
         {
-            while (problem is not null)
+            while (golden.IsUnusable)
             {
                 if (stopping?.IsCancellationRequested ?? false)
                 {
-                    return false;
+                    return null;
                 }
 
                 // The wait ends early when the learner stops, so the interval does not delay a stop.
                 Task wait = Task.Delay(GoldenSetRecheckInterval, stopping?.Token ?? CancellationToken.None)
                     .ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
                 WaitPolling(wait);
-                problem = promotionGate.GoldenSetProblem();
+                golden = promotionGate.ReadGoldenSet();
             }
         }
         finally
@@ -53,7 +55,7 @@ public sealed partial class ContinualLearner
 
         double heldSeconds = Stopwatch.GetElapsedTime(heldSince).TotalSeconds;
         LogCandidateReleased(logger, heldSeconds);
-        return true;
+        return golden;
     }
 
     private void SetGoldenSetUnusable(bool unusable)

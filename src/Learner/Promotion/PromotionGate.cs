@@ -25,8 +25,8 @@ public sealed partial class PromotionGate
     private GoldenSet? cachedGoldenSet;
     private byte[]? cachedGoldenSetContent;
 
-    // The message of the golden-set failure last logged as error 232, or null after a review that read the golden set or
-    // found none. The same failure is logged once, not at every round.
+    // The message of the golden-set failure that the last review found, or null when it read the golden set or found
+    // none. Error 232 is logged when the message changes, so the same failure is logged once, not at every round.
     private string? loggedGoldenSetError;
 
     /// <param name="options">The limits that a candidate must stay within.</param>
@@ -34,7 +34,7 @@ public sealed partial class PromotionGate
     /// <param name="storeDirectory">The model store directory that contains the golden set.</param>
     /// <param name="logger">Logs every decision and an unreadable golden set.</param>
     /// <param name="readFile">
-    /// Reads the golden set's file, at each review; <see cref="File.ReadAllBytes(string)"/> when null. The learner passes
+    /// Reads the golden set's file, at each <see cref="ReadGoldenSet"/>; <see cref="File.ReadAllBytes(string)"/> when null. The learner passes
     /// a read under its stall watch.
     /// </param>
     public PromotionGate(PromotionOptions options, ModelSpec spec, string storeDirectory, ILogger logger, Func<string, byte[]>? readFile = null)
@@ -55,32 +55,33 @@ public sealed partial class PromotionGate
     /// sets, decides on it against the live version's evaluation, then logs and counts the decision.
     /// </summary>
     public PromotionDecision Review(
-        nn.Module<Tensor, Tensor> candidate, Device device, EvaluationSummary candidateEvaluation, EvaluationSummary? liveEvaluation, ForwardBatching? batching = null)
+        nn.Module<Tensor, Tensor> candidate, Device device, EvaluationSummary candidateEvaluation, EvaluationSummary? liveEvaluation, ForwardBatching? batching = null) =>
+        Review(candidate, device, candidateEvaluation, liveEvaluation, ReadGoldenSet(), batching);
+
+    /// <summary>
+    /// Measures <paramref name="candidate"/> on <paramref name="golden"/>, a golden set read before by
+    /// <see cref="ReadGoldenSet"/>, then decides, logs and counts as the other overload does.
+    /// </summary>
+    public PromotionDecision Review(
+        nn.Module<Tensor, Tensor> candidate,
+        Device device,
+        EvaluationSummary candidateEvaluation,
+        EvaluationSummary? liveEvaluation,
+        GoldenSetRead golden,
+        ForwardBatching? batching = null)
     {
         ArgumentNullException.ThrowIfNull(candidate);
         ArgumentNullException.ThrowIfNull(candidateEvaluation);
-        double? goldenAccuracy = null;
-        string? goldenSetError = null;
-        try
+        double? goldenAccuracy = golden.Set is null ? null : GoldenAccuracy(candidate, device, golden.Set, batching);
+
+        // Fail closed: without a usable golden set the floor cannot be checked.
+        string? goldenSetError = golden.Failure?.Message;
+        if (golden.Failure is not null && !string.Equals(goldenSetError, loggedGoldenSetError, StringComparison.Ordinal))
         {
-            GoldenSet? goldenSet = LoadGoldenSet();
-            goldenAccuracy = goldenSet is null ? null : GoldenAccuracy(candidate, device, goldenSet, batching);
-        }
-        catch (Exception exception) when (IsGoldenSetFailure(exception))
-        {
-            // Fail closed: without a readable golden set the floor cannot be checked.
-            goldenSetError = exception.Message;
-            if (!string.Equals(goldenSetError, loggedGoldenSetError, StringComparison.Ordinal))
-            {
-                LogGoldenSetUnreadable(logger, exception, storeDirectory);
-                loggedGoldenSetError = goldenSetError;
-            }
+            LogGoldenSetUnreadable(logger, golden.Failure, storeDirectory);
         }
 
-        if (goldenSetError is null)
-        {
-            loggedGoldenSetError = null;
-        }
+        loggedGoldenSetError = goldenSetError;
 
         PromotionDecision decision = Decide(candidateEvaluation, liveEvaluation, goldenAccuracy, goldenSetError);
         ContinualServeMetrics.Promotions.WithLabels(decision.Label).Inc();
@@ -103,25 +104,22 @@ public sealed partial class PromotionGate
         return decision;
     }
 
-    /// <summary>
-    /// Returns why the golden set cannot be used (it cannot be read or does not fit the model), or null when it can, when
-    /// there is none, or when the gate is off. Neither logs nor counts.
-    /// </summary>
-    public string? GoldenSetProblem()
-    {
-        if (!options.Enabled)
-        {
-            return null;
-        }
+    /// <summary>Whether the gate decides at all; when false, every candidate is promoted.</summary>
+    public bool Enabled => options.Enabled;
 
+    /// <summary>
+    /// Reads the golden set from the store directory once, for <see cref="Review(nn.Module{Tensor, Tensor}, Device, EvaluationSummary, EvaluationSummary?, GoldenSetRead, ForwardBatching?)"/>.
+    /// The file is parsed again only when its content changed since the last read. Neither logs nor counts.
+    /// </summary>
+    public GoldenSetRead ReadGoldenSet()
+    {
         try
         {
-            _ = LoadGoldenSet();
-            return null;
+            return new GoldenSetRead(LoadGoldenSet(), Failure: null);
         }
         catch (Exception exception) when (IsGoldenSetFailure(exception))
         {
-            return exception.Message;
+            return new GoldenSetRead(Set: null, exception);
         }
     }
 

@@ -228,6 +228,26 @@ public sealed class PromotionGateTests : IDisposable
         second.GoldenAccuracy.ShouldBe(0.0, "the second upload replaced the golden set");
     }
 
+    // The learner reads the golden set once per round, before it decides whether to hold the candidate, and the gate
+    // reviews the candidate with that read. A file that turns unusable after the read no longer rejects the candidate
+    // that the hold let through.
+    [Fact]
+    public void ReviewUsesTheGoldenSetReadBefore()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MinGoldenAccuracy = 0 });
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallSpec);
+        new GoldenSet { Examples = [new GoldenExample(3, new float[SmallSpec.FeatureCount])] }.Save(storeDirectory.Path);
+
+        GoldenSetRead golden = gate.ReadGoldenSet();
+        File.WriteAllText(Path.Combine(storeDirectory.Path, GoldenSet.FileName), "{ not json");
+        PromotionDecision decision = gate.Review(module, torch.CPU, Summary([0.95]), liveEvaluation: null, golden);
+
+        golden.IsUnusable.ShouldBeFalse();
+        decision.Promoted.ShouldBeTrue();
+        decision.GoldenAccuracy.ShouldNotBeNull();
+        gate.ReadGoldenSet().IsUnusable.ShouldBeTrue("the file is not JSON now");
+    }
+
     private PromotionGate CreateGate(PromotionOptions options) =>
         new(options, SmallSpec, storeDirectory.Path, NullLogger.Instance);
 
