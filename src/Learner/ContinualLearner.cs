@@ -569,6 +569,10 @@ public sealed partial class ContinualLearner : IDisposable
         {
             LogNonFiniteLoss(logger, losses.Total, trainer.SkippedStepCount);
             ContinualServeMetrics.LearnerSkippedSteps.Inc();
+            if (losses.DroppedReplayExamples > 0)
+            {
+                LogReplayExamplesDropped(logger, losses.DroppedReplayExamples, trainer.ReplayBuffer.Count);
+            }
         }
         else
         {
@@ -909,6 +913,9 @@ public sealed partial class ContinualLearner : IDisposable
 
     [LoggerMessage(EventId = 225, Level = LogLevel.Error, Message = "The learner's position {Position} on {Partition} is past the partition's end ({End}), so the topic is not the one the checkpoint read: it was deleted and created again, or the learner now reads another cluster. Reading starts at the oldest record, {Oldest}, and its examples are trained even where an earlier topic had the same ids")]
     private static partial void LogPositionPastEnd(ILogger logger, TopicPartition partition, long position, long end, long oldest);
+
+    [LoggerMessage(EventId = 290, Level = LogLevel.Warning, Message = "Removed {Dropped} replay examples whose replay loss is not finite, so later steps can sample the buffer again ({Kept} kept). Their features are too large for the model: lower Learner:MaxAbsFeatureValue")]
+    private static partial void LogReplayExamplesDropped(ILogger logger, int dropped, int kept);
 
     [LoggerMessage(EventId = 207, Level = LogLevel.Warning, Message = "Skipped a training step with a non-finite loss {Loss} ({Count} skipped so far)")]
     private static partial void LogNonFiniteLoss(ILogger logger, double loss, long count);

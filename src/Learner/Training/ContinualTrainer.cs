@@ -383,7 +383,9 @@ public sealed class ContinualTrainer : IDisposable
         };
         if (losses.Skipped)
         {
-            return losses;
+            return double.IsFinite(logitLoss) && double.IsFinite(labelLoss)
+                ? losses
+                : losses with { DroppedReplayExamples = DropReplayExamplesWithNonFiniteLoss() };
         }
 
         optimizer.ZeroGrad();
@@ -751,6 +753,42 @@ public sealed class ContinualTrainer : IDisposable
         input = ReplayTensors.Shift(input, options.ReplayShiftPixels, augmentationRandom);
         Tensor labels = ReplayTensors.Labels(sample, Device);
         return cross_entropy(module.forward(input), labels);
+    }
+
+    /// <summary>
+    /// Removes the replay examples whose own replay loss is not finite, and returns how many it removed. Such an example
+    /// (features large enough that its stored logits, or their squared error, overflow FP32) makes every step that
+    /// samples it non-finite, and each checkpoint would keep it, so a rollback would not get rid of it.
+    /// </summary>
+    private int DropReplayExamplesWithNonFiniteLoss()
+    {
+        const int ChunkSize = 256;
+        ReplayExample[] examples = ReplayBuffer.Examples.ToArray();
+        var finiteExamples = new List<ReplayExample>(examples.Length);
+        using (torch.no_grad())
+        {
+            for (int start = 0; start < examples.Length; start += ChunkSize)
+            {
+                using var scope = torch.NewDisposeScope();
+                ReplayExample[] chunk = examples[start..Math.Min(start + ChunkSize, examples.Length)];
+                Tensor logits = module.forward(ReplayTensors.Features(chunk, Spec.FeatureCount, Device));
+                // A product, not square(), for the reason given in AnalyticStep.
+                Tensor errors = logits.add(ReplayTensors.Logits(chunk, Spec.ClassCount, Device), scalars.MinusOne);
+                Tensor logitLosses = errors.mul(errors).mean([1]);
+                Tensor labelLosses = cross_entropy(logits, ReplayTensors.Labels(chunk, Device), reduction: nn.Reduction.None);
+                bool[] finite = logitLosses.isfinite().logical_and(labelLosses.isfinite()).cpu().data<bool>().ToArray();
+                finiteExamples.AddRange(chunk.Where((_, index) => finite[index]));
+            }
+        }
+
+        int dropped = examples.Length - finiteExamples.Count;
+        if (dropped > 0)
+        {
+            var seenByClass = new Dictionary<int, long>(ReplayBuffer.SeenByClass);
+            ReplayBuffer.Restore(finiteExamples, ReplayBuffer.Seen, seenByClass);
+        }
+
+        return dropped;
     }
 
     private void OfferToReplay(IReadOnlyList<LabeledExample> batch, Tensor logits)

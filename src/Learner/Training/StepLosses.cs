@@ -5,4 +5,10 @@ public readonly record struct StepLosses(double New, double ReplayLogits, double
 {
     /// <summary>LwF distillation loss before its weight; 0 without a teacher.</summary>
     public double Distillation { get; init; }
+
+    /// <summary>
+    /// Replay examples removed from the buffer after this step, because their own replay loss was not finite; 0 for
+    /// a step whose replay losses were finite.
+    /// </summary>
+    public int DroppedReplayExamples { get; init; }
 }

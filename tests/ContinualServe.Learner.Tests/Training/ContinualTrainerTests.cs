@@ -1,5 +1,6 @@
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Evaluation;
+using ContinualServe.Learner.Replay;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
 using Shouldly;
@@ -261,6 +262,30 @@ public sealed class ContinualTrainerTests
             double expected = ModelFactory.IsHeadParameter(name) ? 1.0 : 0.25;
             (slowedChange / fullChange).ShouldBe(expected, tolerance: 1e-3, name);
         }
+    }
+
+    // An example with features of 1e30 has finite logits near 1e32, but their squared error overflows FP32, so every step
+    // that samples it has an infinite replay loss. The trainer removes it from the buffer at the first such step, keeping
+    // the other example, and the next step trains.
+    [Fact]
+    public void ReplayExampleWithNonFiniteLossIsRemoved()
+    {
+        using ContinualTrainer trainer = CreateTrainer(ReplayStrategy.DerPlusPlus, replayCapacity: 10);
+        LabeledExample normal = TaskOneExamples[0];
+        float[] huge = Enumerable.Repeat(1e30f, SmallSpec.FeatureCount).ToArray();
+        trainer.ReplayBuffer.Offer(new ReplayExample("huge", 1, 0, huge, Enumerable.Repeat(-1e32f, SmallSpec.ClassCount).ToArray()))
+            .ShouldBeTrue();
+        trainer.ReplayBuffer.Offer(new ReplayExample(normal.Id, normal.Task, normal.Label, normal.Features, new float[SmallSpec.ClassCount]))
+            .ShouldBeTrue();
+
+        StepLosses first = trainer.Step(Batch(0));
+
+        first.Skipped.ShouldBeTrue("32 draws from 2 examples all missed the huge one");
+        first.DroppedReplayExamples.ShouldBe(1);
+        trainer.ReplayBuffer.Examples.Select(example => example.Id).ShouldBe([normal.Id]);
+        StepLosses second = trainer.Step(Batch(1));
+        second.Skipped.ShouldBeFalse();
+        second.DroppedReplayExamples.ShouldBe(0);
     }
 
     private static ContinualTrainer CreateTrainer(ReplayStrategy strategy, int replayCapacity, double distillationWeight = 0, double featureLearningRateScale = 1)
