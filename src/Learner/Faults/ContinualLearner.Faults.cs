@@ -17,6 +17,9 @@ public sealed partial class ContinualLearner
 {
     private static readonly TimeSpan LagQueryTimeout = TimeSpan.FromMilliseconds(250);
 
+    // How often the learner thread reads the store's pause marker, which the management API writes.
+    private static readonly TimeSpan PauseMarkerCheckInterval = TimeSpan.FromMilliseconds(500);
+
     private readonly RepeatedLogSampler kafkaErrorSampler = new();
     private volatile bool pauseRequested;
     private volatile BrokerWatchdog? brokerWatchdog;
@@ -79,25 +82,8 @@ public sealed partial class ContinualLearner
     /// </summary>
     private void ApplyPauseRequest(IConsumer<byte[]?, byte[]?> consumer)
     {
-        if (Stopwatch.GetElapsedTime(pauseFileCheckedAt) >= TimeSpan.FromMilliseconds(500))
+        if (RefreshPauseMarker())
         {
-            pauseFileCheckedAt = Stopwatch.GetTimestamp();
-            bool paused = ReadPauseMarker();
-            if (paused != pausedByFile)
-            {
-                pausedByFile = paused;
-                if (!paused)
-                {
-                    lock (statusLock)
-                    {
-                        status = status with { IsDiverged = false };
-                    }
-                }
-
-                LogPauseRequested(logger, paused);
-                ReportReadiness();
-            }
-
             // A read that outlasted PausedPollInterval paused the assignment. It stays paused if the marker asks for it.
             ResumeAfterWork(consumer);
         }
@@ -114,6 +100,37 @@ public sealed partial class ContinualLearner
         }
 
         pauseApplied = requested;
+    }
+
+    /// <summary>
+    /// Reads the store's pause marker when <see cref="PauseMarkerCheckInterval"/> has passed since the last read, and
+    /// reports a change in the learner's status. Returns whether it read the marker. Leaves the consumer alone.
+    /// </summary>
+    private bool RefreshPauseMarker()
+    {
+        if (Stopwatch.GetElapsedTime(pauseFileCheckedAt) < PauseMarkerCheckInterval)
+        {
+            return false;
+        }
+
+        pauseFileCheckedAt = Stopwatch.GetTimestamp();
+        bool paused = ReadPauseMarker();
+        if (paused != pausedByFile)
+        {
+            pausedByFile = paused;
+            if (!paused)
+            {
+                lock (statusLock)
+                {
+                    status = status with { IsDiverged = false };
+                }
+            }
+
+            LogPauseRequested(logger, paused);
+            ReportReadiness();
+        }
+
+        return true;
     }
 
     // The partitions whose leaders the watchdog queries: the assigned ones, or else the topic's partition 0.

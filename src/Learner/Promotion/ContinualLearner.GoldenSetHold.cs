@@ -9,8 +9,8 @@ namespace ContinualServe.Learner;
 /// every candidate then, and each rejected round's examples would be discarded with their offsets committed, so an
 /// unusable golden set written by hand would cost every example streamed until someone fixed it. Instead the learner
 /// keeps the candidate, consumes and commits nothing, reports itself not ready, and checks the golden set again every
-/// <see cref="GoldenSetRecheckInterval"/> while it polls Kafka with its partitions paused. Once the golden set can be
-/// read, or is removed, the gate reviews the held candidate as usual.
+/// <see cref="GoldenSetRecheckInterval"/> while it polls Kafka with its partitions paused, and the pause marker as often
+/// as between records. Once the golden set can be read, or is removed, the gate reviews the held candidate as usual.
 /// </summary>
 public sealed partial class ContinualLearner
 {
@@ -34,6 +34,7 @@ public sealed partial class ContinualLearner
         SetGoldenSetUnusable(true);
         try
         {
+            long goldenSetReadAt = Stopwatch.GetTimestamp();
             while (golden.IsUnusable)
             {
                 if (stopping?.IsCancellationRequested ?? false)
@@ -42,10 +43,18 @@ public sealed partial class ContinualLearner
                 }
 
                 // The wait ends early when the learner stops, so the interval does not delay a stop.
-                Task wait = Task.Delay(GoldenSetRecheckInterval, stopping?.Token ?? CancellationToken.None)
+                Task wait = Task.Delay(PauseMarkerCheckInterval, stopping?.Token ?? CancellationToken.None)
                     .ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
                 WaitPolling(wait);
-                golden = promotionGate.ReadGoldenSet();
+
+                // An operator may pause learning while the candidate is held. The status shows the pause within
+                // PauseMarkerCheckInterval, and after the review the learner reads no new records.
+                _ = RefreshPauseMarker();
+                if (Stopwatch.GetElapsedTime(goldenSetReadAt) >= GoldenSetRecheckInterval)
+                {
+                    golden = promotionGate.ReadGoldenSet();
+                    goldenSetReadAt = Stopwatch.GetTimestamp();
+                }
             }
         }
         finally

@@ -74,9 +74,10 @@ public sealed partial class PromotionGate
         ArgumentNullException.ThrowIfNull(candidateEvaluation);
         double? goldenAccuracy = golden.Set is null ? null : GoldenAccuracy(candidate, device, golden.Set, batching);
 
-        // Fail closed: without a usable golden set the floor cannot be checked.
+        // Fail closed: without a usable golden set the floor cannot be checked. A gate that is off promotes anyway, so it
+        // logs no error.
         string? goldenSetError = golden.Failure?.Message;
-        if (golden.Failure is not null && !string.Equals(goldenSetError, loggedGoldenSetError, StringComparison.Ordinal))
+        if (golden.Failure is not null && options.Enabled && !string.Equals(goldenSetError, loggedGoldenSetError, StringComparison.Ordinal))
         {
             LogGoldenSetUnreadable(logger, golden.Failure, storeDirectory);
         }

@@ -9,7 +9,8 @@ namespace ContinualServe.Learner.Tests.Promotion;
 
 /// <summary>
 /// A golden set that exists but cannot be read holds the candidate: nothing is rejected, discarded or committed until
-/// the golden set is removed, and then the held candidate is promoted with all of its examples.
+/// the golden set is removed, and then the held candidate is promoted with all of its examples. A pause requested
+/// during the hold shows in the status.
 /// </summary>
 [Collection(GoldenSetGaugeGroup.Name)]
 public sealed class GoldenSetHoldTests : IDisposable
@@ -43,6 +44,13 @@ public sealed class GoldenSetHoldTests : IDisposable
             learner.IsReady.ShouldBeFalse();
             learner.Status.Rejected.ShouldBe(0, "the candidate was rejected although the golden set could not be read");
             loggers.Logger.Records.Count(record => record.EventId == HeldEvent).ShouldBe(1);
+
+            // The management API pauses and resumes learning through a marker file, which the hold keeps reading.
+            StoreControlFiles.SetLearningPaused(storeDirectory.Path, paused: true);
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.IsPaused, "the held learner did not read the pause marker");
+            StoreControlFiles.SetLearningPaused(storeDirectory.Path, paused: false);
+            await LearnerHarness.WaitUntilAsync(() => !learner.Status.IsPaused, "the held learner did not read the removed pause marker");
+            learner.Status.IsGoldenSetUnusable.ShouldBeTrue("the pause ended the hold");
 
             File.Delete(goldenSetPath);
             await LearnerHarness.WaitUntilAsync(() => learner.Status.RoundPosition == 100, "the held candidate was not reviewed after the golden set was removed");
