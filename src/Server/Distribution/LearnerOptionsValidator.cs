@@ -26,6 +26,10 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
         {
             errors.Add($"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}:{nameof(TrainerOptions.Preset)}: {StrategyPresets.UnknownNameMessage(options.Trainer.Preset)}");
         }
+        else if (PresetStrategyConflict(options.Trainer) is { } conflict)
+        {
+            errors.Add(conflict);
+        }
 
         if (options.Trainer.IsAnalytic)
         {
@@ -76,6 +80,28 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
     }
 
     // The analytic strategy trains only an MLP's head, in closed form. The learner checks the spec of a non-empty store again at start.
+    // A preset sets the replay strategy unless configuration sets one (StrategyPresets.ApplyPreset), so after binding a
+    // strategy other than the preset's was configured explicitly. The preset's other settings would then train a
+    // strategy that is none of the results table's, as Preset=analytic beside the chart's Strategy=DerPlusPlus did.
+    private static string? PresetStrategyConflict(TrainerOptions trainer)
+    {
+        if (string.IsNullOrEmpty(trainer.Preset))
+        {
+            return null;
+        }
+
+        ReplayStrategy presetStrategy = StrategyPresets.Named(trainer.Preset, new TrainerOptions()).Strategy;
+        if (trainer.Strategy == presetStrategy)
+        {
+            return null;
+        }
+
+        string section = $"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}";
+        return $"{section}:{nameof(TrainerOptions.Preset)} '{trainer.Preset}' trains with strategy {presetStrategy}, but "
+            + $"{section}:{nameof(TrainerOptions.Strategy)} is {trainer.Strategy}. Remove {section}:{nameof(TrainerOptions.Strategy)} "
+            + $"(the Helm value learner.replayStrategy is not rendered while learner.preset is set), or remove the preset.";
+    }
+
     private static void AddAnalyticErrors(List<string> errors, LearnerOptions options)
     {
         const string specKey = $"{LearnerOptions.SectionName}:{nameof(LearnerOptions.InitialSpec)}";

@@ -1,4 +1,6 @@
+using System.Text.Json;
 using ContinualServe.Learner;
+using ContinualServe.Learner.Experiments;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
@@ -42,6 +44,39 @@ public sealed class TrainerPresetTests
         OptionsValidationException exception = Should.Throw<OptionsValidationException>(() => Trainer(new() { ["Learner:Trainer:Preset"] = "joint" }));
 
         exception.Message.ShouldContain("Learner:Trainer:Preset: Unknown strategy 'joint'");
+    }
+
+    // The Helm chart renders learner.replayStrategy when learner.preset is empty, so a preset set through the chart's
+    // config block came with the chart's DerPlusPlus, and analytic's width trained DER++ without any warning.
+    [Fact]
+    public void PresetWithOtherStrategyFailsValidation()
+    {
+        OptionsValidationException exception = Should.Throw<OptionsValidationException>(
+            () => Trainer(new() { ["Learner:Trainer:Preset"] = "analytic", ["Learner:Trainer:Strategy"] = "DerPlusPlus" }));
+
+        exception.Message.ShouldContain("Learner:Trainer:Preset 'analytic' trains with strategy Analytic");
+        exception.Message.ShouldContain("Learner:Trainer:Strategy is DerPlusPlus");
+    }
+
+    [Fact]
+    public void PresetWithItsOwnStrategyIsAccepted()
+    {
+        TrainerOptions trainer = Trainer(new() { ["Learner:Trainer:Preset"] = "best", ["Learner:Trainer:Strategy"] = "DerPlusPlus" });
+
+        trainer.AsymmetricNewLoss.ShouldBeTrue();
+    }
+
+    // The chart's values.schema.json lists the names that learner.preset and learner.replayStrategy accept, and helm
+    // rejects any other, so a strategy missing there cannot be deployed with the chart.
+    [Fact]
+    public void ChartSchemaListsEveryStrategy()
+    {
+        using JsonDocument schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "deploy", "values.schema.json")));
+        JsonElement learner = schema.RootElement.GetProperty("properties").GetProperty("learner").GetProperty("properties");
+        string[] Enum(string key) => learner.GetProperty(key).GetProperty("enum").EnumerateArray().Select(item => item.GetString()!).ToArray();
+
+        Enum("replayStrategy").ShouldBe(System.Enum.GetNames<ReplayStrategy>(), ignoreOrder: true);
+        Enum("preset").ShouldBe(["", .. ExperimentStrategy.KnownNames.Where(name => name != "joint")], ignoreOrder: true);
     }
 
     [Fact]
