@@ -872,7 +872,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
     }
 
-    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with strategy {Strategy}, {BufferKind} buffer of {ReplayCapacity}, {StepsPerBatch} steps per batch, asymmetric new-example loss {Asymmetric}, LwF weight {DistillationWeight}, feature learning-rate scale {FeatureLearningRateScale}")]
+    [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Learner starting on topic {Topic} (group {GroupId}) from version {Version} on {Device} with strategy {Strategy}, {BufferKind} buffer of {ReplayCapacity}, gradient steps per batch {StepsPerBatch}, asymmetric new-example loss {Asymmetric}, LwF weight {DistillationWeight}, feature learning-rate scale {FeatureLearningRateScale}")]
     private static partial void LogStarting(
         ILogger logger, string topic, string groupId, long version, Device device, ReplayStrategy strategy, ReplayBufferKind bufferKind,
         int replayCapacity, int stepsPerBatch, bool asymmetric, double distillationWeight, double featureLearningRateScale);
