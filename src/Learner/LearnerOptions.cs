@@ -71,7 +71,7 @@ public sealed class LearnerOptions
     public bool TrainFromPin { get; set; }
 
     /// <summary>
-    /// What the start does when a partition holds another record before the checkpoint's offset than the one the
+    /// What the start does when a partition has another record before the checkpoint's offset than the one the
     /// checkpoint recorded (the topic was deleted and created again, or this is another cluster): Stop, the default,
     /// fails the start, and ResetToEarliest reads that partition from its oldest retained record.
     /// </summary>

@@ -9,7 +9,7 @@ namespace ContinualServe.Learner;
 
 /// <summary>
 /// The check at start that each partition is the one the checkpoint read. A topic that was deleted and created again,
-/// or the same topic on another cluster, can already hold more records than the checkpoint's offset N, and resuming
+/// or the same topic on another cluster, can already contain more records than the checkpoint's offset N, and resuming
 /// at N would skip its records before N unread. So the learner reads the record at N - 1 and compares its key and
 /// timestamp with the identity that the checkpoint recorded.
 /// </summary>
@@ -19,7 +19,7 @@ public sealed partial class ContinualLearner
     private static readonly TimeSpan TopicCheckAttemptTimeout = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan TopicCheckRetryDelay = TimeSpan.FromSeconds(1);
 
-    // The last record handled on each partition, whose identity a checkpoint at the offset after it records.
+    // The last record handled on each partition. A checkpoint at the offset after it records its identity.
     private readonly Dictionary<TopicPartition, HandledRecord> lastHandled = [];
 
     // Partitions that Learner:OnTopicMismatch=ResetToEarliest moved: the checkpoint's offset that belongs to another
@@ -68,7 +68,7 @@ public sealed partial class ContinualLearner
     /// A partition past its end is left to the consume loop, which logs error 225 and reads it from its oldest record.
     /// </summary>
     /// <exception cref="IncompatibleStateException">
-    /// A partition holds another record before the checkpoint's offset, and Learner:OnTopicMismatch is Stop.
+    /// A partition has another record before the checkpoint's offset, and Learner:OnTopicMismatch is Stop.
     /// </exception>
     private void VerifyCheckpointTopic()
     {
@@ -105,7 +105,15 @@ public sealed partial class ContinualLearner
                 }
             }
 
-            reader.Close();
+            try
+            {
+                reader.Close();
+            }
+            catch (KafkaException exception) when (!exception.Error.IsFatal)
+            {
+                // The reader joined no group and committed nothing, so a failed close loses nothing.
+                LogConsumeError(logger, exception, exception.Error.Code);
+            }
         }
 
         if (mismatches.Count == 0)
@@ -132,14 +140,15 @@ public sealed partial class ContinualLearner
     /// Reads the record at <paramref name="expected"/>'s offset and returns the mismatch when it is another record, or
     /// null when it is the same, when it cannot be compared, or when the partition ends before <paramref name="offset"/>.
     /// A broker error or a timeout is retried up to <see cref="TopicCheckAttempts"/> times within
-    /// <paramref name="timeout"/>, and then the partition resumes unchecked with a warning: the check guards against a
-    /// rare operator error, and a start that failed on a flaky broker would restart into the same failure.
+    /// <paramref name="timeout"/>, and then the partition resumes unchecked with a warning. The start does not fail then,
+    /// because the check guards against a rare operator error, and a start that failed on a flaky broker would be
+    /// restarted into the same failure.
     /// </summary>
     private TopicMismatch? CheckPartition(
         IConsumer<byte[]?, byte[]?> reader, TopicPartition partition, RecordIdentity expected, long offset, TimeSpan timeout, long sequence)
     {
         long started = Stopwatch.GetTimestamp();
-        string failure = "no time was left for the check";
+        string failure = "";
         int attempts = 0;
         while (attempts < TopicCheckAttempts)
         {
@@ -167,7 +176,9 @@ public sealed partial class ContinualLearner
             }
         }
 
-        string reason = $"reading the record at offset {expected.Offset} failed {attempts} times within {timeout.TotalSeconds:F0} s ({failure})";
+        string reason = attempts == 0
+            ? $"the check of all partitions ran out of its {TopicCheckTimeout.TotalSeconds:F0} s before this partition"
+            : $"reading the record at offset {expected.Offset} failed (attempts: {attempts}, last error: {failure})";
         LogTopicNotChecked(logger, LogLevel.Warning, partition, sequence, reason, offset);
         return null;
     }
@@ -281,7 +292,7 @@ public sealed partial class ContinualLearner
     private static IncompatibleStateException TopicMismatchError(LearnerCheckpoint saved, List<TopicMismatch> mismatches)
     {
         string partitions = string.Join("; ", mismatches.Select(mismatch =>
-            $"{mismatch.Partition} resumes at offset {mismatch.CheckpointOffset} after the record with {mismatch.Expected.Describe()}, but holds {mismatch.Found.Describe()}"));
+            $"{mismatch.Partition} resumes at offset {mismatch.CheckpointOffset} after the record with {mismatch.Expected.Describe()}, but has the record with {mismatch.Found.Describe()} there"));
         return new IncompatibleStateException(
             $"The examples topic is not the one that learner checkpoint {saved.Sequence} read: {partitions}. "
             + "The topic was deleted and created again, or the learner now reads another cluster, and resuming at the checkpoint's offsets "
@@ -295,7 +306,7 @@ public sealed partial class ContinualLearner
     /// <summary>A partition whose record before the checkpoint's offset is not the one the checkpoint recorded.</summary>
     private sealed record TopicMismatch(TopicPartition Partition, long CheckpointOffset, RecordIdentity Expected, RecordIdentity Found, long Oldest);
 
-    [LoggerMessage(EventId = 287, Level = LogLevel.Error, Message = "{Partition} is not the topic that learner checkpoint {Sequence} read: the checkpoint resumes at offset {Offset} after the record with {Expected}, but the partition holds the record with {Found}. The topic was deleted and created again, or {BootstrapServers} is another cluster, and resuming would skip the records before offset {Offset} unread, so the learner does not start. Point Learner:BootstrapServers and Learner:Topic at the topic the checkpoint read, or set Learner:OnTopicMismatch=ResetToEarliest to read this partition from its oldest record")]
+    [LoggerMessage(EventId = 287, Level = LogLevel.Error, Message = "{Partition} is not the topic that learner checkpoint {Sequence} read: the checkpoint resumes at offset {Offset} after the record with {Expected}, but the partition has the record with {Found} there. The topic was deleted and created again, or {BootstrapServers} is another cluster, and resuming would skip the records before offset {Offset} unread, so the learner does not start. Point Learner:BootstrapServers and Learner:Topic at the topic the checkpoint read, or set Learner:OnTopicMismatch=ResetToEarliest to read this partition from its oldest record")]
     private static partial void LogTopicMismatch(ILogger logger, TopicPartition partition, long sequence, long offset, string expected, string found, string bootstrapServers);
 
     [LoggerMessage(EventId = 288, Level = LogLevel.Warning, Message = "{Partition} is not the topic that learner checkpoint {Sequence} read: it expected the record with {Expected} and found the record with {Found}. Learner:OnTopicMismatch is ResetToEarliest, so the learner reads the partition from its oldest record, offset {Oldest}, instead of offset {Offset}, and trains its examples on top of the checkpoint's model")]

@@ -5,7 +5,7 @@ namespace ContinualServe.Learner.Checkpoints;
 
 /// <summary>
 /// Identity of one Kafka record: its position, key and timestamp. A learner checkpoint stores the identity of the
-/// record before each of its offsets, so that a restart can tell whether the topic still holds that record there.
+/// record before each of its offsets, so that a restart can tell whether the topic still has that record there.
 /// </summary>
 /// <param name="Topic">Topic of the record.</param>
 /// <param name="Partition">Partition of the record.</param>

@@ -1,7 +1,7 @@
 namespace ContinualServe.Learner.Checkpoints;
 
 /// <summary>
-/// What the learner does at start when a partition holds another record before the checkpoint's offset than the one
+/// What the learner does at start when a partition has another record before the checkpoint's offset than the one
 /// the checkpoint recorded, because the topic was deleted and created again or the learner now reads another cluster.
 /// </summary>
 public enum TopicMismatchAction

@@ -94,6 +94,37 @@ public sealed class RecreatedTopicTests : IDisposable
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task ResetOffsetSurvivesRollback()
+    {
+        await Task.Run(async () =>
+        {
+            using (EmbeddedKafkaBroker first = LearnerHarness.StartBroker(Topic))
+            {
+                await TrainAsync(first.BootstrapServers, 0, 50, "first");
+            }
+
+            using EmbeddedKafkaBroker second = LearnerHarness.StartBroker(Topic);
+            LearnerHarness.Produce(second.BootstrapServers, Topic, Enumerable.Range(0, 120), "second");
+
+            // A learning rate of 1e30 makes the losses after Adam's first update non-finite, so the learner rolls back to
+            // the checkpoint read at start before any round writes a newer one.
+            LearnerOptions options = Options(second.BootstrapServers);
+            options.OnTopicMismatch = TopicMismatchAction.ResetToEarliest;
+            options.Trainer.LearningRate = 1e30;
+            options.Trainer.BatchSize = 8;
+            options.Checkpoint.MaxConsecutiveNonFiniteSteps = 1;
+            using var learner = new ContinualLearner(options, new RecordingLoggerFactory(new RecordingLogger()));
+            learner.Start();
+            learner.Checkpoint!.Offsets.ShouldHaveSingleItem().Offset.ShouldBe(0);
+            await LearnerHarness.WaitUntilAsync(() => learner.Status.Rollbacks >= 1, "training did not roll back");
+            learner.Stop(TimeSpan.FromSeconds(10));
+
+            learner.Checkpoint!.Offsets.ShouldHaveSingleItem().Offset.ShouldBe(0, "a rollback must not return to the old topic's offset 50");
+            learner.Checkpoint.LastRecords.ShouldNotBeNull().ShouldBeEmpty();
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task SameTopicResumesWithoutAlarm()
     {
         await Task.Run(async () =>
