@@ -149,6 +149,37 @@ public sealed class RecreatedTopicTests : IDisposable
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task RecordDeletedByRetentionIsNotChecked()
+    {
+        await Task.Run(async () =>
+        {
+            using EmbeddedKafkaBroker broker = LearnerHarness.StartBroker(Topic);
+            await TrainAsync(broker.BootstrapServers, 0, 50, "retained");
+
+            // About 8 MiB: the embedded broker keeps about 5 MiB per partition and deletes the oldest records beyond it.
+            using (IProducer<byte[], byte[]> producer = new ProducerBuilder<byte[], byte[]>(KafkaDefaults.CreateProducerConfig(broker.BootstrapServers)).Build())
+            {
+                for (int index = 0; index < 80; index++)
+                {
+                    producer.Produce(Topic, new Message<byte[], byte[]> { Key = [(byte)index], Value = new byte[100_000] });
+                }
+
+                producer.Flush(TimeSpan.FromSeconds(20));
+            }
+
+            var logger = new RecordingLogger();
+            using var restarted = new ContinualLearner(Options(broker.BootstrapServers), new RecordingLoggerFactory(logger));
+            restarted.Start();
+            restarted.Stop(TimeSpan.FromSeconds(10));
+
+            LogRecord notChecked = logger.Records.Where(record => record.EventId == 289).ShouldHaveSingleItem();
+            notChecked.Level.ShouldBe(LogLevel.Information);
+            notChecked.Message.ShouldContain("retention deleted the record at offset 49");
+            logger.Records.ShouldNotContain(record => record.EventId == 287 || record.EventId == 288);
+        });
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task CheckpointWithoutIdentitiesResumes()
     {
         await Task.Run(async () =>
