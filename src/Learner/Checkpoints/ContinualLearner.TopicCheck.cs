@@ -81,23 +81,34 @@ public sealed partial class ContinualLearner
             return;
         }
 
+        List<(TrainingOffset Offset, RecordIdentity Expected)> checkable = [];
+        foreach (TrainingOffset offset in resumed)
+        {
+            if (RecordedIdentity(saved, offset) is { } expected)
+            {
+                checkable.Add((offset, expected));
+                continue;
+            }
+
+            string reason = saved.LastRecords is null
+                ? "the checkpoint was written before learner checkpoints recorded the record before each offset"
+                : "the checkpoint records no record before that offset, because the learner reached it by a seek (a version manifest's offset, or the oldest record after retention deleted older ones)";
+            var partition = new TopicPartition(offset.Topic, offset.Partition);
+            LogTopicNotChecked(logger, LogLevel.Information, partition, saved.Sequence, reason, offset.Offset);
+        }
+
+        if (checkable.Count == 0)
+        {
+            return;
+        }
+
         List<TopicMismatch> mismatches = [];
         long started = Stopwatch.GetTimestamp();
         using (IConsumer<byte[]?, byte[]?> reader = BuildTopicCheckConsumer())
         {
-            foreach (TrainingOffset offset in resumed)
+            foreach ((TrainingOffset offset, RecordIdentity expected) in checkable)
             {
                 var partition = new TopicPartition(offset.Topic, offset.Partition);
-                RecordIdentity? expected = RecordedIdentity(saved, offset);
-                if (expected is null)
-                {
-                    string reason = saved.LastRecords is null
-                        ? "the checkpoint was written before learner checkpoints recorded the record before each offset"
-                        : "the checkpoint records no record before that offset, because the learner reached it by a seek (a version manifest's offset, or the oldest record after retention deleted older ones)";
-                    LogTopicNotChecked(logger, LogLevel.Information, partition, saved.Sequence, reason, offset.Offset);
-                    continue;
-                }
-
                 TimeSpan remaining = TopicCheckTimeout - Stopwatch.GetElapsedTime(started);
                 if (CheckPartition(reader, partition, expected, offset.Offset, remaining, saved.Sequence) is { } mismatch)
                 {
