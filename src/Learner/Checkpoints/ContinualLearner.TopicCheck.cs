@@ -253,10 +253,10 @@ public sealed partial class ContinualLearner
         return mismatch;
     }
 
-    /// <summary>Builds a consumer that only reads assigned partitions: it joins no group and commits nothing.</summary>
+    /// <summary>Builds a consumer for assigned partitions only, which joins no group and commits nothing.</summary>
     private IConsumer<byte[]?, byte[]?> BuildTopicCheckConsumer()
     {
-        // Confluent.Kafka requires a group id, but a consumer that never subscribes or commits does not use it.
+        // The Confluent.Kafka consumer's constructor requires a group id, but a consumer that never subscribes or commits does not use it.
         ConsumerConfig config = kafkaProperties.ApplyTo(new ConsumerConfig
         {
             BootstrapServers = options.BootstrapServers,
