@@ -188,6 +188,7 @@ public sealed partial class ContinualLearner : IDisposable
         }
 
         RestoreCheckpoint();
+        VerifyCheckpointTopic();
         UseStoredSpec(trainer.Spec);
 
         // The gauge starts at the newest stored version's creation time, not 0, so that the no-new-version alert measures
@@ -544,6 +545,7 @@ public sealed partial class ContinualLearner : IDisposable
     private void Advance(ConsumeResult<byte[]?, byte[]?> result)
     {
         positions[result.TopicPartition] = result.Offset.Value + 1;
+        RememberHandledRecord(result);
         lock (statusLock)
         {
             status = status with

@@ -70,6 +70,14 @@ public sealed class LearnerOptions
     /// </summary>
     public bool TrainFromPin { get; set; }
 
+    /// <summary>
+    /// What the start does when a partition has another record before the checkpoint's offset than the one the
+    /// checkpoint recorded (the topic was deleted and created again, or this is another cluster): Stop, the default,
+    /// fails the start, and ResetToEarliest reads that partition from its oldest retained record.
+    /// </summary>
+    [EnumDataType(typeof(Checkpoints.TopicMismatchAction), ErrorMessage = "Learner:OnTopicMismatch must be Stop or ResetToEarliest.")]
+    public Checkpoints.TopicMismatchAction OnTopicMismatch { get; set; } = Checkpoints.TopicMismatchAction.Stop;
+
     /// <summary>Fraction of each task routed to its holdout set by a hash of the example id.</summary>
     [Range(0.0, 0.9)]
     public double HoldoutFraction { get; set; } = 0.1;

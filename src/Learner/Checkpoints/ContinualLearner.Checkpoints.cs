@@ -216,7 +216,7 @@ public sealed partial class ContinualLearner
             trainingLog?.Truncate(loggedBytes);
         }
         resumePositions.Clear();
-        checkpoint = saved;
+        checkpoint = WithTopicResets(saved);
     }
 
     /// <summary>
@@ -384,6 +384,7 @@ public sealed partial class ContinualLearner
         {
             CurrentTask = currentTask,
             Offsets = offsets,
+            LastRecords = LastRecordsBefore(offsets),
             Evaluation = evaluation,
             ReplaySeen = trainer!.ReplayBuffer.Seen,
             ReplaySeenByClass = new Dictionary<int, long>(unusedReplay.Count > 0 ? unusedReplaySeenByClass : trainer.ReplayBuffer.SeenByClass),

@@ -44,6 +44,12 @@ public sealed record LearnerCheckpoint
     /// <summary>Next offset to consume on each partition; the restarted learner seeks to these.</summary>
     public IReadOnlyList<TrainingOffset> Offsets { get; init; } = [];
 
+    /// <summary>
+    /// Identity of the record before each offset in <see cref="Offsets"/> that the learner read, which a restart compares
+    /// with the topic's record there. Null in checkpoints written before it was saved.
+    /// </summary>
+    public IReadOnlyList<RecordIdentity>? LastRecords { get; init; }
+
     public EvaluationSummary Evaluation { get; init; } = new();
 
     /// <summary>Examples offered to the replay buffer so far, stored or not.</summary>

@@ -1,4 +1,7 @@
+using Confluent.Kafka;
 using ContinualServe.IntegrationTests.Distribution;
+using ContinualServe.Learner;
+using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
 using Shouldly;
 using Xunit;
@@ -8,7 +11,8 @@ namespace ContinualServe.IntegrationTests.Reliability;
 /// <summary>
 /// <c>continualserve all</c> as a child process whose learner fails mid-run: the process stops in order with exit code 1,
 /// which an orchestrator restarts, instead of dying on an unhandled exception. A learner that cannot start because
-/// another one runs on its store exits with code 2, as for invalid configuration.
+/// another one runs on its store, or because its checkpoint belongs to another topic, exits with code 2, as for invalid
+/// configuration.
 /// </summary>
 public sealed class LearnerFailureExitTests
 {
@@ -81,5 +85,49 @@ public sealed class LearnerFailureExitTests
         second.OutputTail.ShouldContain("Another learner is running on the model store");
         second.OutputTail.ShouldContain(".learner.lock");
         all.HasExited.ShouldBeFalse("the running learner stopped: " + all.OutputTail);
+    }
+
+    [Fact(Timeout = 150_000)]
+    public async Task RecreatedTopicExitsWithTwo()
+    {
+        const string topic = ReplicaDistributionTests.ExampleTopic;
+        using var temporary = new TemporaryDirectory();
+        string store;
+        using (EmbeddedKafkaBroker first = LearnerFixture.StartBroker(topic))
+        {
+            await ProduceAsync(first.BootstrapServers, topic, 40, "first");
+            LearnerOptions options = LearnerFixture.Options(first.BootstrapServers, topic, temporary.Path);
+            store = options.StoreDirectory;
+            using ContinualLearner learner = LearnerFixture.Create(options);
+            learner.Start();
+            (await LearnerFixture.WaitUntilAsync(() => LearnerFixture.CheckpointOffset(learner) == 40, TimeSpan.FromSeconds(30)))
+                .ShouldBeTrue("the first learner did not checkpoint offset 40");
+        }
+
+        // The embedded broker keeps nothing, so a second one plays a topic deleted and created again with more records.
+        using EmbeddedKafkaBroker second = LearnerFixture.StartBroker(topic);
+        second.CreateTopic("model-versions", 1);
+        await ProduceAsync(second.BootstrapServers, topic, 100, "second");
+        await using ContinualServeProcess learn = ContinualServeProcess.Start("learn", temporary.Path,
+        [
+            "learn", "--urls", "http://127.0.0.1:0", "--bootstrap-servers", second.BootstrapServers, "--topic", topic,
+            "--store", store, "--device", "cpu",
+        ]);
+        int exitCode = await learn.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        exitCode.ShouldBe(2, learn.OutputTail);
+        learn.OutputTail.ShouldContain("is not the one that learner checkpoint");
+        learn.OutputTail.ShouldContain("Learner:OnTopicMismatch=ResetToEarliest");
+    }
+
+    private static async Task ProduceAsync(string bootstrapServers, string topic, int count, string prefix)
+    {
+        using IProducer<string, byte[]> producer = new ProducerBuilder<string, byte[]>(KafkaDefaults.CreateProducerConfig(bootstrapServers)).Build();
+        for (int index = 0; index < count; index++)
+        {
+            string id = $"{prefix}-{index}";
+            byte[] record = ExampleRecordCodec.Encode(id, 1, LearnerFixture.Training.Labels[index], LearnerFixture.Training.Image(index));
+            await producer.ProduceAsync(topic, new Message<string, byte[]> { Key = id, Value = record });
+        }
     }
 }
