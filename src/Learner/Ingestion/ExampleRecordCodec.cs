@@ -424,7 +424,7 @@ public sealed class ExampleRecordCodec
                 string shown = text.Length <= 40 ? text : text[..40] + "...";
                 return $"a JSON string (\"{JsonEncodedText.Encode(shown)}\")";
             case JsonTokenType.Number:
-                return "the number " + System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan);
+                return "the number " + NumberText(ref reader);
             case JsonTokenType.True:
             case JsonTokenType.False:
                 return "a JSON boolean";
@@ -437,6 +437,13 @@ public sealed class ExampleRecordCodec
             default:
                 return reader.TokenType.ToString();
         }
+    }
+
+    // Returns the current number as written in the record, cut to 40 characters like strings in DescribeValue.
+    private static string NumberText(ref Utf8JsonReader reader)
+    {
+        string text = System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan);
+        return text.Length <= 40 ? text : text[..40] + "...";
     }
 
     // Pixels are small integers, and parsing up to three digits by hand is faster than TryGetSingle.
@@ -469,6 +476,19 @@ public sealed class ExampleRecordCodec
         return reader.TryGetSingle(out value);
     }
 
+    // Describes a JSON number too large for FP32, such as 1e39. JSON has no infinity, so the record contains a finite
+    // number, and that number is above the limit because MaxAbsFeatureValue is at most float.MaxValue.
+    private string OutsideFloatRangeError(ref Utf8JsonReader reader, int index)
+    {
+        reader.TryGetDouble(out double value);
+        string valueText = double.IsFinite(value)
+            ? value.ToString(CultureInfo.InvariantCulture)
+            : NumberText(ref reader);
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"field 'features' item {index} is {valueText}, outside the FP32 range; the maximum absolute value is {MaxAbsFeatureValue} (Learner:MaxAbsFeatureValue)");
+    }
+
     private bool TryReadFeatures(ref Utf8JsonReader reader, out float[]? features, out string error)
     {
         features = null;
@@ -490,7 +510,7 @@ public sealed class ExampleRecordCodec
 
             if (!float.IsFinite(value))
             {
-                error = $"field 'features' item {count} is not finite";
+                error = OutsideFloatRangeError(ref reader, count);
                 return false;
             }
 

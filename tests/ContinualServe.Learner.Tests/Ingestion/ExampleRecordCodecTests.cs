@@ -333,7 +333,22 @@ public sealed class ExampleRecordCodecTests
     public void OverflowingFeatureRejected()
     {
         string features = Features(FeatureCount - 1)[..^1] + ",1e39]";
-        ShouldReject(Record(features: features), "'features' item 783");
+        ShouldReject(Record(features: features), "field 'features' item 783 is 1E+39, outside the FP32 range; the maximum absolute value is 3.4028235E+38");
+    }
+
+    [Theory]
+    [InlineData("1e300", "1E+300")]
+    [InlineData("-1e300", "-1E+300")]
+    [InlineData("1e400", "1e400")]
+    public void FeatureOutsideFloatRangeNamesLimit(string written, string expectedValue)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        string features = Features(FeatureCount - 1)[..^1] + "," + written + "]";
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(features: features)), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe($"field 'features' item 783 is {expectedValue}, outside the FP32 range; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)");
     }
 
     [Fact]
