@@ -476,17 +476,27 @@ public sealed class ExampleRecordCodec
         return reader.TryGetSingle(out value);
     }
 
-    // Describes a JSON number too large for FP32, such as 1e39. JSON has no infinity, so the record contains a finite
-    // number, and that number is above the limit because MaxAbsFeatureValue is at most float.MaxValue.
-    private string OutsideFloatRangeError(ref Utf8JsonReader reader, int index)
+    // Checks a feature against MaxAbsFeatureValue on the parsed double, because rounding to FP32 can bring a value
+    // just above the limit down to it (1000000.0001 becomes 1000000). JSON has no infinity, so a number too large
+    // for FP32, such as 1e39, is finite in the record. It is above the limit, which is at most float.MaxValue.
+    private string? FeatureLimitError(ref Utf8JsonReader reader, int index, float value)
     {
-        reader.TryGetDouble(out double value);
-        string valueText = double.IsFinite(value)
-            ? value.ToString(CultureInfo.InvariantCulture)
-            : NumberText(ref reader);
+        if (float.IsFinite(value) && MathF.Abs(value) < MaxAbsFeatureValue)
+        {
+            return null;
+        }
+
+        reader.TryGetDouble(out double parsed);
+        if (Math.Abs(parsed) <= MaxAbsFeatureValue)
+        {
+            return null;
+        }
+
+        string valueText = double.IsFinite(parsed) ? parsed.ToString(CultureInfo.InvariantCulture) : NumberText(ref reader);
+        string rangeNote = Math.Abs(parsed) > float.MaxValue ? ", outside the FP32 range" : string.Empty;
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"field 'features' item {index} is {valueText}, outside the FP32 range; the maximum absolute value is {MaxAbsFeatureValue} (Learner:MaxAbsFeatureValue)");
+            $"field 'features' item {index} is {valueText}{rangeNote}; the maximum absolute value is {MaxAbsFeatureValue} (Learner:MaxAbsFeatureValue)");
     }
 
     private bool TryReadFeatures(ref Utf8JsonReader reader, out float[]? features, out string error)
@@ -508,9 +518,9 @@ public sealed class ExampleRecordCodec
                 return false;
             }
 
-            if (!float.IsFinite(value))
+            if (FeatureLimitError(ref reader, count, value) is { } limitError)
             {
-                error = OutsideFloatRangeError(ref reader, count);
+                error = limitError;
                 return false;
             }
 

@@ -384,6 +384,51 @@ public sealed class ExampleRecordCodecTests
         bounded.TryDecode(ExampleRecordCodec.Encode("train-1", task: 1, label: 0, features), out _, out string error).ShouldBeTrue(error);
     }
 
+    [Theory]
+    [InlineData("1000000.0001", "1000000.0001")]
+    [InlineData("-1000000.0001", "-1000000.0001")]
+    [InlineData("1.0000000000001e6", "1000000.0000001")]
+    public void JsonFeatureJustOverMaximumRejected(string written, string expectedValue)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        string features = Features(FeatureCount - 1)[..^1] + "," + written + "]";
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(features: features)), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe($"field 'features' item 783 is {expectedValue}; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)");
+    }
+
+    [Theory]
+    [InlineData("1000000")]
+    [InlineData("-1e6")]
+    [InlineData("1000000.000")]
+    public void JsonFeatureAtMaximumAccepted(string written)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        string features = Features(FeatureCount - 1)[..^1] + "," + written + "]";
+
+        bool decoded = bounded.TryDecode(Encoding.UTF8.GetBytes(Record(features: features)), out LabeledExample? example, out string error);
+
+        decoded.ShouldBeTrue(error);
+        example.ShouldNotBeNull();
+        MathF.Abs(example.Features[783]).ShouldBe(1e6f);
+    }
+
+    [Fact]
+    public void BinaryFeatureJustOverMaximumRejected()
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        float[] features = new float[FeatureCount];
+        features[0] = 1e6f;
+        features[1] = float.BitIncrement(1e6f);
+
+        bounded.TryDecode(BinaryExampleRecord.Encode("train-1", task: 1, label: 0, features), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe("field 'features' item 1 is 1000000.06; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)");
+    }
+
     [Fact]
     public void OversizedRecordRejected()
     {
