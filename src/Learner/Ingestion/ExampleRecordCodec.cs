@@ -305,6 +305,7 @@ public sealed class ExampleRecordCodec
         string? idProblem = null;
         string? taskProblem = null;
         string? labelProblem = null;
+        string? taskLimitError = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             string name = reader.GetString()!;
@@ -319,6 +320,7 @@ public sealed class ExampleRecordCodec
                     break;
                 case "task":
                     task = ReadInteger(ref reader, out taskProblem);
+                    taskLimitError = task is null ? WholeTaskAboveMaximumError(ref reader) : null;
                     reader.Skip();
                     break;
                 case "label":
@@ -344,7 +346,7 @@ public sealed class ExampleRecordCodec
             return false;
         }
 
-        error = IdFieldError(id, idProblem) ?? TaskFieldError(task, taskProblem) ?? LabelFieldError(label, labelProblem) ?? string.Empty;
+        error = IdFieldError(id, idProblem) ?? taskLimitError ?? TaskFieldError(task, taskProblem) ?? LabelFieldError(label, labelProblem) ?? string.Empty;
         if (error.Length == 0 && features is null)
         {
             error = "field 'features' is missing";
@@ -387,6 +389,23 @@ public sealed class ExampleRecordCodec
         }
 
         return task < 1 ? $"field 'task' is {task}; expected a JSON integer of at least 1" : null;
+    }
+
+    // Returns the MaxTask error for a whole number beyond the 32-bit range, such as 99999999999 or 1e30, or null for
+    // any other value. The value is shown as written, because it may not fit a long.
+    private string? WholeTaskAboveMaximumError(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDouble(out double value))
+        {
+            return null;
+        }
+
+        if (value <= MaxTask || value != Math.Floor(value))
+        {
+            return null;
+        }
+
+        return $"field 'task' is {NumberText(ref reader)}; the maximum is {MaxTask} (Learner:MaxTask)";
     }
 
     private string? LabelFieldError(int? label, string? problem)

@@ -153,6 +153,33 @@ public sealed class ExampleRecordCodecTests
         bounded.TryDecode(Encoding.UTF8.GetBytes(Record(task: "1000")), out _, out string atLimitError).ShouldBeTrue(atLimitError);
     }
 
+    [Theory]
+    [InlineData("99999999999")]
+    [InlineData("2147483648")]
+    [InlineData("1e30")]
+    [InlineData("1E+400")]
+    public void TaskBeyondInt32NamesMaximum(string written)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxTask = 1000 };
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(task: written)), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe($"field 'task' is {written}; the maximum is 1000 (Learner:MaxTask)");
+    }
+
+    [Theory]
+    [InlineData("99999999999.5", "the number 99999999999.5")]
+    [InlineData("-99999999999", "the number -99999999999")]
+    public void FractionOrNegativeLargeTaskRejected(string written, string expectedValue)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxTask = 1000 };
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(task: written)), out _, out string error).ShouldBeFalse();
+
+        error.ShouldBe($"field 'task' is {expectedValue}; expected a JSON integer of at least 1");
+    }
+
     [Fact]
     public void MalformedJsonRejected()
     {
@@ -268,7 +295,7 @@ public sealed class ExampleRecordCodecTests
     [InlineData("label", "null", "field 'label' is null; expected a JSON integer from 0 to 9")]
     [InlineData("label", "[0]", "field 'label' is a JSON array; expected a JSON integer from 0 to 9")]
     [InlineData("task", "\"2\"", "field 'task' is a JSON string (\"2\"); expected a JSON integer of at least 1")]
-    [InlineData("task", "3000000000", "field 'task' is the number 3000000000; expected a JSON integer of at least 1")]
+    [InlineData("task", "3000000000", "field 'task' is 3000000000; the maximum is 2147483647 (Learner:MaxTask)")]
     [InlineData("task", "0", "field 'task' is 0; expected a JSON integer of at least 1")]
     [InlineData("label", "\"a\\nb\"", "field 'label' is a JSON string (\"a\\nb\"); expected a JSON integer from 0 to 9")]
     [InlineData("id", "42", "field 'id' is the number 42; expected a non-empty string")]
