@@ -80,6 +80,14 @@ public sealed class CsvExampleReader : ExampleFileReader
         }
 
         example = new LabeledExample(id, task, label, features);
+
+        // The learner dead-letters a record over its limits, so a file is checked against the same limits here.
+        string limitError = Codec.LimitError(example);
+        if (limitError.Length > 0)
+        {
+            throw Invalid(limitError);
+        }
+
         return true;
     }
 

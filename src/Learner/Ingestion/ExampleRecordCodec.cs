@@ -260,8 +260,13 @@ public sealed class ExampleRecordCodec
         return null;
     }
 
-    private string LimitError(LabeledExample example)
+    /// <summary>
+    /// Returns the dead-letter reason of an example that breaks <see cref="MaxTask"/>, <see cref="MaxAbsFeatureValue"/>
+    /// or the id rules, or an empty string when it breaks none. Decoding applies the same check.
+    /// </summary>
+    public string LimitError(LabeledExample example)
     {
+        ArgumentNullException.ThrowIfNull(example);
         if (IdError(example.Id) is { } idError)
         {
             return "field 'id' " + idError;

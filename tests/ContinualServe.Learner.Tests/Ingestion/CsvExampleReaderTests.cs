@@ -102,6 +102,29 @@ public sealed class CsvExampleReaderTests : IDisposable
         exception.Message.ShouldStartWith(line > 0 ? $"{path} line {line}: " : $"{path}: ");
     }
 
+    [Theory]
+    [InlineData(Header + "a,1,1,0,0,0,0\nb,1001,1,0,0,0,0\n", 3, "field 'task' is 1001; the maximum is 1000 (Learner:MaxTask)")]
+    [InlineData(Header + "a,1,1,0,-2e6,0,0\n", 2, "field 'features' item 1 is -2000000; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)")]
+    public void RowOverLearnerLimitsRejected(string content, long line, string problem)
+    {
+        var bounded = new ExampleRecordCodec(featureCount: 4, classCount: 3) { MaxTask = 1000, MaxAbsFeatureValue = 1e6f };
+        string path = Write("over-limit.csv", content);
+
+        ExampleFileException exception = Should.Throw<ExampleFileException>(() => ExampleFileReader.Validate(path, ExampleFileFormat.Csv, bounded));
+
+        exception.LineNumber.ShouldBe(line);
+        exception.Problem.ShouldBe(problem);
+    }
+
+    [Fact]
+    public void RowAtLearnerLimitsAccepted()
+    {
+        var bounded = new ExampleRecordCodec(featureCount: 4, classCount: 3) { MaxTask = 1000, MaxAbsFeatureValue = 1e6f };
+        string path = Write("at-limit.csv", Header + "a,1000,1,1e6,-1e6,0,0\n");
+
+        ExampleFileReader.Validate(path, ExampleFileFormat.Csv, bounded).ShouldBe(1);
+    }
+
     [Fact]
     public void InvalidUtf8Rejected()
     {
