@@ -420,7 +420,12 @@ public sealed class ExampleRecordCodec
             return $"field 'label' is {problem}; expected a JSON integer from 0 to {ClassCount - 1}";
         }
 
-        return label is null || label < 0 || label >= ClassCount ? $"field 'label' is missing or outside 0..{ClassCount - 1}" : null;
+        if (label is null)
+        {
+            return $"field 'label' is missing; expected a JSON integer from 0 to {ClassCount - 1}";
+        }
+
+        return label < 0 || label >= ClassCount ? $"field 'label' is {label}, outside 0..{ClassCount - 1}" : null;
     }
 
     // Returns the value of an integer field, or null and a description of a value that is not a JSON integer in the

@@ -180,6 +180,18 @@ public sealed class ExampleRecordCodecTests
         error.ShouldBe($"field 'task' is {expectedValue}; expected a JSON integer of at least 1");
     }
 
+    [Theory]
+    [InlineData("12", "field 'label' is 12, outside 0..9")]
+    [InlineData("-1", "field 'label' is -1, outside 0..9")]
+    [InlineData(null, "field 'label' is missing; expected a JSON integer from 0 to 9")]
+    public void LabelReasonNamesValue(string? label, string reason)
+    {
+        codec.TryDecode(Encoding.UTF8.GetBytes(Record(label: label)), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe(reason);
+    }
+
     [Fact]
     public void MalformedJsonRejected()
     {
