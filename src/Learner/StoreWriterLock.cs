@@ -26,7 +26,7 @@ internal static class StoreWriterLock
     /// held, because it takes a shared flock. Disposing the returned stream releases the lock.
     /// </summary>
     /// <exception cref="StoreInUseException">Another learner, in this process or another, holds the lock.</exception>
-    /// <exception cref="IOException">The lock file cannot be created or written.</exception>
+    /// <exception cref="IOException">The lock file cannot be created or written, or a directory is at its path.</exception>
     /// <exception cref="UnauthorizedAccessException">This process has no write permission on the store directory.</exception>
     public static FileStream Acquire(string storeDirectory, string description)
     {
@@ -42,6 +42,14 @@ internal static class StoreWriterLock
                 $"Another learner is running on the {description} '{storeDirectory}': it holds the lock on '{path}', whose text "
                 + "names its process id, host and start time. One store and one checkpoint directory have one learner: stop "
                 + "the other learner, or give this one its own --store and --checkpoint-dir.",
+                exception);
+        }
+        catch (UnauthorizedAccessException exception) when (Directory.Exists(path))
+        {
+            // Opening a directory as a file fails with EISDIR, which .NET reports as access denied.
+            throw new IOException(
+                $"The lock file '{path}' of the {description} '{storeDirectory}' is a directory, so the learner cannot lock "
+                + $"the {description}. A learner creates this file itself: remove the directory, then start the learner again.",
                 exception);
         }
 

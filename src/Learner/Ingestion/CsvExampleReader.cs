@@ -71,15 +71,35 @@ public sealed class CsvExampleReader : ExampleFileReader
         {
             int column = featureColumns[index];
             ReadOnlySpan<char> text = fields[column].Span;
-            if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) || !float.IsFinite(value))
+            if (!float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float value) || float.IsNaN(value))
             {
                 throw Invalid($"column '{columnNames[column]}' is '{text}'; expected a finite number such as 12 or 0.5");
+            }
+
+            // A number too large for FP32, such as 1e39, parses as infinity, and so do the words Infinity and -Infinity.
+            if (float.IsInfinity(value))
+            {
+                bool finiteNumber = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed)
+                    && double.IsFinite(parsed);
+                throw Invalid(finiteNumber
+                    ? string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"column '{columnNames[column]}' is '{text}', outside the FP32 range; the maximum absolute value is {Codec.MaxAbsFeatureValue} (Learner:MaxAbsFeatureValue)")
+                    : $"column '{columnNames[column]}' is '{text}'; expected a finite number such as 12 or 0.5");
             }
 
             features[index] = value;
         }
 
         example = new LabeledExample(id, task, label, features);
+
+        // The learner dead-letters a record over its limits, so a file is checked against the same limits here.
+        string limitError = Codec.LimitError(example);
+        if (limitError.Length > 0)
+        {
+            throw Invalid(limitError);
+        }
+
         return true;
     }
 

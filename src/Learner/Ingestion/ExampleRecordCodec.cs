@@ -260,8 +260,13 @@ public sealed class ExampleRecordCodec
         return null;
     }
 
-    private string LimitError(LabeledExample example)
+    /// <summary>
+    /// Returns the dead-letter reason of an example that breaks <see cref="MaxTask"/>, <see cref="MaxAbsFeatureValue"/>
+    /// or the id rules, or an empty string when it breaks none. Decoding applies the same check.
+    /// </summary>
+    public string LimitError(LabeledExample example)
     {
+        ArgumentNullException.ThrowIfNull(example);
         if (IdError(example.Id) is { } idError)
         {
             return "field 'id' " + idError;
@@ -305,6 +310,7 @@ public sealed class ExampleRecordCodec
         string? idProblem = null;
         string? taskProblem = null;
         string? labelProblem = null;
+        string? taskLimitError = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             string name = reader.GetString()!;
@@ -319,6 +325,7 @@ public sealed class ExampleRecordCodec
                     break;
                 case "task":
                     task = ReadInteger(ref reader, out taskProblem);
+                    taskLimitError = task is null ? WholeTaskAboveMaximumError(ref reader) : null;
                     reader.Skip();
                     break;
                 case "label":
@@ -344,7 +351,7 @@ public sealed class ExampleRecordCodec
             return false;
         }
 
-        error = IdFieldError(id, idProblem) ?? TaskFieldError(task, taskProblem) ?? LabelFieldError(label, labelProblem) ?? string.Empty;
+        error = IdFieldError(id, idProblem) ?? taskLimitError ?? TaskFieldError(task, taskProblem) ?? LabelFieldError(label, labelProblem) ?? string.Empty;
         if (error.Length == 0 && features is null)
         {
             error = "field 'features' is missing";
@@ -389,6 +396,23 @@ public sealed class ExampleRecordCodec
         return task < 1 ? $"field 'task' is {task}; expected a JSON integer of at least 1" : null;
     }
 
+    // Returns the MaxTask error for a whole number beyond the 32-bit range, such as 99999999999 or 1e30, or null for
+    // any other value. The value is shown as written, because it may not fit a long.
+    private string? WholeTaskAboveMaximumError(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDouble(out double value))
+        {
+            return null;
+        }
+
+        if (value <= MaxTask || value != Math.Floor(value))
+        {
+            return null;
+        }
+
+        return $"field 'task' is {NumberText(ref reader)}; the maximum is {MaxTask} (Learner:MaxTask)";
+    }
+
     private string? LabelFieldError(int? label, string? problem)
     {
         if (problem is not null)
@@ -396,7 +420,12 @@ public sealed class ExampleRecordCodec
             return $"field 'label' is {problem}; expected a JSON integer from 0 to {ClassCount - 1}";
         }
 
-        return label is null || label < 0 || label >= ClassCount ? $"field 'label' is missing or outside 0..{ClassCount - 1}" : null;
+        if (label is null)
+        {
+            return $"field 'label' is missing; expected a JSON integer from 0 to {ClassCount - 1}";
+        }
+
+        return label < 0 || label >= ClassCount ? $"field 'label' is {label}, outside 0..{ClassCount - 1}" : null;
     }
 
     // Returns the value of an integer field, or null and a description of a value that is not a JSON integer in the
@@ -424,7 +453,7 @@ public sealed class ExampleRecordCodec
                 string shown = text.Length <= 40 ? text : text[..40] + "...";
                 return $"a JSON string (\"{JsonEncodedText.Encode(shown)}\")";
             case JsonTokenType.Number:
-                return "the number " + System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan);
+                return "the number " + NumberText(ref reader);
             case JsonTokenType.True:
             case JsonTokenType.False:
                 return "a JSON boolean";
@@ -437,6 +466,13 @@ public sealed class ExampleRecordCodec
             default:
                 return reader.TokenType.ToString();
         }
+    }
+
+    // Returns the current number as written in the record, cut to 40 characters like strings in DescribeValue.
+    private static string NumberText(ref Utf8JsonReader reader)
+    {
+        string text = System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan);
+        return text.Length <= 40 ? text : text[..40] + "...";
     }
 
     // Pixels are small integers, and parsing up to three digits by hand is faster than TryGetSingle.
@@ -469,6 +505,29 @@ public sealed class ExampleRecordCodec
         return reader.TryGetSingle(out value);
     }
 
+    // Checks a feature against MaxAbsFeatureValue on the parsed double, because rounding to FP32 can bring a value
+    // just above the limit down to it (1000000.0001 becomes 1000000). JSON has no infinity, so a number too large
+    // for FP32, such as 1e39, is finite in the record. It is above the limit, which is at most float.MaxValue.
+    private string? FeatureLimitError(ref Utf8JsonReader reader, int index, float value)
+    {
+        if (float.IsFinite(value) && MathF.Abs(value) < MaxAbsFeatureValue)
+        {
+            return null;
+        }
+
+        reader.TryGetDouble(out double parsed);
+        if (Math.Abs(parsed) <= MaxAbsFeatureValue)
+        {
+            return null;
+        }
+
+        string valueText = double.IsFinite(parsed) ? parsed.ToString(CultureInfo.InvariantCulture) : NumberText(ref reader);
+        string rangeNote = Math.Abs(parsed) > float.MaxValue ? ", outside the FP32 range" : string.Empty;
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"field 'features' item {index} is {valueText}{rangeNote}; the maximum absolute value is {MaxAbsFeatureValue} (Learner:MaxAbsFeatureValue)");
+    }
+
     private bool TryReadFeatures(ref Utf8JsonReader reader, out float[]? features, out string error)
     {
         features = null;
@@ -488,9 +547,9 @@ public sealed class ExampleRecordCodec
                 return false;
             }
 
-            if (!float.IsFinite(value))
+            if (FeatureLimitError(ref reader, count, value) is { } limitError)
             {
-                error = $"field 'features' item {count} is not finite";
+                error = limitError;
                 return false;
             }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using ContinualServe.Model.Store;
 
@@ -58,7 +59,9 @@ public sealed record ModelVersionAnnouncement
         }
         catch (JsonException exception)
         {
-            error = "the value is not valid JSON: " + exception.Message;
+            error = IsWellFormedJson(value)
+                ? IntegerOutOfRangeError(value, exception.Path) ?? "the value is JSON, but a field has the wrong type: " + exception.Message
+                : "the value is not valid JSON: " + exception.Message;
             return null;
         }
 
@@ -124,6 +127,54 @@ public sealed record ModelVersionAnnouncement
         }
 
         return true;
+    }
+
+    private static bool IsWellFormedJson(byte[] value)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(value);
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    // Returns the error for version or weightsBytes given as a whole number beyond the 64-bit range, such as 1e19. Returns
+    // null when the JSON path of the failed field names another field, or the value has another problem.
+    private static string? IntegerOutOfRangeError(byte[] value, string? path)
+    {
+        string[] integerFields =
+        [
+            JsonNamingPolicy.CamelCase.ConvertName(nameof(Version)),
+            JsonNamingPolicy.CamelCase.ConvertName(nameof(WeightsBytes)),
+        ];
+        string? name = path is not null && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : null;
+        string? field = integerFields.FirstOrDefault(candidate => string.Equals(candidate, name, StringComparison.OrdinalIgnoreCase));
+        if (field is null)
+        {
+            return null;
+        }
+
+        using JsonDocument document = JsonDocument.Parse(value);
+        foreach (JsonProperty property in document.RootElement.EnumerateObject())
+        {
+            if (!string.Equals(property.Name, field, StringComparison.OrdinalIgnoreCase) || property.Value.ValueKind != JsonValueKind.Number)
+            {
+                continue;
+            }
+
+            if (!property.Value.TryGetInt64(out _) && property.Value.TryGetDouble(out double number) && number == Math.Floor(number))
+            {
+                return string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"{field} is {property.Value.GetRawText()}, outside the 64-bit integer range ({long.MinValue} to {long.MaxValue})");
+            }
+        }
+
+        return null;
     }
 
     private static bool IsEmptyOrHttpUrl(string? url)

@@ -58,12 +58,23 @@ public sealed record GoldenSet
             int notFinite = Array.FindIndex(example.Features, value => !float.IsFinite(value));
             if (notFinite >= 0)
             {
-                // JSON has no NaN or infinity literals, so such a value is a number beyond the FP32 range.
-                throw new InvalidDataException(string.Create(
-                    CultureInfo.InvariantCulture,
-                    $"Golden example {index} has feature {notFinite} outside the FP32 range, whose largest magnitude is {float.MaxValue}."));
+                throw new InvalidDataException(NotFiniteFeatureMessage(index, notFinite, example.Features[notFinite]));
             }
         }
+    }
+
+    // The JSON options read numbers in strings, so the strings "NaN", "Infinity" and "-Infinity" become those values.
+    // A NaN can only come from such a string. An infinity comes from such a string or from a number beyond FP32.
+    private static string NotFiniteFeatureMessage(int example, int feature, float value)
+    {
+        if (float.IsNaN(value))
+        {
+            return $"Golden example {example} has feature {feature} that is NaN (the string \"NaN\"), which is not a finite number. Replace it with a JSON number.";
+        }
+
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"Golden example {example} has feature {feature} that is infinite (the string \"Infinity\" or \"-Infinity\", or a number beyond the FP32 range, whose largest magnitude is {float.MaxValue}), which is not a finite number. Replace it with a JSON number in that range.");
     }
 
     /// <summary>Writes the set to <paramref name="directory"/> atomically (temporary file, fsync, rename).</summary>

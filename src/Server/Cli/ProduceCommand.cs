@@ -1,5 +1,8 @@
 using System.CommandLine;
+using System.Globalization;
+using System.ComponentModel.DataAnnotations;
 using Confluent.Kafka;
+using ContinualServe.Learner;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Ingestion;
 using ContinualServe.Learner.Kafka;
@@ -95,7 +98,18 @@ public static class ProduceCommand
             if (jsonlPath is not null || csvPath is not null)
             {
                 (string path, ExampleFileFormat format) = jsonlPath is not null ? (jsonlPath, ExampleFileFormat.JsonLines) : (csvPath!, ExampleFileFormat.Csv);
-                var codec = new ExampleRecordCodec(result.GetValue(features), result.GetValue(classes));
+                ExampleRecordCodec codec;
+                try
+                {
+                    IConfiguration environment = new ConfigurationBuilder().AddEnvironmentVariables().Build();
+                    codec = CreateCodec(result.GetValue(features), result.GetValue(classes), environment);
+                }
+                catch (InvalidDataException exception)
+                {
+                    await Console.Error.WriteLineAsync(exception.Message).ConfigureAwait(false);
+                    return RoleCommandLine.InvalidConfigurationExitCode;
+                }
+
                 if (ValidateFile(path, format, codec, CommandLine.RecordFormatOf(result)) is not long count)
                 {
                     return RoleCommandLine.InvalidConfigurationExitCode;
@@ -186,6 +200,50 @@ public static class ProduceCommand
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Creates the codec that checks a file's examples, with the learner's Learner:MaxTask and
+    /// Learner:MaxAbsFeatureValue read from <paramref name="configuration"/> (environment variables such as
+    /// Learner__MaxTask for the command) and the learner's defaults where a key is not set.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A limit is not a number or is outside the range the learner accepts.</exception>
+    // NOTE: Learner:MaxTaskJump is not checked, because it depends on the current task of the stream that the learner reads.
+    internal static ExampleRecordCodec CreateCodec(int featureCount, int classCount, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var limits = new LearnerOptions();
+        string maxTaskKey = $"{LearnerOptions.SectionName}:{nameof(LearnerOptions.MaxTask)}";
+        if (configuration[maxTaskKey] is { } maxTaskText)
+        {
+            limits.MaxTask = int.TryParse(maxTaskText, NumberStyles.Integer, CultureInfo.InvariantCulture, out int maxTask)
+                ? maxTask
+                : throw new InvalidDataException($"{maxTaskKey} is '{maxTaskText}'; expected a whole number from 1 to {int.MaxValue}.");
+        }
+
+        string maxAbsKey = $"{LearnerOptions.SectionName}:{nameof(LearnerOptions.MaxAbsFeatureValue)}";
+        if (configuration[maxAbsKey] is { } maxAbsText)
+        {
+            limits.MaxAbsFeatureValue = float.TryParse(maxAbsText, NumberStyles.Float, CultureInfo.InvariantCulture, out float maxAbs)
+                ? maxAbs
+                : throw new InvalidDataException($"{maxAbsKey} is '{maxAbsText}'; expected a number from 1 to 3.4E+38.");
+        }
+
+        foreach (string property in new[] { nameof(LearnerOptions.MaxTask), nameof(LearnerOptions.MaxAbsFeatureValue) })
+        {
+            var results = new List<ValidationResult>();
+            object? value = typeof(LearnerOptions).GetProperty(property)!.GetValue(limits);
+            if (!Validator.TryValidateProperty(value, new ValidationContext(limits) { MemberName = property }, results))
+            {
+                throw new InvalidDataException(results[0].ErrorMessage);
+            }
+        }
+
+        return new ExampleRecordCodec(featureCount, classCount)
+        {
+            MaxTask = limits.MaxTask,
+            MaxAbsFeatureValue = limits.MaxAbsFeatureValue,
+        };
     }
 
     // The roles read Kafka:Properties from configuration, which includes environment variables such as

@@ -5,6 +5,7 @@ namespace ContinualServe.Server.Management;
 /// <summary>
 /// Finds a management listen address that Kestrel cannot bind because an inference listen address already takes the
 /// same host and port. Without this check the start fails later with "address already in use", which names neither setting.
+/// It also rejects port 0 in the management addresses, which would fail the start later with an unhandled exception.
 /// </summary>
 internal static class ListenAddressClash
 {
@@ -12,12 +13,24 @@ internal static class ListenAddressClash
     private static readonly HashSet<string> AnyHost = new(StringComparer.OrdinalIgnoreCase) { "*", "+", "0.0.0.0", "[::]" };
     private static readonly HashSet<string> LocalhostAddresses = new(StringComparer.OrdinalIgnoreCase) { "127.0.0.1", "[::1]" };
 
-    /// <summary>Throws when an address in <paramref name="managementUrls"/> shares its port with one in <paramref name="inferenceUrls"/> on an overlapping host.</summary>
-    /// <exception cref="InvalidConfigurationException">The two lists overlap.</exception>
+    /// <summary>
+    /// Throws when an address in <paramref name="managementUrls"/> has port 0, or shares its port with one in
+    /// <paramref name="inferenceUrls"/> on an overlapping host.
+    /// </summary>
+    /// <exception cref="InvalidConfigurationException">A management address has port 0, or the two lists overlap.</exception>
     public static void ThrowIfAny(string inferenceUrls, string managementUrls)
     {
         foreach (string management in Split(managementUrls))
         {
+            // The management API is served only on the port of Management:Urls, so that port must be known before the start.
+            if (TryParse(management, out _, out int port) && port == 0)
+            {
+                throw new InvalidConfigurationException(
+                    $"--management-urls (Management:Urls) contains {management}, but port 0 is not supported for the management "
+                    + "listener, because the server restricts the management API to its port before it binds. Give an explicit "
+                    + "port, such as http://127.0.0.1:8081.");
+            }
+
             foreach (string inference in Split(inferenceUrls))
             {
                 if (Overlap(inference, management))

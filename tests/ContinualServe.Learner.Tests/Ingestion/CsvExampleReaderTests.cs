@@ -69,7 +69,8 @@ public sealed class CsvExampleReaderTests : IDisposable
     [InlineData(Header + "a,,1,0,0,0,0\n", 2, "column 'task' is ''; expected a positive integer")]
     [InlineData(Header + "a,1,1,0,0,abc,0\n", 2, "column 'f2' is 'abc'; expected a finite number")]
     [InlineData(Header + "a,1,1,0,NaN,0,0\n", 2, "column 'f1' is 'NaN'; expected a finite number")]
-    [InlineData(Header + "a,1,1,0,1e39,0,0\n", 2, "column 'f1' is '1e39'; expected a finite number")]
+    [InlineData(Header + "a,1,1,0,1e39,0,0\n", 2, "column 'f1' is '1e39', outside the FP32 range; the maximum absolute value is 3.4028235E+38")]
+    [InlineData(Header + "a,1,1,0,-Infinity,0,0\n", 2, "column 'f1' is '-Infinity'; expected a finite number")]
     [InlineData(Header + "a,1,1,0,\"0,5\",0,0\n", 2, "column 'f1' is '0,5'; expected a finite number")]
     [InlineData(Header + "a,1,1,0,0,0\n", 2, "the row has 6 fields but the header has 7 columns")]
     [InlineData(Header + "a,1,1,0,0,0,0,\n", 2, "the row has 8 fields but the header has 7 columns")]
@@ -100,6 +101,30 @@ public sealed class CsvExampleReaderTests : IDisposable
         exception.LineNumber.ShouldBe(line);
         exception.Problem.ShouldContain(problem);
         exception.Message.ShouldStartWith(line > 0 ? $"{path} line {line}: " : $"{path}: ");
+    }
+
+    [Theory]
+    [InlineData(Header + "a,1,1,0,0,0,0\nb,1001,1,0,0,0,0\n", 3, "field 'task' is 1001; the maximum is 1000 (Learner:MaxTask)")]
+    [InlineData(Header + "a,1,1,0,-2e6,0,0\n", 2, "field 'features' item 1 is -2000000; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)")]
+    [InlineData(Header + "a,1,1,0,1e300,0,0\n", 2, "column 'f1' is '1e300', outside the FP32 range; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)")]
+    public void RowOverLearnerLimitsRejected(string content, long line, string problem)
+    {
+        var bounded = new ExampleRecordCodec(featureCount: 4, classCount: 3) { MaxTask = 1000, MaxAbsFeatureValue = 1e6f };
+        string path = Write("over-limit.csv", content);
+
+        ExampleFileException exception = Should.Throw<ExampleFileException>(() => ExampleFileReader.Validate(path, ExampleFileFormat.Csv, bounded));
+
+        exception.LineNumber.ShouldBe(line);
+        exception.Problem.ShouldBe(problem);
+    }
+
+    [Fact]
+    public void RowAtLearnerLimitsAccepted()
+    {
+        var bounded = new ExampleRecordCodec(featureCount: 4, classCount: 3) { MaxTask = 1000, MaxAbsFeatureValue = 1e6f };
+        string path = Write("at-limit.csv", Header + "a,1000,1,1e6,-1e6,0,0\n");
+
+        ExampleFileReader.Validate(path, ExampleFileFormat.Csv, bounded).ShouldBe(1);
     }
 
     [Fact]

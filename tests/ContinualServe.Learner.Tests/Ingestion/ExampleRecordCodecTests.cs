@@ -153,6 +153,45 @@ public sealed class ExampleRecordCodecTests
         bounded.TryDecode(Encoding.UTF8.GetBytes(Record(task: "1000")), out _, out string atLimitError).ShouldBeTrue(atLimitError);
     }
 
+    [Theory]
+    [InlineData("99999999999")]
+    [InlineData("2147483648")]
+    [InlineData("1e30")]
+    [InlineData("1E+400")]
+    public void TaskBeyondInt32NamesMaximum(string written)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxTask = 1000 };
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(task: written)), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe($"field 'task' is {written}; the maximum is 1000 (Learner:MaxTask)");
+    }
+
+    [Theory]
+    [InlineData("99999999999.5", "the number 99999999999.5")]
+    [InlineData("-99999999999", "the number -99999999999")]
+    public void FractionOrNegativeLargeTaskRejected(string written, string expectedValue)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxTask = 1000 };
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(task: written)), out _, out string error).ShouldBeFalse();
+
+        error.ShouldBe($"field 'task' is {expectedValue}; expected a JSON integer of at least 1");
+    }
+
+    [Theory]
+    [InlineData("12", "field 'label' is 12, outside 0..9")]
+    [InlineData("-1", "field 'label' is -1, outside 0..9")]
+    [InlineData(null, "field 'label' is missing; expected a JSON integer from 0 to 9")]
+    public void LabelReasonNamesValue(string? label, string reason)
+    {
+        codec.TryDecode(Encoding.UTF8.GetBytes(Record(label: label)), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe(reason);
+    }
+
     [Fact]
     public void MalformedJsonRejected()
     {
@@ -268,7 +307,7 @@ public sealed class ExampleRecordCodecTests
     [InlineData("label", "null", "field 'label' is null; expected a JSON integer from 0 to 9")]
     [InlineData("label", "[0]", "field 'label' is a JSON array; expected a JSON integer from 0 to 9")]
     [InlineData("task", "\"2\"", "field 'task' is a JSON string (\"2\"); expected a JSON integer of at least 1")]
-    [InlineData("task", "3000000000", "field 'task' is the number 3000000000; expected a JSON integer of at least 1")]
+    [InlineData("task", "3000000000", "field 'task' is 3000000000; the maximum is 2147483647 (Learner:MaxTask)")]
     [InlineData("task", "0", "field 'task' is 0; expected a JSON integer of at least 1")]
     [InlineData("label", "\"a\\nb\"", "field 'label' is a JSON string (\"a\\nb\"); expected a JSON integer from 0 to 9")]
     [InlineData("id", "42", "field 'id' is the number 42; expected a non-empty string")]
@@ -333,7 +372,22 @@ public sealed class ExampleRecordCodecTests
     public void OverflowingFeatureRejected()
     {
         string features = Features(FeatureCount - 1)[..^1] + ",1e39]";
-        ShouldReject(Record(features: features), "'features' item 783");
+        ShouldReject(Record(features: features), "field 'features' item 783 is 1E+39, outside the FP32 range; the maximum absolute value is 3.4028235E+38");
+    }
+
+    [Theory]
+    [InlineData("1e300", "1E+300")]
+    [InlineData("-1e300", "-1E+300")]
+    [InlineData("1e400", "1e400")]
+    public void FeatureOutsideFloatRangeNamesLimit(string written, string expectedValue)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        string features = Features(FeatureCount - 1)[..^1] + "," + written + "]";
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(features: features)), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe($"field 'features' item 783 is {expectedValue}, outside the FP32 range; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)");
     }
 
     [Fact]
@@ -367,6 +421,51 @@ public sealed class ExampleRecordCodecTests
         features[1] = -1e6f;
 
         bounded.TryDecode(ExampleRecordCodec.Encode("train-1", task: 1, label: 0, features), out _, out string error).ShouldBeTrue(error);
+    }
+
+    [Theory]
+    [InlineData("1000000.0001", "1000000.0001")]
+    [InlineData("-1000000.0001", "-1000000.0001")]
+    [InlineData("1.0000000000001e6", "1000000.0000001")]
+    public void JsonFeatureJustOverMaximumRejected(string written, string expectedValue)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        string features = Features(FeatureCount - 1)[..^1] + "," + written + "]";
+
+        bounded.TryDecode(Encoding.UTF8.GetBytes(Record(features: features)), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe($"field 'features' item 783 is {expectedValue}; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)");
+    }
+
+    [Theory]
+    [InlineData("1000000")]
+    [InlineData("-1e6")]
+    [InlineData("1000000.000")]
+    public void JsonFeatureAtMaximumAccepted(string written)
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        string features = Features(FeatureCount - 1)[..^1] + "," + written + "]";
+
+        bool decoded = bounded.TryDecode(Encoding.UTF8.GetBytes(Record(features: features)), out LabeledExample? example, out string error);
+
+        decoded.ShouldBeTrue(error);
+        example.ShouldNotBeNull();
+        MathF.Abs(example.Features[783]).ShouldBe(1e6f);
+    }
+
+    [Fact]
+    public void BinaryFeatureJustOverMaximumRejected()
+    {
+        var bounded = new ExampleRecordCodec(FeatureCount, ClassCount) { MaxAbsFeatureValue = 1e6f };
+        float[] features = new float[FeatureCount];
+        features[0] = 1e6f;
+        features[1] = float.BitIncrement(1e6f);
+
+        bounded.TryDecode(BinaryExampleRecord.Encode("train-1", task: 1, label: 0, features), out LabeledExample? example, out string error).ShouldBeFalse();
+
+        example.ShouldBeNull();
+        error.ShouldBe("field 'features' item 1 is 1000000.06; the maximum absolute value is 1000000 (Learner:MaxAbsFeatureValue)");
     }
 
     [Fact]

@@ -48,7 +48,7 @@ public sealed class JsonLinesExampleReaderTests : IDisposable
     }
 
     [Theory]
-    [InlineData(Valid + "{\"id\":\"b\",\"task\":1,\"label\":3,\"features\":[0,1,2,3]}\n", 2, "field 'label' is missing or outside 0..2")]
+    [InlineData(Valid + "{\"id\":\"b\",\"task\":1,\"label\":3,\"features\":[0,1,2,3]}\n", 2, "field 'label' is 3, outside 0..2")]
     [InlineData(Valid + "{\"id\":\"b\",\"task\":0,\"label\":1,\"features\":[0,1,2,3]}\n", 2, "field 'task' is 0; expected a JSON integer of at least 1")]
     [InlineData(Valid + "{\"id\":\"b\",\"task\":1.5,\"label\":1,\"features\":[0,1,2,3]}\n", 2, "field 'task' is the number 1.5; expected a JSON integer of at least 1")]
     [InlineData(Valid + "{\"task\":1,\"label\":1,\"features\":[0,1,2,3]}\n", 2, "field 'id' is missing; expected a non-empty string")]

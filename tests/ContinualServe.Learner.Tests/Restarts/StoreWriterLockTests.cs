@@ -82,6 +82,21 @@ public sealed class StoreWriterLockTests : IDisposable
         });
     }
 
+    [Theory]
+    [InlineData("model store")]
+    [InlineData("checkpoint directory")]
+    public void DirectoryAtLockPathIsNamed(string description)
+    {
+        string path = Path.Combine(storeDirectory.Path, StoreWriterLock.FileName);
+        Directory.CreateDirectory(path);
+
+        IOException failure = Should.Throw<IOException>(() => StoreWriterLock.Acquire(storeDirectory.Path, description));
+
+        failure.Message.ShouldStartWith($"The lock file '{path}' of the {description} '{storeDirectory.Path}' is a directory");
+        failure.Message.ShouldContain("remove the directory, then start the learner again");
+        Directory.Exists(path).ShouldBeTrue("the learner removed a directory that it did not create");
+    }
+
     private LearnerOptions Options(string bootstrapServers, string groupId) =>
         LearnerHarness.Options(bootstrapServers, Topic, groupId, storeDirectory.Path, new TrainerOptions { Strategy = ReplayStrategy.Naive }, hiddenSize: 16);
 }

@@ -1,3 +1,4 @@
+using System.Text;
 using ContinualServe.Model.Store;
 using Shouldly;
 using Xunit;
@@ -33,7 +34,23 @@ public sealed class GoldenSetTests : IDisposable
 
         InvalidDataException exception = Should.Throw<InvalidDataException>(() => golden.Validate(Spec));
 
-        exception.Message.ShouldStartWith("Golden example 1 has feature 1 outside the FP32 range");
+        exception.Message.ShouldStartWith("Golden example 1 has feature 1 that is infinite");
+        exception.Message.ShouldContain("a number beyond the FP32 range, whose largest magnitude is 3.4028235E+38");
+        exception.Message.ShouldContain("which is not a finite number");
+    }
+
+    // A hand-written file may give a feature as a string, which the JSON options read as a number.
+    [Theory]
+    [InlineData("\"NaN\"", "feature 2 that is NaN (the string \"NaN\"), which is not a finite number")]
+    [InlineData("\"-Infinity\"", "feature 2 that is infinite (the string \"Infinity\" or \"-Infinity\"")]
+    public void StringFeatureNotFiniteIsNamed(string value, string expected)
+    {
+        GoldenSet golden = GoldenSet.Parse(Encoding.UTF8.GetBytes($$"""{"examples":[{"label":0,"features":[0,0,{{value}},0]}]}"""), "golden-set.json");
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => golden.Validate(Spec));
+
+        exception.Message.ShouldStartWith("Golden example 0 has " + expected);
+        exception.Message.ShouldNotContain("outside the FP32 range");
     }
 
     private static GoldenSet Set(IEnumerable<GoldenExample> examples) => new() { Examples = [.. examples], UploadedAt = DateTimeOffset.UnixEpoch };

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using ContinualServe.Server.Hosting;
 using ContinualServe.Server.Management;
 using Shouldly;
 using Xunit;
@@ -54,6 +55,37 @@ public sealed class ListenAddressClashTests : IDisposable
         string output = standardOutput + standardError;
         exitCode.ShouldBe(2, output);
         output.ShouldContain($"contain http://0.0.0.0:{port} and http://127.0.0.1:{port}, which share a port");
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:0")]
+    [InlineData("http://127.0.0.1:8082;http://*:0")]
+    public void ManagementPortZeroRejected(string managementUrls)
+    {
+        InvalidConfigurationException exception = Should.Throw<InvalidConfigurationException>(
+            () => ListenAddressClash.ThrowIfAny("http://127.0.0.1:8080", managementUrls));
+
+        exception.Message.ShouldContain("port 0 is not supported for the management listener");
+        exception.Message.ShouldContain("Give an explicit port");
+    }
+
+    // Port 0 stays allowed for the inference listener, where nothing depends on the port before the start.
+    [Fact]
+    public void InferencePortZeroAccepted() =>
+        Should.NotThrow(() => ListenAddressClash.ThrowIfAny("http://127.0.0.1:0", "http://127.0.0.1:8082"));
+
+    [Fact(Timeout = 60_000)]
+    public async Task ManagementPortZeroExitsTwo()
+    {
+        (int exitCode, string standardOutput, string standardError) = await ContinualServeProcess.RunAsync(
+            ["serve", "--urls", "http://127.0.0.1:0", "--management-urls", "http://127.0.0.1:0",
+                "--store", Path.Combine(directory, "models"), "--device", "cpu"],
+            new Dictionary<string, string> { ["CONTINUALSERVE_MANAGEMENT_TOKEN"] = "port-zero-test-token-0123456789" });
+
+        string output = standardOutput + standardError;
+        exitCode.ShouldBe(2, output);
+        output.ShouldContain("--management-urls (Management:Urls) contains http://127.0.0.1:0, but port 0 is not supported for the management listener");
+        output.ShouldNotContain("Unhandled exception");
     }
 
     private static string FreePort()

@@ -49,6 +49,36 @@ public sealed class ModelVersionAnnouncementTests
     }
 
     [Theory]
+    [InlineData("weightsBytes", "1e19")]
+    [InlineData("weightsBytes", "18446744073709551616")]
+    [InlineData("WeightsBytes", "-1e30")]
+    [InlineData("version", "9223372036854775808")]
+    public void IntegerBeyondRangeIsNamed(string field, string number)
+    {
+        string value = $"{{\"modelName\":\"m\",\"version\":3,\"weightsSha256\":\"{new string('a', 64)}\",\"{field}\":{number}}}";
+
+        ModelVersionAnnouncement? parsed = ModelVersionAnnouncement.TryParse(Encoding.UTF8.GetBytes(value), out string error);
+
+        parsed.ShouldBeNull();
+        error.ShouldBe($"{char.ToLowerInvariant(field[0])}{field[1..]} is {number}, outside the 64-bit integer range (-9223372036854775808 to 9223372036854775807)");
+    }
+
+    [Theory]
+    [InlineData("\"weightsBytes\":\"many\"")]
+    [InlineData("\"weightsBytes\":1.5")]
+    [InlineData("\"createdAt\":1e19")]
+    public void WrongFieldTypeIsNotCalledInvalidJson(string field)
+    {
+        string value = $"{{\"modelName\":\"m\",\"version\":3,\"weightsSha256\":\"{new string('a', 64)}\",{field}}}";
+
+        ModelVersionAnnouncement? parsed = ModelVersionAnnouncement.TryParse(Encoding.UTF8.GetBytes(value), out string error);
+
+        parsed.ShouldBeNull();
+        error.ShouldStartWith("the value is JSON, but a field has the wrong type: ");
+        error.ShouldNotContain("not valid JSON");
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("http://learner:8081")]
     [InlineData("https://learner.example:8443/store/")]
