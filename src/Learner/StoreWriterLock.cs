@@ -26,7 +26,8 @@ internal static class StoreWriterLock
     /// held, because it takes a shared flock. Disposing the returned stream releases the lock.
     /// </summary>
     /// <exception cref="StoreInUseException">Another learner, in this process or another, holds the lock.</exception>
-    /// <exception cref="IOException">The lock file cannot be created or written, or a directory is at its path.</exception>
+    /// <exception cref="IOException">The lock file cannot be created or written.</exception>
+    /// <exception cref="IncompatibleStateException">A directory is at the lock file's path.</exception>
     /// <exception cref="UnauthorizedAccessException">This process has no write permission on the store directory.</exception>
     public static FileStream Acquire(string storeDirectory, string description)
     {
@@ -46,8 +47,9 @@ internal static class StoreWriterLock
         }
         catch (UnauthorizedAccessException exception) when (Directory.Exists(path))
         {
-            // Opening a directory as a file fails with EISDIR, which .NET reports as access denied.
-            throw new IOException(
+            // Opening a directory as a file fails with EISDIR, which .NET reports as access denied. The error is not an
+            // IOException, which the learner's host reports with advice about write permissions that does not apply here.
+            throw new IncompatibleStateException(
                 $"The lock file '{path}' of the {description} '{storeDirectory}' is a directory, so the learner cannot lock "
                 + $"the {description}. A learner creates this file itself: remove the directory, then start the learner again.",
                 exception);

@@ -90,7 +90,8 @@ public sealed class StoreWriterLockTests : IDisposable
         string path = Path.Combine(storeDirectory.Path, StoreWriterLock.FileName);
         Directory.CreateDirectory(path);
 
-        IOException failure = Should.Throw<IOException>(() => StoreWriterLock.Acquire(storeDirectory.Path, description));
+        // Not an IOException, which the learner's host would report with advice about write permissions.
+        IncompatibleStateException failure = Should.Throw<IncompatibleStateException>(() => StoreWriterLock.Acquire(storeDirectory.Path, description));
 
         failure.Message.ShouldStartWith($"The lock file '{path}' of the {description} '{storeDirectory.Path}' is a directory");
         failure.Message.ShouldContain("remove the directory, then start the learner again");
