@@ -766,22 +766,29 @@ public sealed partial class ContinualLearner : IDisposable
         }
     }
 
+    /// <summary>
+    /// Returns the settings of the learner's record readers, before the extra librdkafka properties: offsets stored and
+    /// committed only by the learner, an error (not a reset) at an offset out of range, and end-of-partition events.
+    /// </summary>
+    private ConsumerConfig RecordReaderConfig() => new()
+    {
+        BootstrapServers = options.BootstrapServers,
+        GroupId = options.GroupId,
+        EnableAutoCommit = false,
+        EnableAutoOffsetStore = false,
+        AutoOffsetReset = AutoOffsetReset.Error,
+        EnablePartitionEof = true,
+        FetchWaitMaxMs = 10,
+        ReconnectBackoffMs = 100,
+    };
+
     private IConsumer<byte[]?, byte[]?> BuildConsumer()
     {
-        ConsumerConfig config = kafkaProperties.ApplyTo(new ConsumerConfig
-        {
-            BootstrapServers = options.BootstrapServers,
-            GroupId = options.GroupId,
-            EnableAutoCommit = false,
-            EnableAutoOffsetStore = false,
-            AutoOffsetReset = AutoOffsetReset.Error,
-            EnablePartitionEof = true,
-            FetchWaitMaxMs = 10,
-            SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds,
-            HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 6),
-            ReconnectBackoffMs = 100,
-            ReconnectBackoffMaxMs = 2000,
-        });
+        ConsumerConfig config = RecordReaderConfig();
+        config.SessionTimeoutMs = (int)options.SessionTimeout.TotalMilliseconds;
+        config.HeartbeatIntervalMs = (int)Math.Max(100, options.SessionTimeout.TotalMilliseconds / 6);
+        config.ReconnectBackoffMaxMs = 2000;
+        config = kafkaProperties.ApplyTo(config);
         return new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetPartitionsAssignedHandler((assigned, partitions) =>
             {

@@ -257,18 +257,9 @@ public sealed partial class ContinualLearner
     private IConsumer<byte[]?, byte[]?> BuildTopicCheckConsumer()
     {
         // The Confluent.Kafka consumer's constructor requires a group id, but a consumer that never subscribes or commits does not use it.
-        ConsumerConfig config = kafkaProperties.ApplyTo(new ConsumerConfig
-        {
-            BootstrapServers = options.BootstrapServers,
-            GroupId = options.GroupId,
-            EnableAutoCommit = false,
-            EnableAutoOffsetStore = false,
-            AutoOffsetReset = AutoOffsetReset.Error,
-            EnablePartitionEof = true,
-            FetchWaitMaxMs = 10,
-            ReconnectBackoffMs = 100,
-            ReconnectBackoffMaxMs = 1000,
-        });
+        ConsumerConfig config = RecordReaderConfig();
+        config.ReconnectBackoffMaxMs = 1000;
+        config = kafkaProperties.ApplyTo(config);
         return new ConsumerBuilder<byte[]?, byte[]?>(config)
             .SetLogHandler(new KafkaClientLog(logger).OnLog)
             .Build();
