@@ -30,7 +30,8 @@ public sealed partial class ContinualLearner
         }
 
         long heldSince = Stopwatch.GetTimestamp();
-        LogCandidateHeld(logger, trainedSinceRound, golden.Failure!.Message, GoldenSetRecheckInterval.TotalSeconds);
+        // The event's message puts a period after the problem, so the problem's own final period is dropped.
+        LogCandidateHeld(logger, trainedSinceRound, golden.Failure!.Message.TrimEnd('.'), GoldenSetRecheckInterval.TotalSeconds);
         SetGoldenSetUnusable(true);
         try
         {

@@ -44,6 +44,7 @@ public sealed class GoldenSetHoldTests : IDisposable
             learner.IsReady.ShouldBeFalse();
             learner.Status.Rejected.ShouldBe(0, "the candidate was rejected although the golden set could not be read");
             loggers.Logger.Records.Count(record => record.EventId == HeldEvent).ShouldBe(1);
+            loggers.Logger.Records.Single(record => record.EventId == HeldEvent).Message.ShouldNotContain("..");
 
             // The management API pauses and resumes learning through a marker file, which the hold keeps reading.
             StoreControlFiles.SetLearningPaused(storeDirectory.Path, paused: true);
