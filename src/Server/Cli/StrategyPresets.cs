@@ -13,6 +13,7 @@ namespace ContinualServe.Server.Cli;
 public static class StrategyPresets
 {
     private const string StrategyKey = "Learner:Trainer:Strategy";
+    private const string PresetKey = "Learner:Trainer:Preset";
 
     private static readonly Dictionary<string, string> SettingNames = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -33,7 +34,7 @@ public static class StrategyPresets
     }
 
     public static string UnknownNameMessage(string name) =>
-        $"Unknown strategy '{name}'; expected one of {string.Join(", ", StreamingNames)} (or {string.Join(", ", SettingNames.Keys)}).";
+        $"Unknown strategy '{name}'; expected one of {string.Join(", ", StreamingNames)} (or {string.Join(", ", Enum.GetNames<ReplayStrategy>())}).";
 
     /// <summary>Returns the trainer settings of strategy <paramref name="name"/> over <paramref name="baseline"/>.</summary>
     public static TrainerOptions Named(string name, TrainerOptions baseline)
@@ -111,7 +112,10 @@ public static class StrategyPresets
         }
 
         TrainerOptions preset = Named(name, new TrainerOptions());
-        var settings = new List<string> { prefix + preset.Strategy };
+
+        // The command line wins over a preset from appsettings or the environment, as over their other settings. An
+        // explicit --Learner:Trainer:Preset argument comes later and still applies.
+        var settings = new List<string> { prefix + preset.Strategy, $"--{PresetKey}=" };
         if (!SettingNames.ContainsKey(name))
         {
             // An experiment name defines the whole combination, so values from appsettings or the environment

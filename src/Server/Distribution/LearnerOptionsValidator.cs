@@ -99,7 +99,8 @@ public sealed class LearnerOptionsValidator : IValidateOptions<LearnerOptions>
         string section = $"{LearnerOptions.SectionName}:{nameof(LearnerOptions.Trainer)}";
         return $"{section}:{nameof(TrainerOptions.Preset)} '{trainer.Preset}' trains with strategy {presetStrategy}, but "
             + $"{section}:{nameof(TrainerOptions.Strategy)} is {trainer.Strategy}. Remove {section}:{nameof(TrainerOptions.Strategy)} "
-            + $"(the Helm value learner.replayStrategy is not rendered while learner.preset is set), or remove the preset.";
+            + $"(the Helm value learner.replayStrategy is not rendered while learner.preset is set), or remove the preset. "
+            + "--strategy on the command line replaces a preset from appsettings or the environment.";
     }
 
     private static void AddAnalyticErrors(List<string> errors, LearnerOptions options)

@@ -1,6 +1,7 @@
 using ContinualServe.Learner.Replay;
 using ContinualServe.Learner.Training;
 using ContinualServe.Server.Cli;
+using Microsoft.Extensions.Configuration;
 using Shouldly;
 using Xunit;
 
@@ -56,6 +57,7 @@ public sealed class StrategyPresetsTests
         expanded.ShouldBe(
         [
             "--Learner:Trainer:Strategy=DerPlusPlus",
+            "--Learner:Trainer:Preset=",
             "--Learner:Trainer:AsymmetricNewLoss=True",
             "--Learner:Trainer:BufferKind=ClassBalanced",
             "--Learner:Trainer:StepsPerBatch=3",
@@ -72,7 +74,31 @@ public sealed class StrategyPresetsTests
     {
         StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=" + name], out string[] expanded, out _).ShouldBeTrue();
 
-        expanded.ShouldHaveSingleItem().ShouldStartWith("--Learner:Trainer:Strategy=");
+        expanded.Length.ShouldBe(2);
+        expanded[0].ShouldStartWith("--Learner:Trainer:Strategy=");
+        expanded[1].ShouldBe("--Learner:Trainer:Preset=");
+    }
+
+    // A preset from the environment (Learner__Trainer__Preset=best) beside --strategy der stopped the start with a
+    // message about a Learner:Trainer:Strategy that the user never set, and beside --strategy derpp it was ignored.
+    [Theory]
+    [InlineData("der", ReplayStrategy.Der, false)]
+    [InlineData("derpp", ReplayStrategy.DerPlusPlus, false)]
+    [InlineData("best", ReplayStrategy.DerPlusPlus, true)]
+    public void StrategyArgumentReplacesConfiguredPreset(string name, ReplayStrategy strategy, bool asymmetric)
+    {
+        StrategyPresets.TryExpand(["--Learner:Trainer:Strategy=" + name], out string[] expanded, out _).ShouldBeTrue();
+        IConfiguration configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Learner:Trainer:Preset"] = "best" })
+            .AddCommandLine(expanded)
+            .Build();
+        TrainerOptions trainer = configuration.GetSection("Learner:Trainer").Get<TrainerOptions>()!;
+
+        StrategyPresets.ApplyPreset(trainer, configuration.GetSection("Learner:Trainer"));
+
+        trainer.Preset.ShouldBeNullOrEmpty();
+        trainer.Strategy.ShouldBe(strategy);
+        trainer.AsymmetricNewLoss.ShouldBe(asymmetric);
     }
 
     [Fact]
@@ -83,6 +109,7 @@ public sealed class StrategyPresetsTests
         expanded.ShouldBe(
         [
             "--Learner:Trainer:Strategy=DerPlusPlus",
+            "--Learner:Trainer:Preset=",
             "--Learner:Trainer:AsymmetricNewLoss=False",
             "--Learner:Trainer:BufferKind=Reservoir",
             "--Learner:Trainer:StepsPerBatch=1",
@@ -99,6 +126,7 @@ public sealed class StrategyPresetsTests
         expanded.ShouldBe(
         [
             "--Learner:Trainer:Strategy=ExperienceReplay",
+            "--Learner:Trainer:Preset=",
             "--Learner:Trainer:AsymmetricNewLoss=True",
             "--Learner:Trainer:BufferKind=Reservoir",
             "--Learner:Trainer:StepsPerBatch=1",
