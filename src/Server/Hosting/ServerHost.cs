@@ -77,6 +77,7 @@ public static class ServerHost
 
         WebApplication app = builder.Build();
         app.UseNoSniffHeader();
+        app.UseOversizedBodyClose();
         app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes);
         app.MapInferenceApi();
         app.MapManagement();

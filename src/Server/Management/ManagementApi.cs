@@ -320,6 +320,13 @@ public static partial class ManagementApi
             return Error(StatusCodes.Status415UnsupportedMediaType, charsetError);
         }
 
+        // Checked before the first read, because once Kestrel rejects the body it cannot be drained for the 413.
+        long maxBytes = options.Value.MaxRequestBodyBytes;
+        if (context.Request.ContentLength > maxBytes)
+        {
+            return Error(StatusCodes.Status413PayloadTooLarge, InferenceApi.TooLarge(maxBytes));
+        }
+
         GoldenSet? golden;
         try
         {
