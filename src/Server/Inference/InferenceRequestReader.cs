@@ -269,6 +269,13 @@ public sealed class InferenceRequestReader
                 return false;
             }
 
+            // The shape first, so that more rows than Server:MaxBatchSize get the error that names the setting, not a
+            // binary_data_size error.
+            if (!TryCheckShape(shape, out _, out error))
+            {
+                return false;
+            }
+
             if (!TryReadBinary(binary, binarySize.Value, out data, out dataCount, out error))
             {
                 return false;

@@ -300,5 +300,18 @@ public sealed class InferenceRequestReaderTests
         error.Error.ShouldContain("Inference-Header-Content-Length");
     }
 
+    [Fact]
+    public void BinaryRowsOverBatchLimitNameTheSetting()
+    {
+        const int Rows = 9;
+        int bytes = Rows * 4 * sizeof(float);
+        string body = $"{{\"inputs\":[{{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[{Rows},4],\"parameters\":{{\"binary_data_size\":{bytes}}}}}]}}";
+
+        reader.TryRead(Utf8(body), new byte[bytes], out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("inputs[0].shape[0]");
+        error.Error.ShouldBe("Batch size 9 is out of range: the server accepts 1 to 8 rows (Server:MaxBatchSize).");
+    }
+
     private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
 }
