@@ -78,7 +78,7 @@ public static class ServerHost
         WebApplication app = builder.Build();
         app.UseNoSniffHeader();
         app.UseOversizedBodyClose();
-        app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes);
+        app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes, InferenceApi.V1AllowedMethods);
         app.MapInferenceApi();
         app.MapManagement();
         app.MapMetrics("/metrics").WithGetAndHead();
