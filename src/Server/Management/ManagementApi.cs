@@ -275,7 +275,9 @@ public static partial class ManagementApi
         {
             return GoldenSet.Delete(swapper.Store)
                 ? Ok(new { deleted = true })
-                : Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, null));
+                : Error(
+                    StatusCodes.Status404NotFound,
+                    new InferenceError("There is no golden set to delete: none was uploaded, or it was already deleted.", null, "nothing, or PUT /manage/v1/golden-set to store one"));
         }
         finally
         {
