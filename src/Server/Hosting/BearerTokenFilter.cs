@@ -8,23 +8,31 @@ namespace ContinualServe.Server.Hosting;
 /// Admits a request only with "Authorization: Bearer &lt;token&gt;": 401 without the header (or another scheme), 403
 /// with a wrong token. With <paramref name="restrictedPort"/>, requests on other ports get 404 without the port
 /// number (the management API's own port). <paramref name="countOutcome"/> receives "unauthorized" or "forbidden" for each rejected request.
-/// Rejected requests are logged as warning 520 at most once per <see cref="RejectionLogInterval"/>, with the number
-/// rejected since the previous warning, so that a client guessing tokens shows in the log without flooding it.
+/// Rejected requests are logged as warning 520 with the number rejected since the previous warning, so that a client
+/// guessing tokens shows in the log without flooding it. Warnings come at most once per rejection log interval: the
+/// rejections held back within an interval are logged when it ends, or earlier at <see cref="Dispose"/>.
 /// </summary>
 /// <param name="token">The token to compare with.</param>
 /// <param name="apiName">The API in error messages, for example "management API".</param>
 /// <param name="restrictedPort">The only local port that serves the routes, or null for any.</param>
 /// <param name="countOutcome">Counts rejected requests by outcome, or null.</param>
 /// <param name="logger">Receives the rejection warnings.</param>
+/// <param name="rejectionLogInterval">The shortest time between two warnings, <see cref="RejectionLogInterval"/> unless given.</param>
 internal sealed partial class BearerTokenFilter(
-    BearerToken token, string apiName, int? restrictedPort, Action<string>? countOutcome, ILogger logger) : IEndpointFilter
+    BearerToken token, string apiName, int? restrictedPort, Action<string>? countOutcome, ILogger logger, TimeSpan? rejectionLogInterval = null)
+    : IEndpointFilter, IDisposable
 {
     public static readonly TimeSpan RejectionLogInterval = TimeSpan.FromMinutes(1);
 
     private const string Scheme = "Bearer ";
 
+    private readonly TimeSpan logInterval = rejectionLogInterval ?? RejectionLogInterval;
+    private readonly Lock gate = new();
     private long rejectedSinceWarning;
+    private Rejection latest;
     private long nextWarningTimestamp;
+    private Timer? flushTimer;
+    private bool disposed;
 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
         Check(context.HttpContext) ?? await next(context).ConfigureAwait(false);
@@ -61,30 +69,67 @@ internal sealed partial class BearerTokenFilter(
         return null;
     }
 
+    /// <summary>Logs the rejections held back since the previous warning and stops the timer that logs them.</summary>
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            disposed = true;
+            flushTimer?.Dispose();
+            flushTimer = null;
+            LogPendingLocked();
+        }
+    }
+
     // The warning names the client and the route, never the presented header, which may contain a real token of another API.
     // The path is truncated, because its route parameters are the client's text.
     private void Reject(HttpContext http, string outcome)
     {
         countOutcome?.Invoke(outcome);
-        Interlocked.Increment(ref rejectedSinceWarning);
-        long now = Stopwatch.GetTimestamp();
-        long due = Interlocked.Read(ref nextWarningTimestamp);
-        if (now < due)
+        var rejection = new Rejection(outcome, http.Request.Method, ClientText.Truncate(http.Request.Path.ToString()), http.Connection.RemoteIpAddress);
+        lock (gate)
+        {
+            rejectedSinceWarning++;
+            latest = rejection;
+            long now = Stopwatch.GetTimestamp();
+            if (now >= nextWarningTimestamp)
+            {
+                LogPendingLocked();
+                return;
+            }
+
+            // The first rejection held back starts the timer that logs the count when the interval ends.
+            if (flushTimer is null && !disposed)
+            {
+                flushTimer = new Timer(_ => FlushPending(), null, Stopwatch.GetElapsedTime(now, nextWarningTimestamp), Timeout.InfiniteTimeSpan);
+            }
+        }
+    }
+
+    private void FlushPending()
+    {
+        lock (gate)
+        {
+            flushTimer?.Dispose();
+            flushTimer = null;
+            LogPendingLocked();
+        }
+    }
+
+    private void LogPendingLocked()
+    {
+        if (rejectedSinceWarning == 0)
         {
             return;
         }
 
-        // Of the requests that find the warning due at the same time, only the one that moves the deadline logs it.
-        long nextDue = now + (long)(RejectionLogInterval.TotalSeconds * Stopwatch.Frequency);
-        if (Interlocked.CompareExchange(ref nextWarningTimestamp, nextDue, due) != due)
-        {
-            return;
-        }
-
-        long rejected = Interlocked.Exchange(ref rejectedSinceWarning, 0);
-        LogRejected(logger, rejected, apiName, outcome, http.Request.Method, ClientText.Truncate(http.Request.Path.ToString()), http.Connection.RemoteIpAddress);
+        LogRejected(logger, rejectedSinceWarning, apiName, latest.Outcome, latest.Method, latest.Path, latest.Client);
+        rejectedSinceWarning = 0;
+        nextWarningTimestamp = Stopwatch.GetTimestamp() + (long)(logInterval.TotalSeconds * Stopwatch.Frequency);
     }
 
     [LoggerMessage(EventId = 520, Level = LogLevel.Warning, Message = "The {Api} rejected {Count} request(s) without a valid bearer token since the previous warning. Latest: {Outcome}, {Method} {Path} from {Client}")]
     private static partial void LogRejected(ILogger logger, long count, string api, string outcome, string method, string path, IPAddress? client);
+
+    private readonly record struct Rejection(string Outcome, string Method, string Path, IPAddress? Client);
 }

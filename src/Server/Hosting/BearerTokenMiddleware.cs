@@ -7,13 +7,17 @@ internal static class BearerTokenMiddleware
     /// Sends the 401, 403 or 404 of <paramref name="tokenFilter"/> for every request under <paramref name="prefix"/>
     /// that it rejects, whatever the method and path. Routing chooses the endpoint before this middleware runs, but
     /// responds only later: 405 with an Allow header for a method that no route of the path accepts, and 404 for a path
-    /// that no route matches. So a client without a valid token learns no route or method.
+    /// that no route matches. So a client without a valid token learns no route or method. The host's stop disposes
+    /// <paramref name="tokenFilter"/>, which logs the rejections that it held back.
     /// </summary>
     public static IApplicationBuilder UseBearerToken(
         this IApplicationBuilder app, PathString prefix, BearerTokenFilter tokenFilter)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(tokenFilter);
+
+        // After the last request, so that the rejection warning counts every request that the filter rejected.
+        app.ApplicationServices.GetService<IHostApplicationLifetime>()?.ApplicationStopped.Register(tokenFilter.Dispose);
         return app.Use(async (context, next) =>
         {
             IResult? rejection = IsUnder(context, prefix) ? tokenFilter.Check(context) : null;

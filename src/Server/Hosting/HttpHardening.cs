@@ -116,22 +116,44 @@ public static class HttpHardening
     /// 405 (a path that exists, but not for the request's method; <c>expected</c> repeats the <c>Allow</c> header),
     /// and <c>{"error"}</c> for a 404 of a path that no route matches. <paramref name="describeRoutes"/> returns the
     /// sentence after "No route matches PATH." for a request, and <see cref="InferenceRoutesHint"/> is the default.
+    /// <paramref name="allowedMethods"/> returns the Allow header for paths whose methods routing lists wrongly, or
+    /// null for others. On such a path, a method that routing rejects gets 405 with that header, not a 404.
     /// </summary>
     /// <remarks>
     /// A 431 for headers over <see cref="HttpLimitsOptions.MaxRequestHeadersTotalBytes"/> keeps its empty body,
     /// because Kestrel rejects such a request while parsing its headers and sends the 431 before any middleware runs.
     /// </remarks>
-    public static WebApplication UseJsonRoutingErrors(this WebApplication app, Func<HttpContext, string>? describeRoutes = null)
+    public static WebApplication UseJsonRoutingErrors(
+        this WebApplication app, Func<HttpContext, string>? describeRoutes = null, Func<PathString, string?>? allowedMethods = null)
     {
         ArgumentNullException.ThrowIfNull(app);
         Func<HttpContext, string> describe = describeRoutes ?? (_ => InferenceRoutesHint);
-        app.UseStatusCodePages(statusCodeContext => WriteRoutingErrorAsync(statusCodeContext, describe));
+        app.UseStatusCodePages(statusCodeContext => WriteRoutingErrorAsync(statusCodeContext, describe, allowedMethods));
         return app;
     }
 
-    private static async Task WriteRoutingErrorAsync(StatusCodeContext statusCodeContext, Func<HttpContext, string> describeRoutes)
+    // Routing's 405 endpoint sets the Allow header, and routing's 404 has no endpoint, so a handler's 404, such as the
+    // one for an unknown model name, keeps its status.
+    private static void CorrectAllowedMethods(HttpContext context, Func<PathString, string?>? allowedMethods)
+    {
+        int status = context.Response.StatusCode;
+        bool fromRouting = status == StatusCodes.Status405MethodNotAllowed
+            ? context.Response.Headers.Allow.Count > 0
+            : status == StatusCodes.Status404NotFound && context.GetEndpoint() is null;
+        if (!fromRouting || allowedMethods?.Invoke(context.Request.Path) is not string allowed)
+        {
+            return;
+        }
+
+        context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+        context.Response.Headers.Allow = allowed;
+    }
+
+    private static async Task WriteRoutingErrorAsync(
+        StatusCodeContext statusCodeContext, Func<HttpContext, string> describeRoutes, Func<PathString, string?>? allowedMethods)
     {
         HttpContext context = statusCodeContext.HttpContext;
+        CorrectAllowedMethods(context, allowedMethods);
         string path = ClientText.Truncate(context.Request.Path.ToString());
         InferenceError error;
         if (context.Response.StatusCode == StatusCodes.Status405MethodNotAllowed)

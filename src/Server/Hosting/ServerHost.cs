@@ -77,7 +77,8 @@ public static class ServerHost
 
         WebApplication app = builder.Build();
         app.UseNoSniffHeader();
-        app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes);
+        app.UseOversizedBodyClose();
+        app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes, InferenceApi.V1AllowedMethods);
         app.MapInferenceApi();
         app.MapManagement();
         app.MapMetrics("/metrics").WithGetAndHead();

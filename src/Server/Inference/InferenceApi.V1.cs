@@ -43,6 +43,25 @@ public static partial class InferenceApi
                 StatusCodes.Status503ServiceUnavailable);
     }
 
+    /// <summary>
+    /// Returns the methods that a V1 model path accepts: POST for <c>/v1/models/{name}:predict</c>, GET and HEAD for
+    /// <c>/v1/models/{name}</c>, and null for other paths. Routing cannot tell the two apart when it lists a path's
+    /// methods, because it treats the <c>{name}:predict</c> segment as a parameter, so it lists GET, HEAD and POST for both.
+    /// </summary>
+    internal static string? V1AllowedMethods(PathString path)
+    {
+        if (!path.StartsWithSegments("/v1/models", StringComparison.OrdinalIgnoreCase, out PathString rest)
+            || !rest.HasValue
+            || rest.Value.Length < 2
+            || rest.Value.IndexOf('/', 1) >= 0)
+        {
+            return null;
+        }
+
+        // Routing matches the ":predict" literal without regard to case.
+        return rest.Value.EndsWith(PredictSuffix, StringComparison.OrdinalIgnoreCase) ? HttpMethods.Post : $"{HttpMethods.Get}, {HttpMethods.Head}";
+    }
+
     private static IResult GetV1Model(HttpContext context, string name, LiveModel live, IOptions<ServerOptions> options)
     {
         // The status route also matches GET on the predict path, with ":predict" in the name, so send the 405 that

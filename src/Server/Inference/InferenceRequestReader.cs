@@ -9,8 +9,9 @@ namespace ContinualServe.Server.Inference;
 /// <summary>
 /// Reads a KServe Open Inference Protocol v2 JSON request with one FP32 input tensor:
 /// <c>{"id": "...", "inputs": [{"name": "input", "shape": [N, 784], "datatype": "FP32", "data": [...]}]}</c>.
-/// The data may be flat or nested row by row, or follow the JSON header as raw little-endian FP32 (the
-/// protocol's binary data extension: the input's <c>parameters.binary_data_size</c> gives its length).
+/// The data may be flat or nested one array per row, matching the shape, or follow the JSON header as raw
+/// little-endian FP32 (the protocol's binary data extension: the input's <c>parameters.binary_data_size</c> gives
+/// its length).
 /// The optional <c>outputs</c> array and <c>parameters.binary_data_output</c> choose the outputs of the response
 /// and which of them are binary. Every failure names the field and the expected value. The returned data array
 /// is rented from <see cref="ArrayPool{T}.Shared"/>; its new owner returns it.
@@ -232,7 +233,7 @@ public sealed class InferenceRequestReader
                 }
 
                 data = ArrayPool<float>.Shared.Rent(featureCount);
-                bool read = TryReadData(ref reader, ref data, ref dataCount, depth: 0, out error);
+                bool read = TryReadData(ref reader, ref data, ref dataCount, out error);
                 if (!read)
                 {
                     input = new InferenceInput("input", 0, data, null);
@@ -265,6 +266,13 @@ public sealed class InferenceRequestReader
             {
                 error = new InferenceError("An input cannot have both data and parameters.binary_data_size.", "inputs[0].data", "either JSON data or binary data");
                 input = new InferenceInput("input", 0, data, null);
+                return false;
+            }
+
+            // The shape first, so that more rows than Server:MaxBatchSize get the error that names the setting, not a
+            // binary_data_size error.
+            if (!TryCheckShape(shape, out _, out error))
+            {
                 return false;
             }
 
@@ -517,61 +525,114 @@ public sealed class InferenceRequestReader
         return true;
     }
 
-    private bool TryReadData(ref Utf8JsonReader reader, ref float[] data, ref int count, int depth, out InferenceError? error)
+    // Reads data that is either flat or nested one array per row, as the shape [N, featureCount] allows. Nesting that
+    // does not match the shape is rejected, because flattening it would shift features from one row into the next.
+    private bool TryReadData(ref Utf8JsonReader reader, ref float[] data, ref int count, out InferenceError? error)
     {
-        if (reader.TokenType != JsonTokenType.StartArray || depth > 8)
+        if (reader.TokenType != JsonTokenType.StartArray)
         {
-            error = new InferenceError("Input data must be an array of numbers (flat or nested).", "inputs[0].data", "an array of FP32 values");
+            error = new InferenceError("Input data must be an array of numbers, flat or nested one array per row.", "inputs[0].data", "an array of FP32 values");
             return false;
         }
 
+        bool? nested = null;
+        int index = 0;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            bool isRow = reader.TokenType == JsonTokenType.StartArray;
+            nested ??= isRow;
+            if (isRow != nested)
+            {
+                string mismatch = isRow ? "is an array, but item 0 is a number" : "is not an array, but item 0 is";
+                error = new InferenceError(
+                    $"Input data item {index} {mismatch}. Send the data flat or as one array per row.",
+                    $"inputs[0].data[{index}]",
+                    $"all numbers (flat) or all arrays of {featureCount} numbers (one per row)");
+                return false;
+            }
+
+            bool read = isRow ? TryReadRow(ref reader, index, ref data, ref count, out error) : TryAppendValue(ref reader, ref data, ref count, out error);
+            if (!read)
+            {
+                return false;
+            }
+
+            index++;
+        }
+
+        error = null;
+        return true;
+    }
+
+    private bool TryReadRow(ref Utf8JsonReader reader, int row, ref float[] data, ref int count, out InferenceError? error)
+    {
+        int start = count;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
             if (reader.TokenType == JsonTokenType.StartArray)
             {
-                if (!TryReadData(ref reader, ref data, ref count, depth + 1, out error))
-                {
-                    return false;
-                }
-
-                continue;
-            }
-
-            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetSingle(out float value))
-            {
-                error = new InferenceError($"Input data item {count} is not a number.", "inputs[0].data", "FP32 values");
-                return false;
-            }
-
-            // JSON has no NaN or infinity literals, so a value that reads as infinite is a number beyond the FP32 range.
-            if (!float.IsFinite(value))
-            {
                 error = new InferenceError(
-                    string.Create(CultureInfo.InvariantCulture, $"Input data item {count} is outside the FP32 range, whose largest magnitude is {float.MaxValue}."),
-                    "inputs[0].data",
-                    "finite FP32 values");
+                    $"Input data row {row} contains an array at index {count - start}, but the input shape [N, {featureCount}] allows one level of nesting.",
+                    $"inputs[0].data[{row}][{count - start}]",
+                    "a number");
                 return false;
             }
 
-            if (count == data.Length)
+            if (!TryAppendValue(ref reader, ref data, ref count, out error))
             {
-                // In long, because Server:MaxBatchSize rows of a wide model's features can exceed int's range.
-                long limit = (long)maxBatchSize * featureCount;
-                if (count >= limit)
-                {
-                    error = new InferenceError($"Input data has more than {limit} values: the server accepts at most {maxBatchSize} rows ({ServerOptions.MaxBatchSizeKey}) of {featureCount} features.", "inputs[0].data", $"at most {maxBatchSize} rows of {featureCount} values");
-                    return false;
-                }
-
-                float[] larger = ArrayPool<float>.Shared.Rent((int)Math.Min(Math.Min((long)data.Length * 2, limit), Array.MaxLength));
-                data.AsSpan(0, count).CopyTo(larger);
-                ArrayPool<float>.Shared.Return(data);
-                data = larger;
+                return false;
             }
-
-            data[count++] = value;
         }
 
+        int length = count - start;
+        if (length != featureCount)
+        {
+            error = new InferenceError(
+                $"Input data row {row} has {length} values, but the input shape [N, {featureCount}] needs {featureCount} in each row.",
+                $"inputs[0].data[{row}]",
+                $"an array of {featureCount} numbers");
+            return false;
+        }
+
+        error = null;
+        return true;
+    }
+
+    private bool TryAppendValue(ref Utf8JsonReader reader, ref float[] data, ref int count, out InferenceError? error)
+    {
+        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetSingle(out float value))
+        {
+            error = new InferenceError($"Input data item {count} is not a number.", "inputs[0].data", "FP32 values");
+            return false;
+        }
+
+        // JSON has no NaN or infinity literals, so a value that reads as infinite is a number beyond the FP32 range.
+        if (!float.IsFinite(value))
+        {
+            error = new InferenceError(
+                string.Create(CultureInfo.InvariantCulture, $"Input data item {count} is outside the FP32 range, whose largest magnitude is {float.MaxValue}."),
+                "inputs[0].data",
+                "finite FP32 values");
+            return false;
+        }
+
+        if (count == data.Length)
+        {
+            // In long, because Server:MaxBatchSize rows of a wide model's features can exceed int's range.
+            long limit = (long)maxBatchSize * featureCount;
+            if (count >= limit)
+            {
+                error = new InferenceError($"Input data has more than {limit} values: the server accepts at most {maxBatchSize} rows ({ServerOptions.MaxBatchSizeKey}) of {featureCount} features.", "inputs[0].data", $"at most {maxBatchSize} rows of {featureCount} values");
+                return false;
+            }
+
+            float[] larger = ArrayPool<float>.Shared.Rent((int)Math.Min(Math.Min((long)data.Length * 2, limit), Array.MaxLength));
+            data.AsSpan(0, count).CopyTo(larger);
+            ArrayPool<float>.Shared.Return(data);
+            data = larger;
+        }
+
+        data[count++] = value;
         error = null;
         return true;
     }

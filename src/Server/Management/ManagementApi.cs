@@ -275,7 +275,9 @@ public static partial class ManagementApi
         {
             return GoldenSet.Delete(swapper.Store)
                 ? Ok(new { deleted = true })
-                : Error(StatusCodes.Status404NotFound, new InferenceError("No golden set was uploaded.", null, null));
+                : Error(
+                    StatusCodes.Status404NotFound,
+                    new InferenceError("There is no golden set to delete: none was uploaded, or it was already deleted.", null, "nothing, or PUT /manage/v1/golden-set to store one"));
         }
         finally
         {
@@ -318,6 +320,13 @@ public static partial class ManagementApi
             && JsonCharset.Check(mediaType) is { } charsetError)
         {
             return Error(StatusCodes.Status415UnsupportedMediaType, charsetError);
+        }
+
+        // Checked before the first read, because once Kestrel rejects the body it cannot be drained for the 413.
+        long maxBytes = options.Value.MaxRequestBodyBytes;
+        if (context.Request.ContentLength > maxBytes)
+        {
+            return Error(StatusCodes.Status413PayloadTooLarge, InferenceApi.TooLarge(maxBytes));
         }
 
         GoldenSet? golden;

@@ -23,7 +23,11 @@ public sealed class BearerTokenFilterTests : IDisposable
         filter = new BearerTokenFilter(BearerToken.TryLoad(tokenFile, "", "management")!, "management API", null, null, logger);
     }
 
-    public void Dispose() => Directory.Delete(root, recursive: true);
+    public void Dispose()
+    {
+        filter.Dispose();
+        Directory.Delete(root, recursive: true);
+    }
 
     [Fact]
     public async Task RejectionsAreLoggedOncePerInterval()
@@ -39,6 +43,44 @@ public sealed class BearerTokenFilterTests : IDisposable
         warnings[0].Message.ShouldContain("management API");
         warnings[0].Message.ShouldContain("192.0.2.7");
         warnings[0].Message.ShouldContain("/manage/v1/versions");
+    }
+
+    [Fact]
+    public async Task HeldBackRejectionsAreLoggedWhenIntervalEnds()
+    {
+        using var shortFilter = new BearerTokenFilter(
+            BearerToken.TryLoad(Path.Combine(root, "token"), "", "management")!, "management API", null, null, logger, TimeSpan.FromMilliseconds(200));
+
+        for (int request = 0; request < 51; request++)
+        {
+            (await InvokeAsync(shortFilter, "Bearer guess-0000000000000001", "/manage/v1/versions")).ShouldBe(403);
+        }
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (Warnings().Count < 2 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        List<string> warnings = Warnings();
+        warnings.Count.ShouldBe(2);
+        warnings[0].ShouldContain("rejected 1 request(s)");
+        warnings[1].ShouldContain("rejected 50 request(s)");
+    }
+
+    [Fact]
+    public async Task DisposeLogsHeldBackRejections()
+    {
+        for (int request = 0; request < 3; request++)
+        {
+            await InvokeAsync("Bearer guess-0000000000000001");
+        }
+
+        filter.Dispose();
+
+        List<string> warnings = Warnings();
+        warnings.Count.ShouldBe(2);
+        warnings[1].ShouldContain("rejected 2 request(s)");
     }
 
     [Fact]
@@ -76,14 +118,18 @@ public sealed class BearerTokenFilterTests : IDisposable
 
     private async Task<int> InvokeAsync(string authorization) => await InvokeAsync(authorization, "/manage/v1/versions");
 
-    private async Task<int> InvokeAsync(string authorization, string path)
+    private async Task<int> InvokeAsync(string authorization, string path) => await InvokeAsync(filter, authorization, path);
+
+    private List<string> Warnings() => [.. logger.Entries.Where(entry => entry.EventId == 520).Select(entry => entry.Message)];
+
+    private static async Task<int> InvokeAsync(BearerTokenFilter tokenFilter, string authorization, string path)
     {
         var http = new DefaultHttpContext();
         http.Request.Method = "GET";
         http.Request.Path = path;
         http.Request.Headers.Authorization = authorization;
         http.Connection.RemoteIpAddress = IPAddress.Parse("192.0.2.7");
-        object? result = await filter.InvokeAsync(
+        object? result = await tokenFilter.InvokeAsync(
             EndpointFilterInvocationContext.Create(http),
             _ => ValueTask.FromResult<object?>(Results.Ok()));
         return result.ShouldBeAssignableTo<IStatusCodeHttpResult>().ShouldNotBeNull().StatusCode ?? 0;

@@ -21,6 +21,14 @@ public sealed class HttpErrorBodyTests : IAsyncLifetime
     [InlineData("DELETE", "v2/models/test-model/versions/1/infer", "POST")]
     [InlineData("POST", "v2/health/live", "GET, HEAD")]
     [InlineData("POST", "v2/models/test-model/ready", "GET, HEAD")]
+    [InlineData("OPTIONS", "v2/models/test-model", "GET, HEAD")]
+    [InlineData("OPTIONS", "v2/models/test-model/versions/1", "GET, HEAD")]
+    [InlineData("OPTIONS", InferPath, "POST")]
+    [InlineData("OPTIONS", "v1/models/test-model", "GET, HEAD")]
+    [InlineData("POST", "v1/models/test-model", "GET, HEAD")]
+    [InlineData("DELETE", "v1/models/test-model", "GET, HEAD")]
+    [InlineData("OPTIONS", "v1/models/test-model:predict", "POST")]
+    [InlineData("PUT", "v1/models/test-model:predict", "POST")]
     public async Task WrongMethodGets405WithJson(string method, string path, string allowed)
     {
         using var request = new HttpRequestMessage(new HttpMethod(method), path);

@@ -31,6 +31,34 @@ public sealed class InferenceRequestReaderTests
         input.Data.Take(8).ShouldBe([1f, 2f, 3f, 4f, 5f, 6f, 7f, 8f]);
     }
 
+    [Fact]
+    public void RaggedRowsAreRejected()
+    {
+        // Rows of 3 and 5 values add up to 2 rows of 4, so only the row lengths show the shifted features.
+        string body = InferenceRequests.Body(2, 4, data: "[[1,2,3],[4,5,6,7,8]]");
+
+        bool ok = reader.TryRead(Utf8(body), out _, out InferenceError? error);
+
+        ok.ShouldBeFalse();
+        error!.Field.ShouldBe("inputs[0].data[0]");
+        error.Error.ShouldBe("Input data row 0 has 3 values, but the input shape [N, 4] needs 4 in each row.");
+        error.Expected.ShouldBe("an array of 4 numbers");
+    }
+
+    [Theory]
+    [InlineData("[[1,2,3,4],[5,6,7]]", "inputs[0].data[1]")]
+    [InlineData("[[1,2,3,4],5,6,7,8]", "inputs[0].data[1]")]
+    [InlineData("[1,2,3,4,[5,6,7,8]]", "inputs[0].data[4]")]
+    [InlineData("[[1,2,3,4],[5,6,[7],8]]", "inputs[0].data[1][2]")]
+    [InlineData("[[[1,2,3,4]],[[5,6,7,8]]]", "inputs[0].data[0][0]")]
+    public void NestingOtherThanRowsIsNamed(string data, string field)
+    {
+        bool ok = reader.TryRead(Utf8(InferenceRequests.Body(2, 4, data: data)), out _, out InferenceError? error);
+
+        ok.ShouldBeFalse();
+        error!.Field.ShouldBe(field);
+    }
+
     [Theory]
     [InlineData("1e39")]
     [InlineData("-3.5e38")]
@@ -270,6 +298,19 @@ public sealed class InferenceRequestReaderTests
 
         error!.Error.ShouldContain("none follow the JSON header");
         error.Error.ShouldContain("Inference-Header-Content-Length");
+    }
+
+    [Fact]
+    public void BinaryRowsOverBatchLimitNameTheSetting()
+    {
+        const int Rows = 9;
+        int bytes = Rows * 4 * sizeof(float);
+        string body = $"{{\"inputs\":[{{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[{Rows},4],\"parameters\":{{\"binary_data_size\":{bytes}}}}}]}}";
+
+        reader.TryRead(Utf8(body), new byte[bytes], out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("inputs[0].shape[0]");
+        error.Error.ShouldBe("Batch size 9 is out of range: the server accepts 1 to 8 rows (Server:MaxBatchSize).");
     }
 
     private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);

@@ -90,6 +90,10 @@ public sealed class ManagementApiTests
         afterDelete.StatusCode.ShouldBe(HttpStatusCode.NotFound);
         using HttpResponseMessage secondDelete = await server.Management.SendAsync(Request("DELETE", "manage/v1/golden-set", ManagementServer.Token));
         secondDelete.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        using JsonDocument secondDeleteError = JsonDocument.Parse(await secondDelete.Content.ReadAsStringAsync());
+        secondDeleteError.RootElement.GetProperty("error").GetString().ShouldBe(
+            "There is no golden set to delete: none was uploaded, or it was already deleted.");
+        secondDeleteError.RootElement.GetProperty("expected").GetString().ShouldBe("nothing, or PUT /manage/v1/golden-set to store one");
     }
 
     // A directory at the golden set's path makes the learner reject every candidate as having an unreadable golden set,
