@@ -203,8 +203,8 @@ public static partial class ManagementApi
 
     private static IResult GetGoldenSet(ModelSwapper swapper, LiveModel live)
     {
-        // A stored set that cannot be read would otherwise end in an empty 500. The learner rejects every candidate
-        // until the set is replaced, so the operator needs the reason.
+        // A stored set that cannot be read would otherwise end in an empty 500. The learner holds its candidate until
+        // the set is replaced, so the operator needs the reason.
         string path = Path.Combine(swapper.Store.RootDirectory, GoldenSet.FileName);
         GoldenSet? golden;
         try
@@ -228,8 +228,8 @@ public static partial class ManagementApi
         if (GoldenSetMismatch(golden, live) is { } mismatch)
         {
             return Error(StatusCodes.Status409Conflict, new InferenceError(
-                $"The stored golden set {path} does not fit the live model: {mismatch} The learner rejects every candidate "
-                    + "(error 232) until the golden set is replaced or removed.",
+                $"The stored golden set {path} does not fit the live model: {mismatch} The learner holds its next candidate, and "
+                    + "consumes nothing, until the golden set is replaced or removed (error 235).",
                 null,
                 "upload a golden set that fits the model with PUT /manage/v1/golden-set, or remove it with DELETE /manage/v1/golden-set"));
         }

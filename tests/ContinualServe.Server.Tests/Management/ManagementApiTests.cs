@@ -327,7 +327,7 @@ public sealed class ManagementApiTests
         body.GetProperty("uploadedAt").GetDateTimeOffset().ShouldBe(written);
     }
 
-    // The learner rejects every candidate while the stored set does not fit the model, so GET must not report it as usable.
+    // The learner holds its candidate while the stored set does not fit the model, so GET must not report it as usable.
     [Fact]
     public async Task MismatchedGoldenSetGets409()
     {
@@ -343,7 +343,8 @@ public sealed class ManagementApiTests
         string message = error.GetProperty("error").GetString().ShouldNotBeNull();
         message.ShouldContain("does not fit the live model");
         message.ShouldContain($"Golden example 0 has 10 features; expected {RunningServer.Spec.FeatureCount}.");
-        message.ShouldContain("error 232");
+        message.ShouldContain("holds its next candidate");
+        message.ShouldContain("error 235");
         error.GetProperty("expected").GetString().ShouldNotBeNull().ShouldContain("DELETE /manage/v1/golden-set");
     }
 
