@@ -117,7 +117,7 @@ public static class CommandLine
             : null);
         var clients = new Option<int>("--clients") { Description = "Concurrent inference clients during the stream; 0 sends no load.", DefaultValueFactory = _ => 2 };
         AddIntegerCheck(clients, count => count < 0 ? $"--clients must be 0 or more, but it is {count}." : null);
-        var keepRuns = new Option<int>("--keep-runs") { Description = "Run directories kept under runs/, this one included (each 30 to 70 MB). Older ones are deleted at start, and 0 keeps all.", DefaultValueFactory = _ => 5 };
+        var keepRuns = new Option<int>("--keep-runs") { Description = "Run directories kept under runs/, this one included (each 30 to 70 MB). Older ones are deleted once the server listens, and 0 keeps all.", DefaultValueFactory = _ => 5 };
         AddIntegerCheck(keepRuns, count => count < 0 ? $"--keep-runs must be 0 or more, but it is {count}." : null);
         var command = new Command("demo", "Run broker, learner and server in one process on Fashion-MNIST while load-testing inference.")
         {

@@ -18,7 +18,7 @@ public sealed class DemoOptions
     /// <summary>Directory for this run's model store and report; a fresh one is created under it.</summary>
     public string RunsDirectory { get; set; } = "runs";
 
-    /// <summary>Run directories kept under <see cref="RunsDirectory"/>, this one included: older ones are deleted at start. 0 keeps all.</summary>
+    /// <summary>Run directories kept under <see cref="RunsDirectory"/>, this one included: older ones are deleted once the server listens. 0 keeps all.</summary>
     public int KeepRuns { get; set; } = 5;
 
     public string Device { get; set; } = "auto";
