@@ -9,6 +9,15 @@ public sealed class DemoOptions
 {
     public const string DefaultDataDirectory = "/usr/share/datasets/fashion-mnist";
 
+    /// <summary>
+    /// Maximum of <see cref="Clients"/>, because 100,000 clients exhausted memory. The value is chosen, not measured:
+    /// the clients share the machine with the learner and the server.
+    /// </summary>
+    public const int MaxClients = 64;
+
+    /// <summary>Maximum of <see cref="KeepRuns"/> other than 0, which keeps all: 100 runs take 3 to 7 GB.</summary>
+    public const int MaxKeepRuns = 100;
+
     /// <summary>Directory with the Fashion-MNIST IDX files (gzip or plain).</summary>
     public string DataDirectory { get; set; } = DefaultDataDirectory;
 

@@ -51,8 +51,10 @@ public sealed class ParseErrorExitTests
     [InlineData("experiment --validation-fraction NaN --data /nonexistent/fashion-mnist", "--validation-fraction must be")]
     [InlineData("experiment --threads -1 --data /nonexistent/fashion-mnist", "--threads must be")]
     [InlineData("demo --replay-capacity -5 --data /nonexistent/fashion-mnist", "--replay-capacity: The field ReplayCapacity must be between 0 and")]
-    [InlineData("demo --clients -1 --data /nonexistent/fashion-mnist", "--clients must be")]
-    [InlineData("demo --keep-runs -1 --data /nonexistent/fashion-mnist", "--keep-runs must be 0 or more")]
+    [InlineData("demo --clients -1 --data /nonexistent/fashion-mnist", "--clients must be 0 to 64, but it is -1.")]
+    [InlineData("demo --keep-runs -1 --data /nonexistent/fashion-mnist", "--keep-runs must be 0 to 100, but it is -1.")]
+    [InlineData("demo --keep-runs 101 --data /nonexistent/fashion-mnist", "--keep-runs must be 0 to 100, but it is 101.")]
+    [InlineData("demo --clients 100000 --data /nonexistent/fashion-mnist", "--clients must be 0 to 64, but it is 100000.")]
     [InlineData("broker --topic cats --version-topic cats", "--version-topic 'cats' is also the examples topic or its dead-letter topic")]
     [InlineData("broker --topic cats --version-topic cats.dlq", "--version-topic 'cats.dlq' is also the examples topic or its dead-letter topic")]
     public async Task InvalidRunSettingsExitWithTwo(string arguments, string message)
