@@ -150,7 +150,10 @@ public static class CommandLine
                 Trainer = TrainerFrom(result),
                 StrategyName = result.GetValue(StrategyOption)!,
             };
-            string? invalid = ExperimentCommand.FindInvalidTrainerSetting(options.Trainer) ?? IdxDataset.FindMissingFashionMnist(options.DataDirectory);
+            string? invalid = ExperimentCommand.FindInvalidTrainerSetting(options.Trainer)
+                ?? DemoStartChecks.FindInvalidUrls(options.Urls)
+                ?? DemoStartChecks.FindInvalidDevice(options.Device)
+                ?? IdxDataset.FindMissingFashionMnist(options.DataDirectory);
             if (invalid is not null)
             {
                 Console.Error.WriteLine(invalid);
@@ -169,10 +172,10 @@ public static class CommandLine
             {
                 outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(cancellation).ConfigureAwait(false);
             }
-            catch (IOException exception) when (exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal))
+            catch (Exception exception) when (DemoStartChecks.DescribeListenFailure(exception) is { } message)
             {
-                // Another process listens on the demo's address; the other role commands report this the same way.
-                await Console.Error.WriteLineAsync("The demo did not start: " + exception.Message + " Choose another address with --urls.").ConfigureAwait(false);
+                // Another process listens on the address, the address is not on this machine, or https has no certificate.
+                await Console.Error.WriteLineAsync("The demo did not start: " + message).ConfigureAwait(false);
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }
             catch (DemoLearnerFailedException exception)
