@@ -45,6 +45,7 @@ public sealed class ParseErrorExitTests
     [InlineData("serve --urls http://127.0.0.1:0 --Server:StoreDirectry=/tmp/x", "'Server:StoreDirectry' (did you mean 'Server:StoreDirectory'?)")]
     [InlineData("experiment --strategies best,bogus", "unknown strategy 'bogus'")]
     [InlineData("experiment --seeds 1,x", "'x' is not a whole number")]
+    [InlineData("experiment --seeds 1,2,1", "--seeds: seed 1 is given more than once.")]
     [InlineData("experiment --feature-lr-scale -1", "--feature-lr-scale: The field FeatureLearningRateScale must be between 0 and 10")]
     [InlineData("experiment --analytic-regularization 1e9", "--analytic-regularization: The field AnalyticRegularization must be between")]
     [InlineData("experiment --strategies ,", "--strategies: no strategy given")]
