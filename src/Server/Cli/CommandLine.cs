@@ -160,6 +160,18 @@ public static class CommandLine
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }
 
+            IdxDataset training;
+            IdxDataset test;
+            try
+            {
+                (training, test) = DemoRunner.LoadData(options.DataDirectory);
+            }
+            catch (InvalidDataException exception)
+            {
+                await Console.Error.WriteLineAsync("The demo did not start: " + exception.Message).ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
             using ILoggerFactory loggers = CreateLoggerFactory(LogLevel.Warning);
             if (Console.IsOutputRedirected)
             {
@@ -170,7 +182,7 @@ public static class CommandLine
             DemoResult outcome;
             try
             {
-                outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(cancellation).ConfigureAwait(false);
+                outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(training, test, cancellation).ConfigureAwait(false);
             }
             catch (Exception exception) when (DemoStartChecks.DescribeListenFailure(exception) is { } message)
             {

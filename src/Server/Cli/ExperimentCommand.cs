@@ -99,8 +99,18 @@ public static class ExperimentCommand
         Console.WriteLine(options.ValidationFraction > 0
             ? FormattableString.Invariant($"Evaluating on the validation split: {options.ValidationFraction:P0} of the training images, held out by example-id hash.")
             : "Evaluating on the test set (t10k).");
-        IdxDataset training = IdxDataset.LoadFashionMnist(options.DataDirectory, training: true);
-        IdxDataset test = IdxDataset.LoadFashionMnist(options.DataDirectory, training: false);
+        IdxDataset training;
+        IdxDataset test;
+        try
+        {
+            (training, test) = DemoRunner.LoadData(options.DataDirectory);
+        }
+        catch (InvalidDataException exception)
+        {
+            Console.Error.WriteLine("The experiment did not start: " + exception.Message);
+            return RoleCommandLine.InvalidConfigurationExitCode;
+        }
+
         ExperimentData data = ExperimentData.Create(training, test, options.Protocol, taskCount: 5, options.ValidationFraction);
         var runner = new ExperimentRunner(data, new ModelSpec(), TorchSharp.torch.CPU);
         List<ExperimentResult> results = [];

@@ -38,15 +38,28 @@ public sealed class DemoRunner
         this.loggerFactory = loggerFactory;
     }
 
-    public async Task<DemoResult> RunAsync(CancellationToken cancellation)
+    /// <summary>Loads Fashion-MNIST from <see cref="DemoOptions.DataDirectory"/> and runs the demo on it.</summary>
+    public Task<DemoResult> RunAsync(CancellationToken cancellation)
+    {
+        (IdxDataset training, IdxDataset test) = LoadData(options.DataDirectory);
+        return RunAsync(training, test, cancellation);
+    }
+
+    /// <summary>
+    /// Loads the Fashion-MNIST training and test sets. Throws <see cref="InvalidDataException"/>, naming the file, when
+    /// one is truncated, not IDX or not Fashion-MNIST.
+    /// </summary>
+    public static (IdxDataset Training, IdxDataset Test) LoadData(string dataDirectory) =>
+        (IdxDataset.LoadFashionMnist(dataDirectory, training: true), IdxDataset.LoadFashionMnist(dataDirectory, training: false));
+
+    /// <summary>Streams <paramref name="training"/> and sends inference requests from <paramref name="test"/>.</summary>
+    public async Task<DemoResult> RunAsync(IdxDataset training, IdxDataset test, CancellationToken cancellation)
     {
         long started = Stopwatch.GetTimestamp();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         timeout.CancelAfter(options.Timeout);
         CancellationToken token = timeout.Token;
 
-        IdxDataset training = IdxDataset.LoadFashionMnist(options.DataDirectory, training: true);
-        IdxDataset test = IdxDataset.LoadFashionMnist(options.DataDirectory, training: false);
         string runDirectory = Path.GetFullPath(Path.Combine(options.RunsDirectory, DemoRunRetention.RunName(DateTime.UtcNow)));
         Directory.CreateDirectory(runDirectory);
         serverStarted = false;
