@@ -11,6 +11,8 @@ public sealed class IdxDataset
 {
     private const int ImagesMagic = 0x00000803;
     private const int LabelsMagic = 0x00000801;
+    private const int FashionMnistSide = 28;
+    private const int FashionMnistClasses = 10;
 
     private IdxDataset(byte[] pixels, byte[] labels, int rows, int columns)
     {
@@ -47,7 +49,7 @@ public sealed class IdxDataset
             throw new InvalidDataException($"{imagesPath} holds {imageCount} images but {labelsPath} holds {labelCount} labels.");
         }
 
-        int featureCount = dimensions[1] * dimensions[2];
+        long featureCount = (long)dimensions[1] * dimensions[2];
         long expectedImageBytes = headerBytes + ((long)imageCount * featureCount);
         if (images.Length != expectedImageBytes || labels.Length != labelHeaderBytes + labelCount)
         {
@@ -66,9 +68,25 @@ public sealed class IdxDataset
     public static IdxDataset LoadFashionMnist(string directory, bool training)
     {
         string prefix = training ? "train" : "t10k";
-        return Load(
-            FindFile(directory, $"{prefix}-images-idx3-ubyte"),
-            FindFile(directory, $"{prefix}-labels-idx1-ubyte"));
+        string imagesPath = FindFile(directory, $"{prefix}-images-idx3-ubyte");
+        string labelsPath = FindFile(directory, $"{prefix}-labels-idx1-ubyte");
+        IdxDataset dataset = Load(imagesPath, labelsPath);
+
+        // The model's input layer and the split into tasks assume Fashion-MNIST's shape and classes.
+        if (dataset.Rows != FashionMnistSide || dataset.Columns != FashionMnistSide)
+        {
+            throw new InvalidDataException(
+                $"{imagesPath} contains {dataset.Rows}x{dataset.Columns} images, but Fashion-MNIST images are {FashionMnistSide}x{FashionMnistSide}.");
+        }
+
+        int invalidLabel = dataset.Labels.AsSpan().IndexOfAnyInRange((byte)FashionMnistClasses, byte.MaxValue);
+        if (invalidLabel >= 0)
+        {
+            throw new InvalidDataException(
+                $"{labelsPath} contains label {dataset.Labels[invalidLabel]} at example {invalidLabel}, but Fashion-MNIST labels are 0 to {FashionMnistClasses - 1}.");
+        }
+
+        return dataset;
     }
 
     /// <summary>
@@ -103,7 +121,16 @@ public sealed class IdxDataset
         using FileStream file = File.OpenRead(path);
         using var gzip = new GZipStream(file, CompressionMode.Decompress);
         using var buffer = new MemoryStream();
-        gzip.CopyTo(buffer);
+        try
+        {
+            gzip.CopyTo(buffer);
+        }
+        catch (InvalidDataException exception)
+        {
+            // GZipStream's message ("unsupported compression method" for a file that is not gzip) names no file.
+            throw new InvalidDataException($"{path} is not a valid gzip file: {exception.Message}", exception);
+        }
+
         return buffer.ToArray();
     }
 

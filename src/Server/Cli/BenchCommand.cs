@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Net.Http.Headers;
 using System.Text.Json;
 using ContinualServe.Server.Benchmarking;
 
@@ -9,6 +10,10 @@ public static class BenchCommand
 {
     // One day: a longer load is a soak, which bench/soak.py runs in bounded rounds.
     private const double MaxSeconds = 86_400;
+
+    // 64 MiB: eight times the server's default request body limit (Server:MaxRequestBodyBytes), enough to measure 413
+    // responses, while a file without end such as /dev/zero stops here instead of exhausting memory.
+    internal const int MaxBodyBytes = 64 * 1024 * 1024;
 
     public static Command Create()
     {
@@ -24,6 +29,12 @@ public static class BenchCommand
         CommandLine.AddCheck(url, value => Uri.TryCreate(value, UriKind.Absolute, out Uri? parsed) && (parsed.Scheme == Uri.UriSchemeHttp || parsed.Scheme == Uri.UriSchemeHttps)
             ? null
             : $"--url must be an absolute http:// or https:// URL, but it is '{value}'.");
+        CommandLine.AddCheck(bodyFile, file => Directory.Exists(file.FullName)
+            ? $"--body: '{file}' is a directory. Give the file with the request body."
+            : null);
+        CommandLine.AddCheck(contentType, value => MediaTypeHeaderValue.TryParse(value, out _)
+            ? null
+            : $"--content-type: '{value}' is not a valid media type; use one such as application/json or application/octet-stream.");
         CommandLine.AddIntegerCheck(clients, count => count < 1 ? $"--clients must be 1 or more, but it is {count}." : null);
         CommandLine.AddCheck(seconds, value => double.IsFinite(value) && value > 0 && value <= MaxSeconds
             ? null
@@ -41,7 +52,15 @@ public static class BenchCommand
                 headers["Inference-Header-Content-Length"] = length.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
 
-            byte[] body = await File.ReadAllBytesAsync(result.GetValue(bodyFile)!.FullName, cancellation).ConfigureAwait(false);
+            FileInfo bodyPath = result.GetValue(bodyFile)!;
+            byte[]? body = await ReadBodyAsync(bodyPath.FullName, cancellation).ConfigureAwait(false);
+            if (body is null)
+            {
+                await Console.Error.WriteLineAsync(
+                    $"--body: '{bodyPath}' is larger than {MaxBodyBytes} bytes (64 MiB), the largest body bench sends.").ConfigureAwait(false);
+                return 2;
+            }
+
             LoadGenerator generator;
             try
             {
@@ -68,6 +87,27 @@ public static class BenchCommand
             return load.Failed == 0 ? 0 : 1;
         });
         return command;
+    }
+
+    // Returns the file's content, or null when it has more than MaxBodyBytes. The length is not taken from the file
+    // system, because devices and pipes report 0.
+    private static async Task<byte[]?> ReadBodyAsync(string path, CancellationToken cancellation)
+    {
+        await using FileStream file = File.OpenRead(path);
+        using var body = new MemoryStream();
+        byte[] buffer = new byte[81_920];
+        while (body.Length <= MaxBodyBytes)
+        {
+            int read = await file.ReadAsync(buffer, cancellation).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return body.ToArray();
+            }
+
+            body.Write(buffer, 0, read);
+        }
+
+        return null;
     }
 
     // JSON has no NaN, so the latency percentiles of a run without a successful request are null.

@@ -115,10 +115,23 @@ public static class CommandLine
         AddIntegerCheck(tasks, count => count is < 1 or > 5
             ? $"--tasks must be 1 to 5 (Split Fashion-MNIST has five tasks of two classes); it is {count}."
             : null);
-        var clients = new Option<int>("--clients") { Description = "Concurrent inference clients during the stream; 0 sends no load.", DefaultValueFactory = _ => 2 };
-        AddIntegerCheck(clients, count => count < 0 ? $"--clients must be 0 or more, but it is {count}." : null);
-        var keepRuns = new Option<int>("--keep-runs") { Description = "Run directories kept under runs/, this one included (each 30 to 70 MB). Older ones are deleted at start, and 0 keeps all.", DefaultValueFactory = _ => 5 };
-        AddIntegerCheck(keepRuns, count => count < 0 ? $"--keep-runs must be 0 or more, but it is {count}." : null);
+        var clients = new Option<int>("--clients")
+        {
+            Description = $"Concurrent inference clients during the stream, 0 to {DemoOptions.MaxClients}; 0 sends no load.",
+            DefaultValueFactory = _ => 2,
+        };
+        AddIntegerCheck(clients, count => count is < 0 or > DemoOptions.MaxClients
+            ? $"--clients must be 0 to {DemoOptions.MaxClients}, but it is {count}."
+            : null);
+        var keepRuns = new Option<int>("--keep-runs")
+        {
+            Description = $"Run directories kept under runs/, this one included (each 30 to 70 MB), 0 to {DemoOptions.MaxKeepRuns}. "
+                + "Older ones are deleted once the server listens, and 0 keeps all.",
+            DefaultValueFactory = _ => 5,
+        };
+        AddIntegerCheck(keepRuns, count => count is < 0 or > DemoOptions.MaxKeepRuns
+            ? $"--keep-runs must be 0 to {DemoOptions.MaxKeepRuns}, but it is {count}."
+            : null);
         var command = new Command("demo", "Run broker, learner and server in one process on Fashion-MNIST while load-testing inference.")
         {
             DataOption, UrlsOption, DeviceOption, StrategyOption, ReplayCapacityOption, SeedOption, tasks, clients, keepRuns, RecordFormatOption,
@@ -137,10 +150,25 @@ public static class CommandLine
                 Trainer = TrainerFrom(result),
                 StrategyName = result.GetValue(StrategyOption)!,
             };
-            string? invalid = ExperimentCommand.FindInvalidTrainerSetting(options.Trainer) ?? IdxDataset.FindMissingFashionMnist(options.DataDirectory);
+            string? invalid = ExperimentCommand.FindInvalidTrainerSetting(options.Trainer)
+                ?? DemoStartChecks.FindInvalidUrls(options.Urls)
+                ?? DemoStartChecks.FindInvalidDevice(options.Device)
+                ?? IdxDataset.FindMissingFashionMnist(options.DataDirectory);
             if (invalid is not null)
             {
                 Console.Error.WriteLine(invalid);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
+            IdxDataset training;
+            IdxDataset test;
+            try
+            {
+                (training, test) = DemoRunner.LoadData(options.DataDirectory);
+            }
+            catch (InvalidDataException exception)
+            {
+                await Console.Error.WriteLineAsync("The demo did not start: " + exception.Message).ConfigureAwait(false);
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }
 
@@ -154,12 +182,12 @@ public static class CommandLine
             DemoResult outcome;
             try
             {
-                outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(cancellation).ConfigureAwait(false);
+                outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(training, test, cancellation).ConfigureAwait(false);
             }
-            catch (IOException exception) when (exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal))
+            catch (Exception exception) when (DemoStartChecks.DescribeListenFailure(exception) is { } message)
             {
-                // Another process listens on the demo's address; the other role commands report this the same way.
-                await Console.Error.WriteLineAsync("The demo did not start: " + exception.Message + " Choose another address with --urls.").ConfigureAwait(false);
+                // Another process listens on the address, the address is not on this machine, or https has no certificate.
+                await Console.Error.WriteLineAsync("The demo did not start: " + message).ConfigureAwait(false);
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }
             catch (DemoLearnerFailedException exception)

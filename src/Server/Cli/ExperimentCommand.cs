@@ -75,7 +75,8 @@ public static class ExperimentCommand
                 AnalyticWidth = result.GetValue(analyticWidth),
                 Threads = result.GetValue(threads),
             };
-            string? error = CheckOptions(options, result.GetValue(seeds)!, out int[] seedList);
+            string? outputPath = result.GetValue(output);
+            string? error = CheckOptions(options, result.GetValue(seeds)!, out int[] seedList) ?? FindOutputError(outputPath);
             if (error is not null)
             {
                 Console.Error.WriteLine(error);
@@ -83,7 +84,7 @@ public static class ExperimentCommand
             }
 
             options.Seeds = seedList;
-            return Run(options, result.GetValue(output));
+            return Run(options, outputPath);
         });
         return command;
     }
@@ -98,8 +99,18 @@ public static class ExperimentCommand
         Console.WriteLine(options.ValidationFraction > 0
             ? FormattableString.Invariant($"Evaluating on the validation split: {options.ValidationFraction:P0} of the training images, held out by example-id hash.")
             : "Evaluating on the test set (t10k).");
-        IdxDataset training = IdxDataset.LoadFashionMnist(options.DataDirectory, training: true);
-        IdxDataset test = IdxDataset.LoadFashionMnist(options.DataDirectory, training: false);
+        IdxDataset training;
+        IdxDataset test;
+        try
+        {
+            (training, test) = DemoRunner.LoadData(options.DataDirectory);
+        }
+        catch (InvalidDataException exception)
+        {
+            Console.Error.WriteLine("The experiment did not start: " + exception.Message);
+            return RoleCommandLine.InvalidConfigurationExitCode;
+        }
+
         ExperimentData data = ExperimentData.Create(training, test, options.Protocol, taskCount: 5, options.ValidationFraction);
         var runner = new ExperimentRunner(data, new ModelSpec(), TorchSharp.torch.CPU);
         List<ExperimentResult> results = [];
@@ -157,6 +168,13 @@ public static class ExperimentCommand
             return "--seeds: no seed given; expected a comma-separated list such as 1,2,3.";
         }
 
+        // A repeated seed repeats an identical run, so the spread over seeds would look smaller than it is.
+        int? repeated = parsed.GroupBy(seed => seed).Where(group => group.Count() > 1).Select(group => (int?)group.Key).FirstOrDefault();
+        if (repeated is not null)
+        {
+            return $"--seeds: seed {repeated} is given more than once. Give each seed once, such as 1,2,3.";
+        }
+
         // Written so that NaN fails the check too.
         if (!(options.ValidationFraction >= 0 && options.ValidationFraction < 1))
         {
@@ -185,6 +203,49 @@ public static class ExperimentCommand
 
         seedList = [.. parsed];
         return IdxDataset.FindMissingFashionMnist(options.DataDirectory);
+    }
+
+    /// <summary>
+    /// Returns why the results page <paramref name="outputPath"/> cannot be written, or null when it can or when no page
+    /// is requested. The page is written after all runs, so this check runs before the first one.
+    /// This creates the page's directory, as writing the page would.
+    /// </summary>
+    internal static string? FindOutputError(string? outputPath)
+    {
+        if (outputPath is null)
+        {
+            return null;
+        }
+
+        if (string.IsNullOrWhiteSpace(outputPath))
+        {
+            return "--output is empty. Give the path of a Markdown page, such as docs/results.md, or omit --output to only print.";
+        }
+
+        try
+        {
+            string page = Path.GetFullPath(outputPath);
+            if (Directory.Exists(page))
+            {
+                return $"--output: '{outputPath}' is a directory. Give the path of a Markdown page, such as docs/results.md.";
+            }
+
+            Directory.CreateDirectory(Path.GetDirectoryName(page)!);
+            if (File.Exists(page))
+            {
+                using FileStream existing = File.Open(page, FileMode.Open, FileAccess.ReadWrite);
+            }
+            else
+            {
+                using FileStream probe = File.Create(page, 1, FileOptions.DeleteOnClose);
+            }
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return $"--output: failed to open '{outputPath}' for writing: {exception.Message}";
+        }
+
+        return null;
     }
 
     // The command-line option of each trainer setting that demo or experiment reads from its command line.

@@ -9,6 +9,15 @@ public sealed class DemoOptions
 {
     public const string DefaultDataDirectory = "/usr/share/datasets/fashion-mnist";
 
+    /// <summary>
+    /// Maximum of <see cref="Clients"/>, because 100,000 clients exhausted memory. The value is chosen, not measured:
+    /// the clients share the machine with the learner and the server.
+    /// </summary>
+    public const int MaxClients = 64;
+
+    /// <summary>Maximum of <see cref="KeepRuns"/> other than 0, which keeps all: 100 runs take 3 to 7 GB.</summary>
+    public const int MaxKeepRuns = 100;
+
     /// <summary>Directory with the Fashion-MNIST IDX files (gzip or plain).</summary>
     public string DataDirectory { get; set; } = DefaultDataDirectory;
 
@@ -18,7 +27,7 @@ public sealed class DemoOptions
     /// <summary>Directory for this run's model store and report; a fresh one is created under it.</summary>
     public string RunsDirectory { get; set; } = "runs";
 
-    /// <summary>Run directories kept under <see cref="RunsDirectory"/>, this one included: older ones are deleted at start. 0 keeps all.</summary>
+    /// <summary>Run directories kept under <see cref="RunsDirectory"/>, this one included: older ones are deleted once the server listens. 0 keeps all.</summary>
     public int KeepRuns { get; set; } = 5;
 
     public string Device { get; set; } = "auto";

@@ -16,9 +16,10 @@ public static class DemoRunRetention
 
     /// <summary>
     /// Deletes the run directories under <paramref name="runsDirectory"/> other than the newest
-    /// <paramref name="keep"/> and returns the paths deleted, oldest first. A keep of 0 deletes nothing.
+    /// <paramref name="keep"/> and returns the paths deleted, oldest first. <paramref name="currentRun"/>, when given,
+    /// is always kept and counts toward <paramref name="keep"/>. A keep of 0 deletes nothing.
     /// </summary>
-    public static IReadOnlyList<string> DeleteOldest(string runsDirectory, int keep)
+    public static IReadOnlyList<string> DeleteOldest(string runsDirectory, int keep, string? currentRun = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(keep);
         if (keep == 0 || !Directory.Exists(runsDirectory))
@@ -29,9 +30,11 @@ public static class DemoRunRetention
         // The timestamp format sorts in time order as text.
         string[] runs = Directory.EnumerateDirectories(runsDirectory, Prefix + "*")
             .Where(IsRunDirectory)
+            .Where(run => currentRun is null || !IsSameDirectory(run, currentRun))
             .Order(StringComparer.Ordinal)
             .ToArray();
-        string[] deleted = runs[..Math.Max(0, runs.Length - keep)];
+        int othersKept = currentRun is null ? keep : keep - 1;
+        string[] deleted = runs[..Math.Max(0, runs.Length - othersKept)];
         foreach (string run in deleted)
         {
             Directory.Delete(run, recursive: true);
@@ -42,6 +45,9 @@ public static class DemoRunRetention
 
     /// <summary>Returns the name of a new run directory started at <paramref name="startedUtc"/>.</summary>
     public static string RunName(DateTime startedUtc) => Prefix + startedUtc.ToString(TimestampFormat, CultureInfo.InvariantCulture);
+
+    private static bool IsSameDirectory(string first, string second) =>
+        string.Equals(Path.GetFullPath(first).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(second).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
 
     private static bool IsRunDirectory(string path) =>
         DateTime.TryParseExact(

@@ -28,6 +28,9 @@ public sealed class DemoRunner
     private readonly IAnsiConsole console;
     private readonly ILoggerFactory loggerFactory;
 
+    // Set once the inference server listens: from then on the run directory is kept, even when the run fails later.
+    private bool serverStarted;
+
     public DemoRunner(DemoOptions options, IAnsiConsole console, ILoggerFactory loggerFactory)
     {
         this.options = options;
@@ -35,20 +38,46 @@ public sealed class DemoRunner
         this.loggerFactory = loggerFactory;
     }
 
-    public async Task<DemoResult> RunAsync(CancellationToken cancellation)
+    /// <summary>Loads Fashion-MNIST from <see cref="DemoOptions.DataDirectory"/> and runs the demo on it.</summary>
+    public Task<DemoResult> RunAsync(CancellationToken cancellation)
+    {
+        (IdxDataset training, IdxDataset test) = LoadData(options.DataDirectory);
+        return RunAsync(training, test, cancellation);
+    }
+
+    /// <summary>
+    /// Loads the Fashion-MNIST training and test sets. Throws <see cref="InvalidDataException"/>, naming the file, when
+    /// one is truncated, not IDX or not Fashion-MNIST.
+    /// </summary>
+    public static (IdxDataset Training, IdxDataset Test) LoadData(string dataDirectory) =>
+        (IdxDataset.LoadFashionMnist(dataDirectory, training: true), IdxDataset.LoadFashionMnist(dataDirectory, training: false));
+
+    /// <summary>Streams <paramref name="training"/> and sends inference requests from <paramref name="test"/>.</summary>
+    public async Task<DemoResult> RunAsync(IdxDataset training, IdxDataset test, CancellationToken cancellation)
     {
         long started = Stopwatch.GetTimestamp();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         timeout.CancelAfter(options.Timeout);
         CancellationToken token = timeout.Token;
 
-        IdxDataset training = IdxDataset.LoadFashionMnist(options.DataDirectory, training: true);
-        IdxDataset test = IdxDataset.LoadFashionMnist(options.DataDirectory, training: false);
-        DeleteOlderRuns();
-
         string runDirectory = Path.GetFullPath(Path.Combine(options.RunsDirectory, DemoRunRetention.RunName(DateTime.UtcNow)));
         Directory.CreateDirectory(runDirectory);
+        serverStarted = false;
+        try
+        {
+            return await RunInDirectoryAsync(runDirectory, training, test, started, token).ConfigureAwait(false);
+        }
+        catch (Exception) when (!serverStarted)
+        {
+            // A run that failed before its server listened has no results, so its directory must not count as one of the
+            // runs that --keep-runs keeps. The broker, learner and server are disposed by now.
+            DeleteFailedRun(runDirectory);
+            throw;
+        }
+    }
 
+    private async Task<DemoResult> RunInDirectoryAsync(string runDirectory, IdxDataset training, IdxDataset test, long started, CancellationToken token)
+    {
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start(logger: loggerFactory.CreateLogger<EmbeddedKafkaBroker>());
         broker.CreateTopic(Topic, partitionCount: 1);
         broker.CreateTopic(Topic + ".dlq", partitionCount: 1);
@@ -71,6 +100,10 @@ public sealed class DemoRunner
         var stream = new System.Collections.Concurrent.ConcurrentQueue<StreamPoint>();
         learner.VersionPublished += version => stream.Enqueue(StreamPoint.From(version.Manifest));
         await server.StartAsync(token).ConfigureAwait(false);
+        serverStarted = true;
+
+        // Older runs are deleted only once this one has started, so that failed starts cannot delete completed runs.
+        DeleteOlderRuns(runDirectory);
         Uri baseUri = ListeningAddress(server);
         console.MarkupLine($"Inference server at [bold]{baseUri}[/] (try {baseUri}v2/models/{Topic}); metrics at {baseUri}metrics");
         console.MarkupLine($"Status page at [bold]{baseUri}ui/[/]");
@@ -126,13 +159,13 @@ public sealed class DemoRunner
         };
     }
 
-    // Keeps one fewer than KeepRuns, because this run adds one. A run that cannot be deleted does not stop the demo.
-    private void DeleteOlderRuns()
+    // A run that cannot be deleted does not stop the demo.
+    private void DeleteOlderRuns(string currentRun)
     {
         string runs = Path.GetFullPath(options.RunsDirectory).EscapeMarkup();
         try
         {
-            IReadOnlyList<string> deleted = DemoRunRetention.DeleteOldest(options.RunsDirectory, Math.Max(0, options.KeepRuns - 1));
+            IReadOnlyList<string> deleted = DemoRunRetention.DeleteOldest(options.RunsDirectory, options.KeepRuns, currentRun);
             if (deleted.Count > 0)
             {
                 console.MarkupLine($"Deleted {deleted.Count} older demo run(s) under {runs} (--keep-runs {options.KeepRuns})");
@@ -141,6 +174,18 @@ public sealed class DemoRunner
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             console.MarkupLine($"[yellow]Failed to delete older demo runs under {runs}: {exception.Message.EscapeMarkup()} The demo continues.[/]");
+        }
+    }
+
+    private void DeleteFailedRun(string runDirectory)
+    {
+        try
+        {
+            Directory.Delete(runDirectory, recursive: true);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            console.MarkupLine($"[yellow]Failed to delete the directory of this failed run, {runDirectory.EscapeMarkup()}: {exception.Message.EscapeMarkup()}[/]");
         }
     }
 

@@ -8,8 +8,10 @@ public sealed class ServerOptions
 {
     public const string SectionName = "Server";
 
-    /// <summary>Model name in the inference routes (/v2/models/{name}/infer).</summary>
+    /// <summary>Model name in the inference routes (/v2/models/{name}/infer), one path segment.</summary>
     [Required]
+    [StringLength(128)]
+    [RouteSegment]
     public string ModelName { get; set; } = "fashion-mnist";
 
     /// <summary>Model store directory the server loads versions from.</summary>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Kafka;
@@ -10,7 +11,7 @@ namespace ContinualServe.Server.Hosting;
 /// <summary>
 /// Finds settings in ContinualServe's configuration sections that name no property of the section's options type,
 /// such as <c>Server:StoreDirectry</c>. The configuration binder skips such keys, so a misspelled setting would
-/// otherwise leave its default in place without a word.
+/// otherwise leave its default in place without a word. Also finds durations that TimeSpan cannot parse, such as 2ms.
 /// </summary>
 public static class UnknownSettings
 {
@@ -34,9 +35,10 @@ public static class UnknownSettings
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var unknown = new List<string>();
+        var invalidDurations = new List<string>();
         foreach ((string section, Type options) in Sections)
         {
-            Collect(configuration.GetSection(section), options, unknown);
+            Collect(configuration.GetSection(section), options, unknown, invalidDurations);
         }
 
         if (unknown.Count > 0)
@@ -45,9 +47,18 @@ public static class UnknownSettings
                 "Unknown or misused settings, which would be ignored: " + string.Join("; ", unknown)
                 + ". Check their spelling against docs/deploy.md#configuration, or remove them.");
         }
+
+        if (invalidDurations.Count > 0)
+        {
+            // Without this check the binder fails with "Failed to convert configuration value ... to type 'System.TimeSpan'",
+            // which gives no format.
+            throw new InvalidConfigurationException(
+                "Invalid durations: " + string.Join("; ", invalidDurations)
+                + ". Durations are written [d.]hh:mm:ss[.fraction], for example 00:00:00.002 for 2 ms or 00:00:05 for 5 s, and a bare number counts days.");
+        }
     }
 
-    private static void Collect(IConfigurationSection section, Type type, List<string> unknown)
+    private static void Collect(IConfigurationSection section, Type type, List<string> unknown, List<string> invalidDurations)
     {
         PropertyInfo[] properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(IsBound).ToArray();
         foreach (IConfigurationSection child in section.GetChildren())
@@ -66,7 +77,7 @@ public static class UnknownSettings
                     unknown.Add($"'{child.Path}' (a group of settings, so it takes no value of its own)");
                 }
 
-                Collect(child, property.PropertyType, unknown);
+                Collect(child, property.PropertyType, unknown, invalidDurations);
             }
             else if (IsCollection(property.PropertyType))
             {
@@ -83,6 +94,12 @@ public static class UnknownSettings
                 {
                     unknown.Add($"'{below.Path}' ('{child.Path}' is a single value with no settings below it)");
                 }
+
+                if (IsDuration(property.PropertyType) && !string.IsNullOrEmpty(child.Value)
+                    && !TimeSpan.TryParse(child.Value, CultureInfo.InvariantCulture, out _))
+                {
+                    invalidDurations.Add($"'{child.Path}' is '{child.Value}'");
+                }
             }
         }
     }
@@ -93,6 +110,9 @@ public static class UnknownSettings
         property.GetIndexParameters().Length == 0
         && property.GetMethod is { IsPublic: true }
         && (property.SetMethod is { IsPublic: true } || IsComposite(property.PropertyType));
+
+    // The binder converts TimeSpan values with TimeSpan.Parse and the invariant culture.
+    private static bool IsDuration(Type type) => (Nullable.GetUnderlyingType(type) ?? type) == typeof(TimeSpan);
 
     // byte[] is left out because the binder reads it from one base64 string.
     private static bool IsCollection(Type type) =>

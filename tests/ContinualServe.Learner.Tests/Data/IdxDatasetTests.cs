@@ -132,10 +132,49 @@ public sealed class IdxDatasetTests : IDisposable
     }
 
     [Fact]
+    public void GarbageGzipNamesFile()
+    {
+        string images = Path.Combine(directory.Path, "images.gz");
+        File.WriteAllBytes(images, [0x1f, 0x8b, 0x99, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        string labels = WriteLabels("labels", count: 1, labelBytes: [4]);
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => IdxDataset.Load(images, labels));
+
+        exception.Message.ShouldStartWith($"{images} is not a valid gzip file: ");
+    }
+
+    [Fact]
+    public void WrongImageSizeNamesFile()
+    {
+        CopySlice("t10k-labels-idx1-ubyte.gz");
+        string images = WriteImages("t10k-images-idx3-ubyte", magic: 0x803, count: 500, rows: 2, columns: 3, pixelBytes: 500 * 6);
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => IdxDataset.LoadFashionMnist(directory.Path, training: false));
+
+        exception.Message.ShouldBe($"{images} contains 2x3 images, but Fashion-MNIST images are 28x28.");
+    }
+
+    [Fact]
+    public void LabelAboveNineNamesFile()
+    {
+        CopySlice("t10k-images-idx3-ubyte.gz");
+        byte[] labelBytes = new byte[500];
+        labelBytes[7] = 12;
+        string labels = WriteLabels("t10k-labels-idx1-ubyte", count: 500, labelBytes: labelBytes);
+
+        InvalidDataException exception = Should.Throw<InvalidDataException>(() => IdxDataset.LoadFashionMnist(directory.Path, training: false));
+
+        exception.Message.ShouldBe($"{labels} contains label 12 at example 7, but Fashion-MNIST labels are 0 to 9.");
+    }
+
+    [Fact]
     public void MissingDirectoryThrowsFileNotFound()
     {
         Should.Throw<FileNotFoundException>(() => IdxDataset.LoadFashionMnist(Path.Combine(directory.Path, "absent"), training: true));
     }
+
+    private void CopySlice(string fileName) =>
+        File.Copy(Path.Combine(TestData.SliceDirectory, fileName), Path.Combine(directory.Path, fileName));
 
     private string WriteImages(string name, int magic, int count, int rows, int columns, int pixelBytes)
     {

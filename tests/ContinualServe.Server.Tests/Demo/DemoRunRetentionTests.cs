@@ -30,6 +30,21 @@ public sealed class DemoRunRetentionTests : IDisposable
     }
 
     [Fact]
+    public void CurrentRunCountsAndIsKept()
+    {
+        string oldest = CreateRun(new DateTime(2026, 12, 1, 10, 0, 0, DateTimeKind.Utc));
+        string older = CreateRun(new DateTime(2026, 12, 2, 10, 0, 0, DateTimeKind.Utc));
+
+        // A clock set back can give the current run the oldest name, and it is kept all the same.
+        string current = CreateRun(new DateTime(2026, 11, 1, 10, 0, 0, DateTimeKind.Utc));
+
+        IReadOnlyList<string> deleted = DemoRunRetention.DeleteOldest(runs, keep: 1, currentRun: current);
+
+        deleted.ShouldBe([oldest, older]);
+        Directory.Exists(current).ShouldBeTrue();
+    }
+
+    [Fact]
     public void ZeroKeepsEveryRun()
     {
         string run = CreateRun(new DateTime(2026, 12, 1, 10, 0, 0, DateTimeKind.Utc));

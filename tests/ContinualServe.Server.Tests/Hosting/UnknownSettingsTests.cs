@@ -37,6 +37,26 @@ public sealed class UnknownSettingsTests
     }
 
     [Fact]
+    public void InvalidDurationNamesFormat()
+    {
+        IConfiguration configuration = Configuration(("Batching:MaxQueueDelay", "2ms"), ("Batching:RequestTimeout", "5s"));
+
+        string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        message.ShouldContain("'Batching:MaxQueueDelay' is '2ms'");
+        message.ShouldContain("'Batching:RequestTimeout' is '5s'");
+        message.ShouldContain("[d.]hh:mm:ss[.fraction], for example 00:00:00.002 for 2 ms");
+    }
+
+    [Fact]
+    public void ValidDurationsPass()
+    {
+        IConfiguration configuration = Configuration(("Batching:MaxQueueDelay", "00:00:00.002"), ("Batching:RequestTimeout", "1.00:00:00"));
+
+        Should.NotThrow(() => UnknownSettings.ThrowIfAny(configuration));
+    }
+
+    [Fact]
     public void DistantSettingHasNoSuggestion()
     {
         IConfiguration configuration = Configuration(("Batching:Turbo", "true"));

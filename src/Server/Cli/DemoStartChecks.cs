@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Net.Sockets;
+using ContinualServe.Model;
+using Microsoft.AspNetCore.Http;
+
+namespace ContinualServe.Server.Cli;
+
+/// <summary>
+/// Checks of the demo's --urls and --device values, and messages for the start failures that these values cause, so
+/// that the demo exits with the invalid-configuration code and one line instead of a stack trace.
+/// </summary>
+internal static class DemoStartChecks
+{
+    private const string UrlsExample = "http://127.0.0.1:8080";
+
+    /// <summary>
+    /// Returns an error for the first listen address in <paramref name="urls"/> (separated by ';') that Kestrel cannot
+    /// listen on: one it cannot parse, a scheme other than http or https, or a port outside 0 to 65535. Returns null when
+    /// all are valid.
+    /// </summary>
+    public static string? FindInvalidUrls(string? urls)
+    {
+        string[] addresses = (urls ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (addresses.Length == 0)
+        {
+            return $"--urls is empty. Give a listen address such as {UrlsExample}.";
+        }
+
+        foreach (string address in addresses)
+        {
+            BindingAddress parsed;
+            try
+            {
+                parsed = BindingAddress.Parse(address);
+            }
+            catch (FormatException)
+            {
+                return $"--urls: '{address}' is not a valid listen address. Use one such as {UrlsExample}.";
+            }
+
+            if (parsed.Scheme is not ("http" or "https"))
+            {
+                return $"--urls: '{address}' has the scheme '{parsed.Scheme}', but only http:// and https:// are supported.";
+            }
+
+            if (parsed.Port is < 0 or > 65535)
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"--urls: the port of '{address}' is {parsed.Port}, outside 0 to 65535.");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Returns why <paramref name="device"/> cannot be used on this machine, or null when it can.</summary>
+    public static string? FindInvalidDevice(string device)
+    {
+        try
+        {
+            DeviceSelector.Resolve(device);
+            return null;
+        }
+        catch (ArgumentException exception)
+        {
+            // ArgumentException.Message ends with " (Parameter 'option')", which means nothing on the command line.
+            string message = exception.ParamName is null
+                ? exception.Message
+                : exception.Message.Replace($" (Parameter '{exception.ParamName}')", "", StringComparison.Ordinal);
+            return "--device: " + message;
+        }
+        catch (InvalidOperationException exception)
+        {
+            return "--device: " + exception.Message;
+        }
+    }
+
+    /// <summary>
+    /// Returns a message for an exception of the server's start that the --urls value caused, or null for any other
+    /// exception. Kestrel raises these only when it starts listening, after the broker and learner have started.
+    /// </summary>
+    public static string? DescribeListenFailure(Exception exception) => exception switch
+    {
+        IOException when exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal) =>
+            exception.Message + " Choose another address with --urls.",
+        SocketException { SocketErrorCode: SocketError.AddressNotAvailable } =>
+            $"--urls names an address that is not on this machine ({exception.Message}). Use one such as {UrlsExample}.",
+        InvalidOperationException when exception.Message.StartsWith("Unable to configure HTTPS endpoint", StringComparison.Ordinal) =>
+            "An https:// address in --urls needs a server certificate, and none is configured. Use an http:// address.",
+        _ => null,
+    };
+}
