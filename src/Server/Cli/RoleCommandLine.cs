@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Net.Sockets;
 using ContinualServe.Learner.Training;
 using Microsoft.Extensions.Options;
 
@@ -191,6 +192,18 @@ internal static class RoleCommandLine
             // Kestrel parses the listen addresses only when it starts.
             return await ReportInvalidConfigurationAsync(
                 exception.Message + " Use an address such as http://127.0.0.1:8080 in --urls or --Management:Urls.").ConfigureAwait(false);
+        }
+        catch (InvalidOperationException exception) when (exception.Message.StartsWith("Unrecognized scheme in server address", StringComparison.Ordinal))
+        {
+            // Kestrel parses the scheme of a listen address only when it starts.
+            return await ReportInvalidConfigurationAsync(
+                exception.Message + " Use an http:// or https:// address such as http://127.0.0.1:8080 in --urls or --Management:Urls.").ConfigureAwait(false);
+        }
+        catch (SocketException exception) when (exception.SocketErrorCode == SocketError.AddressNotAvailable)
+        {
+            return await ReportInvalidConfigurationAsync(
+                $"--urls or --Management:Urls names an address that is not on this machine ({exception.Message}). Use one of its "
+                + "addresses, such as http://127.0.0.1:8080, or http://0.0.0.0:8080 for every interface.").ConfigureAwait(false);
         }
         catch (ArgumentOutOfRangeException exception) when (exception.ParamName == "port")
         {

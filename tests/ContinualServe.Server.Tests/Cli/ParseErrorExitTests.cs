@@ -45,6 +45,8 @@ public sealed class ParseErrorExitTests
     [InlineData("bench --url http://192.0.2.1:9/infer --body /dev/null", "may be loaded.\n")]
     [InlineData("experiment --validation-fraction 1.5", "but it is 1.5")]
     [InlineData("serve --device gpu --urls http://127.0.0.1:0", "expected auto, cpu, cuda or cuda:N. Pass it with --device.")]
+    [InlineData("serve --urls ftp://127.0.0.1:0", "Use an http:// or https:// address such as http://127.0.0.1:8080")]
+    [InlineData("serve --urls http://192.0.2.1:8080", "names an address that is not on this machine")]
     [InlineData("serve --urls http://127.0.0.1:0 --model-name a/b", "Server:ModelName 'a/b' is invalid: it must start with a letter or digit and contain only letters, digits, '.', '_' and '-'")]
     [InlineData("serve --urls http://127.0.0.1:0 --model-name a%2Fb", "Server:ModelName 'a%2Fb' is invalid: it must start with a letter or digit and contain only letters, digits, '.', '_' and '-'")]
     [InlineData("serve --urls http://127.0.0.1:0 --Server:StoreDirectry=/tmp/x", "'Server:StoreDirectry' (did you mean 'Server:StoreDirectory'?)")]
