@@ -112,9 +112,7 @@ public static class CommandLine
             }
         });
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream (1 to 5).", DefaultValueFactory = _ => 5 };
-        AddIntegerCheck(tasks, count => count is < 1 or > 5
-            ? $"--tasks must be 1 to 5 (Split Fashion-MNIST has five tasks of two classes); it is {count}."
-            : null);
+        AddTaskCountCheck(tasks);
         var clients = new Option<int>("--clients")
         {
             Description = $"Concurrent inference clients during the stream, 0 to {DemoOptions.MaxClients}; 0 sends no load.",
@@ -231,6 +229,11 @@ public static class CommandLine
         result.GetValue(RecordFormatOption) == "binary" ? RecordFormat.Binary : RecordFormat.Json;
 
     internal static void AddIntegerCheck(Option<int> option, Func<int, string?> check) => AddCheck(option, check);
+
+    /// <summary>Limits a --tasks option to the five tasks of Split Fashion-MNIST.</summary>
+    internal static void AddTaskCountCheck(Option<int> tasks) => AddIntegerCheck(tasks, count => count is < 1 or > 5
+        ? $"--tasks must be 1 to 5 (Split Fashion-MNIST has five tasks of two classes); it is {count}."
+        : null);
 
     internal static void AddCheck<T>(Option<T> option, Func<T, string?> check) =>
         option.Validators.Add(result =>

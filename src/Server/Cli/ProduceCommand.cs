@@ -21,7 +21,8 @@ public static class ProduceCommand
 
     public static Command Create()
     {
-        var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream, from task 1 (IDX files only).", DefaultValueFactory = _ => 5 };
+        var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream, from task 1 (IDX files only; 1 to 5).", DefaultValueFactory = _ => 5 };
+        CommandLine.AddTaskCountCheck(tasks);
         var test = new Option<bool>("--test-set") { Description = "Stream the test files (t10k) instead of the training files (IDX files only)." };
         var jsonl = new Option<string>("--jsonl")
         {
@@ -75,6 +76,12 @@ public static class ProduceCommand
         {
             string? jsonlPath = result.GetValue(jsonl);
             string? csvPath = result.GetValue(csv);
+            if (string.IsNullOrWhiteSpace(result.GetValue(CommandLine.TopicOption)))
+            {
+                await Console.Error.WriteLineAsync("--topic must not be empty.").ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
             if (FindConflictingOptions(result, jsonl, csv, features, classes, tasks, test) is { } conflict)
             {
                 await Console.Error.WriteLineAsync(conflict).ConfigureAwait(false);
@@ -126,7 +133,16 @@ public static class ProduceCommand
                     return RoleCommandLine.InvalidConfigurationExitCode;
                 }
 
-                dataset = IdxDataset.LoadFashionMnist(result.GetValue(CommandLine.DataOption)!, training: !result.GetValue(test));
+                try
+                {
+                    dataset = IdxDataset.LoadFashionMnist(result.GetValue(CommandLine.DataOption)!, training: !result.GetValue(test));
+                }
+                catch (InvalidDataException exception)
+                {
+                    // The message names the file and what is wrong with it.
+                    await Console.Error.WriteLineAsync(exception.Message).ConfigureAwait(false);
+                    return RoleCommandLine.InvalidConfigurationExitCode;
+                }
             }
 
             using ILoggerFactory loggers = CommandLine.CreateLoggerFactory(LogLevel.Information);

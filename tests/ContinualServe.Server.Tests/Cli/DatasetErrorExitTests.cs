@@ -24,6 +24,7 @@ public sealed class DatasetErrorExitTests : IDisposable
     [Theory]
     [InlineData("experiment", "The experiment did not start: ")]
     [InlineData("demo", "The demo did not start: ")]
+    [InlineData("produce", "")]
     public async Task GarbageGzipExitsWithTwo(string command, string prefix)
     {
         string images = Path.Combine(directory, "train-images-idx3-ubyte.gz");
@@ -32,6 +33,11 @@ public sealed class DatasetErrorExitTests : IDisposable
         if (command == "demo")
         {
             arguments.AddRange(["--device", "cpu", "--urls", "http://127.0.0.1:0"]);
+        }
+        else if (command == "produce")
+        {
+            // Nothing listens on port 1: the dataset is read before any connection.
+            arguments.AddRange(["--bootstrap-servers", "127.0.0.1:1"]);
         }
 
         (int exitCode, _, string standardError) = await ContinualServeProcess.RunAsync(arguments);

@@ -18,6 +18,8 @@ public sealed class ParseErrorExitTests
     [InlineData("produce --bootstrap-servers 127.0.0.1:PORT", "--bootstrap-servers: '127.0.0.1:PORT' is not host:port with a port from 1 to 65535")]
     [InlineData("produce --bootstrap-servers 127.0.0.1:1 --record-format xml", "Argument 'xml' not recognized. Must be one of:")]
     [InlineData("broker --partitions 0", "--partitions must be 1 or more, but it is 0.")]
+    [InlineData("produce --bootstrap-servers 127.0.0.1:1 --tasks 0", "--tasks must be 1 to 5")]
+    [InlineData("produce --bootstrap-servers 127.0.0.1:1 --tasks 9", "--tasks must be 1 to 5")]
     public async Task ParseErrorExitsWithTwo(string arguments, string message)
     {
         (int exitCode, string standardOutput, string standardError) = await RunAsync(arguments);
@@ -89,6 +91,18 @@ public sealed class ParseErrorExitTests
         exitCode.ShouldBe(0, standardError);
         standardOutput.ShouldContain("Usage:");
         standardError.ShouldBeEmpty();
+    }
+
+    // An empty --topic parses, and produce sent every record to a topic without a name.
+    [Theory]
+    [InlineData("")]
+    [InlineData(" ")]
+    public async Task EmptyProduceTopicExitsWithTwo(string topic)
+    {
+        (int exitCode, _, string standardError) = await ContinualServeProcess.RunAsync(["produce", "--bootstrap-servers", "127.0.0.1:1", "--topic", topic]);
+
+        exitCode.ShouldBe(2, standardError);
+        standardError.ShouldContain("--topic must not be empty.");
     }
 
     private static Task<(int ExitCode, string StandardOutput, string StandardError)> RunAsync(string arguments) =>
