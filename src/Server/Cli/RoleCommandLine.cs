@@ -232,7 +232,8 @@ internal static class RoleCommandLine
             || exception.Message.Contains("CUDA", StringComparison.Ordinal))
         {
             // ConfigurationBinder reports values it cannot convert (an unknown enum name, text in a number) this way.
-            return await ReportInvalidConfigurationAsync(exception.Message + StrategyHint(exception.Message)).ConfigureAwait(false);
+            string hint = StrategyHint(exception.Message);
+            return await ReportInvalidConfigurationAsync(exception.Message + (hint.Length > 0 ? hint : EnumValuesHint(exception.Message))).ConfigureAwait(false);
         }
     }
 
@@ -266,6 +267,29 @@ internal static class RoleCommandLine
             ? $" Learner:Trainer:Strategy takes {string.Join(", ", Enum.GetNames<ReplayStrategy>())}. To use a strategy of the experiment "
                 + "(best, derpp, er-ace and others), set Learner:Trainer:Preset instead (Learner__Trainer__Preset in the environment)."
             : "";
+    }
+
+    /// <summary>
+    /// Returns the names that an enum setting accepts, for a binder message that names the enum's .NET type ("Failed to
+    /// convert configuration value 'Reset' at 'Learner:OnTopicMismatch' to type '...TopicMismatchAction'"), or an empty
+    /// string for other messages.
+    /// </summary>
+    internal static string EnumValuesHint(string binderMessage)
+    {
+        ArgumentNullException.ThrowIfNull(binderMessage);
+        const string typeMarker = "to type '";
+        int start = binderMessage.IndexOf(typeMarker, StringComparison.Ordinal);
+        int end = start < 0 ? -1 : binderMessage.IndexOf('\'', start + typeMarker.Length);
+        if (end < 0)
+        {
+            return "";
+        }
+
+        string typeName = binderMessage[(start + typeMarker.Length)..end];
+        Type? type = AppDomain.CurrentDomain.GetAssemblies()
+            .Select(assembly => assembly.GetType(typeName))
+            .FirstOrDefault(found => found is not null);
+        return type is { IsEnum: true } ? $" It takes {string.Join(", ", Enum.GetNames(type))} (in any case)." : "";
     }
 
     /// <summary>

@@ -77,5 +77,22 @@ public sealed class RoleCommandLineTests
     public void OtherBinderErrorGetsNoHint() =>
         RoleCommandLine.StrategyHint("Failed to convert configuration value 'x' at 'Learner:RoundExamples' to type 'System.Int32'.").ShouldBeEmpty();
 
+    // The binder's message names only the enum's .NET type.
+    [Fact]
+    public void EnumBinderErrorListsValues()
+    {
+        string hint = RoleCommandLine.EnumValuesHint(
+            "Failed to convert configuration value 'Reset' at 'Learner:OnTopicMismatch' to type 'ContinualServe.Learner.Checkpoints.TopicMismatchAction'.");
+
+        hint.ShouldBe(" It takes Stop, ResetToEarliest (in any case).");
+    }
+
+    [Theory]
+    [InlineData("Failed to convert configuration value 'x' at 'Learner:RoundExamples' to type 'System.Int32'.")]
+    [InlineData("Failed to convert configuration value 'x' at 'Learner:Unknown' to type 'No.Such.Type'.")]
+    [InlineData("Something else about the configuration")]
+    public void NonEnumBinderErrorGetsNoValues(string message) =>
+        RoleCommandLine.EnumValuesHint(message).ShouldBeEmpty();
+
     private static string[] Split(string tokens) => tokens.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 }
