@@ -71,9 +71,9 @@ public sealed class LearnerOptions
     public bool TrainFromPin { get; set; }
 
     /// <summary>
-    /// What the start does when a partition has another record before the checkpoint's offset than the one the
-    /// checkpoint recorded (the topic was deleted and created again, or this is another cluster): Stop, the default,
-    /// fails the start, and ResetToEarliest reads that partition from its oldest retained record.
+    /// Action of the start when the record before a partition's checkpoint offset is not the one the checkpoint
+    /// recorded, because the topic was created again or this is another cluster. Stop, the default, fails the start.
+    /// ResetToEarliest reads that partition from its oldest retained record.
     /// </summary>
     [EnumDataType(typeof(Checkpoints.TopicMismatchAction), ErrorMessage = "Learner:OnTopicMismatch must be Stop or ResetToEarliest.")]
     public Checkpoints.TopicMismatchAction OnTopicMismatch { get; set; } = Checkpoints.TopicMismatchAction.Stop;

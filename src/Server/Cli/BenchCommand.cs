@@ -68,10 +68,8 @@ public static class BenchCommand
             }
             catch (ArgumentException exception)
             {
-                // The generator rejects targets off this machine, which is reported in one line instead of a stack trace,
-                // without the parameter name that ArgumentException appends.
-                string message = exception.ParamName is null ? exception.Message : exception.Message.Replace($" (Parameter '{exception.ParamName}')", "", StringComparison.Ordinal);
-                await Console.Error.WriteLineAsync(message).ConfigureAwait(false);
+                // The generator rejects targets off this machine, which is reported in one line instead of a stack trace.
+                await Console.Error.WriteLineAsync(CommandLine.MessageWithoutParameter(exception)).ConfigureAwait(false);
                 return 2;
             }
 

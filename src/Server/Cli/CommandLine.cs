@@ -228,6 +228,13 @@ public static class CommandLine
     internal static RecordFormat RecordFormatOf(ParseResult result) =>
         result.GetValue(RecordFormatOption) == "binary" ? RecordFormat.Binary : RecordFormat.Json;
 
+    /// <summary>
+    /// Returns the message of <paramref name="exception"/> without the " (Parameter 'name')" that ArgumentException
+    /// appends, because the parameter name means nothing on a command line.
+    /// </summary>
+    internal static string MessageWithoutParameter(ArgumentException exception) =>
+        exception.ParamName is null ? exception.Message : exception.Message.Replace($" (Parameter '{exception.ParamName}')", "", StringComparison.Ordinal);
+
     internal static void AddIntegerCheck(Option<int> option, Func<int, string?> check) => AddCheck(option, check);
 
     /// <summary>Limits a --tasks option to the five tasks of Split Fashion-MNIST.</summary>

@@ -62,11 +62,7 @@ internal static class DemoStartChecks
         }
         catch (ArgumentException exception)
         {
-            // ArgumentException.Message ends with " (Parameter 'option')", which means nothing on the command line.
-            string message = exception.ParamName is null
-                ? exception.Message
-                : exception.Message.Replace($" (Parameter '{exception.ParamName}')", "", StringComparison.Ordinal);
-            return "--device: " + message;
+            return "--device: " + CommandLine.MessageWithoutParameter(exception);
         }
         catch (InvalidOperationException exception)
         {

@@ -211,9 +211,7 @@ internal static class RoleCommandLine
         }
         catch (ArgumentException exception) when (exception.Message.Contains("Device", StringComparison.Ordinal))
         {
-            // ArgumentException.Message ends with " (Parameter 'option')", which means nothing to an operator.
-            string message = exception.ParamName is null ? exception.Message : exception.Message.Replace($" (Parameter '{exception.ParamName}')", "", StringComparison.Ordinal);
-            return await ReportInvalidConfigurationAsync(message + " Pass it with --device.").ConfigureAwait(false);
+            return await ReportInvalidConfigurationAsync(CommandLine.MessageWithoutParameter(exception) + " Pass it with --device.").ConfigureAwait(false);
         }
         catch (InvalidOperationException exception) when (exception.Message.StartsWith("Unable to configure HTTPS endpoint", StringComparison.Ordinal))
         {
