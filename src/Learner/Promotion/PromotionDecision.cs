@@ -13,7 +13,7 @@ public sealed record PromotionDecision(
     int? MaxForgettingTask,
     double? GoldenAccuracy)
 {
-    /// <summary>Short reason labels (forgetting, accuracy_drop, golden_set, golden_set_unreadable); empty when promoted.</summary>
+    /// <summary>Short reason labels (forgetting, accuracy_drop, accuracy_floor, golden_set, golden_set_unreadable); empty when promoted.</summary>
     public IReadOnlyList<string> ReasonKinds { get; init; } = [];
 
     /// <summary>The label of <c>continualserve_promotions_total</c>: promoted or rejected.</summary>

@@ -11,8 +11,8 @@ namespace ContinualServe.Learner.Promotion;
 
 /// <summary>
 /// Decides whether a candidate version may replace the live one: its forgetting on every seen task, the drop of
-/// its average accuracy below the live version's, and its accuracy on the operator's golden set (read from the
-/// model store directory) must stay within <see cref="PromotionOptions"/>. Logs every decision with its numbers
+/// its average accuracy below the live version's, its average accuracy itself, and its accuracy on the operator's
+/// golden set (read from the model store directory) must stay within <see cref="PromotionOptions"/>. Logs every decision with its numbers
 /// and counts it in <c>continualserve_promotions_total{decision}</c>.
 /// </summary>
 public sealed partial class PromotionGate
@@ -145,6 +145,18 @@ public sealed partial class PromotionGate
         {
             reasons.Add(Invariant($"average accuracy {comparable.Value:F4} on the live version's tasks is more than {options.MaxAverageAccuracyDrop:F4} below the live {liveAccuracy.Value:F4}"));
             reasonKinds.Add("accuracy_drop");
+        }
+
+        // The floor leaves out a task that started after the live version, as the drop check does. Without a live version
+        // it applies to every seen task, because then nothing else compares the candidate with anything.
+        double? floored = liveAccuracy is null
+            ? (candidate.AccuracyMatrix.Count == 0 ? null : candidate.AverageAccuracy)
+            : comparable;
+        if (floored is not null && floored.Value < options.MinAverageAccuracy)
+        {
+            string over = liveAccuracy is null ? "every seen task" : "the live version's tasks";
+            reasons.Add(Invariant($"average accuracy {floored.Value:F4} on {over} is below {options.MinAverageAccuracy:F4}"));
+            reasonKinds.Add("accuracy_floor");
         }
 
         if (goldenAccuracy is not null && goldenAccuracy.Value < options.MinGoldenAccuracy)

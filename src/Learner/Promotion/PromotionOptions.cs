@@ -20,6 +20,14 @@ public sealed class PromotionOptions
     [Range(0.0, 1.0)]
     public double MaxAverageAccuracyDrop { get; set; } = 0.2;
 
+    /// <summary>
+    /// Lowest average accuracy allowed: over the live version's tasks, or over every seen task when no version is live.
+    /// The default, 0, turns the floor off. Without it or a golden set, nothing stops the first version of a model
+    /// that gets every holdout example wrong, and later versions are compared only with that one.
+    /// </summary>
+    [Range(0.0, 1.0)]
+    public double MinAverageAccuracy { get; set; }
+
     /// <summary>Lowest accuracy allowed on the operator's golden set; checked only when a golden set was uploaded.</summary>
     [Range(0.0, 1.0)]
     public double MinGoldenAccuracy { get; set; }

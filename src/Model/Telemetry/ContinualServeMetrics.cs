@@ -150,9 +150,9 @@ public static class ContinualServeMetrics
     {
         Counter counter = Metrics.CreateCounter(
             "continualserve_promotion_rejections_total",
-            "Rejected candidates by reason (forgetting, accuracy_drop, golden_set, golden_set_unreadable).",
+            "Rejected candidates by reason (forgetting, accuracy_drop, accuracy_floor, golden_set, golden_set_unreadable).",
             new CounterConfiguration { LabelNames = ["reason"] });
-        foreach (string reason in new[] { "forgetting", "accuracy_drop", "golden_set", "golden_set_unreadable" })
+        foreach (string reason in new[] { "forgetting", "accuracy_drop", "accuracy_floor", "golden_set", "golden_set_unreadable" })
         {
             counter.WithLabels(reason).Inc(0);
         }

@@ -83,6 +83,39 @@ public sealed class PromotionGateTests : IDisposable
     }
 
     [Fact]
+    public void FirstVersionBelowAccuracyFloorIsRejected()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 1, MinAverageAccuracy = 0.5 });
+
+        PromotionDecision decision = gate.Decide(Summary([0.95], [0.02, 0.04]), live: null, goldenAccuracy: null);
+
+        decision.Promoted.ShouldBeFalse();
+        decision.Reasons.Single().ShouldBe("average accuracy 0.0300 on every seen task is below 0.5000");
+        decision.ReasonKinds.ShouldBe(["accuracy_floor"]);
+    }
+
+    [Fact]
+    public void AccuracyFloorIsOffByDefault()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions());
+
+        gate.Decide(Summary([0.0]), live: null, goldenAccuracy: null).Promoted.ShouldBeTrue();
+    }
+
+    [Fact]
+    public void AccuracyFloorSkipsNewerTask()
+    {
+        PromotionGate gate = CreateGate(new PromotionOptions { MaxForgetting = 1, MaxAverageAccuracyDrop = 1, MinAverageAccuracy = 0.6 });
+
+        // Over both tasks ACC is 0.515, but on task 1, the live version's only task, it is 0.93.
+        gate.Decide(Summary([0.95], [0.93, 0.10]), Summary([0.95]), goldenAccuracy: null).Promoted.ShouldBeTrue();
+
+        PromotionDecision decision = gate.Decide(Summary([0.55], [0.50, 0.90]), Summary([0.55]), goldenAccuracy: null);
+        decision.Promoted.ShouldBeFalse();
+        decision.Reasons.Single().ShouldBe("average accuracy 0.5000 on the live version's tasks is below 0.6000");
+    }
+
+    [Fact]
     public void DisabledGatePromotesAll()
     {
         PromotionGate gate = CreateGate(new PromotionOptions { Enabled = false, MaxForgetting = 0 });
