@@ -282,6 +282,26 @@ public sealed class HelmRenderTests
         output.ShouldContain("schema", Case.Insensitive);
     }
 
+    // values.yaml must hold the schema's defaults, which a server test keeps equal to the learner's, and each value
+    // must reach its setting.
+    [Fact]
+    public void GateValuesReachLearnerSettings()
+    {
+        JsonObject schema = JsonNode.Parse(File.ReadAllText(Path.Combine(ChartFiles.ChartDirectory, "values.schema.json")))!.AsObject();
+        JsonObject gate = schema["properties"]!["learner"]!["properties"]!["promotion"]!["properties"]!.AsObject();
+        JsonObject rendered = Settings(Helm.Render())["Learner"]!["Promotion"]!.AsObject();
+        JsonObject floored = Settings(Helm.Render("--set-json", "learner.promotion.minAverageAccuracy=0.6"))["Learner"]!["Promotion"]!.AsObject();
+
+        foreach ((string key, JsonNode? value) in gate)
+        {
+            string setting = char.ToUpperInvariant(key[0]) + key[1..];
+            JsonNode.DeepEquals(rendered[setting], value!["default"]).ShouldBeTrue(setting);
+        }
+
+        rendered.Count.ShouldBe(gate.Count);
+        floored["MinAverageAccuracy"]!.GetValue<double>().ShouldBe(0.6);
+    }
+
     [Fact]
     public void PrometheusRuleCarriesEveryAlert()
     {

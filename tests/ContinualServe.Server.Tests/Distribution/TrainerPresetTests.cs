@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Experiments;
+using ContinualServe.Learner.Promotion;
 using ContinualServe.Learner.Replay;
 using ContinualServe.Learner.Training;
 using ContinualServe.Model;
@@ -77,6 +78,25 @@ public sealed class TrainerPresetTests
 
         Enum("replayStrategy").ShouldBe(System.Enum.GetNames<ReplayStrategy>(), ignoreOrder: true);
         Enum("preset").ShouldBe(["", .. ExperimentStrategy.KnownNames.Where(name => name != "joint")], ignoreOrder: true);
+    }
+
+    // The chart renders learner.promotion into Learner:Promotion. A deploy test keeps values.yaml equal to the schema's
+    // defaults. This test keeps those equal to the learner's own.
+    [Fact]
+    public void ChartSchemaGateDefaultsMatchCode()
+    {
+        using JsonDocument schema = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "deploy", "values.schema.json")));
+        JsonElement gate = schema.RootElement.GetProperty("properties").GetProperty("learner").GetProperty("properties")
+            .GetProperty("promotion").GetProperty("properties");
+        double Default(string key) => gate.GetProperty(key).GetProperty("default").GetDouble();
+        var defaults = new PromotionOptions();
+
+        gate.GetProperty("enabled").GetProperty("default").GetBoolean().ShouldBe(defaults.Enabled);
+        Default("maxForgetting").ShouldBe(defaults.MaxForgetting);
+        Default("maxAverageAccuracyDrop").ShouldBe(defaults.MaxAverageAccuracyDrop);
+        Default("minAverageAccuracy").ShouldBe(defaults.MinAverageAccuracy);
+        Default("minGoldenAccuracy").ShouldBe(defaults.MinGoldenAccuracy);
+        gate.EnumerateObject().Count().ShouldBe(5);
     }
 
     [Fact]
