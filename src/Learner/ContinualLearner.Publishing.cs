@@ -14,8 +14,9 @@ namespace ContinualServe.Learner;
 
 /// <summary>
 /// Writing a promoted round to disk off the learner thread. The round copies the weights to a second module, and the
-/// optimizer state and the LwF teacher into memory. Training then goes on while a thread-pool task writes them to a
-/// temporary checkpoint directory, saves the version, writes the rest of the checkpoint and flushes both to disk. Once
+/// optimizer state and the LwF teacher into memory. Training then goes on while a thread-pool task writes them and the
+/// rest of the checkpoint to a temporary directory, saves the version, then flushes the checkpoint and renames it into
+/// place. Once
 /// the task is done, the learner thread commits the round's offsets, so an offset is still committed only after its
 /// examples are durable. At most one round is written at a time: the next round, a rollback and a stop wait for it
 /// first. While they wait, the learner thread polls Kafka with the partitions paused, so that it stays in its consumer
@@ -99,10 +100,18 @@ public sealed partial class ContinualLearner
                 beforePrepare?.Invoke();
                 copiedFiles!.WriteTo(directory);
             });
-            watchdog.Enter(store.RootDirectory);
+
+            // The checkpoint's files are written before the version is saved. A server that reads this store loads the
+            // version once it is saved, and a learner killed before the checkpoint is complete discards the version at
+            // its restart, so the time between the two steps is kept to the checkpoint's flush and rename.
             ModelVersion version;
             try
             {
+                watchdog.Enter(prepared);
+                weights.save(Path.Combine(prepared, LearnerCheckpoint.WeightsFileName));
+                ExampleFile.WriteReplay(Path.Combine(prepared, LearnerCheckpoint.ReplayFileName), replay);
+                ExampleFile.WriteExamples(Path.Combine(prepared, LearnerCheckpoint.HoldoutsFileName), holdouts);
+                watchdog.Enter(store.RootDirectory);
                 beforeWrite?.Invoke();
                 version = store.Save(spec, weights, manifest);
             }
@@ -116,12 +125,7 @@ public sealed partial class ContinualLearner
             LearnerCheckpoint saved = checkpoints.Complete(
                 prepared,
                 metadata with { ModelVersion = version.Number, ExamplesTrained = version.Manifest.ExamplesTrained },
-                directory =>
-                {
-                    weights.save(Path.Combine(directory, LearnerCheckpoint.WeightsFileName));
-                    ExampleFile.WriteReplay(Path.Combine(directory, LearnerCheckpoint.ReplayFileName), replay);
-                    ExampleFile.WriteExamples(Path.Combine(directory, LearnerCheckpoint.HoldoutsFileName), holdouts);
-                });
+                writeFiles: null);
             return (version, saved);
         }
     }

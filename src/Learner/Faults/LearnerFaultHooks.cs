@@ -66,7 +66,7 @@ internal sealed class LearnerFaultHooks
     /// <summary>Runs on the learner thread before a promoted round's optimizer and teacher files are written.</summary>
     public Action? BeforeCheckpointPrepare { get; set; }
 
-    /// <summary>Runs on the round-write task before the version is saved.</summary>
+    /// <summary>Runs on the round-write task after the checkpoint's files are written, before the version is saved.</summary>
     public Action? BeforeRoundWrite { get; set; }
 
     /// <summary>
