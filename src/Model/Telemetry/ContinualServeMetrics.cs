@@ -14,6 +14,10 @@ public static class ContinualServeMetrics
         "Inference requests by model and outcome (ok, bad_request, too_large, not_found, rejected, timeout, unavailable, aborted, error).",
         new CounterConfiguration { LabelNames = ["model", "outcome"] });
 
+    /// <summary>The values of <see cref="InferenceRequests"/>' outcome label.</summary>
+    public static IReadOnlyList<string> InferenceOutcomes { get; } =
+        ["ok", "bad_request", "too_large", "not_found", "rejected", "timeout", "unavailable", "aborted", "error"];
+
     public static readonly Histogram InferenceDuration = Metrics.CreateHistogram(
         "continualserve_inference_duration_seconds",
         "Time from request start to response, in seconds.",
@@ -51,15 +55,17 @@ public static class ContinualServeMetrics
         "Times a new version replaced the live model.",
         new CounterConfiguration { LabelNames = ["model"] });
 
-    public static readonly Counter ModelDownloads = Metrics.CreateCounter(
+    public static readonly Counter ModelDownloads = CounterSeries.CreateAtZero(
         "continualserve_model_downloads_total",
         "Version downloads by a server replica by outcome (ok, corrupt: SHA-256 mismatch, failed: transfer or load error).",
-        new CounterConfiguration { LabelNames = ["outcome"] });
+        "outcome",
+        ["ok", "corrupt", "failed"]);
 
-    public static readonly Counter LearnerExamples = Metrics.CreateCounter(
+    public static readonly Counter LearnerExamples = CounterSeries.CreateAtZero(
         "continualserve_learner_examples_total",
         "Examples consumed by the learner by outcome (trained, holdout, invalid, lost, discarded with a rejected candidate, late_task: also trained).",
-        new CounterConfiguration { LabelNames = ["outcome"] });
+        "outcome",
+        ["trained", "holdout", "invalid", "lost", "discarded", "late_task"]);
 
     public static readonly Histogram LearnerRoundDuration = Metrics.CreateHistogram(
         "continualserve_learner_round_duration_seconds",
@@ -73,7 +79,7 @@ public static class ContinualServeMetrics
 
     public static readonly Gauge TaskAccuracy = Metrics.CreateGauge(
         "continualserve_task_accuracy",
-        "Accuracy of the newest evaluated version on each seen task's holdout, from 0 to 1.",
+        "Accuracy of the newest promoted version on each seen task's holdout, from 0 to 1.",
         new GaugeConfiguration { LabelNames = ["task"] });
 
     public static readonly Gauge TaskForgetting = Metrics.CreateGauge(
@@ -95,9 +101,17 @@ public static class ContinualServeMetrics
         "continualserve_backward_transfer",
         "Mean change of accuracy on earlier tasks since each was learned (negative means forgetting).");
 
-    public static readonly Counter Promotions = CreatePromotions();
+    public static readonly Counter Promotions = CounterSeries.CreateAtZero(
+        "continualserve_promotions_total",
+        "Candidate versions by promotion decision (promoted, rejected).",
+        "decision",
+        ["promoted", "rejected"]);
 
-    public static readonly Counter PromotionRejections = CreateRejections();
+    public static readonly Counter PromotionRejections = CounterSeries.CreateAtZero(
+        "continualserve_promotion_rejections_total",
+        "Rejected candidates by reason (forgetting, accuracy_drop, accuracy_floor, golden_set, golden_set_unreadable).",
+        "reason",
+        ["forgetting", "accuracy_drop", "accuracy_floor", "golden_set", "golden_set_unreadable"]);
 
     public static readonly Gauge ReplayBufferExamples = Metrics.CreateGauge(
         "continualserve_replay_buffer_examples",
@@ -126,37 +140,26 @@ public static class ContinualServeMetrics
 
     public static readonly Gauge AccuracyMatrix = Metrics.CreateGauge(
         "continualserve_accuracy_matrix",
-        "Accuracy matrix R[i][j] of the newest evaluation: holdout accuracy on task j after training on task i.",
+        "Accuracy matrix R[i][j] of the newest promoted version: holdout accuracy on task j after training on task i.",
         new GaugeConfiguration { LabelNames = ["after_task", "task"] });
 
-    // Both decisions' series start at 0. increase() does not count a series' first sample, so a "rejected" series that
-    // appeared at 1 would hide the first rejection after a start from the rejection alert.
-    private static Counter CreatePromotions()
+    /// <summary>
+    /// Creates at 0 the series that would otherwise appear with their first event: each outcome of
+    /// <see cref="InferenceRequests"/> and the swaps of <paramref name="model"/> when one is given, and the counters of
+    /// <see cref="ReliabilityMetrics"/>. A role calls it once at its start.
+    /// </summary>
+    public static void ExportKnownSeries(string? model)
     {
-        Counter counter = Metrics.CreateCounter(
-            "continualserve_promotions_total",
-            "Candidate versions by promotion decision (promoted, rejected).",
-            new CounterConfiguration { LabelNames = ["decision"] });
-        foreach (string decision in new[] { "promoted", "rejected" })
+        if (model is not null)
         {
-            counter.WithLabels(decision).Inc(0);
+            foreach (string outcome in InferenceOutcomes)
+            {
+                InferenceRequests.WithLabels(model, outcome).Inc(0);
+            }
+
+            ModelSwaps.WithLabels(model).Inc(0);
         }
 
-        return counter;
-    }
-
-    // Every reason's series starts at 0, so dashboards and alerts see it before the first rejection.
-    private static Counter CreateRejections()
-    {
-        Counter counter = Metrics.CreateCounter(
-            "continualserve_promotion_rejections_total",
-            "Rejected candidates by reason (forgetting, accuracy_drop, accuracy_floor, golden_set, golden_set_unreadable).",
-            new CounterConfiguration { LabelNames = ["reason"] });
-        foreach (string reason in new[] { "forgetting", "accuracy_drop", "accuracy_floor", "golden_set", "golden_set_unreadable" })
-        {
-            counter.WithLabels(reason).Inc(0);
-        }
-
-        return counter;
+        ReliabilityMetrics.ExportKnownSeries();
     }
 }

@@ -1,6 +1,7 @@
 using ContinualServe.Server.Hosting;
 using System.CommandLine;
 using ContinualServe.Learner;
+using ContinualServe.Model.Telemetry;
 using ContinualServe.Server.Distribution;
 using ContinualServe.Server.Inference;
 using ContinualServe.Server.Management;
@@ -84,6 +85,7 @@ internal static class LearnCommand
         builder.AddCertificateReload();
 
         WebApplication app = builder.Build();
+        ContinualServeMetrics.ExportKnownSeries(model: null);
         app.UseNoSniffHeader();
         app.UseJsonRoutingErrors(_ => LearnerRoutesHint);
         MapHealthRoutes(app);

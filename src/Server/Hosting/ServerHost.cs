@@ -1,9 +1,11 @@
 using System.Text.Json.Serialization;
 using ContinualServe.Model.Serving;
+using ContinualServe.Model.Telemetry;
 using ContinualServe.Server.Batching;
 using ContinualServe.Server.Inference;
 using ContinualServe.Server.Management;
 using ContinualServe.Server.StatusPage;
+using Microsoft.Extensions.Options;
 using Prometheus;
 
 namespace ContinualServe.Server.Hosting;
@@ -76,6 +78,10 @@ public static class ServerHost
         builder.AddManagement(urls);
 
         WebApplication app = builder.Build();
+        // At the start, once the options are validated. Only requests in the moment between the listen and this callback
+        // can come before their series.
+        app.Lifetime.ApplicationStarted.Register(
+            () => ContinualServeMetrics.ExportKnownSeries(app.Services.GetRequiredService<IOptions<ServerOptions>>().Value.ModelName));
         app.UseNoSniffHeader();
         app.UseOversizedBodyClose();
         app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes, InferenceApi.V1AllowedMethods);
