@@ -20,7 +20,7 @@ public static class ContinualServeMetrics
 
     public static readonly Histogram InferenceDuration = Metrics.CreateHistogram(
         "continualserve_inference_duration_seconds",
-        "Time from request start to response, in seconds.",
+        "Time from request start to response, in seconds, of requests queued for a forward pass (outcomes ok, timeout and error).",
         new HistogramConfiguration
         {
             LabelNames = ["model"],
