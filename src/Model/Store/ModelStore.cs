@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -25,6 +26,7 @@ public sealed partial class ModelStore
     private const string VersionPrefix = "v";
     private const string TemporaryPrefix = ".tmp-";
     private const string VersionLockFileName = ".versions.lock";
+    private const string HighestVersionFileName = ".highest-version";
 
     // Writing a control file takes milliseconds, and a version's files are written back to back. So a temporary file or
     // version directory that nothing changed for this long was abandoned.
@@ -216,7 +218,7 @@ public sealed partial class ModelStore
         {
             EnsureRootDirectoryUnchanged();
             IReadOnlyList<long> existing = ListVersionNumbers();
-            long number = (existing.Count == 0 ? 0 : existing[^1]) + 1;
+            long number = Math.Max(existing.Count == 0 ? 0 : existing[^1], ReadHighestSavedVersion()) + 1;
             string temporary = Path.Combine(RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
             FileSync.CreateDirectoryInExistingParent(temporary);
             try
@@ -239,6 +241,10 @@ public sealed partial class ModelStore
                 // The root may have been swapped while the files were written. The version is numbered after the
                 // versions of the directory that was opened, so it must not appear in another one.
                 EnsureRootDirectoryUnchanged();
+
+                // Recorded before the version appears, so a stop between the two leaves a gap in the numbers, never a
+                // number given twice.
+                FileSync.WriteAtomically(RootDirectory, HighestVersionFileName, Encoding.ASCII.GetBytes(number.ToString(CultureInfo.InvariantCulture)));
                 string final = VersionDirectory(number);
                 System.IO.Directory.Move(temporary, final);
                 FileSync.FlushDirectory(RootDirectory);
@@ -252,6 +258,37 @@ public sealed partial class ModelStore
                 throw;
             }
         }
+    }
+
+    // The highest number this store has saved, from .highest-version, or 0 without a readable record. The versions on disk
+    // alone are not enough. When the newest version's directory is deleted (the repair for a corrupt version), its number
+    // would go to the next version. Replicas that hold the deleted one would then serve its weights under the number
+    // that the new version's announcement names.
+    private long ReadHighestSavedVersion()
+    {
+        string path = Path.Combine(RootDirectory, HighestVersionFileName);
+        string text;
+        try
+        {
+            text = File.ReadAllText(path).Trim();
+        }
+        catch (FileNotFoundException)
+        {
+            return 0;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            LogHighestVersionUnreadable(logger, path, exception.Message);
+            return 0;
+        }
+
+        if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long number))
+        {
+            return number;
+        }
+
+        LogHighestVersionUnreadable(logger, path, $"'{text}' is not a version number");
+        return 0;
     }
 
     /// <summary>
@@ -460,6 +497,9 @@ public sealed partial class ModelStore
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "Retention in {Directory} runs without the version lock, which could not be taken, so a promote at the same moment may pin a version that retention deletes. Check that the file system supports flock, that this process can create the lock file and that no process keeps it locked")]
     private static partial void LogRetentionUnlocked(ILogger logger, Exception exception, string directory);
+
+    [LoggerMessage(EventId = 108, Level = LogLevel.Warning, Message = "The record of the highest saved version, {Path}, cannot be read ({Problem}), so the next version is numbered after the versions present, and may take the number of a version deleted by hand")]
+    private static partial void LogHighestVersionUnreadable(ILogger logger, string path, string problem);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "The pinned-version file in {Directory} cannot be read ({Problem}), so retention may delete the pinned version")]
     private static partial void LogPinUnreadable(ILogger logger, string directory, string problem);

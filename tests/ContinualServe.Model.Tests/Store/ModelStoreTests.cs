@@ -16,6 +16,35 @@ public sealed class ModelStoreTests
         store.ListVersionNumbers().ShouldBe([1L, 2L, 3L]);
     }
 
+    // Replicas that downloaded the deleted version keep its weights under its number, so the number must not return.
+    [Fact]
+    public void DeletedNewestNumberIsNotReused()
+    {
+        ModelStore written = SmallModels.StoreWithVersions(3);
+        Directory.Delete(written.VersionDirectory(3), recursive: true);
+        var store = new ModelStore(written.RootDirectory);
+
+        ModelVersion saved = SaveOne(store);
+
+        saved.Number.ShouldBe(4);
+        store.ListVersionNumbers().ShouldBe([1L, 2L, 4L]);
+    }
+
+    [Fact]
+    public void UnreadableHighestRecordIsLogged()
+    {
+        ModelStore written = SmallModels.StoreWithVersions(2);
+        File.WriteAllText(Path.Combine(written.RootDirectory, ".highest-version"), "ten");
+        var logger = new RecordingStoreLogger();
+        var store = new ModelStore(written.RootDirectory, logger: logger);
+
+        ModelVersion saved = SaveOne(store);
+
+        saved.Number.ShouldBe(3);
+        logger.Messages.ShouldContain(message => message.Contains("'ten' is not a version number", StringComparison.Ordinal));
+        SaveOne(store).Number.ShouldBe(4);
+    }
+
     [Fact]
     public void LoadedWeightsEqualSavedWeights()
     {
@@ -452,5 +481,11 @@ public sealed class ModelStoreTests
         File.SetLastWriteTimeUtc(weights, written);
         Directory.SetLastWriteTimeUtc(directory, written);
         return directory;
+    }
+
+    private static ModelVersion SaveOne(ModelStore store)
+    {
+        using nn.Module<Tensor, Tensor> module = ModelFactory.Create(SmallModels.Spec);
+        return store.Save(SmallModels.Spec, module, new ModelManifest());
     }
 }
