@@ -61,6 +61,7 @@ public sealed class DemoRunner
         CancellationToken token = timeout.Token;
 
         string runDirectory = Path.GetFullPath(Path.Combine(options.RunsDirectory, DemoRunRetention.RunName(DateTime.UtcNow)));
+        bool runsDirectoryExisted = Directory.Exists(options.RunsDirectory);
         Directory.CreateDirectory(runDirectory);
         serverStarted = false;
         try
@@ -71,7 +72,7 @@ public sealed class DemoRunner
         {
             // A run that failed before its server listened has no results, so its directory must not count as one of the
             // runs that --keep-runs keeps. The broker, learner and server are disposed by now.
-            DeleteFailedRun(runDirectory);
+            DeleteFailedRun(runDirectory, deleteRunsDirectory: !runsDirectoryExisted);
             throw;
         }
     }
@@ -177,7 +178,8 @@ public sealed class DemoRunner
         }
     }
 
-    private void DeleteFailedRun(string runDirectory)
+    // Deletes the runs directory too when this run created it, so that a failed first start leaves no empty directory behind.
+    private void DeleteFailedRun(string runDirectory, bool deleteRunsDirectory)
     {
         try
         {
@@ -186,6 +188,25 @@ public sealed class DemoRunner
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             console.MarkupLine($"[yellow]Failed to delete the directory of this failed run, {runDirectory.EscapeMarkup()}: {exception.Message.EscapeMarkup()}[/]");
+            return;
+        }
+
+        if (deleteRunsDirectory)
+        {
+            DeleteIfEmpty(Path.GetDirectoryName(runDirectory)!);
+        }
+    }
+
+    private static void DeleteIfEmpty(string directory)
+    {
+        try
+        {
+            // A non-recursive delete fails on a directory that is not empty, such as one where another demo started a run.
+            Directory.Delete(directory);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            // The directory stays, because it contains another run or this process may not delete it.
         }
     }
 
