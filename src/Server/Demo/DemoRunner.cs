@@ -88,11 +88,7 @@ public sealed class DemoRunner
         using var learner = new ContinualLearner(learnerOptions, loggerFactory);
 
         // Registered for the status page's learner section. The container does not dispose an instance it was given.
-        await using WebApplication server = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], options.Urls, server =>
-        {
-            server.StoreDirectory = learnerOptions.StoreDirectory;
-            server.Device = options.Device;
-        }, pollStore: false, configureBuilder: builder => builder.Services.AddSingleton(learner));
+        await using WebApplication server = BuildServer(options, learnerOptions.StoreDirectory, builder => builder.Services.AddSingleton(learner));
 
         ModelSwapper swapper = server.Services.GetRequiredService<ModelSwapper>();
         ModelVersion first = learner.Start();
@@ -159,6 +155,17 @@ public sealed class DemoRunner
             Stream = stream.ToArray(),
         };
     }
+
+    /// <summary>
+    /// Builds the demo's inference server on <paramref name="storeDirectory"/>. The demo sets no management token, and a
+    /// start without one is logged at Information, because the demo leaves the management API off on purpose.
+    /// </summary>
+    internal static WebApplication BuildServer(DemoOptions options, string storeDirectory, Action<WebApplicationBuilder> configureBuilder) =>
+        ServerHost.Build(["--Logging:LogLevel:Default=Warning"], options.Urls, server =>
+        {
+            server.StoreDirectory = storeDirectory;
+            server.Device = options.Device;
+        }, pollStore: false, configureBuilder: configureBuilder, warnWithoutManagementToken: false);
 
     // A run that cannot be deleted does not stop the demo.
     private void DeleteOlderRuns(string currentRun)
