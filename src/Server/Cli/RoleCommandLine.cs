@@ -197,6 +197,10 @@ internal static class RoleCommandLine
                 "The HTTPS certificate cannot be loaded: " + CertificateFailureReason(exception) + " " + CertificateAdvice(configuration))
                 .ConfigureAwait(false);
         }
+        catch (InvalidOperationException exception) when (Hosting.UnknownSettings.DescribeBinderDurationFailure(exception.Message) is { } message)
+        {
+            return await ReportInvalidConfigurationAsync(message).ConfigureAwait(false);
+        }
         catch (InvalidOperationException exception) when (
             exception.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase)
             || exception.Message.Contains("CUDA", StringComparison.Ordinal))
