@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using Confluent.Kafka;
 using ContinualServe.Learner.Data;
 using ContinualServe.Learner.Kafka;
@@ -9,9 +10,9 @@ namespace ContinualServe.Learner.Ingestion;
 /// <summary>
 /// Streams labeled examples into a topic, one record per example in <see cref="Format"/>, keyed by its id: an IDX dataset as
 /// Split Fashion-MNIST tasks, task after task, or any sequence of examples in its order. When a consumer
-/// position is given, the producer pauses while more than <see cref="MaxLag"/> records are ahead of it,
-/// because a topic with small retention (the embedded broker keeps about 5 MiB per partition) would
-/// otherwise delete records the consumer has not read.
+/// position is given, the producer pauses while more than <see cref="MaxLag"/> records, or more than
+/// <see cref="MaxLagBytes"/> bytes of records, are ahead of it, because a topic with small retention (the embedded
+/// broker keeps about 5 MiB per partition) would otherwise delete records the consumer has not read.
 /// </summary>
 public sealed partial class ExampleProducer
 {
@@ -42,6 +43,12 @@ public sealed partial class ExampleProducer
 
     /// <summary>Most records allowed between the producer and the consumer position; 0 disables pacing.</summary>
     public int MaxLag { get; init; } = 1500;
+
+    /// <summary>
+    /// Maximum bytes of keys and values allowed between the producer and the consumer position while pacing is on; 0
+    /// bounds only the record count. At 7 KB a record, 1,500 records take about 10 MB, more than the embedded broker keeps.
+    /// </summary>
+    public long MaxLagBytes { get; init; }
 
     /// <summary>Extra librdkafka properties of the producer (security, client id).</summary>
     public KafkaClientProperties KafkaProperties { get; init; } = KafkaClientProperties.None;
@@ -117,7 +124,11 @@ public sealed partial class ExampleProducer
         long startPosition = consumerPosition?.Invoke() ?? 0;
         long sent = 0;
         long failed = 0;
-        if (consumerPosition is not null && MaxLag > 0)
+        if (consumerPosition is not null && MaxLag > 0 && MaxLagBytes > 0)
+        {
+            LogProducingPacedByBytes(logger, count, Topic, MaxLag, MaxLagBytes);
+        }
+        else if (consumerPosition is not null && MaxLag > 0)
         {
             LogProducingPaced(logger, count, Topic, MaxLag);
         }
@@ -134,11 +145,13 @@ public sealed partial class ExampleProducer
             }
         }
 
+        var unconsumed = new UnconsumedRecords();
         foreach ((string key, byte[] value) in records)
         {
             if (consumerPosition is not null && MaxLag > 0)
             {
-                await WaitForConsumer(producer, consumerPosition, startPosition + sent, cancellation).ConfigureAwait(false);
+                await WaitForConsumer(producer, consumerPosition, startPosition, sent, unconsumed, cancellation).ConfigureAwait(false);
+                unconsumed.Add(Encoding.UTF8.GetByteCount(key) + value.Length);
             }
 
             cancellation.ThrowIfCancellationRequested();
@@ -198,23 +211,33 @@ public sealed partial class ExampleProducer
     }
 
     // Logs every WaitReportInterval while the consumer stays too far behind, so a stalled or paused consumer
-    // does not look like a hung producer.
-    private async Task WaitForConsumer(IProducer<string, byte[]> producer, Func<long> consumerPosition, long target, CancellationToken cancellation)
+    // does not look like a hung producer. sent counts the records produced since startPosition.
+    private async Task WaitForConsumer(
+        IProducer<string, byte[]> producer, Func<long> consumerPosition, long startPosition, long sent, UnconsumedRecords unconsumed, CancellationToken cancellation)
     {
         long waitStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         TimeSpan nextReport = WaitReportInterval;
+        long target = startPosition + sent;
         while (true)
         {
             long position = consumerPosition();
-            if (target - position <= MaxLag)
+            unconsumed.Release(position - startPosition);
+            bool tooManyRecords = target - position > MaxLag;
+            bool tooManyBytes = MaxLagBytes > 0 && unconsumed.Bytes > MaxLagBytes;
+            if (!tooManyRecords && !tooManyBytes)
             {
                 return;
             }
 
             TimeSpan waited = System.Diagnostics.Stopwatch.GetElapsedTime(waitStarted);
-            if (waited >= nextReport)
+            if (waited >= nextReport && tooManyRecords)
             {
                 LogWaitingForConsumer(logger, (long)waited.TotalSeconds, position, target - position, MaxLag);
+                nextReport += WaitReportInterval;
+            }
+            else if (waited >= nextReport)
+            {
+                LogWaitingForConsumerBytes(logger, (long)waited.TotalSeconds, position, unconsumed.Bytes, MaxLagBytes);
                 nextReport += WaitReportInterval;
             }
 
@@ -226,14 +249,52 @@ public sealed partial class ExampleProducer
     [LoggerMessage(EventId = 223, Level = LogLevel.Information, Message = "Waiting {Seconds} s for the consumer: it is at offset {Position}, {Behind} records behind; producing resumes at {MaxLag} behind. Is the learner running and not paused?")]
     private static partial void LogWaitingForConsumer(ILogger logger, long seconds, long position, long behind, int maxLag);
 
+    [LoggerMessage(EventId = 292, Level = LogLevel.Information, Message = "Waiting {Seconds} s for the consumer: it is at offset {Position}, {BehindBytes} bytes of records behind; producing resumes at {MaxLagBytes} bytes behind. Is the learner running and not paused?")]
+    private static partial void LogWaitingForConsumerBytes(ILogger logger, long seconds, long position, long behindBytes, long maxLagBytes);
+
     [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records ahead of the consumer")]
     private static partial void LogProducingPaced(ILogger logger, long count, string topic, int maxLag);
+
+    [LoggerMessage(EventId = 293, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records and {MaxLagBytes} bytes of records ahead of the consumer")]
+    private static partial void LogProducingPacedByBytes(ILogger logger, long count, string topic, int maxLag, long maxLagBytes);
 
     [LoggerMessage(EventId = 222, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic} without pacing")]
     private static partial void LogProducing(ILogger logger, long count, string topic);
 
     [LoggerMessage(EventId = 221, Level = LogLevel.Information, Message = "Produced {Count} examples to {Topic}")]
     private static partial void LogProduced(ILogger logger, long count, string topic);
+}
+
+/// <summary>
+/// Sizes of the records produced since the start that the consumer position has not passed, oldest first.
+/// </summary>
+internal sealed class UnconsumedRecords
+{
+    private readonly Queue<int> sizes = new();
+    private long passed;
+
+    /// <summary>Total size in bytes of the keys and values of the records not passed yet.</summary>
+    public long Bytes { get; private set; }
+
+    public void Add(int bytes)
+    {
+        sizes.Enqueue(bytes);
+        Bytes += bytes;
+    }
+
+    /// <summary>Drops the oldest records, up to <paramref name="consumed"/> records passed since the start.</summary>
+    /// <remarks>
+    /// NOTE: with several partitions the committed offsets do not pass records in the order they were produced, so
+    /// <see cref="Bytes"/> is then an estimate, exact only for records of equal size.
+    /// </remarks>
+    public void Release(long consumed)
+    {
+        while (passed < consumed && sizes.Count > 0)
+        {
+            Bytes -= sizes.Dequeue();
+            passed++;
+        }
+    }
 }
 
 /// <summary>The format of the records that <see cref="ExampleProducer"/> writes.</summary>

@@ -79,6 +79,8 @@ public static class CommandLine
 
     private const string VersionTopic = "model-versions";
 
+    private const string DemoHttpsAdvice = "The demo configures no certificate, so use an http:// address in --urls.";
+
     public static async Task<int> RunAsync(string[] args)
     {
         var root = new RootCommand("ContinualServe: a model server that keeps learning from a Kafka stream without forgetting.")
@@ -182,9 +184,8 @@ public static class CommandLine
             {
                 outcome = await new DemoRunner(options, AnsiConsole.Console, loggers).RunAsync(training, test, cancellation).ConfigureAwait(false);
             }
-            catch (Exception exception) when (DemoStartChecks.DescribeListenFailure(exception) is { } message)
+            catch (Exception exception) when (ListenFailures.Describe(exception, "--urls", DemoHttpsAdvice) is { } message)
             {
-                // Another process listens on the address, the address is not on this machine, or https has no certificate.
                 await Console.Error.WriteLineAsync("The demo did not start: " + message).ConfigureAwait(false);
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }

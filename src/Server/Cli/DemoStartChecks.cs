@@ -1,13 +1,13 @@
 using System.Globalization;
-using System.Net.Sockets;
 using ContinualServe.Model;
 using Microsoft.AspNetCore.Http;
 
 namespace ContinualServe.Server.Cli;
 
 /// <summary>
-/// Checks of the demo's --urls and --device values, and messages for the start failures that these values cause, so
-/// that the demo exits with the invalid-configuration code and one line instead of a stack trace.
+/// Checks of the demo's --urls and --device values before the demo starts, so that the demo exits with the
+/// invalid-configuration code and one line instead of a stack trace. <see cref="ListenFailures"/> words the failures
+/// that Kestrel finds only when it starts listening.
 /// </summary>
 internal static class DemoStartChecks
 {
@@ -69,19 +69,4 @@ internal static class DemoStartChecks
             return "--device: " + exception.Message;
         }
     }
-
-    /// <summary>
-    /// Returns a message for an exception of the server's start that the --urls value caused, or null for any other
-    /// exception. Kestrel raises these only when it starts listening, after the broker and learner have started.
-    /// </summary>
-    public static string? DescribeListenFailure(Exception exception) => exception switch
-    {
-        IOException when exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal) =>
-            exception.Message + " Choose another address with --urls.",
-        SocketException { SocketErrorCode: SocketError.AddressNotAvailable } =>
-            $"--urls names an address that is not on this machine ({exception.Message}). Use one such as {UrlsExample}.",
-        InvalidOperationException when exception.Message.StartsWith("Unable to configure HTTPS endpoint", StringComparison.Ordinal) =>
-            "An https:// address in --urls needs a server certificate, and none is configured. Use an http:// address.",
-        _ => null,
-    };
 }

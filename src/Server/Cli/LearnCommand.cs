@@ -59,7 +59,7 @@ internal static class LearnCommand
                 return await RoleCommandLine.ReportInvalidConfigurationAsync(strategyError).ConfigureAwait(false);
             }
 
-            return await RoleCommandLine.RunAsync(() => Build(arguments), cancellation).ConfigureAwait(false);
+            return await RoleCommandLine.RunAsync(() => Build(arguments), cancellation, "--urls").ConfigureAwait(false);
         });
         return command;
     }

@@ -19,6 +19,10 @@ public static class ProduceCommand
     // Larger counts can never fit in a record, and the readers allocate the features of each line up front.
     private const int MaxFeatureCount = ExampleProducer.MaxKeyAndValueBytes / 2;
 
+    // 4 MiB, which leaves 1 MiB of the embedded broker's 5 MiB per partition for record framing and the one record
+    // that the producer sends past the bound.
+    private const long DefaultMaxLagBytes = 4 * 1024 * 1024;
+
     public static Command Create()
     {
         var tasks = new Option<int>("--tasks") { Description = "Split Fashion-MNIST tasks to stream, from task 1 (IDX files only; 1 to 5).", DefaultValueFactory = _ => 5 };
@@ -51,12 +55,19 @@ public static class ProduceCommand
         CommandLine.AddIntegerCheck(classes, count => count < 2 ? $"--classes must be 2 or more, but it is {count}." : null);
         var group = new Option<string>("--group")
         {
-            Description = "Consumer group to pace to: stay at most --max-lag records ahead of its committed offsets. Without it the stream is not paced.",
+            Description = "Consumer group to pace to: stay at most --max-lag records and --max-lag-bytes bytes ahead of its committed offsets. Without it the stream is not paced.",
         };
         var maxLag = new Option<int>("--max-lag")
         {
             Description = "Records the producer may be ahead of --group's committed offsets; keep it above the learner's round size (1,000 by default).",
             DefaultValueFactory = _ => 1500,
+        };
+        var maxLagBytes = new Option<long>("--max-lag-bytes")
+        {
+            Description = "Bytes of keys and values the producer may be ahead of --group's committed offsets. The producer waits at this "
+                + "bound or at --max-lag, whichever it reaches first. Keep it below the broker's retention per partition, about 5 MiB for the "
+                + $"embedded broker. The default, {DefaultMaxLagBytes} (4 MiB), stops records of 7 KB at about 600.",
+            DefaultValueFactory = _ => DefaultMaxLagBytes,
         };
 
         var kafkaConfig = new Option<string>("--kafka-config")
@@ -66,11 +77,12 @@ public static class ProduceCommand
 
         // A lag of 0 or less would turn pacing off without a word, because ExampleProducer reads 0 as "not paced".
         CommandLine.AddIntegerCheck(maxLag, lag => lag < 1 ? $"--max-lag must be 1 or more, but it is {lag}." : null);
+        CommandLine.AddCheck(maxLagBytes, bytes => bytes < 1 ? $"--max-lag-bytes must be 1 or more, but it is {bytes}." : null);
         var command = new Command(
             "produce",
             "Stream labeled examples into a topic, one record per example keyed by its id: the Fashion-MNIST IDX files as Split Fashion-MNIST tasks, or a JSON lines or CSV file in file order.")
         {
-            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, CommandLine.RecordFormatOption, group, maxLag, kafkaConfig,
+            CommandLine.BootstrapOption, CommandLine.TopicOption, CommandLine.DataOption, jsonl, csv, features, classes, tasks, test, CommandLine.RecordFormatOption, group, maxLag, maxLagBytes, kafkaConfig,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -154,6 +166,7 @@ public static class ProduceCommand
             var producer = new ExampleProducer(bootstrapServers, topic, loggers.CreateLogger<ExampleProducer>())
             {
                 MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
+                MaxLagBytes = result.GetValue(maxLagBytes),
                 MaxTasks = result.GetValue(tasks),
                 IdPrefix = result.GetValue(test) ? "test" : "train",
                 Format = CommandLine.RecordFormatOf(result),

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Net.Sockets;
 using ContinualServe.Learner.Training;
 using Microsoft.Extensions.Options;
 
@@ -29,6 +28,9 @@ internal static class RoleCommandLine
     internal const string HttpsCertificateAdvice =
         "Set Kestrel:Certificates:Default:Path to a PEM certificate (with Kestrel:Certificates:Default:KeyPath for its key) "
         + "or a .pfx file (with Kestrel:Certificates:Default:Password), or listen on http://.";
+
+    /// <summary>The options that set the listen addresses of the roles that host the management API.</summary>
+    public const string ServerListenOptions = "--urls or --management-urls";
 
     public static Option<string> Shortcut(string name, string description) => new(name) { Description = description };
 
@@ -144,8 +146,10 @@ internal static class RoleCommandLine
     /// <summary>
     /// Builds and runs the application, so that invalid settings found while building (options read by a
     /// constructor, an unknown device) get the same summary and exit code as those found at start.
+    /// <paramref name="listenOptions"/> names the options that set the listen addresses, for the messages of
+    /// listen failures.
     /// </summary>
-    public static async Task<int> RunAsync(Func<WebApplication> build, CancellationToken cancellation)
+    public static async Task<int> RunAsync(Func<WebApplication> build, CancellationToken cancellation, string listenOptions = ServerListenOptions)
     {
         ArgumentNullException.ThrowIfNull(build);
         IConfiguration? configuration = null;
@@ -179,51 +183,23 @@ internal static class RoleCommandLine
         {
             return await ReportInvalidConfigurationAsync(exception.Message).ConfigureAwait(false);
         }
-        catch (IOException exception) when (exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal))
+        catch (Exception exception) when (ListenFailures.Describe(exception, listenOptions, CertificateAdvice(configuration)) is { } message)
         {
-            // Kestrel cannot listen on a configured address, usually because another process uses the port.
-            await Console.Error.WriteLineAsync(
-                "The process did not start: " + exception.Message + " Choose another address with --urls or --Management:Urls.")
-                .ConfigureAwait(false);
-            return InvalidConfigurationExitCode;
-        }
-        catch (FormatException exception) when (exception.Message.StartsWith("Invalid url", StringComparison.Ordinal))
-        {
-            // Kestrel parses the listen addresses only when it starts.
-            return await ReportInvalidConfigurationAsync(
-                exception.Message + " Use an address such as http://127.0.0.1:8080 in --urls or --Management:Urls.").ConfigureAwait(false);
-        }
-        catch (InvalidOperationException exception) when (exception.Message.StartsWith("Unrecognized scheme in server address", StringComparison.Ordinal))
-        {
-            // Kestrel parses the scheme of a listen address only when it starts.
-            return await ReportInvalidConfigurationAsync(
-                exception.Message + " Use an http:// or https:// address such as http://127.0.0.1:8080 in --urls or --Management:Urls.").ConfigureAwait(false);
-        }
-        catch (SocketException exception) when (exception.SocketErrorCode == SocketError.AddressNotAvailable)
-        {
-            return await ReportInvalidConfigurationAsync(
-                $"--urls or --Management:Urls names an address that is not on this machine ({exception.Message}). Use one of its "
-                + "addresses, such as http://127.0.0.1:8080, or http://0.0.0.0:8080 for every interface.").ConfigureAwait(false);
-        }
-        catch (ArgumentOutOfRangeException exception) when (exception.ParamName == "port")
-        {
-            return await ReportInvalidConfigurationAsync("a port in --urls or --Management:Urls is outside 0 to 65535.").ConfigureAwait(false);
+            return await ReportInvalidConfigurationAsync(message).ConfigureAwait(false);
         }
         catch (ArgumentException exception) when (exception.Message.Contains("Device", StringComparison.Ordinal))
         {
             return await ReportInvalidConfigurationAsync(CommandLine.MessageWithoutParameter(exception) + " Pass it with --device.").ConfigureAwait(false);
-        }
-        catch (InvalidOperationException exception) when (exception.Message.StartsWith("Unable to configure HTTPS endpoint", StringComparison.Ordinal))
-        {
-            // Kestrel looks for the certificate of an https:// address only when it starts listening. Its message advises
-            // a developer certificate, which a server cannot use.
-            return await ReportInvalidConfigurationAsync("An https:// listen address has no certificate. " + CertificateAdvice(configuration)).ConfigureAwait(false);
         }
         catch (Exception exception) when (IsCertificateLoadFailure(exception))
         {
             return await ReportInvalidConfigurationAsync(
                 "The HTTPS certificate cannot be loaded: " + CertificateFailureReason(exception) + " " + CertificateAdvice(configuration))
                 .ConfigureAwait(false);
+        }
+        catch (InvalidOperationException exception) when (Hosting.UnknownSettings.DescribeBinderDurationFailure(exception.Message) is { } message)
+        {
+            return await ReportInvalidConfigurationAsync(message).ConfigureAwait(false);
         }
         catch (InvalidOperationException exception) when (
             exception.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase)

@@ -61,6 +61,7 @@ public sealed class DemoRunner
         CancellationToken token = timeout.Token;
 
         string runDirectory = Path.GetFullPath(Path.Combine(options.RunsDirectory, DemoRunRetention.RunName(DateTime.UtcNow)));
+        bool runsDirectoryExisted = Directory.Exists(options.RunsDirectory);
         Directory.CreateDirectory(runDirectory);
         serverStarted = false;
         try
@@ -71,7 +72,7 @@ public sealed class DemoRunner
         {
             // A run that failed before its server listened has no results, so its directory must not count as one of the
             // runs that --keep-runs keeps. The broker, learner and server are disposed by now.
-            DeleteFailedRun(runDirectory);
+            DeleteFailedRun(runDirectory, deleteRunsDirectory: !runsDirectoryExisted);
             throw;
         }
     }
@@ -87,11 +88,7 @@ public sealed class DemoRunner
         using var learner = new ContinualLearner(learnerOptions, loggerFactory);
 
         // Registered for the status page's learner section. The container does not dispose an instance it was given.
-        await using WebApplication server = ServerHost.Build(["--Logging:LogLevel:Default=Warning"], options.Urls, server =>
-        {
-            server.StoreDirectory = learnerOptions.StoreDirectory;
-            server.Device = options.Device;
-        }, pollStore: false, configureBuilder: builder => builder.Services.AddSingleton(learner));
+        await using WebApplication server = BuildServer(options, learnerOptions.StoreDirectory, builder => builder.Services.AddSingleton(learner));
 
         ModelSwapper swapper = server.Services.GetRequiredService<ModelSwapper>();
         ModelVersion first = learner.Start();
@@ -159,6 +156,17 @@ public sealed class DemoRunner
         };
     }
 
+    /// <summary>
+    /// Builds the demo's inference server on <paramref name="storeDirectory"/>. The demo sets no management token, and a
+    /// start without one is logged at Information, because the demo leaves the management API off on purpose.
+    /// </summary>
+    internal static WebApplication BuildServer(DemoOptions options, string storeDirectory, Action<WebApplicationBuilder> configureBuilder) =>
+        ServerHost.Build(["--Logging:LogLevel:Default=Warning"], options.Urls, server =>
+        {
+            server.StoreDirectory = storeDirectory;
+            server.Device = options.Device;
+        }, pollStore: false, configureBuilder: configureBuilder, warnWithoutManagementToken: false);
+
     // A run that cannot be deleted does not stop the demo.
     private void DeleteOlderRuns(string currentRun)
     {
@@ -177,7 +185,8 @@ public sealed class DemoRunner
         }
     }
 
-    private void DeleteFailedRun(string runDirectory)
+    // Deletes the runs directory too when this run created it, so that a failed first start leaves no empty directory behind.
+    private void DeleteFailedRun(string runDirectory, bool deleteRunsDirectory)
     {
         try
         {
@@ -186,6 +195,25 @@ public sealed class DemoRunner
         catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
         {
             console.MarkupLine($"[yellow]Failed to delete the directory of this failed run, {runDirectory.EscapeMarkup()}: {exception.Message.EscapeMarkup()}[/]");
+            return;
+        }
+
+        if (deleteRunsDirectory)
+        {
+            DeleteIfEmpty(Path.GetDirectoryName(runDirectory)!);
+        }
+    }
+
+    private static void DeleteIfEmpty(string directory)
+    {
+        try
+        {
+            // A non-recursive delete fails on a directory that is not empty, such as one where another demo started a run.
+            Directory.Delete(directory);
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException)
+        {
+            // The directory stays, because it contains another run or this process may not delete it.
         }
     }
 

@@ -18,13 +18,18 @@ public static class ServerHost
     /// <paramref name="configure"/> adjusts the options after configuration is bound.
     /// </summary>
     /// <param name="configureBuilder">Adds services before the application is built (the role commands add their own).</param>
+    /// <param name="warnWithoutManagementToken">
+    /// False for a host that runs without the management API on purpose. A start without a token then logs event 441 at
+    /// Information instead of Warning.
+    /// </param>
     public static WebApplication Build(
         string[] args,
         string urls,
         Action<ServerOptions>? configure = null,
         bool pollStore = true,
         Action<BatchingOptions>? configureBatching = null,
-        Action<WebApplicationBuilder>? configureBuilder = null)
+        Action<WebApplicationBuilder>? configureBuilder = null,
+        bool warnWithoutManagementToken = true)
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(args);
 
@@ -86,7 +91,7 @@ public static class ServerHost
         app.UseOversizedBodyClose();
         app.UseJsonRoutingErrors(ManagementHosting.DescribeRoutes, InferenceApi.V1AllowedMethods);
         app.MapInferenceApi();
-        app.MapManagement();
+        app.MapManagement(warnWithoutManagementToken);
         app.MapMetrics("/metrics").WithGetAndHead();
         app.MapOpenApi("/openapi/{documentName}.json").WithGetAndHead();
         app.MapStatusPage();

@@ -37,14 +37,16 @@ public static partial class ManagementHosting
     }
 
     /// <summary>
-    /// Maps the management routes when a token is configured. Without one they are absent (404) and a warning is logged,
-    /// or the start fails when <see cref="ManagementOptions.RequireToken"/> is set. With Management:Urls set, every
+    /// Maps the management routes when a token is configured. Without one they are absent (404) and event 441 is logged,
+    /// a warning unless <paramref name="warnWithoutToken"/> is false, or the start fails when
+    /// <see cref="ManagementOptions.RequireToken"/> is set. With Management:Urls set, every
     /// request under the prefix on another port gets 404 with any method. On the port that serves the API, every request
     /// under the prefix without a valid token gets 401 or 403 with any method, before routing's 404 or 405. Call it after
     /// <see cref="HttpHardening.UseJsonRoutingErrors"/>, which writes that 404's body.
     /// </summary>
     /// <exception cref="InvalidConfigurationException">The token is unusable, or required and missing.</exception>
-    public static WebApplication MapManagement(this WebApplication app)
+    /// <param name="warnWithoutToken">False for a host that runs without the management API on purpose, such as the demo.</param>
+    public static WebApplication MapManagement(this WebApplication app, bool warnWithoutToken = true)
     {
         ArgumentNullException.ThrowIfNull(app);
         ManagementOptions options = app.Services.GetRequiredService<IOptions<ManagementOptions>>().Value;
@@ -63,7 +65,8 @@ public static partial class ManagementHosting
         // The state is logged once the host has started, because a start that other settings stop has no management API either.
         if (token is null)
         {
-            app.Lifetime.ApplicationStarted.Register(() => LogDisabled(logger, options.TokenEnvironmentVariable));
+            LogLevel level = warnWithoutToken ? LogLevel.Warning : LogLevel.Information;
+            app.Lifetime.ApplicationStarted.Register(() => LogDisabled(logger, level, options.TokenEnvironmentVariable));
             return app;
         }
 
@@ -160,8 +163,8 @@ public static partial class ManagementHosting
         return uri.Port;
     }
 
-    [LoggerMessage(EventId = 441, Level = LogLevel.Warning, Message = "Management API disabled: no token in Management:TokenFile or the environment variable {Variable}")]
-    private static partial void LogDisabled(ILogger logger, string variable);
+    [LoggerMessage(EventId = 441, Message = "Management API disabled: no token in Management:TokenFile or the environment variable {Variable}")]
+    private static partial void LogDisabled(ILogger logger, LogLevel level, string variable);
 
     [LoggerMessage(EventId = 442, Level = LogLevel.Information, Message = "Management API at {Prefix} on {Listener}; bearer token required")]
     private static partial void LogEnabled(ILogger logger, string prefix, string listener);

@@ -35,6 +35,43 @@ public sealed class ExampleProducerTests
         });
     }
 
+    [Theory(Timeout = 30_000)]
+    [InlineData(RecordFormat.Json)]
+    [InlineData(RecordFormat.Binary)]
+    public async Task ByteBoundStopsBeforeRecordBound(RecordFormat format)
+    {
+        await Task.Run(async () =>
+        {
+            using var broker = EmbeddedKafkaBroker.Start();
+            broker.CreateTopic("paced-bytes", partitionCount: 1);
+            var logger = new RecordingLogger();
+
+            // Ids of equal length and equal features give records of equal size.
+            LabeledExample[] examples = Enumerable.Range(0, 100)
+                .Select(index => new LabeledExample("b-" + index.ToString("D3", System.Globalization.CultureInfo.InvariantCulture), 1, 0, Enumerable.Repeat(0.123456f, 1000).ToArray()))
+                .ToArray();
+            int recordBytes = "b-000".Length + ExampleProducer.Encode(format, examples[0]).Length;
+            var producer = new ExampleProducer(broker.BootstrapServers, "paced-bytes", logger)
+            {
+                MaxLag = 50,
+                MaxLagBytes = 10L * recordBytes,
+                Format = format,
+                WaitReportInterval = TimeSpan.FromMilliseconds(200),
+            };
+            using var cancellation = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+
+            // The consumer never moves, so the producer sends one record past 10 records' bytes and waits until cancelled.
+            await Should.ThrowAsync<OperationCanceledException>(
+                () => producer.ProduceAsync(examples, examples.Length, () => 0, null, cancellation.Token));
+
+            string[] waiting = logger.Messages.Where(message => message.StartsWith("Waiting", StringComparison.Ordinal)).ToArray();
+            waiting.ShouldNotBeEmpty();
+            waiting[0].ShouldContain($"{11L * recordBytes} bytes of records behind");
+            waiting[0].ShouldContain($"resumes at {10L * recordBytes} bytes behind");
+            logger.Messages.ShouldContain(message => message.Contains("at most 50 records and " + (10L * recordBytes) + " bytes of records ahead", StringComparison.Ordinal));
+        });
+    }
+
     [Fact(Timeout = 30_000)]
     public async Task FullQueueWaitsForBroker()
     {

@@ -10,7 +10,7 @@ namespace ContinualServe.Server.Tests.Cli;
 public sealed class DemoListenFailureTests
 {
     [Theory]
-    [InlineData("https://127.0.0.1:0", "The demo did not start: An https:// address in --urls needs a server certificate")]
+    [InlineData("https://127.0.0.1:0", "The demo did not start: An https:// listen address has no certificate. The demo configures no certificate, so use an http:// address in --urls.")]
     [InlineData("http://192.0.2.1:8080", "The demo did not start: --urls names an address that is not on this machine")]
     public async Task ListenFailureExitsWithTwo(string urls, string message)
     {

@@ -42,6 +42,44 @@ public sealed class DemoStartFailureTests : IDisposable
         output.ToString().ShouldNotContain("Deleted");
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task FailedBindRemovesRunsItCreated()
+    {
+        string created = Path.Combine(runs, "runs");
+        using var occupant = new TcpListener(IPAddress.Loopback, 0);
+        occupant.Start();
+
+        await Should.ThrowAsync<IOException>(() => RunDemoAsync(occupant, created));
+
+        Directory.Exists(created).ShouldBeFalse("a failed first start must not leave an empty runs directory");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task FailedBindKeepsEmptyRunsGiven()
+    {
+        using var occupant = new TcpListener(IPAddress.Loopback, 0);
+        occupant.Start();
+
+        await Should.ThrowAsync<IOException>(() => RunDemoAsync(occupant, runs));
+
+        Directory.Exists(runs).ShouldBeTrue("the demo deletes only a runs directory that it created");
+        Directory.GetFileSystemEntries(runs).ShouldBeEmpty();
+    }
+
+    private static Task<DemoResult> RunDemoAsync(TcpListener occupant, string runsDirectory)
+    {
+        var options = new DemoOptions
+        {
+            DataDirectory = Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist"),
+            Urls = $"http://127.0.0.1:{((IPEndPoint)occupant.LocalEndpoint).Port}",
+            RunsDirectory = runsDirectory,
+            Device = "cpu",
+            Clients = 0,
+        };
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(new StringWriter()) });
+        return new DemoRunner(options, console, NullLoggerFactory.Instance).RunAsync(CancellationToken.None);
+    }
+
     // A completed run directory started on the given day of December 2026.
     private string CreateRun(int day)
     {

@@ -1,4 +1,10 @@
+using System.Reflection;
+using ContinualServe.Learner;
+using ContinualServe.Learner.Kafka;
+using ContinualServe.Learner.Publishing;
+using ContinualServe.Server.Batching;
 using ContinualServe.Server.Hosting;
+using ContinualServe.Server.Management;
 using Microsoft.Extensions.Configuration;
 using Shouldly;
 using Xunit;
@@ -47,6 +53,45 @@ public sealed class UnknownSettingsTests
         message.ShouldContain("'Batching:RequestTimeout' is '5s'");
         message.ShouldContain("[d.]hh:mm:ss[.fraction], for example 00:00:00.002 for 2 ms");
     }
+
+    public static TheoryData<string> DurationSettings() => new(DurationSettingPaths());
+
+    // A duration that the host reads while it is built fails in the binder, before ThrowIfAny runs, so both must give
+    // the same message.
+    [Theory]
+    [MemberData(nameof(DurationSettings))]
+    public void BinderDurationFailureMatchesCheck(string path)
+    {
+        IConfiguration configuration = Configuration((path, "2ms"));
+        string section = path.Split(':')[0];
+        Type options = Sections.Single(entry => entry.Section == section).Options;
+
+        InvalidOperationException binderFailure = Should.Throw<InvalidOperationException>(() => configuration.GetSection(section).Get(options));
+        string checkMessage = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
+
+        UnknownSettings.DescribeBinderDurationFailure(binderFailure.Message).ShouldBe(checkMessage);
+        checkMessage.ShouldContain($"'{path}' is '2ms'");
+    }
+
+    [Fact]
+    public void EverySectionHasDurations()
+    {
+        // Checks that the reflection in DurationPaths finds the TimeSpan settings of each section.
+        string[] paths = DurationSettingPaths();
+
+        paths.ShouldContain("Learner:SessionTimeout");
+        paths.ShouldContain("Server:StorePollInterval");
+        paths.ShouldContain("Distribution:RetryDelay");
+        paths.ShouldContain("Batching:RequestTimeout");
+        paths.ShouldContain("HttpLimits:KeepAliveTimeout");
+    }
+
+    [Theory]
+    [InlineData("Failed to convert configuration value 'x' at 'Learner:Trainer:Strategy' to type 'ContinualServe.Learner.Training.ReplayStrategy'.")]
+    [InlineData("Failed to convert configuration value 'x' at 'Learner:RoundExamples' to type 'System.Int32'.")]
+    [InlineData("Unrecognized scheme in server address 'ftp://x'.")]
+    public void OtherBinderFailureNotDuration(string message) =>
+        UnknownSettings.DescribeBinderDurationFailure(message).ShouldBeNull();
 
     [Fact]
     public void ValidDurationsPass()
@@ -116,6 +161,41 @@ public sealed class UnknownSettingsTests
         string message = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
 
         message.ShouldContain($"'{key}'");
+    }
+
+    // The sections that UnknownSettings checks, with their options types.
+    private static readonly (string Section, Type Options)[] Sections =
+    [
+        (ServerOptions.SectionName, typeof(ServerOptions)),
+        (BatchingOptions.SectionName, typeof(BatchingOptions)),
+        (HttpLimitsOptions.SectionName, typeof(HttpLimitsOptions)),
+        (ManagementOptions.SectionName, typeof(ManagementOptions)),
+        (DistributionOptions.SectionName, typeof(DistributionOptions)),
+        (LearnerOptions.SectionName, typeof(LearnerOptions)),
+        (KafkaOptions.SectionName, typeof(KafkaOptions)),
+    ];
+
+    private static string[] DurationSettingPaths() =>
+        [.. Sections.SelectMany(entry => DurationPaths(entry.Section, entry.Options))];
+
+    // Paths of the TimeSpan settings with a public setter under path, including those of nested options classes.
+    private static IEnumerable<string> DurationPaths(string path, Type type)
+    {
+        foreach (PropertyInfo property in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            string child = path + ":" + property.Name;
+            if (property.PropertyType == typeof(TimeSpan) && property.SetMethod is { IsPublic: true })
+            {
+                yield return child;
+            }
+            else if (property.PropertyType.IsClass && property.PropertyType.Namespace?.StartsWith("ContinualServe", StringComparison.Ordinal) == true)
+            {
+                foreach (string nested in DurationPaths(child, property.PropertyType))
+                {
+                    yield return nested;
+                }
+            }
+        }
     }
 
     private static IConfiguration Configuration(params (string Key, string Value)[] settings) =>
