@@ -19,7 +19,8 @@ public static partial class UnknownSettings
     private const string DurationFormat =
         "Durations are written [d.]hh:mm:ss[.fraction], for example 00:00:00.002 for 2 ms or 00:00:05 for 5 s, and a bare number counts days.";
 
-    private static readonly (string Section, Type Options)[] Sections =
+    /// <summary>The configuration sections that are checked, with the options type each binds to.</summary>
+    internal static readonly (string Section, Type Options)[] Sections =
     [
         (ServerOptions.SectionName, typeof(ServerOptions)),
         (BatchingOptions.SectionName, typeof(BatchingOptions)),

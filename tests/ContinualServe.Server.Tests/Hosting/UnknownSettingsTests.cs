@@ -64,7 +64,7 @@ public sealed class UnknownSettingsTests
     {
         IConfiguration configuration = Configuration((path, "2ms"));
         string section = path.Split(':')[0];
-        Type options = Sections.Single(entry => entry.Section == section).Options;
+        Type options = UnknownSettings.Sections.Single(entry => entry.Section == section).Options;
 
         InvalidOperationException binderFailure = Should.Throw<InvalidOperationException>(() => configuration.GetSection(section).Get(options));
         string checkMessage = Should.Throw<InvalidConfigurationException>(() => UnknownSettings.ThrowIfAny(configuration)).Message;
@@ -163,20 +163,8 @@ public sealed class UnknownSettingsTests
         message.ShouldContain($"'{key}'");
     }
 
-    // The sections that UnknownSettings checks, with their options types.
-    private static readonly (string Section, Type Options)[] Sections =
-    [
-        (ServerOptions.SectionName, typeof(ServerOptions)),
-        (BatchingOptions.SectionName, typeof(BatchingOptions)),
-        (HttpLimitsOptions.SectionName, typeof(HttpLimitsOptions)),
-        (ManagementOptions.SectionName, typeof(ManagementOptions)),
-        (DistributionOptions.SectionName, typeof(DistributionOptions)),
-        (LearnerOptions.SectionName, typeof(LearnerOptions)),
-        (KafkaOptions.SectionName, typeof(KafkaOptions)),
-    ];
-
     private static string[] DurationSettingPaths() =>
-        [.. Sections.SelectMany(entry => DurationPaths(entry.Section, entry.Options))];
+        [.. UnknownSettings.Sections.SelectMany(entry => DurationPaths(entry.Section, entry.Options))];
 
     // Paths of the TimeSpan settings with a public setter under path, including those of nested options classes.
     private static IEnumerable<string> DurationPaths(string path, Type type)
