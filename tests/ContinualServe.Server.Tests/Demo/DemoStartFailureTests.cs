@@ -21,21 +21,9 @@ public sealed class DemoStartFailureTests : IDisposable
         string[] completed = [CreateRun(1), CreateRun(2)];
         using var occupant = new TcpListener(IPAddress.Loopback, 0);
         occupant.Start();
-        int port = ((IPEndPoint)occupant.LocalEndpoint).Port;
-        var options = new DemoOptions
-        {
-            DataDirectory = Path.Combine(AppContext.BaseDirectory, "data", "fashion-mnist"),
-            Urls = $"http://127.0.0.1:{port}",
-            RunsDirectory = runs,
-            Device = "cpu",
-            KeepRuns = 2,
-            Clients = 0,
-        };
         var output = new StringWriter();
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
 
-        IOException failure = await Should.ThrowAsync<IOException>(
-            () => new DemoRunner(options, console, NullLoggerFactory.Instance).RunAsync(CancellationToken.None));
+        IOException failure = await Should.ThrowAsync<IOException>(() => RunDemoAsync(occupant, runs, output, keepRuns: 2));
 
         failure.Message.ShouldStartWith("Failed to bind");
         Directory.GetDirectories(runs).Order(StringComparer.Ordinal).ShouldBe(completed, ignoreOrder: false, output.ToString());
@@ -49,7 +37,7 @@ public sealed class DemoStartFailureTests : IDisposable
         using var occupant = new TcpListener(IPAddress.Loopback, 0);
         occupant.Start();
 
-        await Should.ThrowAsync<IOException>(() => RunDemoAsync(occupant, created));
+        await Should.ThrowAsync<IOException>(() => RunDemoAsync(occupant, created, new StringWriter()));
 
         Directory.Exists(created).ShouldBeFalse("a failed first start must not leave an empty runs directory");
     }
@@ -60,13 +48,14 @@ public sealed class DemoStartFailureTests : IDisposable
         using var occupant = new TcpListener(IPAddress.Loopback, 0);
         occupant.Start();
 
-        await Should.ThrowAsync<IOException>(() => RunDemoAsync(occupant, runs));
+        await Should.ThrowAsync<IOException>(() => RunDemoAsync(occupant, runs, new StringWriter()));
 
         Directory.Exists(runs).ShouldBeTrue("the demo deletes only a runs directory that it created");
         Directory.GetFileSystemEntries(runs).ShouldBeEmpty();
     }
 
-    private static Task<DemoResult> RunDemoAsync(TcpListener occupant, string runsDirectory)
+    // Runs the demo on the port that occupant holds, so that its server fails to bind.
+    private static Task<DemoResult> RunDemoAsync(TcpListener occupant, string runsDirectory, StringWriter output, int keepRuns = 5)
     {
         var options = new DemoOptions
         {
@@ -74,9 +63,10 @@ public sealed class DemoStartFailureTests : IDisposable
             Urls = $"http://127.0.0.1:{((IPEndPoint)occupant.LocalEndpoint).Port}",
             RunsDirectory = runsDirectory,
             Device = "cpu",
+            KeepRuns = keepRuns,
             Clients = 0,
         };
-        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(new StringWriter()) });
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
         return new DemoRunner(options, console, NullLoggerFactory.Instance).RunAsync(CancellationToken.None);
     }
 
