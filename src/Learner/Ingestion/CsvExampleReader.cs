@@ -152,7 +152,7 @@ public sealed class CsvExampleReader : ExampleFileReader
 
         if (features.Count != Codec.FeatureCount)
         {
-            throw Invalid($"the header has {features.Count} feature columns; expected {Codec.FeatureCount}");
+            throw Invalid($"the header has {features.Count} feature columns; expected {Codec.FeatureCount}, the feature count given to produce with --features");
         }
 
         columnNames = names;

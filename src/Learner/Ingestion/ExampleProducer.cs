@@ -41,6 +41,9 @@ public sealed partial class ExampleProducer
     /// <summary>Interval between log lines while the producer waits for a consumer that is too far behind.</summary>
     public TimeSpan WaitReportInterval { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>The consumer that pacing waits for, as the log names it, such as "consumer group 'learner'".</summary>
+    public string ConsumerName { get; init; } = "the consumer";
+
     /// <summary>Most records allowed between the producer and the consumer position; 0 disables pacing.</summary>
     public int MaxLag { get; init; } = 1500;
 
@@ -126,11 +129,11 @@ public sealed partial class ExampleProducer
         long failed = 0;
         if (consumerPosition is not null && MaxLag > 0 && MaxLagBytes > 0)
         {
-            LogProducingPacedByBytes(logger, count, Topic, MaxLag, MaxLagBytes);
+            LogProducingPacedByBytes(logger, count, Topic, MaxLag, MaxLagBytes, ConsumerName);
         }
         else if (consumerPosition is not null && MaxLag > 0)
         {
-            LogProducingPaced(logger, count, Topic, MaxLag);
+            LogProducingPaced(logger, count, Topic, MaxLag, ConsumerName);
         }
         else
         {
@@ -232,12 +235,12 @@ public sealed partial class ExampleProducer
             TimeSpan waited = System.Diagnostics.Stopwatch.GetElapsedTime(waitStarted);
             if (waited >= nextReport && tooManyRecords)
             {
-                LogWaitingForConsumer(logger, (long)waited.TotalSeconds, position, target - position, MaxLag);
+                LogWaitingForConsumer(logger, (long)waited.TotalSeconds, ConsumerName, position, target - position, MaxLag);
                 nextReport += WaitReportInterval;
             }
             else if (waited >= nextReport)
             {
-                LogWaitingForConsumerBytes(logger, (long)waited.TotalSeconds, position, unconsumed.Bytes, MaxLagBytes);
+                LogWaitingForConsumerBytes(logger, (long)waited.TotalSeconds, ConsumerName, position, unconsumed.Bytes, MaxLagBytes);
                 nextReport += WaitReportInterval;
             }
 
@@ -246,17 +249,17 @@ public sealed partial class ExampleProducer
         }
     }
 
-    [LoggerMessage(EventId = 223, Level = LogLevel.Information, Message = "Waiting {Seconds} s for the consumer: it is at offset {Position}, {Behind} records behind; producing resumes at {MaxLag} behind. Is the learner running and not paused?")]
-    private static partial void LogWaitingForConsumer(ILogger logger, long seconds, long position, long behind, int maxLag);
+    [LoggerMessage(EventId = 223, Level = LogLevel.Information, Message = "Waiting {Seconds} s for {Consumer}: it is at offset {Position}, {Behind} records behind; producing resumes at {MaxLag} behind. Is the learner running and not paused, and is the group name right?")]
+    private static partial void LogWaitingForConsumer(ILogger logger, long seconds, string consumer, long position, long behind, int maxLag);
 
-    [LoggerMessage(EventId = 292, Level = LogLevel.Information, Message = "Waiting {Seconds} s for the consumer: it is at offset {Position}, {BehindBytes} bytes of records behind; producing resumes at {MaxLagBytes} bytes behind. Is the learner running and not paused?")]
-    private static partial void LogWaitingForConsumerBytes(ILogger logger, long seconds, long position, long behindBytes, long maxLagBytes);
+    [LoggerMessage(EventId = 292, Level = LogLevel.Information, Message = "Waiting {Seconds} s for {Consumer}: it is at offset {Position}, {BehindBytes} bytes of records behind; producing resumes at {MaxLagBytes} bytes behind. Is the learner running and not paused, and is the group name right?")]
+    private static partial void LogWaitingForConsumerBytes(ILogger logger, long seconds, string consumer, long position, long behindBytes, long maxLagBytes);
 
-    [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records ahead of the consumer")]
-    private static partial void LogProducingPaced(ILogger logger, long count, string topic, int maxLag);
+    [LoggerMessage(EventId = 220, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records ahead of {Consumer}")]
+    private static partial void LogProducingPaced(ILogger logger, long count, string topic, int maxLag, string consumer);
 
-    [LoggerMessage(EventId = 293, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records and {MaxLagBytes} bytes of records ahead of the consumer")]
-    private static partial void LogProducingPacedByBytes(ILogger logger, long count, string topic, int maxLag, long maxLagBytes);
+    [LoggerMessage(EventId = 293, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic}, at most {MaxLag} records and {MaxLagBytes} bytes of records ahead of {Consumer}")]
+    private static partial void LogProducingPacedByBytes(ILogger logger, long count, string topic, int maxLag, long maxLagBytes, string consumer);
 
     [LoggerMessage(EventId = 222, Level = LogLevel.Information, Message = "Producing {Count} examples to {Topic} without pacing")]
     private static partial void LogProducing(ILogger logger, long count, string topic);

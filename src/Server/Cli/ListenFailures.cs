@@ -23,14 +23,13 @@ internal static class ListenFailures
         ArgumentNullException.ThrowIfNull(httpsAdvice);
         return exception switch
         {
-            // Another process listens on the port.
-            IOException when exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal) =>
+            IOException when IsAddressInUse(exception) =>
                 $"{exception.Message} Choose another address with {addressOptions}.",
             SocketException { SocketErrorCode: SocketError.AddressNotAvailable } =>
                 $"{addressOptions} names an address that is not on this machine ({exception.Message}). Use one of its "
                 + $"addresses, such as {AddressExample}, or http://0.0.0.0:8080 for every interface.",
             FormatException when exception.Message.StartsWith("Invalid url", StringComparison.Ordinal) =>
-                $"{exception.Message} Use an address such as {AddressExample} in {addressOptions}.",
+                $"{WithFullStop(exception.Message)} Use an address such as {AddressExample} in {addressOptions}.",
             InvalidOperationException when exception.Message.StartsWith("Unrecognized scheme in server address", StringComparison.Ordinal) =>
                 $"{exception.Message} Use an http:// or https:// address such as {AddressExample} in {addressOptions}.",
             ArgumentOutOfRangeException { ParamName: "port" } =>
@@ -43,4 +42,11 @@ internal static class ListenFailures
             _ => null,
         };
     }
+
+    /// <summary>Whether <paramref name="exception"/> is Kestrel's failure to bind, usually because another process listens on the port.</summary>
+    public static bool IsAddressInUse(Exception exception) =>
+        exception is IOException && exception.Message.StartsWith("Failed to bind", StringComparison.Ordinal);
+
+    // Kestrel's "Invalid url: '...'" ends without one.
+    private static string WithFullStop(string message) => message.EndsWith('.') ? message : message + ".";
 }

@@ -59,7 +59,8 @@ public static class ProduceCommand
         };
         var maxLag = new Option<int>("--max-lag")
         {
-            Description = "Records the producer may be ahead of --group's committed offsets; keep it above the learner's round size (1,000 by default).",
+            Description = "Records the producer may be ahead of --group's committed offsets; keep it above the records a learner round reads "
+                + "(about 1,140 by default: 1,024 trained, the batch of 32 that passes Learner:RoundExamples of 1,000, plus the 10% held out).",
             DefaultValueFactory = _ => 1500,
         };
         var maxLagBytes = new Option<long>("--max-lag-bytes")
@@ -91,6 +92,13 @@ public static class ProduceCommand
             if (string.IsNullOrWhiteSpace(result.GetValue(CommandLine.TopicOption)))
             {
                 await Console.Error.WriteLineAsync("--topic must not be empty.").ConfigureAwait(false);
+                return RoleCommandLine.InvalidConfigurationExitCode;
+            }
+
+            // Pacing waits for --group's committed offsets, so without a group these options would do nothing.
+            if (string.IsNullOrEmpty(result.GetValue(group)) && (IsGiven(result, maxLag) || IsGiven(result, maxLagBytes)))
+            {
+                await Console.Error.WriteLineAsync("--max-lag and --max-lag-bytes pace the stream to --group's committed offsets; pass --group with them, or leave them out.").ConfigureAwait(false);
                 return RoleCommandLine.InvalidConfigurationExitCode;
             }
 
@@ -165,6 +173,7 @@ public static class ProduceCommand
             using CommittedOffsetTracker? tracker = string.IsNullOrEmpty(pacedGroup) ? null : new CommittedOffsetTracker(bootstrapServers, pacedGroup, topic, loggers.CreateLogger<CommittedOffsetTracker>(), kafkaProperties);
             var producer = new ExampleProducer(bootstrapServers, topic, loggers.CreateLogger<ExampleProducer>())
             {
+                ConsumerName = $"consumer group '{pacedGroup}'",
                 MaxLag = tracker is null ? 0 : result.GetValue(maxLag),
                 MaxLagBytes = result.GetValue(maxLagBytes),
                 MaxTasks = result.GetValue(tasks),

@@ -185,6 +185,13 @@ internal static class RoleCommandLine
         }
         catch (Exception exception) when (ListenFailures.Describe(exception, listenOptions, CertificateAdvice(configuration)) is { } message)
         {
+            if (ListenFailures.IsAddressInUse(exception))
+            {
+                // The configuration may be right, and another process listens on the port.
+                await Console.Error.WriteLineAsync("The process did not start: " + message).ConfigureAwait(false);
+                return InvalidConfigurationExitCode;
+            }
+
             return await ReportInvalidConfigurationAsync(message).ConfigureAwait(false);
         }
         catch (ArgumentException exception) when (exception.Message.Contains("Device", StringComparison.Ordinal))

@@ -94,7 +94,7 @@ public static class DemoReport
         table.AddRow("candidates rejected by the promotion gate", result.CandidatesRejected.ToString(CultureInfo.InvariantCulture));
         table.AddRow("inference requests served", result.RequestsSucceeded.ToString(CultureInfo.InvariantCulture));
         table.AddRow("inference requests failed", result.RequestsFailed.ToString(CultureInfo.InvariantCulture));
-        table.AddRow("online accuracy of served answers", Format(result.RequestsSucceeded == 0 ? 0 : (double)result.RequestsCorrect / result.RequestsSucceeded));
+        table.AddRow("online accuracy of served answers", result.RequestsSucceeded == 0 ? "n/a (no answers)" : Format((double)result.RequestsCorrect / result.RequestsSucceeded));
         table.AddRow("duration", result.Duration.ToString(@"m\:ss", CultureInfo.InvariantCulture));
         return table;
     }

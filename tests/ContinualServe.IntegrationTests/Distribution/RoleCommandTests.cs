@@ -64,7 +64,8 @@ public sealed class RoleCommandTests(ITestOutputHelper testOutput)
         int exitCode = await learner.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
         exitCode.ShouldBe(2, learner.OutputTail);
-        learner.OutputTail.ShouldContain("Failed to bind");
+        learner.OutputTail.ShouldContain("The process did not start: Failed to bind");
+        learner.OutputTail.ShouldNotContain("Invalid configuration", customMessage: "another process holding the port is no configuration error");
         learner.OutputTail.ShouldNotContain("KestrelServerImpl", customMessage: "the bind failure is reported once, without the host's stack trace");
         learner.OutputTail.ShouldNotContain("Announced version");
         (Directory.Exists(store) ? Directory.GetDirectories(store, "v*") : []).ShouldBeEmpty();

@@ -84,7 +84,7 @@ public sealed class CsvExampleReaderTests : IDisposable
     [InlineData(Header + "\"a\"b,1,1,0,0,0,0\n", 2, "column 'id' has characters after its closing quote")]
     [InlineData("id,task,f0,f1,f2,f3\na,1,0,0,0,0\n", 1, "the header has no 'label' column")]
     [InlineData("id,label,f0,f1,f2,f3\na,1,0,0,0,0\n", 1, "the header has no 'task' column")]
-    [InlineData("id,task,label,f0,f1,f2\na,1,1,0,0,0\n", 1, "the header has 3 feature columns; expected 4")]
+    [InlineData("id,task,label,f0,f1,f2\na,1,1,0,0,0\n", 1, "the header has 3 feature columns; expected 4, the feature count given to produce with --features")]
     [InlineData("id,task,label,f0,f1,f2,f3,f4\na,1,1,0,0,0,0,0\n", 1, "the header has 5 feature columns; expected 4")]
     [InlineData("id,task,label,f0,F0,f2,f3\na,1,1,0,0,0,0\n", 1, "header column 'F0' appears more than once")]
     [InlineData("id,task,label,f0,,f2,f3\na,1,1,0,0,0,0\n", 1, "header column 5 has no name")]

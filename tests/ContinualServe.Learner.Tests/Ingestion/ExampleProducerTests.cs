@@ -18,6 +18,7 @@ public sealed class ExampleProducerTests
             var logger = new RecordingLogger();
             var producer = new ExampleProducer(broker.BootstrapServers, "paced", logger)
             {
+                ConsumerName = "consumer group 'learners'",
                 MaxLag = 10,
                 MaxTasks = 1,
                 WaitReportInterval = TimeSpan.FromMilliseconds(200),
@@ -30,8 +31,8 @@ public sealed class ExampleProducerTests
 
             string[] waiting = logger.Messages.Where(message => message.StartsWith("Waiting", StringComparison.Ordinal)).ToArray();
             waiting.Length.ShouldBeGreaterThanOrEqualTo(2);
-            waiting[0].ShouldContain("at offset 0");
-            waiting[0].ShouldContain("Is the learner running and not paused?");
+            waiting[0].ShouldContain("for consumer group 'learners': it is at offset 0");
+            waiting[0].ShouldContain("Is the learner running and not paused, and is the group name right?");
         });
     }
 

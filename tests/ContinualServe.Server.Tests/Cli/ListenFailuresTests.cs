@@ -43,6 +43,14 @@ public sealed class ListenFailuresTests
         message.ShouldBe("Failed to bind to address http://127.0.0.1:8080: address already in use. Choose another address with --urls.");
     }
 
+    [Fact]
+    public void InvalidUrlGetsFullStop()
+    {
+        string? message = ListenFailures.Describe(new FormatException("Invalid url: '127.0.0.1:8091'"), "--urls", Advice);
+
+        message.ShouldBe("Invalid url: '127.0.0.1:8091'. Use an address such as http://127.0.0.1:8080 in --urls.");
+    }
+
     [Theory]
     [InlineData("io")]
     [InlineData("socket")]

@@ -142,6 +142,8 @@ public sealed class ProduceCommandTests : IDisposable
     [InlineData("--csv a.csv --classes 1", "--classes must be 2 or more, but it is 1.")]
     [InlineData("--csv a.csv --group learners --max-lag 0", "--max-lag must be 1 or more, but it is 0.")]
     [InlineData("--csv a.csv --group learners --max-lag-bytes 0", "--max-lag-bytes must be 1 or more, but it is 0.")]
+    [InlineData("--csv a.csv --max-lag 100", "--max-lag and --max-lag-bytes pace the stream to --group's committed offsets; pass --group with them, or leave them out.")]
+    [InlineData("--csv a.csv --max-lag-bytes 100", "--max-lag and --max-lag-bytes pace the stream to --group's committed offsets; pass --group with them, or leave them out.")]
     [InlineData("--csv /tmp", "/tmp: is a directory. Give the --csv file itself.")]
     [InlineData("--jsonl a.jsonl --features 2000000000", "--features must be at most 499982, because each feature takes at least 2 bytes of a message of at most 999964 bytes; it is 2000000000.")]
     public async Task InvalidOptionsExitTwo(string arguments, string message)

@@ -37,6 +37,19 @@ public sealed class DemoConsoleTextTests
     }
 
     [Fact]
+    public void NoAnswersHaveNoOnlineAccuracy()
+    {
+        var writer = new StringWriter();
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Ansi = AnsiSupport.No, Out = new AnsiConsoleOutput(writer) });
+        console.Profile.Width = 120;
+
+        DemoReport.Print(console, Result() with { RequestsSucceeded = 0, RequestsCorrect = 0 });
+
+        string line = writer.ToString().Split('\n').Single(text => text.Contains("online accuracy", StringComparison.Ordinal));
+        line.ShouldContain("n/a (no answers)");
+    }
+
+    [Fact]
     public void ManagementHelpListsEveryOutcome()
     {
         string[] outcomes = ["ok", "unauthorized", "forbidden", "bad_request", "not_found", "conflict", "unavailable", "store_write_failed", "store_read_failed"];
