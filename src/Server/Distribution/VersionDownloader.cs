@@ -332,7 +332,8 @@ public sealed class VersionDownloader
         {
             throw new InvalidOperationException(
                 $"Version {announcement.Version} cannot be downloaded: the announcement has no valid store URL ('{announcement.StoreUrl}') "
-                + "and Distribution:StoreUrl is not set on this server.");
+                + "and Distribution:StoreUrl is not set on this server. Start the learner with --store-url set to an address of its "
+                + "--urls that the replicas reach, or give this server --store-url.");
         }
 
         return uri;

@@ -325,7 +325,7 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
     [LoggerMessage(EventId = 266, Level = LogLevel.Warning, Message = "The pin watch on {Directory} did not end within {Seconds:F1} s of the stop, probably blocked reading the store, so the learner stops without waiting for it")]
     private static partial void LogPinWatchAbandoned(ILogger logger, double seconds, string directory);
 
-    [LoggerMessage(EventId = 430, Level = LogLevel.Warning, Message = "Distribution:StoreUrl is not set, so announcements carry no store URL; replicas need their own Distribution:StoreUrl to download versions")]
+    [LoggerMessage(EventId = 430, Level = LogLevel.Warning, Message = "Distribution:StoreUrl (--store-url) is not set, so announcements carry no store URL; replicas need their own --store-url to download versions. Set it to an address of this learner's --urls that the replicas reach")]
     private static partial void LogNoStoreUrl(ILogger logger);
 
     /// <summary>State that the pin watch carries from one check to the next.</summary>

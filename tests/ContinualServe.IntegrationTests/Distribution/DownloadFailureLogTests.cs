@@ -12,7 +12,7 @@ public sealed class DownloadFailureLogTests
 {
     [Theory]
     [InlineData("http://127.0.0.1:9", "from http://127.0.0.1:9 failed (attempt 2): Connection refused")]
-    [InlineData("", "from no store URL failed (attempt 2): Version 1 cannot be downloaded: the announcement has no valid store URL")]
+    [InlineData("", "from no store URL failed (attempt 2): Version 1 cannot be downloaded: the announcement has no valid store URL ('') and Distribution:StoreUrl is not set on this server. Start the learner with --store-url")]
     public async Task FailedDownloadLogsReasonWithoutStack(string storeUrl, string expected)
     {
         using var temporary = new TemporaryDirectory();
