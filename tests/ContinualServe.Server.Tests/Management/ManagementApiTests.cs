@@ -207,6 +207,7 @@ public sealed class ManagementApiTests
         answer.ShouldStartWith("HTTP/1.1 408");
         answer.ShouldContain("HttpLimits:MinRequestBodyBytesPerSecond");
         answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
+        answer.ShouldContain("\r\nConnection: close\r\n", Case.Insensitive, "Kestrel closes the connection after the 408");
     }
 
     // Parsing an upload takes about ten times its size in memory, so a second upload while one is in progress gets 409
