@@ -64,6 +64,18 @@ public sealed class InferenceRequestReader
     private bool TryReadCore(ReadOnlySpan<byte> json, ReadOnlySpan<byte> binary, out InferenceInput input, out InferenceError? error)
     {
         input = default;
+        if (JsonBodyCheck.IsEmpty(json))
+        {
+            error = new InferenceError("The request body is empty. Send a JSON object with an 'inputs' array.", "body", "a JSON object with an 'inputs' array");
+            return false;
+        }
+
+        error = JsonBodyCheck.FindDuplicateProperty(json);
+        if (error is not null)
+        {
+            return false;
+        }
+
         var reader = new Utf8JsonReader(json);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {

@@ -38,10 +38,22 @@ public sealed class PredictRequestReader
             return false;
         }
 
+        if (JsonBodyCheck.IsEmpty(body))
+        {
+            error = new InferenceError("The request body is empty. Send a JSON object with an 'instances' array.", "body", "{\"instances\": [[...], ...]}");
+            return false;
+        }
+
         var reader = new Utf8JsonReader(body);
         JsonDocument document;
         try
         {
+            error = JsonBodyCheck.FindDuplicateProperty(body);
+            if (error is not null)
+            {
+                return false;
+            }
+
             document = JsonDocument.ParseValue(ref reader);
         }
         catch (JsonException exception)

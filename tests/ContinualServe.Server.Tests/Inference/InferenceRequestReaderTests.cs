@@ -286,7 +286,49 @@ public sealed class InferenceRequestReaderTests
         reader.TryRead(Utf8("{" + inputs + "," + inputs + "}"), out _, out InferenceError? error).ShouldBeFalse();
 
         error!.Field.ShouldBe("inputs");
-        error.Error.ShouldContain("given twice");
+        error.Error.ShouldBe("The request body contains the property inputs twice.");
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(" \r\n\t")]
+    public void EmptyBodyIsRejectedAsEmpty(string body)
+    {
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("body");
+        error.Error.ShouldBe("The request body is empty. Send a JSON object with an 'inputs' array.");
+    }
+
+    // Names are compared after unescaping (\u0069 is "i") and with case, as the reader matches them.
+    [Theory]
+    [InlineData("{\"id\":\"a\",\"id\":\"b\",\"inputs\":[INPUT]}", "id")]
+    [InlineData("{\"inputs\":[INPUT],\"\\u0069nputs\":[INPUT]}", "inputs")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"name\":\"other\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}]}", "inputs[0].name")]
+    [InlineData("{\"inputs\":[INPUT],\"outputs\":[{\"name\":\"label\"},{\"name\":\"probabilities\",\"name\":\"label\"}]}", "outputs[1].name")]
+    [InlineData("{\"inputs\":[INPUT],\"parameters\":{\"binary_data_output\":false,\"binary_data_output\":true}}", "parameters.binary_data_output")]
+    [InlineData("{\"inputs\":[INPUT],\"extra\":{\"a\":1,\"a\":2}}", "extra.a")]
+    public void DuplicatePropertyIsNamed(string template, string field)
+    {
+        string body = template.Replace("INPUT", "{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}", StringComparison.Ordinal);
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe(field);
+        error.Error.ShouldBe($"The request body contains the property {field} twice.");
+    }
+
+    [Fact]
+    public void SameNameInSiblingObjectsIsRead()
+    {
+        string body = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}],"
+            + "\"outputs\":[{\"name\":\"label\"},{\"name\":\"probabilities\"}],\"Inputs\":1}";
+
+        bool ok = reader.TryRead(Utf8(body), out InferenceInput input, out InferenceError? error);
+
+        error.ShouldBeNull();
+        ok.ShouldBeTrue();
+        input.BatchSize.ShouldBe(1);
     }
 
     [Fact]
