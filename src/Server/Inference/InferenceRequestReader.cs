@@ -66,7 +66,10 @@ public sealed class InferenceRequestReader
         input = default;
         if (JsonBodyCheck.IsEmpty(json))
         {
-            error = new InferenceError("The request body is empty. Send a JSON object with an 'inputs' array.", "body", "a JSON object with an 'inputs' array");
+            string message = binary.IsEmpty
+                ? "The request body is empty. Send a JSON object with an 'inputs' array."
+                : $"The JSON header before the binary data is empty ({InferenceApi.BinaryHeaderName} is 0). Send a JSON object with an 'inputs' array first.";
+            error = new InferenceError(message, "body", "a JSON object with an 'inputs' array");
             return false;
         }
 

@@ -300,6 +300,15 @@ public sealed class InferenceRequestReaderTests
         error.Error.ShouldBe("The request body is empty. Send a JSON object with an 'inputs' array.");
     }
 
+    [Fact]
+    public void EmptyHeaderBeforeBinaryIsNamed()
+    {
+        reader.TryRead(ReadOnlySpan<byte>.Empty, new byte[16], out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("body");
+        error.Error.ShouldBe("The JSON header before the binary data is empty (Inference-Header-Content-Length is 0). Send a JSON object with an 'inputs' array first.");
+    }
+
     // Names are compared after unescaping (\u0069 is "i") and with case, as the reader matches them.
     [Theory]
     [InlineData("{\"id\":\"a\",\"id\":\"b\",\"inputs\":[INPUT]}", "id")]
