@@ -424,8 +424,8 @@ public static partial class ManagementApi
         return null;
     }
 
-    // Builds the 400 error of a golden-set body that System.Text.Json could not deserialize. Its messages for an empty
-    // body and a duplicate property name the reader's internals or the .NET property, so those two get their own.
+    // Builds the 400 error of a golden-set body that System.Text.Json could not deserialize. Its .NET 10 messages for an
+    // empty body and a duplicate property name the reader's internals or the .NET property, so those two get their own.
     private static InferenceError GoldenSetJsonError(JsonException exception)
     {
         const string Expected = "{\"examples\": [{\"label\": 0, \"features\": [...]}]}";
@@ -436,12 +436,23 @@ public static partial class ManagementApi
 
         if (exception.Message.StartsWith("Duplicate property ", StringComparison.Ordinal))
         {
-            string field = ClientText.Truncate(exception.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : exception.Path ?? "body");
-            return new InferenceError(
-                $"The request body contains the property {field} twice (property names are matched without regard to case).", field, "each property once per object");
+            string field = ClientText.Truncate(FieldOfJsonPath(exception.Path));
+            string message = $"The request body contains the property {field} twice (property names are matched without regard to case).";
+            return new InferenceError(message, field, "each property once per object");
         }
 
         return new InferenceError(GoldenSetMessage(exception), "body", Expected);
+    }
+
+    // Turns System.Text.Json's "$.examples[0].label" into the field form of the other errors, "examples[0].label".
+    private static string FieldOfJsonPath(string? path)
+    {
+        if (path is null || path == "$")
+        {
+            return "body";
+        }
+
+        return path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path;
     }
 
     // System.Text.Json names the .NET type it could not convert to (System.Int32, or the record that contains the value),
