@@ -48,12 +48,6 @@ public sealed class PredictRequestReader
         JsonDocument document;
         try
         {
-            error = JsonBodyCheck.FindDuplicateProperty(body);
-            if (error is not null)
-            {
-                return false;
-            }
-
             document = JsonDocument.ParseValue(ref reader);
         }
         catch (JsonException exception)
@@ -67,6 +61,12 @@ public sealed class PredictRequestReader
             if (HasTrailingContent(ref reader))
             {
                 error = new InferenceError("The request body has content after the JSON object.", "body", "exactly one JSON object");
+                return false;
+            }
+
+            error = JsonBodyCheck.FindDuplicateProperty(document.RootElement);
+            if (error is not null)
+            {
                 return false;
             }
 

@@ -317,6 +317,11 @@ public sealed class InferenceRequestReaderTests
     [InlineData("{\"inputs\":[INPUT],\"outputs\":[{\"name\":\"label\"},{\"name\":\"probabilities\",\"name\":\"label\"}]}", "outputs[1].name")]
     [InlineData("{\"inputs\":[INPUT],\"parameters\":{\"binary_data_output\":false,\"binary_data_output\":true}}", "parameters.binary_data_output")]
     [InlineData("{\"inputs\":[INPUT],\"extra\":{\"a\":1,\"a\":2}}", "extra.a")]
+    [InlineData("{\"inputs\":[INPUT],\"extra\":[{\"a\":1},{\"b\":[{\"c\":1,\"c\":2}]}]}", "extra[1].b[0].c")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4],\"data\":[1,2,3,4]}]}", "inputs[0].data")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4],\"tags\":{\"x\":1,\"x\":1}}]}", "inputs[0].tags.x")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"parameters\":{\"binary_data_size\":16,\"binary_data_size\":16}}]}", "inputs[0].parameters.binary_data_size")]
+    [InlineData("{\"inputs\":[INPUT],\"outputs\":[{\"name\":\"label\",\"parameters\":{\"binary_data\":true,\"binary_data\":false}}]}", "outputs[0].parameters.binary_data")]
     public void DuplicatePropertyIsNamed(string template, string field)
     {
         string body = template.Replace("INPUT", "{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}", StringComparison.Ordinal);
