@@ -6,10 +6,12 @@ namespace ContinualServe.Server.Hosting;
 
 /// <summary>
 /// Middleware for requests whose body Kestrel will not read in full: a declared Content-Length over
-/// <see cref="ServerOptions.MaxRequestBodyBytes"/>, or a 413 found while reading a chunked body. Their responses carry
-/// <c>Connection: close</c>. A declared body up to <see cref="MaxDrainFactor"/> times the limit is then read and
-/// discarded for at most <see cref="DrainTimeout"/>, because clients that send the whole body before they read the
-/// response, such as Python's http.client, otherwise get a reset connection instead of the status.
+/// <see cref="ServerOptions.MaxRequestBodyBytes"/>, a 413 found while reading a chunked body, or a 408 for a body that
+/// arrived slower than the <see cref="HttpLimitsOptions"/> rate. Their responses carry <c>Connection: close</c>,
+/// because Kestrel closes those connections after the response. A declared body up to <see cref="MaxDrainFactor"/>
+/// times the limit is then read and discarded for at most <see cref="DrainTimeout"/>, because clients that send the
+/// whole body before they read the response, such as Python's http.client, otherwise get a reset connection instead
+/// of the status.
 /// </summary>
 public static class OversizedBodyClose
 {
@@ -39,12 +41,13 @@ public static class OversizedBodyClose
                 return;
             }
 
-            if (declared is null && context.Request.Headers.TransferEncoding.Count > 0)
+            if (declared > 0 || context.Request.Headers.TransferEncoding.Count > 0)
             {
-                // Kestrel stops reading a chunked body at the limit, so the rest of it cannot be drained.
+                // Kestrel stops reading a chunked body at the limit, so the rest of it cannot be drained, and it stops
+                // reading a body that falls below the minimum rate.
                 context.Response.OnStarting(() =>
                 {
-                    if (context.Response.StatusCode == StatusCodes.Status413PayloadTooLarge)
+                    if (context.Response.StatusCode is StatusCodes.Status413PayloadTooLarge or StatusCodes.Status408RequestTimeout)
                     {
                         context.Response.Headers.Connection = "close";
                     }

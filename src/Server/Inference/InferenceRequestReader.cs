@@ -64,6 +64,15 @@ public sealed class InferenceRequestReader
     private bool TryReadCore(ReadOnlySpan<byte> json, ReadOnlySpan<byte> binary, out InferenceInput input, out InferenceError? error)
     {
         input = default;
+        if (JsonBodyCheck.IsEmpty(json))
+        {
+            string message = binary.IsEmpty
+                ? "The request body is empty. Send a JSON object with an 'inputs' array."
+                : $"The JSON header before the binary data is empty ({InferenceApi.BinaryHeaderName} is 0). Send a JSON object with an 'inputs' array first.";
+            error = new InferenceError(message, "body", "a JSON object with an 'inputs' array");
+            return false;
+        }
+
         var reader = new Utf8JsonReader(json);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
         {
@@ -75,8 +84,15 @@ public sealed class InferenceRequestReader
         bool sawInputs = false;
         bool binaryDataOutput = false;
         List<(string Name, bool? Binary)>? outputs = null;
+        var names = new HashSet<string>(StringComparer.Ordinal);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            error = JsonBodyCheck.AddPropertyName(ref reader, names, string.Empty, out string field);
+            if (error is not null)
+            {
+                return false;
+            }
+
             if (reader.ValueTextEquals("id"u8))
             {
                 reader.Read();
@@ -124,7 +140,11 @@ public sealed class InferenceRequestReader
             else
             {
                 reader.Read();
-                reader.Skip();
+                error = JsonBodyCheck.SkipValue(ref reader, field);
+                if (error is not null)
+                {
+                    return false;
+                }
             }
         }
 
@@ -202,8 +222,16 @@ public sealed class InferenceRequestReader
         float[]? data = null;
         int dataCount = 0;
         long? binarySize = null;
+        var names = new HashSet<string>(StringComparer.Ordinal);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            error = JsonBodyCheck.AddPropertyName(ref reader, names, "inputs[0]", out string field);
+            if (error is not null)
+            {
+                input = FailedInput(data);
+                return false;
+            }
+
             if (reader.ValueTextEquals("name"u8))
             {
                 reader.Read();
@@ -256,7 +284,12 @@ public sealed class InferenceRequestReader
             else
             {
                 reader.Read();
-                reader.Skip();
+                error = JsonBodyCheck.SkipValue(ref reader, field);
+                if (error is not null)
+                {
+                    input = FailedInput(data);
+                    return false;
+                }
             }
         }
 
@@ -292,6 +325,9 @@ public sealed class InferenceRequestReader
         return valid;
     }
 
+    // The input of a tensor that failed to read carries its rented data array, if any, so that TryRead returns it to the pool.
+    private static InferenceInput FailedInput(float[]? data) => data is null ? default : new InferenceInput("input", 0, data, null);
+
     // Reads an input's parameters object. A binary_data_size that is not a whole number, or parameters that are not an
     // object, is an error: ignoring it would report the input's data as missing instead.
     private static bool TryReadBinaryDataSize(ref Utf8JsonReader reader, out long? size, out InferenceError? error)
@@ -304,13 +340,25 @@ public sealed class InferenceRequestReader
             return false;
         }
 
+        var names = new HashSet<string>(StringComparer.Ordinal);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            error = JsonBodyCheck.AddPropertyName(ref reader, names, "inputs[0].parameters", out string field);
+            if (error is not null)
+            {
+                return false;
+            }
+
             bool isSize = reader.ValueTextEquals("binary_data_size"u8);
             reader.Read();
             if (!isSize)
             {
-                reader.Skip();
+                error = JsonBodyCheck.SkipValue(ref reader, field);
+                if (error is not null)
+                {
+                    return false;
+                }
+
                 continue;
             }
 

@@ -38,6 +38,12 @@ public sealed class PredictRequestReader
             return false;
         }
 
+        if (JsonBodyCheck.IsEmpty(body))
+        {
+            error = new InferenceError("The request body is empty. Send a JSON object with an 'instances' array.", "body", "{\"instances\": [[...], ...]}");
+            return false;
+        }
+
         var reader = new Utf8JsonReader(body);
         JsonDocument document;
         try
@@ -55,6 +61,12 @@ public sealed class PredictRequestReader
             if (HasTrailingContent(ref reader))
             {
                 error = new InferenceError("The request body has content after the JSON object.", "body", "exactly one JSON object");
+                return false;
+            }
+
+            error = JsonBodyCheck.FindDuplicateProperty(document.RootElement);
+            if (error is not null)
+            {
                 return false;
             }
 

@@ -26,13 +26,24 @@ internal static class RequestedOutputReader
             return false;
         }
 
+        var names = new HashSet<string>(StringComparer.Ordinal);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            error = JsonBodyCheck.AddPropertyName(ref reader, names, "parameters", out string field);
+            if (error is not null)
+            {
+                return false;
+            }
+
             bool isBinaryDataOutput = reader.ValueTextEquals("binary_data_output"u8);
             reader.Read();
             if (!isBinaryDataOutput)
             {
-                reader.Skip();
+                error = JsonBodyCheck.SkipValue(ref reader, field);
+                if (error is not null)
+                {
+                    return false;
+                }
             }
             else if (!TryReadBoolean(ref reader, out binaryDataOutput))
             {
@@ -92,8 +103,15 @@ internal static class RequestedOutputReader
 
         string? name = null;
         bool? binary = null;
+        var names = new HashSet<string>(StringComparer.Ordinal);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            error = JsonBodyCheck.AddPropertyName(ref reader, names, $"outputs[{index}]", out string field);
+            if (error is not null)
+            {
+                return false;
+            }
+
             if (reader.ValueTextEquals("name"u8))
             {
                 reader.Read();
@@ -110,7 +128,11 @@ internal static class RequestedOutputReader
             else
             {
                 reader.Read();
-                reader.Skip();
+                error = JsonBodyCheck.SkipValue(ref reader, field);
+                if (error is not null)
+                {
+                    return false;
+                }
             }
         }
 
@@ -133,13 +155,25 @@ internal static class RequestedOutputReader
             return false;
         }
 
+        var names = new HashSet<string>(StringComparer.Ordinal);
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
+            error = JsonBodyCheck.AddPropertyName(ref reader, names, field, out string property);
+            if (error is not null)
+            {
+                return false;
+            }
+
             bool isBinaryData = reader.ValueTextEquals("binary_data"u8);
             reader.Read();
             if (!isBinaryData)
             {
-                reader.Skip();
+                error = JsonBodyCheck.SkipValue(ref reader, property);
+                if (error is not null)
+                {
+                    return false;
+                }
+
                 continue;
             }
 

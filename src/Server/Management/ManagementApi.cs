@@ -22,6 +22,11 @@ public static partial class ManagementApi
 {
     public const string Prefix = "/manage/v1";
 
+    // The store's options (web defaults, so names match without regard to case), rejecting a property given twice
+    // instead of keeping the last one.
+    // NOTE: the serializer checks only the properties that it maps, so an unknown property given twice is accepted.
+    private static readonly JsonSerializerOptions GoldenSetJsonOptions = new(ModelSpec.JsonOptions) { AllowDuplicateProperties = false };
+
     /// <summary>
     /// Maps the routes behind <paramref name="tokenFilter"/>. The middleware of <see cref="ManagementHosting.MapManagement"/>
     /// checks every request under the prefix with the same filter before routing, and the routes check again, so that
@@ -332,11 +337,11 @@ public static partial class ManagementApi
         GoldenSet? golden;
         try
         {
-            golden = await JsonSerializer.DeserializeAsync<GoldenSet>(context.Request.Body, ModelSpec.JsonOptions, context.RequestAborted).ConfigureAwait(false);
+            golden = await JsonSerializer.DeserializeAsync<GoldenSet>(context.Request.Body, GoldenSetJsonOptions, context.RequestAborted).ConfigureAwait(false);
         }
         catch (JsonException exception)
         {
-            return Error(StatusCodes.Status400BadRequest, new InferenceError(GoldenSetJsonError(exception), "body", "{\"examples\": [{\"label\": 0, \"features\": [...]}]}"));
+            return Error(StatusCodes.Status400BadRequest, GoldenSetJsonError(exception));
         }
         catch (BadHttpRequestException exception)
         {
@@ -419,9 +424,40 @@ public static partial class ManagementApi
         return null;
     }
 
+    // Builds the 400 error of a golden-set body that System.Text.Json could not deserialize. Its .NET 10 messages for an
+    // empty body and a duplicate property name the reader's internals or the .NET property, so those two get their own.
+    private static InferenceError GoldenSetJsonError(JsonException exception)
+    {
+        const string Expected = "{\"examples\": [{\"label\": 0, \"features\": [...]}]}";
+        if (exception.Message.StartsWith("The input does not contain any JSON tokens", StringComparison.Ordinal))
+        {
+            return new InferenceError("The request body is empty. Send a JSON object with an 'examples' array.", "body", Expected);
+        }
+
+        if (exception.Message.StartsWith("Duplicate property ", StringComparison.Ordinal))
+        {
+            string field = ClientText.Truncate(FieldOfJsonPath(exception.Path));
+            string message = $"The request body contains the property {field} twice (property names are matched without regard to case).";
+            return new InferenceError(message, field, "each property once per object");
+        }
+
+        return new InferenceError(GoldenSetMessage(exception), "body", Expected);
+    }
+
+    // Turns System.Text.Json's "$.examples[0].label" into the field form of the other errors, "examples[0].label".
+    private static string FieldOfJsonPath(string? path)
+    {
+        if (path is null || path == "$")
+        {
+            return "body";
+        }
+
+        return path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path;
+    }
+
     // System.Text.Json names the .NET type it could not convert to (System.Int32, or the record that contains the value),
     // which means nothing to a client, so a wrong type gets the JSON type expected at that path instead.
-    private static string GoldenSetJsonError(JsonException exception)
+    private static string GoldenSetMessage(JsonException exception)
     {
         string? path = exception.Path;
         string? expected = path switch

@@ -155,8 +155,10 @@ public sealed partial class StatusHistory : BackgroundService
     {
         EvaluationSummary? evaluation = manifest.Evaluation;
         var accuracyByTask = new Dictionary<int, double>();
+        double? averageAccuracy = null;
         if (evaluation is not null && evaluation.AccuracyMatrix.Count > 0)
         {
+            averageAccuracy = evaluation.AverageAccuracy;
             IReadOnlyList<double> lastRow = evaluation.AccuracyMatrix[^1];
             for (int column = 0; column < lastRow.Count && column < evaluation.Tasks.Count; column++)
             {
@@ -164,7 +166,7 @@ public sealed partial class StatusHistory : BackgroundService
             }
         }
 
-        var point = new VersionPoint(manifest.Version, time.GetUtcNow(), evaluation?.AverageAccuracy ?? 0, accuracyByTask);
+        var point = new VersionPoint(manifest.Version, time.GetUtcNow(), averageAccuracy, accuracyByTask);
         lock (historyLock)
         {
             Append(versions, point);

@@ -37,11 +37,14 @@ public sealed record StatusSnapshot
     public required DateTimeOffset GeneratedAt { get; init; }
 }
 
-/// <summary>A version that became live, with the accuracy on each seen task's holdout (last matrix row).</summary>
+/// <summary>
+/// A version that became live, with the accuracy on each seen task's holdout (last matrix row). A version without an
+/// evaluation, such as the untrained version 1 of a new store, has a null average and no tasks.
+/// </summary>
 public sealed record VersionPoint(
     long Version,
     DateTimeOffset LiveSince,
-    double AverageAccuracy,
+    double? AverageAccuracy,
     IReadOnlyDictionary<int, double> AccuracyByTask);
 
 /// <summary>

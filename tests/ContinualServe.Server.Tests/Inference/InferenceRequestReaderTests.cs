@@ -286,7 +286,63 @@ public sealed class InferenceRequestReaderTests
         reader.TryRead(Utf8("{" + inputs + "," + inputs + "}"), out _, out InferenceError? error).ShouldBeFalse();
 
         error!.Field.ShouldBe("inputs");
-        error.Error.ShouldContain("given twice");
+        error.Error.ShouldBe("The request body contains the property inputs twice.");
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(" \r\n\t")]
+    public void EmptyBodyIsRejectedAsEmpty(string body)
+    {
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("body");
+        error.Error.ShouldBe("The request body is empty. Send a JSON object with an 'inputs' array.");
+    }
+
+    [Fact]
+    public void EmptyHeaderBeforeBinaryIsNamed()
+    {
+        reader.TryRead(ReadOnlySpan<byte>.Empty, new byte[16], out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe("body");
+        error.Error.ShouldBe("The JSON header before the binary data is empty (Inference-Header-Content-Length is 0). Send a JSON object with an 'inputs' array first.");
+    }
+
+    // Names are compared after unescaping (\u0069 is "i") and with case, as the reader matches them.
+    [Theory]
+    [InlineData("{\"id\":\"a\",\"id\":\"b\",\"inputs\":[INPUT]}", "id")]
+    [InlineData("{\"inputs\":[INPUT],\"\\u0069nputs\":[INPUT]}", "inputs")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"name\":\"other\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}]}", "inputs[0].name")]
+    [InlineData("{\"inputs\":[INPUT],\"outputs\":[{\"name\":\"label\"},{\"name\":\"probabilities\",\"name\":\"label\"}]}", "outputs[1].name")]
+    [InlineData("{\"inputs\":[INPUT],\"parameters\":{\"binary_data_output\":false,\"binary_data_output\":true}}", "parameters.binary_data_output")]
+    [InlineData("{\"inputs\":[INPUT],\"extra\":{\"a\":1,\"a\":2}}", "extra.a")]
+    [InlineData("{\"inputs\":[INPUT],\"extra\":[{\"a\":1},{\"b\":[{\"c\":1,\"c\":2}]}]}", "extra[1].b[0].c")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4],\"data\":[1,2,3,4]}]}", "inputs[0].data")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4],\"tags\":{\"x\":1,\"x\":1}}]}", "inputs[0].tags.x")]
+    [InlineData("{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"parameters\":{\"binary_data_size\":16,\"binary_data_size\":16}}]}", "inputs[0].parameters.binary_data_size")]
+    [InlineData("{\"inputs\":[INPUT],\"outputs\":[{\"name\":\"label\",\"parameters\":{\"binary_data\":true,\"binary_data\":false}}]}", "outputs[0].parameters.binary_data")]
+    public void DuplicatePropertyIsNamed(string template, string field)
+    {
+        string body = template.Replace("INPUT", "{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}", StringComparison.Ordinal);
+
+        reader.TryRead(Utf8(body), out _, out InferenceError? error).ShouldBeFalse();
+
+        error!.Field.ShouldBe(field);
+        error.Error.ShouldBe($"The request body contains the property {field} twice.");
+    }
+
+    [Fact]
+    public void SameNameInSiblingObjectsIsRead()
+    {
+        string body = "{\"inputs\":[{\"name\":\"input\",\"datatype\":\"FP32\",\"shape\":[1,4],\"data\":[1,2,3,4]}],"
+            + "\"outputs\":[{\"name\":\"label\"},{\"name\":\"probabilities\"}],\"Inputs\":1}";
+
+        bool ok = reader.TryRead(Utf8(body), out InferenceInput input, out InferenceError? error);
+
+        error.ShouldBeNull();
+        ok.ShouldBeTrue();
+        input.BatchSize.ShouldBe(1);
     }
 
     [Fact]

@@ -59,6 +59,7 @@ public sealed class MalformedBodyFuzzTests
         answer.ShouldStartWith("HTTP/1.1 408");
         answer.ShouldContain("HttpLimits:MinRequestBodyBytesPerSecond");
         answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
+        answer.ShouldContain("\r\nConnection: close\r\n", Case.Insensitive, "Kestrel closes the connection after the 408");
     }
 
     [Fact]

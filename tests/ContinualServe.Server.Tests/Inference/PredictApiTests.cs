@@ -62,6 +62,20 @@ public sealed class PredictApiTests : IAsyncLifetime
         error.RootElement.GetProperty("field").GetString().ShouldBe(field);
     }
 
+    [Theory]
+    [InlineData("", "body", "The request body is empty. Send a JSON object with an 'instances' array.")]
+    [InlineData("{\"instances\":[[0]],\"instances\":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]]}", "instances", "The request body contains the property instances twice.")]
+    [InlineData("{\"instances\":[[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]],\"meta\":{\"a\":1,\"a\":2}}", "meta.a", "The request body contains the property meta.a twice.")]
+    public async Task EmptyOrDuplicateBodyGets400Message(string body, string field, string message)
+    {
+        using HttpResponseMessage response = await server.Client.PostAsync(PredictPath, Json(body));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        error.RootElement.GetProperty("field").GetString().ShouldBe(field);
+        error.RootElement.GetProperty("error").GetString().ShouldBe(message);
+    }
+
     [Fact]
     public async Task InvalidUtf8StringGets400()
     {

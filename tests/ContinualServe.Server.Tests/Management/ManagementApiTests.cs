@@ -188,6 +188,31 @@ public sealed class ManagementApiTests
         error.RootElement.GetProperty("error").GetString().ShouldBe(message, "an error without .NET type names");
     }
 
+    // One server for all cases, because each start loads a model. Names match without regard to case, as the
+    // golden set reads them.
+    [Fact]
+    public async Task EmptyOrDuplicateGoldenSetGets400Message()
+    {
+        await using ManagementServer server = await ManagementServer.StartAsync(versions: 1, separatePort: false);
+        (string Body, string Field, string Message)[] cases =
+        [
+            ("", "body", "The request body is empty. Send a JSON object with an 'examples' array."),
+            ("{\"examples\":[],\"examples\":[]}", "examples", "The request body contains the property examples twice (property names are matched without regard to case)."),
+            ("{\"examples\":[],\"Examples\":[]}", "Examples", "The request body contains the property Examples twice (property names are matched without regard to case)."),
+            ("{\"examples\":[{\"label\":0,\"label\":1,\"features\":[]}]}", "examples[0].label", "The request body contains the property examples[0].label twice (property names are matched without regard to case)."),
+        ];
+
+        foreach ((string body, string field, string message) in cases)
+        {
+            using HttpResponseMessage response = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token, body: body));
+
+            response.StatusCode.ShouldBe(HttpStatusCode.BadRequest, body);
+            using JsonDocument error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            error.RootElement.GetProperty("field").GetString().ShouldBe(field, body);
+            error.RootElement.GetProperty("error").GetString().ShouldBe(message, body);
+        }
+    }
+
     [Fact]
     public async Task SlowGoldenSetGets408NamingSettings()
     {
@@ -207,6 +232,7 @@ public sealed class ManagementApiTests
         answer.ShouldStartWith("HTTP/1.1 408");
         answer.ShouldContain("HttpLimits:MinRequestBodyBytesPerSecond");
         answer.ShouldContain("HttpLimits:MinBodyRateGracePeriod");
+        answer.ShouldContain("\r\nConnection: close\r\n", Case.Insensitive, "Kestrel closes the connection after the 408");
     }
 
     // Parsing an upload takes about ten times its size in memory, so a second upload while one is in progress gets 409
