@@ -52,12 +52,6 @@ public sealed record ModelVersionAnnouncement
         };
     }
 
-    /// <summary>
-    /// True when the learner's store saved versions above this one that it no longer has intact, so that this
-    /// announcement names its newest intact version in place of a higher number announced earlier.
-    /// </summary>
-    public bool WithdrawsNewerVersions => HighestSavedVersion > Version;
-
     public byte[] ToJsonBytes() => JsonSerializer.SerializeToUtf8Bytes(this, ModelManifest.JsonOptions);
 
     /// <summary>Decodes a record value; returns null with an error for anything that is not a usable announcement.</summary>
