@@ -26,7 +26,18 @@ public sealed record ModelVersionAnnouncement
     /// <summary>Base URL of the learner's read-only model store; empty when the learner has none configured.</summary>
     public string StoreUrl { get; init; } = "";
 
-    public static ModelVersionAnnouncement From(ModelVersion version, string storeUrl)
+    /// <summary>
+    /// Highest version number that the learner's store has saved, corrupt and deleted versions included. It is above
+    /// <see cref="Version"/> when the store's newer versions are no longer intact, and 0 from learners that predate
+    /// the field.
+    /// </summary>
+    public long HighestSavedVersion { get; init; }
+
+    /// <summary>
+    /// Describes <paramref name="version"/> for replicas. <paramref name="highestSavedVersion"/> is the store's highest
+    /// version number; a smaller value, such as the default 0, announces the version's own number.
+    /// </summary>
+    public static ModelVersionAnnouncement From(ModelVersion version, string storeUrl, long highestSavedVersion = 0)
     {
         ArgumentNullException.ThrowIfNull(version);
         return new ModelVersionAnnouncement
@@ -37,6 +48,7 @@ public sealed record ModelVersionAnnouncement
             WeightsBytes = version.Manifest.WeightsBytes,
             CreatedAt = version.Manifest.CreatedAt,
             StoreUrl = storeUrl,
+            HighestSavedVersion = Math.Max(version.Number, highestSavedVersion),
         };
     }
 
@@ -76,7 +88,8 @@ public sealed record ModelVersionAnnouncement
 
     /// <summary>
     /// Checks every field a replica acts on: a positive version, a SHA-256 of 64 lower-case hex digits, a weights size
-    /// of 0 or more, a store URL and a model name. Learners that predate the size field announce 0. The store URL is
+    /// and a highest saved version of 0 or more, a store URL and a model name. Learners that predate the size or the
+    /// highest saved version announce 0. The store URL is
     /// empty or an absolute http or https URL, because the learner's Distribution:StoreUrl accepts no other.
     /// </summary>
     internal bool IsValid(out string error)
@@ -104,6 +117,12 @@ public sealed record ModelVersionAnnouncement
         if (WeightsBytes < 0)
         {
             error = $"weightsBytes is negative ({WeightsBytes})";
+            return false;
+        }
+
+        if (HighestSavedVersion < 0)
+        {
+            error = $"highestSavedVersion is negative ({HighestSavedVersion})";
             return false;
         }
 

@@ -100,6 +100,13 @@ public sealed partial class ModelVersionPublisher : IDisposable
     /// <summary>Announces <paramref name="version"/>; the store URL configured for this learner goes with it.</summary>
     public void Publish(ModelVersion version) => Publish(ModelVersionAnnouncement.From(version, storeUrl));
 
+    /// <summary>
+    /// Announces <paramref name="version"/> with the store URL configured for this learner and
+    /// <paramref name="highestSavedVersion"/>, the highest version number of the learner's store.
+    /// </summary>
+    public void Publish(ModelVersion version, long highestSavedVersion) =>
+        Publish(ModelVersionAnnouncement.From(version, storeUrl, highestSavedVersion));
+
     public void Publish(ModelVersionAnnouncement announcement)
     {
         ArgumentNullException.ThrowIfNull(announcement);

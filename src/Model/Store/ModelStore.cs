@@ -260,6 +260,17 @@ public sealed partial class ModelStore
         }
     }
 
+    /// <summary>
+    /// Returns the highest version number this store has saved or contains, corrupt and deleted versions included. A
+    /// learner whose newest intact version is below it announces both numbers, so that replicas tell a corrupt or deleted
+    /// newest version apart from a store that numbers from 1 again.
+    /// </summary>
+    public long HighestVersionNumber()
+    {
+        IReadOnlyList<long> existing = ListVersionNumbers();
+        return Math.Max(existing.Count == 0 ? 0 : existing[^1], ReadHighestSavedVersion());
+    }
+
     // The highest number this store has saved, from .highest-version, or 0 without a readable record. The versions on disk
     // alone are not enough. When the newest version's directory is deleted (the repair for a corrupt version), its number
     // would go to the next version. Replicas that hold the deleted one would then serve its weights under the number

@@ -261,7 +261,8 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
     }
 
     // Pinned: the pinned version is live and pinned in this replica's store. Not pinned: nothing is pinned here, and the
-    // live version is the newest announced one or newer.
+    // live version is the newest announced one, or newer than any version the announcing store saved. A live version
+    // newer than the announced one but within the store's saved numbers is one the learner withdrew as corrupt or deleted.
     private bool IsOnTarget(ModelVersionAnnouncement? target, bool pinned)
     {
         long? pinnedHere = LocalPin();
@@ -270,8 +271,18 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return live.CurrentVersion == target!.Version && pinnedHere == target.Version;
         }
 
-        return pinnedHere is null && (target is null || target.Version <= (live.CurrentVersion ?? 0));
+        if (pinnedHere is not null)
+        {
+            return false;
+        }
+
+        long current = live.CurrentVersion ?? 0;
+        return target is null || target.Version == current || (target.Version < current && !IsWithdrawn(target, current));
     }
+
+    // Returns whether target's store saved version number, above target, and now announces target in its place.
+    private static bool IsWithdrawn(ModelVersionAnnouncement target, long number) =>
+        number > target.Version && number <= target.HighestSavedVersion;
 
     // The pin in this replica's store, or UnreadableLocalPin when the file exists but cannot be read. An unreadable file
     // thus differs from every pin the learner announces, and the next pin record overwrites it or an unpin deletes it.
@@ -318,6 +329,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
                 StoreControlFiles.WritePinnedVersion(swapper.Store, version.Number);
                 swapper.SwapToAny(version);
                 LogPinned(logger, version.Number);
+            }
+            else if (live.CurrentVersion is long current && IsWithdrawn(target, current))
+            {
+                // The live version is corrupt or deleted in the learner's store, so this older one replaces it, as a
+                // rollback would. The withdrawn version stays in this replica's store.
+                swapper.SwapToAny(version);
             }
             else
             {
@@ -421,8 +438,10 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
             return;
         }
 
+        // A lower number while none is pinned comes from a learner whose newer versions are corrupt or deleted, so the
+        // download in progress would fail or fetch weights the learner no longer announces.
         bool nextPinned = pin?.Pinned is not null;
-        if (download.Pinned || nextPinned || download.MayBeOvertaken)
+        if (download.Pinned || nextPinned || download.MayBeOvertaken || next.Version < download.Version)
         {
             download.Superseded.TrySetResult((next.Version, nextPinned));
             return;
@@ -706,10 +725,19 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
         // A learner announces its newest version again at each start, possibly from a new store URL (after a move to
         // https:// or another host), so a later record of the same version replaces the earlier one.
+        // An older number replaces the newest one too when its store saved that newest number, because the learner's
+        // newer versions are then corrupt or deleted, and the older one is its newest intact version.
         ModelVersionAnnouncement? newer;
+        ModelVersionAnnouncement? withdrawn = null;
         lock (newestLock)
         {
             newer = newest is not null && newest.Version > announcement.Version ? newest : null;
+            if (newer is not null && announcement.HighestSavedVersion >= newer.Version)
+            {
+                withdrawn = newer;
+                newer = null;
+            }
+
             if (newer is null)
             {
                 newest = announcement;
@@ -721,6 +749,12 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
         {
             ReportOlderAnnouncement(announcement, newer, result.TopicPartitionOffset);
             return;
+        }
+
+        if (withdrawn is not null)
+        {
+            LogNewerVersionsWithdrawn(
+                logger, announcement.Version, announcement.ModelName, result.TopicPartitionOffset, announcement.StoreUrl, withdrawn.Version, announcement.HighestSavedVersion);
         }
 
         // A replica that starts reads the topic's whole history, one record per earlier version where the topic is not
@@ -834,6 +868,9 @@ public sealed partial class ModelVersionSubscriber : BackgroundService
 
     [LoggerMessage(EventId = 489, Level = LogLevel.Warning, Message = "Ignoring version {Version} of {Model} announced at {Offset} from store '{StoreUrl}': this replica already read the announcement of version {Newest} from store '{NewestStoreUrl}', and it follows only newer versions. A learner that started on a new or emptied store numbers its versions from 1 again, and replicas ignore them until it passes version {Newest}; a replica without a live version stays unready meanwhile. Restart the learner on its previous store, or give the new learner and the replicas a new version topic (--version-topic) and the replicas empty store directories")]
     private static partial void LogOlderAnnouncement(ILogger logger, long version, string model, TopicPartitionOffset offset, string storeUrl, long newest, string newestStoreUrl);
+
+    [LoggerMessage(EventId = 294, Level = LogLevel.Warning, Message = "Version {Version} of {Model} announced at {Offset} from store '{StoreUrl}' replaces version {Withdrawn}, the newest announced before: that store saved versions up to {Highest}, and version {Version} is the newest it still has intact. This replica serves version {Version}, in place of version {Withdrawn} if it serves that one, and follows newer versions again. The learner logs error 101 with the reason for each corrupt version")]
+    private static partial void LogNewerVersionsWithdrawn(ILogger logger, long version, string model, TopicPartitionOffset offset, string storeUrl, long withdrawn, long highest);
 
     [LoggerMessage(EventId = 498, Level = LogLevel.Debug, Message = "Ignoring version {Version} announced at {Offset}, older than version {Newest}")]
     private static partial void LogOlderAnnouncementAgain(ILogger logger, long version, TopicPartitionOffset offset, long newest);

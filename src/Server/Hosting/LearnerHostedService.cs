@@ -124,7 +124,12 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
                 exception);
         }
 
-        OnVersionPublished(first);
+        long highest = AnnounceVersion(first);
+        if (highest > first.Number)
+        {
+            LogNewerVersionsWithdrawn(logger, first.Number, highest, learner.Store.RootDirectory);
+        }
+
         string modelName = first.Spec.Name;
         pinWatch = Task.Run(() => WatchPinAsync(modelName, stopping.Token), CancellationToken.None);
     }
@@ -164,11 +169,18 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
         }
     }
 
-    private void OnVersionPublished(ModelVersion version)
+    private void OnVersionPublished(ModelVersion version) => AnnounceVersion(version);
+
+    // Serves and announces the version. The announcement carries the store's highest version number, so that replicas
+    // which read a higher announcement before (of a version that is now corrupt or deleted) follow this one. Returns
+    // that number.
+    private long AnnounceVersion(ModelVersion version)
     {
         published = version;
         swapper?.TrySwapToPublished(version);
-        publisher.Publish(version);
+        long highest = learner.Store.HighestVersionNumber();
+        publisher.Publish(version, highest);
+        return highest;
     }
 
     /// <summary>
@@ -309,6 +321,9 @@ public sealed partial class LearnerHostedService : IHostedLifecycleService, IDis
             lastProblem = problem;
         }
     }
+
+    [LoggerMessage(EventId = 295, Level = LogLevel.Warning, Message = "Announced version {Version}, the newest intact version in {Directory}, although the store saved versions up to {Highest}: the versions above {Version} are corrupt (error 101) or were deleted. Replicas that served one of them go back to version {Version}, and all of them follow the next version this learner publishes")]
+    private static partial void LogNewerVersionsWithdrawn(ILogger logger, long version, long highest, string directory);
 
     [LoggerMessage(EventId = 431, Level = LogLevel.Warning, Message = "The pin was not announced to replicas: {Problem}. Replicas keep the previous pin")]
     private static partial void LogPinNotAnnounced(ILogger logger, string problem);

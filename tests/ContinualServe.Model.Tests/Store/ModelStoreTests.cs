@@ -30,6 +30,19 @@ public sealed class ModelStoreTests
         store.ListVersionNumbers().ShouldBe([1L, 2L, 4L]);
     }
 
+    // A learner announces this number with its newest intact version, so it counts deleted and corrupt versions too.
+    [Fact]
+    public void HighestNumberCountsDeletedVersions()
+    {
+        ModelStore written = SmallModels.StoreWithVersions(3);
+        Directory.Delete(written.VersionDirectory(3), recursive: true);
+        var store = new ModelStore(written.RootDirectory);
+
+        store.HighestVersionNumber().ShouldBe(3);
+        File.Delete(Path.Combine(written.RootDirectory, ".highest-version"));
+        store.HighestVersionNumber().ShouldBe(2);
+    }
+
     [Fact]
     public void UnreadableHighestRecordIsLogged()
     {

@@ -15,6 +15,7 @@ public sealed class ModelVersionAnnouncementTests
         WeightsBytes = 1024,
         CreatedAt = DateTimeOffset.UnixEpoch,
         StoreUrl = "http://learner:8081",
+        HighestSavedVersion = 9,
     };
 
     [Fact]
@@ -39,6 +40,7 @@ public sealed class ModelVersionAnnouncementTests
     [InlineData("{\"modelName\":\"m\",\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"storeUrl\":\"learner:8081\"}", "storeUrl")]
     [InlineData("{\"modelName\":\"m\",\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"storeUrl\":\"/models\"}", "storeUrl")]
     [InlineData("{\"modelName\":\"m\",\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"storeUrl\":\"http://user:secret@127.0.0.1:8081\"}", "storeUrl contains a user name or password")]
+    [InlineData("{\"modelName\":\"m\",\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"highestSavedVersion\":-1}", "highestSavedVersion is negative")]
     [InlineData("{\"version\":300,\"weightsSha256\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "modelName is missing")]
     public void InvalidRecordIsRejected(string value, string reason)
     {

@@ -40,6 +40,8 @@ public sealed class SubscriberRecordTests : IDisposable
     private const int StoreDirectoryStillChangedEvent = 497;
     private const int OlderAnnouncementEvent = 489;
     private const int OlderAnnouncementAgainEvent = 498;
+    private const int CorruptDownloadEvent = 462;
+    private const int NewerVersionsWithdrawnEvent = 294;
 
     private readonly string root = Directory.CreateDirectory(
         Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
@@ -292,6 +294,68 @@ public sealed class SubscriberRecordTests : IDisposable
         live.CurrentVersion.ShouldBe(2);
     }
 
+    // A learner announced version 2, then restarted after version 2's weights were truncated in its store, and announced
+    // version 1 with the store's highest saved number, 2. A replica that starts now serves version 1, and never tries
+    // to download the corrupt version 2.
+    [Fact(Timeout = 60_000)]
+    public async Task NewReplicaServesVersionBelowWithdrawnOne()
+    {
+        SaveVersion(seed: 7);
+        (WebApplication store, string storeUrl) = await StoreServer.StartAsync(source);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        Announce(broker.BootstrapServers, storeUrl, version: 2);
+        TruncateWeights(version: 2);
+        Announce(broker.BootstrapServers, storeUrl, version: 1, highestSavedVersion: 2);
+        var logger = new RecordingLogger();
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, new DistributionOptions());
+
+        await subscriber.StartAsync(CancellationToken.None);
+        bool served = await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(20));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        served.ShouldBeTrue($"version 1 was not served within 20 s; the live version is {live.CurrentVersion?.ToString() ?? "none"}");
+        string warning = logger.WithEvent(NewerVersionsWithdrawnEvent).ShouldHaveSingleItem().Message;
+        warning.ShouldContain("replaces version 2");
+        warning.ShouldContain($"'{storeUrl}'");
+        logger.WithEvent(OlderAnnouncementEvent).ShouldBeEmpty();
+        logger.WithEvent(CorruptDownloadEvent).ShouldBeEmpty();
+    }
+
+    // A replica that serves version 2 goes back to version 1 once the learner withdraws version 2 (its weights are
+    // corrupt in the learner's store), keeps its own copy of version 2, and follows the next version, 3.
+    [Fact(Timeout = 60_000)]
+    public async Task LiveReplicaLeavesWithdrawnVersion()
+    {
+        SaveVersion(seed: 7);
+        (WebApplication store, string storeUrl) = await StoreServer.StartAsync(source);
+        await using WebApplication storeScope = store;
+        using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
+        broker.CreateTopic(Topic, 1);
+        Announce(broker.BootstrapServers, storeUrl, version: 2);
+        var logger = new RecordingLogger();
+        using var live = new LiveModel();
+        using ModelVersionSubscriber subscriber = CreateSubscriber(broker.BootstrapServers, live, logger, new DistributionOptions());
+        await subscriber.StartAsync(CancellationToken.None);
+        bool servedSecond = await WaitUntilAsync(() => live.CurrentVersion == 2, TimeSpan.FromSeconds(20));
+
+        TruncateWeights(version: 2);
+        Announce(broker.BootstrapServers, storeUrl, version: 1, highestSavedVersion: 2);
+        bool servedFirst = servedSecond && await WaitUntilAsync(() => live.CurrentVersion == 1, TimeSpan.FromSeconds(10));
+        SaveVersion(seed: 8);
+        Announce(broker.BootstrapServers, storeUrl, version: 3);
+        bool servedThird = servedFirst && await WaitUntilAsync(() => live.CurrentVersion == 3, TimeSpan.FromSeconds(10));
+        await subscriber.StopAsync(CancellationToken.None);
+
+        servedSecond.ShouldBeTrue("version 2 was not served within 20 s");
+        servedFirst.ShouldBeTrue($"version 1 did not replace the withdrawn version 2 within 10 s; the live version is {live.CurrentVersion}");
+        servedThird.ShouldBeTrue($"version 3 was not served within 10 s; the live version is {live.CurrentVersion}");
+        logger.WithEvent(NewerVersionsWithdrawnEvent).ShouldHaveSingleItem();
+        new ModelStore(Path.Combine(root, "replica")).ListVersionNumbers().ShouldContain(2);
+    }
+
     // Announces version 1 from storeUrl and runs a subscriber that retries failed downloads after 100 to 200 ms, until it
     // serves the version or 30 s pass. Returns whether it served the version.
     private async Task<bool> ServeWithQuickRetriesAsync(string storeUrl, RecordingLogger logger)
@@ -336,13 +400,22 @@ public sealed class SubscriberRecordTests : IDisposable
         (into ?? source).Save(RunningServer.Spec, module, new ModelManifest());
     }
 
-    private void Announce(string bootstrapServers, string storeUrl, long version = 1, ModelStore? from = null)
+    private void Announce(string bootstrapServers, string storeUrl, long version = 1, ModelStore? from = null, long highestSavedVersion = 0)
     {
         using var publisher = new ModelVersionPublisher(
             bootstrapServers, new DistributionOptions { StoreUrl = storeUrl, Topic = Topic }, NullLogger<ModelVersionPublisher>.Instance);
         (from ?? source).TryLoad(version, out ModelVersion? saved).ShouldBeTrue();
-        publisher.Publish(saved!);
+        publisher.Publish(saved!, highestSavedVersion);
         publisher.Flush(TimeSpan.FromSeconds(10)).ShouldBe(0);
+    }
+
+    // Cuts the weights of a version in the learner's store to half their length, as a failed disk or an operator's
+    // truncate would.
+    private void TruncateWeights(long version)
+    {
+        string weights = Path.Combine(source.VersionDirectory(version), ModelStore.WeightsFileName);
+        using var stream = new FileStream(weights, FileMode.Open, FileAccess.Write);
+        stream.SetLength(stream.Length / 2);
     }
 
     private static async Task ProduceRawAsync(string bootstrapServers, string key, string value)
