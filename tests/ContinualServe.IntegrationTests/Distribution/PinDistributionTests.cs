@@ -13,35 +13,14 @@ using static TorchSharp.torch;
 namespace ContinualServe.IntegrationTests.Distribution;
 
 /// <summary>Pins in model stores that servers find when they start, with real child processes of the built executable.</summary>
-public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncLifetime
+public sealed class PinDistributionTests(ITestOutputHelper testOutput) : ChildProcessTests(testOutput)
 {
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(40);
-
-    private readonly string root = Directory.CreateDirectory(
-        Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
-
-    private readonly List<ContinualServeProcess> processes = [];
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        foreach (ContinualServeProcess process in processes)
-        {
-            testOutput.WriteLine($"--- {process.Name} (exited: {process.HasExited})");
-            testOutput.WriteLine(process.OutputTail);
-            await process.DisposeAsync();
-        }
-
-        Directory.Delete(root, recursive: true);
-    }
-
     [Fact]
     public async Task ReplicaKeepsPinWhileBrokerIsDown()
     {
         // A replica that restarts while no broker responds has not read the learner's pin record yet, so the pin in
         // its own store is the best record of the operator's decision.
-        string store = Path.Combine(root, "replica");
+        string store = Path.Combine(Root, "replica");
         SaveVersions(store, count: 2);
         StoreControlFiles.WritePinnedVersion(store, 1);
         string unreachable = "127.0.0.1:" + ContinualServeProcess.FreePort().ToString(CultureInfo.InvariantCulture);
@@ -62,7 +41,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     [Fact]
     public async Task AllRoleStartsWithUnreadablePin()
     {
-        string store = Path.Combine(root, "all");
+        string store = Path.Combine(Root, "all");
         Directory.CreateDirectory(store);
         await File.WriteAllTextAsync(Path.Combine(store, StoreControlFiles.PinnedVersionFileName), "not-a-version");
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
@@ -70,7 +49,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 
         (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
-        processes[0].OutputTail.ShouldContain("not-a-version");
+        Processes[0].OutputTail.ShouldContain("not-a-version");
     }
 
     // A promote or unpin sent to a serve process on the learner's volume changes only the pin file. The all role polls no
@@ -78,7 +57,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     [Fact]
     public async Task AllRoleFollowsPinFromAnotherServer()
     {
-        string store = Path.Combine(root, "all");
+        string store = Path.Combine(Root, "all");
         SaveVersions(store, count: 2);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         string url = await StartAllRoleAsync(broker, store);
@@ -100,7 +79,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     [Fact]
     public async Task AllRolePinWatchSkipsMisfitPin()
     {
-        string store = Path.Combine(root, "all");
+        string store = Path.Combine(Root, "all");
         SaveVersions(store, count: 3);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         string url = await StartAllRoleAsync(broker, store);
@@ -115,15 +94,15 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
 
         served.ShouldBe(2, "the all role did not serve the pin written after the misfit one");
         logged.ShouldBeTrue("the pin watch did not report the misfit pin");
-        processes[0].HasExited.ShouldBeFalse();
-        processes[0].OutputTail.ShouldNotContain("unexpected error");
+        Processes[0].HasExited.ShouldBeFalse();
+        Processes[0].OutputTail.ShouldNotContain("unexpected error");
     }
 
     // The same misfit version in a serve process reaches its store poller, which must skip it and keep the host running.
     [Fact]
     public async Task StorePollerSkipsMisfitPin()
     {
-        string store = Path.Combine(root, "serve");
+        string store = Path.Combine(Root, "serve");
         SaveVersions(store, count: 3);
         string url = await StartProcessAsync("serve", listenUrl => ["serve", "--urls", listenUrl, "--store", store, "--device", "cpu"]);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
@@ -135,10 +114,10 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         StoreControlFiles.WritePinnedVersion(store, 2);
         long? served = await WaitForVersionAsync(http, url, 2);
 
-        processes[0].HasExited.ShouldBeFalse("the server stopped after a misfit version was pinned");
+        Processes[0].HasExited.ShouldBeFalse("the server stopped after a misfit version was pinned");
         served.ShouldBe(2, "the server did not serve the pin written after the misfit one");
         logged.ShouldBeTrue("the store poller did not report the misfit pin");
-        processes[0].OutputTail.ShouldNotContain("unexpected error");
+        Processes[0].OutputTail.ShouldNotContain("unexpected error");
     }
 
     // A kill between saving a version and writing its checkpoint leaves that version in the store, but the learner
@@ -147,7 +126,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     [Fact]
     public async Task AllRoleSkipsVersionAheadOfCheckpoint()
     {
-        string store = Path.Combine(root, "all");
+        string store = Path.Combine(Root, "all");
         SaveVersions(store, count: 1);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
@@ -157,18 +136,18 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
             "all", "--urls", listenUrl, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
             "--store", store, "--device", "cpu", "--store-url", listenUrl,
         ];
-        (ContinualServeProcess first, string url) = await ContinualServeProcess.StartOnFreePortAsync("all", root, "http", Arguments);
-        processes.Add(first);
+        (ContinualServeProcess first, string url) = await ContinualServeProcess.StartOnFreePortAsync("all", Root, "http", Arguments);
+        Processes.Add(first);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
         (await WaitForLogAsync("Announced that no version of")).ShouldBeTrue("the first all process did not start its pin watch");
-        await processes[0].DisposeAsync();
-        processes.Clear();
+        await Processes[0].DisposeAsync();
+        Processes.Clear();
         Directory.EnumerateDirectories(Path.Combine(store, "learner-checkpoint")).ShouldNotBeEmpty();
 
         SaveVersions(store, count: 1);
         // NOTE: the restart reuses the first process's port, which another socket could take after the kill.
-        processes.Add(ContinualServeProcess.Start("all-restarted", root, Arguments(url)));
+        Processes.Add(ContinualServeProcess.Start("all-restarted", Root, Arguments(url)));
 
         (await WaitForServedVersionAsync(http, url)).ShouldBe(1);
         (await WaitForLogAsync("Announced that no version of")).ShouldBeTrue("the restarted all process did not start its pin watch");
@@ -183,7 +162,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     public async Task ReplicaSurvivesUnreadableLocalPin()
     {
         // The subscriber reads the replica's own pin file on every pass. An unreadable one must not stop the replica.
-        string store = Path.Combine(root, "replica");
+        string store = Path.Combine(Root, "replica");
         SaveVersions(store, count: 2);
         await File.WriteAllTextAsync(Path.Combine(store, StoreControlFiles.PinnedVersionFileName), "not-a-version");
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
@@ -195,7 +174,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
         (await WaitForServedVersionAsync(http, url)).ShouldBe(2);
         (await WaitForLogAsync("model-versions up to its end")).ShouldBeTrue("the subscriber did not read the topic to its end");
         await Task.Delay(1000);
-        processes[0].HasExited.ShouldBeFalse(processes[0].OutputTail);
+        Processes[0].HasExited.ShouldBeFalse(Processes[0].OutputTail);
         (await ReplicaDistributionTests.ServedVersionAsync(http, url)).ShouldBe(2);
     }
 
@@ -204,7 +183,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     {
         // Version 3 is the one an operator rolled back from. The learner has since announced version 4, which cannot be
         // downloaded yet, so the replica must stay on the pinned version 2 and never serve 3.
-        string store = Path.Combine(root, "replica");
+        string store = Path.Combine(Root, "replica");
         SaveVersions(store, count: 3);
         StoreControlFiles.WritePinnedVersion(store, 2);
         using EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.Start();
@@ -237,7 +216,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
 
         StoreControlFiles.ReadPinnedVersion(store).ShouldBeNull();
         (await WaitForLogAsync("Download of version 4 from " + unreachableStore + " failed (attempt 2)")).ShouldBeTrue();
-        processes[0].OutputTail.Split('\n').Count(line => line.Contains("failed (attempt 1)", StringComparison.Ordinal))
+        Processes[0].OutputTail.Split('\n').Count(line => line.Contains("failed (attempt 1)", StringComparison.Ordinal))
             .ShouldBe(1, "each failed attempt is counted once");
     }
 
@@ -246,32 +225,32 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
     {
         broker.CreateTopic(ReplicaDistributionTests.ExampleTopic, 1);
         broker.CreateTopic("model-versions", 1);
-        (ContinualServeProcess all, string url) = await ContinualServeProcess.StartOnFreePortAsync("all", root, "http", listenUrl =>
+        (ContinualServeProcess all, string url) = await ContinualServeProcess.StartOnFreePortAsync("all", Root, "http", listenUrl =>
         [
             "all", "--urls", listenUrl, "--bootstrap-servers", broker.BootstrapServers, "--topic", ReplicaDistributionTests.ExampleTopic,
             "--store", store, "--device", "cpu", "--store-url", listenUrl,
         ]);
-        processes.Add(all);
+        Processes.Add(all);
         return url;
     }
 
     // Starts a child that listens on a port the kernel picks, keeps it for disposal, and returns its URL.
     private async Task<string> StartProcessAsync(string name, Func<string, string[]> arguments)
     {
-        (ContinualServeProcess child, string url) = await ContinualServeProcess.StartOnAnyPortAsync(name, root, "http", arguments);
-        processes.Add(child);
+        (ContinualServeProcess child, string url) = await ContinualServeProcess.StartOnAnyPortAsync(name, Root, "http", arguments);
+        Processes.Add(child);
         return url;
     }
 
     private async Task<bool> WaitForLogAsync(string text)
     {
         using var deadline = new CancellationTokenSource(StartTimeout);
-        while (!deadline.IsCancellationRequested && !processes[0].OutputTail.Contains(text, StringComparison.Ordinal))
+        while (!deadline.IsCancellationRequested && !Processes[0].OutputTail.Contains(text, StringComparison.Ordinal))
         {
             await Task.Delay(200, CancellationToken.None);
         }
 
-        return processes[0].OutputTail.Contains(text, StringComparison.Ordinal);
+        return Processes[0].OutputTail.Contains(text, StringComparison.Ordinal);
     }
 
     // Rewrites a version's spec with hidden layers of another size, so that its weights no longer fit the model it builds.
@@ -318,7 +297,7 @@ public sealed class PinDistributionTests(ITestOutputHelper testOutput) : IAsyncL
                 return version;
             }
 
-            processes.ShouldAllBe(process => !process.HasExited, "a server exited before it served a version");
+            Processes.ShouldAllBe(process => !process.HasExited, "a server exited before it served a version");
             await Task.Delay(200, CancellationToken.None);
         }
 

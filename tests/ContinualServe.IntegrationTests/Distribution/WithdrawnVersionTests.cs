@@ -10,35 +10,14 @@ namespace ContinualServe.IntegrationTests.Distribution;
 /// A learner whose newest version became corrupt while it was stopped, with real child processes of the built
 /// executable: replicas follow the newest intact version it announces at its restart.
 /// </summary>
-public sealed class WithdrawnVersionTests(ITestOutputHelper testOutput) : IAsyncLifetime
+public sealed class WithdrawnVersionTests(ITestOutputHelper testOutput) : ChildProcessTests(testOutput)
 {
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(40);
-
-    private readonly string root = Directory.CreateDirectory(
-        Path.Combine(Path.GetTempPath(), "continualserve-tests", Guid.NewGuid().ToString("N"))).FullName;
-
-    private readonly List<ContinualServeProcess> processes = [];
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        foreach (ContinualServeProcess process in processes)
-        {
-            testOutput.WriteLine($"--- {process.Name} (exited: {process.HasExited})");
-            testOutput.WriteLine(process.OutputTail);
-            await process.DisposeAsync();
-        }
-
-        Directory.Delete(root, recursive: true);
-    }
-
     // The learner announces version 2 and stops. Version 2's weights are then truncated, and the restarted learner
     // announces version 1. A replica that starts afterwards serves version 1 and does not download the corrupt version 2.
     [Fact]
     public async Task NewReplicaServesNewestIntactVersion()
     {
-        string learnerStore = Path.Combine(root, "learner");
+        string learnerStore = Path.Combine(Root, "learner");
         var store = new ModelStore(learnerStore);
         ReplicaStores.SaveVersion(store, seed: 1);
         ReplicaStores.SaveVersion(store, seed: 2);
@@ -52,11 +31,11 @@ public sealed class WithdrawnVersionTests(ITestOutputHelper testOutput) : IAsync
             "--topic", ReplicaDistributionTests.ExampleTopic, "--store", learnerStore, "--device", "cpu", "--store-url", listenUrl,
         ];
         (ContinualServeProcess first, string learnerUrl) = await ContinualServeProcess.StartOnFreePortAsync(
-            "learner", root, "http", LearnerArguments);
-        processes.Add(first);
+            "learner", Root, "http", LearnerArguments);
+        Processes.Add(first);
         (await WaitForOutputAsync(first, "Announced version 2 ")).ShouldBeTrue("the first learner did not announce version 2");
         await first.DisposeAsync();
-        processes.Remove(first);
+        Processes.Remove(first);
 
         string weights = Path.Combine(store.VersionDirectory(2), ModelStore.WeightsFileName);
         await using (var stream = new FileStream(weights, FileMode.Open, FileAccess.Write))
@@ -65,16 +44,16 @@ public sealed class WithdrawnVersionTests(ITestOutputHelper testOutput) : IAsync
         }
 
         // NOTE: the restart reuses the first learner's port, which another socket could take after the kill.
-        ContinualServeProcess restarted = ContinualServeProcess.Start("learner-restarted", root, LearnerArguments(learnerUrl));
-        processes.Add(restarted);
+        ContinualServeProcess restarted = ContinualServeProcess.Start("learner-restarted", Root, LearnerArguments(learnerUrl));
+        Processes.Add(restarted);
         (await WaitForOutputAsync(restarted, "Announced version 1 ")).ShouldBeTrue("the restarted learner did not announce version 1");
-        (ContinualServeProcess replica, string replicaUrl) = await ContinualServeProcess.StartOnAnyPortAsync("replica", root, "http", listenUrl =>
+        (ContinualServeProcess replica, string replicaUrl) = await ContinualServeProcess.StartOnAnyPortAsync("replica", Root, "http", listenUrl =>
         [
-            "serve", "--urls", listenUrl, "--store", Path.Combine(root, "replica"), "--device", "cpu",
+            "serve", "--urls", listenUrl, "--store", Path.Combine(Root, "replica"), "--device", "cpu",
             "--bootstrap-servers", broker.BootstrapServers,
             "--Distribution:RetryDelay=00:00:00.200", "--Distribution:MaxRetryDelay=00:00:01",
         ]);
-        processes.Add(replica);
+        Processes.Add(replica);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 
         (await WaitForServedVersionAsync(http, replicaUrl)).ShouldBe(1);
@@ -106,7 +85,7 @@ public sealed class WithdrawnVersionTests(ITestOutputHelper testOutput) : IAsync
                 return version;
             }
 
-            processes.ShouldAllBe(process => !process.HasExited, "a process exited before the replica served a version");
+            Processes.ShouldAllBe(process => !process.HasExited, "a process exited before the replica served a version");
             await Task.Delay(200, CancellationToken.None);
         }
 
