@@ -250,9 +250,13 @@ public sealed class ManagementApiTests
             await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
             await stream.FlushAsync();
 
-            // The slow upload's handler has to be running before the second one arrives; its body never completes.
+            // The slow upload's handler has to be running before the second one arrives; its body never completes. Under
+            // the full suite's load the handler can start seconds late, so the body trickles in at 2 KB/s (JSON spaces),
+            // above HttpLimits' minimum rate, and Kestrel does not end it with a 408 while the test waits.
+            using var stopTrickle = new CancellationTokenSource();
+            Task trickle = TrickleSpacesAsync(stream, stopTrickle.Token);
             HttpStatusCode second = HttpStatusCode.OK;
-            for (int attempt = 0; attempt < 50 && second != HttpStatusCode.Conflict; attempt++)
+            for (int attempt = 0; attempt < 150 && second != HttpStatusCode.Conflict; attempt++)
             {
                 await Task.Delay(100);
                 using HttpResponseMessage concurrent = await server.Management.SendAsync(Request("PUT", "manage/v1/golden-set", ManagementServer.Token));
@@ -264,6 +268,8 @@ public sealed class ManagementApiTests
                 }
             }
 
+            await stopTrickle.CancelAsync();
+            await trickle;
             second.ShouldBe(HttpStatusCode.Conflict);
         }
 
@@ -627,5 +633,23 @@ public sealed class ManagementApiTests
         int features = RunningServer.Spec.FeatureCount;
         var set = new { examples = new[] { new { label = 0, features = new float[features] }, new { label = 2, features = Enumerable.Repeat(1f, features).ToArray() } } };
         return JsonSerializer.Serialize(set);
+    }
+
+    // Writes 512 spaces every 250 ms until cancelled or the server closes the connection.
+    private static async Task TrickleSpacesAsync(NetworkStream stream, CancellationToken cancellation)
+    {
+        byte[] spaces = Encoding.ASCII.GetBytes(new string(' ', 512));
+        try
+        {
+            while (true)
+            {
+                await stream.WriteAsync(spaces, cancellation);
+                await Task.Delay(250, cancellation);
+            }
+        }
+        catch (Exception exception) when (exception is OperationCanceledException or IOException)
+        {
+            // Cancelled by the test, or the server closed the connection.
+        }
     }
 }
