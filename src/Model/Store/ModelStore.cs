@@ -217,8 +217,7 @@ public sealed partial class ModelStore
         lock (writeLock)
         {
             EnsureRootDirectoryUnchanged();
-            IReadOnlyList<long> existing = ListVersionNumbers();
-            long number = Math.Max(existing.Count == 0 ? 0 : existing[^1], ReadHighestSavedVersion()) + 1;
+            long number = HighestVersionNumber() + 1;
             string temporary = Path.Combine(RootDirectory, TemporaryPrefix + Guid.NewGuid().ToString("N"));
             FileSync.CreateDirectoryInExistingParent(temporary);
             try

@@ -257,18 +257,13 @@ internal static class RoleCommandLine
     /// </summary>
     internal static string EnumValuesHint(string binderMessage)
     {
-        ArgumentNullException.ThrowIfNull(binderMessage);
-        const string typeMarker = "to type '";
-        int start = binderMessage.IndexOf(typeMarker, StringComparison.Ordinal);
-        int end = start < 0 ? -1 : binderMessage.IndexOf('\'', start + typeMarker.Length);
-        if (end < 0)
+        if (Hosting.BinderConversionFailure.Parse(binderMessage) is not { } failure)
         {
             return "";
         }
 
-        string typeName = binderMessage[(start + typeMarker.Length)..end];
         Type? type = AppDomain.CurrentDomain.GetAssemblies()
-            .Select(assembly => assembly.GetType(typeName))
+            .Select(assembly => assembly.GetType(failure.TypeName))
             .FirstOrDefault(found => found is not null);
         return type is { IsEnum: true } ? $" It takes {string.Join(", ", Enum.GetNames(type))} (in any case)." : "";
     }

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Reflection;
-using System.Text.RegularExpressions;
 using ContinualServe.Learner;
 using ContinualServe.Learner.Kafka;
 using ContinualServe.Learner.Publishing;
@@ -14,7 +13,7 @@ namespace ContinualServe.Server.Hosting;
 /// such as <c>Server:StoreDirectry</c>. The configuration binder skips such keys, so a misspelled setting would
 /// otherwise leave its default in place without a word. Also finds durations that TimeSpan cannot parse, such as 2ms.
 /// </summary>
-public static partial class UnknownSettings
+public static class UnknownSettings
 {
     private const string DurationFormat =
         "Durations are written [d.]hh:mm:ss[.fraction], for example 00:00:00.002 for 2 ms or 00:00:05 for 5 s, and a bare number counts days.";
@@ -64,23 +63,18 @@ public static partial class UnknownSettings
     /// <summary>
     /// Returns the message of <see cref="ThrowIfAny"/> for a binder message about a duration that TimeSpan cannot parse,
     /// or null for any other message. A setting that the host reads while it is built fails in the binder, before
-    /// <see cref="ThrowIfAny"/> can check it. The binder's message is "Failed to convert configuration value '2ms' at
-    /// 'Learner:SessionTimeout' to type 'System.TimeSpan'." (Microsoft.Extensions.Configuration.Binder 10.0).
+    /// <see cref="ThrowIfAny"/> can check it.
     /// </summary>
     public static string? DescribeBinderDurationFailure(string binderMessage)
     {
-        ArgumentNullException.ThrowIfNull(binderMessage);
-        Match match = BinderDurationFailure().Match(binderMessage);
-        return match.Success
-            ? InvalidDurationsMessage([$"'{match.Groups["path"].Value}' is '{match.Groups["value"].Value}'"])
+        BinderConversionFailure? failure = BinderConversionFailure.Parse(binderMessage);
+        return failure is not null && failure.TypeName.Contains("System.TimeSpan", StringComparison.Ordinal)
+            ? InvalidDurationsMessage([$"'{failure.Path}' is '{failure.Value}'"])
             : null;
     }
 
     private static string InvalidDurationsMessage(IEnumerable<string> invalidDurations) =>
         "Invalid durations: " + string.Join("; ", invalidDurations) + ". " + DurationFormat;
-
-    [GeneratedRegex(@"^Failed to convert configuration value '(?<value>.*)' at '(?<path>[^']*)' to type '[^']*System\.TimeSpan[^']*'")]
-    private static partial Regex BinderDurationFailure();
 
     private static void Collect(IConfigurationSection section, Type type, List<string> unknown, List<string> invalidDurations)
     {
