@@ -101,9 +101,9 @@ public sealed partial class ContinualLearner
                 copiedFiles!.WriteTo(directory);
             });
 
-            // The checkpoint's files are written before the version is saved. A server that reads this store loads the
-            // version once it is saved, and a learner killed before the checkpoint is complete discards the version at
-            // its restart, so the time between the two steps is kept to the checkpoint's flush and rename.
+            // A server that reads this store loads the version once it is saved. A learner killed before the checkpoint is
+            // complete restarts from the previous checkpoint and trains past the version. So the checkpoint's files are
+            // written first, and only the checkpoint's flush and rename come after the save.
             ModelVersion version;
             try
             {

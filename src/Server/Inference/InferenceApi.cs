@@ -204,11 +204,10 @@ public static partial class InferenceApi
     }
 
     /// <summary>
-    /// Counts a request's <paramref name="outcome"/>, and adds its duration to the latency histogram when the request
-    /// was queued for a forward pass: answered (ok), timed out in the queue, or failed in the forward pass. Requests
-    /// turned away at once (a full queue, no loaded version, a bad or oversized body) take microseconds. Counted, they
-    /// pulled the percentiles down: on a replica that turned away 96% of its requests with 429, the p50 read 55 µs,
-    /// and the latency alert would have missed a slow forward pass behind them.
+    /// Counts a request's <paramref name="outcome"/>. Adds its duration to the latency histogram only when the request
+    /// was queued for a forward pass: it succeeded (ok), timed out in the queue, or failed in the forward pass. Requests
+    /// rejected at once (a full queue, no loaded version, a bad or oversized body) take microseconds. In the histogram
+    /// they pulled the percentiles down: on a replica that rejected 96% of its requests with 429, the p50 was 55 µs.
     /// </summary>
     internal static void RecordRequest(string model, string outcome, TimeSpan elapsed)
     {

@@ -250,9 +250,10 @@ public sealed class ManagementApiTests
             await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
             await stream.FlushAsync();
 
-            // The slow upload's handler has to be running before the second one arrives; its body never completes. In one
-            // run of the full suite no second upload got 409 within 5 s, so the test waits up to 15 s, and the body
-            // trickles in at 2 KB/s (JSON spaces), above HttpLimits' minimum rate, so Kestrel does not end it with a 408.
+            // The slow upload's handler has to be running before the second one arrives, and its body never completes.
+            // In one run of the full suite no second upload got 409 within 5 s, so the test waits up to 15 s. Meanwhile
+            // the body trickles in at 2 KB/s (JSON spaces), above HttpLimits' minimum rate, so Kestrel does not end it
+            // with a 408.
             using var stopTrickle = new CancellationTokenSource();
             Task trickle = TrickleSpacesAsync(stream, stopTrickle.Token);
             HttpStatusCode second = HttpStatusCode.OK;
