@@ -52,7 +52,14 @@ internal sealed class ManagementServer : IAsyncDisposable
         for (int attempt = 1; ; attempt++)
         {
             int inferencePort = FreePort();
-            int managementPort = separatePort ? FreePort() : inferencePort;
+            int managementPort = inferencePort;
+
+            // Two calls of FreePort can return the same port, because the first listener has released it.
+            while (separatePort && managementPort == inferencePort)
+            {
+                managementPort = FreePort();
+            }
+
             WebApplication app = Build(directory, tokenFile, inferencePort, separatePort ? managementPort : null, logs, extraArguments);
             try
             {
